@@ -1,0 +1,40 @@
+# The two commands: `make run` and `make test`. Both install what they need first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+# Debian packages: python3-venv for a fresh machine; chromium for the console's browser tests.
+DEBIAN_RUN := ca-certificates
+DEBIAN_TEST := chromium fonts-dejavu-core
+
+.PHONY: run test lint bench clean deps-run deps-test
+
+$(PY):
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || ./scripts/debian-deps.sh python3-venv python3-pip
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+deps-run:
+	@./scripts/debian-deps.sh $(DEBIAN_RUN)
+
+deps-test:
+	@./scripts/debian-deps.sh $(DEBIAN_TEST)
+
+run: deps-run $(STAMP)
+	$(VENV)/bin/callcenter serve --demo $(ARGS)
+
+test: deps-test $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q $(ARGS)
+
+bench: $(STAMP)
+	$(PY) benchmarks/lookup.py
+	$(PY) benchmarks/ami_ingest.py
+	$(PY) benchmarks/screenpop_latency.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

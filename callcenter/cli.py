@@ -1,0 +1,181 @@
+"""The ``callcenter`` command: serve, import clients, manage users, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import sys
+from pathlib import Path
+
+from callcenter.config import Config, ConfigError, load_config
+
+log = logging.getLogger("callcenter")
+
+
+def _config(args: argparse.Namespace) -> Config:
+    path = args.config or os.environ.get("CALLCENTER_CONFIG")
+    return load_config(path)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from callcenter.app import create_app
+
+    config = _config(args)
+    if args.host:
+        config.server.host = args.host
+    if args.port is not None:
+        config.server.port = args.port
+    demo = args.demo or config.demo.enabled
+    app = create_app(config, demo=demo)
+    if demo:
+        from callcenter.demo_line import add_demo_components
+
+        add_demo_components(app, config)
+    else:
+        from callcenter.lines_setup import add_line_components
+
+        add_line_components(app, config)
+    print(f"callcenter {'(demo) ' if demo else ''}on http://{config.server.host}:"
+          f"{config.server.port}/  database: {config.database_path}", flush=True)
+    uvicorn.run(app, host=config.server.host, port=config.server.port, log_level="info",
+                ws="websockets-sansio", lifespan="on")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from callcenter.import_run import run_import
+
+    config = _config(args)
+    return asyncio.run(run_import(config, args))
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    from callcenter.models import Role
+    from callcenter.store.sqlite import SqliteStore
+    from ui.security import hash_password
+
+    config = _config(args)
+    password = os.environ.get("CALLCENTER_NEW_PASSWORD") or getpass.getpass(
+        f"password for {args.login}: ")
+
+    async def run() -> int:
+        store = await SqliteStore.open(config.database_path)
+        try:
+            user = await store.create_user(args.login, args.name or args.login, Role(args.role),
+                                           args.extension, hash_password(password),
+                                           args.language)
+        finally:
+            await store.close()
+        print(f"user {user.login} ({user.role}) created with id {user.id}")
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from callcenter.store.migrate import known_migrations
+    from callcenter.store.sqlite import SqliteStore
+
+    config = _config(args)
+
+    async def run() -> int:
+        store = await SqliteStore.open(config.database_path)
+        await store.close()
+        print(f"{config.database_path}: schema at version {known_migrations()[-1].version}")
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _config(args)
+    print(f"{config.source}: OK ({len(config.pbx)} PBX line(s), database {config.database_path})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="callcenter",
+        description="Telephony CRM: PBX screen-pops, call log, client base.",
+    )
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--config", "-c", type=Path,
+                       help="TOML configuration file (default: built-in defaults, or "
+                            "$CALLCENTER_CONFIG)")
+        return p
+
+    serve = with_config(sub.add_parser("serve", help="run the web console, API and PBX lines"))
+    serve.add_argument("--demo", action="store_true",
+                       help="built-in PBX emulator places demo calls into a demo client base")
+    serve.add_argument("--host", help="listen address (overrides server.host)")
+    serve.add_argument("--port", type=int, help="listen port (overrides server.port)")
+    serve.set_defaults(func=cmd_serve)
+
+    imp = sub.add_parser("import", help="import data")
+    imp_sub = imp.add_subparsers(dest="what", metavar="WHAT", required=True)
+    clients = with_config(imp_sub.add_parser(
+        "clients", help="import clients from a CSV (UTF-8 or cp1251) or XLSX file"))
+    clients.add_argument("file", type=Path)
+    clients.add_argument("--map", action="append", default=[], metavar="COLUMN=FIELD",
+                         help="map a column to a field: name, kind, contact, position, email, "
+                              "phone, manager, notes or custom:<field>; repeat as needed")
+    clients.add_argument("--delimiter", help="CSV delimiter (default: detected)")
+    clients.add_argument("--encoding", help="CSV encoding (default: UTF-8, else cp1251)")
+    clients.add_argument("--sheet", help="XLSX sheet name (default: the first)")
+    clients.add_argument("--dry-run", action="store_true",
+                         help="check and report, write nothing")
+    clients.add_argument("--report", type=Path, help="write rejected rows to this CSV file")
+    clients.set_defaults(func=cmd_import)
+
+    user = sub.add_parser("user", help="manage users")
+    user_sub = user.add_subparsers(dest="what", metavar="ACTION", required=True)
+    add = with_config(user_sub.add_parser(
+        "add", help="create a user (password from $CALLCENTER_NEW_PASSWORD or a prompt)"))
+    add.add_argument("login")
+    add.add_argument("--name")
+    add.add_argument("--role", choices=["secretary", "manager", "admin"], default="secretary")
+    add.add_argument("--extension")
+    add.add_argument("--language", choices=["en", "ru"], default="en")
+    add.set_defaults(func=cmd_user_add)
+
+    with_config(sub.add_parser("migrate", help="create or upgrade the database schema")
+                ).set_defaults(func=cmd_migrate)
+    with_config(sub.add_parser("check-config", help="validate the configuration file")
+                ).set_defaults(func=cmd_check_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from callcenter.store.migrate import SchemaTooNewError
+
+        if isinstance(exc, SchemaTooNewError):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

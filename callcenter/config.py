@@ -1,0 +1,287 @@
+"""Configuration: one TOML file, every value with a default, secrets from the environment.
+
+Loading is strict: an unknown key or a value of the wrong type is an error that names the key
+and the file, because a typo that silently does nothing is the worst kind of config bug.
+Environment variables override file values: ``CALLCENTER_<SECTION>_<KEY>`` (for example
+``CALLCENTER_SERVER_SECRET_KEY``), and for PBX lines ``CALLCENTER_PBX_<LINE NAME>_<KEY>``
+(``CALLCENTER_PBX_OFFICE_SECRET``), so secrets need not be written in the file.
+
+A hand-written loader rather than pydantic: the schema is a dozen flat dataclasses, and the one
+thing we need beyond type checks — error text naming the file and the dotted key — would have
+to be rebuilt around pydantic's errors anyway.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(Exception):
+    """A bad configuration value; the message names the key and the file."""
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Signs session cookies. Empty: a random key is generated once and kept in the data folder.
+    secret_key: str = ""
+    # Set true behind HTTPS so cookies carry the Secure flag.
+    secure_cookies: bool = False
+    session_hours: int = 12
+
+
+@dataclass
+class StoreConfig:
+    # Folder for the database, recordings and generated secrets; relative to the config file.
+    data_dir: str = "var"
+    database: str = "callcenter.db"
+
+
+@dataclass
+class PhonesConfig:
+    default_region: str = "RU"
+    match_digits: int = 10
+    max_extension_digits: int = 6
+
+
+@dataclass
+class ConsoleConfig:
+    managers_see_all_clients: bool = False
+    default_language: str = "en"
+    # Extensions of the secretaries' group: they get every inbound screen-pop.
+    secretary_extensions: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RecordingsConfig:
+    # "mount": the PBX's recording folder is mounted here; "sftp": fetched over SSH.
+    fetch: str = "mount"
+    mount_path: str = "/var/spool/asterisk/monitor"
+    # The folder as the PBX names it in MIXMONITOR_FILENAME, replaced by mount_path.
+    pbx_path: str = "/var/spool/asterisk/monitor"
+    sftp_host: str = ""
+    sftp_port: int = 22
+    sftp_username: str = ""
+    sftp_password: str = ""
+    sftp_known_hosts: str = ""
+    retry_seconds: int = 60
+    max_attempts: int = 10
+
+
+@dataclass
+class PbxLineConfig:
+    name: str = "office"
+    kind: str = "asterisk"
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "crm"
+    secret: str = ""
+    trunk_endpoints: list[str] = field(default_factory=lambda: ["trunk"])
+    trunk_contexts: list[str] = field(default_factory=lambda: ["from-trunk"])
+    # Context where click-to-call dials the outside number after the user's phone answers.
+    originate_context: str = "from-internal"
+    # Technology prefix of the office phones: PJSIP/101.
+    extension_technology: str = "PJSIP"
+    # Record every answered call with MixMonitor, for PBXs whose dialplan does not.
+    record_calls: bool = False
+    ping_interval: float = 20.0
+    action_timeout: float = 10.0
+    enabled: bool = True
+
+
+@dataclass
+class DemoConfig:
+    enabled: bool = False
+    # Seconds between two demo calls.
+    call_interval: float = 15.0
+
+
+@dataclass
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    phones: PhonesConfig = field(default_factory=PhonesConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    recordings: RecordingsConfig = field(default_factory=RecordingsConfig)
+    demo: DemoConfig = field(default_factory=DemoConfig)
+    pbx: list[PbxLineConfig] = field(default_factory=list)
+    # Where the values came from: the file, or "<defaults>".
+    source: str = "<defaults>"
+    base_dir: Path = field(default_factory=Path.cwd)
+
+    @property
+    def data_dir(self) -> Path:
+        path = Path(self.store.data_dir)
+        return path if path.is_absolute() else self.base_dir / path
+
+    @property
+    def database_path(self) -> Path:
+        path = Path(self.store.database)
+        return path if path.is_absolute() else self.data_dir / path
+
+
+_SECTIONS = {f.name for f in dataclasses.fields(Config)} - {"source", "base_dir"}
+
+
+def load_config(path: str | Path | None = None, env: typing.Mapping[str, str] | None = None
+                ) -> Config:
+    """Read the TOML file (or only defaults when ``path`` is None) and apply the environment."""
+    env = os.environ if env is None else env
+    data: dict[str, typing.Any] = {}
+    source = "<defaults>"
+    base_dir = Path.cwd()
+    if path is not None:
+        file = Path(path)
+        source = str(file)
+        base_dir = file.resolve().parent
+        try:
+            with file.open("rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"{file}: configuration file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    config = Config(source=source, base_dir=base_dir)
+    for key, value in data.items():
+        if key not in _SECTIONS:
+            raise ConfigError(f"{source}: unknown section [{key}]")
+        if key == "pbx":
+            if not isinstance(value, list):
+                raise ConfigError(f"{source}: [pbx] must be a list of tables: write [[pbx]]")
+            config.pbx = [
+                _build(PbxLineConfig, item, f"pbx[{i}]", source) for i, item in enumerate(value)
+            ]
+        else:
+            section_type = type(getattr(config, key))
+            setattr(config, key, _build(section_type, value, key, source))
+    _apply_env(config, env)
+    _validate(config)
+    return config
+
+
+def _build(cls: type, values: typing.Any, where: str, source: str) -> typing.Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: [{where}] must be a table")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"{source}: unknown key {where}.{key}")
+        kwargs[key] = _check(value, hints[key], f"{where}.{key}", source)
+    return cls(**kwargs)
+
+
+def _check(value: typing.Any, hint: typing.Any, key: str, source: str) -> typing.Any:
+    origin = typing.get_origin(hint)
+    if origin is list:
+        (item_type,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: {key} must be a list, got {value!r}")
+        return [_check(v, item_type, f"{key}[{i}]", source) for i, v in enumerate(value)]
+    if origin in (typing.Union, types.UnionType):
+        raise ConfigError(f"{source}: {key}: unsupported type")  # no optional keys in the schema
+    if hint is bool:
+        ok = isinstance(value, bool)
+    elif hint is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, hint)
+    if not ok:
+        raise ConfigError(
+            f"{source}: {key} must be {_type_name(hint)}, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def _type_name(hint: typing.Any) -> str:
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}.get(
+        hint, str(hint)
+    )
+
+
+def _env_name(text: str) -> str:
+    return re.sub(r"[^A-Z0-9]+", "_", text.upper()).strip("_")
+
+
+def _apply_env(config: Config, env: typing.Mapping[str, str]) -> None:
+    targets: list[tuple[str, typing.Any, str]] = [
+        (f"CALLCENTER_{_env_name(name)}_", getattr(config, name), name)
+        for name in sorted(_SECTIONS - {"pbx"})
+    ]
+    targets += [
+        (f"CALLCENTER_PBX_{_env_name(line.name)}_", line, f"pbx[{line.name}]")
+        for line in config.pbx
+    ]
+    for prefix, section, where in targets:
+        hints = typing.get_type_hints(type(section))
+        for f in dataclasses.fields(section):
+            name = prefix + _env_name(f.name)
+            if name not in env:
+                continue
+            raw = env[name]
+            setattr(section, f.name, _from_env(raw, hints[f.name], name, where + "." + f.name))
+
+
+def _from_env(raw: str, hint: typing.Any, name: str, key: str) -> typing.Any:
+    try:
+        if hint is bool:
+            lowered = raw.strip().lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        if hint is int:
+            return int(raw)
+        if hint is float:
+            return float(raw)
+        if typing.get_origin(hint) is list:
+            return [part.strip() for part in raw.split(",") if part.strip()]
+        return raw
+    except ValueError:
+        raise ConfigError(
+            f"environment variable {name} ({key}) must be {_type_name(hint)}"
+        ) from None
+
+
+def _validate(config: Config) -> None:
+    src = config.source
+    checks: list[tuple[bool, str]] = [
+        (1 <= config.server.port <= 65535, "server.port must be between 1 and 65535"),
+        (config.server.session_hours > 0, "server.session_hours must be positive"),
+        (7 <= config.phones.match_digits <= 15, "phones.match_digits must be between 7 and 15"),
+        (len(config.phones.default_region) == 2 and config.phones.default_region.isalpha(),
+         "phones.default_region must be a two-letter country code such as RU or DE"),
+        (1 <= config.phones.max_extension_digits <= 6,
+         "phones.max_extension_digits must be between 1 and 6"),
+        (config.console.default_language in {"en", "ru"},
+         "console.default_language must be 'en' or 'ru'"),
+        (config.recordings.fetch in {"mount", "sftp"},
+         "recordings.fetch must be 'mount' or 'sftp'"),
+        (config.demo.call_interval > 0, "demo.call_interval must be positive"),
+    ]
+    names = [line.name for line in config.pbx]
+    checks.append((len(names) == len(set(names)), "pbx line names must be unique"))
+    for i, line in enumerate(config.pbx):
+        checks += [
+            (line.kind == "asterisk", f"pbx[{i}].kind must be 'asterisk' (the only kind so far)"),
+            (1 <= line.port <= 65535, f"pbx[{i}].port must be between 1 and 65535"),
+            (bool(line.name.strip()), f"pbx[{i}].name must not be empty"),
+            (line.ping_interval > 0, f"pbx[{i}].ping_interval must be positive"),
+            (line.action_timeout > 0, f"pbx[{i}].action_timeout must be positive"),
+        ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(f"{src}: {message}")

@@ -1,0 +1,76 @@
+"""Caller-ID matching: a raw caller ID in, the client/contact candidates or a user out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from callcenter.config import PhonesConfig
+from callcenter.models import User
+from callcenter.phones import MIN_MATCH_DIGITS, Number, NumberKind, normalize, quick_e164
+from callcenter.store.base import CallerIndex, PhoneMatch
+
+
+@dataclass(frozen=True, slots=True)
+class CallerMatch:
+    # On the fast path for an unknown caller, number.e164 stays None even for a valid number:
+    # use CallerMatcher.normalize(raw) where the canonical form matters (the call log).
+    number: Number
+    candidates: tuple[PhoneMatch, ...] = ()
+    user: User | None = None  # the caller is an internal extension of this user
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def withheld(self) -> bool:
+        return self.number.withheld
+
+    @property
+    def contact(self) -> PhoneMatch | None:
+        """The one matching contact, or None when there is none or a tie."""
+        return self.candidates[0] if len(self.candidates) == 1 else None
+
+    @property
+    def client_id(self) -> int | None:
+        """The client when every candidate belongs to the same one (two contacts of one
+        company sharing the switchboard number is no tie about whose client it is)."""
+        ids = {c.client_id for c in self.candidates}
+        return ids.pop() if len(ids) == 1 else None
+
+    @property
+    def tie(self) -> bool:
+        return len(self.candidates) > 1
+
+
+class CallerMatcher:
+    def __init__(self, index: CallerIndex, config: PhonesConfig) -> None:
+        self._index = index
+        self._config = config
+
+    def normalize(self, raw: str | None) -> Number:
+        return normalize(raw, self._config.default_region,
+                         max_extension_digits=self._config.max_extension_digits)
+
+    def match(self, raw: str | None, *, withheld: bool = False) -> CallerMatch:
+        # Fast path: a plainly written number gets its E.164 key without the phonenumbers
+        # parser (~20 µs). Stored numbers were validated on the way in, so a hit proves the key
+        # is a valid number, and a miss means the full parse could not hit either (a property
+        # test holds quick_e164 to phonenumbers' answer), so only the tail match is left.
+        key = None if withheld or not raw else quick_e164(raw.strip(),
+                                                           self._config.default_region)
+        if key is not None and len(key) > MIN_MATCH_DIGITS:
+            found = self._index.by_e164(key)
+            if found:
+                return CallerMatch(Number(raw or "", NumberKind.EXTERNAL, key, key[1:]),
+                                   tuple(found))
+            digits = key[1:]
+            number = Number(raw or "", NumberKind.EXTERNAL, None, digits)
+            tail = number.tail(self._config.match_digits)
+            return CallerMatch(number, tuple(self._index.by_tail(tail)) if tail else ())
+        number = self.normalize(raw)
+        if withheld and number.kind is not NumberKind.WITHHELD:
+            # The line says the caller asked for privacy: show nothing, look nothing up.
+            return CallerMatch(Number(number.raw, NumberKind.WITHHELD))
+        if number.kind is NumberKind.EXTENSION:
+            return CallerMatch(number, user=self._index.user_by_extension(number.digits))
+        if number.kind is not NumberKind.EXTERNAL:
+            return CallerMatch(number)
+        return CallerMatch(number, tuple(self._index.match(number, self._config.match_digits)))

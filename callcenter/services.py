@@ -1,0 +1,34 @@
+"""The core services one running product is made of, handed to the UI through app state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from callcenter.bus import EventBus
+from callcenter.clients import ClientService
+from callcenter.config import Config
+from callcenter.matching import CallerMatcher
+from callcenter.store.base import Store
+
+
+@dataclass
+class Services:
+    config: Config
+    store: Store
+    bus: EventBus
+    clients: ClientService
+    matcher: CallerMatcher
+    # Filled by later layers (call registry, call control); typed loosely to keep this module
+    # free of imports from them.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, config: Config, store: Store, bus: EventBus | None = None) -> Services:
+        return cls(
+            config=config,
+            store=store,
+            bus=bus or EventBus(),
+            clients=ClientService(store, config.phones),
+            matcher=CallerMatcher(store.caller_index, config.phones),
+        )

@@ -1,0 +1,155 @@
+"""The store interface the rest of the product depends on.
+
+Callers see only these methods and the domain dataclasses, never SQL, so a PostgreSQL store can
+implement the same Protocol later. The caller-ID index is a separate, synchronous interface:
+a screen-pop lookup must cost microseconds on the event loop, not a thread hand-off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from callcenter.models import (
+    Client,
+    ClientKind,
+    Contact,
+    CustomField,
+    FieldType,
+    Interaction,
+    InteractionKind,
+    Phone,
+    Role,
+    Task,
+    TaskKind,
+    User,
+)
+from callcenter.phones import Number
+
+
+class StoreError(Exception):
+    """Base of the store's errors."""
+
+
+class NotFound(StoreError):
+    def __init__(self, what: str, ident: object) -> None:
+        super().__init__(f"{what} {ident} not found")
+        self.what = what
+        self.ident = ident
+
+
+class Conflict(StoreError):
+    """A unique value (login, extension, field name) is taken, or a reference is invalid."""
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneMatch:
+    client_id: int
+    client_name: str
+    contact_id: int
+    contact_name: str
+    manager_id: int | None
+    phone_raw: str
+    matched_by: str  # "e164" or "tail"
+
+
+@dataclass(slots=True)
+class PhoneInput:
+    raw: str
+    number: Number
+    kind: str = "work"
+
+
+@dataclass(slots=True)
+class ContactInput:
+    name: str
+    position: str = ""
+    email: str = ""
+    phones: list[PhoneInput] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ClientInput:
+    name: str
+    kind: ClientKind = ClientKind.COMPANY
+    manager_id: int | None = None
+    notes: str = ""
+    custom: dict[str, str] = field(default_factory=dict)
+    contacts: list[ContactInput] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class CallFilter:
+    since: datetime | None = None
+    until: datetime | None = None
+    number: str | None = None  # e164 or digits tail
+    client_id: int | None = None
+    user_id: int | None = None
+    state: str | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+class CallerIndex(Protocol):
+    """Synchronous, microsecond-cheap reads for the screen-pop path."""
+
+    def match(self, number: Number, tail_digits: int) -> list[PhoneMatch]: ...
+
+    def by_e164(self, e164: str) -> list[PhoneMatch]: ...
+
+    def by_tail(self, tail: str) -> list[PhoneMatch]: ...
+
+    def user_by_extension(self, extension: str) -> User | None: ...
+
+
+class Store(Protocol):
+    caller_index: CallerIndex
+
+    async def close(self) -> None: ...
+
+    # users
+    async def create_user(self, login: str, name: str, role: Role, extension: str | None = None,
+                          password_hash: str | None = None, language: str = "en") -> User: ...
+    async def get_user(self, user_id: int) -> User: ...
+    async def user_by_login(self, login: str) -> tuple[User, str | None] | None: ...
+    async def list_users(self) -> list[User]: ...
+    async def update_user(self, user_id: int, **changes: Any) -> User: ...
+
+    # clients, contacts, phones
+    async def create_client(self, data: ClientInput) -> Client: ...
+    async def get_client(self, client_id: int) -> Client: ...
+    async def list_clients(self, *, search: str = "", manager_id: int | None = None,
+                           limit: int = 50, offset: int = 0) -> list[Client]: ...
+    async def update_client(self, client_id: int, **changes: Any) -> Client: ...
+    async def delete_client(self, client_id: int) -> None: ...
+    async def add_contact(self, client_id: int, data: ContactInput) -> Contact: ...
+    async def get_contact(self, contact_id: int) -> Contact: ...
+    async def update_contact(self, contact_id: int, **changes: Any) -> Contact: ...
+    async def delete_contact(self, contact_id: int) -> None: ...
+    async def add_phone(self, contact_id: int, data: PhoneInput) -> Phone: ...
+    async def get_phone(self, phone_id: int) -> Phone: ...
+    async def delete_phone(self, phone_id: int) -> None: ...
+    async def import_clients(self, clients: Sequence[ClientInput]) -> list[int]: ...
+
+    # custom fields
+    async def create_custom_field(self, name: str, label: str, type: FieldType) -> CustomField: ...
+    async def list_custom_fields(self) -> list[CustomField]: ...
+    async def delete_custom_field(self, field_id: int) -> None: ...
+
+    # interactions and tasks
+    async def add_interaction(self, kind: InteractionKind, at: datetime, summary: str, *,
+                              client_id: int | None = None, contact_id: int | None = None,
+                              user_id: int | None = None, ref: str | None = None,
+                              data: dict[str, Any] | None = None) -> Interaction: ...
+    async def list_interactions(self, client_id: int, limit: int = 50) -> list[Interaction]: ...
+    async def create_task(self, kind: TaskKind, title: str, *, due_at: datetime | None = None,
+                          assignee_id: int | None = None, assignee_role: Role | None = None,
+                          client_id: int | None = None, phone: str | None = None,
+                          ref: str | None = None) -> Task: ...
+    async def get_task(self, task_id: int) -> Task: ...
+    async def list_tasks(self, *, done: bool | None = None, assignee_id: int | None = None,
+                         client_id: int | None = None, limit: int = 100) -> list[Task]: ...
+    async def update_task(self, task_id: int, **changes: Any) -> Task: ...
+    async def open_callback_task(self, phone: str) -> Task | None: ...

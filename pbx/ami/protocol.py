@@ -1,0 +1,336 @@
+"""Sans-I/O AMI: bytes in, typed items out. No sockets, no asyncio, no clocks.
+
+Two independent pieces, both fed by the caller (``connection.py``, tests, benchmarks):
+
+* ``AmiProtocol`` frames the server's byte stream: the one-line banner, then messages ending in a
+  blank line. It splits raw bytes on ``\\r\\n\\r\\n`` and decodes only whole messages, so a UTF-8
+  character cut by a TCP read survives, and it caps the size of one message so a broken or
+  hostile peer cannot make it buffer forever.
+* ``ActionTracker`` correlates answers with the actions we sent, by ActionID: plain responses,
+  list actions (``EventList: start`` … ``EventList: Complete``) and a follow-up event such as the
+  ``OriginateResponse`` of an async Originate.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from pbx.ami.codec import parse_message
+from pbx.ami.message import Message
+
+MAX_MESSAGE_SIZE = 1 << 20
+TERMINATOR = b"\r\n\r\n"
+BANNER_PREFIX = b"Asterisk Call Manager/"
+# The banner is a short line; anything longer without CRLF is not a banner.
+_MAX_BANNER = 256
+
+
+class ProtocolState(enum.Enum):
+    BANNER = "banner"  # waiting for "Asterisk Call Manager/x.y.z\r\n"
+    OPEN = "open"  # framing messages
+
+
+class ProtocolErrorKind(enum.StrEnum):
+    OVERSIZED = "oversized"  # a message above max_message_size, dropped up to its terminator
+    UNROUTABLE = "unroutable"  # a message with neither Event: nor Response: (garbage)
+    BAD_BANNER = "bad_banner"  # the first line is not an AMI banner
+    TRUNCATED = "truncated"  # the stream ended inside a message
+
+
+@dataclass(frozen=True, slots=True)
+class Banner:
+    line: str  # "Asterisk Call Manager/11.0.0"
+    version: str  # "11.0.0": the AMI protocol version, not the Asterisk version
+
+
+@dataclass(slots=True)
+class EventReceived:
+    message: Message
+
+
+@dataclass(slots=True)
+class ResponseReceived:
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolError:
+    """Something the framer dropped. Carries the size only: the content may be a secret echo,
+    a customer's data or megabytes of garbage, none of which belongs in a log."""
+
+    kind: ProtocolErrorKind
+    size: int
+
+
+ProtocolItem = Banner | EventReceived | ResponseReceived | ProtocolError
+
+
+class AmiProtocol:
+    """Frames the byte stream of one AMI connection (make a new one per TCP connection)."""
+
+    def __init__(self, max_message_size: int = MAX_MESSAGE_SIZE) -> None:
+        if max_message_size < 16:
+            raise ValueError("max_message_size is too small for any AMI message")
+        self.max_message_size = max_message_size
+        self.state = ProtocolState.BANNER
+        self.banner: Banner | None = None
+        self.errors = 0
+        self._buffer = bytearray()
+        self._items: list[ProtocolItem] = []
+        # While dropping an oversized message: bytes dropped so far, and the last 3 bytes seen
+        # so that a terminator split across two reads is still found.
+        self._discarded: int | None = None
+        self._discard_tail = b""
+
+    # -- input ---------------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        if not data:
+            return
+        if self._discarded is not None:
+            data = self._skip_oversized(data)
+            if not data:
+                return
+        if self.state is ProtocolState.BANNER:
+            data = self._take_banner(data)
+            if not data:
+                return
+        buffer = self._buffer
+        if buffer:
+            # Only the new bytes (plus 3 for a terminator split across reads) need scanning:
+            # keeps 1-byte reads linear instead of quadratic.
+            start = len(buffer) - 3 if len(buffer) > 3 else 0
+            buffer += data
+            if buffer.find(TERMINATOR, start) < 0:
+                self._check_buffer()
+                return
+            data = bytes(buffer)
+            buffer.clear()
+        blocks = data.split(TERMINATOR)
+        tail = blocks.pop()
+        cap = self.max_message_size
+        items = self._items
+        append = items.append
+        for block in blocks:
+            if len(block) > cap:
+                self._error(ProtocolErrorKind.OVERSIZED, len(block) + 4)
+                continue
+            message = parse_message(block)
+            headers = message.headers
+            # Event first: OriginateResponse carries both Event: and Response:.
+            if "Event" in headers:
+                append(EventReceived(message))
+            elif "Response" in headers:
+                append(ResponseReceived(message))
+            elif block.strip(b"\r\n"):
+                self._error(ProtocolErrorKind.UNROUTABLE, len(block) + 4)
+        if tail:
+            buffer += tail
+            self._check_buffer()
+
+    def receive_eof(self) -> None:
+        """The peer closed: whatever is buffered will never be completed."""
+        if self._buffer.strip(b"\r\n"):
+            self._error(ProtocolErrorKind.TRUNCATED, len(self._buffer))
+        self._buffer.clear()
+        self._discarded = None
+
+    # -- output --------------------------------------------------------------------------------
+
+    def messages_received(self) -> list[ProtocolItem]:
+        """Items parsed since the last call, in stream order."""
+        items, self._items = self._items, []
+        return items
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for an incomplete message (bounded by max_message_size)."""
+        return len(self._buffer)
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _error(self, kind: ProtocolErrorKind, size: int) -> None:
+        self.errors += 1
+        self._items.append(ProtocolError(kind, size))
+
+    def _check_buffer(self) -> None:
+        if len(self._buffer) > self.max_message_size:
+            self._discarded = len(self._buffer)
+            self._discard_tail = bytes(self._buffer[-3:])
+            self._buffer.clear()
+
+    def _skip_oversized(self, data: bytes) -> bytes:
+        assert self._discarded is not None
+        tail = self._discard_tail
+        probe = tail + data
+        index = probe.find(TERMINATOR)
+        if index < 0:
+            self._discarded += len(data)
+            self._discard_tail = probe[-3:]
+            return b""
+        consumed = index + len(TERMINATOR) - len(tail)
+        self._error(ProtocolErrorKind.OVERSIZED, self._discarded + consumed)
+        self._discarded = None
+        self._discard_tail = b""
+        return data[consumed:]
+
+    def _take_banner(self, data: bytes) -> bytes:
+        buffer = self._buffer
+        buffer += data
+        end = buffer.find(b"\r\n")
+        if end < 0:
+            if len(buffer) <= _MAX_BANNER and BANNER_PREFIX.startswith(bytes(buffer[:22])):
+                return b""
+            # Not a banner: frame whatever this is as messages.
+            self._error(ProtocolErrorKind.BAD_BANNER, len(buffer))
+            self.state = ProtocolState.OPEN
+            rest = bytes(buffer)
+            buffer.clear()
+            return rest
+        line = bytes(buffer[:end])
+        self.state = ProtocolState.OPEN
+        if line.startswith(BANNER_PREFIX) and end <= _MAX_BANNER:
+            rest = bytes(buffer[end + 2 :])
+            text = line.decode("utf-8", "replace")
+            self.banner = Banner(text, text[len(BANNER_PREFIX) :].strip())
+            self._items.append(self.banner)
+        else:
+            self._error(ProtocolErrorKind.BAD_BANNER, end)
+            rest = bytes(buffer)
+        buffer.clear()
+        return rest
+
+
+# -- action correlation ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ActionCompleted:
+    """The answer to one of our actions is complete. For a list action ``events`` holds the
+    list's items and ``complete`` the closing ``...Complete`` event."""
+
+    action_id: str
+    response: Message
+    events: tuple[Message, ...] = ()
+    complete: Message | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.response.response != "Error"
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUpReceived:
+    """The awaited follow-up event of an action (``OriginateResponse`` of an async Originate).
+    The event is also reported as a plain ``EventReceived``: it is call state other code needs."""
+
+    action_id: str
+    event: Message
+
+
+@dataclass(frozen=True, slots=True)
+class UnexpectedResponse:
+    """A response nobody waits for: no ActionID, or one that timed out or is not ours."""
+
+    message: Message
+
+
+TrackerItem = EventReceived | ActionCompleted | FollowUpReceived | UnexpectedResponse
+
+
+@dataclass(slots=True)
+class _Pending:
+    follow_event: str | None
+    response: Message | None = None
+    events: list[Message] | None = None  # not None while a list is being collected
+    early_follow: Message | None = None  # follow-up that overtook its response
+
+
+_LIST_START = "start"  # FAXSessions says "Start": compared lower-cased
+_LIST_END = frozenset({"complete", "cancelled"})
+
+
+class ActionTracker:
+    """Matches responses and list events to the actions we sent, by ActionID.
+
+    Anything carrying an ActionID we are not waiting for (another AMI session's
+    ``OriginateResponse`` such as ``harness-10-2``, the single event after a ``FAXSession``
+    response) is passed through as a plain event, never taken for our answer.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[str, _Pending] = {}
+        self._follow: dict[str, str] = {}  # action id -> awaited event name, after the response
+
+    def expect(self, action_id: str, *, follow_event: str | None = None) -> None:
+        """Register an action before its bytes are written."""
+        if action_id in self._pending or action_id in self._follow:
+            raise ValueError(f"ActionID {action_id!r} is already pending")
+        self._pending[action_id] = _Pending(follow_event)
+
+    def forget(self, action_id: str) -> None:
+        """Stop waiting (timeout, cancellation). A late answer becomes an UnexpectedResponse."""
+        self._pending.pop(action_id, None)
+        self._follow.pop(action_id, None)
+
+    def is_pending(self, action_id: str) -> bool:
+        return action_id in self._pending or action_id in self._follow
+
+    def connection_lost(self) -> list[str]:
+        """Drop every action still waiting for its response (they cannot be answered on a new
+        connection). Follow-ups are kept: Asterisk delivers another session's
+        ``OriginateResponse`` to every session, so ours can still arrive after a reconnect."""
+        lost = list(self._pending)
+        self._pending.clear()
+        return lost
+
+    def receive(self, item: EventReceived | ResponseReceived) -> tuple[TrackerItem, ...]:
+        message = item.message
+        action_id = message.headers.get("ActionID")
+        if isinstance(item, ResponseReceived):
+            return self._response(action_id, message)
+        if action_id is None:
+            return (item,)
+        pending = self._pending.get(action_id)
+        if pending is not None:
+            if pending.events is not None:
+                return self._list_event(action_id, pending, item)
+            if pending.follow_event is not None and message.event == pending.follow_event:
+                pending.early_follow = message
+        else:
+            follow = self._follow.get(action_id)
+            if follow is not None and message.event == follow:
+                del self._follow[action_id]
+                return (FollowUpReceived(action_id, message), item)
+        return (item,)
+
+    def _response(self, action_id: str | None, message: Message) -> tuple[TrackerItem, ...]:
+        pending = self._pending.get(action_id) if action_id is not None else None
+        if pending is None or action_id is None:
+            return (UnexpectedResponse(message),)
+        event_list = message.headers.get("EventList")
+        if event_list is not None and event_list.lower() == _LIST_START:
+            pending.response = message
+            pending.events = []
+            return ()
+        del self._pending[action_id]
+        done = ActionCompleted(action_id, message)
+        if pending.follow_event is None or message.response == "Error":
+            return (done,)
+        if pending.early_follow is not None:
+            return (done, FollowUpReceived(action_id, pending.early_follow))
+        self._follow[action_id] = pending.follow_event
+        return (done,)
+
+    def _list_event(
+        self, action_id: str, pending: _Pending, item: EventReceived
+    ) -> tuple[TrackerItem, ...]:
+        message = item.message
+        assert pending.events is not None and pending.response is not None
+        event_list = message.headers.get("EventList")
+        if event_list is not None and event_list.lower() in _LIST_END:
+            del self._pending[action_id]
+            return (ActionCompleted(action_id, pending.response, tuple(pending.events), message),)
+        pending.events.append(message)
+        return ()

@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from callcenter.phones import MIN_MATCH_DIGITS, NumberKind, display, normalize
+
+SAME_NUMBER = ["+79161234567", "89161234567", "9161234567", "0079161234567",
+               "+7 (916) 123-45-67", "8 916 123 45 67", "+7-916-123-45-67", "79161234567"]
+
+
+@pytest.mark.parametrize("raw", SAME_NUMBER)
+def test_every_russian_form_gives_the_same_e164(raw: str) -> None:
+    n = normalize(raw, "RU")
+    assert n.kind is NumberKind.EXTERNAL
+    assert n.e164 == "+79161234567"
+    assert n.raw == raw
+    assert n.tail(10) == "9161234567"
+
+
+@pytest.mark.parametrize("raw", ["anonymous", "Anonymous", "<unknown>", "", "   ", None,
+                                 "sip:anonymous@anonymous.invalid", "Restricted"])
+def test_withheld_forms(raw: str | None) -> None:
+    n = normalize(raw, "RU")
+    assert n.kind is NumberKind.WITHHELD
+    assert n.withheld
+    assert n.tail() is None
+
+
+@pytest.mark.parametrize("raw", ["101", "5", "2001", "123456"])
+def test_internal_extensions(raw: str) -> None:
+    n = normalize(raw, "RU")
+    assert n.kind is NumberKind.EXTENSION
+    assert n.digits == raw
+    assert n.tail() is None  # never matched against clients
+
+
+def test_extension_length_is_configurable() -> None:
+    assert normalize("1234", "RU", max_extension_digits=3).kind is NumberKind.INVALID
+
+
+def test_garbage_is_invalid_not_an_error() -> None:
+    assert normalize("call me", "RU").kind is NumberKind.INVALID
+    assert normalize("+12", "RU").kind is NumberKind.INVALID
+
+
+def test_other_region_national_form() -> None:
+    assert normalize("030 123456", "DE").e164 == "+4930123456"
+    assert normalize("+4930123456", "RU").e164 == "+4930123456"
+
+
+def test_unknown_region_falls_back_to_digits() -> None:
+    n = normalize("5550199887766", "RU")
+    assert n.kind is NumberKind.EXTERNAL
+    assert n.e164 is None
+    assert n.tail(10) == "0199887766"
+
+
+def test_display() -> None:
+    assert display(normalize("+79161234567", "RU"), "RU") == "8 (916) 123-45-67"
+    assert display(normalize("+4930123456", "RU"), "RU") == "+49 30 123456"
+    assert display(normalize("anonymous", "RU"), "RU") == "anonymous"
+
+
+# -- properties ---------------------------------------------------------------------------
+
+ru_mobile = st.integers(min_value=9_000_000_000, max_value=9_999_999_999).map(str)
+
+
+def _forms(ten: str) -> list[str]:
+    return [f"+7{ten}", f"8{ten}", ten, f"007{ten}",
+            f"+7 ({ten[:3]}) {ten[3:6]}-{ten[6:8]}-{ten[8:]}", f"8 {ten[:3]} {ten[3:]}"]
+
+
+@given(ru_mobile)
+def test_all_forms_of_a_mobile_number_agree(ten: str) -> None:
+    results = {normalize(f, "RU").e164 for f in _forms(ten)}
+    assert results == {f"+7{ten}"}
+
+
+@given(ru_mobile, st.sampled_from(range(7, 11)))
+def test_tail_is_a_suffix_and_never_shorter_than_minimum(ten: str, n: int) -> None:
+    number = normalize(f"8{ten}", "RU")
+    tail = number.tail(n)
+    assert tail is not None
+    assert len(tail) == n >= MIN_MATCH_DIGITS
+    assert number.digits.endswith(tail)
+
+
+@given(st.text(max_size=30))
+def test_normalize_never_raises_and_short_numbers_never_match(text: str) -> None:
+    n = normalize(text, "RU")
+    assert n.kind in set(NumberKind)
+    if n.kind is not NumberKind.EXTERNAL:
+        assert n.tail() is None
+    else:
+        assert len(n.digits) >= MIN_MATCH_DIGITS
+
+
+@given(st.text(alphabet="0123456789", min_size=1, max_size=6))
+def test_short_digit_strings_are_extensions_or_invalid(digits: str) -> None:
+    assert normalize(digits, "RU").kind in {NumberKind.EXTENSION}
+
+
+# -- the lookup fast path agrees with phonenumbers ----------------------------------------
+
+import phonenumbers  # noqa: E402
+
+from callcenter.phones import quick_e164  # noqa: E402
+
+_REGIONS = ["RU", "DE", "US", "GB", "UA", "IT", "FR", "KZ", "BY", "IN", "BR", "PL"]
+
+
+@st.composite
+def valid_numbers(draw: st.DrawFn) -> phonenumbers.PhoneNumber:
+    region = draw(st.sampled_from(_REGIONS))
+    kind = draw(st.sampled_from([phonenumbers.PhoneNumberType.MOBILE,
+                                 phonenumbers.PhoneNumberType.FIXED_LINE]))
+    example = phonenumbers.example_number_for_type(region, kind)
+    nsn = str(example.national_number)
+    tail = draw(st.text(alphabet="0123456789", min_size=4, max_size=4))
+    number = phonenumbers.parse(f"+{example.country_code}{nsn[:-4]}{tail}")
+    return number
+
+
+@given(valid_numbers(), st.sampled_from(_REGIONS), st.sampled_from(range(4)))
+def test_quick_e164_agrees_with_phonenumbers_on_valid_numbers(
+    number: phonenumbers.PhoneNumber, context: str, style: int
+) -> None:
+    if style < 3:
+        text = phonenumbers.format_number(number, style)
+    else:
+        text = phonenumbers.format_out_of_country_calling_number(number, context)
+    full = normalize(text, context)
+    quick = quick_e164(text, context)
+    if full.e164 is not None and quick is not None:
+        assert quick == full.e164, (text, context)
+
+
+def test_quick_e164_shapes() -> None:
+    assert quick_e164("+7 (916) 123-45-67", "RU") == "+79161234567"
+    assert quick_e164("89161234567", "RU") == "+79161234567"
+    assert quick_e164("0079161234567", "RU") == "+79161234567"
+    assert quick_e164("9161234567", "RU") == "+79161234567"
+    assert quick_e164("Ivan", "RU") is None
+    assert quick_e164("80294918338", "BY") is None  # pattern prefixes go to phonenumbers

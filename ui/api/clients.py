@@ -1,0 +1,173 @@
+"""Clients, contacts, phones, custom fields, notes and caller-ID lookup."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from callcenter.errors import PermissionDenied
+from callcenter.models import Client, InteractionKind, Role, User
+from callcenter.services import Services
+from ui.api.common import current_user, int_param, json_body, ok, path_id, services
+
+
+def managers_restricted(svc: Services, user: User) -> bool:
+    return user.role is Role.MANAGER and not svc.config.console.managers_see_all_clients
+
+
+async def visible_client(svc: Services, user: User, client_id: int) -> Client:
+    client = await svc.store.get_client(client_id)
+    if managers_restricted(svc, user) and client.manager_id != user.id:
+        raise PermissionDenied("this client belongs to another manager")
+    return client
+
+
+async def list_clients(request: Request) -> JSONResponse:
+    user = await current_user(request)
+    svc = services(request)
+    clients = await svc.store.list_clients(
+        search=request.query_params.get("search", "")[:200],
+        manager_id=user.id if managers_restricted(svc, user) else int_param(request, "manager_id",
+                                                                               high=2**62),
+        limit=int_param(request, "limit", 50, low=1, high=500) or 50,
+        offset=int_param(request, "offset", 0, high=10**9) or 0,
+    )
+    return ok(clients)
+
+
+async def create_client(request: Request) -> JSONResponse:
+    user = await current_user(request)
+    svc = services(request)
+    data = await json_body(request)
+    if managers_restricted(svc, user) and isinstance(data, dict):
+        data.setdefault("manager_id", user.id)
+        if data["manager_id"] != user.id:
+            raise PermissionDenied("a manager can only create clients of their own")
+    return ok(await svc.clients.create_client(data), 201)
+
+
+async def get_client(request: Request) -> JSONResponse:
+    user = await current_user(request)
+    return ok(await visible_client(services(request), user, path_id(request)))
+
+
+async def update_client(request: Request) -> JSONResponse:
+    user = await current_user(request)
+    svc = services(request)
+    await visible_client(svc, user, path_id(request))
+    data = await json_body(request)
+    if managers_restricted(svc, user) and isinstance(data, dict) and data.get(
+        "manager_id", user.id
+    ) != user.id:
+        raise PermissionDenied("a manager cannot hand a client to someone else")
+    return ok(await svc.clients.update_client(path_id(request), data))
+
+
+async def delete_client(request: Request) -> JSONResponse:
+    await current_user(request, Role.ADMIN)
+    await services(request).store.delete_client(path_id(request))
+    return ok({"deleted": path_id(request)})
+
+
+async def add_contact(request: Request) -> JSONResponse:
+    user = await current_user(request)
+    svc = services(request)
+    await visible_client(svc, user, path_id(request))
+    return ok(await svc.clients.add_contact(path_id(request), await json_body(request)), 201)
+
+
+async def _contact_owner_check(svc: Services, user: User, contact_id: int) -> None:
+    contact = await svc.store.get_contact(contact_id)
+    await visible_client(svc, user, contact.client_id)
+
+
+async def update_contact(request: Request) -> JSONResponse:
+    user = await current_user(request)
+    svc = services(request)
+    await _contact_owner_check(svc, user, path_id(request))
+    return ok(await svc.clients.update_contact(path_id(request), await json_body(request)))
+
+
+async def delete_contact(request: Request) -> JSONResponse:
+    user = await current_user(request)
+    svc = services(request)
+    await _contact_owner_check(svc, user, path_id(request))
+    await svc.store.delete_contact(path_id(request))
+    return ok({"deleted": path_id(request)})
+
+
+async def add_phone(request: Request) -> JSONResponse:
+    user = await current_user(request)
+    svc = services(request)
+    await _contact_owner_check(svc, user, path_id(request))
+    return ok(await svc.clients.add_phone(path_id(request), await json_body(request)), 201)
+
+
+async def delete_phone(request: Request) -> JSONResponse:
+    user = await current_user(request)
+    svc = services(request)
+    phone = await svc.store.get_phone(path_id(request))
+    await _contact_owner_check(svc, user, phone.contact_id)
+    await svc.store.delete_phone(phone.id)
+    return ok({"deleted": phone.id})
+
+
+async def list_custom_fields(request: Request) -> JSONResponse:
+    await current_user(request)
+    return ok(await services(request).store.list_custom_fields())
+
+
+async def create_custom_field(request: Request) -> JSONResponse:
+    await current_user(request, Role.ADMIN)
+    svc = services(request)
+    return ok(await svc.clients.create_custom_field(await json_body(request)), 201)
+
+
+async def delete_custom_field(request: Request) -> JSONResponse:
+    await current_user(request, Role.ADMIN)
+    await services(request).store.delete_custom_field(path_id(request))
+    return ok({"deleted": path_id(request)})
+
+
+async def list_interactions(request: Request) -> JSONResponse:
+    user = await current_user(request)
+    svc = services(request)
+    await visible_client(svc, user, path_id(request))
+    limit = int_param(request, "limit", 50, low=1, high=500) or 50
+    return ok(await svc.store.list_interactions(path_id(request), limit))
+
+
+async def add_note(request: Request) -> JSONResponse:
+    from callcenter.clients import _text  # the same text rules as every other field
+
+    user = await current_user(request)
+    svc = services(request)
+    await visible_client(svc, user, path_id(request))
+    data = await json_body(request)
+    if not isinstance(data, dict):
+        data = {}
+    text = _text(data, "text", required=True)
+    note = await svc.store.add_interaction(
+        InteractionKind.NOTE, datetime.now(UTC), text, client_id=path_id(request),
+        user_id=user.id,
+    )
+    return ok(note, 201)
+
+
+async def lookup(request: Request) -> JSONResponse:
+    """Who is this number? The same matching the screen-pop uses."""
+    user = await current_user(request)
+    svc = services(request)
+    match = svc.matcher.match(request.query_params.get("number", ""))
+    restricted = managers_restricted(svc, user)
+    candidates = [c for c in match.candidates if not restricted or c.manager_id == user.id]
+    return ok({
+        "number": {"raw": match.number.raw, "kind": match.number.kind,
+                   "e164": match.number.e164},
+        "withheld": match.withheld,
+        "user": match.user,
+        "candidates": candidates,
+        "tie": len(candidates) > 1,
+    })

@@ -1,0 +1,98 @@
+"""Users (admin) and the user's own settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from callcenter.clients import _reject_unknown, _text
+from callcenter.errors import PermissionDenied, ValidationError
+from callcenter.models import Role
+from ui.api.common import current_user, json_body, ok, path_id, services
+from ui.security import hash_password
+
+LANGUAGES = {"en", "ru"}
+
+
+def _role(value: Any) -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        raise ValidationError("role must be secretary, manager or admin", field="role") from None
+
+
+def _extension(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or not value.isdigit() or not 2 <= len(value) <= 6:
+        raise ValidationError("extension must be 2 to 6 digits, such as \"101\"",
+                              field="extension")
+    return value
+
+
+def _language(value: Any) -> str:
+    if value not in LANGUAGES:
+        raise ValidationError("language must be 'en' or 'ru'", field="language")
+    return value
+
+
+async def list_users(request: Request) -> JSONResponse:
+    await current_user(request)
+    return ok(await services(request).store.list_users())
+
+
+async def create_user(request: Request) -> JSONResponse:
+    await current_user(request, Role.ADMIN)
+    data = await json_body(request)
+    if not isinstance(data, dict):
+        raise ValidationError("request body must be a JSON object")
+    _reject_unknown(data, {"login", "name", "role", "extension", "password", "language"}, "")
+    login = _text(data, "login", required=True)
+    if len(login) > 64 or any(ch.isspace() for ch in login):
+        raise ValidationError("login must be at most 64 characters without spaces",
+                              field="login")
+    user = await services(request).store.create_user(
+        login,
+        _text(data, "name", required=True),
+        _role(data.get("role")),
+        _extension(data.get("extension")),
+        hash_password(_text(data, "password", required=True)),
+        _language(data.get("language", "en")),
+    )
+    return ok(user, 201)
+
+
+async def get_user(request: Request) -> JSONResponse:
+    await current_user(request)
+    return ok(await services(request).store.get_user(path_id(request)))
+
+
+async def update_user(request: Request) -> JSONResponse:
+    me = await current_user(request)
+    target = path_id(request)
+    data = await json_body(request)
+    if not isinstance(data, dict):
+        raise ValidationError("request body must be a JSON object")
+    own = {"name", "password", "language"}
+    admin = own | {"role", "extension", "active"}
+    if me.role is not Role.ADMIN and (target != me.id or set(data) - own):
+        raise PermissionDenied("only an admin can change other users, roles and extensions")
+    _reject_unknown(data, admin, "")
+    changes: dict[str, Any] = {}
+    if "name" in data:
+        changes["name"] = _text(data, "name", required=True)
+    if "password" in data:
+        changes["password_hash"] = hash_password(_text(data, "password", required=True))
+    if "language" in data:
+        changes["language"] = _language(data["language"])
+    if "role" in data:
+        changes["role"] = _role(data["role"])
+    if "extension" in data:
+        changes["extension"] = _extension(data["extension"])
+    if "active" in data:
+        if not isinstance(data["active"], bool):
+            raise ValidationError("active must be true or false", field="active")
+        changes["active"] = int(data["active"])
+    return ok(await services(request).store.update_user(target, **changes))

@@ -1,0 +1,66 @@
+"""Builds the Starlette application: middleware, error handlers, REST, OpenAPI, console."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from callcenter import __version__
+from callcenter.errors import CallcenterError
+from callcenter.store.base import Conflict, NotFound
+from ui.api.common import handle_error
+from ui.openapi import build_openapi
+from ui.routes import ROUTES, ApiRoute
+
+SESSION_COOKIE = "cc_session"
+
+
+def build_web_app(
+    *,
+    secret_key: str,
+    secure_cookies: bool = False,
+    session_hours: int = 12,
+    lifespan: Any = None,
+    api_routes: Sequence[ApiRoute] = (),
+    extra_routes: Sequence[BaseRoute] = (),
+    extra_schemas: dict[str, Any] | None = None,
+) -> Starlette:
+    all_api = [*ROUTES, *api_routes]
+    openapi = build_openapi(all_api, extra_schemas, __version__)
+
+    async def openapi_endpoint(request: Request) -> JSONResponse:
+        return JSONResponse(openapi)
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True, "version": __version__})
+
+    routes: list[BaseRoute] = [
+        Route(r.path.replace("{id}", "{id:int}"), r.endpoint, methods=[r.method])
+        for r in all_api
+    ]
+    routes += [
+        Route("/api/openapi.json", openapi_endpoint, methods=["GET"]),
+        Route("/healthz", health, methods=["GET"]),
+        *extra_routes,
+    ]
+    middleware = [
+        Middleware(
+            SessionMiddleware,
+            secret_key=secret_key,
+            session_cookie=SESSION_COOKIE,
+            max_age=session_hours * 3600,
+            same_site="lax",
+            https_only=secure_cookies,
+        )
+    ]
+    handlers: dict[Any, Any] = {CallcenterError: handle_error, NotFound: handle_error,
+                                Conflict: handle_error}
+    return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers,
+                     lifespan=lifespan)

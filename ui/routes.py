@@ -1,0 +1,86 @@
+"""The REST route table, with the metadata the OpenAPI document is generated from."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ui.api import clients, session, tasks, users
+
+
+@dataclass(frozen=True)
+class ApiRoute:
+    method: str
+    path: str
+    endpoint: Callable[..., Any]
+    summary: str
+    tag: str
+    body: str | None = None  # schema name of the JSON body
+    response: str | None = None  # schema name; "[X]" for a list of X
+    query: tuple[tuple[str, str, str], ...] = ()  # (name, type, description)
+    status: int = 200
+    public: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+ROUTES: list[ApiRoute] = [
+    ApiRoute("POST", "/api/session", session.login, "Log in (sets the session cookie)",
+             "session", "Login", "Session", public=True),
+    ApiRoute("GET", "/api/session", session.whoami, "The logged-in user and CSRF token",
+             "session", None, "Session"),
+    ApiRoute("DELETE", "/api/session", session.logout, "Log out", "session"),
+    ApiRoute("GET", "/api/users", users.list_users, "List users", "users", None, "[User]"),
+    ApiRoute("POST", "/api/users", users.create_user, "Create a user (admin)", "users",
+             "UserInput", "User", status=201),
+    ApiRoute("GET", "/api/users/{id}", users.get_user, "One user", "users", None, "User"),
+    ApiRoute("PATCH", "/api/users/{id}", users.update_user,
+             "Change a user (admin; anyone: own name, password, language)", "users",
+             "UserInput", "User"),
+    ApiRoute("GET", "/api/clients", clients.list_clients, "List or search clients", "clients",
+             None, "[Client]", (("search", "string", "name, contact or phone digits"),
+                                ("manager_id", "integer", "only this manager's clients"),
+                                ("limit", "integer", "1-500, default 50"),
+                                ("offset", "integer", "for paging"))),
+    ApiRoute("POST", "/api/clients", clients.create_client,
+             "Create a client with contacts and phones", "clients", "ClientInput", "Client",
+             status=201),
+    ApiRoute("GET", "/api/clients/{id}", clients.get_client, "One client with contacts",
+             "clients", None, "Client"),
+    ApiRoute("PATCH", "/api/clients/{id}", clients.update_client, "Change a client", "clients",
+             "ClientInput", "Client"),
+    ApiRoute("DELETE", "/api/clients/{id}", clients.delete_client, "Delete a client (admin)",
+             "clients"),
+    ApiRoute("GET", "/api/clients/{id}/interactions", clients.list_interactions,
+             "Interaction history (calls, SMS, faxes, notes), newest first", "clients", None,
+             "[Interaction]", (("limit", "integer", "1-500, default 50"),)),
+    ApiRoute("POST", "/api/clients/{id}/notes", clients.add_note, "Add a note", "clients",
+             "NoteInput", "Interaction", status=201),
+    ApiRoute("POST", "/api/clients/{id}/contacts", clients.add_contact, "Add a contact",
+             "contacts", "ContactInput", "Contact", status=201),
+    ApiRoute("PATCH", "/api/contacts/{id}", clients.update_contact, "Change a contact",
+             "contacts", "ContactInput", "Contact"),
+    ApiRoute("DELETE", "/api/contacts/{id}", clients.delete_contact, "Delete a contact",
+             "contacts"),
+    ApiRoute("POST", "/api/contacts/{id}/phones", clients.add_phone, "Add a phone number",
+             "contacts", "PhoneInput", "Phone", status=201),
+    ApiRoute("DELETE", "/api/phones/{id}", clients.delete_phone, "Delete a phone number",
+             "contacts"),
+    ApiRoute("GET", "/api/custom-fields", clients.list_custom_fields, "List custom fields",
+             "custom fields", None, "[CustomField]"),
+    ApiRoute("POST", "/api/custom-fields", clients.create_custom_field,
+             "Add a custom field (admin; no migration needed)", "custom fields",
+             "CustomFieldInput", "CustomField", status=201),
+    ApiRoute("DELETE", "/api/custom-fields/{id}", clients.delete_custom_field,
+             "Delete a custom field and its values (admin)", "custom fields"),
+    ApiRoute("GET", "/api/lookup", clients.lookup, "Match a phone number to contacts or a user",
+             "clients", None, "Lookup", (("number", "string", "any form of a phone number"),)),
+    ApiRoute("GET", "/api/tasks", tasks.list_tasks, "List tasks", "tasks", None, "[Task]",
+             (("done", "boolean", "filter by state"), ("mine", "boolean", "only my tasks"),
+              ("assignee_id", "integer", ""), ("client_id", "integer", ""),
+              ("limit", "integer", "1-1000"))),
+    ApiRoute("POST", "/api/tasks", tasks.create_task, "Create a task", "tasks", "TaskInput",
+             "Task", status=201),
+    ApiRoute("PATCH", "/api/tasks/{id}", tasks.update_task, "Change a task, mark done or undo",
+             "tasks", "TaskInput", "Task"),
+]

@@ -1,0 +1,82 @@
+"""Passwords, sessions, roles and CSRF for the console and the REST API."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Iterable
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from starlette.requests import HTTPConnection
+
+from callcenter.errors import CallcenterError, PermissionDenied
+from callcenter.models import Client, Role, User
+
+_hasher = PasswordHasher()
+# Verifying against a real hash for unknown logins keeps the timing of a wrong login and a
+# wrong password alike, so logins cannot be enumerated.
+_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+class NotAuthenticated(CallcenterError):
+    error_id = "not-authenticated"
+
+
+class CsrfFailed(CallcenterError):
+    error_id = "csrf-failed"
+
+
+def hash_password(password: str) -> str:
+    if len(password) < 8:
+        from callcenter.errors import ValidationError
+
+        raise ValidationError("password must have at least 8 characters", field="password")
+    return _hasher.hash(password)
+
+
+def verify_password(stored_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def start_session(conn: HTTPConnection, user: User) -> str:
+    conn.session.clear()
+    token = secrets.token_urlsafe(32)
+    conn.session.update({"uid": user.id, "csrf": token})
+    return token
+
+
+def end_session(conn: HTTPConnection) -> None:
+    conn.session.clear()
+
+
+def session_user_id(conn: HTTPConnection) -> int | None:
+    uid = conn.session.get("uid") if "session" in conn.scope else None
+    return uid if isinstance(uid, int) else None
+
+
+def check_csrf(conn: HTTPConnection, method: str) -> None:
+    if method in SAFE_METHODS:
+        return
+    expected = conn.session.get("csrf", "")
+    given = conn.headers.get(CSRF_HEADER, "")
+    if not expected or not hmac.compare_digest(str(expected), given):
+        raise CsrfFailed("missing or wrong X-CSRF-Token header; reload the page and try again")
+
+
+def require_role(user: User, roles: Iterable[Role]) -> None:
+    if user.role not in set(roles):
+        raise PermissionDenied(f"this needs the role {' or '.join(r.value for r in roles)}")
+
+
+def can_see_client(user: User, client: Client | int | None, manager_id: int | None,
+                   managers_see_all: bool) -> bool:
+    if user.role is not Role.MANAGER or managers_see_all:
+        return True
+    return manager_id == user.id
