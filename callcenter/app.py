@@ -9,11 +9,13 @@ import contextlib
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path, PurePosixPath
 
 from starlette.applications import Starlette
 
-from callcenter.config import Config
+from callcenter.bus import BusEvent
+from callcenter.config import Config, PbxLineConfig
 from callcenter.demo import DEMO_PASSWORD, seed_demo
 from callcenter.services import Services
 from callcenter.store.sqlite import SqliteStore
@@ -36,6 +38,115 @@ def session_secret(config: Config) -> str:
     return value
 
 
+@contextlib.asynccontextmanager
+async def call_handling(services: Services, demo: bool) -> AsyncIterator[None]:
+    """The call registry, the call log, the PBX lines, the recording fetcher (and in demo
+    mode a built-in PBX emulator): started in order, stopped in reverse."""
+    from callcenter.calls.log import CallLog
+    from callcenter.calls.registry import CallRegistry
+    from callcenter.calls.service import CallService
+    from callcenter.recordings import RecordingFetcher
+    from pbx.asterisk_line import AsteriskLine
+
+    config = services.config
+    store = services.store
+    call_log = CallLog(store)
+    registry = CallRegistry(services.matcher, store.caller_index, services.bus, call_log,
+                            region=config.phones.default_region)
+    async with contextlib.AsyncExitStack() as stack:
+        line_configs = [line for line in config.pbx if line.enabled]
+        if demo:
+            line_configs = [await stack.enter_async_context(demo_pbx())]
+            stack.callback(services.bus.subscribe(_demo_recordings(config)))
+        lines = {cfg.name: AsteriskLine(cfg, registry.handle) for cfg in line_configs}
+        services.extra["calls"] = CallService(
+            registry, dict(lines), config.console.managers_see_all_clients)
+        services.extra["call_log"] = call_log
+        await call_log.start()
+        stack.push_async_callback(call_log.stop)
+        for line in lines.values():
+            await line.start()
+            stack.push_async_callback(line.stop)
+        fetcher = RecordingFetcher(store, config.recordings, config.data_dir / "recordings")
+        await fetcher.start()
+        stack.push_async_callback(fetcher.stop)
+        services.extra["recordings"] = fetcher
+        yield
+
+
+@contextlib.asynccontextmanager
+async def demo_pbx() -> AsyncIterator[PbxLineConfig]:
+    """The demo's PBX: recorded Asterisk calls replayed with the demo base's numbers."""
+    from importlib import resources
+
+    from callcenter.demo import DEMO_CALLERS
+    from pbx.ami.demo import DemoPbx
+    from pbx.ami.emulator import response
+    from pbx.ami.message import Message
+
+    traces = resources.files("pbx.ami") / "demo_traces"
+    with resources.as_file(traces) as folder:
+        pbx = DemoPbx(DEMO_CALLERS, fixtures=Path(folder), secret=_DEMO_AMI_SECRET)
+
+        # The demo's calls are recordings: actions are accepted but change nothing.
+        def accept(message: Message) -> list[bytes]:
+            return [response(message.action_id, ("Response", "Success"),
+                             ("Message", "Accepted by the demo PBX"))]
+
+        def no_channels(message: Message) -> list[bytes]:
+            return [response(message.action_id, ("Response", "Success"), ("EventList", "start"),
+                             ("Message", "Channels will follow")),
+                    response(message.action_id, ("Event", "CoreShowChannelsComplete"),
+                             ("EventList", "Complete"), ("ListItems", "0"))]
+
+        for name in ("blindtransfer", "atxfer", "redirect", "hangup", "mixmonitor",
+                     "stopmixmonitor", "originate"):
+            pbx.emulator.responders[name] = accept
+        pbx.emulator.responders["coreshowchannels"] = no_channels
+        async with pbx:
+            log.info("demo PBX emulator on 127.0.0.1:%d", pbx.port)
+            yield PbxLineConfig(name="demo", host="127.0.0.1", port=pbx.port,
+                                username="crm", secret=_DEMO_AMI_SECRET)
+
+
+_DEMO_AMI_SECRET = "crm-secret"
+
+
+def _demo_recordings(config: Config) -> Callable[[BusEvent], None]:
+    """Plays the PBX's part for recordings in demo mode: when a call ends, the file its
+    MixMonitor would have written appears in a local "monitor" folder (a short tone), and the
+    recording fetcher picks it up from there as from a mounted PBX folder."""
+    import math
+    import struct
+    import wave
+
+    folder = config.data_dir / "demo-pbx-monitor"
+    folder.mkdir(parents=True, exist_ok=True)
+    config.recordings.fetch = "mount"
+    config.recordings.mount_path = str(folder)
+    pbx_root = PurePosixPath(config.recordings.pbx_path)
+    rate = 8000
+    tone = b"".join(struct.pack("<h", int(6000 * math.sin(2 * math.pi * 440 * i / rate)))
+                    for i in range(rate * 2))
+
+    def write(event: BusEvent) -> None:
+        if event.topic not in ("call.ended", "call.missed"):
+            return
+        for path in event.data["call"]["recordings"]:
+            pure = PurePosixPath(path)
+            if not pure.is_relative_to(pbx_root) or ".." in pure.parts:
+                continue
+            target = folder / pure.relative_to(pbx_root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with wave.open(str(target), "wb") as out:
+                out.setnchannels(1)
+                out.setsampwidth(2)
+                out.setframerate(rate)
+                out.writeframes(tone)
+
+    return write
+
+
 def create_app(config: Config, *, demo: bool | None = None) -> Starlette:
     from ui.app import build_web_app
 
@@ -54,6 +165,7 @@ def create_app(config: Config, *, demo: bool | None = None) -> Starlette:
                     log.info("demo users: admin, secretary, maria, dmitry; password %r",
                              DEMO_PASSWORD)
             async with contextlib.AsyncExitStack() as stack:
+                await stack.enter_async_context(call_handling(services, demo))
                 for component in app.state.components:
                     await stack.enter_async_context(component(services, demo))
                 yield

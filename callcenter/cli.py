@@ -32,14 +32,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         config.server.port = args.port
     demo = args.demo or config.demo.enabled
     app = create_app(config, demo=demo)
-    if demo:
-        from callcenter.demo_line import add_demo_components
-
-        add_demo_components(app, config)
-    else:
-        from callcenter.lines_setup import add_line_components
-
-        add_line_components(app, config)
     print(f"callcenter {'(demo) ' if demo else ''}on http://{config.server.host}:"
           f"{config.server.port}/  database: {config.database_path}", flush=True)
     uvicorn.run(app, host=config.server.host, port=config.server.port, log_level="info",

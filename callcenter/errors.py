@@ -30,3 +30,13 @@ class LineUnavailable(CallcenterError):
     """The PBX line needed for an action is not connected."""
 
     error_id = "line-unavailable"
+
+
+class CallActionFailed(CallcenterError):
+    """The PBX refused or could not carry out a call action (the message says why)."""
+
+    error_id = "call-action-failed"
+
+
+class CallNotFound(CallcenterError):
+    error_id = "call-not-found"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -10,13 +11,15 @@ from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from callcenter import __version__
 from callcenter.errors import CallcenterError
 from callcenter.store.base import Conflict, NotFound
 from ui.api.common import handle_error
+from ui.hub import Hub
 from ui.openapi import build_openapi
+from ui.pages import SecurityHeadersMiddleware, page_routes
 from ui.routes import ROUTES, ApiRoute
 
 SESSION_COOKIE = "cc_session"
@@ -31,6 +34,7 @@ def build_web_app(
     api_routes: Sequence[ApiRoute] = (),
     extra_routes: Sequence[BaseRoute] = (),
     extra_schemas: dict[str, Any] | None = None,
+    hub: Hub | None = None,
 ) -> Starlette:
     all_api = [*ROUTES, *api_routes]
     openapi = build_openapi(all_api, extra_schemas, __version__)
@@ -50,7 +54,25 @@ def build_web_app(
         Route("/healthz", health, methods=["GET"]),
         *extra_routes,
     ]
+    hub = hub or Hub()
+    routes += [WebSocketRoute("/ws", hub.endpoint), *page_routes()]
+
+    @contextlib.asynccontextmanager
+    async def with_hub(app: Starlette) -> AsyncIterator[None]:
+        # The hub runs inside the given lifespan (which builds app.state.services) and stops
+        # first on shutdown, so its sender tasks are cancelled and awaited before the store
+        # closes.
+        async with contextlib.AsyncExitStack() as stack:
+            if lifespan is not None:
+                await stack.enter_async_context(lifespan(app))
+            services = getattr(app.state, "services", None)
+            if services is not None:
+                hub.start(services)
+                stack.push_async_callback(hub.stop)
+            yield
+
     middleware = [
+        Middleware(SecurityHeadersMiddleware),
         Middleware(
             SessionMiddleware,
             secret_key=secret_key,
@@ -62,5 +84,7 @@ def build_web_app(
     ]
     handlers: dict[Any, Any] = {CallcenterError: handle_error, NotFound: handle_error,
                                 Conflict: handle_error}
-    return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers,
-                     lifespan=lifespan)
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers,
+                    lifespan=with_hub)
+    app.state.hub = hub
+    return app

@@ -79,6 +79,33 @@ SCHEMAS: dict[str, Any] = {
     "TaskInput": _obj({"title": _t(_S), "kind": _t(_S), "due_at": _TIME,
                        "assignee_id": _NULL_INT, "client_id": _NULL_INT, "phone": _NULL_STR,
                        "done": _t("boolean")}),
+    "CallParty": _obj({"raw": _t(_S), "e164": _NULL_STR, "name": _t(_S),
+                       "withheld": _t("boolean"), "display": _t(_S)}),
+    "Call": _obj({
+        "id": _t(_S), "line": _t(_S),
+        "direction": _t(_S, enum=["inbound", "outbound", "internal"]),
+        "caller": _item("CallParty"), "called": _t(_S), "client_id": _NULL_INT,
+        "contact_id": _NULL_INT, "candidates": _t("array", items=_t("object")),
+        "state": _t(_S, enum=["ringing", "answered", "missed", "failed"]),
+        "reason": _NULL_STR, "cause": _t(_S),
+        "answered_by": {"type": ["object", "null"], "properties": {
+            "extension": _NULL_STR, "user_id": _NULL_INT, "user_name": _NULL_STR}},
+        "rang": _t("array", items=_t(_S)), "user_id": _NULL_INT,
+        "started_at": _TIME, "answered_at": _TIME, "ended_at": _TIME,
+        "ring_seconds": {"type": ["number", "null"]}, "talk_seconds": {"type": ["number", "null"]},
+        "transfers": _t("array", items=_obj({"kind": _t(_S), "from": _NULL_STR, "to": _t(_S),
+                                             "at": _TIME, "result": _t(_S)})),
+        "recordings": _t("array", items=_obj({"id": _t("integer"), "state": _t(_S),
+                                              "size": _NULL_INT, "url": _NULL_STR})),
+    }),
+    "LiveCall": _obj({"call": _t("object", description="see docs/events.md"),
+                      "match": _t("object", description="see docs/events.md")}),
+    "TransferInput": _obj({"to": _t(_S, description="extension"),
+                           "kind": _t(_S, enum=["blind", "attended", "redirect"])}, ("to",)),
+    "RecordingInput": _obj({"on": _t("boolean")}, ("on",)),
+    "OriginateInput": _obj({"number": _t(_S)}, ("number",)),
+    "ActionResult": _obj({"ok": _t("boolean"), "result": _t(_S), "call_ref": _t(_S),
+                          "file": _NULL_STR}),
     "Lookup": _obj({"number": _t("object"), "withheld": _t("boolean"),
                     "user": {"oneOf": [{"$ref": "#/components/schemas/User"}, {"type": "null"}]},
                     "candidates": _t("array", items=_t("object")), "tie": _t("boolean")}),
@@ -111,6 +138,9 @@ def build_openapi(routes: list[ApiRoute], extra_schemas: dict[str, Any] | None =
         }
         params = [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
                   ] if "{id}" in route.path else []
+        if "{call_id}" in route.path:
+            params.append({"name": "call_id", "in": "path", "required": True,
+                           "schema": {"type": "string"}})
         params += [{"name": n, "in": "query", "required": False, "schema": {"type": t},
                     "description": d} for n, t, d in route.query]
         if params:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ui.api import clients, session, tasks, users
+from ui.api import calls, clients, session, tasks, users
 
 
 @dataclass(frozen=True)
@@ -83,4 +83,34 @@ ROUTES: list[ApiRoute] = [
              "Task", status=201),
     ApiRoute("PATCH", "/api/tasks/{id}", tasks.update_task, "Change a task, mark done or undo",
              "tasks", "TaskInput", "Task"),
+    ApiRoute("GET", "/api/calls/live", calls.live_calls, "Live calls with their screen-pop data",
+             "calls", None, "[LiveCall]"),
+    ApiRoute("GET", "/api/calls", calls.list_calls, "The call log, newest first", "calls", None,
+             "[Call]", (("since", "string", "ISO date or date-time"),
+                        ("until", "string", "ISO date or date-time"),
+                        ("number", "string", "caller or called number, any form"),
+                        ("client_id", "integer", ""), ("user_id", "integer", "answered, "
+                                                       "placed or rang at this user"),
+                        ("state", "string", "answered | missed | failed"),
+                        ("limit", "integer", "1-1000"), ("offset", "integer", ""))),
+    ApiRoute("GET", "/api/calls/{call_id}", calls.get_call, "One call of the log", "calls",
+             None, "Call"),
+    ApiRoute("POST", "/api/calls/{call_id}/transfer", calls.transfer,
+             "Transfer a live call (blind, attended, or redirect while ringing)", "calls",
+             "TransferInput", "ActionResult"),
+    ApiRoute("POST", "/api/calls/{call_id}/hangup", calls.hangup, "Hang up a live call",
+             "calls", None, "ActionResult"),
+    ApiRoute("POST", "/api/calls/{call_id}/recording", calls.recording,
+             "Start or stop recording a live call", "calls", "RecordingInput", "ActionResult"),
+    ApiRoute("POST", "/api/originate", calls.originate,
+             "Click-to-call: ring my phone, then the number", "calls", "OriginateInput",
+             "ActionResult"),
+    ApiRoute("GET", "/api/presence", calls.presence,
+             "Extensions busy or ringing now (others are free)", "calls"),
+    ApiRoute("GET", "/api/lines", calls.lines, "PBX line status (admin)", "calls"),
+    ApiRoute("GET", "/api/recordings/{id}", calls.get_recording,
+             "A call recording (audio/wav; supports Range requests)", "calls",
+             extra={"responses": {"200": {"description": "audio", "content": {
+                 "audio/wav": {}}}, "206": {"description": "partial audio"},
+                 "default": {"description": "error"}}}),
 ]

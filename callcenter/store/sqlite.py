@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from callcenter.store.base import (
     PhoneMatch,
 )
 from callcenter.store.migrate import migrate
+from callcenter.store.sqlite_calls import CallLogMixin, now_utc, ts
 
 _PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -42,18 +43,6 @@ _PRAGMAS = (
     "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=5000",
 )
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
-def ts(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 def parse_ts(value: str | None) -> datetime | None:
@@ -125,6 +114,33 @@ class SqliteCallerIndex:
         ).fetchone()
         return _user(row) if row else None
 
+    def user_by_id(self, user_id: int) -> User | None:
+        row = self._db.execute(
+            f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", (user_id,)
+        ).fetchone()
+        return _user(row) if row else None
+
+    def client_context(self, client_id: int, limit: int = 5) -> dict[str, Any]:
+        """The client block of a screen-pop: name, manager, last contacts, open tasks."""
+        row = self._db.execute(
+            "SELECT id, name, kind, manager_id FROM clients WHERE id = ?", (client_id,)
+        ).fetchone()
+        client = ({"id": row[0], "name": row[1], "kind": row[2], "manager_id": row[3]}
+                  if row else None)
+        interactions = [
+            {"at": r[0], "kind": r[1], "summary": r[2]}
+            for r in self._db.execute(
+                "SELECT at, kind, summary FROM interactions WHERE client_id = ?"
+                " ORDER BY at DESC, id DESC LIMIT ?", (client_id, limit))
+        ]
+        tasks = [
+            {"id": r[0], "title": r[1], "due_at": r[2]}
+            for r in self._db.execute(
+                "SELECT id, title, due_at FROM tasks WHERE client_id = ? AND done = 0"
+                " ORDER BY COALESCE(due_at, created_at) LIMIT ?", (client_id, limit))
+        ]
+        return {"client": client, "last_interactions": interactions, "open_tasks": tasks}
+
     def close(self) -> None:
         self._db.close()
 
@@ -136,7 +152,7 @@ def _user(row: Sequence[Any]) -> User:
     return User(row[0], row[1], row[2], Role(row[3]), row[4], row[5], bool(row[6]))
 
 
-class SqliteStore:
+class SqliteStore(CallLogMixin):
     """The product's store on one SQLite file in WAL mode."""
 
     def __init__(self, path: Path, db: aiosqlite.Connection) -> None:

@@ -411,6 +411,9 @@ class AmiConnection:
                             future.set_result(out)
                     elif isinstance(out, FollowUpReceived):
                         self._resolve_originate(out.action_id, out.event)
+                        # The call tracker needs our OriginateResponse too (a failed
+                        # click-to-call ends its call only through this event).
+                        self._deliver(out.event)
                     else:
                         log.debug("AMI response nobody waits for: %s", out.message.action_id)
             elif isinstance(item, Banner):

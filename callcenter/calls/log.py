@@ -1,0 +1,172 @@
+"""The call log: writes every call to the store, on the client card, with callback tasks.
+
+The registry hands calls over synchronously; the writes happen in one owned task in arrival
+order, so the screen-pop path never waits for the disk. A write that fails is retried, not
+dropped: a call record must survive a busy or briefly failing database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from callcenter.calls.model import LiveCall, iso
+from callcenter.line_events import Direction, EndState
+from callcenter.models import InteractionKind, Role, TaskKind
+from callcenter.store.base import Store
+
+log = logging.getLogger(__name__)
+
+
+def call_row(call: LiveCall) -> dict[str, Any]:
+    return {
+        "id": call.id,
+        "line": call.line,
+        "direction": call.direction.value,
+        "caller_raw": call.caller_raw,
+        "caller_e164": call.caller_e164,
+        "caller_name": call.caller_name,
+        "withheld": int(call.withheld),
+        "called": call.called,
+        "client_id": call.client_id,
+        "contact_id": call.contact_id,
+        "candidates": call.match_json.get("candidates", []),
+        "state": call.log_state,
+        "reason": call.reason.value if call.reason else None,
+        "cause": call.cause,
+        "answered_by_user": call.answered_user,
+        "answered_by_ext": call.answered_ext,
+        "user_id": call.originated_by or call.answered_user,
+        "rang": list(call.rang),
+        "ringing_at": iso(call.started_at),
+        "answered_at": iso(call.answered_at),
+        "ended_at": iso(call.ended_at),
+        "ring_seconds": call.ring_seconds,
+        "talk_seconds": call.talk_seconds,
+        "transfers": [t.to_json() for t in call.transfers],
+    }
+
+
+def summary(call: LiveCall) -> str:
+    who = call.caller_name or call.caller_display or call.caller_raw or "withheld"
+    if call.direction is Direction.OUTBOUND:
+        text = f"Outbound call to {call.called}"
+    elif call.direction is Direction.INTERNAL:
+        text = f"Internal call from {who}"
+    else:
+        text = f"Inbound call from {who}"
+    if call.end_state is EndState.ANSWERED:
+        by = call.answered_user_name or call.answered_ext or "the other side"
+        text += f", answered by {by}, talk {round(call.talk_seconds or 0)} s"
+    elif call.end_state is EndState.MISSED:
+        text += f", missed ({call.reason.value if call.reason else 'not answered'})"
+    elif call.end_state is EndState.FAILED:
+        text += f", failed ({call.reason.value if call.reason else call.cause or 'error'})"
+    if call.transfers:
+        text += ", transferred to " + ", ".join(t.to for t in call.transfers)
+    return text
+
+
+class CallLog:
+    def __init__(self, store: Store, *, retry_seconds: float = 2.0) -> None:
+        self._store = store
+        self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._retry = retry_seconds
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # -- the registry's sink ---------------------------------------------------------------
+
+    def call_changed(self, call: LiveCall) -> None:
+        self._put("upsert", call_row(call))
+
+    def call_finished(self, call: LiveCall) -> None:
+        self._put("finish", call)
+
+    def _put(self, kind: str, item: Any) -> None:
+        self._idle.clear()
+        self._queue.put_nowait((kind, item))
+
+    # -- the writer task -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        closed = await self._store.close_dangling_calls(
+            "callcenter stopped during the call")
+        if closed:
+            log.warning("%d calls were still live when callcenter last stopped", closed)
+        self._task = asyncio.create_task(self._run(), name="call-log-writer")
+
+    async def stop(self) -> None:
+        """Write what is queued, then stop."""
+        if self._task is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.drained(), 10)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def drained(self) -> None:
+        await self._idle.wait()
+
+    async def _run(self) -> None:
+        while True:
+            kind, item = await self._queue.get()
+            while True:
+                try:
+                    if kind == "upsert":
+                        await self._store.upsert_call(item)
+                    else:
+                        await self._finish(item)
+                    break
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("call log write failed; retrying in %.0f s", self._retry)
+                    await asyncio.sleep(self._retry)
+            if self._queue.empty():
+                self._idle.set()
+
+    async def _finish(self, call: LiveCall) -> None:
+        store = self._store
+        await store.upsert_call(call_row(call))
+        for path in call.recordings:
+            await store.add_recording(call.id, path)
+        at = datetime.fromtimestamp(call.started_at, UTC)
+        await store.add_interaction(
+            InteractionKind.CALL, at, summary(call), client_id=call.client_id,
+            contact_id=call.contact_id, user_id=call.answered_user or call.originated_by,
+            ref=call.id, data={
+                "call_id": call.id, "direction": call.direction.value,
+                "state": call.log_state, "reason": call.reason.value if call.reason else None,
+                "caller": call.caller_raw, "caller_name": call.caller_name,
+                "called": call.called, "answered_by": call.answered_by_json(),
+                "ring_seconds": call.ring_seconds, "talk_seconds": call.talk_seconds,
+                "transfers": [t.to_json() for t in call.transfers],
+                "recordings": list(call.recordings),
+            })
+        if call.direction is Direction.INBOUND and call.end_state is EndState.MISSED:
+            await self._callback_task(call)
+
+    async def _callback_task(self, call: LiveCall) -> None:
+        if call.withheld or not call.caller_raw:
+            return  # nobody to call back
+        phone = call.caller_e164 or call.caller_raw
+        if await self._store.open_callback_task(phone) is not None:
+            return  # one open task per number, however often they tried
+        manager_id = None
+        if call.client_id is not None:
+            manager_id = (call.match_json.get("client") or {}).get("manager_id")
+        who = call.caller_name or call.caller_display or call.caller_raw
+        client = (call.match_json.get("client") or {}).get("name")
+        title = f"Call back {who}" + (f" ({client})" if client and client != who else "")
+        await self._store.create_task(
+            TaskKind.CALLBACK, title, due_at=datetime.now(UTC), assignee_id=manager_id,
+            assignee_role=None if manager_id else Role.SECRETARY, client_id=call.client_id,
+            phone=phone, ref=call.id,
+        )

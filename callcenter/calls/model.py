@@ -1,0 +1,131 @@
+"""A call as the core knows it while it lives, and its JSON form for events and the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from callcenter.line_events import Direction, EndState, MissReason
+from callcenter.matching import CallerMatch
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(slots=True)
+class Transfer:
+    kind: str
+    from_ext: str | None
+    to: str
+    at: float
+    result: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "from": self.from_ext, "to": self.to, "at": iso(self.at),
+                "result": self.result}
+
+
+@dataclass(slots=True)
+class LiveCall:
+    id: str
+    line: str
+    direction: Direction
+    caller_raw: str
+    caller_name: str
+    withheld: bool
+    called: str
+    started_at: float
+    match: CallerMatch
+    caller_e164: str | None = None
+    caller_display: str = ""
+    originated: bool = False
+    originated_by: int | None = None
+    ringing: tuple[str, ...] = ()
+    rang: list[str] = field(default_factory=list)
+    queue: str | None = None
+    answered_ext: str | None = None
+    answered_user: int | None = None
+    answered_user_name: str | None = None
+    answered_by_outside: bool = False
+    answered_at: float | None = None
+    ended_at: float | None = None
+    end_state: EndState | None = None
+    reason: MissReason | None = None
+    cause: str = ""
+    transfers: list[Transfer] = field(default_factory=list)
+    on_hold: bool = False
+    recordings: list[str] = field(default_factory=list)
+    # The screen-pop's client block, computed once when the call starts.
+    match_json: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def state(self) -> str:
+        if self.end_state is None:
+            return "answered" if self.answered_at is not None else "ringing"
+        if self.end_state is EndState.ANSWERED:
+            return "ended"
+        return self.end_state.value
+
+    @property
+    def log_state(self) -> str:
+        """The call log's verdict: answered, missed or failed (live calls: their state)."""
+        if self.end_state is None:
+            return self.state
+        return self.end_state.value
+
+    @property
+    def ring_seconds(self) -> float | None:
+        end = self.answered_at or self.ended_at
+        return None if end is None else round(max(0.0, end - self.started_at), 3)
+
+    @property
+    def talk_seconds(self) -> float | None:
+        if self.answered_at is None or self.ended_at is None:
+            return None
+        return round(max(0.0, self.ended_at - self.answered_at), 3)
+
+    @property
+    def client_id(self) -> int | None:
+        return self.match.client_id
+
+    @property
+    def contact_id(self) -> int | None:
+        contact = self.match.contact
+        return contact.contact_id if contact else None
+
+    def answered_by_json(self) -> dict[str, Any] | None:
+        if self.answered_ext is None and not self.answered_by_outside:
+            return None
+        return {"extension": self.answered_ext, "user_id": self.answered_user,
+                "user_name": self.answered_user_name, "outside": self.answered_by_outside}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "line": self.line,
+            "direction": self.direction.value,
+            "caller": {"raw": self.caller_raw, "e164": self.caller_e164,
+                       "name": self.caller_name, "withheld": self.withheld,
+                       "display": self.caller_display},
+            "called": self.called,
+            "state": self.state,
+            "reason": self.reason.value if self.reason else None,
+            "cause": self.cause,
+            "ringing": list(self.ringing),
+            "rang": list(self.rang),
+            "queue": self.queue,
+            "answered_by": self.answered_by_json(),
+            "started_at": iso(self.started_at),
+            "answered_at": iso(self.answered_at),
+            "ended_at": iso(self.ended_at),
+            "ring_seconds": self.ring_seconds,
+            "talk_seconds": self.talk_seconds,
+            "transfers": [t.to_json() for t in self.transfers],
+            "on_hold": self.on_hold,
+            "recordings": list(self.recordings),
+            "originated_by": self.originated_by,
+        }

@@ -1,0 +1,283 @@
+"""The call registry: each live call's state, fed by line events from any line type.
+
+It decides what the people at the desks see: it matches the caller, builds the screen-pop,
+publishes call.* events on the bus, and hands finished calls to the call log. Everything here
+is synchronous and cheap: the screen-pop path is a dict update, an indexed lookup and a
+publish; writes to the database go through the CallLog's queue.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from callcenter.bus import EventBus
+from callcenter.calls.model import LiveCall, Transfer, iso
+from callcenter.line_events import (
+    Answered,
+    CallEnded,
+    CallerChanged,
+    CallStarted,
+    Direction,
+    EndState,
+    HoldChanged,
+    LineEvent,
+    RecordingStarted,
+    RingingChanged,
+    Transferred,
+)
+from callcenter.matching import CallerMatch, CallerMatcher
+from callcenter.models import User
+from callcenter.phones import NumberKind, display
+
+log = logging.getLogger(__name__)
+
+
+class ScreenPopIndex(Protocol):
+    """The synchronous reads the screen-pop needs (implemented by the store's caller index)."""
+
+    def user_by_extension(self, extension: str) -> User | None: ...
+
+    def user_by_id(self, user_id: int) -> User | None: ...
+
+    def client_context(self, client_id: int, limit: int = 5) -> dict[str, Any]: ...
+
+
+class CallSink(Protocol):
+    def call_changed(self, call: LiveCall) -> None: ...
+
+    def call_finished(self, call: LiveCall) -> None: ...
+
+
+class CallRegistry:
+    def __init__(self, matcher: CallerMatcher, index: ScreenPopIndex, bus: EventBus,
+                 sink: CallSink | None = None, *, region: str = "RU",
+                 clock: Callable[[], float] | None = None) -> None:
+        self._matcher = matcher
+        self._index = index
+        self._bus = bus
+        self._sink = sink
+        self._region = region
+        self._calls: dict[str, LiveCall] = {}
+        self._ended: dict[str, None] = {}  # recently ended ids, so a replayed end is ignored
+        self._dispatch: dict[type, Callable[[Any], None]] = {
+            CallStarted: self._started,
+            CallerChanged: self._caller_changed,
+            RingingChanged: self._ringing,
+            Answered: self._answered,
+            Transferred: self._transferred,
+            HoldChanged: self._hold,
+            RecordingStarted: self._recording,
+            CallEnded: self._ended_call,
+        }
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def get(self, call_id: str) -> LiveCall | None:
+        return self._calls.get(call_id)
+
+    def live(self) -> list[LiveCall]:
+        return list(self._calls.values())
+
+    def presence(self) -> dict[str, str]:
+        """Extension -> "busy" (in a call) or "ringing"; extensions not listed are free."""
+        out: dict[str, str] = {}
+        for call in self._calls.values():
+            for ext in call.ringing:
+                out.setdefault(ext, "ringing")
+            if call.answered_ext:
+                out[call.answered_ext] = "busy"
+            if call.direction is not Direction.INBOUND and call.answered_at and (
+                call.caller_raw.isdigit() and len(call.caller_raw) <= 6
+            ):
+                out[call.caller_raw] = "busy"
+        return out
+
+    def snapshot(self, call: LiveCall) -> dict[str, Any]:
+        match = dict(call.match_json)
+        manager = match.get("manager")
+        if manager and manager.get("extension"):
+            manager = dict(manager, busy=manager["extension"] in self.presence())
+            match["manager"] = manager
+        return {"call": call.to_json(), "match": match}
+
+    # -- line events -----------------------------------------------------------------------
+
+    def handle(self, event: LineEvent) -> None:
+        handler = self._dispatch.get(type(event))
+        if handler is None:
+            return
+        try:
+            handler(event)
+        except Exception:  # a bug in one call must not stop the line's reader
+            log.exception("call registry failed on %r", event)
+
+    def _publish(self, topic: str, call: LiveCall, at: float, **extra: Any) -> None:
+        data = self.snapshot(call)
+        data.update(extra)
+        self._bus.publish(topic, data, at)
+
+    def _started(self, e: CallStarted) -> None:
+        if e.call_key in self._calls or e.call_key in self._ended:
+            return
+        call = self._new_call(e)
+        self._calls[call.id] = call
+        if self._sink:
+            self._sink.call_changed(call)
+        self._publish("call.updated", call, e.at)
+
+    def _new_call(self, e: CallStarted) -> LiveCall:
+        # The client of an outbound call is the party called, not our extension.
+        subject = e.called_num if e.direction is Direction.OUTBOUND else e.caller_num
+        match = self._matcher.match(subject, withheld=e.withheld and
+                                    e.direction is Direction.INBOUND)
+        caller_number = self._matcher.normalize(e.caller_num)
+        withheld = e.withheld or caller_number.kind is NumberKind.WITHHELD
+        originated_by = None
+        if e.originated:
+            user = self._index.user_by_extension(e.caller_num)
+            originated_by = user.id if user else None
+        call = LiveCall(
+            id=e.call_key, line=e.line, direction=e.direction,
+            caller_raw="" if withheld else e.caller_num,
+            caller_name="" if withheld and e.caller_name.lower() in {"anonymous", "unknown", ""}
+            else e.caller_name,
+            withheld=withheld, called=e.called_num, started_at=e.at, match=match,
+            caller_e164=None if withheld else caller_number.e164,
+            caller_display="" if withheld else display(caller_number, self._region),
+            originated=e.originated, originated_by=originated_by,
+        )
+        call.match_json = self._match_json(match, e.direction)
+        return call
+
+    def _match_json(self, match: CallerMatch, direction: Direction) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "kind": "unknown", "client": None, "contact": None, "manager": None,
+            "candidates": [
+                {"client_id": c.client_id, "client_name": c.client_name,
+                 "contact_id": c.contact_id, "contact_name": c.contact_name,
+                 "manager_id": c.manager_id, "matched_by": c.matched_by}
+                for c in match.candidates
+            ],
+            "user": None, "last_interactions": [], "open_tasks": [],
+        }
+        if match.withheld and direction is Direction.INBOUND:
+            out["kind"] = "withheld"
+            return out
+        if match.user is not None:
+            out["kind"] = "user"
+            out["user"] = {"id": match.user.id, "name": match.user.name,
+                           "extension": match.user.extension}
+        client_id = match.client_id
+        if client_id is not None:
+            out["kind"] = "client"
+            context = self._index.client_context(client_id)
+            out["client"] = context["client"]
+            contact = match.contact
+            out["contact"] = ({"id": contact.contact_id, "name": contact.contact_name}
+                              if contact else None)
+            out["last_interactions"] = context["last_interactions"]
+            out["open_tasks"] = context["open_tasks"]
+            manager_id = context["client"].get("manager_id") if context["client"] else None
+            manager = self._index.user_by_id(manager_id) if manager_id else None
+            if manager is not None:
+                out["manager"] = {"id": manager.id, "name": manager.name,
+                                  "extension": manager.extension, "busy": False}
+        elif match.tie:
+            out["kind"] = "tie"
+        return out
+
+    def _caller_changed(self, e: CallerChanged) -> None:
+        call = self._calls.get(e.call_key)
+        if call is None:
+            return
+        if e.called_num is not None:
+            call.called = e.called_num
+            if call.direction is Direction.OUTBOUND and not call.match.candidates:
+                call.match = self._matcher.match(e.called_num)
+                call.match_json = self._match_json(call.match, call.direction)
+        if e.caller_name is not None and not call.withheld:
+            call.caller_name = e.caller_name
+        if e.caller_num is not None and not call.withheld and call.direction is Direction.INBOUND:
+            number = self._matcher.normalize(e.caller_num)
+            call.caller_raw, call.caller_e164 = e.caller_num, number.e164
+            call.caller_display = display(number, self._region)
+        self._publish("call.updated", call, e.at)
+
+    def _ringing(self, e: RingingChanged) -> None:
+        call = self._calls.get(e.call_key)
+        if call is None:
+            return
+        before = set(call.ringing)
+        call.ringing = tuple(e.extensions)
+        if e.queue:
+            call.queue = e.queue
+        new = [ext for ext in e.extensions if ext not in before]
+        for ext in new:
+            if ext not in call.rang:
+                call.rang.append(ext)
+        for ext in new:
+            user = self._index.user_by_extension(ext)
+            self._publish("call.ringing", call, e.at, extension=ext,
+                          user={"id": user.id, "name": user.name} if user else None)
+        if not new:
+            self._publish("call.updated", call, e.at)
+
+    def _answered(self, e: Answered) -> None:
+        call = self._calls.get(e.call_key)
+        if call is None or call.answered_at is not None:
+            return
+        call.answered_at = e.at
+        call.ringing = ()
+        call.answered_by_outside = e.by_outside
+        if e.extension:
+            call.answered_ext = e.extension
+            user = self._index.user_by_extension(e.extension)
+            if user is not None:
+                call.answered_user, call.answered_user_name = user.id, user.name
+        if self._sink:
+            self._sink.call_changed(call)
+        self._publish("call.answered", call, e.at)
+
+    def _transferred(self, e: Transferred) -> None:
+        call = self._calls.get(e.call_key)
+        if call is None:
+            return
+        transfer = Transfer(e.kind.value, e.from_ext, e.to, e.at, e.result)
+        call.transfers.append(transfer)
+        self._publish("call.transferred", call, e.at, transfer=transfer.to_json())
+
+    def _hold(self, e: HoldChanged) -> None:
+        call = self._calls.get(e.call_key)
+        if call is None or call.on_hold == e.on_hold:
+            return
+        call.on_hold = e.on_hold
+        self._publish("call.updated", call, e.at)
+
+    def _recording(self, e: RecordingStarted) -> None:
+        call = self._calls.get(e.call_key)
+        if call is None or e.path in call.recordings:
+            return
+        call.recordings.append(e.path)
+        self._publish("call.updated", call, e.at)
+
+    def _ended_call(self, e: CallEnded) -> None:
+        call = self._calls.pop(e.call_key, None)
+        if call is None:
+            return
+        self._ended[e.call_key] = None
+        if len(self._ended) > 10_000:
+            self._ended.pop(next(iter(self._ended)))
+        call.ended_at = e.at
+        call.end_state = e.state
+        call.reason = e.reason
+        call.cause = e.cause
+        call.ringing = ()
+        if self._sink:
+            self._sink.call_finished(call)
+        topic = "call.missed" if e.state is EndState.MISSED else "call.ended"
+        self._publish(topic, call, e.at)
+
+
+__all__ = ["CallRegistry", "iso"]

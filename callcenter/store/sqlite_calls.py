@@ -1,0 +1,160 @@
+"""The call log and its recordings in SQLite (tables of migration 0002)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiosqlite
+
+from callcenter.store.base import CallFilter, NotFound
+
+# A user took part in a call: answered it, placed it, or their extension rang.
+_INVOLVES = (
+    "(c.answered_by_user = ? OR c.user_id = ? OR EXISTS (SELECT 1 FROM json_each(c.rang) r"
+    " JOIN users u ON u.extension = r.value WHERE u.id = ?))"
+)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def ts(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+_CALL_COLUMNS = (
+    "id", "line", "direction", "caller_raw", "caller_e164", "caller_name", "withheld", "called",
+    "client_id", "contact_id", "candidates", "state", "reason", "cause", "answered_by_user",
+    "answered_by_ext", "user_id", "rang", "ringing_at", "answered_at", "ended_at",
+    "ring_seconds", "talk_seconds", "transfers",
+)
+_CALL_JSON = {"candidates", "rang", "transfers"}
+
+
+class CallLogMixin:
+    """The call log and its recordings (migration 0002)."""
+
+    _db: aiosqlite.Connection
+
+    async def upsert_call(self, row: dict[str, Any]) -> None:
+        values = [json.dumps(row.get(c), ensure_ascii=False) if c in _CALL_JSON else row.get(c)
+                  for c in _CALL_COLUMNS]
+        updates = ", ".join(f"{c} = excluded.{c}" for c in _CALL_COLUMNS[1:])
+        await self._db.execute(
+            f"INSERT INTO calls ({', '.join(_CALL_COLUMNS)}) VALUES"
+            f" ({', '.join('?' * len(_CALL_COLUMNS))}) ON CONFLICT (id) DO UPDATE SET {updates}",
+            values,
+        )
+
+    async def close_dangling_calls(self, cause: str) -> int:
+        """Calls left ringing or answered by a previous run: the line will re-adopt the ones
+        still up; the rest are marked failed rather than shown live forever."""
+        cursor = await self._db.execute(
+            "UPDATE calls SET state = 'failed', cause = ?, ended_at = COALESCE(ended_at, ?)"
+            " WHERE state IN ('ringing', 'answered')", (cause, ts(now_utc())))
+        return cursor.rowcount
+
+    async def list_calls(self, f: CallFilter) -> list[dict[str, Any]]:
+        where, params = ["1 = 1"], []
+        if f.since:
+            where.append("c.ringing_at >= ?")
+            params.append(ts(f.since))
+        if f.until:
+            where.append("c.ringing_at < ?")
+            params.append(ts(f.until))
+        if f.number:
+            digits = "".join(ch for ch in f.number if ch.isdigit())
+            tail = digits[-10:]
+            where.append("(c.caller_e164 = ? OR c.caller_raw LIKE ? OR c.called LIKE ?)")
+            params += [f.number, f"%{tail}", f"%{tail}"]
+        if f.client_id is not None:
+            where.append("c.client_id = ?")
+            params.append(f.client_id)
+        if f.user_id is not None:
+            where.append(_INVOLVES)
+            params += [f.user_id, f.user_id, f.user_id]
+        if f.state:
+            where.append("c.state = ?")
+            params.append(f.state)
+        if f.visible_to is not None:
+            where.append(f"({_INVOLVES} OR c.client_id IN"
+                         " (SELECT id FROM clients WHERE manager_id = ?))")
+            params += [f.visible_to, f.visible_to, f.visible_to, f.visible_to]
+        return await self._list_calls_where(" AND ".join(where), params, f.limit, f.offset)
+
+    async def get_call(self, call_id: str) -> dict[str, Any]:
+        rows = await self._list_calls_where("c.id = ?", [call_id], 1, 0)
+        if not rows:
+            raise NotFound("call", call_id)
+        return rows[0]
+
+    async def _list_calls_where(self, where: str, params: list[Any], limit: int, offset: int
+                               ) -> list[dict[str, Any]]:
+        rows = await self._db.execute_fetchall(
+            f"SELECT {', '.join('c.' + c for c in _CALL_COLUMNS)}, u.name FROM calls c"
+            f" LEFT JOIN users u ON u.id = c.answered_by_user WHERE {where}"
+            " ORDER BY c.ringing_at DESC LIMIT ? OFFSET ?", (*params, limit, offset))
+        out = []
+        for r in rows:
+            row = dict(zip(_CALL_COLUMNS, r, strict=False))
+            for c in _CALL_JSON:
+                row[c] = json.loads(row[c]) if row[c] else []
+            row["answered_by_name"] = r[len(_CALL_COLUMNS)]
+            out.append(row)
+        if out:
+            marks = ",".join("?" * len(out))
+            recs: dict[str, list[dict[str, Any]]] = {}
+            for rid, call_id, pbx_path, state, size in await self._db.execute_fetchall(
+                "SELECT id, call_id, pbx_path, state, size FROM recordings"
+                f" WHERE call_id IN ({marks}) ORDER BY id", [r["id"] for r in out]):
+                recs.setdefault(call_id, []).append(
+                    {"id": rid, "pbx_path": pbx_path, "state": state, "size": size})
+            for row in out:
+                row["recordings"] = recs.get(row["id"], [])
+        return out
+
+    async def add_recording(self, call_id: str, pbx_path: str) -> None:
+        await self._db.execute(
+            "INSERT INTO recordings (call_id, pbx_path, next_try_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (call_id, pbx_path) DO NOTHING",
+            # MixMonitor closes the file at hang-up: the first try waits a moment.
+            (call_id, pbx_path, ts(now_utc() + timedelta(seconds=2))))
+
+    async def due_recordings(self, limit: int = 20) -> list[dict[str, Any]]:
+        rows = await self._db.execute_fetchall(
+            "SELECT id, call_id, pbx_path, attempts FROM recordings WHERE state = 'pending'"
+            " AND (next_try_at IS NULL OR next_try_at <= ?) ORDER BY id LIMIT ?",
+            (ts(now_utc()), limit))
+        return [{"id": r[0], "call_id": r[1], "pbx_path": r[2], "attempts": r[3]} for r in rows]
+
+    async def update_recording(self, recording_id: int, **changes: Any) -> None:
+        allowed = {"local_path", "state", "attempts", "last_error", "next_try_at", "size"}
+        if set(changes) - allowed:
+            raise ValueError(f"cannot change {set(changes) - allowed} of a recording")
+        values = [ts(v) if isinstance(v, datetime) else v for v in changes.values()]
+        await self._db.execute(
+            f"UPDATE recordings SET {', '.join(f'{k} = ?' for k in changes)} WHERE id = ?",
+            (*values, recording_id))
+
+    async def get_recording(self, recording_id: int) -> dict[str, Any]:
+        rows = await self._db.execute_fetchall(
+            "SELECT r.id, r.call_id, r.pbx_path, r.local_path, r.state, r.size, r.last_error,"
+            " r.attempts, c.client_id, c.answered_by_user, c.user_id, c.rang, c.answered_by_ext"
+            " FROM recordings r JOIN calls c ON c.id = r.call_id WHERE r.id = ?",
+            (recording_id,))
+        if not rows:
+            raise NotFound("recording", recording_id)
+        r = next(iter(rows))
+        keys = ("id", "call_id", "pbx_path", "local_path", "state", "size", "last_error",
+                "attempts", "client_id", "answered_by_user", "user_id", "rang",
+                "answered_by_ext")
+        row = dict(zip(keys, r, strict=True))
+        row["rang"] = json.loads(row["rang"] or "[]")
+        return row

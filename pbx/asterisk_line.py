@@ -1,0 +1,261 @@
+"""An Asterisk PBX line: AMI connection + call correlator + call control, behind core types.
+
+It translates AMI into line events for the core's call registry, and the core's call actions
+(click-to-call, transfers, hang-up, recording) into AMI actions on the right channels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from callcenter.config import PbxLineConfig
+from callcenter.errors import CallActionFailed, CallNotFound, LineUnavailable
+from callcenter.line_events import Answered, LineEvent
+from pbx.ami.codec import ActionEncodingError
+from pbx.ami.connection import AmiConnection
+from pbx.ami.correlator import AmiCallCorrelator, CorrelatorConfig
+from pbx.ami.errors import (
+    AmiActionError,
+    AmiAuthError,
+    AmiConnectionLost,
+    AmiError,
+    AmiTimeout,
+    AmiUnreachable,
+)
+from pbx.ami.message import Message
+
+log = logging.getLogger(__name__)
+
+_DIGITS_PLUS = set("0123456789+*#")
+
+
+def _dialable(number: str) -> str:
+    """The number as the dialplan gets it: digits and a leading +, nothing a stranger could use
+    to reach another context or inject a header."""
+    cleaned = "".join(ch for ch in number if ch in _DIGITS_PLUS)
+    if not cleaned or len(cleaned) > 32 or "+" in cleaned[1:]:
+        raise CallActionFailed(f"{number!r} is not a number that can be dialled")
+    return cleaned
+
+
+def _extension(ext: str) -> str:
+    if not ext or not ext.isdigit() or len(ext) > 8:
+        raise CallActionFailed(f"{ext!r} is not an internal extension")
+    return ext
+
+
+class AsteriskLine:
+    kind = "asterisk"
+
+    def __init__(self, config: PbxLineConfig, sink: Callable[[LineEvent], None], *,
+                 connect_retry_max: float = 30.0) -> None:
+        self.config = config
+        self.name = config.name
+        self._sink = sink
+        self.correlator = AmiCallCorrelator(CorrelatorConfig(
+            line=config.name,
+            trunk_endpoints=frozenset(config.trunk_endpoints),
+            trunk_contexts=frozenset(config.trunk_contexts),
+        ))
+        self._connection: AmiConnection | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._retry_max = connect_retry_max
+        self._mixmonitor_ids: dict[str, tuple[str, str]] = {}  # call id -> (channel, id)
+        self.detail = "not started"
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._connection is not None and self._connection.connected
+
+    async def start(self) -> None:
+        self._runner = asyncio.create_task(self._connect_loop(), name=f"ami-line-{self.name}")
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._runner, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+        self.detail = "stopped"
+
+    async def _connect_loop(self) -> None:
+        """The first login. Later reconnects are the connection's own job; until the first
+        one works (PBX down at our start, wrong password) we keep trying with backoff."""
+        delay = 0.5
+        while True:
+            conn = AmiConnection(
+                self.config.host, self.config.port, self.config.username, self.config.secret,
+                on_event=self._on_event, on_connected=self._on_connected,
+                on_disconnected=self._on_disconnected, ping_interval=self.config.ping_interval,
+                action_timeout=self.config.action_timeout,
+            )
+            try:
+                await conn.start()
+            except AmiAuthError:
+                self.detail = (f"login refused for AMI user {self.config.username!r} at "
+                               f"{self.config.host}:{self.config.port}: check username and "
+                               "secret (manager.conf)")
+                log.error("PBX line %s: %s", self.name, self.detail)
+                delay = max(delay, 30.0)  # do not hammer a PBX that refuses us
+            except (AmiUnreachable, AmiTimeout, OSError) as exc:
+                self.detail = f"cannot reach {self.config.host}:{self.config.port}: {exc}"
+                log.warning("PBX line %s: %s; retrying in %.0f s", self.name, self.detail, delay)
+            else:
+                self._connection = conn
+                await self._resync(conn)  # adopt calls already up when we start
+                return
+            await conn.close()
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, self._retry_max)
+
+    # -- AMI in ----------------------------------------------------------------------------
+
+    def _on_event(self, msg: Message) -> None:
+        for event in self.correlator.feed(msg):
+            self._emit(event)
+
+    def _emit(self, event: LineEvent) -> None:
+        self._sink(event)
+        if self.config.record_calls and isinstance(event, Answered):
+            self._spawn(self._record_answered(event.call_key))
+
+    async def _on_connected(self) -> None:
+        self.detail = "connected"
+        log.info("PBX line %s: logged in to %s:%d", self.name, self.config.host,
+                 self.config.port)
+        conn = self._connection
+        if conn is None:
+            return  # the first login: the resync below runs once start() has returned
+        await self._resync(conn)
+
+    async def _resync(self, conn: AmiConnection) -> None:
+        try:
+            _, channels = await conn.list_action("CoreShowChannels")
+        except AmiError as exc:
+            log.warning("PBX line %s: resync failed (%s); calls may be stale", self.name, exc)
+            return
+        for event in self.correlator.resync(channels):
+            self._emit(event)
+
+    def _on_disconnected(self, reason: str) -> None:
+        self.detail = f"reconnecting ({reason})"
+        log.warning("PBX line %s: connection lost (%s); reconnecting", self.name, reason)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- call control ----------------------------------------------------------------------
+
+    def _conn(self) -> AmiConnection:
+        conn = self._connection
+        if conn is None or not conn.connected:
+            raise LineUnavailable(f"PBX line {self.name} is not connected: {self.detail}")
+        return conn
+
+    async def _action(self, name: str, headers: list[tuple[str, str]]) -> Message:
+        conn = self._conn()
+        try:
+            return await conn.action(name, headers)
+        except AmiActionError as exc:
+            message = exc.response.get("Message") or "refused"
+            raise CallActionFailed(f"the PBX refused {name}: {message}") from exc
+        except (AmiConnectionLost, AmiTimeout) as exc:
+            # Not retried: the PBX may have carried it out (see AmiConnection's docs).
+            raise CallActionFailed(f"{name} may not have been carried out: {exc}") from exc
+        except ActionEncodingError as exc:
+            raise CallActionFailed(str(exc)) from exc
+
+    def _channel(self, call_id: str, extension: str | None) -> str:
+        channel = self.correlator.channel_for(call_id, extension)
+        if channel is None:
+            who = f"extension {extension}" if extension else "the outside party"
+            raise CallNotFound(f"no live channel of {who} in call {call_id}")
+        return channel
+
+    async def originate(self, extension: str, number: str, *, user_id: int | None) -> str:
+        ext, dial = _extension(extension), _dialable(number)
+        conn = self._conn()
+        channel_id = f"crm-c2c-{uuid.uuid4().hex[:16]}"
+        self.correlator.expect_originate(channel_id, ext, dial)
+        headers = [
+            ("Channel", f"{self.config.extension_technology}/{ext}"),
+            ("Context", self.config.originate_context),
+            ("Exten", dial),
+            ("Priority", "1"),
+            ("CallerID", f'"{dial}" <{dial}>'),
+            ("Timeout", "30000"),
+            ("ChannelId", channel_id),
+            ("OtherChannelId", f"{channel_id}-b"),
+        ]
+        if user_id is not None:
+            headers.append(("Variable", f"CRM_USER_ID={int(user_id)}"))
+        try:
+            await conn.originate(headers)
+        except AmiActionError as exc:
+            raise CallActionFailed(
+                f"the PBX refused the call: {exc.response.get('Message') or 'error'}") from exc
+        except AmiError as exc:
+            raise CallActionFailed(f"click-to-call may not have been placed: {exc}") from exc
+        return channel_id
+
+    async def blind_transfer(self, call_id: str, from_ext: str | None, to_ext: str) -> None:
+        channel = self._channel(call_id, from_ext)
+        await self._action("BlindTransfer", [("Channel", channel), ("Exten", _extension(to_ext)),
+                                             ("Context", self.config.originate_context)])
+
+    async def attended_transfer(self, call_id: str, from_ext: str, to_ext: str) -> None:
+        channel = self._channel(call_id, from_ext)
+        await self._action("Atxfer", [("Channel", channel), ("Exten", _extension(to_ext)),
+                                      ("Context", self.config.originate_context)])
+
+    async def redirect(self, call_id: str, from_ext: str | None, to_ext: str) -> None:
+        channel = self._channel(call_id, None)
+        await self._action("Redirect", [("Channel", channel), ("Exten", _extension(to_ext)),
+                                        ("Context", self.config.originate_context),
+                                        ("Priority", "1")])
+        for event in self.correlator.note_redirect(call_id, from_ext, to_ext):
+            self._emit(event)
+
+    async def hangup(self, call_id: str) -> None:
+        channel = self.correlator.channel_for(call_id, None)
+        if channel is None:
+            raise CallNotFound(f"no live channel in call {call_id}")
+        await self._action("Hangup", [("Channel", channel)])
+
+    async def start_recording(self, call_id: str) -> str:
+        channel = self._channel(call_id, None)
+        path = f"/var/spool/asterisk/monitor/crm-{call_id.rsplit(':', 1)[-1]}-" \
+               f"{uuid.uuid4().hex[:8]}.wav"
+        response = await self._action("MixMonitor", [("Channel", channel), ("File", path),
+                                                     ("Options", "bi(CRM_MIXMON_ID)")])
+        mix_id = response.get("MixMonitorID") or ""
+        self._mixmonitor_ids[call_id] = (channel, mix_id)
+        return path
+
+    async def stop_recording(self, call_id: str) -> None:
+        channel, mix_id = self._mixmonitor_ids.pop(call_id, (self._channel(call_id, None), ""))
+        headers = [("Channel", channel)]
+        if mix_id:
+            headers.append(("MixMonitorID", mix_id))
+        await self._action("StopMixMonitor", headers)
+
+    async def _record_answered(self, call_id: str) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            try:
+                await self.start_recording(call_id)
+            except (CallActionFailed, CallNotFound, LineUnavailable) as exc:
+                log.warning("PBX line %s: could not record call %s: %s", self.name, call_id,
+                            exc.message)

@@ -1,0 +1,281 @@
+"""The websocket hub: core events from the bus to every console, filtered per user.
+
+Protocol (see docs/events.md):
+
+* The server accepts, then closes with 4401 when the session has no valid user (and 4403 for a
+  foreign ``Origin``), so the console can tell "log in again" from "reconnect".
+* It sends ``{"type": "hello", "seq": N, "boot": B, "user": {...}}``; ``seq`` is the last event
+  sequence at that moment and ``boot`` names this server run (sequences restart with it).
+* The console's first message is ``{"type": "resume", "after": N, "boot": B}`` after a
+  reconnect, or ``{"type": "start"}`` for a fresh page. Nothing is sent before it (for
+  ``start_grace`` seconds), so replayed events never overtake live ones. The server answers a
+  resume with every visible event after N, or ``{"type": "reset"}`` when it no longer holds
+  them (or the server restarted); the console then reloads ``GET /api/calls/live``.
+* ``{"type": "ping"}`` is answered with ``{"type": "pong"}`` (the console's liveness check).
+
+Fan-out follows the measured pitfall (shared/LIBRARIES.md): publishing only appends to each
+connection's bounded queue; each connection has its own sender task. A connection whose queue
+overflows, or whose send does not finish within ``send_timeout``, is closed with 1013 — it
+reconnects and resumes, and nobody else waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from callcenter.bus import BusEvent
+from callcenter.calls.visibility import can_see_event
+from callcenter.models import User
+from callcenter.services import Services
+from callcenter.store.base import NotFound
+from ui.security import session_user_id
+
+log = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN_ORIGIN = 4403
+CLOSE_TRY_AGAIN = 1013  # overflow or send timeout: reconnect and resume
+CLOSE_GOING_AWAY = 1001
+MAX_CLIENT_MESSAGE = 4096
+
+Visibility = Callable[[User, dict[str, Any], bool], bool]
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+@dataclass(eq=False)
+class Connection:
+    websocket: WebSocket
+    user: User
+    queue: asyncio.Queue[tuple[int, str] | None]
+    backlog: list[tuple[int, str]] = field(default_factory=list)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    last_sent: int = 0
+    close_code: int | None = None  # set when the hub decided to drop the connection
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def offer(self, seq: int, text: str) -> bool:
+        """Queue one message; False when the queue is full (the caller drops the client)."""
+        try:
+            self.queue.put_nowait((seq, text))
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    def drop(self, code: int) -> None:
+        """Stop this connection from outside its tasks (synchronous: called from publish)."""
+        if self.close_code is None:
+            self.close_code = code
+        for task in self.tasks:
+            task.cancel()
+
+
+class Hub:
+    def __init__(
+        self,
+        *,
+        queue_size: int = 1000,
+        send_timeout: float = 5.0,
+        max_replay: int = 2000,
+        start_grace: float = 5.0,
+        close_timeout: float = 1.0,
+        visible: Visibility = can_see_event,
+    ) -> None:
+        self.queue_size = queue_size
+        self.send_timeout = send_timeout
+        self.max_replay = max_replay
+        self.start_grace = start_grace
+        self.close_timeout = close_timeout
+        self.visible = visible
+        self.boot = secrets.token_hex(6)
+        self.services: Services | None = None
+        self.connections: set[Connection] = set()
+        self.dropped = 0  # connections closed for overflow or slowness (for tests/benchmarks)
+        self._unsubscribe: Callable[[], None] | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self, services: Services) -> None:
+        self.services = services
+        self._unsubscribe = services.bus.subscribe(self._on_event)
+
+    async def stop(self) -> None:
+        """Unsubscribe, then cancel and await every connection's tasks."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        conns = list(self.connections)
+        tasks = [t for c in conns for t in c.tasks]
+        for conn in conns:
+            conn.drop(CLOSE_GOING_AWAY)
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    @property
+    def managers_see_all(self) -> bool:
+        assert self.services is not None
+        return self.services.config.console.managers_see_all_clients
+
+    # -- fan-out (synchronous, on the loop) ---------------------------------------------------
+
+    def _on_event(self, event: BusEvent) -> None:
+        if not self.connections:
+            return
+        text: str | None = None  # serialized once, shared by every connection
+        see_all = self.managers_see_all
+        for conn in tuple(self.connections):
+            if conn.close_code is not None or not self.visible(conn.user, event.data, see_all):
+                continue
+            if text is None:
+                text = _dumps(event.to_json())
+            if not conn.offer(event.seq, text):
+                self.dropped += 1
+                log.warning("console of %s fell %d events behind; closing it",
+                            conn.user.login, self.queue_size)
+                conn.drop(CLOSE_TRY_AGAIN)
+
+    # -- one connection -----------------------------------------------------------------------
+
+    async def endpoint(self, websocket: WebSocket) -> None:
+        await websocket.accept()
+        if not self._origin_ok(websocket):
+            await self._close(websocket, CLOSE_FORBIDDEN_ORIGIN)
+            return
+        user = await self._user(websocket)
+        if user is None or self.services is None:
+            await self._close(websocket, CLOSE_UNAUTHENTICATED)
+            return
+        conn = Connection(websocket, user, asyncio.Queue(self.queue_size))
+        hello = {"type": "hello", "seq": self.services.bus.last_seq, "boot": self.boot,
+                 "user": {"id": user.id, "name": user.name, "role": user.role.value,
+                          "extension": user.extension, "language": user.language}}
+        conn.backlog.append((0, _dumps(hello)))
+        # Subscribed from here on: live events queue up while the client says how to start.
+        self.connections.add(conn)
+        conn.tasks = [
+            asyncio.create_task(self._receive_loop(conn), name=f"ws-recv-{user.login}"),
+            asyncio.create_task(self._send_loop(conn), name=f"ws-send-{user.login}"),
+        ]
+        try:
+            await asyncio.wait(conn.tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.connections.discard(conn)
+            for task in conn.tasks:
+                task.cancel()
+            await asyncio.gather(*conn.tasks, return_exceptions=True)
+            if conn.close_code is not None:
+                await self._close(websocket, conn.close_code)
+
+    def _origin_ok(self, websocket: WebSocket) -> bool:
+        """Cross-site websocket hijacking guard: a browser always sends Origin; it must name
+        this host. Non-browser clients (benchmarks, tools) send none and need a session all
+        the same."""
+        origin = websocket.headers.get("origin")
+        if not origin:
+            return True
+        hosts = {websocket.headers.get("host", ""), websocket.headers.get("x-forwarded-host", "")}
+        return urlsplit(origin).netloc in hosts - {""}
+
+    async def _user(self, websocket: WebSocket) -> User | None:
+        uid = session_user_id(websocket)
+        if uid is None or self.services is None:
+            return None
+        try:
+            user = await self.services.store.get_user(uid)
+        except NotFound:
+            return None
+        return user if user.active else None
+
+    async def _close(self, websocket: WebSocket, code: int) -> None:
+        # A client that stopped reading may never take the close frame: do not wait for it.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(self.close_timeout):
+                await websocket.close(code)
+
+    async def _receive_loop(self, conn: Connection) -> None:
+        while True:
+            try:
+                message = await conn.websocket.receive()
+            except (WebSocketDisconnect, RuntimeError):
+                return
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if not text or len(text) > MAX_CLIENT_MESSAGE:
+                continue
+            try:
+                request = json.loads(text)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(request, dict):
+                self._on_client_message(conn, request)
+
+    def _on_client_message(self, conn: Connection, request: dict[str, Any]) -> None:
+        kind = request.get("type")
+        if kind == "ping":
+            if not conn.offer(0, '{"type":"pong"}'):
+                conn.drop(CLOSE_TRY_AGAIN)
+        elif kind in ("resume", "start") and not conn.ready.is_set():
+            if kind == "resume":
+                conn.backlog += self._replay(conn.user, request.get("after"), request.get("boot"))
+            conn.ready.set()
+
+    def _replay(self, user: User, after: Any, boot: Any) -> list[tuple[int, str]]:
+        assert self.services is not None
+        bus = self.services.bus
+        reset = [(0, '{"type":"reset"}')]
+        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+            return reset
+        if (boot is not None and boot != self.boot) or after > bus.last_seq:
+            return reset  # another server run: its sequence numbers mean nothing here
+        events = bus.since(after)
+        if events is None:
+            return reset
+        see_all = self.managers_see_all
+        visible = [e for e in events if self.visible(user, e.data, see_all)]
+        if len(visible) > self.max_replay:
+            return reset  # reloading the live calls is cheaper than replaying this much
+        return [(e.seq, _dumps(e.to_json())) for e in visible]
+
+    async def _send_loop(self, conn: Connection) -> None:
+        ws = conn.websocket
+        try:
+            await self._send(conn, conn.backlog.pop(0))  # hello
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(conn.ready.wait(), self.start_grace)
+            while conn.backlog:
+                await self._send(conn, conn.backlog.pop(0))
+            while True:
+                item = await conn.queue.get()
+                if item is None:
+                    return
+                await self._send(conn, item)
+        except TimeoutError:
+            self.dropped += 1
+            log.warning("console of %s did not take a message within %g s; closing it",
+                        conn.user.login, self.send_timeout)
+            conn.close_code = conn.close_code or CLOSE_TRY_AGAIN
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            return  # the client went away; the receive loop ends too
+        except Exception as exc:  # uvicorn's ClientDisconnected and the like
+            log.debug("websocket send to %s failed: %r", ws.client, exc)
+
+    async def _send(self, conn: Connection, item: tuple[int, str]) -> None:
+        seq, text = item
+        if seq and seq <= conn.last_sent:
+            return  # already sent in the replay
+        async with asyncio.timeout(self.send_timeout):
+            await conn.websocket.send_text(text)
+        if seq:
+            conn.last_sent = seq

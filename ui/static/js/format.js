@@ -1,0 +1,40 @@
+// Dates, durations and numbers in the user's language.
+import { language, t } from './i18n.js';
+
+export function parseTime(value) {
+  if (!value) return null;
+  const date = new Date(value);
+  return Number.isNaN(date.getTime()) ? null : date;
+}
+
+export function dateTime(value) {
+  const date = parseTime(value);
+  if (!date) return '';
+  return new Intl.DateTimeFormat(language(), { dateStyle: 'short', timeStyle: 'short' }).format(date);
+}
+
+export function clock(value) {
+  const date = parseTime(value);
+  if (!date) return '';
+  return new Intl.DateTimeFormat(language(), { timeStyle: 'medium' }).format(date);
+}
+
+export function duration(seconds) {
+  if (seconds === null || seconds === undefined || Number.isNaN(Number(seconds))) return '';
+  const total = Math.max(0, Math.round(Number(seconds)));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = String(total % 60).padStart(2, '0');
+  return h ? `${h}:${String(m).padStart(2, '0')}:${s}` : `${m}:${s}`;
+}
+
+export function since(value) {
+  const date = parseTime(value);
+  return date ? duration((Date.now() - date.getTime()) / 1000) : '';
+}
+
+// The number as the call event formatted it, else the raw digits; "withheld" when hidden.
+export function callerNumber(caller) {
+  if (!caller || caller.withheld) return t('caller.withheld');
+  return caller.display || caller.raw || caller.e164 || t('caller.unknown');
+}
