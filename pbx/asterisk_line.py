@@ -54,7 +54,8 @@ class AsteriskLine:
     kind = "asterisk"
 
     def __init__(self, config: PbxLineConfig, sink: Callable[[LineEvent], None], *,
-                 connect_retry_max: float = 30.0) -> None:
+                 connect_retry_max: float = 30.0,
+                 channel_ids: Callable[[], str | None] | None = None) -> None:
         self.config = config
         self.name = config.name
         self._sink = sink
@@ -68,6 +69,9 @@ class AsteriskLine:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._retry_max = connect_retry_max
         self._mixmonitor_ids: dict[str, tuple[str, str]] = {}  # call id -> (channel, id)
+        # Originate ChannelIds: unique per click-to-call. A replay of a recording made without
+        # one passes a factory returning None (no ChannelId header, as recorded).
+        self._channel_ids = channel_ids or (lambda: f"crm-c2c-{uuid.uuid4().hex[:16]}")
         self.detail = "not started"
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -186,9 +190,10 @@ class AsteriskLine:
         return channel
 
     async def originate(self, extension: str, number: str, *, user_id: int | None) -> str:
+        """Ring ``extension`` first; when it answers, the dialplan dials ``number``."""
         ext, dial = _extension(extension), _dialable(number)
         conn = self._conn()
-        channel_id = f"crm-c2c-{uuid.uuid4().hex[:16]}"
+        channel_id = self._channel_ids()
         self.correlator.expect_originate(channel_id, ext, dial)
         headers = [
             ("Channel", f"{self.config.extension_technology}/{ext}"),
@@ -197,9 +202,10 @@ class AsteriskLine:
             ("Priority", "1"),
             ("CallerID", f'"{dial}" <{dial}>'),
             ("Timeout", "30000"),
-            ("ChannelId", channel_id),
-            ("OtherChannelId", f"{channel_id}-b"),
         ]
+        if channel_id:
+            # The first channel's Uniqueid is ours: the call is known before it rings.
+            headers += [("ChannelId", channel_id), ("OtherChannelId", f"{channel_id}-b")]
         if user_id is not None:
             headers.append(("Variable", f"CRM_USER_ID={int(user_id)}"))
         try:
@@ -209,7 +215,7 @@ class AsteriskLine:
                 f"the PBX refused the call: {exc.response.get('Message') or 'error'}") from exc
         except AmiError as exc:
             raise CallActionFailed(f"click-to-call may not have been placed: {exc}") from exc
-        return channel_id
+        return channel_id or ""
 
     async def blind_transfer(self, call_id: str, from_ext: str | None, to_ext: str) -> None:
         channel = self._channel(call_id, from_ext)

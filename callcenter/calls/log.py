@@ -39,7 +39,7 @@ def call_row(call: LiveCall) -> dict[str, Any]:
         "cause": call.cause,
         "answered_by_user": call.answered_user,
         "answered_by_ext": call.answered_ext,
-        "user_id": call.originated_by or call.answered_user,
+        "user_id": call.placed_by or call.answered_user,
         "rang": list(call.rang),
         "ringing_at": iso(call.started_at),
         "answered_at": iso(call.answered_at),
@@ -140,7 +140,7 @@ class CallLog:
         at = datetime.fromtimestamp(call.started_at, UTC)
         await store.add_interaction(
             InteractionKind.CALL, at, summary(call), client_id=call.client_id,
-            contact_id=call.contact_id, user_id=call.answered_user or call.originated_by,
+            contact_id=call.contact_id, user_id=call.placed_by or call.answered_user,
             ref=call.id, data={
                 "call_id": call.id, "direction": call.direction.value,
                 "state": call.log_state, "reason": call.reason.value if call.reason else None,

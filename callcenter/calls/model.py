@@ -43,7 +43,8 @@ class LiveCall:
     caller_e164: str | None = None
     caller_display: str = ""
     originated: bool = False
-    originated_by: int | None = None
+    originated_by: int | None = None  # the user whose click-to-call started it
+    placed_by: int | None = None  # the user whose extension called out (any outbound call)
     ringing: tuple[str, ...] = ()
     rang: list[str] = field(default_factory=list)
     queue: str | None = None
@@ -128,4 +129,5 @@ class LiveCall:
             "on_hold": self.on_hold,
             "recordings": list(self.recordings),
             "originated_by": self.originated_by,
+            "placed_by": self.placed_by,
         }

@@ -134,10 +134,11 @@ class CallRegistry:
                                     e.direction is Direction.INBOUND)
         caller_number = self._matcher.normalize(e.caller_num)
         withheld = e.withheld or caller_number.kind is NumberKind.WITHHELD
-        originated_by = None
-        if e.originated:
+        originated_by = placed_by = None
+        if e.direction is not Direction.INBOUND:
             user = self._index.user_by_extension(e.caller_num)
-            originated_by = user.id if user else None
+            placed_by = user.id if user else None
+            originated_by = placed_by if e.originated else None
         call = LiveCall(
             id=e.call_key, line=e.line, direction=e.direction,
             caller_raw="" if withheld else e.caller_num,
@@ -146,7 +147,7 @@ class CallRegistry:
             withheld=withheld, called=e.called_num, started_at=e.at, match=match,
             caller_e164=None if withheld else caller_number.e164,
             caller_display="" if withheld else display(caller_number, self._region),
-            originated=e.originated, originated_by=originated_by,
+            originated=e.originated, originated_by=originated_by, placed_by=placed_by,
         )
         call.match_json = self._match_json(match, e.direction)
         return call

@@ -16,7 +16,7 @@ def involves(user: User, call: dict[str, Any], match: dict[str, Any] | None) -> 
     answered = call.get("answered_by") or {}
     if ext and answered.get("extension") == ext:
         return True
-    if answered.get("user_id") == user.id or call.get("originated_by") == user.id:
+    if user.id in (answered.get("user_id"), call.get("originated_by"), call.get("placed_by")):
         return True
     if ext and any(t.get("to") == ext or t.get("from") == ext for t in call.get("transfers", ())):
         return True

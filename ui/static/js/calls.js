@@ -42,6 +42,7 @@ export class CallStore {
     const data = event.data;
     const entry = this.upsert(data.call, data.match);
     entry.lastType = event.type;
+    entry.types.push(event.type); // what this card went through (tests, debugging)
     if (event.type === 'call.transferred' && data.transfer) entry.lastTransfer = data.transfer;
     this.notify(entry, event.type);
   }
@@ -49,7 +50,7 @@ export class CallStore {
   upsert(call, match) {
     let entry = this.entries.get(call.id);
     if (!entry) {
-      entry = { id: call.id, firstSeen: Date.now(), ui: {} };
+      entry = { id: call.id, firstSeen: Date.now(), ui: {}, types: [] };
       this.entries.set(call.id, entry);
     }
     entry.call = call;

@@ -3,7 +3,7 @@
 import { api } from './api.js';
 import { LIVE_STATES } from './calls.js';
 import { ctx, userName } from './ctx.js';
-import { clear, h, replace } from './dom.js';
+import { append, clear, h, replace } from './dom.js';
 import { callerNumber, dateTime, duration } from './format.js';
 import { has, t } from './i18n.js';
 import { errorText, phoneLink, pickTransferTarget, presenceBadge, toast } from './widgets.js';
@@ -140,10 +140,10 @@ export class CallCard {
     }
     box.append(this.clientBlock(pick));
     if (match.kind === 'client') {
-      box.append(this.listBlock('card.last_interactions', match.last_interactions || [],
+      append(box, this.listBlock('card.last_interactions', match.last_interactions || [],
         (i) => [h('span', { class: 'when' }, dateTime(i.at)), ' ',
           h('span', { class: 'kind' }, label('interaction', i.kind)), ' ', i.summary || '']));
-      box.append(this.listBlock('card.open_tasks', match.open_tasks || [],
+      append(box, this.listBlock('card.open_tasks', match.open_tasks || [],
         (task) => [task.title, task.due_at ? h('span', { class: 'when' }, ` · ${dateTime(task.due_at)}`) : null]));
     }
   }
@@ -291,7 +291,7 @@ export class CallCard {
     try {
       const result = await api('POST', `/api/calls/${encodeURIComponent(entry.id)}/transfer`, { to: extension, kind });
       const outcome = (result && result.result) || 'success';
-      entry.ui.transfer = { state: outcome === 'success' ? 'ok' : 'failed',
+      entry.ui.transfer = { state: outcome === 'success' || outcome === 'requested' ? 'ok' : 'failed',
         text: t('transfer.outcome', { name, result: label('transfer.result', outcome) }) };
     } catch (err) {
       entry.ui.transfer = { state: 'failed', text: t('transfer.error', { name, reason: errorText(err) }) };

@@ -1,0 +1,116 @@
+"""Replays a recorded AMI trace over TCP into the real line, registry, call log and store."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from callcenter.bus import BusEvent, EventBus
+from callcenter.calls.log import CallLog
+from callcenter.calls.registry import CallRegistry
+from callcenter.calls.service import CallService
+from callcenter.config import PbxLineConfig, PhonesConfig
+from callcenter.demo import seed_demo
+from callcenter.matching import CallerMatcher
+from callcenter.models import User
+from callcenter.store.base import CallFilter
+from callcenter.store.sqlite import SqliteStore
+from pbx.ami.emulator import AmiEmulator
+from pbx.ami.trace import load_trace
+from pbx.asterisk_line import AsteriskLine
+from tests.conftest import FIXTURES
+
+# argon2 is slow on purpose; the replay tests never log in.
+FAKE_HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$0000000000000000000000000000000000000000000"
+
+
+@dataclass
+class Replay:
+    store: SqliteStore
+    bus: EventBus
+    registry: CallRegistry
+    call_log: CallLog
+    line: AsteriskLine
+    emulator: AmiEmulator
+    service: CallService
+    events: list[BusEvent] = field(default_factory=list)
+
+    async def user(self, login: str) -> User:
+        found = await self.store.user_by_login(login)
+        assert found is not None
+        return found[0]
+
+    async def calls(self) -> list[dict[str, Any]]:
+        return list(reversed(await self.store.list_calls(CallFilter(limit=100))))
+
+    def topics(self, call_id: str | None = None) -> list[str]:
+        return [e.topic for e in self.events
+                if call_id is None or e.data["call"]["id"] == call_id]
+
+    async def wait_event(self, topic: str, timeout: float = 10.0) -> BusEvent:
+        async def poll() -> BusEvent:
+            while True:
+                for e in self.events:
+                    if e.topic == topic:
+                        return e
+                await asyncio.sleep(0.01)
+
+        return await asyncio.wait_for(poll(), timeout)
+
+    async def connected(self, timeout: float = 10.0) -> None:
+        async def poll() -> None:
+            while not self.line.connected:
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(poll(), timeout)
+
+    async def finish(self, timeout: float = 30.0) -> None:
+        await asyncio.wait_for(self.emulator.finished.wait(), timeout)
+        for _ in range(100):  # let the reader hand the last events over
+            if not self.registry.live():
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.wait_for(self.call_log.drained(), 10)
+
+
+@contextlib.asynccontextmanager
+async def replay(
+    tmp_path: Path,
+    scenario: str,
+    *,
+    action_wait: float = 0.3,
+    channel_ids: Callable[[], str] | None = None,
+    speed: float = 0.0,
+    prepare: Callable[[SqliteStore], Awaitable[None]] | None = None,
+) -> AsyncIterator[Replay]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    store = await SqliteStore.open(tmp_path / f"{scenario}.db")
+    await seed_demo(store, FAKE_HASH)
+    if prepare is not None:
+        await prepare(store)  # before the PBX starts talking
+    bus = EventBus()
+    call_log = CallLog(store)
+    registry = CallRegistry(CallerMatcher(store.caller_index, PhonesConfig()),
+                            store.caller_index, bus, call_log)
+    await call_log.start()
+    emulator = AmiEmulator(load_trace(FIXTURES / f"{scenario}.log"), speed=speed,
+                           action_wait=action_wait, auth_failure_delay=0)
+    await emulator.start()
+    config = PbxLineConfig(name="office", port=emulator.port, username="crm",
+                           secret="crm-secret", trunk_endpoints=["trunk", "faxtrunk"])
+    line = AsteriskLine(config, registry.handle, channel_ids=channel_ids)
+    service = CallService(registry, {"office": line})
+    result = Replay(store, bus, registry, call_log, line, emulator, service)
+    bus.subscribe(result.events.append)
+    await line.start()
+    try:
+        yield result
+    finally:
+        await line.stop()
+        await emulator.close()
+        await call_log.stop()
+        await store.close()

@@ -1,0 +1,292 @@
+"""The websocket hub: session auth, per-user filtering, resume/reset, slow consumers."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+
+from callcenter.app import create_app
+from callcenter.bus import EventBus
+from callcenter.config import Config
+from callcenter.demo import DEMO_PASSWORD
+from tests.conftest import Api
+from tests.e2e.events import FakeCall, client_match
+from tests.e2e.server import LiveServer, with_demo_base
+
+
+@pytest.fixture
+def app(config: Config):
+    app = create_app(config, demo=False)
+    with_demo_base(app)
+    return app
+
+
+@pytest.fixture
+def client(app) -> Iterator[TestClient]:
+    with TestClient(app) as c:
+        yield c
+
+
+def session(client: TestClient, login: str) -> TestClient:
+    """Another browser (own cookies) on the same app and event loop as ``client``: the bus and
+    the hub's queues are not thread-safe, so every session must share the one loop."""
+    c = TestClient(client.app)
+    c.portal = client.portal
+    Api(c).login(login)
+    return c
+
+
+def users(client: TestClient) -> dict[str, dict[str, Any]]:
+    api = Api(session(client, "admin"))
+    return {u["login"]: u for u in api.get("/api/users").json()}
+
+
+def publish(client: TestClient, event: tuple[str, dict[str, Any]]) -> int:
+    bus = client.app.state.services.bus
+    topic, data = event
+    return client.portal.call(lambda: bus.publish(topic, data).seq)
+
+
+def start(ws, **first: Any) -> dict[str, Any]:
+    hello = ws.receive_json()
+    assert hello["type"] == "hello"
+    ws.send_json(first or {"type": "start"})
+    return hello
+
+
+def maria_call(u: dict[str, dict[str, Any]], call_id: str = "office:1") -> FakeCall:
+    maria = u["maria"]
+    return FakeCall(call_id, "+79161234567", "Ivan Petrov",
+                    client_match(1, "Romashka", 1, "Ivan Petrov", maria["id"], maria["name"],
+                                 "102"))
+
+
+def dmitry_call(u: dict[str, dict[str, Any]], call_id: str = "office:2") -> FakeCall:
+    dmitry = u["dmitry"]
+    return FakeCall(call_id, "89035556677", "Olga",
+                    client_match(2, "Olga Sokolova", 2, "Olga Sokolova", dmitry["id"],
+                                 dmitry["name"], "103"))
+
+
+def test_websocket_without_session_is_refused(client: TestClient) -> None:
+    with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect("/ws") as ws:
+        ws.receive_json()
+    assert refused.value.code == 4401
+    # A forged cookie is no session either.
+    client.cookies.set("cc_session", "forged")
+    with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect("/ws") as ws:
+        ws.receive_json()
+    assert refused.value.code == 4401
+
+
+def test_foreign_origin_is_refused_even_with_a_session(client: TestClient) -> None:
+    c = session(client, "secretary")
+    with pytest.raises(WebSocketDisconnect) as refused, c.websocket_connect(
+        "/ws", headers={"origin": "http://evil.example"}
+    ) as ws:
+        ws.receive_json()
+    assert refused.value.code == 4403
+    with c.websocket_connect("/ws", headers={"origin": "http://testserver"}) as ws:
+        assert ws.receive_json()["type"] == "hello"
+
+
+def test_logout_ends_websocket_access(client: TestClient) -> None:
+    c = TestClient(client.app)
+    c.portal = client.portal
+    api = Api(c)
+    api.login("maria")
+    assert api.delete("/api/session").status_code == 200
+    with pytest.raises(WebSocketDisconnect) as refused, c.websocket_connect("/ws") as ws:
+        ws.receive_json()
+    assert refused.value.code == 4401
+
+
+def test_events_are_filtered_per_user(client: TestClient) -> None:
+    u = users(client)
+    secretary, maria, dmitry = (session(client, n) for n in ("secretary", "maria", "dmitry"))
+    with secretary.websocket_connect("/ws") as ws_s, maria.websocket_connect("/ws") as ws_m, \
+            dmitry.websocket_connect("/ws") as ws_d:
+        hello = start(ws_s)
+        assert hello["user"]["role"] == "secretary" and hello["user"]["extension"] == "101"
+        start(ws_m)
+        start(ws_d)
+        to_maria = maria_call(u)
+        first = publish(client, to_maria.ringing("101", "102"))
+        to_dmitry = dmitry_call(u)
+        second = publish(client, to_dmitry.ringing("101", "103"))
+        assert [ws_s.receive_json()["seq"] for _ in range(2)] == [first, second]
+        got = ws_m.receive_json()
+        assert got["seq"] == first and got["type"] == "call.ringing"
+        assert got["data"]["call"]["caller"]["name"] == "Ivan Petrov"
+        # Dmitry never got Maria's call: his first event is his own.
+        assert ws_d.receive_json()["seq"] == second
+        # Ping/pong keeps working next to the events.
+        ws_d.send_json({"type": "ping"})
+        assert ws_d.receive_json() == {"type": "pong"}
+
+
+def test_managers_see_all_switch(config: Config) -> None:
+    config.console.managers_see_all_clients = True
+    app = create_app(config, demo=False)
+    with_demo_base(app)
+    with TestClient(app) as client:
+        u = users(client)
+        with session(client, "dmitry").websocket_connect("/ws") as ws:
+            start(ws)
+            seq = publish(client, maria_call(u).ringing("102"))
+            assert ws.receive_json()["seq"] == seq
+
+
+def test_resume_replays_what_was_missed_then_goes_live(client: TestClient) -> None:
+    u = users(client)
+    maria = session(client, "maria")
+    call, other = maria_call(u), dmitry_call(u)
+    with maria.websocket_connect("/ws") as ws:
+        hello = start(ws)
+        seen = publish(client, call.ringing("102"))
+        assert ws.receive_json()["seq"] == seen
+    # Disconnected: these happen meanwhile (one of them is not Maria's).
+    missed = [publish(client, call.answered("102", u["maria"]["id"], "Maria")),
+              publish(client, other.ringing("103")),
+              publish(client, call.ended())]
+    with maria.websocket_connect("/ws") as ws:
+        again = ws.receive_json()
+        assert again["boot"] == hello["boot"]
+        ws.send_json({"type": "resume", "after": seen, "boot": hello["boot"]})
+        replayed = [ws.receive_json() for _ in range(2)]
+        assert [e["seq"] for e in replayed] == [missed[0], missed[2]]
+        assert [e["type"] for e in replayed] == ["call.answered", "call.ended"]
+        live = publish(client, maria_call(u, "office:3").ringing("102"))
+        assert ws.receive_json()["seq"] == live  # no duplicates, no gap
+
+
+def test_reset_when_the_server_no_longer_holds_the_events(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("callcenter.services.EventBus", functools.partial(EventBus, history=3))
+    app = create_app(config, demo=False)
+    with_demo_base(app)
+    with TestClient(app) as client:
+        u = users(client)
+        secretary = session(client, "secretary")
+        call = maria_call(u)
+        with secretary.websocket_connect("/ws") as ws:
+            hello = start(ws)
+        for event in (call.ringing("101"), call.answered("101", None, None), call.ended()):
+            publish(client, event)
+        publish(client, dmitry_call(u).ringing("101"))
+        cases = [
+            {"type": "resume", "after": hello["seq"], "boot": hello["boot"]},  # left the window
+            {"type": "resume", "after": 10**6, "boot": hello["boot"]},  # from the future
+            {"type": "resume", "after": hello["seq"] + 3, "boot": "another-run"},
+            {"type": "resume", "after": "x"},
+        ]
+        for request in cases:
+            with secretary.websocket_connect("/ws") as ws:
+                ws.receive_json()
+                ws.send_json(request)
+                assert ws.receive_json() == {"type": "reset"}, request
+        # Still inside the window: replayed.
+        with secretary.websocket_connect("/ws") as ws:
+            ws.receive_json()
+            ws.send_json({"type": "resume", "after": hello["seq"] + 2, "boot": hello["boot"]})
+            assert ws.receive_json()["seq"] == hello["seq"] + 3
+
+
+def test_reset_when_the_replay_would_be_too_long(client: TestClient) -> None:
+    u = users(client)
+    client.app.state.hub.max_replay = 2
+    secretary = session(client, "secretary")
+    with secretary.websocket_connect("/ws") as ws:
+        hello = start(ws)
+    for i in range(3):
+        publish(client, maria_call(u, f"office:{i}").ringing("101"))
+    with secretary.websocket_connect("/ws") as ws:
+        ws.receive_json()
+        ws.send_json({"type": "resume", "after": hello["seq"], "boot": hello["boot"]})
+        assert ws.receive_json() == {"type": "reset"}
+        # Live events after the hello still follow the reset.
+        seq = publish(client, maria_call(u, "office:9").ringing("101"))
+        assert ws.receive_json()["seq"] == seq
+
+
+async def _cookie(base: str, login: str) -> str:
+    async with httpx.AsyncClient(base_url=base) as http:
+        r = await http.post("/api/session", json={"login": login, "password": DEMO_PASSWORD})
+        assert r.status_code == 200
+        return f"cc_session={r.cookies['cc_session']}"
+
+
+def _configure_small_hub(app) -> None:
+    with_demo_base(app)
+    app.state.hub.queue_size = 40
+    app.state.hub.send_timeout = 1.0
+
+
+async def test_slow_consumer_is_closed_without_stalling_others(config: Config) -> None:
+    """One console that stops reading must not hold up the others (shared/LIBRARIES.md):
+    it is dropped when its queue overflows or a send times out; the healthy ones get every
+    event, in order, promptly."""
+    total, payload = 400, "x" * 32_768
+    with LiveServer(config, demo=False, configure=_configure_small_hub) as srv:
+        base = srv.url
+        cookie = await _cookie(base, "secretary")
+        url = base.replace("http", "ws") + "/ws"
+        slow = await websockets.connect(url, additional_headers={"Cookie": cookie}, max_queue=1,
+                                        max_size=None)
+        healthy = [await websockets.connect(url, additional_headers={"Cookie": cookie},
+                                            max_size=None) for _ in range(2)]
+        for ws in [slow, *healthy]:
+            assert json.loads(await ws.recv())["type"] == "hello"
+            await ws.send(json.dumps({"type": "start"}))
+        # The slow console stops reading here; its TCP buffers fill up.
+        slow.transport.pause_reading()  # type: ignore[attr-defined]
+
+        async def burst() -> None:
+            bus = srv.services.bus
+            for i in range(total):
+                bus.publish("call.updated", {"call": {"id": f"c{i}", "pad": payload}})
+                if i % 10 == 9:
+                    await asyncio.sleep(0.005)  # a busy office, not one giant burst
+
+        async def drain(ws: Any) -> list[int]:
+            seqs: list[int] = []
+            while len(seqs) < total:
+                message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                seqs.append(message["seq"])
+            return seqs
+
+        started = time.monotonic()
+        readers = [asyncio.create_task(drain(ws)) for ws in healthy]
+        await asyncio.to_thread(srv.call, burst, timeout=30)
+        results = await asyncio.gather(*readers)
+        elapsed = time.monotonic() - started
+        for seqs in results:
+            assert seqs == sorted(seqs) and len(set(seqs)) == total
+        assert elapsed < 8, elapsed
+        hub = srv.app.state.hub  # type: ignore[union-attr]
+        deadline = time.monotonic() + 5
+        while len(hub.connections) > 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert hub.dropped >= 1 and len(hub.connections) == 2
+        slow.transport.abort()  # type: ignore[attr-defined]
+        for ws in healthy:
+            await ws.close()
+        # Shutdown with consoles still connected: every hub task is cancelled and awaited.
+        lingering = await websockets.connect(url, additional_headers={"Cookie": cookie})
+        await lingering.recv()
+        tasks = [t for conn in hub.connections for t in conn.tasks]
+        await asyncio.to_thread(srv.stop)
+        assert tasks and all(t.done() for t in tasks)
+        assert not hub.connections
+        await lingering.close()
