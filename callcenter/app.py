@@ -39,7 +39,8 @@ def session_secret(config: Config) -> str:
 
 
 @contextlib.asynccontextmanager
-async def call_handling(services: Services, demo: bool) -> AsyncIterator[None]:
+async def call_handling(services: Services, demo: bool, demo_calls: bool = True
+                        ) -> AsyncIterator[None]:
     """The call registry, the call log, the PBX lines, the recording fetcher (and in demo
     mode a built-in PBX emulator): started in order, stopped in reverse."""
     from callcenter.calls.log import CallLog
@@ -55,7 +56,7 @@ async def call_handling(services: Services, demo: bool) -> AsyncIterator[None]:
                             region=config.phones.default_region)
     async with contextlib.AsyncExitStack() as stack:
         line_configs = [line for line in config.pbx if line.enabled]
-        if demo:
+        if demo and demo_calls:
             line_configs = [await stack.enter_async_context(demo_pbx())]
             stack.callback(services.bus.subscribe(_demo_recordings(config)))
         lines = {cfg.name: AsteriskLine(cfg, registry.handle) for cfg in line_configs}
@@ -147,7 +148,10 @@ def _demo_recordings(config: Config) -> Callable[[BusEvent], None]:
     return write
 
 
-def create_app(config: Config, *, demo: bool | None = None) -> Starlette:
+def create_app(config: Config, *, demo: bool | None = None, demo_calls: bool = True
+               ) -> Starlette:
+    """The product. ``demo`` seeds the demo base on an empty database and, unless
+    ``demo_calls`` is false, replaces the configured lines with the built-in demo PBX."""
     from ui.app import build_web_app
 
     demo = config.demo.enabled if demo is None else demo
@@ -165,7 +169,7 @@ def create_app(config: Config, *, demo: bool | None = None) -> Starlette:
                     log.info("demo users: admin, secretary, maria, dmitry; password %r",
                              DEMO_PASSWORD)
             async with contextlib.AsyncExitStack() as stack:
-                await stack.enter_async_context(call_handling(services, demo))
+                await stack.enter_async_context(call_handling(services, demo, demo_calls))
                 for component in app.state.components:
                     await stack.enter_async_context(component(services, demo))
                 yield

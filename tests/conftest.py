@@ -65,7 +65,7 @@ class Api:
 
 @pytest.fixture
 def demo_app(config: Config):
-    return create_app(config, demo=True)
+    return create_app(config, demo=True, demo_calls=False)
 
 
 @pytest.fixture

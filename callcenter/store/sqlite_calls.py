@@ -36,6 +36,9 @@ _CALL_COLUMNS = (
     "ring_seconds", "talk_seconds", "transfers",
 )
 _CALL_JSON = {"candidates", "rang", "transfers"}
+_CALL_DEFAULTS: dict[str, Any] = {"caller_raw": "", "caller_name": "", "withheld": 0,
+                                  "called": "", "cause": "", "candidates": [], "rang": [],
+                                  "transfers": []}
 
 
 class CallLogMixin:
@@ -44,8 +47,9 @@ class CallLogMixin:
     _db: aiosqlite.Connection
 
     async def upsert_call(self, row: dict[str, Any]) -> None:
-        values = [json.dumps(row.get(c), ensure_ascii=False) if c in _CALL_JSON else row.get(c)
-                  for c in _CALL_COLUMNS]
+        full = {**_CALL_DEFAULTS, **{k: v for k, v in row.items() if v is not None}}
+        values = [json.dumps(full.get(c), ensure_ascii=False) if c in _CALL_JSON
+                  else full.get(c) for c in _CALL_COLUMNS]
         updates = ", ".join(f"{c} = excluded.{c}" for c in _CALL_COLUMNS[1:])
         await self._db.execute(
             f"INSERT INTO calls ({', '.join(_CALL_COLUMNS)}) VALUES"

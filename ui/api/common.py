@@ -12,7 +12,14 @@ from typing import Any
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
-from callcenter.errors import CallcenterError, LineUnavailable, PermissionDenied, ValidationError
+from callcenter.errors import (
+    CallActionFailed,
+    CallcenterError,
+    CallNotFound,
+    LineUnavailable,
+    PermissionDenied,
+    ValidationError,
+)
 from callcenter.models import Role, User
 from callcenter.services import Services
 from callcenter.store.base import Conflict, NotFound
@@ -103,6 +110,8 @@ _STATUS = {
     PermissionDenied: 403,
     CsrfFailed: 403,
     LineUnavailable: 503,
+    CallNotFound: 404,
+    CallActionFailed: 502,  # the PBX refused or did not answer
 }
 
 
