@@ -80,3 +80,13 @@ async def test_unreachable_pbx_is_reported_and_actions_fail_clearly(unused_tcp_p
     finally:
         await line.stop()
     assert events == []
+
+
+async def test_record_calls_starts_mixmonitor_on_answer(tmp_path: Path) -> None:
+    async with replay(tmp_path, "01_inbound_answered") as r:
+        r.line.config.record_calls = True
+        [action] = [await r.emulator.wait_for_action("MixMonitor", timeout=10)]
+        await r.finish()
+    assert action.get("Channel") == "PJSIP/trunk-00000000"  # the caller's leg: whole call
+    assert action.get("File", "").startswith("/var/spool/asterisk/monitor/crm-")
+    assert action.get("Options") == "bi(CRM_MIXMON_ID)"
