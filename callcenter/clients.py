@@ -21,7 +21,7 @@ _FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 MAX_TEXT = 2000
 
 
-def _text(data: Mapping[str, Any], key: str, *, required: bool = False, default: str = "",
+def text_field(data: Mapping[str, Any], key: str, *, required: bool = False, default: str = "",
           where: str = "") -> str:
     value = data.get(key, None)
     label = f"{where}{key}"
@@ -39,7 +39,7 @@ def _text(data: Mapping[str, Any], key: str, *, required: bool = False, default:
     return value
 
 
-def _reject_unknown(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
+def reject_unknown(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ValidationError(
@@ -70,8 +70,8 @@ class ClientService:
         if isinstance(data, str):
             data = {"number": data}
         data = _mapping(data, where)
-        _reject_unknown(data, {"number", "kind"}, where)
-        raw = _text(data, "number", required=True, where=where)
+        reject_unknown(data, {"number", "kind"}, where)
+        raw = text_field(data, "number", required=True, where=where)
         number = self.normalize(raw)
         label = f"{where}number"
         if number.kind is NumberKind.WITHHELD:
@@ -82,13 +82,13 @@ class ClientService:
                 "least 7 digits", field=label)
         if number.kind is NumberKind.INVALID:
             raise ValidationError(f"{label} {raw!r} is too short to match a caller", field=label)
-        kind = _text(data, "kind", default="work", where=where) or "work"
+        kind = text_field(data, "kind", default="work", where=where) or "work"
         return PhoneInput(raw, number, kind)
 
     def contact_input(self, data: Any, where: str = "") -> ContactInput:
         data = _mapping(data, where)
-        _reject_unknown(data, {"name", "position", "email", "phones"}, where)
-        email = _text(data, "email", where=where)
+        reject_unknown(data, {"name", "position", "email", "phones"}, where)
+        email = text_field(data, "email", where=where)
         if email and ("@" not in email or " " in email):
             raise ValidationError(f"{where}email {email!r} is not an e-mail address",
                                   field=f"{where}email")
@@ -96,23 +96,23 @@ class ClientService:
         if not isinstance(phones, list):
             raise ValidationError(f"{where}phones must be a list", field=f"{where}phones")
         return ContactInput(
-            _text(data, "name", where=where),
-            _text(data, "position", where=where),
+            text_field(data, "name", where=where),
+            text_field(data, "position", where=where),
             email,
             [self.phone_input(p, f"{where}phones[{i}].") for i, p in enumerate(phones)],
         )
 
     async def client_input(self, data: Any) -> ClientInput:
         data = _mapping(data, "")
-        _reject_unknown(data, {"name", "kind", "manager_id", "notes", "custom", "contacts"}, "")
+        reject_unknown(data, {"name", "kind", "manager_id", "notes", "custom", "contacts"}, "")
         contacts = data.get("contacts", [])
         if not isinstance(contacts, list):
             raise ValidationError("contacts must be a list", field="contacts")
         return ClientInput(
-            _text(data, "name", required=True),
+            text_field(data, "name", required=True),
             self._kind(data.get("kind", "company")),
             await self._manager(data.get("manager_id")),
-            _text(data, "notes"),
+            text_field(data, "notes"),
             await self.custom_input(data.get("custom", {})),
             [self.contact_input(c, f"contacts[{i}].") for i, c in enumerate(contacts)],
         )
@@ -158,16 +158,16 @@ class ClientService:
 
     async def update_client(self, client_id: int, data: Any) -> Client:
         data = _mapping(data, "")
-        _reject_unknown(data, {"name", "kind", "manager_id", "notes", "custom"}, "")
+        reject_unknown(data, {"name", "kind", "manager_id", "notes", "custom"}, "")
         changes: dict[str, Any] = {}
         if "name" in data:
-            changes["name"] = _text(data, "name", required=True)
+            changes["name"] = text_field(data, "name", required=True)
         if "kind" in data:
             changes["kind"] = self._kind(data["kind"])
         if "manager_id" in data:
             changes["manager_id"] = await self._manager(data["manager_id"])
         if "notes" in data:
-            changes["notes"] = _text(data, "notes")
+            changes["notes"] = text_field(data, "notes")
         if "custom" in data:
             changes["custom"] = await self.custom_input(data["custom"])
         return await self.store.update_client(client_id, **changes)
@@ -177,7 +177,7 @@ class ClientService:
 
     async def update_contact(self, contact_id: int, data: Any) -> Contact:
         data = _mapping(data, "")
-        _reject_unknown(data, {"name", "position", "email"}, "")
+        reject_unknown(data, {"name", "position", "email"}, "")
         parsed = self.contact_input({k: v for k, v in data.items()})
         changes = {k: getattr(parsed, k) for k in data}
         return await self.store.update_contact(contact_id, **changes)
@@ -187,8 +187,8 @@ class ClientService:
 
     async def create_custom_field(self, data: Any) -> Any:
         data = _mapping(data, "")
-        _reject_unknown(data, {"name", "label", "type"}, "")
-        name = _text(data, "name", required=True)
+        reject_unknown(data, {"name", "label", "type"}, "")
+        name = text_field(data, "name", required=True)
         if not _FIELD_NAME.match(name):
             raise ValidationError(
                 "name must start with a letter and use only a-z, 0-9 and _ (at most 40)",
@@ -198,7 +198,7 @@ class ClientService:
         except ValueError:
             raise ValidationError("type must be one of text, number, date, bool",
                                   field="type") from None
-        return await self.store.create_custom_field(name, _text(data, "label") or name, kind)
+        return await self.store.create_custom_field(name, text_field(data, "label") or name, kind)
 
 
 def _custom_text(kind: FieldType, value: Any, label: str) -> str:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from callcenter.clients import text_field
 from callcenter.errors import PermissionDenied
 from callcenter.models import Client, InteractionKind, Role, User
 from callcenter.services import Services
@@ -140,15 +141,13 @@ async def list_interactions(request: Request) -> JSONResponse:
 
 
 async def add_note(request: Request) -> JSONResponse:
-    from callcenter.clients import _text  # the same text rules as every other field
-
     user = await current_user(request)
     svc = services(request)
     await visible_client(svc, user, path_id(request))
     data = await json_body(request)
     if not isinstance(data, dict):
         data = {}
-    text = _text(data, "text", required=True)
+    text = text_field(data, "text", required=True)
     note = await svc.store.add_interaction(
         InteractionKind.NOTE, datetime.now(UTC), text, client_id=path_id(request),
         user_id=user.id,

@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from callcenter.clients import _reject_unknown, _text
+from callcenter.clients import reject_unknown, text_field
 from callcenter.errors import PermissionDenied, ValidationError
 from callcenter.models import Role, Task, TaskKind, User
 from callcenter.services import Services
@@ -70,7 +70,7 @@ async def create_task(request: Request) -> JSONResponse:
     data = await json_body(request)
     if not isinstance(data, dict):
         raise ValidationError("request body must be a JSON object")
-    _reject_unknown(data, {"title", "kind", "due_at", "assignee_id", "client_id", "phone"}, "")
+    reject_unknown(data, {"title", "kind", "due_at", "assignee_id", "client_id", "phone"}, "")
     try:
         kind = TaskKind(data.get("kind", "reminder"))
     except ValueError:
@@ -88,8 +88,8 @@ async def create_task(request: Request) -> JSONResponse:
             raise ValidationError("client_id must be a client id", field="client_id")
         await visible_client(svc, user, client_id)
     task = await svc.store.create_task(
-        kind, _text(data, "title", required=True), due_at=_when(data.get("due_at"), "due_at"),
-        assignee_id=assignee, client_id=client_id, phone=_text(data, "phone") or None,
+        kind, text_field(data, "title", required=True), due_at=_when(data.get("due_at"), "due_at"),
+        assignee_id=assignee, client_id=client_id, phone=text_field(data, "phone") or None,
     )
     return ok(task, 201)
 
@@ -106,10 +106,10 @@ async def update_task(request: Request) -> JSONResponse:
     data = await json_body(request)
     if not isinstance(data, dict):
         raise ValidationError("request body must be a JSON object")
-    _reject_unknown(data, {"title", "due_at", "done", "assignee_id"}, "")
+    reject_unknown(data, {"title", "due_at", "done", "assignee_id"}, "")
     changes: dict[str, Any] = {}
     if "title" in data:
-        changes["title"] = _text(data, "title", required=True)
+        changes["title"] = text_field(data, "title", required=True)
     if "due_at" in data:
         changes["due_at"] = _when(data["due_at"], "due_at")
     if "done" in data:

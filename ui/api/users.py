@@ -7,7 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from callcenter.clients import _reject_unknown, _text
+from callcenter.clients import reject_unknown, text_field
 from callcenter.errors import PermissionDenied, ValidationError
 from callcenter.models import Role
 from ui.api.common import current_user, json_body, ok, path_id, services
@@ -48,17 +48,17 @@ async def create_user(request: Request) -> JSONResponse:
     data = await json_body(request)
     if not isinstance(data, dict):
         raise ValidationError("request body must be a JSON object")
-    _reject_unknown(data, {"login", "name", "role", "extension", "password", "language"}, "")
-    login = _text(data, "login", required=True)
+    reject_unknown(data, {"login", "name", "role", "extension", "password", "language"}, "")
+    login = text_field(data, "login", required=True)
     if len(login) > 64 or any(ch.isspace() for ch in login):
         raise ValidationError("login must be at most 64 characters without spaces",
                               field="login")
     user = await services(request).store.create_user(
         login,
-        _text(data, "name", required=True),
+        text_field(data, "name", required=True),
         _role(data.get("role")),
         _extension(data.get("extension")),
-        hash_password(_text(data, "password", required=True)),
+        hash_password(text_field(data, "password", required=True)),
         _language(data.get("language", "en")),
     )
     return ok(user, 201)
@@ -79,12 +79,12 @@ async def update_user(request: Request) -> JSONResponse:
     admin = own | {"role", "extension", "active"}
     if me.role is not Role.ADMIN and (target != me.id or set(data) - own):
         raise PermissionDenied("only an admin can change other users, roles and extensions")
-    _reject_unknown(data, admin, "")
+    reject_unknown(data, admin, "")
     changes: dict[str, Any] = {}
     if "name" in data:
-        changes["name"] = _text(data, "name", required=True)
+        changes["name"] = text_field(data, "name", required=True)
     if "password" in data:
-        changes["password_hash"] = hash_password(_text(data, "password", required=True))
+        changes["password_hash"] = hash_password(text_field(data, "password", required=True))
     if "language" in data:
         changes["language"] = _language(data["language"])
     if "role" in data:
