@@ -5,16 +5,19 @@ The only core module allowed to import adapters (pbx/, gsm/, fax/) and the UI.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path, PurePosixPath
 
 from starlette.applications import Starlette
 
 from callcenter.bus import BusEvent
+from callcenter.calls.registry import CallRegistry
 from callcenter.config import Config, PbxLineConfig
 from callcenter.demo import DEMO_PASSWORD, seed_demo
 from callcenter.services import Services
@@ -44,7 +47,6 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
     """The call registry, the call log, the PBX lines, the recording fetcher (and in demo
     mode a built-in PBX emulator): started in order, stopped in reverse."""
     from callcenter.calls.log import CallLog
-    from callcenter.calls.registry import CallRegistry
     from callcenter.calls.service import CallService
     from callcenter.recordings import RecordingFetcher
     from pbx.asterisk_line import AsteriskLine
@@ -59,7 +61,9 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
         if demo and demo_calls:
             line_configs = [await stack.enter_async_context(demo_pbx())]
             stack.callback(services.bus.subscribe(_demo_recordings(config)))
-        lines = {cfg.name: AsteriskLine(cfg, registry.handle) for cfg in line_configs}
+        lines = {cfg.name: AsteriskLine(cfg, registry.handle,
+                                        recordings_dir=config.recordings.pbx_path)
+                 for cfg in line_configs}
         services.extra["calls"] = CallService(
             registry, dict(lines), config.console.managers_see_all_clients)
         services.extra["call_log"] = call_log
@@ -72,7 +76,21 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
         await fetcher.start()
         stack.push_async_callback(fetcher.stop)
         services.extra["recordings"] = fetcher
+        sweeper = asyncio.create_task(_sweep(registry), name="call-sweeper")
+        stack.push_async_callback(_cancel, sweeper)
         yield
+
+
+async def _sweep(registry: CallRegistry) -> None:
+    while True:
+        await asyncio.sleep(60)
+        registry.sweep(time.time())
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 @contextlib.asynccontextmanager
@@ -163,7 +181,7 @@ def create_app(config: Config, *, demo: bool | None = None, demo_calls: bool = T
         app.state.services = services
         try:
             if demo:
-                from ui.security import hash_password
+                from callcenter.passwords import hash_password
 
                 if await seed_demo(store, hash_password(DEMO_PASSWORD)):
                     log.info("demo users: admin, secretary, maria, dmitry; password %r",

@@ -48,8 +48,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_user_add(args: argparse.Namespace) -> int:
     from callcenter.models import Role
+    from callcenter.passwords import hash_password
     from callcenter.store.sqlite import SqliteStore
-    from ui.security import hash_password
 
     config = _config(args)
     password = os.environ.get("CALLCENTER_NEW_PASSWORD") or getpass.getpass(

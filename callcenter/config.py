@@ -199,10 +199,15 @@ def _check(value: typing.Any, hint: typing.Any, key: str, source: str) -> typing
     else:
         ok = isinstance(value, hint)
     if not ok:
+        shown = "(hidden)" if _is_secret(key) else repr(value)
         raise ConfigError(
-            f"{source}: {key} must be {_type_name(hint)}, got {type(value).__name__} {value!r}"
+            f"{source}: {key} must be {_type_name(hint)}, got {type(value).__name__} {shown}"
         )
     return value
+
+
+def _is_secret(key: str) -> bool:
+    return any(word in key.lower() for word in ("secret", "password", "key"))
 
 
 def _type_name(hint: typing.Any) -> str:

@@ -51,14 +51,14 @@ async def plan_import(store: Store, path: Path, *, region: str, specs: list[str]
     plan = build_drafts(table, parse_mapping(specs), region=region, known_managers=managers,
                         known_custom_fields=fields)
     # A client that already exists is not imported twice: re-running an import is safe.
+    existing = {name.strip().casefold(): cid for cid, name in await store.client_names()}
     kept = []
     for draft in plan.drafts:
-        existing = [c for c in await store.list_clients(search=draft.name, limit=20)
-                    if c.name.strip().casefold() == draft.name.strip().casefold()]
-        if existing:
+        found = existing.get(draft.name.strip().casefold())
+        if found is not None:
             for row in draft.source_rows:
                 plan.rejected.append(Rejection(
-                    row, f"client {draft.name!r} already exists (id {existing[0].id})", {}))
+                    row, f"client {draft.name!r} already exists (id {found})", {}))
         else:
             kept.append(draft)
     plan.drafts = kept

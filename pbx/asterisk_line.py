@@ -26,7 +26,6 @@ from pbx.ami.errors import (
     AmiConnectionLost,
     AmiError,
     AmiTimeout,
-    AmiUnreachable,
 )
 from pbx.ami.message import Message
 
@@ -55,7 +54,8 @@ class AsteriskLine:
 
     def __init__(self, config: PbxLineConfig, sink: Callable[[LineEvent], None], *,
                  connect_retry_max: float = 30.0,
-                 channel_ids: Callable[[], str | None] | None = None) -> None:
+                 channel_ids: Callable[[], str | None] | None = None,
+                 recordings_dir: str = "/var/spool/asterisk/monitor") -> None:
         self.config = config
         self.name = config.name
         self._sink = sink
@@ -73,6 +73,7 @@ class AsteriskLine:
         # one passes a factory returning None (no ChannelId header, as recorded).
         self._channel_ids = channel_ids or (lambda: f"crm-c2c-{uuid.uuid4().hex[:16]}")
         self.detail = "not started"
+        self._recordings_dir = recordings_dir.rstrip("/")
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -82,6 +83,12 @@ class AsteriskLine:
 
     async def start(self) -> None:
         self._runner = asyncio.create_task(self._connect_loop(), name=f"ami-line-{self.name}")
+        self._runner.add_done_callback(self._runner_done)
+
+    def _runner_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.detail = f"stopped by an error: {task.exception()}"
+            log.error("PBX line %s: connect task failed", self.name, exc_info=task.exception())
 
     async def stop(self) -> None:
         tasks = [t for t in (self._runner, *self._tasks) if t is not None]
@@ -112,7 +119,7 @@ class AsteriskLine:
                                "secret (manager.conf)")
                 log.error("PBX line %s: %s", self.name, self.detail)
                 delay = max(delay, 30.0)  # do not hammer a PBX that refuses us
-            except (AmiUnreachable, AmiTimeout, OSError) as exc:
+            except (AmiError, OSError) as exc:  # unreachable, timed out, dropped at login
                 self.detail = f"cannot reach {self.config.host}:{self.config.port}: {exc}"
                 log.warning("PBX line %s: %s; retrying in %.0f s", self.name, self.detail, delay)
             else:
@@ -144,13 +151,18 @@ class AsteriskLine:
         await self._resync(conn)
 
     async def _resync(self, conn: AmiConnection) -> None:
-        try:
-            _, channels = await conn.list_action("CoreShowChannels")
-        except AmiError as exc:
-            log.warning("PBX line %s: resync failed (%s); calls may be stale", self.name, exc)
+        """Bring the calls up to date after a (re)connect. Status is the fallback for an AMI
+        user without the rights for CoreShowChannels; should both fail, calls that ended
+        meanwhile are closed later by the registry's sweep of silent calls."""
+        for action in ("CoreShowChannels", "Status"):
+            try:
+                _, channels = await conn.list_action(action)
+            except AmiError as exc:
+                log.warning("PBX line %s: %s for the resync failed (%s)", self.name, action, exc)
+                continue
+            for event in self.correlator.resync(channels):
+                self._emit(event)
             return
-        for event in self.correlator.resync(channels):
-            self._emit(event)
 
     def _on_disconnected(self, reason: str) -> None:
         self.detail = f"reconnecting ({reason})"
@@ -243,8 +255,8 @@ class AsteriskLine:
 
     async def start_recording(self, call_id: str) -> str:
         channel = self._channel(call_id, None)
-        path = f"/var/spool/asterisk/monitor/crm-{call_id.rsplit(':', 1)[-1]}-" \
-               f"{uuid.uuid4().hex[:8]}.wav"
+        path = (f"{self._recordings_dir}/crm-{call_id.rsplit(':', 1)[-1]}-"
+                f"{uuid.uuid4().hex[:8]}.wav")
         response = await self._action("MixMonitor", [("Channel", channel), ("File", path),
                                                      ("Options", "bi(CRM_MIXMON_ID)")])
         mix_id = response.get("MixMonitorID") or ""

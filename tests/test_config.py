@@ -86,3 +86,11 @@ def test_secrets_come_from_the_environment(tmp_path: Path) -> None:
 def test_bad_environment_value_is_named() -> None:
     with pytest.raises(ConfigError, match="CALLCENTER_SERVER_PORT"):
         load_config(None, env={"CALLCENTER_SERVER_PORT": "eighty"})
+
+
+def test_a_secret_of_the_wrong_type_is_not_echoed(tmp_path: Path) -> None:
+    path = write(tmp_path, "[[pbx]]\nsecret = 73194242\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path, env={})
+    assert "pbx[0].secret must be a string" in str(err.value)
+    assert "73194242" not in str(err.value)

@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
 from callcenter.calls.model import LiveCall, iso
 from callcenter.line_events import Direction, EndState
+from callcenter.matching import CallerMatch
 from callcenter.models import InteractionKind, Role, TaskKind
-from callcenter.store.base import Store
+from callcenter.store.base import NotFound, Store
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ def call_row(call: LiveCall) -> dict[str, Any]:
         "ring_seconds": call.ring_seconds,
         "talk_seconds": call.talk_seconds,
         "transfers": [t.to_json() for t in call.transfers],
+        "users": sorted(call.users),
     }
 
 
@@ -70,6 +73,18 @@ def summary(call: LiveCall) -> str:
     return text
 
 
+MAX_ATTEMPTS = 5
+
+
+def _unlinked(kind: str, item: Any) -> Any:
+    if kind == "upsert":
+        return {**item, "client_id": None, "contact_id": None}
+    if kind == "finish":
+        item.match = CallerMatch(item.match.number)  # no candidates: unmatched
+        item.match_json = {**item.match_json, "client": None, "contact": None}
+    return item
+
+
 class CallLog:
     def __init__(self, store: Store, *, retry_seconds: float = 2.0) -> None:
         self._store = store
@@ -83,6 +98,9 @@ class CallLog:
 
     def call_changed(self, call: LiveCall) -> None:
         self._put("upsert", call_row(call))
+
+    def recording_started(self, call: LiveCall, path: str) -> None:
+        self._put("recording", (call.id, path))
 
     def call_finished(self, call: LiveCall) -> None:
         self._put("finish", call)
@@ -117,26 +135,40 @@ class CallLog:
     async def _run(self) -> None:
         while True:
             kind, item = await self._queue.get()
-            while True:
+            for attempt in range(1, MAX_ATTEMPTS + 1):
                 try:
-                    if kind == "upsert":
-                        await self._store.upsert_call(item)
-                    else:
-                        await self._finish(item)
+                    await self._write(kind, item)
                     break
                 except asyncio.CancelledError:
                     raise
+                except sqlite3.IntegrityError:
+                    # The client or contact was deleted while the call went on: keep the
+                    # call, unlinked, rather than block every later call behind it.
+                    log.warning("call log: %s refers to a deleted record; unlinking", kind)
+                    item = _unlinked(kind, item)
                 except Exception:
+                    if attempt == MAX_ATTEMPTS:
+                        log.exception("call log: giving up on a %s write: %r", kind, item)
+                        break
                     log.exception("call log write failed; retrying in %.0f s", self._retry)
                     await asyncio.sleep(self._retry)
             if self._queue.empty():
                 self._idle.set()
 
+    async def _write(self, kind: str, item: Any) -> None:
+        if kind == "upsert":
+            await self._store.upsert_call(item)
+        elif kind == "recording":
+            await self._store.add_recording(*item)
+        else:
+            await self._finish(item)
+
     async def _finish(self, call: LiveCall) -> None:
         store = self._store
         await store.upsert_call(call_row(call))
         for path in call.recordings:
-            await store.add_recording(call.id, path)
+            await store.add_recording(call.id, path)  # no-op when known since it started
+        await store.schedule_recordings(call.id)
         at = datetime.fromtimestamp(call.started_at, UTC)
         await store.add_interaction(
             InteractionKind.CALL, at, summary(call), client_id=call.client_id,
@@ -152,16 +184,26 @@ class CallLog:
             })
         if call.direction is Direction.INBOUND and call.end_state is EndState.MISSED:
             await self._callback_task(call)
+        elif call.answered_at is not None and call.client_phone:
+            # They got through (called again, or we called them): the callback is done.
+            await store.close_callback_tasks(call.client_phone, call.id)
 
     async def _callback_task(self, call: LiveCall) -> None:
         if call.withheld or not call.caller_raw:
             return  # nobody to call back
-        phone = call.caller_e164 or call.caller_raw
+        phone = call.client_phone or call.caller_raw
         if await self._store.open_callback_task(phone) is not None:
             return  # one open task per number, however often they tried
         manager_id = None
         if call.client_id is not None:
             manager_id = (call.match_json.get("client") or {}).get("manager_id")
+        if manager_id is not None:
+            try:
+                manager = await self._store.get_user(manager_id)
+            except NotFound:
+                manager = None
+            if manager is None or not manager.active:
+                manager_id = None  # nobody would see it: the secretaries take it
         who = call.caller_name or call.caller_display or call.caller_raw
         client = (call.match_json.get("client") or {}).get("name")
         title = f"Call back {who}" + (f" ({client})" if client and client != who else "")

@@ -48,7 +48,10 @@ class LiveCall:
     ringing: tuple[str, ...] = ()
     rang: list[str] = field(default_factory=list)
     queue: str | None = None
-    answered_ext: str | None = None
+    answered_ext: str | None = None  # the first office answerer (the call log's "answered by")
+    current_ext: str | None = None  # who holds the call now (after transfers)
+    users: set[int] = field(default_factory=set)  # everyone who took part, for visibility
+    client_phone: str | None = None  # the client's number (caller in, called out), E.164
     answered_user: int | None = None
     answered_user_name: str | None = None
     answered_by_outside: bool = False
@@ -120,6 +123,7 @@ class LiveCall:
             "rang": list(self.rang),
             "queue": self.queue,
             "answered_by": self.answered_by_json(),
+            "current_extension": self.current_ext,
             "started_at": iso(self.started_at),
             "answered_at": iso(self.answered_at),
             "ended_at": iso(self.ended_at),
@@ -130,4 +134,5 @@ class LiveCall:
             "recordings": list(self.recordings),
             "originated_by": self.originated_by,
             "placed_by": self.placed_by,
+            "users": sorted(self.users),
         }

@@ -47,6 +47,8 @@ class ScreenPopIndex(Protocol):
 class CallSink(Protocol):
     def call_changed(self, call: LiveCall) -> None: ...
 
+    def recording_started(self, call: LiveCall, path: str) -> None: ...
+
     def call_finished(self, call: LiveCall) -> None: ...
 
 
@@ -86,8 +88,8 @@ class CallRegistry:
         for call in self._calls.values():
             for ext in call.ringing:
                 out.setdefault(ext, "ringing")
-            if call.answered_ext:
-                out[call.answered_ext] = "busy"
+            if call.current_ext and call.answered_at is not None:
+                out[call.current_ext] = "busy"
             if call.direction is not Direction.INBOUND and call.answered_at and (
                 call.caller_raw.isdigit() and len(call.caller_raw) <= 6
             ):
@@ -150,6 +152,13 @@ class CallRegistry:
             originated=e.originated, originated_by=originated_by, placed_by=placed_by,
         )
         call.match_json = self._match_json(match, e.direction)
+        if placed_by is not None:
+            call.users.add(placed_by)
+        if e.direction is Direction.OUTBOUND:
+            called = self._matcher.normalize(e.called_num)
+            call.client_phone = called.e164 or e.called_num or None
+        elif not withheld:
+            call.client_phone = call.caller_e164 or e.caller_num or None
         return call
 
     def _match_json(self, match: CallerMatch, direction: Direction) -> dict[str, Any]:
@@ -204,6 +213,10 @@ class CallRegistry:
             number = self._matcher.normalize(e.caller_num)
             call.caller_raw, call.caller_e164 = e.caller_num, number.e164
             call.caller_display = display(number, self._region)
+            call.client_phone = number.e164 or e.caller_num or None
+            # A caller ID that became known late must still find the client's card.
+            call.match = self._matcher.match(e.caller_num)
+            call.match_json = self._match_json(call.match, call.direction)
         self._publish("call.updated", call, e.at)
 
     def _ringing(self, e: RingingChanged) -> None:
@@ -220,6 +233,8 @@ class CallRegistry:
                 call.rang.append(ext)
         for ext in new:
             user = self._index.user_by_extension(ext)
+            if user is not None:
+                call.users.add(user.id)
             self._publish("call.ringing", call, e.at, extension=ext,
                           user={"id": user.id, "name": user.name} if user else None)
         if not new:
@@ -233,10 +248,11 @@ class CallRegistry:
         call.ringing = ()
         call.answered_by_outside = e.by_outside
         if e.extension:
-            call.answered_ext = e.extension
+            call.answered_ext = call.current_ext = e.extension
             user = self._index.user_by_extension(e.extension)
             if user is not None:
                 call.answered_user, call.answered_user_name = user.id, user.name
+                call.users.add(user.id)
         if self._sink:
             self._sink.call_changed(call)
         self._publish("call.answered", call, e.at)
@@ -247,6 +263,11 @@ class CallRegistry:
             return
         transfer = Transfer(e.kind.value, e.from_ext, e.to, e.at, e.result)
         call.transfers.append(transfer)
+        if e.result == "success" and e.to.isdigit():
+            call.current_ext = e.to  # the call is theirs now: presence, the next transfer
+            user = self._index.user_by_extension(e.to)
+            if user is not None:
+                call.users.add(user.id)
         self._publish("call.transferred", call, e.at, transfer=transfer.to_json())
 
     def _hold(self, e: HoldChanged) -> None:
@@ -261,7 +282,24 @@ class CallRegistry:
         if call is None or e.path in call.recordings:
             return
         call.recordings.append(e.path)
+        if self._sink:
+            self._sink.recording_started(call, e.path)
         self._publish("call.updated", call, e.at)
+
+    def sweep(self, now: float, *, ringing_max: float = 3600.0, live_max: float = 12 * 3600.0
+              ) -> list[str]:
+        """End calls the line has gone silent about (a lost Hangup, a failed resync), so no
+        card sticks in "ringing" forever. Returns the ids ended."""
+        stale = [c.id for c in self._calls.values()
+                 if now - c.started_at > live_max
+                 or (c.answered_at is None and now - c.started_at > ringing_max)]
+        for call_id in stale:
+            log.warning("call %s: no news from its line for too long; closing it", call_id)
+            call = self._calls[call_id]
+            self._ended_call(CallEnded(call_id, now, EndState.ANSWERED if call.answered_at
+                                       else EndState.FAILED,
+                                       cause="closed by callcenter: no news from the line"))
+        return stale
 
     def _ended_call(self, e: CallEnded) -> None:
         call = self._calls.pop(e.call_key, None)

@@ -60,6 +60,10 @@ class CallService:
         number = (number or "").strip()
         if not number:
             raise ValidationError("number is required", field="number")
+        if any(ch.isalpha() for ch in number):
+            # "+7 916 123-45-67 доб. 123" must not become one long wrong number
+            raise ValidationError("the number contains letters (an extension part?); give the "
+                                  "digits to dial only", field="number")
         line = self._line_for_originate()
         log.info("click-to-call by %s (ext %s) to %s", user.login, user.extension, number)
         return await line.originate(user.extension, number, user_id=user.id)
@@ -71,7 +75,10 @@ class CallService:
         if not to.isdigit():
             raise ValidationError("to must be an extension such as 102", field="to")
         call, line = self._live(user, call_id)
-        from_ext = call.answered_ext
+        # Whoever holds the call now transfers it; the requester's own leg when it is theirs.
+        from_ext = call.current_ext
+        if user.extension and user.extension == call.current_ext:
+            from_ext = user.extension
         if kind == "attended":
             if not from_ext:
                 raise ValidationError("an attended transfer needs an answered call")

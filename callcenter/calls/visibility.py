@@ -11,7 +11,9 @@ def involves(user: User, call: dict[str, Any], match: dict[str, Any] | None) -> 
     """The call rang, rings or was answered at the user's extension, was transferred to it,
     was placed by the user, or is with one of the user's clients."""
     ext = user.extension
-    if ext and (ext in call.get("rang", ()) or ext in call.get("ringing", ())):
+    if user.id in call.get("users", ()):
+        return True
+    if ext and (ext in call.get("ringing", ()) or ext == call.get("current_extension")):
         return True
     answered = call.get("answered_by") or {}
     if ext and answered.get("extension") == ext:

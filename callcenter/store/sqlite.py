@@ -322,39 +322,44 @@ class SqliteStore(CallLogMixin):
         )
 
     async def get_client(self, client_id: int) -> Client:
-        row = await self._one(
-            "SELECT id, name, kind, manager_id, notes, created_at FROM clients WHERE id = ?",
-            (client_id,), "client", client_id,
-        )
-        client = Client(row[0], row[1], ClientKind(row[2]), row[3], row[4],
-                        created_at=parse_ts(row[5]))
-        client.custom = await self._custom_of(client_id)
-        client.contacts = await self._contacts_of(client_id)
-        return client
+        found = await self._clients_by_ids([client_id])
+        if not found:
+            raise NotFound("client", client_id)
+        return found[0]
 
-    async def _custom_of(self, client_id: int) -> dict[str, object]:
-        rows = await self._rows(
-            "SELECT f.name, f.type, v.value FROM custom_values v"
-            " JOIN custom_fields f ON f.id = v.field_id WHERE v.client_id = ?", (client_id,)
-        )
-        return {name: _custom_value(FieldType(kind), value) for name, kind, value in rows}
-
-    async def _contacts_of(self, client_id: int) -> list[Contact]:
-        contacts = {
-            r[0]: Contact(r[0], r[1], r[2], r[3], r[4])
+    async def _clients_by_ids(self, ids: Sequence[int]) -> list[Client]:
+        """Clients with contacts, phones and custom fields in four queries, whatever the count."""
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        clients = {
+            r[0]: Client(r[0], r[1], ClientKind(r[2]), r[3], r[4], created_at=parse_ts(r[5]))
             for r in await self._rows(
-                "SELECT id, client_id, name, position, email FROM contacts"
-                " WHERE client_id = ? ORDER BY id", (client_id,)
-            )
+                "SELECT id, name, kind, manager_id, notes, created_at FROM clients"
+                f" WHERE id IN ({marks})", tuple(ids))
         }
+        for client_id, name, kind, value in await self._rows(
+            "SELECT v.client_id, f.name, f.type, v.value FROM custom_values v"
+            f" JOIN custom_fields f ON f.id = v.field_id WHERE v.client_id IN ({marks})",
+            tuple(ids)):
+            clients[client_id].custom[name] = _custom_value(FieldType(kind), value)
+        contacts: dict[int, Contact] = {}
+        for r in await self._rows(
+            "SELECT id, client_id, name, position, email FROM contacts"
+            f" WHERE client_id IN ({marks}) ORDER BY id", tuple(ids)):
+            contacts[r[0]] = Contact(r[0], r[1], r[2], r[3], r[4])
+            clients[r[1]].contacts.append(contacts[r[0]])
         if contacts:
-            marks = ",".join("?" * len(contacts))
+            cmarks = ",".join("?" * len(contacts))
             for r in await self._rows(
                 "SELECT id, contact_id, raw, e164, digits, kind FROM phones"
-                f" WHERE contact_id IN ({marks}) ORDER BY id", tuple(contacts)
-            ):
+                f" WHERE contact_id IN ({cmarks}) ORDER BY id", tuple(contacts)):
                 contacts[r[1]].phones.append(Phone(*r))
-        return list(contacts.values())
+        return [clients[i] for i in ids if i in clients]
+
+    async def _contacts_of(self, client_id: int) -> list[Contact]:
+        found = await self._clients_by_ids([client_id])
+        return found[0].contacts if found else []
 
     async def list_clients(self, *, search: str = "", manager_id: int | None = None,
                            limit: int = 50, offset: int = 0) -> list[Client]:
@@ -379,7 +384,7 @@ class SqliteStore(CallLogMixin):
             + " ORDER BY cl.name COLLATE NOCASE, cl.id LIMIT ? OFFSET ?",
             (*params, limit, offset),
         )
-        return [await self.get_client(r[0]) for r in rows]
+        return await self._clients_by_ids([r[0] for r in rows])
 
     async def update_client(self, client_id: int, **changes: Any) -> Client:
         custom = changes.pop("custom", None)
@@ -571,6 +576,15 @@ class SqliteStore(CallLogMixin):
             " AND kind = 'callback' ORDER BY id LIMIT 1", (phone,)
         )
         return self._task(rows[0]) if rows else None
+
+    async def close_callback_tasks(self, phone: str, ref: str) -> int:
+        """The number was reached (answered call in or out): its callback tasks are done."""
+        return await self._write(
+            "UPDATE tasks SET done = 1, done_at = ?, ref = COALESCE(ref, ?) WHERE phone = ?"
+            " AND done = 0 AND kind = 'callback'", (ts(now_utc()), ref, phone))
+
+    async def client_names(self) -> list[tuple[int, str]]:
+        return [(r[0], r[1]) for r in await self._rows("SELECT id, name FROM clients")]
 
 
 def _custom_value(kind: FieldType, value: str) -> object:

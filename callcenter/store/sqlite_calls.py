@@ -10,10 +10,10 @@ import aiosqlite
 
 from callcenter.store.base import CallFilter, NotFound
 
-# A user took part in a call: answered it, placed it, or their extension rang.
+# A user took part in a call: answered it, placed it, rang for it or got it transferred.
 _INVOLVES = (
-    "(c.answered_by_user = ? OR c.user_id = ? OR EXISTS (SELECT 1 FROM json_each(c.rang) r"
-    " JOIN users u ON u.extension = r.value WHERE u.id = ?))"
+    "(c.answered_by_user = ? OR c.user_id = ? OR EXISTS (SELECT 1 FROM json_each(c.users) u"
+    " WHERE u.value = ?))"
 )
 
 
@@ -33,12 +33,13 @@ _CALL_COLUMNS = (
     "id", "line", "direction", "caller_raw", "caller_e164", "caller_name", "withheld", "called",
     "client_id", "contact_id", "candidates", "state", "reason", "cause", "answered_by_user",
     "answered_by_ext", "user_id", "rang", "ringing_at", "answered_at", "ended_at",
-    "ring_seconds", "talk_seconds", "transfers",
+    "ring_seconds", "talk_seconds", "transfers", "users",
 )
-_CALL_JSON = {"candidates", "rang", "transfers"}
+_CALL_JSON = {"candidates", "rang", "transfers", "users"}
+_NOT_YET = "9999-12-31T00:00:00+00:00"  # a recording whose call is still going on
 _CALL_DEFAULTS: dict[str, Any] = {"caller_raw": "", "caller_name": "", "withheld": 0,
                                   "called": "", "cause": "", "candidates": [], "rang": [],
-                                  "transfers": []}
+                                  "transfers": [], "users": []}
 
 
 class CallLogMixin:
@@ -59,7 +60,12 @@ class CallLogMixin:
 
     async def close_dangling_calls(self, cause: str) -> int:
         """Calls left ringing or answered by a previous run: the line will re-adopt the ones
-        still up; the rest are marked failed rather than shown live forever."""
+        still up; the rest are marked failed rather than shown live forever, and their
+        recordings are fetched."""
+        await self._db.execute(
+            "UPDATE recordings SET next_try_at = ? WHERE next_try_at = ? AND call_id IN"
+            " (SELECT id FROM calls WHERE state IN ('ringing', 'answered'))",
+            (ts(now_utc()), _NOT_YET))
         cursor = await self._db.execute(
             "UPDATE calls SET state = 'failed', cause = ?, ended_at = COALESCE(ended_at, ?)"
             " WHERE state IN ('ringing', 'answered')", (cause, ts(now_utc())))
@@ -125,11 +131,17 @@ class CallLogMixin:
         return out
 
     async def add_recording(self, call_id: str, pbx_path: str) -> None:
+        """Known as soon as the recording starts (so a restart cannot lose it); fetched only
+        once schedule_recordings() says the call is over - the file is still being written."""
         await self._db.execute(
             "INSERT INTO recordings (call_id, pbx_path, next_try_at) VALUES (?, ?, ?)"
-            " ON CONFLICT (call_id, pbx_path) DO NOTHING",
-            # MixMonitor closes the file at hang-up: the first try waits a moment.
-            (call_id, pbx_path, ts(now_utc() + timedelta(seconds=2))))
+            " ON CONFLICT (call_id, pbx_path) DO NOTHING", (call_id, pbx_path, _NOT_YET))
+
+    async def schedule_recordings(self, call_id: str, delay: float = 2.0) -> None:
+        # MixMonitor closes the file at hang-up: the first try waits a moment.
+        await self._db.execute(
+            "UPDATE recordings SET next_try_at = ? WHERE call_id = ? AND next_try_at = ?",
+            (ts(now_utc() + timedelta(seconds=delay)), call_id, _NOT_YET))
 
     async def due_recordings(self, limit: int = 20) -> list[dict[str, Any]]:
         rows = await self._db.execute_fetchall(
@@ -150,15 +162,14 @@ class CallLogMixin:
     async def get_recording(self, recording_id: int) -> dict[str, Any]:
         rows = await self._db.execute_fetchall(
             "SELECT r.id, r.call_id, r.pbx_path, r.local_path, r.state, r.size, r.last_error,"
-            " r.attempts, c.client_id, c.answered_by_user, c.user_id, c.rang, c.answered_by_ext"
+            " r.attempts, c.client_id, c.answered_by_user, c.user_id, c.users"
             " FROM recordings r JOIN calls c ON c.id = r.call_id WHERE r.id = ?",
             (recording_id,))
         if not rows:
             raise NotFound("recording", recording_id)
         r = next(iter(rows))
         keys = ("id", "call_id", "pbx_path", "local_path", "state", "size", "last_error",
-                "attempts", "client_id", "answered_by_user", "user_id", "rang",
-                "answered_by_ext")
+                "attempts", "client_id", "answered_by_user", "user_id", "users")
         row = dict(zip(keys, r, strict=True))
-        row["rang"] = json.loads(row["rang"] or "[]")
+        row["users"] = json.loads(row["users"] or "[]")
         return row

@@ -30,10 +30,10 @@ class Session:
         self.csrf = r.json()["csrf_token"]
         return r.json()["user"]
 
-    async def get(self, url: str, **kw) -> httpx.Response:  # noqa: ANN003
+    async def get(self, url: str, **kw) -> httpx.Response:
         return await self.c.get(url, **kw)
 
-    async def post(self, url: str, **kw) -> httpx.Response:  # noqa: ANN003
+    async def post(self, url: str, **kw) -> httpx.Response:
         return await self.c.post(url, headers={"X-CSRF-Token": self.csrf}, **kw)
 
 
@@ -76,7 +76,7 @@ async def test_call_log_filters_roles_and_recording_download(config: Config,
     mount.mkdir()
     (mount / REC).write_bytes(b"RIFF" + bytes(range(256)) * 40)
     config.recordings.mount_path = str(mount)
-    async with running(config, "01_inbound_answered") as (app, emulator, session):
+    async with running(config, "01_inbound_answered") as (app, _, session):
         sec, maria, dmitry = session(), session(), session()
         await sec.login("secretary")
         me = await maria.login("maria")
@@ -115,7 +115,7 @@ async def test_call_log_filters_roles_and_recording_download(config: Config,
 
         # the recording: fetched from the mounted folder, then served with Range
         services = app.state.services
-        await services.store._db.execute(  # noqa: SLF001 - skip the 2 s grace
+        await services.store._db.execute(
             "UPDATE recordings SET next_try_at = NULL")
         assert await services.extra["recordings"].fetch_due() == 1
         [rec] = (await sec.get(f"/api/calls/{call['id']}")).json()["recordings"]
@@ -134,13 +134,15 @@ async def test_call_log_filters_roles_and_recording_download(config: Config,
 
 
 async def test_actions_without_a_line_and_bad_input(config: Config) -> None:
-    async with running(config, None) as (app, _, session):
+    async with running(config, None) as (_app, _, session):
         s = session()
         await s.login("maria")
         r = await s.post("/api/originate", json={"number": "89031234567"})
         assert r.status_code == 503 and r.json()["error"] == "line-unavailable"
         r = await s.post("/api/originate", json={})
         assert r.status_code == 400
+        r = await s.post("/api/originate", json={"number": "+7 916 123-45-67 доб. 123"})
+        assert r.status_code == 400 and "letters" in r.json()["message"]
         r = await s.post("/api/calls/office:1.1/transfer", json={"to": "102"})
         assert r.status_code == 404 and r.json()["error"] == "call-not-found"
         r = await s.post("/api/calls/office:1.1/transfer", json={"to": "abc"})

@@ -23,7 +23,7 @@ async def new_call(store: SqliteStore, call_id: str = "office:1.1") -> None:
 
 
 async def make_due(store: SqliteStore) -> None:
-    await store._db.execute("UPDATE recordings SET next_try_at = NULL")  # noqa: SLF001
+    await store._db.execute("UPDATE recordings SET next_try_at = NULL")
 
 
 async def test_mounted_folder_fetch_retry_and_give_up(store: SqliteStore, tmp_path: Path
@@ -91,7 +91,7 @@ class _Server(asyncssh.SSHServer):
 
 
 @pytest.fixture
-async def sftp_server(tmp_path: Path):  # noqa: ANN201
+async def sftp_server(tmp_path: Path):
     root = tmp_path / "pbx-root"
     (root / PBX.lstrip("/")).mkdir(parents=True)
     key = asyncssh.generate_private_key("ssh-ed25519")

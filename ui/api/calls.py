@@ -108,8 +108,7 @@ async def _visible_row(svc: Services, user: User, call_id: str) -> dict[str, Any
 
 
 def _row_involves(svc: Services, user: User, row: dict[str, Any]) -> bool:
-    return (row["answered_by_user"] == user.id or row["user_id"] == user.id
-            or bool(user.extension and user.extension in row["rang"]))
+    return user.id in (row["answered_by_user"], row["user_id"]) or user.id in row["users"]
 
 
 async def _own_client(svc: Services, user: User, row: dict[str, Any]) -> bool:

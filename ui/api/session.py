@@ -8,8 +8,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from callcenter.errors import ValidationError
+from callcenter.passwords import verify_password
 from ui.api.common import current_user, error_response, json_body, ok, services
-from ui.security import end_session, start_session, verify_password
+from ui.security import end_session, start_session
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from starlette.responses import JSONResponse
 from callcenter.clients import reject_unknown, text_field
 from callcenter.errors import PermissionDenied, ValidationError
 from callcenter.models import Role
+from callcenter.passwords import hash_password
 from ui.api.common import current_user, json_body, ok, path_id, services
-from ui.security import hash_password
 
 LANGUAGES = {"en", "ru"}
 

@@ -18,6 +18,9 @@ CREATE TABLE calls (
     answered_by_ext TEXT,
     user_id INTEGER REFERENCES users(id) ON DELETE SET NULL,
     rang TEXT NOT NULL DEFAULT '[]',
+    -- ids of the users who took part (rang, answered, placed, received a transfer), fixed at
+    -- call time: visibility must not follow an extension that is later given to someone else
+    users TEXT NOT NULL DEFAULT '[]',
     ringing_at TEXT NOT NULL,
     answered_at TEXT,
     ended_at TEXT,
