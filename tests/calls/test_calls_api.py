@@ -158,7 +158,7 @@ async def test_actions_without_a_line_and_bad_input(config: Config) -> None:
 
 
 async def test_click_to_call_and_transfer_through_the_api(config: Config) -> None:
-    async with running(config, "03_blind_transfer") as (app, emulator, session):
+    async with running(config, "03_blind_transfer") as (_app, emulator, session):
         s = session()
         await s.login("secretary")
         for _ in range(500):
