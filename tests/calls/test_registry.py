@@ -23,8 +23,8 @@ from callcenter.line_events import (
     MissReason,
     RecordingStarted,
     RingingChanged,
-    Transferred,
     TransferKind,
+    Transferred,
 )
 from callcenter.matching import CallerMatcher
 from callcenter.models import TaskKind
@@ -143,7 +143,7 @@ async def test_recording_is_known_at_once_and_fetched_after_the_call(core: Core)
     assert await core.store.due_recordings() == []  # still being written
     core.feed(CallEnded("c1", 150, EndState.ANSWERED))
     await core.log.drained()
-    await core.store._db.execute(  # noqa: SLF001 - skip the 2 s grace after hang-up
+    await core.store._db.execute(
         "UPDATE recordings SET next_try_at = '2000-01-01'")
     assert [r["pbx_path"] for r in await core.store.due_recordings()] == [
         "/var/spool/asterisk/monitor/x.wav"]
