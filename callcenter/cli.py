@@ -34,8 +34,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(config, demo=demo)
     print(f"callcenter {'(demo) ' if demo else ''}on http://{config.server.host}:"
           f"{config.server.port}/  database: {config.database_path}", flush=True)
+    # websockets-sansio without per-message deflate: the fastest fan-out measured
+    # (shared/LIBRARIES.md; deflate tripled the p99 of benchmarks/ws_fanout.py).
     uvicorn.run(app, host=config.server.host, port=config.server.port, log_level="info",
-                ws="websockets-sansio", lifespan="on")
+                ws="websockets-sansio", ws_per_message_deflate=False, lifespan="on")
     return 0
 
 

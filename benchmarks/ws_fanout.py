@@ -1,0 +1,248 @@
+"""Websocket fan-out: N consoles connected, screen-pops broadcast, delivery time and memory.
+
+The server is the real app (hub, session auth, per-user filtering) on uvicorn, 127.0.0.1, in
+this process; the consoles are websockets clients in separate processes, so their work does
+not share the server's CPU time slice or event loop. Each client stamps every event with
+time.time() on arrival; the delivery time is that minus the time just before publish.
+
+    .venv/bin/python -m benchmarks.ws_fanout --clients 1000 --broadcasts 20
+
+Target: p99 delivery <= 50 ms with 1,000 consoles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import multiprocessing as mp
+import resource
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+import websockets
+
+from callcenter.app import create_app
+from callcenter.config import load_config
+from callcenter.demo import DEMO_PASSWORD, seed_demo
+
+TIMEOUT = 180.0  # the whole run stops by itself after this
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def screen_pop(i: int) -> dict[str, Any]:
+    """A realistic call.ringing payload (docs/events.md), about 1.5 KB of JSON."""
+    return {
+        "call": {
+            "id": f"office:bench.{i}", "line": "office", "direction": "inbound",
+            "caller": {"raw": "+79161234567", "e164": "+79161234567", "name": "Ivan Petrov",
+                       "withheld": False, "display": "8 (916) 123-45-67"},
+            "called": "74951110000", "state": "ringing", "reason": None, "ringing": ["101"],
+            "rang": ["101"], "answered_by": None, "started_at": "2026-11-22T10:00:00.000+00:00",
+            "answered_at": None, "ended_at": None, "ring_seconds": None, "talk_seconds": None,
+            "transfers": [], "on_hold": False, "recordings": [], "originated_by": None,
+        },
+        "match": {
+            "kind": "client", "client": {"id": 1, "name": "ООО «Ромашка»", "kind": "company"},
+            "contact": {"id": 1, "name": "Ivan Petrov"},
+            "manager": {"id": 3, "name": "Maria Ivanova", "extension": "102", "busy": False},
+            "candidates": [{"client_id": 1, "client_name": "ООО «Ромашка»", "contact_id": 1,
+                            "contact_name": "Ivan Petrov", "manager_id": 3}],
+            "user": None,
+            "last_interactions": [{"at": "2026-11-20T10:00:00+00:00", "kind": "call",
+                                   "summary": f"call {n}: asked about the invoice"}
+                                  for n in range(5)],
+            "open_tasks": [{"id": 5, "title": "Send the contract", "due_at": None}],
+        },
+        "extension": "101", "user": {"id": 2, "name": "Svetlana Orlova"},
+    }
+
+
+# -- client processes -------------------------------------------------------------------------
+
+def client_process(url: str, cookie: str, count: int, broadcasts: int, out: Any) -> None:
+    with contextlib.suppress(Exception):
+        _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    asyncio.run(_clients(url, cookie, count, broadcasts, out))
+
+
+async def _clients(url: str, cookie: str, count: int, broadcasts: int, out: Any) -> None:
+    stamped: list[tuple[str, float]] = []  # parsed after the run: stamp first, work later
+    gate = asyncio.Semaphore(50)  # handshakes in flight
+
+    async def one() -> Any:
+        async with gate:
+            ws = await websockets.connect(url, additional_headers={"Cookie": cookie},
+                                          open_timeout=30, max_size=None)
+            await ws.recv()  # hello
+            await ws.send('{"type":"start"}')
+            return ws
+
+    conns = await asyncio.gather(*(one() for _ in range(count)))
+    out.put(("connected", count))
+
+    async def listen(ws: Any) -> None:
+        for _ in range(broadcasts):
+            text = await ws.recv()
+            stamped.append((text, time.time()))
+
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            await asyncio.gather(*(listen(ws) for ws in conns))
+    finally:
+        out.put(("arrivals", [(json.loads(text)["seq"], t) for text, t in stamped]))
+        await asyncio.gather(*(ws.close() for ws in conns), return_exceptions=True)
+
+
+# -- server and measurement -------------------------------------------------------------------
+
+async def run(clients: int, processes: int, broadcasts: int, interval: float,
+              deflate: bool = False) -> dict[str, Any]:
+    with contextlib.suppress(Exception):
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    folder = Path(tempfile.mkdtemp(prefix="ws-fanout-"))
+    config = load_config(None, env={})
+    config.base_dir = folder
+    config.server.secret_key = "benchmark-secret-key"
+    app = create_app(config, demo=False)
+
+    @contextlib.asynccontextmanager
+    async def seeded(services: Any, demo: bool) -> Any:
+        from ui.security import hash_password
+
+        await seed_demo(services.store, hash_password(DEMO_PASSWORD))
+        yield
+
+    app.state.components.append(seeded)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning",
+                                           ws="websockets-sansio", backlog=2048,
+                                           ws_per_message_deflate=deflate))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    procs: list[Any] = []
+    try:
+        while not server.started:
+            if serving.done():
+                await serving
+            await asyncio.sleep(0.02)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            r = await http.post("/api/session",
+                                json={"login": "secretary", "password": DEMO_PASSWORD})
+            r.raise_for_status()
+            cookie = f"cc_session={r.cookies['cc_session']}"
+        hub = app.state.hub
+        bus = app.state.services.bus
+        gc.collect()
+        rss_before = rss_bytes()
+        ctx = mp.get_context("spawn")
+        out = ctx.Queue()
+        share = [clients // processes + (1 if i < clients % processes else 0)
+                 for i in range(processes)]
+        for n in share:
+            p = ctx.Process(target=client_process, daemon=True,
+                            args=(f"ws://127.0.0.1:{port}/ws", cookie, n, broadcasts, out))
+            p.start()
+            procs.append(p)
+        connected = 0
+        started = time.monotonic()
+        while connected < clients:
+            kind, value = await asyncio.to_thread(out.get, True, TIMEOUT)
+            assert kind == "connected", kind
+            connected += value
+        connect_seconds = time.monotonic() - started
+        while len(hub.connections) < clients:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)  # let the "start" messages settle
+        gc.collect()
+        rss_after = rss_bytes()
+
+        published: dict[int, float] = {}
+        handed: list[float] = []  # server side: until every socket took the event
+        for i in range(broadcasts):
+            data = screen_pop(i)
+            t0 = time.time()
+            seq = bus.publish("call.ringing", data).seq
+            published[seq] = t0
+            while any(c.last_sent < seq for c in hub.connections):
+                await asyncio.sleep(0.001)
+            handed.append((time.time() - t0) * 1000)
+            await asyncio.sleep(interval)
+        arrivals: list[tuple[int, float]] = []
+        for _ in procs:
+            kind, value = await asyncio.to_thread(out.get, True, TIMEOUT)
+            assert kind == "arrivals", kind
+            arrivals += value
+    finally:
+        for p in procs:
+            p.join(10)
+            if p.is_alive():
+                p.terminate()
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(serving, 15)
+
+    delays = sorted((t - published[seq]) * 1000 for seq, t in arrivals if seq in published)
+    per_broadcast = [max((t - published[seq]) * 1000 for s2, t in arrivals if s2 == seq)
+                     for seq in published]
+    expected = clients * broadcasts
+    return {
+        "clients": clients, "broadcasts": broadcasts, "deliveries": len(delays),
+        "lost": expected - len(delays), "connect_s": round(connect_seconds, 2),
+        "p50_ms": round(statistics.median(delays), 2),
+        "p99_ms": round(delays[min(len(delays) - 1, int(len(delays) * 0.99))], 2),
+        "max_ms": round(delays[-1], 2),
+        "all_reached_p50_ms": round(statistics.median(per_broadcast), 2),
+        "server_handed_p50_ms": round(statistics.median(handed), 2),
+        "rss_per_connection_kb": round((rss_after - rss_before) / clients / 1024, 1),
+        "dropped": hub.dropped, "deflate": deflate,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--broadcasts", type=int, default=20)
+    parser.add_argument("--interval", type=float, default=0.25, help="seconds between pops")
+    parser.add_argument("--deflate", action="store_true",
+                        help="permessage-deflate on (uvicorn's default; costs CPU per console)")
+    args = parser.parse_args(argv)
+    result = asyncio.run(asyncio.wait_for(
+        run(args.clients, args.processes, args.broadcasts, args.interval, args.deflate),
+        TIMEOUT))
+    print(f"{result['clients']} consoles, {result['broadcasts']} screen-pops, "
+          f"{result['deliveries']} deliveries ({result['lost']} lost, "
+          f"{result['dropped']} consoles dropped); connected in {result['connect_s']} s")
+    print(f"delivery p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, "
+          f"max {result['max_ms']} ms; one pop reaches all consoles in "
+          f"{result['all_reached_p50_ms']} ms (median); the server has written it to every "
+          f"socket after {result['server_handed_p50_ms']} ms (median)")
+    print(f"server memory per connection: {result['rss_per_connection_kb']} KB (RSS delta)")
+    target = "meets" if result["p99_ms"] <= 50 else "MISSES"
+    print(f"{target} the target p99 <= 50 ms")
+    print(json.dumps(result))
+    sys.exit(0 if result["lost"] == 0 else 1)
+
+
+if __name__ == "__main__":
+    main()
