@@ -7,14 +7,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import playwright.sync_api as playwright_sync  # missing: a failure, never a skip
 import pytest
 
 from callcenter.config import Config
 from callcenter.demo import DEMO_PASSWORD
 from tests.e2e.server import LiveServer, with_demo_base
-
-# Missing browser tooling is a failure, never a skip: `make test` installs both.
-import playwright.sync_api as playwright_sync  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
