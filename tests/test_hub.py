@@ -312,3 +312,25 @@ async def test_slow_consumer_is_closed_without_stalling_others(config: Config) -
         assert tasks and all(t.done() for t in tasks)
         assert not hub.connections
         await lingering.close()
+
+
+def test_changed_rights_close_the_users_live_consoles(client: TestClient) -> None:
+    u = users(client)
+    sec = session(client, "secretary")
+    admin = Api(session(client, "admin"))
+    admin.csrf = admin.client.get("/api/session").json()["csrf_token"]
+    with connect(sec) as ws:
+        start(ws)
+        r = admin.patch(f"/api/users/{u['secretary']['id']}", json={"role": "manager"})
+        assert r.status_code == 200
+        with pytest.raises(WebSocketDisconnect) as closed:
+            while True:
+                ws.receive_json()
+        assert closed.value.code == 1013  # reconnect: the new rights apply from then on
+    # now a manager without clients: another manager's call is no longer shown
+    with connect(sec) as ws:
+        start(ws)
+        publish(client, dmitry_call(u).ringing("103"))
+        seq = publish(client, maria_call(u).ringing("101"))  # rings at the user's extension
+        message = ws.receive_json()
+        assert message["seq"] == seq

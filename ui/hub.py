@@ -130,6 +130,16 @@ class Hub:
             conn.drop(CLOSE_GOING_AWAY)
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    def disconnect_user(self, user_id: int) -> int:
+        """Close a user's consoles after their role, extension or access changed: each
+        reconnects and is authorised afresh (or refused, when disabled)."""
+        dropped = 0
+        for conn in tuple(self.connections):
+            if conn.user.id == user_id:
+                conn.drop(CLOSE_TRY_AGAIN)
+                dropped += 1
+        return dropped
+
     @property
     def managers_see_all(self) -> bool:
         assert self.services is not None

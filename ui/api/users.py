@@ -95,4 +95,9 @@ async def update_user(request: Request) -> JSONResponse:
         if not isinstance(data["active"], bool):
             raise ValidationError("active must be true or false", field="active")
         changes["active"] = int(data["active"])
-    return ok(await services(request).store.update_user(target, **changes))
+    user = await services(request).store.update_user(target, **changes)
+    if changes.keys() & {"role", "extension", "active", "password_hash"}:
+        hub = getattr(request.app.state, "hub", None)
+        if hub is not None:
+            hub.disconnect_user(target)  # live consoles must not keep the old rights
+    return ok(user)
