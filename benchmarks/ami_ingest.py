@@ -105,7 +105,7 @@ def best_of(repeats: int, work: Callable[[], object]) -> tuple[float, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=600, help="distinct calls in the stream")
+    parser.add_argument("--calls", type=int, default=600, help="recorded-call copies in the stream")
     parser.add_argument("--chunk", type=int, default=4096, help="bytes per simulated read")
     parser.add_argument("--repeats", type=int, default=5, help="best of this many runs")
     parser.add_argument("--no-registry", action="store_true",
@@ -175,8 +175,8 @@ def main() -> None:
         rate = count / seconds
         print(f"  {name:<62} {rate:>9,.0f} msg/s  {seconds * 1e3:7.0f} ms  "
               f"{count:,} msgs  x{rate / hand_rate:.2f} of hand")
-    print(f"correlator: {line_events:,} line events" +
-          (f", {started:,} calls started of {args.calls:,}" if started else ""))
+    calls = f", {started:,} calls started from {args.calls:,} recorded-call copies"
+    print(f"correlator: {line_events:,} line events" + (calls if started else ""))
     print(f"parsed and tracked vs hand-written framer: {tracked_rate / hand_rate:.2f}x "
           f"({tracked_rate:,.0f} vs {hand_rate:,.0f} msg/s)")
     ok = tracked_rate >= TARGET

@@ -7,11 +7,12 @@ window lets a console that reconnects ask for everything after the last sequence
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -23,9 +24,15 @@ class BusEvent:
     topic: str  # "call.ringing", "call.answered", ...
     at: float
     data: dict[str, Any]
+    # The event as JSON, made once for every console that receives it.
+    text: str = field(default="", compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {"seq": self.seq, "type": self.topic, "at": self.at, "data": self.data}
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 Subscriber = Callable[[BusEvent], None]
@@ -34,7 +41,10 @@ Subscriber = Callable[[BusEvent], None]
 class EventBus:
     def __init__(self, history: int = 20_000) -> None:
         self._seq = 0
-        self._history: deque[BusEvent] = deque(maxlen=history)
+        # The replay window keeps JSON text, not the event dicts: 20,000 snapshots of nested
+        # dicts were ~220,000 objects for the garbage collector to walk, and its full
+        # collections stalled screen-pops by 100 ms (benchmarks/screenpop_latency.py).
+        self._history: deque[tuple[int, str]] = deque(maxlen=history)
         self._subscribers: list[Subscriber] = []
 
     @property
@@ -43,8 +53,10 @@ class EventBus:
 
     def publish(self, topic: str, data: dict[str, Any], at: float | None = None) -> BusEvent:
         self._seq += 1
-        event = BusEvent(self._seq, topic, time.time() if at is None else at, data)
-        self._history.append(event)
+        at = time.time() if at is None else at
+        text = _dumps({"seq": self._seq, "type": topic, "at": at, "data": data})
+        event = BusEvent(self._seq, topic, at, data, text)
+        self._history.append((self._seq, text))
         for subscriber in tuple(self._subscribers):
             try:
                 subscriber(event)
@@ -65,7 +77,11 @@ class EventBus:
         """Events after ``seq``, or None when some of them already left the replay window."""
         if seq >= self._seq:
             return []
-        if not self._history or self._history[0].seq > seq + 1:
+        if not self._history or self._history[0][0] > seq + 1:
             return None
-        start = seq + 1 - self._history[0].seq
-        return list(self._history)[start:]
+        start = seq + 1 - self._history[0][0]
+        out = []
+        for number, text in list(self._history)[start:]:
+            raw = json.loads(text)
+            out.append(BusEvent(number, raw["type"], raw["at"], raw["data"], text))
+        return out

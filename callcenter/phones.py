@@ -161,8 +161,13 @@ def _strip_international_prefix(digits: str) -> str:
 def display(number: Number, region: str = "RU") -> str:
     """A human form for the console: international format when valid, raw text otherwise."""
     if number.e164:
-        parsed = phonenumbers.parse(number.e164, None)
-        if phonenumbers.region_code_for_number(parsed) == region.upper():
-            return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
-        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+        return _display_e164(number.e164, region.upper())
     return number.raw
+
+
+@lru_cache(maxsize=4096)  # the same callers ring again and again
+def _display_e164(e164: str, region: str) -> str:
+    parsed = phonenumbers.parse(e164, None)
+    if phonenumbers.region_code_for_number(parsed) == region:
+        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)

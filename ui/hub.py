@@ -156,7 +156,7 @@ class Hub:
             if conn.close_code is not None or not self.visible(conn.user, event.data, see_all):
                 continue
             if text is None:
-                text = _dumps(event.to_json())
+                text = event.text or _dumps(event.to_json())
             if not conn.offer(event.seq, text):
                 self.dropped += 1
                 log.warning("console of %s fell %d events behind; closing it",
@@ -279,7 +279,7 @@ class Hub:
         visible = [e for e in events if self.visible(user, e.data, see_all)]
         if len(visible) > self.max_replay:
             return reset  # reloading the live calls is cheaper than replaying this much
-        return [(e.seq, _dumps(e.to_json())) for e in visible]
+        return [(e.seq, e.text or _dumps(e.to_json())) for e in visible]
 
     async def _send_loop(self, conn: Connection) -> None:
         ws = conn.websocket

@@ -134,7 +134,10 @@ class CallRegistry:
         subject = e.called_num if e.direction is Direction.OUTBOUND else e.caller_num
         match = self._matcher.match(subject, withheld=e.withheld and
                                     e.direction is Direction.INBOUND)
-        caller_number = self._matcher.normalize(e.caller_num)
+        # The matcher's fast path already knows an inbound caller's E.164 form when it hit;
+        # phonenumbers parses only what it could not.
+        caller_number = (match.number if e.direction is Direction.INBOUND and match.number.e164
+                         else self._matcher.normalize(e.caller_num))
         withheld = e.withheld or caller_number.kind is NumberKind.WITHHELD
         originated_by = placed_by = None
         if e.direction is not Direction.INBOUND:

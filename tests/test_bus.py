@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import json
+
+from callcenter.bus import BusEvent, EventBus
+
+
+def test_publish_numbers_events_and_subscribers_get_them() -> None:
+    bus = EventBus()
+    got: list[BusEvent] = []
+    unsubscribe = bus.subscribe(got.append)
+    first = bus.publish("call.ringing", {"call": {"id": "a", "caller": {"name": "Иван"}}}, 1.5)
+    bus.publish("call.ended", {"call": {"id": "a"}})
+    assert [e.seq for e in got] == [1, 2] and bus.last_seq == 2
+    assert json.loads(first.text) == {"seq": 1, "type": "call.ringing", "at": 1.5,
+                                      "data": {"call": {"id": "a", "caller": {"name": "Иван"}}}}
+    assert "Иван" in first.text  # UTF-8 kept, not \\u-escaped
+    unsubscribe()
+    bus.publish("call.updated", {})
+    assert len(got) == 2
+
+
+def test_since_replays_from_json_and_reports_a_gap() -> None:
+    bus = EventBus(history=3)
+    for i in range(5):
+        bus.publish("call.updated", {"n": i})
+    assert bus.since(5) == []
+    replay = bus.since(3)
+    assert [(e.seq, e.topic, e.data) for e in replay] == [(4, "call.updated", {"n": 3}),
+                                                          (5, "call.updated", {"n": 4})]
+    assert bus.since(2) is not None and len(bus.since(2) or []) == 3
+    assert bus.since(1) is None  # event 2 left the window: the console must reload
+
+
+def test_a_failing_subscriber_does_not_starve_the_others() -> None:
+    bus = EventBus()
+    got: list[int] = []
+
+    def broken(event: BusEvent) -> None:
+        raise RuntimeError("boom")
+
+    bus.subscribe(broken)
+    bus.subscribe(lambda e: got.append(e.seq))
+    bus.publish("x", {})
+    assert got == [1]
