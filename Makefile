@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 DEBIAN_RUN := ca-certificates
 DEBIAN_TEST := chromium fonts-dejavu-core
 
-.PHONY: run test lint bench clean deps-run deps-test
+.PHONY: run test bench clean deps-run deps-test
 
 $(PY):
 	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || ./scripts/debian-deps.sh python3-venv python3-pip
@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/lookup.py
 	$(PY) benchmarks/ami_ingest.py
 	$(PY) benchmarks/screenpop_latency.py
+	$(PY) -m benchmarks.ws_fanout
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

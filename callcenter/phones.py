@@ -129,9 +129,14 @@ def quick_e164(raw: str, region: str) -> str | None:
     validity verdict: stored numbers are validated, so a wrong key simply finds nothing. A
     property test checks it agrees with phonenumbers wherever phonenumbers says "valid".
     """
-    if not _PLAIN.match(raw):
+    if raw.isdigit():
+        text = raw  # the usual shapes first: no regex, no copy
+    elif raw[:1] == "+" and raw[1:].isdigit():
+        return raw if 8 <= len(raw) <= 16 else None
+    elif not _PLAIN.match(raw):
         return None
-    text = raw.translate(_SEPARATORS)
+    else:
+        text = raw.translate(_SEPARATORS)
     if text.startswith("+"):
         return text if 8 <= len(text) <= 16 else None
     shape = _region_shape(region)

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import phonenumbers
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callcenter.phones import MIN_MATCH_DIGITS, NumberKind, display, normalize
+from callcenter.phones import MIN_MATCH_DIGITS, NumberKind, display, normalize, quick_e164
 
 SAME_NUMBER = ["+79161234567", "89161234567", "9161234567", "0079161234567",
                "+7 (916) 123-45-67", "8 916 123 45 67", "+7-916-123-45-67", "79161234567"]
@@ -65,7 +66,9 @@ def test_display() -> None:
 
 # -- properties ---------------------------------------------------------------------------
 
-ru_mobile = st.integers(min_value=9_000_000_000, max_value=9_999_999_999).map(str)
+ru_mobile = st.integers(min_value=9_000_000_000, max_value=9_999_999_999).map(str).filter(
+    # some 9xx ranges are unassigned, and phonenumbers rightly calls them invalid
+    lambda ten: phonenumbers.is_valid_number(phonenumbers.parse("+7" + ten)))
 
 
 def _forms(ten: str) -> list[str]:
@@ -105,9 +108,6 @@ def test_short_digit_strings_are_extensions_or_invalid(digits: str) -> None:
 
 # -- the lookup fast path agrees with phonenumbers ----------------------------------------
 
-import phonenumbers  # noqa: E402
-
-from callcenter.phones import quick_e164  # noqa: E402
 
 _REGIONS = ["RU", "DE", "US", "GB", "UA", "IT", "FR", "KZ", "BY", "IN", "BR", "PL"]
 
