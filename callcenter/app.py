@@ -59,7 +59,8 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
     async with contextlib.AsyncExitStack() as stack:
         line_configs = [line for line in config.pbx if line.enabled]
         if demo and demo_calls:
-            line_configs = [await stack.enter_async_context(demo_pbx())]
+            line_configs = [await stack.enter_async_context(
+                demo_pbx(config.demo.call_interval))]
             stack.callback(services.bus.subscribe(_demo_recordings(config)))
         lines = {cfg.name: AsteriskLine(cfg, registry.handle,
                                         recordings_dir=config.recordings.pbx_path)
@@ -94,7 +95,7 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 
 
 @contextlib.asynccontextmanager
-async def demo_pbx() -> AsyncIterator[PbxLineConfig]:
+async def demo_pbx(call_interval: float = 15.0) -> AsyncIterator[PbxLineConfig]:
     """The demo's PBX: recorded Asterisk calls replayed with the demo base's numbers."""
     from importlib import resources
 
@@ -105,7 +106,8 @@ async def demo_pbx() -> AsyncIterator[PbxLineConfig]:
 
     traces = resources.files("pbx.ami") / "demo_traces"
     with resources.as_file(traces) as folder:
-        pbx = DemoPbx(DEMO_CALLERS, fixtures=Path(folder), secret=_DEMO_AMI_SECRET)
+        pbx = DemoPbx(DEMO_CALLERS, fixtures=Path(folder), secret=_DEMO_AMI_SECRET,
+                      interval=(call_interval * 0.7, call_interval * 1.3))
 
         # The demo's calls are recordings: actions are accepted but change nothing.
         def accept(message: Message) -> list[bytes]:

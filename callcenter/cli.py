@@ -62,7 +62,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
         try:
             user = await store.create_user(args.login, args.name or args.login, Role(args.role),
                                            args.extension, hash_password(password),
-                                           args.language)
+                                           args.language or config.console.default_language)
         finally:
             await store.close()
         print(f"user {user.login} ({user.role}) created with id {user.id}")
@@ -137,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--name")
     add.add_argument("--role", choices=["secretary", "manager", "admin"], default="secretary")
     add.add_argument("--extension")
-    add.add_argument("--language", choices=["en", "ru"], default="en")
+    add.add_argument("--language", choices=["en", "ru"],
+                     help="default: console.default_language")
     add.set_defaults(func=cmd_user_add)
 
     with_config(sub.add_parser("migrate", help="create or upgrade the database schema")

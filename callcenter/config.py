@@ -55,9 +55,8 @@ class PhonesConfig:
 @dataclass
 class ConsoleConfig:
     managers_see_all_clients: bool = False
+    # The language of new users unless one is given ("en" or "ru"); each user can change it.
     default_language: str = "en"
-    # Extensions of the secretaries' group: they get every inbound screen-pop.
-    secretary_extensions: list[str] = field(default_factory=list)
 
 
 @dataclass

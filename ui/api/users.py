@@ -59,7 +59,8 @@ async def create_user(request: Request) -> JSONResponse:
         _role(data.get("role")),
         _extension(data.get("extension")),
         hash_password(text_field(data, "password", required=True)),
-        _language(data.get("language", "en")),
+        _language(data.get("language",
+                           services(request).config.console.default_language)),
     )
     return ok(user, 201)
 
