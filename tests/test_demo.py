@@ -29,7 +29,7 @@ async def test_demo_calls_reach_the_call_log_with_recordings(config: Config) -> 
             if ended:
                 break
             await asyncio.sleep(0.1)
-        await app.state.services.store._db.execute(  # noqa: SLF001 - skip the 2 s grace
+        await app.state.services.store._db.execute(
             "UPDATE recordings SET next_try_at = NULL WHERE state = 'pending'")
         await fetcher.fetch_due()
         calls = [c for c in (await client.get("/api/calls")).json() if c["ended_at"]]
