@@ -34,6 +34,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(config, demo=demo)
     print(f"callcenter {'(demo) ' if demo else ''}on http://{config.server.host}:"
           f"{config.server.port}/  database: {config.database_path}", flush=True)
+    if demo:
+        from callcenter.demo import DEMO_PASSWORD
+
+        print(f"demo: log in as secretary, maria, dmitry or admin with password "
+              f"{DEMO_PASSWORD!r}; demo calls start within a minute", flush=True)
     # websockets-sansio without per-message deflate: the fastest fan-out measured
     # (shared/LIBRARIES.md; deflate tripled the p99 of benchmarks/ws_fanout.py).
     uvicorn.run(app, host=config.server.host, port=config.server.port, log_level="info",
