@@ -15,8 +15,27 @@ def test_login_required_and_bad_credentials(api: Api, caplog) -> None:
     r = api.client.post("/api/session", json={"login": "ghost", "password": "wrong-pass-123"})
     assert r.status_code == 401
     assert "wrong-pass-123" not in caplog.text  # secrets are never logged
-    r = api.client.post("/api/session", content=b"{not json")
+    r = api.client.post("/api/session", content=b"{not json",
+                        headers={"Content-Type": "application/json"})
     assert r.status_code == 400 and "not valid JSON" in r.json()["message"]
+    # a cross-site form can only post text/plain: refused, so no login CSRF
+    r = api.client.post("/api/session", content=b'{"login":"admin","password":"demo-password"}',
+                        headers={"Content-Type": "text/plain", "Origin": "https://evil.example"})
+    assert r.status_code == 400 and "cc_session" not in r.cookies
+
+
+def test_logout_ends_every_copy_of_the_session(api: Api) -> None:
+    api.login("maria")
+    stolen = dict(api.client.cookies)
+    assert api.get("/api/session").status_code == 200
+    assert api.client.delete("/api/session").status_code == 200  # no CSRF token needed
+    api.client.cookies.clear()
+    for name, value in stolen.items():
+        api.client.cookies.set(name, value)
+    r = api.get("/api/session")
+    assert r.status_code == 401 and "ended" in r.json()["message"]
+    api.login("maria")  # a new login works again
+    assert api.get("/api/session").status_code == 200
 
 
 def test_csrf_token_is_required_for_changes(api: Api) -> None:

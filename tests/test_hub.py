@@ -334,3 +334,32 @@ def test_changed_rights_close_the_users_live_consoles(client: TestClient) -> Non
         seq = publish(client, maria_call(u).ringing("101"))  # rings at the user's extension
         message = ws.receive_json()
         assert message["seq"] == seq
+
+
+def test_a_late_resume_gets_a_reset_not_a_silent_gap(client: TestClient) -> None:
+    client.app.state.hub.start_grace = 0.2
+    sec = session(client, "secretary")
+    with connect(sec) as ws:
+        assert ws.receive_json()["type"] == "hello"
+        time.sleep(0.5)  # the hub went live without hearing from the console
+        ws.send_json({"type": "resume", "after": 0, "boot": client.app.state.hub.boot})
+        assert ws.receive_json() == {"type": "reset"}  # the console reloads the live calls
+
+
+def test_a_card_gets_its_end_even_after_the_call_stops_matching_the_user(
+    client: TestClient,
+) -> None:
+    u = users(client)
+    maria = session(client, "maria")
+    call = maria_call(u, "office:77")  # Maria's client: she sees it ringing at 101
+    with connect(maria) as ws:
+        start(ws)
+        first = publish(client, call.ringing("101"))
+        assert ws.receive_json()["seq"] == first
+        # a late caller ID re-matched it to Dmitry's client; nothing else involves Maria
+        call.match = dmitry_call(u).match
+        publish(client, call.answered("101", u["secretary"]["id"], "Svetlana Orlova"))
+        end = publish(client, call.ended())
+        other = publish(client, dmitry_call(u, "office:78").ringing("103"))
+        seqs = [ws.receive_json()["seq"], ws.receive_json()["seq"]]
+        assert seqs[-1] == end and other not in seqs  # her card ended; strangers stay hidden

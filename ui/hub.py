@@ -39,7 +39,7 @@ from callcenter.calls.visibility import can_see_event
 from callcenter.models import User
 from callcenter.services import Services
 from callcenter.store.base import NotFound
-from ui.security import session_user_id
+from ui.security import session_epoch, session_user_id
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,10 @@ class Connection:
     last_sent: int = 0
     sending_since: float = 0.0  # monotonic start of the send in progress, 0 when idle
     close_code: int | None = None  # set when the hub decided to drop the connection
+    streaming: bool = False  # the send loop went live: a late "resume" can only get a reset
+    # Calls this console has shown: their later events reach it even if the call stops
+    # matching the user's visibility (a late caller-ID re-match), so no card is left ringing.
+    calls: set[str] = field(default_factory=set)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def offer(self, seq: int, text: str) -> bool:
@@ -152,9 +156,18 @@ class Hub:
             return
         text: str | None = None  # serialized once, shared by every connection
         see_all = self.managers_see_all
+        call_id = (event.data.get("call") or {}).get("id")
+        final = event.topic in ("call.ended", "call.missed")
         for conn in tuple(self.connections):
-            if conn.close_code is not None or not self.visible(conn.user, event.data, see_all):
+            if conn.close_code is not None:
                 continue
+            if not (call_id in conn.calls or self.visible(conn.user, event.data, see_all)):
+                continue
+            if call_id is not None:
+                if final:
+                    conn.calls.discard(call_id)
+                else:
+                    conn.calls.add(call_id)
             if text is None:
                 text = event.text or _dumps(event.to_json())
             if not conn.offer(event.seq, text):
@@ -226,8 +239,11 @@ class Hub:
             return None
         try:
             user = await self.services.store.get_user(uid)
+            epoch = await self.services.store.session_epoch(uid)
         except NotFound:
             return None
+        if session_epoch(websocket) != epoch:
+            return None  # logged out (or the password changed) since this cookie was made
         return user if user.active else None
 
     async def _close(self, websocket: WebSocket, code: int) -> None:
@@ -260,7 +276,12 @@ class Hub:
             if not conn.offer(0, '{"type":"pong"}'):
                 conn.drop(CLOSE_TRY_AGAIN)
         elif kind in ("resume", "start") and not conn.ready.is_set():
-            if kind == "resume":
+            if conn.streaming:
+                # Too late: live events already went out, a replay now would come out of
+                # order. The console reloads the live calls instead.
+                if kind == "resume" and not conn.offer(0, '{"type":"reset"}'):
+                    conn.drop(CLOSE_TRY_AGAIN)
+            elif kind == "resume":
                 conn.backlog += self._replay(conn.user, request.get("after"), request.get("boot"))
             conn.ready.set()
 
@@ -289,6 +310,7 @@ class Hub:
                 await asyncio.wait_for(conn.ready.wait(), self.start_grace)
             while conn.backlog:
                 await self._send(conn, conn.backlog.pop(0))
+            conn.streaming = True
             while True:
                 item = await conn.queue.get()
                 if item is None:

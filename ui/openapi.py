@@ -85,6 +85,7 @@ SCHEMAS: dict[str, Any] = {
         "id": _t(_S), "line": _t(_S),
         "direction": _t(_S, enum=["inbound", "outbound", "internal"]),
         "caller": _item("CallParty"), "called": _t(_S), "client_id": _NULL_INT,
+        "client_name": _NULL_STR,
         "contact_id": _NULL_INT, "candidates": _t("array", items=_t("object")),
         "state": _t(_S, enum=["ringing", "answered", "missed", "failed"]),
         "reason": _NULL_STR, "cause": _t(_S),

@@ -24,11 +24,16 @@ class CsrfFailed(CallcenterError):
     error_id = "csrf-failed"
 
 
-def start_session(conn: HTTPConnection, user: User) -> str:
+def start_session(conn: HTTPConnection, user: User, epoch: int) -> str:
     conn.session.clear()
     token = secrets.token_urlsafe(32)
-    conn.session.update({"uid": user.id, "csrf": token})
+    conn.session.update({"uid": user.id, "csrf": token, "ep": epoch})
     return token
+
+
+def session_epoch(conn: HTTPConnection) -> int | None:
+    epoch = conn.session.get("ep") if "session" in conn.scope else None
+    return epoch if isinstance(epoch, int) else None
 
 
 def end_session(conn: HTTPConnection) -> None:

@@ -238,6 +238,15 @@ class SqliteStore(CallLogMixin):
         )
         return (_user(rows[0]), rows[0][7]) if rows else None
 
+    async def session_epoch(self, user_id: int) -> int:
+        row = await self._one("SELECT session_epoch FROM users WHERE id = ?", (user_id,),
+                              "user", user_id)
+        return int(row[0])
+
+    async def end_sessions(self, user_id: int) -> None:
+        await self._write("UPDATE users SET session_epoch = session_epoch + 1 WHERE id = ?",
+                          (user_id,))
+
     async def list_users(self) -> list[User]:
         rows = await self._rows(f"SELECT {_USER_COLUMNS} FROM users ORDER BY id")
         return [_user(r) for r in rows]

@@ -108,8 +108,9 @@ class CallLogMixin:
     async def _list_calls_where(self, where: str, params: list[Any], limit: int, offset: int
                                ) -> list[dict[str, Any]]:
         rows = await self._db.execute_fetchall(
-            f"SELECT {', '.join('c.' + c for c in _CALL_COLUMNS)}, u.name FROM calls c"
-            f" LEFT JOIN users u ON u.id = c.answered_by_user WHERE {where}"
+            f"SELECT {', '.join('c.' + c for c in _CALL_COLUMNS)}, u.name, cl.name FROM calls c"
+            " LEFT JOIN users u ON u.id = c.answered_by_user"
+            f" LEFT JOIN clients cl ON cl.id = c.client_id WHERE {where}"
             " ORDER BY c.ringing_at DESC LIMIT ? OFFSET ?", (*params, limit, offset))
         out = []
         for r in rows:
@@ -117,6 +118,7 @@ class CallLogMixin:
             for c in _CALL_JSON:
                 row[c] = json.loads(row[c]) if row[c] else []
             row["answered_by_name"] = r[len(_CALL_COLUMNS)]
+            row["client_name"] = r[len(_CALL_COLUMNS) + 1]
             out.append(row)
         if out:
             marks = ",".join("?" * len(out))

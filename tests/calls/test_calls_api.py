@@ -88,6 +88,7 @@ async def test_call_log_filters_roles_and_recording_download(config: Config,
         assert call["state"] == "answered" and call["answered_by"]["extension"] == "101"
         assert call["answered_by"]["user_name"] == "Svetlana Orlova"
         assert call["rang"] == ["101"] and call["talk_seconds"] is not None
+        assert call["client_name"] == "ООО «Ромашка»"
 
         # filters
         for params, n in [({"state": "missed"}, 0), ({"state": "answered"}, 1),

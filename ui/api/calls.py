@@ -51,6 +51,7 @@ def call_json(row: dict[str, Any], region: str) -> dict[str, Any]:
                    "name": row["caller_name"], "withheld": bool(row["withheld"]),
                    "display": "" if row["withheld"] else display(number, region)},
         "called": row["called"], "client_id": row["client_id"],
+        "client_name": row["client_name"],
         "contact_id": row["contact_id"], "candidates": row["candidates"],
         "state": row["state"], "reason": row["reason"], "cause": row["cause"],
         "answered_by": answered, "rang": row["rang"], "user_id": row["user_id"],

@@ -23,7 +23,13 @@ from callcenter.errors import (
 from callcenter.models import Role, User
 from callcenter.services import Services
 from callcenter.store.base import Conflict, NotFound
-from ui.security import CsrfFailed, NotAuthenticated, check_csrf, session_user_id
+from ui.security import (
+    CsrfFailed,
+    NotAuthenticated,
+    check_csrf,
+    session_epoch,
+    session_user_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +53,9 @@ async def current_user(conn: HTTPConnection, *roles: Role) -> User:
     if not user.active:
         conn.session.clear()
         raise NotAuthenticated("your account is disabled")
+    if session_epoch(conn) != await services(conn).store.session_epoch(uid):
+        conn.session.clear()
+        raise NotAuthenticated("your session has ended; log in again")
     if isinstance(conn, Request):
         check_csrf(conn, conn.method)
     if roles and user.role not in roles:
@@ -55,6 +64,12 @@ async def current_user(conn: HTTPConnection, *roles: Role) -> User:
 
 
 async def json_body(request: Request) -> Any:
+    # A cross-site HTML form can post text/plain but never application/json without a
+    # CORS preflight: requiring it closes login CSRF and form-based CSRF for good.
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != (
+        "application/json"
+    ):
+        raise ValidationError("send the body as JSON (Content-Type: application/json)")
     body = await request.body()
     if len(body) > MAX_BODY:
         raise ValidationError(f"request body is larger than {MAX_BODY} bytes")

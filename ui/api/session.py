@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse
 from callcenter.errors import ValidationError
 from callcenter.passwords import verify_password
 from ui.api.common import current_user, error_response, json_body, ok, services
-from ui.security import end_session, start_session
+from ui.security import end_session, session_user_id, start_session
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ async def login(request: Request) -> JSONResponse:
         log.warning("failed login for %r from %s", data["login"][:64],
                     request.client.host if request.client else "?")
         return error_response(401, "bad-credentials", "wrong login or password")
-    token = start_session(request, user)
+    token = start_session(request, user, await services(request).store.session_epoch(user.id))
     log.info("user %s logged in", user.login)
     return ok({"user": user, "csrf_token": token})
 
@@ -39,6 +39,14 @@ async def whoami(request: Request) -> JSONResponse:
 
 
 async def logout(request: Request) -> JSONResponse:
-    await current_user(request)
+    """Ends every session of the user, cookie copies included, and closes their live
+    consoles. No CSRF token needed: a forged logout harms nobody, and a stale token must not
+    leave a session open after the user clicked "log out"."""
+    uid = session_user_id(request)
     end_session(request)
+    if uid is not None:
+        await services(request).store.end_sessions(uid)
+        hub = getattr(request.app.state, "hub", None)
+        if hub is not None:
+            hub.disconnect_user(uid)
     return ok({"ok": True})

@@ -96,7 +96,12 @@ async def update_user(request: Request) -> JSONResponse:
         if not isinstance(data["active"], bool):
             raise ValidationError("active must be true or false", field="active")
         changes["active"] = int(data["active"])
-    user = await services(request).store.update_user(target, **changes)
+    store = services(request).store
+    user = await store.update_user(target, **changes)
+    if changes.keys() & {"active", "password_hash"} and not (
+        target == me.id and "active" not in changes
+    ):
+        await store.end_sessions(target)  # a new password or a disabled account ends sessions
     if changes.keys() & {"role", "extension", "active", "password_hash"}:
         hub = getattr(request.app.state, "hub", None)
         if hub is not None:

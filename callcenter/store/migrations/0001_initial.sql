@@ -8,6 +8,9 @@ CREATE TABLE users (
     password_hash TEXT,
     language TEXT NOT NULL DEFAULT 'en',
     active INTEGER NOT NULL DEFAULT 1,
+    -- Sessions carry the epoch they were made in; bumping it (logout, new password,
+    -- deactivation) ends every session of the user, even a copied cookie.
+    session_epoch INTEGER NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL
 );
 

@@ -18,7 +18,7 @@ export class ApiError extends Error {
   // The server's messages are English; known error ids have a translation.
   text() {
     const key = `error.${this.error}`;
-    return has(key) ? t(key) : this.message;
+    return has(key) ? t(key, { message: this.message }) : this.message;
   }
 }
 

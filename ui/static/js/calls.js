@@ -65,11 +65,13 @@ export class CallStore {
   async reload() {
     this.loading = true;
     try {
-      let live = [];
+      let live;
       try {
         live = await api('GET', '/api/calls/live');
       } catch (err) {
+        // No answer is no news: keep the cards as they are rather than settle them all.
         console.warn('live calls', err);
+        return;
       }
       const present = new Set();
       for (const item of live || []) {
@@ -91,8 +93,10 @@ export class CallStore {
   async settle(entry) {
     try {
       const row = await api('GET', `/api/calls/${encodeURIComponent(entry.id)}`);
-      // The log says answered/missed/failed; a finished answered call is "ended" live.
-      const state = row.state === 'answered' ? 'ended' : row.state;
+      // The log says answered/missed/failed; a finished answered call is "ended" live. The
+      // call is not live any more, so a log row still being written ("ringing"/"answered"
+      // before its final write) must not bring a ringing card back.
+      const state = row.state === 'missed' || row.state === 'failed' ? row.state : 'ended';
       const call = { ...entry.call, ...row, state, ringing: [] };
       this.notify(this.upsert(call, entry.match), 'settled');
     } catch {

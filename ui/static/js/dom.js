@@ -5,7 +5,8 @@ const SAFE_HREF = /^(\/(?!\/)|#|tel:)/;
 
 export function safeHref(value) {
   const text = String(value ?? '');
-  return SAFE_HREF.test(text) ? text : '#';
+  // Browsers drop tabs and newlines and read "\" as "/": "/\t/evil" would leave the site.
+  return SAFE_HREF.test(text) && !/[\s\\]/.test(text) ? text : '#';
 }
 
 export function h(tag, props, ...children) {

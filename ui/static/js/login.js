@@ -5,8 +5,15 @@ import { browserLanguage, loadLanguage, t, translateTree } from './i18n.js';
 
 function nextPage() {
   const next = new URLSearchParams(location.search).get('next') || '/';
-  // Only paths on this site: never "//evil.example" or "/\evil".
-  return /^\/(?![/\\])/.test(next) ? next : '/';
+  // Only pages of this site: resolve the way the browser will (it drops tabs and newlines,
+  // so "/\t/evil.example" is another site) and compare the origin.
+  try {
+    const url = new URL(next, location.origin);
+    if (url.origin === location.origin) return url.pathname + url.search + url.hash;
+  } catch {
+    // not a URL at all
+  }
+  return '/';
 }
 
 async function boot() {

@@ -42,7 +42,8 @@ export function callRow(row, clientNames = new Map()) {
   const shown = outbound ? row.called : callerNumber(row.caller);
   const withheld = !outbound && row.caller && row.caller.withheld;
   const answered = row.answered_by;
-  const clientName = row.client_id ? (clientNames.get(row.client_id) || `#${row.client_id}`) : '';
+  const clientName = row.client_id
+    ? (row.client_name || clientNames.get(row.client_id) || `#${row.client_id}`) : '';
   return h('tr', { class: `call-row state-${row.state}`, dataset: { callId: row.id } },
     h('td', {}, dateTime(row.started_at)),
     h('td', {}, label('direction', row.direction)),
