@@ -128,9 +128,10 @@ class SqliteCallerIndex:
         client = ({"id": row[0], "name": row[1], "kind": row[2], "manager_id": row[3]}
                   if row else None)
         interactions = [
-            {"at": r[0], "kind": r[1], "summary": r[2]}
+            # data rides along so the console can tell a call in the user's language
+            {"at": r[0], "kind": r[1], "summary": r[2], "data": json.loads(r[3])}
             for r in self._db.execute(
-                "SELECT at, kind, summary FROM interactions WHERE client_id = ?"
+                "SELECT at, kind, summary, data FROM interactions WHERE client_id = ?"
                 " ORDER BY at DESC, id DESC LIMIT ?", (client_id, limit))
         ]
         tasks = [

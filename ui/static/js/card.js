@@ -4,7 +4,7 @@ import { api } from './api.js';
 import { LIVE_STATES } from './calls.js';
 import { ctx, userName } from './ctx.js';
 import { append, clear, h, replace } from './dom.js';
-import { callerNumber, dateTime, duration } from './format.js';
+import { callerNumber, dateTime, duration, interactionText } from './format.js';
 import { has, t } from './i18n.js';
 import { errorText, phoneLink, pickTransferTarget, presenceBadge, toast } from './widgets.js';
 
@@ -142,7 +142,7 @@ export class CallCard {
     if (match.kind === 'client') {
       append(box, this.listBlock('card.last_interactions', match.last_interactions || [],
         (i) => [h('span', { class: 'when' }, dateTime(i.at)), ' ',
-          h('span', { class: 'kind' }, label('interaction', i.kind)), ' ', i.summary || '']));
+          h('span', { class: 'kind' }, label('interaction', i.kind)), ' ', interactionText(i)]));
       append(box, this.listBlock('card.open_tasks', match.open_tasks || [],
         (task) => [task.title, task.due_at ? h('span', { class: 'when' }, ` · ${dateTime(task.due_at)}`) : null]));
     }

@@ -38,3 +38,24 @@ export function callerNumber(caller) {
   if (!caller || caller.withheld) return t('caller.withheld');
   return caller.display || caller.raw || caller.e164 || t('caller.unknown');
 }
+
+// A call in the history, told in the user's language from its data (the stored summary is
+// the English fallback for integrators and older rows).
+export function interactionText(item) {
+  const d = item && item.data;
+  if (!item || item.kind !== 'call' || !d || !d.direction || !d.state) return (item && item.summary) || '';
+  const by = d.answered_by ? (d.answered_by.user_name || d.answered_by.extension || t('calls.outside')) : '';
+  const params = {
+    who: d.caller_name || d.caller || t('caller.withheld'),
+    number: d.called || '',
+    by,
+    talk: duration(d.talk_seconds),
+  };
+  const key = `history.call.${d.direction}.${d.state}`;
+  let text = t(key, params);
+  if (text === key) return item.summary || '';
+  if (d.transfers && d.transfers.length) {
+    text += ` · ${t('history.call.transferred', { to: d.transfers.map((x) => x.to).join(', ') })}`;
+  }
+  return text;
+}

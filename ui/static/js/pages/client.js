@@ -3,7 +3,7 @@
 import { api, ApiError, query } from '../api.js';
 import { ctx, userName } from '../ctx.js';
 import { h, replace } from '../dom.js';
-import { dateTime } from '../format.js';
+import { dateTime, interactionText } from '../format.js';
 import { t } from '../i18n.js';
 import { errorText, phoneLink, toast } from '../widgets.js';
 import { CALL_HEAD, callRow, isoFromInput, label, section, table, TASK_HEAD, taskRow } from './shared.js';
@@ -63,7 +63,7 @@ export async function render(main, { id }) {
         h('li', { class: `interaction kind-${i.kind}` },
           h('span', { class: 'when' }, dateTime(i.at)), ' ',
           h('span', { class: 'badge' }, label('interaction', i.kind)), ' ',
-          h('span', { class: 'summary pre' }, i.summary || ''),
+          h('span', { class: 'summary pre' }, interactionText(i)),
           i.user_id ? h('span', { class: 'muted' }, ` · ${userName(i.user_id)}`) : null)))
         : h('p', { class: 'muted' }, t('client.no_history')));
     } catch (err) {
