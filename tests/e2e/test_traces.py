@@ -115,6 +115,10 @@ def test_01_answered_screen_pop_with_client_and_manager(replay, console) -> None
     assert types[0] in ("call.updated", "call.ringing") and "call.ringing" in types
     assert types.index("call.answered") < types.index("call.ended")
     expect(dmitry.page.locator(".card")).to_have_count(0)
+    # the call is on the client card, told in the user's language (the secretary: Russian)
+    card.locator(".client-link").click()
+    expect(tab.page.locator(".history .interaction.kind-call").first).to_contain_text(
+        "Звонок от Ivan Petrov, ответил(а) Svetlana Orlova", timeout=10_000)
 
 
 def test_02_missed_call_card_and_callback_task(replay, console) -> None:
