@@ -200,6 +200,8 @@ async def test_search(store: SqliteStore) -> None:
     await store.create_client(client("ООО Ромашка", "+79161234567", contact="Иван"))
     await store.create_client(client("100% Juice_Co", "+79035556677"))
     assert [c.name for c in await store.list_clients(search="Ромашка")] == ["ООО Ромашка"]
+    assert [c.name for c in await store.list_clients(search="ромашка")] == ["ООО Ромашка"]
+    assert [c.name for c in await store.list_clients(search="ИВАН")] == ["ООО Ромашка"]
     assert [c.name for c in await store.list_clients(search="Иван")] == ["ООО Ромашка"]
     assert [c.name for c in await store.list_clients(search="916 123")] == ["ООО Ромашка"]
     assert [c.name for c in await store.list_clients(search="9161234")] == ["ООО Ромашка"]

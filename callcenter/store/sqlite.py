@@ -169,6 +169,9 @@ class SqliteStore(CallLogMixin):
         try:
             for pragma in _PRAGMAS:
                 await db.execute(pragma)
+            # SQLite's LIKE and lower() fold ASCII only: "ромашка" would never find
+            # "Ромашка". Searches compare Python-casefolded text instead.
+            await db.create_function("casefold", 1, _casefold, deterministic=True)
             await migrate(db, str(path), target_version)
         except BaseException:
             await db.close()
@@ -378,11 +381,11 @@ class SqliteStore(CallLogMixin):
             where.append("cl.manager_id = ?")
             params.append(manager_id)
         if search:
-            pattern = f"%{_like_escape(search)}%"
+            pattern = f"%{_like_escape(search.casefold())}%"
             digits = "".join(ch for ch in search if ch.isdigit())
-            cond = ["cl.name LIKE ? ESCAPE '\\'",
+            cond = ["casefold(cl.name) LIKE ? ESCAPE '\\'",
                     "EXISTS (SELECT 1 FROM contacts c WHERE c.client_id = cl.id"
-                    " AND c.name LIKE ? ESCAPE '\\')"]
+                    " AND casefold(c.name) LIKE ? ESCAPE '\\')"]
             params += [pattern, pattern]
             if len(digits) >= 3:
                 cond.append("EXISTS (SELECT 1 FROM contacts c JOIN phones p ON p.contact_id = c.id"
@@ -607,6 +610,10 @@ def _custom_value(kind: FieldType, value: str) -> object:
     if kind is FieldType.BOOL:
         return value.lower() in {"1", "true", "yes"}
     return value
+
+
+def _casefold(value: object) -> object:
+    return value.casefold() if isinstance(value, str) else value
 
 
 def _like_escape(text: str) -> str:

@@ -200,3 +200,27 @@ def test_05_click_to_call_rings_the_users_own_phone_first(replay, console) -> No
     expect(card.locator(".caller-number")).to_contain_text("89031234567")
     expect(card).to_have_attribute("data-state", "ended", timeout=20_000)
     assert len(emulator.actions_named("Originate")) == 1
+
+
+def test_calls_page_filters_by_a_typed_client_name(replay, console) -> None:
+    r = replay()
+    tab = console(r.server, "secretary")
+    r.start("01_inbound_answered", speed=0, max_gap=None, action_wait=0.3)
+    r.finished()
+    card = only_card(tab)
+    expect(card).to_have_attribute("data-state", "ended", timeout=15_000)
+    tab.page.click("nav a[data-nav=calls]")
+    log = tab.page.locator("[data-role=call-log]")
+    expect(log.locator("tr.call-row")).to_have_count(1, timeout=10_000)
+    expect(log).to_contain_text("ООО «Ромашка»")  # the client's name, not its id
+    tab.page.fill("input[name=client]", "nobody-like-this")
+    tab.page.click("form.filters button[type=submit]")
+    expect(log).to_contain_text("Нет клиента «nobody-like-this»")
+    expect(log.locator("tr.call-row")).to_have_count(0)
+    tab.page.fill("input[name=client]", "ромашка")  # typed in lower case, never picked
+    tab.page.click("form.filters button[type=submit]")
+    expect(log.locator("tr.call-row")).to_have_count(1)
+    tab.page.fill("input[name=client]", "Olga")  # a client without calls
+    tab.page.click("form.filters button[type=submit]")
+    expect(log).to_contain_text("Звонков нет")  # the filtered log, now empty
+    expect(log.locator("tr.call-row")).to_have_count(0)

@@ -69,7 +69,20 @@ export async function render(main) {
       offset = 0;
       rows = [];
     }
-    const clientId = clientChoices.get(clientSearch.value.trim());
+    const clientText = clientSearch.value.trim();
+    let clientId = clientChoices.get(clientText);
+    if (clientText && !clientId) {
+      // Typed, not picked: one match is meant; none or several must not silently show all.
+      const found = await api('GET', `/api/clients${query({ search: clientText, limit: 2 })}`)
+        .catch(() => []);
+      if (found.length !== 1) {
+        replace(logBox, h('p', { class: 'error' },
+          t(found.length ? 'calls.client_ambiguous' : 'calls.client_unknown', { text: clientText })));
+        more.hidden = true;
+        return;
+      }
+      clientId = found[0].id;
+    }
     const params = {
       since: isoFromInput(sinceInput.value), until: isoFromInput(untilInput.value, true),
       user_id: userSelect.value, client_id: clientId || '', number: numberInput.value.trim(),
