@@ -224,3 +224,25 @@ def test_calls_page_filters_by_a_typed_client_name(replay, console) -> None:
     tab.page.click("form.filters button[type=submit]")
     expect(log).to_contain_text("Звонков нет")  # the filtered log, now empty
     expect(log.locator("tr.call-row")).to_have_count(0)
+
+
+def test_07_record_and_stop_from_the_card(replay, console) -> None:
+    r = replay()
+    tab = console(r.server, "secretary")
+    emulator = r.start("07_mixmonitor_recording", speed=1.0, max_gap=1.0, action_wait=8.0)
+    card = only_card(tab)
+    expect(card).to_have_attribute("data-state", "answered", timeout=15_000)
+    card.locator("[data-action=record]").click()
+    start = r.wait_for_action("MixMonitor")
+    assert start.get("Channel") == "PJSIP/trunk-00000017"  # the caller's leg: the whole call
+    expect(card.locator("[data-action=record]")).to_have_text("Остановить запись")
+    card.locator("[data-action=record]").click()
+    stop = r.wait_for_action("StopMixMonitor")
+    assert stop.get("Channel") == "PJSIP/trunk-00000017"
+    assert stop.get("MixMonitorID") == "0x7fdfa8001cd0"  # from the MixMonitor response
+    assert len(emulator.actions_named("MixMonitor")) == 1
+    # hang-up: the recording has no answer for it, so the card shows the PBX's refusal
+    card.locator("[data-action=hangup]").click()
+    assert r.wait_for_action("Hangup").get("Channel") == "PJSIP/trunk-00000017"
+    expect(card.locator("[data-role=transfer-result]")).to_contain_text("Не получилось")
+    expect(card).to_have_attribute("data-state", "ended", timeout=20_000)

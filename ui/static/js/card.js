@@ -282,6 +282,25 @@ export class CallCard {
       const target = await pickTransferTarget({ attended: answered });
       if (target) this.transfer(target.extension, target.kind, target.name);
     } }, t('transfer.to_anyone')));
+    if (answered) {
+      const recording = this.entry.ui.recording === true;
+      this.actions.append(h('button', { type: 'button', dataset: { action: 'record' },
+        onclick: () => this.callAction('recording', { on: !recording }, () => { this.entry.ui.recording = !recording; }) },
+      t(recording ? 'card.record_stop' : 'card.record_start')));
+    }
+    this.actions.append(h('button', { type: 'button', class: 'btn-danger', dataset: { action: 'hangup' },
+      onclick: () => this.callAction('hangup', {}) }, t('card.hangup')));
+  }
+
+  async callAction(path, body, done) {
+    const entry = this.entry;
+    try {
+      await api('POST', `/api/calls/${encodeURIComponent(entry.id)}/${path}`, body);
+      if (done) done();
+    } catch (err) {
+      entry.ui.transfer = { state: 'failed', text: t('card.action_error', { reason: errorText(err) }) };
+    }
+    if (!entry.removed) this.update();
   }
 
   async transfer(extension, kind, name) {
