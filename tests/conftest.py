@@ -4,12 +4,18 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from starlette.testclient import TestClient
 
 from callcenter.app import create_app
 from callcenter.config import Config, load_config
 from callcenter.demo import DEMO_PASSWORD
 from callcenter.store.sqlite import SqliteStore
+
+# No per-example deadline: timings are measured in benchmarks/, never asserted in tests, and a
+# busy CI machine must not turn a slow example into a failure.
+settings.register_profile("callcenter", deadline=None)
+settings.load_profile("callcenter")
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures" / "ami"
