@@ -53,7 +53,7 @@ from benchmarks._ami_stream import (
     load_templates,
     mean_events_per_call,
 )
-from benchmarks.lookup import OUT, build
+from benchmarks.lookup import OUT, prepare
 from callcenter.bus import BusEvent, EventBus
 from callcenter.calls.log import CallLog
 from callcenter.calls.model import LiveCall
@@ -346,12 +346,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=5)
     args = parser.parse_args()
 
-    OUT.mkdir(exist_ok=True)
-    path = OUT / f"lookup-{args.phones}.db"
-    t0 = time.perf_counter()
-    asyncio.run(build(path, args.phones))
-    print(f"database: {args.phones:,} phone numbers ({path.stat().st_size / 1e6:.0f} MB, "
-          f"ready in {time.perf_counter() - t0:.1f} s)")
+    path = prepare(args.phones)
     if not args.cold:  # a running CRM has its hot pages cached; a lookup must not hit the disk
         with path.open("rb") as f:
             while f.read(1 << 24):
