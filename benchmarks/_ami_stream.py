@@ -1,6 +1,6 @@
 """Shared by the AMI benchmarks: recorded inbound calls as many distinct, interleaved calls.
 
-The recorded traces (shared/fixtures/ami, else the demo traces shipped in pbx/ami/demo_traces) are
+The recorded traces (tests/fixtures/ami, else the demo traces shipped in pbx/ami/demo_traces) are
 rewritten by the demo PBX's own code (``CallTemplate``, ``demo_segments``): fresh Uniqueid and
 Linkedid values, channel counters and caller numbers per copy, so the correlator sees distinct
 calls. Calls arrive as a Poisson process and their events are merged by time, as a busy PBX
@@ -19,7 +19,7 @@ from pbx.ami.demo import DEFAULT_SCENARIOS, Caller, CallTemplate, demo_segments
 from pbx.ami.trace import load_trace
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_FIXTURES = REPO.parent / "shared" / "fixtures" / "ami"
+FIXTURES = REPO / "tests" / "fixtures" / "ami"
 DEMO_TRACES = REPO / "pbx" / "ami" / "demo_traces"
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 LINE = "office"  # the line name: call ids are "office:<Linkedid>"
@@ -27,8 +27,8 @@ TRUNKS = frozenset({"trunk", "faxtrunk"})
 
 
 def fixtures_dir() -> Path:
-    if (SHARED_FIXTURES / f"{DEFAULT_SCENARIOS[0]}.log").exists():
-        return SHARED_FIXTURES
+    if (FIXTURES / f"{DEFAULT_SCENARIOS[0]}.log").exists():
+        return FIXTURES
     return DEMO_TRACES
 
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/ami_ingest.py [--calls 600] [--chunk 4096] [--repeats 5]
 
-Builds one large AMI byte stream from the recorded inbound calls (shared/fixtures/ami, rewritten
+Builds one large AMI byte stream from the recorded inbound calls (tests/fixtures/ami, rewritten
 into distinct interleaved calls by the demo PBX's code, every VarSet/Newexten/CEL event kept),
 cuts it into TCP-sized reads, and feeds the same reads, in the same run, to:
 

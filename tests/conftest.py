@@ -18,7 +18,7 @@ settings.register_profile("callcenter", deadline=None)
 settings.load_profile("callcenter")
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "fixtures" / "ami"
+FIXTURES = REPO / "tests" / "fixtures" / "ami"  # recorded Asterisk 22 traffic, in the repo
 
 
 @pytest.fixture

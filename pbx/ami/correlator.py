@@ -5,7 +5,7 @@ channel, keyed by ``Uniqueid``. A leg keeps the call it joined at ``Newchannel``
 event shows another Linkedid. Nothing AMI-specific leaves this module: the events speak of office
 extensions (``"101"``), numbers and the opaque call key.
 
-Rules (each checked against the recorded traces in ``shared/fixtures/ami``):
+Rules (each checked against the recorded traces in ``tests/fixtures/ami``):
 
 * **Which calls exist.** The first channel of a Linkedid decides:
   - an incoming trunk channel (endpoint in ``trunk_endpoints`` or context in ``trunk_contexts``,

@@ -24,7 +24,7 @@ from tests.conftest import FIXTURES
 from tests.e2e.conftest import DOCS, Console
 from tests.e2e.server import LiveServer
 
-if not FIXTURES.exists():  # the recorded traces lie beside the repo (shared/); never skip
+if not FIXTURES.exists():  # the recorded traces live in tests/fixtures/ami; never skip
     raise FileNotFoundError(f"AMI fixtures missing: {FIXTURES}")
 
 

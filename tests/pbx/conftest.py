@@ -6,8 +6,8 @@ from pathlib import Path
 
 from pbx.ami.trace import Trace, load_trace
 
-# shared/ lies beside the repository (here and in CI): /work/shared/fixtures/ami.
-AMI_FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "ami"
+# Recorded Asterisk 22 traffic, copied into the repo so a lone clone runs the suite.
+AMI_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ami"
 
 
 def ami_fixtures() -> Path:

@@ -34,7 +34,7 @@ from pbx.ami.escape import display_name, unescape_c, unescape_sip_quoted
 from pbx.ami.message import Message
 from pbx.ami.trace import BlockKind, Trace, load_trace, trace_messages
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "ami"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ami"
 if not FIXTURES.is_dir():  # fail loudly: a missing fixture folder must not look like a pass
     raise RuntimeError(f"AMI trace fixtures not found at {FIXTURES}")
 TRACES = sorted(FIXTURES.glob("*.log"))
