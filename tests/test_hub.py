@@ -20,12 +20,13 @@ import websockets
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+from callcenter import bus as bus_module
 from callcenter.app import create_app
 from callcenter.bus import EventBus
 from callcenter.config import Config
 from callcenter.demo import DEMO_PASSWORD
 from tests.conftest import Api
-from tests.e2e.events import FakeCall, client_match
+from tests.e2e.events import FakeCall, client_match, other_match
 from tests.e2e.server import LiveServer, with_demo_base
 
 
@@ -363,3 +364,149 @@ def test_a_card_gets_its_end_even_after_the_call_stops_matching_the_user(
         other = publish(client, dmitry_call(u, "office:78").ringing("103"))
         seqs = [ws.receive_json()["seq"], ws.receive_json()["seq"]]
         assert seqs[-1] == end and other not in seqs  # her card ended; strangers stay hidden
+
+
+class ParseSpy:
+    """Counts the replay window's events the bus turns back into objects."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        real = bus_module._load_event
+
+        def counting(number: int, text: str) -> Any:
+            self.count += 1
+            return real(number, text)
+
+        monkeypatch.setattr(bus_module, "_load_event", counting)
+
+
+def test_a_resume_too_far_behind_is_reset_without_parsing_the_window(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    u = users(client)
+    hub = client.app.state.hub
+    hub.max_replay = 50
+    secretary = session(client, "secretary")
+    with connect(secretary) as ws:
+        hello = start(ws)
+    for i in range(200):  # all kept by the bus (20,000), four times the replay limit
+        publish(client, maria_call(u, f"office:{i}").ringing("101"))
+    spy = ParseSpy(monkeypatch)
+    with connect(secretary) as ws:
+        ws.receive_json()
+        ws.send_json({"type": "resume", "after": hello["seq"], "boot": hello["boot"]})
+        assert ws.receive_json() == {"type": "reset"}
+    assert spy.count == 0
+
+
+def test_a_resume_older_than_the_bus_window_is_reset_without_parsing(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("callcenter.services.EventBus", functools.partial(EventBus, history=20))
+    app = create_app(config, demo=False)
+    with_demo_base(app)
+    with TestClient(app) as client:
+        u = users(client)
+        secretary = session(client, "secretary")
+        with connect(secretary) as ws:
+            hello = start(ws)
+        for i in range(30):
+            publish(client, maria_call(u, f"office:{i}").ringing("101"))
+        assert client.app.state.services.bus.oldest_seq > hello["seq"] + 1
+        spy = ParseSpy(monkeypatch)
+        with connect(secretary) as ws:
+            ws.receive_json()
+            ws.send_json({"type": "resume", "after": hello["seq"], "boot": hello["boot"]})
+            assert ws.receive_json() == {"type": "reset"}
+        assert spy.count == 0
+
+
+def test_a_resume_within_the_window_parses_only_the_missed_events(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    u = users(client)
+    maria = session(client, "maria")
+    for i in range(300):  # history before the console's last event stays untouched
+        publish(client, dmitry_call(u, f"office:old{i}").ringing("103"))
+    with connect(maria) as ws:
+        start(ws)
+        seen = publish(client, maria_call(u).ringing("102"))
+        assert ws.receive_json()["seq"] == seen
+        hello_boot = client.app.state.hub.boot
+    mine = maria_call(u)
+    missed = [publish(client, dmitry_call(u, "office:x").ringing("103")),
+              publish(client, mine.answered("102", u["maria"]["id"], "Maria")),
+              publish(client, dmitry_call(u, "office:y").ringing("103")),
+              publish(client, mine.ended())]
+    spy = ParseSpy(monkeypatch)
+    with connect(maria) as ws:
+        ws.receive_json()
+        ws.send_json({"type": "resume", "after": seen, "boot": hello_boot})
+        replayed = [ws.receive_json() for _ in range(2)]
+        marker = publish(client, maria_call(u, "office:z").ringing("102"))
+        assert ws.receive_json()["seq"] == marker  # nothing else came before the live one
+    assert [e["seq"] for e in replayed] == [missed[1], missed[3]]
+    assert spy.count == len(missed)
+
+
+def tie_call(u: dict[str, dict[str, Any]], call_id: str = "office:tie") -> FakeCall:
+    """One number, three clients: Maria's, Dmitry's and one nobody manages."""
+    candidates = [
+        {"client_id": 1, "client_name": "Romashka", "contact_id": None, "contact_name": None,
+         "manager_id": u["maria"]["id"], "matched_by": "e164"},
+        {"client_id": 2, "client_name": "Olga Sokolova", "contact_id": None,
+         "contact_name": None, "manager_id": u["dmitry"]["id"], "matched_by": "e164"},
+        {"client_id": 3, "client_name": "Nobody's Ltd", "contact_id": None,
+         "contact_name": None, "manager_id": None, "matched_by": "e164"},
+    ]
+    return FakeCall(call_id, "+74951234567", "", other_match("tie", candidates))
+
+
+def names(match: dict[str, Any]) -> list[str]:
+    return [c["client_name"] for c in match["candidates"]]
+
+
+def test_tie_candidates_are_filtered_per_manager_live_and_in_replay(
+    client: TestClient,
+) -> None:
+    u = users(client)
+    secretary, maria, dmitry = (session(client, n) for n in ("secretary", "maria", "dmitry"))
+    call = tie_call(u)
+    with connect(secretary) as ws_s, connect(maria) as ws_m, connect(dmitry) as ws_d:
+        hello = start(ws_s)
+        start(ws_m)
+        start(ws_d)
+        seq = publish(client, call.ringing("101", "102", "103"))
+        assert names(ws_s.receive_json()["data"]["match"]) == [
+            "Romashka", "Olga Sokolova", "Nobody's Ltd"]
+        got_m, got_d = ws_m.receive_json(), ws_d.receive_json()
+        assert got_m["seq"] == got_d["seq"] == seq
+        assert names(got_m["data"]["match"]) == ["Romashka"]
+        assert names(got_d["data"]["match"]) == ["Olga Sokolova"]
+        assert got_m["data"]["call"] == got_d["data"]["call"]  # only the candidates differ
+    # The same rule on a resume.
+    with connect(dmitry) as ws:
+        ws.receive_json()
+        ws.send_json({"type": "resume", "after": hello["seq"], "boot": hello["boot"]})
+        replayed = ws.receive_json()
+        assert replayed["seq"] == seq and names(replayed["data"]["match"]) == ["Olga Sokolova"]
+
+
+def test_tie_candidates_are_filtered_per_manager_in_the_call_log(client: TestClient) -> None:
+    u = users(client)
+    call = tie_call(u).ringing("102", "103")[1]["match"]
+    store = client.app.state.services.store
+    row = {"id": "office:tie.1", "line": "office", "direction": "inbound",
+           "caller_raw": "+74951234567", "caller_e164": "+74951234567", "state": "missed",
+           "ringing_at": "2026-11-22T10:00:00+00:00", "candidates": call["candidates"],
+           "rang": ["102", "103"], "users": [u["maria"]["id"], u["dmitry"]["id"]]}
+    client.portal.call(store.upsert_call, row)
+    seen = {}
+    for login in ("secretary", "maria", "dmitry"):
+        api = Api(session(client, login))
+        [listed] = api.get("/api/calls").json()
+        one = api.get(f"/api/calls/{row['id']}").json()
+        assert one["candidates"] == listed["candidates"]
+        seen[login] = [c["client_name"] for c in listed["candidates"]]
+    assert seen == {"secretary": ["Romashka", "Olga Sokolova", "Nobody's Ltd"],
+                    "maria": ["Romashka"], "dmitry": ["Olga Sokolova"]}
