@@ -76,6 +76,7 @@ class Connection:
     # matching the user's visibility (a late caller-ID re-match), so no card is left ringing.
     calls: set[str] = field(default_factory=set)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    gone: asyncio.Event = field(default_factory=asyncio.Event)  # left ``Hub.connections``
 
     def offer(self, seq: int, text: str) -> bool:
         """Queue one message; False when the queue is full (the caller drops the client)."""
@@ -234,6 +235,7 @@ class Hub:
             await asyncio.wait(conn.tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self.connections.discard(conn)
+            conn.gone.set()
             for task in conn.tasks:
                 task.cancel()
             await asyncio.gather(*conn.tasks, return_exceptions=True)

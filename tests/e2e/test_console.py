@@ -139,7 +139,9 @@ def test_stranger_strings_are_text_never_html(server: LiveServer, console) -> No
     assert created.status == 201
     page.goto(f"{server.url}/clients/{created.json()['id']}")
     expect(page.locator("[data-role=client-name]")).to_have_text(XSS)
-    page.wait_for_timeout(300)
+    # Everything the page fetched has been rendered: an injected element would be in the DOM.
+    page.wait_for_load_state("networkidle")
+    page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
     assert page.locator("img").count() == 0 and page.locator("main script").count() == 0
     assert page.evaluate("window.__xss") in (False, None)
     assert tab.dialogs == []
