@@ -30,6 +30,7 @@ import gc
 import logging
 import multiprocessing as mp
 import os
+import queue
 import shutil
 import socket
 import sqlite3
@@ -210,7 +211,7 @@ async def run_product(args: argparse.Namespace, folder: Path, port: int, pbx: Co
             procs.append(p)
         connected = 0
         while connected < args.consoles:
-            _, value = await asyncio.to_thread(out.get, True, TIMEOUT)
+            _, value = await asyncio.to_thread(_get, out, procs)
             connected += value
         hub = app.state.hub
         while len(hub.connections) < args.consoles or not all(
@@ -240,7 +241,7 @@ async def run_product(args: argparse.Namespace, folder: Path, port: int, pbx: Co
         done.set()
         arrivals: list[list[tuple[int, float]]] = []  # per console: (seq, received)
         for _ in range(args.processes):
-            _, value = await asyncio.to_thread(out.get, True, TIMEOUT)
+            _, value = await asyncio.to_thread(_get, out, procs)
             arrivals += value
         results["arrivals"] = arrivals
         results["on_bus"] = on_bus
@@ -254,6 +255,17 @@ async def run_product(args: argparse.Namespace, folder: Path, port: int, pbx: Co
         server.should_exit = True
         with contextlib.suppress(Exception):
             await asyncio.wait_for(serving, 15)
+
+
+def _get(out: Any, procs: list[Any]) -> Any:
+    """The next report of the console processes; gives up when none of them is left."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        with contextlib.suppress(queue.Empty):
+            return out.get(True, 2)
+        if not any(p.is_alive() for p in procs):
+            raise SystemExit("the console processes died (see above)")
+    raise SystemExit("no report from the console processes in time")
 
 
 def _recv(conn: Connection, timeout: float) -> Any:

@@ -163,7 +163,8 @@ def _frames(data: bytes) -> list[tuple[bytes, int]]:
             length, head = struct.unpack_from("!Q", data, pos + 2)[0], 10
         if len(data) - pos < head + length:
             break
-        out.append((data[pos + head:pos + head + length], pos + head + length))
+        if data[pos] & 0x0F < 8:  # not a control frame (the server's keepalive ping, close)
+            out.append((data[pos + head:pos + head + length], pos + head + length))
         pos += head + length
     return out
 

@@ -91,14 +91,20 @@ def test_tie_is_selectable_and_unknown_caller_becomes_a_client(server: LiveServe
         {"client_id": vector.id, "client_name": vector.name, "contact_id": vector.contacts[0].id,
          "contact_name": "Elena Popova", "manager_id": d.users["dmitry"].id},
     ]))
+    admin = console(server, "admin")  # English too, and sees every client
     publish(server, tie.ringing("102"))
-    card = tab.card("office:200.1")
+    card = admin.card("office:200.1")
     expect(card.locator(".tie .warning")).to_contain_text("Several contacts")
     expect(card.locator(".candidate")).to_have_count(2)
     card.locator(".candidate", has_text="Vector Trade").click()
     expect(card.locator(".client-link")).to_have_text("Vector Trade")
     expect(card.locator("[data-role=manager]")).to_contain_text("Dmitry Volkov")
     expect(card.locator("[data-action=transfer-manager]")).to_have_text("Transfer to Dmitry Volkov")
+    # Maria is a manager: Dmitry's client is not hers to see, not even as a tie candidate.
+    card = tab.card("office:200.1")
+    expect(card.locator(".candidate")).to_have_count(1)
+    expect(card.locator(".candidate")).to_contain_text("Smirnova & Partners")
+    expect(card).not_to_contain_text("Vector Trade")
 
     stranger = FakeCall("office:200.2", "+74997770000", "Unknown Caller", other_match("unknown"))
     publish(server, stranger.ringing("102"))
