@@ -518,3 +518,19 @@ def test_tie_candidates_are_filtered_per_manager_in_the_call_log(client: TestCli
         seen[login] = [c["client_name"] for c in listed["candidates"]]
     assert seen == {"secretary": ["Romashka", "Olga Sokolova", "Nobody's Ltd"],
                     "maria": ["Romashka"], "dmitry": ["Olga Sokolova"]}
+
+
+def test_tie_candidates_are_filtered_per_manager_in_the_live_calls(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    u = users(client)
+    registry = client.app.state.services.extra["calls"].registry
+    _, data = tie_call(u).ringing("101", "102", "103")
+    monkeypatch.setattr(registry, "live", lambda: ["office:tie"])
+    monkeypatch.setattr(registry, "snapshot", lambda call: json.loads(json.dumps(data)))
+    seen = {}
+    for login in ("secretary", "maria", "dmitry"):
+        [live] = Api(session(client, login)).get("/api/calls/live").json()
+        seen[login] = names(live["match"])
+    assert seen == {"secretary": ["Romashka", "Olga Sokolova", "Nobody's Ltd"],
+                    "maria": ["Romashka"], "dmitry": ["Olga Sokolova"]}
