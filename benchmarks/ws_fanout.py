@@ -92,8 +92,12 @@ class _Console(asyncio.Protocol):
     run. A full client library costs ~50 µs of Python per message; with 1,000 consoles sharing
     the machine's second core that queueing, not the server, would dominate the figures."""
 
-    def __init__(self, port: int, cookie: str, ready: asyncio.Future[None]) -> None:
+    def __init__(self, port: int, cookie: str, ready: asyncio.Future[None],
+                 clock: Any = time.time, keep: Any = None) -> None:
         self.port, self.cookie, self.ready = port, cookie, ready
+        # benchmarks/screenpop_e2e.py stamps with perf_counter (the AMI sender's clock) and
+        # keeps only the screen-pops.
+        self.clock, self.keep = clock, keep
         self.transport: asyncio.Transport | None = None
         self.head = b""
         self.upgraded = False
@@ -109,7 +113,7 @@ class _Console(asyncio.Protocol):
              f"Sec-WebSocket-Version: 13\r\nCookie: {self.cookie}\r\n\r\n").encode())
 
     def data_received(self, data: bytes) -> None:
-        now = time.time()
+        now = self.clock()
         if not self.upgraded:
             self.head += data
             end = self.head.find(b"\r\n\r\n")
@@ -136,7 +140,8 @@ class _Console(asyncio.Protocol):
             frames = _frames(buffer)
             for payload, end in frames:
                 message = json.loads(payload)
-                if "seq" in message and message.get("type") not in ("hello",):
+                if "seq" in message and message.get("type") not in ("hello",) and (
+                        self.keep is None or message.get("type") in self.keep):
                     out.append((message["seq"], stamp))
                 consumed = end
             buffer, consumed = buffer[consumed:], 0
@@ -158,7 +163,8 @@ def _frames(data: bytes) -> list[tuple[bytes, int]]:
             length, head = struct.unpack_from("!Q", data, pos + 2)[0], 10
         if len(data) - pos < head + length:
             break
-        out.append((data[pos + head:pos + head + length], pos + head + length))
+        if data[pos] & 0x0F < 8:  # not a control frame (the server's keepalive ping, close)
+            out.append((data[pos + head:pos + head + length], pos + head + length))
         pos += head + length
     return out
 

@@ -7,6 +7,7 @@ window lets a console that reconnects ask for everything after the last sequence
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -51,6 +52,11 @@ class EventBus:
     def last_seq(self) -> int:
         return self._seq
 
+    @property
+    def oldest_seq(self) -> int:
+        """The first sequence still in the replay window (``last_seq + 1`` when it is empty)."""
+        return self._history[0][0] if self._history else self._seq + 1
+
     def publish(self, topic: str, data: dict[str, Any], at: float | None = None) -> BusEvent:
         self._seq += 1
         at = time.time() if at is None else at
@@ -73,15 +79,23 @@ class EventBus:
 
         return unsubscribe
 
-    def since(self, seq: int) -> list[BusEvent] | None:
-        """Events after ``seq``, or None when some of them already left the replay window."""
+    def since(self, seq: int, limit: int | None = None) -> list[BusEvent] | None:
+        """Events after ``seq``, or None when some of them already left the replay window or
+        there are more than ``limit``. Both are decided by sequence number alone, so a console
+        that is too far behind costs nothing; only the events returned are parsed."""
         if seq >= self._seq:
             return []
-        if not self._history or self._history[0][0] > seq + 1:
+        if seq + 1 < self.oldest_seq:
             return None
-        start = seq + 1 - self._history[0][0]
-        out = []
-        for number, text in list(self._history)[start:]:
-            raw = json.loads(text)
-            out.append(BusEvent(number, raw["type"], raw["at"], raw["data"], text))
-        return out
+        count = self._seq - seq
+        if limit is not None and count > limit:
+            return None
+        # Walk from the newest end: the deque is indexed in O(n) from the nearer end only.
+        tail = list(itertools.islice(reversed(self._history), count))
+        tail.reverse()
+        return [_load_event(number, text) for number, text in tail]
+
+
+def _load_event(number: int, text: str) -> BusEvent:
+    raw = json.loads(text)
+    return BusEvent(number, raw["type"], raw["at"], raw["data"], text)

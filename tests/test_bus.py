@@ -43,3 +43,20 @@ def test_a_failing_subscriber_does_not_starve_the_others() -> None:
     bus.subscribe(lambda e: got.append(e.seq))
     bus.publish("x", {})
     assert got == [1]
+
+
+def test_since_decides_by_sequence_before_parsing(monkeypatch) -> None:
+    from callcenter import bus as bus_module
+
+    bus = EventBus(history=100)
+    assert bus.oldest_seq == 1  # empty: the next event is the oldest
+    for i in range(150):
+        bus.publish("call.updated", {"n": i})
+    assert bus.oldest_seq == 51
+    parsed: list[int] = []
+    real = bus_module._load_event
+    monkeypatch.setattr(bus_module, "_load_event",
+                        lambda number, text: parsed.append(number) or real(number, text))
+    assert bus.since(10) is None and bus.since(100, limit=49) is None and parsed == []
+    assert [e.data["n"] for e in bus.since(147, limit=3) or []] == [147, 148, 149]
+    assert parsed == [148, 149, 150]

@@ -35,3 +35,40 @@ def can_see_event(user: User, data: dict[str, Any], managers_see_all: bool) -> b
     if call is None:
         return True  # not a call event: nothing client-specific in it
     return involves(user, call, data.get("match"))
+
+
+def visible_candidates(user: User, candidates: list[dict[str, Any]],
+                       managers_see_all: bool) -> list[dict[str, Any]]:
+    """The tie candidates (clients sharing a caller's number) the user may see: a manager
+    sees only their own clients unless the office lets managers see all — the rule of
+    ``GET /api/lookup``, for the websocket and the call log too."""
+    if user.role is not Role.MANAGER or managers_see_all:
+        return candidates
+    return [c for c in candidates if c.get("manager_id") == user.id]
+
+
+def match_for_user(user: User, match: dict[str, Any] | None,
+                   managers_see_all: bool) -> dict[str, Any] | None:
+    """``match`` with the candidates the user may not see removed; None when nothing had to
+    go (the caller then shares one serialised event between every console)."""
+    candidates = (match or {}).get("candidates") or []
+    if not candidates:
+        return None
+    kept = visible_candidates(user, candidates, managers_see_all)
+    if len(kept) == len(candidates):
+        return None
+    assert match is not None
+    return dict(match, candidates=kept)
+
+
+def event_for_user(user: User, data: dict[str, Any], managers_see_all: bool) -> dict[str, Any]:
+    """A call event's (or live snapshot's) data as the user may see it."""
+    match = match_for_user(user, data.get("match"), managers_see_all)
+    return data if match is None else dict(data, match=match)
+
+
+def call_for_user(user: User, call: dict[str, Any], managers_see_all: bool) -> dict[str, Any]:
+    """A call-log entry as the user may see it (its tie candidates filtered, in place)."""
+    call["candidates"] = visible_candidates(user, call.get("candidates") or [],
+                                            managers_see_all)
+    return call

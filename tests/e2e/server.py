@@ -24,6 +24,18 @@ from callcenter.config import Config
 Hook = Callable[["LiveServer"], Awaitable[None] | None]
 
 
+class _Server(uvicorn.Server):
+    """Tells when it listens (uvicorn itself only sets a flag)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.started_event = asyncio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.started_event.set()
+
+
 class LiveServer:
     def __init__(self, config: Config, *, demo: bool = True, before: Hook | None = None,
                  configure: Callable[[Starlette], None] | None = None,
@@ -35,7 +47,7 @@ class LiveServer:
         self.after = after  # on the server loop after the server stopped
         self.app: Starlette | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.server: uvicorn.Server | None = None
+        self.server: _Server | None = None
         self.state: dict[str, Any] = {}
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -109,10 +121,11 @@ class LiveServer:
             self.configure(self.app)
         config = uvicorn.Config(self.app, lifespan="on", log_level="warning",
                                 ws="websockets-sansio", timeout_graceful_shutdown=3)
-        self.server = uvicorn.Server(config)
+        self.server = _Server(config)
         serving = asyncio.create_task(self.server.serve(sockets=[self._sock]))
-        while not self.server.started and not serving.done():
-            await asyncio.sleep(0.02)
+        started = asyncio.create_task(self.server.started_event.wait())
+        await asyncio.wait([serving, started], return_when=asyncio.FIRST_COMPLETED)
+        started.cancel()
         self._ready.set()
         await serving
         if self.after is not None:

@@ -91,14 +91,20 @@ def test_tie_is_selectable_and_unknown_caller_becomes_a_client(server: LiveServe
         {"client_id": vector.id, "client_name": vector.name, "contact_id": vector.contacts[0].id,
          "contact_name": "Elena Popova", "manager_id": d.users["dmitry"].id},
     ]))
+    admin = console(server, "admin")  # English too, and sees every client
     publish(server, tie.ringing("102"))
-    card = tab.card("office:200.1")
+    card = admin.card("office:200.1")
     expect(card.locator(".tie .warning")).to_contain_text("Several contacts")
     expect(card.locator(".candidate")).to_have_count(2)
     card.locator(".candidate", has_text="Vector Trade").click()
     expect(card.locator(".client-link")).to_have_text("Vector Trade")
     expect(card.locator("[data-role=manager]")).to_contain_text("Dmitry Volkov")
     expect(card.locator("[data-action=transfer-manager]")).to_have_text("Transfer to Dmitry Volkov")
+    # Maria is a manager: Dmitry's client is not hers to see, not even as a tie candidate.
+    card = tab.card("office:200.1")
+    expect(card.locator(".candidate")).to_have_count(1)
+    expect(card.locator(".candidate")).to_contain_text("Smirnova & Partners")
+    expect(card).not_to_contain_text("Vector Trade")
 
     stranger = FakeCall("office:200.2", "+74997770000", "Unknown Caller", other_match("unknown"))
     publish(server, stranger.ringing("102"))
@@ -139,7 +145,9 @@ def test_stranger_strings_are_text_never_html(server: LiveServer, console) -> No
     assert created.status == 201
     page.goto(f"{server.url}/clients/{created.json()['id']}")
     expect(page.locator("[data-role=client-name]")).to_have_text(XSS)
-    page.wait_for_timeout(300)
+    # Everything the page fetched has been rendered: an injected element would be in the DOM.
+    page.wait_for_load_state("networkidle")
+    page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
     assert page.locator("img").count() == 0 and page.locator("main script").count() == 0
     assert page.evaluate("window.__xss") in (False, None)
     assert tab.dialogs == []

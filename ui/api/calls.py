@@ -9,7 +9,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse
 
-from callcenter.calls.visibility import can_see_event
+from callcenter.calls.visibility import (
+    call_for_user,
+    can_see_event,
+    event_for_user,
+)
 from callcenter.errors import CallcenterError, PermissionDenied, ValidationError
 from callcenter.models import Role, User
 from callcenter.phones import display, normalize
@@ -71,8 +75,8 @@ async def live_calls(request: Request) -> JSONResponse:
     svc = services(request)
     registry = _calls(svc).registry
     see_all = svc.config.console.managers_see_all_clients
-    out = [snap for snap in (registry.snapshot(c) for c in registry.live())
-           if can_see_event(user, snap, see_all)]
+    out = [event_for_user(user, snap, see_all) for snap in
+           (registry.snapshot(c) for c in registry.live()) if can_see_event(user, snap, see_all)]
     return ok(out)
 
 
@@ -96,7 +100,8 @@ async def list_calls(request: Request) -> JSONResponse:
         f.number = n.e164 or f.number
     rows = await svc.store.list_calls(f)
     region = svc.config.phones.default_region
-    return ok([call_json(r, region) for r in rows])
+    see_all = svc.config.console.managers_see_all_clients
+    return ok([call_for_user(user, call_json(r, region), see_all) for r in rows])
 
 
 async def _visible_row(svc: Services, user: User, call_id: str) -> dict[str, Any]:
@@ -123,7 +128,8 @@ async def get_call(request: Request) -> JSONResponse:
     user = await current_user(request)
     svc = services(request)
     row = await _visible_row(svc, user, request.path_params["call_id"])
-    return ok(call_json(row, svc.config.phones.default_region))
+    return ok(call_for_user(user, call_json(row, svc.config.phones.default_region),
+                            svc.config.console.managers_see_all_clients))
 
 
 async def transfer(request: Request) -> JSONResponse:

@@ -27,7 +27,7 @@ function liveRow(entry) {
 }
 
 export async function render(main) {
-  const liveBox = h('div', { dataset: { role: 'live-calls' } });
+  const liveBox = h('div', { class: 'table-wrap', dataset: { role: 'live-calls' } });
   function renderLive() {
     const live = ctx.store.all().filter((e) => LIVE_STATES.has(e.call.state));
     replace(liveBox, table(['calls.duration', 'calls.direction', 'calls.number', 'calls.client', 'calls.state',
@@ -60,7 +60,7 @@ export async function render(main) {
     }
   });
 
-  const logBox = h('div', { dataset: { role: 'call-log' } });
+  const logBox = h('div', { class: 'table-wrap', dataset: { role: 'call-log' } });
   const more = h('button', { type: 'button', hidden: true, onclick: () => load(false) }, t('calls.more'));
   let offset = 0;
   let rows = [];
