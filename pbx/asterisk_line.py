@@ -153,16 +153,22 @@ class AsteriskLine:
     async def _resync(self, conn: AmiConnection) -> None:
         """Bring the calls up to date after a (re)connect. Status is the fallback for an AMI
         user without the rights for CoreShowChannels; should both fail, calls that ended
-        meanwhile are closed later by the registry's sweep of silent calls."""
+        meanwhile are closed later by the registry's sweep of silent calls.
+
+        The snapshot is applied by the connection's reader at its place in the byte stream:
+        events that came during or after the list (a call starting, a Hangup) are applied after
+        it, never overtaken by it."""
         for action in ("CoreShowChannels", "Status"):
             try:
-                _, channels = await conn.list_action(action)
+                await conn.list_action(action, apply=self._apply_snapshot)
             except AmiError as exc:
                 log.warning("PBX line %s: %s for the resync failed (%s)", self.name, action, exc)
                 continue
-            for event in self.correlator.resync(channels):
-                self._emit(event)
             return
+
+    def _apply_snapshot(self, _response: Message, channels: list[Message]) -> None:
+        for event in self.correlator.resync(channels):
+            self._emit(event)
 
     def _on_disconnected(self, reason: str) -> None:
         self.detail = f"reconnecting ({reason})"
