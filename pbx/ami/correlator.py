@@ -289,7 +289,7 @@ class AmiCallCorrelator:
         return [Transferred(call.key, self._clock(), TransferKind.REDIRECT, from_ext, to)]
 
     def note_atxfer(self, call_key: str, from_ext: str | None, to: str) -> None:
-        """Our AMI Atxfer of ``call_key`` to ``to`` is about to be sent: the target to record
+        """The PBX accepted our AMI Atxfer of ``call_key`` to ``to``: the target to record
         should Asterisk's AttendedTransfer come without its TransferTarget* fields."""
         self._atxfers.note(call_key, from_ext, to, self._clock())
 
