@@ -137,6 +137,8 @@ async def test_transfers_of_an_answered_internal_call_use_the_right_leg(pbx: Pbx
     assert pbx.sent("BlindTransfer")["Channel"] == "PJSIP/102-00000021"
     await pbx.line.attended_transfer(KEY, "101", "105")
     assert pbx.sent("Atxfer")["Channel"] == "PJSIP/101-00000020"
+    # kept for an AttendedTransfer that may come without its target
+    assert len(pbx.line.correlator._atxfers) == 1
 
 
 async def test_recording_ids_of_a_recorded_trace_are_dropped_at_its_end(tmp_path: Path) -> None:
