@@ -16,7 +16,7 @@ from typing import Any
 
 from callcenter.config import PbxLineConfig
 from callcenter.errors import CallActionFailed, CallNotFound, LineUnavailable
-from callcenter.line_events import Answered, LineEvent
+from callcenter.line_events import Answered, CallEnded, LineEvent
 from pbx.ami.codec import ActionEncodingError
 from pbx.ami.connection import AmiConnection
 from pbx.ami.correlator import AmiCallCorrelator, CorrelatorConfig
@@ -140,6 +140,8 @@ class AsteriskLine:
         self._sink(event)
         if self.config.record_calls and isinstance(event, Answered):
             self._spawn(self._record_answered(event.call_key))
+        elif isinstance(event, CallEnded):
+            self._mixmonitor_ids.pop(event.call_key, None)  # the recording ended with the call
 
     async def _on_connected(self) -> None:
         self.detail = "connected"
@@ -153,16 +155,22 @@ class AsteriskLine:
     async def _resync(self, conn: AmiConnection) -> None:
         """Bring the calls up to date after a (re)connect. Status is the fallback for an AMI
         user without the rights for CoreShowChannels; should both fail, calls that ended
-        meanwhile are closed later by the registry's sweep of silent calls."""
+        meanwhile are closed later by the registry's sweep of silent calls.
+
+        The snapshot is applied by the connection's reader at its place in the byte stream:
+        events that came during or after the list (a call starting, a Hangup) are applied after
+        it, never overtaken by it."""
         for action in ("CoreShowChannels", "Status"):
             try:
-                _, channels = await conn.list_action(action)
+                await conn.list_action(action, apply=self._apply_snapshot)
             except AmiError as exc:
                 log.warning("PBX line %s: %s for the resync failed (%s)", self.name, action, exc)
                 continue
-            for event in self.correlator.resync(channels):
-                self._emit(event)
             return
+
+    def _apply_snapshot(self, _response: Message, channels: list[Message]) -> None:
+        for event in self.correlator.resync(channels):
+            self._emit(event)
 
     def _on_disconnected(self, reason: str) -> None:
         self.detail = f"reconnecting ({reason})"
@@ -194,8 +202,11 @@ class AsteriskLine:
         except ActionEncodingError as exc:
             raise CallActionFailed(str(exc)) from exc
 
-    def _channel(self, call_id: str, extension: str | None) -> str:
-        channel = self.correlator.channel_for(call_id, extension)
+    def _channel(self, call_id: str, extension: str | None, *,
+                 other_than: str | None = None) -> str:
+        """``extension``'s leg; with None the outside party's, or in an internal call the leg
+        of a party other than ``other_than`` (see ``AmiCallCorrelator.channel_for``)."""
+        channel = self.correlator.channel_for(call_id, extension, other_than=other_than)
         if channel is None:
             who = f"extension {extension}" if extension else "the outside party"
             raise CallNotFound(f"no live channel of {who} in call {call_id}")
@@ -236,11 +247,14 @@ class AsteriskLine:
 
     async def attended_transfer(self, call_id: str, from_ext: str, to_ext: str) -> None:
         channel = self._channel(call_id, from_ext)
-        await self._action("Atxfer", [("Channel", channel), ("Exten", _extension(to_ext)),
+        to = _extension(to_ext)
+        await self._action("Atxfer", [("Channel", channel), ("Exten", to),
                                       ("Context", self.config.originate_context)])
+        # Asterisk 22 may report the finished transfer without its target: remember ours.
+        self.correlator.note_atxfer(call_id, from_ext, to)
 
     async def redirect(self, call_id: str, from_ext: str | None, to_ext: str) -> None:
-        channel = self._channel(call_id, None)
+        channel = self._channel(call_id, None, other_than=from_ext)
         await self._action("Redirect", [("Channel", channel), ("Exten", _extension(to_ext)),
                                         ("Context", self.config.originate_context),
                                         ("Priority", "1")])
@@ -260,7 +274,8 @@ class AsteriskLine:
         response = await self._action("MixMonitor", [("Channel", channel), ("File", path),
                                                      ("Options", "bi(CRM_MIXMON_ID)")])
         mix_id = response.get("MixMonitorID") or ""
-        self._mixmonitor_ids[call_id] = (channel, mix_id)
+        if self.correlator.channel_for(call_id) is not None:  # not if it ended meanwhile
+            self._mixmonitor_ids[call_id] = (channel, mix_id)
         return path
 
     async def stop_recording(self, call_id: str) -> None:

@@ -15,6 +15,9 @@ What it guarantees:
 * A Ping every ``ping_interval`` seconds; no Pong within ``ping_timeout`` means a dead link and
   a reconnect. Reconnects back off exponentially with jitter up to ``reconnect_max``; after each
   successful (re)login ``on_connected()`` runs so the caller can resync its call state.
+* A snapshot list (``list_action(..., apply=...)``) is applied at its place in the stream:
+  ``apply`` runs in the reader when the list completes, and the events that arrived while it was
+  being collected are delivered after it, then everything that follows.
 * The secret is never logged: actions are logged by name and ActionID only.
 """
 
@@ -47,6 +50,7 @@ from pbx.ami.protocol import (
     Banner,
     EventReceived,
     FollowUpReceived,
+    ListAbandoned,
     ProtocolItem,
     ResponseReceived,
 )
@@ -54,6 +58,9 @@ from pbx.ami.protocol import (
 log = logging.getLogger(__name__)
 
 Headers = Iterable[tuple[str, str]] | Mapping[str, str]
+
+# Applies a snapshot list: (the list's response, its events), called in stream order.
+ListHandler = Callable[[Message, list[Message]], None]
 
 _PROCESS_TAG = secrets.token_hex(3)
 _action_numbers = itertools.count(1)
@@ -155,6 +162,7 @@ class AmiConnection:
         self.logins = 0
         self._tracker = ActionTracker()
         self._futures: dict[str, asyncio.Future[ActionCompleted]] = {}
+        self._list_handlers: dict[str, ListHandler] = {}
         self._originates: dict[str, asyncio.Future[Message]] = {}
         self._originate_timers: dict[str, asyncio.TimerHandle] = {}
         self._session: _Session | None = None
@@ -229,12 +237,25 @@ class AmiConnection:
         return done.response
 
     async def list_action(
-        self, name: str, headers: Headers = (), timeout: float | None = None
+        self,
+        name: str,
+        headers: Headers = (),
+        timeout: float | None = None,
+        *,
+        apply: ListHandler | None = None,
     ) -> tuple[Message, list[Message]]:
         """A list action (CoreShowChannels, QueueStatus, Status, FAXSessions…): the response
         and the list's events, without the closing ``...Complete`` event. The timeout covers
-        the whole list."""
-        done = await self._request(self._ready_session(), name, headers, timeout)
+        the whole list.
+
+        With ``apply`` the list is a snapshot of state the events also change: ``apply(response,
+        events)`` is called from the reader the moment the list completes (before this returns),
+        and ``on_event`` receives the events that arrived during the list only after it, so an
+        event is never overtaken by an older snapshot. Without ``apply`` events flow as usual and
+        the caller sees the list only once the reader has moved on."""
+        done = await self._request(
+            self._ready_session(), name, headers, timeout, on_list=apply
+        )
         if not done.ok:
             raise AmiActionError(done.response)
         return done.response, list(done.events)
@@ -290,14 +311,19 @@ class AmiConnection:
         *,
         follow_event: str | None = None,
         action_id: str | None = None,
+        on_list: ListHandler | None = None,
     ) -> ActionCompleted:
         action_id = action_id or next_action_id()
         data = encode_action(name, action_id, _pairs(headers))
         if session.lost or session.writer.is_closing():
             raise AmiConnectionLost(f"AMI connection to {self.host}:{self.port} is down")
         future: asyncio.Future[ActionCompleted] = asyncio.get_running_loop().create_future()
-        self._tracker.expect(action_id, follow_event=follow_event)
+        self._tracker.expect(
+            action_id, follow_event=follow_event, hold_events=on_list is not None
+        )
         self._futures[action_id] = future
+        if on_list is not None:
+            self._list_handlers[action_id] = on_list
         wait = self.action_timeout if timeout is None else timeout
         try:
             session.writer.write(data)
@@ -308,8 +334,11 @@ class AmiConnection:
             raise AmiTimeout(f"no answer to AMI {name} ({action_id}) within {wait:g} s") from None
         finally:
             self._futures.pop(action_id, None)
+            self._list_handlers.pop(action_id, None)
             if not future.done() or future.cancelled() or future.exception() is not None:
                 self._tracker.forget(action_id)
+                # A snapshot list that timed out held events back: they happened all the same.
+                self._deliver_released()
 
     # -- originate results ---------------------------------------------------------------------
 
@@ -406,14 +435,21 @@ class AmiConnection:
                     if isinstance(out, EventReceived):
                         self._deliver(out.message)
                     elif isinstance(out, ActionCompleted):
+                        self._complete(out)
+                    elif isinstance(out, FollowUpReceived):
+                        # The event itself comes (or came) as a plain EventReceived too: the
+                        # call tracker sees our OriginateResponse once, in stream order.
+                        self._resolve_originate(out.action_id, out.event)
+                    elif isinstance(out, ListAbandoned):
+                        self._list_handlers.pop(out.action_id, None)
                         future = self._futures.get(out.action_id)
                         if future is not None and not future.done():
-                            future.set_result(out)
-                    elif isinstance(out, FollowUpReceived):
-                        self._resolve_originate(out.action_id, out.event)
-                        # The call tracker needs our OriginateResponse too (a failed
-                        # click-to-call ends its call only through this event).
-                        self._deliver(out.event)
+                            future.set_exception(
+                                AmiError(
+                                    f"AMI list {out.action_id} abandoned: {out.held} events "
+                                    "arrived while it was being collected"
+                                )
+                            )
                     else:
                         log.debug("AMI response nobody waits for: %s", out.message.action_id)
             elif isinstance(item, Banner):
@@ -427,6 +463,21 @@ class AmiConnection:
                     item.kind,
                     item.size,
                 )
+
+    def _complete(self, done: ActionCompleted) -> None:
+        handler = self._list_handlers.pop(done.action_id, None)
+        future = self._futures.get(done.action_id)
+        if handler is not None and done.ok and future is not None and not future.done():
+            try:
+                handler(done.response, list(done.events))
+            except Exception:
+                log.exception("AMI list handler failed for %s", done.action_id)
+        if future is not None and not future.done():
+            future.set_result(done)
+
+    def _deliver_released(self) -> None:
+        for item in self._tracker.take_released():
+            self._deliver(item.message)
 
     def _deliver(self, message: Message) -> None:
         handler = self.on_event
@@ -457,6 +508,7 @@ class AmiConnection:
                         f"{reason}; the action was not re-sent"
                     )
                 )
+        self._deliver_released()
         if session.pinger is not None and session.pinger is not asyncio.current_task():
             session.pinger.cancel()
         session.done.set()

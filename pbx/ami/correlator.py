@@ -68,6 +68,7 @@ from callcenter.line_events import (
 from pbx.ami.channels import dial_number, is_extension, looks_like_number, parse_channel
 from pbx.ami.escape import display_name
 from pbx.ami.message import Message
+from pbx.ami.transfers import AtxferNotes, unnamed_target
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ class CorrelatorConfig:
 
 class _Leg:
     __slots__ = (
+        "bridge",
         "call",
         "channel",
         "dialed_by",
@@ -130,6 +132,7 @@ class _Leg:
         self.up = False
         self.dialed_by: str | None = None  # Uniqueid of the dialling leg ("" = an originate)
         self.number = ""  # the number a trunk leg was dialled to
+        self.bridge: str | None = None  # BridgeUniqueid of the bridge it is in
 
 
 class _Call:
@@ -218,6 +221,7 @@ class AmiCallCorrelator:
         self._calls: dict[str, _Call] = {}
         self._legs: dict[str, _Leg] = {}
         self._expects: list[_Expect] = []
+        self._atxfers = AtxferNotes()
         self._vars = {
             "MIXMONITOR_FILENAME": _VAR_RECORDING,
             self.config.withheld_variable: _VAR_WITHHELD,
@@ -242,6 +246,8 @@ class AmiCallCorrelator:
             "MusicOnHoldStop": self._on_unhold,
             "BlindTransfer": self._on_blindtransfer,
             "AttendedTransfer": self._on_attendedtransfer,
+            "BridgeEnter": self._on_bridgeenter,
+            "BridgeLeave": self._on_bridgeleave,
             "VarSet": self._on_varset,
             "FAXStatus": self._on_fax,
             "ReceiveFAX": self._on_fax,
@@ -281,6 +287,11 @@ class AmiCallCorrelator:
         if call is None or not call.started:
             return []
         return [Transferred(call.key, self._clock(), TransferKind.REDIRECT, from_ext, to)]
+
+    def note_atxfer(self, call_key: str, from_ext: str | None, to: str) -> None:
+        """The PBX accepted our AMI Atxfer of ``call_key`` to ``to``: the target to record
+        should Asterisk's AttendedTransfer come without its TransferTarget* fields."""
+        self._atxfers.note(call_key, from_ext, to, self._clock())
 
     def resync(self, channels: Iterable[Message]) -> list[LineEvent]:
         """After a reconnect: ``channels`` are the CoreShowChannel (or Status) events of the new
@@ -324,9 +335,13 @@ class AmiCallCorrelator:
         self._prune_expectations(at)
         return out
 
-    def channel_for(self, call_key: str, extension: str | None = None) -> str | None:
-        """The live channel name of ``extension``'s leg in the call (an answered leg preferred),
-        or with ``extension=None`` the outside party's (trunk) channel."""
+    def channel_for(
+        self, call_key: str, extension: str | None = None, *, other_than: str | None = None
+    ) -> str | None:
+        """The live channel name of ``extension``'s leg in the call (an answered leg preferred).
+        With ``extension=None`` the outside party's (trunk) channel; in a call without one (an
+        extension-to-extension call, a click-to-call not dialled out yet) the leg of a party
+        other than extension ``other_than``: the caller's own leg first, then an answered one."""
         call = self._calls.get(call_key)
         if call is None:
             return None
@@ -338,6 +353,14 @@ class AmiCallCorrelator:
                 best is None or leg.up or not best.up
             ):
                 best = leg
+        if best is None and extension is None:
+            others = [
+                leg
+                for leg in call.legs.values()
+                if not leg.local and (other_than is None or leg.ext != other_than)
+            ]
+            if others:
+                best = max(others, key=lambda leg: (leg is call.origin, leg.up))
         return best.channel if best is not None else None
 
     def live_calls(self) -> list[str]:
@@ -870,6 +893,16 @@ class AmiCallCorrelator:
                 or h.get("DestApp")
                 or ""
             )
+        note = self._atxfers.take(call.key, self._clock())
+        if not to:  # Asterisk 22 often leaves out every TransferTarget* field
+            transferer_ext = self._ext_of(transferer, h.get("OrigTransfererChannel"))
+            found = unnamed_target(
+                h, self._legs.values(), call.legs.values(), note, transferer_ext
+            )
+            if isinstance(found, str):
+                to = found
+            elif found is not None:
+                target, to = found, found.ext or ""
         if target is not None and target.call is not call:
             self._move_leg(target, call, at, out)
         if call.started:
@@ -884,6 +917,18 @@ class AmiCallCorrelator:
                 )
             )
         return out
+
+    def _on_bridgeenter(self, h: dict[str, str]) -> list[LineEvent]:
+        leg = self._legs.get(h.get("Uniqueid") or "")
+        if leg is not None:
+            leg.bridge = h.get("BridgeUniqueid") or None
+        return []
+
+    def _on_bridgeleave(self, h: dict[str, str]) -> list[LineEvent]:
+        leg = self._legs.get(h.get("Uniqueid") or "")
+        if leg is not None and leg.bridge == h.get("BridgeUniqueid"):
+            leg.bridge = None
+        return []
 
     def _on_varset(self, h: dict[str, str]) -> list[LineEvent]:
         kind = self._vars.get(h.get("Variable") or "")

@@ -252,6 +252,9 @@ class AmiEmulator:
         self._segment: _SegmentState | None = None
         self._id_map: dict[str, str] = {}  # recorded ActionID -> client's, across segments
         self._kill_after: set[int] = set()
+        self._pause_after: set[int] = set()
+        self.paused = asyncio.Event()  # the stream is held by pause_after_block()
+        self._resume = asyncio.Event()
         self._drop_on: dict[str, int] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -286,6 +289,15 @@ class AmiEmulator:
     def kill_after_block(self, index: int) -> None:
         """Abort the client's socket right after block ``index`` of ``Trace.blocks`` is sent."""
         self._kill_after.add(index)
+
+    def pause_after_block(self, index: int) -> None:
+        """Hold the stream right after block ``index`` of ``Trace.blocks`` is sent (``paused``
+        is set) until ``resume()``: a test can act on the call at that point of the recording.
+        Actions are still answered meanwhile."""
+        self._pause_after.add(index)
+
+    def resume(self) -> None:
+        self._resume.set()
 
     def drop_on_action(self, name: str, times: int = 1) -> None:
         """Abort the socket when the client sends action ``name`` (recorded, never answered)."""
@@ -521,6 +533,12 @@ class AmiEmulator:
                 await self.drop_client()
             else:
                 await client.drain()
+            if state.segment.first_index + index in self._pause_after:
+                self._resume.clear()
+                self.paused.set()
+                await self._resume.wait()
+                self.paused.clear()
+                self._clock.rebase()
         state.cursor = len(blocks)
 
     async def _streaming_client(self) -> _Client:

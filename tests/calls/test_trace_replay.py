@@ -12,6 +12,8 @@ import pytest
 
 from callcenter.models import InteractionKind, Role, TaskKind
 from callcenter.store.sqlite import SqliteStore
+from pbx.ami.emulator import response
+from pbx.ami.trace import load_trace
 from tests.calls.harness import Replay, replay
 from tests.conftest import FIXTURES
 
@@ -35,6 +37,11 @@ EXPECTED: dict[str, list[tuple[Any, ...]]] = {
          ["101", "102"], "101", [("blind", "101", "102")], "answered", None,
          [MON + "q-20261122-230139-1795388499.6.wav"])],
     "04_attended_transfer": [
+        ("inbound", "+79161234567", "Ivan Petrov", False, "74951110000", ROMASHKA,
+         ["101", "103"], "101", [("attended", "101", "103")], "answered", None,
+         [MON + "q-20261122-230231-1795388551.12.wav"])],
+    # 04 with the AttendedTransfer's TransferTarget* fields removed (Asterisk 22.10.1 live)
+    "04b_attended_transfer_no_target": [
         ("inbound", "+79161234567", "Ivan Petrov", False, "74951110000", ROMASHKA,
          ["101", "103"], "101", [("attended", "101", "103")], "answered", None,
          [MON + "q-20261122-230231-1795388551.12.wav"])],
@@ -109,7 +116,8 @@ async def drive(r: Replay, scenario: str) -> None:
         await r.service.originate(await r.user("maria"), "89031234567")
     elif scenario == "05c_click_to_call_no_answer":
         await r.service.originate(await r.user("dmitry"), "89031234567")
-    elif scenario in ("03_blind_transfer", "04_attended_transfer"):
+    elif scenario in ("03_blind_transfer", "04_attended_transfer",
+                      "04b_attended_transfer_no_target"):
         answered = await r.wait_event("call.answered")
         kind, to = ("blind", "102") if scenario.startswith("03") else ("attended", "103")
         await r.service.transfer(await r.user("secretary"), answered.data["call"]["id"], to,
@@ -250,3 +258,34 @@ async def test_transfer_and_originate_send_the_recorded_actions(tmp_path: Path) 
         assert action.get("Async") == "true"
         [call] = await r.calls()
         assert call["user_id"] == (await r.user("dmitry")).id
+
+
+async def test_attended_transfer_without_target_fields_moves_the_call_to_the_target(
+        tmp_path: Path) -> None:
+    """Asterisk 22.10.1 often reports the Atxfer without TransferTarget*: the call still moves
+    to 103 (presence, the next transfer), as the PBX did."""
+    scenario = "04b_attended_transfer_no_target"
+    blocks = load_trace(FIXTURES / f"{scenario}.log").blocks
+    reported = next(i for i, b in enumerate(blocks)
+                    if b.data.startswith(b"Event: AttendedTransfer\r\n"))
+    async with replay(tmp_path, scenario) as r:
+        r.emulator.pause_after_block(reported)  # the caller and 103 talk; 101 still up
+        r.emulator.responders["blindtransfer"] = lambda action: [
+            response(action.action_id, ("Response", "Success"),
+                     ("Message", "Transfer succeeded"))]
+        await asyncio.wait_for(drive(r, scenario), 15)
+        transferred = await r.wait_event("call.transferred")
+        await asyncio.wait_for(r.emulator.paused.wait(), 10)
+        call_id = transferred.data["call"]["id"]
+        assert transferred.data["transfer"]["to"] == "103"
+        [live] = r.registry.live()
+        assert live.current_ext == "103"
+        assert r.registry.presence() == {"103": "busy"}  # not the secretary who handed it on
+        # the next transfer of the call goes from 103's own phone
+        await r.service.transfer(await r.user("dmitry"), call_id, "102", "blind")
+        [action] = r.emulator.actions_named("BlindTransfer")
+        assert (action.get("Channel"), action.get("Exten")) == ("PJSIP/103-0000000d", "102")
+        r.emulator.resume()
+        await r.finish()
+        [call] = await r.calls()
+        assert (call["state"], call["answered_by_ext"]) == ("answered", "101")

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from pbx.ami.connection import AmiConnection
-from pbx.ami.emulator import AmiEmulator
+from pbx.ami.emulator import AmiEmulator, response
 from pbx.ami.errors import (
     AmiActionError,
     AmiAuthError,
@@ -184,7 +184,8 @@ async def test_originate_queued_then_result(name: str, outcome: str, reason: str
             reason,
         )
         assert result.action_id == call.action_id
-        assert result in recorder.named("OriginateResponse")  # handlers see it too
+        # handlers see it too, once (it used to be delivered as event and as follow-up)
+        assert recorder.named("OriginateResponse") == [result]
         (sent,) = emulator.actions_named("Originate")
         assert sent["Async"] == "true"
         await connection.close()
@@ -322,3 +323,59 @@ async def test_secret_never_reaches_the_logs(caplog: pytest.LogCaptureFixture) -
         await connection.close()
     assert "AMI -> Login" in caplog.text  # actions are logged at DEBUG, without headers
     assert secret not in caplog.text
+
+
+def _snapshot_answer(*, complete: bool) -> Callable[[Message], list[bytes]]:
+    def answer(action: Message) -> list[bytes]:
+        aid = action.action_id
+        parts = [
+            response(aid, ("Response", "Success"), ("EventList", "start")),
+            response(aid, ("Event", "CoreShowChannel"), ("Channel", "PJSIP/101-1"),
+                     ("Uniqueid", "1")),
+            response(None, ("Event", "Hangup"), ("Uniqueid", "1")),  # inside the list
+        ]
+        if complete:
+            parts += [
+                response(aid, ("Event", "CoreShowChannelsComplete"), ("EventList", "Complete")),
+                response(None, ("Event", "Newchannel"), ("Uniqueid", "2")),  # after it
+            ]
+        return [b"".join(parts)]  # one write: one TCP read for the client
+
+    return answer
+
+
+async def test_snapshot_list_is_applied_at_its_place_in_the_stream() -> None:
+    recorder = Recorder()
+    seen_by_apply: list[tuple[list[str], list[str | None]]] = []
+
+    def apply(_response: Message, events: list[Message]) -> None:
+        seen_by_apply.append(([e["Uniqueid"] for e in events],
+                              [e.event for e in recorder.events]))
+
+    answers = {"CoreShowChannels": _snapshot_answer(complete=True)}
+    async with AmiEmulator([], responders=answers, auth_failure_delay=0) as emulator:
+        connection = make_connection(emulator.port, recorder)
+        await connection.start()
+        before = len(recorder.events)
+        _, events = await connection.list_action("CoreShowChannels", apply=apply)
+        assert [e.event for e in events] == ["CoreShowChannel"]
+        # when the snapshot was applied, neither the Hangup inside nor the Newchannel after it
+        # had been delivered; both come after it, in stream order
+        assert seen_by_apply == [(["1"], [e.event for e in recorder.events[:before]])]
+        assert [e.event for e in recorder.events[before:]] == ["Hangup", "Newchannel"]
+        await connection.close()
+
+
+async def test_events_held_by_a_snapshot_that_times_out_are_delivered() -> None:
+    recorder = Recorder()
+    applied: list[object] = []
+    answers = {"CoreShowChannels": _snapshot_answer(complete=False)}
+    async with AmiEmulator([], responders=answers, auth_failure_delay=0) as emulator:
+        connection = make_connection(emulator.port, recorder)
+        await connection.start()
+        with pytest.raises(AmiTimeout):
+            await connection.list_action("CoreShowChannels", timeout=0.2,
+                                         apply=lambda *a: applied.append(a))
+        assert applied == []
+        assert [e.event for e in recorder.named("Hangup")] == ["Hangup"]
+        await connection.close()

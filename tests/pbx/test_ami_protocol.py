@@ -16,6 +16,7 @@ from pbx.ami.protocol import (
     Banner,
     EventReceived,
     FollowUpReceived,
+    ListAbandoned,
     ProtocolError,
     ProtocolErrorKind,
     ProtocolState,
@@ -336,6 +337,75 @@ def test_connection_lost_drops_in_flight_actions_but_keeps_follow_ups() -> None:
     result = msg(Event="OriginateResponse", ActionID="cc-1", Response="Success")
     out = tracker.receive(EventReceived(result))
     assert out[0] == FollowUpReceived("cc-1", result)
+
+
+def _snapshot_start(tracker: ActionTracker, action_id: str = "cc-1") -> None:
+    tracker.expect(action_id, hold_events=True)
+    start = msg(Response="Success", ActionID=action_id, EventList="start")
+    assert tracker.receive(ResponseReceived(start)) == ()
+
+
+def test_snapshot_list_holds_events_until_it_completes() -> None:
+    tracker = ActionTracker()
+    before = EventReceived(msg(Event="Newchannel", Uniqueid="1"))
+    tracker.expect("cc-1", hold_events=True)
+    assert tracker.receive(before) == (before,)  # before the list starts: not held
+    start = msg(Response="Success", ActionID="cc-1", EventList="start")
+    assert tracker.receive(ResponseReceived(start)) == ()
+    entry = msg(Event="CoreShowChannel", ActionID="cc-1", Uniqueid="1")
+    assert tracker.receive(EventReceived(entry)) == ()
+    hangup = EventReceived(msg(Event="Hangup", Uniqueid="1"))
+    assert tracker.receive(hangup) == ()  # inside the list: held
+    pong = msg(Response="Success", ActionID="cc-2", Ping="Pong")
+    tracker.expect("cc-2")
+    assert tracker.receive(ResponseReceived(pong)) == (ActionCompleted("cc-2", pong),)
+    complete = msg(Event="CoreShowChannelsComplete", ActionID="cc-1", EventList="Complete")
+    out = tracker.receive(EventReceived(complete))
+    assert out == (ActionCompleted("cc-1", start, (entry,), complete), hangup)
+    after = EventReceived(msg(Event="Newchannel", Uniqueid="2"))
+    assert tracker.receive(after) == (after,)
+    assert tracker.take_released() == []
+
+
+def test_held_events_are_released_when_the_snapshot_is_given_up() -> None:
+    tracker = ActionTracker()
+    _snapshot_start(tracker)
+    held = [EventReceived(msg(Event="Newchannel", Uniqueid=str(i))) for i in range(3)]
+    for item in held:
+        assert tracker.receive(item) == ()
+    assert tracker.take_released() == []  # still collecting
+    tracker.forget("cc-1")  # timed out
+    assert tracker.take_released() == held
+    later = EventReceived(msg(Event="Hangup", Uniqueid="0"))
+    assert tracker.receive(later) == (later,)
+
+    _snapshot_start(tracker, "cc-2")
+    assert tracker.receive(later) == ()
+    assert tracker.connection_lost() == ["cc-2"]
+    assert tracker.take_released() == [later]
+
+
+def test_snapshot_list_is_abandoned_rather_than_holding_without_bound() -> None:
+    tracker = ActionTracker(max_held=2)
+    _snapshot_start(tracker)
+    held = [EventReceived(msg(Event="Newexten", Uniqueid=str(i))) for i in range(3)]
+    assert tracker.receive(held[0]) == ()
+    assert tracker.receive(held[1]) == ()
+    assert tracker.receive(held[2]) == (ListAbandoned("cc-1", 3), *held)
+    assert not tracker.is_pending("cc-1")
+    entry = msg(Event="CoreShowChannel", ActionID="cc-1", Uniqueid="1")
+    assert tracker.receive(EventReceived(entry)) == (EventReceived(entry),)
+
+
+def test_follow_up_is_not_held_by_a_snapshot_list() -> None:
+    tracker = ActionTracker()
+    tracker.expect("cc-9", follow_event="OriginateResponse")
+    tracker.receive(ResponseReceived(msg(Response="Success", ActionID="cc-9")))
+    _snapshot_start(tracker)
+    result = msg(Event="OriginateResponse", ActionID="cc-9", Response="Success")
+    assert tracker.receive(EventReceived(result)) == (FollowUpReceived("cc-9", result),)
+    complete = msg(Event="CoreShowChannelsComplete", ActionID="cc-1", EventList="Complete")
+    assert tracker.receive(EventReceived(complete))[1:] == (EventReceived(result),)
 
 
 def test_duplicate_action_id_is_refused() -> None:

@@ -230,6 +230,23 @@ EXPECTED: dict[str, list[dict[str, Any]]] = {
             recordings=("q-20261122-230231-1795388551.12.wav",),
         ),
     ],
+    # 04 with an AttendedTransfer without TransferTarget* (Asterisk 22.10.1, 8 of 15 live runs):
+    # the target is the leg that joined the caller's bridge, Local/103@from-internal;1
+    "04b_attended_transfer_no_target": [
+        call(
+            "1795388551.12",
+            "inbound",
+            "+79161234567",
+            "Ivan Petrov",
+            "74951110000",
+            ringing=(("101",), (), ("103",), ()),
+            queue="support",
+            answered_by="101",
+            transfers=(("attended", "101", "103", "success"),),
+            holds=(("101", True), ("101", False)),
+            recordings=("q-20261122-230231-1795388551.12.wav",),
+        ),
+    ],
     # click-to-call: 102's own phone rings first, the carrier answers
     "05_click_to_call": [
         call(
@@ -908,6 +925,107 @@ def test_phone_attended_transfer_joins_the_consultation_leg() -> None:
         "103",
     )
     assert c.stats() == {"calls": 0, "legs": 0, "originates": 0}
+
+
+def _atxfer_setup(c: AmiCallCorrelator) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """The caller bridged to 101, 101 Atxfers to 103 through Local/103@from-internal;1/;2."""
+    agent = leg("100.2", "PJSIP/101-00000002")
+    local1 = leg("100.3", "Local/103@from-internal-00000000;1")
+    local2 = leg("100.4", "Local/103@from-internal-00000000;2", context="from-internal")
+    phone = leg("100.5", "PJSIP/103-00000005")
+    run(
+        c,
+        ev("Newchannel", **TRUNK),
+        ev("Newchannel", **agent),
+        dial(TRUNK, agent),
+        ev("Newstate", **{**agent, "ChannelState": "6"}),
+        ev("BridgeEnter", **agent, BridgeUniqueid="orig"),
+        ev("BridgeEnter", **TRUNK, BridgeUniqueid="orig"),
+        ev("Newchannel", **local1),
+        ev("Newchannel", **local2),
+        ev("Newchannel", **phone),
+        dial(local2, phone),
+        ev("Newstate", **{**phone, "ChannelState": "6"}),
+        ev("BridgeEnter", **phone, BridgeUniqueid="consult-b"),
+    )
+    return agent, local1, phone
+
+
+def _fieldless_transfer(agent: dict[str, str], **extra: str) -> Message:
+    return ev(
+        "AttendedTransfer",
+        Result="Success",
+        OrigTransfererChannel=agent["Channel"],
+        OrigTransfererUniqueid=agent["Uniqueid"],
+        SecondTransfererChannel=agent["Channel"],
+        SecondTransfererUniqueid=agent["Uniqueid"],
+        TransfereeChannel=TRUNK["Channel"],
+        TransfereeUniqueid=TRUNK["Uniqueid"],
+        **extra,
+    )
+
+
+def _transfers(out: list[LineEvent]) -> list[tuple[str | None, str]]:
+    return [(e.from_ext, e.to) for e in out if isinstance(e, Transferred)]
+
+
+def test_attended_transfer_without_target_fields_finds_the_leg_in_the_callers_bridge() -> None:
+    c = new_correlator()
+    agent, local1, _ = _atxfer_setup(c)
+    c.note_atxfer(KEY, "101", "104")  # what we asked for; the PBX's bridge is the fact
+    out = run(
+        c,
+        ev("BridgeLeave", **agent, BridgeUniqueid="orig"),
+        ev("BridgeEnter", **local1, BridgeUniqueid="orig"),
+        _fieldless_transfer(agent, DestType="Bridge", DestBridgeUniqueid="orig"),
+    )
+    assert _transfers(out) == [("101", "103")]
+    assert c.channel_for(KEY, "103") == "PJSIP/103-00000005"
+
+
+def test_attended_transfer_without_target_fields_takes_our_atxfer_request() -> None:
+    c = new_correlator()
+    agent, _, _ = _atxfer_setup(c)
+    c.note_atxfer(KEY, "101", "104")  # (104, not the Local leg's 103: to tell them apart)
+    out = run(c, _fieldless_transfer(agent))  # no bridge that anyone joined
+    assert _transfers(out) == [("101", "104")]
+    # the note is used once: a later field-less transfer falls back to the Local leg
+    assert _transfers(run(c, _fieldless_transfer(agent))) == [("101", "103")]
+
+
+def test_attended_transfer_without_anything_falls_back_to_the_local_leg() -> None:
+    c = new_correlator()
+    agent, _, _ = _atxfer_setup(c)
+    assert _transfers(run(c, _fieldless_transfer(agent))) == [("101", "103")]
+
+
+def test_atxfer_requests_expire_and_are_bounded() -> None:
+    now = [0.0]
+    c = AmiCallCorrelator(clock=lambda: now[0])
+    c.note_atxfer("asterisk:gone", "101", "103")
+    now[0] = 4000.0  # past the hour a consultation may take
+    c.note_atxfer(KEY, "101", "105")
+    assert len(c._atxfers) == 1
+    for i in range(2000):
+        c.note_atxfer(f"asterisk:{i}", "101", "103")
+    assert len(c._atxfers) == c._atxfers.limit
+
+
+def test_channel_for_an_internal_call_without_trunk_legs() -> None:
+    """Hang-up and recording take any leg; a redirect the other party's than from_ext."""
+    c = new_correlator()
+    a = leg("300.1", "PJSIP/101-00000020", "300.1", state="4", exten="102")
+    b = leg("300.2", "PJSIP/102-00000021", "300.1")
+    run(c, ev("Newchannel", **a), ev("Newchannel", **b), dial(a, b, DialString="PJSIP/102"))
+    key = "asterisk:300.1"
+    assert c.channel_for(key) == "PJSIP/101-00000020"  # ringing: the caller's leg
+    assert c.channel_for(key, None, other_than="101") == "PJSIP/102-00000021"
+    run(c, ev("Newstate", **{**b, "ChannelState": "6"}))
+    assert c.channel_for(key, None, other_than="102") == "PJSIP/101-00000020"
+    assert c.channel_for(key, "102") == "PJSIP/102-00000021"
+    run(c, ev("Hangup", **a))
+    assert c.channel_for(key) == "PJSIP/102-00000021"  # whoever is left
+    assert c.channel_for(key, None, other_than="102") is None
 
 
 def test_channel_for_and_live_calls_mid_call() -> None:
