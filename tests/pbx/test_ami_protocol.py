@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 
 import pytest
 
@@ -424,21 +423,23 @@ def all_fixture_streams() -> bytes:
     return b"Asterisk Call Manager/11.0.0\r\n" + b"".join(parts)
 
 
-def test_throughput_of_framer_and_tracker() -> None:
-    """The product needs >= 50,000 events/s on one core; measured ~115,000/s on the dev box.
-    The bar here is lower so that a busy CI machine does not fail it by noise."""
+def test_chunked_feeding_of_every_trace_gives_the_same_messages() -> None:
+    """Every recorded stream, cut in 64 KiB reads (as the socket delivers it) and fed whole,
+    yields the same messages in the same order. Speed is measured by benchmarks/ami_ingest.py,
+    never here."""
     data = all_fixture_streams()
-    best = float("inf")
-    count = 0
-    for _ in range(5):
+
+    def framed(step: int) -> list[object]:
         protocol, tracker = AmiProtocol(), ActionTracker()
-        count = 0
-        started = time.perf_counter()
-        for pos in range(0, len(data), 65536):
-            protocol.receive_data(data[pos : pos + 65536])
+        out: list[object] = []
+        for pos in range(0, len(data), step):
+            protocol.receive_data(data[pos : pos + step])
             for item in protocol.messages_received():
+                out.append(item)
                 if isinstance(item, EventReceived | ResponseReceived):
-                    count += len(tracker.receive(item))
-        best = min(best, time.perf_counter() - started)
-    assert count > 2500
-    assert count / best > 30_000, f"{count / best:,.0f} messages/s"
+                    out.extend(tracker.receive(item))
+        return out
+
+    chunked = framed(65536)
+    assert len(chunked) > 2500
+    assert chunked == framed(len(data))
