@@ -19,6 +19,8 @@ PBX = "/var/spool/asterisk/monitor"
 async def new_call(store: SqliteStore, call_id: str = "office:1.1") -> None:
     await store.upsert_call({"id": call_id, "line": "office", "direction": "inbound",
                              "state": "answered", "ringing_at": "2026-11-22T10:00:00+00:00",
+                             "answered_at": "2026-11-22T10:00:05+00:00",
+                             "ended_at": "2026-11-22T10:01:00+00:00",
                              "candidates": [], "rang": [], "transfers": []})
 
 
