@@ -254,11 +254,12 @@ class RecordingFetcher:
                 sftp = await conn.start_sftp_client()
             except (OSError, asyncssh.Error) as exc:
                 raise FetchError(f"{where}: {exc}") from None
-            async with sftp:
+            try:
                 yield sftp
+            finally:
+                sftp.exit()  # not `async with`: its exit waits for a peer that may be stuck
         finally:
             conn.close()
-            # Bounded: a peer that stopped answering must not hold the close.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(conn.wait_closed(), 5)
 
