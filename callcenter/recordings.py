@@ -93,14 +93,21 @@ class RecordingFetcher:
             rec_id = rec["id"]
             if rec_id in self._inflight:
                 continue
-            # Not due again while this try runs; the try ends by setting its own next time.
+            # Not due while this try runs (it sets its own next time), so files in flight
+            # never fill the round's batch and keep the others waiting.
             await self._store.update_recording(
-                rec_id, next_try_at=_later(self._config.fetch_timeout + 60))
+                rec_id, next_try_at=_later(self._config.fetch_timeout))
             task = asyncio.create_task(self._one(rec), name=f"recording-{rec_id}")
             self._inflight[rec_id] = task
-            task.add_done_callback(lambda _t, rid=rec_id: self._inflight.pop(rid, None))
+            task.add_done_callback(lambda t, rid=rec_id: self._finished(rid, t))
             started.append(task)
         return started
+
+    def _finished(self, rec_id: int, task: asyncio.Task[bool]) -> None:
+        self._inflight.pop(rec_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            # The store failed while noting the outcome: the try is repeated when due.
+            log.error("recording %d: %s", rec_id, task.exception())
 
     async def _one(self, rec: dict[str, Any]) -> bool:
         limit = self._config.fetch_timeout
