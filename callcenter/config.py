@@ -73,6 +73,16 @@ class RecordingsConfig:
     sftp_known_hosts: str = ""
     retry_seconds: int = 60
     max_attempts: int = 10
+    # SSH connect + handshake + login limit, and keepalives that detect a dead connection.
+    sftp_connect_timeout: float = 15.0
+    sftp_keepalive_seconds: float = 15.0
+    # Time limit of one file's fetch (a try that takes longer counts as a failed attempt).
+    fetch_timeout: float = 600.0
+    # How many files are fetched at once; each on its own, a slow one delays no other.
+    parallel_fetches: int = 4
+    # A recording whose call end was never seen (callcenter stopped during the call) is
+    # fetched once its size stayed the same across two checks this far apart.
+    settle_seconds: float = 60.0
 
 
 @dataclass
@@ -274,6 +284,15 @@ def _validate(config: Config) -> None:
          "console.default_language must be 'en' or 'ru'"),
         (config.recordings.fetch in {"mount", "sftp"},
          "recordings.fetch must be 'mount' or 'sftp'"),
+        (config.recordings.sftp_connect_timeout > 0,
+         "recordings.sftp_connect_timeout must be positive"),
+        (config.recordings.sftp_keepalive_seconds >= 0,
+         "recordings.sftp_keepalive_seconds must not be negative (0 = no keepalives)"),
+        (config.recordings.fetch_timeout > 0, "recordings.fetch_timeout must be positive"),
+        (config.recordings.parallel_fetches >= 1,
+         "recordings.parallel_fetches must be at least 1"),
+        (config.recordings.settle_seconds >= 0, "recordings.settle_seconds must not be negative"),
+        (config.recordings.max_attempts >= 1, "recordings.max_attempts must be at least 1"),
         (config.demo.call_interval > 0, "demo.call_interval must be positive"),
     ]
     names = [line.name for line in config.pbx]

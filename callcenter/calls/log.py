@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from callcenter.calls.model import LiveCall, iso
+from callcenter.calls.registry import Resumed
 from callcenter.line_events import Direction, EndState
 from callcenter.matching import CallerMatch
 from callcenter.models import InteractionKind, Role, TaskKind
@@ -73,6 +74,18 @@ def summary(call: LiveCall) -> str:
     return text
 
 
+def _unix(value: str | None) -> float | None:
+    return datetime.fromisoformat(value).timestamp() if value else None
+
+
+def _resumed(row: dict[str, Any]) -> Resumed:
+    return Resumed(
+        started_at=_unix(row["ringing_at"]) or 0.0, answered_at=_unix(row["answered_at"]),
+        answered_ext=row["answered_by_ext"], answered_user=row["answered_by_user"],
+        rang=tuple(row["rang"]), users=frozenset(row["users"]),
+        recordings=tuple(row["recordings"]))
+
+
 MAX_ATTEMPTS = 5
 
 
@@ -93,8 +106,12 @@ class CallLog:
         self._retry = retry_seconds
         self._idle = asyncio.Event()
         self._idle.set()
+        self._left_open: dict[str, Resumed] = {}
 
     # -- the registry's sink ---------------------------------------------------------------
+
+    def resumed(self, call_key: str) -> Resumed | None:
+        return self._left_open.pop(call_key, None)
 
     def call_changed(self, call: LiveCall) -> None:
         self._put("upsert", call_row(call))
@@ -112,10 +129,13 @@ class CallLog:
     # -- the writer task -------------------------------------------------------------------
 
     async def start(self) -> None:
+        # Before the lines connect: a call still up is re-adopted by its line's resync
+        # afterwards, and picks up what the previous run stored (see resumed()).
         closed = await self._store.close_dangling_calls(
             "callcenter stopped during the call")
         if closed:
-            log.warning("%d calls were still live when callcenter last stopped", closed)
+            log.warning("%d calls were still live when callcenter last stopped", len(closed))
+        self._left_open = {row["id"]: _resumed(row) for row in closed}
         self._task = asyncio.create_task(self._run(), name="call-log-writer")
 
     async def stop(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from callcenter.bus import EventBus
@@ -44,7 +45,25 @@ class ScreenPopIndex(Protocol):
     def client_context(self, client_id: int, limit: int = 5) -> dict[str, Any]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    """A call as the previous run of callcenter stored it, live when that run stopped. If the
+    line re-adopts it, it is the same call: its first times and who took part are kept."""
+
+    started_at: float
+    answered_at: float | None = None
+    answered_ext: str | None = None
+    answered_user: int | None = None
+    rang: tuple[str, ...] = ()
+    users: frozenset[int] = frozenset()
+    recordings: tuple[str, ...] = ()
+
+
 class CallSink(Protocol):
+    def resumed(self, call_key: str) -> Resumed | None:
+        """The stored state of a call a previous run left live (None: a new call)."""
+        ...
+
     def call_changed(self, call: LiveCall) -> None: ...
 
     def recording_started(self, call: LiveCall, path: str) -> None: ...
@@ -63,6 +82,7 @@ class CallRegistry:
         self._region = region
         self._calls: dict[str, LiveCall] = {}
         self._ended: dict[str, None] = {}  # recently ended ids, so a replayed end is ignored
+        self._resumed: dict[str, Resumed] = {}  # re-adopted calls answered before the restart
         self._dispatch: dict[type, Callable[[Any], None]] = {
             CallStarted: self._started,
             CallerChanged: self._caller_changed,
@@ -124,6 +144,7 @@ class CallRegistry:
         if e.call_key in self._calls or e.call_key in self._ended:
             return
         call = self._new_call(e)
+        self._resume(call)
         self._calls[call.id] = call
         if self._sink:
             self._sink.call_changed(call)
@@ -163,6 +184,30 @@ class CallRegistry:
         elif not withheld:
             call.client_phone = call.caller_e164 or e.caller_num or None
         return call
+
+    def _resume(self, call: LiveCall) -> None:
+        """A call re-adopted after a restart keeps what the previous run knew of it."""
+        previous = self._sink.resumed(call.id) if self._sink else None
+        if previous is None:
+            return
+        call.started_at = previous.started_at
+        call.rang = [*previous.rang, *(ext for ext in call.rang if ext not in previous.rang)]
+        call.users |= previous.users
+        call.recordings = [*previous.recordings]
+        if previous.answered_at is not None:
+            self._resumed[call.id] = previous  # applied when the line reports it answered
+
+    def _keep_first_answer(self, call: LiveCall) -> None:
+        previous = self._resumed.pop(call.id, None)
+        if previous is None or previous.answered_at is None:
+            return
+        call.answered_at = previous.answered_at
+        if previous.answered_ext is not None:
+            call.answered_ext = previous.answered_ext
+            call.answered_user = previous.answered_user
+            user = (self._index.user_by_id(previous.answered_user)
+                    if previous.answered_user is not None else None)
+            call.answered_user_name = user.name if user else None
 
     def _match_json(self, match: CallerMatch, direction: Direction) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -256,6 +301,7 @@ class CallRegistry:
             if user is not None:
                 call.answered_user, call.answered_user_name = user.id, user.name
                 call.users.add(user.id)
+        self._keep_first_answer(call)
         if self._sink:
             self._sink.call_changed(call)
         self._publish("call.answered", call, e.at)
@@ -322,4 +368,4 @@ class CallRegistry:
         self._publish(topic, call, e.at)
 
 
-__all__ = ["CallRegistry", "iso"]
+__all__ = ["CallRegistry", "Resumed", "iso"]

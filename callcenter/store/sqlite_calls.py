@@ -37,6 +37,13 @@ _CALL_COLUMNS = (
 )
 _CALL_JSON = {"candidates", "rang", "transfers", "users"}
 _NOT_YET = "9999-12-31T00:00:00+00:00"  # a recording whose call is still going on
+# A call re-adopted after a restart is the same call: the first ringing and answer times
+# stored win over the later sightings.
+_FIRST_WINS = {"ringing_at": "calls.ringing_at",
+               "answered_at": "COALESCE(calls.answered_at, excluded.answered_at)"}
+_UPDATES = ", ".join(f"{c} = {_FIRST_WINS.get(c, f'excluded.{c}')}" for c in _CALL_COLUMNS[1:])
+# Live in the log: not ended yet (an answered call that is over is "answered" too).
+_OPEN = "state IN ('ringing', 'answered') AND ended_at IS NULL"
 _CALL_DEFAULTS: dict[str, Any] = {"caller_raw": "", "caller_name": "", "withheld": 0,
                                   "called": "", "cause": "", "candidates": [], "rang": [],
                                   "transfers": [], "users": []}
@@ -51,25 +58,42 @@ class CallLogMixin:
         full = {**_CALL_DEFAULTS, **{k: v for k, v in row.items() if v is not None}}
         values = [json.dumps(full.get(c), ensure_ascii=False) if c in _CALL_JSON
                   else full.get(c) for c in _CALL_COLUMNS]
-        updates = ", ".join(f"{c} = excluded.{c}" for c in _CALL_COLUMNS[1:])
         await self._db.execute(
             f"INSERT INTO calls ({', '.join(_CALL_COLUMNS)}) VALUES"
-            f" ({', '.join('?' * len(_CALL_COLUMNS))}) ON CONFLICT (id) DO UPDATE SET {updates}",
+            f" ({', '.join('?' * len(_CALL_COLUMNS))}) ON CONFLICT (id) DO UPDATE SET {_UPDATES}",
             values,
         )
 
-    async def close_dangling_calls(self, cause: str) -> int:
-        """Calls left ringing or answered by a previous run: the line will re-adopt the ones
-        still up; the rest are marked failed rather than shown live forever, and their
-        recordings are fetched."""
+    async def close_dangling_calls(self, cause: str) -> list[dict[str, Any]]:
+        """Calls a previous run left ringing or answered (it stopped during them). Each is
+        closed now: answered ones stay answered (talk time unknown), the others become failed,
+        so none shows live forever. Their recordings are fetched once the file stops growing
+        (the end was not seen: MixMonitor may still be writing). A call the line re-adopts
+        afterwards is live again with the same row (see upsert_call). Returns the calls
+        closed, with their first times, rang, users and recordings, for that re-adoption."""
+        rows = await self._db.execute_fetchall(
+            "SELECT id, ringing_at, answered_at, answered_by_user, answered_by_ext, rang, users,"
+            " (SELECT json_group_array(pbx_path) FROM recordings r WHERE r.call_id = calls.id)"
+            f" FROM calls WHERE {_OPEN}")
+        keys = ("id", "ringing_at", "answered_at", "answered_by_user", "answered_by_ext",
+                "rang", "users", "recordings")
+        closed = []
+        for r in rows:
+            row = dict(zip(keys, r, strict=True))
+            for key in ("rang", "users", "recordings"):
+                row[key] = json.loads(row[key] or "[]")
+            closed.append(row)
+        if not closed:
+            return []
+        now = ts(now_utc())
         await self._db.execute(
-            "UPDATE recordings SET next_try_at = ? WHERE next_try_at = ? AND call_id IN"
-            " (SELECT id FROM calls WHERE state IN ('ringing', 'answered'))",
-            (ts(now_utc()), _NOT_YET))
-        cursor = await self._db.execute(
-            "UPDATE calls SET state = 'failed', cause = ?, ended_at = COALESCE(ended_at, ?)"
-            " WHERE state IN ('ringing', 'answered')", (cause, ts(now_utc())))
-        return cursor.rowcount
+            "UPDATE recordings SET until_stable = 1, seen_size = NULL, next_try_at = ?"
+            f" WHERE next_try_at = ? AND call_id IN (SELECT id FROM calls WHERE {_OPEN})",
+            (now, _NOT_YET))
+        await self._db.execute(
+            "UPDATE calls SET state = CASE WHEN answered_at IS NULL THEN 'failed'"
+            f" ELSE 'answered' END, cause = ?, ended_at = ? WHERE {_OPEN}", (cause, now))
+        return closed
 
     async def list_calls(self, f: CallFilter) -> list[dict[str, Any]]:
         where, params = ["1 = 1"], []
@@ -140,20 +164,28 @@ class CallLogMixin:
             " ON CONFLICT (call_id, pbx_path) DO NOTHING", (call_id, pbx_path, _NOT_YET))
 
     async def schedule_recordings(self, call_id: str, delay: float = 2.0) -> None:
-        # MixMonitor closes the file at hang-up: the first try waits a moment.
+        """The call has ended: its recordings become due. MixMonitor closes the file at
+        hang-up, so the first try waits a moment. A recording waiting for its file to stop
+        growing (a call re-adopted after a restart) now waits for this end instead."""
         await self._db.execute(
-            "UPDATE recordings SET next_try_at = ? WHERE call_id = ? AND next_try_at = ?",
+            "UPDATE recordings SET next_try_at = ?, until_stable = 0, seen_size = NULL"
+            " WHERE call_id = ? AND state = 'pending' AND (next_try_at = ? OR until_stable = 1)",
             (ts(now_utc() + timedelta(seconds=delay)), call_id, _NOT_YET))
 
     async def due_recordings(self, limit: int = 20) -> list[dict[str, Any]]:
+        """Pending recordings whose try is due, of calls that have ended (a call re-adopted
+        after a restart is live again: its file is still being written)."""
         rows = await self._db.execute_fetchall(
-            "SELECT id, call_id, pbx_path, attempts FROM recordings WHERE state = 'pending'"
-            " AND (next_try_at IS NULL OR next_try_at <= ?) ORDER BY id LIMIT ?",
-            (ts(now_utc()), limit))
-        return [{"id": r[0], "call_id": r[1], "pbx_path": r[2], "attempts": r[3]} for r in rows]
+            "SELECT r.id, r.call_id, r.pbx_path, r.attempts, r.until_stable, r.seen_size"
+            " FROM recordings r JOIN calls c ON c.id = r.call_id WHERE r.state = 'pending'"
+            " AND (r.next_try_at IS NULL OR r.next_try_at <= ?) AND c.ended_at IS NOT NULL"
+            " ORDER BY r.id LIMIT ?", (ts(now_utc()), limit))
+        return [{"id": r[0], "call_id": r[1], "pbx_path": r[2], "attempts": r[3],
+                 "until_stable": bool(r[4]), "seen_size": r[5]} for r in rows]
 
     async def update_recording(self, recording_id: int, **changes: Any) -> None:
-        allowed = {"local_path", "state", "attempts", "last_error", "next_try_at", "size"}
+        allowed = {"local_path", "state", "attempts", "last_error", "next_try_at", "size",
+                   "until_stable", "seen_size"}
         if set(changes) - allowed:
             raise ValueError(f"cannot change {set(changes) - allowed} of a recording")
         values = [ts(v) if isinstance(v, datetime) else v for v in changes.values()]

@@ -19,6 +19,8 @@ PBX = "/var/spool/asterisk/monitor"
 async def new_call(store: SqliteStore, call_id: str = "office:1.1") -> None:
     await store.upsert_call({"id": call_id, "line": "office", "direction": "inbound",
                              "state": "answered", "ringing_at": "2026-11-22T10:00:00+00:00",
+                             "answered_at": "2026-11-22T10:00:05+00:00",
+                             "ended_at": "2026-11-22T10:01:00+00:00",
                              "candidates": [], "rang": [], "transfers": []})
 
 
@@ -137,3 +139,159 @@ async def test_sftp_fetch(store: SqliteStore, tmp_path: Path, sftp_server, caplo
     missing = await store.get_recording(call["recordings"][1]["id"])
     assert "sftp 127.0.0.1" in missing["last_error"]
     assert "wrong-password-xyz" not in caplog.text + missing["last_error"]
+
+
+class _FlakySftp(asyncssh.SFTPServer):
+    """The PBX's SFTP server where one file hangs for ever and one cannot be read."""
+
+    hanging: asyncio.Event
+
+    async def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
+        if path.endswith(b"hang.wav"):
+            self.hanging.set()
+            await asyncio.Event().wait()  # a stale NFS under the PBX's spool, say
+        if path.endswith(b"broken.wav"):
+            raise asyncssh.SFTPPermissionDenied("permission denied")
+        return super().open(path, pflags, attrs)
+
+
+def sftp_config(port: int, known: Path, **changes: object) -> RecordingsConfig:
+    options: dict[str, object] = {"retry_seconds": 0, **changes}
+    return RecordingsConfig(fetch="sftp", sftp_host="127.0.0.1", sftp_port=port,
+                            sftp_username="pbx", sftp_password="sftp-secret",
+                            sftp_known_hosts=str(known), pbx_path=PBX,
+                            **options)  # type: ignore[arg-type]
+
+
+async def test_sftp_failing_or_hanging_file_does_not_hold_up_the_others(
+        store: SqliteStore, tmp_path: Path) -> None:
+    root = tmp_path / "pbx-root"
+    (root / PBX.lstrip("/")).mkdir(parents=True)
+    for name in ("one.wav", "two.wav", "hang.wav", "broken.wav"):
+        (root / PBX.lstrip("/") / name).write_bytes(b"RIFF" + name.encode())
+    hanging = asyncio.Event()
+
+    def flaky(chan: asyncssh.SSHServerChannel) -> asyncssh.SFTPServer:
+        server = _FlakySftp(chan, chroot=str(root))
+        server.hanging = hanging
+        return server
+
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    server = await asyncssh.create_server(_Server, "127.0.0.1", 0, server_host_keys=[key],
+                                          sftp_factory=flaky)
+    port = server.sockets[0].getsockname()[1]
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{port} {key.export_public_key().decode()}")
+    try:
+        fetcher = RecordingFetcher(store, sftp_config(port, known, fetch_timeout=1.0,
+                                                      max_attempts=2, retry_seconds=600),
+                                   tmp_path / "storage")
+        await new_call(store)
+        for name in ("one.wav", "hang.wav", "broken.wav", "two.wav"):
+            await store.add_recording("office:1.1", f"{PBX}/{name}")
+        await make_due(store)
+
+        tasks = {t.get_name(): t for t in await fetcher.start_due()}
+        recs = {r["pbx_path"].rsplit("/", 1)[1]: r["id"]
+                for r in (await store.get_call("office:1.1"))["recordings"]}
+        hang = tasks.pop(f"recording-{recs['hang.wav']}")
+        await asyncio.wait_for(hanging.wait(), 30)
+        # The others are done while the hanging file is still being waited for.
+        assert await asyncio.wait_for(asyncio.gather(*tasks.values()), 30) == [True, False, True]
+        assert not hang.done()
+        states = {name: await store.get_recording(i) for name, i in recs.items()}
+        assert [states[n]["state"] for n in ("one.wav", "two.wav")] == ["fetched", "fetched"]
+        assert Path(states["two.wav"]["local_path"]).read_bytes() == b"RIFFtwo.wav"
+        assert states["broken.wav"]["state"] == "pending"
+        assert "permission denied" in states["broken.wav"]["last_error"]
+        assert states["hang.wav"]["state"] == "pending"  # in flight: not started twice
+        assert await fetcher.start_due() == []
+
+        assert await asyncio.wait_for(hang, 30) is False  # its time limit, not a hang
+        hung = await store.get_recording(recs["hang.wav"])
+        assert hung["attempts"] == 1 and hung["last_error"] == "not fetched within 1 s"
+        await make_due(store)
+        assert await asyncio.wait_for(fetcher.fetch_due(), 30) == 0
+        for name in ("hang.wav", "broken.wav"):  # max_attempts, each file on its own count
+            assert (await store.get_recording(recs[name]))["state"] == "failed"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_sftp_server_that_never_answers_ssh_times_out(store: SqliteStore,
+                                                             tmp_path: Path) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # accepts TCP, never says a word of SSH
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    try:
+        fetcher = RecordingFetcher(store, sftp_config(port, known, sftp_connect_timeout=0.5),
+                                   tmp_path / "storage")
+        await new_call(store)
+        await store.add_recording("office:1.1", f"{PBX}/b.wav")
+        await make_due(store)
+        assert await asyncio.wait_for(fetcher.fetch_due(), 30) == 0
+        [rec] = (await store.get_call("office:1.1"))["recordings"]
+        failed = await store.get_recording(rec["id"])
+        assert failed["state"] == "pending" and failed["attempts"] == 1
+        assert failed["last_error"] == f"sftp 127.0.0.1:{port}: no SSH login within 0.5 s"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_sftp_connection_has_keepalives_and_limits(store: SqliteStore, tmp_path: Path,
+                                                         monkeypatch) -> None:
+    seen: dict[str, object] = {}
+
+    async def connect(host: str, port: int, **options: object) -> None:
+        seen.update(options)
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(asyncssh, "connect", connect)
+    fetcher = RecordingFetcher(store, sftp_config(22, tmp_path / "known", sftp_keepalive_seconds=7,
+                                                  sftp_connect_timeout=9), tmp_path / "s")
+    await new_call(store)
+    await store.add_recording("office:1.1", f"{PBX}/b.wav")
+    await make_due(store)
+    assert await fetcher.fetch_due() == 0
+    assert (seen["keepalive_interval"], seen["keepalive_count_max"]) == (7, 3)
+    assert seen["connect_timeout"] == 9
+
+
+async def test_sftp_recording_whose_call_end_was_not_seen_is_fetched_once_stable(
+        store: SqliteStore, tmp_path: Path, sftp_server) -> None:
+    root, port, known = sftp_server
+    wav = root / PBX.lstrip("/") / "c.wav"
+    wav.write_bytes(b"RIFF" + b"\0" * 100)
+    await store.upsert_call({"id": "office:5.5", "line": "office", "direction": "inbound",
+                             "state": "answered", "ringing_at": "2026-11-22T10:00:00+00:00",
+                             "answered_at": "2026-11-22T10:00:05+00:00"})
+    await store.add_recording("office:5.5", f"{PBX}/c.wav")
+    await store.close_dangling_calls("callcenter stopped during the call")
+    fetcher = RecordingFetcher(store, sftp_config(port, known), tmp_path / "storage")
+    assert await asyncio.wait_for(fetcher.fetch_due(), 30) == 0  # size noted
+    wav.write_bytes(wav.read_bytes() + b"\1" * 50)
+    await make_due(store)
+    assert await asyncio.wait_for(fetcher.fetch_due(), 30) == 0  # it grew
+    await make_due(store)
+    assert await asyncio.wait_for(fetcher.fetch_due(), 30) == 1  # the same size twice
+    [rec] = (await store.get_call("office:5.5"))["recordings"]
+    assert (rec["state"], rec["size"]) == ("fetched", 154)
+
+
+def test_recordings_limits_are_checked(tmp_path: Path) -> None:
+    from callcenter.config import ConfigError, load_config
+
+    path = tmp_path / "c.toml"
+    path.write_text("[recordings]\nparallel_fetches = 0\n")
+    with pytest.raises(ConfigError, match="parallel_fetches must be at least 1"):
+        load_config(path, env={})
+    path.write_text("[recordings]\nfetch_timeout = 0\n")
+    with pytest.raises(ConfigError, match="fetch_timeout must be positive"):
+        load_config(path, env={})

@@ -1,0 +1,5 @@
+-- A recording whose call ended while callcenter was not running (its end never seen) is
+-- fetched only once the file has stopped growing: until_stable marks it, seen_size is the
+-- file's size at the previous check.
+ALTER TABLE recordings ADD COLUMN until_stable INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE recordings ADD COLUMN seen_size INTEGER;
