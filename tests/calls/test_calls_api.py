@@ -20,9 +20,10 @@ REC = "q-20261122-230057-1795388457.1.wav"
 
 
 class Session:
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: httpx.AsyncClient, app: object = None) -> None:
         self.c = client
         self.csrf = ""
+        self.app = app
 
     async def login(self, login: str) -> dict:
         r = await self.c.post("/api/session", json={"login": login, "password": DEMO_PASSWORD})
@@ -52,7 +53,7 @@ async def running(config: Config, scenario: str | None) -> AsyncIterator[tuple]:
             transport = httpx.ASGITransport(app=app)
 
             def session() -> Session:
-                return Session(httpx.AsyncClient(transport=transport, base_url="http://cc"))
+                return Session(httpx.AsyncClient(transport=transport, base_url="http://cc"), app)
 
             yield app, emulator, session
     finally:
@@ -61,11 +62,16 @@ async def running(config: Config, scenario: str | None) -> AsyncIterator[tuple]:
 
 
 async def wait_calls(s: Session, n: int, state: str | None = None) -> list[dict]:
+    """The log once ``n`` calls have ended and the call log has written what they left: the
+    registry lets a call go before its final row is stored, so "no live call" alone is not
+    enough."""
+    call_log = s.app.state.services.extra["call_log"]
     for _ in range(500):
-        r = await s.get("/api/calls", params={"state": state} if state else {})
-        calls = r.json()
-        if len(calls) >= n and not (await s.get("/api/calls/live")).json():
-            return calls
+        if not (await s.get("/api/calls/live")).json():
+            await call_log.drained()
+            r = await s.get("/api/calls", params={"state": state} if state else {})
+            if len(calls := r.json()) >= n:
+                return calls
         await asyncio.sleep(0.02)
     raise AssertionError("calls did not arrive")
 
