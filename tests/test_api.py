@@ -193,7 +193,7 @@ def test_openapi_document(api: Api) -> None:
         assert path in doc["paths"], path
     post = doc["paths"]["/api/clients"]["post"]
     assert post["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
-        "ClientInput")
+        "ClientCreate")
     for ref in _refs(doc):
         assert ref.split("/")[-1] in doc["components"]["schemas"], ref
 
