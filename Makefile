@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/ami_ingest.py
 	$(PY) benchmarks/screenpop_latency.py
 	$(PY) -m benchmarks.ws_fanout
+	$(PY) benchmarks/api_models.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -208,3 +208,4 @@ async def test_every_route_refuses_a_big_content_length_unread(config: Config, m
     app = create_app(config, demo=True, demo_calls=False)
     sent = await _call(app, _scope(method, path, [(b"content-length", b"314572800")]), receive)
     assert sent[0]["status"] == 413
+    assert (b"x-content-type-options", b"nosniff") in sent[0]["headers"]

@@ -74,8 +74,9 @@ def build_web_app(
             yield
 
     middleware = [
-        Middleware(BodyLimitMiddleware, limit=MAX_BODY),
         Middleware(SecurityHeadersMiddleware),
+        # Before anything reads the body; inside the headers, so a 413 carries them too.
+        Middleware(BodyLimitMiddleware, limit=MAX_BODY),
         Middleware(
             SessionMiddleware,
             secret_key=secret_key,
