@@ -182,6 +182,10 @@ def test_tasks_create_done_undo(api: Api) -> None:
     r = api.patch(f"/api/tasks/{task['id']}", json={"done": False})
     assert r.json()["done"] is False and r.json()["done_at"] is None
     assert api.post("/api/tasks", json={"title": "x", "due_at": "tomorrow"}).status_code == 400
+    assert api.post("/api/tasks", json={"title": "x", "due_at": 1764582000}).status_code == 400
+    r = api.post("/api/tasks", json={"title": "day only", "due_at": "2026-12-02"})
+    assert r.status_code == 201 and r.json()["due_at"].startswith("2026-12-02T00:00")
+    api.patch(f"/api/tasks/{r.json()['id']}", json={"done": True})
     assert [t["id"] for t in api.get("/api/tasks", params={"done": "false"}).json()] == [task["id"]]
 
 

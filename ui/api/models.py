@@ -61,7 +61,15 @@ def _utc(when: datetime) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-When = Annotated[datetime, AfterValidator(_utc)]
+def _iso_text(value: Any) -> Any:
+    # Lax parsing for "2026-11-22" as well as full date-times, but only from text: a JSON
+    # number is not taken for a Unix time.
+    if not isinstance(value, str | datetime):
+        raise PydanticCustomError("datetime_type", "must be a date-time")
+    return value
+
+
+When = Annotated[datetime, Field(strict=False), BeforeValidator(_iso_text), AfterValidator(_utc)]
 
 
 def _none_if_empty(value: Any) -> Any:
