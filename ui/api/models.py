@@ -48,12 +48,12 @@ Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 Password = Annotated[str, StringConstraints(min_length=MIN_LENGTH, max_length=MAX_PASSWORD)]
 
 
-# A field of a PATCH body that may be left out but not sent as null. Handlers read what was
-# sent with model_dump(exclude_unset=True), so the default is never seen.
 def _no_default(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
 
 
+# A field of a PATCH body that may be left out but not sent as null. Handlers read what was
+# sent with model_dump(exclude_unset=True), so the default is never seen.
 ABSENT: Any = Field(default=None, json_schema_extra=_no_default)
 
 
