@@ -160,6 +160,10 @@ def test_users_admin_only_changes_and_own_settings(api_factory) -> None:
     r = admin.post("/api/users", json={"login": "new", "name": "New", "role": "manager",
                                        "extension": "104", "password": "short"})
     assert r.status_code == 400 and "8 characters" in r.json()["message"]
+    r = admin.post("/api/users", json={"login": "new one", "name": "New", "role": "manager",
+                                       "extension": "104", "password": "long-enough"})
+    assert r.status_code == 400 and r.json()["field"] == "login"
+    assert "without spaces" in r.json()["message"]
     r = admin.post("/api/users", json={"login": "new", "name": "New", "role": "manager",
                                        "extension": "104", "password": "long-enough"})
     assert r.status_code == 201 and "password" not in r.text

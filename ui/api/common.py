@@ -95,7 +95,7 @@ async def body_of(request: Request, model: type[B]) -> B:
     try:
         return model.model_validate_json(raw)
     except PydanticValidationError as exc:
-        raise invalid_input(exc, "") from None
+        raise invalid_input(exc, "", model) from None
 
 
 def query_of(request: HTTPConnection, model: type[Q]) -> Q:
@@ -104,15 +104,16 @@ def query_of(request: HTTPConnection, model: type[Q]) -> Q:
     try:
         return model.model_validate(dict(request.query_params))
     except PydanticValidationError as exc:
-        raise invalid_input(exc, "query parameter ") from None
+        raise invalid_input(exc, "query parameter ", model) from None
 
 
-def invalid_input(exc: PydanticValidationError, prefix: str) -> ValidationError:
+def invalid_input(exc: PydanticValidationError, prefix: str,
+                  model: type[BaseModel] | None = None) -> ValidationError:
     """Pydantic's errors in the API's ``{"error", "message", "field"}`` shape: the first
     offending field is named, the messages of the first few are joined."""
     errors = exc.errors(include_url=False, include_input=False)
     fields = [_field(e["loc"]) for e in errors]
-    messages = [_message(e, f, prefix) for e, f in zip(errors, fields, strict=True)]
+    messages = [_message(e, f, prefix, model) for e, f in zip(errors, fields, strict=True)]
     extra = len(messages) - 5
     text = "; ".join(messages[:5]) + (f"; and {extra} more" if extra > 0 else "")
     return ValidationError(text, field=fields[0] if fields else None)
@@ -150,7 +151,8 @@ _MESSAGES = {
 }
 
 
-def _message(error: Any, field: str | None, prefix: str) -> str:
+def _message(error: Any, field: str | None, prefix: str,
+             model: type[BaseModel] | None) -> str:
     kind = error["type"]
     ctx = error.get("ctx") or {}
     label = f"{prefix}{field}" if field else "request body"
@@ -161,6 +163,9 @@ def _message(error: Any, field: str | None, prefix: str) -> str:
         return (f"{label} must not be empty" if n == 1
                 else f"{label} must have at least {n} characters")
     if kind == "string_pattern_mismatch":
+        info = model.model_fields.get(field or "") if model else None
+        if info is not None and info.description:  # "at most 64 characters without spaces"
+            return f"{label} must be {info.description}"
         return f"{label} must match {ctx.get('pattern')}"
     template = _MESSAGES.get(kind)
     if template is not None:
