@@ -122,6 +122,15 @@ def test_bad_input_gets_a_clear_4xx_and_changes_nothing(api: Api) -> None:
     assert len(api.get("/api/clients", params={"limit": 500}).json()) == before
     r = api.get("/api/clients", params={"limit": "lots"})
     assert r.status_code == 400 and "limit" in r.json()["message"]
+    r = api.get("/api/clients", params={"offset": "9" * 5000})
+    assert r.status_code == 400 and r.json()["message"] == (
+        "query parameter offset is far too large a number")
+    r = api.post("/api/clients", content=b'{"name": "A", "manager_id": ' + b"9" * 5000 + b"}",
+                 headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and "not valid JSON" in r.json()["message"]
+    r = api.post("/api/clients", content=b"[" * 100_000, headers={"Content-Type":
+                                                                "application/json"})
+    assert r.status_code == 400 and "not valid JSON" in r.json()["message"]
     assert api.get("/api/clients/999999").status_code == 404
     r = api.post("/api/custom-fields", json={"name": "Bad Name"})
     assert r.status_code == 400 and r.json()["field"] == "name"
