@@ -101,6 +101,11 @@ async def test_call_log_filters_roles_and_recording_download(config: Config,
         assert r.status_code == 400 and r.json()["field"] == "since"
         r = await sec.get("/api/calls", params={"state": "lost"})
         assert r.status_code == 400
+        # a number without digits used to match every call
+        r = await sec.get("/api/calls", params={"number": "abc"})
+        assert r.status_code == 400 and r.json()["field"] == "number", r.text
+        r = await sec.get("/api/calls", params={"client_id": "abc"})
+        assert r.status_code == 400 and r.json()["field"] == "client_id", r.text
 
         # a manager sees calls with their own clients only
         assert len((await maria.get("/api/calls")).json()) == 1  # Ромашка is Maria's
