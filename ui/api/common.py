@@ -128,7 +128,6 @@ def _field(loc: tuple[int | str, ...]) -> str | None:
 
 _MESSAGES = {
     "missing": "{f} is required",
-    "extra_forbidden": "unknown field {f}",
     "string_type": "{f} must be text",
     "int_type": "{f} must be a whole number",
     "int_parsing": "{f} must be a whole number",
@@ -164,6 +163,10 @@ def _message(error: Any, field: str | None, prefix: str,
         n = ctx.get("min_length", 1)
         return (f"{label} must not be empty" if n == 1
                 else f"{label} must have at least {n} characters")
+    if kind == "extra_forbidden":
+        allowed = (f"; allowed: {', '.join(model.model_fields)}"
+                   if model is not None and len(error["loc"]) == 1 else "")
+        return f"unknown {prefix or 'field '}{field}{allowed}"
     if kind == "string_pattern_mismatch":
         info = model.model_fields.get(field or "") if model else None
         if info is not None and info.description:  # "at most 64 characters without spaces"
