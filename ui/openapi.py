@@ -1,6 +1,7 @@
 """The OpenAPI 3.1 document, generated from the route table: request bodies and query
 parameters from the pydantic models the handlers validate with (ui/api/models.py), responses
-from the core's dataclasses (callcenter/models.py), and the few hand-built shapes below."""
+from the core's dataclasses (callcenter/models.py) and the TypedDicts of the dict-built answers
+(ui/api/responses.py), and the two hand-written shapes below."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 
 from callcenter.models import Client, Contact, CustomField, Interaction, Phone, Task, User
+from ui.api.responses import RESPONSE_TYPES
 from ui.routes import ApiRoute
 
 REF = "#/components/schemas/{model}"
-RESPONSES = (User, Phone, Contact, Client, CustomField, Interaction, Task)
+RESPONSES = (User, Phone, Contact, Client, CustomField, Interaction, Task, *RESPONSE_TYPES)
 
 _S = "string"
 _ERROR = {"type": "object", "required": ["error", "message"], "properties": {
@@ -25,49 +27,12 @@ def _obj(props: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any
                                                        else {})}
 
 
-def _t(kind: str, **extra: Any) -> dict[str, Any]:
-    return {"type": kind, **extra}
-
-
-def _item(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-_NULL_INT = {"type": ["integer", "null"]}
-_NULL_STR = {"type": ["string", "null"]}
-_TIME = {"type": ["string", "null"], "format": "date-time"}
-
-# Shapes built by hand in the handlers (dicts, not dataclasses); everything else is generated.
+# The error shape and the live-call payload (documented in docs/events.md); everything else
+# is generated.
 SCHEMAS: dict[str, Any] = {
     "Error": _ERROR,
-    "Session": _obj({"user": {"$ref": "#/components/schemas/User"}, "csrf_token": _t(_S)}),
-    "CallParty": _obj({"raw": _t(_S), "e164": _NULL_STR, "name": _t(_S),
-                       "withheld": _t("boolean"), "display": _t(_S)}),
-    "Call": _obj({
-        "id": _t(_S), "line": _t(_S),
-        "direction": _t(_S, enum=["inbound", "outbound", "internal"]),
-        "caller": _item("CallParty"), "called": _t(_S), "client_id": _NULL_INT,
-        "client_name": _NULL_STR,
-        "contact_id": _NULL_INT, "candidates": _t("array", items=_t("object")),
-        "state": _t(_S, enum=["ringing", "answered", "missed", "failed"]),
-        "reason": _NULL_STR, "cause": _t(_S),
-        "answered_by": {"type": ["object", "null"], "properties": {
-            "extension": _NULL_STR, "user_id": _NULL_INT, "user_name": _NULL_STR}},
-        "rang": _t("array", items=_t(_S)), "user_id": _NULL_INT,
-        "started_at": _TIME, "answered_at": _TIME, "ended_at": _TIME,
-        "ring_seconds": {"type": ["number", "null"]}, "talk_seconds": {"type": ["number", "null"]},
-        "transfers": _t("array", items=_obj({"kind": _t(_S), "from": _NULL_STR, "to": _t(_S),
-                                             "at": _TIME, "result": _t(_S)})),
-        "recordings": _t("array", items=_obj({"id": _t("integer"), "state": _t(_S),
-                                              "size": _NULL_INT, "url": _NULL_STR})),
-    }),
-    "LiveCall": _obj({"call": _t("object", description="see docs/events.md"),
-                      "match": _t("object", description="see docs/events.md")}),
-    "ActionResult": _obj({"ok": _t("boolean"), "result": _t(_S), "call_ref": _t(_S),
-                          "file": _NULL_STR}),
-    "Lookup": _obj({"number": _t("object"), "withheld": _t("boolean"),
-                    "user": {"oneOf": [{"$ref": "#/components/schemas/User"}, {"type": "null"}]},
-                    "candidates": _t("array", items=_t("object")), "tie": _t("boolean")}),
+    "LiveCall": _obj({"call": {"type": "object", "description": "see docs/events.md"},
+                      "match": {"type": "object", "description": "see docs/events.md"}}),
 }
 
 

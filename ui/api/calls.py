@@ -17,6 +17,7 @@ from callcenter.store.base import CallFilter
 from ui.api.clients import managers_restricted
 from ui.api.common import body_of, current_user, ok, path_id, query_of, services
 from ui.api.models import CallsQuery, OriginateIn, RecordingIn, TransferIn
+from ui.api.responses import ActionResult, Call
 
 
 def _calls(svc: Services) -> Any:
@@ -26,7 +27,7 @@ def _calls(svc: Services) -> Any:
     return service
 
 
-def call_json(row: dict[str, Any], region: str) -> dict[str, Any]:
+def call_json(row: dict[str, Any], region: str) -> Call:
     """A call-log row in the same shape as the live events' ``call``."""
     number = normalize(row["caller_raw"], region)
     answered = None
@@ -114,13 +115,13 @@ async def transfer(request: Request) -> JSONResponse:
     data = await body_of(request, TransferIn)
     await _calls(services(request)).transfer(
         user, request.path_params["call_id"], data.to, data.kind)
-    return ok({"ok": True, "result": "requested"})
+    return ok(ActionResult(ok=True, result="requested"))
 
 
 async def hangup(request: Request) -> JSONResponse:
     user = await current_user(request)
     await _calls(services(request)).hangup(user, request.path_params["call_id"])
-    return ok({"ok": True})
+    return ok(ActionResult(ok=True))
 
 
 async def recording(request: Request) -> JSONResponse:
@@ -128,14 +129,14 @@ async def recording(request: Request) -> JSONResponse:
     data = await body_of(request, RecordingIn)
     path = await _calls(services(request)).recording(user, request.path_params["call_id"],
                                                      data.on)
-    return ok({"ok": True, "file": path})
+    return ok(ActionResult(ok=True, file=path))
 
 
 async def originate(request: Request) -> JSONResponse:
     user = await current_user(request)
     data = await body_of(request, OriginateIn)
     ref = await _calls(services(request)).originate(user, data.number)
-    return ok({"ok": True, "call_ref": ref})
+    return ok(ActionResult(ok=True, call_ref=ref))
 
 
 async def presence(request: Request) -> JSONResponse:

@@ -11,6 +11,7 @@ from callcenter.models import User
 from callcenter.passwords import verify_password_async
 from ui.api.common import body_of, current_user, error_response, ok, services
 from ui.api.models import Login
+from ui.api.responses import ActionResult, Session
 from ui.security import TooManyAttempts, end_session, session_user_id, start_session
 from ui.throttle import LoginThrottle
 
@@ -55,12 +56,12 @@ async def login(request: Request) -> JSONResponse:
         return error_response(401, "bad-credentials", "wrong login or password")
     token = start_session(request, user, await services(request).store.session_epoch(user.id))
     log.info("user %s logged in", user.login)
-    return ok({"user": user, "csrf_token": token})
+    return ok(Session(user=user, csrf_token=token))
 
 
 async def whoami(request: Request) -> JSONResponse:
     user = await current_user(request)
-    return ok({"user": user, "csrf_token": request.session.get("csrf")})
+    return ok(Session(user=user, csrf_token=request.session.get("csrf")))
 
 
 async def logout(request: Request) -> JSONResponse:
@@ -74,4 +75,4 @@ async def logout(request: Request) -> JSONResponse:
         hub = getattr(request.app.state, "hub", None)
         if hub is not None:
             hub.disconnect_user(uid)
-    return ok({"ok": True})
+    return ok(ActionResult(ok=True))
