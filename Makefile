@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/screenpop_latency.py
 	$(PY) -m benchmarks.ws_fanout
 	$(PY) -m benchmarks.screenpop_e2e
+	$(PY) benchmarks/api_models.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

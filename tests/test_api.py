@@ -97,7 +97,7 @@ def test_bad_input_gets_a_clear_4xx_and_changes_nothing(api: Api) -> None:
         ({"name": "   "}, "name must not be empty", "name"),
         ({"name": 5}, "name must be text", "name"),
         ({"name": "A", "kind": "alien"}, "kind must be 'company' or 'person'", "kind"),
-        ({"name": "A", "colour": "red"}, "unknown field colour", "colour"),
+        ({"name": "A", "colour": "red"}, "unknown field colour; allowed: name, kind,", "colour"),
         ({"name": "A", "manager_id": 9999}, "no such user", "manager_id"),
         ({"name": "A", "manager_id": 2}, "is a secretary", "manager_id"),
         ({"name": "A", "custom": {"nope": 1}}, "no such custom field", "custom.nope"),
@@ -122,6 +122,15 @@ def test_bad_input_gets_a_clear_4xx_and_changes_nothing(api: Api) -> None:
     assert len(api.get("/api/clients", params={"limit": 500}).json()) == before
     r = api.get("/api/clients", params={"limit": "lots"})
     assert r.status_code == 400 and "limit" in r.json()["message"]
+    r = api.get("/api/clients", params={"offset": "9" * 5000})
+    assert r.status_code == 400 and r.json()["message"] == (
+        "query parameter offset is far too large a number")
+    r = api.post("/api/clients", content=b'{"name": "A", "manager_id": ' + b"9" * 5000 + b"}",
+                 headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and "not valid JSON" in r.json()["message"]
+    r = api.post("/api/clients", content=b"[" * 100_000, headers={"Content-Type":
+                                                                "application/json"})
+    assert r.status_code == 400 and "not valid JSON" in r.json()["message"]
     assert api.get("/api/clients/999999").status_code == 404
     r = api.post("/api/custom-fields", json={"name": "Bad Name"})
     assert r.status_code == 400 and r.json()["field"] == "name"
@@ -160,6 +169,10 @@ def test_users_admin_only_changes_and_own_settings(api_factory) -> None:
     r = admin.post("/api/users", json={"login": "new", "name": "New", "role": "manager",
                                        "extension": "104", "password": "short"})
     assert r.status_code == 400 and "8 characters" in r.json()["message"]
+    r = admin.post("/api/users", json={"login": "new one", "name": "New", "role": "manager",
+                                       "extension": "104", "password": "long-enough"})
+    assert r.status_code == 400 and r.json()["field"] == "login"
+    assert "without spaces" in r.json()["message"]
     r = admin.post("/api/users", json={"login": "new", "name": "New", "role": "manager",
                                        "extension": "104", "password": "long-enough"})
     assert r.status_code == 201 and "password" not in r.text
@@ -182,6 +195,10 @@ def test_tasks_create_done_undo(api: Api) -> None:
     r = api.patch(f"/api/tasks/{task['id']}", json={"done": False})
     assert r.json()["done"] is False and r.json()["done_at"] is None
     assert api.post("/api/tasks", json={"title": "x", "due_at": "tomorrow"}).status_code == 400
+    assert api.post("/api/tasks", json={"title": "x", "due_at": 1764582000}).status_code == 400
+    r = api.post("/api/tasks", json={"title": "day only", "due_at": "2026-12-02"})
+    assert r.status_code == 201 and r.json()["due_at"].startswith("2026-12-02T00:00")
+    api.patch(f"/api/tasks/{r.json()['id']}", json={"done": True})
     assert [t["id"] for t in api.get("/api/tasks", params={"done": "false"}).json()] == [task["id"]]
 
 
@@ -193,7 +210,7 @@ def test_openapi_document(api: Api) -> None:
         assert path in doc["paths"], path
     post = doc["paths"]["/api/clients"]["post"]
     assert post["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
-        "ClientInput")
+        "ClientCreate")
     for ref in _refs(doc):
         assert ref.split("/")[-1] in doc["components"]["schemas"], ref
 

@@ -21,6 +21,8 @@ from ui.hub import Hub
 from ui.openapi import build_openapi
 from ui.pages import SecurityHeadersMiddleware, page_routes
 from ui.routes import ROUTES, ApiRoute
+from ui.security import MAX_BODY, BodyLimitMiddleware
+from ui.throttle import LoginThrottle
 
 SESSION_COOKIE = "cc_session"
 
@@ -46,7 +48,7 @@ def build_web_app(
         return JSONResponse({"ok": True, "version": __version__})
 
     routes: list[BaseRoute] = [
-        Route(r.path.replace("{id}", "{id:int}"), r.endpoint, methods=[r.method])
+        Route(r.path.replace("{id}", "{id:int}"), _bound(r), methods=[r.method])
         for r in all_api
     ]
     routes += [
@@ -73,6 +75,8 @@ def build_web_app(
 
     middleware = [
         Middleware(SecurityHeadersMiddleware),
+        # Before anything reads the body; inside the headers, so a 413 carries them too.
+        Middleware(BodyLimitMiddleware, limit=MAX_BODY),
         Middleware(
             SessionMiddleware,
             secret_key=secret_key,
@@ -87,4 +91,19 @@ def build_web_app(
     app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers,
                     lifespan=with_hub)
     app.state.hub = hub
+    app.state.login_throttle = LoginThrottle()
     return app
+
+
+def _bound(route: ApiRoute) -> Any:
+    """The endpoint, told which route it serves: ui.api.common.body_of/query_of check that
+    the model a handler validates with is the one the OpenAPI document shows."""
+    endpoint = route.endpoint
+
+    async def bound(request: Request) -> Any:
+        request.scope["api_route"] = route
+        return await endpoint(request)
+
+    bound.__name__ = endpoint.__name__
+    bound.__doc__ = endpoint.__doc__
+    return bound

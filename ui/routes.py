@@ -6,7 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel
+
 from ui.api import calls, clients, session, tasks, users
+from ui.api import models as m
 
 
 @dataclass(frozen=True)
@@ -16,9 +19,9 @@ class ApiRoute:
     endpoint: Callable[..., Any]
     summary: str
     tag: str
-    body: str | None = None  # schema name of the JSON body
+    body: type[BaseModel] | None = None  # the model that validates the JSON body
     response: str | None = None  # schema name; "[X]" for a list of X
-    query: tuple[tuple[str, str, str], ...] = ()  # (name, type, description)
+    query: type[BaseModel] | None = None  # the model that validates the query string
     status: int = 200
     public: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -26,84 +29,74 @@ class ApiRoute:
 
 ROUTES: list[ApiRoute] = [
     ApiRoute("POST", "/api/session", session.login, "Log in (sets the session cookie)",
-             "session", "Login", "Session", public=True),
+             "session", m.Login, "Session", public=True),
     ApiRoute("GET", "/api/session", session.whoami, "The logged-in user and CSRF token",
              "session", None, "Session"),
-    ApiRoute("DELETE", "/api/session", session.logout, "Log out", "session"),
+    ApiRoute("DELETE", "/api/session", session.logout, "Log out", "session", None,
+             "ActionResult"),
     ApiRoute("GET", "/api/users", users.list_users, "List users", "users", None, "[User]"),
     ApiRoute("POST", "/api/users", users.create_user, "Create a user (admin)", "users",
-             "UserInput", "User", status=201),
+             m.UserCreate, "User", status=201),
     ApiRoute("GET", "/api/users/{id}", users.get_user, "One user", "users", None, "User"),
     ApiRoute("PATCH", "/api/users/{id}", users.update_user,
              "Change a user (admin; anyone: own name, password, language)", "users",
-             "UserInput", "User"),
+             m.UserUpdate, "User"),
     ApiRoute("GET", "/api/clients", clients.list_clients, "List or search clients", "clients",
-             None, "[Client]", (("search", "string", "name, contact or phone digits"),
-                                ("manager_id", "integer", "only this manager's clients"),
-                                ("limit", "integer", "1-500, default 50"),
-                                ("offset", "integer", "for paging"))),
+             None, "[Client]", m.ClientsQuery),
     ApiRoute("POST", "/api/clients", clients.create_client,
-             "Create a client with contacts and phones", "clients", "ClientInput", "Client",
+             "Create a client with contacts and phones", "clients", m.ClientCreate, "Client",
              status=201),
     ApiRoute("GET", "/api/clients/{id}", clients.get_client, "One client with contacts",
              "clients", None, "Client"),
     ApiRoute("PATCH", "/api/clients/{id}", clients.update_client, "Change a client", "clients",
-             "ClientInput", "Client"),
+             m.ClientUpdate, "Client"),
     ApiRoute("DELETE", "/api/clients/{id}", clients.delete_client, "Delete a client (admin)",
-             "clients"),
+             "clients", None, "Deleted"),
     ApiRoute("GET", "/api/clients/{id}/interactions", clients.list_interactions,
              "Interaction history (calls, SMS, faxes, notes), newest first", "clients", None,
-             "[Interaction]", (("limit", "integer", "1-500, default 50"),)),
+             "[Interaction]", m.InteractionsQuery),
     ApiRoute("POST", "/api/clients/{id}/notes", clients.add_note, "Add a note", "clients",
-             "NoteInput", "Interaction", status=201),
+             m.NoteIn, "Interaction", status=201),
     ApiRoute("POST", "/api/clients/{id}/contacts", clients.add_contact, "Add a contact",
-             "contacts", "ContactInput", "Contact", status=201),
+             "contacts", m.ContactIn, "Contact", status=201),
     ApiRoute("PATCH", "/api/contacts/{id}", clients.update_contact, "Change a contact",
-             "contacts", "ContactInput", "Contact"),
+             "contacts", m.ContactUpdate, "Contact"),
     ApiRoute("DELETE", "/api/contacts/{id}", clients.delete_contact, "Delete a contact",
-             "contacts"),
+             "contacts", None, "Deleted"),
     ApiRoute("POST", "/api/contacts/{id}/phones", clients.add_phone, "Add a phone number",
-             "contacts", "PhoneInput", "Phone", status=201),
+             "contacts", m.PhoneIn, "Phone", status=201),
     ApiRoute("DELETE", "/api/phones/{id}", clients.delete_phone, "Delete a phone number",
-             "contacts"),
+             "contacts", None, "Deleted"),
     ApiRoute("GET", "/api/custom-fields", clients.list_custom_fields, "List custom fields",
              "custom fields", None, "[CustomField]"),
     ApiRoute("POST", "/api/custom-fields", clients.create_custom_field,
              "Add a custom field (admin; no migration needed)", "custom fields",
-             "CustomFieldInput", "CustomField", status=201),
+             m.CustomFieldIn, "CustomField", status=201),
     ApiRoute("DELETE", "/api/custom-fields/{id}", clients.delete_custom_field,
-             "Delete a custom field and its values (admin)", "custom fields"),
+             "Delete a custom field and its values (admin)", "custom fields", None, "Deleted"),
     ApiRoute("GET", "/api/lookup", clients.lookup, "Match a phone number to contacts or a user",
-             "clients", None, "Lookup", (("number", "string", "any form of a phone number"),)),
+             "clients", None, "Lookup", m.LookupQuery),
     ApiRoute("GET", "/api/tasks", tasks.list_tasks, "List tasks", "tasks", None, "[Task]",
-             (("done", "boolean", "filter by state"), ("mine", "boolean", "only my tasks"),
-              ("assignee_id", "integer", ""), ("client_id", "integer", ""),
-              ("limit", "integer", "1-1000"))),
-    ApiRoute("POST", "/api/tasks", tasks.create_task, "Create a task", "tasks", "TaskInput",
+             m.TasksQuery),
+    ApiRoute("POST", "/api/tasks", tasks.create_task, "Create a task", "tasks", m.TaskCreate,
              "Task", status=201),
     ApiRoute("PATCH", "/api/tasks/{id}", tasks.update_task, "Change a task, mark done or undo",
-             "tasks", "TaskInput", "Task"),
+             "tasks", m.TaskUpdate, "Task"),
     ApiRoute("GET", "/api/calls/live", calls.live_calls, "Live calls with their screen-pop data",
              "calls", None, "[LiveCall]"),
     ApiRoute("GET", "/api/calls", calls.list_calls, "The call log, newest first", "calls", None,
-             "[Call]", (("since", "string", "ISO date or date-time"),
-                        ("until", "string", "ISO date or date-time"),
-                        ("number", "string", "caller or called number, any form"),
-                        ("client_id", "integer", ""), ("user_id", "integer", "answered, "
-                                                       "placed or rang at this user"),
-                        ("state", "string", "answered | missed | failed"),
-                        ("limit", "integer", "1-1000"), ("offset", "integer", ""))),
+             "[Call]", m.CallsQuery),
     ApiRoute("GET", "/api/calls/{call_id}", calls.get_call, "One call of the log", "calls",
              None, "Call"),
     ApiRoute("POST", "/api/calls/{call_id}/transfer", calls.transfer,
              "Transfer a live call (blind, attended, or redirect while ringing)", "calls",
-             "TransferInput", "ActionResult"),
+             m.TransferIn, "ActionResult"),
     ApiRoute("POST", "/api/calls/{call_id}/hangup", calls.hangup, "Hang up a live call",
              "calls", None, "ActionResult"),
     ApiRoute("POST", "/api/calls/{call_id}/recording", calls.recording,
-             "Start or stop recording a live call", "calls", "RecordingInput", "ActionResult"),
+             "Start or stop recording a live call", "calls", m.RecordingIn, "ActionResult"),
     ApiRoute("POST", "/api/originate", calls.originate,
-             "Click-to-call: ring my phone, then the number", "calls", "OriginateInput",
+             "Click-to-call: ring my phone, then the number", "calls", m.OriginateIn,
              "ActionResult"),
     ApiRoute("GET", "/api/presence", calls.presence,
              "Extensions busy or ringing now (others are free)", "calls"),

@@ -15,6 +15,7 @@ from callcenter.demo import DEMO_PASSWORD
 from pbx.ami.emulator import AmiEmulator
 from pbx.ami.trace import load_trace
 from tests.conftest import FIXTURES
+from tests.test_api_models import assert_documented
 
 REC = "q-20261122-230057-1795388457.1.wav"
 
@@ -95,6 +96,8 @@ async def test_call_log_filters_roles_and_recording_download(config: Config,
         assert call["answered_by"]["user_name"] == "Svetlana Orlova"
         assert call["rang"] == ["101"] and call["talk_seconds"] is not None
         assert call["client_name"] == "ООО «Ромашка»"
+        doc = (await sec.get("/api/openapi.json")).json()
+        assert_documented(doc, "Call", call)
 
         # filters
         for params, n in [({"state": "missed"}, 0), ({"state": "answered"}, 1),
@@ -107,6 +110,11 @@ async def test_call_log_filters_roles_and_recording_download(config: Config,
         assert r.status_code == 400 and r.json()["field"] == "since"
         r = await sec.get("/api/calls", params={"state": "lost"})
         assert r.status_code == 400
+        # a number without digits used to match every call
+        r = await sec.get("/api/calls", params={"number": "abc"})
+        assert r.status_code == 400 and r.json()["field"] == "number", r.text
+        r = await sec.get("/api/calls", params={"client_id": "abc"})
+        assert r.status_code == 400 and r.json()["field"] == "client_id", r.text
 
         # a manager sees calls with their own clients only
         assert len((await maria.get("/api/calls")).json()) == 1  # Ромашка is Maria's
@@ -183,3 +191,6 @@ async def test_click_to_call_and_transfer_through_the_api(config: Config) -> Non
         assert action.get("Channel") == "PJSIP/101-00000006" and action.get("Exten") == "102"
         [call] = await wait_calls(s, 1)
         assert [(t["kind"], t["to"]) for t in call["transfers"]] == [("blind", "102")]
+        doc = (await s.get("/api/openapi.json")).json()
+        assert_documented(doc, "Call", call)
+        assert_documented(doc, "ActionResult", r.json())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,9 @@ from callcenter.phones import display, normalize
 from callcenter.services import Services
 from callcenter.store.base import CallFilter
 from ui.api.clients import managers_restricted
-from ui.api.common import current_user, int_param, json_body, ok, services
+from ui.api.common import body_of, current_user, ok, path_id, query_of, services
+from ui.api.models import CallsQuery, OriginateIn, RecordingIn, TransferIn
+from ui.api.responses import ActionResult, Call
 
 
 def _calls(svc: Services) -> Any:
@@ -30,19 +31,7 @@ def _calls(svc: Services) -> Any:
     return service
 
 
-def _when(request: Request, name: str) -> datetime | None:
-    raw = request.query_params.get(name)
-    if not raw:
-        return None
-    try:
-        when = datetime.fromisoformat(raw)
-    except ValueError:
-        raise ValidationError(f"{name} must be a date or date-time like 2026-11-22",
-                              field=name) from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
-def call_json(row: dict[str, Any], region: str) -> dict[str, Any]:
+def call_json(row: dict[str, Any], region: str) -> Call:
     """A call-log row in the same shape as the live events' ``call``."""
     number = normalize(row["caller_raw"], region)
     answered = None
@@ -83,17 +72,12 @@ async def live_calls(request: Request) -> JSONResponse:
 async def list_calls(request: Request) -> JSONResponse:
     user = await current_user(request)
     svc = services(request)
-    state = request.query_params.get("state") or None
-    if state not in (None, "answered", "missed", "failed", "ringing"):
-        raise ValidationError("state must be answered, missed or failed", field="state")
+    q = query_of(request, CallsQuery)
     f = CallFilter(
-        since=_when(request, "since"), until=_when(request, "until"),
-        number=(request.query_params.get("number") or "").strip()[:40] or None,
-        client_id=int_param(request, "client_id", high=2**62),
-        user_id=int_param(request, "user_id", high=2**62), state=state,
+        since=q.since, until=q.until, number=q.number or None,
+        client_id=q.client_id, user_id=q.user_id, state=q.state,
         visible_to=user.id if managers_restricted(svc, user) else None,
-        limit=int_param(request, "limit", 100, low=1, high=1000) or 100,
-        offset=int_param(request, "offset", 0, high=10**9) or 0,
+        limit=q.limit, offset=q.offset,
     )
     if f.number:
         n = normalize(f.number, svc.config.phones.default_region)
@@ -134,38 +118,31 @@ async def get_call(request: Request) -> JSONResponse:
 
 async def transfer(request: Request) -> JSONResponse:
     user = await current_user(request)
-    data = await json_body(request)
-    if not isinstance(data, dict):
-        raise ValidationError("request body must be a JSON object")
+    data = await body_of(request, TransferIn)
     await _calls(services(request)).transfer(
-        user, request.path_params["call_id"], str(data.get("to", "")),
-        str(data.get("kind", "blind")))
-    return ok({"ok": True, "result": "requested"})
+        user, request.path_params["call_id"], data.to, data.kind)
+    return ok(ActionResult(ok=True, result="requested"))
 
 
 async def hangup(request: Request) -> JSONResponse:
     user = await current_user(request)
     await _calls(services(request)).hangup(user, request.path_params["call_id"])
-    return ok({"ok": True})
+    return ok(ActionResult(ok=True))
 
 
 async def recording(request: Request) -> JSONResponse:
     user = await current_user(request)
-    data = await json_body(request)
-    if not isinstance(data, dict) or not isinstance(data.get("on"), bool):
-        raise ValidationError("send {\"on\": true} or {\"on\": false}", field="on")
+    data = await body_of(request, RecordingIn)
     path = await _calls(services(request)).recording(user, request.path_params["call_id"],
-                                                     data["on"])
-    return ok({"ok": True, "file": path})
+                                                     data.on)
+    return ok(ActionResult(ok=True, file=path))
 
 
 async def originate(request: Request) -> JSONResponse:
     user = await current_user(request)
-    data = await json_body(request)
-    if not isinstance(data, dict) or not isinstance(data.get("number"), str):
-        raise ValidationError("send {\"number\": \"...\"}", field="number")
-    ref = await _calls(services(request)).originate(user, data["number"])
-    return ok({"ok": True, "call_ref": ref})
+    data = await body_of(request, OriginateIn)
+    ref = await _calls(services(request)).originate(user, data.number)
+    return ok(ActionResult(ok=True, call_ref=ref))
 
 
 async def presence(request: Request) -> JSONResponse:
@@ -181,7 +158,7 @@ async def lines(request: Request) -> JSONResponse:
 async def get_recording(request: Request) -> FileResponse | JSONResponse:
     user = await current_user(request)
     svc = services(request)
-    rec = await svc.store.get_recording(int(request.path_params["id"]))
+    rec = await svc.store.get_recording(path_id(request))
     row = await svc.store.get_call(rec["call_id"])
     if managers_restricted(svc, user) and not (
         _row_involves(svc, user, row) or await _own_client(svc, user, row)

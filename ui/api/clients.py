@@ -7,11 +7,22 @@ from datetime import UTC, datetime
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from callcenter.clients import text_field
 from callcenter.errors import PermissionDenied
 from callcenter.models import Client, InteractionKind, Role, User
 from callcenter.services import Services
-from ui.api.common import current_user, int_param, json_body, ok, path_id, services
+from ui.api.common import body_of, current_user, ok, path_id, query_of, services
+from ui.api.models import (
+    ClientCreate,
+    ClientsQuery,
+    ClientUpdate,
+    ContactIn,
+    ContactUpdate,
+    CustomFieldIn,
+    InteractionsQuery,
+    LookupQuery,
+    NoteIn,
+    PhoneIn,
+)
 
 
 def managers_restricted(svc: Services, user: User) -> bool:
@@ -28,12 +39,11 @@ async def visible_client(svc: Services, user: User, client_id: int) -> Client:
 async def list_clients(request: Request) -> JSONResponse:
     user = await current_user(request)
     svc = services(request)
+    q = query_of(request, ClientsQuery)
     clients = await svc.store.list_clients(
-        search=request.query_params.get("search", "")[:200],
-        manager_id=user.id if managers_restricted(svc, user) else int_param(request, "manager_id",
-                                                                               high=2**62),
-        limit=int_param(request, "limit", 50, low=1, high=500) or 50,
-        offset=int_param(request, "offset", 0, high=10**9) or 0,
+        search=q.search,
+        manager_id=user.id if managers_restricted(svc, user) else q.manager_id,
+        limit=q.limit, offset=q.offset,
     )
     return ok(clients)
 
@@ -41,8 +51,8 @@ async def list_clients(request: Request) -> JSONResponse:
 async def create_client(request: Request) -> JSONResponse:
     user = await current_user(request)
     svc = services(request)
-    data = await json_body(request)
-    if managers_restricted(svc, user) and isinstance(data, dict):
+    data = (await body_of(request, ClientCreate)).model_dump(exclude_unset=True)
+    if managers_restricted(svc, user):
         data.setdefault("manager_id", user.id)
         if data["manager_id"] != user.id:
             raise PermissionDenied("a manager can only create clients of their own")
@@ -57,9 +67,9 @@ async def get_client(request: Request) -> JSONResponse:
 async def update_client(request: Request) -> JSONResponse:
     user = await current_user(request)
     svc = services(request)
+    data = (await body_of(request, ClientUpdate)).model_dump(exclude_unset=True)
     await visible_client(svc, user, path_id(request))
-    data = await json_body(request)
-    if managers_restricted(svc, user) and isinstance(data, dict) and data.get(
+    if managers_restricted(svc, user) and data.get(
         "manager_id", user.id
     ) != user.id:
         raise PermissionDenied("a manager cannot hand a client to someone else")
@@ -75,8 +85,9 @@ async def delete_client(request: Request) -> JSONResponse:
 async def add_contact(request: Request) -> JSONResponse:
     user = await current_user(request)
     svc = services(request)
+    data = (await body_of(request, ContactIn)).model_dump(exclude_unset=True)
     await visible_client(svc, user, path_id(request))
-    return ok(await svc.clients.add_contact(path_id(request), await json_body(request)), 201)
+    return ok(await svc.clients.add_contact(path_id(request), data), 201)
 
 
 async def _contact_owner_check(svc: Services, user: User, contact_id: int) -> None:
@@ -87,8 +98,9 @@ async def _contact_owner_check(svc: Services, user: User, contact_id: int) -> No
 async def update_contact(request: Request) -> JSONResponse:
     user = await current_user(request)
     svc = services(request)
+    data = (await body_of(request, ContactUpdate)).model_dump(exclude_unset=True)
     await _contact_owner_check(svc, user, path_id(request))
-    return ok(await svc.clients.update_contact(path_id(request), await json_body(request)))
+    return ok(await svc.clients.update_contact(path_id(request), data))
 
 
 async def delete_contact(request: Request) -> JSONResponse:
@@ -102,8 +114,9 @@ async def delete_contact(request: Request) -> JSONResponse:
 async def add_phone(request: Request) -> JSONResponse:
     user = await current_user(request)
     svc = services(request)
+    data = (await body_of(request, PhoneIn)).model_dump(exclude_unset=True)
     await _contact_owner_check(svc, user, path_id(request))
-    return ok(await svc.clients.add_phone(path_id(request), await json_body(request)), 201)
+    return ok(await svc.clients.add_phone(path_id(request), data), 201)
 
 
 async def delete_phone(request: Request) -> JSONResponse:
@@ -122,8 +135,8 @@ async def list_custom_fields(request: Request) -> JSONResponse:
 
 async def create_custom_field(request: Request) -> JSONResponse:
     await current_user(request, Role.ADMIN)
-    svc = services(request)
-    return ok(await svc.clients.create_custom_field(await json_body(request)), 201)
+    data = (await body_of(request, CustomFieldIn)).model_dump(exclude_unset=True)
+    return ok(await services(request).clients.create_custom_field(data), 201)
 
 
 async def delete_custom_field(request: Request) -> JSONResponse:
@@ -135,19 +148,16 @@ async def delete_custom_field(request: Request) -> JSONResponse:
 async def list_interactions(request: Request) -> JSONResponse:
     user = await current_user(request)
     svc = services(request)
+    q = query_of(request, InteractionsQuery)
     await visible_client(svc, user, path_id(request))
-    limit = int_param(request, "limit", 50, low=1, high=500) or 50
-    return ok(await svc.store.list_interactions(path_id(request), limit))
+    return ok(await svc.store.list_interactions(path_id(request), q.limit))
 
 
 async def add_note(request: Request) -> JSONResponse:
     user = await current_user(request)
     svc = services(request)
+    text = (await body_of(request, NoteIn)).text
     await visible_client(svc, user, path_id(request))
-    data = await json_body(request)
-    if not isinstance(data, dict):
-        data = {}
-    text = text_field(data, "text", required=True)
     note = await svc.store.add_interaction(
         InteractionKind.NOTE, datetime.now(UTC), text, client_id=path_id(request),
         user_id=user.id,
@@ -159,7 +169,7 @@ async def lookup(request: Request) -> JSONResponse:
     """Who is this number? The same matching the screen-pop uses."""
     user = await current_user(request)
     svc = services(request)
-    match = svc.matcher.match(request.query_params.get("number", ""))
+    match = svc.matcher.match(query_of(request, LookupQuery).number)
     restricted = managers_restricted(svc, user)
     candidates = [c for c in match.candidates if not restricted or c.manager_id == user.id]
     return ok({

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import json
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
@@ -23,9 +24,12 @@ from callcenter.errors import (
 from callcenter.models import Role, User
 from callcenter.services import Services
 from callcenter.store.base import Conflict, NotFound
+from ui.api.models import MAX_ID
 from ui.security import (
+    BodyTooLarge,
     CsrfFailed,
     NotAuthenticated,
+    TooManyAttempts,
     check_csrf,
     session_epoch,
     session_user_id,
@@ -33,7 +37,8 @@ from ui.security import (
 
 log = logging.getLogger(__name__)
 
-MAX_BODY = 1 << 20
+B = TypeVar("B", bound=BaseModel)
+Q = TypeVar("Q", bound=BaseModel)
 
 
 def services(conn: HTTPConnection) -> Services:
@@ -63,42 +68,124 @@ async def current_user(conn: HTTPConnection, *roles: Role) -> User:
     return user
 
 
-async def json_body(request: Request) -> Any:
+async def json_bytes(request: Request) -> bytes:
     # A cross-site HTML form can post text/plain but never application/json without a
     # CORS preflight: requiring it closes login CSRF and form-based CSRF for good.
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != (
         "application/json"
     ):
         raise ValidationError("send the body as JSON (Content-Type: application/json)")
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise ValidationError(f"request body is larger than {MAX_BODY} bytes")
-    if not body:
-        raise ValidationError("request body must be a JSON object")
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValidationError(f"request body is not valid JSON: {exc}") from None
+    # BodyLimitMiddleware has refused anything over MAX_BODY before it was read whole.
+    return await request.body()
 
 
-def int_param(request: Request, name: str, default: int | None = None, *, low: int = 0,
-              high: int = 10_000) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
+def _checked(request: HTTPConnection, model: type[BaseModel], kind: str) -> None:
+    # The route table names the model the OpenAPI document shows; validating with another
+    # would let the two disagree.
+    route = request.scope.get("api_route")
+    if route is not None and getattr(route, kind) is not model:
+        raise RuntimeError(f"{route.path} documents {getattr(route, kind)} as its {kind}, "
+                           f"the handler validates {model.__name__}")
+
+
+async def body_of(request: Request, model: type[B]) -> B:
+    """The JSON body validated by ``model``; a 400 naming the field otherwise."""
+    _checked(request, model, "body")
+    raw = await json_bytes(request)
     try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationError(f"query parameter {name} must be a whole number",
-                              field=name) from None
-    if not low <= value <= high:
-        raise ValidationError(f"query parameter {name} must be between {low} and {high}",
-                              field=name)
-    return value
+        return model.model_validate_json(raw)
+    except PydanticValidationError as exc:
+        raise invalid_input(exc, "", model) from None
+
+
+def query_of(request: HTTPConnection, model: type[Q]) -> Q:
+    """The query string validated by ``model``; a 400 naming the parameter otherwise."""
+    _checked(request, model, "query")
+    try:
+        return model.model_validate(dict(request.query_params))
+    except PydanticValidationError as exc:
+        raise invalid_input(exc, "query parameter ", model) from None
+
+
+def invalid_input(exc: PydanticValidationError, prefix: str,
+                  model: type[BaseModel] | None = None) -> ValidationError:
+    """Pydantic's errors in the API's ``{"error", "message", "field"}`` shape: the first
+    offending field is named, the messages of the first few are joined."""
+    errors = exc.errors(include_url=False, include_input=False)
+    fields = [_field(e["loc"]) for e in errors]
+    messages = [_message(e, f, prefix, model) for e, f in zip(errors, fields, strict=True)]
+    extra = len(messages) - 5
+    text = "; ".join(messages[:5]) + (f"; and {extra} more" if extra > 0 else "")
+    return ValidationError(text, field=fields[0] if fields else None)
+
+
+def _field(loc: tuple[int | str, ...]) -> str | None:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out[:80] or None  # an unknown key is the caller's text: bounded
+
+
+_MESSAGES = {
+    "missing": "{f} is required",
+    "string_type": "{f} must be text",
+    "int_type": "{f} must be a whole number",
+    "int_parsing": "{f} must be a whole number",
+    "int_from_float": "{f} must be a whole number",
+    "int_parsing_size": "{f} is far too large a number",
+    "float_type": "{f} must be a number",
+    "float_parsing": "{f} must be a number",
+    "bool_type": "{f} must be true or false",
+    "bool_parsing": "{f} must be true or false",
+    "enum": "{f} must be {expected}",
+    "literal_error": "{f} must be {expected}",
+    "list_type": "{f} must be a list",
+    "model_type": "{f} must be a JSON object",
+    "dict_type": "{f} must be a JSON object",
+    "string_too_long": "{f} is longer than {max_length} characters",
+    "too_long": "{f} has more than {max_length} items",
+    "too_short": "{f} needs at least {min_length} items",
+    "greater_than_equal": "{f} must be at least {ge}",
+    "less_than_equal": "{f} must be at most {le}",
+    "json_invalid": "request body is not valid JSON: {error}",
+    "datetime_type": "{f} must be a date-time like 2026-11-22T15:00:00+03:00",
+}
+
+
+def _message(error: Any, field: str | None, prefix: str,
+             model: type[BaseModel] | None) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    label = f"{prefix}{field}" if field else "request body"
+    if kind.startswith(("datetime_", "date_")):
+        kind = "datetime_type"
+    if kind == "string_too_short":
+        n = ctx.get("min_length", 1)
+        return (f"{label} must not be empty" if n == 1
+                else f"{label} must have at least {n} characters")
+    if kind == "extra_forbidden":
+        allowed = (f"; allowed: {', '.join(model.model_fields)}"
+                   if model is not None and len(error["loc"]) == 1 else "")
+        return f"unknown {prefix or 'field '}{field}{allowed}"
+    if kind == "string_pattern_mismatch":
+        info = model.model_fields.get(field or "") if model else None
+        if info is not None and info.description:  # "at most 64 characters without spaces"
+            return f"{label} must be {info.description}"
+        return f"{label} must match {ctx.get('pattern')}"
+    template = _MESSAGES.get(kind)
+    if template is not None:
+        return template.format(f=label, **{k: v for k, v in ctx.items() if k != "f"})
+    msg = str(error["msg"])
+    # Our own PydanticCustomError messages already name their field.
+    last = str(error["loc"][-1]) if error["loc"] else ""
+    return msg if last and msg.startswith(last) else f"{label} {msg}"
 
 
 def path_id(request: Request, name: str = "id") -> int:
-    return int(request.path_params[name])
+    value = int(request.path_params[name])
+    if value > MAX_ID:  # SQLite would raise OverflowError: nothing has such an id
+        raise NotFound(name, value)
+    return value
 
 
 def to_jsonable(value: Any) -> Any:
@@ -124,24 +211,28 @@ _STATUS = {
     NotAuthenticated: 401,
     PermissionDenied: 403,
     CsrfFailed: 403,
+    BodyTooLarge: 413,
+    TooManyAttempts: 429,
     LineUnavailable: 503,
     CallNotFound: 404,
     CallActionFailed: 502,  # the PBX refused or did not answer
 }
 
 
-def error_response(status: int, error_id: str, message: str, field: str | None = None
-                   ) -> JSONResponse:
+def error_response(status: int, error_id: str, message: str, field: str | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
     body: dict[str, Any] = {"error": error_id, "message": message}
     if field:
         body["field"] = field
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def handle_error(request: HTTPConnection, exc: Exception) -> Response:
     if isinstance(exc, CallcenterError):
         status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 400)
-        return error_response(status, exc.error_id, exc.message, exc.field)
+        headers = ({"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyAttempts)
+                   else None)
+        return error_response(status, exc.error_id, exc.message, exc.field, headers)
     if isinstance(exc, NotFound):
         return error_response(404, "not-found", str(exc))
     if isinstance(exc, Conflict):

@@ -4,38 +4,64 @@ from __future__ import annotations
 
 import logging
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse
 
-from callcenter.errors import ValidationError
-from callcenter.passwords import verify_password
-from ui.api.common import current_user, error_response, json_body, ok, services
-from ui.security import end_session, session_user_id, start_session
+from callcenter.models import User
+from callcenter.passwords import verify_password_async
+from ui.api.common import body_of, current_user, error_response, ok, services
+from ui.api.models import Login
+from ui.api.responses import ActionResult, Session
+from ui.security import TooManyAttempts, end_session, session_user_id, start_session
+from ui.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 
 
+def client_address(conn: HTTPConnection) -> str:
+    return conn.client.host if conn.client else "?"
+
+
+def throttle(conn: HTTPConnection) -> LoginThrottle:
+    return conn.app.state.login_throttle
+
+
+async def check_password(conn: HTTPConnection, login: str, stored_hash: str | None,
+                         password: str) -> bool:
+    """The password check of a login or a password change: throttled per login and per
+    address before any work is done, and run off the event loop."""
+    guard, address = throttle(conn), client_address(conn)
+    wait = guard.retry_after(login, address)
+    if wait:
+        log.debug("login attempt for %r from %s throttled for %d s", login[:64], address, wait)
+        raise TooManyAttempts(f"too many failed attempts; try again in {wait} s",
+                              retry_after=wait)
+    guard.begin(login, address)
+    if await verify_password_async(stored_hash, password):
+        guard.succeeded(login, address)
+        return True
+    # The login is logged, never the password.
+    log.warning("failed password check for %r from %s", login[:64], address)
+    return False
+
+
 async def login(request: Request) -> JSONResponse:
-    data = await json_body(request)
-    if not isinstance(data, dict) or not isinstance(data.get("login"), str) or not isinstance(
-        data.get("password"), str
-    ):
-        raise ValidationError("send {\"login\": ..., \"password\": ...}")
-    found = await services(request).store.user_by_login(data["login"].strip())
+    data = await body_of(request, Login)
+    found = await services(request).store.user_by_login(data.login)
+    user: User | None
     user, stored = found if found else (None, None)
-    if not verify_password(stored, data["password"]) or user is None or not user.active:
-        # The login is logged, never the password.
-        log.warning("failed login for %r from %s", data["login"][:64],
-                    request.client.host if request.client else "?")
+    if not await check_password(request, data.login, stored, data.password) or (
+        user is None or not user.active
+    ):
         return error_response(401, "bad-credentials", "wrong login or password")
     token = start_session(request, user, await services(request).store.session_epoch(user.id))
     log.info("user %s logged in", user.login)
-    return ok({"user": user, "csrf_token": token})
+    return ok(Session(user=user, csrf_token=token))
 
 
 async def whoami(request: Request) -> JSONResponse:
     user = await current_user(request)
-    return ok({"user": user, "csrf_token": request.session.get("csrf")})
+    return ok(Session(user=user, csrf_token=request.session.get("csrf")))
 
 
 async def logout(request: Request) -> JSONResponse:
@@ -49,4 +75,4 @@ async def logout(request: Request) -> JSONResponse:
         hub = getattr(request.app.state, "hub", None)
         if hub is not None:
             hub.disconnect_user(uid)
-    return ok({"ok": True})
+    return ok(ActionResult(ok=True))

@@ -7,35 +7,14 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from callcenter.clients import reject_unknown, text_field
 from callcenter.errors import PermissionDenied, ValidationError
 from callcenter.models import Role
-from callcenter.passwords import hash_password
-from ui.api.common import current_user, json_body, ok, path_id, services
+from callcenter.passwords import hash_password_async
+from ui.api.common import body_of, current_user, ok, path_id, services
+from ui.api.models import UserCreate, UserUpdate
+from ui.api.session import check_password
 
-LANGUAGES = {"en", "ru"}
-
-
-def _role(value: Any) -> Role:
-    try:
-        return Role(value)
-    except ValueError:
-        raise ValidationError("role must be secretary, manager or admin", field="role") from None
-
-
-def _extension(value: Any) -> str | None:
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str) or not value.isdigit() or not 2 <= len(value) <= 6:
-        raise ValidationError("extension must be 2 to 6 digits, such as \"101\"",
-                              field="extension")
-    return value
-
-
-def _language(value: Any) -> str:
-    if value not in LANGUAGES:
-        raise ValidationError("language must be 'en' or 'ru'", field="language")
-    return value
+OWN_FIELDS = {"name", "password", "current_password", "language"}
 
 
 async def list_users(request: Request) -> JSONResponse:
@@ -45,22 +24,12 @@ async def list_users(request: Request) -> JSONResponse:
 
 async def create_user(request: Request) -> JSONResponse:
     await current_user(request, Role.ADMIN)
-    data = await json_body(request)
-    if not isinstance(data, dict):
-        raise ValidationError("request body must be a JSON object")
-    reject_unknown(data, {"login", "name", "role", "extension", "password", "language"}, "")
-    login = text_field(data, "login", required=True)
-    if len(login) > 64 or any(ch.isspace() for ch in login):
-        raise ValidationError("login must be at most 64 characters without spaces",
-                              field="login")
-    user = await services(request).store.create_user(
-        login,
-        text_field(data, "name", required=True),
-        _role(data.get("role")),
-        _extension(data.get("extension")),
-        hash_password(text_field(data, "password", required=True)),
-        _language(data.get("language",
-                           services(request).config.console.default_language)),
+    data = await body_of(request, UserCreate)
+    svc = services(request)
+    user = await svc.store.create_user(
+        data.login, data.name, data.role, data.extension,
+        await hash_password_async(data.password),
+        data.language or svc.config.console.default_language,
     )
     return ok(user, 201)
 
@@ -71,37 +40,40 @@ async def get_user(request: Request) -> JSONResponse:
 
 
 async def update_user(request: Request) -> JSONResponse:
+    """A new password or a disabled account ends the user's sessions. Changing your own
+    password needs the current one; your other sessions end, this one stays with a fresh
+    cookie (the same CSRF token, so the open console keeps working)."""
     me = await current_user(request)
     target = path_id(request)
-    data = await json_body(request)
-    if not isinstance(data, dict):
-        raise ValidationError("request body must be a JSON object")
-    own = {"name", "password", "language"}
-    admin = own | {"role", "extension", "active"}
-    if me.role is not Role.ADMIN and (target != me.id or set(data) - own):
+    body = await body_of(request, UserUpdate)
+    sent = body.model_dump(exclude_unset=True)
+    if me.role is not Role.ADMIN and (target != me.id or set(sent) - OWN_FIELDS):
         raise PermissionDenied("only an admin can change other users, roles and extensions")
-    reject_unknown(data, admin, "")
-    changes: dict[str, Any] = {}
-    if "name" in data:
-        changes["name"] = text_field(data, "name", required=True)
-    if "password" in data:
-        changes["password_hash"] = hash_password(text_field(data, "password", required=True))
-    if "language" in data:
-        changes["language"] = _language(data["language"])
-    if "role" in data:
-        changes["role"] = _role(data["role"])
-    if "extension" in data:
-        changes["extension"] = _extension(data["extension"])
-    if "active" in data:
-        if not isinstance(data["active"], bool):
-            raise ValidationError("active must be true or false", field="active")
-        changes["active"] = int(data["active"])
+    own_password = target == me.id and "password" in sent
+    if "current_password" in sent and not own_password:
+        raise ValidationError("current_password goes with a new password of your own",
+                              field="current_password")
+    if own_password:
+        if "current_password" not in sent:
+            raise ValidationError("send your current password to set a new one",
+                                  field="current_password")
+        found = await services(request).store.user_by_login(me.login)
+        stored = found[1] if found else None
+        if not await check_password(request, me.login, stored, sent["current_password"]):
+            raise ValidationError("the current password is wrong", field="current_password")
+    changes: dict[str, Any] = {k: v for k, v in sent.items()
+                               if k not in {"password", "current_password"}}
+    if "password" in sent:
+        changes["password_hash"] = await hash_password_async(sent["password"])
+    if "active" in changes:
+        changes["active"] = int(changes["active"])
     store = services(request).store
     user = await store.update_user(target, **changes)
-    if changes.keys() & {"active", "password_hash"} and not (
-        target == me.id and "active" not in changes
-    ):
-        await store.end_sessions(target)  # a new password or a disabled account ends sessions
+    if changes.keys() & {"active", "password_hash"}:
+        await store.end_sessions(target)
+        if target == me.id and "password_hash" in changes:
+            # Only the cookie of this request carries the new epoch: copies elsewhere end.
+            request.session["ep"] = await store.session_epoch(target)
     if changes.keys() & {"role", "extension", "active", "password_hash"}:
         hub = getattr(request.app.state, "hub", None)
         if hub is not None:

@@ -1,0 +1,275 @@
+"""Login throttling, the password check off the event loop, changing your own password, and
+the request-body cap."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import threading
+
+import httpx
+import pytest
+import uvicorn
+
+from callcenter import passwords
+from callcenter.app import create_app
+from callcenter.config import Config
+from callcenter.demo import DEMO_PASSWORD
+from tests.conftest import Api
+from ui.routes import ROUTES
+from ui.security import MAX_BODY
+from ui.throttle import LoginThrottle
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _login(api: Api, login: str, password: str) -> httpx.Response:
+    return api.client.post("/api/session", json={"login": login, "password": password})
+
+
+def test_a_failed_login_storm_is_throttled_and_the_window_passes(api: Api, caplog) -> None:
+    clock = FakeClock()
+    api.client.app.state.login_throttle.clock = clock
+    caplog.set_level(logging.DEBUG)
+    for _ in range(5):
+        assert _login(api, "maria", "guess-password-1").status_code == 401
+    r = _login(api, "maria", "guess-password-1")
+    assert r.status_code == 429 and r.json()["error"] == "too-many-attempts"
+    assert r.headers["Retry-After"] == "1"
+    # locked means locked: the right password does not get through either
+    assert _login(api, "maria", DEMO_PASSWORD).status_code == 429
+    # another login from the same address is not locked yet
+    assert _login(api, "dmitry", DEMO_PASSWORD).status_code == 200
+    clock.now += 1
+    assert _login(api, "maria", "guess-password-1").status_code == 401
+    r = _login(api, "maria", "guess-password-1")
+    assert r.status_code == 429 and r.headers["Retry-After"] == "2"  # the delay grows
+    clock.now += 2
+    assert _login(api, "MARIA ", "guess-password-1").status_code == 401  # same login, any case
+    assert _login(api, "maria", DEMO_PASSWORD).status_code == 429
+    clock.now += 4
+    assert _login(api, "maria", DEMO_PASSWORD).status_code == 200  # after the window: works
+    assert _login(api, "maria", "guess-password-1").status_code == 401  # and the count restarted
+    assert "guess-password-1" not in caplog.text and DEMO_PASSWORD not in caplog.text
+    assert "failed password check for 'maria'" in caplog.text
+
+
+def test_guessing_many_logins_from_one_address_is_throttled(api: Api) -> None:
+    api.client.app.state.login_throttle.clock = FakeClock()
+    for i in range(20):
+        assert _login(api, f"nobody-{i}", "guess-password-1").status_code == 401
+    r = _login(api, "maria", DEMO_PASSWORD)
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+
+
+def test_throttle_delays_double_up_to_a_cap_and_memory_is_bounded() -> None:
+    clock = FakeClock()
+    guard = LoginThrottle(per_login=3, per_address=1000, base=1, max_delay=8, max_keys=50,
+                          clock=clock)
+    waits = []
+    for _ in range(8):
+        guard.begin("ann", "10.0.0.1")
+        waits.append(guard.retry_after("ann", "10.0.0.1"))
+        clock.now += waits[-1]
+    assert waits == [0, 0, 1, 2, 4, 8, 8, 8]
+    guard.succeeded("ann", "10.0.0.1")
+    assert guard.retry_after("ann", "10.0.0.1") == 0
+    for i in range(500):
+        guard.begin(f"user-{i}", f"10.1.{i // 250}.{i % 250}")
+    assert len(guard.logins) <= 50 and len(guard.addresses) <= 50
+    assert guard.retry_after("user-499", "10.1.1.249") == 0  # recent keys are still counted
+
+
+async def test_the_password_check_does_not_block_the_event_loop(config: Config,
+                                                                monkeypatch) -> None:
+    """While argon2 runs, another coroutine gets scheduled: the verify waits for that
+    coroutine, so a verify on the loop thread would see it only after giving up."""
+    started, release = threading.Event(), threading.Event()
+    order: list[str] = []
+    real = passwords._hasher
+
+    class SlowHasher:
+        def verify(self, stored: str, password: str) -> bool:
+            started.set()
+            released = release.wait(10)
+            order.append("verify done" if released else "verify gave up waiting")
+            return real.verify(stored, password)
+
+    app = create_app(config, demo=True, demo_calls=False)
+    async with app.router.lifespan_context(app):
+        monkeypatch.setattr(passwords, "_hasher", SlowHasher())
+        loop = asyncio.get_running_loop()
+
+        async def other_work() -> None:
+            await loop.run_in_executor(None, started.wait, 10)
+            order.append("loop ran")
+            release.set()
+
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://cc") as client:
+            r, _ = await asyncio.gather(
+                client.post("/api/session", json={"login": "maria", "password": DEMO_PASSWORD}),
+                other_work())
+    assert r.status_code == 200
+    assert order == ["loop ran", "verify done"]
+
+
+def test_changing_your_own_password(api_factory) -> None:
+    here, elsewhere = api_factory(), api_factory()
+    me = here.login("maria")
+    elsewhere.login("maria")
+    stolen = dict(here.client.cookies)
+    url = f"/api/users/{me['id']}"
+    r = here.patch(url, json={"password": "new-password-1"})
+    assert r.status_code == 400 and r.json()["field"] == "current_password"
+    r = here.patch(url, json={"password": "new-password-1", "current_password": "wrong-one-1"})
+    assert r.status_code == 400 and r.json()["field"] == "current_password"
+    assert elsewhere.get("/api/session").status_code == 200  # nothing changed yet
+    r = here.patch(url, json={"password": "new-password-1", "current_password": DEMO_PASSWORD})
+    assert r.status_code == 200, r.text
+    # this session goes on with a fresh cookie and the same CSRF token...
+    assert here.get("/api/session").status_code == 200
+    assert here.patch(url, json={"language": "ru"}).status_code == 200
+    # ...the other session and any copy of the old cookie are over
+    r = elsewhere.get("/api/session")
+    assert r.status_code == 401 and "ended" in r.json()["message"]
+    here.client.cookies.clear()
+    for name, value in stolen.items():
+        here.client.cookies.set(name, value)
+    assert here.get("/api/session").status_code == 401
+    assert _login(elsewhere, "maria", DEMO_PASSWORD).status_code == 401
+    elsewhere.login("maria", "new-password-1")
+    # current_password alone, or with someone else's new password, is refused
+    r = elsewhere.patch(url, json={"current_password": "new-password-1"})
+    assert r.status_code == 400 and r.json()["field"] == "current_password"
+
+
+def test_an_admin_resets_another_password_without_theirs(api_factory) -> None:
+    admin, maria = api_factory(), api_factory()
+    admin.login("admin")
+    me = maria.login("maria")
+    r = admin.patch(f"/api/users/{me['id']}", json={"password": "reset-password-1"})
+    assert r.status_code == 200
+    assert maria.get("/api/session").status_code == 401
+    maria.login("maria", "reset-password-1")
+
+
+# -- the body cap ---------------------------------------------------------------------------
+
+def _scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict:
+    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+            "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
+            "root_path": "", "query_string": b"", "server": ("cc", 80),
+            "client": ("127.0.0.1", 5555),
+            "headers": [(b"host", b"cc"), (b"content-type", b"application/json"), *headers]}
+
+
+async def _call(app, scope: dict, receive) -> list[dict]:
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent
+
+
+async def test_a_streamed_body_is_cut_off_at_the_cap(config: Config) -> None:
+    chunk = 64 * 1024
+    read = 0
+
+    async def endless_body() -> dict:
+        nonlocal read
+        read += chunk
+        # Ends at 16 MiB only so that code reading it whole fails instead of hanging.
+        return {"type": "http.request", "body": b" " * chunk, "more_body": read < 16 * MAX_BODY}
+
+    app = create_app(config, demo=True, demo_calls=False)
+    async with app.router.lifespan_context(app):
+        sent = await _call(app, _scope("POST", "/api/session", []), endless_body)
+    assert sent[0]["status"] == 413
+    assert b"body-too-large" in b"".join(m.get("body", b"") for m in sent[1:])
+    assert read <= MAX_BODY + chunk
+
+
+@pytest.mark.parametrize("method,path", [
+    *((r.method, r.path.replace("{id}", "1").replace("{call_id}", "a:1")) for r in ROUTES),
+    ("POST", "/login"), ("PUT", "/no-such-page")])
+async def test_every_route_refuses_a_big_content_length_unread(config: Config, method: str,
+                                                               path: str) -> None:
+    async def receive() -> dict:
+        raise AssertionError("the body was read")
+
+    app = create_app(config, demo=True, demo_calls=False)
+    sent = await _call(app, _scope(method, path, [(b"content-length", b"314572800")]), receive)
+    assert sent[0]["status"] == 413
+    assert (b"x-content-type-options", b"nosniff") in sent[0]["headers"]
+
+
+async def test_a_real_server_stops_reading_an_endless_upload(config: Config) -> None:
+    """Over TCP through uvicorn: a chunked upload without an end gets its 413 and the
+    connection is closed, so the rest is never read; the application saw no more than the
+    cap and one of the server's reads. (The 413 can be lost to the client when the close
+    resets the connection with its bytes still in flight: what matters is that the server
+    stops reading.)"""
+    app = create_app(config, demo=True, demo_calls=False)
+    seen = 0
+
+    async def counting(scope, receive, send) -> None:
+        async def counted() -> dict:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            return message
+
+        await app(scope, counted, send)
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    server = uvicorn.Server(uvicorn.Config(counting, log_level="warning", lifespan="on"))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    reader, writer = await asyncio.open_connection(*sock.getsockname())
+    chunk = b" " * 65536
+    sent = 0
+    # Ends at 64 MiB only so that a server reading it whole fails instead of hanging.
+    give_up = 64 * MAX_BODY
+
+    async def upload() -> None:
+        nonlocal sent
+        writer.write(b"POST /api/session HTTP/1.1\r\nHost: cc\r\n"
+                     b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        with contextlib.suppress(ConnectionError):
+            while sent < give_up:
+                writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                await writer.drain()
+                sent += len(chunk)
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+
+    async def response() -> bytes:
+        data = b""
+        with contextlib.suppress(ConnectionError):
+            while block := await reader.read(65536):  # until the server closes
+                data += block
+        return data
+
+    try:
+        answer, _ = await asyncio.gather(response(), upload())
+    finally:
+        writer.close()
+        server.should_exit = True
+        await serving
+    assert sent < give_up  # the server closed the connection: the upload broke off
+    # one message from uvicorn holds what it buffered (64 KiB) plus one socket read (256 KiB)
+    assert seen <= MAX_BODY + 320 * 1024
+    if answer:
+        assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
