@@ -53,7 +53,7 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
 
     config = services.config
     store = services.store
-    call_log = CallLog(store)
+    call_log = CallLog(store, callback_on={line.name: line.callback_on for line in config.pbx})
     registry = CallRegistry(services.matcher, store.caller_index, services.bus, call_log,
                             region=config.phones.default_region)
     async with contextlib.AsyncExitStack() as stack:

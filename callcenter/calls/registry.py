@@ -23,6 +23,8 @@ from callcenter.line_events import (
     EndState,
     HoldChanged,
     LineEvent,
+    PbxAnswered,
+    RecordingKind,
     RecordingStarted,
     RingingChanged,
     Transferred,
@@ -68,6 +70,7 @@ class CallRegistry:
             CallerChanged: self._caller_changed,
             RingingChanged: self._ringing,
             Answered: self._answered,
+            PbxAnswered: self._pbx_answered,
             Transferred: self._transferred,
             HoldChanged: self._hold,
             RecordingStarted: self._recording,
@@ -227,7 +230,7 @@ class CallRegistry:
         if call is None:
             return
         before = set(call.ringing)
-        call.ringing = tuple(e.extensions)
+        call.ringing_now(tuple(e.extensions), e.at)
         if e.queue:
             call.queue = e.queue
         new = [ext for ext in e.extensions if ext not in before]
@@ -248,7 +251,7 @@ class CallRegistry:
         if call is None or call.answered_at is not None:
             return
         call.answered_at = e.at
-        call.ringing = ()
+        call.ringing_now((), e.at)
         call.answered_by_outside = e.by_outside
         if e.extension:
             call.answered_ext = call.current_ext = e.extension
@@ -259,6 +262,13 @@ class CallRegistry:
         if self._sink:
             self._sink.call_changed(call)
         self._publish("call.answered", call, e.at)
+
+    def _pbx_answered(self, e: PbxAnswered) -> None:
+        call = self._calls.get(e.call_key)
+        if call is None or call.pbx_answered_at is not None:
+            return
+        call.pbx_answered_at = e.at
+        self._publish("call.updated", call, e.at)
 
     def _transferred(self, e: Transferred) -> None:
         call = self._calls.get(e.call_key)
@@ -285,6 +295,8 @@ class CallRegistry:
         if call is None or e.path in call.recordings:
             return
         call.recordings.append(e.path)
+        if e.kind is RecordingKind.VOICEMAIL:
+            call.voicemails.append(e.path)
         if self._sink:
             self._sink.recording_started(call, e.path)
         self._publish("call.updated", call, e.at)
@@ -315,7 +327,8 @@ class CallRegistry:
         call.end_state = e.state
         call.reason = e.reason
         call.cause = e.cause
-        call.ringing = ()
+        call.handled_by_pbx = e.by_pbx and e.state is EndState.ANSWERED
+        call.ringing_now((), e.at)
         if self._sink:
             self._sink.call_finished(call)
         topic = "call.missed" if e.state is EndState.MISSED else "call.ended"

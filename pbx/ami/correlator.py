@@ -60,6 +60,8 @@ from callcenter.line_events import (
     HoldChanged,
     LineEvent,
     MissReason,
+    PbxAnswered,
+    RecordingKind,
     RecordingStarted,
     RingingChanged,
     TransferKind,
@@ -68,6 +70,15 @@ from callcenter.line_events import (
 from pbx.ami.channels import dial_number, is_extension, looks_like_number, parse_channel
 from pbx.ami.escape import display_name
 from pbx.ami.message import Message
+from pbx.ami.outcomes import (
+    VOICEMAIL_VARIABLES,
+    CallFacts,
+    cause_text,
+    end_cause,
+    record_format,
+    unanswered_inbound,
+    voicemail_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +98,7 @@ _DIAL_FAILURES = {
 _ORIGINATE_REASONS = {"3": MissReason.NO_ANSWER, "5": MissReason.BUSY}
 # Q.850 causes of a calling leg that was never picked up.
 _CAUSE_REASONS = {"17": MissReason.BUSY, "18": MissReason.NO_ANSWER, "19": MissReason.NO_ANSWER}
-_VAR_RECORDING, _VAR_WITHHELD, _VAR_FAX = 1, 2, 3
+_VAR_RECORDING, _VAR_WITHHELD, _VAR_FAX, _VAR_VOICEMAIL = 1, 2, 3, 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +157,7 @@ class _Call:
         "dialled",
         "direction",
         "expect",
+        "facts",
         "fax",
         "holder_ext",
         "holder_uid",
@@ -195,6 +207,7 @@ class _Call:
         self.cause = ""
         self.fax = False
         self.expect: _Expect | None = None
+        self.facts = CallFacts()
 
 
 @dataclass(slots=True)
@@ -222,7 +235,9 @@ class AmiCallCorrelator:
             "MIXMONITOR_FILENAME": _VAR_RECORDING,
             self.config.withheld_variable: _VAR_WITHHELD,
             "FAXEXTEN": _VAR_FAX,
+            **dict.fromkeys(VOICEMAIL_VARIABLES, _VAR_VOICEMAIL),
         }
+        self._resyncing = False
         self._dispatch: dict[str | None, Callable[[dict[str, str]], list[LineEvent]]] = {
             "Newchannel": self._on_newchannel,
             "Newstate": self._on_newstate,
@@ -237,6 +252,9 @@ class AmiCallCorrelator:
             "QueueCallerLeave": self._on_queuecallerleave,
             "QueueCallerAbandon": self._on_queuecallerabandon,
             "Hangup": self._on_hangup,
+            "SoftHangupRequest": self._on_hanguprequest,
+            "HangupRequest": self._on_hanguprequest,
+            "Newexten": self._on_newexten,
             "Hold": self._on_hold,
             "Unhold": self._on_unhold,
             "MusicOnHoldStop": self._on_unhold,
@@ -287,6 +305,13 @@ class AmiCallCorrelator:
         session. Legs that are gone are dropped (their calls end once all legs are gone), legs
         that changed state are brought up to date, calls that started during the gap are
         adopted. A call is never ended twice: later Hangups for dropped legs are unknown."""
+        self._resyncing = True  # a leg found Up here was not just answered by the dialplan
+        try:
+            return self._resync(channels)
+        finally:
+            self._resyncing = False
+
+    def _resync(self, channels: Iterable[Message]) -> list[LineEvent]:
         out: list[LineEvent] = []
         at = self._clock()
         snapshot: dict[str, dict[str, str]] = {}
@@ -499,6 +524,8 @@ class AmiCallCorrelator:
     def _start_ringing(self, leg: _Leg, at: float, out: list[LineEvent]) -> None:
         if leg.ext is not None and not leg.local and not leg.up and not leg.ringing:
             leg.ringing = True
+            if leg is not leg.call.origin:
+                leg.call.facts.waited = True
             self._ring_update(leg.call, at, out)
 
     def _stop_ringing(self, leg: _Leg, at: float, out: list[LineEvent]) -> None:
@@ -519,6 +546,11 @@ class AmiCallCorrelator:
         call = leg.call
         if leg is call.origin or (call.caller_ext is not None and leg.ext == call.caller_ext):
             call.origin_up = True  # the caller's own phone went off-hook: not an answer
+            if (leg is call.origin and call.started and call.direction is Direction.INBOUND
+                    and not call.answered and not call.facts.pbx_answered
+                    and not self._resyncing):
+                call.facts.pbx_answered = True  # the dialplan answered: IVR, announcement
+                out.append(PbxAnswered(call.key, at))
         elif call.started:
             if not call.answered and (leg.ext is not None or leg.trunk):
                 call.answered = True
@@ -543,6 +575,8 @@ class AmiCallCorrelator:
         self._touch(call, at, out)
         if leg is call.origin and cause is not None:
             call.cause = cause
+        elif cause and not cause.startswith("0"):
+            call.facts.other_cause = cause
         if leg is call.origin or (call.caller_ext is not None and leg.ext == call.caller_ext):
             call.caller_cause = call.caller_cause or cause_code
         if leg.ringing:
@@ -578,12 +612,13 @@ class AmiCallCorrelator:
         if call.ringing:
             call.ringing = ()
             out.append(RingingChanged(call.key, at, (), call.queue))
-        state, reason = self._outcome(call)
-        out.append(CallEnded(call.key, at, state, reason, call.cause))
+        state, reason, by_pbx = self._outcome(call)
+        out.append(CallEnded(call.key, at, state, reason, end_cause(call.cause, call.facts),
+                             by_pbx))
 
-    def _outcome(self, call: _Call) -> tuple[EndState, MissReason | None]:
+    def _outcome(self, call: _Call) -> tuple[EndState, MissReason | None, bool]:
         if call.answered:
-            return EndState.ANSWERED, None
+            return EndState.ANSWERED, None, False
         if call.direction is Direction.OUTBOUND:
             if call.originated and not call.origin_up:
                 reason = call.originate_reason or _CAUSE_REASONS.get(
@@ -591,10 +626,13 @@ class AmiCallCorrelator:
                 )
             else:
                 reason = _DIAL_FAILURES.get(call.dial_outcome or "", MissReason.ABANDONED)
-            return EndState.FAILED, reason
+            return EndState.FAILED, reason, False
+        dial_reason = _DIAL_FAILURES.get(call.dial_outcome or "", MissReason.ABANDONED)
+        if call.direction is Direction.INBOUND:
+            return unanswered_inbound(call.facts, call.abandoned, dial_reason)
         if call.abandoned:
-            return EndState.MISSED, MissReason.ABANDONED
-        return EndState.MISSED, _DIAL_FAILURES.get(call.dial_outcome or "", MissReason.ABANDONED)
+            return EndState.MISSED, MissReason.ABANDONED, False
+        return EndState.MISSED, dial_reason, False
 
     def _ext_of(self, uid: str | None, channel: str | None) -> str | None:
         leg = self._legs.get(uid) if uid else None
@@ -768,6 +806,7 @@ class AmiCallCorrelator:
             return []
         out: list[LineEvent] = []
         leg.call.queue = h.get("Queue") or leg.call.queue
+        leg.call.facts.waited = True
         self._touch(leg.call, self._at(h), out)
         return out
 
@@ -905,7 +944,31 @@ class AmiCallCorrelator:
         if kind == _VAR_WITHHELD:
             call.withheld_var = value.strip().lower().startswith(_WITHHELD_VALUES)
             return []
+        if kind == _VAR_VOICEMAIL:
+            return self._voicemail(call, h.get("Variable") or "", value, self._at(h))
         return self._on_fax(h)
+
+    def _voicemail(self, call: _Call, variable: str, value: str, at: float) -> list[LineEvent]:
+        path = voicemail_path(variable, value, call.facts.record_format)
+        if path is None or path in call.recordings or not call.started:
+            return []
+        call.recordings.add(path)
+        return [RecordingStarted(call.key, at, path, RecordingKind.VOICEMAIL)]
+
+    def _on_newexten(self, h: dict[str, str]) -> list[LineEvent]:
+        if h.get("Application") != "Record":
+            return []
+        leg = self._legs.get(h.get("Uniqueid") or "")
+        if leg is not None:
+            leg.call.facts.record_format = record_format(h.get("AppData") or "")
+        return []
+
+    def _on_hanguprequest(self, h: dict[str, str]) -> list[LineEvent]:
+        leg = self._legs.get(h.get("Uniqueid") or "")
+        code = h.get("Cause") or ""
+        if leg is not None and leg is leg.call.origin and code.isdigit() and code != "0":
+            leg.call.facts.request_cause = cause_text(code)
+        return []
 
     def _on_fax(self, h: dict[str, str]) -> list[LineEvent]:
         leg = self._legs.get(h.get("Uniqueid") or "")
