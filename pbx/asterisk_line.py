@@ -16,7 +16,7 @@ from typing import Any
 
 from callcenter.config import PbxLineConfig
 from callcenter.errors import CallActionFailed, CallNotFound, LineUnavailable
-from callcenter.line_events import Answered, LineEvent
+from callcenter.line_events import Answered, CallerChanged, CallStarted, Direction, LineEvent
 from pbx.ami.codec import ActionEncodingError
 from pbx.ami.connection import AmiConnection
 from pbx.ami.correlator import AmiCallCorrelator, CorrelatorConfig
@@ -28,6 +28,7 @@ from pbx.ami.errors import (
     AmiTimeout,
 )
 from pbx.ami.message import Message
+from pbx.ami.withheld import PRESENTATION_VARIABLE, PresentationGate, presentation_withheld
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class AsteriskLine:
         self._channel_ids = channel_ids or (lambda: f"crm-c2c-{uuid.uuid4().hex[:16]}")
         self.detail = "not started"
         self._recordings_dir = recordings_dir.rstrip("/")
+        self._gate = PresentationGate()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -134,6 +136,74 @@ class AsteriskLine:
 
     def _on_event(self, msg: Message) -> None:
         for event in self.correlator.feed(msg):
+            self._pass(event)
+
+    def _pass(self, event: LineEvent) -> None:
+        """Emit, unless the call waits for its caller-ID presentation (pbx/ami/withheld.py)."""
+        released = self._gate.offer(event)
+        if released is not None:
+            for held in released:
+                self._emit(held)
+            return
+        if isinstance(event, CallStarted) and self._ask_presentation_of(event):
+            return
+        self._emit(event)
+
+    @property
+    def holding(self) -> int:
+        """Calls held back until the PBX says whether their caller withheld the number."""
+        return len(self._gate)
+
+    def _ask_presentation_of(self, start: CallStarted) -> bool:
+        if (not self.config.withheld_getvar or start.direction is not Direction.INBOUND
+                or start.withheld or self.correlator.presentation_known(start.call_key)):
+            return False
+        conn = self._connection
+        channel = self.correlator.channel_for(start.call_key, None)
+        if conn is None or not conn.connected or channel is None:
+            return False
+        self._gate.hold(start)
+        self._spawn(self._presentation(conn, start, channel))
+        return True
+
+    async def _presentation(self, conn: AmiConnection, start: CallStarted, channel: str
+                            ) -> None:
+        """Getvar CALLERID(pres); the call is released as soon as the answer comes or, shown,
+        after ``withheld_timeout``. A later "withheld" still hides it (CallerChanged)."""
+        key = start.call_key
+        ask = asyncio.ensure_future(conn.action(
+            "Getvar", [("Channel", channel), ("Variable", PRESENTATION_VARIABLE)]))
+        try:
+            done, _ = await asyncio.wait({ask}, timeout=self.config.withheld_timeout)
+            if not done:
+                log.warning("PBX line %s: call %s: no answer to Getvar %s within %.1f s; "
+                            "showing the number", self.name, key, PRESENTATION_VARIABLE,
+                            self.config.withheld_timeout)
+                self._release(key, False)
+            value = (await ask).get("Value") or ""
+        except AmiError as exc:
+            log.warning("PBX line %s: call %s: Getvar %s failed (%s); showing the number",
+                        self.name, key, PRESENTATION_VARIABLE, exc)
+            self._release(key, False)
+            return
+        except asyncio.CancelledError:
+            ask.cancel()
+            self._release(key, False)  # the line stops: hand over what it holds
+            raise
+        withheld = presentation_withheld(value)
+        if withheld:
+            # The only place the number of a caller who withheld it is kept: the log, for
+            # the PBX admin. Users never see it (the registry gets withheld=True).
+            log.info("PBX line %s: call %s: caller withheld the number (%s=%s), raw caller ID "
+                     "%r hidden from users", self.name, key, PRESENTATION_VARIABLE, value,
+                     start.caller_num)
+        if key in self._gate:
+            self._release(key, withheld)
+        elif withheld:
+            self._emit(CallerChanged(key, start.at, withheld=True))
+
+    def _release(self, call_key: str, withheld: bool) -> None:
+        for event in self._gate.release(call_key, withheld):
             self._emit(event)
 
     def _emit(self, event: LineEvent) -> None:

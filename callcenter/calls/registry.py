@@ -150,8 +150,9 @@ class CallRegistry:
         call = LiveCall(
             id=e.call_key, line=e.line, direction=e.direction,
             caller_raw="" if withheld else e.caller_num,
-            caller_name="" if withheld and e.caller_name.lower() in {"anonymous", "unknown", ""}
-            else e.caller_name,
+            # A caller who withheld the number is not named either (the carrier may still send
+            # the name with the real number, P-Asserted-Identity).
+            caller_name="" if withheld else e.caller_name,
             withheld=withheld, called=e.called_num, started_at=e.at, match=match,
             caller_e164=None if withheld else caller_number.e164,
             caller_display="" if withheld else display(caller_number, self._region),
@@ -208,6 +209,8 @@ class CallRegistry:
         call = self._calls.get(e.call_key)
         if call is None:
             return
+        if e.withheld and not call.withheld and call.direction is Direction.INBOUND:
+            self._withhold(call)
         if e.called_num is not None:
             call.called = e.called_num
             if call.direction is Direction.OUTBOUND and not call.match.candidates:
@@ -224,6 +227,15 @@ class CallRegistry:
             call.match = self._matcher.match(e.caller_num)
             call.match_json = self._match_json(call.match, call.direction)
         self._publish("call.updated", call, e.at)
+
+    def _withhold(self, call: LiveCall) -> None:
+        """The line learnt late that the caller withheld the number: forget what was shown."""
+        call.withheld = True
+        call.caller_raw = call.caller_display = ""
+        call.caller_name = ""
+        call.caller_e164 = call.client_phone = None
+        call.match = self._matcher.match(None, withheld=True)
+        call.match_json = self._match_json(call.match, call.direction)
 
     def _ringing(self, e: RingingChanged) -> None:
         call = self._calls.get(e.call_key)

@@ -174,6 +174,7 @@ class _Call:
         "recordings",
         "ringing",
         "started",
+        "withheld_seen",
         "withheld_var",
     )
 
@@ -191,6 +192,7 @@ class _Call:
         self.called = ""
         self.dialled = ""
         self.withheld_var = False
+        self.withheld_seen = False  # the dialplan's withheld variable was set (says it all)
         self.answered = False
         self.origin_up = False
         self.ringing: tuple[str, ...] = ()
@@ -364,6 +366,11 @@ class AmiCallCorrelator:
             ):
                 best = leg
         return best.channel if best is not None else None
+
+    def presentation_known(self, call_key: str) -> bool:
+        """The dialplan set the withheld variable for this call: no need to ask the PBX."""
+        call = self._calls.get(call_key)
+        return call is not None and call.withheld_seen
 
     def live_calls(self) -> list[str]:
         """Keys of the calls announced with CallStarted and not ended yet."""
@@ -943,6 +950,7 @@ class AmiCallCorrelator:
             return [RecordingStarted(call.key, self._at(h), value)]
         if kind == _VAR_WITHHELD:
             call.withheld_var = value.strip().lower().startswith(_WITHHELD_VALUES)
+            call.withheld_seen = True
             return []
         if kind == _VAR_VOICEMAIL:
             return self._voicemail(call, h.get("Variable") or "", value, self._at(h))

@@ -71,7 +71,7 @@ class Replay:
     async def finish(self, timeout: float = 30.0) -> None:
         await asyncio.wait_for(self.emulator.finished.wait(), timeout)
         for _ in range(100):  # let the reader hand the last events over
-            if not self.registry.live():
+            if not self.registry.live() and not self.line.holding:
                 break
             await asyncio.sleep(0.02)
         await asyncio.wait_for(self.call_log.drained(), 10)
@@ -88,8 +88,10 @@ async def replay(
     prepare: Callable[[SqliteStore], Awaitable[None]] | None = None,
     trace: Trace | None = None,
     line: dict[str, Any] | None = None,
+    emulator_options: dict[str, Any] | None = None,
 ) -> AsyncIterator[Replay]:
-    """``trace`` replaces the recording named ``scenario``; ``line``: PbxLineConfig values."""
+    """``trace`` replaces the recording named ``scenario``; ``line``: PbxLineConfig values;
+    ``emulator_options``: AmiEmulator keywords (``variables``, ``held_answers``)."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     store = await SqliteStore.open(tmp_path / f"{scenario}.db")
     await seed_demo(store, FAKE_HASH)
@@ -104,7 +106,8 @@ async def replay(
                             store.caller_index, bus, call_log)
     await call_log.start()
     emulator = AmiEmulator(trace or load_trace(FIXTURES / f"{scenario}.log"), speed=speed,
-                           action_wait=action_wait, auth_failure_delay=0)
+                           action_wait=action_wait, auth_failure_delay=0,
+                           **(emulator_options or {}))
     await emulator.start()
     config = PbxLineConfig(**{**options, "port": emulator.port})
     line = AsteriskLine(config, registry.handle, channel_ids=channel_ids)

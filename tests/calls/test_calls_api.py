@@ -64,7 +64,9 @@ async def wait_calls(s: Session, n: int, state: str | None = None) -> list[dict]
     for _ in range(500):
         r = await s.get("/api/calls", params={"state": state} if state else {})
         calls = r.json()
-        if len(calls) >= n and not (await s.get("/api/calls/live")).json():
+        # ended_at: the call log has written the finished call, not only its live rows
+        if len(calls) >= n and all(c["ended_at"] for c in calls) and not (
+                await s.get("/api/calls/live")).json():
             return calls
         await asyncio.sleep(0.02)
     raise AssertionError("calls did not arrive")
