@@ -63,7 +63,8 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
                 demo_pbx(config.demo.call_interval))]
             stack.callback(services.bus.subscribe(_demo_recordings(config)))
         lines = {cfg.name: AsteriskLine(cfg, registry.handle,
-                                        recordings_dir=config.recordings.pbx_path)
+                                        recordings_dir=config.recordings.pbx_path,
+                                        region=config.phones.default_region)
                  for cfg in line_configs}
         services.extra["calls"] = CallService(
             registry, dict(lines), config.console.managers_see_all_clients)

@@ -321,6 +321,8 @@ def _validate(config: Config) -> None:
              f"pbx[{i}].dial_format must be one of {', '.join(DIAL_FORMATS)}"),
             (bool(_DIAL_PREFIX.match(line.dial_prefix)),
              f"pbx[{i}].dial_prefix must be up to 8 digits, * or #"),
+            (not (line.dial_prefix and line.dial_format == "e164"),
+             f"pbx[{i}].dial_prefix cannot go before an E.164 number (dial_format = \"e164\")"),
             (bool(_DIAL_PREFIX.match(line.international_prefix)),
              f"pbx[{i}].international_prefix must be up to 8 digits, * or #"),
             (not line.originate_channel or (

@@ -29,19 +29,9 @@ from pbx.ami.errors import (
 )
 from pbx.ami.message import Message
 from pbx.ami.withheld import PRESENTATION_VARIABLE, PresentationGate, presentation_withheld
+from pbx.dialing import dial_string, dialable, ring_first_channel
 
 log = logging.getLogger(__name__)
-
-_DIGITS_PLUS = set("0123456789+*#")
-
-
-def _dialable(number: str) -> str:
-    """The number as the dialplan gets it: digits and a leading +, nothing a stranger could use
-    to reach another context or inject a header."""
-    cleaned = "".join(ch for ch in number if ch in _DIGITS_PLUS)
-    if not cleaned or len(cleaned) > 32 or "+" in cleaned[1:]:
-        raise CallActionFailed(f"{number!r} is not a number that can be dialled")
-    return cleaned
 
 
 def _extension(ext: str) -> str:
@@ -56,7 +46,8 @@ class AsteriskLine:
     def __init__(self, config: PbxLineConfig, sink: Callable[[LineEvent], None], *,
                  connect_retry_max: float = 30.0,
                  channel_ids: Callable[[], str | None] | None = None,
-                 recordings_dir: str = "/var/spool/asterisk/monitor") -> None:
+                 recordings_dir: str = "/var/spool/asterisk/monitor",
+                 region: str = "RU") -> None:
         self.config = config
         self.name = config.name
         self._sink = sink
@@ -76,6 +67,7 @@ class AsteriskLine:
         self.detail = "not started"
         self._recordings_dir = recordings_dir.rstrip("/")
         self._gate = PresentationGate()
+        self._region = region  # the office's country, for the national dial format
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -272,17 +264,24 @@ class AsteriskLine:
         return channel
 
     async def originate(self, extension: str, number: str, *, user_id: int | None) -> str:
-        """Ring ``extension`` first; when it answers, the dialplan dials ``number``."""
-        ext, dial = _extension(extension), _dialable(number)
+        """Ring ``extension`` first (through the line's ``originate_channel``); when it answers,
+        the dialplan dials ``number`` in the line's ``dial_format``."""
+        cfg = self.config
+        ext, typed = _extension(extension), dialable(number)
+        dial = dial_string(typed, cfg.dial_format, self._region, prefix=cfg.dial_prefix,
+                           international_prefix=cfg.international_prefix)
         conn = self._conn()
         channel_id = self._channel_ids()
-        self.correlator.expect_originate(channel_id, ext, dial)
+        # The call is logged with the number as the user gave it (that is what finds the
+        # client), whatever prefix the dialplan needs.
+        self.correlator.expect_originate(channel_id, ext, typed)
         headers = [
-            ("Channel", f"{self.config.extension_technology}/{ext}"),
-            ("Context", self.config.originate_context),
+            ("Channel", ring_first_channel(cfg.originate_channel, cfg.extension_technology,
+                                           ext)),
+            ("Context", cfg.originate_context),
             ("Exten", dial),
             ("Priority", "1"),
-            ("CallerID", f'"{dial}" <{dial}>'),
+            ("CallerID", f'"{typed}" <{typed}>'),
             ("Timeout", "30000"),
         ]
         if channel_id:

@@ -35,9 +35,13 @@ Rules (each checked against the recorded traces in ``tests/fixtures/ami``):
   Asterisk reports the transfer) says where the call went. An inbound call whose fax tone is
   detected (``FAXEXTEN``, ``FAXStatus``) is answered by the PBX: ``Answered(extension=None,
   by_outside=False)``.
-* **Ended** once, when the call's last leg is gone: ANSWERED if answered; inbound/internal
-  otherwise MISSED with ABANDONED (QueueCallerAbandon, or the caller gave up), NO_ANSWER / BUSY /
-  FAILED from the last failed Dial of the current ring attempt; outbound otherwise FAILED with
+* **PbxAnswered** once, when an inbound caller's own leg goes Up before any person answered
+  (the dialplan's ``Answer()``, an IVR, voicemail); see pbx/ami/outcomes.py for what that
+  makes of the call's end, its voicemail (``RECORDED_FILE``/``VM_MESSAGEFILE``) and its cause.
+* **Ended** once, when the call's last leg is gone: ANSWERED if answered (``by_pbx`` when only
+  the PBX did and nobody rang for the caller); inbound/internal otherwise MISSED with ABANDONED
+  (QueueCallerAbandon, or the caller gave up), NO_ANSWER / BUSY / FAILED from the last failed
+  Dial of the current ring attempt; outbound otherwise FAILED with
   NO_ANSWER / BUSY / FAILED / ABANDONED (an originate the user did not pick up: NO_ANSWER, or the
   OriginateResponse reason). ``cause`` = ``"<Cause> <Cause-txt>"`` of the calling leg.
 * Unknown events, unknown channels and malformed messages are ignored; ``feed`` never raises.
@@ -109,7 +113,8 @@ class CorrelatorConfig:
     extension_max_digits: int = 6
     # A channel variable the dialplan may set (``Set(CRM_WITHHELD=${CALLERID(pres)})``) because
     # AMI carries no presentation: "1"/"yes"/"prohib..." mark the caller as withheld. It must be
-    # set before the call's first Queue/Dial/Answer (CallStarted is not revised afterwards).
+    # set before the call's first Queue/Dial/Answer. Without it the Asterisk line asks the PBX
+    # (Getvar CALLERID(pres), pbx/ami/withheld.py).
     withheld_variable: str = "CRM_WITHHELD"
     originate_ttl: float = 300.0  # an expect_originate() nothing matched is forgotten after this
 

@@ -138,3 +138,94 @@ def ivr_only(*, hangup_cause: tuple[str, str] = ("16", "Normal Clearing")) -> Tr
                 ChannelState="6", ChannelStateDesc="Up", **did),
     ]
     return timestamped(trace, login + synth)
+
+
+CLICK = "05_click_to_call"
+LOCAL1 = "Local/102@from-internal-00000001;1"
+LOCAL2 = "Local/102@from-internal-00000001;2"
+PHONE = "PJSIP/102-0000000e"
+PHONE_UID = "1795388583.17"
+_C2C_KEEP = {"Newchannel", "NewCallerid", "DialBegin", "DialEnd", "Newstate",
+             "OriginateResponse", "MixMonitorStart", "BridgeEnter", "BridgeLeave", "Hangup",
+             "FullyBooted", "SuccessfulAuth"}
+
+
+def local_click_to_call() -> Trace:
+    """Trace 05 as if the Originate had used ``Channel: Local/102@from-internal`` (FreePBX
+    follow-me): the Local pair's blocks are trace 04's ``Local/103@from-internal-00000000;1/;2``
+    (Newchannel, LocalBridge, DialBegin, Newstate, DialEnd, Hangup) renamed to 102 and to the
+    Originate's ChannelId/OtherChannelId; ``;2`` dials the phone (trace 05's PJSIP/102 blocks,
+    with a Uniqueid of its own), and ``;1`` runs the outbound dialplan that trace 05 ran on the
+    phone's channel (its MixMonitor, the trunk Dial, the bridge, the hang-up)."""
+    c2c, blocks = load_trace(FIXTURES / f"{CLICK}.log"), []
+    att = list(load_trace(FIXTURES / "04_attended_transfer.log").blocks)
+    one = {"Channel": LOCAL1, "Uniqueid": "crm-c2c-0001", "Linkedid": "crm-c2c-0001",
+           "Exten": "102"}
+    two = {"Channel": LOCAL2, "Uniqueid": "crm-c2c-0001-b", "Linkedid": "crm-c2c-0001",
+           "Exten": "102"}
+    dest_one = {"DestChannel": LOCAL1, "DestUniqueid": "crm-c2c-0001", "DestExten": "102",
+                "DialString": "Local/102@from-internal"}
+    local_new = [b for b in att if b.data.startswith(b"Event: Newchannel")
+                 and b"Channel: Local/103" in b.data]
+    local_bridge = _find(att, "LocalBridge")
+    local_dial = _find(att, "DialBegin", Channel="Local/103@from-internal-00000000;2")
+    local_ring = _find(att, "Newstate", Channel="Local/103@from-internal-00000000;1")
+    local_answer = _find(att, "DialEnd", Channel="Local/103@from-internal-00000000;2")
+    local_up = [b for b in att if b.data.startswith(b"Event: Newstate")
+                and b"Channel: Local/103" in b.data and b"ChannelState: 6" in b.data]
+    local_hangup = [b for b in att if b.data.startswith(b"Event: Hangup")
+                    and b"Channel: Local/103" in b.data]
+    phone = {"Uniqueid": PHONE_UID}
+    for block in c2c.blocks:
+        if block.kind is not BlockKind.RECV or block.data.startswith(b"Asterisk"):
+            blocks.append(block)
+            continue
+        h = parse_message(block.data).headers
+        event, t = h.get("Event"), block.t
+        if event is None:  # responses (Login, Originate, Logoff)
+            blocks.append(block)
+            continue
+        if event == "VarSet" and h.get("Variable") == "MIXMONITOR_FILENAME":
+            blocks.append(changed(block, t, **one))
+            continue
+        if event not in _C2C_KEEP:
+            continue
+        on_phone = h.get("Channel") == PHONE
+        after_answer = h.get("Context") == "outbound" or event == "Hangup"
+        if event == "Newchannel" and on_phone:
+            blocks += [changed(local_new[0], t, **one),
+                       changed(local_new[1], t, **two),
+                       changed(local_bridge, t, LocalOneChannel=LOCAL1,
+                               LocalOneUniqueid="crm-c2c-0001", LocalOneLinkedid="crm-c2c-0001",
+                               LocalTwoChannel=LOCAL2, LocalTwoUniqueid="crm-c2c-0001-b",
+                               LocalTwoLinkedid="crm-c2c-0001", Exten="102"),
+                       changed(block, t, **phone)]
+        elif event == "DialBegin" and h.get("DestChannel") == PHONE:  # the Originate's own
+            blocks += [changed(block, t, **dest_one),
+                       changed(local_dial, t, **two, DestChannel=PHONE,
+                               DestUniqueid=PHONE_UID, DestLinkedid="crm-c2c-0001",
+                               DestExten="s", DestCallerIDNum="102",
+                               DestCallerIDName="Manager Two", DialString="102")]
+        elif event == "Newstate" and on_phone and h.get("ChannelState") == "5":
+            blocks += [changed(block, t, **phone), changed(local_ring, t, **one)]
+        elif event == "Newstate" and on_phone and h.get("Context") == "from-internal":
+            blocks += [changed(block, t, **phone),
+                       changed(local_answer, t, **two, DestChannel=PHONE,
+                               DestUniqueid=PHONE_UID, DestLinkedid="crm-c2c-0001"),
+                       changed(local_up[0], t, **two), changed(local_up[1], t, **one)]
+        elif event == "DialEnd" and h.get("DestChannel") == PHONE:
+            blocks.append(changed(block, t, **dest_one))
+        elif event == "OriginateResponse":
+            blocks.append(changed(block, t, Channel=LOCAL1))
+        elif on_phone and after_answer and event == "Hangup":
+            blocks += [changed(block, t, **one), changed(local_hangup[1], t, **two),
+                       changed(block, t, **phone, Context="from-internal", Exten="s")]
+        elif on_phone and after_answer:
+            blocks.append(changed(block, t, **one))
+        elif on_phone:
+            blocks.append(changed(block, t, **phone))
+        elif event in ("DialBegin", "DialEnd") and h.get("Uniqueid") == "crm-c2c-0001":
+            blocks.append(changed(block, t, **one))
+        else:
+            blocks.append(block)
+    return Trace(c2c.scenario + "_local", c2c.description, c2c.meta, blocks)
