@@ -19,7 +19,7 @@ from callcenter.errors import CallActionFailed, CallNotFound, LineUnavailable
 from callcenter.line_events import Answered, CallerChanged, CallStarted, Direction, LineEvent
 from pbx.ami.codec import ActionEncodingError
 from pbx.ami.connection import AmiConnection
-from pbx.ami.correlator import AmiCallCorrelator, CorrelatorConfig
+from pbx.ami.correlator import WITHHELD_NUMBERS, AmiCallCorrelator, CorrelatorConfig
 from pbx.ami.errors import (
     AmiActionError,
     AmiAuthError,
@@ -147,8 +147,16 @@ class AsteriskLine:
         return len(self._gate)
 
     def _ask_presentation_of(self, start: CallStarted) -> bool:
-        if (not self.config.withheld_getvar or start.direction is not Direction.INBOUND
-                or start.withheld or self.correlator.presentation_known(start.call_key)):
+        if start.direction is not Direction.INBOUND:
+            return False
+        if start.withheld:
+            if start.caller_num.strip().lower() not in WITHHELD_NUMBERS:
+                log.info("PBX line %s: call %s: caller withheld the number (dialplan), raw "
+                         "caller ID %r hidden from users", self.name, start.call_key,
+                         start.caller_num)
+            return False
+        if not self.config.withheld_getvar or self.correlator.presentation_known(
+                start.call_key):
             return False
         conn = self._connection
         channel = self.correlator.channel_for(start.call_key, None)

@@ -107,7 +107,8 @@ async def test_a_getvar_timeout_falls_back_to_showing_and_says_so(
                for rec in caplog.records)
 
 
-async def test_the_dialplan_variable_saves_the_round_trip(tmp_path: Path) -> None:
+async def test_the_dialplan_variable_saves_the_round_trip(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Trace 01 with ``Set(CRM_WITHHELD=${CALLERID(pres)})`` at the first priority: a VarSet
     block of the trunk channel (the recorded SIPDOMAIN one) with another name and value."""
     trace = load_trace(FIXTURES / f"{SCENARIO}.log")
@@ -116,12 +117,15 @@ async def test_the_dialplan_variable_saves_the_round_trip(tmp_path: Path) -> Non
                  and b.data.startswith(b"Event: VarSet") and TRUNK.encode() in b.data)
     blocks.insert(first + 1, changed(blocks[first], blocks[first].t, Variable="CRM_WITHHELD",
                                      Value="prohib_passed_screen"))
-    async with replay(tmp_path, SCENARIO, trace=timestamped(trace, blocks),
-                      emulator_options=pres("allowed_not_screened")) as r:
-        await r.finish()
-        assert r.emulator.actions_named("Getvar") == []
-        [call] = await r.calls()
-        assert (call["caller_raw"], call["withheld"]) == ("", 1)
+    with caplog.at_level(logging.INFO, logger="pbx.asterisk_line"):
+        async with replay(tmp_path, SCENARIO, trace=timestamped(trace, blocks),
+                          emulator_options=pres("allowed_not_screened")) as r:
+            await r.finish()
+            assert r.emulator.actions_named("Getvar") == []
+            [call] = await r.calls()
+            assert (call["caller_raw"], call["withheld"]) == ("", 1)
+    assert any(RAW in rec.getMessage() and "withheld" in rec.getMessage()
+               for rec in caplog.records)
 
 
 async def test_the_question_can_be_switched_off(tmp_path: Path) -> None:
