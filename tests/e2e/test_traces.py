@@ -270,6 +270,10 @@ def test_voicemail_on_the_card_the_call_log_and_the_task(replay, console) -> Non
     tab.page.uncheck("input[name=mine]")
     expect(tab.page.locator(".task-row [data-role=voicemail]")).to_have_text(
         "оставил голосовое сообщение", timeout=10_000)
+    # and on the client card's history, in the user's language
+    tab.page.locator(".card .client-link").click()
+    expect(tab.page.locator(".history .interaction.kind-call").first).to_contain_text(
+        "Пропущенный звонок от Pavel Sidorov · оставил голосовое сообщение", timeout=10_000)
 
 
 def test_a_call_the_pbx_answered_alone_says_so(replay, console) -> None:
@@ -285,3 +289,6 @@ def test_a_call_the_pbx_answered_alone_says_so(replay, console) -> None:
     log = tab.page.locator("[data-role=call-log]")
     expect(log.locator("tr.call-row")).to_have_count(1, timeout=10_000)
     expect(log.locator("tr.call-row")).to_contain_text("АТС")
+    log.locator("tr.call-row a").first.click()  # the client: the call in its history
+    expect(tab.page.locator(".history .interaction.kind-call").first).to_contain_text(
+        re.compile(r"Звонок от Pavel Sidorov, ответила АТС, 0:0[78] в меню"), timeout=10_000)
