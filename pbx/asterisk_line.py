@@ -182,9 +182,10 @@ class AsteriskLine:
                 self._release(key, False)
             value = (await ask).get("Value") or ""
         except AmiError as exc:
-            log.warning("PBX line %s: call %s: Getvar %s failed (%s); showing the number",
-                        self.name, key, PRESENTATION_VARIABLE, exc)
-            self._release(key, False)
+            if key in self._gate:  # (after a timeout the call is shown already, and said so)
+                log.warning("PBX line %s: call %s: Getvar %s failed (%s); showing the number",
+                            self.name, key, PRESENTATION_VARIABLE, exc)
+                self._release(key, False)
             return
         except asyncio.CancelledError:
             ask.cancel()

@@ -55,6 +55,3 @@ class PresentationGate:
         if withheld and events and isinstance(events[0], CallStarted):
             events[0] = replace(events[0], withheld=True)
         return events
-
-    def keys(self) -> list[str]:
-        return list(self._held)
