@@ -4,6 +4,7 @@ Replayed through the real line, registry, call log and store."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -135,3 +136,28 @@ async def test_the_question_can_be_switched_off(tmp_path: Path) -> None:
         assert r.emulator.actions_named("Getvar") == []
         [call] = await r.calls()
         assert call["caller_raw"] == RAW
+
+
+async def test_a_late_withheld_answer_still_hides_the_caller(tmp_path: Path) -> None:
+    # Trace 03's stream waits for the recorded BlindTransfer (never sent here) with the call
+    # answered: the PBX's answer about the presentation comes only then, after the timeout.
+    async with replay(tmp_path, "03_blind_transfer", action_wait=1.0,
+                      line={"withheld_timeout": 0.05},
+                      emulator_options={"held_answers": ["Getvar"],
+                                        **pres("prohib_passed_screen")}) as r:
+        answered = await r.wait_event("call.answered")
+        assert answered.data["call"]["caller"]["raw"] == RAW  # shown: no answer in time
+        r.emulator.release_answers("Getvar")
+
+        async def hidden() -> dict[str, Any]:
+            while True:
+                for e in r.events:
+                    if e.data["call"]["caller"]["withheld"]:
+                        return e.data
+                await asyncio.sleep(0.01)
+
+        data = await asyncio.wait_for(hidden(), 10)
+        assert data["call"]["caller"]["raw"] == "" and data["match"]["kind"] == "withheld"
+        await r.finish()
+        [call] = await r.calls()
+        assert (call["caller_raw"], call["withheld"], call["client_id"]) == ("", 1, None)
