@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,6 +52,8 @@ def call_row(call: LiveCall) -> dict[str, Any]:
         "talk_seconds": call.talk_seconds,
         "transfers": [t.to_json() for t in call.transfers],
         "users": sorted(call.users),
+        "handled_by_pbx": int(call.handled_by_pbx),
+        "ivr_seconds": call.ivr_seconds,
     }
 
 
@@ -62,7 +65,9 @@ def summary(call: LiveCall) -> str:
         text = f"Internal call from {who}"
     else:
         text = f"Inbound call from {who}"
-    if call.end_state is EndState.ANSWERED:
+    if call.handled_by_pbx:
+        text += f", answered by the PBX ({round(call.ivr_seconds or 0)} s)"
+    elif call.end_state is EndState.ANSWERED:
         by = call.answered_user_name or call.answered_ext or "the other side"
         text += f", answered by {by}, talk {round(call.talk_seconds or 0)} s"
     elif call.end_state is EndState.MISSED:
@@ -71,6 +76,8 @@ def summary(call: LiveCall) -> str:
         text += f", failed ({call.reason.value if call.reason else call.cause or 'error'})"
     if call.transfers:
         text += ", transferred to " + ", ".join(t.to for t in call.transfers)
+    if call.voicemails:
+        text += ", left a voicemail"
     return text
 
 
@@ -86,7 +93,29 @@ def _resumed(row: dict[str, Any]) -> Resumed:
         recordings=tuple(row["recordings"]))
 
 
+def wants_callback(call: LiveCall, policy: str) -> bool:
+    """Whether an ended inbound call gets a callback task under the line's ``callback_on``
+    policy (callcenter.config.CALLBACK_POLICIES): a caller who waited for a person and got
+    none, or left a message, wants a call back; one who heard the office's announcement
+    (answered by the PBX alone) does not, unless the line says "always"."""
+    if call.direction is not Direction.INBOUND or call.answered_at is not None:
+        return False
+    if policy == "never":
+        return False
+    if call.voicemails:
+        return True
+    if policy == "voicemail":
+        return False
+    if call.handled_by_pbx:
+        return policy == "always"
+    return call.end_state is EndState.MISSED
+
+
 MAX_ATTEMPTS = 5
+
+
+def _kind(call: LiveCall, path: str) -> str:
+    return "voicemail" if path in call.voicemails else "call"
 
 
 def _unlinked(kind: str, item: Any) -> Any:
@@ -99,8 +128,10 @@ def _unlinked(kind: str, item: Any) -> Any:
 
 
 class CallLog:
-    def __init__(self, store: Store, *, retry_seconds: float = 2.0) -> None:
+    def __init__(self, store: Store, *, retry_seconds: float = 2.0,
+                 callback_on: Mapping[str, str] | None = None) -> None:
         self._store = store
+        self._callback_on = dict(callback_on or {})  # line name -> policy
         self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._retry = retry_seconds
@@ -117,7 +148,7 @@ class CallLog:
         self._put("upsert", call_row(call))
 
     def recording_started(self, call: LiveCall, path: str) -> None:
-        self._put("recording", (call.id, path))
+        self._put("recording", (call.id, path, _kind(call, path)))
 
     def call_finished(self, call: LiveCall) -> None:
         self._put("finish", call)
@@ -187,7 +218,8 @@ class CallLog:
         store = self._store
         await store.upsert_call(call_row(call))
         for path in call.recordings:
-            await store.add_recording(call.id, path)  # no-op when known since it started
+            # no-op when known since it started
+            await store.add_recording(call.id, path, _kind(call, path))
         await store.schedule_recordings(call.id)
         at = datetime.fromtimestamp(call.started_at, UTC)
         await store.add_interaction(
@@ -201,8 +233,10 @@ class CallLog:
                 "ring_seconds": call.ring_seconds, "talk_seconds": call.talk_seconds,
                 "transfers": [t.to_json() for t in call.transfers],
                 "recordings": list(call.recordings),
+                "voicemail": bool(call.voicemails), "handled_by_pbx": call.handled_by_pbx,
+                "ivr_seconds": call.ivr_seconds,
             })
-        if call.direction is Direction.INBOUND and call.end_state is EndState.MISSED:
+        if wants_callback(call, self._callback_on.get(call.line, "waited_or_voicemail")):
             await self._callback_task(call)
         elif call.answered_at is not None and call.client_phone:
             # They got through (called again, or we called them): the callback is done.
@@ -230,5 +264,5 @@ class CallLog:
         await self._store.create_task(
             TaskKind.CALLBACK, title, due_at=datetime.now(UTC), assignee_id=manager_id,
             assignee_role=None if manager_id else Role.SECRETARY, client_id=call.client_id,
-            phone=phone, ref=call.id,
+            phone=phone, ref=call.id, voicemail=bool(call.voicemails),
         )

@@ -24,6 +24,8 @@ from callcenter.line_events import (
     EndState,
     HoldChanged,
     LineEvent,
+    PbxAnswered,
+    RecordingKind,
     RecordingStarted,
     RingingChanged,
     Transferred,
@@ -88,6 +90,7 @@ class CallRegistry:
             CallerChanged: self._caller_changed,
             RingingChanged: self._ringing,
             Answered: self._answered,
+            PbxAnswered: self._pbx_answered,
             Transferred: self._transferred,
             HoldChanged: self._hold,
             RecordingStarted: self._recording,
@@ -168,8 +171,9 @@ class CallRegistry:
         call = LiveCall(
             id=e.call_key, line=e.line, direction=e.direction,
             caller_raw="" if withheld else e.caller_num,
-            caller_name="" if withheld and e.caller_name.lower() in {"anonymous", "unknown", ""}
-            else e.caller_name,
+            # A caller who withheld the number is not named either (the carrier may still send
+            # the name with the real number, P-Asserted-Identity).
+            caller_name="" if withheld else e.caller_name,
             withheld=withheld, called=e.called_num, started_at=e.at, match=match,
             caller_e164=None if withheld else caller_number.e164,
             caller_display="" if withheld else display(caller_number, self._region),
@@ -190,6 +194,10 @@ class CallRegistry:
         previous = self._sink.resumed(call.id) if self._sink else None
         if previous is None:
             return
+        if previous.answered_at is None and previous.rang:
+            # It rang before the restart and nobody took it since: count that time as ringing
+            # (the best the stored row tells), so ring time is not only this run's share.
+            call.rang_seconds += max(0.0, call.started_at - previous.started_at)
         call.started_at = previous.started_at
         call.rang = [*previous.rang, *(ext for ext in call.rang if ext not in previous.rang)]
         call.users |= previous.users
@@ -250,6 +258,8 @@ class CallRegistry:
         call = self._calls.get(e.call_key)
         if call is None:
             return
+        if e.withheld and not call.withheld and call.direction is Direction.INBOUND:
+            self._withhold(call)
         if e.called_num is not None:
             call.called = e.called_num
             if call.direction is Direction.OUTBOUND and not call.match.candidates:
@@ -267,12 +277,21 @@ class CallRegistry:
             call.match_json = self._match_json(call.match, call.direction)
         self._publish("call.updated", call, e.at)
 
+    def _withhold(self, call: LiveCall) -> None:
+        """The line learnt late that the caller withheld the number: forget what was shown."""
+        call.withheld = True
+        call.caller_raw = call.caller_display = ""
+        call.caller_name = ""
+        call.caller_e164 = call.client_phone = None
+        call.match = self._matcher.match(None, withheld=True)
+        call.match_json = self._match_json(call.match, call.direction)
+
     def _ringing(self, e: RingingChanged) -> None:
         call = self._calls.get(e.call_key)
         if call is None:
             return
         before = set(call.ringing)
-        call.ringing = tuple(e.extensions)
+        call.ringing_now(tuple(e.extensions), e.at)
         if e.queue:
             call.queue = e.queue
         new = [ext for ext in e.extensions if ext not in before]
@@ -293,7 +312,7 @@ class CallRegistry:
         if call is None or call.answered_at is not None:
             return
         call.answered_at = e.at
-        call.ringing = ()
+        call.ringing_now((), e.at)
         call.answered_by_outside = e.by_outside
         if e.extension:
             call.answered_ext = call.current_ext = e.extension
@@ -305,6 +324,13 @@ class CallRegistry:
         if self._sink:
             self._sink.call_changed(call)
         self._publish("call.answered", call, e.at)
+
+    def _pbx_answered(self, e: PbxAnswered) -> None:
+        call = self._calls.get(e.call_key)
+        if call is None or call.pbx_answered_at is not None:
+            return
+        call.pbx_answered_at = e.at
+        self._publish("call.updated", call, e.at)
 
     def _transferred(self, e: Transferred) -> None:
         call = self._calls.get(e.call_key)
@@ -331,6 +357,8 @@ class CallRegistry:
         if call is None or e.path in call.recordings:
             return
         call.recordings.append(e.path)
+        if e.kind is RecordingKind.VOICEMAIL:
+            call.voicemails.append(e.path)
         if self._sink:
             self._sink.recording_started(call, e.path)
         self._publish("call.updated", call, e.at)
@@ -361,7 +389,8 @@ class CallRegistry:
         call.end_state = e.state
         call.reason = e.reason
         call.cause = e.cause
-        call.ringing = ()
+        call.handled_by_pbx = e.by_pbx and e.state is EndState.ANSWERED
+        call.ringing_now((), e.at)
         if self._sink:
             self._sink.call_finished(call)
         topic = "call.missed" if e.state is EndState.MISSED else "call.ended"

@@ -533,24 +533,24 @@ class SqliteStore(CallLogMixin):
     # -- tasks -----------------------------------------------------------------------------
 
     _TASK_COLUMNS = ("id, kind, title, due_at, assignee_id, assignee_role, client_id, phone, done,"
-                     " created_at, done_at, ref")
+                     " created_at, done_at, ref, voicemail")
 
     @staticmethod
     def _task(r: Sequence[Any]) -> Task:
         return Task(r[0], TaskKind(r[1]), r[2], parse_ts(r[3]), r[4],
                     Role(r[5]) if r[5] else None, r[6], r[7], bool(r[8]),
-                    parse_ts(r[9]) or now_utc(), parse_ts(r[10]), r[11])
+                    parse_ts(r[9]) or now_utc(), parse_ts(r[10]), r[11], bool(r[12]))
 
     async def create_task(self, kind: TaskKind, title: str, *, due_at: datetime | None = None,
                           assignee_id: int | None = None, assignee_role: Role | None = None,
                           client_id: int | None = None, phone: str | None = None,
-                          ref: str | None = None) -> Task:
+                          ref: str | None = None, voicemail: bool = False) -> Task:
         task_id = await self._insert(
             "INSERT INTO tasks (kind, title, due_at, assignee_id, assignee_role, client_id, phone,"
-            " created_at, ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " created_at, ref, voicemail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (TaskKind(kind).value, title, ts(due_at), assignee_id,
              Role(assignee_role).value if assignee_role else None, client_id, phone,
-             ts(now_utc()), ref),
+             ts(now_utc()), ref, int(voicemail)),
         )
         return await self.get_task(task_id)
 

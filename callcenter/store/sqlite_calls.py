@@ -33,7 +33,7 @@ _CALL_COLUMNS = (
     "id", "line", "direction", "caller_raw", "caller_e164", "caller_name", "withheld", "called",
     "client_id", "contact_id", "candidates", "state", "reason", "cause", "answered_by_user",
     "answered_by_ext", "user_id", "rang", "ringing_at", "answered_at", "ended_at",
-    "ring_seconds", "talk_seconds", "transfers", "users",
+    "ring_seconds", "talk_seconds", "transfers", "users", "handled_by_pbx", "ivr_seconds",
 )
 _CALL_JSON = {"candidates", "rang", "transfers", "users"}
 _NOT_YET = "9999-12-31T00:00:00+00:00"  # a recording whose call is still going on
@@ -46,7 +46,7 @@ _UPDATES = ", ".join(f"{c} = {_FIRST_WINS.get(c, f'excluded.{c}')}" for c in _CA
 _OPEN = "state IN ('ringing', 'answered') AND ended_at IS NULL"
 _CALL_DEFAULTS: dict[str, Any] = {"caller_raw": "", "caller_name": "", "withheld": 0,
                                   "called": "", "cause": "", "candidates": [], "rang": [],
-                                  "transfers": [], "users": []}
+                                  "transfers": [], "users": [], "handled_by_pbx": 0}
 
 
 class CallLogMixin:
@@ -147,21 +147,23 @@ class CallLogMixin:
         if out:
             marks = ",".join("?" * len(out))
             recs: dict[str, list[dict[str, Any]]] = {}
-            for rid, call_id, pbx_path, state, size in await self._db.execute_fetchall(
-                "SELECT id, call_id, pbx_path, state, size FROM recordings"
+            for rid, call_id, pbx_path, state, size, kind in await self._db.execute_fetchall(
+                "SELECT id, call_id, pbx_path, state, size, kind FROM recordings"
                 f" WHERE call_id IN ({marks}) ORDER BY id", [r["id"] for r in out]):
                 recs.setdefault(call_id, []).append(
-                    {"id": rid, "pbx_path": pbx_path, "state": state, "size": size})
+                    {"id": rid, "pbx_path": pbx_path, "state": state, "size": size,
+                     "kind": kind})
             for row in out:
                 row["recordings"] = recs.get(row["id"], [])
         return out
 
-    async def add_recording(self, call_id: str, pbx_path: str) -> None:
+    async def add_recording(self, call_id: str, pbx_path: str, kind: str = "call") -> None:
         """Known as soon as the recording starts (so a restart cannot lose it); fetched only
-        once schedule_recordings() says the call is over - the file is still being written."""
+        once schedule_recordings() says the call is over - the file is still being written.
+        ``kind``: "call" (the conversation) or "voicemail" (a message the caller left)."""
         await self._db.execute(
-            "INSERT INTO recordings (call_id, pbx_path, next_try_at) VALUES (?, ?, ?)"
-            " ON CONFLICT (call_id, pbx_path) DO NOTHING", (call_id, pbx_path, _NOT_YET))
+            "INSERT INTO recordings (call_id, pbx_path, next_try_at, kind) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (call_id, pbx_path) DO NOTHING", (call_id, pbx_path, _NOT_YET, kind))
 
     async def schedule_recordings(self, call_id: str, delay: float = 2.0) -> None:
         """The call has ended: its recordings become due. MixMonitor closes the file at

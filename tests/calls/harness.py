@@ -20,7 +20,7 @@ from callcenter.models import User
 from callcenter.store.base import CallFilter
 from callcenter.store.sqlite import SqliteStore
 from pbx.ami.emulator import AmiEmulator
-from pbx.ami.trace import load_trace
+from pbx.ami.trace import Trace, load_trace
 from pbx.asterisk_line import AsteriskLine
 from tests.conftest import FIXTURES
 
@@ -71,7 +71,7 @@ class Replay:
     async def finish(self, timeout: float = 30.0) -> None:
         await asyncio.wait_for(self.emulator.finished.wait(), timeout)
         for _ in range(100):  # let the reader hand the last events over
-            if not self.registry.live():
+            if not self.registry.live() and not self.line.holding:
                 break
             await asyncio.sleep(0.02)
         await asyncio.wait_for(self.call_log.drained(), 10)
@@ -86,22 +86,30 @@ async def replay(
     channel_ids: Callable[[], str] | None = None,
     speed: float = 0.0,
     prepare: Callable[[SqliteStore], Awaitable[None]] | None = None,
+    trace: Trace | None = None,
+    line: dict[str, Any] | None = None,
+    emulator_options: dict[str, Any] | None = None,
 ) -> AsyncIterator[Replay]:
+    """``trace`` replaces the recording named ``scenario``; ``line``: PbxLineConfig values;
+    ``emulator_options``: AmiEmulator keywords (``variables``, ``held_answers``)."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     store = await SqliteStore.open(tmp_path / f"{scenario}.db")
     await seed_demo(store, FAKE_HASH)
     if prepare is not None:
         await prepare(store)  # before the PBX starts talking
     bus = EventBus()
-    call_log = CallLog(store)
+    options = {"name": "office", "port": 0, "username": "crm", "secret": "crm-secret",
+               "trunk_endpoints": ["trunk", "faxtrunk"], **(line or {})}
+    call_log = CallLog(store, callback_on={options["name"]: options.get(
+        "callback_on", "waited_or_voicemail")})
     registry = CallRegistry(CallerMatcher(store.caller_index, PhonesConfig()),
                             store.caller_index, bus, call_log)
     await call_log.start()
-    emulator = AmiEmulator(load_trace(FIXTURES / f"{scenario}.log"), speed=speed,
-                           action_wait=action_wait, auth_failure_delay=0)
+    emulator = AmiEmulator(trace or load_trace(FIXTURES / f"{scenario}.log"), speed=speed,
+                           action_wait=action_wait, auth_failure_delay=0,
+                           **(emulator_options or {}))
     await emulator.start()
-    config = PbxLineConfig(name="office", port=emulator.port, username="crm",
-                           secret="crm-secret", trunk_endpoints=["trunk", "faxtrunk"])
+    config = PbxLineConfig(**{**options, "port": emulator.port})
     line = AsteriskLine(config, registry.handle, channel_ids=channel_ids)
     service = CallService(registry, {"office": line})
     result = Replay(store, bus, registry, call_log, line, emulator, service)

@@ -136,6 +136,8 @@ async def test_call_starting_right_after_the_list_stays_live_and_ringing(
         pbx: Pbx, answers: dict) -> None:
     answers["CoreShowChannels"] = [lambda aid: [*_as_answer(CORE_SHOW_A, aid), *CALL_B_STARTS]]
     await pbx.until(lambda: pbx.resyncs == 1)
+    # B is a new inbound call: its events wait for the Getvar of CALLERID(pres) (item 6)
+    await pbx.until(lambda: bool(pbx.of(RingingChanged, CALL_B)))
     assert [type(e) for e in pbx.of(CallStarted, CALL_B)] == [CallStarted]
     assert pbx.of(RingingChanged, CALL_B)[-1].extensions == ("101",)
     assert pbx.of(CallEnded, CALL_B) == []  # not missed/abandoned: no callback task
@@ -179,6 +181,7 @@ async def test_status_fallback_is_applied_in_stream_order_too(pbx: Pbx, answers:
     # no CoreShowChannels answer: Permission denied, the line falls back to Status
     answers["Status"] = [lambda aid: [*_as_answer(STATUS_S, aid), *CALL_B_STARTS]]
     await pbx.until(lambda: pbx.resyncs == 1)
+    await pbx.until(lambda: bool(pbx.of(RingingChanged, CALL_B)))  # after its Getvar
     assert len(pbx.emulator.actions_named("CoreShowChannels")) == 1
     assert pbx.of(CallEnded, CALL_B) == []
     assert pbx.of(RingingChanged, CALL_B)[-1].extensions == ("101",)

@@ -22,6 +22,7 @@ from callcenter.line_events import (
     HoldChanged,
     LineEvent,
     MissReason,
+    PbxAnswered,
     RecordingStarted,
     RingingChanged,
     TransferKind,
@@ -73,6 +74,7 @@ def fold(events: Iterable[LineEvent]) -> list[dict[str, Any]]:
     """One record per call, in start order; checks the event grammar on the way."""
     calls: dict[str, dict[str, Any]] = {}
     ended: set[str] = set()
+    pbx_answered: set[str] = set()
     for ev in events:
         key = ev.call_key
         assert key not in ended, f"event after CallEnded: {ev}"
@@ -107,6 +109,10 @@ def fold(events: Iterable[LineEvent]) -> list[dict[str, Any]]:
         elif isinstance(ev, Answered):
             assert rec["answered_by"] is None, f"answered twice: {ev}"
             rec["answered_by"] = ev.extension or ("outside" if ev.by_outside else "pbx")
+        elif isinstance(ev, PbxAnswered):
+            assert rec["answered_by"] is None, f"the PBX answered after a person: {ev}"
+            assert key not in pbx_answered, f"the PBX answered twice: {ev}"
+            pbx_answered.add(key)
         elif isinstance(ev, Transferred):
             rec["transfers"].append((ev.kind.value, ev.from_ext, ev.to, ev.result))
         elif isinstance(ev, HoldChanged):

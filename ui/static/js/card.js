@@ -242,11 +242,15 @@ export class CallCard {
     }
     if (call.state === 'missed') {
       lines.push(h('p', { class: 'missed' }, t('card.missed', { reason: label('reason', call.reason || 'no_answer') })));
+    } else if (call.state === 'ended' && call.handled_by_pbx) {
+      lines.push(h('p', { dataset: { role: 'pbx-answered' } },
+        t('card.pbx_answered', { ivr: duration(call.ivr_seconds) || '0:00' })));
     } else if (call.state === 'ended') {
       lines.push(h('p', {}, t('card.ended', { talk: duration(call.talk_seconds) || '0:00' })));
     } else if (call.state === 'failed') {
       lines.push(h('p', { class: 'missed' }, t('card.failed', { reason: label('reason', call.reason || 'failed') })));
     }
+    if (call.voicemail) lines.push(h('p', { class: 'voicemail', dataset: { role: 'voicemail' } }, t('card.voicemail')));
     const pending = this.entry.ui.transfer;
     if (pending) {
       lines.push(h('p', { class: `transfer-request ${pending.state}`, dataset: { role: 'transfer-result' } },
