@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from callcenter.config import PbxLineConfig
 from callcenter.line_events import (
     Answered,
     CallEnded,
@@ -19,8 +20,10 @@ from callcenter.line_events import (
 )
 from pbx.ami.codec import parse_message
 from pbx.ami.emulator import action_id_of, response, rewrite_action_id
+from pbx.ami.errors import AmiActionError, AmiConnectionLost, AmiError, AmiTimeout
 from pbx.ami.message import Message
 from pbx.ami.trace import BlockKind
+from pbx.asterisk_line import AsteriskLine
 from tests.calls.harness import LinePbx as Pbx
 from tests.calls.harness import line_pbx
 from tests.pbx.conftest import load
@@ -140,3 +143,49 @@ async def test_status_fallback_is_applied_in_stream_order_too(pbx: Pbx, answers:
     assert pbx.of(CallEnded, CALL_B) == []
     assert pbx.of(RingingChanged, CALL_B)[-1].extensions == ("101",)
     assert sorted(pbx.line.correlator.live_calls()) == [CALL_B, CALL_S]
+
+
+async def test_a_resync_list_that_times_out_is_not_retried_as_status(
+        answers: dict, caplog: pytest.LogCaptureFixture) -> None:
+    """A list that did not complete in time would not as the heavier Status either: the line
+    logs it and leaves ended calls to the sweep. The events held meanwhile are not lost."""
+    never_ends = [lambda aid: [*_as_answer(CORE_SHOW_A, aid)[:2], *CALL_B_STARTS]]
+    answers["CoreShowChannels"] = never_ends
+    async with line_pbx(_responders(answers), action_timeout=0.3) as pbx:
+        await pbx.until(lambda: pbx.resyncs == 1)
+        assert pbx.emulator.actions_named("Status") == []
+        assert pbx.of(RingingChanged, CALL_B)[-1].extensions == ("101",)
+    assert "no resync, CoreShowChannels failed" in caplog.text
+
+
+class _Conn:
+    """Answers each list action with the next outcome: an exception or a (response, events)."""
+
+    def __init__(self, *outcomes: Exception | None) -> None:
+        self.outcomes = list(outcomes)
+        self.asked: list[str] = []
+
+    async def list_action(self, name: str, **_: object) -> tuple[Message, list[Message]]:
+        self.asked.append(name)
+        outcome = self.outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+        return Message({"Response": "Success"}), []
+
+
+REFUSED = AmiActionError(Message({"Response": "Error", "Message": "Permission denied"}))
+
+
+@pytest.mark.parametrize(("outcome", "asked"), [
+    (REFUSED, ["CoreShowChannels", "Status"]),  # no rights for it: Status may work
+    (AmiError("AMI list cc-1 abandoned: 20000 events arrived"), ["CoreShowChannels"]),
+    (AmiTimeout("no answer to AMI CoreShowChannels"), ["CoreShowChannels"]),
+    (AmiConnectionLost("down"), ["CoreShowChannels"]),
+    (None, ["CoreShowChannels"]),
+])
+async def test_status_is_the_fallback_only_when_core_show_channels_is_refused(
+        outcome: Exception | None, asked: list[str]) -> None:
+    line = AsteriskLine(PbxLineConfig(name="office"), lambda _: None)
+    conn = _Conn(outcome, REFUSED)
+    await line._resync(conn)  # type: ignore[arg-type]
+    assert conn.asked == asked
