@@ -33,6 +33,7 @@ from pbx.ami.correlator import AmiCallCorrelator, CorrelatorConfig
 from pbx.ami.escape import display_name, unescape_c, unescape_sip_quoted
 from pbx.ami.message import Message
 from pbx.ami.trace import BlockKind, Trace, load_trace, trace_messages
+from pbx.ami.transfers import AtxferNotes
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ami"
 if not FIXTURES.is_dir():  # fail loudly: a missing fixture folder must not look like a pass
@@ -927,18 +928,24 @@ def test_phone_attended_transfer_joins_the_consultation_leg() -> None:
     assert c.stats() == {"calls": 0, "legs": 0, "originates": 0}
 
 
-def _atxfer_setup(c: AmiCallCorrelator) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
-    """The caller bridged to 101, 101 Atxfers to 103 through Local/103@from-internal;1/;2."""
+def _atxfer_setup(
+    c: AmiCallCorrelator, *, existing: bool = False
+) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """The caller bridged to 101, 101 Atxfers to 103 through Local/103@from-internal;1/;2
+    (``existing``: the caller and 101 are already up)."""
     agent = leg("100.2", "PJSIP/101-00000002")
     local1 = leg("100.3", "Local/103@from-internal-00000000;1")
     local2 = leg("100.4", "Local/103@from-internal-00000000;2", context="from-internal")
     phone = leg("100.5", "PJSIP/103-00000005")
-    run(
-        c,
+    start = [] if existing else [
         ev("Newchannel", **TRUNK),
         ev("Newchannel", **agent),
         dial(TRUNK, agent),
         ev("Newstate", **{**agent, "ChannelState": "6"}),
+    ]
+    run(
+        c,
+        *start,
         ev("BridgeEnter", **agent, BridgeUniqueid="orig"),
         ev("BridgeEnter", **TRUNK, BridgeUniqueid="orig"),
         ev("Newchannel", **local1),
@@ -999,16 +1006,100 @@ def test_attended_transfer_without_anything_falls_back_to_the_local_leg() -> Non
     assert _transfers(run(c, _fieldless_transfer(agent))) == [("101", "103")]
 
 
-def test_atxfer_requests_expire_and_are_bounded() -> None:
+def test_atxfer_notes_expire_and_are_bounded() -> None:
+    notes = AtxferNotes()
+    notes.note("asterisk:gone", "101", "103", 0.0)
+    notes.note(KEY, "101", "105", 301.0)  # 5 minutes: a consultation nobody completed
+    assert len(notes) == 1
+    assert notes.take(KEY, "101", 301.0 + notes.ttl + 1) is None
+    assert len(notes) == 0
+    for i in range(2000):
+        notes.note(f"asterisk:{i}", "101", "103", 400.0)
+    assert len(notes) == notes.limit
+    assert notes.take("asterisk:0", "101", 400.0) is None  # the oldest went first
+
+
+def _rules(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The rule each target-less AttendedTransfer was resolved by (the correlator's debug log)."""
+    return [
+        str(r.args[-1])
+        for r in caplog.records
+        if r.name == "pbx.ami.correlator" and "without its target" in r.getMessage()
+        and isinstance(r.args, tuple)
+    ]
+
+
+def test_an_atxfer_note_is_used_within_minutes_only() -> None:
     now = [0.0]
     c = AmiCallCorrelator(clock=lambda: now[0])
-    c.note_atxfer("asterisk:gone", "101", "103")
-    now[0] = 4000.0  # past the hour a consultation may take
-    c.note_atxfer(KEY, "101", "105")
+    agent, _, _ = _atxfer_setup(c)
+    c.note_atxfer(KEY, "101", "104")
+    now[0] = 301.0  # a note from an hour ago would be a stale guess
+    assert _transfers(run(c, _fieldless_transfer(agent))) == [("101", "103")]  # the Local leg
+
+
+def test_an_atxfer_note_is_used_only_for_its_transferer(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Our Atxfer of the call was asked for 102; the transfer Asterisk reports is 101's own
+    (from its phone): 102's target is not 101's."""
+    c = new_correlator()
+    agent, _, _ = _atxfer_setup(c)
+    c.note_atxfer(KEY, "102", "104")
+    with caplog.at_level(logging.DEBUG, logger="pbx.ami.correlator"):
+        assert _transfers(run(c, _fieldless_transfer(agent))) == [("101", "103")]
+    assert _rules(caplog) == ["local"]
+    assert len(c._atxfers) == 1  # still 102's, should 102 complete its own
+
+
+def test_a_cancelled_consultation_forgets_the_atxfer_note(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """101's Atxfer to 104 is cancelled (104's Local halves and phone hang up); later 101's
+    phone transfers the call to 103 itself: 103, not the stale 104."""
+    c = new_correlator()
+    agent = leg("100.2", "PJSIP/101-00000002")
+    to104 = [
+        leg("100.6", "Local/104@from-internal-00000001;1"),
+        leg("100.7", "Local/104@from-internal-00000001;2", context="from-internal"),
+        leg("100.8", "PJSIP/104-00000008"),
+    ]
+    run(c, ev("Newchannel", **TRUNK), ev("Newchannel", **agent), dial(TRUNK, agent),
+        ev("Newstate", **{**agent, "ChannelState": "6"}))
+    c.note_atxfer(KEY, "101", "104")
+    run(c, *(ev("Newchannel", **x) for x in to104), dial(to104[1], to104[2]))
+    run(c, *(ev("Hangup", **x) for x in to104))
+    assert len(c._atxfers) == 0
+    _atxfer_setup(c, existing=True)
+    with caplog.at_level(logging.DEBUG, logger="pbx.ami.correlator"):
+        assert _transfers(run(c, _fieldless_transfer(agent))) == [("101", "103")]
+    assert _rules(caplog) == ["local"]
+
+
+def test_local_halves_optimised_away_keep_the_atxfer_note(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Asterisk may optimise the Local pair away while 101 and 103 still talk: the consultation
+    is not over, our note still names the target."""
+    c = new_correlator()
+    agent, local1, phone = _atxfer_setup(c)
+    c.note_atxfer(KEY, "101", "103")
+    local2 = leg("100.4", "Local/103@from-internal-00000000;2", context="from-internal")
+    run(c, ev("Hangup", **local1), ev("Hangup", **local2))
     assert len(c._atxfers) == 1
-    for i in range(2000):
-        c.note_atxfer(f"asterisk:{i}", "101", "103")
-    assert len(c._atxfers) == c._atxfers.limit
+    with caplog.at_level(logging.DEBUG, logger="pbx.ami.correlator"):
+        assert _transfers(run(c, _fieldless_transfer(agent))) == [("101", "103")]
+    assert _rules(caplog) == ["atxfer"]
+    assert c.channel_for(KEY, "103") == phone["Channel"]
+
+
+def test_atxfer_notes_go_with_the_call() -> None:
+    c = new_correlator()
+    agent, local1, phone = _atxfer_setup(c)
+    c.note_atxfer(KEY, "101", "105")  # no leg towards 105 ever comes
+    c.note_atxfer("asterisk:999.1", "101", "103")  # a call that is already over: not noted
+    assert len(c._atxfers) == 1
+    local2 = leg("100.4", "Local/103@from-internal-00000000;2", context="from-internal")
+    run(c, *(ev("Hangup", **x) for x in (agent, local1, local2, phone, TRUNK)))
+    assert c.live_calls() == []
+    assert len(c._atxfers) == 0
 
 
 def test_channel_for_an_internal_call_without_trunk_legs() -> None:
