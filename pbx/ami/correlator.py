@@ -329,6 +329,9 @@ class AmiCallCorrelator:
             leg = self._legs.get(h["Uniqueid"])
             if leg is None:
                 continue
+            # BridgeEnter/BridgeLeave of the gap are lost: the snapshot says where it is now
+            # (CoreShowChannel: BridgeId, Status: BridgeID; empty when in no bridge).
+            leg.bridge = h.get("BridgeId") or h.get("BridgeID") or None
             self._touch(leg.call, at, out)
             state = h.get("ChannelState")
             if state in (_UP, _RINGING):

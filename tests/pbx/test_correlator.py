@@ -1102,6 +1102,32 @@ def test_atxfer_notes_go_with_the_call() -> None:
     assert len(c._atxfers) == 0
 
 
+def test_resync_refreshes_the_bridges_of_kept_and_adopted_legs(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """During the gap 101 went to the consultation and the Local half joined the caller's
+    bridge; the BridgeEnter/Leave events are lost, the snapshot says where each leg is."""
+    c = new_correlator()
+    agent, local1, phone = _atxfer_setup(c)
+    local2 = leg("100.4", "Local/103@from-internal-00000000;2", context="from-internal")
+    other = leg("100.9", "PJSIP/104-00000009")  # started during the gap
+    snapshot = [
+        ev("CoreShowChannel", **{**TRUNK, "ChannelState": "6"}, BridgeId="orig"),
+        ev("CoreShowChannel", **agent, BridgeId="consult"),
+        ev("CoreShowChannel", **local1, BridgeId="orig"),
+        ev("CoreShowChannel", **local2, BridgeId="consult-b"),
+        ev("CoreShowChannel", **phone, BridgeId=""),
+        ev("Status", **other, BridgeID="consult"),  # Status spells it BridgeID
+    ]
+    c.resync(snapshot)
+    bridges = {uid: c._legs[uid].bridge for uid in ("100.1", "100.2", "100.3", "100.5", "100.9")}
+    assert bridges == {"100.1": "orig", "100.2": "consult", "100.3": "orig", "100.5": None,
+                       "100.9": "consult"}
+    with caplog.at_level(logging.DEBUG, logger="pbx.ami.correlator"):
+        out = run(c, _fieldless_transfer(agent, DestType="Bridge", DestBridgeUniqueid="orig"))
+    assert _transfers(out) == [("101", "103")]
+    assert _rules(caplog) == ["bridge"]  # the PBX's fact, not the Local-leg guess
+
+
 def test_channel_for_an_internal_call_without_trunk_legs() -> None:
     """Hang-up and recording take any leg; a redirect the other party's than from_ext."""
     c = new_correlator()
