@@ -50,10 +50,11 @@ def replay(
 ) -> tuple[list[LineEvent], AmiCallCorrelator]:
     """Feed every received message, with the clock at the block's time. Our own click-to-call
     Originates (SEND blocks without an Application) are announced with expect_originate, as the
-    adapter would do before sending them."""
+    adapter would do before sending them, and our Atxfers noted once the PBX accepted them."""
     now = [0.0]
     c = correlator or AmiCallCorrelator(clock=lambda: now[0])
     events: list[LineEvent] = []
+    atxfers: dict[str | None, Message] = {}
     for block in trace.blocks:
         if block.kind is BlockKind.SEND:
             action = parse_message(block.data)
@@ -64,9 +65,17 @@ def replay(
                     action["Exten"],
                     action.get("ActionID"),
                 )
+            elif action.get("Action") == "Atxfer":
+                atxfers[action.action_id] = action
         elif block.kind is BlockKind.RECV and not block.data.startswith(b"Asterisk Call Manager/"):
             now[0] = block.t
-            events += c.feed(parse_message(block.data))
+            msg = parse_message(block.data)
+            action = atxfers.pop(msg.action_id, None) if msg.response else None
+            if action is not None and msg.response == "Success":
+                ext = parse_channel(action["Channel"]).endpoint
+                [key] = [k for k in c.live_calls() if c.channel_for(k, ext) == action["Channel"]]
+                c.note_atxfer(key, ext, action["Exten"])
+            events += c.feed(msg)
     return events, c
 
 
@@ -233,7 +242,25 @@ EXPECTED: dict[str, list[dict[str, Any]]] = {
     ],
     # 04 with an AttendedTransfer without TransferTarget* (Asterisk 22.10.1, 8 of 15 live runs):
     # the target is the leg that joined the caller's bridge, Local/103@from-internal;1
+    # (test_fieldless_traces_are_resolved_by_different_rules)
     "04b_attended_transfer_no_target": [
+        call(
+            "1795388551.12",
+            "inbound",
+            "+79161234567",
+            "Ivan Petrov",
+            "74951110000",
+            ringing=(("101",), (), ("103",), ()),
+            queue="support",
+            answered_by="101",
+            transfers=(("attended", "101", "103", "success"),),
+            holds=(("101", True), ("101", False)),
+            recordings=("q-20261122-230231-1795388551.12.wav",),
+        ),
+    ],
+    # 04b with the target joining the caller's bridge only after the AttendedTransfer: no leg
+    # in that bridge yet, our own Atxfer request names 103
+    "04c_attended_transfer_target_left": [
         call(
             "1795388551.12",
             "inbound",
@@ -420,6 +447,36 @@ def test_trace_call_records(path: Path, caplog: pytest.LogCaptureFixture) -> Non
     assert not caplog.records, "the correlator swallowed an exception"
     assert c.live_calls() == []
     assert c.stats() == {"calls": 0, "legs": 0, "originates": 0}
+
+
+@pytest.mark.parametrize(
+    ("scenario", "rule"),
+    [
+        ("04_attended_transfer", []),  # TransferTarget* present: no rule needed
+        ("04b_attended_transfer_no_target", ["bridge"]),
+        ("04c_attended_transfer_target_left", ["atxfer"]),
+    ],
+)
+def test_fieldless_traces_are_resolved_by_different_rules(
+    scenario: str, rule: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The derived traces tell the target rules apart: 04b's target is in the caller's bridge
+    when the event comes, 04c's joins it only afterwards, so our Atxfer request names it."""
+    with caplog.at_level(logging.DEBUG, logger="pbx.ami.correlator"):
+        events, _ = replay(load_trace(FIXTURES / f"{scenario}.log"))
+    assert _rules(caplog) == rule
+    assert [(e.from_ext, e.to) for e in events if isinstance(e, Transferred)] == [("101", "103")]
+
+
+def test_without_our_atxfer_note_04c_falls_back_to_the_local_leg(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    trace = load_trace(FIXTURES / "04c_attended_transfer_target_left.log")
+    trace.blocks = [b for b in trace.blocks if b"Action: Atxfer" not in b.data]
+    with caplog.at_level(logging.DEBUG, logger="pbx.ami.correlator"):
+        events, _ = replay(trace)
+    assert _rules(caplog) == ["local"]
+    assert [e.to for e in events if isinstance(e, Transferred)] == ["103"]
 
 
 def test_trace_messages_and_replay_agree() -> None:
