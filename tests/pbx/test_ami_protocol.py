@@ -412,8 +412,8 @@ def test_the_held_budget_counts_framed_bytes() -> None:
     _snapshot_start(tracker)
     assert tracker.receive(events[0]) == tracker.receive(events[1]) == ()
     assert tracker.receive(events[2])[0] == ListAbandoned("cc-1", 3)
-    small = EventReceived(msg(Event="Hangup", Uniqueid="1"))  # 35 bytes if it were sent
-    tracker = ActionTracker(max_held_bytes=35 * 2)
+    small = EventReceived(msg(Event="Hangup", Uniqueid="1"))  # 30 bytes if it were sent
+    tracker = ActionTracker(max_held_bytes=30 * 2)
     _snapshot_start(tracker)
     assert tracker.receive(small) == tracker.receive(small) == ()
     assert tracker.receive(small)[0] == ListAbandoned("cc-1", 3)
