@@ -231,9 +231,11 @@ class AsteriskLine:
         await self._resync(conn)
 
     async def _resync(self, conn: AmiConnection) -> None:
-        """Bring the calls up to date after a (re)connect. Status is the fallback for an AMI
-        user without the rights for CoreShowChannels; should both fail, calls that ended
-        meanwhile are closed later by the registry's sweep of silent calls.
+        """Bring the calls up to date after a (re)connect. Status is the fallback only for an
+        AMI user the PBX refuses CoreShowChannels (permission): after a timeout or a list given
+        up under load, the heavier Status would fail the same way and hold events longer. Then,
+        or should both be refused, calls that ended meanwhile are closed later by the registry's
+        sweep of silent calls.
 
         The snapshot is applied by the connection's reader at its place in the byte stream:
         events that came during or after the list (a call starting, a Hangup) are applied after
@@ -241,9 +243,14 @@ class AsteriskLine:
         for action in ("CoreShowChannels", "Status"):
             try:
                 await conn.list_action(action, apply=self._apply_snapshot)
-            except AmiError as exc:
-                log.warning("PBX line %s: %s for the resync failed (%s)", self.name, action, exc)
+            except AmiActionError as exc:
+                log.warning("PBX line %s: %s for the resync refused (%s)", self.name, action,
+                            exc)
                 continue
+            except AmiError as exc:
+                log.warning("PBX line %s: no resync, %s failed (%s); calls that ended "
+                            "meanwhile are closed by the sweep of silent calls", self.name,
+                            action, exc)
             return
 
     def _apply_snapshot(self, _response: Message, channels: list[Message]) -> None:

@@ -316,7 +316,8 @@ class AmiCallCorrelator:
     def note_atxfer(self, call_key: str, from_ext: str | None, to: str) -> None:
         """The PBX accepted our AMI Atxfer of ``call_key`` to ``to``: the target to record
         should Asterisk's AttendedTransfer come without its TransferTarget* fields."""
-        self._atxfers.note(call_key, from_ext, to, self._clock())
+        if call_key in self._calls:  # not for a call that ended meanwhile
+            self._atxfers.note(call_key, from_ext, to, self._clock())
 
     def resync(self, channels: Iterable[Message]) -> list[LineEvent]:
         """After a reconnect: ``channels`` are the CoreShowChannel (or Status) events of the new
@@ -360,6 +361,9 @@ class AmiCallCorrelator:
             leg = self._legs.get(h["Uniqueid"])
             if leg is None:
                 continue
+            # BridgeEnter/BridgeLeave of the gap are lost: the snapshot says where it is now
+            # (CoreShowChannel: BridgeId, Status: BridgeID; empty when in no bridge).
+            leg.bridge = h.get("BridgeId") or h.get("BridgeID") or None
             self._touch(leg.call, at, out)
             state = h.get("ChannelState")
             if state in (_UP, _RINGING):
@@ -620,12 +624,18 @@ class AmiCallCorrelator:
             call.on_hold = False
             if call.started:
                 out.append(HoldChanged(call.key, at, call.holder_ext, False))
+        if leg.ext is not None and not any(o.ext == leg.ext for o in call.legs.values()):
+            # The last leg towards that extension (Local halves, the phone they rang) is gone:
+            # a consultation our Atxfer started is over without a transfer. Not at the Local
+            # halves alone: Asterisk may optimise them away while the consultation goes on.
+            self._atxfers.forget(call.key, leg.ext)
         if not call.legs:
             self._end(call, at, out)
 
     def _end(self, call: _Call, at: float, out: list[LineEvent]) -> None:
         if self._calls.get(call.key) is call:
             del self._calls[call.key]
+        self._atxfers.forget(call.key)
         for uid in call.legs:
             self._legs.pop(uid, None)
         call.legs.clear()
@@ -944,16 +954,16 @@ class AmiCallCorrelator:
                 or h.get("DestApp")
                 or ""
             )
-        note = self._atxfers.take(call.key, self._clock())
+        transferer_ext = self._ext_of(transferer, h.get("OrigTransfererChannel"))
+        note = self._atxfers.take(call.key, transferer_ext, self._clock())
         if not to:  # Asterisk 22 often leaves out every TransferTarget* field
-            transferer_ext = self._ext_of(transferer, h.get("OrigTransfererChannel"))
             found = unnamed_target(
                 h, self._legs.values(), call.legs.values(), note, transferer_ext
             )
-            if isinstance(found, str):
-                to = found
-            elif found is not None:
-                target, to = found, found.ext or ""
+            if found is not None:
+                target, to = found.leg, found.ext
+                log.debug("AttendedTransfer of %s without its target: %s, found by the %s rule",
+                          call.key, to, found.rule)
         if target is not None and target.call is not call:
             self._move_leg(target, call, at, out)
         if call.started:
