@@ -217,6 +217,10 @@ class CallRegistry:
                     if previous.answered_user is not None else None)
             call.answered_user_name = user.name if user else None
 
+    # A switchboard number shared by hundreds of contacts must not make every screen-pop
+    # event (and call-log row) that big: the card lists this many and says how many more.
+    max_candidates = 20
+
     def _match_json(self, match: CallerMatch, direction: Direction) -> dict[str, Any]:
         out: dict[str, Any] = {
             "kind": "unknown", "client": None, "contact": None, "manager": None,
@@ -224,8 +228,9 @@ class CallRegistry:
                 {"client_id": c.client_id, "client_name": c.client_name,
                  "contact_id": c.contact_id, "contact_name": c.contact_name,
                  "manager_id": c.manager_id, "matched_by": c.matched_by}
-                for c in match.candidates
+                for c in match.candidates[:self.max_candidates]
             ],
+            "candidates_total": len(match.candidates),
             "user": None, "last_interactions": [], "open_tasks": [],
         }
         if match.withheld and direction is Direction.INBOUND:
