@@ -6,9 +6,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiosqlite
-
 from callcenter.store.base import CallFilter, NotFound
+from callcenter.store.sqlite_db import SqliteDb
 
 # A user took part in a call: answered it, placed it, rang for it or got it transferred.
 _INVOLVES = (
@@ -45,7 +44,7 @@ _CALL_DEFAULTS: dict[str, Any] = {"caller_raw": "", "caller_name": "", "withheld
 class CallLogMixin:
     """The call log and its recordings (migration 0002)."""
 
-    _db: aiosqlite.Connection
+    _db: SqliteDb
 
     async def upsert_call(self, row: dict[str, Any]) -> None:
         full = {**_CALL_DEFAULTS, **{k: v for k, v in row.items() if v is not None}}
@@ -62,14 +61,15 @@ class CallLogMixin:
         """Calls left ringing or answered by a previous run: the line will re-adopt the ones
         still up; the rest are marked failed rather than shown live forever, and their
         recordings are fetched."""
-        await self._db.execute(
-            "UPDATE recordings SET next_try_at = ? WHERE next_try_at = ? AND call_id IN"
-            " (SELECT id FROM calls WHERE state IN ('ringing', 'answered'))",
-            (ts(now_utc()), _NOT_YET))
-        cursor = await self._db.execute(
-            "UPDATE calls SET state = 'failed', cause = ?, ended_at = COALESCE(ended_at, ?)"
-            " WHERE state IN ('ringing', 'answered')", (cause, ts(now_utc())))
-        return cursor.rowcount
+        async with self._db.transaction():
+            await self._db.execute(
+                "UPDATE recordings SET next_try_at = ? WHERE next_try_at = ? AND call_id IN"
+                " (SELECT id FROM calls WHERE state IN ('ringing', 'answered'))",
+                (ts(now_utc()), _NOT_YET))
+            cursor = await self._db.execute(
+                "UPDATE calls SET state = 'failed', cause = ?, ended_at = COALESCE(ended_at, ?)"
+                " WHERE state IN ('ringing', 'answered')", (cause, ts(now_utc())))
+            return cursor.rowcount
 
     async def list_calls(self, f: CallFilter) -> list[dict[str, Any]]:
         where, params = ["1 = 1"], []
@@ -107,7 +107,7 @@ class CallLogMixin:
 
     async def _list_calls_where(self, where: str, params: list[Any], limit: int, offset: int
                                ) -> list[dict[str, Any]]:
-        rows = await self._db.execute_fetchall(
+        rows = await self._db.rows(
             f"SELECT {', '.join('c.' + c for c in _CALL_COLUMNS)}, u.name, cl.name FROM calls c"
             " LEFT JOIN users u ON u.id = c.answered_by_user"
             f" LEFT JOIN clients cl ON cl.id = c.client_id WHERE {where}"
@@ -123,7 +123,7 @@ class CallLogMixin:
         if out:
             marks = ",".join("?" * len(out))
             recs: dict[str, list[dict[str, Any]]] = {}
-            for rid, call_id, pbx_path, state, size in await self._db.execute_fetchall(
+            for rid, call_id, pbx_path, state, size in await self._db.rows(
                 "SELECT id, call_id, pbx_path, state, size FROM recordings"
                 f" WHERE call_id IN ({marks}) ORDER BY id", [r["id"] for r in out]):
                 recs.setdefault(call_id, []).append(
@@ -146,7 +146,7 @@ class CallLogMixin:
             (ts(now_utc() + timedelta(seconds=delay)), call_id, _NOT_YET))
 
     async def due_recordings(self, limit: int = 20) -> list[dict[str, Any]]:
-        rows = await self._db.execute_fetchall(
+        rows = await self._db.rows(
             "SELECT id, call_id, pbx_path, attempts FROM recordings WHERE state = 'pending'"
             " AND (next_try_at IS NULL OR next_try_at <= ?) ORDER BY id LIMIT ?",
             (ts(now_utc()), limit))
@@ -162,7 +162,7 @@ class CallLogMixin:
             (*values, recording_id))
 
     async def get_recording(self, recording_id: int) -> dict[str, Any]:
-        rows = await self._db.execute_fetchall(
+        rows = await self._db.rows(
             "SELECT r.id, r.call_id, r.pbx_path, r.local_path, r.state, r.size, r.last_error,"
             " r.attempts, c.client_id, c.answered_by_user, c.user_id, c.users"
             " FROM recordings r JOIN calls c ON c.id = r.call_id WHERE r.id = ?",
