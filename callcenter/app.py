@@ -53,7 +53,9 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
 
     config = services.config
     store = services.store
-    call_log = CallLog(store)
+    # What the call log could not write before the last stop is replayed by start(), below,
+    # before any line connects.
+    call_log = CallLog(store, journal=config.data_dir / "call-log.journal")
     registry = CallRegistry(services.matcher, store.caller_index, services.bus, call_log,
                             region=config.phones.default_region)
     async with contextlib.AsyncExitStack() as stack:

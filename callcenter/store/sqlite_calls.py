@@ -64,11 +64,14 @@ class CallLogMixin:
         async with self._db.transaction():
             await self._db.execute(
                 "UPDATE recordings SET next_try_at = ? WHERE next_try_at = ? AND call_id IN"
-                " (SELECT id FROM calls WHERE state IN ('ringing', 'answered'))",
+                " (SELECT id FROM calls WHERE state IN ('ringing', 'answered')"
+                " AND ended_at IS NULL)",
                 (ts(now_utc()), _NOT_YET))
             cursor = await self._db.execute(
                 "UPDATE calls SET state = 'failed', cause = ?, ended_at = COALESCE(ended_at, ?)"
-                " WHERE state IN ('ringing', 'answered')", (cause, ts(now_utc())))
+                # an ended call answered by someone is 'answered' too: only live ones dangle
+                " WHERE state IN ('ringing', 'answered') AND ended_at IS NULL",
+                (cause, ts(now_utc())))
             return cursor.rowcount
 
     async def list_calls(self, f: CallFilter) -> list[dict[str, Any]]:
