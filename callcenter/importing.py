@@ -96,6 +96,7 @@ class Table:
     columns: list[str]
     # (row number a human sees in the file: CSV line where the record starts / Excel row, cells)
     rows: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    encoding: str = ""  # CSV only: "utf-8 (detected)", "cp1251 (given)", ...
 
 
 def read_table(path: Path, *, delimiter: str | None = None, encoding: str | None = None,
@@ -128,7 +129,7 @@ def _read_csv(path: Path, delimiter: str | None, encoding: str | None) -> Table:
         data = path.read_bytes()
     except OSError as exc:
         raise ImportFileError(path, f"cannot read the file: {exc.strerror or exc}") from exc
-    text = _decode(path, data, encoding)
+    text, how = _decode(path, data, encoding)
     if not text.strip():
         raise ImportFileError(path, "the file is empty")
     delimiter = _sniff_delimiter(text) if delimiter is None else _parse_delimiter(path, delimiter)
@@ -143,10 +144,13 @@ def _read_csv(path: Path, delimiter: str | None, encoding: str | None) -> Table:
     except csv.Error as exc:
         raise ImportFileError(path, f"line {reader.line_num}: not a valid CSV file ({exc})") \
             from exc
-    return _table_from_records(path, records)
+    table = _table_from_records(path, records)
+    table.encoding = how
+    return table
 
 
-def _decode(path: Path, data: bytes, encoding: str | None) -> str:
+def _decode(path: Path, data: bytes, encoding: str | None) -> tuple[str, str]:
+    """The text of the file and how it was read ("cp1251 (detected)")."""
     if encoding is not None:
         try:
             name = codecs.lookup(encoding).name
@@ -156,21 +160,64 @@ def _decode(path: Path, data: bytes, encoding: str | None) -> str:
         if name == "utf-8":
             name = "utf-8-sig"
         try:
-            return data.decode(name)
+            text = data.decode(name)
         except UnicodeDecodeError as exc:
             raise ImportFileError(path, f"is not valid {encoding} text "
                                         f"(byte {exc.start}: {exc.reason})") from exc
+        _refuse_nul(path, text)
+        return text, f"{encoding} (given)"
+    if not data.startswith(_WIDE_BOMS):
+        # A NUL is never part of a narrow-encoded CSV: it is a binary file, or UTF-16 without
+        # its byte-order mark; decoding it as anything would import garbage.
+        _refuse_nul(path, data)
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         pass
-    # cp1251 is what Russian Excel writes for "CSV (разделители - запятые)"; it maps almost
-    # every byte, so it only fails on real garbage such as a binary file renamed to .csv.
-    try:
-        return data.decode("cp1251")
-    except UnicodeDecodeError as exc:
-        raise ImportFileError(path, "is neither UTF-8 nor cp1251 text; pass --encoding") \
-            from exc
+    else:
+        _refuse_nul(path, text)
+        return text, "utf-8 (detected)"
+    _refuse_stray_bytes(path, data)
+    from charset_normalizer import from_bytes  # deferred: only non-UTF-8 files need it
+
+    best = from_bytes(data).best()
+    if best is None:
+        raise ImportFileError(path, "the text encoding cannot be told; pass --encoding "
+                                    "(for example --encoding cp1251)")
+    name = codecs.lookup(best.encoding).name
+    text = data.decode(name)
+    _refuse_nul(path, text)
+    return text, f"{name} (detected)"
+
+
+_WIDE_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_LE,
+              codecs.BOM_UTF32_BE)
+
+
+def _refuse_nul(path: Path, data: bytes | str) -> None:
+    at = data.find(b"\0" if isinstance(data, bytes) else "\0")
+    if at >= 0:
+        line = data.count(b"\n" if isinstance(data, bytes) else "\n", 0, at) + 1
+        raise ImportFileError(path, f"contains a NUL byte (line {line}, byte {at}): not a text "
+                                    "CSV file; save it as CSV (UTF-8) and try again")
+
+
+def _refuse_stray_bytes(path: Path, data: bytes) -> None:
+    """Text that is UTF-8 but for a few bytes is a damaged UTF-8 file, not cp1251: reading
+    the whole file in another encoding would garble every Cyrillic name in it."""
+    # surrogateescape turns each undecodable byte into one lone surrogate: one pass, and the
+    # positions stay countable in lines.
+    text = data.decode("utf-8", "surrogateescape")
+    bad = [m.start() for m in _ESCAPED.finditer(text)]
+    wide = sum(1 for ch in text if ord(ch) > 0x7F) - len(bad)  # characters decoded fine
+    if bad and len(bad) * 20 <= wide:
+        line = text.count("\n", 0, bad[0]) + 1
+        raise ImportFileError(
+            path, f"is UTF-8 text except for {len(bad)} invalid byte(s), the first on line "
+                  f"{line}; fix the file, or pass --encoding if it is not UTF-8")
+
+
+_ESCAPED = re.compile("[\udc80-\udcff]")
 
 
 def _parse_delimiter(path: Path, delimiter: str) -> str:
@@ -489,6 +536,7 @@ class ImportPlan:
     rejected: list[Rejection] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
     mapping: dict[str, str] = field(default_factory=dict)  # every used column -> its target
+    encoding: str = ""  # how a CSV file was read, and whether that was detected or given
 
 
 _KIND_WORDS: dict[str, ClientKind] = {
@@ -503,6 +551,9 @@ _KIND_WORDS: dict[str, ClientKind] = {
         "физическое лицо", "фл", "частное лицо", "человек", "персона")
 }
 _PHONE_SEPARATORS = re.compile(r"[,;\n]+")
+# Two numbers in one cell ("+7 916 123-45-67 / 8 495 123-45-67") are two phones, not one
+# 22-digit number; a slash splits only between digits, so "n/a" stays one (bad) value.
+_PHONE_SLASH = re.compile(r"(?<=\d)\s*/\s*(?=[+\d(])")
 # Extensions dialled after the number would otherwise be glued onto its digits.
 _PHONE_EXTENSION = re.compile(r"\s*(?:ext\.?|x|доб\.?|добавочный|вн\.?|#)\s*\d{1,6}\s*$",
                               re.IGNORECASE)
@@ -653,7 +704,8 @@ def _parse_row(values: Mapping[str, str], mapping: Mapping[str, str], region: st
 
 def _parse_phones(text: str, region: str) -> list[tuple[PhoneDraft | None, str | None]]:
     parsed: list[tuple[PhoneDraft | None, str | None]] = []
-    for piece in _PHONE_SEPARATORS.split(text):
+    pieces = [p for part in _PHONE_SEPARATORS.split(text) for p in _PHONE_SLASH.split(part)]
+    for piece in pieces:
         raw = piece.strip()
         if not raw:
             continue
