@@ -233,3 +233,34 @@ async def test_killed_during_the_replay_the_next_start_stores_each_call_once(
     assert not journal.exists()
     await assert_each_call_once(store, 6)
     await store.close()
+
+
+async def test_the_app_replays_the_journal_at_start(config) -> None:
+    from starlette.testclient import TestClient
+
+    from callcenter.app import create_app
+
+    journal = config.data_dir / "call-log.journal"
+    store = await open_store(config.database_path)
+    await seed_demo(store, FAKE_HASH)
+    call_log = CallLog(store, journal=journal, drain_seconds=0, **FAST)
+    await call_log.start()
+    other = lock_database(config.database_path)
+    feed_calls(registry_for(store, call_log), 0, 4)
+    await call_log.stop()
+    other.rollback()
+    other.close()
+    await store.close()
+    assert journal.exists()
+
+    def run_app() -> None:
+        with TestClient(create_app(config, demo=False)):
+            pass  # the lifespan starts (replaying the journal) and stops
+
+    await asyncio.to_thread(run_app)
+    assert not journal.exists()
+    store = await open_store(config.database_path)
+    try:
+        await assert_each_call_once(store, 4)
+    finally:
+        await store.close()
