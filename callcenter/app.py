@@ -53,7 +53,10 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
 
     config = services.config
     store = services.store
-    call_log = CallLog(store, callback_on={line.name: line.callback_on for line in config.pbx})
+    # What the call log could not write before the last stop is replayed by start(), below,
+    # before any line connects.
+    call_log = CallLog(store, journal=config.data_dir / "call-log.journal",
+                       callback_on={line.name: line.callback_on for line in config.pbx})
     registry = CallRegistry(services.matcher, store.caller_index, services.bus, call_log,
                             region=config.phones.default_region)
     async with contextlib.AsyncExitStack() as stack:

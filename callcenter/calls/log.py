@@ -1,8 +1,10 @@
 """The call log: writes every call to the store, on the client card, with callback tasks.
 
 The registry hands calls over synchronously; the writes happen in one owned task in arrival
-order, so the screen-pop path never waits for the disk. A write that fails is retried, not
-dropped: a call record must survive a busy or briefly failing database.
+order, so the screen-pop path never waits for the disk. A write that fails is retried with
+backoff for as long as the process runs, never dropped: a call record must survive a busy or
+failing database. What is still queued when the process must stop goes to the journal
+(:mod:`callcenter.calls.journal`), which the next start replays before the lines connect.
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ import logging
 import sqlite3
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from callcenter.calls.journal import Journal, Write
 from callcenter.calls.model import LiveCall, iso
 from callcenter.calls.registry import Resumed
 from callcenter.line_events import Direction, EndState
 from callcenter.matching import CallerMatch
 from callcenter.models import InteractionKind, Role, TaskKind
-from callcenter.store.base import NotFound, Store
+from callcenter.store.base import Conflict, NotFound, Store
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +115,6 @@ def wants_callback(call: LiveCall, policy: str) -> bool:
     return call.end_state is EndState.MISSED
 
 
-MAX_ATTEMPTS = 5
-
-
 def _kind(call: LiveCall, path: str) -> str:
     return "voicemail" if path in call.voicemails else "call"
 
@@ -128,13 +129,24 @@ def _unlinked(kind: str, item: Any) -> Any:
 
 
 class CallLog:
-    def __init__(self, store: Store, *, retry_seconds: float = 2.0,
+    """The call log's writer. ``journal`` is where writes still held at stop are spooled (and
+    replayed from at start); ``retry_seconds`` doubles per failed attempt up to
+    ``max_retry_seconds``; ``stop`` waits ``drain_seconds`` for the queue to empty first.
+    ``callback_on`` maps a line name to its callback policy (config ``callback_on``)."""
+
+    def __init__(self, store: Store, *, journal: Path | None = None,
+                 retry_seconds: float = 2.0, max_retry_seconds: float = 30.0,
+                 drain_seconds: float = 10.0,
                  callback_on: Mapping[str, str] | None = None) -> None:
         self._store = store
         self._callback_on = dict(callback_on or {})  # line name -> policy
-        self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._journal = Journal(journal) if journal is not None else None
+        self._queue: asyncio.Queue[Write] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._current: Write | None = None  # taken from the queue, not yet written
         self._retry = retry_seconds
+        self._max_retry = max_retry_seconds
+        self._drain = drain_seconds
         self._idle = asyncio.Event()
         self._idle.set()
         self._left_open: dict[str, Resumed] = {}
@@ -160,6 +172,7 @@ class CallLog:
     # -- the writer task -------------------------------------------------------------------
 
     async def start(self) -> None:
+        await self.replay_journal()
         # Before the lines connect: a call still up is re-adopted by its line's resync
         # afterwards, and picks up what the previous run stored (see resumed()).
         closed = await self._store.close_dangling_calls(
@@ -169,42 +182,82 @@ class CallLog:
         self._left_open = {row["id"]: _resumed(row) for row in closed}
         self._task = asyncio.create_task(self._run(), name="call-log-writer")
 
+    async def replay_journal(self) -> int:
+        """Write what the last run spooled; the journal goes only once all of it is stored.
+        Runs before dangling calls are closed, so a call spooled while live is closed too."""
+        if self._journal is None:
+            return 0
+        writes = self._journal.load()
+        if writes:
+            log.warning("call log: replaying %d writes from %s", len(writes),
+                        self._journal.path)
+        for kind, item in writes:
+            await self._write_retrying(kind, item)
+        self._journal.clear()
+        return len(writes)
+
     async def stop(self) -> None:
-        """Write what is queued, then stop."""
+        """Write what is queued; what cannot be written in time goes to the journal."""
         if self._task is None:
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.drained(), 10)
+            await asyncio.wait_for(self.drained(), self._drain)
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        held = [self._current] if self._current is not None else []
+        self._current = None
+        while not self._queue.empty():
+            held.append(self._queue.get_nowait())
+        if held:
+            if self._journal is None:
+                log.error("call log: no journal configured; %d writes are lost", len(held))
+            else:
+                # Blocking file I/O on purpose: this is shutdown, and nothing else should run
+                # before the writes are safely on disk.
+                self._journal.spool(held)
+                log.warning("call log: %d writes spooled to %s for the next start",
+                            len(held), self._journal.path)
+        self._idle.set()
 
     async def drained(self) -> None:
         await self._idle.wait()
 
     async def _run(self) -> None:
         while True:
-            kind, item = await self._queue.get()
-            for attempt in range(1, MAX_ATTEMPTS + 1):
-                try:
-                    await self._write(kind, item)
-                    break
-                except asyncio.CancelledError:
-                    raise
-                except sqlite3.IntegrityError:
+            self._current = await self._queue.get()
+            await self._write_retrying(*self._current)
+            self._current = None
+            if self._queue.empty():
+                self._idle.set()
+
+    async def _write_retrying(self, kind: str, item: Any) -> None:
+        delay, attempt, unlinked = self._retry, 0, False
+        while True:
+            attempt += 1
+            try:
+                await self._write(kind, item)
+                return
+            except (sqlite3.IntegrityError, Conflict):
+                if not unlinked:
                     # The client or contact was deleted while the call went on: keep the
                     # call, unlinked, rather than block every later call behind it.
                     log.warning("call log: %s refers to a deleted record; unlinking", kind)
-                    item = _unlinked(kind, item)
-                except Exception:
-                    if attempt == MAX_ATTEMPTS:
-                        log.exception("call log: giving up on a %s write: %r", kind, item)
-                        break
-                    log.exception("call log write failed; retrying in %.0f s", self._retry)
-                    await asyncio.sleep(self._retry)
-            if self._queue.empty():
-                self._idle.set()
+                    item, unlinked = _unlinked(kind, item), True
+                    if self._current is not None:
+                        self._current = (kind, item)
+                    continue
+                log.exception("call log: %s write failed (attempt %d); retrying in %.1f s",
+                              kind, attempt, delay)
+            except Exception:
+                if attempt == 1:
+                    log.exception("call log: %s write failed; retrying in %.1f s", kind, delay)
+                else:
+                    log.warning("call log: %s write still failing (attempt %d); retrying in"
+                                " %.1f s", kind, attempt, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._max_retry)
 
     async def _write(self, kind: str, item: Any) -> None:
         if kind == "upsert":

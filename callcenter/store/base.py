@@ -106,6 +106,11 @@ class CallerIndex(Protocol):
 
 
 class Store(Protocol):
+    """Every implementation serialises its writes (concurrent callers never share a
+    transaction) and keeps the call log's writes idempotent: ``upsert_call`` by the call id,
+    ``add_interaction`` and ``create_task`` by ``(kind, ref)`` when a ref is given, so a call
+    replayed from the journal is stored once."""
+
     caller_index: CallerIndex
 
     async def close(self) -> None: ...

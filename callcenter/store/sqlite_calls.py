@@ -6,9 +6,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiosqlite
-
 from callcenter.store.base import CallFilter, NotFound
+from callcenter.store.sqlite_db import SqliteDb
 
 # A user took part in a call: answered it, placed it, rang for it or got it transferred.
 _INVOLVES = (
@@ -52,7 +51,7 @@ _CALL_DEFAULTS: dict[str, Any] = {"caller_raw": "", "caller_name": "", "withheld
 class CallLogMixin:
     """The call log and its recordings (migration 0002)."""
 
-    _db: aiosqlite.Connection
+    _db: SqliteDb
 
     async def upsert_call(self, row: dict[str, Any]) -> None:
         full = {**_CALL_DEFAULTS, **{k: v for k, v in row.items() if v is not None}}
@@ -71,28 +70,30 @@ class CallLogMixin:
         (the end was not seen: MixMonitor may still be writing). A call the line re-adopts
         afterwards is live again with the same row (see upsert_call). Returns the calls
         closed, with their first times, rang, users and recordings, for that re-adoption."""
-        rows = await self._db.execute_fetchall(
-            "SELECT id, ringing_at, answered_at, answered_by_user, answered_by_ext, rang, users,"
-            " (SELECT json_group_array(pbx_path) FROM recordings r WHERE r.call_id = calls.id)"
-            f" FROM calls WHERE {_OPEN}")
         keys = ("id", "ringing_at", "answered_at", "answered_by_user", "answered_by_ext",
                 "rang", "users", "recordings")
         closed = []
-        for r in rows:
-            row = dict(zip(keys, r, strict=True))
-            for key in ("rang", "users", "recordings"):
-                row[key] = json.loads(row[key] or "[]")
-            closed.append(row)
-        if not closed:
-            return []
-        now = ts(now_utc())
-        await self._db.execute(
-            "UPDATE recordings SET until_stable = 1, seen_size = NULL, next_try_at = ?"
-            f" WHERE next_try_at = ? AND call_id IN (SELECT id FROM calls WHERE {_OPEN})",
-            (now, _NOT_YET))
-        await self._db.execute(
-            "UPDATE calls SET state = CASE WHEN answered_at IS NULL THEN 'failed'"
-            f" ELSE 'answered' END, cause = ?, ended_at = ? WHERE {_OPEN}", (cause, now))
+        # One transaction: the rows returned are exactly the rows closed.
+        async with self._db.transaction():
+            rows = await self._db.rows(
+                "SELECT id, ringing_at, answered_at, answered_by_user, answered_by_ext, rang,"
+                " users, (SELECT json_group_array(pbx_path) FROM recordings r"
+                f" WHERE r.call_id = calls.id) FROM calls WHERE {_OPEN}")
+            for r in rows:
+                row = dict(zip(keys, r, strict=True))
+                for key in ("rang", "users", "recordings"):
+                    row[key] = json.loads(row[key] or "[]")
+                closed.append(row)
+            if not closed:
+                return []
+            now = ts(now_utc())
+            await self._db.execute(
+                "UPDATE recordings SET until_stable = 1, seen_size = NULL, next_try_at = ?"
+                f" WHERE next_try_at = ? AND call_id IN (SELECT id FROM calls WHERE {_OPEN})",
+                (now, _NOT_YET))
+            await self._db.execute(
+                "UPDATE calls SET state = CASE WHEN answered_at IS NULL THEN 'failed'"
+                f" ELSE 'answered' END, cause = ?, ended_at = ? WHERE {_OPEN}", (cause, now))
         return closed
 
     async def list_calls(self, f: CallFilter) -> list[dict[str, Any]]:
@@ -131,7 +132,7 @@ class CallLogMixin:
 
     async def _list_calls_where(self, where: str, params: list[Any], limit: int, offset: int
                                ) -> list[dict[str, Any]]:
-        rows = await self._db.execute_fetchall(
+        rows = await self._db.rows(
             f"SELECT {', '.join('c.' + c for c in _CALL_COLUMNS)}, u.name, cl.name FROM calls c"
             " LEFT JOIN users u ON u.id = c.answered_by_user"
             f" LEFT JOIN clients cl ON cl.id = c.client_id WHERE {where}"
@@ -147,7 +148,7 @@ class CallLogMixin:
         if out:
             marks = ",".join("?" * len(out))
             recs: dict[str, list[dict[str, Any]]] = {}
-            for rid, call_id, pbx_path, state, size, kind in await self._db.execute_fetchall(
+            for rid, call_id, pbx_path, state, size, kind in await self._db.rows(
                 "SELECT id, call_id, pbx_path, state, size, kind FROM recordings"
                 f" WHERE call_id IN ({marks}) ORDER BY id", [r["id"] for r in out]):
                 recs.setdefault(call_id, []).append(
@@ -177,7 +178,7 @@ class CallLogMixin:
     async def due_recordings(self, limit: int = 20) -> list[dict[str, Any]]:
         """Pending recordings whose try is due, of calls that have ended (a call re-adopted
         after a restart is live again: its file is still being written)."""
-        rows = await self._db.execute_fetchall(
+        rows = await self._db.rows(
             "SELECT r.id, r.call_id, r.pbx_path, r.attempts, r.until_stable, r.seen_size"
             " FROM recordings r JOIN calls c ON c.id = r.call_id WHERE r.state = 'pending'"
             " AND (r.next_try_at IS NULL OR r.next_try_at <= ?) AND c.ended_at IS NOT NULL"
@@ -196,7 +197,7 @@ class CallLogMixin:
             (*values, recording_id))
 
     async def get_recording(self, recording_id: int) -> dict[str, Any]:
-        rows = await self._db.execute_fetchall(
+        rows = await self._db.rows(
             "SELECT r.id, r.call_id, r.pbx_path, r.local_path, r.state, r.size, r.last_error,"
             " r.attempts, c.client_id, c.answered_by_user, c.user_id, c.users"
             " FROM recordings r JOIN calls c ON c.id = r.call_id WHERE r.id = ?",

@@ -175,7 +175,7 @@ async def test_restart_mid_call_keeps_first_times_and_fetches_the_whole_recordin
         await make_due(p.store)
         assert await p.fetcher.fetch_due() == 1
 
-        calls = await p.store._db.execute_fetchall("SELECT id FROM calls")
+        calls = await p.store._db.rows("SELECT id FROM calls")
         assert [c[0] for c in calls] == [CALL]  # one call, not a second one
         row = await p.store.get_call(CALL)
         assert row["state"] == "answered" and row["answered_by_ext"] == "101"
@@ -186,7 +186,7 @@ async def test_restart_mid_call_keeps_first_times_and_fetches_the_whole_recordin
         fetched = await p.store.get_recording(row["recordings"][0]["id"])
         assert fetched["state"] == "fetched" and fetched["size"] == FINAL_SIZE
         assert Path(fetched["local_path"]).read_bytes() == wav.read_bytes()
-        interactions = await p.store._db.execute_fetchall(
+        interactions = await p.store._db.rows(
             "SELECT data FROM interactions WHERE ref = ?", (CALL,))
         assert len(interactions) == 1 and WAV in interactions[0][0]
         assert [e.topic for e in p.events].count("call.ended") == 1
@@ -308,7 +308,7 @@ async def test_call_re_adopted_after_the_start_is_reopened_not_duplicated(
     assert (row["state"], row["answered_by_ext"], row["cause"]) == ("answered", "101", "16")
     assert row["talk_seconds"] == now + 10 - unix("2026-11-22T10:00:04+00:00")
     assert [r["pbx_path"] for r in row["recordings"]] == [f"{PBX}/a.wav"]
-    rows = await store._db.execute_fetchall("SELECT count(*) FROM interactions WHERE ref = ?",
+    rows = await store._db.rows("SELECT count(*) FROM interactions WHERE ref = ?",
                                             ("office:1.1",))
     assert next(iter(rows))[0] == 1
     assert [e.topic for e in events] == ["call.updated", "call.answered", "call.ended"]
