@@ -14,7 +14,7 @@ import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
-from callcenter.calls.model import LiveCall, iso
+from callcenter.calls.model import LiveCall, Transfer, iso
 from callcenter.calls.registry import Resumed
 from callcenter.line_events import Direction, EndState
 from callcenter.matching import CallerMatch
@@ -51,6 +51,7 @@ def call_row(call: LiveCall) -> dict[str, Any]:
         "talk_seconds": call.talk_seconds,
         "transfers": [t.to_json() for t in call.transfers],
         "users": sorted(call.users),
+        "answered_by_outside": int(call.answered_by_outside),
     }
 
 
@@ -82,8 +83,11 @@ def _resumed(row: dict[str, Any]) -> Resumed:
     return Resumed(
         started_at=_unix(row["ringing_at"]) or 0.0, answered_at=_unix(row["answered_at"]),
         answered_ext=row["answered_by_ext"], answered_user=row["answered_by_user"],
+        answered_by_outside=row["answered_by_outside"],
         rang=tuple(row["rang"]), users=frozenset(row["users"]),
-        recordings=tuple(row["recordings"]))
+        recordings=tuple(row["recordings"]),
+        transfers=tuple(Transfer(t["kind"], t["from"], t["to"], _unix(t["at"]) or 0.0,
+                                 t["result"]) for t in row["transfers"]))
 
 
 MAX_ATTEMPTS = 5

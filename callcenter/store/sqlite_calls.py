@@ -33,7 +33,7 @@ _CALL_COLUMNS = (
     "id", "line", "direction", "caller_raw", "caller_e164", "caller_name", "withheld", "called",
     "client_id", "contact_id", "candidates", "state", "reason", "cause", "answered_by_user",
     "answered_by_ext", "user_id", "rang", "ringing_at", "answered_at", "ended_at",
-    "ring_seconds", "talk_seconds", "transfers", "users",
+    "ring_seconds", "talk_seconds", "transfers", "users", "answered_by_outside",
 )
 _CALL_JSON = {"candidates", "rang", "transfers", "users"}
 _NOT_YET = "9999-12-31T00:00:00+00:00"  # a recording whose call is still going on
@@ -46,7 +46,7 @@ _UPDATES = ", ".join(f"{c} = {_FIRST_WINS.get(c, f'excluded.{c}')}" for c in _CA
 _OPEN = "state IN ('ringing', 'answered') AND ended_at IS NULL"
 _CALL_DEFAULTS: dict[str, Any] = {"caller_raw": "", "caller_name": "", "withheld": 0,
                                   "called": "", "cause": "", "candidates": [], "rang": [],
-                                  "transfers": [], "users": []}
+                                  "transfers": [], "users": [], "answered_by_outside": 0}
 
 
 class CallLogMixin:
@@ -70,17 +70,20 @@ class CallLogMixin:
         so none shows live forever. Their recordings are fetched once the file stops growing
         (the end was not seen: MixMonitor may still be writing). A call the line re-adopts
         afterwards is live again with the same row (see upsert_call). Returns the calls
-        closed, with their first times, rang, users and recordings, for that re-adoption."""
+        closed, with their first times, who answered, rang, users, transfers and recordings,
+        for that re-adoption."""
         rows = await self._db.execute_fetchall(
-            "SELECT id, ringing_at, answered_at, answered_by_user, answered_by_ext, rang, users,"
+            "SELECT id, ringing_at, answered_at, answered_by_user, answered_by_ext,"
+            " answered_by_outside, rang, users, transfers,"
             " (SELECT json_group_array(pbx_path) FROM recordings r WHERE r.call_id = calls.id)"
             f" FROM calls WHERE {_OPEN}")
         keys = ("id", "ringing_at", "answered_at", "answered_by_user", "answered_by_ext",
-                "rang", "users", "recordings")
+                "answered_by_outside", "rang", "users", "transfers", "recordings")
         closed = []
         for r in rows:
             row = dict(zip(keys, r, strict=True))
-            for key in ("rang", "users", "recordings"):
+            row["answered_by_outside"] = bool(row["answered_by_outside"])
+            for key in ("rang", "users", "transfers", "recordings"):
                 row[key] = json.loads(row[key] or "[]")
             closed.append(row)
         if not closed:

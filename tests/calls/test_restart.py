@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +24,8 @@ from callcenter.line_events import (
     EndState,
     MissReason,
     RingingChanged,
+    TransferKind,
+    Transferred,
 )
 from callcenter.matching import CallerMatcher
 from callcenter.recordings import RecordingFetcher
@@ -342,3 +345,71 @@ async def test_a_new_call_is_not_taken_for_a_re_adopted_one(store: SqliteStore) 
     assert unix(row["ringing_at"]) == at and unix(row["answered_at"]) == at + 2
     assert (await store.get_call("office:3.3"))["cause"] == CAUSE
     assert timedelta(seconds=row["ring_seconds"]) == timedelta(seconds=2)
+
+
+BLIND_TO_102 = {"kind": "blind", "from": "101", "to": "102",
+                "at": "2026-11-22T10:00:30.000+00:00", "result": "success"}
+
+
+async def test_answered_call_re_adopted_without_a_new_answer_stays_answered(
+        store: SqliteStore) -> None:
+    """The caller's own leg was up before the restart (a blind transfer to 102 is ringing, or
+    the caller waits in a queue): the line re-adopts the call but reports no new answer."""
+    await add_call(store, "office:1.1", "answered", answered=True, ended=False)
+    await store._db.execute("UPDATE calls SET transfers = ? WHERE id = ?",
+                            (json.dumps([BLIND_TO_102]), "office:1.1"))
+    registry, call_log, events = await core(store)
+    now = datetime.fromisoformat("2026-11-22T10:30:00+00:00").timestamp()
+    registry.handle(inbound("office:1.1", now))
+    call = registry.get("office:1.1")
+    assert call is not None and call.answered_at == unix("2026-11-22T10:00:04+00:00")
+    assert call.answered_ext == "101" and call.current_ext == "102"
+    assert registry.presence() == {"102": "busy"}
+    registry.handle(CallEnded("office:1.1", now + 10, EndState.MISSED, MissReason.ABANDONED))
+    await call_log.drained()
+    await call_log.stop()
+
+    row = await store.get_call("office:1.1")
+    assert (row["state"], row["reason"], row["answered_by_ext"]) == ("answered", None, "101")
+    assert row["talk_seconds"] == now + 10 - unix("2026-11-22T10:00:04+00:00")
+    assert await store.list_tasks(done=False) == []  # no callback for an answered call
+    [(data,)] = await store._db.execute_fetchall(
+        "SELECT data FROM interactions WHERE ref = ?", ("office:1.1",))
+    assert json.loads(data)["state"] == "answered"
+    assert [e.topic for e in events] == ["call.updated", "call.ended"]
+    assert registry._resumed == {}  # nothing kept for a call that is over
+
+
+async def test_transfers_and_outside_answer_survive_the_re_adoption(store: SqliteStore
+                                                                      ) -> None:
+    await add_call(store, "office:1.1", "answered", answered=True, ended=False)
+    await store._db.execute("UPDATE calls SET transfers = ? WHERE id = ?",
+                            (json.dumps([BLIND_TO_102]), "office:1.1"))
+    await store.upsert_call({
+        "id": "office:6.6", "line": "office", "direction": "outbound", "state": "answered",
+        "caller_raw": "101", "called": "+79161234567",
+        "ringing_at": "2026-11-22T10:00:00.000+00:00",
+        "answered_at": "2026-11-22T10:00:09.000+00:00", "answered_by_outside": 1})
+    registry, call_log, _ = await core(store)
+    now = datetime.fromisoformat("2026-11-22T10:30:00+00:00").timestamp()
+    registry.handle(inbound("office:1.1", now))
+    registry.handle(Answered("office:1.1", now, "102"))
+    registry.handle(Transferred("office:1.1", now + 5, TransferKind.BLIND, "102", "103",
+                                "success"))
+    registry.handle(CallStarted("office", "office:6.6", now, Direction.OUTBOUND, "101", "",
+                                "+79161234567"))
+    await call_log.drained()  # the upserts of the live calls keep the stored transfers
+    assert (await store.get_call("office:1.1"))["transfers"][0] == BLIND_TO_102
+    registry.handle(CallEnded("office:1.1", now + 10, EndState.ANSWERED, cause="16"))
+    registry.handle(CallEnded("office:6.6", now + 10, EndState.ANSWERED, cause="16"))
+    await call_log.drained()
+    await call_log.stop()
+
+    row = await store.get_call("office:1.1")
+    assert [t["to"] for t in row["transfers"]] == ["102", "103"]
+    assert row["transfers"][0] == BLIND_TO_102
+    outbound = await store.get_call("office:6.6")
+    assert outbound["answered_by_outside"] == 1
+    [(data,)] = await store._db.execute_fetchall(
+        "SELECT data FROM interactions WHERE ref = ?", ("office:6.6",))
+    assert json.loads(data)["answered_by"]["outside"] is True
