@@ -169,10 +169,14 @@ class CallLogMixin:
     async def schedule_recordings(self, call_id: str, delay: float = 2.0) -> None:
         """The call has ended: its recordings become due. MixMonitor closes the file at
         hang-up, so the first try waits a moment. A recording waiting for its file to stop
-        growing (a call re-adopted after a restart) now waits for this end instead."""
+        growing (a call re-adopted after a restart) now waits for this end instead, with its
+        attempts counted afresh: those spent on a file still being written (even given up
+        on) say nothing about the finished one."""
         await self._db.execute(
-            "UPDATE recordings SET next_try_at = ?, until_stable = 0, seen_size = NULL"
-            " WHERE call_id = ? AND state = 'pending' AND (next_try_at = ? OR until_stable = 1)",
+            "UPDATE recordings SET next_try_at = ?, until_stable = 0, seen_size = NULL,"
+            " state = 'pending', attempts = 0 WHERE call_id = ?"
+            " AND ((state = 'pending' AND next_try_at = ?) OR (state IN ('pending', 'failed')"
+            " AND until_stable = 1))",
             (ts(now_utc() + timedelta(seconds=delay)), call_id, _NOT_YET))
 
     async def due_recordings(self, limit: int = 20) -> list[dict[str, Any]]:

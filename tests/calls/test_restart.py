@@ -491,3 +491,27 @@ async def test_left_open_calls_are_finished_after_a_grace_when_a_line_never_sync
     await call_log.stop()
     assert (await store.get_call("office:2.2"))["state"] == "missed"
     assert len(await store.list_tasks(done=False)) == 1
+
+
+async def test_re_adopted_call_s_recording_gets_fresh_attempts_at_its_end(
+        store: SqliteStore) -> None:
+    """While the call was closed (not yet re-adopted) its file was tried and given up on
+    (only a header, say); the call's real end makes it due again with its attempts reset."""
+    await add_call(store, "office:1.1", "answered", answered=True, ended=False)
+    await store.add_recording("office:1.1", f"{PBX}/given-up.wav")
+    await store.add_recording("office:1.1", f"{PBX}/tried.wav")
+    await store.close_dangling_calls(CAUSE)
+    ids = {r["pbx_path"]: r["id"] for r in (await store.get_call("office:1.1"))["recordings"]}
+    await store.update_recording(ids[f"{PBX}/given-up.wav"], state="failed", attempts=10)
+    await store.update_recording(ids[f"{PBX}/tried.wav"], attempts=4)
+    await store.add_recording("office:1.1", f"{PBX}/new.wav")  # started after the re-adoption
+    await store._db.execute("UPDATE recordings SET last_error = 'no audio yet'")
+
+    await store.schedule_recordings("office:1.1", delay=0)
+    await make_due(store)
+    recs = [await store.get_recording(r["id"])
+            for r in (await store.get_call("office:1.1"))["recordings"]]
+    assert [(r["pbx_path"].rsplit("/", 1)[1], r["state"], r["attempts"]) for r in recs] == [
+        ("given-up.wav", "pending", 0), ("tried.wav", "pending", 0), ("new.wav", "pending", 0)]
+    due = await store.due_recordings()
+    assert len(due) == 3 and not any(r["until_stable"] for r in due)
