@@ -157,6 +157,10 @@ class AmiSender:
                     # The line's resync is done: stream (to the first client only).
                     if self._streaming is None:
                         self._streaming = asyncio.create_task(self.stream(writer))
+                elif name == "getvar":  # the line asks each inbound call's CALLERID(pres)
+                    writer.write(response(aid, ("Response", "Success"),
+                                          ("Variable", action.get("Variable") or ""),
+                                          ("Value", "allowed_not_screened")))
                 elif name == "logoff":
                     writer.write(response(aid, ("Response", "Goodbye"),
                                           ("Message", "Thanks for all the fish.")))

@@ -57,7 +57,10 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
 
     config = services.config
     store = services.store
-    call_log = CallLog(store)
+    # What the call log could not write before the last stop is replayed by start(), below,
+    # before any line connects.
+    call_log = CallLog(store, journal=config.data_dir / "call-log.journal",
+                       callback_on={line.name: line.callback_on for line in config.pbx})
     registry = CallRegistry(services.matcher, store.caller_index, services.bus, call_log,
                             region=config.phones.default_region)
     async with contextlib.AsyncExitStack() as stack:
@@ -67,7 +70,8 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
                 demo_pbx(config.demo.call_interval))]
             stack.callback(services.bus.subscribe(_demo_recordings(config)))
         lines = {cfg.name: AsteriskLine(cfg, registry.handle,
-                                        recordings_dir=config.recordings.pbx_path)
+                                        recordings_dir=config.recordings.pbx_path,
+                                        region=config.phones.default_region)
                  for cfg in line_configs}
         services.extra["calls"] = CallService(
             registry, dict(lines), config.console.managers_see_all_clients)

@@ -46,6 +46,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
+    return value
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from callcenter.import_run import run_import
 
@@ -121,17 +131,20 @@ def build_parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import", help="import data")
     imp_sub = imp.add_subparsers(dest="what", metavar="WHAT", required=True)
     clients = with_config(imp_sub.add_parser(
-        "clients", help="import clients from a CSV (UTF-8 or cp1251) or XLSX file"))
+        "clients", help="import clients from a CSV (any common encoding) or XLSX file"))
     clients.add_argument("file", type=Path)
     clients.add_argument("--map", action="append", default=[], metavar="COLUMN=FIELD",
                          help="map a column to a field: name, kind, contact, position, email, "
                               "phone, manager, notes or custom:<field>; repeat as needed")
     clients.add_argument("--delimiter", help="CSV delimiter (default: detected)")
-    clients.add_argument("--encoding", help="CSV encoding (default: UTF-8, else cp1251)")
+    clients.add_argument("--encoding", help="CSV encoding (default: detected and reported)")
     clients.add_argument("--sheet", help="XLSX sheet name (default: the first)")
     clients.add_argument("--dry-run", action="store_true",
                          help="check and report, write nothing")
     clients.add_argument("--report", type=Path, help="write rejected rows to this CSV file")
+    clients.add_argument("--batch-size", type=_positive, default=1000, metavar="N",
+                         help="clients per transaction (default: 1000); each batch lands "
+                              "whole or not at all, and a re-run skips the ones that landed")
     clients.set_defaults(func=cmd_import)
 
     user = sub.add_parser("user", help="manage users")

@@ -102,9 +102,37 @@ class PbxLineConfig:
     extension_technology: str = "PJSIP"
     # Record every answered call with MixMonitor, for PBXs whose dialplan does not.
     record_calls: bool = False
+    # Which inbound calls no person answered get a callback task (see CALLBACK_POLICIES).
+    callback_on: str = "waited_or_voicemail"
+    # Ask the PBX for CALLERID(pres) of each new inbound call (AMI Getvar): a caller who
+    # withheld their number is hidden even when the carrier sends it. The dialplan variable
+    # CRM_WITHHELD, when set, wins and saves the question. Seconds to wait for the answer
+    # before showing the call as not withheld.
+    withheld_getvar: bool = True
+    withheld_timeout: float = 0.3
+    # Click-to-call: how outside numbers are dialled (see DIAL_FORMATS), a prefix put before
+    # every outside number ("9" for an outside line), and the international call prefix.
+    dial_format: str = "as_entered"
+    dial_prefix: str = ""
+    international_prefix: str = "00"
+    # The channel that rings the user's phone first; {ext} is the extension. Empty: the
+    # extension_technology's (PJSIP/{ext}). FreePBX follow-me/ring groups: Local/{ext}@from-internal
+    originate_channel: str = ""
     ping_interval: float = 20.0
     action_timeout: float = 10.0
     enabled: bool = True
+
+
+# callback_on: "waited_or_voicemail" - the caller waited for a person (extensions rang, a queue
+# held them) and got none, or left a voicemail; "voicemail" - only a left message; "always" -
+# also calls the PBX answered alone (IVR, announcement); "never".
+CALLBACK_POLICIES = ("waited_or_voicemail", "voicemail", "always", "never")
+# dial_format: "as_entered" - digits as typed; "e164" - +79161234567; "national" - numbers of
+# the office's country in national form (89161234567), others with the international prefix;
+# "international" - every number as <international_prefix><country code><number>.
+DIAL_FORMATS = ("as_entered", "e164", "national", "international")
+_DIAL_PREFIX = re.compile(r"^[0-9*#]{0,8}$")
+_CHANNEL_TEMPLATE = re.compile(r"^[A-Za-z0-9_]+/[A-Za-z0-9_@.{}/-]{1,80}$")
 
 
 @dataclass
@@ -305,6 +333,23 @@ def _validate(config: Config) -> None:
             (bool(line.name.strip()), f"pbx[{i}].name must not be empty"),
             (line.ping_interval > 0, f"pbx[{i}].ping_interval must be positive"),
             (line.action_timeout > 0, f"pbx[{i}].action_timeout must be positive"),
+            (line.callback_on in CALLBACK_POLICIES,
+             f"pbx[{i}].callback_on must be one of {', '.join(CALLBACK_POLICIES)}"),
+            (0 < line.withheld_timeout <= 5,
+             f"pbx[{i}].withheld_timeout must be between 0 and 5 seconds"),
+            (line.dial_format in DIAL_FORMATS,
+             f"pbx[{i}].dial_format must be one of {', '.join(DIAL_FORMATS)}"),
+            (bool(_DIAL_PREFIX.match(line.dial_prefix)),
+             f"pbx[{i}].dial_prefix must be up to 8 digits, * or #"),
+            (not (line.dial_prefix and line.dial_format == "e164"),
+             f"pbx[{i}].dial_prefix cannot go before an E.164 number (dial_format = \"e164\")"),
+            (bool(_DIAL_PREFIX.match(line.international_prefix)),
+             f"pbx[{i}].international_prefix must be up to 8 digits, * or #"),
+            (not line.originate_channel or (
+                line.originate_channel.count("{ext}") == 1
+                and bool(_CHANNEL_TEMPLATE.match(line.originate_channel))),
+             f"pbx[{i}].originate_channel must be a channel with one {{ext}}, such as "
+             "PJSIP/{ext} or Local/{ext}@from-internal"),
         ]
     for ok, message in checks:
         if not ok:

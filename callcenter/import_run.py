@@ -1,10 +1,20 @@
-"""`callcenter import clients`: read, validate, report, and write in one transaction."""
+"""`callcenter import clients`: read, validate, report, and write in batches.
+
+Each batch (1,000 clients by default) is one transaction: whole or absent. Between batches
+the database is free, so the call log of a running callcenter waits at most one batch. A run
+that stops half-way (a full disk, Ctrl-C) says which batches landed; running the same command
+again skips the clients that did (they already exist) and imports the rest.
+"""
 
 from __future__ import annotations
 
 import argparse
 import csv
+import sqlite3
 import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -20,7 +30,7 @@ from callcenter.importing import (
 )
 from callcenter.models import Role
 from callcenter.phones import Number, NumberKind
-from callcenter.store.base import ClientInput, ContactInput, PhoneInput, Store
+from callcenter.store.base import ClientInput, ContactInput, PhoneInput, Store, StoreError
 from callcenter.store.sqlite import SqliteStore
 
 
@@ -63,7 +73,92 @@ async def plan_import(store: Store, path: Path, *, region: str, specs: list[str]
             kept.append(draft)
     plan.drafts = kept
     plan.rejected.sort(key=lambda r: r.row)
+    plan.encoding = table.encoding
     return plan
+
+
+DEFAULT_BATCH_SIZE = 1000
+
+
+@dataclass(slots=True)
+class Batch:
+    number: int  # 1-based
+    drafts: Sequence[ClientDraft]
+
+    @property
+    def rows(self) -> list[int]:
+        return sorted(r for d in self.drafts for r in d.source_rows)
+
+    def describe(self) -> str:
+        rows = self.rows
+        span = f"rows {rows[0]}-{rows[-1]}" if rows else "no rows"
+        return f"batch {self.number} ({len(self.drafts)} clients, {span})"
+
+
+@dataclass(slots=True)
+class WriteResult:
+    batches: int
+    landed: list[Batch] = field(default_factory=list)
+    failed: Batch | None = None
+    error: str = ""
+
+    @property
+    def clients(self) -> int:
+        return sum(len(b.drafts) for b in self.landed)
+
+
+def batches_of(drafts: Sequence[ClientDraft], size: int) -> list[Batch]:
+    return [Batch(i // size + 1, drafts[i:i + size]) for i in range(0, len(drafts), size)]
+
+
+async def write_batches(store: Store, drafts: Sequence[ClientDraft], batch_size: int,
+                        on_batch: Callable[[Batch], Awaitable[None]] | None = None
+                        ) -> WriteResult:
+    """One transaction per batch; stops at the first batch that fails (nothing of it stays)."""
+    batches = batches_of(drafts, batch_size)
+    result = WriteResult(len(batches))
+    for batch in batches:
+        try:
+            await store.import_clients([to_input(d) for d in batch.drafts])
+        except (StoreError, sqlite3.Error, OSError) as exc:
+            result.failed, result.error = batch, str(exc)
+            break
+        result.landed.append(batch)
+        if on_batch is not None:
+            await on_batch(batch)
+    return result
+
+
+class Progress:
+    """A progress bar with rows/s and the time left on a terminal, a line per batch otherwise."""
+
+    def __init__(self, out: TextIO, err: TextIO, total_rows: int, batches: int) -> None:
+        self._out, self._batches = out, batches
+        self._started = time.monotonic()
+        self._bar = None
+        if _isatty(err):
+            from tqdm import tqdm  # deferred: only an interactive import draws a bar
+
+            self._bar = tqdm(total=total_rows, unit="rows", file=err, dynamic_ncols=True,
+                             desc="importing")
+
+    async def batch_landed(self, batch: Batch) -> None:
+        if self._bar is not None:
+            self._bar.update(len(batch.rows))
+            self._bar.set_postfix_str(f"batch {batch.number}/{self._batches}")
+        else:
+            print(f"{batch.describe()} of {self._batches} landed", file=self._out, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def write_report(plan: ImportPlan, out: TextIO, *, dry_run: bool) -> None:
@@ -72,6 +167,8 @@ def write_report(plan: ImportPlan, out: TextIO, *, dry_run: bool) -> None:
     verb = "would import" if dry_run else "imported"
     print(f"{verb} {len(plan.drafts)} clients, {contacts} contacts, {phones} phones; "
           f"rejected {len(plan.rejected)} rows", file=out)
+    if plan.encoding:
+        print(f"read as {plan.encoding}", file=out)
     if plan.ignored_columns:
         print(f"ignored columns: {', '.join(plan.ignored_columns)}", file=out)
     for rejection in plan.rejected:
@@ -87,9 +184,10 @@ def write_rejections_csv(plan: ImportPlan, path: Path) -> None:
             writer.writerow([r.row, r.reason, *(r.values.get(c, "") for c in columns)])
 
 
-async def run_import(config: Config, args: argparse.Namespace, out: TextIO | None = None
-                     ) -> int:
-    out = out or sys.stdout
+async def run_import(config: Config, args: argparse.Namespace, out: TextIO | None = None,
+                     err: TextIO | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr
+    batch_size = getattr(args, "batch_size", None) or DEFAULT_BATCH_SIZE
     store = await SqliteStore.open(config.database_path)
     try:
         try:
@@ -98,13 +196,47 @@ async def run_import(config: Config, args: argparse.Namespace, out: TextIO | Non
                 delimiter=args.delimiter, encoding=args.encoding, sheet=args.sheet,
             )
         except ImportingError as exc:
-            print(f"import failed: {exc}", file=sys.stderr)
+            print(f"import failed: {exc}", file=err)
             return 2
+        result = None
         if not args.dry_run and plan.drafts:
-            await store.import_clients([to_input(d) for d in plan.drafts])
+            batches = batches_of(plan.drafts, batch_size)
+            progress = Progress(out, err, sum(len(b.rows) for b in batches), len(batches))
+            try:
+                result = await write_batches(store, plan.drafts, batch_size,
+                                             progress.batch_landed)
+            finally:
+                progress.close()
+            if result.failed is not None:
+                plan.drafts = [d for b in result.landed for d in b.drafts]
         write_report(plan, out, dry_run=args.dry_run)
+        if result is not None:
+            write_batch_report(result, out)
         if args.report:
             write_rejections_csv(plan, args.report)
     finally:
         await store.close()
+    if result is not None and result.failed is not None:
+        return 2
     return 1 if plan.rejected else 0
+
+
+def write_batch_report(result: WriteResult, out: TextIO) -> None:
+    landed = [b.number for b in result.landed]
+    if landed:
+        print(f"batches landed: {_ranges(landed)} of {result.batches}", file=out)
+    if result.failed is not None:
+        print(f"{result.failed.describe()} failed and left nothing behind: {result.error}",
+              file=out)
+        print("fix the problem and run the same command again: the clients that landed "
+              "are skipped", file=out)
+
+
+def _ranges(numbers: list[int]) -> str:
+    spans: list[list[int]] = []
+    for n in numbers:
+        if spans and spans[-1][1] == n - 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)

@@ -31,6 +31,11 @@ class MissReason(enum.StrEnum):
     FAILED = "failed"  # congestion, unreachable, rejected
 
 
+class RecordingKind(enum.StrEnum):
+    CALL = "call"  # the conversation (MixMonitor)
+    VOICEMAIL = "voicemail"  # a message the caller left after nobody answered
+
+
 class TransferKind(enum.StrEnum):
     BLIND = "blind"
     ATTENDED = "attended"
@@ -59,6 +64,8 @@ class CallerChanged:
     caller_num: str | None = None
     caller_name: str | None = None
     called_num: str | None = None
+    # The caller asked to hide their number, learnt after CallStarted (None: unchanged).
+    withheld: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +84,16 @@ class Answered:
     at: float
     extension: str | None  # None when an outside party answered (outbound call)
     by_outside: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PbxAnswered:
+    """The PBX itself answered the caller (IVR, announcement, voicemail) before any person.
+
+    Not an answer by a person: a person picking up later still sends Answered."""
+
+    call_key: str
+    at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +119,7 @@ class RecordingStarted:
     call_key: str
     at: float
     path: str
+    kind: RecordingKind = RecordingKind.CALL
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +129,8 @@ class CallEnded:
     state: EndState
     reason: MissReason | None = None
     cause: str = ""  # the line's own cause text, for the log ("16 Normal Clearing")
+    # ANSWERED by the PBX alone (IVR, announcement) with no person: no user answered it.
+    by_pbx: bool = False
 
 
 LineEvent = (
@@ -118,6 +138,7 @@ LineEvent = (
     | CallerChanged
     | RingingChanged
     | Answered
+    | PbxAnswered
     | Transferred
     | HoldChanged
     | RecordingStarted

@@ -115,3 +115,4 @@ class Task:
     created_at: datetime
     done_at: datetime | None = None
     ref: str | None = None
+    voicemail: bool = False  # a callback for a caller who left a voicemail

@@ -16,10 +16,17 @@ from typing import Any
 
 from callcenter.config import PbxLineConfig
 from callcenter.errors import CallActionFailed, CallNotFound, LineUnavailable
-from callcenter.line_events import Answered, CallEnded, LineEvent
+from callcenter.line_events import (
+    Answered,
+    CallEnded,
+    CallerChanged,
+    CallStarted,
+    Direction,
+    LineEvent,
+)
 from pbx.ami.codec import ActionEncodingError
 from pbx.ami.connection import AmiConnection
-from pbx.ami.correlator import AmiCallCorrelator, CorrelatorConfig
+from pbx.ami.correlator import WITHHELD_NUMBERS, AmiCallCorrelator, CorrelatorConfig
 from pbx.ami.errors import (
     AmiActionError,
     AmiAuthError,
@@ -28,19 +35,10 @@ from pbx.ami.errors import (
     AmiTimeout,
 )
 from pbx.ami.message import Message
+from pbx.ami.withheld import PRESENTATION_VARIABLE, PresentationGate, presentation_withheld
+from pbx.dialing import dial_string, dialable, ring_first_channel
 
 log = logging.getLogger(__name__)
-
-_DIGITS_PLUS = set("0123456789+*#")
-
-
-def _dialable(number: str) -> str:
-    """The number as the dialplan gets it: digits and a leading +, nothing a stranger could use
-    to reach another context or inject a header."""
-    cleaned = "".join(ch for ch in number if ch in _DIGITS_PLUS)
-    if not cleaned or len(cleaned) > 32 or "+" in cleaned[1:]:
-        raise CallActionFailed(f"{number!r} is not a number that can be dialled")
-    return cleaned
 
 
 def _extension(ext: str) -> str:
@@ -55,7 +53,8 @@ class AsteriskLine:
     def __init__(self, config: PbxLineConfig, sink: Callable[[LineEvent], None], *,
                  connect_retry_max: float = 30.0,
                  channel_ids: Callable[[], str | None] | None = None,
-                 recordings_dir: str = "/var/spool/asterisk/monitor") -> None:
+                 recordings_dir: str = "/var/spool/asterisk/monitor",
+                 region: str = "RU") -> None:
         self.config = config
         self.name = config.name
         self._sink = sink
@@ -76,6 +75,8 @@ class AsteriskLine:
         # Set once the first resync after start() is done: the calls still up are re-adopted.
         self.synced = asyncio.Event()
         self._recordings_dir = recordings_dir.rstrip("/")
+        self._gate = PresentationGate()
+        self._region = region  # the office's country, for the national dial format
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -137,6 +138,83 @@ class AsteriskLine:
 
     def _on_event(self, msg: Message) -> None:
         for event in self.correlator.feed(msg):
+            self._pass(event)
+
+    def _pass(self, event: LineEvent) -> None:
+        """Emit, unless the call waits for its caller-ID presentation (pbx/ami/withheld.py)."""
+        released = self._gate.offer(event)
+        if released is not None:
+            for held in released:
+                self._emit(held)
+            return
+        if isinstance(event, CallStarted) and self._ask_presentation_of(event):
+            return
+        self._emit(event)
+
+    @property
+    def holding(self) -> int:
+        """Calls held back until the PBX says whether their caller withheld the number."""
+        return len(self._gate)
+
+    def _ask_presentation_of(self, start: CallStarted) -> bool:
+        if start.direction is not Direction.INBOUND:
+            return False
+        if start.withheld:
+            if start.caller_num.strip().lower() not in WITHHELD_NUMBERS:
+                log.info("PBX line %s: call %s: caller withheld the number (dialplan), raw "
+                         "caller ID %r hidden from users", self.name, start.call_key,
+                         start.caller_num)
+            return False
+        if not self.config.withheld_getvar or self.correlator.presentation_known(
+                start.call_key):
+            return False
+        conn = self._connection
+        channel = self.correlator.channel_for(start.call_key, None)
+        if conn is None or not conn.connected or channel is None:
+            return False
+        self._gate.hold(start)
+        self._spawn(self._presentation(conn, start, channel))
+        return True
+
+    async def _presentation(self, conn: AmiConnection, start: CallStarted, channel: str
+                            ) -> None:
+        """Getvar CALLERID(pres); the call is released as soon as the answer comes or, shown,
+        after ``withheld_timeout``. A later "withheld" still hides it (CallerChanged)."""
+        key = start.call_key
+        ask = asyncio.ensure_future(conn.action(
+            "Getvar", [("Channel", channel), ("Variable", PRESENTATION_VARIABLE)]))
+        try:
+            done, _ = await asyncio.wait({ask}, timeout=self.config.withheld_timeout)
+            if not done:
+                log.warning("PBX line %s: call %s: no answer to Getvar %s within %.1f s; "
+                            "showing the number", self.name, key, PRESENTATION_VARIABLE,
+                            self.config.withheld_timeout)
+                self._release(key, False)
+            value = (await ask).get("Value") or ""
+        except AmiError as exc:
+            if key in self._gate:  # (after a timeout the call is shown already, and said so)
+                log.warning("PBX line %s: call %s: Getvar %s failed (%s); showing the number",
+                            self.name, key, PRESENTATION_VARIABLE, exc)
+                self._release(key, False)
+            return
+        except asyncio.CancelledError:
+            ask.cancel()
+            self._release(key, False)  # the line stops: hand over what it holds
+            raise
+        withheld = presentation_withheld(value)
+        if withheld:
+            # The only place the number of a caller who withheld it is kept: the log, for
+            # the PBX admin. Users never see it (the registry gets withheld=True).
+            log.info("PBX line %s: call %s: caller withheld the number (%s=%s), raw caller ID "
+                     "%r hidden from users", self.name, key, PRESENTATION_VARIABLE, value,
+                     start.caller_num)
+        if key in self._gate:
+            self._release(key, withheld)
+        elif withheld:
+            self._emit(CallerChanged(key, start.at, withheld=True))
+
+    def _release(self, call_key: str, withheld: bool) -> None:
+        for event in self._gate.release(call_key, withheld):
             self._emit(event)
 
     def _emit(self, event: LineEvent) -> None:
@@ -156,9 +234,11 @@ class AsteriskLine:
         await self._resync(conn)
 
     async def _resync(self, conn: AmiConnection) -> None:
-        """Bring the calls up to date after a (re)connect. Status is the fallback for an AMI
-        user without the rights for CoreShowChannels; should both fail, calls that ended
-        meanwhile are closed later by the registry's sweep of silent calls.
+        """Bring the calls up to date after a (re)connect. Status is the fallback only for an
+        AMI user the PBX refuses CoreShowChannels (permission): after a timeout or a list given
+        up under load, the heavier Status would fail the same way and hold events longer. Then,
+        or should both be refused, calls that ended meanwhile are closed later by the registry's
+        sweep of silent calls.
 
         The snapshot is applied by the connection's reader at its place in the byte stream:
         events that came during or after the list (a call starting, a Hangup) are applied after
@@ -166,9 +246,14 @@ class AsteriskLine:
         for action in ("CoreShowChannels", "Status"):
             try:
                 await conn.list_action(action, apply=self._apply_snapshot)
-            except AmiError as exc:
-                log.warning("PBX line %s: %s for the resync failed (%s)", self.name, action, exc)
+            except AmiActionError as exc:
+                log.warning("PBX line %s: %s for the resync refused (%s)", self.name, action,
+                            exc)
                 continue
+            except AmiError as exc:
+                log.warning("PBX line %s: no resync, %s failed (%s); calls that ended "
+                            "meanwhile are closed by the sweep of silent calls", self.name,
+                            action, exc)
             return
 
     def _apply_snapshot(self, _response: Message, channels: list[Message]) -> None:
@@ -216,17 +301,24 @@ class AsteriskLine:
         return channel
 
     async def originate(self, extension: str, number: str, *, user_id: int | None) -> str:
-        """Ring ``extension`` first; when it answers, the dialplan dials ``number``."""
-        ext, dial = _extension(extension), _dialable(number)
+        """Ring ``extension`` first (through the line's ``originate_channel``); when it answers,
+        the dialplan dials ``number`` in the line's ``dial_format``."""
+        cfg = self.config
+        ext, typed = _extension(extension), dialable(number)
+        dial = dial_string(typed, cfg.dial_format, self._region, prefix=cfg.dial_prefix,
+                           international_prefix=cfg.international_prefix)
         conn = self._conn()
         channel_id = self._channel_ids()
-        self.correlator.expect_originate(channel_id, ext, dial)
+        # The call is logged with the number as the user gave it (that is what finds the
+        # client), whatever prefix the dialplan needs.
+        self.correlator.expect_originate(channel_id, ext, typed)
         headers = [
-            ("Channel", f"{self.config.extension_technology}/{ext}"),
-            ("Context", self.config.originate_context),
+            ("Channel", ring_first_channel(cfg.originate_channel, cfg.extension_technology,
+                                           ext)),
+            ("Context", cfg.originate_context),
             ("Exten", dial),
             ("Priority", "1"),
-            ("CallerID", f'"{dial}" <{dial}>'),
+            ("CallerID", f'"{typed}" <{typed}>'),
             ("Timeout", "30000"),
         ]
         if channel_id:

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from callcenter.config import ConfigError, load_config
+from callcenter.config import ConfigError, PbxLineConfig, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -94,3 +95,26 @@ def test_a_secret_of_the_wrong_type_is_not_echoed(tmp_path: Path) -> None:
         load_config(path, env={})
     assert "pbx[0].secret must be a string" in str(err.value)
     assert "73194242" not in str(err.value)
+
+
+@pytest.mark.parametrize(("key", "value", "words"), [
+    ("callback_on", "sometimes", "callback_on must be one of"),
+    ("dial_format", "local", "dial_format must be one of"),
+    ("dial_prefix", "9;", "dial_prefix must be"),
+    ("international_prefix", "00x", "international_prefix must be"),
+    ("originate_channel", "Local/101@from-internal", "originate_channel must be"),
+    ("originate_channel", "PJSIP/{ext}\r\nAction: Hangup", "originate_channel must be"),
+    ("withheld_timeout", 0.0, "withheld_timeout must be"),
+])
+def test_bad_line_call_handling_values_are_refused(tmp_path: Path, key: str, value: object,
+                                                   words: str) -> None:
+    path = write(tmp_path, f'[[pbx]]\nname = "office"\n{key} = {json.dumps(value)}\n')
+    with pytest.raises(ConfigError, match=words):
+        load_config(path, env={})
+
+
+def test_line_call_handling_defaults() -> None:
+    line = PbxLineConfig()
+    assert (line.callback_on, line.withheld_getvar, line.withheld_timeout, line.dial_format,
+            line.dial_prefix, line.originate_channel) == (
+        "waited_or_voicemail", True, 0.3, "as_entered", "", "")

@@ -27,6 +27,7 @@ from callcenter.demo import DEMO_PASSWORD
 from tests.conftest import Api
 from tests.e2e.events import FakeCall, client_match, other_match
 from tests.e2e.server import LiveServer, with_demo_base
+from ui import hub as hub_module
 
 
 @pytest.fixture
@@ -275,7 +276,9 @@ async def test_slow_consumer_is_closed_without_stalling_others(config: Config) -
         slow.transport.pause_reading()  # type: ignore[attr-defined]
         hub = srv.app.state.hub  # type: ignore[union-attr]
         slow_port = raw.getsockname()[1]
-        slow_conn = next(c for c in hub.connections if c.websocket.client.port == slow_port)
+        # hub.connections belongs to the server's loop: read it there, never from this thread.
+        slow_conn = await asyncio.to_thread(srv.call, lambda: next(
+            c for c in hub.connections if c.websocket.client.port == slow_port))
         # The healthy consoles tell the burst how far they got, so it never runs more than
         # a few events ahead of them (a busy office, not one giant burst) — without a clock.
         received = [0] * len(healthy)
@@ -306,17 +309,19 @@ async def test_slow_consumer_is_closed_without_stalling_others(config: Config) -
             assert seqs == sorted(seqs) and len(set(seqs)) == total
         # The slow one overflowed its queue (or timed out) and was closed; the others stay.
         await asyncio.to_thread(srv.call, slow_conn.gone.wait, timeout=30)
-        assert hub.dropped >= 1 and len(hub.connections) == 2
+        assert hub.dropped >= 1
+        assert await asyncio.to_thread(srv.call, lambda: len(hub.connections)) == 2
         slow.transport.abort()  # type: ignore[attr-defined]
         for ws in healthy:
             await ws.close()
         # Shutdown with consoles still connected: every hub task is cancelled and awaited.
         lingering = await websockets.connect(url, additional_headers={"Cookie": cookie})
         await lingering.recv()
-        tasks = [t for conn in hub.connections for t in conn.tasks]
+        tasks = await asyncio.to_thread(
+            srv.call, lambda: [t for conn in hub.connections for t in conn.tasks])
         await asyncio.to_thread(srv.stop)
         assert tasks and all(t.done() for t in tasks)
-        assert not hub.connections
+        assert not hub.connections  # the server's loop has ended: nothing changes it now
         await lingering.close()
 
 
@@ -534,3 +539,54 @@ def test_tie_candidates_are_filtered_per_manager_in_the_live_calls(
         seen[login] = names(live["match"])
     assert seen == {"secretary": ["Romashka", "Olga Sokolova", "Nobody's Ltd"],
                     "maria": ["Romashka"], "dmitry": ["Olga Sokolova"]}
+
+
+def test_each_user_is_filtered_once_per_event_however_many_consoles(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    u = users(client)
+    hub = client.app.state.hub
+    checked: list[tuple[str, str]] = []
+    real_match, real_visible = hub_module.match_for_user, hub.visible
+
+    def match_spy(user: Any, *args: Any) -> Any:
+        checked.append(("match", user.login))
+        return real_match(user, *args)
+
+    def visible_spy(user: Any, *args: Any) -> Any:
+        checked.append(("visible", user.login))
+        return real_visible(user, *args)
+
+    monkeypatch.setattr(hub_module, "match_for_user", match_spy)
+    monkeypatch.setattr(hub, "visible", visible_spy)
+    logins = ["maria", "maria", "dmitry", "dmitry", "secretary"]
+    with contextlib.ExitStack() as stack:
+        consoles = [stack.enter_context(connect(session(client, login))) for login in logins]
+        for ws in consoles:
+            start(ws)
+        publish(client, tie_call(u).ringing("101", "102", "103"))
+        got = [names(ws.receive_json()["data"]["match"]) for ws in consoles]
+    assert got == [["Romashka"], ["Romashka"], ["Olga Sokolova"], ["Olga Sokolova"],
+                   ["Romashka", "Olga Sokolova", "Nobody's Ltd"]]
+    assert sorted(checked) == sorted({(k, login) for k in ("match", "visible")
+                                      for login in logins})
+
+
+def test_a_tie_filtered_to_nothing_is_an_unknown_caller(client: TestClient) -> None:
+    u = users(client)
+    others = [c for c in tie_call(u).match["candidates"] if c["client_name"] != "Romashka"]
+    call = FakeCall("office:tie2", "+74951234567", "", other_match("tie", others))
+    secretary, maria, dmitry = (session(client, n) for n in ("secretary", "maria", "dmitry"))
+    with connect(secretary) as ws_s, connect(maria) as ws_m, connect(dmitry) as ws_d:
+        for ws in (ws_s, ws_m, ws_d):
+            start(ws)
+        publish(client, call.ringing("102", "103"))
+        seen = {login: ws.receive_json()["data"]["match"]
+                for login, ws in (("secretary", ws_s), ("maria", ws_m), ("dmitry", ws_d))}
+    assert seen["secretary"]["kind"] == "tie" and len(seen["secretary"]["candidates"]) == 2
+    # Maria's extension rang, but neither client is hers: to her it is an unknown caller.
+    assert seen["maria"]["kind"] == "unknown" and seen["maria"]["candidates"] == []
+    assert seen["maria"]["client"] is None and seen["maria"]["candidates_total"] == 0
+    # Dmitry sees his one client (shown as his client's match, with nothing to choose).
+    assert seen["dmitry"]["kind"] == "tie" and names(seen["dmitry"]) == ["Olga Sokolova"]
+    assert seen["dmitry"]["candidates_total"] == 1

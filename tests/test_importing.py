@@ -177,7 +177,7 @@ def test_blank_rows_are_skipped_and_ragged_rows_are_padded(tmp_path: Path) -> No
 
 def test_header_only_file_has_no_rows(tmp_path: Path) -> None:
     table = read_table(write(tmp_path, "h.csv", "name,phone\n"))
-    assert table == Table(columns=["name", "phone"], rows=[])
+    assert table == Table(columns=["name", "phone"], rows=[], encoding="utf-8 (detected)")
 
 
 @pytest.mark.parametrize("content", [b"", b"   \n\n", b"\xef\xbb\xbf", b",,,\n,,\n\t\n"])
@@ -675,3 +675,60 @@ def test_mixed_csv_end_to_end(tmp_path: Path) -> None:
         7: "phone '8 916 123-45-67' already belongs to client 'ООО «Ромашка»' (row 2)",
     }
     assert plan.rejected[0].values["ФИО"] == "Никто"
+
+
+@pytest.mark.parametrize("cell", [
+    "+7 916 123-45-67 / 8 495 123-45-67",
+    "+7 916 123-45-67/8 (495) 123-45-67",
+    "+7 916 123-45-67; 8 495 123-45-67",
+    "+7 916 123-45-67, 8 495 123-45-67",
+])
+def test_a_cell_with_two_numbers_gives_two_phones(cell: str) -> None:
+    plan = plan_for([["name", "phone"], ["Acme", cell]])
+    assert plan.rejected == []
+    [contact] = plan.drafts[0].contacts
+    assert [p.e164 for p in contact.phones] == ["+79161234567", "+74951234567"]
+
+
+def test_one_stray_byte_does_not_switch_a_utf8_file_to_cp1251(tmp_path: Path) -> None:
+    text = "Компания;Телефон\n" + "".join(
+        f"Ромашка {i};+7916123{i:04d}\n" for i in range(40))
+    data = text.encode("utf-8")
+    at = data.index("Ромашка 20".encode())
+    path = tmp_path / "stray.csv"
+    path.write_bytes(data[:at] + b"\xff" + data[at:])
+    # Read as cp1251 every name would be garbled ("РОМАШКА" as "Р РѕРјР°С€РєР°"): refuse,
+    # and say where the bad byte is.
+    with pytest.raises(ImportFileError, match=r"UTF-8 text except for 1 invalid byte.*line 22"):
+        read_table(path)
+    assert read_table(path, encoding="cp1251").encoding == "cp1251 (given)"
+
+
+@pytest.mark.parametrize(("encoding", "reported"), [
+    ("utf-8", "utf-8 (detected)"), ("utf-8-sig", "utf-8 (detected)"),
+    ("cp1251", "cp1251 (detected)"), ("koi8-r", "koi8-r (detected)"),
+])
+def test_the_encoding_is_detected_and_reported(tmp_path: Path, encoding: str,
+                                               reported: str) -> None:
+    text = "Компания;Контакт;Телефон\n" + "".join(
+        f"ООО Ромашка {i};Иван Петров;+7916123{i:04d}\n" for i in range(30))
+    table = read_table(write(tmp_path, "c.csv", text, encoding))
+    assert table.encoding == reported
+    assert table.rows[0][1]["Компания"] == "ООО Ромашка 0"
+
+
+@pytest.mark.parametrize("encoding", [None, "utf-8", "cp1251"])
+def test_nul_bytes_are_refused_with_a_clear_error(tmp_path: Path, encoding: str | None
+                                                  ) -> None:
+    path = tmp_path / "nul.csv"
+    path.write_bytes(b"name,phone\nAcme,+7916\x001234567\n")
+    with pytest.raises(ImportFileError, match=r"NUL byte \(line 2"):
+        read_table(path, encoding=encoding)
+
+
+def test_utf16_with_its_byte_order_mark_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "u16.csv"
+    path.write_bytes("name\tphone\nЯблоко\t+79161234567\n".encode("utf-16"))
+    table = read_table(path)
+    assert table.rows == [(2, {"name": "Яблоко", "phone": "+79161234567"})]
+    assert table.encoding.startswith("utf_16") or table.encoding.startswith("utf-16")

@@ -207,3 +207,19 @@ async def test_search(store: SqliteStore) -> None:
     assert [c.name for c in await store.list_clients(search="9161234")] == ["ООО Ромашка"]
     assert [c.name for c in await store.list_clients(search="100%")] == ["100% Juice_Co"]
     assert await store.list_clients(search="0%_") == []
+
+
+async def test_a_task_with_a_ref_is_created_once(store: SqliteStore) -> None:
+    # A missed call replayed from the journal after its callback task was done must not
+    # bring the task back.
+    first = await store.create_task(TaskKind.CALLBACK, "Call back", phone="+79161234567",
+                                    ref="call-1")
+    await store.update_task(first.id, done=True)
+    again = await store.create_task(TaskKind.CALLBACK, "Call back", phone="+79161234567",
+                                    ref="call-1")
+    assert again.id == first.id and again.done
+    other = await store.create_task(TaskKind.CALLBACK, "Call back", phone="+79161234567",
+                                    ref="call-2")
+    assert other.id != first.id
+    plain = [await store.create_task(TaskKind.REMINDER, "twice") for _ in range(2)]
+    assert plain[0].id != plain[1].id

@@ -161,33 +161,40 @@ class Hub:
         if not self.connections:
             return
         text: str | None = None  # serialized once, shared by every connection
-        own_texts: dict[int, str] | None = None  # user id -> text with filtered candidates
+        # What each user may see is decided once per user, however many consoles they have
+        # open: user id -> visible, user id -> the text for them.
+        visible_to: dict[int, bool] = {}
+        texts: dict[int, str] = {}
         see_all = self.managers_see_all
         call_id = (event.data.get("call") or {}).get("id")
         final = event.topic in ("call.ended", "call.missed")
         for conn in tuple(self.connections):
             if conn.close_code is not None:
                 continue
-            if not (call_id in conn.calls or self.visible(conn.user, event.data, see_all)):
-                continue
+            user = conn.user
+            if call_id not in conn.calls:
+                visible = visible_to.get(user.id)
+                if visible is None:
+                    visible = visible_to[user.id] = self.visible(user, event.data, see_all)
+                if not visible:
+                    continue
             if call_id is not None:
                 if final:
                     conn.calls.discard(call_id)
                 else:
                     conn.calls.add(call_id)
-            own = match_for_user(conn.user, event.data.get("match"), see_all)
-            if own is not None:
-                # Another manager's clients are among the tie candidates: this console gets
-                # its own copy (once per user, however many consoles the user has open).
-                if own_texts is None:
-                    own_texts = {}
-                out = own_texts.get(conn.user.id)
-                if out is None:
-                    out = own_texts[conn.user.id] = _with_match(event, own)
-            else:
-                if text is None:
-                    text = event.text or _dumps(event.to_json())
-                out = text
+            out = texts.get(user.id)
+            if out is None:
+                own = match_for_user(user, event.data.get("match"), see_all)
+                if own is not None:
+                    # Another manager's clients are among the tie candidates: this user gets
+                    # their own copy.
+                    out = _with_match(event, own)
+                else:
+                    if text is None:
+                        text = event.text or _dumps(event.to_json())
+                    out = text
+                texts[user.id] = out
             if not conn.offer(event.seq, out):
                 self.dropped += 1
                 log.warning("console of %s fell %d events behind; closing it",

@@ -1,8 +1,10 @@
 """The call log: writes every call to the store, on the client card, with callback tasks.
 
 The registry hands calls over synchronously; the writes happen in one owned task in arrival
-order, so the screen-pop path never waits for the disk. A write that fails is retried, not
-dropped: a call record must survive a busy or briefly failing database.
+order, so the screen-pop path never waits for the disk. A write that fails is retried with
+backoff for as long as the process runs, never dropped: a call record must survive a busy or
+failing database. What is still queued when the process must stop goes to the journal
+(:mod:`callcenter.calls.journal`), which the next start replays before the lines connect.
 """
 
 from __future__ import annotations
@@ -11,16 +13,19 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from callcenter.calls.journal import Journal, Write
 from callcenter.calls.model import LiveCall, Transfer, iso
 from callcenter.calls.registry import Resumed
 from callcenter.line_events import Direction, EndState
 from callcenter.matching import CallerMatch
 from callcenter.models import InteractionKind, Role, TaskKind
 from callcenter.phones import Number, NumberKind
-from callcenter.store.base import NotFound, PhoneMatch, Store
+from callcenter.store.base import Conflict, NotFound, PhoneMatch, Store
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +57,8 @@ def call_row(call: LiveCall) -> dict[str, Any]:
         "talk_seconds": call.talk_seconds,
         "transfers": [t.to_json() for t in call.transfers],
         "users": sorted(call.users),
+        "handled_by_pbx": int(call.handled_by_pbx),
+        "ivr_seconds": call.ivr_seconds,
         "answered_by_outside": int(call.answered_by_outside),
     }
 
@@ -64,7 +71,9 @@ def summary(call: LiveCall) -> str:
         text = f"Internal call from {who}"
     else:
         text = f"Inbound call from {who}"
-    if call.end_state is EndState.ANSWERED:
+    if call.handled_by_pbx:
+        text += f", answered by the PBX ({round(call.ivr_seconds or 0)} s)"
+    elif call.end_state is EndState.ANSWERED:
         by = call.answered_user_name or call.answered_ext or "the other side"
         text += f", answered by {by}, talk {round(call.talk_seconds or 0)} s"
     elif call.end_state is EndState.MISSED:
@@ -73,6 +82,8 @@ def summary(call: LiveCall) -> str:
         text += f", failed ({call.reason.value if call.reason else call.cause or 'error'})"
     if call.transfers:
         text += ", transferred to " + ", ".join(t.to for t in call.transfers)
+    if call.voicemails:
+        text += ", left a voicemail"
     return text
 
 
@@ -115,6 +126,8 @@ def _left_open_call(row: dict[str, Any]) -> LiveCall:
         answered_at=_unix(row["answered_at"]), ended_at=_unix(row["ended_at"]),
         end_state=state, cause=row["cause"], transfers=_transfers(row["transfers"]),
         recordings=[r["pbx_path"] for r in row["recordings"]],
+        voicemails=[r["pbx_path"] for r in row["recordings"] if r.get("kind") == "voicemail"],
+        handled_by_pbx=bool(row.get("handled_by_pbx")),
         match_json={"candidates": row["candidates"], "client": {
             "id": row["client_id"], "name": row["client_name"],
             "manager_id": candidates[0].manager_id if candidates else None,
@@ -135,7 +148,26 @@ def _resumed(row: dict[str, Any]) -> Resumed:
         transfers=tuple(_transfers(row["transfers"])))
 
 
-MAX_ATTEMPTS = 5
+def wants_callback(call: LiveCall, policy: str) -> bool:
+    """Whether an ended inbound call gets a callback task under the line's ``callback_on``
+    policy (callcenter.config.CALLBACK_POLICIES): a caller who waited for a person and got
+    none, or left a message, wants a call back; one who heard the office's announcement
+    (answered by the PBX alone) does not, unless the line says "always"."""
+    if call.direction is not Direction.INBOUND or call.answered_at is not None:
+        return False
+    if policy == "never":
+        return False
+    if call.voicemails:
+        return True
+    if policy == "voicemail":
+        return False
+    if call.handled_by_pbx:
+        return policy == "always"
+    return call.end_state is EndState.MISSED
+
+
+def _kind(call: LiveCall, path: str) -> str:
+    return "voicemail" if path in call.voicemails else "call"
 
 
 def _unlinked(kind: str, item: Any) -> Any:
@@ -148,11 +180,24 @@ def _unlinked(kind: str, item: Any) -> Any:
 
 
 class CallLog:
-    def __init__(self, store: Store, *, retry_seconds: float = 2.0) -> None:
+    """The call log's writer. ``journal`` is where writes still held at stop are spooled (and
+    replayed from at start); ``retry_seconds`` doubles per failed attempt up to
+    ``max_retry_seconds``; ``stop`` waits ``drain_seconds`` for the queue to empty first.
+    ``callback_on`` maps a line name to its callback policy (config ``callback_on``)."""
+
+    def __init__(self, store: Store, *, journal: Path | None = None,
+                 retry_seconds: float = 2.0, max_retry_seconds: float = 30.0,
+                 drain_seconds: float = 10.0,
+                 callback_on: Mapping[str, str] | None = None) -> None:
         self._store = store
-        self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._callback_on = dict(callback_on or {})  # line name -> policy
+        self._journal = Journal(journal) if journal is not None else None
+        self._queue: asyncio.Queue[Write] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._current: Write | None = None  # taken from the queue, not yet written
         self._retry = retry_seconds
+        self._max_retry = max_retry_seconds
+        self._drain = drain_seconds
         self._idle = asyncio.Event()
         self._idle.set()
         self._left_open: dict[str, Resumed] = {}
@@ -166,7 +211,7 @@ class CallLog:
         self._put("upsert", call_row(call))
 
     def recording_started(self, call: LiveCall, path: str) -> None:
-        self._put("recording", (call.id, path))
+        self._put("recording", (call.id, path, _kind(call, path)))
 
     def call_finished(self, call: LiveCall) -> None:
         self._put("finish", call)
@@ -188,6 +233,7 @@ class CallLog:
     # -- the writer task -------------------------------------------------------------------
 
     async def start(self) -> None:
+        await self.replay_journal()
         # Before the lines connect: a call still up is re-adopted by its line's resync
         # afterwards, and picks up what the previous run stored (see resumed()).
         closed = await self._store.close_dangling_calls(
@@ -197,42 +243,82 @@ class CallLog:
         self._left_open = {row["id"]: _resumed(row) for row in closed}
         self._task = asyncio.create_task(self._run(), name="call-log-writer")
 
+    async def replay_journal(self) -> int:
+        """Write what the last run spooled; the journal goes only once all of it is stored.
+        Runs before dangling calls are closed, so a call spooled while live is closed too."""
+        if self._journal is None:
+            return 0
+        writes = self._journal.load()
+        if writes:
+            log.warning("call log: replaying %d writes from %s", len(writes),
+                        self._journal.path)
+        for kind, item in writes:
+            await self._write_retrying(kind, item)
+        self._journal.clear()
+        return len(writes)
+
     async def stop(self) -> None:
-        """Write what is queued, then stop."""
+        """Write what is queued; what cannot be written in time goes to the journal."""
         if self._task is None:
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.drained(), 10)
+            await asyncio.wait_for(self.drained(), self._drain)
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        held = [self._current] if self._current is not None else []
+        self._current = None
+        while not self._queue.empty():
+            held.append(self._queue.get_nowait())
+        if held:
+            if self._journal is None:
+                log.error("call log: no journal configured; %d writes are lost", len(held))
+            else:
+                # Blocking file I/O on purpose: this is shutdown, and nothing else should run
+                # before the writes are safely on disk.
+                self._journal.spool(held)
+                log.warning("call log: %d writes spooled to %s for the next start",
+                            len(held), self._journal.path)
+        self._idle.set()
 
     async def drained(self) -> None:
         await self._idle.wait()
 
     async def _run(self) -> None:
         while True:
-            kind, item = await self._queue.get()
-            for attempt in range(1, MAX_ATTEMPTS + 1):
-                try:
-                    await self._write(kind, item)
-                    break
-                except asyncio.CancelledError:
-                    raise
-                except sqlite3.IntegrityError:
+            self._current = await self._queue.get()
+            await self._write_retrying(*self._current)
+            self._current = None
+            if self._queue.empty():
+                self._idle.set()
+
+    async def _write_retrying(self, kind: str, item: Any) -> None:
+        delay, attempt, unlinked = self._retry, 0, False
+        while True:
+            attempt += 1
+            try:
+                await self._write(kind, item)
+                return
+            except (sqlite3.IntegrityError, Conflict):
+                if not unlinked:
                     # The client or contact was deleted while the call went on: keep the
                     # call, unlinked, rather than block every later call behind it.
                     log.warning("call log: %s refers to a deleted record; unlinking", kind)
-                    item = _unlinked(kind, item)
-                except Exception:
-                    if attempt == MAX_ATTEMPTS:
-                        log.exception("call log: giving up on a %s write: %r", kind, item)
-                        break
-                    log.exception("call log write failed; retrying in %.0f s", self._retry)
-                    await asyncio.sleep(self._retry)
-            if self._queue.empty():
-                self._idle.set()
+                    item, unlinked = _unlinked(kind, item), True
+                    if self._current is not None:
+                        self._current = (kind, item)
+                    continue
+                log.exception("call log: %s write failed (attempt %d); retrying in %.1f s",
+                              kind, attempt, delay)
+            except Exception:
+                if attempt == 1:
+                    log.exception("call log: %s write failed; retrying in %.1f s", kind, delay)
+                else:
+                    log.warning("call log: %s write still failing (attempt %d); retrying in"
+                                " %.1f s", kind, attempt, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._max_retry)
 
     async def _write(self, kind: str, item: Any) -> None:
         if kind == "upsert":
@@ -248,7 +334,8 @@ class CallLog:
         store = self._store
         await store.upsert_call(call_row(call))
         for path in call.recordings:
-            await store.add_recording(call.id, path)  # no-op when known since it started
+            # no-op when known since it started
+            await store.add_recording(call.id, path, _kind(call, path))
         await store.schedule_recordings(call.id)
         await self._on_the_card(call)
 
@@ -281,8 +368,10 @@ class CallLog:
                 "ring_seconds": call.ring_seconds, "talk_seconds": call.talk_seconds,
                 "transfers": [t.to_json() for t in call.transfers],
                 "recordings": list(call.recordings),
+                "voicemail": bool(call.voicemails), "handled_by_pbx": call.handled_by_pbx,
+                "ivr_seconds": call.ivr_seconds,
             })
-        if call.direction is Direction.INBOUND and call.end_state is EndState.MISSED:
+        if wants_callback(call, self._callback_on.get(call.line, "waited_or_voicemail")):
             await self._callback_task(call)
         elif call.answered_at is not None and call.client_phone:
             # They got through (called again, or we called them): the callback is done.
@@ -310,5 +399,5 @@ class CallLog:
         await self._store.create_task(
             TaskKind.CALLBACK, title, due_at=datetime.now(UTC), assignee_id=manager_id,
             assignee_role=None if manager_id else Role.SECRETARY, client_id=call.client_id,
-            phone=phone, ref=call.id,
+            phone=phone, ref=call.id, voicemail=bool(call.voicemails),
         )

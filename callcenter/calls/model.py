@@ -63,6 +63,12 @@ class LiveCall:
     transfers: list[Transfer] = field(default_factory=list)
     on_hold: bool = False
     recordings: list[str] = field(default_factory=list)
+    voicemails: list[str] = field(default_factory=list)  # those of ``recordings`` left as messages
+    pbx_answered_at: float | None = None  # the dialplan answered (IVR, announcement, voicemail)
+    handled_by_pbx: bool = False  # ended answered by the PBX alone, no person
+    # Time extensions actually rang: closed intervals so far + the open one's start.
+    rang_seconds: float = 0.0
+    ringing_since: float | None = None
     # The screen-pop's client block, computed once when the call starts.
     match_json: dict[str, Any] = field(default_factory=dict)
 
@@ -81,10 +87,38 @@ class LiveCall:
             return self.state
         return self.end_state.value
 
+    def ringing_now(self, extensions: tuple[str, ...], at: float) -> None:
+        """Keep the ring time as the ringing set changes (the registry calls this)."""
+        if extensions and self.ringing_since is None:
+            self.ringing_since = at
+        elif not extensions and self.ringing_since is not None:
+            self.rang_seconds += max(0.0, at - self.ringing_since)
+            self.ringing_since = None
+        self.ringing = extensions
+
     @property
     def ring_seconds(self) -> float | None:
+        """How long extensions rang; a call that rang nobody: its wait before an answer (by a
+        person or the PBX) or its end."""
         end = self.answered_at or self.ended_at
-        return None if end is None else round(max(0.0, end - self.started_at), 3)
+        if end is None:
+            return None
+        if self.rang_seconds or self.ringing_since is not None:
+            total = self.rang_seconds
+            if self.ringing_since is not None:
+                total += max(0.0, end - self.ringing_since)
+            return round(total, 3)
+        if self.pbx_answered_at is not None:
+            end = min(end, self.pbx_answered_at)
+        return round(max(0.0, end - self.started_at), 3)
+
+    @property
+    def ivr_seconds(self) -> float | None:
+        """Time with the PBX's own dialplan (IVR, announcement, voicemail) after it answered."""
+        end = self.answered_at or self.ended_at
+        if self.pbx_answered_at is None or end is None:
+            return None
+        return round(max(0.0, end - self.pbx_answered_at), 3)
 
     @property
     def talk_seconds(self) -> float | None:
@@ -132,6 +166,9 @@ class LiveCall:
             "transfers": [t.to_json() for t in self.transfers],
             "on_hold": self.on_hold,
             "recordings": list(self.recordings),
+            "voicemail": bool(self.voicemails),
+            "handled_by_pbx": self.handled_by_pbx,
+            "ivr_seconds": self.ivr_seconds,
             "originated_by": self.originated_by,
             "placed_by": self.placed_by,
             "users": sorted(self.users),

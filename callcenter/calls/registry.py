@@ -24,6 +24,8 @@ from callcenter.line_events import (
     EndState,
     HoldChanged,
     LineEvent,
+    PbxAnswered,
+    RecordingKind,
     RecordingStarted,
     RingingChanged,
     Transferred,
@@ -92,6 +94,7 @@ class CallRegistry:
             CallerChanged: self._caller_changed,
             RingingChanged: self._ringing,
             Answered: self._answered,
+            PbxAnswered: self._pbx_answered,
             Transferred: self._transferred,
             HoldChanged: self._hold,
             RecordingStarted: self._recording,
@@ -172,8 +175,9 @@ class CallRegistry:
         call = LiveCall(
             id=e.call_key, line=e.line, direction=e.direction,
             caller_raw="" if withheld else e.caller_num,
-            caller_name="" if withheld and e.caller_name.lower() in {"anonymous", "unknown", ""}
-            else e.caller_name,
+            # A caller who withheld the number is not named either (the carrier may still send
+            # the name with the real number, P-Asserted-Identity).
+            caller_name="" if withheld else e.caller_name,
             withheld=withheld, called=e.called_num, started_at=e.at, match=match,
             caller_e164=None if withheld else caller_number.e164,
             caller_display="" if withheld else display(caller_number, self._region),
@@ -196,6 +200,10 @@ class CallRegistry:
         previous = self._sink.resumed(call.id) if self._sink else None
         if previous is None:
             return
+        if previous.answered_at is None and previous.rang:
+            # It rang before the restart and nobody took it since: count that time as ringing
+            # (the best the stored row tells), so ring time is not only this run's share.
+            call.rang_seconds += max(0.0, call.started_at - previous.started_at)
         call.started_at = previous.started_at
         call.rang = [*previous.rang, *(ext for ext in call.rang if ext not in previous.rang)]
         call.users |= previous.users
@@ -215,6 +223,10 @@ class CallRegistry:
         call.answered_user_name = user.name if user else None
         self._resumed[call.id] = False
 
+    # A switchboard number shared by hundreds of contacts must not make every screen-pop
+    # event (and call-log row) that big: the card lists this many and says how many more.
+    max_candidates = 20
+
     def _match_json(self, match: CallerMatch, direction: Direction) -> dict[str, Any]:
         out: dict[str, Any] = {
             "kind": "unknown", "client": None, "contact": None, "manager": None,
@@ -222,8 +234,9 @@ class CallRegistry:
                 {"client_id": c.client_id, "client_name": c.client_name,
                  "contact_id": c.contact_id, "contact_name": c.contact_name,
                  "manager_id": c.manager_id, "matched_by": c.matched_by}
-                for c in match.candidates
+                for c in match.candidates[:self.max_candidates]
             ],
+            "candidates_total": len(match.candidates),
             "user": None, "last_interactions": [], "open_tasks": [],
         }
         if match.withheld and direction is Direction.INBOUND:
@@ -256,6 +269,8 @@ class CallRegistry:
         call = self._calls.get(e.call_key)
         if call is None:
             return
+        if e.withheld and not call.withheld and call.direction is Direction.INBOUND:
+            self._withhold(call)
         if e.called_num is not None:
             call.called = e.called_num
             if call.direction is Direction.OUTBOUND and not call.match.candidates:
@@ -273,12 +288,21 @@ class CallRegistry:
             call.match_json = self._match_json(call.match, call.direction)
         self._publish("call.updated", call, e.at)
 
+    def _withhold(self, call: LiveCall) -> None:
+        """The line learnt late that the caller withheld the number: forget what was shown."""
+        call.withheld = True
+        call.caller_raw = call.caller_display = ""
+        call.caller_name = ""
+        call.caller_e164 = call.client_phone = None
+        call.match = self._matcher.match(None, withheld=True)
+        call.match_json = self._match_json(call.match, call.direction)
+
     def _ringing(self, e: RingingChanged) -> None:
         call = self._calls.get(e.call_key)
         if call is None:
             return
         before = set(call.ringing)
-        call.ringing = tuple(e.extensions)
+        call.ringing_now(tuple(e.extensions), e.at)
         if e.queue:
             call.queue = e.queue
         new = [ext for ext in e.extensions if ext not in before]
@@ -303,7 +327,7 @@ class CallRegistry:
                 self._holder_after_restart(call, e)
             return
         call.answered_at = e.at
-        call.ringing = ()
+        call.ringing_now((), e.at)
         call.answered_by_outside = e.by_outside
         if e.extension:
             call.answered_ext = call.current_ext = e.extension
@@ -328,6 +352,13 @@ class CallRegistry:
         if self._sink:
             self._sink.call_changed(call)
         self._publish("call.answered", call, e.at)
+
+    def _pbx_answered(self, e: PbxAnswered) -> None:
+        call = self._calls.get(e.call_key)
+        if call is None or call.pbx_answered_at is not None:
+            return
+        call.pbx_answered_at = e.at
+        self._publish("call.updated", call, e.at)
 
     def _transferred(self, e: Transferred) -> None:
         call = self._calls.get(e.call_key)
@@ -354,6 +385,8 @@ class CallRegistry:
         if call is None or e.path in call.recordings:
             return
         call.recordings.append(e.path)
+        if e.kind is RecordingKind.VOICEMAIL:
+            call.voicemails.append(e.path)
         if self._sink:
             self._sink.recording_started(call, e.path)
         self._publish("call.updated", call, e.at)
@@ -383,14 +416,16 @@ class CallRegistry:
         call.ended_at = e.at
         call.end_state = e.state
         call.reason = e.reason
-        if e.call_key in self._resumed:
-            del self._resumed[e.call_key]
-            if e.state is not EndState.ANSWERED:
-                # Answered before the restart: the line, having seen no answer since, calls
-                # it missed when the caller hangs up (still queued, or a transfer ringing).
-                call.end_state, call.reason = EndState.ANSWERED, None
+        answered_before = self._resumed.pop(e.call_key, None) is not None
+        if answered_before and e.state is not EndState.ANSWERED:
+            # Answered before the restart: the line, having seen no answer since, calls it
+            # missed when the caller hangs up (still queued, or a transfer ringing).
+            call.end_state, call.reason = EndState.ANSWERED, None
         call.cause = e.cause
-        call.ringing = ()
+        # Nor is it the PBX's alone: a person (or the other side) answered before the restart.
+        call.handled_by_pbx = (e.by_pbx and e.state is EndState.ANSWERED
+                               and not answered_before)
+        call.ringing_now((), e.at)
         if self._sink:
             self._sink.call_finished(call)
         topic = "call.missed" if call.end_state is EndState.MISSED else "call.ended"

@@ -50,7 +50,12 @@ def visible_candidates(user: User, candidates: list[dict[str, Any]],
 def match_for_user(user: User, match: dict[str, Any] | None,
                    managers_see_all: bool) -> dict[str, Any] | None:
     """``match`` with the candidates the user may not see removed; None when nothing had to
-    go (the caller then shares one serialised event between every console)."""
+    go (the caller then shares one serialised event between every console).
+
+    As for ``GET /api/lookup``, a tie left with no visible candidate is an unknown caller to
+    the user. One left with a single client stays a "tie" (the candidates do not carry the
+    client's history that a "client" match has); the console shows it as that client's
+    match, with no choice to make."""
     candidates = (match or {}).get("candidates") or []
     if not candidates:
         return None
@@ -58,7 +63,11 @@ def match_for_user(user: User, match: dict[str, Any] | None,
     if len(kept) == len(candidates):
         return None
     assert match is not None
-    return dict(match, candidates=kept)
+    # The total shown as "and N more" counts only what the user may see.
+    own = dict(match, candidates=kept, candidates_total=len(kept))
+    if match.get("kind") == "tie" and not kept:
+        own["kind"] = "unknown"
+    return own
 
 
 def event_for_user(user: User, data: dict[str, Any], managers_see_all: bool) -> dict[str, Any]:

@@ -9,8 +9,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
 from callcenter.models import (
     Client,
     ClientKind,
@@ -34,15 +32,8 @@ from callcenter.store.base import (
     PhoneInput,
     PhoneMatch,
 )
-from callcenter.store.migrate import migrate
 from callcenter.store.sqlite_calls import CallLogMixin, now_utc, ts
-
-_PRAGMAS = (
-    "PRAGMA journal_mode=WAL",
-    "PRAGMA synchronous=NORMAL",
-    "PRAGMA foreign_keys=ON",
-    "PRAGMA busy_timeout=5000",
-)
+from callcenter.store.sqlite_db import DEFAULT_BUSY_TIMEOUT_MS, SqliteDb
 
 
 def parse_ts(value: str | None) -> datetime | None:
@@ -154,28 +145,23 @@ def _user(row: Sequence[Any]) -> User:
 
 
 class SqliteStore(CallLogMixin):
-    """The product's store on one SQLite file in WAL mode."""
+    """The product's store on one SQLite file in WAL mode.
 
-    def __init__(self, path: Path, db: aiosqlite.Connection) -> None:
+    Writes are serialised through one writer (see :mod:`callcenter.store.sqlite_db`); reads
+    use their own connection and never wait for it.
+    """
+
+    def __init__(self, path: Path, db: SqliteDb) -> None:
         self.path = path
         self._db = db
         self.caller_index = SqliteCallerIndex(path)
 
     @classmethod
-    async def open(cls, path: str | Path, *, target_version: int | None = None) -> SqliteStore:
+    async def open(cls, path: str | Path, *, target_version: int | None = None,
+                   busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> SqliteStore:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(path, isolation_level=None)
-        try:
-            for pragma in _PRAGMAS:
-                await db.execute(pragma)
-            # SQLite's LIKE and lower() fold ASCII only: "ромашка" would never find
-            # "Ромашка". Searches compare Python-casefolded text instead.
-            await db.create_function("casefold", 1, _casefold, deterministic=True)
-            await migrate(db, str(path), target_version)
-        except BaseException:
-            await db.close()
-            raise
+        db = await SqliteDb.open(path, target_version=target_version,
+                                 busy_timeout_ms=busy_timeout_ms)
         return cls(path, db)
 
     async def close(self) -> None:
@@ -185,39 +171,23 @@ class SqliteStore(CallLogMixin):
     # -- helpers ---------------------------------------------------------------------------
 
     async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        return list(await self._db.execute_fetchall(sql, params))
+        return await self._db.rows(sql, params)
 
     async def _one(self, sql: str, params: Sequence[Any], what: str, ident: object) -> Any:
-        rows = await self._rows(sql, params)
-        if not rows:
-            raise NotFound(what, ident)
-        return rows[0]
-
-    async def _execute(self, sql: str, params: Sequence[Any]) -> aiosqlite.Cursor:
-        try:
-            return await self._db.execute(sql, params)
-        except sqlite3.IntegrityError as exc:
-            raise Conflict(str(exc)) from exc
+        return await self._db.one(sql, params, what, ident)
 
     async def _insert(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run an INSERT; returns the new row id."""
-        cursor = await self._execute(sql, params)
+        cursor = await self._db.execute(sql, params)
         return int(cursor.lastrowid or 0)
 
     async def _write(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run an UPDATE or DELETE; returns how many rows it touched."""
-        cursor = await self._execute(sql, params)
+        cursor = await self._db.execute(sql, params)
         return cursor.rowcount
 
     async def _transaction(self, work: Any) -> Any:
-        await self._db.execute("BEGIN IMMEDIATE")
-        try:
-            result = await work()
-        except BaseException:
-            await self._db.rollback()
-            raise
-        await self._db.commit()
-        return result
+        return await self._db.in_transaction(work)
 
     # -- users -----------------------------------------------------------------------------
 
@@ -494,20 +464,9 @@ class SqliteStore(CallLogMixin):
         payload = json.dumps(data or {}, ensure_ascii=False)
         if ref is not None:
             # Idempotent by (kind, ref): a call logged again after a resync updates its row.
-            await self._insert(
-                "INSERT INTO interactions (client_id, contact_id, kind, at, user_id, summary, ref,"
-                " data) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, ref) WHERE ref IS NOT"
-                " NULL DO UPDATE SET client_id = excluded.client_id, contact_id ="
-                " excluded.contact_id, user_id = excluded.user_id, summary = excluded.summary,"
-                " data = excluded.data",
-                (client_id, contact_id, InteractionKind(kind).value, ts(at), user_id, summary, ref,
-                 payload),
-            )
-            row = await self._one(
-                "SELECT id FROM interactions WHERE kind = ? AND ref = ?", (kind, ref),
-                "interaction", ref,
-            )
-            interaction_id = row[0]
+            async with self._db.transaction():
+                interaction_id = await self._upsert_interaction(
+                    kind, at, summary, client_id, contact_id, user_id, ref, payload)
         else:
             interaction_id = await self._insert(
                 "INSERT INTO interactions (client_id, contact_id, kind, at, user_id, summary, ref,"
@@ -517,6 +476,24 @@ class SqliteStore(CallLogMixin):
             )
         return Interaction(interaction_id, client_id, InteractionKind(kind), at, summary, user_id,
                            contact_id, ref, data or {})
+
+    async def _upsert_interaction(self, kind: InteractionKind, at: datetime, summary: str,
+                                  client_id: int | None, contact_id: int | None,
+                                  user_id: int | None, ref: str, payload: str) -> int:
+        await self._insert(
+            "INSERT INTO interactions (client_id, contact_id, kind, at, user_id, summary, ref,"
+            " data) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, ref) WHERE ref IS NOT"
+            " NULL DO UPDATE SET client_id = excluded.client_id, contact_id ="
+            " excluded.contact_id, user_id = excluded.user_id, summary = excluded.summary,"
+            " data = excluded.data",
+            (client_id, contact_id, InteractionKind(kind).value, ts(at), user_id, summary, ref,
+             payload),
+        )
+        row = await self._one(
+            "SELECT id FROM interactions WHERE kind = ? AND ref = ?", (kind, ref),
+            "interaction", ref,
+        )
+        return int(row[0])
 
     async def list_interactions(self, client_id: int, limit: int = 50) -> list[Interaction]:
         rows = await self._rows(
@@ -533,26 +510,35 @@ class SqliteStore(CallLogMixin):
     # -- tasks -----------------------------------------------------------------------------
 
     _TASK_COLUMNS = ("id, kind, title, due_at, assignee_id, assignee_role, client_id, phone, done,"
-                     " created_at, done_at, ref")
+                     " created_at, done_at, ref, voicemail")
 
     @staticmethod
     def _task(r: Sequence[Any]) -> Task:
         return Task(r[0], TaskKind(r[1]), r[2], parse_ts(r[3]), r[4],
                     Role(r[5]) if r[5] else None, r[6], r[7], bool(r[8]),
-                    parse_ts(r[9]) or now_utc(), parse_ts(r[10]), r[11])
+                    parse_ts(r[9]) or now_utc(), parse_ts(r[10]), r[11], bool(r[12]))
 
     async def create_task(self, kind: TaskKind, title: str, *, due_at: datetime | None = None,
                           assignee_id: int | None = None, assignee_role: Role | None = None,
                           client_id: int | None = None, phone: str | None = None,
-                          ref: str | None = None) -> Task:
-        task_id = await self._insert(
-            "INSERT INTO tasks (kind, title, due_at, assignee_id, assignee_role, client_id, phone,"
-            " created_at, ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (TaskKind(kind).value, title, ts(due_at), assignee_id,
-             Role(assignee_role).value if assignee_role else None, client_id, phone,
-             ts(now_utc()), ref),
-        )
-        return await self.get_task(task_id)
+                          ref: str | None = None, voicemail: bool = False) -> Task:
+        async def work() -> int:
+            if ref is not None:
+                # Idempotent by (kind, ref): a call replayed from the journal after a restart
+                # must not give its caller a second callback task.
+                found = await self._rows("SELECT id FROM tasks WHERE kind = ? AND ref = ?"
+                                         " ORDER BY id LIMIT 1", (TaskKind(kind).value, ref))
+                if found:
+                    return int(found[0][0])
+            return await self._insert(
+                "INSERT INTO tasks (kind, title, due_at, assignee_id, assignee_role, client_id,"
+                " phone, created_at, ref, voicemail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (TaskKind(kind).value, title, ts(due_at), assignee_id,
+                 Role(assignee_role).value if assignee_role else None, client_id, phone,
+                 ts(now_utc()), ref, int(voicemail)),
+            )
+
+        return await self.get_task(await self._transaction(work))
 
     async def get_task(self, task_id: int) -> Task:
         row = await self._one(f"SELECT {self._TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,),
@@ -610,10 +596,6 @@ def _custom_value(kind: FieldType, value: str) -> object:
     if kind is FieldType.BOOL:
         return value.lower() in {"1", "true", "yes"}
     return value
-
-
-def _casefold(value: object) -> object:
-    return value.casefold() if isinstance(value, str) else value
 
 
 def _like_escape(text: str) -> str:

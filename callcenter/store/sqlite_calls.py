@@ -6,9 +6,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiosqlite
-
 from callcenter.store.base import CallFilter, NotFound
+from callcenter.store.sqlite_db import SqliteDb
 
 # A user took part in a call: answered it, placed it, rang for it or got it transferred.
 _INVOLVES = (
@@ -33,7 +32,8 @@ _CALL_COLUMNS = (
     "id", "line", "direction", "caller_raw", "caller_e164", "caller_name", "withheld", "called",
     "client_id", "contact_id", "candidates", "state", "reason", "cause", "answered_by_user",
     "answered_by_ext", "user_id", "rang", "ringing_at", "answered_at", "ended_at",
-    "ring_seconds", "talk_seconds", "transfers", "users", "answered_by_outside",
+    "ring_seconds", "talk_seconds", "transfers", "users", "handled_by_pbx", "ivr_seconds",
+    "answered_by_outside",
 )
 _CALL_JSON = {"candidates", "rang", "transfers", "users"}
 _NOT_YET = "9999-12-31T00:00:00+00:00"  # a recording whose call is still going on
@@ -46,13 +46,14 @@ _UPDATES = ", ".join(f"{c} = {_FIRST_WINS.get(c, f'excluded.{c}')}" for c in _CA
 _OPEN = "state IN ('ringing', 'answered') AND ended_at IS NULL"
 _CALL_DEFAULTS: dict[str, Any] = {"caller_raw": "", "caller_name": "", "withheld": 0,
                                   "called": "", "cause": "", "candidates": [], "rang": [],
-                                  "transfers": [], "users": [], "answered_by_outside": 0}
+                                  "transfers": [], "users": [], "handled_by_pbx": 0,
+                                  "answered_by_outside": 0}
 
 
 class CallLogMixin:
     """The call log and its recordings (migration 0002)."""
 
-    _db: aiosqlite.Connection
+    _db: SqliteDb
 
     async def upsert_call(self, row: dict[str, Any]) -> None:
         full = {**_CALL_DEFAULTS, **{k: v for k, v in row.items() if v is not None}}
@@ -72,30 +73,31 @@ class CallLogMixin:
         afterwards is live again with the same row (see upsert_call). Returns the calls
         closed, with their first times, who answered, rang, users, transfers and recordings,
         for that re-adoption."""
-        rows = await self._db.execute_fetchall(
-            "SELECT id, ringing_at, answered_at, answered_by_user, answered_by_ext,"
-            " answered_by_outside, rang, users, transfers,"
-            " (SELECT json_group_array(pbx_path) FROM recordings r WHERE r.call_id = calls.id)"
-            f" FROM calls WHERE {_OPEN}")
         keys = ("id", "ringing_at", "answered_at", "answered_by_user", "answered_by_ext",
                 "answered_by_outside", "rang", "users", "transfers", "recordings")
         closed = []
-        for r in rows:
-            row = dict(zip(keys, r, strict=True))
-            row["answered_by_outside"] = bool(row["answered_by_outside"])
-            for key in ("rang", "users", "transfers", "recordings"):
-                row[key] = json.loads(row[key] or "[]")
-            closed.append(row)
-        if not closed:
-            return []
-        now = ts(now_utc())
-        await self._db.execute(
-            "UPDATE recordings SET until_stable = 1, seen_size = NULL, next_try_at = ?"
-            f" WHERE next_try_at = ? AND call_id IN (SELECT id FROM calls WHERE {_OPEN})",
-            (now, _NOT_YET))
-        await self._db.execute(
-            "UPDATE calls SET state = CASE WHEN answered_at IS NULL THEN 'failed'"
-            f" ELSE 'answered' END, cause = ?, ended_at = ? WHERE {_OPEN}", (cause, now))
+        # One transaction: the rows returned are exactly the rows closed.
+        async with self._db.transaction():
+            rows = await self._db.rows(
+                "SELECT id, ringing_at, answered_at, answered_by_user, answered_by_ext,"
+                " answered_by_outside, rang, users, transfers, (SELECT json_group_array(pbx_path)"
+                f" FROM recordings r WHERE r.call_id = calls.id) FROM calls WHERE {_OPEN}")
+            for r in rows:
+                row = dict(zip(keys, r, strict=True))
+                row["answered_by_outside"] = bool(row["answered_by_outside"])
+                for key in ("rang", "users", "transfers", "recordings"):
+                    row[key] = json.loads(row[key] or "[]")
+                closed.append(row)
+            if not closed:
+                return []
+            now = ts(now_utc())
+            await self._db.execute(
+                "UPDATE recordings SET until_stable = 1, seen_size = NULL, next_try_at = ?"
+                f" WHERE next_try_at = ? AND call_id IN (SELECT id FROM calls WHERE {_OPEN})",
+                (now, _NOT_YET))
+            await self._db.execute(
+                "UPDATE calls SET state = CASE WHEN answered_at IS NULL THEN 'failed'"
+                f" ELSE 'answered' END, cause = ?, ended_at = ? WHERE {_OPEN}", (cause, now))
         return closed
 
     async def list_calls(self, f: CallFilter) -> list[dict[str, Any]]:
@@ -134,7 +136,7 @@ class CallLogMixin:
 
     async def _list_calls_where(self, where: str, params: list[Any], limit: int, offset: int
                                ) -> list[dict[str, Any]]:
-        rows = await self._db.execute_fetchall(
+        rows = await self._db.rows(
             f"SELECT {', '.join('c.' + c for c in _CALL_COLUMNS)}, u.name, cl.name FROM calls c"
             " LEFT JOIN users u ON u.id = c.answered_by_user"
             f" LEFT JOIN clients cl ON cl.id = c.client_id WHERE {where}"
@@ -150,21 +152,23 @@ class CallLogMixin:
         if out:
             marks = ",".join("?" * len(out))
             recs: dict[str, list[dict[str, Any]]] = {}
-            for rid, call_id, pbx_path, state, size in await self._db.execute_fetchall(
-                "SELECT id, call_id, pbx_path, state, size FROM recordings"
+            for rid, call_id, pbx_path, state, size, kind in await self._db.rows(
+                "SELECT id, call_id, pbx_path, state, size, kind FROM recordings"
                 f" WHERE call_id IN ({marks}) ORDER BY id", [r["id"] for r in out]):
                 recs.setdefault(call_id, []).append(
-                    {"id": rid, "pbx_path": pbx_path, "state": state, "size": size})
+                    {"id": rid, "pbx_path": pbx_path, "state": state, "size": size,
+                     "kind": kind})
             for row in out:
                 row["recordings"] = recs.get(row["id"], [])
         return out
 
-    async def add_recording(self, call_id: str, pbx_path: str) -> None:
+    async def add_recording(self, call_id: str, pbx_path: str, kind: str = "call") -> None:
         """Known as soon as the recording starts (so a restart cannot lose it); fetched only
-        once schedule_recordings() says the call is over - the file is still being written."""
+        once schedule_recordings() says the call is over - the file is still being written.
+        ``kind``: "call" (the conversation) or "voicemail" (a message the caller left)."""
         await self._db.execute(
-            "INSERT INTO recordings (call_id, pbx_path, next_try_at) VALUES (?, ?, ?)"
-            " ON CONFLICT (call_id, pbx_path) DO NOTHING", (call_id, pbx_path, _NOT_YET))
+            "INSERT INTO recordings (call_id, pbx_path, next_try_at, kind) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (call_id, pbx_path) DO NOTHING", (call_id, pbx_path, _NOT_YET, kind))
 
     async def schedule_recordings(self, call_id: str, delay: float = 2.0) -> None:
         """The call has ended: its recordings become due. MixMonitor closes the file at
@@ -182,7 +186,7 @@ class CallLogMixin:
     async def due_recordings(self, limit: int = 20) -> list[dict[str, Any]]:
         """Pending recordings whose try is due, of calls that have ended (a call re-adopted
         after a restart is live again: its file is still being written)."""
-        rows = await self._db.execute_fetchall(
+        rows = await self._db.rows(
             "SELECT r.id, r.call_id, r.pbx_path, r.attempts, r.until_stable, r.seen_size"
             " FROM recordings r JOIN calls c ON c.id = r.call_id WHERE r.state = 'pending'"
             " AND (r.next_try_at IS NULL OR r.next_try_at <= ?) AND c.ended_at IS NOT NULL"
@@ -201,7 +205,7 @@ class CallLogMixin:
             (*values, recording_id))
 
     async def get_recording(self, recording_id: int) -> dict[str, Any]:
-        rows = await self._db.execute_fetchall(
+        rows = await self._db.rows(
             "SELECT r.id, r.call_id, r.pbx_path, r.local_path, r.state, r.size, r.last_error,"
             " r.attempts, c.client_id, c.answered_by_user, c.user_id, c.users"
             " FROM recordings r JOIN calls c ON c.id = r.call_id WHERE r.id = ?",

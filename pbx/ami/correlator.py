@@ -35,9 +35,13 @@ Rules (each checked against the recorded traces in ``tests/fixtures/ami``):
   Asterisk reports the transfer) says where the call went. An inbound call whose fax tone is
   detected (``FAXEXTEN``, ``FAXStatus``) is answered by the PBX: ``Answered(extension=None,
   by_outside=False)``.
-* **Ended** once, when the call's last leg is gone: ANSWERED if answered; inbound/internal
-  otherwise MISSED with ABANDONED (QueueCallerAbandon, or the caller gave up), NO_ANSWER / BUSY /
-  FAILED from the last failed Dial of the current ring attempt; outbound otherwise FAILED with
+* **PbxAnswered** once, when an inbound caller's own leg goes Up before any person answered
+  (the dialplan's ``Answer()``, an IVR, voicemail); see pbx/ami/outcomes.py for what that
+  makes of the call's end, its voicemail (``RECORDED_FILE``/``VM_MESSAGEFILE``) and its cause.
+* **Ended** once, when the call's last leg is gone: ANSWERED if answered (``by_pbx`` when only
+  the PBX did and nobody rang for the caller); inbound/internal otherwise MISSED with ABANDONED
+  (QueueCallerAbandon, or the caller gave up), NO_ANSWER / BUSY / FAILED from the last failed
+  Dial of the current ring attempt; outbound otherwise FAILED with
   NO_ANSWER / BUSY / FAILED / ABANDONED (an originate the user did not pick up: NO_ANSWER, or the
   OriginateResponse reason). ``cause`` = ``"<Cause> <Cause-txt>"`` of the calling leg.
 * Unknown events, unknown channels and malformed messages are ignored; ``feed`` never raises.
@@ -60,6 +64,8 @@ from callcenter.line_events import (
     HoldChanged,
     LineEvent,
     MissReason,
+    PbxAnswered,
+    RecordingKind,
     RecordingStarted,
     RingingChanged,
     TransferKind,
@@ -68,6 +74,15 @@ from callcenter.line_events import (
 from pbx.ami.channels import dial_number, is_extension, looks_like_number, parse_channel
 from pbx.ami.escape import display_name
 from pbx.ami.message import Message
+from pbx.ami.outcomes import (
+    VOICEMAIL_VARIABLES,
+    CallFacts,
+    cause_text,
+    end_cause,
+    record_format,
+    unanswered_inbound,
+    voicemail_path,
+)
 from pbx.ami.transfers import AtxferNotes, unnamed_target
 
 log = logging.getLogger(__name__)
@@ -88,7 +103,7 @@ _DIAL_FAILURES = {
 _ORIGINATE_REASONS = {"3": MissReason.NO_ANSWER, "5": MissReason.BUSY}
 # Q.850 causes of a calling leg that was never picked up.
 _CAUSE_REASONS = {"17": MissReason.BUSY, "18": MissReason.NO_ANSWER, "19": MissReason.NO_ANSWER}
-_VAR_RECORDING, _VAR_WITHHELD, _VAR_FAX = 1, 2, 3
+_VAR_RECORDING, _VAR_WITHHELD, _VAR_FAX, _VAR_VOICEMAIL = 1, 2, 3, 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +114,8 @@ class CorrelatorConfig:
     extension_max_digits: int = 6
     # A channel variable the dialplan may set (``Set(CRM_WITHHELD=${CALLERID(pres)})``) because
     # AMI carries no presentation: "1"/"yes"/"prohib..." mark the caller as withheld. It must be
-    # set before the call's first Queue/Dial/Answer (CallStarted is not revised afterwards).
+    # set before the call's first Queue/Dial/Answer. Without it the Asterisk line asks the PBX
+    # (Getvar CALLERID(pres), pbx/ami/withheld.py).
     withheld_variable: str = "CRM_WITHHELD"
     originate_ttl: float = 300.0  # an expect_originate() nothing matched is forgotten after this
 
@@ -149,6 +165,7 @@ class _Call:
         "dialled",
         "direction",
         "expect",
+        "facts",
         "fax",
         "holder_ext",
         "holder_uid",
@@ -165,6 +182,7 @@ class _Call:
         "recordings",
         "ringing",
         "started",
+        "withheld_seen",
         "withheld_var",
     )
 
@@ -182,6 +200,7 @@ class _Call:
         self.called = ""
         self.dialled = ""
         self.withheld_var = False
+        self.withheld_seen = False  # the dialplan's withheld variable was set (says it all)
         self.answered = False
         self.origin_up = False
         self.ringing: tuple[str, ...] = ()
@@ -198,6 +217,7 @@ class _Call:
         self.cause = ""
         self.fax = False
         self.expect: _Expect | None = None
+        self.facts = CallFacts()
 
 
 @dataclass(slots=True)
@@ -226,7 +246,9 @@ class AmiCallCorrelator:
             "MIXMONITOR_FILENAME": _VAR_RECORDING,
             self.config.withheld_variable: _VAR_WITHHELD,
             "FAXEXTEN": _VAR_FAX,
+            **dict.fromkeys(VOICEMAIL_VARIABLES, _VAR_VOICEMAIL),
         }
+        self._resyncing = False
         self._dispatch: dict[str | None, Callable[[dict[str, str]], list[LineEvent]]] = {
             "Newchannel": self._on_newchannel,
             "Newstate": self._on_newstate,
@@ -241,6 +263,9 @@ class AmiCallCorrelator:
             "QueueCallerLeave": self._on_queuecallerleave,
             "QueueCallerAbandon": self._on_queuecallerabandon,
             "Hangup": self._on_hangup,
+            "SoftHangupRequest": self._on_hanguprequest,
+            "HangupRequest": self._on_hanguprequest,
+            "Newexten": self._on_newexten,
             "Hold": self._on_hold,
             "Unhold": self._on_unhold,
             "MusicOnHoldStop": self._on_unhold,
@@ -291,13 +316,21 @@ class AmiCallCorrelator:
     def note_atxfer(self, call_key: str, from_ext: str | None, to: str) -> None:
         """The PBX accepted our AMI Atxfer of ``call_key`` to ``to``: the target to record
         should Asterisk's AttendedTransfer come without its TransferTarget* fields."""
-        self._atxfers.note(call_key, from_ext, to, self._clock())
+        if call_key in self._calls:  # not for a call that ended meanwhile
+            self._atxfers.note(call_key, from_ext, to, self._clock())
 
     def resync(self, channels: Iterable[Message]) -> list[LineEvent]:
         """After a reconnect: ``channels`` are the CoreShowChannel (or Status) events of the new
         session. Legs that are gone are dropped (their calls end once all legs are gone), legs
         that changed state are brought up to date, calls that started during the gap are
         adopted. A call is never ended twice: later Hangups for dropped legs are unknown."""
+        self._resyncing = True  # a leg found Up here was not just answered by the dialplan
+        try:
+            return self._resync(channels)
+        finally:
+            self._resyncing = False
+
+    def _resync(self, channels: Iterable[Message]) -> list[LineEvent]:
         out: list[LineEvent] = []
         at = self._clock()
         snapshot: dict[str, dict[str, str]] = {}
@@ -328,6 +361,9 @@ class AmiCallCorrelator:
             leg = self._legs.get(h["Uniqueid"])
             if leg is None:
                 continue
+            # BridgeEnter/BridgeLeave of the gap are lost: the snapshot says where it is now
+            # (CoreShowChannel: BridgeId, Status: BridgeID; empty when in no bridge).
+            leg.bridge = h.get("BridgeId") or h.get("BridgeID") or None
             self._touch(leg.call, at, out)
             state = h.get("ChannelState")
             if state in (_UP, _RINGING):
@@ -362,6 +398,11 @@ class AmiCallCorrelator:
             if others:
                 best = max(others, key=lambda leg: (leg is call.origin, leg.up))
         return best.channel if best is not None else None
+
+    def presentation_known(self, call_key: str) -> bool:
+        """The dialplan set the withheld variable for this call: no need to ask the PBX."""
+        call = self._calls.get(call_key)
+        return call is not None and call.withheld_seen
 
     def live_calls(self) -> list[str]:
         """Keys of the calls announced with CallStarted and not ended yet."""
@@ -522,6 +563,8 @@ class AmiCallCorrelator:
     def _start_ringing(self, leg: _Leg, at: float, out: list[LineEvent]) -> None:
         if leg.ext is not None and not leg.local and not leg.up and not leg.ringing:
             leg.ringing = True
+            if leg is not leg.call.origin:
+                leg.call.facts.waited = True
             self._ring_update(leg.call, at, out)
 
     def _stop_ringing(self, leg: _Leg, at: float, out: list[LineEvent]) -> None:
@@ -542,6 +585,11 @@ class AmiCallCorrelator:
         call = leg.call
         if leg is call.origin or (call.caller_ext is not None and leg.ext == call.caller_ext):
             call.origin_up = True  # the caller's own phone went off-hook: not an answer
+            if (leg is call.origin and call.started and call.direction is Direction.INBOUND
+                    and not call.answered and not call.facts.pbx_answered
+                    and not self._resyncing):
+                call.facts.pbx_answered = True  # the dialplan answered: IVR, announcement
+                out.append(PbxAnswered(call.key, at))
         elif call.started:
             if not call.answered and (leg.ext is not None or leg.trunk):
                 call.answered = True
@@ -566,6 +614,8 @@ class AmiCallCorrelator:
         self._touch(call, at, out)
         if leg is call.origin and cause is not None:
             call.cause = cause
+        elif cause and not cause.startswith("0"):
+            call.facts.other_cause = cause
         if leg is call.origin or (call.caller_ext is not None and leg.ext == call.caller_ext):
             call.caller_cause = call.caller_cause or cause_code
         if leg.ringing:
@@ -574,12 +624,18 @@ class AmiCallCorrelator:
             call.on_hold = False
             if call.started:
                 out.append(HoldChanged(call.key, at, call.holder_ext, False))
+        if leg.ext is not None and not any(o.ext == leg.ext for o in call.legs.values()):
+            # The last leg towards that extension (Local halves, the phone they rang) is gone:
+            # a consultation our Atxfer started is over without a transfer. Not at the Local
+            # halves alone: Asterisk may optimise them away while the consultation goes on.
+            self._atxfers.forget(call.key, leg.ext)
         if not call.legs:
             self._end(call, at, out)
 
     def _end(self, call: _Call, at: float, out: list[LineEvent]) -> None:
         if self._calls.get(call.key) is call:
             del self._calls[call.key]
+        self._atxfers.forget(call.key)
         for uid in call.legs:
             self._legs.pop(uid, None)
         call.legs.clear()
@@ -601,12 +657,13 @@ class AmiCallCorrelator:
         if call.ringing:
             call.ringing = ()
             out.append(RingingChanged(call.key, at, (), call.queue))
-        state, reason = self._outcome(call)
-        out.append(CallEnded(call.key, at, state, reason, call.cause))
+        state, reason, by_pbx = self._outcome(call)
+        out.append(CallEnded(call.key, at, state, reason, end_cause(call.cause, call.facts),
+                             by_pbx))
 
-    def _outcome(self, call: _Call) -> tuple[EndState, MissReason | None]:
+    def _outcome(self, call: _Call) -> tuple[EndState, MissReason | None, bool]:
         if call.answered:
-            return EndState.ANSWERED, None
+            return EndState.ANSWERED, None, False
         if call.direction is Direction.OUTBOUND:
             if call.originated and not call.origin_up:
                 reason = call.originate_reason or _CAUSE_REASONS.get(
@@ -614,10 +671,13 @@ class AmiCallCorrelator:
                 )
             else:
                 reason = _DIAL_FAILURES.get(call.dial_outcome or "", MissReason.ABANDONED)
-            return EndState.FAILED, reason
+            return EndState.FAILED, reason, False
+        dial_reason = _DIAL_FAILURES.get(call.dial_outcome or "", MissReason.ABANDONED)
+        if call.direction is Direction.INBOUND:
+            return unanswered_inbound(call.facts, call.abandoned, dial_reason)
         if call.abandoned:
-            return EndState.MISSED, MissReason.ABANDONED
-        return EndState.MISSED, _DIAL_FAILURES.get(call.dial_outcome or "", MissReason.ABANDONED)
+            return EndState.MISSED, MissReason.ABANDONED, False
+        return EndState.MISSED, dial_reason, False
 
     def _ext_of(self, uid: str | None, channel: str | None) -> str | None:
         leg = self._legs.get(uid) if uid else None
@@ -791,6 +851,7 @@ class AmiCallCorrelator:
             return []
         out: list[LineEvent] = []
         leg.call.queue = h.get("Queue") or leg.call.queue
+        leg.call.facts.waited = True
         self._touch(leg.call, self._at(h), out)
         return out
 
@@ -893,16 +954,16 @@ class AmiCallCorrelator:
                 or h.get("DestApp")
                 or ""
             )
-        note = self._atxfers.take(call.key, self._clock())
+        transferer_ext = self._ext_of(transferer, h.get("OrigTransfererChannel"))
+        note = self._atxfers.take(call.key, transferer_ext, self._clock())
         if not to:  # Asterisk 22 often leaves out every TransferTarget* field
-            transferer_ext = self._ext_of(transferer, h.get("OrigTransfererChannel"))
             found = unnamed_target(
                 h, self._legs.values(), call.legs.values(), note, transferer_ext
             )
-            if isinstance(found, str):
-                to = found
-            elif found is not None:
-                target, to = found, found.ext or ""
+            if found is not None:
+                target, to = found.leg, found.ext
+                log.debug("AttendedTransfer of %s without its target: %s, found by the %s rule",
+                          call.key, to, found.rule)
         if target is not None and target.call is not call:
             self._move_leg(target, call, at, out)
         if call.started:
@@ -949,8 +1010,33 @@ class AmiCallCorrelator:
             return [RecordingStarted(call.key, self._at(h), value)]
         if kind == _VAR_WITHHELD:
             call.withheld_var = value.strip().lower().startswith(_WITHHELD_VALUES)
+            call.withheld_seen = True
             return []
+        if kind == _VAR_VOICEMAIL:
+            return self._voicemail(call, h.get("Variable") or "", value, self._at(h))
         return self._on_fax(h)
+
+    def _voicemail(self, call: _Call, variable: str, value: str, at: float) -> list[LineEvent]:
+        path = voicemail_path(variable, value, call.facts.record_format)
+        if path is None or path in call.recordings or not call.started:
+            return []
+        call.recordings.add(path)
+        return [RecordingStarted(call.key, at, path, RecordingKind.VOICEMAIL)]
+
+    def _on_newexten(self, h: dict[str, str]) -> list[LineEvent]:
+        if h.get("Application") != "Record":
+            return []
+        leg = self._legs.get(h.get("Uniqueid") or "")
+        if leg is not None:
+            leg.call.facts.record_format = record_format(h.get("AppData") or "")
+        return []
+
+    def _on_hanguprequest(self, h: dict[str, str]) -> list[LineEvent]:
+        leg = self._legs.get(h.get("Uniqueid") or "")
+        code = h.get("Cause") or ""
+        if leg is not None and leg is leg.call.origin and code.isdigit() and code != "0":
+            leg.call.facts.request_cause = cause_text(code)
+        return []
 
     def _on_fax(self, h: dict[str, str]) -> list[LineEvent]:
         leg = self._legs.get(h.get("Uniqueid") or "")

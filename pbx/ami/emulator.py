@@ -11,6 +11,12 @@ client socket is closed and the stream resumes once a client has logged in again
 One client receives the stream (the first that logs in); other connections only get synthetic
 answers. While no client is connected the stream pauses.
 
+``Getvar`` is answered as Asterisk would: a value the test set (``variables``, by channel or for
+any channel), else the last ``VarSet`` of that channel streamed so far, else for a channel the
+stream has shown its defaults (``CALLERID(pres)`` = ``allowed_not_screened``, others empty);
+a channel the stream never showed is ``No such channel``. Channels stay known after their
+Hangup, since a replay at full speed outruns the client's questions.
+
     python -m pbx.ami.emulator TRACE --port 5038 --speed 1 --max-gap 3
 """
 
@@ -36,6 +42,8 @@ DEFAULT_BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 _TERMINATOR = b"\r\n\r\n"
 _ACTION_ID_LINE = b"\r\nActionID: "
 _MAX_ACTION_SIZE = 1 << 20
+# Getvar of a live channel whose variable nobody set: what Asterisk answers.
+_CHANNEL_DEFAULTS = {"CALLERID(pres)": "allowed_not_screened"}
 
 ResponderResult = list[bytes] | Awaitable[list[bytes]]
 Responder = Callable[[Message], ResponderResult]
@@ -221,6 +229,8 @@ class AmiEmulator:
         action_wait: float = 5.0,
         auth_failure_delay: float = 1.0,
         responders: Mapping[str, Responder] | None = None,
+        variables: Mapping[tuple[str | None, str], str] | None = None,
+        held_answers: Iterable[str] = (),
     ) -> None:
         if isinstance(source, Trace):
             self._source: Iterable[Segment] = segments_from_trace(source)
@@ -256,6 +266,11 @@ class AmiEmulator:
         self.paused = asyncio.Event()  # the stream is held by pause_after_block()
         self._resume = asyncio.Event()
         self._drop_on: dict[str, int] = {}
+        # (channel or None for any, variable) -> value: what Getvar answers
+        self.variables: dict[tuple[str | None, str], str] = dict(variables or {})
+        self._channel_vars: dict[str, dict[str, str]] = {}
+        # answers to these actions wait for release_answers() (a PBX that is slow to answer)
+        self._held_answers = {name.lower(): asyncio.Event() for name in held_answers}
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -318,6 +333,10 @@ class AmiEmulator:
             raise RuntimeError("no client to inject into")
         client.send(data)
         await client.drain()
+
+    def release_answers(self, name: str) -> None:
+        """Send the held answers to ``name`` actions (and answer later ones at once)."""
+        self._held_answers[name.lower()].set()
 
     def actions_named(self, name: str) -> list[Message]:
         return [m for m in self.received_actions if (m.get("Action") or "").lower() == name.lower()]
@@ -405,6 +424,10 @@ class AmiEmulator:
             chunks = await result if inspect.isawaitable(result) else result
             for chunk in chunks:
                 client.send(chunk)
+        elif key == "getvar":
+            task = asyncio.create_task(self._getvar(client, message))
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
         elif key == "ping":
             client.send(
                 response(
@@ -428,6 +451,38 @@ class AmiEmulator:
                 "Use Action: ListCommands to show available commands."
             )
             client.send(response(action_id, ("Response", "Error"), ("Message", text)))
+
+    async def _getvar(self, client: _Client, message: Message) -> None:
+        held = self._held_answers.get("getvar")
+        if held is not None:
+            await held.wait()
+        action_id = message.action_id
+        variable = message.get("Variable") or ""
+        channel = message.get("Channel")
+        value = self.variables.get((channel, variable), self.variables.get((None, variable)))
+        if value is None and channel:
+            known = self._channel_vars.get(channel)
+            if known is None:
+                client.send(response(action_id, ("Response", "Error"),
+                                     ("Message", "No such channel")))
+                await client.drain()
+                return
+            value = known.get(variable, _CHANNEL_DEFAULTS.get(variable, ""))
+        client.send(response(action_id, ("Response", "Success"), ("Variable", variable),
+                             ("Value", value or "")))
+        await client.drain()
+
+    def _learn(self, data: bytes) -> None:
+        """Channels and their variables, as the streamed events show them (for Getvar)."""
+        if not data.startswith((b"Event: Newchannel\r\n", b"Event: VarSet\r\n")):
+            return
+        h = parse_message(data).headers
+        channel = h.get("Channel")
+        if not channel:
+            return
+        known = self._channel_vars.setdefault(channel, {})
+        if h.get("Event") == "VarSet" and h.get("Variable"):
+            known[h["Variable"]] = h.get("Value") or ""
 
     async def _login(self, client: _Client, message: Message) -> None:
         action_id = message.action_id
@@ -524,6 +579,7 @@ class AmiEmulator:
             await self._clock.wait(block.t)
             client = await self._streaming_client()
             client.send(data)
+            self._learn(data)
             state.cursor = index + 1
             self.blocks_sent += 1
             if recorded_id is not None and recorded_id in state.goodbyes:

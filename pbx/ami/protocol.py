@@ -16,15 +16,18 @@ Two independent pieces, both fed by the caller (``connection.py``, tests, benchm
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pbx.ami.codec import parse_message
 from pbx.ami.message import Message
 
 MAX_MESSAGE_SIZE = 1 << 20
-# Events held back while a snapshot list is collected: about 20 s of a busy PBX at 5,000
-# events/s. Beyond that the snapshot is given up (ListAbandoned) rather than memory.
-MAX_HELD_EVENTS = 100_000
+# Wire bytes of the events held back while a snapshot list is collected. A held event costs
+# about 6 times its wire size once parsed (measured over every fixture: 420 bytes on the wire,
+# 2.6 KB in memory), so 8 MiB is about 50 MB held and 20,000 typical events, 4 s of a PBX at
+# 5,000 events/s. Beyond that the snapshot is given up (ListAbandoned) rather than memory. A
+# count would not do: a few messages near MAX_MESSAGE_SIZE hold as much as 100,000 small ones.
+MAX_HELD_BYTES = 8 << 20
 TERMINATOR = b"\r\n\r\n"
 BANNER_PREFIX = b"Asterisk Call Manager/"
 # The banner is a short line; anything longer without CRLF is not a banner.
@@ -52,6 +55,9 @@ class Banner:
 @dataclass(slots=True)
 class EventReceived:
     message: Message
+    # Bytes on the wire (terminator included); 0 when not framed from bytes (tests), then
+    # estimated from the headers where a budget needs it.
+    size: int = field(default=0, compare=False)
 
 
 @dataclass(slots=True)
@@ -125,7 +131,7 @@ class AmiProtocol:
             headers = message.headers
             # Event first: OriginateResponse carries both Event: and Response:.
             if "Event" in headers:
-                append(EventReceived(message))
+                append(EventReceived(message, len(block) + 4))
             elif "Response" in headers:
                 append(ResponseReceived(message))
             elif block.strip(b"\r\n"):
@@ -243,11 +249,12 @@ class UnexpectedResponse:
 
 @dataclass(frozen=True, slots=True)
 class ListAbandoned:
-    """A snapshot list given up: more than ``max_held`` events arrived while it was being
-    collected. The held events follow it, in order; the list's own items are dropped."""
+    """A snapshot list given up: the events that arrived while it was being collected came to
+    more than ``max_held_bytes``. The held events follow it, in order; the list's own items are
+    dropped."""
 
     action_id: str
-    held: int
+    held: int  # how many events were held
 
 
 TrackerItem = (
@@ -262,6 +269,12 @@ class _Pending:
     response: Message | None = None
     events: list[Message] | None = None  # not None while a list is being collected
     early_follow: Message | None = None  # follow-up that overtook its response
+
+
+def _estimated_size(message: Message) -> int:
+    """Wire size of a message that was not framed from bytes: ``Key: value\r\n`` per header."""
+    size = 2 + sum(len(k) + len(v) + 4 for k, v in message.headers.items())
+    return size + sum(len(k) + len(v) + 4 for k, vs in message.repeated.items() for v in vs[1:])
 
 
 _LIST_START = "start"  # FAXSessions says "Start": compared lower-cased
@@ -282,19 +295,30 @@ class ActionTracker:
     the snapshot: a Hangup inside or after the list ends the channel the list still showed.
     """
 
-    def __init__(self, max_held: int = MAX_HELD_EVENTS) -> None:
+    def __init__(self, max_held_bytes: int = MAX_HELD_BYTES) -> None:
         self._pending: dict[str, _Pending] = {}
         self._follow: dict[str, str] = {}  # action id -> awaited event name, after the response
-        self.max_held = max_held
+        self.max_held_bytes = max_held_bytes
         self._holding: set[str] = set()  # snapshot lists being collected
         self._held: list[EventReceived] = []
+        self._held_bytes = 0
 
     def expect(
         self, action_id: str, *, follow_event: str | None = None, hold_events: bool = False
     ) -> None:
-        """Register an action before its bytes are written."""
+        """Register an action before its bytes are written. Only one snapshot list
+        (``hold_events``) may be open at a time: with two, the events held for the later one
+        (a Hangup from before its start) would be applied after the earlier one's snapshot,
+        which still shows the channel. The product never runs two resyncs at once."""
         if action_id in self._pending or action_id in self._follow:
             raise ValueError(f"ActionID {action_id!r} is already pending")
+        if hold_events:
+            open_ = next((a for a, p in self._pending.items() if p.hold_events), None)
+            if open_ is not None:
+                raise ValueError(
+                    f"snapshot list {action_id!r} refused: snapshot list {open_!r} is still "
+                    "open (one at a time)"
+                )
         self._pending[action_id] = _Pending(follow_event, hold_events)
 
     def forget(self, action_id: str) -> None:
@@ -309,7 +333,11 @@ class ActionTracker:
         ``connection_lost``): they arrived, so they must still be delivered, in order."""
         if self._holding or not self._held:
             return []
+        return self._release()
+
+    def _release(self) -> list[EventReceived]:
         held, self._held = self._held, []
+        self._held_bytes = 0
         return held
 
     def is_pending(self, action_id: str) -> bool:
@@ -329,8 +357,7 @@ class ActionTracker:
         if self._holding:
             return self._hold(out)
         if self._held:  # the last snapshot list just completed: its events follow it
-            held, self._held = self._held, []
-            return (*out, *held)
+            return (*out, *self._release())
         return out
 
     def _hold(self, out: tuple[TrackerItem, ...]) -> tuple[TrackerItem, ...]:
@@ -338,15 +365,15 @@ class ActionTracker:
         for o in out:
             if isinstance(o, EventReceived):
                 self._held.append(o)
+                self._held_bytes += o.size or _estimated_size(o.message)
             else:
                 passed.append(o)  # answers and follow-ups are not call state: never held
-        if len(self._held) > self.max_held:
+        if self._held_bytes > self.max_held_bytes:
             for action_id in sorted(self._holding):
                 self._pending.pop(action_id, None)
                 passed.append(ListAbandoned(action_id, len(self._held)))
             self._holding.clear()
-            passed.extend(self._held)
-            self._held = []
+            passed.extend(self._release())
         return tuple(passed)
 
     def _receive(self, item: EventReceived | ResponseReceived) -> tuple[TrackerItem, ...]:

@@ -3,19 +3,16 @@ ended calls (issue 7, item 8): through the real AsteriskLine and AmiConnection."
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from callcenter.config import PbxLineConfig
-from callcenter.line_events import Answered, CallEnded, LineEvent
-from pbx.ami.emulator import AmiEmulator, response
+from callcenter.line_events import Answered, CallEnded
+from pbx.ami.emulator import response
 from pbx.ami.message import Message
-from pbx.asterisk_line import AsteriskLine
-from tests.calls.harness import replay
+from tests.calls.harness import LinePbx as Pbx
+from tests.calls.harness import line_pbx, replay
 
 KEY = "office:300.1"
 CALLER = {"Channel": "PJSIP/101-00000020", "Uniqueid": "300.1", "Linkedid": "300.1",
@@ -49,28 +46,6 @@ ANSWER = [
 HANGUP = [event("Hangup", CALLED, Cause="16"), event("Hangup", CALLER, Cause="16")]
 
 
-@dataclass
-class Pbx:
-    emulator: AmiEmulator
-    line: AsteriskLine
-    events: list[LineEvent]
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def until(self, condition: Callable[[], bool], timeout: float = 10.0) -> None:
-        async with asyncio.timeout(timeout):
-            while not condition():
-                self.changed.clear()
-                await self.changed.wait()
-
-    async def play(self, blocks: list[bytes], until: type) -> None:
-        await self.emulator.inject(b"".join(blocks))
-        await self.until(lambda: any(isinstance(e, until) for e in self.events))
-
-    def sent(self, name: str) -> dict[str, str | None]:
-        [action] = self.emulator.actions_named(name)
-        return {k: action.get(k) for k in ("Channel", "Exten", "MixMonitorID")}
-
-
 def _success(action: Message) -> list[bytes]:
     extra = [("MixMonitorID", "0x7f01")] if action.get("Action") == "MixMonitor" else []
     return [response(action.action_id, ("Response", "Success"), *extra)]
@@ -79,26 +54,8 @@ def _success(action: Message) -> list[bytes]:
 @pytest.fixture
 async def pbx() -> AsyncIterator[Pbx]:
     names = ("Hangup", "MixMonitor", "StopMixMonitor", "Redirect", "BlindTransfer", "Atxfer")
-    emulator = AmiEmulator([], auth_failure_delay=0, responders=dict.fromkeys(names, _success))
-    await emulator.start()
-    events: list[LineEvent] = []
-    config = PbxLineConfig(name="office", port=emulator.port, username="crm",
-                           secret="crm-secret", trunk_endpoints=["trunk"])
-    state: Pbx
-
-    def sink(e: LineEvent) -> None:
-        events.append(e)
-        state.changed.set()
-
-    line = AsteriskLine(config, sink)
-    state = Pbx(emulator, line, events)
-    await line.start()
-    await emulator.wait_for_client()
-    try:
+    async with line_pbx(dict.fromkeys(names, _success)) as state:
         yield state
-    finally:
-        await line.stop()
-        await emulator.close()
 
 
 async def test_hang_up_an_internal_call(pbx: Pbx) -> None:

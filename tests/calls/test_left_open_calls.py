@@ -61,7 +61,7 @@ async def test_calls_that_ended_while_callcenter_was_down_get_their_finish_step(
     assert (missed["state"], missed["cause"], missed["ring_seconds"]) == ("missed", CAUSE, None)
     assert (rows["office:3.3"]["state"], rows["office:3.3"]["cause"]) == ("answered", CAUSE)
     assert rows["office:4.4"]["ended_at"] is None  # re-adopted: live, its end is logged later
-    logged = {ref: json.loads(data) for ref, data in await store._db.execute_fetchall(
+    logged = {ref: json.loads(data) for ref, data in await store._db.rows(
         "SELECT ref, data FROM interactions")}
     assert {ref: d["state"] for ref, d in logged.items()} == {
         "office:2.2": "missed", "office:3.3": "answered"}
@@ -70,7 +70,7 @@ async def test_calls_that_ended_while_callcenter_was_down_get_their_finish_step(
     assert (task.ref, task.phone) == ("office:2.2", "+79161234567")
     assert (task.client_id, task.assignee_id) == (found.client_id, found.manager_id)
     assert missed["client_id"] == found.client_id and missed["candidates"] == [candidate]
-    [(client_ref,)] = await store._db.execute_fetchall(
+    [(client_ref,)] = await store._db.rows(
         "SELECT client_id FROM interactions WHERE ref = ?", ("office:2.2",))
     assert client_ref == found.client_id
     await call_log.stop()

@@ -127,7 +127,7 @@ async def test_only_free_slots_start_and_the_lease_begins_with_the_slot(
     async with StuckRead(fetcher, "a.wav") as stuck:
         [task] = await fetcher.start_due()
         await asyncio.to_thread(stuck.entered.wait, 30)
-        rows = dict(await store._db.execute_fetchall("SELECT id, next_try_at FROM recordings"))
+        rows = dict(await store._db.rows("SELECT id, next_try_at FROM recordings"))
         assert rows[ids["a.wav"]] is not None  # the file in its slot is leased
         assert rows[ids["b.wav"]] is None and rows[ids["c.wav"]] is None  # simply due
         assert await fetcher.start_due() == []  # no free slot

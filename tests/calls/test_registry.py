@@ -157,3 +157,30 @@ async def test_sweep_closes_calls_the_line_went_silent_about(core: Core) -> None
     assert core.registry.sweep(13 * 3600.0) == ["talk"]
     assert core.registry.live() == []
     assert [e.topic for e in core.events][-2:] == ["call.ended", "call.ended"]
+
+
+async def test_a_late_withheld_hides_the_caller_and_the_client(core: Core) -> None:
+    # The PBX's answer about the presentation came after the line gave up waiting (timeout):
+    # the card already showed Olga; from now on nothing of her is shown or logged.
+    core.feed(inbound("w1", "89035556677"), RingingChanged("w1", 101, ("101",)))
+    assert core.events[-1].data["match"]["client"] is not None
+    core.feed(CallerChanged("w1", 102, withheld=True),
+              CallEnded("w1", 120, EndState.MISSED, MissReason.ABANDONED))
+    await core.log.drained()
+    for event in core.events[-2:]:
+        assert event.data["call"]["caller"] == {"raw": "", "e164": None, "name": "",
+                                                "withheld": True, "display": ""}
+        assert event.data["match"]["kind"] == "withheld"
+    [row] = await core.store.list_calls(CallFilter())
+    assert (row["caller_raw"], row["withheld"], row["client_id"]) == ("", 1, None)
+    assert await core.store.list_tasks(done=False) == []  # nobody to call back
+
+
+async def test_ring_time_counts_only_the_ringing(core: Core) -> None:
+    # rings 15 s, then the PBX's voicemail for 25 s: 15 s of ringing, not 40
+    core.feed(inbound("r1", "89035556677", 100.0), RingingChanged("r1", 100.5, ("101", "102")),
+              RingingChanged("r1", 115.5, ()), CallEnded("r1", 140.5, EndState.MISSED,
+                                                          MissReason.NO_ANSWER))
+    await core.log.drained()
+    [row] = await core.store.list_calls(CallFilter())
+    assert row["ring_seconds"] == 15.0

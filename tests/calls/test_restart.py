@@ -210,7 +210,7 @@ async def test_restart_mid_call_keeps_first_times_and_fetches_the_whole_recordin
         await make_due(p.store)
         assert await p.fetcher.fetch_due() == 1
 
-        calls = await p.store._db.execute_fetchall("SELECT id FROM calls")
+        calls = await p.store._db.rows("SELECT id FROM calls")
         assert [c[0] for c in calls] == [CALL]  # one call, not a second one
         row = await p.store.get_call(CALL)
         assert row["state"] == "answered" and row["answered_by_ext"] == "101"
@@ -221,7 +221,7 @@ async def test_restart_mid_call_keeps_first_times_and_fetches_the_whole_recordin
         fetched = await p.store.get_recording(row["recordings"][0]["id"])
         assert fetched["state"] == "fetched" and fetched["size"] == FINAL_SIZE
         assert Path(fetched["local_path"]).read_bytes() == wav.read_bytes()
-        interactions = await p.store._db.execute_fetchall(
+        interactions = await p.store._db.rows(
             "SELECT data FROM interactions WHERE ref = ?", (CALL,))
         assert len(interactions) == 1 and WAV in interactions[0][0]
         assert [e.topic for e in p.events].count("call.ended") == 1
@@ -343,7 +343,7 @@ async def test_call_re_adopted_after_the_start_is_reopened_not_duplicated(
     assert (row["state"], row["answered_by_ext"], row["cause"]) == ("answered", "101", "16")
     assert row["talk_seconds"] == now + 10 - unix("2026-11-22T10:00:04+00:00")
     assert [r["pbx_path"] for r in row["recordings"]] == [f"{PBX}/a.wav"]
-    rows = await store._db.execute_fetchall("SELECT count(*) FROM interactions WHERE ref = ?",
+    rows = await store._db.rows("SELECT count(*) FROM interactions WHERE ref = ?",
                                             ("office:1.1",))
     assert next(iter(rows))[0] == 1
     assert [e.topic for e in events] == ["call.updated", "call.answered", "call.ended"]
@@ -405,7 +405,7 @@ async def test_answered_call_re_adopted_without_a_new_answer_stays_answered(
     assert (row["state"], row["reason"], row["answered_by_ext"]) == ("answered", None, "101")
     assert row["talk_seconds"] == now + 10 - unix("2026-11-22T10:00:04+00:00")
     assert await store.list_tasks(done=False) == []  # no callback for an answered call
-    [(data,)] = await store._db.execute_fetchall(
+    [(data,)] = await store._db.rows(
         "SELECT data FROM interactions WHERE ref = ?", ("office:1.1",))
     assert json.loads(data)["state"] == "answered"
     assert [e.topic for e in events] == ["call.updated", "call.ended"]
@@ -442,7 +442,7 @@ async def test_transfers_and_outside_answer_survive_the_re_adoption(store: Sqlit
     assert row["transfers"][0] == BLIND_TO_102
     outbound = await store.get_call("office:6.6")
     assert outbound["answered_by_outside"] == 1
-    [(data,)] = await store._db.execute_fetchall(
+    [(data,)] = await store._db.rows(
         "SELECT data FROM interactions WHERE ref = ?", ("office:6.6",))
     assert json.loads(data)["answered_by"]["outside"] is True
 
@@ -505,7 +505,7 @@ async def test_fetcher_running_before_a_late_resync_waits_for_the_call_s_end(
         await p.fetcher.start()
 
         async def seen_size() -> int | None:
-            rows = await p.store._db.execute_fetchall("SELECT seen_size FROM recordings")
+            rows = await p.store._db.rows("SELECT seen_size FROM recordings")
             return next(iter(rows))[0]
 
         async with asyncio.timeout(30):  # the fetcher has looked at the file, twice

@@ -7,9 +7,7 @@ or inside the list, as a busy Asterisk does. The real AmiConnection and Asterisk
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 
 import pytest
 
@@ -18,15 +16,16 @@ from callcenter.line_events import (
     Answered,
     CallEnded,
     CallStarted,
-    LineEvent,
     RingingChanged,
 )
 from pbx.ami.codec import parse_message
-from pbx.ami.connection import AmiConnection
-from pbx.ami.emulator import AmiEmulator, action_id_of, response, rewrite_action_id
+from pbx.ami.emulator import action_id_of, response, rewrite_action_id
+from pbx.ami.errors import AmiActionError, AmiConnectionLost, AmiError, AmiTimeout
 from pbx.ami.message import Message
 from pbx.ami.trace import BlockKind
 from pbx.asterisk_line import AsteriskLine
+from tests.calls.harness import LinePbx as Pbx
+from tests.calls.harness import line_pbx
 from tests.pbx.conftest import load
 
 CALL_A = "office:1795388457.1"  # 01_inbound_answered: answered by 101, up in the snapshot
@@ -66,32 +65,14 @@ def _empty_list(action_id: str, complete: str) -> list[bytes]:
     ]
 
 
-@dataclass
-class Pbx:
-    emulator: AmiEmulator
-    line: AsteriskLine
-    events: list[LineEvent]
-    resyncs: int = 0
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def until(self, condition: Callable[[], bool], timeout: float = 10.0) -> None:
-        async with asyncio.timeout(timeout):
-            while not condition():
-                self.changed.clear()
-                await self.changed.wait()
-
-    def of(self, kind: type, key: str) -> list[LineEvent]:
-        return [e for e in self.events if isinstance(e, kind) and e.call_key == key]
-
-
 @pytest.fixture
 def answers() -> dict[str, list[Callable[[str], list[bytes]]]]:
     """action name -> the answers to give, one per request (a missing one: Permission denied)"""
     return {}
 
 
-@pytest.fixture
-async def pbx(answers: dict[str, list[Callable[[str], list[bytes]]]]) -> AsyncIterator[Pbx]:
+def _responders(answers: dict[str, list[Callable[[str], list[bytes]]]]
+               ) -> dict[str, Callable[[Message], list[bytes]]]:
     def responder(name: str) -> Callable[[Message], list[bytes]]:
         def answer(action: Message) -> list[bytes]:
             action_id = action.action_id or ""
@@ -102,40 +83,21 @@ async def pbx(answers: dict[str, list[Callable[[str], list[bytes]]]]) -> AsyncIt
             return [b"".join(answers[name].pop(0)(action_id))]
         return answer
 
-    emulator = AmiEmulator([], auth_failure_delay=0,
-                           responders={n: responder(n) for n in ("CoreShowChannels", "Status")})
-    await emulator.start()
-    events: list[LineEvent] = []
-    config = PbxLineConfig(name="office", port=emulator.port, username="crm",
-                           secret="crm-secret", trunk_endpoints=["trunk", "faxtrunk"])
-    state: Pbx
+    return {n: responder(n) for n in ("CoreShowChannels", "Status")}
 
-    def sink(event: LineEvent) -> None:
-        events.append(event)
-        state.changed.set()
 
-    line = AsteriskLine(config, sink)
-    state = Pbx(emulator, line, events)
-    resync = line._resync
-
-    async def counted(conn: AmiConnection) -> None:  # the test waits for each resync's end
-        await resync(conn)
-        state.resyncs += 1
-        state.changed.set()
-
-    line._resync = counted  # type: ignore[method-assign]
-    await line.start()
-    try:
+@pytest.fixture
+async def pbx(answers: dict[str, list[Callable[[str], list[bytes]]]]) -> AsyncIterator[Pbx]:
+    async with line_pbx(_responders(answers), trunk_endpoints=("trunk", "faxtrunk")) as state:
         yield state
-    finally:
-        await line.stop()
-        await emulator.close()
 
 
 async def test_call_starting_right_after_the_list_stays_live_and_ringing(
         pbx: Pbx, answers: dict) -> None:
     answers["CoreShowChannels"] = [lambda aid: [*_as_answer(CORE_SHOW_A, aid), *CALL_B_STARTS]]
     await pbx.until(lambda: pbx.resyncs == 1)
+    # B is a new inbound call: its events wait for the Getvar of CALLERID(pres) (item 6)
+    await pbx.until(lambda: bool(pbx.of(RingingChanged, CALL_B)))
     assert [type(e) for e in pbx.of(CallStarted, CALL_B)] == [CallStarted]
     assert pbx.of(RingingChanged, CALL_B)[-1].extensions == ("101",)
     assert pbx.of(CallEnded, CALL_B) == []  # not missed/abandoned: no callback task
@@ -179,7 +141,55 @@ async def test_status_fallback_is_applied_in_stream_order_too(pbx: Pbx, answers:
     # no CoreShowChannels answer: Permission denied, the line falls back to Status
     answers["Status"] = [lambda aid: [*_as_answer(STATUS_S, aid), *CALL_B_STARTS]]
     await pbx.until(lambda: pbx.resyncs == 1)
+    await pbx.until(lambda: bool(pbx.of(RingingChanged, CALL_B)))  # after its Getvar
     assert len(pbx.emulator.actions_named("CoreShowChannels")) == 1
     assert pbx.of(CallEnded, CALL_B) == []
     assert pbx.of(RingingChanged, CALL_B)[-1].extensions == ("101",)
     assert sorted(pbx.line.correlator.live_calls()) == [CALL_B, CALL_S]
+
+
+async def test_a_resync_list_that_times_out_is_not_retried_as_status(
+        answers: dict, caplog: pytest.LogCaptureFixture) -> None:
+    """A list that did not complete in time would not as the heavier Status either: the line
+    logs it and leaves ended calls to the sweep. The events held meanwhile are not lost."""
+    never_ends = [lambda aid: [*_as_answer(CORE_SHOW_A, aid)[:2], *CALL_B_STARTS]]
+    answers["CoreShowChannels"] = never_ends
+    async with line_pbx(_responders(answers), action_timeout=0.3) as pbx:
+        await pbx.until(lambda: pbx.resyncs == 1)
+        await pbx.until(lambda: bool(pbx.of(RingingChanged, CALL_B)))  # after its Getvar
+        assert pbx.emulator.actions_named("Status") == []
+        assert pbx.of(RingingChanged, CALL_B)[-1].extensions == ("101",)
+    assert "no resync, CoreShowChannels failed" in caplog.text
+
+
+class _Conn:
+    """Answers each list action with the next outcome: an exception or a (response, events)."""
+
+    def __init__(self, *outcomes: Exception | None) -> None:
+        self.outcomes = list(outcomes)
+        self.asked: list[str] = []
+
+    async def list_action(self, name: str, **_: object) -> tuple[Message, list[Message]]:
+        self.asked.append(name)
+        outcome = self.outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+        return Message({"Response": "Success"}), []
+
+
+REFUSED = AmiActionError(Message({"Response": "Error", "Message": "Permission denied"}))
+
+
+@pytest.mark.parametrize(("outcome", "asked"), [
+    (REFUSED, ["CoreShowChannels", "Status"]),  # no rights for it: Status may work
+    (AmiError("AMI list cc-1 abandoned: 20000 events arrived"), ["CoreShowChannels"]),
+    (AmiTimeout("no answer to AMI CoreShowChannels"), ["CoreShowChannels"]),
+    (AmiConnectionLost("down"), ["CoreShowChannels"]),
+    (None, ["CoreShowChannels"]),
+])
+async def test_status_is_the_fallback_only_when_core_show_channels_is_refused(
+        outcome: Exception | None, asked: list[str]) -> None:
+    line = AsteriskLine(PbxLineConfig(name="office"), lambda _: None)
+    conn = _Conn(outcome, REFUSED)
+    await line._resync(conn)  # type: ignore[arg-type]
+    assert conn.asked == asked

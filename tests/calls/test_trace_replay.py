@@ -4,6 +4,7 @@ connection, correlator, call registry, call log and store: the exact call record
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,11 @@ EXPECTED: dict[str, list[tuple[Any, ...]]] = {
          [MON + "q-20261122-230231-1795388551.12.wav"])],
     # 04 with the AttendedTransfer's TransferTarget* fields removed (Asterisk 22.10.1 live)
     "04b_attended_transfer_no_target": [
+        ("inbound", "+79161234567", "Ivan Petrov", False, "74951110000", ROMASHKA,
+         ["101", "103"], "101", [("attended", "101", "103")], "answered", None,
+         [MON + "q-20261122-230231-1795388551.12.wav"])],
+    # 04b with the target joining the caller's bridge after the AttendedTransfer (our Atxfer)
+    "04c_attended_transfer_target_left": [
         ("inbound", "+79161234567", "Ivan Petrov", False, "74951110000", ROMASHKA,
          ["101", "103"], "101", [("attended", "101", "103")], "answered", None,
          [MON + "q-20261122-230231-1795388551.12.wav"])],
@@ -117,7 +123,7 @@ async def drive(r: Replay, scenario: str) -> None:
     elif scenario == "05c_click_to_call_no_answer":
         await r.service.originate(await r.user("dmitry"), "89031234567")
     elif scenario in ("03_blind_transfer", "04_attended_transfer",
-                      "04b_attended_transfer_no_target"):
+                      "04b_attended_transfer_no_target", "04c_attended_transfer_target_left"):
         answered = await r.wait_event("call.answered")
         kind, to = ("blind", "102") if scenario.startswith("03") else ("attended", "103")
         await r.service.transfer(await r.user("secretary"), answered.data["call"]["id"], to,
@@ -260,11 +266,15 @@ async def test_transfer_and_originate_send_the_recorded_actions(tmp_path: Path) 
         assert call["user_id"] == (await r.user("dmitry")).id
 
 
+@pytest.mark.parametrize(("scenario", "rule"), [
+    ("04b_attended_transfer_no_target", "bridge"),  # 103's Local leg is in the caller's bridge
+    ("04c_attended_transfer_target_left", "atxfer"),  # not yet: the product's own Atxfer
+])
 async def test_attended_transfer_without_target_fields_moves_the_call_to_the_target(
-        tmp_path: Path) -> None:
+        tmp_path: Path, scenario: str, rule: str, caplog: pytest.LogCaptureFixture) -> None:
     """Asterisk 22.10.1 often reports the Atxfer without TransferTarget*: the call still moves
     to 103 (presence, the next transfer), as the PBX did."""
-    scenario = "04b_attended_transfer_no_target"
+    caplog.set_level(logging.DEBUG, logger="pbx.ami.correlator")
     blocks = load_trace(FIXTURES / f"{scenario}.log").blocks
     reported = next(i for i, b in enumerate(blocks)
                     if b.data.startswith(b"Event: AttendedTransfer\r\n"))
@@ -278,6 +288,8 @@ async def test_attended_transfer_without_target_fields_moves_the_call_to_the_tar
         await asyncio.wait_for(r.emulator.paused.wait(), 10)
         call_id = transferred.data["call"]["id"]
         assert transferred.data["transfer"]["to"] == "103"
+        [found] = [r for r in caplog.records if "without its target" in r.getMessage()]
+        assert isinstance(found.args, tuple) and found.args[-1] == rule
         [live] = r.registry.live()
         assert live.current_ext == "103"
         assert r.registry.presence() == {"103": "busy"}  # not the secretary who handed it on

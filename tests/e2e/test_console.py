@@ -101,10 +101,23 @@ def test_tie_is_selectable_and_unknown_caller_becomes_a_client(server: LiveServe
     expect(card.locator("[data-role=manager]")).to_contain_text("Dmitry Volkov")
     expect(card.locator("[data-action=transfer-manager]")).to_have_text("Transfer to Dmitry Volkov")
     # Maria is a manager: Dmitry's client is not hers to see, not even as a tie candidate.
+    # What is left is her own client's match, with nothing to choose and no tie warning.
     card = tab.card("office:200.1")
-    expect(card.locator(".candidate")).to_have_count(1)
-    expect(card.locator(".candidate")).to_contain_text("Smirnova & Partners")
+    expect(card.locator(".client-link")).to_have_text("Smirnova & Partners")
+    expect(card.locator("[data-role=manager]")).to_contain_text("Maria Ivanova")
+    expect(card.locator(".candidate")).to_have_count(0)
+    expect(card.locator(".warning")).to_have_count(0)
     expect(card).not_to_contain_text("Vector Trade")
+    # A switchboard shared by many: the server lists 20 candidates at most and counts them all.
+    crowd = FakeCall("office:200.4", "+74957770000", "", other_match("tie", [
+        {"client_id": c.id, "client_name": c.name, "contact_id": None, "contact_name": None,
+         "manager_id": c.manager_id} for c in (smirnova, vector)]))
+    crowd.match["candidates_total"] = 25
+    publish(server, crowd.ringing("101"))
+    card = admin.card("office:200.4")
+    expect(card.locator(".tie .warning")).to_contain_text("(25)")
+    expect(card.locator(".candidate")).to_have_count(2)
+    expect(card.locator(".candidates-more")).to_have_text("…and 23 more")
 
     stranger = FakeCall("office:200.2", "+74997770000", "Unknown Caller", other_match("unknown"))
     publish(server, stranger.ringing("102"))

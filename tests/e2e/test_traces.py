@@ -19,7 +19,8 @@ from playwright.sync_api import expect
 
 from callcenter.config import Config, PbxLineConfig
 from pbx.ami.emulator import AmiEmulator
-from pbx.ami.trace import load_trace
+from pbx.ami.trace import Trace, load_trace
+from tests.calls.synth import RINGGROUP, ivr_only, ringgroup_then_voicemail
 from tests.conftest import FIXTURES
 from tests.e2e.conftest import DOCS, Console
 from tests.e2e.server import LiveServer
@@ -40,11 +41,11 @@ class Replay:
     emulator: AmiEmulator | None = None
 
     def start(self, scenario: str, *, speed: float, max_gap: float | None,
-              action_wait: float = 5.0) -> AmiEmulator:
+              action_wait: float = 5.0, trace: Trace | None = None) -> AmiEmulator:
         port = self.server.config.pbx[0].port
 
         async def start() -> AmiEmulator:
-            emulator = AmiEmulator(load_trace(FIXTURES / f"{scenario}.log"), port=port,
+            emulator = AmiEmulator(trace or load_trace(FIXTURES / f"{scenario}.log"), port=port,
                                    speed=speed, max_gap=max_gap, action_wait=action_wait)
             return await emulator.start()
 
@@ -246,3 +247,48 @@ def test_07_record_and_stop_from_the_card(replay, console) -> None:
     assert r.wait_for_action("Hangup").get("Channel") == "PJSIP/trunk-00000017"
     expect(card.locator("[data-role=transfer-result]")).to_contain_text("Не получилось")
     expect(card).to_have_attribute("data-state", "ended", timeout=20_000)
+
+
+def test_voicemail_on_the_card_the_call_log_and_the_task(replay, console) -> None:
+    r = replay()
+    tab = console(r.server, "secretary")  # Russian
+    maria = console(r.server, "maria")  # English
+    r.start(RINGGROUP, speed=0, max_gap=None, action_wait=0.3,
+            trace=ringgroup_then_voicemail())
+    r.finished()
+    card = only_card(tab)
+    expect(card).to_have_attribute("data-state", "missed", timeout=15_000)
+    expect(card.locator("[data-role=voicemail]")).to_have_text("Оставил голосовое сообщение")
+    expect(only_card(maria).locator("[data-role=voicemail]")).to_have_text("Left a voicemail")
+    tab.page.click("nav a[data-nav=calls]")
+    log = tab.page.locator("[data-role=call-log]")
+    expect(log.locator("tr.call-row")).to_have_count(1, timeout=10_000)
+    expect(log.locator("tr.call-row [data-role=voicemail]")).to_have_text(
+        "оставил голосовое сообщение")
+    tab.page.click("nav a[data-nav=tasks]")
+    tab.page.select_option("select[name=show]", "all")
+    tab.page.uncheck("input[name=mine]")
+    expect(tab.page.locator(".task-row [data-role=voicemail]")).to_have_text(
+        "оставил голосовое сообщение", timeout=10_000)
+    # and on the client card's history, in the user's language
+    tab.page.locator(".card .client-link").click()
+    expect(tab.page.locator(".history .interaction.kind-call").first).to_contain_text(
+        "Пропущенный звонок от Pavel Sidorov · оставил голосовое сообщение", timeout=10_000)
+
+
+def test_a_call_the_pbx_answered_alone_says_so(replay, console) -> None:
+    r = replay()
+    tab = console(r.server, "secretary")  # Russian
+    r.start(RINGGROUP, speed=0, max_gap=None, action_wait=0.3, trace=ivr_only())
+    r.finished()
+    card = only_card(tab)
+    expect(card).to_have_attribute("data-state", "ended", timeout=15_000)
+    expect(card.locator("[data-role=pbx-answered]")).to_have_text(
+        re.compile(r"Ответила АТС, 0:0[78] в меню"))
+    tab.page.click("nav a[data-nav=calls]")
+    log = tab.page.locator("[data-role=call-log]")
+    expect(log.locator("tr.call-row")).to_have_count(1, timeout=10_000)
+    expect(log.locator("tr.call-row")).to_contain_text("АТС")
+    log.locator("tr.call-row a").first.click()  # the client: the call in its history
+    expect(tab.page.locator(".history .interaction.kind-call").first).to_contain_text(
+        re.compile(r"Звонок от Pavel Sidorov, ответила АТС, 0:0[78] в меню"), timeout=10_000)

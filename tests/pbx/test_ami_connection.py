@@ -15,6 +15,7 @@ from pbx.ami.errors import (
     AmiActionError,
     AmiAuthError,
     AmiConnectionLost,
+    AmiError,
     AmiTimeout,
     AmiUnreachable,
 )
@@ -378,4 +379,36 @@ async def test_events_held_by_a_snapshot_that_times_out_are_delivered() -> None:
                                          apply=lambda *a: applied.append(a))
         assert applied == []
         assert [e.event for e in recorder.named("Hangup")] == ["Hangup"]
+        await connection.close()
+
+
+async def test_a_second_snapshot_list_while_one_is_open_is_refused() -> None:
+    recorder = Recorder()
+    answers = {"CoreShowChannels": _snapshot_answer(complete=False)}
+    async with AmiEmulator([], responders=answers, auth_failure_delay=0) as emulator:
+        connection = make_connection(emulator.port, recorder)
+        await connection.start()
+        first = asyncio.create_task(
+            connection.list_action("CoreShowChannels", timeout=0.5, apply=lambda *a: None))
+        await emulator.wait_for_action("CoreShowChannels")
+        with pytest.raises(ValueError, match="is still open"):
+            await connection.list_action("Status", apply=lambda *a: None)
+        assert emulator.actions_named("Status") == []  # never sent
+        with pytest.raises(AmiTimeout):
+            await first
+        await connection.close()
+
+
+async def test_a_snapshot_list_over_the_held_bytes_budget_is_abandoned() -> None:
+    recorder = Recorder()
+    answers = {"CoreShowChannels": _snapshot_answer(complete=True)}
+    async with AmiEmulator([], responders=answers, auth_failure_delay=0) as emulator:
+        connection = make_connection(emulator.port, recorder)
+        connection._tracker.max_held_bytes = 20  # the Hangup inside the list is 30 bytes
+        await connection.start()
+        with pytest.raises(AmiError, match="abandoned"):
+            await connection.list_action("CoreShowChannels", apply=lambda *a: None)
+        await recorder.until(lambda: bool(recorder.named("Newchannel")))
+        assert [e.event for e in recorder.events if e.event in ("Hangup", "Newchannel")] == [
+            "Hangup", "Newchannel"]
         await connection.close()

@@ -170,6 +170,29 @@ async def test_synthetic_answers_and_responders() -> None:
         ]  # fmt: skip
 
 
+async def test_getvar_answers_from_the_test_the_stream_or_asterisk_defaults() -> None:
+    trunk = "PJSIP/trunk-0000001c"
+    variables = {("PJSIP/101-0000001d", "CALLERID(pres)"): "prohib_passed_screen"}
+    async with AmiEmulator(load("08b_callerid_anonymous"), action_wait=0.05,
+                           variables=variables) as emulator:
+        client = await RawClient.connect(emulator.port)
+        await client.call("Login", Username="crm", Secret="crm-secret", Events="on")
+        await asyncio.wait_for(emulator.finished.wait(), TIMEOUT)
+
+        async def getvar(channel: str, variable: str) -> tuple[str | None, str | None]:
+            answer = await client.call("Getvar", Channel=channel, Variable=variable)
+            return answer.response, answer.get("Value") or answer.get("Message")
+
+        assert await getvar(trunk, "CALLERID(pres)") == ("Success", "allowed_not_screened")
+        assert await getvar(trunk, "MIXMONITOR_FILENAME") == (
+            "Success", "/var/spool/asterisk/monitor/q-20261122-230456-1795388696.33.wav")
+        assert await getvar("PJSIP/101-0000001d", "CALLERID(pres)") == (
+            "Success", "prohib_passed_screen")
+        assert await getvar("PJSIP/999-00000099", "CALLERID(pres)") == (
+            "Error", "No such channel")
+        await client.close()
+
+
 async def test_wrong_secret_is_refused_after_the_delay_then_closed() -> None:
     async with AmiEmulator(load("01_inbound_answered"), auth_failure_delay=0.3) as emulator:
         client = await RawClient.connect(emulator.port)

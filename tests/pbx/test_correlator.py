@@ -22,6 +22,7 @@ from callcenter.line_events import (
     HoldChanged,
     LineEvent,
     MissReason,
+    PbxAnswered,
     RecordingStarted,
     RingingChanged,
     TransferKind,
@@ -33,6 +34,7 @@ from pbx.ami.correlator import AmiCallCorrelator, CorrelatorConfig
 from pbx.ami.escape import display_name, unescape_c, unescape_sip_quoted
 from pbx.ami.message import Message
 from pbx.ami.trace import BlockKind, Trace, load_trace, trace_messages
+from pbx.ami.transfers import AtxferNotes
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ami"
 if not FIXTURES.is_dir():  # fail loudly: a missing fixture folder must not look like a pass
@@ -49,10 +51,11 @@ def replay(
 ) -> tuple[list[LineEvent], AmiCallCorrelator]:
     """Feed every received message, with the clock at the block's time. Our own click-to-call
     Originates (SEND blocks without an Application) are announced with expect_originate, as the
-    adapter would do before sending them."""
+    adapter would do before sending them, and our Atxfers noted once the PBX accepted them."""
     now = [0.0]
     c = correlator or AmiCallCorrelator(clock=lambda: now[0])
     events: list[LineEvent] = []
+    atxfers: dict[str | None, Message] = {}
     for block in trace.blocks:
         if block.kind is BlockKind.SEND:
             action = parse_message(block.data)
@@ -63,9 +66,17 @@ def replay(
                     action["Exten"],
                     action.get("ActionID"),
                 )
+            elif action.get("Action") == "Atxfer":
+                atxfers[action.action_id] = action
         elif block.kind is BlockKind.RECV and not block.data.startswith(b"Asterisk Call Manager/"):
             now[0] = block.t
-            events += c.feed(parse_message(block.data))
+            msg = parse_message(block.data)
+            action = atxfers.pop(msg.action_id, None) if msg.response else None
+            if action is not None and msg.response == "Success":
+                ext = parse_channel(action["Channel"]).endpoint
+                [key] = [k for k in c.live_calls() if c.channel_for(k, ext) == action["Channel"]]
+                c.note_atxfer(key, ext, action["Exten"])
+            events += c.feed(msg)
     return events, c
 
 
@@ -73,6 +84,7 @@ def fold(events: Iterable[LineEvent]) -> list[dict[str, Any]]:
     """One record per call, in start order; checks the event grammar on the way."""
     calls: dict[str, dict[str, Any]] = {}
     ended: set[str] = set()
+    pbx_answered: set[str] = set()
     for ev in events:
         key = ev.call_key
         assert key not in ended, f"event after CallEnded: {ev}"
@@ -107,6 +119,10 @@ def fold(events: Iterable[LineEvent]) -> list[dict[str, Any]]:
         elif isinstance(ev, Answered):
             assert rec["answered_by"] is None, f"answered twice: {ev}"
             rec["answered_by"] = ev.extension or ("outside" if ev.by_outside else "pbx")
+        elif isinstance(ev, PbxAnswered):
+            assert rec["answered_by"] is None, f"the PBX answered after a person: {ev}"
+            assert key not in pbx_answered, f"the PBX answered twice: {ev}"
+            pbx_answered.add(key)
         elif isinstance(ev, Transferred):
             rec["transfers"].append((ev.kind.value, ev.from_ext, ev.to, ev.result))
         elif isinstance(ev, HoldChanged):
@@ -232,7 +248,25 @@ EXPECTED: dict[str, list[dict[str, Any]]] = {
     ],
     # 04 with an AttendedTransfer without TransferTarget* (Asterisk 22.10.1, 8 of 15 live runs):
     # the target is the leg that joined the caller's bridge, Local/103@from-internal;1
+    # (test_fieldless_traces_are_resolved_by_different_rules)
     "04b_attended_transfer_no_target": [
+        call(
+            "1795388551.12",
+            "inbound",
+            "+79161234567",
+            "Ivan Petrov",
+            "74951110000",
+            ringing=(("101",), (), ("103",), ()),
+            queue="support",
+            answered_by="101",
+            transfers=(("attended", "101", "103", "success"),),
+            holds=(("101", True), ("101", False)),
+            recordings=("q-20261122-230231-1795388551.12.wav",),
+        ),
+    ],
+    # 04b with the target joining the caller's bridge only after the AttendedTransfer: no leg
+    # in that bridge yet, our own Atxfer request names 103
+    "04c_attended_transfer_target_left": [
         call(
             "1795388551.12",
             "inbound",
@@ -419,6 +453,36 @@ def test_trace_call_records(path: Path, caplog: pytest.LogCaptureFixture) -> Non
     assert not caplog.records, "the correlator swallowed an exception"
     assert c.live_calls() == []
     assert c.stats() == {"calls": 0, "legs": 0, "originates": 0}
+
+
+@pytest.mark.parametrize(
+    ("scenario", "rule"),
+    [
+        ("04_attended_transfer", []),  # TransferTarget* present: no rule needed
+        ("04b_attended_transfer_no_target", ["bridge"]),
+        ("04c_attended_transfer_target_left", ["atxfer"]),
+    ],
+)
+def test_fieldless_traces_are_resolved_by_different_rules(
+    scenario: str, rule: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The derived traces tell the target rules apart: 04b's target is in the caller's bridge
+    when the event comes, 04c's joins it only afterwards, so our Atxfer request names it."""
+    with caplog.at_level(logging.DEBUG, logger="pbx.ami.correlator"):
+        events, _ = replay(load_trace(FIXTURES / f"{scenario}.log"))
+    assert _rules(caplog) == rule
+    assert [(e.from_ext, e.to) for e in events if isinstance(e, Transferred)] == [("101", "103")]
+
+
+def test_without_our_atxfer_note_04c_falls_back_to_the_local_leg(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    trace = load_trace(FIXTURES / "04c_attended_transfer_target_left.log")
+    trace.blocks = [b for b in trace.blocks if b"Action: Atxfer" not in b.data]
+    with caplog.at_level(logging.DEBUG, logger="pbx.ami.correlator"):
+        events, _ = replay(trace)
+    assert _rules(caplog) == ["local"]
+    assert [e.to for e in events if isinstance(e, Transferred)] == ["103"]
 
 
 def test_trace_messages_and_replay_agree() -> None:
@@ -927,18 +991,24 @@ def test_phone_attended_transfer_joins_the_consultation_leg() -> None:
     assert c.stats() == {"calls": 0, "legs": 0, "originates": 0}
 
 
-def _atxfer_setup(c: AmiCallCorrelator) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
-    """The caller bridged to 101, 101 Atxfers to 103 through Local/103@from-internal;1/;2."""
+def _atxfer_setup(
+    c: AmiCallCorrelator, *, existing: bool = False
+) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """The caller bridged to 101, 101 Atxfers to 103 through Local/103@from-internal;1/;2
+    (``existing``: the caller and 101 are already up)."""
     agent = leg("100.2", "PJSIP/101-00000002")
     local1 = leg("100.3", "Local/103@from-internal-00000000;1")
     local2 = leg("100.4", "Local/103@from-internal-00000000;2", context="from-internal")
     phone = leg("100.5", "PJSIP/103-00000005")
-    run(
-        c,
+    start = [] if existing else [
         ev("Newchannel", **TRUNK),
         ev("Newchannel", **agent),
         dial(TRUNK, agent),
         ev("Newstate", **{**agent, "ChannelState": "6"}),
+    ]
+    run(
+        c,
+        *start,
         ev("BridgeEnter", **agent, BridgeUniqueid="orig"),
         ev("BridgeEnter", **TRUNK, BridgeUniqueid="orig"),
         ev("Newchannel", **local1),
@@ -999,16 +1069,126 @@ def test_attended_transfer_without_anything_falls_back_to_the_local_leg() -> Non
     assert _transfers(run(c, _fieldless_transfer(agent))) == [("101", "103")]
 
 
-def test_atxfer_requests_expire_and_are_bounded() -> None:
+def test_atxfer_notes_expire_and_are_bounded() -> None:
+    notes = AtxferNotes()
+    notes.note("asterisk:gone", "101", "103", 0.0)
+    notes.note(KEY, "101", "105", 301.0)  # 5 minutes: a consultation nobody completed
+    assert len(notes) == 1
+    assert notes.take(KEY, "101", 301.0 + notes.ttl + 1) is None
+    assert len(notes) == 0
+    for i in range(2000):
+        notes.note(f"asterisk:{i}", "101", "103", 400.0)
+    assert len(notes) == notes.limit
+    assert notes.take("asterisk:0", "101", 400.0) is None  # the oldest went first
+
+
+def _rules(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The rule each target-less AttendedTransfer was resolved by (the correlator's debug log)."""
+    return [
+        str(r.args[-1])
+        for r in caplog.records
+        if r.name == "pbx.ami.correlator" and "without its target" in r.getMessage()
+        and isinstance(r.args, tuple)
+    ]
+
+
+def test_an_atxfer_note_is_used_within_minutes_only() -> None:
     now = [0.0]
     c = AmiCallCorrelator(clock=lambda: now[0])
-    c.note_atxfer("asterisk:gone", "101", "103")
-    now[0] = 4000.0  # past the hour a consultation may take
-    c.note_atxfer(KEY, "101", "105")
+    agent, _, _ = _atxfer_setup(c)
+    c.note_atxfer(KEY, "101", "104")
+    now[0] = 301.0  # a note from an hour ago would be a stale guess
+    assert _transfers(run(c, _fieldless_transfer(agent))) == [("101", "103")]  # the Local leg
+
+
+def test_an_atxfer_note_is_used_only_for_its_transferer(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Our Atxfer of the call was asked for 102; the transfer Asterisk reports is 101's own
+    (from its phone): 102's target is not 101's."""
+    c = new_correlator()
+    agent, _, _ = _atxfer_setup(c)
+    c.note_atxfer(KEY, "102", "104")
+    with caplog.at_level(logging.DEBUG, logger="pbx.ami.correlator"):
+        assert _transfers(run(c, _fieldless_transfer(agent))) == [("101", "103")]
+    assert _rules(caplog) == ["local"]
+    assert len(c._atxfers) == 1  # still 102's, should 102 complete its own
+
+
+def test_a_cancelled_consultation_forgets_the_atxfer_note(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """101's Atxfer to 104 is cancelled (104's Local halves and phone hang up); later 101's
+    phone transfers the call to 103 itself: 103, not the stale 104."""
+    c = new_correlator()
+    agent = leg("100.2", "PJSIP/101-00000002")
+    to104 = [
+        leg("100.6", "Local/104@from-internal-00000001;1"),
+        leg("100.7", "Local/104@from-internal-00000001;2", context="from-internal"),
+        leg("100.8", "PJSIP/104-00000008"),
+    ]
+    run(c, ev("Newchannel", **TRUNK), ev("Newchannel", **agent), dial(TRUNK, agent),
+        ev("Newstate", **{**agent, "ChannelState": "6"}))
+    c.note_atxfer(KEY, "101", "104")
+    run(c, *(ev("Newchannel", **x) for x in to104), dial(to104[1], to104[2]))
+    run(c, *(ev("Hangup", **x) for x in to104))
+    assert len(c._atxfers) == 0
+    _atxfer_setup(c, existing=True)
+    with caplog.at_level(logging.DEBUG, logger="pbx.ami.correlator"):
+        assert _transfers(run(c, _fieldless_transfer(agent))) == [("101", "103")]
+    assert _rules(caplog) == ["local"]
+
+
+def test_local_halves_optimised_away_keep_the_atxfer_note(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Asterisk may optimise the Local pair away while 101 and 103 still talk: the consultation
+    is not over, our note still names the target."""
+    c = new_correlator()
+    agent, local1, phone = _atxfer_setup(c)
+    c.note_atxfer(KEY, "101", "103")
+    local2 = leg("100.4", "Local/103@from-internal-00000000;2", context="from-internal")
+    run(c, ev("Hangup", **local1), ev("Hangup", **local2))
     assert len(c._atxfers) == 1
-    for i in range(2000):
-        c.note_atxfer(f"asterisk:{i}", "101", "103")
-    assert len(c._atxfers) == c._atxfers.limit
+    with caplog.at_level(logging.DEBUG, logger="pbx.ami.correlator"):
+        assert _transfers(run(c, _fieldless_transfer(agent))) == [("101", "103")]
+    assert _rules(caplog) == ["atxfer"]
+    assert c.channel_for(KEY, "103") == phone["Channel"]
+
+
+def test_atxfer_notes_go_with_the_call() -> None:
+    c = new_correlator()
+    agent, local1, phone = _atxfer_setup(c)
+    c.note_atxfer(KEY, "101", "105")  # no leg towards 105 ever comes
+    c.note_atxfer("asterisk:999.1", "101", "103")  # a call that is already over: not noted
+    assert len(c._atxfers) == 1
+    local2 = leg("100.4", "Local/103@from-internal-00000000;2", context="from-internal")
+    run(c, *(ev("Hangup", **x) for x in (agent, local1, local2, phone, TRUNK)))
+    assert c.live_calls() == []
+    assert len(c._atxfers) == 0
+
+
+def test_resync_refreshes_the_bridges_of_kept_and_adopted_legs(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """During the gap 101 went to the consultation and the Local half joined the caller's
+    bridge; the BridgeEnter/Leave events are lost, the snapshot says where each leg is."""
+    c = new_correlator()
+    agent, local1, phone = _atxfer_setup(c)
+    local2 = leg("100.4", "Local/103@from-internal-00000000;2", context="from-internal")
+    other = leg("100.9", "PJSIP/104-00000009")  # started during the gap
+    snapshot = [
+        ev("CoreShowChannel", **{**TRUNK, "ChannelState": "6"}, BridgeId="orig"),
+        ev("CoreShowChannel", **agent, BridgeId="consult"),
+        ev("CoreShowChannel", **local1, BridgeId="orig"),
+        ev("CoreShowChannel", **local2, BridgeId="consult-b"),
+        ev("CoreShowChannel", **phone, BridgeId=""),
+        ev("Status", **other, BridgeID="consult"),  # Status spells it BridgeID
+    ]
+    c.resync(snapshot)
+    bridges = {uid: c._legs[uid].bridge for uid in ("100.1", "100.2", "100.3", "100.5", "100.9")}
+    assert bridges == {"100.1": "orig", "100.2": "consult", "100.3": "orig", "100.5": None,
+                       "100.9": "consult"}
+    with caplog.at_level(logging.DEBUG, logger="pbx.ami.correlator"):
+        out = run(c, _fieldless_transfer(agent, DestType="Bridge", DestBridgeUniqueid="orig"))
+    assert _transfers(out) == [("101", "103")]
+    assert _rules(caplog) == ["bridge"]  # the PBX's fact, not the Local-leg guess
 
 
 def test_channel_for_an_internal_call_without_trunk_legs() -> None:

@@ -51,8 +51,10 @@ def call_json(row: dict[str, Any], region: str) -> Call:
         "started_at": row["ringing_at"], "answered_at": row["answered_at"],
         "ended_at": row["ended_at"], "ring_seconds": row["ring_seconds"],
         "talk_seconds": row["talk_seconds"], "transfers": row["transfers"],
+        "handled_by_pbx": bool(row.get("handled_by_pbx")), "ivr_seconds": row.get("ivr_seconds"),
+        "voicemail": any(r.get("kind") == "voicemail" for r in row.get("recordings", [])),
         "recordings": [
-            {"id": r["id"], "state": r["state"], "size": r["size"],
+            {"id": r["id"], "state": r["state"], "size": r["size"], "kind": r.get("kind", "call"),
              "url": f"/api/recordings/{r['id']}" if r["state"] == "fetched" else None}
             for r in row.get("recordings", [])
         ],

@@ -4,7 +4,7 @@ which the handlers are annotated with and the OpenAPI document is generated from
 
 from __future__ import annotations
 
-from typing import Any, NotRequired
+from typing import Any, Literal, NotRequired
 
 # pydantic needs typing_extensions' TypedDict before Python 3.12
 from typing_extensions import TypedDict
@@ -51,6 +51,7 @@ class RecordingRef(TypedDict):
     id: int
     state: str
     size: int | None
+    kind: Literal["call", "voicemail"]
     url: str | None
 
 
@@ -78,6 +79,9 @@ class Call(TypedDict):
     ring_seconds: float | None
     talk_seconds: float | None
     transfers: list[CallTransfer]
+    handled_by_pbx: bool  # answered by the PBX alone (IVR, announcement), no person
+    ivr_seconds: float | None
+    voicemail: bool  # the caller left a voicemail
     recordings: list[RecordingRef]
 
 

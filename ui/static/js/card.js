@@ -31,11 +31,23 @@ export function popsForMe(entry) {
   return ctx.me.role === 'secretary' && call.direction === 'inbound';
 }
 
+// A tie that the server filtered down to one client the user may see (a manager's own, when
+// the other candidates are other managers'): that client's match, with nothing to choose.
+function soleCandidate(match) {
+  const candidates = match.candidates || [];
+  const total = match.candidates_total ?? candidates.length;
+  if (match.kind !== 'tie' || !candidates.length || total !== candidates.length) return null;
+  if (!candidates.every((c) => c.client_id === candidates[0].client_id)) return null;
+  // Two contacts of the one client: the client is known, the contact is not.
+  return candidates.length === 1 ? candidates[0]
+    : { ...candidates[0], contact_id: null, contact_name: null };
+}
+
 // The tie candidate the user picked, or the matched client/manager.
 function chosen(entry) {
   const match = entry.match || {};
-  if (match.kind === 'tie' && entry.ui.candidate) {
-    const c = entry.ui.candidate;
+  const c = match.kind === 'tie' ? (entry.ui.candidate || soleCandidate(match)) : null;
+  if (c) {
     const manager = ctx.usersById.get(c.manager_id);
     return {
       client: { id: c.client_id, name: c.client_name },
@@ -122,8 +134,9 @@ export class CallCard {
         t('match.internal', { name: match.user.name, ext: match.user.extension || '' })));
       return;
     }
-    if (match.kind === 'tie' && !entry.ui.candidate) {
-      box.append(this.tieChooser(match.candidates || []));
+    const sole = soleCandidate(match);
+    if (match.kind === 'tie' && !entry.ui.candidate && !sole) {
+      box.append(this.tieChooser(match));
       return;
     }
     if (match.kind === 'unknown' && !entry.ui.created) {
@@ -131,7 +144,7 @@ export class CallCard {
       return;
     }
     const pick = entry.ui.created || chosen(entry);
-    if (match.kind === 'tie') {
+    if (match.kind === 'tie' && !sole) {
       box.append(h('p', { class: 'warning' }, t('match.tie_chosen'),
         ' ', h('button', { type: 'button', class: 'link', onclick: () => {
           entry.ui.candidate = null;
@@ -176,9 +189,13 @@ export class CallCard {
       h('ul', {}, items.map((item) => h('li', {}, render(item)))));
   }
 
-  tieChooser(candidates) {
+  tieChooser(match) {
+    const candidates = match.candidates || [];
+    // The server lists a bounded number of candidates and counts them all.
+    const total = Math.max(match.candidates_total ?? 0, candidates.length);
+    const more = total - candidates.length;
     return h('div', { class: 'tie' },
-      h('p', { class: 'warning', role: 'alert' }, t('match.tie', { count: candidates.length })),
+      h('p', { class: 'warning', role: 'alert' }, t('match.tie', { count: total })),
       h('ul', { class: 'candidates' }, candidates.map((c) => h('li', {},
         h('button', { type: 'button', class: 'candidate', dataset: { clientId: c.client_id },
           onclick: () => {
@@ -187,7 +204,8 @@ export class CallCard {
           } },
         h('span', { class: 'candidate-client' }, c.client_name),
         c.contact_name ? h('span', { class: 'candidate-contact' }, c.contact_name) : null,
-        c.manager_id ? h('span', { class: 'candidate-manager' }, userName(c.manager_id)) : null)))));
+        c.manager_id ? h('span', { class: 'candidate-manager' }, userName(c.manager_id)) : null)))),
+      more > 0 ? h('p', { class: 'candidates-more note' }, t('match.tie_more', { count: more })) : null);
   }
 
   newClientForm() {
@@ -242,11 +260,15 @@ export class CallCard {
     }
     if (call.state === 'missed') {
       lines.push(h('p', { class: 'missed' }, t('card.missed', { reason: label('reason', call.reason || 'no_answer') })));
+    } else if (call.state === 'ended' && call.handled_by_pbx) {
+      lines.push(h('p', { dataset: { role: 'pbx-answered' } },
+        t('card.pbx_answered', { ivr: duration(call.ivr_seconds) || '0:00' })));
     } else if (call.state === 'ended') {
       lines.push(h('p', {}, t('card.ended', { talk: duration(call.talk_seconds) || '0:00' })));
     } else if (call.state === 'failed') {
       lines.push(h('p', { class: 'missed' }, t('card.failed', { reason: label('reason', call.reason || 'failed') })));
     }
+    if (call.voicemail) lines.push(h('p', { class: 'voicemail', dataset: { role: 'voicemail' } }, t('card.voicemail')));
     const pending = this.entry.ui.transfer;
     if (pending) {
       lines.push(h('p', { class: `transfer-request ${pending.state}`, dataset: { role: 'transfer-result' } },

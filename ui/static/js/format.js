@@ -50,12 +50,14 @@ export function interactionText(item) {
     number: d.called || '',
     by,
     talk: duration(d.talk_seconds),
+    ivr: duration(d.ivr_seconds) || '0:00',
   };
-  const key = `history.call.${d.direction}.${d.state}`;
+  const key = d.handled_by_pbx ? 'history.call.inbound.pbx' : `history.call.${d.direction}.${d.state}`;
   let text = t(key, params);
   if (text === key) return item.summary || '';
   if (d.transfers && d.transfers.length) {
     text += ` · ${t('history.call.transferred', { to: d.transfers.map((x) => x.to).join(', ') })}`;
   }
+  if (d.voicemail) text += ` · ${t('calls.voicemail')}`;
   return text;
 }

@@ -50,8 +50,10 @@ export function callRow(row, clientNames = new Map()) {
     h('td', {}, withheld ? t('caller.withheld') : phoneLink(number, shown),
       !outbound && row.caller && row.caller.name ? h('div', { class: 'caller-name' }, row.caller.name) : null),
     h('td', {}, row.client_id ? h('a', { href: `/clients/${Number(row.client_id)}` }, clientName) : ''),
-    h('td', {}, label('logstate', row.state), row.reason ? h('div', { class: 'muted' }, label('reason', row.reason)) : null),
-    h('td', {}, answered ? (answered.user_name || answered.extension || (answered.outside ? t('calls.outside') : '')) : ''),
+    h('td', {}, label('logstate', row.state), row.reason ? h('div', { class: 'muted' }, label('reason', row.reason)) : null,
+      row.voicemail ? h('div', { class: 'voicemail', dataset: { role: 'voicemail' } }, t('calls.voicemail')) : null),
+    h('td', {}, answered ? (answered.user_name || answered.extension || (answered.outside ? t('calls.outside') : ''))
+      : row.handled_by_pbx ? t('calls.pbx') : ''),
     h('td', {}, duration(row.ring_seconds)),
     h('td', {}, duration(row.talk_seconds)),
     h('td', {}, recordingPlayers(row.recordings)));
@@ -75,7 +77,8 @@ export function taskRow(task, onChange) {
     } }, task.done ? t('tasks.undo') : t('tasks.done'));
   return h('tr', { class: `task-row${task.done ? ' done' : ''}${overdue ? ' overdue' : ''}`, dataset: { taskId: task.id } },
     h('td', {}, due ? dateTime(task.due_at) : '—'),
-    h('td', {}, h('span', { class: 'task-kind' }, label('taskkind', task.kind)), ' ', task.title),
+    h('td', {}, h('span', { class: 'task-kind' }, label('taskkind', task.kind)), ' ', task.title,
+      task.voicemail ? h('div', { class: 'voicemail', dataset: { role: 'voicemail' } }, t('tasks.voicemail')) : null),
     h('td', {}, task.client_id ? h('a', { href: `/clients/${Number(task.client_id)}` }, t('tasks.open_client')) : ''),
     h('td', {}, task.phone ? phoneLink(task.phone) : ''),
     h('td', {}, task.assignee_id ? userName(task.assignee_id)
