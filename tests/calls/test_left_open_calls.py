@@ -89,3 +89,19 @@ async def test_left_open_calls_are_finished_after_a_grace_when_a_line_never_sync
     await call_log.stop()
     assert (await store.get_call("office:2.2"))["state"] == "missed"
     assert len(await store.list_tasks(done=False)) == 1
+
+
+async def test_left_open_call_with_a_voicemail_gets_a_voicemail_callback(store: SqliteStore
+                                                                          ) -> None:
+    await add_call(store, "office:2.2", "ringing", answered=False, ended=False)
+    await store.add_recording("office:2.2", "/var/spool/asterisk/voicemail/msg0000.wav",
+                              "voicemail")
+    _, call_log, _ = await core(store)
+    assert await finish_left_open(call_log, []) == 1
+    await call_log.drained()
+    await call_log.stop()
+    [task] = await store.list_tasks(done=False)
+    assert task.voicemail and task.ref == "office:2.2"
+    [(data,)] = await store._db.rows("SELECT data FROM interactions WHERE ref = ?",
+                                     ("office:2.2",))
+    assert json.loads(data)["voicemail"] is True

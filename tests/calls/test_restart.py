@@ -534,3 +534,20 @@ async def test_fetcher_running_before_a_late_resync_waits_for_the_call_s_end(
         fetched = await p.store.get_recording(rec["id"])
         assert fetched["size"] == FINAL_SIZE and fetched["attempts"] == 0
         assert Path(fetched["local_path"]).read_bytes() == m.wav.read_bytes()
+
+
+async def test_call_answered_before_the_restart_is_not_the_pbx_s_alone(store: SqliteStore
+                                                                        ) -> None:
+    """The line saw no person answer since the restart and calls the end the PBX's (its
+    queue's music, say): the person who answered before the restart still did."""
+    await add_call(store, "office:1.1", "answered", answered=True, ended=False)
+    registry, call_log, _ = await core(store)
+    now = datetime.fromisoformat("2026-11-22T10:30:00+00:00").timestamp()
+    registry.handle(inbound("office:1.1", now))
+    registry.handle(CallEnded("office:1.1", now + 10, EndState.ANSWERED, cause="16",
+                              by_pbx=True))
+    await call_log.drained()
+    await call_log.stop()
+    row = await store.get_call("office:1.1")
+    assert (row["state"], row["handled_by_pbx"], row["answered_by_ext"]) == (
+        "answered", 0, "101")
