@@ -6,7 +6,9 @@ instead of being forgotten. A row is due once its call has ended (MixMonitor clo
 hang-up); a call whose end was never seen (callcenter stopped during it) is fetched once its file
 has stopped growing. Two ways to reach the files: a mounted folder (NFS/SMB/sshfs of the PBX's
 monitor folder) or SFTP with asyncssh. Each file is fetched on its own task with its own time
-limit, so one failing or hanging file delays no other.
+limit, so one failing or hanging file delays no other; copies from a mounted folder run on
+daemon threads, so a read stuck on a dead NFS server keeps its slot but never holds up a stop.
+A file whose size changes while it is copied is not final yet.
 """
 
 from __future__ import annotations
