@@ -13,6 +13,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Protocol
 
 from starlette.applications import Starlette
 
@@ -22,6 +23,9 @@ from callcenter.config import Config, PbxLineConfig
 from callcenter.demo import DEMO_PASSWORD, seed_demo
 from callcenter.services import Services
 from callcenter.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from callcenter.calls.log import CallLog
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +81,9 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
         for line in lines.values():
             await line.start()
             stack.push_async_callback(line.stop)
+        left_open = asyncio.create_task(finish_left_open(call_log, list(lines.values())),
+                                        name="left-open-calls")
+        stack.push_async_callback(_cancel, left_open)
         fetcher = RecordingFetcher(store, config.recordings, config.data_dir / "recordings")
         await fetcher.start()
         stack.push_async_callback(fetcher.stop)
@@ -84,6 +91,24 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
         sweeper = asyncio.create_task(_sweep(registry), name="call-sweeper")
         stack.push_async_callback(_cancel, sweeper)
         yield
+
+
+# How long the lines have to re-adopt the calls still up before the calls the last run left
+# open are taken as over (a PBX that is down must not hold their callback tasks for ever).
+LEFT_OPEN_GRACE = 60.0
+
+
+class _Synced(Protocol):
+    synced: asyncio.Event
+
+
+async def finish_left_open(call_log: CallLog, lines: list[_Synced],
+                           grace: float = LEFT_OPEN_GRACE) -> int:
+    """Once every line's first resync is done (or after ``grace``), the calls the previous run
+    left open that no line re-adopted get their finish step; returns how many."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.gather(*(line.synced.wait() for line in lines)), grace)
+    return call_log.finish_left_open()
 
 
 async def _sweep(registry: CallRegistry) -> None:

@@ -81,8 +81,9 @@ class RecordingsConfig:
     # How many files are fetched at once; each on its own, a slow one delays no other.
     parallel_fetches: int = 4
     # A recording whose call end was never seen (callcenter stopped during the call) is
-    # fetched once its size stayed the same across two checks this far apart.
-    settle_seconds: float = 60.0
+    # fetched once its size stayed the same across two checks this far apart: above the
+    # NFS attribute cache (acregmax, 60 s by default), which can show an old size that long.
+    settle_seconds: float = 120.0
 
 
 @dataclass

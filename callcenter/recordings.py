@@ -6,7 +6,9 @@ instead of being forgotten. A row is due once its call has ended (MixMonitor clo
 hang-up); a call whose end was never seen (callcenter stopped during it) is fetched once its file
 has stopped growing. Two ways to reach the files: a mounted folder (NFS/SMB/sshfs of the PBX's
 monitor folder) or SFTP with asyncssh. Each file is fetched on its own task with its own time
-limit, so one failing or hanging file delays no other.
+limit, so one failing or hanging file delays no other; copies from a mounted folder run on
+daemon threads, so a read stuck on a dead NFS server keeps its slot but never holds up a stop.
+A file whose size changes while it is copied is not final yet.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import logging
 import os
 import secrets
 import shutil
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -28,18 +31,55 @@ from callcenter.store.base import Store
 
 log = logging.getLogger(__name__)
 
-# MixMonitor finishes writing the file when the call hangs up: give it a moment.
-FIRST_DELAY = 2.0
 # Unanswered SSH keepalives before the connection counts as dead.
 KEEPALIVE_COUNT_MAX = 3
+# How long a closed SSH connection may take to say goodbye before it is dropped.
+SSH_CLOSE_SECONDS = 5.0
+# A WAV file's header alone: MixMonitor has opened the file but written no audio yet.
+WAV_HEADER = 44
 
 
 class FetchError(Exception):
     pass
 
 
+class _StillWritten(Exception):
+    """The file changed while it was copied: not finished yet (not a failed attempt)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"still being written ({size} bytes)")
+        self.size = size
+
+
 def _later(seconds: float) -> datetime:
     return datetime.now(UTC) + timedelta(seconds=seconds)
+
+
+def _on_daemon_thread(fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+    """``fn(*args)`` on a thread of its own, as a future of the loop. Not the default
+    executor: a read stuck on a hard-mounted NFS never returns, and asyncio.run() joins the
+    default executor's threads at exit; a daemon thread is simply left behind."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def resolve(result: Any, exc: BaseException | None) -> None:
+        if future.done():
+            return
+        if exc is None:
+            future.set_result(result)
+        else:
+            future.set_exception(exc)
+
+    def run() -> None:
+        try:
+            result, exc = fn(*args), None
+        except BaseException as error:  # handed to the loop, which raises it in the waiter
+            result, exc = None, error
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(resolve, result, exc)
+
+    threading.Thread(target=run, name="recording-copy", daemon=True).start()
+    return future
 
 
 class RecordingFetcher:
@@ -51,19 +91,39 @@ class RecordingFetcher:
         self._poll = poll_seconds
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
-        self._slots = asyncio.Semaphore(max(1, config.parallel_fetches))
+        self._parallel = max(1, config.parallel_fetches)
+        # A recording id is in one of these while it holds one of the parallel_fetches slots:
+        # its task runs, or the task gave up (time limit) but its blocking copy still runs.
         self._inflight: dict[int, asyncio.Task[bool]] = {}
+        self._held: dict[int, asyncio.Future[Any]] = {}
+        # Blocking file operations running now, per recording, with the partial file they
+        # write (removed once an abandoned copy finally returns).
+        self._threads: dict[int, tuple[asyncio.Future[Any], Path | None]] = {}
 
     async def start(self) -> None:
-        self.storage.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(self._clean_storage)
         self._task = asyncio.create_task(self._run(), name="recording-fetcher")
 
+    def _clean_storage(self) -> None:
+        self.storage.mkdir(parents=True, exist_ok=True)
+        # Partial files of tries cut short by a stop or a crash: never served, never resumed.
+        for stray in self.storage.glob("*/.*.part"):
+            stray.unlink(missing_ok=True)
+
     async def stop(self) -> None:
+        """Cancels the fetches in flight without waiting for copies stuck in a blocking read
+        (they run on daemon threads); their recordings are due again at the next start."""
+        cut_short = list(self._inflight)
         tasks = [t for t in (self._task, *self._inflight.values()) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._task = None
+        for rec_id in cut_short:  # their lease would delay them by fetch_timeout
+            try:
+                await self._store.update_recording(rec_id, next_try_at=None)
+            except Exception as exc:
+                log.warning("recording %d: could not end its lease at stop: %s", rec_id, exc)
 
     def wake(self) -> None:
         self._wake.set()
@@ -81,22 +141,29 @@ class RecordingFetcher:
                 log.exception("recording fetcher round failed")
 
     async def fetch_due(self) -> int:
-        """One round over the due recordings, waited for; returns how many were fetched."""
+        """One round over the due recordings (as many as there are free slots), waited for;
+        returns how many were fetched."""
         tasks = await self.start_due()
         return sum(await asyncio.gather(*tasks))
 
+    def _free_slots(self) -> int:
+        return self._parallel - len(self._inflight) - len(self._held)
+
     async def start_due(self) -> list[asyncio.Task[bool]]:
-        """Starts one task per due recording not being fetched already, and returns them
-        (each ends True when its file was fetched)."""
+        """Starts a task per due recording not being fetched already, as many as there are
+        free slots, and returns them (each ends True when its file was fetched)."""
+        if self._free_slots() <= 0:
+            return []
+        busy = len(self._inflight) + len(self._held)  # may still look due: skipped below
+        due = await self._store.due_recordings(limit=self._free_slots() + busy)
         started = []
-        for rec in await self._store.due_recordings():
+        # No await from here on: a round running at the same time sees these in _inflight.
+        for rec in due:
             rec_id = rec["id"]
-            if rec_id in self._inflight:
+            if rec_id in self._inflight or rec_id in self._held:
                 continue
-            # Not due while this try runs (it sets its own next time), so files in flight
-            # never fill the round's batch and keep the others waiting.
-            await self._store.update_recording(
-                rec_id, next_try_at=_later(self._config.fetch_timeout))
+            if self._free_slots() <= 0:
+                break
             task = asyncio.create_task(self._one(rec), name=f"recording-{rec_id}")
             self._inflight[rec_id] = task
             task.add_done_callback(lambda t, rid=rec_id: self._finished(rid, t))
@@ -105,28 +172,63 @@ class RecordingFetcher:
 
     def _finished(self, rec_id: int, task: asyncio.Task[bool]) -> None:
         self._inflight.pop(rec_id, None)
+        running = self._threads.get(rec_id)
+        if running is not None:
+            # Given up at its time limit, but the copy is stuck in a read: it keeps its slot
+            # until the read returns, so stuck reads cannot pile up threads.
+            self._held[rec_id] = running[0]
+        else:
+            self._wake.set()  # a slot came free
         if not task.cancelled() and task.exception() is not None:
             # The store failed while noting the outcome: the try is repeated when due.
             log.error("recording %d: %s", rec_id, task.exception())
 
+    async def _blocking(self, rec_id: int, fn: Callable[..., Any], *args: Any,
+                        partial: Path | None = None) -> Any:
+        """A blocking file operation of one recording's try, on a daemon thread. Cancelling
+        the try (time limit, stop) does not wait for it: see _finished and _thread_done."""
+        future = _on_daemon_thread(fn, *args)
+        self._threads[rec_id] = (future, partial)
+        future.add_done_callback(lambda f: self._thread_done(rec_id, f))
+        return await asyncio.shield(future)
+
+    def _thread_done(self, rec_id: int, future: asyncio.Future[Any]) -> None:
+        _, partial = self._threads.pop(rec_id, (None, None))
+        if not future.cancelled():
+            future.exception()  # retrieved: an abandoned copy's error is not worth a warning
+        if self._held.pop(rec_id, None) is not None:
+            if partial is not None:
+                # Its try is long over: nobody else removes what the copy wrote (rare: only
+                # after a time limit; a local unlink).
+                partial.unlink(missing_ok=True)
+            self._wake.set()
+
     async def _one(self, rec: dict[str, Any]) -> bool:
         limit = self._config.fetch_timeout
-        async with self._slots:
-            try:
-                async with asyncio.timeout(limit):
-                    result = await self._settled_fetch(rec)
-            except TimeoutError:
-                await self._failed(rec, f"not fetched within {limit:g} s")
-                return False
-            except FetchError as exc:
-                await self._failed(rec, str(exc))
-                return False
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a bug on one file must not stop the others
-                log.exception("recording %s: fetch failed", rec["pbx_path"])
-                await self._failed(rec, f"unexpected error: {type(exc).__name__}")
-                return False
+        # The lease, from the moment the slot is taken: not due again while this try runs
+        # (the try sets its own next time).
+        await self._store.update_recording(rec["id"], next_try_at=_later(limit))
+        try:
+            async with asyncio.timeout(limit):
+                result = await self._settled_fetch(rec)
+        except TimeoutError:
+            await self._failed(rec, f"not fetched within {limit:g} s")
+            return False
+        except FetchError as exc:
+            await self._failed(rec, str(exc))
+            return False
+        except _StillWritten as exc:
+            log.info("recording %s of call %s: %s; trying again later", rec["pbx_path"],
+                     rec["call_id"], exc)
+            await self._store.update_recording(
+                rec["id"], last_error=str(exc), next_try_at=_later(self._config.retry_seconds))
+            return False
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug on one file must not stop the others
+            log.exception("recording %s: fetch failed", rec["pbx_path"])
+            await self._failed(rec, f"unexpected error: {type(exc).__name__}")
+            return False
         if result is None:
             return False
         local, size = result
@@ -139,13 +241,16 @@ class RecordingFetcher:
         growing (its size is noted and checked again settle_seconds later)."""
         if not rec.get("until_stable"):
             return await self._fetch(rec)
-        size = await self._size(rec["pbx_path"])
+        size = await self._size(rec)
+        if size <= WAV_HEADER:
+            # MixMonitor opened it and wrote no audio (yet): a size that stays put says
+            # nothing, and an attempt is counted so that it ends one day.
+            raise FetchError(f"{rec['pbx_path']} holds no audio yet ({size} bytes)")
         if size == rec["seen_size"]:
-            local, fetched = await self._fetch(rec)
-            if fetched == size:
-                return local, fetched
-            local.unlink(missing_ok=True)  # it grew while being copied
-            size = fetched
+            try:
+                return await self._fetch(rec)
+            except _StillWritten as exc:
+                size = exc.size
         log.info("recording %s of call %s (end not seen) is %d bytes; checking again in %g s",
                  rec["pbx_path"], rec["call_id"], size, self._config.settle_seconds)
         await self._store.update_recording(rec["id"], seen_size=size,
@@ -171,24 +276,32 @@ class RecordingFetcher:
         if not name or name in {".", ".."}:
             raise FetchError(f"recording path {rec['pbx_path']!r} has no file name")
         folder = hashlib.sha1(rec["call_id"].encode()).hexdigest()[:16]
-        return self.storage / folder / name
+        # Two recordings of one call may share a file name (two folders on the PBX).
+        return self.storage / folder / f"{rec['id']}-{name}"
 
     async def _fetch(self, rec: dict[str, Any]) -> tuple[Path, int]:
+        """The file copied whole; _StillWritten if its size changed during the copy."""
         target = self._target(rec)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
         # Its own name per try: a try abandoned at its time limit may still be writing.
         partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
         try:
             if self._config.fetch == "sftp":
-                await self._fetch_sftp(rec["pbx_path"], partial)
+                before, after, copied = await self._fetch_sftp(rec["pbx_path"], partial)
             else:
-                await asyncio.to_thread(self._copy_mounted, rec["pbx_path"], partial)
-            os.replace(partial, target)  # a half-copied file is never served
+                before, after, copied = await self._blocking(
+                    rec["id"], self._copy_mounted, rec["pbx_path"], partial, partial=partial)
+            if not before == after == copied:
+                raise _StillWritten(after)
+            await asyncio.to_thread(os.replace, partial, target)  # never a half-copied file
         finally:
-            partial.unlink(missing_ok=True)
-        return target, target.stat().st_size
+            running = self._threads.get(rec["id"])
+            if running is None or running[0].done():  # else the stuck copy's end removes it
+                await asyncio.to_thread(partial.unlink, missing_ok=True)
+        return target, copied
 
-    async def _size(self, pbx_path: str) -> int:
+    async def _size(self, rec: dict[str, Any]) -> int:
+        pbx_path = rec["pbx_path"]
         if self._config.fetch == "sftp":
             path = self._sftp_path(pbx_path)
             async with self._sftp() as sftp:
@@ -197,7 +310,7 @@ class RecordingFetcher:
                 except Exception as exc:
                     raise self._sftp_error(exc, path) from None
             return int(attrs.size or 0)
-        return await asyncio.to_thread(self._stat_mounted, pbx_path)
+        return int(await self._blocking(rec["id"], self._stat_mounted, pbx_path))
 
     def _mounted_path(self, pbx_path: str) -> Path:
         pbx_root = PurePosixPath(self._config.pbx_path)
@@ -215,10 +328,15 @@ class RecordingFetcher:
         except OSError as exc:
             raise FetchError(f"{source}: {exc.strerror or exc}") from None
 
-    def _copy_mounted(self, pbx_path: str, partial: Path) -> None:
+    def _copy_mounted(self, pbx_path: str, partial: Path) -> tuple[int, int, int]:
+        """Copies the file; returns its size before and after, and the size copied."""
         source = self._mounted_path(pbx_path)
         try:
-            shutil.copyfile(source, partial)
+            before = source.stat().st_size
+            with source.open("rb") as src, partial.open("wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+                copied = dst.tell()
+            return before, source.stat().st_size, copied
         except FileNotFoundError:
             raise FetchError(f"{source} does not exist (yet)") from None
         except OSError as exc:
@@ -267,8 +385,10 @@ class RecordingFetcher:
                 sftp.exit()  # not `async with`: its exit waits for a peer that may be stuck
         finally:
             conn.close()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(conn.wait_closed(), 5)
+            try:
+                await asyncio.wait_for(conn.wait_closed(), SSH_CLOSE_SECONDS)
+            except TimeoutError:
+                conn.abort()  # the peer does not answer the close: drop the TCP connection
 
     def _sftp_error(self, exc: Exception, path: PurePosixPath) -> Exception:
         import asyncssh
@@ -280,10 +400,15 @@ class RecordingFetcher:
             return FetchError(f"sftp {cfg.sftp_host}:{cfg.sftp_port}: {exc}")
         return exc
 
-    async def _fetch_sftp(self, pbx_path: str, partial: Path) -> None:
+    async def _fetch_sftp(self, pbx_path: str, partial: Path) -> tuple[int, int, int]:
+        """Copies the file; returns its size before and after, and the size copied."""
         path = self._sftp_path(pbx_path)
         async with self._sftp() as sftp:
             try:
+                before = (await sftp.stat(str(path))).size or 0
                 await sftp.get(str(path), str(partial))
+                after = (await sftp.stat(str(path))).size or 0
             except Exception as exc:
                 raise self._sftp_error(exc, path) from None
+        copied = (await asyncio.to_thread(partial.stat)).st_size
+        return int(before), int(after), copied

@@ -72,6 +72,8 @@ class AsteriskLine:
         # one passes a factory returning None (no ChannelId header, as recorded).
         self._channel_ids = channel_ids or (lambda: f"crm-c2c-{uuid.uuid4().hex[:16]}")
         self.detail = "not started"
+        # Set once the first resync after start() is done: the calls still up are re-adopted.
+        self.synced = asyncio.Event()
         self._recordings_dir = recordings_dir.rstrip("/")
         self._gate = PresentationGate()
         self._region = region  # the office's country, for the national dial format
@@ -126,6 +128,7 @@ class AsteriskLine:
             else:
                 self._connection = conn
                 await self._resync(conn)  # adopt calls already up when we start
+                self.synced.set()
                 return
             await conn.close()
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))

@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from callcenter.calls.journal import Journal, Write
-from callcenter.calls.model import LiveCall, iso
+from callcenter.calls.model import LiveCall, Transfer, iso
 from callcenter.calls.registry import Resumed
 from callcenter.line_events import Direction, EndState
 from callcenter.matching import CallerMatch
 from callcenter.models import InteractionKind, Role, TaskKind
-from callcenter.store.base import Conflict, NotFound, Store
+from callcenter.phones import Number, NumberKind
+from callcenter.store.base import Conflict, NotFound, PhoneMatch, Store
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ def call_row(call: LiveCall) -> dict[str, Any]:
         "users": sorted(call.users),
         "handled_by_pbx": int(call.handled_by_pbx),
         "ivr_seconds": call.ivr_seconds,
+        "answered_by_outside": int(call.answered_by_outside),
     }
 
 
@@ -89,12 +91,61 @@ def _unix(value: str | None) -> float | None:
     return datetime.fromisoformat(value).timestamp() if value else None
 
 
+def _transfers(stored: list[dict[str, Any]]) -> list[Transfer]:
+    return [Transfer(t["kind"], t["from"], t["to"], _unix(t["at"]) or 0.0, t["result"])
+            for t in stored]
+
+
+def _left_open_call(row: dict[str, Any]) -> LiveCall:
+    """A call a previous run left open and no line re-adopted (it ended while callcenter was
+    down), rebuilt from its row for the finish step. Nobody was seen answering an inbound one:
+    as far as anyone knows the caller waited in vain, so it is missed."""
+    direction = Direction(row["direction"])
+    stored = [c for c in row["candidates"] if c.get("client_id") == row["client_id"]]
+    candidates = tuple(
+        PhoneMatch(c["client_id"], c.get("client_name") or "", c.get("contact_id") or 0,
+                   c.get("contact_name") or "", c.get("manager_id"), "",
+                   c.get("matched_by") or "")
+        for c in (stored if row["client_id"] is not None else []))
+    number = Number(row["caller_raw"], NumberKind.WITHHELD if row["withheld"]
+                    else NumberKind.EXTERNAL, row["caller_e164"])
+    if row["answered_at"] is not None:
+        state = EndState.ANSWERED
+    else:
+        state = EndState.MISSED if direction is Direction.INBOUND else EndState.FAILED
+    call = LiveCall(
+        id=row["id"], line=row["line"], direction=direction, caller_raw=row["caller_raw"],
+        caller_name=row["caller_name"], withheld=bool(row["withheld"]), called=row["called"],
+        started_at=_unix(row["ringing_at"]) or 0.0, match=CallerMatch(number, candidates),
+        caller_e164=row["caller_e164"], caller_display=row["caller_e164"] or "",
+        placed_by=row["user_id"] if direction is not Direction.INBOUND else None,
+        rang=list(row["rang"]), answered_ext=row["answered_by_ext"],
+        users=set(row["users"]), answered_user=row["answered_by_user"],
+        answered_user_name=row["answered_by_name"],
+        answered_by_outside=bool(row["answered_by_outside"]),
+        answered_at=_unix(row["answered_at"]), ended_at=_unix(row["ended_at"]),
+        end_state=state, cause=row["cause"], transfers=_transfers(row["transfers"]),
+        recordings=[r["pbx_path"] for r in row["recordings"]],
+        voicemails=[r["pbx_path"] for r in row["recordings"] if r.get("kind") == "voicemail"],
+        handled_by_pbx=bool(row.get("handled_by_pbx")),
+        match_json={"candidates": row["candidates"], "client": {
+            "id": row["client_id"], "name": row["client_name"],
+            "manager_id": candidates[0].manager_id if candidates else None,
+        } if row["client_id"] is not None else None},
+    )
+    if direction is Direction.INBOUND and not call.withheld:
+        call.client_phone = row["caller_e164"] or row["caller_raw"] or None
+    return call
+
+
 def _resumed(row: dict[str, Any]) -> Resumed:
     return Resumed(
         started_at=_unix(row["ringing_at"]) or 0.0, answered_at=_unix(row["answered_at"]),
         answered_ext=row["answered_by_ext"], answered_user=row["answered_by_user"],
+        answered_by_outside=row["answered_by_outside"],
         rang=tuple(row["rang"]), users=frozenset(row["users"]),
-        recordings=tuple(row["recordings"]))
+        recordings=tuple(row["recordings"]),
+        transfers=tuple(_transfers(row["transfers"])))
 
 
 def wants_callback(call: LiveCall, policy: str) -> bool:
@@ -164,6 +215,16 @@ class CallLog:
 
     def call_finished(self, call: LiveCall) -> None:
         self._put("finish", call)
+
+    def finish_left_open(self) -> int:
+        """Called once the lines have re-adopted what is still up (their first resync): the
+        calls the previous run left open that no line re-adopted ended while callcenter was
+        down. Each gets the finish step it missed: the card's interaction, and a callback task
+        for a caller nobody answered. Returns how many."""
+        left, self._left_open = list(self._left_open), {}
+        for call_id in left:
+            self._put("left_open", call_id)
+        return len(left)
 
     def _put(self, kind: str, item: Any) -> None:
         self._idle.clear()
@@ -264,6 +325,8 @@ class CallLog:
             await self._store.upsert_call(item)
         elif kind == "recording":
             await self._store.add_recording(*item)
+        elif kind == "left_open":
+            await self._finish_left_open(item)
         else:
             await self._finish(item)
 
@@ -274,6 +337,25 @@ class CallLog:
             # no-op when known since it started
             await store.add_recording(call.id, path, _kind(call, path))
         await store.schedule_recordings(call.id)
+        await self._on_the_card(call)
+
+    async def _finish_left_open(self, call_id: str) -> None:
+        try:
+            row = await self._store.get_call(call_id)
+        except NotFound:
+            return
+        if row["ended_at"] is None:
+            return  # re-adopted after all (a late resync): its own end is logged as usual
+        call = _left_open_call(row)
+        if row["state"] != call.log_state:
+            # Its ring time is unknown: the end is when callcenter started again, not when
+            # the caller gave up. Its recordings stay as closed: fetched once stable.
+            await self._store.upsert_call({**call_row(call), "ring_seconds": None})
+        await self._on_the_card(call)
+
+    async def _on_the_card(self, call: LiveCall) -> None:
+        """The call on the client card, with a callback task when one is owed."""
+        store = self._store
         at = datetime.fromtimestamp(call.started_at, UTC)
         await store.add_interaction(
             InteractionKind.CALL, at, summary(call), client_id=call.client_id,

@@ -56,9 +56,11 @@ class Resumed:
     answered_at: float | None = None
     answered_ext: str | None = None
     answered_user: int | None = None
+    answered_by_outside: bool = False
     rang: tuple[str, ...] = ()
     users: frozenset[int] = frozenset()
     recordings: tuple[str, ...] = ()
+    transfers: tuple[Transfer, ...] = ()
 
 
 class CallSink(Protocol):
@@ -84,7 +86,9 @@ class CallRegistry:
         self._region = region
         self._calls: dict[str, LiveCall] = {}
         self._ended: dict[str, None] = {}  # recently ended ids, so a replayed end is ignored
-        self._resumed: dict[str, Resumed] = {}  # re-adopted calls answered before the restart
+        # Re-adopted calls answered before the restart -> whether the line has since said who
+        # holds them (its Answered then updates the holder, not the first answer).
+        self._resumed: dict[str, bool] = {}
         self._dispatch: dict[type, Callable[[Any], None]] = {
             CallStarted: self._started,
             CallerChanged: self._caller_changed,
@@ -190,7 +194,9 @@ class CallRegistry:
         return call
 
     def _resume(self, call: LiveCall) -> None:
-        """A call re-adopted after a restart keeps what the previous run knew of it."""
+        """A call re-adopted after a restart keeps what the previous run knew of it. Its
+        answer is applied at once: the line need not report one again (a caller whose leg was
+        already up, waiting in a queue or for a blind transfer to be picked up, gets none)."""
         previous = self._sink.resumed(call.id) if self._sink else None
         if previous is None:
             return
@@ -202,20 +208,20 @@ class CallRegistry:
         call.rang = [*previous.rang, *(ext for ext in call.rang if ext not in previous.rang)]
         call.users |= previous.users
         call.recordings = [*previous.recordings]
-        if previous.answered_at is not None:
-            self._resumed[call.id] = previous  # applied when the line reports it answered
-
-    def _keep_first_answer(self, call: LiveCall) -> None:
-        previous = self._resumed.pop(call.id, None)
-        if previous is None or previous.answered_at is None:
+        call.transfers = [*previous.transfers, *call.transfers]
+        if previous.answered_at is None:
             return
         call.answered_at = previous.answered_at
-        if previous.answered_ext is not None:
-            call.answered_ext = previous.answered_ext
-            call.answered_user = previous.answered_user
-            user = (self._index.user_by_id(previous.answered_user)
-                    if previous.answered_user is not None else None)
-            call.answered_user_name = user.name if user else None
+        call.answered_by_outside = previous.answered_by_outside
+        call.answered_ext = call.current_ext = previous.answered_ext
+        for transfer in call.transfers:
+            if transfer.result == "success" and transfer.to.isdigit():
+                call.current_ext = transfer.to
+        call.answered_user = previous.answered_user
+        user = (self._index.user_by_id(previous.answered_user)
+                if previous.answered_user is not None else None)
+        call.answered_user_name = user.name if user else None
+        self._resumed[call.id] = False
 
     # A switchboard number shared by hundreds of contacts must not make every screen-pop
     # event (and call-log row) that big: the card lists this many and says how many more.
@@ -314,7 +320,11 @@ class CallRegistry:
 
     def _answered(self, e: Answered) -> None:
         call = self._calls.get(e.call_key)
-        if call is None or call.answered_at is not None:
+        if call is None:
+            return
+        if call.answered_at is not None:
+            if self._resumed.get(call.id) is False:
+                self._holder_after_restart(call, e)
             return
         call.answered_at = e.at
         call.ringing_now((), e.at)
@@ -325,7 +335,20 @@ class CallRegistry:
             if user is not None:
                 call.answered_user, call.answered_user_name = user.id, user.name
                 call.users.add(user.id)
-        self._keep_first_answer(call)
+        if self._sink:
+            self._sink.call_changed(call)
+        self._publish("call.answered", call, e.at)
+
+    def _holder_after_restart(self, call: LiveCall, e: Answered) -> None:
+        """The line's first word on who holds a call answered before the restart: the first
+        answer stays, the holder (presence, the next transfer) is the one the line saw."""
+        self._resumed[call.id] = True
+        call.ringing = ()
+        if e.extension:
+            call.current_ext = e.extension
+            user = self._index.user_by_extension(e.extension)
+            if user is not None:
+                call.users.add(user.id)
         if self._sink:
             self._sink.call_changed(call)
         self._publish("call.answered", call, e.at)
@@ -393,12 +416,19 @@ class CallRegistry:
         call.ended_at = e.at
         call.end_state = e.state
         call.reason = e.reason
+        answered_before = self._resumed.pop(e.call_key, None) is not None
+        if answered_before and e.state is not EndState.ANSWERED:
+            # Answered before the restart: the line, having seen no answer since, calls it
+            # missed when the caller hangs up (still queued, or a transfer ringing).
+            call.end_state, call.reason = EndState.ANSWERED, None
         call.cause = e.cause
-        call.handled_by_pbx = e.by_pbx and e.state is EndState.ANSWERED
+        # Nor is it the PBX's alone: a person (or the other side) answered before the restart.
+        call.handled_by_pbx = (e.by_pbx and e.state is EndState.ANSWERED
+                               and not answered_before)
         call.ringing_now((), e.at)
         if self._sink:
             self._sink.call_finished(call)
-        topic = "call.missed" if e.state is EndState.MISSED else "call.ended"
+        topic = "call.missed" if call.end_state is EndState.MISSED else "call.ended"
         self._publish(topic, call, e.at)
 
 

@@ -33,6 +33,7 @@ _CALL_COLUMNS = (
     "client_id", "contact_id", "candidates", "state", "reason", "cause", "answered_by_user",
     "answered_by_ext", "user_id", "rang", "ringing_at", "answered_at", "ended_at",
     "ring_seconds", "talk_seconds", "transfers", "users", "handled_by_pbx", "ivr_seconds",
+    "answered_by_outside",
 )
 _CALL_JSON = {"candidates", "rang", "transfers", "users"}
 _NOT_YET = "9999-12-31T00:00:00+00:00"  # a recording whose call is still going on
@@ -45,7 +46,8 @@ _UPDATES = ", ".join(f"{c} = {_FIRST_WINS.get(c, f'excluded.{c}')}" for c in _CA
 _OPEN = "state IN ('ringing', 'answered') AND ended_at IS NULL"
 _CALL_DEFAULTS: dict[str, Any] = {"caller_raw": "", "caller_name": "", "withheld": 0,
                                   "called": "", "cause": "", "candidates": [], "rang": [],
-                                  "transfers": [], "users": [], "handled_by_pbx": 0}
+                                  "transfers": [], "users": [], "handled_by_pbx": 0,
+                                  "answered_by_outside": 0}
 
 
 class CallLogMixin:
@@ -69,19 +71,21 @@ class CallLogMixin:
         so none shows live forever. Their recordings are fetched once the file stops growing
         (the end was not seen: MixMonitor may still be writing). A call the line re-adopts
         afterwards is live again with the same row (see upsert_call). Returns the calls
-        closed, with their first times, rang, users and recordings, for that re-adoption."""
+        closed, with their first times, who answered, rang, users, transfers and recordings,
+        for that re-adoption."""
         keys = ("id", "ringing_at", "answered_at", "answered_by_user", "answered_by_ext",
-                "rang", "users", "recordings")
+                "answered_by_outside", "rang", "users", "transfers", "recordings")
         closed = []
         # One transaction: the rows returned are exactly the rows closed.
         async with self._db.transaction():
             rows = await self._db.rows(
-                "SELECT id, ringing_at, answered_at, answered_by_user, answered_by_ext, rang,"
-                " users, (SELECT json_group_array(pbx_path) FROM recordings r"
-                f" WHERE r.call_id = calls.id) FROM calls WHERE {_OPEN}")
+                "SELECT id, ringing_at, answered_at, answered_by_user, answered_by_ext,"
+                " answered_by_outside, rang, users, transfers, (SELECT json_group_array(pbx_path)"
+                f" FROM recordings r WHERE r.call_id = calls.id) FROM calls WHERE {_OPEN}")
             for r in rows:
                 row = dict(zip(keys, r, strict=True))
-                for key in ("rang", "users", "recordings"):
+                row["answered_by_outside"] = bool(row["answered_by_outside"])
+                for key in ("rang", "users", "transfers", "recordings"):
                     row[key] = json.loads(row[key] or "[]")
                 closed.append(row)
             if not closed:
@@ -169,10 +173,14 @@ class CallLogMixin:
     async def schedule_recordings(self, call_id: str, delay: float = 2.0) -> None:
         """The call has ended: its recordings become due. MixMonitor closes the file at
         hang-up, so the first try waits a moment. A recording waiting for its file to stop
-        growing (a call re-adopted after a restart) now waits for this end instead."""
+        growing (a call re-adopted after a restart) now waits for this end instead, with its
+        attempts counted afresh: those spent on a file still being written (even given up
+        on) say nothing about the finished one."""
         await self._db.execute(
-            "UPDATE recordings SET next_try_at = ?, until_stable = 0, seen_size = NULL"
-            " WHERE call_id = ? AND state = 'pending' AND (next_try_at = ? OR until_stable = 1)",
+            "UPDATE recordings SET next_try_at = ?, until_stable = 0, seen_size = NULL,"
+            " state = 'pending', attempts = 0 WHERE call_id = ?"
+            " AND ((state = 'pending' AND next_try_at = ?) OR (state IN ('pending', 'failed')"
+            " AND until_stable = 1))",
             (ts(now_utc() + timedelta(seconds=delay)), call_id, _NOT_YET))
 
     async def due_recordings(self, limit: int = 20) -> list[dict[str, Any]]:

@@ -163,8 +163,9 @@ def sftp_config(port: int, known: Path, **changes: object) -> RecordingsConfig:
                             **options)  # type: ignore[arg-type]
 
 
-async def test_sftp_failing_or_hanging_file_does_not_hold_up_the_others(
-        store: SqliteStore, tmp_path: Path) -> None:
+@pytest.fixture
+async def flaky_sftp(tmp_path: Path):
+    """An SFTP server with one.wav, two.wav, hang.wav (never opens) and broken.wav."""
     root = tmp_path / "pbx-root"
     (root / PBX.lstrip("/")).mkdir(parents=True)
     for name in ("one.wav", "two.wav", "hang.wav", "broken.wav"):
@@ -183,40 +184,65 @@ async def test_sftp_failing_or_hanging_file_does_not_hold_up_the_others(
     known = tmp_path / "known_hosts"
     known.write_text(f"[127.0.0.1]:{port} {key.export_public_key().decode()}")
     try:
-        fetcher = RecordingFetcher(store, sftp_config(port, known, fetch_timeout=1.0,
-                                                      max_attempts=2, retry_seconds=600),
-                                   tmp_path / "storage")
-        await new_call(store)
-        for name in ("one.wav", "hang.wav", "broken.wav", "two.wav"):
-            await store.add_recording("office:1.1", f"{PBX}/{name}")
-        await make_due(store)
-
-        tasks = {t.get_name(): t for t in await fetcher.start_due()}
-        recs = {r["pbx_path"].rsplit("/", 1)[1]: r["id"]
-                for r in (await store.get_call("office:1.1"))["recordings"]}
-        hang = tasks.pop(f"recording-{recs['hang.wav']}")
-        await asyncio.wait_for(hanging.wait(), 30)
-        # The others are done while the hanging file is still being waited for.
-        assert await asyncio.wait_for(asyncio.gather(*tasks.values()), 30) == [True, False, True]
-        assert not hang.done()
-        states = {name: await store.get_recording(i) for name, i in recs.items()}
-        assert [states[n]["state"] for n in ("one.wav", "two.wav")] == ["fetched", "fetched"]
-        assert Path(states["two.wav"]["local_path"]).read_bytes() == b"RIFFtwo.wav"
-        assert states["broken.wav"]["state"] == "pending"
-        assert "permission denied" in states["broken.wav"]["last_error"]
-        assert states["hang.wav"]["state"] == "pending"  # in flight: not started twice
-        assert await fetcher.start_due() == []
-
-        assert await asyncio.wait_for(hang, 30) is False  # its time limit, not a hang
-        hung = await store.get_recording(recs["hang.wav"])
-        assert hung["attempts"] == 1 and hung["last_error"] == "not fetched within 1 s"
-        await make_due(store)
-        assert await asyncio.wait_for(fetcher.fetch_due(), 30) == 0
-        for name in ("hang.wav", "broken.wav"):  # max_attempts, each file on its own count
-            assert (await store.get_recording(recs[name]))["state"] == "failed"
+        yield port, known, hanging
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def add_files(store: SqliteStore, *names: str) -> dict[str, int]:
+    await new_call(store)
+    for name in names:
+        await store.add_recording("office:1.1", f"{PBX}/{name}")
+    await make_due(store)
+    return {r["pbx_path"].rsplit("/", 1)[1]: r["id"]
+            for r in (await store.get_call("office:1.1"))["recordings"]}
+
+
+async def test_sftp_failing_or_hanging_file_does_not_hold_up_the_others(
+        store: SqliteStore, tmp_path: Path, flaky_sftp) -> None:
+    port, known, hanging = flaky_sftp
+    # A time limit far above what the other three files take, even on a loaded machine.
+    fetcher = RecordingFetcher(store, sftp_config(port, known, fetch_timeout=10.0,
+                                                  retry_seconds=600), tmp_path / "storage")
+    recs = await add_files(store, "one.wav", "hang.wav", "broken.wav", "two.wav")
+
+    tasks = {t.get_name(): t for t in await fetcher.start_due()}
+    hang = tasks.pop(f"recording-{recs['hang.wav']}")
+    await asyncio.wait_for(hanging.wait(), 30)  # the server holds the open of hang.wav
+    # The others are done while the hanging file is still being waited for.
+    assert await asyncio.wait_for(asyncio.gather(*tasks.values()), 30) == [True, False, True]
+    states = {name: await store.get_recording(i) for name, i in recs.items()}
+    assert [states[n]["state"] for n in ("one.wav", "two.wav")] == ["fetched", "fetched"]
+    assert Path(states["two.wav"]["local_path"]).read_bytes() == b"RIFFtwo.wav"
+    assert states["broken.wav"]["state"] == "pending"
+    assert "permission denied" in states["broken.wav"]["last_error"]
+    assert states["hang.wav"]["state"] == "pending"  # in flight: not started twice
+    assert await fetcher.start_due() == []
+
+    # Stopping does not wait for the hanging file; its try counts for nothing and it is due
+    # again at the next start (not after its lease).
+    await asyncio.wait_for(fetcher.stop(), 30)
+    assert hang.cancelled()
+    hung = await store.get_recording(recs["hang.wav"])
+    assert (hung["state"], hung["attempts"]) == ("pending", 0)
+    assert [r["id"] for r in await store.due_recordings()] == [recs["hang.wav"]]
+
+
+async def test_sftp_hanging_file_fails_at_its_time_limit_each_file_on_its_own_count(
+        store: SqliteStore, tmp_path: Path, flaky_sftp) -> None:
+    port, known, hanging = flaky_sftp
+    fetcher = RecordingFetcher(store, sftp_config(port, known, fetch_timeout=0.5,
+                                                  max_attempts=2), tmp_path / "storage")
+    recs = await add_files(store, "hang.wav", "broken.wav")
+    assert await asyncio.wait_for(fetcher.fetch_due(), 30) == 0
+    assert hanging.is_set()
+    hung = await store.get_recording(recs["hang.wav"])
+    assert hung["attempts"] == 1 and hung["last_error"] == "not fetched within 0.5 s"
+    await make_due(store)
+    assert await asyncio.wait_for(fetcher.fetch_due(), 30) == 0
+    for name in ("hang.wav", "broken.wav"):  # max_attempts, each file on its own count
+        assert (await store.get_recording(recs[name]))["state"] == "failed"
 
 
 async def test_sftp_server_that_never_answers_ssh_times_out(store: SqliteStore,

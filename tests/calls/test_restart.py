@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,11 +24,20 @@ from callcenter.line_events import (
     EndState,
     MissReason,
     RingingChanged,
+    TransferKind,
+    Transferred,
 )
 from callcenter.matching import CallerMatcher
 from callcenter.recordings import RecordingFetcher
 from callcenter.store.sqlite import SqliteStore
-from pbx.ami.emulator import AmiEmulator, Segment, segments_from_trace
+from pbx.ami.emulator import (
+    AmiEmulator,
+    Responder,
+    Segment,
+    action_id_of,
+    segments_from_trace,
+)
+from pbx.ami.message import Message
 from pbx.ami.trace import BlockKind, load_trace
 from pbx.asterisk_line import AsteriskLine
 from tests.calls.harness import FAKE_HASH
@@ -68,9 +78,11 @@ class Process:
 
 
 @contextlib.asynccontextmanager
-async def process(db: Path, pbx: Segment, mount: Path) -> AsyncIterator[Process]:
+async def process(db: Path, pbx: Segment, mount: Path, *, settle_seconds: float = 0,
+                  responders: dict[str, Responder] | None = None) -> AsyncIterator[Process]:
     """callcenter's call path on the database ``db``, its PBX replaying ``pbx``."""
-    emulator = await AmiEmulator([pbx], action_wait=0.3, auth_failure_delay=0).start()
+    emulator = await AmiEmulator([pbx], action_wait=0.3, auth_failure_delay=0,
+                                 responders=responders).start()
     store = await SqliteStore.open(db)
     bus = EventBus()
     events: list[BusEvent] = []
@@ -85,8 +97,9 @@ async def process(db: Path, pbx: Segment, mount: Path) -> AsyncIterator[Process]
     registry = CallRegistry(CallerMatcher(store.caller_index, PhonesConfig()),
                             store.caller_index, bus, call_log)
     fetcher = RecordingFetcher(store, RecordingsConfig(mount_path=str(mount), pbx_path=PBX,
-                                                       retry_seconds=0, settle_seconds=0),
-                               db.parent / "storage")
+                                                       retry_seconds=0,
+                                                       settle_seconds=settle_seconds),
+                               db.parent / "storage", poll_seconds=0.05)
     fetcher.storage.mkdir(exist_ok=True)
     await call_log.start()  # the order of call_handling(): the log, then the lines
     line = AsteriskLine(PbxLineConfig(name="office", port=emulator.port, username="crm",
@@ -115,15 +128,23 @@ async def make_due(store: SqliteStore) -> None:
     await store._db.execute("UPDATE recordings SET next_try_at = NULL")
 
 
-async def test_restart_mid_call_keeps_first_times_and_fetches_the_whole_recording(
-        tmp_path: Path) -> None:
+@dataclass
+class MidCall:
+    """The database of a run stopped in the middle of CALL, and what the second run needs."""
+
+    db: Path
+    mount: Path
+    wav: Path
+    second: Segment
+    resync_end: int  # blocks of the second connection up to its resync's end
+    first_ring: float
+    first_answer: float
+
+
+async def stopped_mid_call(tmp_path: Path) -> MidCall:
     first, second = segments_from_trace(load_trace(FIXTURES / "12_ami_reconnect_midcall.log"))
-    # The second connection is the restarted process's: its login and resync (the call is
-    # still up), then the call's end, sent only once the test has looked at the live call.
     resync_end = next(i for i, b in enumerate(second.blocks)
                       if b.data.startswith(b"Event: StatusComplete")) + 1
-    ending = b"".join(b.data for b in second.blocks[resync_end:]
-                      if b.kind is BlockKind.RECV and not b.data.startswith(b"Response: "))
     mount = tmp_path / "mnt"
     mount.mkdir()
     wav = mount / WAV
@@ -147,6 +168,20 @@ async def test_restart_mid_call_keeps_first_times_and_fetches_the_whole_recordin
     await store._db.execute("UPDATE calls SET ringing_at = ?, answered_at = ? WHERE id = ?",
                             (iso(first_ring), iso(first_answer), CALL))
     await store.close()
+    return MidCall(db, mount, wav, second, resync_end, first_ring, first_answer)
+
+
+def the_end(m: MidCall) -> bytes:
+    """The call's end as the PBX sends it after the resync (once the test has looked)."""
+    return b"".join(b.data for b in m.second.blocks[m.resync_end:]
+                    if b.kind is BlockKind.RECV and not b.data.startswith(b"Response: "))
+
+
+async def test_restart_mid_call_keeps_first_times_and_fetches_the_whole_recording(
+        tmp_path: Path) -> None:
+    m = await stopped_mid_call(tmp_path)
+    db, mount, wav, second, resync_end = m.db, m.mount, m.wav, m.second, m.resync_end
+    first_ring, first_answer, ending = m.first_ring, m.first_answer, the_end(m)
 
     # -- the second run: the resync re-adopts the call, which is still up ------------------
     async with process(db, Segment(second.blocks[:resync_end]), mount) as p:
@@ -342,3 +377,177 @@ async def test_a_new_call_is_not_taken_for_a_re_adopted_one(store: SqliteStore) 
     assert unix(row["ringing_at"]) == at and unix(row["answered_at"]) == at + 2
     assert (await store.get_call("office:3.3"))["cause"] == CAUSE
     assert timedelta(seconds=row["ring_seconds"]) == timedelta(seconds=2)
+
+
+BLIND_TO_102 = {"kind": "blind", "from": "101", "to": "102",
+                "at": "2026-11-22T10:00:30.000+00:00", "result": "success"}
+
+
+async def test_answered_call_re_adopted_without_a_new_answer_stays_answered(
+        store: SqliteStore) -> None:
+    """The caller's own leg was up before the restart (a blind transfer to 102 is ringing, or
+    the caller waits in a queue): the line re-adopts the call but reports no new answer."""
+    await add_call(store, "office:1.1", "answered", answered=True, ended=False)
+    await store._db.execute("UPDATE calls SET transfers = ? WHERE id = ?",
+                            (json.dumps([BLIND_TO_102]), "office:1.1"))
+    registry, call_log, events = await core(store)
+    now = datetime.fromisoformat("2026-11-22T10:30:00+00:00").timestamp()
+    registry.handle(inbound("office:1.1", now))
+    call = registry.get("office:1.1")
+    assert call is not None and call.answered_at == unix("2026-11-22T10:00:04+00:00")
+    assert call.answered_ext == "101" and call.current_ext == "102"
+    assert registry.presence() == {"102": "busy"}
+    registry.handle(CallEnded("office:1.1", now + 10, EndState.MISSED, MissReason.ABANDONED))
+    await call_log.drained()
+    await call_log.stop()
+
+    row = await store.get_call("office:1.1")
+    assert (row["state"], row["reason"], row["answered_by_ext"]) == ("answered", None, "101")
+    assert row["talk_seconds"] == now + 10 - unix("2026-11-22T10:00:04+00:00")
+    assert await store.list_tasks(done=False) == []  # no callback for an answered call
+    [(data,)] = await store._db.rows(
+        "SELECT data FROM interactions WHERE ref = ?", ("office:1.1",))
+    assert json.loads(data)["state"] == "answered"
+    assert [e.topic for e in events] == ["call.updated", "call.ended"]
+    assert registry._resumed == {}  # nothing kept for a call that is over
+
+
+async def test_transfers_and_outside_answer_survive_the_re_adoption(store: SqliteStore
+                                                                      ) -> None:
+    await add_call(store, "office:1.1", "answered", answered=True, ended=False)
+    await store._db.execute("UPDATE calls SET transfers = ? WHERE id = ?",
+                            (json.dumps([BLIND_TO_102]), "office:1.1"))
+    await store.upsert_call({
+        "id": "office:6.6", "line": "office", "direction": "outbound", "state": "answered",
+        "caller_raw": "101", "called": "+79161234567",
+        "ringing_at": "2026-11-22T10:00:00.000+00:00",
+        "answered_at": "2026-11-22T10:00:09.000+00:00", "answered_by_outside": 1})
+    registry, call_log, _ = await core(store)
+    now = datetime.fromisoformat("2026-11-22T10:30:00+00:00").timestamp()
+    registry.handle(inbound("office:1.1", now))
+    registry.handle(Answered("office:1.1", now, "102"))
+    registry.handle(Transferred("office:1.1", now + 5, TransferKind.BLIND, "102", "103",
+                                "success"))
+    registry.handle(CallStarted("office", "office:6.6", now, Direction.OUTBOUND, "101", "",
+                                "+79161234567"))
+    await call_log.drained()  # the upserts of the live calls keep the stored transfers
+    assert (await store.get_call("office:1.1"))["transfers"][0] == BLIND_TO_102
+    registry.handle(CallEnded("office:1.1", now + 10, EndState.ANSWERED, cause="16"))
+    registry.handle(CallEnded("office:6.6", now + 10, EndState.ANSWERED, cause="16"))
+    await call_log.drained()
+    await call_log.stop()
+
+    row = await store.get_call("office:1.1")
+    assert [t["to"] for t in row["transfers"]] == ["102", "103"]
+    assert row["transfers"][0] == BLIND_TO_102
+    outbound = await store.get_call("office:6.6")
+    assert outbound["answered_by_outside"] == 1
+    [(data,)] = await store._db.rows(
+        "SELECT data FROM interactions WHERE ref = ?", ("office:6.6",))
+    assert json.loads(data)["answered_by"]["outside"] is True
+
+
+async def test_re_adopted_call_s_recording_gets_fresh_attempts_at_its_end(
+        store: SqliteStore) -> None:
+    """While the call was closed (not yet re-adopted) its file was tried and given up on
+    (only a header, say); the call's real end makes it due again with its attempts reset."""
+    await add_call(store, "office:1.1", "answered", answered=True, ended=False)
+    await store.add_recording("office:1.1", f"{PBX}/given-up.wav")
+    await store.add_recording("office:1.1", f"{PBX}/tried.wav")
+    await store.close_dangling_calls(CAUSE)
+    ids = {r["pbx_path"]: r["id"] for r in (await store.get_call("office:1.1"))["recordings"]}
+    await store.update_recording(ids[f"{PBX}/given-up.wav"], state="failed", attempts=10)
+    await store.update_recording(ids[f"{PBX}/tried.wav"], attempts=4)
+    await store.add_recording("office:1.1", f"{PBX}/new.wav")  # started after the re-adoption
+    await store._db.execute("UPDATE recordings SET last_error = 'no audio yet'")
+
+    await store.schedule_recordings("office:1.1", delay=0)
+    await make_due(store)
+    recs = [await store.get_recording(r["id"])
+            for r in (await store.get_call("office:1.1"))["recordings"]]
+    assert [(r["pbx_path"].rsplit("/", 1)[1], r["state"], r["attempts"]) for r in recs] == [
+        ("given-up.wav", "pending", 0), ("tried.wav", "pending", 0), ("new.wav", "pending", 0)]
+    due = await store.due_recordings()
+    assert len(due) == 3 and not any(r["until_stable"] for r in due)
+
+
+async def test_fetcher_running_before_a_late_resync_waits_for_the_call_s_end(
+        tmp_path: Path) -> None:
+    """The fetcher's first rounds come before the line re-adopts the call (a PBX slow to list
+    its channels): the recording of the closed call is looked at, not fetched; once the call
+    is re-adopted and has ended it is fetched whole, once."""
+    m = await stopped_mid_call(tmp_path)
+    # The recorded CoreShowChannels answer is given only once the test opens the gate.
+    send = next(i for i, b in enumerate(m.second.blocks)
+                if b.kind is BlockKind.SEND and b"CoreShowChannels" in b.data)
+    complete = next(i for i, b in enumerate(m.second.blocks)
+                    if b.data.startswith(b"Event: CoreShowChannelsComplete")) + 1
+    listing = b"".join(b.data for b in m.second.blocks[send + 1:complete])
+    recorded_id = b"ActionID: " + action_id_of(m.second.blocks[send].data).encode()
+    gate = asyncio.Event()
+
+    async def late_listing(action: Message) -> list[bytes]:
+        await gate.wait()
+        return [listing.replace(recorded_id, f"ActionID: {action.action_id}".encode())]
+
+    async with process(m.db, Segment(m.second.blocks[:send]), m.mount, settle_seconds=3600,
+                       responders={"CoreShowChannels": late_listing}) as p:
+        rounds = asyncio.Event()
+        start_due = p.fetcher.start_due
+
+        async def counted() -> list[asyncio.Task[bool]]:
+            started = await start_due()
+            await asyncio.gather(*started)
+            rounds.set()
+            return started
+
+        p.fetcher.start_due = counted  # type: ignore[method-assign]
+        await p.fetcher.start()
+
+        async def seen_size() -> int | None:
+            rows = await p.store._db.rows("SELECT seen_size FROM recordings")
+            return next(iter(rows))[0]
+
+        async with asyncio.timeout(30):  # the fetcher has looked at the file, twice
+            for _ in range(2):
+                rounds.clear()
+                await rounds.wait()
+            assert await seen_size() == m.wav.stat().st_size
+        assert p.registry.get(CALL) is None  # not re-adopted yet
+        [rec] = (await p.store.get_call(CALL))["recordings"]
+        assert rec["state"] == "pending"
+
+        gate.set()  # the resync: the call is up again
+        await until(p, lambda: p.registry.get(CALL) is not None)
+        await p.call_log.drained()
+        assert await p.store.due_recordings() == []
+        m.wav.write_bytes(m.wav.read_bytes() + b"\2" * (FINAL_SIZE - m.wav.stat().st_size))
+        await p.emulator.inject(the_end(m))  # the caller hangs up
+        await until(p, lambda: p.registry.get(CALL) is None)
+        await p.call_log.drained()
+        await make_due(p.store)  # not the 2 s MixMonitor is given to close the file
+        async with asyncio.timeout(30):
+            while (await p.store.get_recording(rec["id"]))["state"] != "fetched":
+                rounds.clear()
+                p.fetcher.wake()
+                await rounds.wait()
+        fetched = await p.store.get_recording(rec["id"])
+        assert fetched["size"] == FINAL_SIZE and fetched["attempts"] == 0
+        assert Path(fetched["local_path"]).read_bytes() == m.wav.read_bytes()
+
+
+async def test_call_answered_before_the_restart_is_not_the_pbx_s_alone(store: SqliteStore
+                                                                        ) -> None:
+    """The line saw no person answer since the restart and calls the end the PBX's (its
+    queue's music, say): the person who answered before the restart still did."""
+    await add_call(store, "office:1.1", "answered", answered=True, ended=False)
+    registry, call_log, _ = await core(store)
+    now = datetime.fromisoformat("2026-11-22T10:30:00+00:00").timestamp()
+    registry.handle(inbound("office:1.1", now))
+    registry.handle(CallEnded("office:1.1", now + 10, EndState.ANSWERED, cause="16",
+                              by_pbx=True))
+    await call_log.drained()
+    await call_log.stop()
+    row = await store.get_call("office:1.1")
+    assert (row["state"], row["handled_by_pbx"], row["answered_by_ext"]) == (
+        "answered", 0, "101")
