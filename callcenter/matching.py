@@ -52,8 +52,9 @@ class CallerMatcher:
     def match(self, raw: str | None, *, withheld: bool = False) -> CallerMatch:
         # Fast path: a plainly written number gets its E.164 key without the phonenumbers
         # parser (~20 µs). Stored numbers were validated on the way in, so a hit proves the key
-        # is a valid number, and a miss means the full parse could not hit either (a property
-        # test holds quick_e164 to phonenumbers' answer), so only the tail match is left.
+        # is a valid number, and a miss means the full parse could not hit either (quick_e164 only
+        # answers where it agrees with phonenumbers; property tests hold it), so only the tail
+        # match is left.
         key = None if withheld or not raw else quick_e164(raw.strip(),
                                                            self._config.default_region)
         if key is not None and len(key) > MIN_MATCH_DIGITS:

@@ -126,35 +126,63 @@ def quick_e164(raw: str, region: str) -> str | None:
     than the whole indexed read. For the shapes a PBX actually sends (+7…, 8…, 00…, bare
     national digits) the E.164 form is a matter of prefixes, which the region's metadata gives.
     Anything else returns None and goes through normalize(). The result is a lookup key, not a
-    validity verdict: stored numbers are validated, so a wrong key simply finds nothing. A
-    property test checks it agrees with phonenumbers wherever phonenumbers says "valid".
+    validity verdict: stored numbers are validated, so a wrong key simply finds nothing.
+    It answers only where it provably agrees: its key is phonenumbers' E.164, or phonenumbers
+    finds no valid number and the key is no canonical valid number either. Shapes where the
+    two could differ (a national prefix after the country code, bare digits that begin with
+    the country code, fewer than 7 digits) return None. Property tests over written forms of
+    valid numbers and over random strings (RU, DE, US, GB offices) hold it to the library.
     """
     if raw.isdigit():
         text = raw  # the usual shapes first: no regex, no copy
     elif raw[:1] == "+" and raw[1:].isdigit():
-        return raw if 8 <= len(raw) <= 16 else None
+        return _international(raw[1:])
     elif not _PLAIN.match(raw):
         return None
     else:
         text = raw.translate(_SEPARATORS)
     if text.startswith("+"):
-        return text if 8 <= len(text) <= 16 else None
+        return _international(text[1:])
+    if len(text) < MIN_MATCH_DIGITS:
+        return None  # normalize() takes it for an extension or too short to match
     shape = _region_shape(region)
     if shape is None:
         return None
     country, national, international, lengths = shape
     for prefix in {international, "00"}:
         if text.startswith(prefix) and len(text) - len(prefix) >= 8:
-            return "+" + text[len(prefix):]
+            return _international(text[len(prefix):])
     if national and text.startswith(national) and len(text) - len(national) in lengths:
         return "+" + country + text[len(national):]
     if text.startswith(country) and len(text) - len(country) in lengths and len(text) > max(
         lengths, default=0
     ):
         return "+" + text
-    if len(text) in lengths and not (national and text.startswith(national)):
+    if len(text) in lengths and not (national and text.startswith(national)) and not (
+        text.startswith(country)  # "49 705…" in DE: a country code, or national digits?
+    ):
         return "+" + country + text
     return None
+
+
+def _international(digits: str) -> str | None:
+    """``+<digits>`` when the digits after the country code cannot hold a national prefix that
+    phonenumbers would strip (``+49 (0)30 …``, ``0049 030 …``); None leaves those to it."""
+    if not 7 <= len(digits) <= 15 or not digits.isdigit():
+        return None
+    for size in (1, 2, 3):
+        regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(digits[:size]))
+        if regions:
+            break
+    else:
+        return None
+    shape = _region_shape(regions[0])
+    if shape is None:
+        return None
+    national = shape[1]
+    if national and digits[size:].startswith(national):
+        return None
+    return "+" + digits
 
 
 def _strip_international_prefix(digits: str) -> str:

@@ -145,3 +145,66 @@ def test_quick_e164_shapes() -> None:
     assert quick_e164("9161234567", "RU") == "+79161234567"
     assert quick_e164("Ivan", "RU") is None
     assert quick_e164("80294918338", "BY") is None  # pattern prefixes go to phonenumbers
+
+
+# The fast path may answer only where phonenumbers gives the same key, or where phonenumbers
+# finds no valid number and the fast key is no canonical valid number either (so it can never
+# hit a stored, validated number). Anything else must be left to normalize().
+
+_OFFICES = ["RU", "DE", "US", "GB"]
+
+
+def _canonical_valid(key: str) -> bool:
+    try:
+        parsed = phonenumbers.parse(key, None)
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.is_valid_number(parsed) and phonenumbers.format_number(
+        parsed, phonenumbers.PhoneNumberFormat.E164) == key
+
+
+def _agrees(text: str, region: str) -> None:
+    quick = quick_e164(text, region)
+    if quick is None:
+        return
+    full = normalize(text, region).e164
+    assert quick == full or (full is None and not _canonical_valid(quick)), (text, region,
+                                                                            quick, full)
+
+
+@st.composite
+def written_numbers(draw: st.DrawFn) -> str:
+    """A valid number as people and PBXs write it, including the forms that trip prefixes:
+    ``+49 (0)30 …``, ``0049 030 …``, the country code without ``+``, bare digits."""
+    number = draw(valid_numbers())
+    cc, nsn = str(number.country_code), str(number.national_number)
+    region = phonenumbers.region_code_for_country_code(number.country_code)
+    trunk = phonenumbers.PhoneMetadata.metadata_for_region(region).national_prefix or ""
+    forms = [
+        phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
+        phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL),
+        phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL),
+        phonenumbers.format_out_of_country_calling_number(number, draw(st.sampled_from(
+            _OFFICES))),
+        f"+{cc} ({trunk}){nsn}", f"00{cc}{trunk}{nsn}", f"{cc}{nsn}", f"{cc} {nsn}", nsn,
+        f"{trunk}{nsn}", f"+{cc}{trunk}{nsn}",
+    ]
+    return draw(st.sampled_from(forms))
+
+
+@given(written_numbers(), st.sampled_from(_OFFICES))
+def test_quick_e164_agrees_with_phonenumbers_on_written_numbers(text: str, region: str
+                                                                ) -> None:
+    _agrees(text, region)
+
+
+@given(st.text(alphabet="0123456789 +()-.", min_size=1, max_size=20), st.sampled_from(_OFFICES))
+def test_quick_e164_agrees_with_phonenumbers_on_random_strings(text: str, region: str) -> None:
+    _agrees(text, region)
+
+
+def test_quick_e164_leaves_a_national_prefix_after_the_country_code_to_phonenumbers() -> None:
+    for text in ("+49 (0)30 123456", "0049030123456", "+49030123456"):
+        assert quick_e164(text, "DE") is None
+        assert normalize(text, "DE").e164 == "+4930123456"
+    assert quick_e164("49705565", "DE") is None  # "49": the country code, or national digits?

@@ -117,6 +117,19 @@ async def test_matching_exact_tail_tie_and_extension(store: SqliteStore) -> None
     assert hidden.withheld and not hidden.candidates
 
 
+async def test_a_german_office_finds_a_number_written_with_its_trunk_zero(
+        store: SqliteStore) -> None:
+    """The lookup fast path must not guess where phonenumbers strips a national prefix after
+    the country code: these forms used to miss the stored +4930123456."""
+    berlin = await store.create_client(ClientInput("Berlin", contacts=[ContactInput(
+        "Berlin", phones=[PhoneInput("030 123456", normalize("030 123456", "DE"))])]))
+    matcher = CallerMatcher(store.caller_index, PhonesConfig(default_region="DE"))
+    for caller in ("+49 (0)30 123456", "0049030123456", "+4930123456", "030 123456"):
+        found = matcher.match(caller)
+        assert [c.client_id for c in found.candidates] == [berlin.id], caller
+        assert found.candidates[0].matched_by == "e164", caller
+
+
 async def test_two_phones_of_one_contact_are_one_candidate(store: SqliteStore) -> None:
     await store.create_client(client("Acme", "+79161234567", "89161234567"))
     matcher = CallerMatcher(store.caller_index, PhonesConfig())
