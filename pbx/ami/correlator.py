@@ -790,6 +790,10 @@ class AmiCallCorrelator:
         at = self._at(h)
         self._touch(call, at, out)
         call.dial_outcome = None  # a new ring attempt
+        if dest is not call.origin:
+            # Dialled for the caller (an extension, a follow-me to a mobile over the trunk, a
+            # Local ring group): they waited for a person, even if no extension ever rang.
+            call.facts.waited = True
         self._start_ringing(dest, at, out)
         return out
 

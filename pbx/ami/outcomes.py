@@ -6,8 +6,9 @@ Kept apart from the correlator, which only records what it saw (``CallFacts``) a
   answered means the dialplan answered (``Answer()``, ``Playback``, an IVR, ``Record``,
   ``VoiceMail``). If nobody rang for the caller and no queue held them, the call ends ANSWERED
   with ``by_pbx``: the office chose to answer with an announcement. A caller who waited for a
-  person (an extension rang, or a queue held them) and got none is MISSED, whatever the PBX
-  played afterwards.
+  person (an extension rang, the dialplan dialled anything for them — a follow-me to a mobile
+  over the trunk, a ``Local/`` ring group — or a queue held them) and got none is MISSED,
+  whatever the PBX played afterwards.
 * **Voicemail.** ``Record()`` sets ``RECORDED_FILE`` and ``VoiceMail()`` sets
   ``VM_MESSAGEFILE``, both without the file extension: the format comes from the ``Record``
   application's argument (``/path/vm-1.wav,3,120`` -> ``wav``); VoiceMail's first format is
@@ -49,7 +50,7 @@ class CallFacts:
     """What the correlator noted about one call, beyond its legs."""
 
     pbx_answered: bool = False  # the caller's leg went Up before any person answered
-    waited: bool = False  # an extension rang for the caller, or a queue held them
+    waited: bool = False  # something was dialled or rang for the caller, or a queue held them
     record_format: str = ""  # the format of the last Record() (its file name's suffix)
     request_cause: str = ""  # the cause of the hang-up request on the caller's leg
     other_cause: str = ""  # the last non-zero "<code> <text>" of another leg

@@ -15,7 +15,7 @@ from callcenter.line_events import (
     RecordingStarted,
 )
 from pbx.ami.outcomes import CallFacts, end_cause, record_format, voicemail_path
-from tests.pbx.test_correlator import KEY, TRUNK, ev, new_correlator, run
+from tests.pbx.test_correlator import KEY, TRUNK, dial, ev, leg, new_correlator, run
 
 UP = {**TRUNK, "ChannelState": "6"}
 
@@ -44,6 +44,24 @@ def test_a_caller_who_sat_in_a_queue_after_the_ivr_and_hung_up_is_missed() -> No
     assert out[-1] == CallEnded(KEY, 0.0, EndState.MISSED, MissReason.ABANDONED,
                                 "16 Normal Clearing")
     assert PbxAnswered(KEY, 0.0) in out
+
+
+@pytest.mark.parametrize("dest", [
+    leg("100.2", "PJSIP/trunk-00000002"),  # follow-me to a mobile over the trunk
+    leg("100.2", "Local/200@ringgroups-0000001;1"),  # a Local ring group
+])
+def test_a_caller_the_dialplan_dialled_for_after_answering_is_missed(
+        dest: dict[str, str]) -> None:
+    c = new_correlator()
+    out = run(c, ev("Newchannel", **TRUNK), ev("Newstate", **UP),
+              ev("Newchannel", **dest), dial(UP, dest, DialString="trunk/89160000000"),
+              ev("Newstate", **{**dest, "ChannelState": "5"}),
+              dial(UP, dest, "DialEnd", DialStatus="NOANSWER"),
+              ev("Hangup", **{**dest, "ChannelState": "5"}, Cause="19"),
+              ev("Hangup", **UP, Cause="16", **{"Cause-txt": "Normal Clearing"}))
+    assert PbxAnswered(KEY, 0.0) in out
+    assert out[-1] == CallEnded(KEY, 0.0, EndState.MISSED, MissReason.NO_ANSWER,
+                                "16 Normal Clearing")
 
 
 def test_a_caller_who_hung_up_before_the_pbx_answered_is_still_missed() -> None:
