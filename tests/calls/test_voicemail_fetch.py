@@ -5,11 +5,17 @@ nothing outside the spool is read, neither by ``..`` nor through a symlink."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
+
+import pytest
 
 from callcenter.config import RecordingsConfig
 from callcenter.recordings import RecordingFetcher
 from callcenter.store.sqlite import SqliteStore
+from pbx.ami.trace import Trace
+from tests.calls.harness import replay
+from tests.calls.synth import RINGGROUP, _find, changed, ringgroup_then_voicemail
 from tests.calls.test_recordings import PBX, make_due, new_call, sftp_server  # noqa: F401
 
 VM = "/var/spool/asterisk/voicemail"
@@ -92,3 +98,60 @@ async def test_a_message_over_sftp_from_the_same_server(
     assert str(fetched["local_path"]).endswith("-msg0000.wav")
     assert linked["state"] == "failed" and "leads out" in str(linked["last_error"])
     assert climbing["state"] == "failed" and "outside" in str(climbing["last_error"])
+
+
+def ringgroup_then_voicemail_app(message: str, *statuses: str) -> Trace:
+    """``ringgroup_then_voicemail`` with ``VoiceMail(101@default,u)`` instead of ``Record()``:
+    VM_MESSAGEFILE set at the beep, then the VMSTATUS values given (app_voicemail's)."""
+    trace = ringgroup_then_voicemail()
+    blocks = list(trace.blocks)
+    record = _find(blocks, "Newexten", Application="Record")
+    named = _find(blocks, "VarSet", Variable="RECORDED_FILE")
+    at = blocks.index(named)
+    blocks[blocks.index(record)] = changed(record, record.t, Application="VoiceMail",
+                                           AppData="101@default,u")
+    blocks[at] = changed(named, named.t, Variable="VM_MESSAGEFILE", Value=message)
+    for i, status in enumerate(statuses, 1):
+        blocks.insert(at + i, changed(named, named.t + 20.0 + i / 1000, Variable="VMSTATUS",
+                                      Value=status))
+    return replace(trace, blocks=tuple(blocks))
+
+
+async def test_a_voicemail_app_message_is_claimed_on_success_and_fetched_from_the_spool(
+        tmp_path: Path) -> None:
+    spool, config = mounted(tmp_path)
+    (spool / "default" / "101" / "INBOX" / "msg0000.WAV").write_bytes(AUDIO)  # wav49
+    async with replay(tmp_path / "r", RINGGROUP,
+                      trace=ringgroup_then_voicemail_app(f"{INBOX}/msg0000", "SUCCESS")) as r:
+        await r.finish()
+        [call] = await r.calls()
+        assert [(x["pbx_path"], x["kind"]) for x in call["recordings"]][-1] == (
+            f"{INBOX}/msg0000", "voicemail")
+        [task] = await r.store.list_tasks(done=False)
+        assert task.voicemail
+        await make_due(r.store)
+        await RecordingFetcher(r.store, config, tmp_path / "s").fetch_due()
+        [message] = [x for x in (await r.store.get_call(call["id"]))["recordings"]
+                     if x["kind"] == "voicemail"]
+        assert message["state"] == "fetched"
+        stored = await r.store.get_recording(message["id"])
+        assert Path(stored["local_path"]).read_bytes() == AUDIO
+
+
+@pytest.mark.parametrize(("message", "statuses"), [
+    (f"{INBOX}/msg0000", ("FAILED",)),  # shorter than minsecs: app_voicemail deleted it
+    (f"{INBOX}/msg0000", ()),  # named at the beep; no status: nothing known to be left
+    (f"{VM}/../../../../etc/passwd", ("SUCCESS",)),  # a climb out of the spool
+])
+async def test_no_voicemail_claimed_without_a_message(
+        tmp_path: Path, message: str, statuses: tuple[str, ...]) -> None:
+    async with replay(tmp_path, RINGGROUP,
+                      trace=ringgroup_then_voicemail_app(message, *statuses)) as r:
+        await r.finish()
+        [call] = await r.calls()
+        assert [x for x in call["recordings"] if x["kind"] == "voicemail"] == []
+        [task] = await r.store.list_tasks(done=False)  # they still waited for a person
+        assert not task.voicemail
+        [interaction] = [i for i in await r.store.list_interactions(call["client_id"])
+                         if i.ref == call["id"]]
+        assert "voicemail" not in interaction.summary

@@ -20,19 +20,37 @@ from tests.pbx.test_correlator import KEY, TRUNK, dial, ev, leg, new_correlator,
 UP = {**TRUNK, "ChannelState": "6"}
 
 
+MESSAGE = "/var/spool/asterisk/voicemail/default/101/INBOX/msg0000"
+
+
 def test_voicemail_app_message_is_a_voicemail_recording() -> None:
     c = new_correlator()
     out = run(c, ev("Newchannel", **TRUNK), ev("Newstate", **UP),
               ev("Newexten", **UP, Application="VoiceMail", AppData="101@default,u"),
-              ev("VarSet", **UP, Variable="VM_MESSAGEFILE",
-                 Value="/var/spool/asterisk/voicemail/default/101/INBOX/msg0000"),
+              ev("VarSet", **UP, Variable="VM_MESSAGEFILE", Value=MESSAGE),
+              ev("VarSet", **UP, Variable="VMSTATUS", Value="SUCCESS"),
               ev("Hangup", **UP, Cause="16", **{"Cause-txt": "Normal Clearing"}))
     assert [e for e in out if not hasattr(e, "direction")] == [
         PbxAnswered(KEY, 0.0),
-        RecordingStarted(KEY, 0.0, "/var/spool/asterisk/voicemail/default/101/INBOX/msg0000.wav",
-                         RecordingKind.VOICEMAIL),
+        # no extension: the fetcher finds the format app_voicemail wrote (wav, WAV, gsm)
+        RecordingStarted(KEY, 0.0, MESSAGE, RecordingKind.VOICEMAIL),
         CallEnded(KEY, 0.0, EndState.ANSWERED, None, "16 Normal Clearing", by_pbx=True),
     ]
+
+
+@pytest.mark.parametrize("status", [None, "FAILED", "USEREXIT"])
+def test_voicemail_named_at_the_beep_is_no_message_before_vmstatus_success(
+        status: str | None) -> None:
+    """VM_MESSAGEFILE is set before anything is recorded; a message shorter than minsecs is
+    deleted (VMSTATUS=FAILED); a caller who left none: no voicemail claimed."""
+    c = new_correlator()
+    events = [ev("Newchannel", **TRUNK), ev("Newstate", **UP),
+              ev("VarSet", **UP, Variable="VM_MESSAGEFILE", Value=MESSAGE)]
+    if status is not None:  # and a later success is another VoiceMail()'s, not this one's
+        events += [ev("VarSet", **UP, Variable="VMSTATUS", Value=status),
+                   ev("VarSet", **UP, Variable="VMSTATUS", Value="SUCCESS")]
+    out = run(c, *events, ev("Hangup", **UP, Cause="16", **{"Cause-txt": "Normal Clearing"}))
+    assert not [e for e in out if isinstance(e, RecordingStarted)]
 
 
 def test_a_caller_who_sat_in_a_queue_after_the_ivr_and_hung_up_is_missed() -> None:
@@ -86,10 +104,12 @@ def test_record_format(app_data: str, fmt: str) -> None:
     ("RECORDED_FILE", "/mon/vm-1", "gsm", "/mon/vm-1.gsm"),
     ("RECORDED_FILE", "/mon/vm-1", "", "/mon/vm-1.wav"),
     ("RECORDED_FILE", "/mon/vm-1.wav", "gsm", "/mon/vm-1.wav"),
-    ("VM_MESSAGEFILE", "/vm/default/101/INBOX/msg0001", "", "/vm/default/101/INBOX/msg0001.wav"),
+    ("VM_MESSAGEFILE", "/vm/default/101/INBOX/msg0001", "", "/vm/default/101/INBOX/msg0001"),
+    ("VM_MESSAGEFILE", "/vm/101/INBOX/msg0001.WAV", "", "/vm/101/INBOX/msg0001.WAV"),
     ("RECORDED_FILE", "", "wav", None),
     ("RECORDED_FILE", "relative/file", "wav", None),
     ("RECORDED_FILE", "/" + "x" * 2000, "wav", None),
+    ("VM_MESSAGEFILE", "/var/spool/asterisk/voicemail/../../../etc/passwd", "", None),
 ])
 def test_voicemail_path(variable: str, value: str, fmt: str, path: str | None) -> None:
     assert voicemail_path(variable, value, fmt) == path
