@@ -324,6 +324,7 @@ class RecordingFetcher:
     async def _size(self, rec: dict[str, Any]) -> int:
         pbx_path = rec["pbx_path"]
         if self._config.fetch == "sftp":
+            self._source(pbx_path)  # refused before any connection
             async with self._sftp() as sftp:
                 _, _, size = await self._sftp_source(sftp, pbx_path)
             return size
