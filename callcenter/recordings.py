@@ -52,6 +52,10 @@ class FetchError(Exception):
     pass
 
 
+class _Missing(FetchError):
+    """The file is not there (yet)."""
+
+
 class _StillWritten(Exception):
     """The file changed while it was copied: not finished yet (not a failed attempt)."""
 
@@ -232,6 +236,9 @@ class RecordingFetcher:
         except TimeoutError:
             await self._failed(rec, f"not fetched within {limit:g} s")
             return False
+        except _Missing as exc:
+            await self._failed(rec, str(exc), missing=True)
+            return False
         except FetchError as exc:
             await self._failed(rec, str(exc))
             return False
@@ -275,8 +282,16 @@ class RecordingFetcher:
                                            next_try_at=_later(self._config.settle_seconds))
         return None
 
-    async def _failed(self, rec: dict[str, Any], error: str) -> None:
+    async def _failed(self, rec: dict[str, Any], error: str, *, missing: bool = False) -> None:
         attempts = rec["attempts"] + 1
+        if attempts >= self._config.max_attempts and missing and self._is_voicemail(rec):
+            # Not an error: VoiceMail() kept no file (its owner deleted it on the phone, or the
+            # spool is ODBC/IMAP storage that removes it once stored).
+            log.info("voicemail %s of call %s: no message on the PBX after %d attempts",
+                     rec["pbx_path"], rec["call_id"], attempts)
+            await self._store.update_recording(rec["id"], state="failed", attempts=attempts,
+                                               last_error=f"no message: {error}")
+            return
         if attempts >= self._config.max_attempts:
             log.error("recording %s of call %s given up after %d attempts: %s",
                       rec["pbx_path"], rec["call_id"], attempts, error)
@@ -330,6 +345,10 @@ class RecordingFetcher:
             return size
         return int(await self._blocking(rec["id"], self._stat_mounted, pbx_path))
 
+    def _is_voicemail(self, rec: dict[str, Any]) -> bool:
+        path = PurePosixPath(rec["pbx_path"])
+        return path.is_relative_to(PurePosixPath(self._config.voicemail_pbx_path))
+
     def _source(self, pbx_path: str) -> _Source:
         """The root a recording's path lies under, or FetchError (``..``, outside both)."""
         cfg = self._config
@@ -367,7 +386,7 @@ class RecordingFetcher:
         try:
             return source.stat().st_size
         except FileNotFoundError:
-            raise FetchError(f"{source} does not exist (yet)") from None
+            raise _Missing(f"{source} does not exist (yet)") from None
         except OSError as exc:
             raise FetchError(f"{source}: {exc.strerror or exc}") from None
 
@@ -382,7 +401,7 @@ class RecordingFetcher:
                 copied = dst.tell()
             return before, source.stat().st_size, copied, name
         except FileNotFoundError:
-            raise FetchError(f"{source} does not exist (yet)") from None
+            raise _Missing(f"{source} does not exist (yet)") from None
         except OSError as exc:
             raise FetchError(f"{source}: {exc.strerror or exc}") from None
 
@@ -458,7 +477,7 @@ class RecordingFetcher:
 
         cfg = self._config
         if isinstance(exc, asyncssh.SFTPNoSuchFile):
-            return FetchError(f"sftp://{cfg.sftp_host}{path} does not exist (yet)")
+            return _Missing(f"sftp://{cfg.sftp_host}{path} does not exist (yet)")
         if isinstance(exc, OSError | asyncssh.Error):
             return FetchError(f"sftp {cfg.sftp_host}:{cfg.sftp_port}: {exc}")
         return exc

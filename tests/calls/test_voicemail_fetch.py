@@ -155,3 +155,15 @@ async def test_no_voicemail_claimed_without_a_message(
         [interaction] = [i for i in await r.store.list_interactions(call["client_id"])
                          if i.ref == call["id"]]
         assert "voicemail" not in interaction.summary
+
+
+async def test_a_message_the_pbx_kept_no_file_of_is_no_message_not_an_error(
+        store: SqliteStore, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    _, config = mounted(tmp_path)
+    with caplog.at_level("INFO", logger="callcenter.recordings"):
+        rows = await fetch(store, config, tmp_path / "s", f"{INBOX}/msg0007")
+    [gone] = rows.values()
+    assert gone["state"] == "failed"
+    assert str(gone["last_error"]).startswith("no message: ")
+    assert "no message on the PBX" in caplog.text
+    assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
