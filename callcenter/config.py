@@ -84,6 +84,12 @@ class RecordingsConfig:
     # fetched once its size stayed the same across two checks this far apart: above the
     # NFS attribute cache (acregmax, 60 s by default), which can show an old size that long.
     settle_seconds: float = 120.0
+    # VoiceMail() messages (VM_MESSAGEFILE): the PBX's voicemail spool as it names it, and the
+    # same folder as mounted here (fetch = "mount"; SFTP reads it from the same server).
+    voicemail_pbx_path: str = "/var/spool/asterisk/voicemail"
+    voicemail_mount_path: str = "/var/spool/asterisk/voicemail"
+    # The first format of voicemail.conf's `format` (VM_MESSAGEFILE comes without one).
+    voicemail_format: str = "wav"
 
 
 @dataclass
@@ -322,6 +328,10 @@ def _validate(config: Config) -> None:
          "recordings.parallel_fetches must be at least 1"),
         (config.recordings.settle_seconds >= 0, "recordings.settle_seconds must not be negative"),
         (config.recordings.max_attempts >= 1, "recordings.max_attempts must be at least 1"),
+        (re.fullmatch("[A-Za-z0-9]{1,8}", config.recordings.voicemail_format) is not None,
+         "recordings.voicemail_format must be a file format such as 'wav' or 'gsm'"),
+        (config.recordings.voicemail_pbx_path.startswith("/"),
+         "recordings.voicemail_pbx_path must be an absolute path"),
         (config.demo.call_interval > 0, "demo.call_interval must be positive"),
     ]
     names = [line.name for line in config.pbx]

@@ -9,6 +9,12 @@ monitor folder) or SFTP with asyncssh. Each file is fetched on its own task with
 limit, so one failing or hanging file delays no other; copies from a mounted folder run on
 daemon threads, so a read stuck on a dead NFS server keeps its slot but never holds up a stop.
 A file whose size changes while it is copied is not final yet.
+
+Files are read only under two roots: the recording folder (``pbx_path``, MixMonitor, Record())
+and the voicemail spool (``voicemail_pbx_path``, VoiceMail()'s ``VM_MESSAGEFILE``); a path with
+``..``, outside both, or whose resolved file (a symlink) lies outside its root is refused.
+``VM_MESSAGEFILE`` names a message without its extension: the fetcher takes the first of
+``voicemail_format``, ``wav``, ``WAV`` (the ``wav49`` format) and ``gsm`` that exists.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import secrets
 import shutil
 import threading
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -37,10 +44,16 @@ KEEPALIVE_COUNT_MAX = 3
 SSH_CLOSE_SECONDS = 5.0
 # A WAV file's header alone: MixMonitor has opened the file but written no audio yet.
 WAV_HEADER = 44
+# The extensions app_voicemail writes its formats with (wav49 is saved as .WAV).
+VOICEMAIL_SUFFIXES = ("wav", "WAV", "gsm")
 
 
 class FetchError(Exception):
     pass
+
+
+class _Missing(FetchError):
+    """The file is not there (yet)."""
 
 
 class _StillWritten(Exception):
@@ -49,6 +62,15 @@ class _StillWritten(Exception):
     def __init__(self, size: int) -> None:
         super().__init__(f"still being written ({size} bytes)")
         self.size = size
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """Where a recording may be on the PBX: the paths to try, in order, and their root."""
+
+    candidates: tuple[PurePosixPath, ...]
+    root: PurePosixPath  # as the PBX names it
+    mount: Path  # the same folder mounted here
 
 
 def _later(seconds: float) -> datetime:
@@ -214,6 +236,9 @@ class RecordingFetcher:
         except TimeoutError:
             await self._failed(rec, f"not fetched within {limit:g} s")
             return False
+        except _Missing as exc:
+            await self._failed(rec, str(exc), missing=True)
+            return False
         except FetchError as exc:
             await self._failed(rec, str(exc))
             return False
@@ -257,8 +282,16 @@ class RecordingFetcher:
                                            next_try_at=_later(self._config.settle_seconds))
         return None
 
-    async def _failed(self, rec: dict[str, Any], error: str) -> None:
+    async def _failed(self, rec: dict[str, Any], error: str, *, missing: bool = False) -> None:
         attempts = rec["attempts"] + 1
+        if attempts >= self._config.max_attempts and missing and self._is_voicemail(rec):
+            # Not an error: VoiceMail() kept no file (its owner deleted it on the phone, or the
+            # spool is ODBC/IMAP storage that removes it once stored).
+            log.info("voicemail %s of call %s: no message on the PBX after %d attempts",
+                     rec["pbx_path"], rec["call_id"], attempts)
+            await self._store.update_recording(rec["id"], state="failed", attempts=attempts,
+                                               last_error=f"no message: {error}")
+            return
         if attempts >= self._config.max_attempts:
             log.error("recording %s of call %s given up after %d attempts: %s",
                       rec["pbx_path"], rec["call_id"], attempts, error)
@@ -271,28 +304,31 @@ class RecordingFetcher:
         await self._store.update_recording(rec["id"], attempts=attempts, last_error=error,
                                            next_try_at=_later(delay))
 
-    def _target(self, rec: dict[str, Any]) -> Path:
-        name = PurePosixPath(rec["pbx_path"]).name
+    def _target(self, rec: dict[str, Any], name: str) -> Path:
+        """The stored file of a recording whose file on the PBX is called ``name``."""
         if not name or name in {".", ".."}:
             raise FetchError(f"recording path {rec['pbx_path']!r} has no file name")
-        folder = hashlib.sha1(rec["call_id"].encode()).hexdigest()[:16]
         # Two recordings of one call may share a file name (two folders on the PBX).
-        return self.storage / folder / f"{rec['id']}-{name}"
+        return self._folder(rec) / f"{rec['id']}-{name}"
+
+    def _folder(self, rec: dict[str, Any]) -> Path:
+        return self.storage / hashlib.sha1(rec["call_id"].encode()).hexdigest()[:16]
 
     async def _fetch(self, rec: dict[str, Any]) -> tuple[Path, int]:
         """The file copied whole; _StillWritten if its size changed during the copy."""
-        target = self._target(rec)
-        await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
+        folder = self._folder(rec)
+        await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
         # Its own name per try: a try abandoned at its time limit may still be writing.
-        partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+        partial = folder / f".{rec['id']}.{secrets.token_hex(4)}.part"
         try:
             if self._config.fetch == "sftp":
-                before, after, copied = await self._fetch_sftp(rec["pbx_path"], partial)
+                before, after, copied, name = await self._fetch_sftp(rec["pbx_path"], partial)
             else:
-                before, after, copied = await self._blocking(
+                before, after, copied, name = await self._blocking(
                     rec["id"], self._copy_mounted, rec["pbx_path"], partial, partial=partial)
             if not before == after == copied:
                 raise _StillWritten(after)
+            target = self._target(rec, name)
             await asyncio.to_thread(os.replace, partial, target)  # never a half-copied file
         finally:
             running = self._threads.get(rec["id"])
@@ -303,51 +339,97 @@ class RecordingFetcher:
     async def _size(self, rec: dict[str, Any]) -> int:
         pbx_path = rec["pbx_path"]
         if self._config.fetch == "sftp":
-            path = self._sftp_path(pbx_path)
+            self._source(pbx_path)  # refused before any connection
             async with self._sftp() as sftp:
-                try:
-                    attrs = await sftp.stat(str(path))
-                except Exception as exc:
-                    raise self._sftp_error(exc, path) from None
-            return int(attrs.size or 0)
+                _, _, size = await self._sftp_source(sftp, pbx_path)
+            return size
         return int(await self._blocking(rec["id"], self._stat_mounted, pbx_path))
 
-    def _mounted_path(self, pbx_path: str) -> Path:
-        pbx_root = PurePosixPath(self._config.pbx_path)
+    def _is_voicemail(self, rec: dict[str, Any]) -> bool:
+        path = PurePosixPath(rec["pbx_path"])
+        return path.is_relative_to(PurePosixPath(self._config.voicemail_pbx_path))
+
+    def _source(self, pbx_path: str) -> _Source:
+        """The root a recording's path lies under, or FetchError (``..``, outside both)."""
+        cfg = self._config
         path = PurePosixPath(pbx_path)
-        if not path.is_relative_to(pbx_root) or ".." in path.parts:
-            raise FetchError(f"{pbx_path} is outside the PBX recording folder {pbx_root}")
-        return Path(self._config.mount_path) / path.relative_to(pbx_root)
+        roots = ((cfg.pbx_path, cfg.mount_path, False),
+                 (cfg.voicemail_pbx_path, cfg.voicemail_mount_path, True))
+        if path.is_absolute() and ".." not in path.parts:
+            for pbx_root, mount, voicemail in roots:
+                root = PurePosixPath(pbx_root)
+                if path == root or not path.is_relative_to(root):
+                    continue
+                candidates: tuple[PurePosixPath, ...] = (path,)
+                if voicemail and not path.suffix:  # VM_MESSAGEFILE: no extension
+                    formats = dict.fromkeys((cfg.voicemail_format, *VOICEMAIL_SUFFIXES))
+                    candidates = tuple(path.with_name(f"{path.name}.{f}") for f in formats)
+                return _Source(candidates, root, Path(mount))
+        raise FetchError(f"{pbx_path} is outside the PBX recording folder {cfg.pbx_path}"
+                         f" and the voicemail folder {cfg.voicemail_pbx_path}")
+
+    def _mounted_path(self, pbx_path: str) -> tuple[Path, str]:
+        """The real file on the mount (the first voicemail format there is) and its name on
+        the PBX; a symlink that leads out of its root is refused. Blocking (it looks)."""
+        source = self._source(pbx_path)
+        found = [(source.mount / c.relative_to(source.root), c.name) for c in source.candidates]
+        local, name = next(((p, n) for p, n in found if p.exists()), found[0])
+        if not local.exists():
+            return local, name  # opening it says "does not exist (yet)"
+        real = local.resolve()
+        if not real.is_relative_to(source.mount.resolve()):
+            raise FetchError(f"{pbx_path} leads out of its folder {source.root}")
+        return real, name  # opened by its resolved name: not re-pointed in between
 
     def _stat_mounted(self, pbx_path: str) -> int:
-        source = self._mounted_path(pbx_path)
+        source, _ = self._mounted_path(pbx_path)
         try:
             return source.stat().st_size
         except FileNotFoundError:
-            raise FetchError(f"{source} does not exist (yet)") from None
+            raise _Missing(f"{source} does not exist (yet)") from None
         except OSError as exc:
             raise FetchError(f"{source}: {exc.strerror or exc}") from None
 
-    def _copy_mounted(self, pbx_path: str, partial: Path) -> tuple[int, int, int]:
-        """Copies the file; returns its size before and after, and the size copied."""
-        source = self._mounted_path(pbx_path)
+    def _copy_mounted(self, pbx_path: str, partial: Path) -> tuple[int, int, int, str]:
+        """Copies the file; returns its size before and after, the size copied and the
+        file's name on the PBX."""
+        source, name = self._mounted_path(pbx_path)
         try:
             before = source.stat().st_size
             with source.open("rb") as src, partial.open("wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
                 copied = dst.tell()
-            return before, source.stat().st_size, copied
+            return before, source.stat().st_size, copied, name
         except FileNotFoundError:
-            raise FetchError(f"{source} does not exist (yet)") from None
+            raise _Missing(f"{source} does not exist (yet)") from None
         except OSError as exc:
             raise FetchError(f"{source}: {exc.strerror or exc}") from None
 
-    def _sftp_path(self, pbx_path: str) -> PurePosixPath:
-        cfg = self._config
-        path = PurePosixPath(pbx_path)
-        if not path.is_relative_to(PurePosixPath(cfg.pbx_path)) or ".." in path.parts:
-            raise FetchError(f"{pbx_path} is outside the PBX recording folder {cfg.pbx_path}")
-        return path
+    async def _sftp_source(self, sftp: Any, pbx_path: str) -> tuple[PurePosixPath, str, int]:
+        """The real remote file (the first voicemail format there is), its name and size; a
+        symlink that leads out of its root is refused."""
+        import asyncssh
+
+        source = self._source(pbx_path)
+        missing: Exception | None = None
+        for candidate in source.candidates:
+            try:
+                attrs = await sftp.stat(str(candidate))
+            except asyncssh.SFTPNoSuchFile as exc:
+                missing = exc
+                continue
+            except Exception as exc:
+                raise self._sftp_error(exc, candidate) from None
+            try:
+                real = PurePosixPath(await sftp.realpath(str(candidate)))
+                root = PurePosixPath(await sftp.realpath(str(source.root)))
+            except Exception as exc:
+                raise self._sftp_error(exc, candidate) from None
+            if not real.is_relative_to(root):
+                raise FetchError(f"{pbx_path} leads out of its folder {source.root}")
+            return real, candidate.name, int(attrs.size or 0)
+        assert missing is not None
+        raise self._sftp_error(missing, source.candidates[0])
 
     @contextlib.asynccontextmanager
     async def _sftp(self) -> AsyncIterator[Any]:
@@ -395,20 +477,21 @@ class RecordingFetcher:
 
         cfg = self._config
         if isinstance(exc, asyncssh.SFTPNoSuchFile):
-            return FetchError(f"sftp://{cfg.sftp_host}{path} does not exist (yet)")
+            return _Missing(f"sftp://{cfg.sftp_host}{path} does not exist (yet)")
         if isinstance(exc, OSError | asyncssh.Error):
             return FetchError(f"sftp {cfg.sftp_host}:{cfg.sftp_port}: {exc}")
         return exc
 
-    async def _fetch_sftp(self, pbx_path: str, partial: Path) -> tuple[int, int, int]:
-        """Copies the file; returns its size before and after, and the size copied."""
-        path = self._sftp_path(pbx_path)
+    async def _fetch_sftp(self, pbx_path: str, partial: Path) -> tuple[int, int, int, str]:
+        """Copies the file; returns its size before and after, the size copied and the
+        file's name on the PBX."""
+        self._source(pbx_path)  # refused before any connection
         async with self._sftp() as sftp:
+            path, name, before = await self._sftp_source(sftp, pbx_path)
             try:
-                before = (await sftp.stat(str(path))).size or 0
                 await sftp.get(str(path), str(partial))
                 after = (await sftp.stat(str(path))).size or 0
             except Exception as exc:
                 raise self._sftp_error(exc, path) from None
         copied = (await asyncio.to_thread(partial.stat)).st_size
-        return int(before), int(after), copied
+        return before, int(after), copied, name

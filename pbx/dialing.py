@@ -6,23 +6,46 @@ or with an international prefix (``0079161234567``), often behind an outside-lin
 (``9``). Numbers are parsed with phonenumbers (through the core's ``normalize``, the same
 parsing the caller lookup uses) in the office's region; what it cannot make a valid number of
 (a short service number, an internal number) is dialled as entered.
+
+What the user typed may hold digits, a leading ``+``, spaces and ``( ) - . /`` (dashes and
+spaces of any kind, as pasted from a web page or a document); an extension after the number
+(``доб. 12``, ``ext 12``, ``x12``, ``#12``) is cut off, since the outside party's switchboard
+asks for it, not the dial string. Anything else (a letter, a line break) is refused, never
+dropped silently: ``+7 916 123-45-67 call me`` is no number.
 """
 
 from __future__ import annotations
+
+import re
 
 import phonenumbers
 
 from callcenter.errors import CallActionFailed
 from callcenter.phones import NumberKind, normalize
 
-_DIALABLE = set("0123456789+*#")
+_DIGITS = frozenset("0123456789")
+_SEPARATORS = frozenset(" ()-./\u2010\u2011\u2012\u2013\u2014")
 _MAX_DIGITS = 32
+_MAX_TYPED = 64
+# An extension after the number: "доб. 12", "доп 12", "ext. 12", "extension 12", "x12", "#12".
+_EXTENSION = re.compile(r"(?:\s*[,;]?\s*(?:доб|доп|ext(?:ension)?)\.?|\s*x|\s*#)\s*\d*\s*$",
+                        re.IGNORECASE)
 
 
 def dialable(number: str) -> str:
-    """The number as typed, reduced to digits and a leading +: nothing a stranger could use to
-    reach another context or inject a header."""
-    cleaned = "".join(ch for ch in number if ch in _DIALABLE)
+    """The number as typed, reduced to digits and a leading +, its extension cut off; anything
+    beyond digits, ``+`` and separators is refused (nothing a stranger could use to reach
+    another context or inject a header, and no letter silently dropped)."""
+    if len(number) > _MAX_TYPED:
+        raise CallActionFailed(f"a number to dial has at most {_MAX_TYPED} characters")
+    main = _EXTENSION.sub("", number)
+    bad = sorted({ch for ch in main if not (ch in _DIGITS or ch == "+" or ch in _SEPARATORS
+                                             or ch.isspace())})
+    if bad:
+        shown = " ".join(repr(ch) for ch in bad[:5])
+        raise CallActionFailed(f"{number!r} is not a number that can be dialled: {shown} is"
+                               " not a digit, + or a separator ( ) - . /")
+    cleaned = "".join(ch for ch in main if ch in _DIGITS or ch == "+")
     if not cleaned or len(cleaned) > _MAX_DIGITS or "+" in cleaned[1:]:
         raise CallActionFailed(f"{number!r} is not a number that can be dialled")
     return cleaned

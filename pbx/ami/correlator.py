@@ -103,7 +103,7 @@ _DIAL_FAILURES = {
 _ORIGINATE_REASONS = {"3": MissReason.NO_ANSWER, "5": MissReason.BUSY}
 # Q.850 causes of a calling leg that was never picked up.
 _CAUSE_REASONS = {"17": MissReason.BUSY, "18": MissReason.NO_ANSWER, "19": MissReason.NO_ANSWER}
-_VAR_RECORDING, _VAR_WITHHELD, _VAR_FAX, _VAR_VOICEMAIL = 1, 2, 3, 4
+_VAR_RECORDING, _VAR_WITHHELD, _VAR_FAX, _VAR_VOICEMAIL, _VAR_VMSTATUS = 1, 2, 3, 4, 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +247,7 @@ class AmiCallCorrelator:
             self.config.withheld_variable: _VAR_WITHHELD,
             "FAXEXTEN": _VAR_FAX,
             **dict.fromkeys(VOICEMAIL_VARIABLES, _VAR_VOICEMAIL),
+            "VMSTATUS": _VAR_VMSTATUS,
         }
         self._resyncing = False
         self._dispatch: dict[str | None, Callable[[dict[str, str]], list[LineEvent]]] = {
@@ -790,6 +791,10 @@ class AmiCallCorrelator:
         at = self._at(h)
         self._touch(call, at, out)
         call.dial_outcome = None  # a new ring attempt
+        if dest is not call.origin:
+            # Dialled for the caller (an extension, a follow-me to a mobile over the trunk, a
+            # Local ring group): they waited for a person, even if no extension ever rang.
+            call.facts.waited = True
         self._start_ringing(dest, at, out)
         return out
 
@@ -1014,11 +1019,21 @@ class AmiCallCorrelator:
             return []
         if kind == _VAR_VOICEMAIL:
             return self._voicemail(call, h.get("Variable") or "", value, self._at(h))
+        if kind == _VAR_VMSTATUS:
+            # app_voicemail names the file at the beep, before anything is recorded, and
+            # deletes a message shorter than minsecs (then VMSTATUS is FAILED).
+            message, call.facts.vm_message = call.facts.vm_message, ""
+            if value.strip().upper() != "SUCCESS" or not message:
+                return []
+            return self._voicemail(call, "VMSTATUS", message, self._at(h))
         return self._on_fax(h)
 
     def _voicemail(self, call: _Call, variable: str, value: str, at: float) -> list[LineEvent]:
         path = voicemail_path(variable, value, call.facts.record_format)
         if path is None or path in call.recordings or not call.started:
+            return []
+        if variable == "VM_MESSAGEFILE":
+            call.facts.vm_message = path  # a message only once VMSTATUS says SUCCESS
             return []
         call.recordings.add(path)
         return [RecordingStarted(call.key, at, path, RecordingKind.VOICEMAIL)]

@@ -6,12 +6,16 @@ Kept apart from the correlator, which only records what it saw (``CallFacts``) a
   answered means the dialplan answered (``Answer()``, ``Playback``, an IVR, ``Record``,
   ``VoiceMail``). If nobody rang for the caller and no queue held them, the call ends ANSWERED
   with ``by_pbx``: the office chose to answer with an announcement. A caller who waited for a
-  person (an extension rang, or a queue held them) and got none is MISSED, whatever the PBX
-  played afterwards.
+  person (an extension rang, the dialplan dialled anything for them — a follow-me to a mobile
+  over the trunk, a ``Local/`` ring group — or a queue held them) and got none is MISSED,
+  whatever the PBX played afterwards.
 * **Voicemail.** ``Record()`` sets ``RECORDED_FILE`` and ``VoiceMail()`` sets
   ``VM_MESSAGEFILE``, both without the file extension: the format comes from the ``Record``
-  application's argument (``/path/vm-1.wav,3,120`` -> ``wav``); VoiceMail's first format is
-  ``wav`` unless the value already ends in a known audio suffix.
+  application's argument (``/path/vm-1.wav,3,120`` -> ``wav``). VoiceMail's message keeps its
+  bare name: the fetcher finds its extension (``[recordings] voicemail_format``, then the ones
+  app_voicemail writes). VoiceMail names the file at the beep, before anything is recorded, and
+  deletes a message shorter than ``minsecs``: it is a message only once ``VMSTATUS`` is
+  ``SUCCESS``.
 * **End cause.** The caller's Hangup cause, unless it is ``0`` (Asterisk's "no cause": a leg torn
   down by the dialplan or a bridge rather than by a signalled hang-up); then the cause of the
   hang-up request on that leg (``SoftHangupRequest``/``HangupRequest``), else the last non-zero
@@ -49,8 +53,9 @@ class CallFacts:
     """What the correlator noted about one call, beyond its legs."""
 
     pbx_answered: bool = False  # the caller's leg went Up before any person answered
-    waited: bool = False  # an extension rang for the caller, or a queue held them
+    waited: bool = False  # something was dialled or rang for the caller, or a queue held them
     record_format: str = ""  # the format of the last Record() (its file name's suffix)
+    vm_message: str = ""  # VoiceMail()'s file, named at the beep: not a message before VMSTATUS
     request_cause: str = ""  # the cause of the hang-up request on the caller's leg
     other_cause: str = ""  # the last non-zero "<code> <text>" of another leg
 
@@ -67,11 +72,13 @@ def voicemail_path(variable: str, value: str, fmt: str) -> str | None:
     value = value.strip()
     if not value.startswith("/") or len(value) > _MAX_PATH or any(c in value for c in "\r\n\0"):
         return None
+    if ".." in PurePosixPath(value).parts:
+        return None  # a climb out of the spool: no message the fetcher would ever read
     if PurePosixPath(value).suffix.lower() in _AUDIO_SUFFIXES:
         return value
-    if variable == "RECORDED_FILE" and fmt:
-        return f"{value}.{fmt}"
-    return f"{value}.wav"
+    if variable == "RECORDED_FILE":
+        return f"{value}.{fmt or 'wav'}"
+    return value  # VoiceMail(): the fetcher finds which of its formats was written
 
 
 def end_cause(caller_cause: str, facts: CallFacts) -> str:

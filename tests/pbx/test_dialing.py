@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from callcenter.errors import CallActionFailed
-from pbx.dialing import dial_string, ring_first_channel
+from pbx.dialing import dial_string, dialable, ring_first_channel
 
 
 @pytest.mark.parametrize(("typed", "fmt", "region", "prefix", "dialled"), [
@@ -33,13 +33,34 @@ def test_the_international_prefix_is_the_lines() -> None:
                        international_prefix="810") == "81079031234567"
 
 
-@pytest.mark.parametrize("typed", ["", "abc", "+7+916", "1" * 33, "1\r\nAction: Hangup"])
+@pytest.mark.parametrize("typed", [
+    "", "abc", "+7+916", "1" * 33, "1" * 65, "1\r\nAction: Hangup", "+7 916 123-45-67 call me",
+    "8916l234567", "*100#", "89161234567 доб. 12 или 13", "доб. 12",
+])
 def test_what_cannot_be_dialled_is_refused(typed: str) -> None:
-    if "\r\n" in typed:  # only the digits survive: no header can be injected
-        assert dial_string(typed, "as_entered", "RU") == "1"
-        return
-    with pytest.raises(CallActionFailed):
-        dial_string(typed, "national", "RU")
+    for fmt in ("as_entered", "national"):
+        with pytest.raises(CallActionFailed):
+            dial_string(typed, fmt, "RU")
+
+
+def test_a_letter_is_named_in_the_refusal() -> None:
+    with pytest.raises(CallActionFailed, match="'l'"):
+        dialable("8916l234567")
+
+
+@pytest.mark.parametrize(("typed", "dialled"), [
+    ("+7 916 123-45-67 доб. 12", "+79161234567"),
+    ("+7 916 123-45-67, ДОБ 12", "+79161234567"),
+    ("+7 916 123-45-67 доп.12", "+79161234567"),
+    ("+1 (212) 555-0100 ext. 7", "+12125550100"),
+    ("+1 212 555 0100 Extension 7", "+12125550100"),
+    ("+1.212.555.0100x7", "+12125550100"),
+    ("+1 212 555 0100 #7", "+12125550100"),
+    ("8\u00a0916\u00a0123\u201345\u201367", "89161234567"),  # pasted: NBSP, en dashes
+    ("8 (916) 123/45/67", "89161234567"),
+])
+def test_separators_and_an_extension_are_not_dialled(typed: str, dialled: str) -> None:
+    assert dialable(typed) == dialled
 
 
 def test_ring_first_channel() -> None:
