@@ -145,7 +145,8 @@ def _resumed(row: dict[str, Any]) -> Resumed:
         answered_by_outside=row["answered_by_outside"],
         rang=tuple(row["rang"]), users=frozenset(row["users"]),
         recordings=tuple(row["recordings"]),
-        transfers=tuple(_transfers(row["transfers"])))
+        transfers=tuple(_transfers(row["transfers"])),
+        withheld=bool(row.get("withheld")))
 
 
 def wants_callback(call: LiveCall, policy: str) -> bool:
