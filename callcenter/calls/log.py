@@ -368,7 +368,7 @@ class CallLog:
                 "called": call.called, "answered_by": call.answered_by_json(),
                 "ring_seconds": call.ring_seconds, "talk_seconds": call.talk_seconds,
                 "transfers": [t.to_json() for t in call.transfers],
-                "recordings": list(call.recordings),
+                "recordings": len(call.recordings),  # not the PBX paths (caller numbers)
                 "voicemail": bool(call.voicemails), "handled_by_pbx": call.handled_by_pbx,
                 "ivr_seconds": call.ivr_seconds,
             })
