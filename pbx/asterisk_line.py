@@ -76,6 +76,8 @@ class AsteriskLine:
         self.synced = asyncio.Event()
         self._recordings_dir = recordings_dir.rstrip("/")
         self._gate = PresentationGate()
+        # Trunk channels asked about (Getvar pending) -> whether they hung up meanwhile.
+        self._asked: dict[str, bool] = {}
         self._region = region  # the office's country, for the national dial format
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -137,6 +139,8 @@ class AsteriskLine:
     # -- AMI in ----------------------------------------------------------------------------
 
     def _on_event(self, msg: Message) -> None:
+        if self._asked and msg.event == "Hangup" and msg.get("Channel") in self._asked:
+            self._asked[msg["Channel"]] = True
         for event in self.correlator.feed(msg):
             self._pass(event)
 
@@ -173,6 +177,7 @@ class AsteriskLine:
         if conn is None or not conn.connected or channel is None:
             return False
         self._gate.hold(start)
+        self._asked[channel] = False  # now: its Hangup may be in the very next event
         self._spawn(self._presentation(conn, start, channel))
         return True
 
@@ -183,6 +188,12 @@ class AsteriskLine:
         (Getvar's "No such channel", the call's end among the held events, the trunk leg
         hung up) is withheld; only with the channel still up is an unanswered call shown
         (and said so). A later "withheld" still hides it (CallerChanged)."""
+        try:
+            await self._ask(conn, start, channel)
+        finally:
+            self._asked.pop(channel, None)
+
+    async def _ask(self, conn: AmiConnection, start: CallStarted, channel: str) -> None:
         key = start.call_key
         ask = asyncio.ensure_future(conn.action(
             "Getvar", [("Channel", channel), ("Variable", PRESENTATION_VARIABLE)]))
@@ -226,9 +237,8 @@ class AsteriskLine:
             self._emit(CallerChanged(key, start.at, withheld=True))
 
     def _channel_gone(self, call_key: str, channel: str) -> bool:
-        """The trunk leg asked about hung up: its call ended, or the leg left it."""
-        return (self._gate.ended(call_key)
-                or self.correlator.channel_for(call_key, None) != channel)
+        """The trunk leg asked about hung up (its Hangup came), or the whole call ended."""
+        return self._asked.get(channel, False) or self._gate.ended(call_key)
 
     def _hide_unknown(self, start: CallStarted, why: str) -> None:
         log.info("PBX line %s: call %s: presentation unknown, %s; withheld to be safe (raw "
