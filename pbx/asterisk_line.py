@@ -173,7 +173,7 @@ class AsteriskLine:
                 start.call_key):
             return False
         conn = self._connection
-        channel = self.correlator.channel_for(start.call_key, None)
+        channel = self.correlator.caller_channel(start.call_key)
         if conn is None or not conn.connected or channel is None:
             return False
         self._gate.hold(start)

@@ -99,3 +99,36 @@ async def test_a_getvar_lost_with_the_connection_shows_a_call_still_up(
         assert isinstance(events[0], CallStarted) and not events[0].withheld
         assert isinstance(events[-1], CallEnded)
     assert "Getvar CALLERID(pres) failed" in caplog.text and "showing the number" in caplog.text
+
+
+def _followme() -> tuple[list[bytes], bytes]:
+    """A caller (trunk-00000001) the dialplan follows to a mobile (trunk-00000002, ringing):
+    the call's blocks, and the caller's own Hangup."""
+    from tests.pbx.test_correlator import TRUNK, dial, ev, leg
+
+    mobile = leg("100.2", "PJSIP/trunk-00000002", context="from-internal")
+    msgs = [ev("Newchannel", **TRUNK), ev("Newchannel", **mobile), dial(TRUNK, mobile),
+            ev("Newstate", **{**mobile, "ChannelState": "5"})]
+    hangup = ev("Hangup", **TRUNK, Cause="16")
+    return ([response(None, *m.headers.items()) for m in msgs],
+            response(None, *hangup.headers.items()))
+
+
+async def test_on_a_timeout_a_caller_still_up_is_shown_and_one_who_hung_up_is_not(
+        caplog: pytest.LogCaptureFixture) -> None:
+    blocks, hangup = _followme()
+    for caller_hangs_up in (False, True):
+        responders = {"CoreShowChannels": listing(
+                          lambda aid: _empty_list(aid, "CoreShowChannelsComplete")),
+                      "Getvar": presentation(None)}
+        async with line_pbx(responders, withheld_timeout=0.3) as pbx:
+            await pbx.until(lambda: pbx.resyncs == 1)
+            await pbx.emulator.inject(b"".join(blocks))
+            getvar = await pbx.emulator.wait_for_action("Getvar")
+            assert getvar.get("Channel") == "PJSIP/trunk-00000001"
+            if caller_hangs_up:
+                await pbx.emulator.inject(hangup)
+            await pbx.until(lambda: bool(pbx.of(CallStarted, "office:100.1")))
+            [start] = pbx.of(CallStarted, "office:100.1")
+            assert start.withheld is caller_hangs_up
+    assert caplog.text.count("no answer to Getvar CALLERID(pres) within") == 1
