@@ -68,7 +68,7 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
         if demo and demo_calls:
             line_configs = [await stack.enter_async_context(
                 demo_pbx(config.demo.call_interval))]
-            stack.callback(services.bus.subscribe(_demo_recordings(config)))
+            stack.callback(services.bus.subscribe(_demo_recordings(config, registry)))
         lines = {cfg.name: AsteriskLine(cfg, registry.handle,
                                         recordings_dir=config.recordings.pbx_path,
                                         region=config.phones.default_region)
@@ -162,7 +162,7 @@ async def demo_pbx(call_interval: float = 15.0) -> AsyncIterator[PbxLineConfig]:
 _DEMO_AMI_SECRET = "crm-secret"
 
 
-def _demo_recordings(config: Config) -> Callable[[BusEvent], None]:
+def _demo_recordings(config: Config, registry: CallRegistry) -> Callable[[BusEvent], None]:
     """Plays the PBX's part for recordings in demo mode: when a call ends, the file its
     MixMonitor would have written appears in a local "monitor" folder (a short tone), and the
     recording fetcher picks it up from there as from a mounted PBX folder."""
@@ -179,10 +179,17 @@ def _demo_recordings(config: Config) -> Callable[[BusEvent], None]:
     tone = b"".join(struct.pack("<h", int(6000 * math.sin(2 * math.pi * 440 * i / rate)))
                     for i in range(rate * 2))
 
+    # The bus gives no PBX paths (they may hold the caller's number): the live calls do.
+    paths: dict[str, list[str]] = {}
+
     def write(event: BusEvent) -> None:
+        call_id = event.data["call"]["id"]
         if event.topic not in ("call.ended", "call.missed"):
+            live = registry.get(call_id)
+            if live is not None and live.recordings:
+                paths[call_id] = list(live.recordings)
             return
-        for path in event.data["call"]["recordings"]:
+        for path in paths.pop(call_id, []):
             pure = PurePosixPath(path)
             if not pure.is_relative_to(pbx_root) or ".." in pure.parts:
                 continue

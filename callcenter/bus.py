@@ -79,6 +79,24 @@ class EventBus:
 
         return unsubscribe
 
+    def redact(self, needle: str,
+               rewrite: Callable[[dict[str, Any]], dict[str, Any] | None]) -> int:
+        """Replace earlier events in the replay window with redacted copies (same sequence
+        numbers, topic and time), so a console that resumes is never replayed what must no
+        longer be shown. Only events whose JSON text contains ``needle`` are parsed;
+        ``rewrite`` returns the new data, or None to keep the event. Returns how many were
+        replaced. Subscribers are not told: what they already received was theirs."""
+        copies: list[tuple[int, str]] = []
+        for i, (_number, text) in enumerate(self._history):
+            if needle in text:
+                raw = json.loads(text)
+                data = rewrite(raw["data"])
+                if data is not None:
+                    copies.append((i, _dumps({**raw, "data": data})))
+        for i, text in copies:
+            self._history[i] = (self._history[i][0], text)
+        return len(copies)
+
     def since(self, seq: int, limit: int | None = None) -> list[BusEvent] | None:
         """Events after ``seq``, or None when some of them already left the replay window or
         there are more than ``limit``. Both are decided by sequence number alone, so a console

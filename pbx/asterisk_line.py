@@ -76,6 +76,8 @@ class AsteriskLine:
         self.synced = asyncio.Event()
         self._recordings_dir = recordings_dir.rstrip("/")
         self._gate = PresentationGate()
+        # Trunk channels asked about (Getvar pending) -> whether they hung up meanwhile.
+        self._asked: dict[str, bool] = {}
         self._region = region  # the office's country, for the national dial format
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -137,6 +139,8 @@ class AsteriskLine:
     # -- AMI in ----------------------------------------------------------------------------
 
     def _on_event(self, msg: Message) -> None:
+        if self._asked and msg.event == "Hangup" and msg.get("Channel") in self._asked:
+            self._asked[msg["Channel"]] = True
         for event in self.correlator.feed(msg):
             self._pass(event)
 
@@ -169,37 +173,56 @@ class AsteriskLine:
                 start.call_key):
             return False
         conn = self._connection
-        channel = self.correlator.channel_for(start.call_key, None)
+        channel = self.correlator.caller_channel(start.call_key)
         if conn is None or not conn.connected or channel is None:
             return False
         self._gate.hold(start)
+        self._asked[channel] = False  # now: its Hangup may be in the very next event
         self._spawn(self._presentation(conn, start, channel))
         return True
 
     async def _presentation(self, conn: AmiConnection, start: CallStarted, channel: str
                             ) -> None:
-        """Getvar CALLERID(pres); the call is released as soon as the answer comes or, shown,
-        after ``withheld_timeout``. A later "withheld" still hides it (CallerChanged)."""
+        """Getvar CALLERID(pres); the call is released as soon as the answer comes or after
+        ``withheld_timeout``. When unsure, privacy first: a caller whose channel is gone
+        (Getvar's "No such channel", the call's end among the held events, the trunk leg
+        hung up) is withheld; only with the channel still up is an unanswered call shown
+        (and said so). A later "withheld" still hides it (CallerChanged)."""
+        try:
+            await self._ask(conn, start, channel)
+        finally:
+            self._asked.pop(channel, None)
+
+    async def _ask(self, conn: AmiConnection, start: CallStarted, channel: str) -> None:
         key = start.call_key
         ask = asyncio.ensure_future(conn.action(
             "Getvar", [("Channel", channel), ("Variable", PRESENTATION_VARIABLE)]))
         try:
             done, _ = await asyncio.wait({ask}, timeout=self.config.withheld_timeout)
             if not done:
-                log.warning("PBX line %s: call %s: no answer to Getvar %s within %.1f s; "
-                            "showing the number", self.name, key, PRESENTATION_VARIABLE,
-                            self.config.withheld_timeout)
-                self._release(key, False)
+                if self._channel_gone(key, channel):
+                    self._hide_unknown(start, "the caller hung up before Getvar answered")
+                else:
+                    log.warning("PBX line %s: call %s: no answer to Getvar %s within %.1f s; "
+                                "showing the number", self.name, key, PRESENTATION_VARIABLE,
+                                self.config.withheld_timeout)
+                    self._release(key, False)
             value = (await ask).get("Value") or ""
         except AmiError as exc:
-            if key in self._gate:  # (after a timeout the call is shown already, and said so)
+            if key not in self._gate:  # (after a timeout the call is released, and said so)
+                return
+            gone = (isinstance(exc, AmiActionError)
+                    and "no such channel" in (exc.response.get("Message") or "").lower())
+            if gone or self._channel_gone(key, channel):
+                self._hide_unknown(start, f"its channel is gone (Getvar: {exc})")
+            else:
                 log.warning("PBX line %s: call %s: Getvar %s failed (%s); showing the number",
                             self.name, key, PRESENTATION_VARIABLE, exc)
                 self._release(key, False)
             return
         except asyncio.CancelledError:
             ask.cancel()
-            self._release(key, False)  # the line stops: hand over what it holds
+            self._release(key, self._channel_gone(key, channel))  # the line stops
             raise
         withheld = presentation_withheld(value)
         if withheld:
@@ -212,6 +235,16 @@ class AsteriskLine:
             self._release(key, withheld)
         elif withheld:
             self._emit(CallerChanged(key, start.at, withheld=True))
+
+    def _channel_gone(self, call_key: str, channel: str) -> bool:
+        """The trunk leg asked about hung up (its Hangup came), or the whole call ended."""
+        return self._asked.get(channel, False) or self._gate.ended(call_key)
+
+    def _hide_unknown(self, start: CallStarted, why: str) -> None:
+        log.info("PBX line %s: call %s: presentation unknown, %s; withheld to be safe (raw "
+                 "caller ID %r hidden from users)", self.name, start.call_key, why,
+                 start.caller_num)
+        self._release(start.call_key, True)
 
     def _release(self, call_key: str, withheld: bool) -> None:
         for event in self._gate.release(call_key, withheld):
@@ -257,8 +290,10 @@ class AsteriskLine:
             return
 
     def _apply_snapshot(self, _response: Message, channels: list[Message]) -> None:
+        # Through the gate like any event: an adopted inbound call is asked about too, and
+        # the end of a call still held waits behind its start.
         for event in self.correlator.resync(channels):
-            self._emit(event)
+            self._pass(event)
 
     def _on_disconnected(self, reason: str) -> None:
         self.detail = f"reconnecting ({reason})"
@@ -354,7 +389,7 @@ class AsteriskLine:
                                         ("Context", self.config.originate_context),
                                         ("Priority", "1")])
         for event in self.correlator.note_redirect(call_id, from_ext, to_ext):
-            self._emit(event)
+            self._pass(event)
 
     async def hangup(self, call_id: str) -> None:
         channel = self.correlator.channel_for(call_id, None)

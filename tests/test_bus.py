@@ -60,3 +60,28 @@ def test_since_decides_by_sequence_before_parsing(monkeypatch) -> None:
     assert bus.since(10) is None and bus.since(100, limit=49) is None and parsed == []
     assert [e.data["n"] for e in bus.since(147, limit=3) or []] == [147, 148, 149]
     assert parsed == [148, 149, 150]
+
+
+def test_redact_replaces_matching_events_in_the_replay_window_keeping_their_numbers() -> None:
+    bus = EventBus(history=10)
+    for i in range(12):  # the first two leave the window
+        bus.publish("call.updated", {"call": {"id": f"c{i % 3}"}, "number": f"+7916000{i:04d}"},
+                    at=float(i))
+    assert bus.since(0) is None
+    before = bus.since(2) or []
+    assert len(before) == 10
+
+    def hide(data: dict) -> dict | None:
+        return {**data, "number": ""} if data["call"]["id"] == "c1" else None
+
+    # "c1" is in every event's text of c1 (and in none of the others): 3 of them in the window
+    assert bus.redact('"c1"', hide) == 3
+    after = bus.since(2) or []
+    assert [(e.seq, e.topic, e.at) for e in after] == [(e.seq, e.topic, e.at) for e in before]
+    for old, new in zip(before, after, strict=True):
+        if old.data["call"]["id"] == "c1":
+            assert new.data["number"] == "" and old.data["number"] not in new.text
+            assert json.loads(new.text)["seq"] == new.seq
+        else:
+            assert new.text == old.text
+    assert bus.redact('"nobody"', hide) == 0

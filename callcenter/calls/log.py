@@ -145,7 +145,8 @@ def _resumed(row: dict[str, Any]) -> Resumed:
         answered_by_outside=row["answered_by_outside"],
         rang=tuple(row["rang"]), users=frozenset(row["users"]),
         recordings=tuple(row["recordings"]),
-        transfers=tuple(_transfers(row["transfers"])))
+        transfers=tuple(_transfers(row["transfers"])),
+        withheld=bool(row.get("withheld")))
 
 
 def wants_callback(call: LiveCall, policy: str) -> bool:
@@ -367,7 +368,7 @@ class CallLog:
                 "called": call.called, "answered_by": call.answered_by_json(),
                 "ring_seconds": call.ring_seconds, "talk_seconds": call.talk_seconds,
                 "transfers": [t.to_json() for t in call.transfers],
-                "recordings": list(call.recordings),
+                "recordings": len(call.recordings),  # not the PBX paths (caller numbers)
                 "voicemail": bool(call.voicemails), "handled_by_pbx": call.handled_by_pbx,
                 "ivr_seconds": call.ivr_seconds,
             })

@@ -165,7 +165,10 @@ class LiveCall:
             "talk_seconds": self.talk_seconds,
             "transfers": [t.to_json() for t in self.transfers],
             "on_hold": self.on_hold,
-            "recordings": list(self.recordings),
+            # How many, never the PBX paths: file names often hold the caller's number
+            # (FreePBX in-<exten>-<callerid>-..., Record(vm-${CALLERID(num)})). The call log
+            # gives each recording by id and url.
+            "recordings": len(self.recordings),
             "voicemail": bool(self.voicemails),
             "handled_by_pbx": self.handled_by_pbx,
             "ivr_seconds": self.ivr_seconds,

@@ -8,9 +8,10 @@ publish; writes to the database go through the CallLog's queue.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from callcenter.bus import EventBus
@@ -61,6 +62,7 @@ class Resumed:
     users: frozenset[int] = frozenset()
     recordings: tuple[str, ...] = ()
     transfers: tuple[Transfer, ...] = ()
+    withheld: bool = False  # the caller withheld the number: re-adopted, it stays hidden
 
 
 class CallSink(Protocol):
@@ -150,8 +152,11 @@ class CallRegistry:
     def _started(self, e: CallStarted) -> None:
         if e.call_key in self._calls or e.call_key in self._ended:
             return
+        previous = self._sink.resumed(e.call_key) if self._sink else None
+        if previous is not None and previous.withheld and e.direction is Direction.INBOUND:
+            e = replace(e, withheld=True)  # before the lookup: nothing of it is ever shown
         call = self._new_call(e)
-        self._resume(call)
+        self._resume(call, previous)
         self._calls[call.id] = call
         if self._sink:
             self._sink.call_changed(call)
@@ -193,11 +198,10 @@ class CallRegistry:
             call.client_phone = call.caller_e164 or e.caller_num or None
         return call
 
-    def _resume(self, call: LiveCall) -> None:
+    def _resume(self, call: LiveCall, previous: Resumed | None) -> None:
         """A call re-adopted after a restart keeps what the previous run knew of it. Its
         answer is applied at once: the line need not report one again (a caller whose leg was
         already up, waiting in a queue or for a blind transfer to be picked up, gets none)."""
-        previous = self._sink.resumed(call.id) if self._sink else None
         if previous is None:
             return
         if previous.answered_at is None and previous.rang:
@@ -289,13 +293,24 @@ class CallRegistry:
         self._publish("call.updated", call, e.at)
 
     def _withhold(self, call: LiveCall) -> None:
-        """The line learnt late that the caller withheld the number: forget what was shown."""
+        """The line learnt late that the caller withheld the number: forget what was shown,
+        in the call log's row and in the events a console that reconnects is replayed."""
         call.withheld = True
         call.caller_raw = call.caller_display = ""
         call.caller_name = ""
         call.caller_e164 = call.client_phone = None
         call.match = self._matcher.match(None, withheld=True)
         call.match_json = self._match_json(call.match, call.direction)
+        if self._sink:
+            self._sink.call_changed(call)
+        caller, match = call.to_json()["caller"], call.match_json
+
+        def redacted(data: dict[str, Any]) -> dict[str, Any] | None:
+            if not isinstance(data.get("call"), dict) or data["call"].get("id") != call.id:
+                return None
+            return {**data, "call": {**data["call"], "caller": caller}, "match": match}
+
+        self._bus.redact(json.dumps(call.id, ensure_ascii=False), redacted)
 
     def _ringing(self, e: RingingChanged) -> None:
         call = self._calls.get(e.call_key)

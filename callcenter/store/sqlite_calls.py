@@ -41,7 +41,14 @@ _NOT_YET = "9999-12-31T00:00:00+00:00"  # a recording whose call is still going 
 # stored win over the later sightings.
 _FIRST_WINS = {"ringing_at": "calls.ringing_at",
                "answered_at": "COALESCE(calls.answered_at, excluded.answered_at)"}
-_UPDATES = ", ".join(f"{c} = {_FIRST_WINS.get(c, f'excluded.{c}')}" for c in _CALL_COLUMNS[1:])
+# Once withheld, always withheld: a later sighting (a re-adoption after a restart that did
+# not learn it again) never brings the number, name or client back.
+_WITHHELD_STAYS = {"withheld": "MAX(calls.withheld, excluded.withheld)"} | {
+    c: f"CASE WHEN calls.withheld = 1 THEN {blank} ELSE excluded.{c} END"
+    for c, blank in (("caller_raw", "''"), ("caller_e164", "NULL"), ("caller_name", "''"),
+                     ("client_id", "NULL"), ("contact_id", "NULL"), ("candidates", "'[]'"))}
+_UPDATES = ", ".join(f"{c} = {(_FIRST_WINS | _WITHHELD_STAYS).get(c, f'excluded.{c}')}"
+                     for c in _CALL_COLUMNS[1:])
 # Live in the log: not ended yet (an answered call that is over is "answered" too).
 _OPEN = "state IN ('ringing', 'answered') AND ended_at IS NULL"
 _CALL_DEFAULTS: dict[str, Any] = {"caller_raw": "", "caller_name": "", "withheld": 0,
@@ -74,13 +81,14 @@ class CallLogMixin:
         closed, with their first times, who answered, rang, users, transfers and recordings,
         for that re-adoption."""
         keys = ("id", "ringing_at", "answered_at", "answered_by_user", "answered_by_ext",
-                "answered_by_outside", "rang", "users", "transfers", "recordings")
+                "answered_by_outside", "rang", "users", "transfers", "withheld", "recordings")
         closed = []
         # One transaction: the rows returned are exactly the rows closed.
         async with self._db.transaction():
             rows = await self._db.rows(
                 "SELECT id, ringing_at, answered_at, answered_by_user, answered_by_ext,"
-                " answered_by_outside, rang, users, transfers, (SELECT json_group_array(pbx_path)"
+                " answered_by_outside, rang, users, transfers, withheld,"
+                " (SELECT json_group_array(pbx_path)"
                 f" FROM recordings r WHERE r.call_id = calls.id) FROM calls WHERE {_OPEN}")
             for r in rows:
                 row = dict(zip(keys, r, strict=True))

@@ -405,6 +405,14 @@ class AmiCallCorrelator:
         call = self._calls.get(call_key)
         return call is not None and call.withheld_seen
 
+    def caller_channel(self, call_key: str) -> str | None:
+        """The channel of the call's first leg (an inbound call's caller), while it is up:
+        the one whose CALLERID(pres) tells whether the caller withheld the number (a
+        follow-me leg out through the trunk is the office's own)."""
+        call = self._calls.get(call_key)
+        origin = call.origin if call is not None else None
+        return origin.channel if origin is not None and origin.uid in call.legs else None
+
     def live_calls(self) -> list[str]:
         """Keys of the calls announced with CallStarted and not ended yet."""
         return [key for key, call in self._calls.items() if call.started]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from callcenter.line_events import CallStarted, LineEvent
+from callcenter.line_events import CallEnded, CallStarted, LineEvent
 
 PRESENTATION_VARIABLE = "CALLERID(pres)"
 _MAX_HELD_EVENTS = 1000  # a call that floods events while held is released rather than grown
@@ -35,6 +35,10 @@ class PresentationGate:
 
     def __contains__(self, call_key: str) -> bool:
         return call_key in self._held
+
+    def ended(self, call_key: str) -> bool:
+        """The call's end is among its held events: the caller hung up before the answer."""
+        return any(isinstance(e, CallEnded) for e in self._held.get(call_key, ()))
 
     def hold(self, start: CallStarted) -> None:
         self._held[start.call_key] = [start]

@@ -137,6 +137,11 @@ async def test_call_log_filters_roles_and_recording_download(config: Config,
         assert rec["state"] == "fetched"
         full = await sec.get(rec["url"])
         assert full.status_code == 200 and full.headers["content-type"] == "audio/wav"
+        # named after the call, not the PBX file (whose name may hold the caller's number)
+        disposition = full.headers["content-disposition"]
+        assert REC not in disposition and "1795388457" in disposition
+        assert disposition == (f'inline; filename="call-{call["id"].replace(":", "-")}-'
+                               f'{rec["id"]}.wav"')
         part = await sec.get(rec["url"], headers={"Range": "bytes=4-11"})
         assert part.status_code == 206
         assert part.content == bytes(range(8))

@@ -81,12 +81,12 @@ async def test_the_emulator_default_presentation_is_allowed(tmp_path: Path) -> N
 
 async def test_a_getvar_error_falls_back_to_showing_and_says_so(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    def no_channel(msg: Message) -> list[bytes]:
-        return [response(msg.action_id, ("Response", "Error"), ("Message", "No such channel"))]
+    def refused(msg: Message) -> list[bytes]:
+        return [response(msg.action_id, ("Response", "Error"), ("Message", "Permission denied"))]
 
     with caplog.at_level(logging.WARNING, logger="pbx.asterisk_line"):
         async with replay(tmp_path, SCENARIO,
-                          emulator_options={"responders": {"Getvar": no_channel}}) as r:
+                          emulator_options={"responders": {"Getvar": refused}}) as r:
             await r.finish()
             [call] = await r.calls()
             assert call["caller_raw"] == RAW and call["client_id"] is not None
@@ -94,16 +94,56 @@ async def test_a_getvar_error_falls_back_to_showing_and_says_so(
                and "showing the number" in rec.getMessage() for rec in caplog.records)
 
 
+async def test_a_caller_whose_channel_is_gone_is_withheld(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """"No such channel": the caller hung up before the PBX answered Getvar. Unsure, privacy
+    first: no number, no client card, no "Call back <name>" task."""
+    def no_channel(msg: Message) -> list[bytes]:
+        return [response(msg.action_id, ("Response", "Error"), ("Message", "No such channel"))]
+
+    with caplog.at_level(logging.INFO, logger="pbx.asterisk_line"):
+        async with replay(tmp_path, SCENARIO,
+                          emulator_options={"responders": {"Getvar": no_channel}}) as r:
+            await r.finish()
+            [call] = await r.calls()
+            assert (call["caller_raw"], call["withheld"], call["client_id"]) == ("", 1, None)
+            for data in call_events(r):
+                assert RAW not in repr(data) and data["match"]["kind"] == "withheld"
+            assert all(ROMASHKA not in t.title for t in await r.store.list_tasks(done=False))
+    assert any("withheld to be safe" in rec.getMessage() and RAW in rec.getMessage()
+               for rec in caplog.records)
+
+
+async def test_a_caller_who_hung_up_while_held_is_withheld(tmp_path: Path) -> None:
+    """Trace 02 (missed, Olga of ООО «Вектор» hangs up): Getvar is answered only after the
+    whole call, its end among the held events; on the timeout the call is withheld."""
+    async with replay(tmp_path, "02_inbound_missed", line={"withheld_timeout": 0.5},
+                      emulator_options={"held_answers": ["Getvar"],
+                                        **pres("allowed_not_screened")}) as r:
+        await r.finish()  # (it waits for the held call's release too)
+        r.emulator.release_answers("Getvar")
+        [call] = await r.calls()
+        assert (call["caller_raw"], call["withheld"], call["client_id"]) == ("", 1, None)
+        assert all("89035556677" not in repr(d) for d in call_events(r))
+        assert all("Olga" not in t.title for t in await r.store.list_tasks(done=False))
+
+
 async def test_a_getvar_timeout_falls_back_to_showing_and_says_so(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Trace 03 waits for the recorded BlindTransfer with the call up: the channel is alive
+    # when the timeout comes, so the call is shown (and the log says so).
     with caplog.at_level(logging.WARNING, logger="pbx.asterisk_line"):
-        async with replay(tmp_path, SCENARIO, line={"withheld_timeout": 0.05},
+        async with replay(tmp_path, "03_blind_transfer", action_wait=1.0,
+                          line={"withheld_timeout": 0.05},
                           emulator_options={"held_answers": ["Getvar"],
                                             **pres("allowed_not_screened")}) as r:
+            answered = await r.wait_event("call.answered")
+            assert answered.data["call"]["caller"]["raw"] == RAW
+            assert answered.data["match"]["client"]["name"] == ROMASHKA
+            r.emulator.release_answers("Getvar")
             await r.finish()
             [call] = await r.calls()
             assert call["caller_raw"] == RAW and call["client_id"] is not None
-            r.emulator.release_answers("Getvar")
     assert any("no answer to Getvar CALLERID(pres) within" in rec.getMessage()
                for rec in caplog.records)
 

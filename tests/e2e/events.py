@@ -48,7 +48,7 @@ class FakeCall:
             "called": called, "state": "ringing", "reason": None, "ringing": [], "rang": [],
             "answered_by": None, "started_at": now_iso(), "answered_at": None,
             "ended_at": None, "ring_seconds": None, "talk_seconds": None, "transfers": [],
-            "on_hold": False, "recordings": [], "originated_by": originated_by,
+            "on_hold": False, "recordings": 0, "originated_by": originated_by,
         }
 
     def _event(self, topic: str, **extra: Any) -> tuple[str, dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -175,5 +176,7 @@ async def get_recording(request: Request) -> FileResponse | JSONResponse:
     if not path.resolve().is_relative_to(base) or not path.is_file():
         raise ValidationError("the recording file is missing from storage")
     # FileResponse answers Range requests (206), so a player can seek.
-    return FileResponse(path, media_type="audio/wav", filename=path.name,
+    # Named after the call, not the PBX file: its name often holds the caller's number.
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", f"call-{row['id']}-{rec['id']}")
+    return FileResponse(path, media_type="audio/wav", filename=name + path.suffix,
                         content_disposition_type="inline")
