@@ -3,8 +3,10 @@
 The registry hands calls over synchronously; the writes happen in one owned task in arrival
 order, so the screen-pop path never waits for the disk. A write that fails is retried with
 backoff for as long as the process runs, never dropped: a call record must survive a busy or
-failing database. What is still queued when the process must stop goes to the journal
-(:mod:`callcenter.calls.journal`), which the next start replays before the lines connect.
+failing database. From a write's first failure until the queue is written again, the queue
+is also kept in the journal (:mod:`callcenter.calls.journal`), so even a killed process loses
+nothing; what is still queued when the process must stop goes there too, and the next start
+replays it before the lines connect.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -192,9 +195,11 @@ class CallLog:
         self._store = store
         self._callback_on = dict(callback_on or {})  # line name -> policy
         self._journal = Journal(journal) if journal is not None else None
-        self._queue: asyncio.Queue[Write] = asyncio.Queue()
+        self._queue: deque[Write] = deque()  # a deque: spooling reads it whole
+        self._queued = asyncio.Event()  # set while the queue is not empty
         self._task: asyncio.Task[None] | None = None
         self._current: Write | None = None  # taken from the queue, not yet written
+        self._spooling = False  # the journal holds the current write and the queue
         self._retry = retry_seconds
         self._max_retry = max_retry_seconds
         self._drain = drain_seconds
@@ -228,7 +233,41 @@ class CallLog:
 
     def _put(self, kind: str, item: Any) -> None:
         self._idle.clear()
-        self._queue.put_nowait((kind, item))
+        self._queue.append((kind, item))
+        self._queued.set()
+        if self._spooling and self._journal is not None:
+            try:
+                self._journal.append(kind, item)
+            except OSError:
+                log.exception("call log: cannot append to %s; the write is held in memory",
+                              self._journal.path)
+
+    def _start_spooling(self) -> None:
+        """The current write failed: keep it and the queue behind it on disk until written."""
+        if self._spooling or self._journal is None or self._current is None:
+            return
+        held = [self._current, *self._queue]
+        try:
+            # Blocking file I/O on purpose: rare, and the writes must be on disk before
+            # anything else happens.
+            self._journal.spool(held)
+        except OSError:
+            log.exception("call log: cannot spool to %s; %d writes held in memory",
+                          self._journal.path, len(held))
+            return
+        self._spooling = True
+        log.warning("call log: database failing; %d writes kept in %s until written",
+                    len(held), self._journal.path)
+
+    def _stop_spooling(self) -> None:
+        if not self._spooling or self._journal is None:
+            return
+        try:
+            self._journal.clear()
+        except OSError:
+            log.exception("call log: cannot remove %s (its writes are all stored; replaying"
+                          " it is harmless)", self._journal.path)
+        self._spooling = False
 
     # -- the writer task -------------------------------------------------------------------
 
@@ -269,9 +308,15 @@ class CallLog:
         self._task = None
         held = [self._current] if self._current is not None else []
         self._current = None
-        while not self._queue.empty():
-            held.append(self._queue.get_nowait())
-        if held:
+        held.extend(self._queue)
+        self._queue.clear()
+        self._queued.clear()
+        if held and self._spooling:
+            # Already there, in order (appending them again would put older states of a
+            # call after newer ones).
+            log.warning("call log: %d writes kept in %s for the next start", len(held),
+                        self._journal.path if self._journal else "?")
+        elif held:
             if self._journal is None:
                 log.error("call log: no journal configured; %d writes are lost", len(held))
             else:
@@ -280,6 +325,7 @@ class CallLog:
                 self._journal.spool(held)
                 log.warning("call log: %d writes spooled to %s for the next start",
                             len(held), self._journal.path)
+        self._spooling = False
         self._idle.set()
 
     async def drained(self) -> None:
@@ -287,13 +333,18 @@ class CallLog:
 
     async def _run(self) -> None:
         while True:
-            self._current = await self._queue.get()
-            await self._write_retrying(*self._current)
+            await self._queued.wait()
+            self._current = self._queue.popleft()
+            if not self._queue:
+                self._queued.clear()
+            await self._write_retrying(*self._current, on_failure=self._start_spooling)
             self._current = None
-            if self._queue.empty():
+            if not self._queue:
+                self._stop_spooling()
                 self._idle.set()
 
-    async def _write_retrying(self, kind: str, item: Any) -> None:
+    async def _write_retrying(self, kind: str, item: Any,
+                              on_failure: Callable[[], None] | None = None) -> None:
         delay, attempt, unlinked = self._retry, 0, False
         while True:
             attempt += 1
@@ -311,12 +362,16 @@ class CallLog:
                     continue
                 log.exception("call log: %s write failed (attempt %d); retrying in %.1f s",
                               kind, attempt, delay)
+                if on_failure is not None:
+                    on_failure()
             except Exception:
                 if attempt == 1:
                     log.exception("call log: %s write failed; retrying in %.1f s", kind, delay)
                 else:
                     log.warning("call log: %s write still failing (attempt %d); retrying in"
                                 " %.1f s", kind, attempt, delay)
+                if on_failure is not None:
+                    on_failure()
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._max_retry)
 
