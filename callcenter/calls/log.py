@@ -32,6 +32,22 @@ from callcenter.store.base import Conflict, NotFound, PhoneMatch, Store
 
 log = logging.getLogger(__name__)
 
+# A write that fails this often for a reason other than a busy database (a bug, a CHECK
+# constraint) will not succeed by waiting: it goes to the dead-letter file instead of
+# stopping every later call behind it.
+PERMANENT_ATTEMPTS = 5
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether waiting can cure this failure: a busy or locked database, a full or failing
+    disk. Everything else (a code bug, a constraint) is permanent."""
+    if isinstance(exc, OSError):
+        return True
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        return any(word in text for word in ("locked", "busy", "disk", "unable to open"))
+    return False
+
 
 def call_row(call: LiveCall) -> dict[str, Any]:
     return {
@@ -185,12 +201,14 @@ def _unlinked(kind: str, item: Any) -> Any:
 class CallLog:
     """The call log's writer. ``journal`` is where writes still held at stop are spooled (and
     replayed from at start); ``retry_seconds`` doubles per failed attempt up to
-    ``max_retry_seconds``; ``stop`` waits ``drain_seconds`` for the queue to empty first.
+    ``max_retry_seconds`` (for ever while the failure is :func:`transient`; after
+    ``permanent_attempts`` other failures the write goes to ``call-log.dead`` beside the
+    journal); ``stop`` waits ``drain_seconds`` for the queue to empty first.
     ``callback_on`` maps a line name to its callback policy (config ``callback_on``)."""
 
     def __init__(self, store: Store, *, journal: Path | None = None,
                  retry_seconds: float = 2.0, max_retry_seconds: float = 30.0,
-                 drain_seconds: float = 10.0,
+                 drain_seconds: float = 10.0, permanent_attempts: int = PERMANENT_ATTEMPTS,
                  callback_on: Mapping[str, str] | None = None) -> None:
         self._store = store
         self._callback_on = dict(callback_on or {})  # line name -> policy
@@ -203,6 +221,7 @@ class CallLog:
         self._retry = retry_seconds
         self._max_retry = max_retry_seconds
         self._drain = drain_seconds
+        self._permanent_attempts = permanent_attempts
         self._idle = asyncio.Event()
         self._idle.set()
         self._left_open: dict[str, Resumed] = {}
@@ -345,7 +364,7 @@ class CallLog:
 
     async def _write_retrying(self, kind: str, item: Any,
                               on_failure: Callable[[], None] | None = None) -> None:
-        delay, attempt, unlinked = self._retry, 0, False
+        delay, attempt, permanent, unlinked = self._retry, 0, 0, False
         while True:
             attempt += 1
             try:
@@ -360,11 +379,13 @@ class CallLog:
                     if self._current is not None:
                         self._current = (kind, item)
                     continue
+                permanent += 1
                 log.exception("call log: %s write failed (attempt %d); retrying in %.1f s",
                               kind, attempt, delay)
                 if on_failure is not None:
                     on_failure()
-            except Exception:
+            except Exception as exc:
+                permanent += not transient(exc)
                 if attempt == 1:
                     log.exception("call log: %s write failed; retrying in %.1f s", kind, delay)
                 else:
@@ -372,8 +393,24 @@ class CallLog:
                                 " %.1f s", kind, attempt, delay)
                 if on_failure is not None:
                     on_failure()
+            if permanent >= self._permanent_attempts:
+                self._dead_letter(kind, item)
+                return
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._max_retry)
+
+    def _dead_letter(self, kind: str, item: Any) -> None:
+        if self._journal is None:
+            log.error("call log: %s write keeps failing; no journal configured, dropped", kind)
+            return
+        dead = self._journal.path.with_name(self._journal.path.stem + ".dead")
+        try:
+            Journal(dead).append(kind, item)
+        except OSError:
+            log.exception("call log: cannot write %s; the %s write is dropped", dead, kind)
+            return
+        log.error("call log: %s write failed %d times; moved to %s (JSON lines, one write each)"
+                  " so the calls behind it are stored", kind, self._permanent_attempts, dead)
 
     async def _write(self, kind: str, item: Any) -> None:
         if kind == "upsert":

@@ -350,3 +350,44 @@ async def test_the_journal_goes_once_the_queue_is_written_after_a_lock(
     await call_log.stop()
     await assert_each_call_once(store, 3)
     await store.close()
+
+
+class Poisoned:
+    """The store, with one call whose row can never be written (a bug, a CHECK constraint)."""
+
+    def __init__(self, store: SqliteStore, call_id: str) -> None:
+        self._store = store
+        self._call_id = call_id
+        self.attempts = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def upsert_call(self, row: dict[str, Any]) -> None:
+        if row["id"] == self._call_id:
+            self.attempts += 1
+            raise ValueError("CHECK constraint failed")
+        await self._store.upsert_call(row)
+
+
+async def test_a_write_that_always_fails_goes_to_the_dead_letter_file_and_the_rest_land(
+        tmp_path: Path, caplog: Any) -> None:
+    path, journal = tmp_path / "c.db", tmp_path / "call-log.journal"
+    store = await open_store(path)
+    await seed_demo(store, FAKE_HASH)
+    poisoned = Poisoned(store, "k1")
+    call_log = CallLog(poisoned, journal=journal, **FAST)  # type: ignore[arg-type]
+    await call_log.start()
+    feed_calls(registry_for(store, call_log), 0, 4)
+    await asyncio.wait_for(call_log.drained(), 20)  # retried for ever, it never drained
+    await call_log.stop()
+    dead = Journal(tmp_path / "call-log.dead").load()
+    # every write of k1 (its live upsert and its finish) gave up after five attempts each
+    assert [(kind, (item["id"] if kind == "upsert" else item.id)) for kind, item in dead] == [
+        ("upsert", "k1"), ("finish", "k1")]
+    assert poisoned.attempts == 2 * 5
+    assert "call-log.dead" in caplog.text
+    calls = {c["id"] for c in await store.list_calls(CallFilter(limit=100))}
+    assert calls == {"k0", "k2", "k3"}  # the calls behind it were not held up
+    assert not journal.exists()
+    await store.close()
