@@ -6,7 +6,8 @@ backoff for as long as the process runs, never dropped: a call record must survi
 failing database. From a write's first failure until the queue is written again, the queue
 is also kept in the journal (:mod:`callcenter.calls.journal`), so even a killed process loses
 nothing; what is still queued when the process must stop goes there too, and the next start
-replays it before the lines connect.
+replays it through the queue, ahead of any new write (without holding up start-up for a
+long lock or a poison write).
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 # constraint) will not succeed by waiting: it goes to the dead-letter file instead of
 # stopping every later call behind it.
 PERMANENT_ATTEMPTS = 5
+
+# The writer's own step after the journal's writes at start; never journaled.
+_CLOSE_DANGLING = "close_dangling"
 
 
 def transient(exc: BaseException) -> bool:
@@ -203,12 +207,14 @@ class CallLog:
     replayed from at start); ``retry_seconds`` doubles per failed attempt up to
     ``max_retry_seconds`` (for ever while the failure is :func:`transient`; after
     ``permanent_attempts`` other failures the write goes to ``call-log.dead`` beside the
-    journal); ``stop`` waits ``drain_seconds`` for the queue to empty first.
+    journal); ``start`` waits up to ``start_wait_seconds`` for the journal's replay and
+    ``stop`` waits ``drain_seconds`` for the queue to empty first.
     ``callback_on`` maps a line name to its callback policy (config ``callback_on``)."""
 
     def __init__(self, store: Store, *, journal: Path | None = None,
                  retry_seconds: float = 2.0, max_retry_seconds: float = 30.0,
                  drain_seconds: float = 10.0, permanent_attempts: int = PERMANENT_ATTEMPTS,
+                 start_wait_seconds: float = 5.0,
                  callback_on: Mapping[str, str] | None = None) -> None:
         self._store = store
         self._callback_on = dict(callback_on or {})  # line name -> policy
@@ -222,6 +228,9 @@ class CallLog:
         self._max_retry = max_retry_seconds
         self._drain = drain_seconds
         self._permanent_attempts = permanent_attempts
+        self._start_wait = start_wait_seconds
+        self._dangling_closed = asyncio.Event()  # the last run's open calls are closed
+        self._finish_pending = False  # finish_left_open() came before that
         self._idle = asyncio.Event()
         self._idle.set()
         self._left_open: dict[str, Resumed] = {}
@@ -245,6 +254,11 @@ class CallLog:
         calls the previous run left open that no line re-adopted ended while callcenter was
         down. Each gets the finish step it missed: the card's interaction, and a callback task
         for a caller nobody answered. Returns how many."""
+        if not self._dangling_closed.is_set():
+            # The database was too slow at start: the closing step, still queued, finishes
+            # them once it runs (behind the re-adopted calls' writes, which it then skips).
+            self._finish_pending = True
+            return 0
         left, self._left_open = list(self._left_open), {}
         for call_id in left:
             self._put("left_open", call_id)
@@ -265,7 +279,7 @@ class CallLog:
         """The current write failed: keep it and the queue behind it on disk until written."""
         if self._spooling or self._journal is None or self._current is None:
             return
-        held = [self._current, *self._queue]
+        held = [w for w in (self._current, *self._queue) if w[0] != _CLOSE_DANGLING]
         try:
             # Blocking file I/O on purpose: rare, and the writes must be on disk before
             # anything else happens.
@@ -291,15 +305,41 @@ class CallLog:
     # -- the writer task -------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.replay_journal()
-        # Before the lines connect: a call still up is re-adopted by its line's resync
-        # afterwards, and picks up what the previous run stored (see resumed()).
+        """Queue what the last run left in the journal, then the closing of the calls it left
+        open, ahead of any new write, and wait up to ``start_wait_seconds`` for both: a long
+        lock or a poison line must not keep the lines from connecting (their writes queue
+        behind). Normally this all happens before the lines connect: a call still up is
+        re-adopted by its line's resync afterwards, and picks up what the previous run
+        stored (see resumed())."""
+        writes = self._journal.load() if self._journal is not None else []
+        if writes and self._journal is not None:
+            log.warning("call log: replaying %d writes from %s", len(writes),
+                        self._journal.path)
+            # They are in the journal already, in order: new writes are appended behind them
+            # until the queue is written, and the journal goes then.
+            self._spooling = True
+            self._queue.extend(writes)
+        self._queue.append((_CLOSE_DANGLING, None))
+        self._idle.clear()
+        self._queued.set()
+        self._task = asyncio.create_task(self._run(), name="call-log-writer")
+        try:
+            await asyncio.wait_for(asyncio.shield(self._dangling_closed.wait()),
+                                   self._start_wait)
+        except TimeoutError:
+            log.warning("call log: the database is slow; %d writes from the last run are"
+                        " stored in the background, ahead of new calls", len(writes))
+
+    async def _close_dangling(self) -> None:
         closed = await self._store.close_dangling_calls(
             "callcenter stopped during the call")
         if closed:
             log.warning("%d calls were still live when callcenter last stopped", len(closed))
         self._left_open = {row["id"]: _resumed(row) for row in closed}
-        self._task = asyncio.create_task(self._run(), name="call-log-writer")
+        self._dangling_closed.set()
+        if self._finish_pending:
+            self._finish_pending = False
+            self.finish_left_open()
 
     async def replay_journal(self) -> int:
         """Write what the last run spooled; the journal goes only once all of it is stored.
@@ -328,6 +368,7 @@ class CallLog:
         held = [self._current] if self._current is not None else []
         self._current = None
         held.extend(self._queue)
+        held = [w for w in held if w[0] != _CLOSE_DANGLING]  # the next start does it again
         self._queue.clear()
         self._queued.clear()
         if held and self._spooling:
@@ -400,6 +441,11 @@ class CallLog:
             delay = min(delay * 2, self._max_retry)
 
     def _dead_letter(self, kind: str, item: Any) -> None:
+        if kind == _CLOSE_DANGLING:
+            log.error("call log: cannot close the calls the last run left open; they stay"
+                      " open until the next start")
+            self._dangling_closed.set()
+            return
         if self._journal is None:
             log.error("call log: %s write keeps failing; no journal configured, dropped", kind)
             return
@@ -413,7 +459,9 @@ class CallLog:
                   " so the calls behind it are stored", kind, self._permanent_attempts, dead)
 
     async def _write(self, kind: str, item: Any) -> None:
-        if kind == "upsert":
+        if kind == _CLOSE_DANGLING:
+            await self._close_dangling()
+        elif kind == "upsert":
             await self._store.upsert_call(item)
         elif kind == "recording":
             await self._store.add_recording(*item)

@@ -391,3 +391,47 @@ async def test_a_write_that_always_fails_goes_to_the_dead_letter_file_and_the_re
     assert calls == {"k0", "k2", "k3"}  # the calls behind it were not held up
     assert not journal.exists()
     await store.close()
+
+
+class Recording(Watched):
+    """The store, noting the call ids of the call rows written, in order."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        super().__init__(store, 1)
+        self.written: list[str] = []
+
+    async def upsert_call(self, row: dict[str, Any]) -> None:
+        await self._store.upsert_call(row)
+        self.written.append(row["id"])
+
+
+async def test_a_locked_database_at_start_does_not_hold_up_start_and_replays_first(
+        tmp_path: Path) -> None:
+    path, journal = tmp_path / "c.db", tmp_path / "call-log.journal"
+    store = await open_store(path)
+    await seed_demo(store, FAKE_HASH)
+    call_log = CallLog(store, journal=journal, drain_seconds=0, **FAST)
+    await call_log.start()
+    other = lock_database(path)
+    feed_calls(registry_for(store, call_log), 0, 6)
+    await call_log.stop()
+    spooled = {item["id"] if kind == "upsert" else item.id
+               for kind, item in Journal(journal).load()}
+    assert spooled == {f"k{i}" for i in range(6)}
+
+    # The database is still locked when callcenter starts again: start() returns, the lines
+    # connect, and their calls queue behind the journal's.
+    recording = Recording(store)
+    again = CallLog(recording, journal=journal, start_wait_seconds=0.01, **FAST)  # type: ignore[arg-type]
+    await asyncio.wait_for(again.start(), 30)
+    feed_calls(registry_for(store, again), 6, 4)
+    assert journal.exists()
+    other.rollback()
+    other.close()
+    await asyncio.wait_for(again.drained(), 60)
+    await again.stop()
+    assert not journal.exists()
+    await assert_each_call_once(store, 10)
+    first_new = min(recording.written.index(f"k{i}") for i in range(6, 10))
+    assert set(recording.written[:first_new]) == spooled
+    await store.close()
