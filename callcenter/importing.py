@@ -257,6 +257,7 @@ class Rejection:
 class ImportPlan:
     drafts: list[ClientDraft] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    skipped: list[Rejection] = field(default_factory=list)  # already imported (a re-run)
     ignored_columns: list[str] = field(default_factory=list)
     mapping: dict[str, str] = field(default_factory=dict)  # every used column -> its target
     encoding: str = ""  # how a CSV file was read, and whether that was detected or given
