@@ -79,6 +79,11 @@ async def plan_import(store: Store, path: Path, *, region: str, specs: list[str]
 
 
 DEFAULT_BATCH_SIZE = 1000
+# SQLite's lock is not fair: a writer waiting in another connection polls it (every 100 ms at
+# most, with a long busy timeout), and an import starting its next batch at once wins every
+# time, so a running call log would wait for the whole import. A pause longer than that
+# poll between batches lets every waiting writer in.
+BATCH_PAUSE_SECONDS = 0.15
 
 
 @dataclass(slots=True)
@@ -115,7 +120,8 @@ def batches_of(drafts: Sequence[ClientDraft], size: int) -> list[Batch]:
 
 async def write_batches(store: Store, drafts: Sequence[ClientDraft], batch_size: int,
                         on_batch: Callable[[Batch], Awaitable[None]] | None = None,
-                        result: WriteResult | None = None) -> WriteResult:
+                        result: WriteResult | None = None,
+                        pause: float = BATCH_PAUSE_SECONDS) -> WriteResult:
     """One transaction per batch; stops at the first batch that fails (nothing of it stays).
     ``result``, when given, is filled in as batches land: an interrupted caller still knows
     which did."""
@@ -132,6 +138,8 @@ async def write_batches(store: Store, drafts: Sequence[ClientDraft], batch_size:
         result.landed.append(batch)
         if on_batch is not None:
             await on_batch(batch)
+        if batch is not batches[-1]:
+            await asyncio.sleep(pause)  # not synchronisation: room for other writers
     return result
 
 

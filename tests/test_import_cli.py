@@ -282,3 +282,63 @@ def test_ctrl_c_or_an_unexpected_error_still_reports_the_batches_that_landed(
     assert ("interrupted" if code else "stopped by an error (RuntimeError: stop)") in out
     assert "the clients that landed are skipped" in out
     assert len(clients(tmp_path)) == 3
+
+
+async def test_a_call_arriving_during_a_batch_is_stored_before_the_next_batch_ends(
+        tmp_path: Path) -> None:
+    # Calls arrive while a batch is being written (not only between batches, as above): the
+    # call log waits for that batch, and gets in before the import moves on much further.
+    from callcenter.bus import EventBus
+    from callcenter.calls.log import CallLog
+    from callcenter.calls.registry import CallRegistry
+    from callcenter.config import PhonesConfig
+    from callcenter.import_run import plan_import, write_batches
+    from callcenter.line_events import CallEnded, CallStarted, Direction, EndState, MissReason
+    from callcenter.matching import CallerMatcher
+
+    path = tmp_path / "shared.db"
+    events: list[tuple[str, int]] = []
+    product = await SqliteStore.open(path)
+    importer = await SqliteStore.open(path)
+
+    class Product:
+        def __getattr__(self, name: str):
+            return getattr(product, name)
+
+        async def add_interaction(self, *args, **kwargs):
+            result = await product.add_interaction(*args, **kwargs)
+            events.append(("call stored", int(kwargs["ref"][1:])))
+            return result
+
+    call_log = CallLog(Product(), journal=tmp_path / "journal")  # type: ignore[arg-type]
+    await call_log.start()
+    registry = CallRegistry(CallerMatcher(product.caller_index, PhonesConfig()),
+                            product.caller_index, EventBus(), call_log)
+    real = importer.import_clients
+    batch = 0
+
+    async def import_clients(clients):
+        nonlocal batch
+        batch += 1
+        events.append(("batch start", batch))
+        if batch <= 8:
+            registry.handle(CallStarted("office", f"k{batch}", 100.0 * batch,
+                                        Direction.INBOUND, "89035556677", "", "74951110000"))
+            registry.handle(CallEnded(f"k{batch}", 100.0 * batch + 5, EndState.MISSED,
+                                      MissReason.ABANDONED))
+        result = await real(clients)
+        events.append(("batch end", batch))
+        return result
+
+    importer.import_clients = import_clients  # type: ignore[method-assign]
+    try:
+        plan = await plan_import(importer, many_clients(tmp_path, 200), region="RU", specs=[])
+        result = await write_batches(importer, plan.drafts, 20)
+        assert len(result.landed) == 10
+        await asyncio.wait_for(call_log.drained(), 30)
+    finally:
+        await call_log.stop()
+        await importer.close()
+        await product.close()
+    for n in range(1, 9):
+        assert events.index(("call stored", n)) < events.index(("batch end", n + 1)), events
