@@ -324,8 +324,7 @@ class CallLog:
         self._queued.set()
         self._task = asyncio.create_task(self._run(), name="call-log-writer")
         try:
-            await asyncio.wait_for(asyncio.shield(self._dangling_closed.wait()),
-                                   self._start_wait)
+            await asyncio.wait_for(self._dangling_closed.wait(), self._start_wait)
         except TimeoutError:
             log.warning("call log: the database is slow; %d writes from the last run are"
                         " stored in the background, ahead of new calls", len(writes))
