@@ -9,6 +9,7 @@ again skips the clients that did (they already exist) and imports the rest.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import sqlite3
 import sys
@@ -67,17 +68,22 @@ async def plan_import(store: Store, path: Path, *, region: str, specs: list[str]
         found = existing.get(draft.name.strip().casefold())
         if found is not None:
             for row in draft.source_rows:
-                plan.rejected.append(Rejection(
+                plan.skipped.append(Rejection(
                     row, f"client {draft.name!r} already exists (id {found})", {}))
         else:
             kept.append(draft)
     plan.drafts = kept
-    plan.rejected.sort(key=lambda r: r.row)
+    plan.skipped.sort(key=lambda r: r.row)
     plan.encoding = table.encoding
     return plan
 
 
 DEFAULT_BATCH_SIZE = 1000
+# SQLite's lock is not fair: a writer waiting in another connection polls it (every 100 ms at
+# most, with a long busy timeout), and an import starting its next batch at once wins every
+# time, so a running call log would wait for the whole import. A pause longer than that
+# poll between batches lets every waiting writer in.
+BATCH_PAUSE_SECONDS = 0.15
 
 
 @dataclass(slots=True)
@@ -101,6 +107,7 @@ class WriteResult:
     landed: list[Batch] = field(default_factory=list)
     failed: Batch | None = None
     error: str = ""
+    interrupted: bool = False  # Ctrl-C: the batch under way was rolled back
 
     @property
     def clients(self) -> int:
@@ -112,11 +119,16 @@ def batches_of(drafts: Sequence[ClientDraft], size: int) -> list[Batch]:
 
 
 async def write_batches(store: Store, drafts: Sequence[ClientDraft], batch_size: int,
-                        on_batch: Callable[[Batch], Awaitable[None]] | None = None
-                        ) -> WriteResult:
-    """One transaction per batch; stops at the first batch that fails (nothing of it stays)."""
+                        on_batch: Callable[[Batch], Awaitable[None]] | None = None,
+                        result: WriteResult | None = None,
+                        pause: float = BATCH_PAUSE_SECONDS) -> WriteResult:
+    """One transaction per batch; stops at the first batch that fails (nothing of it stays).
+    ``result``, when given, is filled in as batches land: an interrupted caller still knows
+    which did."""
     batches = batches_of(drafts, batch_size)
-    result = WriteResult(len(batches))
+    if result is None:
+        result = WriteResult(len(batches))
+    result.batches = len(batches)
     for batch in batches:
         try:
             await store.import_clients([to_input(d) for d in batch.drafts])
@@ -126,6 +138,8 @@ async def write_batches(store: Store, drafts: Sequence[ClientDraft], batch_size:
         result.landed.append(batch)
         if on_batch is not None:
             await on_batch(batch)
+        if batch is not batches[-1]:
+            await asyncio.sleep(pause)  # not synchronisation: room for other writers
     return result
 
 
@@ -165,14 +179,17 @@ def write_report(plan: ImportPlan, out: TextIO, *, dry_run: bool) -> None:
     contacts = sum(len(d.contacts) for d in plan.drafts)
     phones = sum(len(c.phones) for d in plan.drafts for c in d.contacts)
     verb = "would import" if dry_run else "imported"
+    skipped = f"; skipped {len(plan.skipped)} rows (already imported)" if plan.skipped else ""
     print(f"{verb} {len(plan.drafts)} clients, {contacts} contacts, {phones} phones; "
-          f"rejected {len(plan.rejected)} rows", file=out)
+          f"rejected {len(plan.rejected)} rows{skipped}", file=out)
     if plan.encoding:
         print(f"read as {plan.encoding}", file=out)
     if plan.ignored_columns:
         print(f"ignored columns: {', '.join(plan.ignored_columns)}", file=out)
     for rejection in plan.rejected:
         print(f"  row {rejection.row}: {rejection.reason}", file=out)
+    for skip in plan.skipped:
+        print(f"  row {skip.row}: skipped, {skip.reason}", file=out)
 
 
 def write_rejections_csv(plan: ImportPlan, path: Path) -> None:
@@ -199,15 +216,23 @@ async def run_import(config: Config, args: argparse.Namespace, out: TextIO | Non
             print(f"import failed: {exc}", file=err)
             return 2
         result = None
+        unexpected: BaseException | None = None
         if not args.dry_run and plan.drafts:
             batches = batches_of(plan.drafts, batch_size)
+            result = WriteResult(len(batches))
             progress = Progress(out, err, sum(len(b.rows) for b in batches), len(batches))
             try:
-                result = await write_batches(store, plan.drafts, batch_size,
-                                             progress.batch_landed)
+                await write_batches(store, plan.drafts, batch_size, progress.batch_landed,
+                                    result)
+            except (KeyboardInterrupt, asyncio.CancelledError):
+                # Ctrl-C (asyncio.run turns it into a cancellation): say what landed.
+                result.interrupted = True
+            except Exception as exc:
+                unexpected = exc  # the report first, then the traceback
+                result.error = f"{type(exc).__name__}: {exc}"
             finally:
                 progress.close()
-            if result.failed is not None:
+            if result.failed is not None or result.interrupted or unexpected is not None:
                 plan.drafts = [d for b in result.landed for d in b.drafts]
         write_report(plan, out, dry_run=args.dry_run)
         if result is not None:
@@ -216,6 +241,10 @@ async def run_import(config: Config, args: argparse.Namespace, out: TextIO | Non
             write_rejections_csv(plan, args.report)
     finally:
         await store.close()
+    if unexpected is not None:
+        raise unexpected
+    if result is not None and result.interrupted:
+        return 130
     if result is not None and result.failed is not None:
         return 2
     return 1 if plan.rejected else 0
@@ -225,6 +254,10 @@ def write_batch_report(result: WriteResult, out: TextIO) -> None:
     landed = [b.number for b in result.landed]
     if landed:
         print(f"batches landed: {_ranges(landed)} of {result.batches}", file=out)
+    if result.interrupted or (result.failed is None and result.error):
+        why = "interrupted" if result.interrupted else f"stopped by an error ({result.error})"
+        print(f"{why}: the batch under way left nothing behind", file=out)
+        print("run the same command again: the clients that landed are skipped", file=out)
     if result.failed is not None:
         print(f"{result.failed.describe()} failed and left nothing behind: {result.error}",
               file=out)

@@ -30,6 +30,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
+import phonenumbers
+
 from callcenter.import_table import (
     CSV_SUFFIXES,
     XLSX_SUFFIXES,
@@ -255,6 +257,7 @@ class Rejection:
 class ImportPlan:
     drafts: list[ClientDraft] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    skipped: list[Rejection] = field(default_factory=list)  # already imported (a re-run)
     ignored_columns: list[str] = field(default_factory=list)
     mapping: dict[str, str] = field(default_factory=dict)  # every used column -> its target
     encoding: str = ""  # how a CSV file was read, and whether that was detected or given
@@ -423,14 +426,54 @@ def _parse_row(values: Mapping[str, str], mapping: Mapping[str, str], region: st
     return data, problems
 
 
+# The most digits an E.164 number has: more in one run are two numbers glued together.
+_MAX_PHONE_DIGITS = 15
+
+
 def _parse_phones(text: str, region: str) -> list[tuple[PhoneDraft | None, str | None]]:
+    """The phones of one cell. phonenumbers' matcher finds the valid numbers wherever they
+    are ("… или …", "… or …", "… \\ …", labels such as "(моб.)", "доб. 123" after a
+    comma); what it leaves is split at separators and read as before."""
     parsed: list[tuple[PhoneDraft | None, str | None]] = []
-    pieces = [p for part in _PHONE_SEPARATORS.split(text) for p in _PHONE_SLASH.split(part)]
+    segments: list[tuple[bool, str]] = []  # (a number the matcher found, its text)
+    at = 0
+    for match in phonenumbers.PhoneNumberMatcher(text, region or "ZZ",
+                                                 leniency=phonenumbers.Leniency.VALID):
+        # The extension, when there is one, stays in the raw text, not in the number.
+        segments += [(False, text[at:match.start]), (True, match.raw_string)]
+        at = match.end
+    segments.append((False, text[at:]))
+    found = len(segments) > 1
+    for is_number, segment in segments:
+        if is_number:
+            parsed.extend(_parse_pieces([segment], region, quiet=False))
+            continue
+        pieces = [p for part in _PHONE_SEPARATORS.split(segment)
+                  for p in _PHONE_SLASH.split(part)]
+        parsed.extend(_parse_pieces(pieces, region, quiet=found))
+    return parsed
+
+
+def _parse_pieces(pieces: list[str], region: str, *,
+                  quiet: bool) -> list[tuple[PhoneDraft | None, str | None]]:
+    """``quiet``: the cell had numbers, so text without digits beside them (a label, "или")
+    and a lone extension are not phones of their own."""
+    parsed: list[tuple[PhoneDraft | None, str | None]] = []
     for piece in pieces:
         raw = piece.strip()
         if not raw:
             continue
-        number = normalize(_PHONE_EXTENSION.sub("", raw), region)
+        bare = _PHONE_EXTENSION.sub("", raw)
+        if quiet and (not any(c.isdigit() for c in raw) or not bare.strip()):
+            continue
+        longest = max((len(run) for run in re.findall(r"\d+", re.sub(r"[\s().-]", "", bare))),
+                      default=0)
+        if longest > _MAX_PHONE_DIGITS:
+            parsed.append((None, f"phone {raw!r} has {longest} digits in a row, more than a "
+                                 f"phone number can have ({_MAX_PHONE_DIGITS}): two numbers "
+                                 "in one cell? separate them with ';'"))
+            continue
+        number = normalize(bare, region)
         if number.kind is NumberKind.EXTERNAL:
             parsed.append((PhoneDraft(raw, number.e164, number.digits), None))
         elif number.kind is NumberKind.EXTENSION:

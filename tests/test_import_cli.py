@@ -169,10 +169,15 @@ def test_a_failed_batch_leaves_nothing_and_a_rerun_imports_the_rest(
     monkeypatch.undo()
 
     # The half-written client is the test's doing (the store's batches are atomic, below);
-    # the re-run skips what exists and imports the rest.
-    assert main(["import", "clients", str(src), "--config", str(cfg), "--batch-size", "3"]) == 1
+    # the re-run skips what exists and imports the rest: skipping is not a failure.
+    assert main(["import", "clients", str(src), "--config", str(cfg), "--batch-size", "3",
+                 "--report", str(tmp_path / "rejected.csv")]) == 0
     out = capsys.readouterr().out
     assert "imported 3 clients" in out and out.count("already exists") == 4
+    assert "rejected 0 rows; skipped 4 rows (already imported)" in out
+    assert "row 2: skipped, client 'Client 000' already exists" in out
+    rejected = list(csv.reader((tmp_path / "rejected.csv").open(encoding="utf-8-sig")))
+    assert rejected == [["row", "reason"]]  # skipped rows are not rejections
     assert [c[0] for c in clients(tmp_path)] == [f"Client {i:03d}" for i in range(7)]
 
 
@@ -247,3 +252,93 @@ async def test_an_import_holds_up_the_call_log_for_one_batch_at_most(tmp_path: P
         await call_log.stop()
         await importer.close()
         await product.close()
+
+
+@pytest.mark.parametrize(("raised", "code"), [(KeyboardInterrupt, 130), (RuntimeError, None)])
+def test_ctrl_c_or_an_unexpected_error_still_reports_the_batches_that_landed(
+        tmp_path: Path, cfg: Path, capsys, monkeypatch: pytest.MonkeyPatch,
+        raised: type[BaseException], code: int | None) -> None:
+    src = many_clients(tmp_path, 7)
+    real = SqliteStore.import_clients
+    calls = 0
+
+    async def stops_at_the_second_batch(self, batch):
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise raised("stop")
+        return await real(self, batch)
+
+    monkeypatch.setattr(SqliteStore, "import_clients", stops_at_the_second_batch)
+    argv = ["import", "clients", str(src), "--config", str(cfg), "--batch-size", "3"]
+    if code is None:
+        with pytest.raises(raised):
+            main(argv)
+    else:
+        assert main(argv) == code
+    out = capsys.readouterr().out
+    assert "imported 3 clients" in out
+    assert "batches landed: 1 of 3" in out
+    assert ("interrupted" if code else "stopped by an error (RuntimeError: stop)") in out
+    assert "the clients that landed are skipped" in out
+    assert len(clients(tmp_path)) == 3
+
+
+async def test_a_call_arriving_during_a_batch_is_stored_before_the_next_batch_ends(
+        tmp_path: Path) -> None:
+    # Calls arrive while a batch is being written (not only between batches, as above): the
+    # call log waits for that batch, and gets in before the import moves on much further.
+    from callcenter.bus import EventBus
+    from callcenter.calls.log import CallLog
+    from callcenter.calls.registry import CallRegistry
+    from callcenter.config import PhonesConfig
+    from callcenter.import_run import plan_import, write_batches
+    from callcenter.line_events import CallEnded, CallStarted, Direction, EndState, MissReason
+    from callcenter.matching import CallerMatcher
+
+    path = tmp_path / "shared.db"
+    events: list[tuple[str, int]] = []
+    product = await SqliteStore.open(path)
+    importer = await SqliteStore.open(path)
+
+    class Product:
+        def __getattr__(self, name: str):
+            return getattr(product, name)
+
+        async def add_interaction(self, *args, **kwargs):
+            result = await product.add_interaction(*args, **kwargs)
+            events.append(("call stored", int(kwargs["ref"][1:])))
+            return result
+
+    call_log = CallLog(Product(), journal=tmp_path / "journal")  # type: ignore[arg-type]
+    await call_log.start()
+    registry = CallRegistry(CallerMatcher(product.caller_index, PhonesConfig()),
+                            product.caller_index, EventBus(), call_log)
+    real = importer.import_clients
+    batch = 0
+
+    async def import_clients(clients):
+        nonlocal batch
+        batch += 1
+        events.append(("batch start", batch))
+        if batch <= 8:
+            registry.handle(CallStarted("office", f"k{batch}", 100.0 * batch,
+                                        Direction.INBOUND, "89035556677", "", "74951110000"))
+            registry.handle(CallEnded(f"k{batch}", 100.0 * batch + 5, EndState.MISSED,
+                                      MissReason.ABANDONED))
+        result = await real(clients)
+        events.append(("batch end", batch))
+        return result
+
+    importer.import_clients = import_clients  # type: ignore[method-assign]
+    try:
+        plan = await plan_import(importer, many_clients(tmp_path, 200), region="RU", specs=[])
+        result = await write_batches(importer, plan.drafts, 20)
+        assert len(result.landed) == 10
+        await asyncio.wait_for(call_log.drained(), 30)
+    finally:
+        await call_log.stop()
+        await importer.close()
+        await product.close()
+    for n in range(1, 9):
+        assert events.index(("call stored", n)) < events.index(("batch end", n + 1)), events

@@ -732,3 +732,30 @@ def test_utf16_with_its_byte_order_mark_is_read(tmp_path: Path) -> None:
     table = read_table(path)
     assert table.rows == [(2, {"name": "Яблоко", "phone": "+79161234567"})]
     assert table.encoding.startswith("utf_16") or table.encoding.startswith("utf-16")
+
+
+@pytest.mark.parametrize("cell", [
+    "+7 916 123-45-67 или 8 495 123-45-67",
+    "+7 916 123-45-67 or 8 495 123-45-67",
+    "+7 916 123-45-67 \\ 8 495 123-45-67",
+    "+7 916 123-45-67 (моб.), 8 495 123-45-67 (раб.)",
+])
+def test_numbers_between_words_and_labels_are_found(cell: str) -> None:
+    plan = plan_for([["name", "phone"], ["Acme", cell]])
+    assert plan.rejected == []
+    [contact] = plan.drafts[0].contacts
+    assert [p.e164 for p in contact.phones] == ["+79161234567", "+74951234567"]
+
+
+def test_an_extension_after_a_comma_belongs_to_the_number() -> None:
+    plan = plan_for([["name", "phone"], ["Acme", "8 495 123-45-67, доб. 123"]])
+    assert plan.rejected == []
+    [phone] = plan.drafts[0].contacts[0].phones
+    assert (phone.raw, phone.e164) == ("8 495 123-45-67, доб. 123", "+74951234567")
+
+
+def test_two_numbers_glued_by_a_space_are_rejected_with_a_reason() -> None:
+    plan = plan_for([["name", "phone"], ["Acme", "+7 916 123-45-67 8 495 123-45-67"]])
+    assert plan.drafts == []
+    assert "22 digits in a row" in plan.rejected[0].reason
+    assert "separate them" in plan.rejected[0].reason

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -148,3 +150,47 @@ async def test_a_task_started_inside_a_transaction_does_not_share_it(
     assert child is not None
     await child
     assert await store.session_epoch(user.id) == 1
+
+
+async def _cancel_a_waiting_begin(store: SqliteStore) -> asyncio.Task[object]:
+    """Start a transaction while another connection holds the write lock, and cancel it once
+    its BEGIN IMMEDIATE is queued on the write connection (as an HTTP client going away)."""
+    task = asyncio.create_task(store.create_task(TaskKind.CALLBACK, "cancelled"))
+    # The owner is set right before the BEGIN is queued; the task's next suspension is on it.
+    while store._db._owner is None:
+        await asyncio.sleep(0)
+    task.cancel()
+    return task
+
+
+@pytest.mark.parametrize("begin_gets_the_lock", [True, False])
+async def test_a_cancelled_begin_does_not_leave_a_transaction_open(
+        tmp_path: Path, begin_gets_the_lock: bool) -> None:
+    # aiosqlite still runs a queued BEGIN after its caller is cancelled: once the other
+    # process lets go it succeeds (long busy timeout), or it fails "locked" while the other
+    # still holds the file (short one). Either way the store must come out of it outside a
+    # transaction, and later writes commit.
+    store = await SqliteStore.open(tmp_path / "c.db",
+                                   busy_timeout_ms=60_000 if begin_gets_the_lock else 1)
+    other = sqlite3.connect(tmp_path / "c.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        task = await _cancel_a_waiting_begin(store)
+        if not begin_gets_the_lock:
+            # The connection runs its queue in order: once this returns, the BEGIN has run
+            # (and failed: the other connection still holds the lock).
+            await store._db.writer.execute("SELECT 1")
+        other.rollback()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await store.create_task(TaskKind.CALLBACK, "after")
+        user = await store.create_user("u", "U", Role.SECRETARY)
+        await store.end_sessions(user.id)  # a plain write
+        assert not store._db.writer.in_transaction
+        seen = [r[0] for r in other.execute("SELECT title FROM tasks")]
+        assert seen == ["after"]
+        assert other.execute("SELECT session_epoch FROM users WHERE id = ?",
+                             (user.id,)).fetchone() == (1,)
+    finally:
+        other.close()
+        await store.close()

@@ -6,9 +6,16 @@ the next start replays them before any line is connected. Every call-log write i
 (calls are keyed by the call id, the card's interaction and the callback task by the call id
 as ``ref``), so a journal replayed twice - a crash during the replay - stores each call once.
 
-The file is JSON lines, one write per line, replaced atomically (written beside, fsync'd,
-renamed, the folder fsync'd): after a crash it holds either the old or the new content, never
-half of one. Calls are encoded field by field from their dataclasses, so a field added to
+The call log also keeps it while the database fails at run time: on a write's first failure
+it spools that write and everything queued behind it, then appends each new write as it is
+queued, and clears the journal once the queue is written. So a process killed outright
+(SIGKILL, power loss) during a long lock loses nothing either, and the journal is always a
+tail of the write order: replaying it never puts an older state of a call after a newer one.
+
+The file is JSON lines, one write per line. A spool replaces it atomically (written beside,
+fsync'd, renamed, the folder fsync'd): after a crash it holds either the old or the new
+content, never half of one; an append is one fsync'd ``O_APPEND`` line. Calls are encoded
+field by field from their dataclasses, so a field added to
 :class:`~callcenter.calls.model.LiveCall` travels without touching this module.
 """
 
@@ -97,6 +104,24 @@ class Journal:
         """Add ``writes`` after what the journal already holds, atomically and durably."""
         lines = self._lines() + [_line(kind, item) for kind, item in writes]
         self._replace(lines)
+
+    def append(self, kind: str, item: Any) -> None:
+        """Add one write at the end, durably: one ``O_APPEND`` line, fsync'd. A crash while
+        writing leaves at worst a torn last line, which :meth:`load` keeps aside."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        created = not self.path.exists()
+        data = (_line(kind, item) + "\n").encode("utf-8")
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                data = b"\n" + data  # end a line torn by an earlier crash first
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created:
+            _fsync_dir(self.path.parent)
 
     def load(self) -> list[Write]:
         """The writes held, in order. A line that cannot be read is kept aside, not lost."""

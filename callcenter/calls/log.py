@@ -3,8 +3,11 @@
 The registry hands calls over synchronously; the writes happen in one owned task in arrival
 order, so the screen-pop path never waits for the disk. A write that fails is retried with
 backoff for as long as the process runs, never dropped: a call record must survive a busy or
-failing database. What is still queued when the process must stop goes to the journal
-(:mod:`callcenter.calls.journal`), which the next start replays before the lines connect.
+failing database. From a write's first failure until the queue is written again, the queue
+is also kept in the journal (:mod:`callcenter.calls.journal`), so even a killed process loses
+nothing; what is still queued when the process must stop goes there too, and the next start
+replays it through the queue, ahead of any new write (without holding up start-up for a
+long lock or a poison write).
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,25 @@ from callcenter.phones import Number, NumberKind
 from callcenter.store.base import Conflict, NotFound, PhoneMatch, Store
 
 log = logging.getLogger(__name__)
+
+# A write that fails this often for a reason other than a busy database (a bug, a CHECK
+# constraint) will not succeed by waiting: it goes to the dead-letter file instead of
+# stopping every later call behind it.
+PERMANENT_ATTEMPTS = 5
+
+# The writer's own step after the journal's writes at start; never journaled.
+_CLOSE_DANGLING = "close_dangling"
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether waiting can cure this failure: a busy or locked database, a full or failing
+    disk. Everything else (a code bug, a constraint) is permanent."""
+    if isinstance(exc, OSError):
+        return True
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        return any(word in text for word in ("locked", "busy", "disk", "unable to open"))
+    return False
 
 
 def call_row(call: LiveCall) -> dict[str, Any]:
@@ -183,22 +206,32 @@ def _unlinked(kind: str, item: Any) -> Any:
 class CallLog:
     """The call log's writer. ``journal`` is where writes still held at stop are spooled (and
     replayed from at start); ``retry_seconds`` doubles per failed attempt up to
-    ``max_retry_seconds``; ``stop`` waits ``drain_seconds`` for the queue to empty first.
+    ``max_retry_seconds`` (for ever while the failure is :func:`transient`; after
+    ``permanent_attempts`` other failures the write goes to ``call-log.dead`` beside the
+    journal); ``start`` waits up to ``start_wait_seconds`` for the journal's replay and
+    ``stop`` waits ``drain_seconds`` for the queue to empty first.
     ``callback_on`` maps a line name to its callback policy (config ``callback_on``)."""
 
     def __init__(self, store: Store, *, journal: Path | None = None,
                  retry_seconds: float = 2.0, max_retry_seconds: float = 30.0,
-                 drain_seconds: float = 10.0,
+                 drain_seconds: float = 10.0, permanent_attempts: int = PERMANENT_ATTEMPTS,
+                 start_wait_seconds: float = 5.0,
                  callback_on: Mapping[str, str] | None = None) -> None:
         self._store = store
         self._callback_on = dict(callback_on or {})  # line name -> policy
         self._journal = Journal(journal) if journal is not None else None
-        self._queue: asyncio.Queue[Write] = asyncio.Queue()
+        self._queue: deque[Write] = deque()  # a deque: spooling reads it whole
+        self._queued = asyncio.Event()  # set while the queue is not empty
         self._task: asyncio.Task[None] | None = None
         self._current: Write | None = None  # taken from the queue, not yet written
+        self._spooling = False  # the journal holds the current write and the queue
         self._retry = retry_seconds
         self._max_retry = max_retry_seconds
         self._drain = drain_seconds
+        self._permanent_attempts = permanent_attempts
+        self._start_wait = start_wait_seconds
+        self._dangling_closed = asyncio.Event()  # the last run's open calls are closed
+        self._finish_pending = False  # finish_left_open() came before that
         self._idle = asyncio.Event()
         self._idle.set()
         self._left_open: dict[str, Resumed] = {}
@@ -222,6 +255,11 @@ class CallLog:
         calls the previous run left open that no line re-adopted ended while callcenter was
         down. Each gets the finish step it missed: the card's interaction, and a callback task
         for a caller nobody answered. Returns how many."""
+        if not self._dangling_closed.is_set():
+            # The database was too slow at start: the closing step, still queued, finishes
+            # them once it runs (behind the re-adopted calls' writes, which it then skips).
+            self._finish_pending = True
+            return 0
         left, self._left_open = list(self._left_open), {}
         for call_id in left:
             self._put("left_open", call_id)
@@ -229,20 +267,79 @@ class CallLog:
 
     def _put(self, kind: str, item: Any) -> None:
         self._idle.clear()
-        self._queue.put_nowait((kind, item))
+        self._queue.append((kind, item))
+        self._queued.set()
+        if self._spooling and self._journal is not None:
+            try:
+                self._journal.append(kind, item)
+            except OSError:
+                log.exception("call log: cannot append to %s; the write is held in memory",
+                              self._journal.path)
+
+    def _start_spooling(self) -> None:
+        """The current write failed: keep it and the queue behind it on disk until written."""
+        if self._spooling or self._journal is None or self._current is None:
+            return
+        held = [w for w in (self._current, *self._queue) if w[0] != _CLOSE_DANGLING]
+        try:
+            # Blocking file I/O on purpose: rare, and the writes must be on disk before
+            # anything else happens.
+            self._journal.spool(held)
+        except OSError:
+            log.exception("call log: cannot spool to %s; %d writes held in memory",
+                          self._journal.path, len(held))
+            return
+        self._spooling = True
+        log.warning("call log: database failing; %d writes kept in %s until written",
+                    len(held), self._journal.path)
+
+    def _stop_spooling(self) -> None:
+        if not self._spooling or self._journal is None:
+            return
+        try:
+            self._journal.clear()
+        except OSError:
+            log.exception("call log: cannot remove %s (its writes are all stored; replaying"
+                          " it is harmless)", self._journal.path)
+        self._spooling = False
 
     # -- the writer task -------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.replay_journal()
-        # Before the lines connect: a call still up is re-adopted by its line's resync
-        # afterwards, and picks up what the previous run stored (see resumed()).
+        """Queue what the last run left in the journal, then the closing of the calls it left
+        open, ahead of any new write, and wait up to ``start_wait_seconds`` for both: a long
+        lock or a poison line must not keep the lines from connecting (their writes queue
+        behind). Normally this all happens before the lines connect: a call still up is
+        re-adopted by its line's resync afterwards, and picks up what the previous run
+        stored (see resumed())."""
+        writes = self._journal.load() if self._journal is not None else []
+        if writes and self._journal is not None:
+            log.warning("call log: replaying %d writes from %s", len(writes),
+                        self._journal.path)
+            # They are in the journal already, in order: new writes are appended behind them
+            # until the queue is written, and the journal goes then.
+            self._spooling = True
+            self._queue.extend(writes)
+        self._queue.append((_CLOSE_DANGLING, None))
+        self._idle.clear()
+        self._queued.set()
+        self._task = asyncio.create_task(self._run(), name="call-log-writer")
+        try:
+            await asyncio.wait_for(self._dangling_closed.wait(), self._start_wait)
+        except TimeoutError:
+            log.warning("call log: the database is slow; %d writes from the last run are"
+                        " stored in the background, ahead of new calls", len(writes))
+
+    async def _close_dangling(self) -> None:
         closed = await self._store.close_dangling_calls(
             "callcenter stopped during the call")
         if closed:
             log.warning("%d calls were still live when callcenter last stopped", len(closed))
         self._left_open = {row["id"]: _resumed(row) for row in closed}
-        self._task = asyncio.create_task(self._run(), name="call-log-writer")
+        self._dangling_closed.set()
+        if self._finish_pending:
+            self._finish_pending = False
+            self.finish_left_open()
 
     async def replay_journal(self) -> int:
         """Write what the last run spooled; the journal goes only once all of it is stored.
@@ -270,9 +367,16 @@ class CallLog:
         self._task = None
         held = [self._current] if self._current is not None else []
         self._current = None
-        while not self._queue.empty():
-            held.append(self._queue.get_nowait())
-        if held:
+        held.extend(self._queue)
+        held = [w for w in held if w[0] != _CLOSE_DANGLING]  # the next start does it again
+        self._queue.clear()
+        self._queued.clear()
+        if held and self._spooling:
+            # Already there, in order (appending them again would put older states of a
+            # call after newer ones).
+            log.warning("call log: %d writes kept in %s for the next start", len(held),
+                        self._journal.path if self._journal else "?")
+        elif held:
             if self._journal is None:
                 log.error("call log: no journal configured; %d writes are lost", len(held))
             else:
@@ -281,6 +385,7 @@ class CallLog:
                 self._journal.spool(held)
                 log.warning("call log: %d writes spooled to %s for the next start",
                             len(held), self._journal.path)
+        self._spooling = False
         self._idle.set()
 
     async def drained(self) -> None:
@@ -288,14 +393,19 @@ class CallLog:
 
     async def _run(self) -> None:
         while True:
-            self._current = await self._queue.get()
-            await self._write_retrying(*self._current)
+            await self._queued.wait()
+            self._current = self._queue.popleft()
+            if not self._queue:
+                self._queued.clear()
+            await self._write_retrying(*self._current, on_failure=self._start_spooling)
             self._current = None
-            if self._queue.empty():
+            if not self._queue:
+                self._stop_spooling()
                 self._idle.set()
 
-    async def _write_retrying(self, kind: str, item: Any) -> None:
-        delay, attempt, unlinked = self._retry, 0, False
+    async def _write_retrying(self, kind: str, item: Any,
+                              on_failure: Callable[[], None] | None = None) -> None:
+        delay, attempt, permanent, unlinked = self._retry, 0, 0, False
         while True:
             attempt += 1
             try:
@@ -310,19 +420,48 @@ class CallLog:
                     if self._current is not None:
                         self._current = (kind, item)
                     continue
+                permanent += 1
                 log.exception("call log: %s write failed (attempt %d); retrying in %.1f s",
                               kind, attempt, delay)
-            except Exception:
+                if on_failure is not None:
+                    on_failure()
+            except Exception as exc:
+                permanent += not transient(exc)
                 if attempt == 1:
                     log.exception("call log: %s write failed; retrying in %.1f s", kind, delay)
                 else:
                     log.warning("call log: %s write still failing (attempt %d); retrying in"
                                 " %.1f s", kind, attempt, delay)
+                if on_failure is not None:
+                    on_failure()
+            if permanent >= self._permanent_attempts:
+                self._dead_letter(kind, item)
+                return
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._max_retry)
 
+    def _dead_letter(self, kind: str, item: Any) -> None:
+        if kind == _CLOSE_DANGLING:
+            log.error("call log: cannot close the calls the last run left open; they stay"
+                      " open until the next start")
+            self._dangling_closed.set()
+            return
+        if self._journal is None:
+            log.error("call log: %s write keeps failing; no journal configured, dropped", kind)
+            return
+        dead = self._journal.path.with_name(self._journal.path.stem + ".dead")
+        try:
+            Journal(dead).append(kind, item)
+        except OSError:
+            log.exception("call log: cannot write %s; the %s write is dropped", dead, kind)
+            return
+        log.error("call log: %s write failed %d times; moved to %s (JSON lines, one write each)"
+                  " so the calls behind it are stored", kind, self._permanent_attempts, dead)
+
     async def _write(self, kind: str, item: Any) -> None:
-        if kind == "upsert":
+        if kind == _CLOSE_DANGLING:
+            await self._close_dangling()
+        elif kind == "upsert":
             await self._store.upsert_call(item)
         elif kind == "recording":
             await self._store.add_recording(*item)

@@ -128,8 +128,11 @@ class SqliteDb:
         async with self.lock:
             self._owner = asyncio.current_task()
             try:
-                await self._writer.execute("BEGIN IMMEDIATE")
                 try:
+                    # Inside the try: a caller cancelled while BEGIN waits for another
+                    # process still has it run by aiosqlite's thread afterwards, and the
+                    # rollback queued behind it (the queue is FIFO) closes what it opened.
+                    await self._writer.execute("BEGIN IMMEDIATE")
                     yield
                     await self._writer.commit()
                 except BaseException:
@@ -145,5 +148,6 @@ class SqliteDb:
 
 async def _rollback(db: aiosqlite.Connection) -> None:
     # A cancelled caller must still leave the connection outside a transaction, or the next
-    # BEGIN fails; shield the rollback from the cancellation that is unwinding us.
+    # BEGIN fails; shield the rollback from the cancellation that is unwinding us. With no
+    # transaction open (a BEGIN that failed "locked") sqlite3's rollback() does nothing.
     await asyncio.shield(db.rollback())

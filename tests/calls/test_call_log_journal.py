@@ -264,3 +264,174 @@ async def test_the_app_replays_the_journal_at_start(config) -> None:
         await assert_each_call_once(store, 4)
     finally:
         await store.close()
+
+
+_KILLED_WHILE_LOCKED = """
+import asyncio, os, sys, traceback
+from pathlib import Path
+from callcenter.calls.log import CallLog
+from callcenter.store.sqlite import SqliteStore
+from tests.calls.test_call_log_journal import FAST, Watched, feed_calls, registry_for
+
+async def main():
+    store = await SqliteStore.open(Path(sys.argv[1]), busy_timeout_ms=5)
+    watched = Watched(store, 3)
+    call_log = CallLog(watched, journal=Path(sys.argv[2]), **FAST)
+    await call_log.start()
+    registry = registry_for(store, call_log)
+    print("started", flush=True)
+    sys.stdin.readline()  # the test locks the database
+    feed_calls(registry, 0, 8)
+    await watched.locked_long_enough.wait()  # writes are failing
+    feed_calls(registry, 8, 4)  # and calls keep coming
+    print("queued", flush=True)
+    sys.stdin.readline()  # the event loop stops here; the test kills the process
+
+try:
+    asyncio.run(main())
+except BaseException:
+    traceback.print_exc()
+    os._exit(1)  # the store's threads would keep a failed run alive
+"""
+
+
+async def test_killed_while_the_database_is_locked_the_next_start_stores_each_call_once(
+        tmp_path: Path) -> None:
+    # SIGKILL gives no chance to spool at stop: the writes must already be in the journal.
+    path, journal = tmp_path / "c.db", tmp_path / "call-log.journal"
+    store = await open_store(path)
+    await seed_demo(store, FAKE_HASH)
+    await store.close()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_WHILE_LOCKED, str(path),
+                             str(journal)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            env=env, text=True)
+    other = None
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        assert proc.stdout.readline().strip() == "started"
+        other = lock_database(path)
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "queued"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if other is not None:
+            other.rollback()
+            other.close()
+    assert len(Journal(journal).load()) >= 12 * 2  # an upsert and a finish per call
+
+    store = await open_store(path)
+    again = CallLog(store, journal=journal)
+    await again.start()
+    await again.stop()
+    assert not journal.exists()
+    await assert_each_call_once(store, 12)
+    await store.close()
+
+
+async def test_the_journal_goes_once_the_queue_is_written_after_a_lock(
+        tmp_path: Path) -> None:
+    path, journal = tmp_path / "c.db", tmp_path / "call-log.journal"
+    store = await open_store(path)
+    await seed_demo(store, FAKE_HASH)
+    watched = Watched(store, 3)
+    call_log = CallLog(watched, journal=journal, **FAST)  # type: ignore[arg-type]
+    await call_log.start()
+    other = lock_database(path)
+    feed_calls(registry_for(store, call_log), 0, 3)
+    await asyncio.wait_for(watched.locked_long_enough.wait(), 60)
+    assert len(Journal(journal).load()) >= 6  # kept while the database fails
+    other.rollback()
+    other.close()
+    await asyncio.wait_for(call_log.drained(), 60)
+    assert not journal.exists()  # all written: nothing left to replay
+    await call_log.stop()
+    await assert_each_call_once(store, 3)
+    await store.close()
+
+
+class Poisoned:
+    """The store, with one call whose row can never be written (a bug, a CHECK constraint)."""
+
+    def __init__(self, store: SqliteStore, call_id: str) -> None:
+        self._store = store
+        self._call_id = call_id
+        self.attempts = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def upsert_call(self, row: dict[str, Any]) -> None:
+        if row["id"] == self._call_id:
+            self.attempts += 1
+            raise ValueError("CHECK constraint failed")
+        await self._store.upsert_call(row)
+
+
+async def test_a_write_that_always_fails_goes_to_the_dead_letter_file_and_the_rest_land(
+        tmp_path: Path, caplog: Any) -> None:
+    path, journal = tmp_path / "c.db", tmp_path / "call-log.journal"
+    store = await open_store(path)
+    await seed_demo(store, FAKE_HASH)
+    poisoned = Poisoned(store, "k1")
+    call_log = CallLog(poisoned, journal=journal, **FAST)  # type: ignore[arg-type]
+    await call_log.start()
+    feed_calls(registry_for(store, call_log), 0, 4)
+    await asyncio.wait_for(call_log.drained(), 20)  # retried for ever, it never drained
+    await call_log.stop()
+    dead = Journal(tmp_path / "call-log.dead").load()
+    # every write of k1 (its live upsert and its finish) gave up after five attempts each
+    assert [(kind, (item["id"] if kind == "upsert" else item.id)) for kind, item in dead] == [
+        ("upsert", "k1"), ("finish", "k1")]
+    assert poisoned.attempts == 2 * 5
+    assert "call-log.dead" in caplog.text
+    calls = {c["id"] for c in await store.list_calls(CallFilter(limit=100))}
+    assert calls == {"k0", "k2", "k3"}  # the calls behind it were not held up
+    assert not journal.exists()
+    await store.close()
+
+
+class Recording(Watched):
+    """The store, noting the call ids of the call rows written, in order."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        super().__init__(store, 1)
+        self.written: list[str] = []
+
+    async def upsert_call(self, row: dict[str, Any]) -> None:
+        await self._store.upsert_call(row)
+        self.written.append(row["id"])
+
+
+async def test_a_locked_database_at_start_does_not_hold_up_start_and_replays_first(
+        tmp_path: Path) -> None:
+    path, journal = tmp_path / "c.db", tmp_path / "call-log.journal"
+    store = await open_store(path)
+    await seed_demo(store, FAKE_HASH)
+    call_log = CallLog(store, journal=journal, drain_seconds=0, **FAST)
+    await call_log.start()
+    other = lock_database(path)
+    feed_calls(registry_for(store, call_log), 0, 6)
+    await call_log.stop()
+    spooled = {item["id"] if kind == "upsert" else item.id
+               for kind, item in Journal(journal).load()}
+    assert spooled == {f"k{i}" for i in range(6)}
+
+    # The database is still locked when callcenter starts again: start() returns, the lines
+    # connect, and their calls queue behind the journal's.
+    recording = Recording(store)
+    again = CallLog(recording, journal=journal, start_wait_seconds=0.01, **FAST)  # type: ignore[arg-type]
+    await asyncio.wait_for(again.start(), 30)
+    feed_calls(registry_for(store, again), 6, 4)
+    assert journal.exists()
+    other.rollback()
+    other.close()
+    await asyncio.wait_for(again.drained(), 60)
+    await again.stop()
+    assert not journal.exists()
+    await assert_each_call_once(store, 10)
+    first_new = min(recording.written.index(f"k{i}") for i in range(6, 10))
+    assert set(recording.written[:first_new]) == spooled
+    await store.close()
