@@ -60,6 +60,15 @@ def _wrong_query_value(prop: dict[str, Any]) -> str | None:
     return None  # a text parameter: any text is of the right type
 
 
+# Valid ISO text whose UTC form is outside datetime's range (an OverflowError once, a 500),
+# and a Unix time, which is not a date-time.
+BAD_DATE_TIMES = ["0001-01-01T00:00:00+05:00", "9999-12-31T23:00:00-05:00", "5"]
+
+
+def _is_date_time(prop: dict[str, Any]) -> bool:
+    return any(o.get("format") == "date-time" for o in [prop, *prop.get("anyOf", [])])
+
+
 def _example(model: type[BaseModel]) -> dict[str, Any]:
     extra = model.model_config.get("json_schema_extra") or {}
     examples = extra.get("examples") if isinstance(extra, dict) else None
@@ -90,6 +99,8 @@ def body_cases(route: ApiRoute) -> list[tuple[str, Any, str | None]]:
             (o["maxLength"] for o in prop.get("anyOf", []) if "maxLength" in o), None)
         if limit:
             cases.append((f"oversized {name}", {**example, name: "x" * (limit + 1)}, name))
+        if _is_date_time(prop):
+            cases += [(f"{name} {bad}", {**example, name: bad}, name) for bad in BAD_DATE_TIMES]
     for name in schema.get("required", []):
         cases.append((f"missing {name}", {k: v for k, v in example.items() if k != name}, name))
     return cases
@@ -108,6 +119,8 @@ def query_cases(route: ApiRoute) -> list[tuple[str, dict[str, str], str]]:
                       if "maxLength" in o), None)
         if limit:
             cases.append((f"oversized {name}", {name: "1" * (limit + 1)}, name))
+        if _is_date_time(prop):
+            cases += [(f"{name} {bad}", {name: bad}, name) for bad in BAD_DATE_TIMES]
     return cases
 
 
