@@ -70,6 +70,67 @@ def test_guessing_many_logins_from_one_address_is_throttled(api: Api) -> None:
     assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
 
 
+def test_a_disabled_account_does_not_reveal_its_password(api_factory) -> None:
+    """The right password of a disabled account must not lift the lock: it would tell a
+    guesser which of their guesses was right."""
+    admin, guesser = api_factory(), api_factory()
+    admin.login("admin")
+    clock = FakeClock()
+    guesser.client.app.state.login_throttle.clock = clock
+    users = {u["login"]: u["id"] for u in admin.get("/api/users").json()}
+    assert admin.patch(f"/api/users/{users['dmitry']}", json={"active": False}).status_code == 200
+    for i in range(5):
+        assert _login(guesser, "dmitry", f"wrong-pass-{i}").status_code == 401
+    clock.now += 1
+    assert _login(guesser, "dmitry", DEMO_PASSWORD).status_code == 401
+    # a wrong guess after the right one is locked out exactly like one after a wrong one
+    r = _login(guesser, "dmitry", "wrong-pass-9")
+    assert r.status_code == 429, r.text
+
+
+def test_an_unknown_login_runs_the_same_verify(api: Api, monkeypatch) -> None:
+    """Against the dummy hash, on the same pool: a wrong login costs what a wrong password
+    costs, so logins cannot be enumerated by timing."""
+    seen: list[str] = []
+    real = passwords._hasher
+
+    class Recording:
+        def verify(self, stored: str, password: str) -> bool:
+            seen.append(stored)
+            return real.verify(stored, password)
+
+    monkeypatch.setattr(passwords, "_hasher", Recording())
+    assert _login(api, "no-such-user", "guess-password-1").status_code == 401
+    assert _login(api, "maria", "guess-password-1").status_code == 401
+    assert seen[0] == passwords._DUMMY_HASH
+    assert seen[1] != passwords._DUMMY_HASH and seen[1].startswith("$argon2id$")
+
+
+async def test_a_parallel_burst_of_guesses_is_throttled(config: Config, monkeypatch) -> None:
+    """50 guesses at once: each counts from the moment it starts, so only the free ones
+    reach argon2 and the rest are refused before any work."""
+    verified = 0
+    real = passwords._hasher
+
+    class Counting:
+        def verify(self, stored: str, password: str) -> bool:
+            nonlocal verified
+            verified += 1
+            return real.verify(stored, password)
+
+    app = create_app(config, demo=True, demo_calls=False)
+    async with app.router.lifespan_context(app):
+        monkeypatch.setattr(passwords, "_hasher", Counting())
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://cc") as client:
+            answers = await asyncio.gather(*(
+                client.post("/api/session", json={"login": "maria", "password": f"guess-{i}-x"})
+                for i in range(50)))
+    codes = [r.status_code for r in answers]
+    assert codes.count(401) == 5 and codes.count(429) == 45, codes
+    assert verified == 5
+
+
 def test_throttle_delays_double_up_to_a_cap_and_memory_is_bounded() -> None:
     clock = FakeClock()
     guard = LoginThrottle(per_login=3, per_address=1000, base=1, max_delay=8, max_keys=50,
