@@ -204,6 +204,7 @@ def create_app(config: Config, *, demo: bool | None = None, demo_calls: bool = T
         secret_key=session_secret(config),
         secure_cookies=config.server.secure_cookies,
         session_hours=config.server.session_hours,
+        body_timeout=config.server.body_timeout,
         lifespan=lifespan,
     )
     app.state.config = config

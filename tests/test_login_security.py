@@ -146,7 +146,77 @@ def test_throttle_delays_double_up_to_a_cap_and_memory_is_bounded() -> None:
     for i in range(500):
         guard.begin(f"user-{i}", f"10.1.{i // 250}.{i % 250}")
     assert len(guard.logins) <= 50 and len(guard.addresses) <= 50
-    assert guard.retry_after("user-499", "10.1.1.249") == 0  # recent keys are still counted
+    assert "user-499" in guard.logins and "10.1.1.249" in guard.addresses  # recent ones kept
+
+
+def test_a_flood_of_new_keys_does_not_evict_a_lock() -> None:
+    clock = FakeClock()
+    guard = LoginThrottle(per_login=3, per_address=10**6, base=60, max_keys=50, clock=clock)
+    for _ in range(3):
+        guard.begin("maria", "10.0.0.1")
+    assert guard.retry_after("maria", "10.0.0.2") == 60
+    for i in range(500):  # one guess each at 500 made-up logins: none locked
+        guard.begin(f"user-{i}", "10.0.0.1")
+    assert len(guard.logins) <= 50
+    assert guard.retry_after("maria", "10.0.0.2") == 60
+
+
+def test_ipv6_clients_are_counted_by_their_64_prefix() -> None:
+    guard = LoginThrottle(per_login=10**6, per_address=3, base=60, clock=FakeClock())
+    for i in range(3):
+        guard.begin(f"user-{i}", f"2001:db8:1:2::{i + 1:x}")
+    assert guard.retry_after("someone", "2001:db8:1:2:ffff::1") == 60
+    assert guard.retry_after("someone", "2001:db8:1:3::1") == 0  # another /64
+    for _ in range(3):
+        guard.begin("x", "::ffff:10.0.0.7")
+    assert guard.retry_after("y", "10.0.0.7") == 60  # an IPv4-mapped address is the IPv4 one
+
+
+def test_failures_decay_so_a_guess_now_and_then_cannot_lock_a_login_for_ever() -> None:
+    clock = FakeClock()
+    guard = LoginThrottle(per_login=5, per_address=10**6, decay=300, clock=clock)
+    for _ in range(15):  # a storm: locked for the longest delay
+        clock.now += guard.retry_after("maria", "10.9.9.9")
+        guard.begin("maria", "10.9.9.9")
+    # (the old rule kept it at 900 s for as long as a guess came within the hour)
+    locks = [guard.retry_after("maria", "10.0.0.1")]
+    assert locks[0] >= 120
+    # then one wrong guess every 15 minutes: the lock shrinks instead of staying at 15 min
+    for _ in range(8):
+        clock.now += 900
+        assert guard.retry_after("maria", "10.9.9.9") == 0
+        guard.begin("maria", "10.9.9.9")
+        locks.append(guard.retry_after("maria", "10.0.0.1"))
+    assert locks[-1] == 0 and locks == sorted(locks, reverse=True), locks
+    # and an hour of quiet is not needed to forget a few typos: they fade one per 5 minutes
+    for _ in range(4):
+        guard.begin("olga", "10.0.0.1")
+    clock.now += 600
+    guard.begin("olga", "10.0.0.1")
+    assert guard.retry_after("olga", "10.0.0.1") == 0  # 4 - 2 + 1 < 5
+
+
+def test_an_address_that_logged_in_recently_is_not_locked_out_by_others_guessing() -> None:
+    clock = FakeClock()
+    guard = LoginThrottle(per_login=5, per_address=10**6, clock=clock)
+    assert not guard.begin("maria", "10.0.0.1")
+    guard.succeeded("maria", "10.0.0.1")  # maria's desk
+    for _ in range(10):
+        clock.now += guard.retry_after("maria", "198.51.100.7")
+        guard.begin("maria", "198.51.100.7")  # somebody guessing from outside
+    assert guard.retry_after("maria", "198.51.100.7") > 0
+    assert guard.retry_after("maria", "10.0.0.2") > 0  # another desk: locked
+    assert guard.retry_after("maria", "10.0.0.1") == 0  # hers: not
+    held = guard.begin("maria", "10.0.0.1")
+    assert held
+    guard.succeeded("maria", "10.0.0.1", held=True)
+    # her login does not reset the guesser's count
+    assert guard.retry_after("maria", "198.51.100.7") > 0
+    clock.now += 31 * 86400  # trust lasts 30 days
+    assert guard.retry_after("OLGA", "10.0.0.1") == 0
+    for _ in range(5):
+        guard.begin("maria", "198.51.100.7")
+    assert guard.retry_after("maria", "10.0.0.1") > 0
 
 
 async def test_the_password_check_does_not_block_the_event_loop(config: Config,

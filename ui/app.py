@@ -21,7 +21,7 @@ from ui.hub import Hub
 from ui.openapi import build_openapi
 from ui.pages import SecurityHeadersMiddleware, page_routes
 from ui.routes import ROUTES, ApiRoute
-from ui.security import MAX_BODY, BodyLimitMiddleware
+from ui.security import BODY_TIMEOUT, MAX_BODY, BodyLimitMiddleware
 from ui.throttle import LoginThrottle
 
 SESSION_COOKIE = "cc_session"
@@ -32,6 +32,7 @@ def build_web_app(
     secret_key: str,
     secure_cookies: bool = False,
     session_hours: int = 12,
+    body_timeout: float = BODY_TIMEOUT,
     lifespan: Any = None,
     api_routes: Sequence[ApiRoute] = (),
     extra_routes: Sequence[BaseRoute] = (),
@@ -76,7 +77,7 @@ def build_web_app(
     middleware = [
         Middleware(SecurityHeadersMiddleware),
         # Before anything reads the body; inside the headers, so a 413 carries them too.
-        Middleware(BodyLimitMiddleware, limit=MAX_BODY),
+        Middleware(BodyLimitMiddleware, limit=MAX_BODY, timeout=body_timeout),
         Middleware(
             SessionMiddleware,
             secret_key=secret_key,

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
 from callcenter.errors import (
@@ -26,6 +26,7 @@ from callcenter.services import Services
 from callcenter.store.base import Conflict, NotFound
 from ui.api.models import MAX_ID
 from ui.security import (
+    BodyTimeout,
     BodyTooLarge,
     CsrfFailed,
     NotAuthenticated,
@@ -76,7 +77,17 @@ async def json_bytes(request: Request) -> bytes:
     ):
         raise ValidationError("send the body as JSON (Content-Type: application/json)")
     # BodyLimitMiddleware has refused anything over MAX_BODY before it was read whole.
-    return await request.body()
+    try:
+        return await request.body()
+    except ClientDisconnect:
+        # Nobody is left to answer: an expected event, not "Exception in ASGI application".
+        raise ClientGone("the client went away before sending the whole body") from None
+
+
+class ClientGone(CallcenterError):
+    """The client dropped the connection mid-body; the answer goes nowhere."""
+
+    error_id = "client-gone"
 
 
 def _checked(request: HTTPConnection, model: type[BaseModel], kind: str) -> None:
@@ -212,6 +223,7 @@ _STATUS = {
     PermissionDenied: 403,
     CsrfFailed: 403,
     BodyTooLarge: 413,
+    BodyTimeout: 408,
     TooManyAttempts: 429,
     LineUnavailable: 503,
     CallNotFound: 404,

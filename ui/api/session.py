@@ -38,9 +38,9 @@ async def check_password(conn: HTTPConnection, login: str, stored_hash: str | No
         log.debug("login attempt for %r from %s throttled for %d s", login[:64], address, wait)
         raise TooManyAttempts(f"too many failed attempts; try again in {wait} s",
                               retry_after=wait)
-    guard.begin(login, address)
+    held = guard.begin(login, address)
     if await verify_password_async(stored_hash, password) and usable:
-        guard.succeeded(login, address)
+        guard.succeeded(login, address, held=held)
         return True
     # The login is logged, never the password.
     log.warning("failed password check for %r from %s", login[:64], address)
