@@ -20,6 +20,7 @@ from callcenter.bus import BusEvent
 from callcenter.calls.registry import CallRegistry
 from callcenter.config import Config, PbxLineConfig
 from callcenter.demo import DEMO_PASSWORD, seed_demo
+from callcenter.passwords import shutdown_pool
 from callcenter.services import Services
 from callcenter.store.sqlite import SqliteStore
 
@@ -199,6 +200,7 @@ def create_app(config: Config, *, demo: bool | None = None, demo_calls: bool = T
                 yield
         finally:
             await store.close()
+            shutdown_pool()
 
     app = build_web_app(
         secret_key=session_secret(config),

@@ -188,6 +188,29 @@ def test_the_two_bugs_from_the_review_are_400s(api: Api) -> None:
     assert api.patch(f"/api/tasks/{task['id']}", json={"assignee_id": me["id"]}).status_code == 200
 
 
+def test_a_too_long_custom_field_name_is_named_once(api: Api) -> None:
+    api.login("admin")
+    key = "x" * 41
+    r = api.post("/api/clients", json={"name": "Acme", "custom": {key: 1}})
+    assert r.status_code == 400 and r.json()["field"] == f"custom.{key}", r.text
+
+
+@pytest.mark.parametrize("method,path,body,field", [
+    ("POST", "/api/session", {"login": "a\x00b", "password": "x"}, "login"),
+    ("POST", "/api/clients", {"name": "Acme", "contacts": [{"phones": ["+7 916 000 11 22\x00"]}]},
+     "contacts[0].phones[0]"),
+    ("POST", "/api/clients", {"name": "Acme", "custom": {"no\x00te": "x"}}, "custom"),
+    ("GET", "/api/clients?search=%00", None, "search"),
+    ("GET", "/api/calls?number=1%00", None, "number"),
+])
+def test_nul_characters_are_refused_naming_the_field(api: Api, method: str, path: str,
+                                                     body: Any, field: str) -> None:
+    api.login("admin")
+    r = api.request(method, path, json=body) if body is not None else api.request(method, path)
+    assert r.status_code == 400 and r.json()["field"] == field, r.text
+    assert "NUL" in r.json()["message"]
+
+
 def test_openapi_request_schemas_are_the_models(api: Api) -> None:
     doc = api.client.get("/api/openapi.json").json()
     schemas = doc["components"]["schemas"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import socket
 import threading
@@ -18,6 +19,7 @@ from callcenter.app import create_app
 from callcenter.config import Config
 from callcenter.demo import DEMO_PASSWORD
 from tests.conftest import Api
+from ui.pages import STATIC_DIR as STATIC
 from ui.routes import ROUTES
 from ui.security import MAX_BODY
 from ui.throttle import LoginThrottle
@@ -251,6 +253,49 @@ async def test_the_password_check_does_not_block_the_event_loop(config: Config,
                 other_work())
     assert r.status_code == 200
     assert order == ["loop ran", "verify done"]
+
+
+async def test_too_many_waiting_password_checks_get_a_503(config: Config, monkeypatch) -> None:
+    """The pool's queue is bounded: a check beyond it is refused at once, not queued."""
+    started, release = threading.Event(), threading.Event()
+    real = passwords._hasher
+
+    class Held:
+        def verify(self, stored: str, password: str) -> bool:
+            started.set()
+            release.wait(10)
+            return real.verify(stored, password)
+
+    monkeypatch.setattr(passwords, "MAX_PENDING", 2)
+    app = create_app(config, demo=True, demo_calls=False)
+    async with app.router.lifespan_context(app):
+        monkeypatch.setattr(passwords, "_hasher", Held())
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://cc") as client:
+            def guess(login: str):
+                return client.post("/api/session", json={"login": login, "password": "guess-1"})
+
+            held = [asyncio.ensure_future(guess(name)) for name in ("maria", "dmitry")]
+            await asyncio.get_running_loop().run_in_executor(None, started.wait, 10)
+            r = await guess("admin")
+            release.set()
+            assert [(await h).status_code for h in held] == [401, 401]
+    assert r.status_code == 503 and r.headers["Retry-After"] == "1"
+    assert r.json()["error"] == "password-checks-busy"
+    for language in ("en", "ru"):
+        catalog = json.loads((STATIC / "i18n" / f"{language}.json").read_text())
+        assert catalog["error.password-checks-busy"], language
+
+
+async def test_the_password_pool_is_shut_down_with_the_app(config: Config) -> None:
+    app = create_app(config, demo=True, demo_calls=False)
+    async with app.router.lifespan_context(app):
+        await passwords.verify_password_async(None, "guess-password-1")
+        pool = passwords._pool
+        assert pool is not None
+    assert passwords._pool is None
+    with pytest.raises(RuntimeError):  # shut down: nothing more runs on it
+        pool.submit(print)
 
 
 def test_changing_your_own_password(api_factory) -> None:

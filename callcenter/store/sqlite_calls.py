@@ -33,6 +33,7 @@ _CALL_COLUMNS = (
     "client_id", "contact_id", "candidates", "state", "reason", "cause", "answered_by_user",
     "answered_by_ext", "user_id", "rang", "ringing_at", "answered_at", "ended_at",
     "ring_seconds", "talk_seconds", "transfers", "users", "handled_by_pbx", "ivr_seconds",
+    "withheld_raw",
 )
 _CALL_JSON = {"candidates", "rang", "transfers", "users"}
 _NOT_YET = "9999-12-31T00:00:00+00:00"  # a recording whose call is still going on
@@ -45,7 +46,8 @@ _UPDATES = ", ".join(f"{c} = {_FIRST_WINS.get(c, f'excluded.{c}')}" for c in _CA
 _OPEN = "state IN ('ringing', 'answered') AND ended_at IS NULL"
 _CALL_DEFAULTS: dict[str, Any] = {"caller_raw": "", "caller_name": "", "withheld": 0,
                                   "called": "", "cause": "", "candidates": [], "rang": [],
-                                  "transfers": [], "users": [], "handled_by_pbx": 0}
+                                  "transfers": [], "users": [], "handled_by_pbx": 0,
+                                  "withheld_raw": ""}
 
 
 class CallLogMixin:
