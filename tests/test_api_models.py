@@ -163,6 +163,18 @@ def test_malformed_query_strings_get_a_400_naming_the_parameter(api: Api,
         assert field in payload["message"], (what, payload)
 
 
+@pytest.mark.parametrize("route", [r for r in ROUTES if r.query is None],
+                         ids=lambda r: f"{r.method} {r.path}")
+def test_routes_without_a_query_model_refuse_query_parameters(api: Api,
+                                                              route: ApiRoute) -> None:
+    api.login("admin")
+    body = json.dumps(_example(route.body)) if route.body else None
+    r = api.request(route.method, _path(route), params={"zz_unknown": "1"}, content=body,
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert r.json()["field"] == "zz_unknown" and "unknown query parameter" in r.json()["message"]
+
+
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r.method} {r.path}")
 def test_no_route_answers_500_to_garbage(api: Api, route: ApiRoute) -> None:
     """Ids beyond SQLite's range and bodies nobody asked for are a 4xx, never a crash (the

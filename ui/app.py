@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from callcenter import __version__
-from callcenter.errors import CallcenterError
+from callcenter.errors import CallcenterError, ValidationError
 from callcenter.store.base import Conflict, NotFound
 from ui.api.common import handle_error
 from ui.hub import Hub
@@ -103,6 +103,11 @@ def _bound(route: ApiRoute) -> Any:
 
     async def bound(request: Request) -> Any:
         request.scope["api_route"] = route
+        if route.query is None and request.query_params:
+            # As the query models do (extra="forbid"): a misspelt filter must not be ignored.
+            name = next(iter(request.query_params)).replace("\x00", "")[:40]
+            raise ValidationError(f"unknown query parameter {name}; this route takes none",
+                                  field=name or None)
         return await endpoint(request)
 
     bound.__name__ = endpoint.__name__
