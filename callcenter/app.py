@@ -21,6 +21,7 @@ from callcenter.bus import BusEvent
 from callcenter.calls.registry import CallRegistry
 from callcenter.config import Config, PbxLineConfig
 from callcenter.demo import DEMO_PASSWORD, seed_demo
+from callcenter.passwords import shutdown_pool
 from callcenter.services import Services
 from callcenter.store.sqlite import SqliteStore
 
@@ -231,11 +232,13 @@ def create_app(config: Config, *, demo: bool | None = None, demo_calls: bool = T
                 yield
         finally:
             await store.close()
+            shutdown_pool()
 
     app = build_web_app(
         secret_key=session_secret(config),
         secure_cookies=config.server.secure_cookies,
         session_hours=config.server.session_hours,
+        body_timeout=config.server.body_timeout,
         lifespan=lifespan,
     )
     app.state.config = config

@@ -42,8 +42,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # websockets-sansio without per-message deflate: the fastest fan-out measured
     # (shared/LIBRARIES.md; deflate tripled the p99 of benchmarks/ws_fanout.py).
     uvicorn.run(app, host=config.server.host, port=config.server.port, log_level="info",
-                ws="websockets-sansio", ws_per_message_deflate=False, lifespan="on")
+                ws="websockets-sansio", ws_per_message_deflate=False, lifespan="on",
+                ws_max_size=ws_max_size())
     return 0
+
+
+def ws_max_size() -> int:
+    """The largest websocket message the server takes in, in bytes: what the hub accepts
+    (counted in characters, up to 4 bytes each in UTF-8), not uvicorn's 16 MiB."""
+    from ui.hub import MAX_CLIENT_MESSAGE
+
+    return 4 * MAX_CLIENT_MESSAGE
 
 
 def _positive(text: str) -> int:

@@ -36,6 +36,9 @@ class ServerConfig:
     # Set true behind HTTPS so cookies carry the Secure flag.
     secure_cookies: bool = False
     session_hours: int = 12
+    # A request body must arrive whole within this many seconds (else 408): a client sending
+    # one byte a second cannot hold a request open for ever.
+    body_timeout: float = 30.0
 
 
 @dataclass

@@ -224,3 +224,24 @@ def _refs(node: object) -> list[str]:
     if isinstance(node, list):
         return [r for v in node for r in _refs(v)]
     return []
+
+
+def test_only_admins_see_the_number_a_caller_withheld(api_factory) -> None:
+    admin, secretary, manager = api_factory(), api_factory(), api_factory()
+    admin.login("admin")
+    secretary.login("secretary")
+    manager.login("maria")
+    store = admin.client.app.state.services.store
+    row = {"id": "office:w.1", "line": "office", "direction": "in", "caller_raw": "",
+           "withheld": 1, "withheld_raw": "+79161234567", "called": "100", "state": "missed",
+           "ringing_at": "2026-11-30T10:00:00.000+00:00",
+           "ended_at": "2026-11-30T10:00:10.000+00:00", "users": []}
+    admin.client.portal.call(store.upsert_call, row)
+    [seen] = [c for c in admin.get("/api/calls").json() if c["id"] == "office:w.1"]
+    assert seen["caller"]["withheld_raw"] == "+79161234567" and seen["caller"]["raw"] == ""
+    assert admin.get("/api/calls/office:w.1").json()["caller"]["withheld_raw"] == "+79161234567"
+    for other in (secretary, manager):
+        for r in (other.get("/api/calls"), other.get("/api/calls/office:w.1")):
+            assert "+79161234567" not in r.text and "withheld_raw" not in r.text, r.text
+    doc = admin.get("/api/openapi.json").json()
+    assert "withheld_raw" in doc["components"]["schemas"]["CallParty"]["properties"]

@@ -60,6 +60,15 @@ def _wrong_query_value(prop: dict[str, Any]) -> str | None:
     return None  # a text parameter: any text is of the right type
 
 
+# Valid ISO text whose UTC form is outside datetime's range (an OverflowError once, a 500),
+# and a Unix time, which is not a date-time.
+BAD_DATE_TIMES = ["0001-01-01T00:00:00+05:00", "9999-12-31T23:00:00-05:00", "5"]
+
+
+def _is_date_time(prop: dict[str, Any]) -> bool:
+    return any(o.get("format") == "date-time" for o in [prop, *prop.get("anyOf", [])])
+
+
 def _example(model: type[BaseModel]) -> dict[str, Any]:
     extra = model.model_config.get("json_schema_extra") or {}
     examples = extra.get("examples") if isinstance(extra, dict) else None
@@ -90,6 +99,8 @@ def body_cases(route: ApiRoute) -> list[tuple[str, Any, str | None]]:
             (o["maxLength"] for o in prop.get("anyOf", []) if "maxLength" in o), None)
         if limit:
             cases.append((f"oversized {name}", {**example, name: "x" * (limit + 1)}, name))
+        if _is_date_time(prop):
+            cases += [(f"{name} {bad}", {**example, name: bad}, name) for bad in BAD_DATE_TIMES]
     for name in schema.get("required", []):
         cases.append((f"missing {name}", {k: v for k, v in example.items() if k != name}, name))
     return cases
@@ -108,6 +119,8 @@ def query_cases(route: ApiRoute) -> list[tuple[str, dict[str, str], str]]:
                       if "maxLength" in o), None)
         if limit:
             cases.append((f"oversized {name}", {name: "1" * (limit + 1)}, name))
+        if _is_date_time(prop):
+            cases += [(f"{name} {bad}", {name: bad}, name) for bad in BAD_DATE_TIMES]
     return cases
 
 
@@ -150,6 +163,18 @@ def test_malformed_query_strings_get_a_400_naming_the_parameter(api: Api,
         assert field in payload["message"], (what, payload)
 
 
+@pytest.mark.parametrize("route", [r for r in ROUTES if r.query is None],
+                         ids=lambda r: f"{r.method} {r.path}")
+def test_routes_without_a_query_model_refuse_query_parameters(api: Api,
+                                                              route: ApiRoute) -> None:
+    api.login("admin")
+    body = json.dumps(_example(route.body)) if route.body else None
+    r = api.request(route.method, _path(route), params={"zz_unknown": "1"}, content=body,
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert r.json()["field"] == "zz_unknown" and "unknown query parameter" in r.json()["message"]
+
+
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r.method} {r.path}")
 def test_no_route_answers_500_to_garbage(api: Api, route: ApiRoute) -> None:
     """Ids beyond SQLite's range and bodies nobody asked for are a 4xx, never a crash (the
@@ -173,6 +198,29 @@ def test_the_two_bugs_from_the_review_are_400s(api: Api) -> None:
     assert r.status_code == 400 and r.json()["field"] == "number", r.text
     assert "digits" in r.json()["message"]
     assert api.patch(f"/api/tasks/{task['id']}", json={"assignee_id": me["id"]}).status_code == 200
+
+
+def test_a_too_long_custom_field_name_is_named_once(api: Api) -> None:
+    api.login("admin")
+    key = "x" * 41
+    r = api.post("/api/clients", json={"name": "Acme", "custom": {key: 1}})
+    assert r.status_code == 400 and r.json()["field"] == f"custom.{key}", r.text
+
+
+@pytest.mark.parametrize("method,path,body,field", [
+    ("POST", "/api/session", {"login": "a\x00b", "password": "x"}, "login"),
+    ("POST", "/api/clients", {"name": "Acme", "contacts": [{"phones": ["+7 916 000 11 22\x00"]}]},
+     "contacts[0].phones[0]"),
+    ("POST", "/api/clients", {"name": "Acme", "custom": {"no\x00te": "x"}}, "custom"),
+    ("GET", "/api/clients?search=%00", None, "search"),
+    ("GET", "/api/calls?number=1%00", None, "number"),
+])
+def test_nul_characters_are_refused_naming_the_field(api: Api, method: str, path: str,
+                                                     body: Any, field: str) -> None:
+    api.login("admin")
+    r = api.request(method, path, json=body) if body is not None else api.request(method, path)
+    assert r.status_code == 400 and r.json()["field"] == field, r.text
+    assert "NUL" in r.json()["message"]
 
 
 def test_openapi_request_schemas_are_the_models(api: Api) -> None:

@@ -14,14 +14,14 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from callcenter import __version__
-from callcenter.errors import CallcenterError
+from callcenter.errors import CallcenterError, ValidationError
 from callcenter.store.base import Conflict, NotFound
 from ui.api.common import handle_error
 from ui.hub import Hub
 from ui.openapi import build_openapi
 from ui.pages import SecurityHeadersMiddleware, page_routes
 from ui.routes import ROUTES, ApiRoute
-from ui.security import MAX_BODY, BodyLimitMiddleware
+from ui.security import BODY_TIMEOUT, MAX_BODY, BodyLimitMiddleware
 from ui.throttle import LoginThrottle
 
 SESSION_COOKIE = "cc_session"
@@ -32,6 +32,7 @@ def build_web_app(
     secret_key: str,
     secure_cookies: bool = False,
     session_hours: int = 12,
+    body_timeout: float = BODY_TIMEOUT,
     lifespan: Any = None,
     api_routes: Sequence[ApiRoute] = (),
     extra_routes: Sequence[BaseRoute] = (),
@@ -76,7 +77,7 @@ def build_web_app(
     middleware = [
         Middleware(SecurityHeadersMiddleware),
         # Before anything reads the body; inside the headers, so a 413 carries them too.
-        Middleware(BodyLimitMiddleware, limit=MAX_BODY),
+        Middleware(BodyLimitMiddleware, limit=MAX_BODY, timeout=body_timeout),
         Middleware(
             SessionMiddleware,
             secret_key=secret_key,
@@ -102,6 +103,11 @@ def _bound(route: ApiRoute) -> Any:
 
     async def bound(request: Request) -> Any:
         request.scope["api_route"] = route
+        if route.query is None and request.query_params:
+            # As the query models do (extra="forbid"): a misspelt filter must not be ignored.
+            name = next(iter(request.query_params)).replace("\x00", "")[:40]
+            raise ValidationError(f"unknown query parameter {name}; this route takes none",
+                                  field=name or None)
         return await endpoint(request)
 
     bound.__name__ = endpoint.__name__

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import secrets
@@ -42,63 +43,99 @@ class BodyTooLarge(CallcenterError):
     error_id = "body-too-large"
 
 
+class BodyTimeout(CallcenterError):
+    """Answered 408: the body did not arrive in time (a slow sender holding a request)."""
+
+    error_id = "body-timeout"
+
+
 MAX_BODY = 1 << 20
+BODY_TIMEOUT = 30.0  # seconds for a whole request body, however it trickles in
 
 
 class BodyLimitMiddleware:
     """Refuses a request body over ``limit`` bytes on every route, before it is read: by its
     Content-Length at once, and, when the length is not given (chunked), as soon as the bytes
-    received pass the limit; the rest is never read."""
+    received pass the limit; the rest is never read. A body must have arrived whole within
+    ``timeout`` seconds of the request, or it is answered 408.
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
+    Any response sent while the body is not fully received says ``Connection: close``: else
+    the server would read and drop the rest of it to keep the connection alive, which for a
+    route that never reads its body (a logout, /healthz) means an endless upload is read for
+    ever."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY,
+                 timeout: float = BODY_TIMEOUT) -> None:
         self.app = app
         self.limit = limit
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         too_large = f"request body is larger than {self.limit} bytes"
-        length = dict(scope["headers"]).get(b"content-length")
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
-            await _refuse(send, too_large if length.isdigit() else "bad Content-Length")
+            await _refuse(send, 413, BodyTooLarge.error_id,
+                          too_large if length.isdigit() else "bad Content-Length")
             return
+        chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
+        # Whether the server has body bytes of this request to read (HTTP/1.1: only by these
+        # headers); the limit and the deadline hold for any server all the same.
+        expected = chunked or (length is not None and int(length) > 0)
+        complete = False
         received = 0
-        started = exceeded = False
+        started = False
+        deadline = asyncio.get_running_loop().time() + self.timeout
 
         async def limited_receive() -> Message:
-            nonlocal received, exceeded
-            message = await receive()
+            nonlocal received, complete
+            if complete:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(
+                    receive(), max(0.0, deadline - asyncio.get_running_loop().time()))
+            except TimeoutError:
+                if started:  # too late for a 408: the handler sees the client as gone
+                    return {"type": "http.disconnect"}
+                raise BodyTimeout(f"the request body did not arrive within "
+                                  f"{self.timeout:g} s") from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    exceeded = True
+                    # Once a response is under way (a static file listening for the
+                    # client going away) an exception would only be a logged traceback.
+                    if started:
+                        return {"type": "http.disconnect"}
                     raise BodyTooLarge(too_large)
+                complete = not message.get("more_body", False)
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                if exceeded:
-                    # Else the server would go on reading (and dropping) the rest of the
-                    # body to keep the connection alive.
-                    message = {**message, "headers": [*message.get("headers", []),
-                                                      (b"connection", b"close")]}
+                given = message.get("headers", [])
+                if expected and not complete and not any(
+                        k.lower() == b"connection" for k, _ in given):
+                    message = {**message, "headers": [*given, (b"connection", b"close")]}
             await send(message)
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge as exc:
+        except (BodyTooLarge, BodyTimeout) as exc:
             # Reached only where no handler turned it into a response (not an API route).
             if started:
                 raise
-            await _refuse(send, exc.message)
+            status = 413 if isinstance(exc, BodyTooLarge) else 408
+            await _refuse(send, status, exc.error_id, exc.message)
 
 
-async def _refuse(send: Send, message: str) -> None:
-    body = json.dumps({"error": BodyTooLarge.error_id, "message": message}).encode()
-    await send({"type": "http.response.start", "status": 413, "headers": [
+async def _refuse(send: Send, status: int, error_id: str, message: str) -> None:
+    body = json.dumps({"error": error_id, "message": message}).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
         (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": body})

@@ -62,6 +62,7 @@ def call_row(call: LiveCall) -> dict[str, Any]:
         "caller_e164": call.caller_e164,
         "caller_name": call.caller_name,
         "withheld": int(call.withheld),
+        "withheld_raw": call.withheld_raw,
         "called": call.called,
         "client_id": call.client_id,
         "contact_id": call.contact_id,

@@ -42,6 +42,9 @@ class LiveCall:
     match: CallerMatch
     caller_e164: str | None = None
     caller_display: str = ""
+    # The number a caller withheld, as delivered: for the call-log row (admins) only, never
+    # in an event, an interaction or a task.
+    withheld_raw: str = ""
     originated: bool = False
     originated_by: int | None = None  # the user whose click-to-call started it
     placed_by: int | None = None  # the user whose extension called out (any outbound call)

@@ -186,6 +186,7 @@ class CallRegistry:
             withheld=withheld, called=e.called_num, started_at=e.at, match=match,
             caller_e164=None if withheld else caller_number.e164,
             caller_display="" if withheld else display(caller_number, self._region),
+            withheld_raw=e.caller_num if withheld else "",
             originated=e.originated, originated_by=originated_by, placed_by=placed_by,
         )
         call.match_json = self._match_json(match, e.direction)
@@ -296,6 +297,7 @@ class CallRegistry:
         """The line learnt late that the caller withheld the number: forget what was shown,
         in the call log's row and in the events a console that reconnects is replayed."""
         call.withheld = True
+        call.withheld_raw = call.withheld_raw or call.caller_raw
         call.caller_raw = call.caller_display = ""
         call.caller_name = ""
         call.caller_e164 = call.client_phone = None

@@ -33,7 +33,7 @@ _CALL_COLUMNS = (
     "client_id", "contact_id", "candidates", "state", "reason", "cause", "answered_by_user",
     "answered_by_ext", "user_id", "rang", "ringing_at", "answered_at", "ended_at",
     "ring_seconds", "talk_seconds", "transfers", "users", "handled_by_pbx", "ivr_seconds",
-    "answered_by_outside",
+    "answered_by_outside", "withheld_raw",
 )
 _CALL_JSON = {"candidates", "rang", "transfers", "users"}
 _NOT_YET = "9999-12-31T00:00:00+00:00"  # a recording whose call is still going on
@@ -46,7 +46,9 @@ _FIRST_WINS = {"ringing_at": "calls.ringing_at",
 _WITHHELD_STAYS = {"withheld": "MAX(calls.withheld, excluded.withheld)"} | {
     c: f"CASE WHEN calls.withheld = 1 THEN {blank} ELSE excluded.{c} END"
     for c, blank in (("caller_raw", "''"), ("caller_e164", "NULL"), ("caller_name", "''"),
-                     ("client_id", "NULL"), ("contact_id", "NULL"), ("candidates", "'[]'"))}
+                     ("client_id", "NULL"), ("contact_id", "NULL"), ("candidates", "'[]'"))} | {
+    # the number a caller withheld, kept for admins: a later sighting without it keeps it
+    "withheld_raw": "COALESCE(NULLIF(excluded.withheld_raw, ''), calls.withheld_raw)"}
 _UPDATES = ", ".join(f"{c} = {(_FIRST_WINS | _WITHHELD_STAYS).get(c, f'excluded.{c}')}"
                      for c in _CALL_COLUMNS[1:])
 # Live in the log: not ended yet (an answered call that is over is "answered" too).
@@ -54,7 +56,7 @@ _OPEN = "state IN ('ringing', 'answered') AND ended_at IS NULL"
 _CALL_DEFAULTS: dict[str, Any] = {"caller_raw": "", "caller_name": "", "withheld": 0,
                                   "called": "", "cause": "", "candidates": [], "rang": [],
                                   "transfers": [], "users": [], "handled_by_pbx": 0,
-                                  "answered_by_outside": 0}
+                                  "answered_by_outside": 0, "withheld_raw": ""}
 
 
 class CallLogMixin:

@@ -201,3 +201,23 @@ async def test_a_late_withheld_answer_still_hides_the_caller(tmp_path: Path) -> 
         await r.finish()
         [call] = await r.calls()
         assert (call["caller_raw"], call["withheld"], call["client_id"]) == ("", 1, None)
+
+
+async def test_the_withheld_number_is_kept_in_the_call_log_row_only(tmp_path: Path) -> None:
+    """For admins (who may need it for a complaint or the police): in the call-log row,
+    never in an event (what the websocket sends), an interaction or a task."""
+    async with replay(tmp_path, SCENARIO, emulator_options=pres("prohib_passed_screen")) as r:
+        await r.finish()
+        [call] = await r.calls()
+        assert (call["caller_raw"], call["withheld"], call["withheld_raw"]) == ("", 1, RAW)
+        assert all(RAW not in repr(e.data) for e in r.events)
+        for client in await r.store.list_clients():
+            assert RAW not in repr(await r.store.list_interactions(client.id))
+        assert RAW not in repr(await r.store.list_tasks())
+
+
+async def test_a_shown_number_has_no_withheld_copy(tmp_path: Path) -> None:
+    async with replay(tmp_path, SCENARIO, emulator_options=pres("allowed_not_screened")) as r:
+        await r.finish()
+        [call] = await r.calls()
+        assert (call["caller_raw"], call["withheld_raw"]) == (RAW, "")

@@ -22,7 +22,7 @@ from callcenter.store.base import CallFilter
 from ui.api.clients import managers_restricted
 from ui.api.common import body_of, current_user, ok, path_id, query_of, services
 from ui.api.models import CallsQuery, OriginateIn, RecordingIn, TransferIn
-from ui.api.responses import ActionResult, Call
+from ui.api.responses import ActionResult, Call, CallParty
 
 
 def _calls(svc: Services) -> Any:
@@ -32,18 +32,22 @@ def _calls(svc: Services) -> Any:
     return service
 
 
-def call_json(row: dict[str, Any], region: str) -> Call:
-    """A call-log row in the same shape as the live events' ``call``."""
+def call_json(row: dict[str, Any], region: str, *, admin: bool = False) -> Call:
+    """A call-log row in the same shape as the live events' ``call``; for an admin, a
+    withheld caller's number as the PBX delivered it (``caller.withheld_raw``)."""
     number = normalize(row["caller_raw"], region)
     answered = None
     if row["answered_by_ext"] or row["answered_by_user"]:
         answered = {"extension": row["answered_by_ext"], "user_id": row["answered_by_user"],
                     "user_name": row["answered_by_name"]}
+    caller: CallParty = {"raw": row["caller_raw"], "e164": row["caller_e164"],
+                         "name": row["caller_name"], "withheld": bool(row["withheld"]),
+                         "display": "" if row["withheld"] else display(number, region)}
+    if admin and row["withheld"]:
+        caller["withheld_raw"] = row.get("withheld_raw") or ""
     return {
         "id": row["id"], "line": row["line"], "direction": row["direction"],
-        "caller": {"raw": row["caller_raw"], "e164": row["caller_e164"],
-                   "name": row["caller_name"], "withheld": bool(row["withheld"]),
-                   "display": "" if row["withheld"] else display(number, region)},
+        "caller": caller,
         "called": row["called"], "client_id": row["client_id"],
         "client_name": row["client_name"],
         "contact_id": row["contact_id"], "candidates": row["candidates"],
@@ -88,7 +92,8 @@ async def list_calls(request: Request) -> JSONResponse:
     rows = await svc.store.list_calls(f)
     region = svc.config.phones.default_region
     see_all = svc.config.console.managers_see_all_clients
-    return ok([call_for_user(user, call_json(r, region), see_all) for r in rows])
+    admin = user.role is Role.ADMIN
+    return ok([call_for_user(user, call_json(r, region, admin=admin), see_all) for r in rows])
 
 
 async def _visible_row(svc: Services, user: User, call_id: str) -> dict[str, Any]:
@@ -115,7 +120,8 @@ async def get_call(request: Request) -> JSONResponse:
     user = await current_user(request)
     svc = services(request)
     row = await _visible_row(svc, user, request.path_params["call_id"])
-    return ok(call_for_user(user, call_json(row, svc.config.phones.default_region),
+    return ok(call_for_user(user, call_json(row, svc.config.phones.default_region,
+                                            admin=user.role is Role.ADMIN),
                             svc.config.console.managers_see_all_clients))
 
 

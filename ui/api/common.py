@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import logging
 from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
 from callcenter.errors import (
@@ -22,10 +23,12 @@ from callcenter.errors import (
     ValidationError,
 )
 from callcenter.models import Role, User
+from callcenter.passwords import PasswordChecksBusy
 from callcenter.services import Services
 from callcenter.store.base import Conflict, NotFound
 from ui.api.models import MAX_ID
 from ui.security import (
+    BodyTimeout,
     BodyTooLarge,
     CsrfFailed,
     NotAuthenticated,
@@ -76,7 +79,17 @@ async def json_bytes(request: Request) -> bytes:
     ):
         raise ValidationError("send the body as JSON (Content-Type: application/json)")
     # BodyLimitMiddleware has refused anything over MAX_BODY before it was read whole.
-    return await request.body()
+    try:
+        return await request.body()
+    except ClientDisconnect:
+        # Nobody is left to answer: an expected event, not "Exception in ASGI application".
+        raise ClientGone("the client went away before sending the whole body") from None
+
+
+class ClientGone(CallcenterError):
+    """The client dropped the connection mid-body; the answer goes nowhere."""
+
+    error_id = "client-gone"
 
 
 def _checked(request: HTTPConnection, model: type[BaseModel], kind: str) -> None:
@@ -92,6 +105,8 @@ async def body_of(request: Request, model: type[B]) -> B:
     """The JSON body validated by ``model``; a 400 naming the field otherwise."""
     _checked(request, model, "body")
     raw = await json_bytes(request)
+    if b"\\u0000" in raw.lower():  # JSON has NUL only escaped; most bodies skip the walk
+        _refuse_nul(raw)
     try:
         return model.model_validate_json(raw)
     except PydanticValidationError as exc:
@@ -101,10 +116,39 @@ async def body_of(request: Request, model: type[B]) -> B:
 def query_of(request: HTTPConnection, model: type[Q]) -> Q:
     """The query string validated by ``model``; a 400 naming the parameter otherwise."""
     _checked(request, model, "query")
+    params = dict(request.query_params)
+    for key, value in params.items():
+        if "\x00" in key or "\x00" in value:
+            raise ValidationError(f"query parameter {key[:40]!r} must not contain NUL characters",
+                                  field=key.replace("\x00", "")[:80] or None)
     try:
-        return model.model_validate(dict(request.query_params))
+        return model.model_validate(params)
     except PydanticValidationError as exc:
         raise invalid_input(exc, "query parameter ", model) from None
+
+
+def _refuse_nul(raw: bytes) -> None:
+    """A NUL character anywhere in a JSON body is a 400 naming where (the importer refuses
+    them too: they end strings in C tools and hide text in the database)."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return  # pydantic names the syntax error
+
+    def walk(value: Any, loc: tuple[int | str, ...]) -> None:
+        if isinstance(value, str) and "\x00" in value:
+            where = _field(loc)
+            raise ValidationError(f"{where or 'request body'} must not contain NUL characters",
+                                  field=where)
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(key, loc)
+                walk(item, (*loc, key.replace("\x00", "")))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, (*loc, i))
+
+    walk(data, ())
 
 
 def invalid_input(exc: PydanticValidationError, prefix: str,
@@ -122,6 +166,8 @@ def invalid_input(exc: PydanticValidationError, prefix: str,
 def _field(loc: tuple[int | str, ...]) -> str | None:
     out = ""
     for part in loc:
+        if part == "[key]":  # pydantic's marker for an error in a dict's key: the key is named
+            continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out[:80] or None  # an unknown key is the caller's text: bounded
 
@@ -212,8 +258,10 @@ _STATUS = {
     PermissionDenied: 403,
     CsrfFailed: 403,
     BodyTooLarge: 413,
+    BodyTimeout: 408,
     TooManyAttempts: 429,
     LineUnavailable: 503,
+    PasswordChecksBusy: 503,
     CallNotFound: 404,
     CallActionFailed: 502,  # the PBX refused or did not answer
 }
@@ -230,8 +278,8 @@ def error_response(status: int, error_id: str, message: str, field: str | None =
 async def handle_error(request: HTTPConnection, exc: Exception) -> Response:
     if isinstance(exc, CallcenterError):
         status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 400)
-        headers = ({"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyAttempts)
-                   else None)
+        retry_after = getattr(exc, "retry_after", None)  # 429 and the busy 503
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
         return error_response(status, exc.error_id, exc.message, exc.field, headers)
     if isinstance(exc, NotFound):
         return error_response(404, "not-found", str(exc))

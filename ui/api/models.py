@@ -58,18 +58,31 @@ ABSENT: Any = Field(default=None, json_schema_extra=_no_default)
 
 
 def _utc(when: datetime) -> datetime:
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    # Converted here, not in the store: 0001-01-01T00:00+05:00 has no UTC form, and the
+    # OverflowError it raises must be the caller's 400, not a 500.
+    try:
+        return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+    except OverflowError:
+        raise PydanticCustomError(
+            "datetime-range", "is outside the years 0001-9999 once converted to UTC") from None
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _iso_text(value: Any) -> Any:
-    # Lax parsing for "2026-11-22" as well as full date-times, but only from text: a JSON
-    # number is not taken for a Unix time.
+    # Lax parsing for "2026-11-22" as well as full date-times, but only from ISO text: neither
+    # a JSON number nor "5" in a query string is taken for a Unix time.
+    if isinstance(value, str) and not _ISO_DATE.match(value):
+        raise PydanticCustomError("datetime_type", "must be a date-time")
     if not isinstance(value, str | datetime):
         raise PydanticCustomError("datetime_type", "must be a date-time")
     return value
 
 
-When = Annotated[datetime, Field(strict=False), BeforeValidator(_iso_text), AfterValidator(_utc)]
+When = Annotated[datetime, Field(strict=False, description=(
+    "ISO date (2026-11-22) or date-time (2026-11-22T15:00:00+03:00)")),
+                 BeforeValidator(_iso_text), AfterValidator(_utc)]
 
 
 def _none_if_empty(value: Any) -> Any:
@@ -296,8 +309,8 @@ def _has_digits(value: str | None) -> str | None:
 
 
 class CallsQuery(Query):
-    since: Annotated[When | None, Field(description="ISO date or date-time")] = None
-    until: Annotated[When | None, Field(description="ISO date or date-time")] = None
+    since: When | None = None
+    until: When | None = None
     number: Annotated[str | None, StringConstraints(strip_whitespace=True, max_length=40),
                       AfterValidator(_has_digits),
                       Field(description="caller or called number, any form")] = None

@@ -34,6 +34,9 @@ class CallParty(TypedDict):
     name: str | None
     withheld: bool
     display: str
+    # Call log only, admins only, withheld calls only: the number the caller withheld, as the
+    # PBX delivered it (P-Asserted-Identity). Never in live events.
+    withheld_raw: NotRequired[str]
 
 
 class AnsweredBy(TypedDict):

@@ -27,18 +27,20 @@ def throttle(conn: HTTPConnection) -> LoginThrottle:
 
 
 async def check_password(conn: HTTPConnection, login: str, stored_hash: str | None,
-                         password: str) -> bool:
+                         password: str, *, usable: bool = True) -> bool:
     """The password check of a login or a password change: throttled per login and per
-    address before any work is done, and run off the event loop."""
+    address before any work is done, and run off the event loop. An account that is not
+    ``usable`` (disabled) is verified all the same but always fails and stays throttled, so
+    its password cannot be learned from a lifted lock."""
     guard, address = throttle(conn), client_address(conn)
     wait = guard.retry_after(login, address)
     if wait:
         log.debug("login attempt for %r from %s throttled for %d s", login[:64], address, wait)
         raise TooManyAttempts(f"too many failed attempts; try again in {wait} s",
                               retry_after=wait)
-    guard.begin(login, address)
-    if await verify_password_async(stored_hash, password):
-        guard.succeeded(login, address)
+    held = guard.begin(login, address)
+    if await verify_password_async(stored_hash, password) and usable:
+        guard.succeeded(login, address, held=held)
         return True
     # The login is logged, never the password.
     log.warning("failed password check for %r from %s", login[:64], address)
@@ -50,9 +52,10 @@ async def login(request: Request) -> JSONResponse:
     found = await services(request).store.user_by_login(data.login)
     user: User | None
     user, stored = found if found else (None, None)
-    if not await check_password(request, data.login, stored, data.password) or (
-        user is None or not user.active
-    ):
+    # An unknown login is verified against a dummy hash: same time, same throttling.
+    usable = user is not None and user.active
+    if not await check_password(request, data.login, stored, data.password,
+                                usable=usable) or user is None:
         return error_response(401, "bad-credentials", "wrong login or password")
     token = start_session(request, user, await services(request).store.session_epoch(user.id))
     log.info("user %s logged in", user.login)
