@@ -33,6 +33,28 @@ FAKE_HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$000000000000000000000000
 
 
 @dataclass
+class CallCore:
+    """The core's call path on a store, with no line: tests feed line events to ``registry``."""
+
+    bus: EventBus
+    events: list[BusEvent]
+    log: CallLog
+    registry: CallRegistry
+
+
+async def call_core(store: SqliteStore, **log_options: Any) -> CallCore:
+    """A started call log and a registry publishing to a bus whose events are collected."""
+    bus = EventBus()
+    events: list[BusEvent] = []
+    bus.subscribe(events.append)
+    log = CallLog(store, **log_options)
+    registry = CallRegistry(CallerMatcher(store.caller_index, PhonesConfig()),
+                            store.caller_index, bus, log)
+    await log.start()
+    return CallCore(bus, events, log, registry)
+
+
+@dataclass
 class Replay:
     store: SqliteStore
     bus: EventBus

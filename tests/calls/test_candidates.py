@@ -8,17 +8,13 @@ from typing import Any
 
 import pytest
 
-from callcenter.bus import BusEvent, EventBus
-from callcenter.calls.log import CallLog
-from callcenter.calls.registry import CallRegistry
 from callcenter.calls.visibility import event_for_user, match_for_user
-from callcenter.config import PhonesConfig
 from callcenter.line_events import CallEnded, CallStarted, Direction, EndState, MissReason
-from callcenter.matching import CallerMatcher
 from callcenter.models import Role, User
 from callcenter.phones import normalize
 from callcenter.store.base import CallFilter, ClientInput, ContactInput, PhoneInput
 from callcenter.store.sqlite import SqliteStore
+from tests.calls.harness import call_core
 
 MARIA = User(2, "maria", "Maria", Role.MANAGER, "102")
 DMITRY = User(3, "dmitry", "Dmitry", Role.MANAGER, "103")
@@ -84,13 +80,8 @@ async def test_the_screen_pop_lists_at_most_max_candidates_and_counts_them_all(
     for i in range(25):
         await store.create_client(ClientInput(f"Tenant {i}", contacts=[
             ContactInput(f"Reception {i}", phones=[PhoneInput(number, normalize(number))])]))
-    bus = EventBus()
-    events: list[BusEvent] = []
-    bus.subscribe(events.append)
-    log = CallLog(store)
-    registry = CallRegistry(CallerMatcher(store.caller_index, PhonesConfig()),
-                            store.caller_index, bus, log)
-    await log.start()
+    parts = await call_core(store)
+    log, registry, events = parts.log, parts.registry, parts.events
     try:
         registry.handle(CallStarted("office", "c1", 100.0, Direction.INBOUND, number, "",
                                     "74951110000"))

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from callcenter.bus import BusEvent, EventBus
+from callcenter.bus import BusEvent
 from callcenter.calls.log import CallLog
 from callcenter.calls.registry import CallRegistry
-from callcenter.config import PhonesConfig
 from callcenter.demo import seed_demo
 from callcenter.line_events import (
     Answered,
@@ -26,11 +25,10 @@ from callcenter.line_events import (
     TransferKind,
     Transferred,
 )
-from callcenter.matching import CallerMatcher
 from callcenter.models import TaskKind
 from callcenter.store.base import CallFilter
 from callcenter.store.sqlite import SqliteStore
-from tests.calls.harness import FAKE_HASH
+from tests.calls.harness import FAKE_HASH, call_core
 
 
 @dataclass
@@ -49,15 +47,10 @@ class Core:
 async def core(tmp_path: Path) -> AsyncIterator[Core]:
     store = await SqliteStore.open(tmp_path / "r.db")
     await seed_demo(store, FAKE_HASH)
-    bus = EventBus()
-    events: list[BusEvent] = []
-    bus.subscribe(events.append)
-    log = CallLog(store)
-    registry = CallRegistry(CallerMatcher(store.caller_index, PhonesConfig()),
-                            store.caller_index, bus, log)
-    await log.start()
+    parts = await call_core(store)
+    log = parts.log
     try:
-        yield Core(store, registry, log, events)
+        yield Core(store, parts.registry, log, parts.events)
     finally:
         await log.stop()
         await store.close()

@@ -40,7 +40,7 @@ from pbx.ami.emulator import (
 from pbx.ami.message import Message
 from pbx.ami.trace import BlockKind, load_trace
 from pbx.asterisk_line import AsteriskLine
-from tests.calls.harness import FAKE_HASH
+from tests.calls.harness import FAKE_HASH, call_core
 from tests.conftest import FIXTURES
 
 PBX = "/var/spool/asterisk/monitor"
@@ -301,14 +301,8 @@ async def test_recording_of_a_call_whose_end_was_not_seen_waits_until_the_file_s
 
 async def core(store: SqliteStore) -> tuple[CallRegistry, CallLog, list[BusEvent]]:
     await seed_demo(store, FAKE_HASH)
-    bus = EventBus()
-    events: list[BusEvent] = []
-    bus.subscribe(events.append)
-    call_log = CallLog(store)
-    registry = CallRegistry(CallerMatcher(store.caller_index, PhonesConfig()),
-                            store.caller_index, bus, call_log)
-    await call_log.start()
-    return registry, call_log, events
+    parts = await call_core(store)
+    return parts.registry, parts.log, parts.events
 
 
 def inbound(key: str, at: float) -> CallStarted:

@@ -14,7 +14,6 @@ import pytest
 from callcenter.bus import BusEvent, EventBus
 from callcenter.calls.log import CallLog
 from callcenter.calls.registry import CallRegistry
-from callcenter.config import PhonesConfig
 from callcenter.demo import seed_demo
 from callcenter.line_events import (
     CallEnded,
@@ -24,10 +23,9 @@ from callcenter.line_events import (
     EndState,
     RingingChanged,
 )
-from callcenter.matching import CallerMatcher
 from callcenter.store.base import CallFilter
 from callcenter.store.sqlite import SqliteStore
-from tests.calls.harness import FAKE_HASH
+from tests.calls.harness import FAKE_HASH, call_core
 
 RAW = "+79161234567"  # Ivan Petrov of ООО «Ромашка» in the demo data
 CLIENT = "Ромашка"
@@ -49,14 +47,8 @@ class Core:
 
 async def _core(db: Path) -> tuple[Core, SqliteStore]:
     store = await SqliteStore.open(db)
-    bus = EventBus()
-    events: list[BusEvent] = []
-    bus.subscribe(events.append)
-    log = CallLog(store)
-    registry = CallRegistry(CallerMatcher(store.caller_index, PhonesConfig()),
-                            store.caller_index, bus, log)
-    await log.start()
-    return Core(store, bus, registry, log, events), store
+    parts = await call_core(store)
+    return Core(store, parts.bus, parts.registry, parts.log, parts.events), store
 
 
 @pytest.fixture
