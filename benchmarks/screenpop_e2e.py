@@ -35,7 +35,6 @@ import multiprocessing as mp
 import os
 import queue
 import shutil
-import socket
 import sqlite3
 import sys
 import tempfile
@@ -49,7 +48,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
-import uvicorn
 
 from benchmarks.lookup import prepare
 from benchmarks.screenpop_latency import (
@@ -63,8 +61,9 @@ from benchmarks.screenpop_latency import (
     make_plan,
     percentile,
     run_loop,
+    start_sender,
 )
-from benchmarks.ws_fanout import _Console
+from benchmarks.ws_fanout import _Console, start_server
 from callcenter.app import create_app
 from callcenter.bus import BusEvent
 from callcenter.config import PbxLineConfig, load_config
@@ -199,24 +198,13 @@ async def run_product(args: argparse.Namespace, folder: Path, port: int, pbx: Co
     # The recorded calls name recordings this machine does not have, and the line complains
     # when the sender goes away at the end: that is not what is measured.
     logging.disable(logging.WARNING)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    web_port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning",
-                                           ws="websockets-sansio", backlog=2048,
-                                           ws_per_message_deflate=False))
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    server, serving, web_port = await start_server(app)
     procs: list[Any] = []
     ctx = mp.get_context("spawn")
     out, done, mark = ctx.Queue(), ctx.Event(), ctx.Value("q", 0)
     perf = time.perf_counter
     on_bus: list[tuple[int, float, str, str]] = []  # (seq, when, call id, extension)
     try:
-        while not server.started:
-            if serving.done():
-                await serving
-                raise SystemExit("the server stopped during start-up")
-            await asyncio.sleep(0.02)
         logins = args.logins.split(",")
         cookies: dict[str, str] = {}
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{web_port}") as http:
@@ -432,15 +420,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="screenpop-e2e-"))
     copy_database(prepare(args.phones), folder)
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    product_core = cores[0] if cores else None
-    other_core = cores[-1] if len(cores) > 1 else None
-    ctx = mp.get_context("spawn")
-    ours, theirs = ctx.Pipe()
-    opts = SenderOptions(args.rate, args.seconds, args.phones, args.unknown, other_core,
-                         args.seed)
-    sender = ctx.Process(target=sender_main, args=(theirs, opts), name="ami-sender",
-                         daemon=True)
-    sender.start()
+    ours, sender, product_core, other_core = start_sender(args, daemon=True, target=sender_main)
     try:
         if not ours.poll(180):
             raise SystemExit("the AMI sender did not start")

@@ -363,15 +363,7 @@ def main() -> None:
                 contextlib.closing(sqlite3.connect(db)) as dst:
             src.backup(dst)
 
-    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    product_core = cores[0] if cores else None
-    sender_core = cores[-1] if len(cores) > 1 else None
-    ctx = mp.get_context("spawn")
-    ours, theirs = ctx.Pipe()
-    opts = SenderOptions(args.rate, args.seconds, args.phones, args.unknown, sender_core,
-                         args.seed)
-    sender = ctx.Process(target=sender_main, args=(theirs, opts), name="ami-sender")
-    sender.start()
+    ours, sender, product_core, sender_core = start_sender(args)
     if product_core is not None:
         os.sched_setaffinity(0, {product_core})
     try:
@@ -400,6 +392,25 @@ def run_loop(loop: str, coro: Coroutine[Any, Any, Any]) -> Any:
         else:
             return uvloop.run(coro)
     return asyncio.run(coro)
+
+
+def start_sender(args: argparse.Namespace, *, daemon: bool = False,
+                 target: Callable[[Connection, SenderOptions], None] | None = None,
+                 ) -> tuple[Connection, Any, int | None, int | None]:
+    """The AMI sender process (``target``, by default this module's) on the last core (the
+    product goes on the first): its pipe, the process, and both cores (None where the machine
+    does not say)."""
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    product_core = cores[0] if cores else None
+    sender_core = cores[-1] if len(cores) > 1 else None
+    ctx = mp.get_context("spawn")
+    ours, theirs = ctx.Pipe()
+    opts = SenderOptions(args.rate, args.seconds, args.phones, args.unknown, sender_core,
+                         args.seed)
+    sender = ctx.Process(target=target or sender_main, args=(theirs, opts), name="ami-sender",
+                         daemon=daemon)
+    sender.start()
+    return ours, sender, product_core, sender_core
 
 
 def report(args: argparse.Namespace, popped: list[tuple[float, str, str]],

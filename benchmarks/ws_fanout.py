@@ -204,6 +204,25 @@ async def _clients(url: str, cookie: str, count: int, broadcasts: int, out: Any)
 
 # -- server and measurement -------------------------------------------------------------------
 
+async def start_server(app: Any, deflate: bool = False
+                       ) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
+    """The app on uvicorn (websockets-sansio, the product's default) on a free loopback port,
+    once it accepts connections: the server, its task and the port."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning",
+                                           ws="websockets-sansio", backlog=2048,
+                                           ws_per_message_deflate=deflate))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if serving.done():
+            await serving
+            raise SystemExit("the server stopped during start-up")
+        await asyncio.sleep(0.02)
+    return server, serving, port
+
+
 async def run(clients: int, processes: int, broadcasts: int, interval: float,
               deflate: bool = False) -> dict[str, Any]:
     with contextlib.suppress(Exception):
@@ -223,19 +242,9 @@ async def run(clients: int, processes: int, broadcasts: int, interval: float,
         yield
 
     app.state.components.append(seeded)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning",
-                                           ws="websockets-sansio", backlog=2048,
-                                           ws_per_message_deflate=deflate))
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    server, serving, port = await start_server(app, deflate)
     procs: list[Any] = []
     try:
-        while not server.started:
-            if serving.done():
-                await serving
-            await asyncio.sleep(0.02)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
             r = await http.post("/api/session",
                                 json={"login": "secretary", "password": DEMO_PASSWORD})
