@@ -1,0 +1,1 @@
+"""Lines: every kind (Asterisk, GSM modem, fax backend, SIP) behind one lifecycle."""
