@@ -1,0 +1,1 @@
+"""Faxes: outbound fax jobs, the inbox, and the backends behind one interface."""

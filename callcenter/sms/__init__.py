@@ -1,0 +1,1 @@
+"""SMS: outbound jobs, the modem pool, inbound messages in the CRM, campaigns."""
