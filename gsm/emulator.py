@@ -132,6 +132,7 @@ class ModemEmulator:
         self._call: _Call | None = None
         self._pending_reports: deque[str] = deque()  # reports the link could not take yet
         self.stored_at_start: list[int] = []
+        self._boot_pending = False
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def __aenter__(self) -> ModemEmulator:
@@ -146,7 +147,7 @@ class ModemEmulator:
             self._log_fd = os.open(
                 self.send_log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
             )
-        self.plug(boot=False)
+        self.plug()
         if self.config.periodic_interval and self.fam.periodic_urc:
             self._spawn(self._periodic())
 
@@ -182,9 +183,10 @@ class ModemEmulator:
         loop.add_reader(master, self._readable)
         self.plugged = True
         self._worker = self._spawn(self._work())
-        if boot:
-            for urc in self.fam.boot_urcs:
-                self.urc(urc)
+        # Boot lines written now would sit in a pty nobody has opened, and opening flushes it;
+        # a real USB modem's port also appears before its firmware talks. So they come when
+        # the DTE first writes, ahead of the answer (a stress for URC routing during a probe).
+        self._boot_pending = boot
         while self._pending_reports and self.plugged:
             self._report_to_dte(self._pending_reports.popleft())
 
@@ -329,6 +331,12 @@ class ModemEmulator:
             asyncio.get_running_loop().remove_writer(self._master)
 
     def _feed(self, data: bytes) -> None:
+        if self._boot_pending:
+            self._boot_pending = False
+            for urc in self.fam.boot_urcs:
+                if urc == "+CPIN: READY" and not self.state.pin_ok:
+                    urc = "+CPIN: SIM PIN"
+                self.urc(urc)
         i = 0
         while i < len(data):
             if self._text is not None and not self._text.done():
@@ -462,6 +470,7 @@ class ModemEmulator:
             )  # one write of one line: O_APPEND keeps lines whole
             os.write(self._log_fd, line.encode() + b"\n")
         self.sent.append(rec)
+        self.changed.set()
         if sub.status_report:
             self._spawn(self._report_later(rec))
         return mr
@@ -478,6 +487,7 @@ class ModemEmulator:
         self._report_to_dte(pdu)
 
     def _report_to_dte(self, pdu: str) -> None:
+        self.changed.set()
         ds = self.state.cnmi_ds
         if not self.plugged or ds == 0:
             self._pending_reports.append(pdu)  # the SMSC tries again later
