@@ -94,6 +94,7 @@ class _Volatile:
     creg_n: int = 0
     cscs: str = "GSM"
     curc: bool = True  # Huawei periodic URCs on
+    csms: int = 0  # 1: +CMT and +CDS must be acknowledged with AT+CNMA
 
 
 class ModemEmulator:
@@ -131,6 +132,8 @@ class ModemEmulator:
         self._ref = itertools.count(1)
         self._call: _Call | None = None
         self._pending_reports: deque[str] = deque()  # reports the link could not take yet
+        self._pending_sms: deque[str] = deque()  # +CMT not acknowledged: the SMSC retries
+        self._unacked: deque[tuple[str, str, asyncio.TimerHandle]] = deque()
         self.stored_at_start: list[int] = []
         self._boot_pending = False
 
@@ -187,8 +190,6 @@ class ModemEmulator:
         # a real USB modem's port also appears before its firmware talks. So they come when
         # the DTE first writes, ahead of the answer (a stress for URC routing during a probe).
         self._boot_pending = boot
-        while self._pending_reports and self.plugged:
-            self._report_to_dte(self._pending_reports.popleft())
 
     def unplug(self) -> None:
         """Pull the stick: the pty closes under the reader and the path disappears."""
@@ -211,6 +212,8 @@ class ModemEmulator:
             os.close(self._slave)
         self._master = self._slave = None
         self._out.clear()
+        while self._unacked:
+            self._requeue(self._unacked.popleft())
 
     async def replug(self, after: float) -> None:
         self.unplug()
@@ -442,6 +445,8 @@ class ModemEmulator:
         if notify and st.cnmi_mt == 2 and self.plugged:
             self.urc(f"+CMT: ,{P.tpdu_length(pdu)}")
             self._write(pdu.encode() + b"\r\n")
+            if st.csms == 1:
+                self._expect_ack("sms", pdu)
             return None
         slot = self._free_slot()
         if slot is None:
@@ -502,11 +507,51 @@ class ModemEmulator:
         else:
             self.urc(f"+CDS: {P.tpdu_length(pdu)}")
             self._write(pdu.encode() + b"\r\n")
+            if self.state.csms == 1:
+                self._expect_ack("report", pdu)
 
     def flush_reports(self) -> None:
-        """Deliver the reports held while CNMI had ds=0 (after the DTE set CNMI)."""
-        while self._pending_reports and self.plugged and self.state.cnmi_ds:
+        """Deliver what the "SMSC" held while CNMI did not route it (after the DTE set CNMI)."""
+        for _ in range(len(self._pending_reports)):
+            if not (self.plugged and self.state.cnmi_ds):
+                break
             self._report_to_dte(self._pending_reports.popleft())
+        for _ in range(len(self._pending_sms)):
+            if not (self.plugged and self.state.cnmi_mt):
+                break
+            self._incoming(self._pending_sms.popleft(), notify=True)
+
+    # AT+CSMS=1: a +CMT/+CDS not acknowledged with AT+CNMA in time goes back to the network,
+    # which delivers it again later, and (3GPP TS 27.005 §3.4.1) the modem sets CNMI <mt> and
+    # <ds> to 0, so nothing more is routed until the DTE sets CNMI again (a restarted product).
+    def _expect_ack(self, kind: str, pdu: str) -> None:
+        loop = asyncio.get_running_loop()
+        entry: list[tuple[str, str, asyncio.TimerHandle]] = []
+        handle = loop.call_later(
+            self.config.delay(self.config.cnma_timeout), lambda: self._ack_timeout(entry[0])
+        )
+        entry.append((kind, pdu, handle))
+        self._unacked.append(entry[0])
+
+    def _ack_timeout(self, entry: tuple[str, str, asyncio.TimerHandle]) -> None:
+        if entry in self._unacked:
+            self._unacked.remove(entry)
+            self._requeue(entry)
+            self.state.cnmi_mt = self.state.cnmi_ds = 0
+            log.info("emulator %s: %s not acknowledged, CNMI routing off", self.name, entry[0])
+            self.changed.set()
+
+    def _requeue(self, entry: tuple[str, str, asyncio.TimerHandle]) -> None:
+        kind, pdu, handle = entry
+        handle.cancel()
+        (self._pending_reports if kind == "report" else self._pending_sms).append(pdu)
+
+    def acknowledge(self) -> bool:
+        """AT+CNMA: the oldest unacknowledged +CMT/+CDS was taken. False: none expected."""
+        if not self._unacked:
+            return False
+        self._unacked.popleft()[2].cancel()
+        return True
 
     async def _ringing(self, call: _Call, rings: int) -> None:
         for _ in range(rings):

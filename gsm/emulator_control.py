@@ -35,7 +35,7 @@ from gsm.emulator_families import FAMILIES, ModemConfig
 MAX_REQUEST = 1 << 20
 _SETTABLE = {"send_time", "report_delay", "report_status", "rssi", "registered", "ring_interval",
              "ussd_delay", "ussd_replies", "ussd_encoding", "time_scale", "operator", "smsc",
-             "failed_destinations"}  # fmt: skip
+             "failed_destinations", "cnma_timeout"}  # fmt: skip
 
 
 class ControlError(Exception):

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import sys
+from collections import deque
 
 import pytest
 import serial_asyncio_fast
@@ -167,6 +168,71 @@ class TestSms:
             pdu, n = submit_pdu("+79161234567", "gone?")
             await port.command(f"AT+CMGS={n}", pdu=pdu, timeout=0.3)
         assert [s.text for s in emu.sent] == ["gone?"]
+
+
+class TestAcknowledgement:
+    """AT+CSMS=1: what the product does not acknowledge comes back later (crash safety)."""
+
+    @pytest.fixture
+    def config(self) -> ModemConfig:
+        return ModemConfig(time_scale=0.001, cnma_timeout=100.0)  # 0.1 s
+
+    async def test_acknowledged_report_is_not_repeated(
+        self, emu: ModemEmulator, port: AtPort
+    ) -> None:
+        await port.command("AT+CSMS=1")
+        await port.command("AT+CNMI=2,1,0,1,0")
+        urcs = Urcs(port, "+CDS")
+        await TestSms().send(port, "+79161234567", "acked")
+        await urcs.wait(1)
+        await port.command("AT+CNMA")
+        r = await port.command("AT+CNMA", check=False, may_fail=True)
+        assert r.final_text == "+CMS ERROR: 340"  # nothing left to acknowledge
+        assert emu._pending_reports == deque() and emu.state.cnmi_ds == 1
+
+    async def test_report_to_a_dead_product_comes_back_after_restart(
+        self, emu: ModemEmulator, port: AtPort
+    ) -> None:
+        await port.command("AT+CSMS=1")
+        await port.command("AT+CNMI=2,1,0,1,0")
+        urcs = Urcs(port, "+CDS")
+        await TestSms().send(port, "+79161234567", "then crash")
+        (first,) = await urcs.wait(1)
+        await port.stop()  # the product dies before AT+CNMA
+        await emu.wait_for(lambda: emu.state.cnmi_ds == 0)  # 27.005: routing switched off
+        again = AtPort(emu.path, backoff_initial=0.02)
+        urcs2 = Urcs(again, "+CDS")
+        await again.start()
+        try:
+            await again.command("AT+CSMS=1")
+            await again.command("AT+CNMI=2,1,0,1,0")
+            (second,) = await urcs2.wait(1)
+            assert second.pdu == first.pdu
+            await again.command("AT+CNMA")
+        finally:
+            await again.stop()
+
+    async def test_unacked_cmt_is_delivered_again(self, emu: ModemEmulator, port: AtPort) -> None:
+        await port.command("AT+CSMS=1")
+        await port.command("AT+CNMI=2,2,0,0,0")
+        urcs = Urcs(port, "+CMT")
+        emu.deliver_sms("+79161234567", "ack me")
+        await urcs.wait(1)
+        await emu.wait_for(lambda: emu.state.cnmi_mt == 0)
+        await port.command("AT+CNMI=2,2,0,0,0")
+        got = await urcs.wait(2)
+        assert got[0].pdu == got[1].pdu
+
+    async def test_pending_reports_survive_a_replug(self, emu: ModemEmulator, port: AtPort) -> None:
+        await TestSms().send(port, "+79161234567", "no cnmi yet")
+        await emu.wait_for(lambda: len(emu._pending_reports) == 1)
+        emu.unplug()
+        emu.plug()
+        await port.wait_state(PortState.DOWN, PortState.OPENING)
+        await port.wait_up()
+        urcs = Urcs(port, "+CDS")
+        await port.command("AT+CNMI=2,1,0,1,0")
+        assert len(await urcs.wait(1)) == 1
 
 
 class TestCalls:
