@@ -32,6 +32,7 @@ MAX_LINE = 4096  # a +CMGL line of a 140-octet PDU is ~400 chars; a UCS2 +CUSD ~
 CTRL_Z = b"\x1a"
 ESC = b"\x1b"
 # C0 controls other than the line ends: a NUL at boot, a Ctrl-Z echoed after the PDU.
+_HEX = re.compile(r"[0-9A-Fa-f]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -514,8 +515,11 @@ class AtEngine:
         text = item.text
         if self._pending_pdu_urc is not None:
             urc, self._pending_pdu_urc = self._pending_pdu_urc, None
-            self._emit_urc(Urc(urc.name, urc.line, pdu=text))
-            return
+            if _HEX.fullmatch(text):
+                self._emit_urc(Urc(urc.name, urc.line, pdu=text))
+                return
+            # the PDU line never came (a reset, a cut line): keep the header, read this line
+            self._emit_urc(urc)
         cur = self._cur
         prefix = line_prefix(text)
         if cur is not None and self._phase in (_Phase.PROMPT, _Phase.REPLY):

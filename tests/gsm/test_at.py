@@ -363,3 +363,8 @@ def test_a_command_that_would_inject_another_is_refused(cmd: AtCommand) -> None:
     with pytest.raises(ValueError, match="AT\\+C"):
         eng.submit(cmd)
     assert eng.queued == 0
+
+
+def test_cds_header_without_its_pdu_does_not_eat_the_final() -> None:
+    _, ev = run([AtCommand("AT+CSQ")], b"\r\n+CDS: 25\r\n\r\nOK\r\n")
+    assert kinds(ev) == [("urc", "+CDS", "+CDS: 25", None), ("done", "AT+CSQ", Final.OK, ())]
