@@ -279,6 +279,15 @@ class ModemEmulator:
         self.stored_at_start += slots
         return slots
 
+    def store_pdu(self, pdu: str, *, stat: int = 0, slot: int | None = None) -> int:
+        """Put a raw PDU (even a broken one) into the SIM without announcing it."""
+        if slot is None:
+            slot = self._free_slot()
+            if slot is None:
+                raise RuntimeError("SIM full")
+        self.sim[slot] = _Slot(stat, pdu)
+        return slot
+
     def ring(self, number: str, *, rings: int = 3) -> None:
         """An incoming call: RING (+CLIP when enabled) every ring_interval, ``rings`` times; if
         nobody answers, the caller gives up."""

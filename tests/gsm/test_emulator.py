@@ -427,3 +427,9 @@ async def test_emulator_as_its_own_process(tmp_path) -> None:
         proc.terminate()
         await proc.wait()
     assert not os.path.lexists(tmp_path / "modem0")
+
+
+async def test_store_pdu_as_is(emu: ModemEmulator, port: AtPort) -> None:
+    slot = emu.store_pdu("0791448720003023240DD0E4")  # cut short: stored all the same
+    r = await port.command(f"AT+CMGR={slot}")
+    assert r.lines[1] == "0791448720003023240DD0E4"
