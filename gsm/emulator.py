@@ -187,8 +187,8 @@ class ModemEmulator:
         self.plugged = True
         self._worker = self._spawn(self._work())
         # Boot lines written now would sit in a pty nobody has opened, and opening flushes it;
-        # a real USB modem's port also appears before its firmware talks. So they come when
-        # the DTE first writes, ahead of the answer (a stress for URC routing during a probe).
+        # a real USB modem's port also appears before its firmware talks. So they come with
+        # the DTE's first command, ahead of the answer (a stress for URC routing in a probe).
         self._boot_pending = boot
 
     def unplug(self) -> None:
@@ -315,6 +315,7 @@ class ModemEmulator:
                 return
             raise
         self._feed(data)
+        self.changed.set()
 
     def _write(self, data: bytes) -> None:
         if not self.plugged or self._master is None:
@@ -342,13 +343,14 @@ class ModemEmulator:
         if not self._out:
             asyncio.get_running_loop().remove_writer(self._master)
 
+    def _boot_lines(self) -> None:
+        self._boot_pending = False
+        for urc in self.fam.boot_urcs:
+            if urc == "+CPIN: READY" and not self.state.pin_ok:
+                urc = "+CPIN: SIM PIN"
+            self.urc(urc)
+
     def _feed(self, data: bytes) -> None:
-        if self._boot_pending:
-            self._boot_pending = False
-            for urc in self.fam.boot_urcs:
-                if urc == "+CPIN: READY" and not self.state.pin_ok:
-                    urc = "+CPIN: SIM PIN"
-                self.urc(urc)
         i = 0
         while i < len(data):
             if self._text is not None and not self._text.done():
@@ -369,6 +371,10 @@ class ModemEmulator:
             chunk = data[i:] if j < 0 else data[i : j + 1]
             if self.state.echo:
                 self._write(chunk)
+            if b"\x1b" in chunk:
+                # ESC in command mode abandons the line typed so far
+                self._inbuf.clear()
+                chunk = chunk[chunk.rindex(b"\x1b") + 1 :]
             self._inbuf += chunk.replace(b"\n", b"")
             if j < 0:
                 if len(self._inbuf) > MAX_INPUT_LINE:
@@ -377,6 +383,8 @@ class ModemEmulator:
             line = bytes(self._inbuf[:-1]).decode("ascii", errors="replace").strip()
             self._inbuf.clear()
             if line:
+                if self._boot_pending:
+                    self._boot_lines()
                 self._lines.put_nowait(line)
             i = j + 1
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import serial_asyncio_fast
 
 from gsm.at import (
+    ESC,
     MAX_LINE,
     AtCommand,
     AtEngine,
@@ -147,6 +148,8 @@ class AtPort:
         garbage_limit: int = 3,
         error_limit: int = 3,
         max_line: int = MAX_LINE,
+        settle: float = 0.1,
+        settle_max: float = 2.0,
     ) -> None:
         self.path = path
         self.name = name or path
@@ -158,6 +161,10 @@ class AtPort:
         self.backoff_max = backoff_max
         self.garbage_limit = garbage_limit
         self.error_limit = error_limit
+        self.settle = settle
+        self.settle_max = settle_max
+        self._settling: asyncio.Event | None = None
+        self._dropped_on_open = 0
         self._engine = AtEngine(max_line)
         self._futures: dict[int, asyncio.Future[AtResponse]] = {}
         self._checks: dict[int, tuple[bool, bool]] = {}  # token -> (raise on error, counts)
@@ -331,7 +338,14 @@ class AtPort:
         self._set_state(PortState.OPENING, "probing")
         self._garbage_run = 0
         self._error_run = 0
-        await self.command(self.probe, timeout=self.probe_timeout, urgent=True)
+        for _ in range(3):
+            await self._settle(proto)
+            r = await self.command(self.probe, timeout=self.probe_timeout, urgent=True)
+            if not r.lines:
+                break
+            # "AT" has no information lines: these belong to a command of our previous life
+            # still running in the modem (a +CMGS answer seconds later): settle once more
+            log.warning("modem %s: stale answer after open dropped", self.name)
         if self.on_up is not None:
             await self.on_up(self)
         if self._proto is not proto:
@@ -340,9 +354,37 @@ class AtPort:
         log.info("modem %s up (%s)", self.name, self.path)
         self._pump()
 
+    async def _settle(self, proto: _Protocol) -> None:
+        """A modem left waiting for a PDU (we died between ``> `` and Ctrl-Z) would take our
+        probe as text: ESC cancels it, and nothing is sent. Then whatever the modem still says
+        (the answer to a command of our previous life, a reply to the ESC) is let pass and
+        dropped until it has been quiet for ``settle`` seconds (at most ``settle_max``), so no
+        stale final code is taken for the answer to the probe."""
+        if isinstance(proto.transport, asyncio.WriteTransport):
+            proto.transport.write(ESC)
+        self._settling = asyncio.Event()
+        try:
+            async with asyncio.timeout(self.settle_max):
+                while True:
+                    self._settling.clear()
+                    try:
+                        async with asyncio.timeout(self.settle):
+                            await self._settling.wait()
+                    except TimeoutError:
+                        return
+        except TimeoutError:
+            log.warning("modem %s keeps talking after open; probing anyway", self.name)
+        finally:
+            self._settling = None
+            self._engine.reset(FailReason.CONNECTION_LOST, "reopened")
+
     # -- pumping ------------------------------------------------------------------------------
     def _data(self, proto: _Protocol, data: bytes) -> None:
         if proto is not self._proto:
+            return
+        if self._settling is not None:
+            self._settling.set()
+            self._dropped_on_open += len(data)
             return
         self._engine.receive_data(data)
         self._pump()

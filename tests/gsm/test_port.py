@@ -6,6 +6,7 @@ import asyncio
 import os
 
 import pytest
+import serial_asyncio_fast
 
 from gsm.at import Final, Urc
 from gsm.emulator import ModemEmulator
@@ -26,8 +27,11 @@ class Urcs:
         self._ev.set()
 
     async def wait(self, n: int, timeout: float = 5.0) -> list[Urc]:
+        return await self.until(lambda items: len(items) >= n, timeout)
+
+    async def until(self, pred, timeout: float = 5.0) -> list[Urc]:
         async with asyncio.timeout(timeout):
-            while len(self.items) < n:
+            while not pred(self.items):
                 self._ev.clear()
                 await self._ev.wait()
         return self.items
@@ -250,5 +254,53 @@ async def test_on_up_gives_up_without_retrying(emu: ModemEmulator) -> None:
         assert tries == 1 and "SIM PIN refused" in port.status().last_error
         with pytest.raises(PortDown):
             await port.command("AT", wait=False)
+    finally:
+        await port.stop()
+
+
+async def test_reopen_after_dying_at_the_prompt_sends_nothing(emu: ModemEmulator) -> None:
+    # a previous life of the product wrote AT+CMGS and died before the PDU
+    reader, writer = await serial_asyncio_fast.open_serial_connection(url=emu.path)
+    writer.write(b"ATE0\r")
+    async with asyncio.timeout(5):
+        await reader.readuntil(b"OK\r\n")
+    writer.write(b"AT+CMGS=20\r")
+    async with asyncio.timeout(5):
+        await reader.readuntil(b"> ")
+    writer.write(b"0011000B91")  # half a PDU
+    writer.close()
+    await emu.wait_for(lambda: emu._inbuf == bytearray(b"0011000B91"))
+    port = AtPort(emu.path, backoff_initial=0.02, settle=0.02)
+    await port.start()
+    try:
+        await port.wait_up()
+        assert (await port.command("AT+CSQ")).ok
+        assert emu.sent == [] and emu.received_pdus == []  # ESC cancelled it
+    finally:
+        await port.stop()
+
+
+@pytest.mark.parametrize("send_ms", [50.0, 400.0])  # within the settle time, and after it
+async def test_a_stale_answer_after_reopen_is_not_taken_for_the_probe(
+    emu: ModemEmulator, send_ms: float
+) -> None:
+    emu.config.send_time = send_ms
+    pdu, n = submit_pdu("+79161234567", "sent by the dead")
+    reader, writer = await serial_asyncio_fast.open_serial_connection(url=emu.path)
+    writer.write(f"ATE0\rAT+CMGS={n}\r".encode())
+    async with asyncio.timeout(5):
+        await reader.readuntil(b"> ")
+    writer.write(pdu.encode() + b"\x1a")
+    await emu.wait_for(lambda: emu.received_pdus == [pdu])
+    writer.close()  # died while the modem sends; its +CMGS answer comes to the next opener
+    port = AtPort(emu.path, backoff_initial=0.02, settle=0.1)
+    await port.start()
+    try:
+        await port.wait_up()
+        r = await port.command("AT+CSQ")
+        assert r.lines == ("+CSQ: 20,99",)
+        r = await port.command("AT+CGSN")
+        assert r.lines == ("867123456789012",)
+        assert [s.text for s in emu.sent] == ["sent by the dead"]
     finally:
         await port.stop()
