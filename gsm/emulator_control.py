@@ -53,6 +53,14 @@ def _modem(emus: dict[str, ModemEmulator], req: dict[str, Any]) -> ModemEmulator
     return emus[name]
 
 
+def _sender(req: dict[str, Any]) -> str:
+    # "from" as in the protocol; "sender" for Python callers, where from is a keyword
+    value = req.get("from", req.get("sender"))
+    if value is None:
+        raise ControlError('say who sends: "from"')
+    return str(value)
+
+
 async def handle_request(emus: dict[str, ModemEmulator], req: dict[str, Any]) -> dict[str, Any]:
     op = req.get("op")
     if op == "status":
@@ -74,9 +82,9 @@ async def handle_request(emus: dict[str, ModemEmulator], req: dict[str, Any]) ->
             kw["duplicate"] = bool(req.get("duplicate", False))
         if req.get("ref") is not None:
             kw["ref"] = int(req["ref"])
-        return {"slots": fn(str(req["from"]), str(req["text"]), **kw)}
+        return {"slots": fn(_sender(req), str(req["text"]), **kw)}
     if op == "call":
-        m.ring(str(req["from"]), rings=int(req.get("rings", 3)))
+        m.ring(_sender(req), rings=int(req.get("rings", 3)))
         return {}
     if op == "hangup":
         m.caller_hangs_up()
@@ -176,7 +184,10 @@ def control(path: str, op: str, **kw: Any) -> dict[str, Any]:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gsm.emulator", description=__doc__.split("\n")[0])
-    p.add_argument("--path", action="append", default=[], help="symlink to create (repeatable)")
+    p.add_argument(
+        "--path", action="append", default=[],
+        help="symlink to create (repeatable); PATH@family overrides --family for that modem",
+    )  # fmt: skip
     p.add_argument("--dir", help="with --modems N: create DIR/modem0 … DIR/modemN-1")
     p.add_argument("--modems", type=int, default=0)
     p.add_argument("--family", default="generic", choices=sorted(FAMILIES))
@@ -200,9 +211,13 @@ async def run(args: argparse.Namespace) -> None:
     if not paths:
         raise SystemExit("give --path (or --dir and --modems)")
     emus: dict[str, ModemEmulator] = {}
-    for i, path in enumerate(paths):
+    for i, spec in enumerate(paths):
+        path, _, family = spec.partition("@")
+        family = family or args.family
+        if family not in FAMILIES:
+            raise SystemExit(f"unknown family {family!r}: " + ", ".join(sorted(FAMILIES)))
         cfg = ModemConfig(
-            family=args.family, send_time=args.send_time, report_delay=args.report_delay,
+            family=family, send_time=args.send_time, report_delay=args.report_delay,
             report_status=args.report_status, time_scale=args.time_scale, pin=args.pin,
             periodic_interval=args.rssi_interval, imei=f"8671234567{i:05d}",
             own_number=f"+7916000{i:04d}",

@@ -392,20 +392,21 @@ async def test_emulator_as_its_own_process(tmp_path) -> None:
     log = tmp_path / "sent.jsonl"
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gsm.emulator", "--dir", str(tmp_path), "--modems", "2",
+        "--path", f"{tmp_path}/sim800@simcom",
         "--control", ctl, "--send-log", str(log), "--send-time", "0.01", "--family", "huawei",
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
         async with asyncio.timeout(20):
             ready = json.loads(await proc.stdout.readline())
-        assert ready["ready"] and set(ready["modems"]) == {"modem0", "modem1"}
+        assert ready["ready"] and set(ready["modems"]) == {"modem0", "modem1", "sim800"}
         client = EmulatorClient(ctl)
         p = AtPort(ready["modems"]["modem1"], backoff_initial=0.02)
         await p.start()
         try:
             await p.command("AT+CNMI=2,1,0,1,0")
             urcs = Urcs(p, "+CMTI")
-            await client.request("sms", modem="modem1", **{"from": "+79161234567"}, text="Hi")
+            await client.request("sms", modem="modem1", sender="+79161234567", text="Hi")
             await urcs.wait(1)
             pdu, n = submit_pdu("+79161234567", "out")
             await p.command(f"AT+CMGS={n}", pdu=pdu)
@@ -419,6 +420,10 @@ async def test_emulator_as_its_own_process(tmp_path) -> None:
             await p.wait_up()
             with pytest.raises(Exception, match="no modem"):
                 await client.request("sms", modem="nope", **{"from": "1"}, text="x")
+            p2 = AtPort(ready["modems"]["sim800"], settle=0.02)
+            await p2.start()
+            assert (await p2.command("AT+CGMM")).lines == ("SIMCOM_SIM800L",)
+            await p2.stop()
             status = await asyncio.to_thread(control, ctl, "status")
             assert status["modem1"]["sent"] == 1 and status["modem0"]["sent"] == 0
         finally:
