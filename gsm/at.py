@@ -42,7 +42,7 @@ __all__ = [
     "CTRL_Z", "ESC", "MAX_LINE", "AtCommand", "AtEngine", "AtFramer", "AtResponse",
     "CommandDone", "CommandFailed", "EngineEvent", "FailReason", "Final", "FramerItem",
     "Garbage", "GarbageKind", "LineReceived", "PromptReceived", "Urc", "command_name",
-    "line_prefix", "parse_final", "split_args",
+    "line_prefix", "parse_final", "split_args", "split_values",
 ]  # fmt: skip
 
 _HEX = re.compile(r"[0-9A-Fa-f]+")
@@ -98,15 +98,16 @@ def line_prefix(text: str) -> str:
     return text
 
 
-def split_args(text: str) -> list[str]:
-    """The comma-separated values after ``PREFIX:``; quotes removed, commas inside kept."""
-    body = text.split(":", 1)[1] if ":" in text else text
+def _split(body: str, keep_quotes: bool) -> list[str]:
+    # one pass: a regex with a quote-balancing lookahead is quadratic on a hostile 4 KB line
     out: list[str] = []
     cur: list[str] = []
     quoted = False
     for ch in body.strip():
         if ch == '"':
             quoted = not quoted
+            if keep_quotes:
+                cur.append(ch)
         elif ch == "," and not quoted:
             out.append("".join(cur).strip())
             cur = []
@@ -116,9 +117,18 @@ def split_args(text: str) -> list[str]:
     return out
 
 
+def split_values(body: str) -> list[str]:
+    """``1,"a,b",15`` → ``["1", "a,b", "15"]`` (no prefix to skip)."""
+    return _split(body, keep_quotes=False)
+
+
+def split_args(text: str) -> list[str]:
+    """The comma-separated values after ``PREFIX:``; quotes removed, commas inside kept."""
+    return _split(text.split(":", 1)[1] if ":" in text else text, keep_quotes=False)
+
+
 def _raw_args(text: str) -> list[str]:
-    body = text.split(":", 1)[1] if ":" in text else ""
-    return [a.strip() for a in re.split(r',(?=(?:[^"]*"[^"]*")*[^"]*$)', body.strip())]
+    return _split(text.split(":", 1)[1], keep_quotes=True) if ":" in text else [""]
 
 
 def _is_reply_shape(prefix: str, text: str) -> bool:

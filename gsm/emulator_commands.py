@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from gsm import emulator_pdu as P
+from gsm.at import split_values
 
 if TYPE_CHECKING:
     from gsm.emulator import ModemEmulator
@@ -48,8 +49,7 @@ async def handle(m: ModemEmulator, name: str, rest: str, upper: str) -> Reply:
 
 
 def _args(rest: str) -> list[str]:
-    body = rest[1:] if rest.startswith("=") else rest
-    return [a.strip().strip('"') for a in re.split(r',(?=(?:[^"]*"[^"]*")*[^"]*$)', body)]
+    return split_values(rest[1:] if rest.startswith("=") else rest)
 
 
 def _set_int(rest: str, default: int = 0) -> int:

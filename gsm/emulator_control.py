@@ -125,7 +125,7 @@ async def serve_control(emus: dict[str, ModemEmulator], path: str) -> asyncio.Ab
                     if not isinstance(req, dict):
                         raise ControlError("a request is a JSON object")
                     resp = {"ok": True, **await handle_request(emus, req)}
-                except (ControlError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+                except Exception as exc:  # a bad request never stops the emulator
                     resp = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
                 writer.write(json.dumps(resp, ensure_ascii=False).encode() + b"\n")
                 await writer.drain()

@@ -379,3 +379,8 @@ def test_simcom_7600_and_cinterion_lines_are_urcs() -> None:
         "SMS DONE", "PB DONE", "VOICE CALL", "VOICE CALL", "^SHUTDOWN",
     ]  # fmt: skip
     assert all(e.known for e in ev if isinstance(e, Urc))
+
+
+def test_split_args_quotes_and_colons() -> None:
+    assert split_args('+COPS: 0,0,"MTS, RUS: 1",7') == ["0", "0", "MTS, RUS: 1", "7"]
+    assert split_args("+CMGL: 1,0,,23") == ["1", "0", "", "23"]
