@@ -21,24 +21,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import itertools
 import json
 import logging
 import os
 import re
 import time
-import tty
 from collections import deque
 from dataclasses import dataclass
 
 from gsm import emulator_pdu as P
 from gsm.emulator_commands import handle
 from gsm.emulator_families import FAMILIES, ModemConfig
+from gsm.emulator_pty import PtyLink
 
 log = logging.getLogger(__name__)
 
-MAX_OUT = 256 * 1024  # bytes kept while the DTE does not read; beyond, output is dropped
 MAX_INPUT_LINE = 4096
 
 
@@ -120,9 +118,7 @@ class ModemEmulator:
         self.state = _Volatile(pin_ok=self.config.pin is None)
         self.plugged = False
         self.changed = asyncio.Event()  # set on every command answered / SMS sent (tests wait)
-        self._master: int | None = None
-        self._slave: int | None = None
-        self._out = bytearray()
+        self._link = PtyLink(path, self._data)
         self._inbuf = bytearray()
         self._text: asyncio.Future[bytes | None] | None = None
         self._lines: asyncio.Queue[str] = asyncio.Queue()
@@ -169,21 +165,10 @@ class ModemEmulator:
         """Power up behind ``path``: a new pty, the symlink pointed at it, boot URCs."""
         if self.plugged:
             return
-        master, slave = os.openpty()
-        tty.setraw(slave)  # no echo or CR/LF translation by the tty itself: the modem does it
-        os.set_blocking(master, False)
-        self._master, self._slave = master, slave
-        tmp = f"{self.path}.{os.getpid()}.tmp"
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        os.symlink(os.ttyname(slave), tmp)
-        os.replace(tmp, self.path)
         self.state = _Volatile(pin_ok=self.config.pin is None)
         self._inbuf.clear()
-        self._out.clear()
         self._lines = asyncio.Queue()
-        loop = asyncio.get_running_loop()
-        loop.add_reader(master, self._readable)
+        self._link.open()
         self.plugged = True
         self._worker = self._spawn(self._work())
         # Boot lines written now would sit in a pty nobody has opened, and opening flushes it;
@@ -196,22 +181,12 @@ class ModemEmulator:
         if not self.plugged:
             return
         self.plugged = False
-        loop = asyncio.get_running_loop()
         if self._worker is not None:
             self._worker.cancel()
             self._worker = None
         if self._text is not None and not self._text.done():
             self._text.cancel()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
-        if self._master is not None:
-            loop.remove_reader(self._master)
-            loop.remove_writer(self._master)
-            os.close(self._master)
-        if self._slave is not None:
-            os.close(self._slave)
-        self._master = self._slave = None
-        self._out.clear()
+        self._link.close()
         while self._unacked:
             self._requeue(self._unacked.popleft())
 
@@ -304,44 +279,13 @@ class ModemEmulator:
         self._end_call(call)
 
     # -- pty I/O ------------------------------------------------------------------------------
-    def _readable(self) -> None:
-        assert self._master is not None
-        try:
-            data = os.read(self._master, 4096)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            if exc.errno == errno.EIO:  # no DTE has it open: nothing to read
-                return
-            raise
+    def _data(self, data: bytes) -> None:
         self._feed(data)
         self.changed.set()
 
     def _write(self, data: bytes) -> None:
-        if not self.plugged or self._master is None:
-            return
-        if self._out:
-            self._out += data[: max(0, MAX_OUT - len(self._out))]
-            return
-        try:
-            n = os.write(self._master, data)
-        except BlockingIOError:
-            n = 0
-        except OSError:
-            return
-        if n < len(data):
-            self._out += data[n : n + MAX_OUT]
-            asyncio.get_running_loop().add_writer(self._master, self._flush)
-
-    def _flush(self) -> None:
-        assert self._master is not None
-        try:
-            n = os.write(self._master, self._out)
-        except BlockingIOError:
-            return
-        del self._out[:n]
-        if not self._out:
-            asyncio.get_running_loop().remove_writer(self._master)
+        if self.plugged:
+            self._link.write(data)
 
     def _boot_lines(self) -> None:
         self._boot_pending = False
