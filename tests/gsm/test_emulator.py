@@ -17,7 +17,7 @@ from gsm.emulator_commands import encode_ussd
 from gsm.emulator_control import EmulatorClient, control
 from gsm.emulator_families import ModemConfig
 from gsm.emulator_pdu import gsm7_septets, septets_text, unpack7
-from gsm.port import AtPort, PortState
+from gsm.port import AtPort, AtTimeout, PortState
 from tests.gsm.conftest import submit_pdu
 from tests.gsm.test_port import Urcs
 
@@ -164,10 +164,22 @@ class TestSms:
 
     async def test_lost_answer_still_logged(self, emu: ModemEmulator, port: AtPort) -> None:
         emu.fault("lost_answer", command="AT+CMGS")
-        with pytest.raises(Exception, match="no answer"):
-            pdu, n = submit_pdu("+79161234567", "gone?")
+        pdu, n = submit_pdu("+79161234567", "gone?")
+        with pytest.raises(AtTimeout, match="no answer") as exc:
             await port.command(f"AT+CMGS={n}", pdu=pdu, timeout=0.3)
+        assert exc.value.pdu_written  # so the caller marks it "unknown", never re-sends
         assert [s.text for s in emu.sent] == ["gone?"]
+
+    async def test_no_prompt_times_out_with_nothing_written(
+        self, emu: ModemEmulator, port: AtPort
+    ) -> None:
+        emu.fault("no_answer", command="AT+CMGS")
+        pdu, n = submit_pdu("+79161234567", "never")
+        with pytest.raises(AtTimeout) as exc:
+            await port.command(f"AT+CMGS={n}", pdu=pdu, prompt_timeout=0.3)
+        assert exc.value.written and not exc.value.pdu_written
+        await port.wait_up()
+        assert emu.sent == [] and emu.received_pdus == []
 
 
 class TestAcknowledgement:
