@@ -307,6 +307,12 @@ class AtEngine:
                 return True
         return False
 
+    def drop_queue(self) -> list[int]:
+        """Forget every command not written yet (the port stopped or gave up); their tokens."""
+        tokens = [t for t, _ in self._queue]
+        self._queue.clear()
+        return tokens
+
     def receive_data(self, data: bytes) -> None:
         for item in self.framer.feed(data):
             if isinstance(item, PromptReceived):

@@ -34,6 +34,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import serial
 import serial_asyncio_fast
 
 from gsm.at import (
@@ -181,6 +182,7 @@ class AtPort:
         self._timer: asyncio.TimerHandle | None = None
         self._garbage_run = 0
         self._error_run = 0
+        self._gave_up = False
         self.reopens = 0
 
     # -- public -------------------------------------------------------------------------------
@@ -208,6 +210,7 @@ class AtPort:
         """Returns at once: opening (and reopening) is the port's background job."""
         if self._task is not None:
             return
+        self._gave_up = False
         self._set_state(PortState.DOWN, "opening")
         self._task = asyncio.create_task(self._run(), name=f"at-port {self.name}")
 
@@ -221,11 +224,14 @@ class AtPort:
         self._engine.reset(FailReason.CONNECTION_LOST, "port stopped")
         self._set_state(PortState.STOPPED, "stopped")
         self._dispatch()
-        for fut in self._futures.values():
-            if not fut.done():
-                fut.set_exception(PortDown("port stopped"))
-        self._futures.clear()
-        self._checks.clear()
+        self._fail_queued("port stopped")
+
+    def _fail_queued(self, reason: str) -> None:
+        for token in self._engine.drop_queue():
+            fut = self._futures.pop(token, None)
+            self._checks.pop(token, None)
+            if fut is not None and not fut.done():
+                fut.set_exception(PortDown(reason))
 
     async def wait_up(self) -> None:
         await self._up.wait()
@@ -256,6 +262,8 @@ class AtPort:
         instead of queueing while the port is down. ``urgent``: for ``on_up`` (runs first)."""
         if self._state is PortState.STOPPED:
             raise PortDown("port stopped")
+        if self._gave_up:
+            raise PortDown(self._reason)
         if not wait and not self.is_up and not urgent:
             raise PortDown(self._reason)
         cmd = AtCommand(text, timeout, pdu, prompt_timeout, expect, urgent)
@@ -299,10 +307,12 @@ class AtPort:
             except PortGaveUp as exc:
                 reason = f"gave up: {exc}"
                 self._last_error = reason
+                self._gave_up = True
                 self._set_state(PortState.DOWN, reason)
                 self._close()
                 self._engine.reset(FailReason.CONNECTION_LOST, reason)
                 self._dispatch()
+                self._fail_queued(reason)  # nothing would ever run them
                 self._task = None
                 log.error("modem %s: %s", self.name, reason)
                 return
@@ -497,4 +507,7 @@ def _describe(exc: BaseException, path: str) -> str:
         return f"device {path} not present (unplugged?)"
     if isinstance(exc, AtCommandError):
         return f"init failed: {exc}"
-    return f"cannot open {path}: {exc}"
+    if isinstance(exc, OSError | serial.SerialException):
+        return f"cannot open {path}: {exc}"
+    log.error("modem %s: init failed", path, exc_info=exc)  # a bug in on_up: show it
+    return f"init failed: {type(exc).__name__}: {exc}"

@@ -252,8 +252,8 @@ async def test_on_up_gives_up_without_retrying(emu: ModemEmulator) -> None:
             await port.wait_state(PortState.OPENING)
             await port.wait_state(PortState.DOWN)
         assert tries == 1 and "SIM PIN refused" in port.status().last_error
-        with pytest.raises(PortDown):
-            await port.command("AT", wait=False)
+        with pytest.raises(PortDown, match="SIM PIN refused"):
+            await port.command("AT")  # not queued for ever: nothing would run it
     finally:
         await port.stop()
 
@@ -304,3 +304,14 @@ async def test_a_stale_answer_after_reopen_is_not_taken_for_the_probe(
         assert [s.text for s in emu.sent] == ["sent by the dead"]
     finally:
         await port.stop()
+
+
+async def test_stop_fails_queued_commands(emu: ModemEmulator, port: AtPort) -> None:
+    emu.unplug()
+    await port.wait_state(PortState.DOWN)
+    queued = asyncio.create_task(port.command("AT+CSQ"))
+    await asyncio.sleep(0)
+    await port.stop()
+    with pytest.raises(PortDown, match="stopped"):
+        await queued
+    assert port.status().queued == 0
