@@ -40,10 +40,17 @@ log = logging.getLogger(__name__)
 MAX_INPUT_LINE = 4096
 
 
+_FAULTS = frozenset(
+    {"no_answer", "error", "urc_in_reply", "urc_in_prompt", "lost_answer", "report_failed",
+     "no_report"}
+)  # fmt: skip
+
+
 @dataclass(slots=True)
 class Fault:
     # "no_answer", "error" (text instead of the answer; for AT+CMGS after the PDU, nothing
-    # sent), "urc_in_reply", "urc_in_prompt", "lost_answer" (AT+CMGS sent, answer never comes)
+    # sent), "urc_in_reply", "urc_in_prompt", "lost_answer" (AT+CMGS sent, answer never comes),
+    # "report_failed" (the next sent part's report says TP-ST 0x41), "no_report" (it never comes)
     kind: str
     command: str | None = None  # "AT+CMGS": only that command; None: the next command
     text: str = ""  # the error or the URC
@@ -209,7 +216,7 @@ class ModemEmulator:
     ) -> None:
         if kind == "not_supported":
             kind, text = "error", text or "COMMAND NOT SUPPORT"
-        if kind not in ("no_answer", "error", "urc_in_reply", "urc_in_prompt", "lost_answer"):
+        if kind not in _FAULTS:
             raise ValueError(f"unknown fault {kind!r}")
         if kind == "error" and not text:
             text = "+CMS ERROR: 500"
@@ -437,17 +444,16 @@ class ModemEmulator:
             os.write(self._log_fd, line.encode() + b"\n")
         self.sent.append(rec)
         self.changed.set()
-        if sub.status_report:
-            self._spawn(self._report_later(rec))
+        if sub.status_report and not self._take_fault("AT+CMGS", "no_report"):
+            failed = self._take_fault("AT+CMGS", "report_failed") is not None
+            self._spawn(self._report_later(rec, failed))
         return mr
 
-    async def _report_later(self, rec: SentSms) -> None:
+    async def _report_later(self, rec: SentSms, failed: bool) -> None:
         await asyncio.sleep(self.config.delay(self.config.report_delay))
-        status = (
-            0x41
-            if rec.destination in self.config.failed_destinations
-            else (self.config.report_status)
-        )
+        cfg = self.config
+        failed = failed or rec.destination in cfg.failed_destinations or rec.seq in cfg.failed_seqs
+        status = 0x41 if failed else cfg.report_status
         pdu = P.encode_status_report(rec.mr, rec.destination, smsc=self.config.smsc,
                                      submitted=rec.t, done=time.time(), status=status)  # fmt: skip
         self._report_to_dte(pdu)

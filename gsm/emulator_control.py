@@ -35,7 +35,7 @@ from gsm.emulator_families import FAMILIES, ModemConfig
 MAX_REQUEST = 1 << 20
 _SETTABLE = {"send_time", "report_delay", "report_status", "rssi", "registered", "ring_interval",
              "ussd_delay", "ussd_replies", "ussd_encoding", "time_scale", "operator", "smsc",
-             "failed_destinations", "cnma_timeout"}  # fmt: skip
+             "failed_destinations", "failed_seqs", "cnma_timeout"}  # fmt: skip
 
 
 class ControlError(Exception):
@@ -111,7 +111,7 @@ async def handle_request(emus: dict[str, ModemEmulator], req: dict[str, Any]) ->
                 continue
             if k not in _SETTABLE:
                 raise ControlError(f"cannot set {k!r}")
-            setattr(m.config, k, frozenset(v) if k == "failed_destinations" else v)
+            setattr(m.config, k, frozenset(v) if k.startswith("failed_") else v)
         return {}
     raise ControlError(f"unknown op {op!r}")
 

@@ -147,6 +147,20 @@ class TestSms:
         r = await port.command(f"AT+CMGR={u.args[1]}")
         assert bytes.fromhex(r.lines[1])[-1] == 0x41
 
+    async def test_report_faults_per_part(self, emu: ModemEmulator, port: AtPort) -> None:
+        await port.command("AT+CNMI=2,1,0,1,0")
+        urcs = Urcs(port, "+CDS")
+        emu.fault("no_report")
+        emu.fault("report_failed")
+        emu.config.failed_seqs = frozenset({3})
+        mrs = [
+            await self.send(port, "+79161234567", f"part {i}", concat=(9, i, 4))
+            for i in (1, 2, 3, 4)
+        ]
+        got = await urcs.wait(3)
+        status = {b[b[0] + 2]: b[-1] for b in (bytes.fromhex(u.pdu) for u in got)}
+        assert status == {mrs[1]: 0x41, mrs[2]: 0x41, mrs[3]: 0x00}  # part 1: no report
+
     async def test_no_report_until_cnmi_set(self, emu: ModemEmulator, port: AtPort) -> None:
         await self.send(port, "+79161234567", "early")
         await emu.wait_for(lambda: len(emu._pending_reports) == 1)
