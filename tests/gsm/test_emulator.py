@@ -206,6 +206,7 @@ class TestAcknowledgement:
     async def test_acknowledged_report_is_not_repeated(
         self, emu: ModemEmulator, port: AtPort
     ) -> None:
+        emu.config.cnma_timeout = 60_000.0  # a slow machine must not make the ack late
         await port.command("AT+CSMS=1")
         await port.command("AT+CNMI=2,1,0,1,0")
         urcs = Urcs(port, "+CDS")
