@@ -521,6 +521,8 @@ class ModemEmulator:
         return True
 
     async def _ringing(self, call: _Call, rings: int) -> None:
+        if self.fam.call_created:
+            self.urc(self.fam.call_created)
         for _ in range(rings):
             if call.answered or call.ended:
                 return
@@ -536,6 +538,8 @@ class ModemEmulator:
     def _end_call(self, call: _Call) -> None:
         call.ended = True
         self.urc(self.fam.caller_gone)
+        if self.fam.call_released:
+            self.urc(self.fam.call_released)
 
     async def _periodic(self) -> None:
         assert self.config.periodic_interval is not None
