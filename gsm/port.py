@@ -444,7 +444,8 @@ class AtPort:
 
     def _deliver(self, urc: Urc) -> None:
         if not urc.known:
-            log.info("modem %s: unknown unsolicited line %s", self.name, urc.name[:20])
+            # its size only: an unknown line may carry a customer's text
+            log.info("modem %s: unknown unsolicited line (%d chars)", self.name, len(urc.line))
         for cb in (*self._subs.get(urc.name, ()), *self._subs.get("*", ())):
             try:
                 cb(urc)
