@@ -348,7 +348,7 @@ class ModemEmulator:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("emulator %s: %s failed", self.name, line[:20])
+                log.exception("emulator %s: a command failed", self.name)
                 self._final("ERROR")
             self.changed.set()
 
