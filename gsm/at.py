@@ -313,6 +313,12 @@ class AtEngine:
         self._queue.clear()
         return tokens
 
+    def drop_urgent(self) -> list[int]:
+        """Forget the urgent commands not written yet (the init of a link just lost)."""
+        tokens = [t for t, c in self._queue if c.urgent]
+        self._queue = deque((t, c) for t, c in self._queue if not c.urgent)
+        return tokens
+
     def receive_data(self, data: bytes) -> None:
         for item in self.framer.feed(data):
             if isinstance(item, PromptReceived):

@@ -233,6 +233,14 @@ class AtPort:
             if fut is not None and not fut.done():
                 fut.set_exception(PortDown(reason))
 
+    def _fail_urgent(self, reason: str) -> None:
+        # queued urgent commands are the init of the link just lost: the next open runs its own
+        for token in self._engine.drop_urgent():
+            fut = self._futures.pop(token, None)
+            self._checks.pop(token, None)
+            if fut is not None and not fut.done():
+                fut.set_exception(PortDown(reason))
+
     async def wait_up(self) -> None:
         await self._up.wait()
 
@@ -266,6 +274,9 @@ class AtPort:
             raise PortDown(self._reason)
         if not wait and not self.is_up and not urgent:
             raise PortDown(self._reason)
+        if urgent and self._state is not PortState.OPENING:
+            # urgent is the init of one open device; once it is lost nothing would run it
+            raise PortDown(self._reason)
         cmd = AtCommand(text, timeout, pdu, prompt_timeout, expect, urgent)
         token = self._engine.submit(cmd)
         fut: asyncio.Future[AtResponse] = asyncio.get_running_loop().create_future()
@@ -292,6 +303,7 @@ class AtPort:
         self._close()
         self._engine.reset(FailReason.CONNECTION_LOST, reason)
         self._dispatch()
+        self._fail_urgent(reason)
         self._down.set()
 
     # -- the reopen loop ----------------------------------------------------------------------
@@ -350,6 +362,8 @@ class AtPort:
         self._error_run = 0
         for _ in range(3):
             await self._settle(proto)
+            if self._proto is not proto:
+                raise PortDown(self._reason)  # unplugged while settling: no probe to a dead link
             r = await self.command(self.probe, timeout=self.probe_timeout, urgent=True)
             if not r.lines:
                 break

@@ -315,3 +315,46 @@ async def test_stop_fails_queued_commands(emu: ModemEmulator, port: AtPort) -> N
     with pytest.raises(PortDown, match="stopped"):
         await queued
     assert port.status().queued == 0
+
+
+async def test_unplug_while_settling_does_not_leave_the_port_down(emu: ModemEmulator) -> None:
+    port = AtPort(emu.path, backoff_initial=0.02, backoff_max=0.1, settle=0.3, settle_max=1.0)
+    await port.start()
+    try:
+        await port.wait_state(PortState.OPENING)  # the device is open, the port settles
+        emu.unplug()
+        await port.wait_state(PortState.DOWN)
+        emu.plug()
+        async with asyncio.timeout(10):
+            await port.wait_up()
+        assert (await port.command("AT+CSQ")).ok
+    finally:
+        await port.stop()
+
+
+async def test_unplug_between_two_init_commands_does_not_leave_the_port_down(
+    emu: ModemEmulator,
+) -> None:
+    lives = 0
+    unplugged = asyncio.Event()
+
+    async def init(p: AtPort) -> None:
+        nonlocal lives
+        lives += 1
+        await p.command("ATE0", urgent=True)
+        if lives == 1:
+            emu.unplug()
+            await p.wait_state(PortState.DOWN)
+            unplugged.set()
+        await p.command("AT+CNMI=2,1,0,1,0", urgent=True)
+
+    port = AtPort(emu.path, on_up=init, backoff_initial=0.02, backoff_max=0.1, settle=0.02)
+    await port.start()
+    try:
+        await unplugged.wait()
+        emu.plug()
+        async with asyncio.timeout(10):
+            await port.wait_up()
+        assert lives == 2 and (await port.command("AT+CSQ")).ok
+    finally:
+        await port.stop()
