@@ -139,6 +139,7 @@ class ModemEmulator:
         self._unacked: deque[tuple[str, str, asyncio.TimerHandle]] = deque()
         self.stored_at_start: list[int] = []
         self._boot_pending = False
+        self._on_input: list[str] = []  # URCs written as soon as the DTE sends anything
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def __aenter__(self) -> ModemEmulator:
@@ -205,6 +206,12 @@ class ModemEmulator:
     # -- what tests and the control channel inject -------------------------------------------
     def urc(self, text: str) -> None:
         self._write(b"\r\n" + text.encode() + b"\r\n")
+
+    def urc_on_next_input(self, *texts: str) -> None:
+        """Write ``texts`` as URCs when the DTE next sends a byte, before reading it: after a
+        reopen that is the product's ESC, while it settles (a +CDS the network held, "SMS
+        Ready"). Lines written before the DTE opens the pty would be flushed by its open."""
+        self._on_input += texts
 
     def garbage(self, data: bytes | None = None) -> None:
         self._write(
@@ -287,6 +294,11 @@ class ModemEmulator:
 
     # -- pty I/O ------------------------------------------------------------------------------
     def _data(self, data: bytes) -> None:
+        if self._boot_pending and self.config.boot_on_input:
+            self._boot_lines()
+        texts, self._on_input = self._on_input, []
+        for text in texts:
+            self.urc(text)
         self._feed(data)
         self.changed.set()
 

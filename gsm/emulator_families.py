@@ -107,6 +107,9 @@ class ModemConfig:
     ussd_encoding: str | None = None  # overrides the family's
     periodic_interval: float | None = None  # ^RSSI every N s (Huawei); None: off
     sim_slots: int = 30
+    # boot lines with the DTE's first bytes (the ESC a product sends on open), not with its
+    # first command line: URCs that arrive while the product is still settling
+    boot_on_input: bool = False
     time_scale: float = 1.0  # multiplies every delay above (0.001 for fast tests)
 
     @property

@@ -165,7 +165,6 @@ class AtPort:
         self.settle = settle
         self.settle_max = settle_max
         self._settling: asyncio.Event | None = None
-        self._dropped_on_open = 0
         self._engine = AtEngine(max_line)
         self._futures: dict[int, asyncio.Future[AtResponse]] = {}
         self._checks: dict[int, tuple[bool, bool]] = {}  # token -> (raise on error, counts)
@@ -380,10 +379,10 @@ class AtPort:
 
     async def _settle(self, proto: _Protocol) -> None:
         """A modem left waiting for a PDU (we died between ``> `` and Ctrl-Z) would take our
-        probe as text: ESC cancels it, and nothing is sent. Then whatever the modem still says
-        (the answer to a command of our previous life, a reply to the ESC) is let pass and
-        dropped until it has been quiet for ``settle`` seconds (at most ``settle_max``), so no
-        stale final code is taken for the answer to the probe."""
+        probe as text: ESC cancels it, and nothing is sent. Then the probe waits until the
+        modem has been quiet for ``settle`` seconds (at most ``settle_max``): the answer to a
+        command of our previous life, or a reply to the ESC, comes with nothing in flight (a
+        stray final code, dropped), while URCs are routed as usual."""
         if isinstance(proto.transport, asyncio.WriteTransport):
             proto.transport.write(ESC)
         self._settling = asyncio.Event()
@@ -400,16 +399,15 @@ class AtPort:
             log.warning("modem %s keeps talking after open; probing anyway", self.name)
         finally:
             self._settling = None
-            self._engine.reset(FailReason.CONNECTION_LOST, "reopened")
 
     # -- pumping ------------------------------------------------------------------------------
     def _data(self, proto: _Protocol, data: bytes) -> None:
         if proto is not self._proto:
             return
         if self._settling is not None:
+            # only the probe waits for quiet: with nothing in flight a stale final code is a
+            # stray, and a +CDS, +CMTI, RING or "SMS Ready" said meanwhile reaches its handler
             self._settling.set()
-            self._dropped_on_open += len(data)
-            return
         self._engine.receive_data(data)
         self._pump()
 

@@ -10,6 +10,7 @@ import serial_asyncio_fast
 
 from gsm.at import Final, Urc
 from gsm.emulator import ModemEmulator
+from gsm.emulator_families import ModemConfig
 from gsm.port import AtCommandError, AtPort, AtTimeout, PortDown, PortGaveUp, PortState
 from tests.gsm.conftest import submit_pdu
 
@@ -358,3 +359,39 @@ async def test_unplug_between_two_init_commands_does_not_leave_the_port_down(
         assert lives == 2 and (await port.command("AT+CSQ")).ok
     finally:
         await port.stop()
+
+
+async def test_urcs_said_while_the_port_settles_after_a_reopen_are_routed(
+    emu: ModemEmulator,
+) -> None:
+    port = AtPort(emu.path, backoff_initial=0.02, probe_timeout=1.0, settle=0.3)
+    urcs = Urcs(port)
+    await port.start()
+    try:
+        await port.wait_up()
+        emu.fault("no_answer", command="AT+CSQ")
+        with pytest.raises(AtTimeout):
+            await port.command("AT+CSQ", timeout=0.2)
+        # the modem was not rebooted: what it says as the port reopens is for the new port
+        emu.urc_on_next_input("+CDS: 6", "0006", '+CMTI: "SM",3', "RING")
+        got = await urcs.until(lambda items: len(items) >= 3)
+        assert [(u.name, u.pdu) for u in got] == [("+CDS", "0006"), ("+CMTI", None), ("RING", None)]
+        assert port.state is PortState.OPENING  # they came while it settled
+        await port.wait_up()
+    finally:
+        await port.stop()
+
+
+async def test_boot_urcs_before_the_first_command_are_routed(tmp_path) -> None:
+    config = ModemConfig(family="simcom", time_scale=0.001, boot_on_input=True)
+    async with ModemEmulator(str(tmp_path / "modem0"), config) as emu:
+        port = AtPort(emu.path, backoff_initial=0.02, probe_timeout=1.0, settle=0.3)
+        urcs = Urcs(port)
+        await port.start()
+        try:
+            got = await urcs.until(lambda items: any(u.name == "SMS Ready" for u in items))
+            assert [u.name for u in got] == ["RDY", "+CFUN", "+CPIN", "Call Ready", "SMS Ready"]
+            assert port.state is PortState.OPENING
+            await port.wait_up()
+        finally:
+            await port.stop()
