@@ -42,7 +42,7 @@ MAX_INPUT_LINE = 4096
 
 _FAULTS = frozenset(
     {"no_answer", "error", "urc_in_reply", "urc_in_prompt", "lost_answer", "report_failed",
-     "no_report"}
+     "no_report", "late"}
 )  # fmt: skip
 
 
@@ -50,11 +50,13 @@ _FAULTS = frozenset(
 class Fault:
     # "no_answer", "error" (text instead of the answer; for AT+CMGS after the PDU, nothing
     # sent), "urc_in_reply", "urc_in_prompt", "lost_answer" (AT+CMGS sent, answer never comes),
-    # "report_failed" (the next sent part's report says TP-ST 0x41), "no_report" (it never comes)
+    # "report_failed" (the next sent part's report says TP-ST 0x41), "no_report" (it never comes),
+    # "late" (the answer comes ``after`` seconds, real time; the commands behind it wait)
     kind: str
     command: str | None = None  # "AT+CMGS": only that command; None: the next command
     text: str = ""  # the error or the URC
     count: int = 1
+    after: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +221,13 @@ class ModemEmulator:
         )
 
     def fault(
-        self, kind: str, *, command: str | None = None, text: str = "", count: int = 1
+        self,
+        kind: str,
+        *,
+        command: str | None = None,
+        text: str = "",
+        count: int = 1,
+        after: float = 0.0,
     ) -> None:
         if kind == "not_supported":
             kind, text = "error", text or "COMMAND NOT SUPPORT"
@@ -229,7 +237,7 @@ class ModemEmulator:
             text = "+CMS ERROR: 500"
         if kind in ("urc_in_reply", "urc_in_prompt") and not text:
             text = '+CMTI: "SM",1'
-        self.faults.append(Fault(kind, command.upper() if command else None, text, count))
+        self.faults.append(Fault(kind, command.upper() if command else None, text, count, after))
 
     def deliver_sms(
         self,
@@ -391,11 +399,14 @@ class ModemEmulator:
                 self._final(err.text)
                 return
         inject = self._take_fault(name, "urc_in_reply")
+        late = self._take_fault(name, "late")
         rest = line[len(name) :] if name != "ATD" else line[3:]
         reply = await self._dispatch(name, rest, upper)
         if reply is None:
             return
         lines, final = reply
+        if late is not None:
+            await asyncio.sleep(late.after)  # a busy modem: what the DTE sends next waits
         if inject is not None:
             at = len(lines) // 2
             lines = [*lines[:at], "\x00URC" + inject.text, *lines[at:]]
@@ -407,6 +418,10 @@ class ModemEmulator:
                 out += b"\r\n" + ln.encode() + b"\r\n"
         out += b"\r\n" + final.encode() + b"\r\n"
         self._write(bytes(out))
+        if late is not None:
+            # the command the DTE sent meanwhile starts a moment later, as on a modem, so its
+            # answer is a read of its own and not glued to the late one
+            await asyncio.sleep(0.002)
 
     def _final(self, text: str) -> None:
         self._write(b"\r\n" + text.encode() + b"\r\n")

@@ -364,11 +364,21 @@ class AtPort:
             if self._proto is not proto:
                 raise PortDown(self._reason)  # unplugged while settling: no probe to a dead link
             r = await self.command(self.probe, timeout=self.probe_timeout, urgent=True)
-            if not r.lines:
+            if r.lines:
+                # "AT" has no information lines: these belong to a command of our previous life
+                # still running in the modem (a +CMGS answer seconds later): settle once more
+                log.warning("modem %s: stale answer after open dropped", self.name)
+                continue
+            # A bare OK of that earlier command, late, looks just like the probe's; then the
+            # probe's own OK still follows, and taken for the next command's answer it would
+            # put every answer one behind. Quiet again with no final code: in step.
+            stray = self._engine.stray
+            await self._settle(proto, esc=False)
+            if self._proto is not proto:
+                raise PortDown(self._reason)
+            if self._engine.stray == stray:
                 break
-            # "AT" has no information lines: these belong to a command of our previous life
-            # still running in the modem (a +CMGS answer seconds later): settle once more
-            log.warning("modem %s: stale answer after open dropped", self.name)
+            log.warning("modem %s: a late final code after open; probing again", self.name)
         if self.on_up is not None:
             await self.on_up(self)
         if self._proto is not proto:
@@ -377,13 +387,13 @@ class AtPort:
         log.info("modem %s up (%s)", self.name, self.path)
         self._pump()
 
-    async def _settle(self, proto: _Protocol) -> None:
+    async def _settle(self, proto: _Protocol, *, esc: bool = True) -> None:
         """A modem left waiting for a PDU (we died between ``> `` and Ctrl-Z) would take our
         probe as text: ESC cancels it, and nothing is sent. Then the probe waits until the
         modem has been quiet for ``settle`` seconds (at most ``settle_max``): the answer to a
         command of our previous life, or a reply to the ESC, comes with nothing in flight (a
         stray final code, dropped), while URCs are routed as usual."""
-        if isinstance(proto.transport, asyncio.WriteTransport):
+        if esc and isinstance(proto.transport, asyncio.WriteTransport):
             proto.transport.write(ESC)
         self._settling = asyncio.Event()
         try:

@@ -395,3 +395,16 @@ async def test_boot_urcs_before_the_first_command_are_routed(tmp_path) -> None:
             await port.wait_up()
         finally:
             await port.stop()
+
+
+async def test_a_late_bare_ok_after_a_timeout_is_not_taken_for_the_probe(
+    emu: ModemEmulator, port: AtPort
+) -> None:
+    # the modem is busy with AT+CMEE for 0.5 s: its OK comes after the port reopened and
+    # wrote its probe, whose own OK follows it
+    emu.fault("late", command="AT+CMEE", after=0.5)
+    with pytest.raises(AtTimeout):
+        await port.command("AT+CMEE=1", timeout=0.2)
+    assert (await port.command("AT+CSQ")).lines == ("+CSQ: 20,99",)
+    assert (await port.command("AT+CGSN")).lines == ("867123456789012",)
+    assert (await port.command("AT+CMEE=1")).lines == ()
