@@ -272,6 +272,7 @@ class AtEngine:
 
     def __init__(self, max_line: int = MAX_LINE) -> None:
         self.framer = AtFramer(max_line)
+        self.framer.ends_text = _ends_text
         self._queue: deque[tuple[int, AtCommand]] = deque()
         self._tokens = itertools.count(1)
         self._out = bytearray()
@@ -485,6 +486,17 @@ class AtEngine:
         )
         self._cur = None
         self.framer.expect_prompt = False
+
+
+def _ends_text(text: str) -> bool:
+    # a line no +CUSD text continues into: a final code, a URC, the start of another +CUSD
+    prefix = line_prefix(text)
+    return (
+        parse_final(text) is not None
+        or text in URC_LINES
+        or prefix in URC_PREFIXES
+        or prefix in DUAL_PREFIXES
+    )
 
 
 def _name(cmd: AtCommand) -> str:
