@@ -39,7 +39,8 @@ from gsm.at_framer import (
 )
 
 __all__ = [
-    "CTRL_Z", "ESC", "MAX_LINE", "AtCommand", "AtEngine", "AtFramer", "AtResponse",
+    "CTRL_Z", "ESC", "ESC_QUIET", "MAX_LINE", "Abandon", "AtCommand", "AtEngine", "AtFramer",
+    "AtResponse",
     "CommandDone", "CommandFailed", "EngineEvent", "FailReason", "Final", "FramerItem",
     "Garbage", "GarbageKind", "LineReceived", "PromptReceived", "Urc", "command_name",
     "line_prefix", "parse_final", "split_args", "split_values",
@@ -210,6 +211,23 @@ class AtResponse:
 class FailReason(enum.StrEnum):
     TIMEOUT = "timeout"
     CONNECTION_LOST = "connection lost"
+    ABANDONED = "abandoned"  # its caller gave up; the modem was told (ESC) or had answered
+
+
+class Abandon(enum.StrEnum):
+    """What :meth:`AtEngine.abandon` did."""
+
+    DROPPED = "dropped"  # not written yet: as if never asked
+    CANCELLED = "cancelled"  # AT+CMGS before its "> ": ESC written, the PDU never will be
+    IN_DOUBT = "in doubt"  # the PDU was written: the SMS may go out, its answer is dropped
+    ANSWER_DROPPED = "answer dropped"  # written (no PDU): it runs, its answer is dropped
+    UNKNOWN = "unknown"  # no such command (already answered)
+
+
+# After ESC cancels the text entry of an abandoned AT+CMGS, some modems answer (OK, ERROR) and
+# some say nothing: wait this long for it before the next command, so that answer is not
+# taken for the next command's.
+ESC_QUIET = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +278,8 @@ class _InFlight:
     lines: list[str] = field(default_factory=list)
     pdu_written: bool = False
     rearm: bool = False  # the prompt came: the reply deadline starts at the next advance()
+    abandoned: bool = False  # its caller gave up: never write the PDU
+    escaped: bool = False  # abandoned at the prompt: ESC written instead of the PDU
 
 
 class AtEngine:
@@ -308,6 +328,24 @@ class AtEngine:
                 return True
         return False
 
+    def abandon(self, token: int) -> Abandon:
+        """The caller of ``token`` gave up (its own timeout, a cancelled task). Queued: dropped.
+        AT+CMGS waiting for its ``> ``: ESC now and again in place of the PDU, so the SMS is
+        never sent. Written otherwise: it keeps its slot until its answer (dropped) so the next
+        command is not answered by it; for a PDU already written the outcome is unknown."""
+        if self.cancel(token):
+            return Abandon.DROPPED
+        cur = self._cur
+        if cur is None or cur.token != token:
+            return Abandon.UNKNOWN
+        cur.abandoned = True
+        if cur.pdu_written:
+            return Abandon.IN_DOUBT
+        if cur.cmd.pdu is not None:
+            self._out += ESC
+            return Abandon.CANCELLED
+        return Abandon.ANSWER_DROPPED
+
     def drop_queue(self) -> list[int]:
         """Forget every command not written yet (the port stopped or gave up); their tokens."""
         tokens = [t for t, _ in self._queue]
@@ -334,14 +372,19 @@ class AtEngine:
         if cur is not None:
             if cur.rearm:
                 cur.rearm = False
-                cur.deadline = now + cur.cmd.timeout
+                cur.deadline = now + (ESC_QUIET if cur.escaped else cur.cmd.timeout)
+            elif now >= cur.deadline and cur.escaped:
+                # the modem said nothing to the ESC: the stream is in step, go on
+                self._fail(FailReason.ABANDONED, f"{_name(cur.cmd)} cancelled before the PDU")
+                self._phase = _Phase.IDLE
             elif now >= cur.deadline and self._phase in (_Phase.PROMPT, _Phase.REPLY):
                 if self._phase is _Phase.PROMPT:
                     self._out += ESC  # leave the text-entry mode if it is in it
                 detail = f"no answer to {_name(cur.cmd)} ({self._phase.value})"
                 self._fail(FailReason.TIMEOUT, detail)
                 self._phase = _Phase.BLOCKED
-            return
+            if self._cur is not None:
+                return
         if self._phase is _Phase.BLOCKED or not self._queue:
             return
         if urgent_only and not self._queue[0][1].urgent:
@@ -394,8 +437,12 @@ class AtEngine:
         cur = self._cur
         if cur is None or self._phase is not _Phase.PROMPT or cur.cmd.pdu is None:
             return
-        self._out += cur.cmd.pdu.encode("ascii") + CTRL_Z
-        cur.pdu_written = True
+        if cur.abandoned:
+            self._out += ESC  # its caller is gone: nobody would learn whether it was sent
+            cur.escaped = True
+        else:
+            self._out += cur.cmd.pdu.encode("ascii") + CTRL_Z
+            cur.pdu_written = True
         cur.rearm = True
         self._phase = _Phase.REPLY
 

@@ -40,6 +40,7 @@ import serial_asyncio_fast
 from gsm.at import (
     ESC,
     MAX_LINE,
+    Abandon,
     AtCommand,
     AtEngine,
     AtResponse,
@@ -117,6 +118,7 @@ class PortStatus:
     garbage: int
     bad_bytes: int
     reopens: int
+    in_doubt: int = 0  # AT+CMGS abandoned by its caller after the PDU was written
 
 
 class _Protocol(asyncio.Protocol):
@@ -183,6 +185,7 @@ class AtPort:
         self._error_run = 0
         self._gave_up = False
         self.reopens = 0
+        self.in_doubt = 0  # AT+CMGS whose caller gave up after the PDU was written
 
     # -- public -------------------------------------------------------------------------------
     @property
@@ -198,6 +201,7 @@ class AtPort:
             self.path, self._state, "" if self.is_up else self._reason, self._last_error,
             self._since, self._engine.queued + int(self._engine.busy), self._engine.urcs,
             self._engine.framer.garbage, self._engine.framer.bad_bytes, self.reopens,
+            self.in_doubt,
         )  # fmt: skip
 
     def subscribe(self, prefix: str, callback: UrcCallback) -> Callable[[], None]:
@@ -285,10 +289,15 @@ class AtPort:
         try:
             return await fut
         except asyncio.CancelledError:
-            # a caller that gave up before the command was written takes it out of the queue
-            self._engine.cancel(token)
+            # the caller gave up: queued, it is dropped; an AT+CMGS still waiting for "> " is
+            # cancelled with ESC (its PDU never goes); written, its answer will be dropped
             self._futures.pop(token, None)
             self._checks.pop(token, None)
+            if self._engine.abandon(token) is Abandon.IN_DOUBT:
+                self.in_doubt += 1
+                log.warning("modem %s: %s abandoned after its PDU was written: the SMS may "
+                            "have been sent", self.name, command_name(text))  # fmt: skip
+            self._pump()  # the ESC
             raise
 
     def mark_down(self, reason: str) -> None:
@@ -476,7 +485,7 @@ class AtPort:
 
     def _finish(self, ev: CommandDone) -> None:
         fut = self._futures.pop(ev.token, None)
-        check, counts = self._checks.pop(ev.token, (True, True))
+        check, counts = self._checks.pop(ev.token, (True, False))  # none: its caller left
         resp = ev.response
         if resp.final in _ERROR_FINALS:
             if counts:

@@ -7,6 +7,9 @@ import itertools
 import pytest
 
 from gsm.at import (
+    ESC,
+    ESC_QUIET,
+    Abandon,
     AtCommand,
     AtEngine,
     AtFramer,
@@ -409,3 +412,60 @@ def test_simcom_7600_and_cinterion_lines_are_urcs() -> None:
 def test_split_args_quotes_and_colons() -> None:
     assert split_args('+COPS: 0,0,"MTS, RUS: 1",7') == ["0", "0", "MTS, RUS: 1", "7"]
     assert split_args("+CMGL: 1,0,,23") == ["1", "0", "", "23"]
+
+
+def test_abandoned_cmgs_before_the_prompt_writes_esc_never_the_pdu() -> None:
+    eng = AtEngine()
+    token = eng.submit(AtCommand("AT+CMGS=5", pdu="0011AABBCC", prompt_timeout=5))
+    nxt = eng.submit(AtCommand("AT+CSQ"))
+    eng.advance(0.0)
+    assert eng.data_to_send() == b"AT+CMGS=5\r"
+    assert eng.abandon(token) is Abandon.CANCELLED
+    assert eng.data_to_send() == ESC
+    eng.receive_data(b"\r\n> ")
+    eng.advance(1.0)
+    assert eng.data_to_send() == ESC  # in place of the PDU
+    eng.advance(1.0 + ESC_QUIET - 0.01)
+    assert eng.data_to_send() == b"" and eng.busy  # a modem may still answer the ESC
+    eng.advance(1.0 + ESC_QUIET)
+    assert eng.data_to_send() == b"AT+CSQ\r"
+    ev = eng.events()
+    assert [(type(e).__name__, e.token) for e in ev] == [("CommandFailed", token)]
+    assert ev[0].reason is FailReason.ABANDONED and not ev[0].pdu_written
+    eng.receive_data(b"\r\n+CSQ: 20,99\r\n\r\nOK\r\n")
+    (done,) = eng.events()
+    assert done.token == nxt and done.response.lines == ("+CSQ: 20,99",)
+
+
+def test_abandoned_cmgs_whose_esc_is_answered_keeps_the_next_answer_in_step() -> None:
+    eng = AtEngine()
+    token = eng.submit(AtCommand("AT+CMGS=5", pdu="0011AABBCC"))
+    nxt = eng.submit(AtCommand("AT+CSQ"))
+    eng.advance(0.0)
+    eng.data_to_send()
+    eng.abandon(token)
+    eng.receive_data(b"\r\n> ")
+    eng.advance(0.1)
+    eng.receive_data(b"\r\nERROR\r\n")  # this modem answers the ESC
+    eng.advance(0.2)
+    assert eng.data_to_send() == ESC + ESC + b"AT+CSQ\r"
+    assert [e.token for e in eng.events()] == [token]
+    eng.receive_data(b"\r\n+CSQ: 20,99\r\n\r\nOK\r\n")
+    assert [(e.token, e.response.lines) for e in eng.events()] == [(nxt, ("+CSQ: 20,99",))]
+
+
+def test_abandoned_cmgs_after_the_pdu_is_in_doubt_and_its_answer_is_not_the_next() -> None:
+    eng = AtEngine()
+    token = eng.submit(AtCommand("AT+CMGS=5", pdu="0011AABBCC"))
+    nxt = eng.submit(AtCommand("AT+CSQ"))
+    eng.advance(0.0)
+    eng.receive_data(b"\r\n> ")
+    eng.advance(0.1)
+    assert eng.data_to_send() == b"AT+CMGS=5\r0011AABBCC\x1a"
+    assert eng.abandon(token) is Abandon.IN_DOUBT
+    assert eng.abandon(nxt) is Abandon.DROPPED
+    assert eng.abandon(nxt) is Abandon.UNKNOWN
+    eng.receive_data(b"\r\n+CMGS: 7\r\n\r\nOK\r\n")
+    eng.advance(0.2)
+    assert [e.token for e in eng.events()] == [token]
+    assert eng.data_to_send() == b"" and not eng.busy

@@ -408,3 +408,18 @@ async def test_a_late_bare_ok_after_a_timeout_is_not_taken_for_the_probe(
     assert (await port.command("AT+CSQ")).lines == ("+CSQ: 20,99",)
     assert (await port.command("AT+CGSN")).lines == ("867123456789012",)
     assert (await port.command("AT+CMEE=1")).lines == ()
+
+
+async def test_a_send_cancelled_after_its_pdu_is_counted_in_doubt(
+    emu: ModemEmulator, port: AtPort
+) -> None:
+    emu.config.send_time = 300.0  # 0.3 s at this scale
+    pdu, n = submit_pdu("+79161234567", "given up")
+    send = asyncio.create_task(port.command(f"AT+CMGS={n}", pdu=pdu, timeout=5))
+    await emu.wait_for(lambda: emu.received_pdus == [pdu])
+    send.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await send
+    assert port.status().in_doubt == 1
+    assert (await port.command("AT+CSQ")).lines == ("+CSQ: 20,99",)  # not the +CMGS answer
+    assert [s.text for s in emu.sent] == ["given up"] and port.is_up
