@@ -467,7 +467,13 @@ class AtEngine:
             if final is not None:
                 self._emit_urc(Urc(text, text))  # NO CARRIER during AT+CSQ: a call ended
                 return
-            if self._route_urc(text, prefix, expected=cur.cmd.prefixes()):
+            expected = cur.cmd.prefixes()
+            if self._route_urc(text, prefix, expected=expected):
+                return
+            if expected and prefix != text and prefix not in expected:
+                # a "+X:"/"^X:" line the command does not answer with: a URC we do not know
+                # (^HCSQ2 of newer firmware), or a late answer of another command (+CMGS: 5)
+                self._emit_urc(Urc(prefix, text, known=False))
                 return
             if item.bad_bytes and not _known_prefix(prefix, cur.cmd.prefixes()):
                 self._events.append(self._garbage(item))

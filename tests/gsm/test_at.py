@@ -181,6 +181,19 @@ def test_an_unclosed_cusd_text_ends_at_a_final_code_a_urc_or_a_line_cap() -> Non
     assert [type(e).__name__ for e in ev[1:]] == ["Urc"] * 6 + ["Garbage"]
 
 
+def test_unknown_prefixed_lines_during_a_command_are_urcs_not_its_reply() -> None:
+    wire = b"\r\n^HCSQ2:1\r\n+CSQ: 20,99\r\n+CMGS: 5\r\n\r\nOK\r\n"
+    for _, ev in every_split([AtCommand("AT+CSQ")], wire):
+        assert ev[:2] == [
+            Urc("^HCSQ2", "^HCSQ2:1", known=False),
+            Urc("+CMGS", "+CMGS: 5", known=False),
+        ]
+        assert kinds(ev[2:]) == [("done", "AT+CSQ", Final.OK, ("+CSQ: 20,99",))]
+    # a command with no reply prefix of its own (ATI) keeps them: Huawei's +GCAP
+    _, ev = run([AtCommand("ATI")], b"\r\nModel: E1550\r\n+GCAP: +CGSM\r\n\r\nOK\r\n")
+    assert kinds(ev) == [("done", "ATI", Final.OK, ("Model: E1550", "+GCAP: +CGSM"))]
+
+
 def test_cusd_reply_vs_urc() -> None:
     # AT+CUSD? answers +CUSD: 1 (reply); the network's answer during it is a URC
     _, ev = run([AtCommand("AT+CUSD?")], b'\r\n+CUSD: 0,"Hi",15\r\n+CUSD: 1\r\n\r\nOK\r\n')
