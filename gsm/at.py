@@ -403,7 +403,10 @@ class AtEngine:
         if self._cur is not None:
             self._fail(reason, detail or reason.value)
         self._phase = _Phase.IDLE
-        self._pending_pdu_urc = None
+        if self._pending_pdu_urc is not None:
+            # the header came, its PDU line did not: the handler still learns of the report
+            self._emit_urc(self._pending_pdu_urc)
+            self._pending_pdu_urc = None
         self.framer.reset()
         self._out.clear()
 
@@ -450,7 +453,7 @@ class AtEngine:
         text = item.text
         if self._pending_pdu_urc is not None:
             urc, self._pending_pdu_urc = self._pending_pdu_urc, None
-            if _HEX.fullmatch(text):
+            if _is_pdu_of(urc.line, text):
                 self._emit_urc(Urc(urc.name, urc.line, pdu=text))
                 return
             # the PDU line never came (a reset, a cut line): keep the header, read this line
@@ -550,6 +553,19 @@ def _ends_text(text: str) -> bool:
         or prefix in URC_PREFIXES
         or prefix in DUAL_PREFIXES
     )
+
+
+def _is_pdu_of(header: str, text: str) -> bool:
+    """``text`` is the PDU a ``+CDS: <length>`` / ``+CMT: [<alpha>],<length>`` announces:
+    hex of <length> TPDU octets, after the SMSC part (its first octet is its length) or,
+    as some modems send it, without one."""
+    if not _HEX.fullmatch(text) or len(text) % 2:
+        return False
+    length = _raw_args(header)[-1].strip()
+    if not length.isdigit():
+        return True  # a header we cannot read: the hex shape is all there is
+    octets, tpdu = len(text) // 2, int(length)
+    return octets == tpdu or octets == 1 + int(text[:2], 16) + tpdu
 
 
 def _name(cmd: AtCommand) -> str:

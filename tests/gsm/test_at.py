@@ -134,16 +134,16 @@ def test_three_cmti_one_after_another_all_delivered() -> None:
 
 
 def test_cds_header_and_pdu_line_at_every_split() -> None:
-    wire = b"\r\n+CDS: 25\r\n07919761989901F006\r\n"
+    wire = b"\r\n+CDS: 1\r\n07919761989901F006\r\n"
     for _, ev in every_split([], wire):
-        assert kinds(ev) == [("urc", "+CDS", "+CDS: 25", "07919761989901F006")]
+        assert kinds(ev) == [("urc", "+CDS", "+CDS: 1", "07919761989901F006")]
 
 
 def test_cds_pdu_stays_with_its_header_during_a_command() -> None:
-    wire = b"\r\n+CDS: 25\r\n0791AB\r\n+CSQ: 20,99\r\n\r\nOK\r\n"
+    wire = b"\r\n+CDS: 2\r\n0006AB\r\n+CSQ: 20,99\r\n\r\nOK\r\n"
     for _, ev in every_split([AtCommand("AT+CSQ")], wire):
         assert kinds(ev) == [
-            ("urc", "+CDS", "+CDS: 25", "0791AB"),
+            ("urc", "+CDS", "+CDS: 2", "0006AB"),
             ("done", "AT+CSQ", Final.OK, ("+CSQ: 20,99",)),
         ]
 
@@ -192,6 +192,27 @@ def test_unknown_prefixed_lines_during_a_command_are_urcs_not_its_reply() -> Non
     # a command with no reply prefix of its own (ATI) keeps them: Huawei's +GCAP
     _, ev = run([AtCommand("ATI")], b"\r\nModel: E1550\r\n+GCAP: +CGSM\r\n\r\nOK\r\n")
     assert kinds(ev) == [("done", "ATI", Final.OK, ("Model: E1550", "+GCAP: +CGSM"))]
+
+
+def test_a_pdu_line_must_have_the_length_its_header_says() -> None:
+    # the header's PDU never came; AT+CGSN's 16-digit IMEISV is hex-shaped but not 25 octets
+    wire = b"\r\n+CDS: 25\r\n8671234567890123\r\n\r\nOK\r\n"
+    for _, ev in every_split([AtCommand("AT+CGSN")], wire):
+        assert kinds(ev) == [
+            ("urc", "+CDS", "+CDS: 25", None),
+            ("done", "AT+CGSN", Final.OK, ("8671234567890123",)),
+        ]
+    # +CMT: [<alpha>],<length>; a PDU without the SMSC part is taken too
+    _, ev = run([], b'\r\n+CMT: "",2\r\n0006AB\r\n+CMT: ,2\r\n06AB\r\n')
+    assert [u.pdu for u in ev] == ["0006AB", "06AB"]
+
+
+def test_reset_emits_a_pending_pdu_header_without_its_pdu() -> None:
+    eng = AtEngine()
+    eng.receive_data(b"\r\n+CDS: 25\r\n")
+    assert eng.events() == []
+    eng.reset()
+    assert kinds(eng.events()) == [("urc", "+CDS", "+CDS: 25", None)]
 
 
 def test_cusd_reply_vs_urc() -> None:

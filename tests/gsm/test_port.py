@@ -373,7 +373,7 @@ async def test_urcs_said_while_the_port_settles_after_a_reopen_are_routed(
         with pytest.raises(AtTimeout):
             await port.command("AT+CSQ", timeout=0.2)
         # the modem was not rebooted: what it says as the port reopens is for the new port
-        emu.urc_on_next_input("+CDS: 6", "0006", '+CMTI: "SM",3', "RING")
+        emu.urc_on_next_input("+CDS: 1", "0006", '+CMTI: "SM",3', "RING")
         got = await urcs.until(lambda items: len(items) >= 3)
         assert [(u.name, u.pdu) for u in got] == [("+CDS", "0006"), ("+CMTI", None), ("RING", None)]
         assert port.state is PortState.OPENING  # they came while it settled
