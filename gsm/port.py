@@ -118,6 +118,7 @@ class PortStatus:
     garbage: int
     bad_bytes: int
     reopens: int
+    backoff: float = 0.0  # the next reopen waits about this long
     in_doubt: int = 0  # AT+CMGS abandoned by its caller after the PDU was written
 
 
@@ -153,6 +154,7 @@ class AtPort:
         max_line: int = MAX_LINE,
         settle: float = 0.1,
         settle_max: float = 2.0,
+        stable_after: float = 30.0,
     ) -> None:
         self.path = path
         self.name = name or path
@@ -166,6 +168,10 @@ class AtPort:
         self.error_limit = error_limit
         self.settle = settle
         self.settle_max = settle_max
+        # up this long before going down again: the backoff starts over; a modem that answers
+        # the probe and then times out every time is reopened ever more slowly, not twice a second
+        self.stable_after = stable_after
+        self._backoff = backoff_initial
         self._settling: asyncio.Event | None = None
         self._engine = AtEngine(max_line)
         self._futures: dict[int, asyncio.Future[AtResponse]] = {}
@@ -201,7 +207,7 @@ class AtPort:
             self.path, self._state, "" if self.is_up else self._reason, self._last_error,
             self._since, self._engine.queued + int(self._engine.busy), self._engine.urcs,
             self._engine.framer.garbage, self._engine.framer.bad_bytes, self.reopens,
-            self.in_doubt,
+            self._backoff, self.in_doubt,
         )  # fmt: skip
 
     def subscribe(self, prefix: str, callback: UrcCallback) -> Callable[[], None]:
@@ -316,7 +322,7 @@ class AtPort:
 
     # -- the reopen loop ----------------------------------------------------------------------
     async def _run(self) -> None:
-        backoff = self.backoff_initial
+        self._backoff = self.backoff_initial
         loop = asyncio.get_running_loop()
         while True:
             self._down.clear()
@@ -346,13 +352,18 @@ class AtPort:
                     self._dispatch()
                 elif not isinstance(exc, PortDown):
                     self._reason = reason
-                delay = backoff * random.uniform(0.8, 1.2)
-                backoff = min(backoff * 2, self.backoff_max)
-                await asyncio.sleep(delay)
+                await asyncio.sleep(self._next_delay())
                 continue
-            backoff = self.backoff_initial
+            up_at = loop.time()
             await self._down.wait()
-            await asyncio.sleep(self.backoff_initial * random.uniform(0.8, 1.2))
+            if loop.time() - up_at >= self.stable_after:
+                self._backoff = self.backoff_initial
+            await asyncio.sleep(self._next_delay())
+
+    def _next_delay(self) -> float:
+        delay = self._backoff * random.uniform(0.8, 1.2)
+        self._backoff = min(self._backoff * 2, self.backoff_max)
+        return delay
 
     async def _open(self, loop: asyncio.AbstractEventLoop) -> None:
         if not os.path.exists(self.path):

@@ -423,3 +423,37 @@ async def test_a_send_cancelled_after_its_pdu_is_counted_in_doubt(
     assert port.status().in_doubt == 1
     assert (await port.command("AT+CSQ")).lines == ("+CSQ: 20,99",)  # not the +CMGS answer
     assert [s.text for s in emu.sent] == ["given up"] and port.is_up
+
+
+async def test_a_modem_that_times_out_after_every_open_is_reopened_ever_more_slowly(
+    emu: ModemEmulator,
+) -> None:
+    port = AtPort(emu.path, backoff_initial=0.01, backoff_max=1.0, settle=0.01)
+    await port.start()
+    try:
+        await port.wait_up()
+        backoffs = []
+        for _ in range(3):
+            emu.fault("no_answer", command="AT+CSQ")
+            with pytest.raises(AtTimeout):
+                await port.command("AT+CSQ", timeout=0.05)
+            await port.wait_up()
+            backoffs.append(port.status().backoff)
+        assert backoffs == [0.02, 0.04, 0.08]  # not back to 0.01 after each open
+    finally:
+        await port.stop()
+
+
+async def test_the_backoff_starts_over_after_a_stable_period_up(emu: ModemEmulator) -> None:
+    port = AtPort(emu.path, backoff_initial=0.01, backoff_max=1.0, settle=0.01, stable_after=0)
+    await port.start()
+    try:
+        await port.wait_up()
+        for _ in range(2):
+            emu.fault("no_answer", command="AT+CSQ")
+            with pytest.raises(AtTimeout):
+                await port.command("AT+CSQ", timeout=0.05)
+            await port.wait_up()
+            assert port.status().backoff == 0.02
+    finally:
+        await port.stop()
