@@ -260,6 +260,13 @@ class AtPort:
             await self._changed.wait()
         return self._state
 
+    async def wait_until(self, predicate: Callable[[PortStatus], bool]) -> PortStatus:
+        """Wait until ``predicate(status())`` holds, woken on every state or reason change."""
+        while not predicate(st := self.status()):
+            self._changed.clear()
+            await self._changed.wait()
+        return st
+
     async def command(
         self,
         text: str,
@@ -351,7 +358,7 @@ class AtPort:
                     self._engine.reset(FailReason.CONNECTION_LOST, reason)
                     self._dispatch()
                 elif not isinstance(exc, PortDown):
-                    self._reason = reason
+                    self._set_state(PortState.DOWN, reason)  # a new reason wakes the waiters
                 await asyncio.sleep(self._next_delay())
                 continue
             up_at = loop.time()

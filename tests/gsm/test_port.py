@@ -224,9 +224,8 @@ async def test_missing_device_path_reason(tmp_path) -> None:
     await port.start()
     try:
         async with asyncio.timeout(5):
-            while "not present" not in port.status().reason:
-                await port.wait_state(PortState.DOWN)
-                await asyncio.sleep(0.01)
+            st = await port.wait_until(lambda st: "not present" in st.reason)
+        assert st.state is PortState.DOWN
         with pytest.raises(PortDown):
             await port.command("AT", wait=False)
     finally:
