@@ -8,7 +8,7 @@ import os
 import pytest
 import serial_asyncio_fast
 
-from gsm.at import Final, Urc
+from gsm.at import Final, Urc, split_args
 from gsm.emulator import ModemEmulator
 from gsm.emulator_families import ModemConfig
 from gsm.port import AtCommandError, AtPort, AtTimeout, PortDown, PortGaveUp, PortState
@@ -85,23 +85,27 @@ async def test_urcs_during_a_slow_send_are_routed(emu: ModemEmulator, port: AtPo
     emu.config.send_time = 200.0  # 0.2 s at this scale
     await port.command("AT+CNMI=2,1,0,1,0")
     urcs = Urcs(port, "+CMTI")
+    sending: list[bool] = []  # per +CMTI: was the AT+CMGS still waiting for its answer?
+    port.subscribe("+CMTI", lambda u: sending.append(port.status().queued == 1))
     pdu, n = submit_pdu("+79161234567", "slow")
     send = asyncio.create_task(port.command(f"AT+CMGS={n}", pdu=pdu, timeout=5))
-    await emu.wait_for(lambda: "AT+CMGS" in emu.commands)
+    await emu.wait_for(lambda: emu.received_pdus == [pdu])
     emu.deliver_sms("+79161234999", "during")
     r = await send
     assert r.first("+CMGS") is not None
     assert len(await urcs.wait(1)) == 1
+    assert sending == [True]  # routed when it came, not held until the reply
 
 
 async def test_non_utf8_bytes_survived(emu: ModemEmulator, port: AtPort) -> None:
     emu.garbage(b"\r\n\xff\xfe\x80\r\n")
     assert (await port.command("AT")).ok
-    emu.urc(
-        '+CUSD: 0,"\xd0\x91\xd0\xb0\xd0\xbb\xd0\xb0\xd0\xbd\xd1\x81",72'.encode("latin-1").decode()
-    )
-    assert port.is_up
-    assert port.status().bad_bytes >= 3
+    urcs = Urcs(port, "+CUSD")
+    emu.garbage(b'\r\n+CUSD: 0,"\xc3\x28",15\r\n')  # \xc3 starts a character \x28 cannot end
+    (u,) = await urcs.wait(1)
+    assert "\ufffd" in u.line and split_args(u.line)[2] == "15"
+    assert port.is_up and (await port.command("AT")).ok
+    assert port.status().bad_bytes >= 4
 
 
 async def test_line_cap(emu: ModemEmulator, port: AtPort) -> None:
