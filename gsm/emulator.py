@@ -95,8 +95,11 @@ class _Volatile:
     cmee: int = 0
     pin_ok: bool = False
     cmgf: int = 0
+    cnmi_mode: int = 2
     cnmi_mt: int = 0
+    cnmi_bm: int = 0
     cnmi_ds: int = 0
+    cnmi_bfr: int = 0
     clip: bool = False
     creg_n: int = 0
     cscs: str = "GSM"

@@ -495,3 +495,28 @@ async def test_family_call_urcs(tmp_path, family: str, want: list[str]) -> None:
             assert dedup == want
         finally:
             await p.stop()
+
+
+async def test_v250_settings_and_bare_ate(emu: ModemEmulator, port: AtPort) -> None:
+    for cmd in ("ATV1", "ATQ0", "ATX4", "ATX"):
+        assert (await port.command(cmd)).ok
+    for cmd in ("ATV0", "ATQ1"):  # numeric or no result codes: not what it emulates
+        assert not (await port.command(cmd, check=False, may_fail=True)).ok
+    assert emu.state.echo
+    await port.command("ATE")  # V.250: no value is 0
+    assert not emu.state.echo
+
+
+async def test_cnmi_keeps_every_value_and_answers_them(emu: ModemEmulator, port: AtPort) -> None:
+    await port.command("AT+CNMI=1,2,0,1,0")
+    assert (await port.command("AT+CNMI?")).first("+CNMI") == ["1", "2", "0", "1", "0"]
+    await port.command("AT+CNMI=2,1")  # omitted values keep their setting
+    assert (await port.command("AT+CNMI?")).first("+CNMI") == ["2", "1", "0", "1", "0"]
+
+
+async def test_cmgl_without_stat_lists_the_unread(emu: ModemEmulator, port: AtPort) -> None:
+    emu.store_sms("+79161234567", "old")
+    emu.store_sms("+79161234568", "new")
+    await port.command("AT+CMGR=1")  # the first is read now
+    r = await port.command("AT+CMGL")
+    assert [v[0] for v in r.values("+CMGL")] == ["2"]
