@@ -298,6 +298,7 @@ class AtPort:
         fut: asyncio.Future[AtResponse] = asyncio.get_running_loop().create_future()
         self._futures[token] = fut
         self._checks[token] = (check, not (may_fail or urgent))
+        self._changed.set()  # the queue grew: wait_until(queued == n) sees it
         self._pump()
         try:
             return await fut
@@ -320,12 +321,16 @@ class AtPort:
             return
         log.warning("modem %s down: %s", self.name, reason)
         self._last_error = reason
+        self._go_down(reason)
+        self._fail_urgent(reason)
+        self._down.set()
+
+    def _go_down(self, reason: str) -> None:
+        """DOWN with ``reason``; the device closed; what was in flight failed and reported."""
         self._set_state(PortState.DOWN, reason)
         self._close()
         self._engine.reset(FailReason.CONNECTION_LOST, reason)
         self._dispatch()
-        self._fail_urgent(reason)
-        self._down.set()
 
     # -- the reopen loop ----------------------------------------------------------------------
     async def _run(self) -> None:
@@ -341,10 +346,7 @@ class AtPort:
                 reason = f"gave up: {exc}"
                 self._last_error = reason
                 self._gave_up = True
-                self._set_state(PortState.DOWN, reason)
-                self._close()
-                self._engine.reset(FailReason.CONNECTION_LOST, reason)
-                self._dispatch()
+                self._go_down(reason)
                 self._fail_queued(reason)  # nothing would ever run them
                 self._task = None
                 log.error("modem %s: %s", self.name, reason)
@@ -353,10 +355,7 @@ class AtPort:
                 reason = self._reason if isinstance(exc, PortDown) else _describe(exc, self.path)
                 if self._state is not PortState.DOWN:
                     self._last_error = reason
-                    self._set_state(PortState.DOWN, reason)
-                    self._close()
-                    self._engine.reset(FailReason.CONNECTION_LOST, reason)
-                    self._dispatch()
+                    self._go_down(reason)
                 elif not isinstance(exc, PortDown):
                     self._set_state(PortState.DOWN, reason)  # a new reason wakes the waiters
                 await asyncio.sleep(self._next_delay())
