@@ -28,6 +28,7 @@ import os
 import re
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gsm import emulator_pdu as P
@@ -303,6 +304,16 @@ class ModemEmulator:
             return
         self._end_call(call)
 
+    @property
+    def input_pending(self) -> bytes:
+        """What the DTE typed that no line end or Ctrl-Z has finished yet (tests)."""
+        return bytes(self._inbuf)
+
+    @property
+    def held_reports(self) -> tuple[str, ...]:
+        """Status-report PDUs the "SMSC" holds until CNMI routes them (tests)."""
+        return tuple(self._pending_reports)
+
     # -- pty I/O ------------------------------------------------------------------------------
     def _data(self, data: bytes) -> None:
         if self._boot_pending and self.config.boot_on_input:
@@ -411,14 +422,12 @@ class ModemEmulator:
         if late is not None:
             await asyncio.sleep(late.after)  # a busy modem: what the DTE sends next waits
         if inject is not None:
+            # a URC and an information line look alike on the wire: "\r\n<text>\r\n"
             at = len(lines) // 2
-            lines = [*lines[:at], "\x00URC" + inject.text, *lines[at:]]
+            lines = [*lines[:at], inject.text, *lines[at:]]
         out = bytearray()
         for ln in lines:
-            if ln.startswith("\x00URC"):
-                out += b"\r\n" + ln[4:].encode() + b"\r\n"
-            else:
-                out += b"\r\n" + ln.encode() + b"\r\n"
+            out += b"\r\n" + ln.encode() + b"\r\n"
         out += b"\r\n" + final.encode() + b"\r\n"
         self._write(bytes(out))
         if late is not None:
@@ -471,6 +480,8 @@ class ModemEmulator:
             line = json.dumps(
                 {k: getattr(rec, k) for k in rec.__slots__}, ensure_ascii=False
             )  # one write of one line: O_APPEND keeps lines whole
+            # No fsync: the crash tests kill the product, not the emulator, whose write is in
+            # the kernel's page cache before "+CMGS:" is written; only a power cut could lose it.
             os.write(self._log_fd, line.encode() + b"\n")
         self.sent.append(rec)
         self.changed.set()
@@ -592,7 +603,7 @@ class ModemEmulator:
         finally:
             self._text = None
 
-    async def wait_for(self, predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         """Wait (on events, not sleeps) until ``predicate()`` holds."""
         async with asyncio.timeout(timeout):
             while not predicate():

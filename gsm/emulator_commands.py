@@ -136,7 +136,7 @@ async def _cpin(m: ModemEmulator, rest: str) -> Reply:
     if _args(rest)[0] != m.config.pin:
         return m._cme(16, "incorrect password")
     st.pin_ok = True
-    if m.fam.name in ("simcom", "quectel", "sim7600"):
+    if m.fam.cpin_ready_urc:
         asyncio.get_running_loop().call_soon(m.urc, "+CPIN: READY")
     return [], "OK"
 
