@@ -19,6 +19,9 @@ What it guarantees:
 * A command in flight when the link is lost fails with :class:`PortDown` and says whether it
   (and, for ``AT+CMGS``, the PDU) had been written: it is **never re-sent** by the port, because
   the modem may have executed it (an SMS sent twice, a number dialled twice).
+* A caller that gives up (its task cancelled) never makes the port write a PDU it will not
+  hear about: an ``AT+CMGS`` still waiting for ``> `` gets ESC instead; one whose PDU was
+  written is counted in ``PortStatus.in_doubt`` (the SMS may have gone: treat it as unknown).
 * Arguments are never logged (a PIN, a phone number): commands appear by name only.
 """
 
