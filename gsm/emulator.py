@@ -52,7 +52,8 @@ class Fault:
     # "no_answer", "error" (text instead of the answer; for AT+CMGS after the PDU, nothing
     # sent), "urc_in_reply", "urc_in_prompt", "lost_answer" (AT+CMGS sent, answer never comes),
     # "report_failed" (the next sent part's report says TP-ST 0x41), "no_report" (it never comes),
-    # "late" (the answer comes ``after`` seconds, real time; the commands behind it wait)
+    # "late" (the answer comes ``after`` seconds, real time; the commands behind it wait; for
+    # AT+CMGS the "> " is late)
     kind: str
     command: str | None = None  # "AT+CMGS": only that command; None: the next command
     text: str = ""  # the error or the URC
@@ -413,7 +414,7 @@ class ModemEmulator:
                 self._final(err.text)
                 return
         inject = self._take_fault(name, "urc_in_reply")
-        late = self._take_fault(name, "late")
+        late = None if name == "AT+CMGS" else self._take_fault(name, "late")  # its "> " is late
         rest = line[len(name) :] if name != "ATD" else line[3:]
         reply = await self._dispatch(name, rest, upper)
         if reply is None:

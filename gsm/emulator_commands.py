@@ -284,6 +284,9 @@ async def _cmgs(m: ModemEmulator, rest: str) -> Reply:
         return [], "+CMS ERROR: 302"  # text mode: not emulated
     length = _set_int(rest, -1)
     inject = m._take_fault("AT+CMGS", "urc_in_prompt")
+    late = m._take_fault("AT+CMGS", "late")
+    if late is not None:
+        await asyncio.sleep(late.after)
     if inject is not None:
         m._write(b"\r\n>\r\n" + inject.text.encode() + b"\r\n ")
     else:

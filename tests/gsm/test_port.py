@@ -460,3 +460,18 @@ async def test_the_backoff_starts_over_after_a_stable_period_up(emu: ModemEmulat
             assert port.status().backoff == 0.02
     finally:
         await port.stop()
+
+
+async def test_a_send_cancelled_before_its_prompt_never_writes_the_pdu(
+    emu: ModemEmulator, port: AtPort
+) -> None:
+    emu.fault("late", command="AT+CMGS", after=0.3)  # the "> " comes 0.3 s after the command
+    pdu, n = submit_pdu("+79161234567", "given up early")
+    send = asyncio.create_task(port.command(f"AT+CMGS={n}", pdu=pdu, timeout=5))
+    await emu.wait_for(lambda: "AT+CMGS" in emu.commands)
+    send.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await send
+    assert (await port.command("AT+CSQ")).lines == ("+CSQ: 20,99",)
+    assert emu.received_pdus == [] and emu.sent == [] and port.status().in_doubt == 0
+    assert port.is_up
