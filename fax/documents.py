@@ -36,6 +36,7 @@ X_DPI = 204
 Y_DPI = {Resolution.FINE: 196, Resolution.NORMAL: 98}
 PAGE_MM = {Paper.A4: (210.0, 297.0), Paper.LETTER: (215.9, 279.4)}
 THUMBNAIL_WIDTH = 240
+_ROWS_PER_STRIP = 278  # TIFF tag
 _STDERR_KEPT = 4096  # ghostscript's complaints, kept for the log; the rest is read and dropped
 
 
@@ -243,9 +244,16 @@ def images_to_fax(source: Path, tiff: Path, resolution: Resolution, paper: Paper
         raise DocumentRejected("The image is damaged and cannot be read.") from None
     if not pages:
         raise DocumentRejected("The image has no pages.")
-    pages[0].save(tiff, format="TIFF", compression="group4", save_all=True,
-                  append_images=pages[1:], dpi=(X_DPI, y_dpi))
+    save_g4(tiff, pages, (X_DPI, y_dpi))
     return len(pages)
+
+
+def save_g4(path: Path, pages: list, dpi: tuple[float, float]) -> None:
+    """A multi-page G4 TIFF with one strip per page: img2pdf embeds such pages as they are
+    (Pillow's default of many small strips makes it decode and re-compress every page)."""
+    rows = max(page.height for page in pages)
+    pages[0].save(path, format="TIFF", compression="group4", save_all=True,
+                  append_images=pages[1:], dpi=dpi, tiffinfo={_ROWS_PER_STRIP: rows})
 
 
 def _fax_page(im, y_dpi: int, rows: int):
@@ -253,6 +261,8 @@ def _fax_page(im, y_dpi: int, rows: int):
     from PIL import Image, ImageOps
 
     dpi = im.info.get("dpi")
+    if im.format == "JPEG":
+        im.draft("L", (FAX_WIDTH, rows))  # decode at 1/2, 1/4 or 1/8 scale when that suffices
     if (im.mode == "1" and im.width == FAX_WIDTH and dpi
             and round(float(dpi[0])) == X_DPI and abs(float(dpi[1]) - y_dpi) < 2):
         return im.copy()  # already a fax page at this resolution: keep every pixel
@@ -275,7 +285,9 @@ def _fax_page(im, y_dpi: int, rows: int):
         else:
             w_in, h_in = page_h_in * aspect, page_h_in
     size = (max(1, min(FAX_WIDTH, round(w_in * X_DPI))), max(1, min(rows, round(h_in * y_dpi))))
-    scaled = gray.resize(size, Image.Resampling.LANCZOS)
+    # reducing_gap: a box reduction first, then Lanczos on the small image (10x faster on a
+    # 300 dpi scan, no visible difference after dithering to 1 bit)
+    scaled = gray.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
     canvas = Image.new("L", (FAX_WIDTH, rows), 255)
     canvas.paste(scaled, ((FAX_WIDTH - size[0]) // 2, 0))
     return canvas.convert("1")  # Floyd–Steinberg dithering
@@ -326,10 +338,8 @@ def tiff_to_pdf(tiff: Path, pdf: Path, max_pages: int) -> int:
                     im.seek(i)
                     frames.append((im.convert("1") if im.mode != "1" else im.copy(),
                                    im.info.get("dpi") or (X_DPI, 196)))
-                first, dpi = frames[0]
                 # Pillow writes one dpi for all pages; faxes do not mix resolutions mid-call.
-                first.save(source, format="TIFF", compression="group4", save_all=True,
-                           append_images=[f for f, _ in frames[1:]], dpi=dpi)
+                save_g4(source, [f for f, _ in frames], frames[0][1])
         tmp = pdf.with_suffix(".pdf.tmp")
         try:
             with tmp.open("wb") as out:

@@ -96,7 +96,7 @@ class _Terminal:
 
     def __init__(self, lib: ctypes.CDLL, transport: Transport, side: Side, ident: str,
                  tiff: Path, emit: Callable[[EngineEvent], None],
-                 clock: Callable[[], int], *, ecm: bool) -> None:
+                 clock: Callable[[], int], *, ecm: bool, paced: bool = False) -> None:
         self.lib, self.transport, self.side = lib, transport, side
         self._emit, self._clock = emit, clock
         self.completion: int | None = None
@@ -115,8 +115,10 @@ class _Terminal:
             if not self.state:
                 raise MemoryError("t38_terminal_init failed")
             self.core = lib.t38_terminal_get_t38_core_state(self.state)
-            # Unpaced: packets go out as soon as they are ready (the adapter paces the line).
-            lib.t38_terminal_set_config(self.state, sp.T38_TERMINAL_OPTION_NO_PACING)
+            # Unpaced: packets go out as soon as they are ready, the line time shrinks to what
+            # T.30 needs; paced: at the rate of the modem T.38 stands in for, as over UDP.
+            config = 0 if paced else sp.T38_TERMINAL_OPTION_NO_PACING
+            lib.t38_terminal_set_config(self.state, config)
             self.t30 = lib.t38_terminal_get_t30_state(self.state)
         self._ident = _ident_bytes(ident)  # spandsp copies it, but keep it for good measure
         lib.t30_set_tx_ident(self.t30, self._ident)
@@ -230,7 +232,7 @@ class BackToBack:
 
     def __init__(self, transport: Transport, send_tiff: Path, receive_tiff: Path, *,
                  sender_ident: str = "+1 555 0100", receiver_ident: str = "+1 555 0199",
-                 ecm: bool = True, hang_up_after: int | None = None,
+                 ecm: bool = True, paced: bool = False, hang_up_after: int | None = None,
                  on_event: Callable[[EngineEvent], None] | None = None) -> None:
         self.lib = sp.load()
         self.transport = Transport(transport)
@@ -242,10 +244,12 @@ class BackToBack:
         self.hung_up = False
         self._g711 = None
         self.sender = _Terminal(self.lib, self.transport, Side.SEND, sender_ident,
-                                Path(send_tiff), self._emit, self._clock, ecm=ecm)
+                                Path(send_tiff), self._emit, self._clock, ecm=ecm,
+                                paced=paced)
         try:
             self.receiver = _Terminal(self.lib, self.transport, Side.RECEIVE, receiver_ident,
-                                      Path(receive_tiff), self._emit, self._clock, ecm=ecm)
+                                      Path(receive_tiff), self._emit, self._clock, ecm=ecm,
+                                      paced=paced)
         except BaseException:
             self.sender.close()
             raise

@@ -6,8 +6,9 @@ T.30 result codes and received TIFFs without a PBX.
 Implements :class:`callcenter.faxes.ports.FaxBackend` and :class:`callcenter.lines.lifecycle.Line`.
 The engine (:class:`fax.spandsp.BackToBack`) runs in a worker thread in slices of line time; its
 events are turned into :class:`FaxProgress`, :class:`FaxResult` and :class:`FaxReceived` on the
-event loop thread. ``speed`` paces the line (1.0 = real time, ``None`` = as fast as the CPU
-goes, for tests).
+event loop thread. ``speed`` paces the line (1.0 = real time, 10.0 = ten times faster,
+``None`` = as fast as the CPU goes, for tests). For the demo, T.38 paced at ``speed=10`` shows a
+page every second or so.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ class SpandspLoopbackLine:
 
     def __init__(self, name: str, sink: Callable[[FaxEvent], object], spool: Path, *,
                  transport: Transport = Transport.T38, speed: float | None = 1.0,
+                 paced: bool = True,
                  own_number: str = "", station_id: str = "CALLCENTER",
                  far_station_id: str = "LOOPBACK FAX",
                  plan: Callable[[str], CallPlan] | None = None,
@@ -97,6 +99,7 @@ class SpandspLoopbackLine:
         self.spool = Path(spool)
         self.transport = Transport(transport)
         self.speed = speed
+        self.paced = paced  # T.38 packets at the modem's rate, so pages take real line time
         self.own_number = own_number
         self.station_id = station_id
         self.far_station_id = far_station_id
@@ -213,7 +216,8 @@ class SpandspLoopbackLine:
         tx_tiff = self.spool / f"tx-{uuid.uuid4().hex}.tiff"
         await asyncio.to_thread(shutil.copyfile, tiff, tx_tiff)
         engine = BackToBack(self.transport, tx_tiff, rx_tiff, sender_ident=sender_ident,
-                            receiver_ident=receiver_ident, hang_up_after=hang_up_after)
+                            receiver_ident=receiver_ident, paced=self.paced,
+                            hang_up_after=hang_up_after)
         call.engine = engine
         if call.cancelled:
             engine.hang_up()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pikepdf
 import pytest
 from PIL import Image, ImageChops
 
@@ -82,6 +83,19 @@ def test_complete_exchange_delivers_every_pixel(transport: Transport, four_pages
     assert send_pages == recv_pages == [1, 2, 3, 4]
     done = [e for e in events if e.kind is EventKind.DONE]
     assert {(e.side, e.code) for e in done} == {(Side.SEND, 0), (Side.RECEIVE, 0)}
+
+
+def test_paced_t38_takes_line_time_and_delivers_every_pixel(four_pages: FaxDocument,
+                                                            tmp_path: Path) -> None:
+    with BackToBack(Transport.T38, four_pages.tiff, tmp_path / "rx.tiff", paced=True) as line:
+        sent, got = line.run()
+        line_seconds = line.samples / sp.SAMPLE_RATE
+    with BackToBack(Transport.T38, four_pages.tiff, tmp_path / "rx2.tiff") as unpaced:
+        unpaced.run()
+        unpaced_seconds = unpaced.samples / sp.SAMPLE_RATE
+    assert (sent.code, sent.pages, got.pages) == (0, 4, 4)
+    assert line_seconds > 4 * unpaced_seconds  # the pages went at modem speed
+    assert_same_pages(four_pages.tiff, tmp_path / "rx.tiff", 4)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -257,3 +271,25 @@ async def test_check_and_a_stopped_line(four_pages: FaxDocument, tmp_path: Path)
     assert line.status().state is LineState.STOPPED
     with pytest.raises(LineUnavailable):
         await line.submit("+15550199", four_pages, job_id=11)
+
+
+async def test_a_received_fax_becomes_a_pdf_without_reencoding(four_pages: FaxDocument,
+                                                               tmp_path: Path) -> None:
+    # spandsp writes its G4 pages LSB-first (FillOrder 2): img2pdf must still embed them
+    received = tmp_path / "rx.tiff"
+    with BackToBack(Transport.T38, four_pages.tiff, received) as line:
+        line.run()
+    with Image.open(received) as im:
+        strips = []
+        for i in range(im.n_frames):
+            im.seek(i)
+            strips.append(im.tag_v2[279][0])
+    converter = FaxConverter(tmp_path / "work")
+    assert await converter.to_pdf(received, tmp_path / "rx.pdf") == 4
+    with pikepdf.open(tmp_path / "rx.pdf") as pdf:
+        assert len(pdf.pages) == 4
+        for page, strip in zip(pdf.pages, strips, strict=True):
+            (image,) = page.get_images().values()
+            assert image.Filter in (pikepdf.Name.CCITTFaxDecode,
+                                    pikepdf.Array([pikepdf.Name.CCITTFaxDecode]))
+            assert len(image.read_raw_bytes()) == strip
