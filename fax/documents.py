@@ -76,12 +76,14 @@ class FaxConverter:
         """Convert an upload. ``name`` is the file name the user gave (only its extension is
         looked at); without it the upload's own name is used."""
         resolution, paper = Resolution(resolution), Paper(paper)
-        head = await asyncio.to_thread(self._head, Path(upload))
-        kind = check_upload(head, name or Path(upload).name)
         job = self.workdir / uuid.uuid4().hex
         try:
             async with asyncio.timeout(self.limits.timeout):
-                return await self._convert(Path(upload), kind, job, resolution, paper)
+                # Our own copy under our own name, taken first: what we check is what
+                # ghostscript reads, whatever happens to the upload meanwhile.
+                source, head = await asyncio.to_thread(self._take, Path(upload), job)
+                kind = check_upload(head, name or Path(upload).name)
+                return await self._convert(source, kind, job, resolution, paper)
         except TimeoutError:
             shutil.rmtree(job, ignore_errors=True)
             raise DocumentRejected(
@@ -91,26 +93,31 @@ class FaxConverter:
             shutil.rmtree(job, ignore_errors=True)
             raise
 
-    def _head(self, upload: Path) -> bytes:
+    def _take(self, upload: Path, job: Path) -> tuple[Path, bytes]:
+        """Copy the upload into ``job`` (at most max_bytes) and return the copy and its head."""
+        job.mkdir(parents=True)
+        source = job / "upload"
+        limit = self.limits.max_bytes
+        size = 0
         try:
-            size = upload.stat().st_size
-            if size == 0:
-                raise DocumentRejected("The file is empty.")
-            if size > self.limits.max_bytes:
-                raise DocumentRejected(
-                    f"The file is {size / 1048576:.1f} MB; at most "
-                    f"{self.limits.max_bytes / 1048576:.0f} MB can be faxed.")
-            with upload.open("rb") as f:
-                return f.read(HEAD_BYTES)
+            with upload.open("rb") as src, source.open("wb") as dst:
+                head = src.read(HEAD_BYTES)
+                dst.write(head)
+                size = len(head)
+                while size <= limit and (chunk := src.read(1 << 20)):
+                    dst.write(chunk)
+                    size += len(chunk)
         except OSError as exc:
             raise DocumentRejected("The uploaded file could not be read.") from exc
+        if size == 0:
+            raise DocumentRejected("The file is empty.")
+        if size > limit:
+            raise DocumentRejected(
+                f"The file is larger than {_size_words(limit)}, the most that can be faxed.")
+        return source, head
 
-    async def _convert(self, upload: Path, kind: Kind, job: Path, resolution: Resolution,
+    async def _convert(self, source: Path, kind: Kind, job: Path, resolution: Resolution,
                        paper: Paper) -> FaxDocument:
-        await asyncio.to_thread(job.mkdir, parents=True)
-        source = job / f"source.{kind.value}"
-        # Our own copy under our own name: what we check is what ghostscript reads.
-        await asyncio.to_thread(shutil.copyfile, upload, source)
         tiff = job / "fax.tiff"
         if kind is Kind.PDF:
             pages = await asyncio.to_thread(inspect_pdf, source, self.limits.max_pages)
@@ -171,6 +178,10 @@ class FaxConverter:
     async def discard(document: FaxDocument) -> None:
         """Delete a converted document's files (its folder is ours alone)."""
         await asyncio.to_thread(shutil.rmtree, document.tiff.parent, True)
+
+
+def _size_words(n: int) -> str:
+    return f"{n / 1048576:.0f} MB" if n >= 1048576 else f"{max(1, n // 1024)} KB"
 
 
 async def _read_bounded(stream: asyncio.StreamReader | None) -> bytes:
@@ -239,6 +250,8 @@ def images_to_fax(source: Path, tiff: Path, resolution: Resolution, paper: Paper
                     raise DocumentRejected(
                         f"The image is {im.width}×{im.height} pixels, too large to fax.")
                 pages.append(_fax_page(im, y_dpi, page_rows(paper, resolution)))
+    except Image.DecompressionBombError:
+        raise DocumentRejected("The image has too many pixels to fax.") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         log.info("unreadable image: %s", exc)
         raise DocumentRejected("The image is damaged and cannot be read.") from None
@@ -350,7 +363,7 @@ def tiff_to_pdf(tiff: Path, pdf: Path, max_pages: int) -> int:
             if source != tiff:
                 source.unlink(missing_ok=True)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
-            img2pdf.ImageOpenError) as exc:
+            img2pdf.ImageOpenError, Image.DecompressionBombError) as exc:
         log.info("unreadable received TIFF %s: %s", tiff, exc)
         raise DocumentRejected("The received fax could not be read.") from None
     return count
