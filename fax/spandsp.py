@@ -228,11 +228,13 @@ class BackToBack:
 
     ``hang_up_after`` cuts the line as soon as the sender has that many pages confirmed (the
     call drops: both ends see T.30 CALLDROPPED). ``hang_up()`` does the same from outside, at
-    the next step (cancel)."""
+    the next step (cancel). ``fax_answers=False``: a person (or nothing) answered, the sender
+    hears silence until its T.30 timer gives up (T0_EXPIRED)."""
 
     def __init__(self, transport: Transport, send_tiff: Path, receive_tiff: Path, *,
                  sender_ident: str = "+1 555 0100", receiver_ident: str = "+1 555 0199",
                  ecm: bool = True, paced: bool = False, hang_up_after: int | None = None,
+                 fax_answers: bool = True,
                  on_event: Callable[[EngineEvent], None] | None = None) -> None:
         self.lib = sp.load()
         self.transport = Transport(transport)
@@ -242,6 +244,7 @@ class BackToBack:
         self._hang_up_after = hang_up_after
         self._hang_up = False
         self.hung_up = False
+        self.fax_answers = fax_answers
         self._g711 = None
         self.sender = _Terminal(self.lib, self.transport, Side.SEND, sender_ident,
                                 Path(send_tiff), self._emit, self._clock, ecm=ecm,
@@ -273,6 +276,8 @@ class BackToBack:
 
     @property
     def finished(self) -> bool:
+        if not self.fax_answers:
+            return self.sender.completion is not None
         return self.sender.completion is not None and self.receiver.completion is not None
 
     def hang_up(self) -> None:
@@ -285,9 +290,12 @@ class BackToBack:
         if self._hang_up:
             self.hung_up = True
             self.sender.terminate()
-            self.receiver.terminate()
+            if self.fax_answers:
+                self.receiver.terminate()
             return self.finished
-        if self.transport is Transport.AUDIO:
+        if not self.fax_answers:
+            self._silent_step(samples)
+        elif self.transport is Transport.AUDIO:
             self._audio_step(samples)
         else:
             self._t38_step(samples)
@@ -303,6 +311,17 @@ class BackToBack:
             lib.g711_encode(codec, self._alaw, amp, n)
             lib.g711_decode(codec, amp, self._alaw, n)
             lib.fax_rx(dst.state, amp, n)
+
+    def _silent_step(self, samples: int) -> None:
+        lib = self.lib
+        if self.transport is Transport.AUDIO:
+            amp, silence = self._amp
+            lib.fax_tx(self.sender.state, amp, samples)
+            ctypes.memset(silence, 0, ctypes.sizeof(silence))
+            lib.fax_rx(self.sender.state, silence, samples)
+        else:
+            lib.t38_terminal_send_timeout(self.sender.state, samples)
+            self.sender.outbox.clear()
 
     def _t38_step(self, samples: int) -> None:
         lib = self.lib

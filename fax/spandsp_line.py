@@ -64,6 +64,7 @@ def outcome_of(report: SideReport, pages: int, *, cancelled: bool = False) -> Fa
 
 class Answer(enum.StrEnum):
     FAX = "fax"  # a fax machine answers
+    VOICE = "voice"  # a person answers: no fax handshake, T.30 gives up (T0 timer)
     BUSY = "busy"
     NO_ANSWER = "no_answer"
 
@@ -188,7 +189,7 @@ class SpandspLoopbackLine:
             await self._emit(FaxProgress(call.ref, self._clock(), "dialing", 0,
                                          document.pages))
             plan = self._plan(number)
-            if plan.answer is not Answer.FAX:
+            if plan.answer in (Answer.BUSY, Answer.NO_ANSWER):
                 outcome = (FaxOutcome.BUSY if plan.answer is Answer.BUSY
                            else FaxOutcome.NO_ANSWER)
                 await self._emit(FaxResult(call.ref, self._clock(), outcome, 0,
@@ -198,7 +199,8 @@ class SpandspLoopbackLine:
             await self._exchange(call, document.tiff, sender_ident=self.station_id,
                                  receiver_ident=self.far_station_id,
                                  caller_num=self.own_number, pages=document.pages,
-                                 sending=True, hang_up_after=plan.hang_up_after)
+                                 sending=True, hang_up_after=plan.hang_up_after,
+                                 fax_answers=plan.answer is Answer.FAX)
         except Exception as exc:  # the job must end with a result, whatever broke
             log.exception("spandsp call %s failed", call.ref)
             await self._emit(FaxResult(call.ref, self._clock(), FaxOutcome.LINE_ERROR, 0,
@@ -208,7 +210,8 @@ class SpandspLoopbackLine:
 
     async def _exchange(self, call: _Call, tiff: Path, *, sender_ident: str,
                         receiver_ident: str, caller_num: str, pages: int | None,
-                        sending: bool, hang_up_after: int | None = None) -> None:
+                        sending: bool, hang_up_after: int | None = None,
+                        fax_answers: bool = True) -> None:
         """Run one T.30 call; the send side's events are reported when ``sending`` (a job
         of ours), the receive side's result always (a fax lands in the inbox)."""
         rx_tiff = self.spool / f"rx-{uuid.uuid4().hex}.tiff"
@@ -217,7 +220,7 @@ class SpandspLoopbackLine:
         await asyncio.to_thread(shutil.copyfile, tiff, tx_tiff)
         engine = BackToBack(self.transport, tx_tiff, rx_tiff, sender_ident=sender_ident,
                             receiver_ident=receiver_ident, paced=self.paced,
-                            hang_up_after=hang_up_after)
+                            hang_up_after=hang_up_after, fax_answers=fax_answers)
         call.engine = engine
         if call.cancelled:
             engine.hang_up()
@@ -238,6 +241,9 @@ class SpandspLoopbackLine:
         finally:
             engine.close()
             tx_tiff.unlink(missing_ok=True)
+            if not any(e.side is Side.RECEIVE and e.kind is EventKind.DONE and e.pages
+                       for e in engine.events):
+                rx_tiff.unlink(missing_ok=True)  # nothing was received: nothing to keep
 
 
     async def _report(self, call: _Call, event: EngineEvent, engine: BackToBack, pages: int | None,
@@ -258,8 +264,7 @@ class SpandspLoopbackLine:
                                              event.remote_station))
         elif event.kind is EventKind.DONE:
             report = engine.receiver.report()
-            if report.pages == 0:  # nothing arrived: no inbox entry, nothing to keep
-                rx_tiff.unlink(missing_ok=True)
+            if report.pages == 0:  # nothing arrived: no inbox entry
                 return
             # The file stays in the spool: the core stores it (copy or move) from here.
             await self._emit(FaxReceived(self.name, now, rx_tiff, report.pages, caller_num,

@@ -122,6 +122,17 @@ def test_broken_off_after_page_two_is_failed_two_of_four(transport: Transport,
     assert_same_pages(four_pages.tiff, received, 2)
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_voice_answer_ends_in_t0_expired(transport: Transport, four_pages: FaxDocument,
+                                           tmp_path: Path) -> None:
+    with BackToBack(transport, four_pages.tiff, tmp_path / "rx.tiff",
+                    fax_answers=False) as line:
+        sent, _ = line.run()
+        assert [e.kind for e in line.events] == [EventKind.DONE]
+    assert (sent.code_name, sent.pages) == ("T0_EXPIRED", 0)
+    assert outcome_of(sent, 4) is FaxOutcome.NO_ANSWER
+
+
 def _report(code: int, pages: int) -> SideReport:
     return SideReport(Side.SEND, code, "", pages, pages, "", 14400, True)
 
@@ -219,7 +230,8 @@ async def test_loopback_line_broken_off_after_page_two(four_pages: FaxDocument,
 
 
 @pytest.mark.parametrize(("answer", "outcome"), [(Answer.BUSY, FaxOutcome.BUSY),
-                                                 (Answer.NO_ANSWER, FaxOutcome.NO_ANSWER)])
+                                                 (Answer.NO_ANSWER, FaxOutcome.NO_ANSWER),
+                                                 (Answer.VOICE, FaxOutcome.NO_ANSWER)])
 async def test_loopback_line_busy_and_no_answer(answer: Answer, outcome: FaxOutcome,
                                                 four_pages: FaxDocument, tmp_path: Path) -> None:
     sink = Recorder()
@@ -229,6 +241,7 @@ async def test_loopback_line_busy_and_no_answer(answer: Answer, outcome: FaxOutc
     await line.stop()
     assert (result.outcome, result.pages_confirmed) == (outcome, 0)
     assert sink.of(FaxReceived) == []
+    assert list((tmp_path / "spool").iterdir()) == []  # no half-made files left behind
 
 
 async def test_cancel_during_a_send(four_pages: FaxDocument, tmp_path: Path) -> None:
