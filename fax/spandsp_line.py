@@ -218,9 +218,13 @@ class SpandspLoopbackLine:
         # spandsp reads the file while the job may delete the document: a private copy
         tx_tiff = self.spool / f"tx-{uuid.uuid4().hex}.tiff"
         await asyncio.to_thread(shutil.copyfile, tiff, tx_tiff)
-        engine = BackToBack(self.transport, tx_tiff, rx_tiff, sender_ident=sender_ident,
-                            receiver_ident=receiver_ident, paced=self.paced,
-                            hang_up_after=hang_up_after, fax_answers=fax_answers)
+        try:
+            engine = BackToBack(self.transport, tx_tiff, rx_tiff, sender_ident=sender_ident,
+                                receiver_ident=receiver_ident, paced=self.paced,
+                                hang_up_after=hang_up_after, fax_answers=fax_answers)
+        except BaseException:
+            tx_tiff.unlink(missing_ok=True)
+            raise
         call.engine = engine
         if call.cancelled:
             engine.hang_up()

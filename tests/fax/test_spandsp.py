@@ -306,3 +306,20 @@ async def test_a_received_fax_becomes_a_pdf_without_reencoding(four_pages: FaxDo
             assert image.Filter in (pikepdf.Name.CCITTFaxDecode,
                                     pikepdf.Array([pikepdf.Name.CCITTFaxDecode]))
             assert len(image.read_raw_bytes()) == strip
+
+
+async def test_an_engine_failure_still_ends_the_job(four_pages: FaxDocument,
+                                                    tmp_path: Path) -> None:
+    # spandsp keeps file names in 256-byte buffers: a spool that deep cannot be used, and the
+    # job must hear so instead of waiting forever
+    sink = Recorder()
+    deep = tmp_path / ("d" * 120) / ("e" * 120)
+    line = SpandspLoopbackLine("fax-loop", sink, deep, speed=None)
+    await line.start()
+    await line.submit("+15550199", four_pages, job_id=12)
+    result = await sink.wait_for(lambda e: isinstance(e, FaxResult))
+    await line.stop()
+    assert (result.outcome, result.pages_confirmed, result.pages) == (
+        FaxOutcome.LINE_ERROR, 0, 4)
+    assert result.detail.startswith("engine error: spandsp cannot open paths longer than 255")
+    assert list(deep.iterdir()) == []
