@@ -297,3 +297,26 @@ async def test_timeout_kills_ghostscript(tmp_path: Path) -> None:
     assert len(spawned) == 1
     assert spawned[0].returncode == -signal.SIGKILL
     assert not list((tmp_path / "work").glob("*"))
+
+
+async def test_a_cancelled_conversion_kills_ghostscript(converter: FaxConverter,
+                                                        tmp_path: Path) -> None:
+    # The loop stays free while ghostscript renders (this test runs meanwhile), and a cancel
+    # (the user closed the dialog, the app stops) leaves no ghostscript and no files behind.
+    src = make_slow_pdf(tmp_path / "slow.pdf")
+    spawned: list[asyncio.subprocess.Process] = []
+    started = asyncio.Event()
+
+    def spawn(proc: asyncio.subprocess.Process) -> None:
+        spawned.append(proc)
+        started.set()
+
+    converter.on_spawn = spawn
+    task = asyncio.create_task(converter.to_fax(src))
+    await started.wait()
+    assert spawned[0].returncode is None  # still rendering, and we are running
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert spawned[0].returncode == -signal.SIGKILL
+    assert not list((tmp_path / "work").glob("*"))
