@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import enum
+import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -229,12 +230,14 @@ class BackToBack:
     ``hang_up_after`` cuts the line as soon as the sender has that many pages confirmed (the
     call drops: both ends see T.30 CALLDROPPED). ``hang_up()`` does the same from outside, at
     the next step (cancel). ``fax_answers=False``: a person (or nothing) answered, the sender
-    hears silence until its T.30 timer gives up (T0_EXPIRED)."""
+    hears silence until its T.30 timer gives up (T0_EXPIRED). ``loss``: the share of 20 ms
+    audio packets lost on the way (as over RTP); the receiving modem is told with
+    ``fax_rx_fillin`` instead of hearing silence, which no modem survives."""
 
     def __init__(self, transport: Transport, send_tiff: Path, receive_tiff: Path, *,
                  sender_ident: str = "+1 555 0100", receiver_ident: str = "+1 555 0199",
                  ecm: bool = True, paced: bool = False, hang_up_after: int | None = None,
-                 fax_answers: bool = True,
+                 fax_answers: bool = True, loss: float = 0.0, seed: int = 1,
                  on_event: Callable[[EngineEvent], None] | None = None) -> None:
         self.lib = sp.load()
         self.transport = Transport(transport)
@@ -245,6 +248,9 @@ class BackToBack:
         self._hang_up = False
         self.hung_up = False
         self.fax_answers = fax_answers
+        self.loss = loss
+        self.lost_packets = 0
+        self._random = random.Random(seed)
         self._g711 = None
         self.sender = _Terminal(self.lib, self.transport, Side.SEND, sender_ident,
                                 Path(send_tiff), self._emit, self._clock, ecm=ecm,
@@ -309,6 +315,10 @@ class BackToBack:
             n = lib.fax_tx(src.state, amp, samples)
             # through the codec of the line: what a real G.711 channel would let through
             lib.g711_encode(codec, self._alaw, amp, n)
+            if self.loss and self._random.random() < self.loss:
+                self.lost_packets += 1
+                lib.fax_rx_fillin(dst.state, n)
+                continue
             lib.g711_decode(codec, amp, self._alaw, n)
             lib.fax_rx(dst.state, amp, n)
 

@@ -83,6 +83,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "fax_get_t30_state": (c_void_p, [c_void_p]),
         "fax_rx": (c_int, [c_void_p, POINTER(c_int16), c_int]),
         "fax_tx": (c_int, [c_void_p, POINTER(c_int16), c_int]),
+        "fax_rx_fillin": (c_int, [c_void_p, c_int]),
         "fax_set_transmit_on_idle": (None, [c_void_p, c_int]),
         "fax_free": (c_int, [c_void_p]),
         # t38_terminal.h / t38_core.h

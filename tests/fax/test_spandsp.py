@@ -133,6 +133,30 @@ def test_a_voice_answer_ends_in_t0_expired(transport: Transport, four_pages: Fax
     assert outcome_of(sent, 4) is FaxOutcome.NO_ANSWER
 
 
+@pytest.mark.parametrize("seed", [1, 2])
+def test_ecm_repairs_lost_audio_packets(seed: int, four_pages: FaxDocument,
+                                        tmp_path: Path) -> None:
+    # 0.1% of the 20 ms packets lost, as over RTP: the lost frames of each page are sent again
+    received = tmp_path / "rx.tiff"
+    with BackToBack(Transport.AUDIO, four_pages.tiff, received, loss=0.001,
+                    seed=seed) as line:
+        sent, got = line.run()
+        assert line.lost_packets > 0
+    assert (sent.code_name, sent.pages, got.pages) == ("OK", 4, 4)
+    assert_same_pages(four_pages.tiff, received, 4)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_line_too_lossy_for_fax_is_never_sent(seed: int, four_pages: FaxDocument,
+                                                tmp_path: Path) -> None:
+    with BackToBack(Transport.AUDIO, four_pages.tiff, tmp_path / "rx.tiff", loss=0.03,
+                    seed=seed) as line:
+        sent, _ = line.run()
+    assert sent.code != sp.T30_ERR.OK
+    assert sent.pages < 4
+    assert outcome_of(sent, 4) in (FaxOutcome.FAILED, FaxOutcome.LINE_ERROR)
+
+
 def _report(code: int, pages: int) -> SideReport:
     return SideReport(Side.SEND, code, "", pages, pages, "", 14400, True)
 
