@@ -11,7 +11,13 @@ from pathlib import PurePath
 
 from callcenter.faxes.ports import DocumentRejected
 
-HEAD_BYTES = 1024  # Acrobat accepts "%PDF-" anywhere in the first 1024 bytes; so do we
+HEAD_BYTES = 1024  # what the converter reads first and hands to kind_of
+# The PDF header must open the file. Acrobat looks for "%PDF-" anywhere in the first 1024 bytes,
+# and that tolerance is what PostScript/PDF polyglots use ("%!PS ... %PDF-"): ghostscript would
+# run the PostScript. Only a UTF-8 BOM and blank space (which some mail gateways put in front,
+# and which hold no code) may come before it; anything else is refused.
+_PDF_LEAD = b"\xef\xbb\xbf"
+_BLANK = b" \t\r\n\f"
 
 
 class Kind(enum.StrEnum):
@@ -48,7 +54,8 @@ def kind_of(head: bytes) -> Kind | None:
         return Kind.JPEG
     if head.startswith((b"II*\x00", b"MM\x00*")):
         return Kind.TIFF
-    if b"%PDF-" in head[:HEAD_BYTES]:
+    lead = head.removeprefix(_PDF_LEAD).lstrip(_BLANK)
+    if lead.startswith(b"%PDF-"):
         return Kind.PDF
     return None
 
