@@ -20,7 +20,7 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
 
     from callcenter.faxes.ports import DocumentRejected
-    from fax.documents import WORKER_OPS
+    from fax.documents_work import WORKER_OPS
 
     try:
         result = WORKER_OPS[request["op"]](**request["args"])

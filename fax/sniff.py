@@ -7,6 +7,7 @@ Pure functions (no I/O): the converter reads the head of the file and asks here,
 from __future__ import annotations
 
 import enum
+import unicodedata
 from pathlib import PurePath
 
 from callcenter.faxes.ports import DocumentRejected
@@ -69,10 +70,21 @@ def _describe_other(head: bytes) -> str:
     return "not a document we can read"
 
 
+def _shown_name(name: str) -> str:
+    """The file name as it may appear in a sentence: its last part, without control, format
+    (bidi overrides like U+202E that make "cod.exe" read "exe.doc") or line characters, at
+    most 80 characters. The UI escapes it again where it shows it."""
+    if not name:
+        return ""
+    kept = "".join(c for c in name.replace("\\", "/")
+                   if unicodedata.category(c) not in ("Cc", "Cf", "Zl", "Zp"))
+    return PurePath(kept).name[:80]
+
+
 def check_upload(head: bytes, name: str) -> Kind:
     """The upload's real kind; DocumentRejected with a sentence when it is not one we fax or
     when its name says something else. ``name`` is only looked at, never used as a path."""
-    shown = PurePath(name).name[:80] if name else ""
+    shown = _shown_name(name)
     suffix = PurePath(shown).suffix.lower() if shown else ""
     kind = kind_of(head)
     if kind is None:

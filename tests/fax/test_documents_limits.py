@@ -184,3 +184,33 @@ async def test_image_pages_are_class_f_at_normal_resolution(converter: FaxConver
     doc = await converter.to_fax(make_multipage_tiff(tmp_path / "scan.tif", 2),
                                  resolution=Resolution.NORMAL)
     assert_fax_tiff(doc.tiff, 2, 98, 1146)
+
+
+def test_the_shown_file_name_has_no_control_or_bidi_characters() -> None:
+    # U+202E would show "invoice‮fdp.exe" as "invoiceexe.pdf"; a newline could forge a line
+    with pytest.raises(DocumentRejected) as exc:
+        check_upload(b"%PDF-1.7\n", "C:\\Users\\ann\\invoice\u202efdp.exe\n\x1b[31m")
+    assert exc.value.reason == ("The file is named “invoicefdp.exe[31m” but is a PDF "
+                                "document; rename it to its real type or upload a PDF, TIFF, "
+                                "PNG or JPEG file.")
+
+
+async def test_job_folders_are_ours_alone(converter: FaxConverter, tmp_path: Path) -> None:
+    doc = await converter.to_fax(make_multipage_tiff(tmp_path / "scan.tif", 1))
+    assert doc.tiff.parent.stat().st_mode & 0o777 == 0o700
+
+
+async def test_an_upload_we_cannot_read_is_our_error(converter: FaxConverter,
+                                                     tmp_path: Path) -> None:
+    # the upload is the web layer's spool file: losing it is not the user's mistake
+    with pytest.raises(FileNotFoundError):
+        await converter.to_fax(tmp_path / "gone.pdf")
+    assert not list((tmp_path / "work").glob("*"))
+
+
+async def test_a_fax_page_longer_than_the_paper_is_fitted(converter: FaxConverter,
+                                                          tmp_path: Path) -> None:
+    long_page = Image.new("1", (1728, 3000), 1)
+    long_page.save(tmp_path / "long.tiff", format="TIFF", compression="group4", dpi=(204, 196))
+    doc = await converter.to_fax(tmp_path / "long.tiff")
+    assert_fax_tiff(doc.tiff, 1, 196, 2292)
