@@ -188,15 +188,16 @@ class FaxConverter:
         return max(1, math.ceil(self.limits.timeout)) + 1
 
     async def _work(self, cwd: Path, op: str, **args: Any) -> Any:
-        """Run one blocking step in ``python -m fax.documents_worker`` (a fixed argv; the
-        request goes on stdin): a timeout or a cancel kills it like ghostscript, so no
-        pikepdf or Pillow work outlives the conversion or races the removal of its folder."""
+        """Run one blocking step in ``python -P -m fax.documents_worker`` (a fixed argv; the
+        request goes on stdin; -P: the working folder is not on sys.path): a timeout or a
+        cancel kills it like ghostscript, so no pikepdf or Pillow work outlives the conversion
+        or races the removal of its folder."""
         request = json.dumps({"op": op, "args": args, "memory": self.limits.max_memory,
                               "cpu": self._cpu_seconds()}).encode()
         env = {"PATH": _SAFE_PATH, "LC_ALL": "C.UTF-8", "PYTHONPATH": _PROJECT_ROOT,
                "TMPDIR": str(cwd)}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "fax.documents_worker", cwd=cwd, env=env,
+            sys.executable, "-P", "-m", "fax.documents_worker", cwd=cwd, env=env,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE)
         if self.on_worker is not None:

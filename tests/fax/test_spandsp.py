@@ -469,3 +469,20 @@ def test_the_library_is_loaded_by_its_soname(monkeypatch: pytest.MonkeyPatch) ->
     finally:
         sp.load.cache_clear()
     assert ctypes.sizeof(sp.Stats) > 15 * ctypes.sizeof(ctypes.c_int)  # room to spare
+
+
+def test_a_codec_that_cannot_start_frees_the_terminals(four_pages: FaxDocument, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    lib = sp.load()
+    freed: list[int] = []
+    real_free = lib.fax_free
+
+    def counting_free(state):
+        freed.append(1)
+        return real_free(state)
+
+    monkeypatch.setattr(lib, "g711_init", lambda _state, _law: None)
+    monkeypatch.setattr(lib, "fax_free", counting_free)
+    with pytest.raises(MemoryError, match="g711_init failed"):
+        BackToBack(Transport.AUDIO, four_pages.tiff, tmp_path / "rx.tiff")
+    assert freed == [1, 1]  # sender and receiver, not left to leak
