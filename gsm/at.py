@@ -408,6 +408,12 @@ class AtEngine:
 
     # -- input
     def submit(self, cmd: AtCommand) -> int:
+        """Queue ``cmd``; raises ValueError for text that cannot go on the wire as one command
+        (a line end or Ctrl-Z inside would end it early and start another)."""
+        if not cmd.text.isascii() or not cmd.text.isprintable():
+            raise ValueError(f"{command_name(cmd.text)}: not one printable ASCII command line")
+        if cmd.pdu is not None and not re.fullmatch(r"[0-9A-Fa-f]+", cmd.pdu):
+            raise ValueError(f"{command_name(cmd.text)}: the PDU is not hex")
         token = next(self._tokens)
         if cmd.urgent:
             # after the other urgent ones, before ordinary work

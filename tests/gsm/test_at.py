@@ -348,3 +348,18 @@ def test_response_helpers() -> None:
     _, ev = run([AtCommand("AT+COPS?")], b'\r\n+COPS: 0,0,"MTS RUS",7\r\nOK\r\n')
     assert ev[0].response.first("+COPS") == ["0", "0", "MTS RUS", "7"]
     assert command_name('AT+CPIN="1234"') == "AT+CPIN"
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        AtCommand('AT+CUSD=1,"*100#\r+CMGD=1",15'),
+        AtCommand("AT+CMGS=5", pdu="00\x1aAT"),
+        AtCommand('AT+CPBW=1,"Привет"'),
+    ],
+)
+def test_a_command_that_would_inject_another_is_refused(cmd: AtCommand) -> None:
+    eng = AtEngine()
+    with pytest.raises(ValueError, match="AT\\+C"):
+        eng.submit(cmd)
+    assert eng.queued == 0
