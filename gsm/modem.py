@@ -27,6 +27,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from callcenter.errors import LineUnavailable
 from callcenter.line_events import LineEvent
@@ -53,8 +54,24 @@ log = logging.getLogger(__name__)
 _CALL_ENDS = ("NO CARRIER", "BUSY", "NO ANSWER", "^CEND")
 
 
+class _ModemPort(AtPort):
+    """The AT port, telling the modem when its state changes (down, reopened, up), so a call
+    in progress ends and waiters wake without polling. (A public state callback on AtPort
+    would replace this override of its one state setter.)"""
+
+    def __init__(self, *args: Any, on_state: Callable[[PortState], None], **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._on_state = on_state
+
+    def _set_state(self, state: PortState, reason: str) -> None:
+        before = self.state
+        super()._set_state(state, reason)
+        if state is not before:
+            self._on_state(state)
+
+
 @dataclass(slots=True)
-class ModemConfig:
+class ModemSettings:
     name: str
     path: str
     baudrate: int = 115200
@@ -83,7 +100,7 @@ class Modem:
 
     def __init__(
         self,
-        config: ModemConfig,
+        config: ModemSettings,
         *,
         sms_sink: SmsSink,
         call_sink: Callable[[LineEvent], None],
@@ -118,6 +135,7 @@ class Modem:
         self._started_at = self._clock()
         self._last_error = ""
         self._sms_ready = False
+        self._changed = asyncio.Event()  # set after the init and every poll: wait_ready()
 
     # -- SmsModem -----------------------------------------------------------------------------
     def info(self) -> ModemInfo:
@@ -126,6 +144,44 @@ class Modem:
     @property
     def ready(self) -> bool:
         return self._port is not None and self._port.is_up and self._why_not_ready() == ""
+
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        """Until the modem may be given a part (up, SIM ready, registered)."""
+        async with asyncio.timeout(timeout):
+            while not self.ready:
+                self._changed.clear()
+                port = self._port
+                if port is not None and not port.is_up:
+                    await port.wait_up()
+                    continue
+                await self._changed.wait()
+
+    async def wait_down(self, timeout: float | None = None) -> None:
+        """Until the port is down (unplugged, timed out, refused): for tests and the pool."""
+        async with asyncio.timeout(timeout):
+            while self._port is not None and self._port.state is not PortState.DOWN:
+                self._changed.clear()
+                await self._changed.wait()
+
+    def _on_port_state(self, state: PortState) -> None:
+        if state is PortState.DOWN:
+            self._sms_ready = False
+            with contextlib.suppress(RuntimeError):  # no loop: stopping
+                self._emit(self._calls.line_lost(self._clock()))
+        self._changed.set()
+
+    async def wait_up(self, timeout: float | None = None) -> None:
+        """Until the port is open and the init ran (ready or not: see status())."""
+        async with asyncio.timeout(timeout):
+            while self._port is None or not self._port.is_up:
+                if self._port is None:
+                    raise LineUnavailable(f"modem {self.name} is not started")
+                await self._port.wait_up()
+
+    async def wait_inbound_idle(self) -> None:
+        """Until every notice received so far was read, handed to the sink and deleted."""
+        if self._inbound is not None:
+            await self._inbound.idle.wait()
 
     def _why_not_ready(self) -> str:
         if not self._info.sim_ready:
@@ -141,11 +197,12 @@ class Modem:
         if self._port is not None:
             return
         c = self.config
-        port = AtPort(
+        port = _ModemPort(
             c.path,
             name=c.name,
             baudrate=c.baudrate,
             on_up=self._on_up,
+            on_state=self._on_port_state,
             backoff_initial=c.backoff_initial,
             backoff_max=c.backoff_max,
         )
@@ -319,6 +376,7 @@ class Modem:
         await self._init_sim(port, urgent=True)
         await self._poll_once(port, urgent=True)
         self._ever_up = True
+        self._changed.set()
         if self._inbound is not None and self._sms_ready:
             self._inbound.sweep()  # messages stored while we were away
 
@@ -447,9 +505,12 @@ class Modem:
                 if not self._info.sim_ready or not self._sms_ready:
                     await self._init_sim(port, urgent=False)
                 await self._poll_once(port)
+                self._changed.set()
                 inbound = self._inbound
-                if inbound is not None and self._sms_ready and (
-                    inbound.sink_failed or inbound.pending == 0
+                if (
+                    inbound is not None
+                    and self._sms_ready
+                    and (inbound.sink_failed or inbound.pending == 0)
                 ):
                     inbound.sweep()
             except AtPortError as exc:
@@ -493,7 +554,9 @@ class Modem:
             raise SmsSendError(f"modem refused AT+CMGS ({r.final_text})", code=r.code) from None
         except PortDown as exc:
             if exc.pdu_written:
-                raise SmsSendUnknown(f"no answer after the PDU was written ({exc.reason})") from None
+                raise SmsSendUnknown(
+                    f"no answer after the PDU was written ({exc.reason})"
+                ) from None
             raise LineUnavailable(f"modem {self.name}: {exc.reason}") from None
         args = resp.first("+CMGS")
         if not args or not args[0].isdigit():
@@ -516,7 +579,8 @@ class Modem:
                                    timeout=self.config.command_timeout, wait=False)  # fmt: skip
                 reply = await asyncio.wait_for(fut, timeout)
             except AtCommandError as exc:
-                raise UssdError(f"the modem refused the USSD request ({exc.response.final_text})")
+                reason = exc.response.final_text
+                raise UssdError(f"the modem refused the USSD request ({reason})") from None
             except PortDown as exc:
                 raise LineUnavailable(f"modem {self.name}: {exc.reason}") from None
             except TimeoutError:
@@ -608,6 +672,7 @@ class Modem:
             self._info = dataclasses.replace(
                 self._info, registered=reg.registered, roaming=reg.roaming
             )
+            self._changed.set()
 
     def _on_rssi(self, urc: Urc) -> None:
         dbm = mp.csq_dbm(urc.args)
