@@ -23,11 +23,8 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 from callcenter.errors import LineUnavailable
 from callcenter.line_events import LineEvent
@@ -45,54 +42,15 @@ from . import modem_parse as mp
 from . import pdu as pducodec
 from .at import Final, Urc
 from .modem_calls import CallSettings, CallTracker
+from .modem_check import check_cold, check_running
 from .modem_inbound import InboundSms, SmsSink
+from .modem_settings import ModemPort, ModemSettings
 from .port import AtCommandError, AtPort, AtPortError, PortDown, PortState
 from .ussd import UssdMode, decode_reply, encode_request, parse_balance
 
 log = logging.getLogger(__name__)
 
 _CALL_ENDS = ("NO CARRIER", "BUSY", "NO ANSWER", "^CEND")
-
-
-class _ModemPort(AtPort):
-    """The AT port, telling the modem when its state changes (down, reopened, up), so a call
-    in progress ends and waiters wake without polling. (A public state callback on AtPort
-    would replace this override of its one state setter.)"""
-
-    def __init__(self, *args: Any, on_state: Callable[[PortState], None], **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        self._on_state = on_state
-
-    def _set_state(self, state: PortState, reason: str) -> None:
-        before = self.state
-        super()._set_state(state, reason)
-        if state is not before:
-            self._on_state(state)
-
-
-@dataclass(slots=True)
-class ModemSettings:
-    name: str
-    path: str
-    baudrate: int = 115200
-    pin: str = field(default="", repr=False)  # write-only secret: never logged, never shown
-    storage: str = "SM"  # where new messages are stored and read (AT+CPMS)
-    status_reports: str = "auto"  # "cdsi" (stored, +CDSI), "cds" (direct, +CDS), "auto"
-    ussd_mode: UssdMode = UssdMode.AUTO  # AUTO: send packed, read whatever comes
-    balance_code: str = "*100#"
-    own_number: str = ""  # the SIM's number: the "called" number of its incoming calls
-    ring_extensions: tuple[str, ...] = ()
-    poll_interval: float = 30.0
-    command_timeout: float = 10.0
-    send_timeout: float = 60.0  # AT+CMGS waits for the network's RP-ACK
-    ussd_timeout: float = 30.0
-    clip_wait: float = 1.5
-    ring_gap: float = 8.0
-    weak_signal_dbm: int = -105
-    backoff_initial: float = 0.5
-    backoff_max: float = 30.0
-    sim_ready_tries: int = 10  # after the PIN, AT+CPIN? until READY, a second apart
-    check_timeout: float = 8.0
 
 
 class Modem:
@@ -197,7 +155,7 @@ class Modem:
         if self._port is not None:
             return
         c = self.config
-        port = _ModemPort(
+        port = ModemPort(
             c.path,
             name=c.name,
             baudrate=c.baudrate,
@@ -306,62 +264,10 @@ class Modem:
     async def check(self) -> CheckResult:
         """AT, model, IMEI, SIM state. On a running modem through its own queue (a command
         among the others, nothing reset); otherwise on a port opened for the test only."""
-        port = self._port
-        if port is not None:
-            if not port.is_up:
-                st = port.status()
-                return CheckResult(False, "modem not answering", {"state": st.state.value},
-                                   error=st.reason or "down", hint="is it plugged in?")  # fmt: skip
-            return await self._check_on(port)
         c = self.config
-        if not os.path.exists(c.path):
-            return CheckResult(False, "device not found", error=f"{c.path} does not exist",
-                               hint="plug the modem in, or check the device path")  # fmt: skip
-        temp = AtPort(c.path, name=f"{c.name} (check)", baudrate=c.baudrate,
-                      backoff_initial=c.backoff_initial, backoff_max=c.backoff_max)  # fmt: skip
-        await temp.start()
-        try:
-            try:
-                await asyncio.wait_for(temp.wait_up(), c.check_timeout)
-            except TimeoutError:
-                st = temp.status()
-                return CheckResult(False, "modem not answering", error=st.reason or "no answer",
-                                   hint="check the port path and baud rate")  # fmt: skip
-            return await self._check_on(temp)
-        finally:
-            await temp.stop()
-
-    async def _check_on(self, port: AtPort) -> CheckResult:
-        facts: dict[str, str] = {}
-        t = self.config.command_timeout
-
-        async def ask(cmd: str, key: str) -> AtCommandError | None:
-            try:
-                resp = await port.command(cmd, timeout=t, may_fail=True)
-            except AtCommandError as exc:
-                return exc
-            value = next((ln for ln in resp.lines if ln), "")
-            facts[key] = value.split(":", 1)[-1].strip()[:64] if value.startswith("+") else value
-            return None
-
-        try:
-            await ask("AT+CGMI", "manufacturer")
-            await ask("AT+CGMM", "model")
-            await ask("AT+CGSN", "IMEI")
-            sim_err = await ask("AT+CPIN?", "SIM")
-        except AtPortError as exc:
-            return CheckResult(False, "modem stopped answering", facts, error=str(exc))
-        if sim_err is not None:
-            facts["SIM"] = sim_err.response.final_text
-            return CheckResult(False, "modem answers, SIM not usable", facts,
-                               error=sim_err.response.final_text,
-                               hint="insert the SIM card, or check it in a phone")  # fmt: skip
-        if facts.get("SIM") != "READY":
-            return CheckResult(False, "modem answers, SIM locked", facts,
-                               error=f"SIM says {facts.get('SIM')!r}",
-                               hint="set the SIM PIN in the modem's settings")  # fmt: skip
-        summary = " ".join(v for v in (facts.get("manufacturer"), facts.get("model")) if v)
-        return CheckResult(True, summary or "modem answers", facts)
+        if self._port is not None:
+            return await check_running(self._port, c.command_timeout)
+        return await check_cold(c)
 
     # -- init ---------------------------------------------------------------------------------
     async def _on_up(self, port: AtPort) -> None:
@@ -507,11 +413,9 @@ class Modem:
                 await self._poll_once(port)
                 self._changed.set()
                 inbound = self._inbound
-                if (
-                    inbound is not None
-                    and self._sms_ready
-                    and (inbound.sink_failed or inbound.pending == 0)
-                ):
+                # The sweep is the safety net for a notice lost while the port was reopening
+                # and the retry of a sink that failed; one at a time.
+                if inbound is not None and self._sms_ready and inbound.pending == 0:
                     inbound.sweep()
             except AtPortError as exc:
                 log.info("modem %s: poll failed: %s", self.name, exc)

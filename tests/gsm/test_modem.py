@@ -507,3 +507,19 @@ async def test_check_on_a_running_modem_and_on_one_never_started(
     )
     r = await cold.check()
     assert not r.ok and "does not exist" in r.error
+
+
+async def test_network_timeout_332_is_unknown_not_refused(modem: Modem, emu: ModemEmulator):
+    emu.fault("error", command="AT+CMGS", text="+CMS ERROR: 332")
+    with pytest.raises(SmsSendUnknown, match="network timeout"):
+        await modem.send_part(outbound_parts(TO, "maybe", concat_ref=1)[0])
+
+
+async def test_check_on_a_modem_not_started(tmp_path, sinks: Sinks):
+    async with ModemEmulator(
+        str(tmp_path / "cold"), ModemConfig(time_scale=0.001, family="quectel")
+    ) as emu:
+        cold = Modem(settings(emu.path), sms_sink=sinks.sms_sink, call_sink=sinks.call_sink)
+        r = await cold.check()
+        assert r.ok and r.summary == "Quectel EC25" and r.facts["IMEI"] == "867123456789012"
+        assert cold.status().state is LineState.STOPPED
