@@ -445,6 +445,7 @@ class Modem:
             resp = await port.command(
                 f"AT+CMGS={enc.tpdu_length}", pdu=enc.hex, timeout=self.config.send_timeout,
                 prompt_timeout=self.config.command_timeout, expect=("+CMGS",), wait=False,
+                may_fail=True,  # a refused number is an answer: no reason to reset the modem
             )  # fmt: skip
         except AtCommandError as exc:
             r = exc.response
@@ -480,7 +481,8 @@ class Modem:
             self._ussd_waiter = fut
             try:
                 await port.command(f'AT+CUSD=1,"{request}",{dcs}', expect=("+CUSD",),
-                                   timeout=self.config.command_timeout, wait=False)  # fmt: skip
+                                   timeout=self.config.command_timeout, wait=False,
+                                   may_fail=True)  # fmt: skip
                 reply = await asyncio.wait_for(fut, timeout)
             except AtCommandError as exc:
                 reason = exc.response.final_text

@@ -523,3 +523,25 @@ async def test_check_on_a_modem_not_started(tmp_path, sinks: Sinks):
         r = await cold.check()
         assert r.ok and r.summary == "Quectel EC25" and r.facts["IMEI"] == "867123456789012"
         assert cold.status().state is LineState.STOPPED
+
+
+async def test_smsc_time_and_a_duplicate_delivery_carry_the_same_pdu(
+    modem: Modem, emu: ModemEmulator, sinks: Sinks
+):
+    # The SMSC delivering a part twice: the modem hands over both with byte-identical PDUs,
+    # which is what the core's de-duplication keys on.
+    emu.deliver_sms("+79160005555", "twice", when=1_790_000_000.0, duplicate=True)
+    await sinks.wait(lambda: len(sinks.of(SmsPartReceived)) == 2)
+    a, b = sinks.of(SmsPartReceived)
+    assert a.pdu == b.pdu and a.storage_index != b.storage_index
+    assert a.smsc_time == 1_790_000_000.0
+
+
+async def test_refused_numbers_in_a_row_do_not_reset_the_modem(modem: Modem, emu: ModemEmulator):
+    reopens = emu.commands.count("AT+CMGF")
+    for _ in range(4):
+        emu.fault("error", command="AT+CMGS", text="+CMS ERROR: 1")
+        with pytest.raises(SmsSendError):
+            await modem.send_part(outbound_parts(TO, "x", concat_ref=1)[0])
+    assert modem.status().state is LineState.UP
+    assert emu.commands.count("AT+CMGF") == reopens  # no re-init: the port was never reset
