@@ -182,6 +182,8 @@ class Modem:
             "+CRING": self._on_ring,
             "+CLIP": self._on_clip,
             "^CONN": self._on_conn,
+            "VOICE CALL": self._on_voice_call,  # SIM7600: BEGIN when answered, END: <time>
+            "+WIND": self._on_wind,  # Wavecom: 6,<id> = call released
             "+CUSD": self._on_cusd,
             "+CREG": self._on_creg,
             "^RSSI": self._on_rssi,
@@ -560,6 +562,17 @@ class Modem:
 
     def _on_conn(self, urc: Urc) -> None:
         self._emit(self._calls.answered(self._clock()))
+
+    def _on_voice_call(self, urc: Urc) -> None:
+        if "BEGIN" in urc.line:
+            self._emit(self._calls.answered(self._clock()))
+        elif "END" in urc.line:
+            self._emit(self._calls.ended(self._clock(), urc.line[:60]))
+
+    def _on_wind(self, urc: Urc) -> None:
+        args = urc.args
+        if args and args[0] == "6":
+            self._emit(self._calls.ended(self._clock(), urc.line[:60]))
 
     def _on_call_end(self, urc: Urc) -> None:
         self._emit(self._calls.ended(self._clock(), urc.line[:60]))

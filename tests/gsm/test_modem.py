@@ -565,3 +565,48 @@ async def test_cme_errors_in_a_row_reset_the_modem_and_it_recovers(
         await m.send_part(outbound_parts(TO, "after the reset", concat_ref=1)[0])
     finally:
         await m.stop()
+
+
+@pytest.mark.parametrize(
+    "emu_config",
+    [
+        ModemConfig(time_scale=0.001, family="sim7600"),  # VOICE CALL: BEGIN / END
+        ModemConfig(time_scale=0.001, family="wavecom"),  # +WIND: 5 / +WIND: 6
+    ],
+    ids=["sim7600", "wavecom"],
+)
+async def test_answered_call_ends_once_whatever_the_family_says(
+    modem: Modem, emu: ModemEmulator, sinks: Sinks
+):
+    emu.ring("+79161112233", rings=10_000)
+    await sinks.wait(lambda: any(isinstance(e, CallStarted) for e in sinks.calls))
+    await modem.answer()
+    emu.caller_hangs_up()  # NO CARRIER and the family's own release line: one end
+    await sinks.wait(lambda: any(isinstance(e, CallEnded) for e in sinks.calls))
+    ends = [e for e in sinks.calls if isinstance(e, CallEnded)]
+    assert len(ends) == 1 and ends[0].state is EndState.ANSWERED
+    assert [type(e).__name__ for e in sinks.calls].count("Answered") == 1
+
+
+async def test_sim7600_voice_call_and_wavecom_wind_lines_are_understood(
+    modem: Modem, emu: ModemEmulator, sinks: Sinks
+):
+    emu.urc("RING")
+    emu.urc('+CLIP: "+79161112233",145,,,,0')
+    emu.urc("VOICE CALL: BEGIN")  # answered on the modem itself, not by our ATA
+    emu.urc("VOICE CALL: END: 000010")
+    await sinks.wait(lambda: any(isinstance(e, CallEnded) for e in sinks.calls))
+    assert [type(e).__name__ for e in sinks.calls].count("Answered") == 1
+    end = sinks.calls[-1]
+    assert (end.state, end.cause) == (EndState.ANSWERED, "VOICE CALL: END: 000010")
+    sinks.calls.clear()
+    emu.urc("RING")
+    emu.urc('+CLIP: "+79161112233",145,,,,0')
+    emu.urc("+WIND: 6,1")  # Wavecom: call 1 released before anyone answered
+    await sinks.wait(lambda: any(isinstance(e, CallEnded) for e in sinks.calls))
+    end = sinks.calls[-1]
+    assert (end.state, end.reason, end.cause) == (
+        EndState.MISSED,
+        MissReason.ABANDONED,
+        "+WIND: 6,1",
+    )
