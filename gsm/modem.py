@@ -434,6 +434,10 @@ class Modem:
         return port
 
     async def send_part(self, part: OutboundPart) -> int:
+        """LineUnavailable when the modem is down or not ready at the call: nothing written.
+        A part queued behind other commands when the modem drops waits in the port's queue
+        for the reopen (never written twice). Do not cancel a call in flight: a part whose
+        PDU was written and whose answer is dropped is exactly the "unknown" case."""
         port = self._require_up()
         why = self._why_not_ready()
         if why:
