@@ -132,18 +132,20 @@ def _raw_args(text: str) -> list[str]:
     return _split(text.split(":", 1)[1], keep_quotes=True) if ":" in text else [""]
 
 
-def _is_reply_shape(prefix: str, text: str) -> bool:
+def _is_reply_shape(prefix: str, text: str, command: str = "") -> bool:
     """Tell the reply to a query from the URC of the same prefix."""
     args = _raw_args(text)
     if prefix in ("+CREG", "+CGREG", "+CEREG"):
-        # reply: <n>,<stat>[,...]; URC: <stat>[,"lac","ci"[,act]]
-        return len(args) >= 2 and args[1].isdigit()
+        # reply: <n>,<stat>[,...]; URC: <stat>[,<lac>,<ci>[,act]], <lac> quoted or not
+        # ("+CREG: 1,00A1,1B2C" on some firmware), never one digit like <stat>
+        return len(args) >= 2 and len(args[1]) == 1 and args[1].isdigit()
     if prefix == "+CLIP":
         # reply: <n>,<m>; URC: "<number>",<type>,...
         return bool(args) and not args[0].startswith('"')
     if prefix == "+CUSD":
-        # reply to AT+CUSD?: <n> (0 or 1) alone; a URC carries <m>[,"text",dcs]
-        return len(args) == 1 and args[0] in ("0", "1")
+        # only AT+CUSD? has a reply, <n> (0 or 1) alone; during AT+CUSD=1,"*100#" a textless
+        # "+CUSD: 0" is the network's answer
+        return command.rstrip().endswith("?") and len(args) == 1 and args[0] in ("0", "1")
     return True
 
 
@@ -471,7 +473,7 @@ class AtEngine:
                 self._emit_urc(Urc(text, text))  # NO CARRIER during AT+CSQ: a call ended
                 return
             expected = cur.cmd.prefixes()
-            if self._route_urc(text, prefix, expected=expected):
+            if self._route_urc(text, prefix, expected=expected, command=cur.cmd.text):
                 return
             if expected and prefix != text and prefix not in expected:
                 # a "+X:"/"^X:" line the command does not answer with: a URC we do not know
@@ -499,7 +501,9 @@ class AtEngine:
             return  # the echo of a command that already timed out
         self._emit_urc(Urc(prefix, text, known=False))
 
-    def _route_urc(self, text: str, prefix: str, expected: tuple[str, ...]) -> bool:
+    def _route_urc(
+        self, text: str, prefix: str, expected: tuple[str, ...], command: str = ""
+    ) -> bool:
         if text in URC_LINES:
             self._emit_urc(Urc(text, text))
             return True
@@ -510,7 +514,7 @@ class AtEngine:
                 self._emit_urc(Urc(prefix, text))
             return True
         if prefix in DUAL_PREFIXES:
-            if prefix in expected and _is_reply_shape(prefix, text):
+            if prefix in expected and _is_reply_shape(prefix, text, command):
                 return False
             self._emit_urc(Urc(prefix, text))
             return True

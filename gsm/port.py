@@ -19,6 +19,9 @@ What it guarantees:
 * A command in flight when the link is lost fails with :class:`PortDown` and says whether it
   (and, for ``AT+CMGS``, the PDU) had been written: it is **never re-sent** by the port, because
   the modem may have executed it (an SMS sent twice, a number dialled twice).
+* A caller that gives up (its task cancelled) never makes the port write a PDU it will not
+  hear about: an ``AT+CMGS`` still waiting for ``> `` gets ESC instead; one whose PDU was
+  written is counted in ``PortStatus.in_doubt`` (the SMS may have gone: treat it as unknown).
 * Arguments are never logged (a PIN, a phone number): commands appear by name only.
 """
 
@@ -298,6 +301,7 @@ class AtPort:
         fut: asyncio.Future[AtResponse] = asyncio.get_running_loop().create_future()
         self._futures[token] = fut
         self._checks[token] = (check, not (may_fail or urgent))
+        self._changed.set()  # the queue grew: wait_until(queued == n) sees it
         self._pump()
         try:
             return await fut
@@ -320,12 +324,16 @@ class AtPort:
             return
         log.warning("modem %s down: %s", self.name, reason)
         self._last_error = reason
+        self._go_down(reason)
+        self._fail_urgent(reason)
+        self._down.set()
+
+    def _go_down(self, reason: str) -> None:
+        """DOWN with ``reason``; the device closed; what was in flight failed and reported."""
         self._set_state(PortState.DOWN, reason)
         self._close()
         self._engine.reset(FailReason.CONNECTION_LOST, reason)
         self._dispatch()
-        self._fail_urgent(reason)
-        self._down.set()
 
     # -- the reopen loop ----------------------------------------------------------------------
     async def _run(self) -> None:
@@ -341,10 +349,7 @@ class AtPort:
                 reason = f"gave up: {exc}"
                 self._last_error = reason
                 self._gave_up = True
-                self._set_state(PortState.DOWN, reason)
-                self._close()
-                self._engine.reset(FailReason.CONNECTION_LOST, reason)
-                self._dispatch()
+                self._go_down(reason)
                 self._fail_queued(reason)  # nothing would ever run them
                 self._task = None
                 log.error("modem %s: %s", self.name, reason)
@@ -353,10 +358,7 @@ class AtPort:
                 reason = self._reason if isinstance(exc, PortDown) else _describe(exc, self.path)
                 if self._state is not PortState.DOWN:
                     self._last_error = reason
-                    self._set_state(PortState.DOWN, reason)
-                    self._close()
-                    self._engine.reset(FailReason.CONNECTION_LOST, reason)
-                    self._dispatch()
+                    self._go_down(reason)
                 elif not isinstance(exc, PortDown):
                     self._set_state(PortState.DOWN, reason)  # a new reason wakes the waiters
                 await asyncio.sleep(self._next_delay())

@@ -239,6 +239,30 @@ def test_creg_reply_vs_urc() -> None:
     assert kinds(ev)[0] == ("urc", "+CREG", "+CREG: 5", None)
 
 
+def test_creg_urc_with_an_unquoted_lac_is_not_the_reply() -> None:
+    wire = b"\r\n+CREG: 1,1234,5678\r\n+CREG: 0,1\r\n\r\nOK\r\n"
+    _, ev = run([AtCommand("AT+CREG?")], wire)
+    assert kinds(ev) == [
+        ("urc", "+CREG", "+CREG: 1,1234,5678", None),
+        ("done", "AT+CREG?", Final.OK, ("+CREG: 0,1",)),
+    ]
+
+
+def test_a_textless_cusd_during_a_ussd_request_is_the_networks_answer() -> None:
+    _, ev = run([AtCommand('AT+CUSD=1,"*100#",15')], b"\r\n+CUSD: 0\r\n\r\nOK\r\n")
+    assert kinds(ev) == [
+        ("urc", "+CUSD", "+CUSD: 0", None),
+        ("done", 'AT+CUSD=1,"*100#",15', Final.OK, ()),
+    ]
+
+
+def test_prompt_after_a_nul() -> None:
+    for wire in (b"\r\n\x00> ", b"\r\n\x00>\r\n"):
+        f = AtFramer()
+        f.expect_prompt = True
+        assert f.feed(wire) == [PromptReceived()]
+
+
 def test_clip_reply_vs_urc() -> None:
     wire = b'\r\nRING\r\n\r\n+CLIP: "+79161234567",145,,,,0\r\n+CLIP: 1,1\r\nOK\r\n'
     _, ev = run([AtCommand("AT+CLIP?")], wire)

@@ -177,8 +177,8 @@ async def test_unplugged_modem_comes_back_and_queue_drains(
     assert "disconnected" in port.status().reason
     assert not os.path.lexists(emu.path)
     queued = [asyncio.create_task(port.command(c)) for c in ("AT+CSQ", "AT+CGSN", "AT+COPS?")]
-    await asyncio.sleep(0)  # let them queue
-    assert port.status().queued == 3
+    async with asyncio.timeout(5):
+        await port.wait_until(lambda st: st.queued == 3)
     with pytest.raises(PortDown):
         await port.command("AT", wait=False)
     emu.plug()
@@ -273,7 +273,7 @@ async def test_reopen_after_dying_at_the_prompt_sends_nothing(emu: ModemEmulator
         await reader.readuntil(b"> ")
     writer.write(b"0011000B91")  # half a PDU
     writer.close()
-    await emu.wait_for(lambda: emu._inbuf == bytearray(b"0011000B91"))
+    await emu.wait_for(lambda: emu.input_pending == b"0011000B91")
     port = AtPort(emu.path, backoff_initial=0.02, settle=0.02)
     await port.start()
     try:
@@ -314,7 +314,7 @@ async def test_stop_fails_queued_commands(emu: ModemEmulator, port: AtPort) -> N
     emu.unplug()
     await port.wait_state(PortState.DOWN)
     queued = asyncio.create_task(port.command("AT+CSQ"))
-    await asyncio.sleep(0)
+    await port.wait_until(lambda st: st.queued == 1)
     await port.stop()
     with pytest.raises(PortDown, match="stopped"):
         await queued
@@ -460,3 +460,18 @@ async def test_the_backoff_starts_over_after_a_stable_period_up(emu: ModemEmulat
             assert port.status().backoff == 0.02
     finally:
         await port.stop()
+
+
+async def test_a_send_cancelled_before_its_prompt_never_writes_the_pdu(
+    emu: ModemEmulator, port: AtPort
+) -> None:
+    emu.fault("late", command="AT+CMGS", after=0.3)  # the "> " comes 0.3 s after the command
+    pdu, n = submit_pdu("+79161234567", "given up early")
+    send = asyncio.create_task(port.command(f"AT+CMGS={n}", pdu=pdu, timeout=5))
+    await emu.wait_for(lambda: "AT+CMGS" in emu.commands)
+    send.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await send
+    assert (await port.command("AT+CSQ")).lines == ("+CSQ: 20,99",)
+    assert emu.received_pdus == [] and emu.sent == [] and port.status().in_doubt == 0
+    assert port.is_up
