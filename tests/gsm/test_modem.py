@@ -3,14 +3,9 @@ USSD, faults. Every wait is on an event (the emulator's ``changed``, the sinks' 
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
-from typing import Any
-
 import pytest
 
 from callcenter.errors import LineUnavailable
-from callcenter.line_events import CallEnded, CallStarted, EndState, MissReason, RingingChanged
 from callcenter.lines.lifecycle import LineState
 from callcenter.sms.events import (
     Address,
@@ -19,102 +14,13 @@ from callcenter.sms.events import (
     SmsEncoding,
     SmsPartReceived,
     SmsStatusReport,
-    UssdReply,
 )
 from callcenter.sms.ports import SmsSendError, SmsSendUnknown
 from callcenter.sms.segments import outbound_parts
 from gsm.emulator import ModemEmulator
 from gsm.emulator_families import ModemConfig
-from gsm.modem import Modem, ModemSettings
-
-TO = Address(AddressKind.INTERNATIONAL, "+79161234567")
-
-
-class Sinks:
-    def __init__(self) -> None:
-        self.sms: list[Any] = []
-        self.calls: list[Any] = []
-        self.fail_sms = 0  # refuse this many sink calls
-        self.seen_in_sim: list[bool] = []  # was the part still on the SIM when the sink ran?
-        self.emu: ModemEmulator | None = None
-        self._cond = asyncio.Condition()
-
-    async def sms_sink(self, ev: Any) -> None:
-        if self.emu is not None and isinstance(ev, SmsPartReceived):
-            self.seen_in_sim.append(ev.storage_index in self.emu.sim)
-        if self.fail_sms:
-            self.fail_sms -= 1
-            raise RuntimeError("database is locked")
-        self.sms.append(ev)
-        async with self._cond:
-            self._cond.notify_all()
-
-    def call_sink(self, ev: Any) -> None:
-        self.calls.append(ev)
-        asyncio.get_running_loop().create_task(self._wake())
-
-    async def _wake(self) -> None:
-        async with self._cond:
-            self._cond.notify_all()
-
-    async def wait(self, pred: Callable[[], bool], timeout: float = 10.0) -> None:
-        async with asyncio.timeout(timeout):
-            async with self._cond:
-                await self._cond.wait_for(pred)
-
-    def of(self, kind: type) -> list[Any]:
-        return [e for e in self.sms if isinstance(e, kind)]
-
-
-def settings(path: str, **kw: Any) -> ModemSettings:
-    base = dict(
-        name="gsm1",
-        path=path,
-        poll_interval=3600.0,
-        backoff_initial=0.02,
-        backoff_max=0.2,
-        command_timeout=2.0,
-        send_timeout=3.0,
-        clip_wait=0.2,
-        ring_gap=0.3,
-        ring_extensions=("101",),
-    )
-    base.update(kw)
-    return ModemSettings(**base)  # type: ignore[arg-type]
-
-
-async def up(modem: Modem) -> None:
-    await modem.wait_ready(10)
-
-
-@pytest.fixture
-def emu_config() -> ModemConfig:
-    return ModemConfig(time_scale=0.001)
-
-
-@pytest.fixture
-async def emu(tmp_path, emu_config: ModemConfig) -> AsyncIterator[ModemEmulator]:
-    async with ModemEmulator(
-        str(tmp_path / "modem0"), emu_config, send_log=str(tmp_path / "sent.jsonl")
-    ) as e:
-        yield e
-
-
-@pytest.fixture
-def sinks(emu: ModemEmulator) -> Sinks:
-    s = Sinks()
-    s.emu = emu
-    return s
-
-
-@pytest.fixture
-async def modem(emu: ModemEmulator, sinks: Sinks) -> AsyncIterator[Modem]:
-    m = Modem(settings(emu.path), sms_sink=sinks.sms_sink, call_sink=sinks.call_sink)
-    await m.start()
-    await up(m)
-    yield m
-    await m.stop()
-
+from gsm.modem import Modem
+from tests.gsm.modem_harness import TO, Sinks, settings, up
 
 # --- init ------------------------------------------------------------------------------------
 
@@ -136,7 +42,7 @@ async def test_init_learns_the_modem_and_becomes_ready(modem: Modem, emu: ModemE
     assert emu.state.cmgf == 0 and emu.state.cnmi_mt == 1 and emu.state.cnmi_ds == 2
 
 
-@pytest.mark.parametrize("emu_config", [ModemConfig(time_scale=0.001, pin="1234")])
+@pytest.mark.parametrize("config", [ModemConfig(time_scale=0.001, pin="1234")])
 async def test_sim_pin_from_the_settings(emu: ModemEmulator, sinks: Sinks):
     m = Modem(settings(emu.path, pin="1234"), sms_sink=sinks.sms_sink, call_sink=sinks.call_sink)
     assert "1234" not in repr(m.config)  # a secret is not shown
@@ -148,7 +54,7 @@ async def test_sim_pin_from_the_settings(emu: ModemEmulator, sinks: Sinks):
         await m.stop()
 
 
-@pytest.mark.parametrize("emu_config", [ModemConfig(time_scale=0.001, pin="1234")])
+@pytest.mark.parametrize("config", [ModemConfig(time_scale=0.001, pin="1234")])
 async def test_a_wrong_pin_is_never_tried_twice(emu: ModemEmulator, sinks: Sinks):
     m = Modem(settings(emu.path, pin="9999"), sms_sink=sinks.sms_sink, call_sink=sinks.call_sink)
     await m.start()
@@ -385,84 +291,6 @@ async def test_an_undecodable_pdu_is_kept_on_the_sim(
     await sinks.wait(lambda: len(sinks.of(SmsPartReceived)) == 1)
 
 
-# --- calls -----------------------------------------------------------------------------------
-
-
-async def test_incoming_call_nobody_answers_is_missed(
-    modem: Modem, emu: ModemEmulator, sinks: Sinks
-):
-    emu.ring("+79161112233", rings=2)
-    await sinks.wait(lambda: any(isinstance(e, CallEnded) for e in sinks.calls))
-    started, ringing = sinks.calls[0], sinks.calls[1]
-    assert isinstance(started, CallStarted)
-    assert (started.line, started.caller_num, started.direction.value) == (
-        "gsm1",
-        "+79161112233",
-        "inbound",
-    )
-    assert ringing == RingingChanged(started.call_key, ringing.at, ("101",))
-    end = sinks.calls[-1]
-    assert (end.call_key, end.state, end.reason) == (
-        started.call_key,
-        EndState.MISSED,
-        MissReason.ABANDONED,
-    )
-    assert sum(isinstance(e, CallStarted) for e in sinks.calls) == 1
-
-
-async def test_rings_that_just_stop_end_the_call(modem: Modem, emu: ModemEmulator, sinks: Sinks):
-    emu.urc("RING")
-    emu.urc('+CLIP: "89161234567",129,,,,0')
-    await sinks.wait(lambda: any(isinstance(e, CallEnded) for e in sinks.calls))
-    assert sinks.calls[0].caller_num == "89161234567"  # national: no "+" added
-    assert sinks.calls[-1].cause == "ringing stopped"
-
-
-@pytest.mark.parametrize("emu_config", [ModemConfig(time_scale=0.001, family="huawei")])
-async def test_answered_with_ata_then_huawei_cend(modem: Modem, emu: ModemEmulator, sinks: Sinks):
-    emu.ring("+79161112233", rings=10_000)
-    await sinks.wait(lambda: any(isinstance(e, CallStarted) for e in sinks.calls))
-    await modem.answer()
-    emu.caller_hangs_up()
-    await sinks.wait(lambda: any(isinstance(e, CallEnded) for e in sinks.calls))
-    kinds = [type(e).__name__ for e in sinks.calls]
-    assert kinds.count("Answered") == 1  # ATA and ^CONN are one answer
-    assert sinks.calls[-1].state is EndState.ANSWERED
-    assert sinks.calls[-1].cause.startswith("^CEND")
-
-
-# --- USSD ------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "emu_config",
-    [
-        ModemConfig(time_scale=0.001, family="huawei"),  # GSM 7-bit packed hex, DCS 15
-        ModemConfig(time_scale=0.001, family="sim7600"),  # UCS2 hex, DCS 72
-        ModemConfig(time_scale=0.001, family="generic"),  # plain text, several lines
-        ModemConfig(
-            time_scale=0.001, family="huawei", ussd_replies={"*100#": "Баланс: 55,20 р."}
-        ),  # packed impossible: UCS2
-    ],
-    ids=["huawei-packed", "sim7600-ucs2", "generic-text", "huawei-cyrillic"],
-)
-async def test_ussd_balance_in_each_encoding(modem: Modem, emu_config: ModemConfig, sinks: Sinks):
-    expected = emu_config.ussd_replies["*100#"]
-    assert await modem.ussd("*100#") == expected
-    assert modem.info().balance == expected
-    await sinks.wait(lambda: len(sinks.of(UssdReply)) == 1)
-    assert sinks.of(UssdReply)[0].text == expected
-
-
-async def test_ussd_unknown_code(modem: Modem):
-    from callcenter.sms.ports import UssdError
-
-    with pytest.raises(UssdError, match="does not support"):
-        await modem.ussd("*999#")
-    with pytest.raises(UssdError):
-        await modem.ussd('*100#",ATD112;')
-
-
 # --- faults ----------------------------------------------------------------------------------
 
 
@@ -486,7 +314,7 @@ async def test_garbage_and_a_silent_command_are_survived(modem: Modem, emu: Mode
     assert [s.text for s in emu.sent] == ["after"]
 
 
-@pytest.mark.parametrize("emu_config", [ModemConfig(time_scale=0.001, family="nosupport")])
+@pytest.mark.parametrize("config", [ModemConfig(time_scale=0.001, family="nosupport")])
 async def test_command_not_support_modem_still_sends(modem: Modem, emu: ModemEmulator):
     await modem.send_part(outbound_parts(TO, "works", concat_ref=1)[0])
     assert [s.text for s in emu.sent] == ["works"]
@@ -565,48 +393,3 @@ async def test_cme_errors_in_a_row_reset_the_modem_and_it_recovers(
         await m.send_part(outbound_parts(TO, "after the reset", concat_ref=1)[0])
     finally:
         await m.stop()
-
-
-@pytest.mark.parametrize(
-    "emu_config",
-    [
-        ModemConfig(time_scale=0.001, family="sim7600"),  # VOICE CALL: BEGIN / END
-        ModemConfig(time_scale=0.001, family="wavecom"),  # +WIND: 5 / +WIND: 6
-    ],
-    ids=["sim7600", "wavecom"],
-)
-async def test_answered_call_ends_once_whatever_the_family_says(
-    modem: Modem, emu: ModemEmulator, sinks: Sinks
-):
-    emu.ring("+79161112233", rings=10_000)
-    await sinks.wait(lambda: any(isinstance(e, CallStarted) for e in sinks.calls))
-    await modem.answer()
-    emu.caller_hangs_up()  # NO CARRIER and the family's own release line: one end
-    await sinks.wait(lambda: any(isinstance(e, CallEnded) for e in sinks.calls))
-    ends = [e for e in sinks.calls if isinstance(e, CallEnded)]
-    assert len(ends) == 1 and ends[0].state is EndState.ANSWERED
-    assert [type(e).__name__ for e in sinks.calls].count("Answered") == 1
-
-
-async def test_sim7600_voice_call_and_wavecom_wind_lines_are_understood(
-    modem: Modem, emu: ModemEmulator, sinks: Sinks
-):
-    emu.urc("RING")
-    emu.urc('+CLIP: "+79161112233",145,,,,0')
-    emu.urc("VOICE CALL: BEGIN")  # answered on the modem itself, not by our ATA
-    emu.urc("VOICE CALL: END: 000010")
-    await sinks.wait(lambda: any(isinstance(e, CallEnded) for e in sinks.calls))
-    assert [type(e).__name__ for e in sinks.calls].count("Answered") == 1
-    end = sinks.calls[-1]
-    assert (end.state, end.cause) == (EndState.ANSWERED, "VOICE CALL: END: 000010")
-    sinks.calls.clear()
-    emu.urc("RING")
-    emu.urc('+CLIP: "+79161112233",145,,,,0')
-    emu.urc("+WIND: 6,1")  # Wavecom: call 1 released before anyone answered
-    await sinks.wait(lambda: any(isinstance(e, CallEnded) for e in sinks.calls))
-    end = sinks.calls[-1]
-    assert (end.state, end.reason, end.cause) == (
-        EndState.MISSED,
-        MissReason.ABANDONED,
-        "+WIND: 6,1",
-    )
