@@ -86,6 +86,8 @@ class Modem:
         self._ussd_lock = asyncio.Lock()
         self._ussd_waiter: asyncio.Future[UssdReply] | None = None
         self._pin_rejected = False
+        self._pin_sent = False  # AT+CPIN="…" went out and AT+CPIN? has not said READY since
+        self._cpin_ready = asyncio.Event()  # +CPIN: READY said as a URC
         self._sim_problem = "SIM not checked yet"
         self._ack_direct = False  # AT+CSMS service 1: +CDS/+CMT need +CNMA
         self._report_mode = ""
@@ -300,10 +302,22 @@ class Modem:
         c = self.config
         t = c.command_timeout
         state = await self._sim_state(port, urgent=urgent)
-        if state == "SIM PIN" and c.pin and not self._pin_rejected:
+        if state == "READY":
+            self._pin_sent = False  # taken (or not needed): a reboot may ask for it once more
+        elif state == "SIM PIN" and c.pin and (self._pin_sent or self._pin_rejected):
+            # Sent once and the SIM still asks: whatever the answer was (an error, a timeout and
+            # a reopen, OK without effect) a second try would bring the SIM closer to its PUK.
+            self._pin_rejected = True
+            self._sim_problem = (
+                "SIM PIN rejected: not tried again (check the PIN in the modem's settings)"
+            )
+            self._last_error = self._sim_problem
+        elif state == "SIM PIN" and c.pin:
             if not c.pin.isdigit() or not 4 <= len(c.pin) <= 8:
                 self._sim_problem = "the SIM PIN setting is not 4-8 digits"
                 return
+            self._pin_sent = True  # before the command: a timeout must not lead to a re-send
+            self._cpin_ready.clear()
             try:
                 await port.command(f'AT+CPIN="{c.pin}"', timeout=t, urgent=urgent)
             except AtCommandError:
@@ -315,7 +329,18 @@ class Modem:
                 state = await self._sim_state(port, urgent=urgent)
                 if state != "SIM PIN" and state != "SIM BUSY":
                     break
-                await asyncio.sleep(1.0)  # the SIM takes a moment after the PIN
+                # the SIM takes a moment after the PIN; some modems say +CPIN: READY when done
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._cpin_ready.wait(), c.sim_ready_wait)
+            if state == "READY":
+                self._pin_sent = False
+            elif state == "SIM PIN":
+                self._pin_rejected = True
+                self._sim_problem = (
+                    "SIM PIN not taken (the SIM still asks for it): not tried again "
+                    "(check the PIN in the modem's settings)"
+                )
+                self._last_error = self._sim_problem
         if state != "READY":
             self._info = dataclasses.replace(self._info, sim_ready=False)
             if state == "SIM PUK":
@@ -606,6 +631,8 @@ class Modem:
 
     def _on_cpin_urc(self, urc: Urc) -> None:
         args = urc.args
+        if args and args[0].upper() == "READY":
+            self._cpin_ready.set()
         if args and args[0].upper() != "READY":
             self._info = dataclasses.replace(self._info, sim_ready=False)
             self._sim_problem = f"SIM reports {args[0][:20]}"

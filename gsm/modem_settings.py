@@ -47,5 +47,6 @@ class ModemSettings:
     weak_signal_dbm: int = -105
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
-    sim_ready_tries: int = 10  # after the PIN, AT+CPIN? until READY, a second apart
+    sim_ready_tries: int = 10  # after the PIN, AT+CPIN? until READY
+    sim_ready_wait: float = 1.0  # between those queries, cut short by a +CPIN: READY URC
     check_timeout: float = 8.0

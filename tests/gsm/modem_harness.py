@@ -71,3 +71,28 @@ def settings(path: str, **kw: Any) -> ModemSettings:
 
 async def up(modem: Modem) -> None:
     await modem.wait_ready(10)
+
+
+class PinEntries:
+    """Every ``AT+CPIN="…"`` the emulator gets (its ``commands`` log has only the name, which
+    the queries share). ``answer``: "" as the emulator would, "silent" (swallowed: the command
+    times out), "ok" (OK, yet the SIM keeps asking)."""
+
+    def __init__(self, emu: ModemEmulator, answer: str = "") -> None:
+        self.lines: list[str] = []
+        inner = emu._command
+
+        async def command(line: str) -> None:
+            if not line.upper().startswith("AT+CPIN="):
+                await inner(line)
+                return
+            self.lines.append(line)
+            emu.commands.append("AT+CPIN")
+            if answer == "silent":
+                return
+            if answer == "ok":
+                emu._final("OK")
+                return
+            await inner(line)
+
+        emu._command = command  # type: ignore[method-assign]

@@ -20,7 +20,7 @@ from callcenter.sms.segments import outbound_parts
 from gsm.emulator import ModemEmulator
 from gsm.emulator_families import ModemConfig
 from gsm.modem import Modem
-from tests.gsm.modem_harness import TO, Sinks, settings, up
+from tests.gsm.modem_harness import TO, PinEntries, Sinks, settings, up
 
 # --- init ------------------------------------------------------------------------------------
 
@@ -56,20 +56,51 @@ async def test_sim_pin_from_the_settings(emu: ModemEmulator, sinks: Sinks):
 
 @pytest.mark.parametrize("config", [ModemConfig(time_scale=0.001, pin="1234")])
 async def test_a_wrong_pin_is_never_tried_twice(emu: ModemEmulator, sinks: Sinks):
-    m = Modem(settings(emu.path, pin="9999"), sms_sink=sinks.sms_sink, call_sink=sinks.call_sink)
+    pins = PinEntries(emu)
+    m = Modem(
+        settings(emu.path, pin="9999", poll_interval=0.02),
+        sms_sink=sinks.sms_sink,
+        call_sink=sinks.call_sink,
+    )
     await m.start()
     try:
-        await emu.wait_for(lambda: emu.commands.count("AT+CPIN") >= 2)  # query, then the PIN
         await m.wait_up(10)
+        # the polls re-run the SIM part of the init while the SIM is not ready
+        await emu.wait_for(lambda: emu.commands.count("AT+CPIN") >= 6)
         assert m.status().state is LineState.DEGRADED
         assert "PIN rejected" in m.status().detail and not m.ready
         emu.unplug()
         emu.plug()  # a reboot asks for the PIN again
-        await emu.wait_for(lambda: emu.commands.count("AT+CMEE") >= 2)
-        await m.wait_up(10)
-        assert emu.commands.count("AT+CPIN") == 3  # one more query, no second PIN
+        queries = emu.commands.count("AT+CPIN")
+        await emu.wait_for(lambda: emu.commands.count("AT+CPIN") >= queries + 4)
+        assert pins.lines == ['AT+CPIN="9999"']
         with pytest.raises(LineUnavailable, match="PIN rejected"):
             await m.send_part(outbound_parts(TO, "x", concat_ref=1)[0])
+    finally:
+        await m.stop()
+
+
+@pytest.mark.parametrize("config", [ModemConfig(time_scale=0.001, pin="1234")])
+@pytest.mark.parametrize("answer", ["silent", "ok"])
+async def test_a_pin_without_a_clear_answer_is_sent_once(
+    emu: ModemEmulator, sinks: Sinks, answer: str
+):
+    # silent: the entry times out, the port is reopened and the init runs again; ok: the modem
+    # says OK yet AT+CPIN? keeps saying SIM PIN. Either way a second entry could lock the SIM.
+    pins = PinEntries(emu, answer)
+    m = Modem(
+        settings(emu.path, pin="1234", poll_interval=0.02, command_timeout=0.3,
+                 sim_ready_tries=2, sim_ready_wait=0.01),
+        sms_sink=sinks.sms_sink,
+        call_sink=sinks.call_sink,
+    )  # fmt: skip
+    await m.start()
+    try:
+        await emu.wait_for(lambda: len(pins.lines) == 1)
+        queries = emu.commands.count("AT+CPIN")
+        await emu.wait_for(lambda: emu.commands.count("AT+CPIN") >= queries + 6)
+        assert pins.lines == ['AT+CPIN="1234"']
+        assert "not tried again" in m.status().detail and not m.ready
     finally:
         await m.stop()
 
