@@ -53,6 +53,17 @@ log = logging.getLogger(__name__)
 _CALL_ENDS = ("NO CARRIER", "BUSY", "NO ANSWER", "^CEND")
 
 
+def _pdu_written(exc: AtCommandError) -> bool:
+    """Whether the PDU of the refused AT+CMGS had been written (an answer before the "> "
+    prompt refuses the command, one after it may follow a sent SMS). An AT layer that does not
+    say is taken as "written": unknown is the answer that never sends twice."""
+    for holder in (exc, exc.response):
+        flag = getattr(holder, "pdu_written", None)
+        if flag is not None:
+            return bool(flag)
+    return True
+
+
 class Modem:
     kind = "gsm"
 
@@ -482,13 +493,18 @@ class Modem:
             )  # fmt: skip
         except AtCommandError as exc:
             r = exc.response
+            written = _pdu_written(exc)
             if r.final is Final.CMS_ERROR:
-                if r.code in mp.CMS_UNKNOWN_OUTCOME:
-                    raise SmsSendUnknown(
-                        f"{mp.cms_error(r.code)[0]}: the part may have reached the SMSC"
-                    ) from None
-                reason, permanent = mp.cms_error(r.code, r.final_text)
-                raise SmsSendError(reason, code=r.code, permanent=permanent) from None
+                code = mp.cms_code(r.code, r.final_text)
+                reason, permanent = mp.cms_error(code, r.final_text)
+                if mp.cms_outcome_unknown(code, pdu_written=written):
+                    raise SmsSendUnknown(f"{reason}: the part may have reached the SMSC") from None
+                raise SmsSendError(reason, code=code, permanent=permanent) from None
+            if written:  # ERROR, +CME ERROR after the PDU: nobody says whether it went out
+                raise SmsSendUnknown(
+                    f"the modem answered {r.final_text[:40]} after the PDU was written: "
+                    "the part may have reached the SMSC"
+                ) from None
             raise SmsSendError(f"modem refused AT+CMGS ({r.final_text})", code=r.code) from None
         except PortDown as exc:
             if exc.pdu_written:

@@ -176,16 +176,31 @@ async def test_direct_cds_reports_when_configured(emu: ModemEmulator, sinks: Sin
 
 async def test_cms_errors_say_permanent_or_not(modem: Modem, emu: ModemEmulator):
     part = outbound_parts(TO, "hello", concat_ref=1)[0]
-    emu.fault("error", command="AT+CMGS", text="+CMS ERROR: 500")
+    emu.fault("error", command="AT+CMGS", text="+CMS ERROR: 42")
     with pytest.raises(SmsSendError) as exc:
         await modem.send_part(part)
-    assert (exc.value.code, exc.value.permanent) == (500, False)
+    assert (exc.value.code, exc.value.permanent) == (42, False)
     emu.fault("error", command="AT+CMGS", text="+CMS ERROR: 1")
     with pytest.raises(SmsSendError) as exc:
         await modem.send_part(part)
     assert exc.value.permanent and "unassigned" in exc.value.reason
     assert emu.sent == []
     assert isinstance(await modem.send_part(part), int)  # still up after two refusals
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["+CMS ERROR: 500", "+CMS ERROR: 513", "+CMS ERROR: Network timeout", "+CMS ERROR: odd"],
+)
+async def test_an_unclear_error_after_the_pdu_is_unknown(
+    modem: Modem, emu: ModemEmulator, answer: str
+):
+    # the emulator answers these after the PDU: the network may have the part, a re-send
+    # through another modem could deliver it twice
+    emu.fault("error", command="AT+CMGS", text=answer)
+    with pytest.raises(SmsSendUnknown, match="may have reached the SMSC"):
+        await modem.send_part(outbound_parts(TO, "maybe", concat_ref=1)[0])
+    assert "AT+CMGS" in emu.commands
 
 
 async def test_no_answer_after_the_pdu_is_unknown_and_the_modem_comes_back(
