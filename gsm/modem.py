@@ -459,6 +459,11 @@ class Modem:
                     inbound.sweep()
             except AtPortError as exc:
                 log.info("modem %s: poll failed: %s", self.name, exc)
+            except Exception:
+                # a bug or an answer nobody foresaw: the poll (and the SIM retry and the
+                # inbound sweep it carries) must not stop unseen
+                log.exception("modem %s: poll failed", self.name)
+                self._last_error = "the modem's poll failed unexpectedly (see the log)"
 
     # -- sending ------------------------------------------------------------------------------
     def _require_up(self) -> AtPort:

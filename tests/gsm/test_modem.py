@@ -3,6 +3,8 @@ USSD, faults. Every wait is on an event (the emulator's ``changed``, the sinks' 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from callcenter.errors import LineUnavailable
@@ -440,5 +442,32 @@ async def test_cme_errors_in_a_row_reset_the_modem_and_it_recovers(
         await up(m)
         assert "+CME ERROR: 100" in m.status().last_error
         await m.send_part(outbound_parts(TO, "after the reset", concat_ref=1)[0])
+    finally:
+        await m.stop()
+
+
+async def test_an_unexpected_error_in_the_poll_does_not_stop_it(
+    emu: ModemEmulator, sinks: Sinks, monkeypatch: pytest.MonkeyPatch
+):
+    m = Modem(
+        settings(emu.path, poll_interval=0.02), sms_sink=sinks.sms_sink, call_sink=sinks.call_sink
+    )
+    await m.start()
+    try:
+        await up(m)
+        real = m._poll_once
+        calls = 0
+
+        async def poll_once(port: Any, *, urgent: bool = False) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise ValueError("an answer nobody foresaw")
+            await real(port, urgent=urgent)
+
+        monkeypatch.setattr(m, "_poll_once", poll_once)
+        csq = emu.commands.count("AT+CSQ")
+        await emu.wait_for(lambda: emu.commands.count("AT+CSQ") >= csq + 2)
+        assert calls >= 3 and "poll failed" in m.status().last_error
     finally:
         await m.stop()
