@@ -35,7 +35,6 @@ from callcenter.sms.ports import (
     OutboundPart,
     SmsSendError,
     SmsSendUnknown,
-    UssdError,
 )
 
 from . import modem_parse as mp
@@ -45,8 +44,8 @@ from .modem_calls import CallSettings, CallTracker
 from .modem_check import check_cold, check_running
 from .modem_inbound import InboundSms, SmsSink
 from .modem_settings import ModemPort, ModemSettings
+from .modem_ussd import UssdClient
 from .port import AtCommandError, AtPort, AtPortError, PortDown, PortState
-from .ussd import UssdMode, decode_reply, encode_request, parse_balance
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +93,9 @@ class Modem:
             )
         )
         self._call_timer: asyncio.TimerHandle | None = None
-        self._ussd_lock = asyncio.Lock()
-        self._ussd_waiter: asyncio.Future[UssdReply] | None = None
+        self._ussd = UssdClient(config.name, mode=config.ussd_mode,
+                                command_timeout=config.command_timeout,
+                                on_reply=self._on_ussd_reply)  # fmt: skip
         self._pin_rejected = False
         self._pin_sent = False  # AT+CPIN="…" went out and AT+CPIN? has not said READY since
         self._cpin_ready = asyncio.Event()  # +CPIN: READY said as a URC
@@ -197,7 +197,7 @@ class Modem:
             "^CONN": self._on_conn,
             "VOICE CALL": self._on_voice_call,  # SIM7600: BEGIN when answered, END: <time>
             "+WIND": self._on_wind,  # Wavecom: 6,<id> = call released
-            "+CUSD": self._on_cusd,
+            "+CUSD": self._ussd.on_cusd,
             "+CREG": self._on_creg,
             "^RSSI": self._on_rssi,
             "+CPIN": self._on_cpin_urc,
@@ -523,40 +523,20 @@ class Modem:
         return int(args[0])
 
     # -- USSD ---------------------------------------------------------------------------------
-    async def ussd(self, code: str, timeout: float = 30.0) -> str:
+    async def ussd(self, code: str, timeout: float | None = None) -> str:
+        """The reply's text; the balance in :meth:`info` is the reply to ``balance_code``
+        only (a tariff's "300 руб/мес" is not a balance). Default timeout: ``ussd_timeout``."""
         port = self._require_up()
-        mode = self.config.ussd_mode
-        try:
-            request, dcs = encode_request(code, UssdMode.PACKED if mode is UssdMode.AUTO else mode)
-        except ValueError as exc:
-            raise UssdError(str(exc)) from None
-        async with self._ussd_lock:
-            fut: asyncio.Future[UssdReply] = asyncio.get_running_loop().create_future()
-            self._ussd_waiter = fut
-            try:
-                await port.command(f'AT+CUSD=1,"{request}",{dcs}', expect=("+CUSD",),
-                                   timeout=self.config.command_timeout, wait=False,
-                                   may_fail=True)  # fmt: skip
-                reply = await asyncio.wait_for(fut, timeout)
-            except AtCommandError as exc:
-                reason = exc.response.final_text
-                raise UssdError(f"the modem refused the USSD request ({reason})") from None
-            except PortDown as exc:
-                raise LineUnavailable(f"modem {self.name}: {exc.reason}") from None
-            except TimeoutError:
-                with contextlib.suppress(AtPortError):
-                    await port.command("AT+CUSD=2", timeout=self.config.command_timeout,
-                                       check=False, may_fail=True, wait=False)  # fmt: skip
-                raise UssdError(f"no USSD reply within {timeout:g} s") from None
-            finally:
-                self._ussd_waiter = None
-        if reply.status == 4:
-            raise UssdError("the network does not support this USSD request")
-        if reply.status == 5 or (reply.status == 2 and not reply.text):
-            raise UssdError("the network ended the USSD session without an answer")
-        if code == self.config.balance_code or parse_balance(reply.text).amount is not None:
+        if timeout is None:
+            timeout = self.config.ussd_timeout
+        reply = await self._ussd.request(port, code, timeout)
+        if code == self.config.balance_code:
             self._info = dataclasses.replace(self._info, balance=reply.text[:160])
         return reply.text
+
+    def _on_ussd_reply(self, reply: UssdReply) -> None:
+        if self._inbound is not None:
+            self._inbound.event(reply)
 
     # -- calls --------------------------------------------------------------------------------
     async def answer(self) -> None:
@@ -626,16 +606,6 @@ class Modem:
 
     def _on_call_end(self, urc: Urc) -> None:
         self._emit(self._calls.ended(self._clock(), urc.line[:60]))
-
-    def _on_cusd(self, urc: Urc) -> None:
-        c = mp.cusd(urc.args)
-        text = decode_reply(c.text, c.dcs, self.config.ussd_mode) if c.text else ""
-        reply = UssdReply(line=self.name, text=text, status=c.status, dcs=c.dcs)
-        waiter = self._ussd_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(reply)
-        if self._inbound is not None:
-            self._inbound.event(reply)
 
     def _on_creg(self, urc: Urc) -> None:
         reg = mp.creg(urc.args, urc=True)
