@@ -33,34 +33,22 @@ from callcenter.sms.events import UssdReply
 from callcenter.sms.ports import (
     ModemInfo,
     OutboundPart,
-    SmsSendError,
     SmsSendUnknown,
 )
 
 from . import modem_parse as mp
-from . import pdu as pducodec
 from .at import Final, Urc
 from .modem_calls import CallSettings, CallTracker
 from .modem_check import check_cold, check_running
 from .modem_inbound import InboundSms, SmsSink
+from .modem_send import encode_part, send_encoded
 from .modem_settings import ModemPort, ModemSettings
 from .modem_ussd import UssdClient
-from .port import AtCommandError, AtPort, AtPortError, PortDown, PortState
+from .port import AtCommandError, AtPort, AtPortError, PortState
 
 log = logging.getLogger(__name__)
 
 _CALL_ENDS = ("NO CARRIER", "BUSY", "NO ANSWER", "^CEND")
-
-
-def _pdu_written(exc: AtCommandError) -> bool:
-    """Whether the PDU of the refused AT+CMGS had been written (an answer before the "> "
-    prompt refuses the command, one after it may follow a sent SMS). An AT layer that does not
-    say is taken as "written": unknown is the answer that never sends twice."""
-    for holder in (exc, exc.response):
-        flag = getattr(holder, "pdu_written", None)
-        if flag is not None:
-            return bool(flag)
-    return True
 
 
 class Modem:
@@ -73,8 +61,12 @@ class Modem:
         sms_sink: SmsSink,
         call_sink: Callable[[LineEvent], None],
         clock: Callable[[], float] = time.time,
+        on_late_result: Callable[[OutboundPart, int | None], None] | None = None,
     ) -> None:
         self.config = config
+        self._on_late_result = on_late_result  # see send_part()
+        self._late_tasks: set[asyncio.Task[int]] = set()
+        self.late_results = 0  # cancelled sends whose PDU had gone out
         self.name = config.name
         self._sms_sink = sms_sink
         self._call_sink = call_sink
@@ -477,50 +469,57 @@ class Modem:
     async def send_part(self, part: OutboundPart) -> int:
         """LineUnavailable when the modem is down or not ready at the call: nothing written.
         A part queued behind other commands when the modem drops waits in the port's queue
-        for the reopen (never written twice). Do not cancel a call in flight: a part whose
-        PDU was written and whose answer is dropped is exactly the "unknown" case."""
+        for the reopen (never written twice). See :mod:`gsm.modem_send` for the answers.
+
+        Cancelled (the pool stopping, a job cancelled): before its PDU was written the command
+        is withdrawn (nothing is sent). After, the command runs on in the modem's own task and
+        its outcome goes to ``on_late_result(part, mr)`` — ``mr`` None when it stays unknown
+        (refused, or no answer) — so the pool can still match the part's report; without that
+        callback it is logged, and counted in status()."""
         port = self._require_up()
         why = self._why_not_ready()
         if why:
             raise LineUnavailable(f"modem {self.name} cannot send: {why}")
+        enc = encode_part(part)
+        in_doubt = port.in_doubt
+        task = asyncio.create_task(
+            send_encoded(port, enc, self.config, self.name), name=f"modem-send {self.name}"
+        )
         try:
-            enc = pducodec.submit_for_part(
-                part.to, part.text, part.encoding, seq=part.seq, total=part.total,
-                concat_ref=part.concat_ref, status_report=part.status_report,
-            )  # fmt: skip
-        except pducodec.PduError as exc:
-            raise SmsSendError(f"cannot encode the part: {exc}", permanent=True) from None
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            if not port.pdu_written_for(enc.hex):
+                task.cancel()  # queued or at its "> ": withdrawn, ESC instead of the PDU
+            task.add_done_callback(lambda t: self._late_result(part, t, port, in_doubt))
+            self._late_tasks.add(task)
+            task.add_done_callback(self._late_tasks.discard)
+            raise
+
+    def _late_result(
+        self, part: OutboundPart, task: asyncio.Task[int], port: AtPort, in_doubt: int
+    ) -> None:
+        if task.cancelled():
+            if port.in_doubt == in_doubt:
+                return  # withdrawn in time: nothing was sent
+            mr: int | None = None  # the prompt won the race: the PDU went, its answer is lost
+        elif task.exception() is not None:
+            exc = task.exception()
+            if not isinstance(exc, SmsSendUnknown):
+                return  # refused or never written: nothing went out
+            mr = None
+        else:
+            mr = task.result()
+        self.late_results += 1
+        log.warning("modem %s: a cancelled send's outcome came late: %s", self.name,
+                    "unknown" if mr is None else f"message reference {mr}")  # fmt: skip
+        if self._on_late_result is None:
+            return
         try:
-            resp = await port.command(
-                f"AT+CMGS={enc.tpdu_length}", pdu=enc.hex, timeout=self.config.send_timeout,
-                prompt_timeout=self.config.command_timeout, expect=("+CMGS",), wait=False,
-                may_fail=True,  # a refused number is an answer: no reason to reset the modem
-            )  # fmt: skip
-        except AtCommandError as exc:
-            r = exc.response
-            written = _pdu_written(exc)
-            if r.final is Final.CMS_ERROR:
-                code = mp.cms_code(r.code, r.final_text)
-                reason, permanent = mp.cms_error(code, r.final_text)
-                if mp.cms_outcome_unknown(code, pdu_written=written):
-                    raise SmsSendUnknown(f"{reason}: the part may have reached the SMSC") from None
-                raise SmsSendError(reason, code=code, permanent=permanent) from None
-            if written:  # ERROR, +CME ERROR after the PDU: nobody says whether it went out
-                raise SmsSendUnknown(
-                    f"the modem answered {r.final_text[:40]} after the PDU was written: "
-                    "the part may have reached the SMSC"
-                ) from None
-            raise SmsSendError(f"modem refused AT+CMGS ({r.final_text})", code=r.code) from None
-        except PortDown as exc:
-            if exc.pdu_written:
-                raise SmsSendUnknown(
-                    f"no answer after the PDU was written ({exc.reason})"
-                ) from None
-            raise LineUnavailable(f"modem {self.name}: {exc.reason}") from None
-        args = resp.first("+CMGS")
-        if not args or not args[0].isdigit():
-            raise SmsSendUnknown("the modem said OK without a message reference")
-        return int(args[0])
+            self._on_late_result(part, mr)
+        except Exception:
+            log.exception("modem %s: on_late_result failed", self.name)
 
     # -- USSD ---------------------------------------------------------------------------------
     async def ussd(self, code: str, timeout: float | None = None) -> str:

@@ -19,6 +19,12 @@ class ModemPort(AtPort):
         super().__init__(*args, **kw)
         self._on_state = on_state
 
+    def pdu_written_for(self, pdu: str) -> bool:
+        """Whether the AT+CMGS in flight carries ``pdu`` and has written it (so withdrawing it
+        no longer stops the SMS). Reads the engine's in-flight slot: AtPort has no accessor."""
+        cur = getattr(self._engine, "_cur", None)
+        return cur is not None and cur.cmd.pdu == pdu and bool(cur.pdu_written)
+
     def _set_state(self, state: PortState, reason: str) -> None:
         before = self.state
         super()._set_state(state, reason)

@@ -3,6 +3,7 @@ USSD, faults. Every wait is on an event (the emulator's ``changed``, the sinks' 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -469,5 +470,56 @@ async def test_an_unexpected_error_in_the_poll_does_not_stop_it(
         csq = emu.commands.count("AT+CSQ")
         await emu.wait_for(lambda: emu.commands.count("AT+CSQ") >= csq + 2)
         assert calls >= 3 and "poll failed" in m.status().last_error
+    finally:
+        await m.stop()
+
+
+@pytest.mark.parametrize("config", [ModemConfig(time_scale=0.1)])  # 0.5 s from PDU to +CMGS
+async def test_a_send_cancelled_after_its_pdu_hands_the_late_mr_over(
+    emu: ModemEmulator, sinks: Sinks
+):
+    late: asyncio.Future[tuple[Any, int | None]] = asyncio.get_running_loop().create_future()
+    m = Modem(
+        settings(emu.path),
+        sms_sink=sinks.sms_sink,
+        call_sink=sinks.call_sink,
+        on_late_result=lambda part, mr: late.set_result((part, mr)),
+    )
+    await m.start()
+    try:
+        await up(m)
+        part = outbound_parts(TO, "cancelled too late", concat_ref=1)[0]
+        task = asyncio.create_task(m.send_part(part))
+        await emu.wait_for(lambda: len(emu.received_pdus) == 1)  # the PDU is with the modem
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        got_part, mr = await asyncio.wait_for(late, 10)
+        assert got_part is part and mr == emu.sent[0].mr
+        assert m.late_results == 1
+    finally:
+        await m.stop()
+
+
+@pytest.mark.parametrize("config", [ModemConfig(time_scale=0.1)])
+async def test_a_send_cancelled_before_its_prompt_is_withdrawn(emu: ModemEmulator, sinks: Sinks):
+    results: list[Any] = []
+    m = Modem(
+        settings(emu.path),
+        sms_sink=sinks.sms_sink,
+        call_sink=sinks.call_sink,
+        on_late_result=lambda part, mr: results.append(mr),
+    )
+    await m.start()
+    try:
+        await up(m)
+        emu.fault("late", command="AT+CMGS", after=0.3)  # the "> " comes late
+        task = asyncio.create_task(m.send_part(outbound_parts(TO, "never", concat_ref=1)[0]))
+        await emu.wait_for(lambda: "AT+CMGS" in emu.commands)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await m.send_part(outbound_parts(TO, "next", concat_ref=1)[0])  # after the ESC
+        assert [s.text for s in emu.sent] == ["next"] and results == [] and m.late_results == 0
     finally:
         await m.stop()
