@@ -180,7 +180,7 @@ class Modem:
         )
         subs = {
             "+CMTI": self._on_cmti,
-            "+CDSI": self._on_cmti,
+            "+CDSI": self._on_cdsi,
             "+CDS": self._on_direct,
             "+CMT": self._on_direct,
             "RING": self._on_ring,
@@ -266,6 +266,14 @@ class Modem:
                 out.append(f"{len(inbound.kept)} undecodable SMS kept on the SIM")
             if inbound.sink_failed:
                 out.append("an inbound SMS could not be stored yet (kept on the SIM)")
+            if inbound.kept_direct:
+                out.append(f"{len(inbound.kept_direct)} undecodable direct SMS/report(s) "
+                           "kept in the log")  # fmt: skip
+            if inbound.retry_dropped:
+                out.append(f"{inbound.retry_dropped} acknowledged inbound message(s) lost "
+                           "(the store refused them too long)")  # fmt: skip
+        if self.late_results:
+            out.append(f"{self.late_results} cancelled send(s) answered late")
         return out
 
     async def check(self) -> CheckResult:
@@ -398,6 +406,9 @@ class Modem:
             await port.command("AT+CNMI=2,1,0,0,0", timeout=t, urgent=urgent)
             self._report_mode = "none"
             self._last_error = "the modem refuses delivery-report indications (AT+CNMI)"
+        if self._inbound is not None:
+            # stored reports may live apart ("SR"); swept there unless the modem refuses it
+            self._inbound.report_mem = "SR" if self._report_mode == "cdsi" else ""
         csca = await port.command("AT+CSCA?", timeout=t, urgent=urgent, check=False,
                                   may_fail=True, expect=("+CSCA",))  # fmt: skip
         smsc_args = csca.first("+CSCA")
@@ -575,6 +586,12 @@ class Modem:
         if self._inbound is None or len(args) < 2 or not args[1].isdigit():
             return
         self._inbound.notice(args[0], int(args[1]))
+
+    def _on_cdsi(self, urc: Urc) -> None:
+        args = urc.args
+        if self._inbound is None or len(args) < 2 or not args[1].isdigit():
+            return
+        self._inbound.notice(args[0], int(args[1]), report=True)
 
     def _on_direct(self, urc: Urc) -> None:
         if self._inbound is None or not urc.pdu:

@@ -523,3 +523,25 @@ async def test_a_send_cancelled_before_its_prompt_is_withdrawn(emu: ModemEmulato
         assert [s.text for s in emu.sent] == ["next"] and results == [] and m.late_results == 0
     finally:
         await m.stop()
+
+
+async def test_inbound_losses_and_kept_direct_pdus_show_in_the_status(modem: Modem):
+    inbound = modem._inbound
+    assert inbound is not None and modem.status().state is LineState.UP
+    inbound.retry_dropped = 2
+    inbound.kept_direct.append("0006")
+    st = modem.status()
+    assert st.state is LineState.DEGRADED
+    assert "2 acknowledged inbound message(s) lost" in st.detail
+    assert "1 undecodable direct SMS/report(s)" in st.detail
+
+
+async def test_cdsi_mode_sweeps_the_report_storage_too(modem: Modem, emu: ModemEmulator):
+    # The emulator keeps reports with the SMS ("SM") and takes AT+CPMS="SR" as the same
+    # storage: what is proven here is the switch and the switch back around the sweep.
+    await modem.wait_inbound_idle()  # the sweep of the start-up
+    before = len(emu.commands)
+    modem._inbound.sweep()
+    await emu.wait_for(lambda: emu.commands[before:].count("AT+CPMS") == 2)
+    await modem.wait_inbound_idle()
+    assert emu.commands[before:] == ["AT+CMGL", "AT+CPMS", "AT+CMGL", "AT+CPMS"]
