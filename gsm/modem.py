@@ -38,6 +38,7 @@ from callcenter.sms.ports import (
 
 from . import modem_parse as mp
 from .at import Final, Urc
+from .modem_call_urcs import CallUrcs
 from .modem_calls import CallSettings, CallTracker
 from .modem_check import check_cold, check_running
 from .modem_inbound import InboundSms, SmsSink
@@ -51,7 +52,7 @@ log = logging.getLogger(__name__)
 _CALL_ENDS = ("NO CARRIER", "BUSY", "NO ANSWER", "^CEND")
 
 
-class Modem:
+class Modem(CallUrcs):
     kind = "gsm"
 
     def __init__(
@@ -184,7 +185,7 @@ class Modem:
             "+CDS": self._on_direct,
             "+CMT": self._on_direct,
             "RING": self._on_ring,
-            "+CRING": self._on_ring,
+            "+CRING": self._on_cring,
             "+CLIP": self._on_clip,
             "^CONN": self._on_conn,
             "VOICE CALL": self._on_voice_call,  # SIM7600: BEGIN when answered, END: <time>
@@ -548,38 +549,6 @@ class Modem:
         if self._inbound is not None:
             self._inbound.event(reply)
 
-    # -- calls --------------------------------------------------------------------------------
-    async def answer(self) -> None:
-        """ATA: pick up the call that rings on this modem."""
-        port = self._require_up()
-        try:
-            await port.command("ATA", timeout=self.config.command_timeout, wait=False)
-        except AtCommandError as exc:
-            raise LineUnavailable(f"cannot answer: {exc.response.final_text}") from None
-        self._emit(self._calls.answered(self._clock()))
-
-    def _emit(self, events: list[LineEvent]) -> None:
-        for ev in events:
-            try:
-                self._call_sink(ev)
-            except Exception:
-                log.exception("modem %s: call sink failed on %s", self.name, type(ev).__name__)
-        self._arm_call_timer()
-
-    def _arm_call_timer(self) -> None:
-        if self._call_timer is not None:
-            self._call_timer.cancel()
-            self._call_timer = None
-        deadline = self._calls.next_deadline()
-        if deadline is None:
-            return
-        delay = max(0.0, deadline - self._clock())
-        self._call_timer = asyncio.get_running_loop().call_later(delay, self._call_tick)
-
-    def _call_tick(self) -> None:
-        self._call_timer = None
-        self._emit(self._calls.advance(self._clock()))
-
     # -- URCs ---------------------------------------------------------------------------------
     def _on_cmti(self, urc: Urc) -> None:
         args = urc.args
@@ -599,29 +568,6 @@ class Modem:
         args = urc.args
         length = int(args[-1]) if args and args[-1].isdigit() else None
         self._inbound.direct(urc.pdu, length, ack=self._ack_direct)
-
-    def _on_ring(self, urc: Urc) -> None:
-        self._emit(self._calls.ring(self._clock()))
-
-    def _on_clip(self, urc: Urc) -> None:
-        self._emit(self._calls.clip(mp.clip(urc.args), self._clock()))
-
-    def _on_conn(self, urc: Urc) -> None:
-        self._emit(self._calls.answered(self._clock()))
-
-    def _on_voice_call(self, urc: Urc) -> None:
-        if "BEGIN" in urc.line:
-            self._emit(self._calls.answered(self._clock()))
-        elif "END" in urc.line:
-            self._emit(self._calls.ended(self._clock(), urc.line[:60]))
-
-    def _on_wind(self, urc: Urc) -> None:
-        args = urc.args
-        if args and args[0] == "6":
-            self._emit(self._calls.ended(self._clock(), urc.line[:60]))
-
-    def _on_call_end(self, urc: Urc) -> None:
-        self._emit(self._calls.ended(self._clock(), urc.line[:60]))
 
     def _on_creg(self, urc: Urc) -> None:
         reg = mp.creg(urc.args, urc=True)

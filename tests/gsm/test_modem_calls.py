@@ -100,3 +100,16 @@ async def test_sim7600_voice_call_and_wavecom_wind_lines_are_understood(
         MissReason.ABANDONED,
         "+WIND: 6,1",
     )
+
+
+async def test_a_fax_or_data_call_opens_no_card(modem: Modem, emu: ModemEmulator, sinks: Sinks):
+    emu.urc("+CRING: FAX")
+    emu.urc('+CLIP: "+74950000001",145,,,,0')
+    emu.urc("+CRING: REL ASYNC")
+    await modem.ussd("*100#")  # its answer comes after those lines: they were handled
+    assert sinks.calls == []
+    emu.urc("+CRING: VOICE")
+    emu.urc('+CLIP: "+79161112233",145,,,,0')
+    await sinks.wait(lambda: any(isinstance(e, CallEnded) for e in sinks.calls))
+    started = [e for e in sinks.calls if isinstance(e, CallStarted)]
+    assert len(started) == 1 and started[0].caller_num == "+79161112233"

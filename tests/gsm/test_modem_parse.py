@@ -150,3 +150,10 @@ def test_answered_then_ended_and_keys_are_unique():
     assert second.call_key != first.call_key
     assert t.line_lost(201.0)[-1].cause == "modem connection lost"
     assert t.ended(202.0, "NO CARRIER") == []
+
+
+def test_the_clip_wait_counts_from_the_first_ring():
+    t = CallTracker(CallSettings(line="gsm1", clip_wait=1.5))
+    t.ring(100.0)
+    t.ring(101.0)  # RINGs a second apart must not push the card back for ever
+    assert t.next_deadline() == 101.5
