@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
+from callcenter.audit.service import AuditService
 from callcenter.bus import EventBus
 from callcenter.clients import ClientService
 from callcenter.config import Config
@@ -32,3 +34,8 @@ class Services:
             clients=ClientService(store, config.phones),
             matcher=CallerMatcher(store.caller_index, config.phones),
         )
+
+    @cached_property
+    def audit(self) -> AuditService:
+        """Every change through the API or the command line is recorded here."""
+        return AuditService(self.store)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from callcenter.audit.model import AuditEntry, AuditFilter
 from callcenter.models import (
     Client,
     ClientKind,
@@ -174,3 +175,10 @@ class Store(Protocol):
     async def due_recordings(self, limit: int = 20) -> list[dict[str, Any]]: ...
     async def update_recording(self, recording_id: int, **changes: Any) -> None: ...
     async def get_recording(self, recording_id: int) -> dict[str, Any]: ...
+
+    # audit log (callcenter.audit)
+    async def add_audit(self, at: datetime, actor_id: int | None, actor_label: str,
+                        address: str, action: str, target_kind: str, target_id: str | None,
+                        before: dict[str, Any] | None, after: dict[str, Any] | None
+                        ) -> AuditEntry: ...
+    async def list_audit(self, f: AuditFilter) -> list[AuditEntry]: ...
