@@ -12,6 +12,7 @@ from callcenter.clients import ClientService
 from callcenter.config import Config
 from callcenter.matching import CallerMatcher
 from callcenter.store.base import Store
+from callcenter.users.service import UserService
 
 
 @dataclass
@@ -39,3 +40,7 @@ class Services:
     def audit(self) -> AuditService:
         """Every change through the API or the command line is recorded here."""
         return AuditService(self.store)
+
+    @cached_property
+    def users(self) -> UserService:
+        return UserService(self.store, self.audit)

@@ -7,10 +7,10 @@ a screen-pop lookup must cost microseconds on the event loop, not a thread hand-
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from callcenter.audit.model import AuditEntry, AuditFilter
 from callcenter.models import (
@@ -28,6 +28,9 @@ from callcenter.models import (
     User,
 )
 from callcenter.phones import Number
+
+if TYPE_CHECKING:
+    from callcenter.users.model import Handover
 
 
 class StoreError(Exception):
@@ -182,3 +185,10 @@ class Store(Protocol):
                         before: dict[str, Any] | None, after: dict[str, Any] | None
                         ) -> AuditEntry: ...
     async def list_audit(self, f: AuditFilter) -> list[AuditEntry]: ...
+
+    # user administration (callcenter.store.sqlite_users)
+    async def enabled_admins(self) -> int: ...
+    async def update_user_keeping_admin(self, user_id: int, **changes: Any) -> None: ...
+    async def hand_over(self, from_user: int, to_user: int,
+                        audit: Callable[[Handover], Awaitable[Any]] | None = None
+                        ) -> Handover: ...
