@@ -11,6 +11,7 @@ from callcenter.bus import EventBus
 from callcenter.clients import ClientService
 from callcenter.config import Config
 from callcenter.matching import CallerMatcher
+from callcenter.routing.service import RoutingService
 from callcenter.store.base import Store
 from callcenter.users.service import UserService
 
@@ -44,3 +45,8 @@ class Services:
     @cached_property
     def users(self) -> UserService:
         return UserService(self.store, self.audit)
+
+    @cached_property
+    def routing(self) -> RoutingService:
+        """Who gets which screen-pops, office hours, the default region (loaded at start)."""
+        return RoutingService(self.store, self.audit, self.config.phones)

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ui.api import admin_models as am
-from ui.api import audit, calls, clients, session, tasks, users
+from ui.api import audit, calls, clients, routing, session, tasks, users
 from ui.api import models as m
 
 
@@ -125,4 +125,24 @@ ROUTES: list[ApiRoute] = [
              am.AuditQuery, admin=True,
              extra={"responses": {"200": {"description": "CSV", "content": {
                  "text/csv": {}}}, "default": {"description": "error"}}}),
+    ApiRoute("GET", "/api/routing", routing.get_routing,
+             "Secretary groups, default region and office hours (admin)", "routing",
+             admin=True),
+    ApiRoute("POST", "/api/routing/groups", routing.create_group,
+             "Add a secretary group with its DIDs, queues and lines (admin)", "routing",
+             am.GroupIn, status=201, admin=True),
+    ApiRoute("PATCH", "/api/routing/groups/{id}", routing.update_group,
+             "Replace a secretary group: members, DIDs, queues, lines (admin)", "routing",
+             am.GroupIn, admin=True),
+    ApiRoute("DELETE", "/api/routing/groups/{id}", routing.delete_group,
+             "Delete a secretary group (admin)", "routing", None, "Deleted", admin=True),
+    ApiRoute("PATCH", "/api/routing/settings", routing.update_settings,
+             "Set the default region and the office hours; stored values win over the"
+             " file (admin)", "routing", am.RoutingSettingsIn, admin=True),
+    ApiRoute("GET", "/api/routing/endpoints", routing.endpoints,
+             "The PBX's extension endpoints and the user mapped to each (admin)", "routing",
+             admin=True),
+    ApiRoute("POST", "/api/routing/extensions", routing.assign_extensions,
+             "Map extensions to users, e.g. as imported from the endpoint list (admin)",
+             "routing", am.ExtensionsIn, "[User]", admin=True),
 ]

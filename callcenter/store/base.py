@@ -30,6 +30,7 @@ from callcenter.models import (
 from callcenter.phones import Number
 
 if TYPE_CHECKING:
+    from callcenter.routing.table import Group
     from callcenter.users.model import Handover
 
 
@@ -192,3 +193,11 @@ class Store(Protocol):
     async def hand_over(self, from_user: int, to_user: int,
                         audit: Callable[[Handover], Awaitable[Any]] | None = None
                         ) -> Handover: ...
+
+    # settings and secretary groups (callcenter.store.sqlite_routing)
+    async def get_settings(self) -> dict[str, Any]: ...
+    async def set_setting(self, key: str, value: Any) -> None: ...
+    async def list_groups(self) -> list[Group]: ...
+    async def save_group(self, group_id: int | None, name: str, members: list[int],
+                         dids: list[str], queues: list[str], lines: list[str]) -> int: ...
+    async def delete_group(self, group_id: int) -> None: ...

@@ -120,3 +120,29 @@ class UserService:
                  "clients": done.client_ids})
 
         return await self._store.hand_over(from_user, to_user, audit)
+
+    async def assign_extensions(self, who: Actor, mapping: dict[str, int | None]) -> list[User]:
+        """Extensions to users (None: to nobody), as imported from the PBX's endpoint list.
+        An extension another user held is taken from them first; each change is audited."""
+        for ext in mapping:
+            if not EXTENSION.fullmatch(ext):
+                raise ValidationError(f'extension {ext[:10]!r} must be 2 to 6 digits',
+                                      field="extensions")
+        users = await self._store.list_users()
+        known = {u.id for u in users}
+        for uid in mapping.values():
+            if uid is not None and uid not in known:
+                raise ValidationError(f"user {uid} does not exist", field="extensions")
+        holder = {u.extension: u.id for u in users if u.extension}
+        wanted = {uid: ext for ext, uid in mapping.items() if uid is not None}
+        changed: list[User] = []
+        # First free what moves (a swap of 101 and 102 must not collide), then assign.
+        for ext, uid in mapping.items():
+            old = holder.get(ext)
+            if old is not None and old != uid:
+                changed.append(await self.update(who, old, {"extension": None}))
+        for uid, ext in wanted.items():
+            current = next(u for u in await self._store.list_users() if u.id == uid)
+            if current.extension != ext:
+                changed.append(await self.update(who, uid, {"extension": ext}))
+        return changed

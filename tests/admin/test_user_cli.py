@@ -64,6 +64,6 @@ def test_user_commands_validate_and_audit(cfg: Path, capsys, caplog) -> None:
     assert all(e.actor_label == "cli" and e.actor_id is None for e in entries)
     assert [e.action for e in reversed(entries)] == [
         "create", "create", "update", "disable", "enable", "reset-password", "handover"]
-    update = [e for e in entries if e.action == "update"][0]
+    update = next(e for e in entries if e.action == "update")
     assert update.after == {"name": "Olga P.", "extension": "106"}
     assert PASSWORD not in str(entries) and PASSWORD not in caplog.text
