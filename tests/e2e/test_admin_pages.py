@@ -110,3 +110,42 @@ def test_admin_pages_are_not_offered_to_others(server: LiveServer, console) -> N
     page.goto(server.url + "/admin/audit")
     page.wait_for_selector("body[data-ready=true]")
     expect(page.locator(".error, .toast-error").first).to_contain_text("not allowed")
+
+
+def test_one_time_password_leads_to_choosing_ones_own(server: LiveServer, console,
+                                                      browser) -> None:
+    tab: Console = console(server, "admin")
+    page = tab.page
+    page.locator("a[data-nav=users]").click()
+    row = page.locator('.user-row[data-login="dmitry"]')
+    row.locator("[data-action=reset]").click()
+    reset = row.locator("form[data-role=reset-form]")
+    expect(reset.locator("input[name=one_time]")).to_be_checked()
+    reset.locator("[data-action=generate]").click()
+    once = reset.locator("input[name=password]").input_value()
+    reset.locator("button[type=submit]").click()
+    expect(page.locator(".toast").last).to_contain_text("Password of dmitry reset")
+
+    context = browser.new_context(locale="en-US")
+    try:
+        other = context.new_page()
+        other.goto(server.url + "/login")
+        other.fill("#login", "dmitry")
+        other.fill("#password", once)
+        other.click("#login-form button[type=submit]")
+        other.wait_for_selector("body[data-ready=true]")
+        form = other.locator("form[data-role=password-change]")
+        expect(form).to_be_visible()
+        expect(other.locator(".dock .card")).to_have_count(0)
+        form.locator("input[name=current]").fill(once)
+        form.locator("input[name=new]").fill("Dmitry-own-pass-1")
+        form.locator("input[name=repeat]").fill("Dmitry-own-pass-2")
+        form.locator("button[type=submit]").click()
+        expect(other.locator("[data-role=password-error]")).to_have_text(
+            "Новые пароли не совпадают")  # Dmitry reads Russian
+        form.locator("input[name=repeat]").fill("Dmitry-own-pass-1")
+        form.locator("button[type=submit]").click()
+        other.wait_for_selector("#conn[data-state=online]", timeout=10_000)
+        expect(other.locator("form[data-role=password-change]")).to_have_count(0)
+    finally:
+        context.close()

@@ -61,16 +61,18 @@ function userRow(user, reload) {
   const reset = h('button', { type: 'button', class: 'btn-small', dataset: { action: 'reset' },
     onclick: () => {
       const { input, field } = passwordField();
+      const once = h('input', { type: 'checkbox', name: 'one_time', checked: true });
       const go = h('button', { type: 'submit', class: 'btn-small' }, t('users.set_password'));
       const form = h('form', { class: 'inline-form', dataset: { role: 'reset-form' },
         onsubmit: (ev) => {
           ev.preventDefault();
           act(go, () => api('POST', `/api/users/${Number(user.id)}/password`,
-            { password: input.value }), () => {
+            { password: input.value, one_time: once.checked }), () => {
             toast(t('users.password_reset', { login: user.login }));
             replace(extra);
           });
-        } }, t('users.new_password'), ' ', field, ' ', go);
+        } }, t('users.new_password'), ' ', field, ' ',
+        h('label', { class: 'check' }, once, t('users.one_time')), ' ', go);
       replace(extra, form);
       input.focus();
     } }, t('users.reset_password'));
