@@ -149,3 +149,52 @@ def test_one_time_password_leads_to_choosing_ones_own(server: LiveServer, consol
         expect(other.locator("form[data-role=password-change]")).to_have_count(0)
     finally:
         context.close()
+
+
+class _Endpoints:
+    async def endpoints(self) -> list[tuple[str, str]]:
+        return [("101", "Not in use"), ("150", "Unavailable"), ("trunk", "Not in use")]
+
+
+def test_routing_page(server: LiveServer, console) -> None:
+    routing = server.services.routing
+    server.call(lambda: setattr(routing, "sources", lambda: {"office": _Endpoints()}))
+    tab: Console = console(server, "admin")
+    page = tab.page
+    page.locator("a[data-nav=routing]").click()
+    expect(page.locator("h1")).to_have_text("Routing")
+    new = page.locator('form.group-form[data-group="new"]')
+    new.locator("input[name=name]").fill("Front desk")
+    new.locator("input[name=dids]").fill("+7 495 111-00-00, 74952220000")
+    new.locator("label", has_text="Svetlana Orlova").locator("input").check()
+    new.locator("button[type=submit]").click()
+    expect(page.locator(".toast", has_text="Group Front desk saved")).to_have_count(1)
+    saved = page.locator('form.group-form:not([data-group="new"])')
+    expect(saved).to_have_count(1)
+    expect(saved.locator("input[name=name]")).to_have_value("Front desk")
+    expect(saved.locator("input[name=dids]")).to_have_value("+7 495 111-00-00, 74952220000")
+    # office hours and the region
+    settings = page.locator("form[data-role=routing-settings]")
+    settings.locator("input[name=timezone]").fill("Europe/Moscow")
+    settings.locator("input[name=mon]").fill("09:00-13:00, 14:00-18:00")
+    settings.locator("input[name=holidays]").fill("2026-12-31")
+    settings.locator("button[type=submit]").click()
+    expect(page.locator(".toast", has_text="Region and office hours saved")).to_have_count(1)
+    assert routing.hours is not None and routing.hours.timezone == "Europe/Moscow"
+    assert routing.settings()["default_region_source"] == "config"  # not pinned by the save
+    settings = page.locator("form[data-role=routing-settings]")
+    settings.locator("input[name=timezone]").fill("Mars/Base")
+    settings.locator("button[type=submit]").click()
+    expect(page.locator(".toast-error")).to_contain_text("unknown time zone")
+    # extensions from the PBX: 150 goes to Maria
+    page.locator("[data-action=import]").click()
+    endpoints = page.locator("[data-role=endpoints] select[name=user]")
+    expect(endpoints).to_have_count(2)  # the trunk is no extension
+    page.locator('select[data-extension="150"]').select_option(label="Maria Ivanova")
+    page.locator("[data-action=apply]").click()
+    expect(page.locator(".toast", has_text="Extensions applied, users changed: 1")
+           ).to_have_count(1)
+    users = {u.login: u for u in server.call(server.services.store.list_users)}
+    assert users["maria"].extension == "150"
+    groups = server.call(server.services.store.list_groups)
+    assert [(g.name, g.members) for g in groups] == [("Front desk", [users["secretary"].id])]

@@ -51,8 +51,8 @@ function userRow(user, reload) {
   const save = h('button', { type: 'button', class: 'btn-small', dataset: { action: 'save' },
     onclick: () => act(save, () => api('PATCH', `/api/users/${Number(user.id)}`,
       { name: name.value, role: role.value, extension: ext.value }), async () => {
-      toast(t('users.saved', { login: user.login }));
       await reload();
+      toast(t('users.saved', { login: user.login }));
     }) }, t('users.save'));
   const toggle = h('button', { type: 'button', class: 'btn-small',
     dataset: { action: user.active ? 'disable' : 'enable' },
@@ -113,9 +113,9 @@ function addForm(reload) {
       ev.preventDefault();
       act(go, () => api('POST', '/api/users', { login: login.value.trim(), name: name.value,
         role: role.value, extension: ext.value, password: password.value }), async (user) => {
-        toast(t('users.created', { login: user.login }));
         form.reset();
         await reload();
+        toast(t('users.created', { login: user.login }));
       });
     } },
   h('label', {}, t('users.login'), login), h('label', {}, t('users.name'), name),
