@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,10 @@ def test_client_import_from_the_command_line_is_audited(cfg: Path, tmp_path: Pat
     [entry] = audit(cfg)
     assert (entry.actor_label, entry.action, entry.target_kind) == ("cli", "import", "client")
     assert entry.after == {"file": "clients.csv", "clients": 2, "batches": 1}
+
+
+def test_verbose_logging_shows_no_password_hash(cfg: Path, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    assert main(["-v", "user", "add", "vera", "--config", str(cfg)]) == 0
+    assert main(["-v", "user", "reset-password", "vera", "--config", str(cfg)]) == 0
+    assert "argon2" not in caplog.text and PASSWORD not in caplog.text
