@@ -274,7 +274,7 @@ class Hub:
         if session_epoch(websocket) != epoch:
             return None  # logged out (or the password changed) since this cookie was made
         # A one-time password opens nothing but the page that replaces it.
-        return user if user.active and not user.must_change_password else None
+        return user if user.active and not user.one_time_login else None
 
     async def _close(self, websocket: WebSocket, code: int) -> None:
         # A client that stopped reading may never take the close frame: do not wait for it.

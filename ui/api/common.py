@@ -67,7 +67,7 @@ async def current_user(conn: HTTPConnection, *roles: Role) -> User:
         raise NotAuthenticated("your session has ended; log in again")
     if isinstance(conn, Request):
         check_csrf(conn, conn.method)
-        if user.must_change_password and not _choosing_a_password(conn, user):
+        if user.one_time_login and not _choosing_a_password(conn, user):
             raise PasswordChangeRequired("choose a new password first: the one you logged in"
                                          " with was for one login only")
     if roles and user.role not in roles:
