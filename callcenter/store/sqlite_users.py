@@ -19,11 +19,20 @@ class UserAdminMixin:
 
     async def update_user_keeping_admin(self, user_id: int, **changes: Any) -> None:
         """``update_user`` in one transaction with the check that an enabled admin is left:
-        two admins demoting each other at once cannot both succeed."""
+        refused only when the target is an enabled admin, the change demotes or disables it
+        and no other enabled admin remains (a database without any admin can still be
+        edited). Two admins demoting each other at once cannot both succeed."""
 
         async def work() -> None:
+            row = await self._db.one("SELECT role, active FROM users WHERE id = ?", (user_id,),
+                                     "user", user_id)
+            was_admin = row[0] == "admin" and bool(row[1])
             await self.update_user(user_id, **changes)  # type: ignore[attr-defined]
-            if await self.enabled_admins() == 0:
+            if not was_admin:
+                return
+            row = await self._db.one("SELECT role, active FROM users WHERE id = ?", (user_id,),
+                                     "user", user_id)
+            if (row[0] != "admin" or not row[1]) and await self.enabled_admins() == 0:
                 raise LastAdmin("this is the last enabled admin: make another user an admin "
                                 "first")
 

@@ -86,3 +86,14 @@ def test_verbose_logging_shows_no_password_hash(cfg: Path, caplog) -> None:
     assert main(["-v", "user", "add", "vera", "--config", str(cfg)]) == 0
     assert main(["-v", "user", "reset-password", "vera", "--config", str(cfg)]) == 0
     assert "argon2" not in caplog.text and PASSWORD not in caplog.text
+
+
+def test_users_can_be_edited_while_no_admin_exists(cfg: Path, capsys) -> None:
+    # a fresh database: no admin yet, and editing a user is no demotion of anyone
+    assert run(cfg, "add", "olga") == 0
+    assert run(cfg, "edit", "olga", "--name", "Olga P.") == 0, capsys.readouterr().err
+    assert run(cfg, "disable", "olga") == 0
+    assert run(cfg, "enable", "olga") == 0
+    assert run(cfg, "edit", "olga", "--role", "admin") == 0
+    assert run(cfg, "edit", "olga", "--role", "manager") == 1
+    assert "last enabled admin" in capsys.readouterr().err
