@@ -3,11 +3,11 @@ of a user's open tasks and clients."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from callcenter.store.sqlite_db import SqliteDb
-from callcenter.users.model import Handover, LastAdmin
+from callcenter.users.model import Access, Handover, LastAdmin
 
 
 class UserAdminMixin:
@@ -16,6 +16,17 @@ class UserAdminMixin:
     async def enabled_admins(self) -> int:
         rows = await self._db.rows("SELECT COUNT(*) FROM users WHERE role = 'admin' AND active = 1")
         return int(rows[0][0])
+
+    async def user_access(self, user_ids: Collection[int]) -> dict[int, Access]:
+        """What decides whether a user's open consoles may stay, for many users in one
+        query (the hub asks every few seconds; another process may have changed them)."""
+        ids = sorted({int(i) for i in user_ids})
+        if not ids:
+            return {}
+        rows = await self._db.rows(
+            "SELECT id, active, session_epoch, role, must_change_password FROM users"
+            f" WHERE id IN ({', '.join('?' * len(ids))})", ids)
+        return {int(r[0]): Access(bool(r[1]), int(r[2]), str(r[3]), bool(r[4])) for r in rows}
 
     async def update_user_keeping_admin(self, user_id: int, **changes: Any) -> None:
         """``update_user`` in one transaction with the check that an enabled admin is left:
