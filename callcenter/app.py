@@ -65,7 +65,7 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
                        callback_on={line.name: line.callback_on for line in config.pbx},
                        callback_due=services.routing.callback_due)
     registry = CallRegistry(services.matcher, store.caller_index, services.bus, call_log,
-                            region=config.phones.default_region)
+                            region=lambda: config.phones.default_region)
     async with contextlib.AsyncExitStack() as stack:
         line_configs = [line for line in config.pbx if line.enabled]
         if demo and demo_calls:
@@ -74,7 +74,7 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
             stack.callback(services.bus.subscribe(_demo_recordings(config, registry)))
         lines = {cfg.name: AsteriskLine(cfg, registry.handle,
                                         recordings_dir=config.recordings.pbx_path,
-                                        region=config.phones.default_region)
+                                        region=lambda: config.phones.default_region)
                  for cfg in line_configs}
         services.extra["calls"] = CallService(
             registry, dict(lines), config.console.managers_see_all_clients)

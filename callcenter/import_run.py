@@ -32,6 +32,7 @@ from callcenter.importing import (
 )
 from callcenter.models import Role
 from callcenter.phones import Number, NumberKind
+from callcenter.routing.service import effective_region
 from callcenter.store.base import ClientInput, ContactInput, PhoneInput, Store, StoreError
 from callcenter.store.sqlite import SqliteStore
 
@@ -210,7 +211,8 @@ async def run_import(config: Config, args: argparse.Namespace, out: TextIO | Non
     try:
         try:
             plan = await plan_import(
-                store, args.file, region=config.phones.default_region, specs=args.map,
+                store, args.file, region=await effective_region(store, config.phones),
+                specs=args.map,
                 delimiter=args.delimiter, encoding=args.encoding, sheet=args.sheet,
             )
         except ImportingError as exc:

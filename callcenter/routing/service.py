@@ -48,6 +48,13 @@ def valid_region(region: str) -> str:
     return region
 
 
+async def effective_region(store: Store, phones: PhonesConfig) -> str:
+    """The default region in force: the one an admin stored, else the file's. For commands
+    that run without the routing service (``callcenter import``)."""
+    stored = (await store.get_settings()).get(REGION)
+    return str(stored) if stored else phones.default_region
+
+
 class RoutingService:
     def __init__(self, store: Store, audit: AuditService, phones: PhonesConfig) -> None:
         self._store = store

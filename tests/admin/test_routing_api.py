@@ -7,6 +7,7 @@ from starlette.testclient import TestClient
 
 from callcenter.app import create_app
 from callcenter.config import Config
+from callcenter.line_events import CallStarted, Direction
 from tests.conftest import Api
 
 
@@ -40,6 +41,11 @@ def test_default_region_is_stored_and_wins_over_the_file(config: Config) -> None
         client = api.post("/api/clients", json={"name": "Berlin GmbH", "contacts": [
             {"name": "Uwe", "phones": ["030 1234567"]}]}).json()
         assert client["contacts"][0]["phones"][0]["e164"] == "+49301234567"
+        # and the running call registry shows callers in it (a national German number)
+        registry = c.app.state.services.extra["calls"].registry
+        c.portal.call(registry.handle, CallStarted(
+            "office", "office:de", 1.0, Direction.INBOUND, "+49301234567", "", "100"))
+        assert registry.get("office:de").caller_display == "030 1234567"
     config.phones.default_region = "RU"  # the file says RU again at the next start
     with TestClient(create_app(config, demo=True, demo_calls=False)) as c:
         api = Api(c)
