@@ -7,6 +7,7 @@ a screen-pop lookup must cost microseconds on the event loop, not a thread hand-
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -119,6 +120,7 @@ class Store(Protocol):
     caller_index: CallerIndex
 
     async def close(self) -> None: ...
+    def atomic(self) -> contextlib.AbstractAsyncContextManager[None]: ...
 
     # users
     async def create_user(self, login: str, name: str, role: Role, extension: str | None = None,

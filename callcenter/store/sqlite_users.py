@@ -67,7 +67,7 @@ class UserAdminMixin:
                 (to_user, from_user))
             await self._db.execute("UPDATE clients SET manager_id = ? WHERE manager_id = ?",
                                    (to_user, from_user))
-            done = Handover(from_user, to_user, tasks, clients)
+            done = Handover(from_user, to_user, tuple(tasks), tuple(clients))
             if audit is not None:
                 await audit(done)
             return done

@@ -27,8 +27,8 @@ class Access:
 class Handover:
     from_user: int
     to_user: int
-    task_ids: list[int]
-    client_ids: list[int]
+    task_ids: tuple[int, ...]
+    client_ids: tuple[int, ...]
 
 
 class PasswordChangeRequired(PermissionDenied):

@@ -72,6 +72,21 @@ def test_office_hours_through_the_api(api: Api) -> None:
     assert api.get("/api/routing").json()["settings"]["hours"]["timezone"] == "Europe/Moscow"
 
 
+def test_a_settings_change_with_one_bad_value_saves_nothing(api: Api) -> None:
+    api.login("admin")
+    hours = {"timezone": "Europe/Moscow", "week": {"mon": [["09:00", "18:00"]]}}
+    r = api.patch("/api/routing/settings", json={"hours": hours, "default_region": "XX"})
+    assert r.status_code == 400 and "country code" in r.json()["message"]
+    assert api.get("/api/routing").json()["settings"]["hours"] is None
+    assert api.get("/api/audit", params={"target_kind": "setting"}).json() == []
+    # both valid: both saved, two entries; the same again: nothing new
+    for _ in range(2):
+        r = api.patch("/api/routing/settings", json={"hours": hours, "default_region": "DE"})
+        assert r.status_code == 200, r.text
+    entries = api.get("/api/audit", params={"target_kind": "setting"}).json()
+    assert sorted(e["target_id"] for e in entries) == ["office.hours", "phones.default_region"]
+
+
 def test_endpoints_import_maps_extensions_to_users(api: Api) -> None:
     api.login("admin")
     routing = api.client.app.state.services.routing

@@ -45,11 +45,7 @@ async def update_settings(request: Request) -> JSONResponse:
     data = await body_of(request, RoutingSettingsIn)
     sent = data.model_dump(exclude_unset=True)
     routing = services(request).routing
-    who = actor(request, me)
-    if "hours" in sent:
-        await routing.set_hours(who, sent["hours"])
-    if "default_region" in sent:
-        await routing.set_region(who, sent["default_region"])
+    await routing.update_settings(actor(request, me), sent)
     return ok(routing.settings())
 
 
