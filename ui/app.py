@@ -105,7 +105,8 @@ def _bound(route: ApiRoute) -> Any:
     async def bound(request: Request) -> Any:
         request.scope["api_route"] = route
         if route.admin:
-            await current_user(request, Role.ADMIN)
+            # Checked once here; handlers take it from request.state (ui.api.common.admin).
+            request.state.user = await current_user(request, Role.ADMIN)
         if route.query is None and request.query_params:
             # As the query models do (extra="forbid"): a misspelt filter must not be ignored.
             name = next(iter(request.query_params)).replace("\x00", "")[:40]

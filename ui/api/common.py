@@ -75,6 +75,15 @@ async def current_user(conn: HTTPConnection, *roles: Role) -> User:
     return user
 
 
+async def admin(request: Request) -> User:
+    """The admin of an ``admin=True`` route, as ui.app's route wrapper already checked it
+    (user, session epoch, CSRF); checked here when a handler is called without it."""
+    user = getattr(request.state, "user", None)
+    if isinstance(user, User) and user.role is Role.ADMIN:
+        return user
+    return await current_user(request, Role.ADMIN)
+
+
 def _choosing_a_password(request: Request, user: User) -> bool:
     """What a user with a one-time password may do: see and end their session, and set
     their own password (PATCH /api/users/<own id>)."""
