@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from callcenter.audit import CLI, AuditService
+from callcenter.audit import AuditService
+from callcenter.audit.model import cli_actor
 from callcenter.config import Config
 from callcenter.importing import (
     ClientDraft,
@@ -240,7 +241,7 @@ async def run_import(config: Config, args: argparse.Namespace, out: TextIO | Non
             landed = sum(len(b.drafts) for b in result.landed)
             if landed:
                 await AuditService(store).record_by(
-                    CLI, "import", "client", None, None,
+                    cli_actor(), "import", "client", None, None,
                     {"file": Path(args.file).name, "clients": landed,
                      "batches": len(result.landed)})
         write_report(plan, out, dry_run=args.dry_run)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import getpass
 import itertools
+import os
 import re
+import socket
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -99,6 +102,15 @@ class Actor:
 
 
 CLI = Actor(None, "cli")
+
+
+def cli_actor() -> Actor:
+    """The command line, from which account on which machine (the entry's address)."""
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        who = str(os.getuid())
+    return Actor(None, "cli", f"{who}@{socket.gethostname()}")
 SYSTEM = Actor(None, "system")
 
 

@@ -19,6 +19,7 @@ from callcenter.users.model import Handover
 
 EXTENSION = re.compile(r"[0-9]{2,6}")
 LOGIN = re.compile(r"\S{1,64}")
+LANGUAGES = ("en", "ru")  # the console's translations (ui/static/i18n)
 FIELDS = {"name", "role", "extension", "language", "active"}
 
 
@@ -34,7 +35,8 @@ def _check(changes: dict[str, Any]) -> dict[str, Any]:
         try:
             out["role"] = Role(out["role"])
         except ValueError:
-            raise ValidationError("role must be secretary, manager or admin",
+            *first, last = [r.value for r in Role]
+            raise ValidationError(f"role must be {', '.join(first)} or {last}",
                                   field="role") from None
     if "extension" in out:
         ext = out["extension"] or None
@@ -42,8 +44,8 @@ def _check(changes: dict[str, Any]) -> dict[str, Any]:
             raise ValidationError('extension must be 2 to 6 digits, such as "101"',
                                   field="extension")
         out["extension"] = ext
-    if "language" in out and out["language"] not in ("en", "ru"):
-        raise ValidationError("language must be en or ru", field="language")
+    if "language" in out and out["language"] not in LANGUAGES:
+        raise ValidationError(f"language must be {' or '.join(LANGUAGES)}", field="language")
     if "name" in out and not str(out["name"]).strip():
         raise ValidationError("name must not be empty", field="name")
     if "active" in out:

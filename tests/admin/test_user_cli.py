@@ -97,3 +97,25 @@ def test_users_can_be_edited_while_no_admin_exists(cfg: Path, capsys) -> None:
     assert run(cfg, "edit", "olga", "--role", "admin") == 0
     assert run(cfg, "edit", "olga", "--role", "manager") == 1
     assert "last enabled admin" in capsys.readouterr().err
+
+
+def test_cli_entries_name_the_account_and_host_and_one_time_resets(cfg: Path) -> None:
+    import getpass
+    import socket
+
+    assert run(cfg, "add", "olga") == 0
+    assert run(cfg, "reset-password", "olga", "--one-time") == 0
+    entries = audit(cfg)
+    assert {e.address for e in entries} == {f"{getpass.getuser()}@{socket.gethostname()}"}
+    assert entries[0].action == "reset-password" and entries[0].after["one_time"] is True
+
+    async def flag() -> bool:
+        store = await SqliteStore.open(cfg.parent / "var" / "callcenter.db")
+        try:
+            found = await store.user_by_login("olga")
+            assert found is not None
+            return found[0].one_time_login
+        finally:
+            await store.close()
+
+    assert asyncio.run(flag()) is True
