@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +54,13 @@ async def effective_region(store: Store, phones: PhonesConfig) -> str:
     that run without the routing service (``callcenter import``)."""
     stored = (await store.get_settings()).get(REGION)
     return str(stored) if stored else phones.default_region
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingSettings:
+    default_region: str
+    default_region_source: str  # "database" (stored by an admin) or "config" (the file's)
+    hours: dict[str, Any] | None  # OfficeHours.to_json(), None: no office hours
 
 
 class RoutingService:
@@ -159,11 +167,10 @@ class RoutingService:
 
     # -- settings --------------------------------------------------------------------------
 
-    def settings(self) -> dict[str, Any]:
-        region = self._phones.default_region
-        return {"default_region": region,
-                "default_region_source": "database" if self._region_set else "config",
-                "hours": self.hours.to_json() if self.hours else None}
+    def settings(self) -> RoutingSettings:
+        return RoutingSettings(self._phones.default_region,
+                               "database" if self._region_set else "config",
+                               self.hours.to_json() if self.hours else None)
 
     async def update_settings(self, who: Actor, changes: Mapping[str, Any]) -> None:
         """``default_region`` and/or ``hours``: every value is validated before anything is

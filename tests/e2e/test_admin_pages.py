@@ -183,7 +183,7 @@ def test_routing_page(server: LiveServer, console) -> None:
     # read on the server's loop, where the routing state changes
     hours, shown = server.call(lambda: (routing.hours, routing.settings()))
     assert hours is not None and hours.timezone == "Europe/Moscow"
-    assert shown["default_region_source"] == "config"  # not pinned by the save
+    assert shown.default_region_source == "config"  # not pinned by the save
     settings = page.locator("form[data-role=routing-settings]")
     settings.locator("input[name=timezone]").fill("Mars/Base")
     settings.locator("button[type=submit]").click()
