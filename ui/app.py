@@ -71,7 +71,8 @@ def build_web_app(
                 await stack.enter_async_context(lifespan(app))
             services = getattr(app.state, "services", None)
             if services is not None:
-                hub.start(services)
+                # The routing's rule: can_see_event plus the secretary groups, precomputed.
+                hub.start(services, services.routing.can_see_event)
                 stack.push_async_callback(hub.stop)
             yield
 

@@ -104,7 +104,7 @@ class Hub:
         max_replay: int = 2000,  # events behind (visible or not) beyond which resume resets
         start_grace: float = 5.0,
         close_timeout: float = 1.0,
-        visible: Visibility = can_see_event,
+        visible: Visibility | None = None,
         access_interval: float = 20.0,
     ) -> None:
         self.queue_size = queue_size
@@ -112,7 +112,9 @@ class Hub:
         self.max_replay = max_replay
         self.start_grace = start_grace
         self.close_timeout = close_timeout
-        self.visible = visible
+        # Who sees an event: given here (tests, benchmarks), else by start()'s caller.
+        self.visible: Visibility = visible or can_see_event
+        self._own_rule = visible is not None
         # How often the users of open consoles are read again: a change made by another
         # process (``callcenter user disable`` ...) reaches no disconnect_user() here.
         self.access_interval = access_interval
@@ -126,11 +128,12 @@ class Hub:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    def start(self, services: Services) -> None:
+    def start(self, services: Services, visible: Visibility | None = None) -> None:
+        """``visible``: the product's rule (the routing's), unless one was given to the
+        constructor."""
         self.services = services
-        if self.visible is can_see_event:
-            # The routing's rule: can_see_event plus the secretary groups, precomputed.
-            self.visible = services.routing.can_see_event
+        if visible is not None and not self._own_rule:
+            self.visible = visible
         self._unsubscribe = services.bus.subscribe(self._on_event)
         loop = asyncio.get_running_loop()
         self._watchdog = loop.create_task(self._watch(), name="ws-watchdog")
