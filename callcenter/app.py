@@ -54,6 +54,7 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
     from callcenter.calls.log import CallLog
     from callcenter.calls.service import CallService
     from callcenter.recordings import RecordingFetcher
+    from callcenter.routing.endpoints import EndpointSource
     from pbx.asterisk_line import AsteriskLine
 
     config = services.config
@@ -61,9 +62,10 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
     # What the call log could not write before the last stop is replayed by start(), below,
     # before any line connects.
     call_log = CallLog(store, journal=config.data_dir / "call-log.journal",
-                       callback_on={line.name: line.callback_on for line in config.pbx})
+                       callback_on={line.name: line.callback_on for line in config.pbx},
+                       callback_due=services.routing.callback_due)
     registry = CallRegistry(services.matcher, store.caller_index, services.bus, call_log,
-                            region=config.phones.default_region)
+                            region=lambda: config.phones.default_region)
     async with contextlib.AsyncExitStack() as stack:
         line_configs = [line for line in config.pbx if line.enabled]
         if demo and demo_calls:
@@ -72,11 +74,13 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
             stack.callback(services.bus.subscribe(_demo_recordings(config, registry)))
         lines = {cfg.name: AsteriskLine(cfg, registry.handle,
                                         recordings_dir=config.recordings.pbx_path,
-                                        region=config.phones.default_region)
+                                        region=lambda: config.phones.default_region)
                  for cfg in line_configs}
         services.extra["calls"] = CallService(
             registry, dict(lines), config.console.managers_see_all_clients)
         services.extra["call_log"] = call_log
+        services.routing.sources = lambda: {n: line for n, line in lines.items()
+                                            if isinstance(line, EndpointSource)}
         await call_log.start()
         stack.push_async_callback(call_log.stop)
         for line in lines.values():
@@ -218,6 +222,7 @@ def create_app(config: Config, *, demo: bool | None = None, demo_calls: bool = T
         store = await SqliteStore.open(config.database_path)
         services = Services.build(config, store)
         app.state.services = services
+        await services.routing.load()  # before the lines start: the stored region applies
         try:
             if demo:
                 from callcenter.passwords import hash_password

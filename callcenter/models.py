@@ -46,6 +46,7 @@ class User:
     extension: str | None = None
     language: str = "en"
     active: bool = True
+    one_time_login: bool = False  # logged in with an admin's one-time password: choose your own
 
 
 @dataclass(slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -32,8 +33,11 @@ from callcenter.store.base import (
     PhoneInput,
     PhoneMatch,
 )
+from callcenter.store.sqlite_audit import AuditMixin
 from callcenter.store.sqlite_calls import CallLogMixin, now_utc, ts
 from callcenter.store.sqlite_db import DEFAULT_BUSY_TIMEOUT_MS, SqliteDb
+from callcenter.store.sqlite_routing import RoutingMixin
+from callcenter.store.sqlite_users import UserAdminMixin
 
 
 def parse_ts(value: str | None) -> datetime | None:
@@ -137,14 +141,15 @@ class SqliteCallerIndex:
         self._db.close()
 
 
-_USER_COLUMNS = "id, login, name, role, extension, language, active"
+_USER_COLUMNS = "id, login, name, role, extension, language, active, must_change_password"
 
 
 def _user(row: Sequence[Any]) -> User:
-    return User(row[0], row[1], row[2], Role(row[3]), row[4], row[5], bool(row[6]))
+    return User(row[0], row[1], row[2], Role(row[3]), row[4], row[5], bool(row[6]),
+                bool(row[7]))
 
 
-class SqliteStore(CallLogMixin):
+class SqliteStore(CallLogMixin, AuditMixin, UserAdminMixin, RoutingMixin):
     """The product's store on one SQLite file in WAL mode.
 
     Writes are serialised through one writer (see :mod:`callcenter.store.sqlite_db`); reads
@@ -189,6 +194,11 @@ class SqliteStore(CallLogMixin):
     async def _transaction(self, work: Any) -> Any:
         return await self._db.in_transaction(work)
 
+    def atomic(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """One transaction for a block of store calls (a change and its audit entry); blocks
+        nest within one task."""
+        return self._db.transaction()
+
     # -- users -----------------------------------------------------------------------------
 
     async def create_user(self, login: str, name: str, role: Role, extension: str | None = None,
@@ -210,7 +220,7 @@ class SqliteStore(CallLogMixin):
         rows = await self._rows(
             f"SELECT {_USER_COLUMNS}, password_hash FROM users WHERE login = ?", (login,)
         )
-        return (_user(rows[0]), rows[0][7]) if rows else None
+        return (_user(rows[0]), rows[0][8]) if rows else None
 
     async def session_epoch(self, user_id: int) -> int:
         row = await self._one("SELECT session_epoch FROM users WHERE id = ?", (user_id,),
@@ -226,7 +236,8 @@ class SqliteStore(CallLogMixin):
         return [_user(r) for r in rows]
 
     async def update_user(self, user_id: int, **changes: Any) -> User:
-        allowed = {"name", "role", "extension", "password_hash", "language", "active"}
+        allowed = {"name", "role", "extension", "password_hash", "language", "active",
+                   "must_change_password"}
         await self._update("users", user_id, "user", allowed, changes)
         return await self.get_user(user_id)
 

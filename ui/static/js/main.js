@@ -12,6 +12,9 @@ const ROUTES = [
   { pattern: /^\/calls$/, nav: 'calls', load: () => import('./pages/calls.js') },
   { pattern: /^\/tasks$/, nav: 'tasks', load: () => import('./pages/tasks.js') },
   { pattern: /^\/clients\/(?<id>\d+)$/, nav: null, load: () => import('./pages/client.js') },
+  { pattern: /^\/admin\/users$/, nav: 'users', load: () => import('./pages/users.js') },
+  { pattern: /^\/admin\/audit$/, nav: 'audit', load: () => import('./pages/audit.js') },
+  { pattern: /^\/admin\/routing$/, nav: 'routing', load: () => import('./pages/routing.js') },
 ];
 
 async function route() {
@@ -60,6 +63,7 @@ function header() {
   const role = t(`role.${me.role}`);
   $('#me').textContent = me.extension ? t('header.me_ext', { name: me.name, role, ext: me.extension })
     : t('header.me', { name: me.name, role });
+  for (const link of document.querySelectorAll('[data-admin]')) link.hidden = me.role !== 'admin';
   const lang = $('#lang');
   lang.value = me.language;
   lang.addEventListener('change', async () => {
@@ -97,6 +101,14 @@ async function boot() {
   ctx.me = session.user;
   await loadLanguage(ctx.me.language);
   translateTree(document);
+  if (ctx.me.one_time_login) {
+    // An admin's one-time password: the only page is the one that replaces it.
+    header();
+    document.body.classList.remove('booting');
+    await (await import('./pages/password.js')).render($('#main'));
+    document.body.dataset.ready = 'true';
+    return;
+  }
   await loadUsers();
   header();
   new Dock($('#cards'));
