@@ -145,6 +145,46 @@ _CHANNEL_TEMPLATE = re.compile(r"^[A-Za-z0-9_]+/[A-Za-z0-9_@.{}/-]{1,80}$")
 
 
 @dataclass
+class FaxLineConfig:
+    """One fax line (``[[fax]]``): which backend sends and receives, and the job policy."""
+
+    name: str = "fax"
+    kind: str = "asterisk"  # see FAX_KINDS
+    enabled: bool = True
+    # Retries on busy, no answer and line errors: calls per job (the first included), the
+    # wait before the second, and the factor each further wait grows by.
+    max_attempts: int = 3
+    retry_seconds: float = 120.0
+    retry_backoff: float = 2.0
+    # A job that was mid-call when callcenter stopped is "interrupted"; true: call again from
+    # page 1 (the far end may then get the first pages twice).
+    retry_interrupted: bool = False
+    local_station_id: str = ""  # our fax number as the far end sees it (20 characters)
+    header: str = ""  # the page header line
+    # asterisk: the AMI connection (as [[pbx]]), the channel a fax is dialled on ({number}),
+    # the folders the TIFFs pass through (as Asterisk names them, and as mounted here).
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "crm"
+    secret: str = ""
+    channel: str = "PJSIP/{number}@trunk"
+    caller_id: str = ""
+    outgoing_pbx_path: str = "/var/spool/asterisk/fax/outgoing"
+    outgoing_mount_path: str = "/var/spool/asterisk/fax/outgoing"
+    incoming_pbx_path: str = "/var/spool/asterisk/fax/incoming"
+    incoming_mount_path: str = "/var/spool/asterisk/fax/incoming"
+    receive_contexts: list[str] = field(default_factory=lambda: ["from-trunk"])
+    poll_seconds: float = 3.0  # FAXSession polls for the page being sent
+    # hylafax: the hfaxd client protocol (port 4559) and its spool (recvq is read there).
+    password: str = ""
+    spool: str = "/var/spool/hylafax"
+    modem: str = "any"
+
+
+FAX_KINDS = ("asterisk", "hylafax", "loopback")
+
+
+@dataclass
 class DemoConfig:
     enabled: bool = False
     # Seconds between two demo calls.
@@ -160,6 +200,7 @@ class Config:
     recordings: RecordingsConfig = field(default_factory=RecordingsConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
     pbx: list[PbxLineConfig] = field(default_factory=list)
+    fax: list[FaxLineConfig] = field(default_factory=list)
     # Where the values came from: the file, or "<defaults>".
     source: str = "<defaults>"
     base_dir: Path = field(default_factory=Path.cwd)
@@ -205,6 +246,12 @@ def load_config(path: str | Path | None = None, env: typing.Mapping[str, str] | 
                 raise ConfigError(f"{source}: [pbx] must be a list of tables: write [[pbx]]")
             config.pbx = [
                 _build(PbxLineConfig, item, f"pbx[{i}]", source) for i, item in enumerate(value)
+            ]
+        elif key == "fax":
+            if not isinstance(value, list):
+                raise ConfigError(f"{source}: [fax] must be a list of tables: write [[fax]]")
+            config.fax = [
+                _build(FaxLineConfig, item, f"fax[{i}]", source) for i, item in enumerate(value)
             ]
         else:
             section_type = type(getattr(config, key))
@@ -270,11 +317,15 @@ def _env_name(text: str) -> str:
 def _apply_env(config: Config, env: typing.Mapping[str, str]) -> None:
     targets: list[tuple[str, typing.Any, str]] = [
         (f"CALLCENTER_{_env_name(name)}_", getattr(config, name), name)
-        for name in sorted(_SECTIONS - {"pbx"})
+        for name in sorted(_SECTIONS - {"pbx", "fax"})
     ]
     targets += [
         (f"CALLCENTER_PBX_{_env_name(line.name)}_", line, f"pbx[{line.name}]")
         for line in config.pbx
+    ]
+    targets += [
+        (f"CALLCENTER_FAX_{_env_name(line.name)}_", line, f"fax[{line.name}]")
+        for line in config.fax
     ]
     for prefix, section, where in targets:
         hints = typing.get_type_hints(type(section))
@@ -363,6 +414,23 @@ def _validate(config: Config) -> None:
                 and bool(_CHANNEL_TEMPLATE.match(line.originate_channel))),
              f"pbx[{i}].originate_channel must be a channel with one {{ext}}, such as "
              "PJSIP/{ext} or Local/{ext}@from-internal"),
+        ]
+    fax_names = [line.name for line in config.fax]
+    checks.append((len(fax_names) == len(set(fax_names)), "fax line names must be unique"))
+    for i, fax in enumerate(config.fax):
+        checks += [
+            (fax.kind in FAX_KINDS, f"fax[{i}].kind must be one of {', '.join(FAX_KINDS)}"),
+            (bool(fax.name.strip()), f"fax[{i}].name must not be empty"),
+            (1 <= fax.max_attempts <= 20, f"fax[{i}].max_attempts must be between 1 and 20"),
+            (fax.retry_seconds >= 0 and fax.retry_backoff >= 1,
+             f"fax[{i}].retry_seconds must not be negative and retry_backoff at least 1"),
+            (1 <= fax.port <= 65535, f"fax[{i}].port must be between 1 and 65535"),
+            (fax.channel.count("{number}") == 1,
+             f"fax[{i}].channel must contain {{number}} once, such as PJSIP/{{number}}@trunk"),
+            (len(fax.local_station_id) <= 20 and "," not in fax.local_station_id + fax.header,
+             f"fax[{i}].local_station_id must be up to 20 characters; no commas in it or"
+             " in the header"),
+            (fax.poll_seconds > 0, f"fax[{i}].poll_seconds must be positive"),
         ]
     for ok, message in checks:
         if not ok:

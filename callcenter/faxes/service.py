@@ -1,0 +1,504 @@
+"""The fax core: durable jobs sent through the fax lines, received faxes into the inbox.
+
+* ``prepare()`` turns an upload into a fax document (through the DocumentConverter port) kept
+  in the data folder: its page count and thumbnail are known before anyone dials. A document
+  the converter rejects never becomes a job.
+* ``send()`` stores a job (``queued``); each line's dispatcher takes its due jobs one at a
+  time, marks the job ``dialing`` (attempt counted) *before* handing it to the backend, so a
+  crash after that point is an interrupted call and never a second, silent one.
+* Backend events go through one queue, in order: progress moves the page counter, a result
+  is judged by :mod:`callcenter.faxes.jobs` (sent only with every page confirmed).
+* A received fax is converted to PDF and stored (inbox row, client match, history) before the
+  event's future resolves: only then may the backend remove its own copy.
+* Every change is published as ``fax.status`` / ``fax.received`` with the client's manager,
+  so the hub shows a manager only their clients' faxes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import secrets
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from callcenter.bus import EventBus
+from callcenter.errors import CallcenterError, LineUnavailable, PermissionDenied, ValidationError
+from callcenter.faxes import jobs as machine
+from callcenter.faxes.jobs import ACTIVE, FINAL, WAITING, JobState, RetryPolicy
+from callcenter.faxes.ports import (
+    DocumentConverter,
+    DocumentRejected,
+    FaxBackend,
+    FaxDocument,
+    FaxEvent,
+    FaxProgress,
+    FaxReceived,
+    FaxResult,
+    Paper,
+    Resolution,
+)
+from callcenter.faxes.words import LANGUAGES, result_words, state_words
+from callcenter.matching import CallerMatcher
+from callcenter.models import InteractionKind, Role, User
+from callcenter.store.sqlite_faxes import FaxFilter
+
+log = logging.getLogger(__name__)
+
+# What may be dialled: digits, a leading +, and the separators people type.
+_NUMBER = re.compile(r"^\+?[0-9][0-9 ()\-.]{2,30}$")
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{8,40}$")
+MIN_STATION_DIGITS = 7  # fewer digits in a station ID are no phone number
+
+
+class FaxRejected(CallcenterError):
+    """The upload cannot be faxed; the message says why (from the converter)."""
+
+    error_id = "fax-document-rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedDocument:
+    token: str
+    pages: int
+    name: str
+    resolution: str
+    paper: str
+
+
+def dial_number(raw: str) -> str:
+    """The number as handed to a backend: ``+`` and digits only; ValidationError otherwise."""
+    text = (raw or "").strip()
+    if not _NUMBER.match(text):
+        raise ValidationError("a fax number has 3 to 30 digits (a leading + is allowed)",
+                              field="number")
+    return ("+" if text.startswith("+") else "") + re.sub(r"\D", "", text)
+
+
+def job_json(job: dict[str, Any]) -> dict[str, Any]:
+    """A job as the API and the bus show it (words in every console language)."""
+    return {
+        "id": job["id"], "direction": "out", "line": job["line"], "number": job["number"],
+        "client_id": job["client_id"], "client_name": job.get("client_name"),
+        "manager_id": job.get("manager_id"), "user_id": job["user_id"],
+        "state": job["state"], "pages": job["pages"], "pages_confirmed": job["pages_confirmed"],
+        "page": job["page"], "attempts": job["attempts"], "next_try_at": job["next_try_at"],
+        "remote_station": job["remote_station"], "result": job["result"],
+        "t30_code": job["t30_code"], "interrupted": bool(job["interrupted"]),
+        "file_name": job["file_name"], "created_at": job["created_at"],
+        "updated_at": job["updated_at"], "finished_at": job["finished_at"],
+        "words": {lang: result_words(job, lang) for lang in LANGUAGES},
+        "state_words": {lang: state_words(job, lang) for lang in LANGUAGES},
+        "thumbnail_url": f"/api/faxes/{job['id']}/thumbnail",
+    }
+
+
+def received_json(fax: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": fax["id"], "direction": "in", "line": fax["line"],
+        "received_at": fax["received_at"], "caller": fax["caller_raw"],
+        "caller_e164": fax["caller_e164"], "remote_station": fax["remote_station"],
+        "pages": fax["pages"], "ok": bool(fax["ok"]), "detail": fax["detail"],
+        "client_id": fax["client_id"], "client_name": fax.get("client_name"),
+        "contact_id": fax["contact_id"], "manager_id": fax.get("manager_id"),
+        "matched_by": fax["matched_by"], "pdf_url": f"/api/fax-inbox/{fax['id']}/pdf",
+    }
+
+
+def can_see_fax(user: User, fax: dict[str, Any], managers_see_all: bool) -> bool:
+    """Secretaries and admins see every fax; a manager only their clients' (and the faxes
+    they sent themselves)."""
+    if user.role is not Role.MANAGER or managers_see_all:
+        return True
+    return fax.get("manager_id") == user.id or (
+        fax.get("direction") == "out" and fax.get("user_id") == user.id)
+
+
+class FaxService:
+    def __init__(self, store: Any, bus: EventBus, converter: DocumentConverter,
+                 matcher: CallerMatcher, data_dir: Path, *,
+                 policies: Mapping[str, RetryPolicy] | None = None,
+                 managers_see_all: bool = False,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.bus = bus
+        self.converter = converter
+        self.matcher = matcher
+        self.folder = data_dir / "faxes"
+        self.policies = dict(policies or {})
+        self.managers_see_all = managers_see_all
+        self.clock = clock
+        self.backends: dict[str, FaxBackend] = {}
+        self._events: asyncio.Queue[tuple[str, FaxEvent, asyncio.Future[Any] | None]] = (
+            asyncio.Queue())
+        self._wake: dict[str, asyncio.Event] = {}
+        self._idle: dict[str, asyncio.Event] = {}  # no job of the line is in a call
+        self._submitting: dict[str, asyncio.Lock] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.changed = asyncio.Event()  # set after every stored change (tests wait on it)
+
+    # -- wiring ----------------------------------------------------------------------------
+
+    def sink(self, line: str) -> Callable[[FaxEvent], object]:
+        """The event sink for one line's backend. For a received fax it returns a future that
+        resolves once the fax is stored (the backend removes its copy only then)."""
+
+        def put(event: FaxEvent) -> object:
+            future: asyncio.Future[Any] | None = None
+            if isinstance(event, FaxReceived):
+                future = asyncio.get_running_loop().create_future()
+            self._events.put_nowait((line, event, future))
+            return future
+
+        return put
+
+    def add_line(self, name: str, backend: FaxBackend, policy: RetryPolicy) -> None:
+        self.backends[name] = backend
+        self.policies[name] = policy
+        self._wake[name] = asyncio.Event()
+        idle = asyncio.Event()
+        idle.set()
+        self._idle[name] = idle
+        self._submitting[name] = asyncio.Lock()
+
+    def policy(self, line: str) -> RetryPolicy:
+        return self.policies.get(line, RetryPolicy())
+
+    async def start(self) -> None:
+        """Settle what the last run left mid-call, then start the event consumer and one
+        dispatcher per line."""
+        for folder in ("documents", "inbox"):
+            (self.folder / folder).mkdir(parents=True, exist_ok=True)
+        await self.recover()
+        self._tasks.append(asyncio.create_task(self._consume(), name="fax-events"))
+        for name in self.backends:
+            self._tasks.append(asyncio.create_task(self._dispatch(name),
+                                                   name=f"fax-dispatch-{name}"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    async def recover(self) -> list[dict[str, Any]]:
+        """Jobs a previous run left dialing or sending: interrupted (see jobs.on_interrupted)."""
+        changed = []
+        for job in await self.store.fax_jobs_in(ACTIVE):
+            changes = machine.on_interrupted(job, self.policy(job["line"]), self.clock())
+            updated = await self.store.update_fax_job(job["id"], only_states=ACTIVE, **changes)
+            if updated is not None:
+                log.warning("fax job %d was mid-call at the last stop: %s", job["id"],
+                            result_words(updated))
+                await self._publish_job(updated)
+                changed.append(updated)
+        return changed
+
+    # -- documents and jobs ----------------------------------------------------------------
+
+    async def prepare(self, upload: Path, name: str, *,
+                      resolution: Resolution = Resolution.FINE,
+                      paper: Paper = Paper.A4) -> PreparedDocument:
+        """Convert an upload (any accepted kind) into a fax document kept for send()."""
+        try:
+            doc = await self.converter.to_fax(upload, resolution=resolution, paper=paper)
+        except DocumentRejected as exc:
+            raise FaxRejected(exc.reason, field="file") from None
+        token = secrets.token_urlsafe(16)
+        folder = self.folder / "documents" / token
+        folder.mkdir(parents=True)
+        shutil.move(str(doc.tiff), folder / "fax.tif")
+        if doc.thumbnail_png and Path(doc.thumbnail_png).is_file():
+            shutil.move(str(doc.thumbnail_png), folder / "thumbnail.png")
+        shown = _display_name(name)
+        meta = {"pages": doc.pages, "name": shown, "resolution": doc.resolution.value,
+                "paper": doc.paper.value}
+        (folder / "meta.json").write_text(json.dumps(meta, ensure_ascii=False))
+        return PreparedDocument(token, doc.pages, shown, doc.resolution.value, doc.paper.value)
+
+    def document(self, token: str) -> tuple[Path, dict[str, Any]]:
+        if not _TOKEN.match(token or ""):
+            raise ValidationError("unknown document", field="document")
+        folder = self.folder / "documents" / token
+        try:
+            meta = json.loads((folder / "meta.json").read_text())
+        except (OSError, ValueError):
+            raise ValidationError("unknown document: upload it again", field="document"
+                                  ) from None
+        return folder, meta
+
+    def thumbnail(self, token: str) -> Path | None:
+        folder, _ = self.document(token)
+        path = folder / "thumbnail.png"
+        return path if path.is_file() else None
+
+    async def send(self, user: User | None, *, document: str, number: str,
+                   client_id: int | None = None, line: str | None = None) -> dict[str, Any]:
+        folder, meta = self.document(document)
+        dialled = dial_number(number)
+        if line is None:
+            if not self.backends:
+                raise LineUnavailable("no fax line is configured")
+            line = next(iter(self.backends))
+        elif line not in self.backends:
+            raise ValidationError(f"no fax line named {line!r}", field="line")
+        if client_id is not None:
+            client = await self.store.get_client(client_id)
+            if user is not None and user.role is Role.MANAGER and not self.managers_see_all \
+                    and client.manager_id != user.id:
+                raise PermissionDenied("this client is not one of yours")
+        job = await self.store.create_fax_job({
+            "line": line, "number": dialled, "client_id": client_id,
+            "user_id": user.id if user else None, "state": JobState.QUEUED.value,
+            "document": str(folder / "fax.tif"), "thumbnail": str(folder / "thumbnail.png"),
+            "file_name": meta["name"], "pages": int(meta["pages"]), "result": "queued",
+        })
+        await self._publish_job(job)
+        self._wake[line].set()
+        return job
+
+    async def cancel(self, user: User, job_id: int) -> dict[str, Any]:
+        job = await self.visible_job(user, job_id)
+        if job["state"] in FINAL:
+            raise ValidationError(f"the fax is already {job['state']}")
+        done = await self.store.update_fax_job(
+            job_id, only_states=WAITING, state=JobState.CANCELLED.value, result="cancelled",
+            next_try_at=None, finished_at=_now_ts(self.clock()))
+        if done is not None:
+            await self._publish_job(done)
+            return done
+        # In a call: the backend is asked to stop; the job ends when its result comes (a fax
+        # whose every page got through in the meantime is reported sent, as it was).
+        job = await self.store.update_fax_job(job_id, cancel_requested=1) or job
+        backend = self.backends.get(job["line"])
+        if backend is not None and job["backend_ref"]:
+            await backend.cancel(job["backend_ref"])
+        return await self.store.get_fax_job(job_id)
+
+    async def visible_job(self, user: User, job_id: int) -> dict[str, Any]:
+        job = await self.store.get_fax_job(job_id)
+        if not can_see_fax(user, job_json(job), self.managers_see_all):
+            raise PermissionDenied("this fax belongs to a client who is not yours")
+        return job
+
+    async def visible_received(self, user: User, fax_id: int) -> dict[str, Any]:
+        fax = await self.store.get_received_fax(fax_id)
+        if not can_see_fax(user, received_json(fax), self.managers_see_all):
+            raise PermissionDenied("this fax belongs to a client who is not yours")
+        return fax
+
+    def restricted(self, user: User) -> bool:
+        return user.role is Role.MANAGER and not self.managers_see_all
+
+    async def list_jobs(self, user: User, f: FaxFilter) -> list[dict[str, Any]]:
+        if self.restricted(user):
+            f.manager_id = user.id
+        return await self.store.list_fax_jobs(f)
+
+    async def list_received(self, user: User, f: FaxFilter) -> list[dict[str, Any]]:
+        if self.restricted(user):
+            f.manager_id = user.id
+        return await self.store.list_received_faxes(f)
+
+    # -- dispatch --------------------------------------------------------------------------
+
+    async def _dispatch(self, line: str) -> None:
+        wake = self._wake[line]
+        while True:
+            await self._idle[line].wait()
+            wake.clear()
+            due = await self.store.due_fax_jobs(line, limit=1)
+            if due:
+                await self._start_call(line, due[0])
+                continue
+            timeout = None
+            nxt = await self.store.next_fax_retry_at(line)
+            if nxt is not None:
+                timeout = max(0.05, datetime.fromisoformat(nxt).timestamp() - self.clock())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout)
+
+    async def _start_call(self, line: str, job: dict[str, Any]) -> None:
+        backend = self.backends[line]
+        # Stored before the backend is asked: a crash from here on leaves an "interrupted"
+        # job, never one that is silently called a second time.
+        dialing = await self.store.update_fax_job(
+            job["id"], only_states=WAITING, state=JobState.DIALING.value,
+            attempts=job["attempts"] + 1, page=0, next_try_at=None, backend_ref=None)
+        if dialing is None:
+            return
+        await self._publish_job(dialing)
+        self._idle[line].clear()
+        document = FaxDocument(Path(dialing["document"]), dialing["pages"], Resolution.FINE,
+                               Paper.A4, Path(dialing["thumbnail"]))
+        async with self._submitting[line]:
+            try:
+                ref = await backend.submit(dialing["number"], document, job_id=dialing["id"])
+            except Exception as exc:
+                log.warning("fax line %s could not take job %d: %s", line, job["id"], exc)
+                changes = machine.on_submit_failed(dialing, self.policy(line), self.clock(),
+                                                   str(exc)[:300])
+                updated = await self.store.update_fax_job(dialing["id"], only_states=ACTIVE,
+                                                          **changes)
+                self._idle[line].set()
+                if updated is not None:
+                    await self._after_change(updated)
+                return
+            await self.store.update_fax_job(dialing["id"], backend_ref=ref)
+
+    # -- backend events --------------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        while True:
+            line, event, future = await self._events.get()
+            try:
+                result = await self.handle(line, event)
+            except Exception as exc:
+                log.exception("fax event of line %s not handled", line)
+                if future is not None and not future.done():
+                    future.set_exception(exc)
+            else:
+                if future is not None and not future.done():
+                    future.set_result(result)
+
+    async def handle(self, line: str, event: FaxEvent) -> Any:
+        if isinstance(event, FaxReceived):
+            return await self.receive(line, event)
+        async with self._submitting.setdefault(line, asyncio.Lock()):
+            job = await self.store.fax_job_by_ref(line, event.job_ref)
+        if job is None:
+            log.info("fax line %s: event for a job it does not know (%s)", line,
+                     event.job_ref[:60])
+            return None
+        if isinstance(event, FaxProgress):
+            changes = machine.on_progress(job, event)
+            if changes:
+                updated = await self.store.update_fax_job(job["id"], only_states=ACTIVE,
+                                                          **changes)
+                if updated is not None:
+                    await self._publish_job(updated)
+            return None
+        assert isinstance(event, FaxResult)
+        changes = machine.on_result(job, event, self.policy(line), self.clock())
+        if not changes:
+            return None
+        updated = await self.store.update_fax_job(job["id"], only_states=ACTIVE, **changes)
+        if line in self._idle:
+            self._idle[line].set()
+        if updated is not None:
+            await self._after_change(updated)
+        return updated
+
+    async def _after_change(self, job: dict[str, Any]) -> None:
+        await self._publish_job(job)
+        if job["state"] == JobState.RETRY_SCHEDULED.value and job["line"] in self._wake:
+            self._wake[job["line"]].set()
+
+    # -- inbox -----------------------------------------------------------------------------
+
+    async def receive(self, line: str, event: FaxReceived) -> dict[str, Any]:
+        """Store a received fax (PDF, match, history); idempotent by the backend's file."""
+        source_key = str(event.tiff)
+        pdf = self.folder / "inbox" / f"{uuid.uuid4().hex}.pdf"
+        pages = event.pages
+        try:
+            pages = await self.converter.to_pdf(event.tiff, pdf) or event.pages
+        except DocumentRejected as exc:
+            # A fax that cannot be made into a PDF is still a fax: keep its TIFF.
+            log.warning("received fax %s kept as TIFF: %s", event.tiff.name, exc.reason)
+            pdf = pdf.with_suffix(".tif")
+            shutil.copyfile(event.tiff, pdf)
+        station = machine.clean_station(event.remote_station)
+        client_id, contact_id, how = self.match(event.caller_num, station)
+        number = self.matcher.normalize(event.caller_num) if event.caller_num else None
+        row, created = await self.store.add_received_fax({
+            "line": line, "source_key": source_key, "received_at": _now_ts(event.at),
+            "caller_raw": (event.caller_num or "")[:64],
+            "caller_e164": number.e164 if number else None, "remote_station": station,
+            "pages": pages, "ok": 1 if event.ok else 0, "detail": event.detail[:500],
+            "pdf": str(pdf), "client_id": client_id, "contact_id": contact_id,
+            "matched_by": how,
+        })
+        if not created:
+            pdf.unlink(missing_ok=True)
+            return row
+        if row["client_id"] is not None:
+            await self.store.add_interaction(
+                InteractionKind.FAX, datetime.fromtimestamp(event.at, UTC),
+                f"fax received, {pages} page(s)", client_id=row["client_id"],
+                contact_id=row["contact_id"], ref=f"fax-in-{row['id']}",
+                data={"direction": "in", "fax_id": row["id"], "pages": pages,
+                      "ok": bool(row["ok"]), "remote_station": station})
+        self.bus.publish("fax.received", {"fax": received_json(row)})
+        self.changed.set()
+        return row
+
+    def match(self, caller: str, station: str) -> tuple[int | None, int | None, str]:
+        """The client of a received fax: by caller ID, then by the digits of the station ID."""
+        if caller:
+            found = self.matcher.match(caller)
+            if found.client_id is not None:
+                contact = found.contact
+                return found.client_id, contact.contact_id if contact else None, "caller_id"
+        digits = re.sub(r"\D", "", station)
+        if len(digits) >= MIN_STATION_DIGITS:
+            found = self.matcher.match(("+" if station.startswith("+") else "") + digits)
+            if found.client_id is not None:
+                contact = found.contact
+                return found.client_id, contact.contact_id if contact else None, "station_id"
+        return None, None, ""
+
+    # -- publishing ------------------------------------------------------------------------
+
+    async def _publish_job(self, job: dict[str, Any]) -> None:
+        # The client's history shows the job from the start, with its state per page.
+        await self._history_out(job)
+        self.bus.publish("fax.status", {"fax": job_json(job)})
+        self.changed.set()
+
+    async def _history_out(self, job: dict[str, Any]) -> None:
+        if job["client_id"] is None:
+            return
+        words = result_words(job) if job["state"] in FINAL else state_words(job)
+        await self.store.add_interaction(
+            InteractionKind.FAX, datetime.fromisoformat(job["created_at"]),
+            f"fax to {job['number']}: {words}", client_id=job["client_id"],
+            user_id=job["user_id"], ref=f"fax-out-{job['id']}",
+            data={"direction": "out", "job_id": job["id"], "state": job["state"],
+                  "pages": job["pages"], "pages_confirmed": job["pages_confirmed"],
+                  "remote_station": job["remote_station"]})
+
+    async def wait_for(self, condition: Callable[[], Any], timeout: float = 10.0) -> Any:
+        """Wait until ``condition()`` (an awaitable or a value) is truthy, re-checked after
+        each stored change: for tests and the demo."""
+        async with asyncio.timeout(timeout):
+            while True:
+                self.changed.clear()
+                value = condition()
+                if asyncio.iscoroutine(value):
+                    value = await value
+                if value:
+                    return value
+                await self.changed.wait()
+
+
+def _now_ts(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
+
+
+def _display_name(name: str) -> str:
+    """An upload's name as kept for display: its last path part, printable, bounded."""
+    base = re.split(r"[\\/]", name or "")[-1]
+    kept = "".join(ch for ch in base if ch.isprintable()).strip()
+    return kept[:120] or "document"

@@ -1,0 +1,170 @@
+"""The fax job state machine through the fax service, with a backend the test drives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from callcenter.faxes.jobs import RetryPolicy
+from callcenter.faxes.ports import FaxOutcome
+from callcenter.faxes.service import FaxRejected
+from callcenter.faxes.words import result_words
+from tests.faxes.fakes import fax_core, upload
+
+
+async def test_sent_only_when_every_page_is_confirmed(tmp_path: Path) -> None:
+    async with fax_core(tmp_path) as core:
+        job = await core.send(pages=2)
+        assert job["state"] == "queued" and job["pages"] == 2
+        ref = await core.until_submits(1)
+        assert (await core.job(job["id"]))["state"] == "dialing"
+        core.backend.progress(ref, 0, 2, "+7 495 765-43-21")
+        await core.until_state(job["id"], "sending")
+        core.backend.progress(ref, 1, 2)
+        sending = await core.service.wait_for(
+            lambda: _confirmed(core, job["id"], 1))
+        assert sending["page"] == 2 and sending["state"] == "sending"
+        core.backend.result(ref, FaxOutcome.SENT, 2, 2, "+7 495 765-43-21")
+        done = await core.until_state(job["id"], "sent")
+        assert done["pages_confirmed"] == 2 and done["remote_station"] == "+7 495 765-43-21"
+        assert result_words(done) == "sent: all 2 pages confirmed by the far end"
+        history = await core.store.list_interactions(1)
+        assert [i.ref for i in history] == [f"fax-out-{job['id']}"]
+        states = [e.data["fax"]["state"] for e in core.events if e.topic == "fax.status"]
+        assert states == ["queued", "dialing", "sending", "sending", "sent"]
+
+
+async def _confirmed(core, job_id: int, pages: int):  # type: ignore[no-untyped-def]
+    job = await core.job(job_id)
+    return job if job["pages_confirmed"] >= pages else None
+
+
+async def test_a_success_with_pages_missing_is_a_failure_naming_the_pages(tmp_path: Path
+                                                                          ) -> None:
+    async with fax_core(tmp_path) as core:
+        job = await core.send(pages=28)
+        ref = await core.until_submits(1)
+        core.backend.result(ref, FaxOutcome.SENT, 26, 28)
+        done = await core.until_state(job["id"], "failed", "sent")
+        assert done["state"] == "failed" and done["pages_confirmed"] == 26
+        assert result_words(done) == "failed: pages 1–26 of 28 sent"
+        assert result_words(done, "ru") == "не отправлен: переданы страницы 1–26 из 28"
+        assert len(core.backend.submits) == 1  # a partial fax is not sent again on its own
+
+
+async def test_broken_off_after_page_2_of_4_is_failed_2_of_4(tmp_path: Path) -> None:
+    async with fax_core(tmp_path) as core:
+        job = await core.send(pages=4)
+        ref = await core.until_submits(1)
+        core.backend.progress(ref, 2, 4)
+        core.backend.result(ref, FaxOutcome.FAILED, 2, 4, code=49)
+        done = await core.until_state(job["id"], "failed", "sent")
+        assert (done["state"], done["pages_confirmed"], done["pages"]) == ("failed", 2, 4)
+
+
+@pytest.mark.parametrize("outcome", [FaxOutcome.BUSY, FaxOutcome.NO_ANSWER,
+                                     FaxOutcome.LINE_ERROR])
+async def test_busy_no_answer_and_line_errors_are_retried_then_given_up(
+        tmp_path: Path, outcome: FaxOutcome) -> None:
+    async with fax_core(tmp_path, RetryPolicy(max_attempts=3, retry_seconds=0.0)) as core:
+        job = await core.send(pages=1)
+        for attempt in (1, 2, 3):
+            ref = await core.until_submits(attempt)
+            core.backend.result(ref, outcome, 0, 1)
+            if attempt < 3:
+                await core.service.wait_for(lambda n=attempt: len(core.backend.submits) > n)
+        done = await core.until_state(job["id"], "failed")
+        assert done["attempts"] == 3 and done["result"] == outcome.value
+        assert len(core.backend.submits) == 3
+
+
+async def test_retry_waits_with_backoff(tmp_path: Path) -> None:
+    async with fax_core(tmp_path, RetryPolicy(max_attempts=3, retry_seconds=600.0)) as core:
+        job = await core.send(pages=1)
+        ref = await core.until_submits(1)
+        core.backend.result(ref, FaxOutcome.BUSY, 0, 1)
+        waiting = await core.until_state(job["id"], "retry_scheduled")
+        assert waiting["next_try_at"] > waiting["updated_at"]
+        assert len(core.backend.submits) == 1
+    assert RetryPolicy(retry_seconds=60, backoff=2).delay(3) == 240
+
+
+async def test_a_rejected_document_never_becomes_a_job(tmp_path: Path) -> None:
+    async with fax_core(tmp_path) as core:
+        bad = tmp_path / "bad.pdf"
+        bad.write_bytes(b"BAD not a pdf")
+        with pytest.raises(FaxRejected, match="not a PDF"):
+            await core.service.prepare(bad, "bad.pdf")
+        assert await core.store.fax_jobs_in(("queued", "dialing", "failed")) == []
+        assert core.backend.submits == []
+
+
+async def test_a_line_that_is_down_counts_as_a_line_error(tmp_path: Path) -> None:
+    async with fax_core(tmp_path, RetryPolicy(max_attempts=1)) as core:
+        core.backend.down = True
+        job = await core.send(pages=1)
+        done = await core.until_state(job["id"], "failed")
+        assert done["result"] == "no_line"
+        assert result_words(done) == "the fax line is not connected"
+
+
+async def test_cancel_a_waiting_job_and_a_job_in_a_call(tmp_path: Path) -> None:
+    async with fax_core(tmp_path, RetryPolicy(max_attempts=3, retry_seconds=600.0)) as core:
+        admin = (await core.store.user_by_login("admin"))[0]  # type: ignore[index]
+        first = await core.send(pages=3)
+        ref = await core.until_submits(1)
+        core.backend.progress(ref, 1, 3)
+        await core.until_state(first["id"], "sending")
+        await core.service.cancel(admin, first["id"])
+        assert core.backend.cancels == [ref]
+        core.backend.result(ref, FaxOutcome.CANCELLED, 1, 3)
+        done = await core.until_state(first["id"], "cancelled")
+        assert done["pages_confirmed"] == 1
+        second = await core.send(pages=1)
+        ref2 = await core.until_submits(2)
+        core.backend.result(ref2, FaxOutcome.BUSY, 0, 1)
+        await core.until_state(second["id"], "retry_scheduled")
+        cancelled = await core.service.cancel(admin, second["id"])
+        assert cancelled["state"] == "cancelled" and len(core.backend.submits) == 2
+
+
+async def test_restart_marks_a_job_cut_mid_call_interrupted(tmp_path: Path) -> None:
+    db = tmp_path / "fax.db"
+    async with fax_core(tmp_path, db=db) as core:
+        job = await core.send(pages=3)
+        ref = await core.until_submits(1)
+        core.backend.progress(ref, 2, 3)
+        await core.service.wait_for(lambda: _confirmed(core, job["id"], 2))
+    async with fax_core(tmp_path, db=db) as core:
+        after = await core.job(job["id"])
+        assert after["state"] == "failed" and after["interrupted"] == 1
+        assert result_words(after) == "interrupted, pages 2 of 3 confirmed"
+        assert core.backend.submits == []  # not called again: the policy does not say so
+
+
+async def test_restart_retries_an_interrupted_job_when_the_policy_says_so(tmp_path: Path
+                                                                          ) -> None:
+    db = tmp_path / "fax.db"
+    async with fax_core(tmp_path, db=db) as core:
+        job = await core.send(pages=2)
+        await core.until_submits(1)
+    policy = RetryPolicy(retry_seconds=0.0, retry_interrupted=True)
+    async with fax_core(tmp_path, policy, db=db) as core:
+        ref = await core.until_submits(1)
+        again = await core.job(job["id"])
+        assert again["state"] == "dialing" and again["attempts"] == 2
+        core.backend.result(ref, FaxOutcome.SENT, 2, 2)
+        await core.until_state(job["id"], "sent")
+
+
+async def test_bad_numbers_are_refused(tmp_path: Path) -> None:
+    from callcenter.errors import ValidationError
+
+    async with fax_core(tmp_path) as core:
+        doc = await core.service.prepare(upload(tmp_path, 1), "a.pdf")
+        for number in ("", "12", "+7 495; rm -rf", "PJSIP/100", "1" * 40):
+            with pytest.raises(ValidationError):
+                await core.service.send(None, document=doc.token, number=number)
+        job = await core.service.send(None, document=doc.token, number="+7 (495) 765-43-21")
+        assert job["number"] == "+74957654321"
