@@ -33,8 +33,8 @@ from callcenter.store.base import (
     PhoneMatch,
 )
 from callcenter.store.sqlite_calls import CallLogMixin, now_utc, ts
-from callcenter.store.sqlite_faxes import FaxStoreMixin
 from callcenter.store.sqlite_db import DEFAULT_BUSY_TIMEOUT_MS, SqliteDb
+from callcenter.store.sqlite_faxes import FaxStoreMixin
 
 
 def parse_ts(value: str | None) -> datetime | None:
