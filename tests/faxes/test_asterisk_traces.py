@@ -1,0 +1,141 @@
+"""The Asterisk fax line against the AMI emulator replaying the recorded fax traces."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from callcenter.config import FaxLineConfig
+from callcenter.faxes.jobs import RetryPolicy
+from callcenter.models import ClientKind
+from callcenter.phones import normalize
+from callcenter.store.base import ClientInput, ContactInput, PhoneInput
+from callcenter.store.sqlite_faxes import FaxFilter
+from fax.asterisk import AsteriskFaxLine
+from fax.asterisk_events import AsteriskFaxTracker
+from pbx.ami.emulator import AmiEmulator
+from pbx.ami.trace import load_trace, trace_messages
+from tests.conftest import FIXTURES
+from tests.faxes.fakes import Core, fax_core
+
+INCOMING = "in-20261122-232725-1795390045.114.tif"
+
+
+@contextlib.asynccontextmanager
+async def asterisk_fax(tmp_path: Path, scenario: str) -> AsyncIterator[tuple[Core, Any, Any]]:
+    outgoing = tmp_path / "pbx-outgoing"
+    incoming = tmp_path / "pbx-incoming"
+    outgoing.mkdir(exist_ok=True)
+    incoming.mkdir(exist_ok=True)
+    emulator = AmiEmulator(load_trace(FIXTURES / f"{scenario}.log"), action_wait=2.0,
+                           auth_failure_delay=0)
+    await emulator.start()
+    async with fax_core(tmp_path, RetryPolicy(max_attempts=1), start=False) as core:
+        acme = ClientInput("ACME LLC", ClientKind.COMPANY, None, contacts=[ContactInput(
+            "Fax desk", "", phones=[PhoneInput("+7 495 765-43-21",
+                                               normalize("+7 495 765-43-21"))])])
+        await core.store.create_client(acme)
+        config = FaxLineConfig(
+            name="fax", kind="asterisk", port=emulator.port, secret="crm-secret",
+            channel="PJSIP/{number}@faxtrunk", caller_id='"CRM Lab" <74951110000>',
+            local_station_id="+7 495 111-00-00", poll_seconds=0.01,
+            outgoing_pbx_path="/var/spool/asterisk/fax/outgoing",
+            outgoing_mount_path=str(outgoing),
+            incoming_pbx_path="/var/spool/asterisk/fax/incoming",
+            incoming_mount_path=str(incoming))
+        line = AsteriskFaxLine(config, core.service.sink("fax"))
+        core.service.backends.clear()
+        core.service.add_line("fax", line, RetryPolicy(max_attempts=1))
+        await line.start()
+        await emulator.wait_for_client()
+        await core.service.start()
+        try:
+            yield core, line, emulator
+        finally:
+            await line.stop()
+            await emulator.close()
+
+
+async def test_recorded_send_ends_sent_with_both_pages(tmp_path: Path) -> None:
+    async with asterisk_fax(tmp_path, "09_fax_send") as (core, _line, emulator):
+        job = await core.send(pages=2, number="+74957654321")
+        originate = await emulator.wait_for_action("Originate")
+        assert originate.get("Channel") == "PJSIP/+74957654321@faxtrunk"
+        assert originate.get("Application") == "SendFAX"
+        data = originate.get("Data") or ""
+        assert data.startswith("/var/spool/asterisk/fax/outgoing/crm-fax-") and data.endswith(
+            ".tif,fs")
+        assert "FAXOPT(localstationid)=+7 495 111-00-00" in originate.get_all("Variable")
+        done = await core.until_state(job["id"], "sent", "failed")
+        assert done["state"] == "sent", done
+        assert (done["pages_confirmed"], done["pages"]) == (2, 2)
+        assert done["remote_station"] == "+7 495 765-43-21"
+        # the per-page poll reached the PBX, and the page counter moved through "sending"
+        assert emulator.actions_named("FAXSession")
+        states = [e.data["fax"]["state"] for e in core.events if e.topic == "fax.status"]
+        assert states[:3] == ["queued", "dialing", "sending"] and states[-1] == "sent"
+        # the far end's ReceiveFAX (another channel, context fax-remote) is not our inbox
+        assert await core.store.list_received_faxes(FaxFilter()) == []
+        assert list((tmp_path / "pbx-outgoing").iterdir()) == []  # the copy is removed
+
+
+async def test_recorded_reception_lands_in_the_inbox_matched_to_the_client(
+        tmp_path: Path) -> None:
+    (tmp_path / "pbx-incoming").mkdir(parents=True, exist_ok=True)
+    tiff = tmp_path / "pbx-incoming" / INCOMING
+    tiff.write_bytes(b"II*\x00 two pages")  # what ReceiveFAX left in the shared folder
+    async with asterisk_fax(tmp_path, "10_fax_receive") as (core, _line, _emulator):
+
+        async def stored() -> list[dict[str, Any]]:
+            return await core.store.list_received_faxes(FaxFilter())
+
+        [fax] = await core.service.wait_for(stored)
+        assert (fax["pages"], fax["ok"], fax["caller_raw"]) == (2, 1, "+74957654321")
+        assert fax["remote_station"] == "+7 495 765-43-21"
+        assert fax["client_name"] == "ACME LLC" and fax["matched_by"] == "caller_id"
+        assert Path(fax["pdf"]).read_bytes().startswith(b"%PDF")
+        await core.service.wait_for(lambda: not tiff.exists())
+        received = [e for e in core.events if e.topic == "fax.received"]
+        assert len(received) == 1 and received[0].data["fax"]["pages"] == 2
+        history = await core.store.list_interactions(fax["client_id"])
+        assert [i.ref for i in history] == [f"fax-in-{fax['id']}"]
+        # the other session's OriginateResponse and the sender's SendFAX made no job
+        assert await core.store.fax_jobs_in(("queued", "dialing", "sending", "sent",
+                                             "failed")) == []
+
+
+def test_fax_status_flip_takes_the_last_value() -> None:
+    """FAILED/HANGUP a few ms before SUCCESS: the send is a success, with its pages."""
+    tracker = AsteriskFaxTracker(["from-trunk"])
+    tracker.expect("r1", "crm-fax-5001", 2)
+    events = []
+    for message in trace_messages(load_trace(FIXTURES / "09_fax_send.log")):
+        events += tracker.feed(message.headers, tuple(message.get_all("FileName")))
+    [result] = [e for e in events if type(e).__name__ == "FaxResult"]
+    assert (result.outcome.value, result.pages_confirmed) == ("sent", 2)
+    assert "HANGUP" in result.detail
+
+
+def test_a_hangup_before_sendfax_is_never_a_success() -> None:
+    tracker = AsteriskFaxTracker(["from-trunk"])
+    tracker.expect("r1", "u1", 3)
+    base = {"Channel": "PJSIP/faxtrunk-1", "Uniqueid": "u1", "Context": "from-trunk"}
+    tracker.feed({"Event": "Newchannel", "ChannelState": "6", **base})
+    tracker.feed({"Event": "VarSet", "Variable": "FAXSTATUS", "Value": "SUCCESS", **base})
+    tracker.feed({"Event": "FAXStatus", "Operation": "send",
+                  "Status": "FAX Transmission In Progress", **base})
+    [result] = tracker.feed({"Event": "Hangup", "Cause": "16", **base})
+    assert result.outcome.value == "line_error" and result.pages_confirmed == 0
+
+
+def test_originate_failure_reasons() -> None:
+    for reason, outcome in (("5", "busy"), ("3", "no_answer"), ("8", "line_error")):
+        tracker = AsteriskFaxTracker([])
+        tracker.expect("r", "u", 1)
+        assert tracker.bind_action("r", "a1") == []
+        [result] = tracker.feed({"Event": "OriginateResponse", "ActionID": "a1",
+                                 "Response": "Failure", "Reason": reason,
+                                 "Uniqueid": "<unknown>"})
+        assert result.outcome.value == outcome
