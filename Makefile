@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed-stamp
 # Debian packages: python3-venv for a fresh machine; chromium for the console's browser tests.
 DEBIAN_RUN := ca-certificates
 DEBIAN_TEST := chromium fonts-dejavu-core
+# Fax: ghostscript renders PDFs into fax pages; libspandsp2 is the fax engine (T.30, T.38).
+DEBIAN_RUN += ghostscript libspandsp2
+DEBIAN_TEST += ghostscript libspandsp2
 
 .PHONY: run test bench clean deps-run deps-test
 

@@ -44,7 +44,10 @@ class DocumentRejected(Exception):
 
 class DocumentConverter(Protocol):
     async def to_fax(self, upload: Path, *, resolution: Resolution = Resolution.FINE,
-                     paper: Paper = Paper.A4) -> FaxDocument: ...
+                     paper: Paper = Paper.A4, name: str = "") -> FaxDocument:
+        """``name``: the file name the user gave the upload (checked against its real type,
+        never used as a path); without it the upload's own name is checked."""
+        ...
 
     async def to_pdf(self, tiff: Path, pdf: Path) -> int:
         """A received fax as PDF (G4 embedded without re-encoding); returns the page count."""
