@@ -212,7 +212,8 @@ class FaxService:
                       paper: Paper = Paper.A4) -> PreparedDocument:
         """Convert an upload (any accepted kind) into a fax document kept for send()."""
         try:
-            doc = await self.converter.to_fax(upload, resolution=resolution, paper=paper)
+            doc = await self.converter.to_fax(upload, resolution=resolution, paper=paper,
+                                              name=name)
         except DocumentRejected as exc:
             raise FaxRejected(exc.reason, field="file") from None
         token = secrets.token_urlsafe(16)

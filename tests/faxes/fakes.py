@@ -50,7 +50,7 @@ class FakeConverter:
         self.counter = itertools.count(1)
 
     async def to_fax(self, upload: Path, *, resolution: Resolution = Resolution.FINE,
-                     paper: Paper = Paper.A4) -> FaxDocument:
+                     paper: Paper = Paper.A4, name: str = "") -> FaxDocument:
         data = upload.read_bytes()
         if data.startswith(b"BAD"):
             raise DocumentRejected("the file is not a PDF, an image or a TIFF")
