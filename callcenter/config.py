@@ -177,6 +177,9 @@ class FaxLineConfig:
     poll_seconds: float = 3.0  # FAXSession polls for the page being sent
     # hylafax: the hfaxd client protocol (port 4559) and its spool (recvq is read there).
     password: str = ""
+    # hfaxd's ADMIN password (hosts.hfaxd, 4th field): needed to remove received faxes
+    # from recvq once stored.
+    admin_password: str = ""
     spool: str = "/var/spool/hylafax"
     modem: str = "any"
 

@@ -51,6 +51,9 @@ class AsteriskFaxLine:
         self._tasks: set[asyncio.Task[None]] = set()
         self._files: dict[str, Path] = {}  # ref -> the TIFF copied for the PBX
         self._poller: asyncio.Task[None] | None = None
+        # Received files removed from the shared folder (after the core stored them).
+        self.removed: list[str] = []
+        self.picked_up = asyncio.Event()
 
     # -- Line ----------------------------------------------------------------------------------
 
@@ -244,6 +247,8 @@ class AsteriskFaxLine:
                               self.name, local.name)
                 continue
             local.unlink(missing_ok=True)
+            self.removed.append(local.name)
+            self.picked_up.set()
 
     def _local(self, pbx_file: str) -> Path | None:
         pure = PurePosixPath(pbx_file)

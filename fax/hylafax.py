@@ -66,13 +66,17 @@ class HylaFaxLine:
         self.name = config.name
         self._sink = sink
         self.incoming = incoming
-        self.client = HylaFaxClient(config.host, config.port, config.username, config.password)
+        self.client = HylaFaxClient(config.host, config.port, config.username, config.password,
+                                    admin_password=config.admin_password)
         self._jobs: dict[str, dict[str, int]] = {}  # HylaFAX job id -> our pages, last page
         self._task: asyncio.Task[None] | None = None
         self._state = LineState.STOPPED
         self._detail = ""
         self._last_error = ""
         self._since = time.time()
+        # Received faxes taken out of recvq (after the core stored them), for tests.
+        self.removed: list[str] = []
+        self.picked_up = asyncio.Event()
 
     @staticmethod
     def ref(job_id: str) -> str:
@@ -183,3 +187,5 @@ class HylaFaxLine:
                 continue
             await asyncio.to_thread(self.client.delete, row.name)
             local.unlink(missing_ok=True)
+            self.removed.append(row.name)
+            self.picked_up.set()

@@ -18,8 +18,9 @@ from pathlib import Path
 # Columns of LIST sendq/doneq: job id, state letter, "sent:total" pages, "dials:max",
 # then the status text last (it may hold anything, our separator included).
 JOB_FORMAT = "%j|%a|%P|%D|%o|%s"
-# Columns of LIST recvq: file, pages, sender TSI, caller number, "*" while receiving, error.
-RECEIVE_FORMAT = "%f|%p|%z|%j|%s|%e"
+# Columns of LIST recvq: file, pages, "*" while receiving, caller number, error, and the
+# sender's TSI last (free text of a stranger: it may hold our separator).
+RECEIVE_FORMAT = "%f|%p|%z|%j|%e|%s"
 _JOB_ID = re.compile(r"jobid:\s*(\d+)")
 _TEMP_FILE = re.compile(r"\(FILE: (\S+?)\)")
 _RECVQ_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -78,7 +79,7 @@ def parse_received(line: str) -> ReceivedRow | None:
     except ValueError:
         pages = 0
     return ReceivedRow(parts[0].strip(), pages, parts[2].strip() == "*", parts[3].strip(),
-                       parts[4].strip(), parts[5].strip())
+                       parts[5].strip(), parts[4].strip())
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,9 +96,10 @@ class HylaFaxClient:
     """One hfaxd session; every method may be called from any thread (one at a time)."""
 
     def __init__(self, host: str, port: int, user: str, password: str = "",
-                 timeout: float = 15.0) -> None:
+                 timeout: float = 15.0, admin_password: str = "") -> None:
         self.host, self.port, self.user = host, port, user
         self._password = password
+        self._admin = admin_password
         self.timeout = timeout
         self._ftp: ftplib.FTP | None = None
         self._lock = threading.Lock()
@@ -110,6 +112,9 @@ class HylaFaxClient:
         try:
             self.greeting = ftp.connect(self.host, self.port)
             ftp.login(self.user, self._password)
+            if self._admin:
+                # Without it hfaxd lists recvq (files of mode 0644 only) but never deletes.
+                ftp.sendcmd(f"ADMIN {self._admin}")
             ftp.sendcmd("TYPE I")
             ftp.sendcmd(f'JOBFMT "{JOB_FORMAT}"')
             ftp.sendcmd(f'RCVFMT "{RECEIVE_FORMAT}"')
@@ -168,9 +173,15 @@ class HylaFaxClient:
                 ("PAGEWIDTH", str(params.page_width_mm)),
                 ("PAGELENGTH", str(params.page_length_mm)), ("PAGECHOP", "none"),
                 ("CHOPTHRESHOLD", "3"), ("USEECM", "yes" if params.use_ecm else "no"),
-                ("USECONTCOVER", "no"), ("DOCUMENT", found.group(1)),
+                ("DOCUMENT", found.group(1)),
             ):
-                ftp.sendcmd(f"JPARM {name} {value}")
+                try:
+                    ftp.sendcmd(f"JPARM {name} {value}")
+                except ftplib.error_perm:
+                    # Never leave a half-made job behind for the next JNEW to inherit.
+                    with contextlib.suppress(ftplib.Error):
+                        ftp.sendcmd(f"JDELE {made.group(1)}")
+                    raise
             ftp.sendcmd("JSUBM")
             return made.group(1)
 

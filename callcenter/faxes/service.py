@@ -357,6 +357,7 @@ class FaxService:
                     await self._after_change(updated)
                 return
             await self.store.update_fax_job(dialing["id"], backend_ref=ref)
+            self.changed.set()
 
     # -- backend events --------------------------------------------------------------------
 

@@ -140,14 +140,14 @@ class Core:
 
 @contextlib.asynccontextmanager
 async def fax_core(tmp_path: Path, policy: RetryPolicy | None = None, *, start: bool = True,
-                   db: Path | None = None) -> AsyncIterator[Core]:
+                   db: Path | None = None, converter: Any = None) -> AsyncIterator[Core]:
     store = await SqliteStore.open(db or tmp_path / "fax.db")
     if not await store.list_users():
         await seed_demo(store, FAKE_HASH)
     bus = EventBus()
     events: list[BusEvent] = []
     bus.subscribe(events.append)
-    converter = FakeConverter(tmp_path)
+    converter = converter or FakeConverter(tmp_path)
     service = FaxService(store, bus, converter, CallerMatcher(store.caller_index, PhonesConfig()),
                          tmp_path / "data")
     backend = FakeBackend()

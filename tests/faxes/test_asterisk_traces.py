@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -86,7 +87,7 @@ async def test_recorded_reception_lands_in_the_inbox_matched_to_the_client(
     (tmp_path / "pbx-incoming").mkdir(parents=True, exist_ok=True)
     tiff = tmp_path / "pbx-incoming" / INCOMING
     tiff.write_bytes(b"II*\x00 two pages")  # what ReceiveFAX left in the shared folder
-    async with asterisk_fax(tmp_path, "10_fax_receive") as (core, _line, _emulator):
+    async with asterisk_fax(tmp_path, "10_fax_receive") as (core, line, _emulator):
 
         async def stored() -> list[dict[str, Any]]:
             return await core.store.list_received_faxes(FaxFilter())
@@ -96,7 +97,11 @@ async def test_recorded_reception_lands_in_the_inbox_matched_to_the_client(
         assert fax["remote_station"] == "+7 495 765-43-21"
         assert fax["client_name"] == "ACME LLC" and fax["matched_by"] == "caller_id"
         assert Path(fax["pdf"]).read_bytes().startswith(b"%PDF")
-        await core.service.wait_for(lambda: not tiff.exists())
+        async with asyncio.timeout(10):
+            while not line.removed:
+                line.picked_up.clear()
+                await line.picked_up.wait()
+        assert line.removed == [INCOMING] and not tiff.exists()
         received = [e for e in core.events if e.topic == "fax.received"]
         assert len(received) == 1 and received[0].data["fax"]["pages"] == 2
         history = await core.store.list_interactions(fax["client_id"])

@@ -1,0 +1,133 @@
+"""The HylaFAX line against HylaFAX's own hfaxd and faxq, started here on a private spool."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callcenter.config import FaxLineConfig
+from callcenter.faxes.jobs import RetryPolicy
+from callcenter.faxes.ports import FaxOutcome
+from callcenter.store.sqlite_faxes import FaxFilter
+from fax.documents import FaxConverter, tiff_pages
+from fax.hylafax import HylaFaxLine, outcome_of
+from fax.hylafax_protocol import HylaFaxClient, JobRow, parse_job, parse_received
+from tests.fax.documents_fixtures import make_pdf
+from tests.faxes.fakes import fax_core
+from tests.faxes.hylafax_server import ADMIN_PASSWORD, HylaFaxServer, start_hylafax
+
+
+@pytest.fixture
+def hylafax() -> Iterator[HylaFaxServer]:
+    # Not under pytest's tmp_path: hfaxd runs as the fax user, who must reach the spool
+    # through every parent folder (pytest's are private to their owner).
+    parent = Path(tempfile.mkdtemp(prefix="callcenter-hylafax-"))
+    parent.chmod(0o755)
+    server = start_hylafax(parent / "spool")
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+async def test_submit_status_and_kill_on_real_hfaxd(tmp_path: Path, hylafax: HylaFaxServer
+                                                    ) -> None:
+    converter = FaxConverter(tmp_path / "work")
+    config = FaxLineConfig(name="fax", kind="hylafax", port=hylafax.port, username="crm",
+                           poll_seconds=0.05)
+    async with fax_core(tmp_path, RetryPolicy(max_attempts=1), start=False,
+                        converter=converter) as core:
+        line = HylaFaxLine(config, core.service.sink("fax"), tmp_path / "hylafax-in")
+        core.service.backends.clear()
+        core.service.add_line("fax", line, RetryPolicy(max_attempts=1))
+        check = await line.check()
+        assert check.ok and "HylaFAX" in check.facts["server"]
+        await line.start()
+        await core.service.start()
+        try:
+            doc = await core.service.prepare(make_pdf(tmp_path / "two.pdf", 2), "two.pdf")
+            job = await core.service.send(None, document=doc.token, number="+74957654321")
+            dialing = await core.until_state(job["id"], "dialing")
+            ref = await core.service.wait_for(lambda: _ref(core, job["id"]))
+            hyla_id = ref.removeprefix("hylafax-")
+            # Its status, read back through the protocol: waiting (no modem), our number.
+            client = HylaFaxClient("127.0.0.1", hylafax.port, "crm")
+            try:
+                [row] = [r for r in client.jobs() if r.job_id == hyla_id]
+                assert row.state in "TW" and row.owner == "crm"
+                assert dialing["pages"] == 2
+                await core.service.cancel(await _admin(core), job["id"])
+                done = await core.until_state(job["id"], "cancelled", "failed", "sent")
+                assert done["state"] == "cancelled", done
+                [killed] = [r for r in client.jobs() if r.job_id == hyla_id]
+                assert killed.state == "F" and "abort" in killed.status.lower()
+                # Every parameter is set again on a second job of the same session.
+                qfile = (hylafax.spool / "doneq" / f"q{hyla_id}").read_text()
+                assert "number:74957654321" in qfile and "maxdials:1" in qfile
+                assert "maxtries:1" in qfile
+            finally:
+                client.close()
+        finally:
+            await line.stop()
+
+
+async def _ref(core: Any, job_id: int) -> str | None:
+    return (await core.job(job_id))["backend_ref"]
+
+
+async def _admin(core: Any) -> Any:
+    found = await core.store.user_by_login("admin")
+    return found[0]
+
+
+async def test_received_fax_is_taken_from_recvq_after_it_is_stored(
+        tmp_path: Path, hylafax: HylaFaxServer) -> None:
+    converter = FaxConverter(tmp_path / "work")
+    doc = await converter.to_fax(make_pdf(tmp_path / "in.pdf", 2), name="in.pdf")
+    queued = hylafax.put_received("fax00001.tif", doc.tiff.read_bytes())
+    config = FaxLineConfig(name="fax", kind="hylafax", port=hylafax.port, username="crm",
+                           poll_seconds=0.05, admin_password=ADMIN_PASSWORD)
+    async with fax_core(tmp_path, start=False, converter=converter) as core:
+        line = HylaFaxLine(config, core.service.sink("fax"), tmp_path / "hylafax-in")
+        core.service.backends.clear()
+        core.service.add_line("fax", line, RetryPolicy())
+        await core.service.start()
+        await line.start()
+        try:
+            async def stored() -> list[dict[str, Any]]:
+                return await core.store.list_received_faxes(FaxFilter())
+
+            [fax] = await core.service.wait_for(stored)
+            assert fax["pages"] == 2 and fax["ok"] == 1
+            assert Path(fax["pdf"]).read_bytes().startswith(b"%PDF")
+            async with asyncio.timeout(10):
+                while not line.removed:
+                    line.picked_up.clear()
+                    await line.picked_up.wait()
+            assert line.removed == ["fax00001.tif"] and not queued.exists()
+        finally:
+            await line.stop()
+    assert tiff_pages(doc.tiff) == 2
+
+
+def test_job_and_receive_rows_parse_and_map() -> None:
+    row = parse_job("12|F| 1:3 | 1:1 |crm|Busy signal detected")
+    assert row == JobRow("12", "F", 1, 3, 1, "crm", "Busy signal detected")
+    assert outcome_of(row) is FaxOutcome.BUSY
+    assert outcome_of(parse_job("3|F| 0:1 | 1:1 |crm|No answer from remote")
+                      ) is FaxOutcome.NO_ANSWER  # type: ignore[arg-type]
+    assert outcome_of(parse_job("3|F| 0:1 | 1:1 |crm|Job aborted by request")
+                      ) is FaxOutcome.CANCELLED  # type: ignore[arg-type]
+    assert outcome_of(parse_job("3|D| 2:2 | 1:1 |crm|")) is FaxOutcome.SENT  # type: ignore[arg-type]
+    assert parse_job("garbage") is None
+    got = parse_received("fax00001.tif|2| |+74957654321|ACME | x|")
+    assert got is not None and (got.station, got.caller, got.pages) == ("ACME | x",
+                                                                         "+74957654321", 2)
+    assert parse_received("../etc/passwd|1| |||") is None
