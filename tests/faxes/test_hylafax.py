@@ -127,7 +127,7 @@ def test_job_and_receive_rows_parse_and_map() -> None:
                       ) is FaxOutcome.CANCELLED  # type: ignore[arg-type]
     assert outcome_of(parse_job("3|D| 2:2 | 1:1 |crm|")) is FaxOutcome.SENT  # type: ignore[arg-type]
     assert parse_job("garbage") is None
-    got = parse_received("fax00001.tif|2| |+74957654321|ACME | x|")
+    got = parse_received("fax00001.tif|2| |+74957654321||ACME | x")
     assert got is not None and (got.station, got.caller, got.pages) == ("ACME | x",
                                                                          "+74957654321", 2)
     assert parse_received("../etc/passwd|1| |||") is None
