@@ -182,6 +182,9 @@ class FaxLineConfig:
     admin_password: str = ""
     spool: str = "/var/spool/hylafax"
     modem: str = "any"
+    # loopback (demo, tests): a fax "sent" to itself, one page every page_seconds, then
+    # received back from the number it was sent to.
+    page_seconds: float = 2.0
 
 
 FAX_KINDS = ("asterisk", "hylafax", "loopback")
@@ -434,6 +437,7 @@ def _validate(config: Config) -> None:
              f"fax[{i}].local_station_id must be up to 20 characters; no commas in it or"
              " in the header"),
             (fax.poll_seconds > 0, f"fax[{i}].poll_seconds must be positive"),
+            (fax.page_seconds >= 0, f"fax[{i}].page_seconds must not be negative"),
         ]
     for ok, message in checks:
         if not ok:

@@ -17,6 +17,7 @@ from callcenter import __version__
 from callcenter.errors import CallcenterError, ValidationError
 from callcenter.store.base import Conflict, NotFound
 from ui.api.common import handle_error
+from ui.api.faxes import MAX_UPLOAD, UPLOAD_PATH
 from ui.hub import Hub
 from ui.openapi import build_openapi
 from ui.pages import SecurityHeadersMiddleware, page_routes
@@ -77,7 +78,8 @@ def build_web_app(
     middleware = [
         Middleware(SecurityHeadersMiddleware),
         # Before anything reads the body; inside the headers, so a 413 carries them too.
-        Middleware(BodyLimitMiddleware, limit=MAX_BODY, timeout=body_timeout),
+        Middleware(BodyLimitMiddleware, limit=MAX_BODY, timeout=body_timeout,
+                   larger={UPLOAD_PATH: MAX_UPLOAD}),
         Middleware(
             SessionMiddleware,
             secret_key=secret_key,

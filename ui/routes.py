@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ui.api import calls, clients, session, tasks, users
+from ui.api import calls, clients, faxes, session, tasks, users
 from ui.api import models as m
 
 
@@ -106,4 +106,23 @@ ROUTES: list[ApiRoute] = [
              extra={"responses": {"200": {"description": "audio", "content": {
                  "audio/wav": {}}}, "206": {"description": "partial audio"},
                  "default": {"description": "error"}}}),
+    ApiRoute("POST", faxes.UPLOAD_PATH, faxes.upload_document,
+             "Upload a document to fax (multipart 'file'): its page count and thumbnail",
+             "faxes", status=201),
+    ApiRoute("GET", "/api/fax-documents/{token}/thumbnail", faxes.document_thumbnail,
+             "Page 1 of an uploaded document (image/png)", "faxes"),
+    ApiRoute("POST", "/api/faxes", faxes.send_fax, "Send an uploaded document as a fax",
+             "faxes", faxes.FaxSendIn, status=201),
+    ApiRoute("GET", "/api/faxes", faxes.list_faxes, "Outgoing faxes, newest first", "faxes",
+             None, None, faxes.FaxesQuery),
+    ApiRoute("GET", "/api/faxes/{id}", faxes.get_fax, "One outgoing fax", "faxes"),
+    ApiRoute("POST", "/api/faxes/{id}/cancel", faxes.cancel_fax, "Cancel an outgoing fax",
+             "faxes"),
+    ApiRoute("GET", "/api/faxes/{id}/thumbnail", faxes.fax_thumbnail,
+             "Page 1 of an outgoing fax (image/png)", "faxes"),
+    ApiRoute("GET", "/api/fax-inbox", faxes.inbox, "Received faxes, newest first", "faxes",
+             None, None, faxes.InboxQuery),
+    ApiRoute("GET", "/api/fax-inbox/{id}/pdf", faxes.received_pdf,
+             "A received fax as PDF, shown inline", "faxes"),
+    ApiRoute("GET", "/api/fax-lines", faxes.fax_lines, "Fax line status (admin)", "faxes"),
 ]

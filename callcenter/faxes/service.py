@@ -47,6 +47,7 @@ from callcenter.faxes.ports import (
     Paper,
     Resolution,
 )
+from callcenter.faxes.visibility import can_see_fax
 from callcenter.faxes.words import LANGUAGES, result_words, state_words
 from callcenter.matching import CallerMatcher
 from callcenter.models import InteractionKind, Role, User
@@ -112,15 +113,6 @@ def received_json(fax: dict[str, Any]) -> dict[str, Any]:
         "contact_id": fax["contact_id"], "manager_id": fax.get("manager_id"),
         "matched_by": fax["matched_by"], "pdf_url": f"/api/fax-inbox/{fax['id']}/pdf",
     }
-
-
-def can_see_fax(user: User, fax: dict[str, Any], managers_see_all: bool) -> bool:
-    """Secretaries and admins see every fax; a manager only their clients' (and the faxes
-    they sent themselves)."""
-    if user.role is not Role.MANAGER or managers_see_all:
-        return True
-    return fax.get("manager_id") == user.id or (
-        fax.get("direction") == "out" and fax.get("user_id") == user.id)
 
 
 class FaxService:
