@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.ws_fanout
 	$(PY) -m benchmarks.screenpop_e2e
 	$(PY) benchmarks/api_models.py
+	$(PY) benchmarks/fax_convert.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -36,6 +36,7 @@ X_DPI = 204
 Y_DPI = {Resolution.FINE: 196, Resolution.NORMAL: 98}
 PAGE_MM = {Paper.A4: (210.0, 297.0), Paper.LETTER: (215.9, 279.4)}
 THUMBNAIL_WIDTH = 240
+_ROWS_PER_STRIP = 278  # TIFF tag
 _STDERR_KEPT = 4096  # ghostscript's complaints, kept for the log; the rest is read and dropped
 
 
@@ -75,12 +76,14 @@ class FaxConverter:
         """Convert an upload. ``name`` is the file name the user gave (only its extension is
         looked at); without it the upload's own name is used."""
         resolution, paper = Resolution(resolution), Paper(paper)
-        head = await asyncio.to_thread(self._head, Path(upload))
-        kind = check_upload(head, name or Path(upload).name)
         job = self.workdir / uuid.uuid4().hex
         try:
             async with asyncio.timeout(self.limits.timeout):
-                return await self._convert(Path(upload), kind, job, resolution, paper)
+                # Our own copy under our own name, taken first: what we check is what
+                # ghostscript reads, whatever happens to the upload meanwhile.
+                source, head = await asyncio.to_thread(self._take, Path(upload), job)
+                kind = check_upload(head, name or Path(upload).name)
+                return await self._convert(source, kind, job, resolution, paper)
         except TimeoutError:
             shutil.rmtree(job, ignore_errors=True)
             raise DocumentRejected(
@@ -90,26 +93,31 @@ class FaxConverter:
             shutil.rmtree(job, ignore_errors=True)
             raise
 
-    def _head(self, upload: Path) -> bytes:
+    def _take(self, upload: Path, job: Path) -> tuple[Path, bytes]:
+        """Copy the upload into ``job`` (at most max_bytes) and return the copy and its head."""
+        job.mkdir(parents=True)
+        source = job / "upload"
+        limit = self.limits.max_bytes
+        size = 0
         try:
-            size = upload.stat().st_size
-            if size == 0:
-                raise DocumentRejected("The file is empty.")
-            if size > self.limits.max_bytes:
-                raise DocumentRejected(
-                    f"The file is {size / 1048576:.1f} MB; at most "
-                    f"{self.limits.max_bytes / 1048576:.0f} MB can be faxed.")
-            with upload.open("rb") as f:
-                return f.read(HEAD_BYTES)
+            with upload.open("rb") as src, source.open("wb") as dst:
+                head = src.read(HEAD_BYTES)
+                dst.write(head)
+                size = len(head)
+                while size <= limit and (chunk := src.read(1 << 20)):
+                    dst.write(chunk)
+                    size += len(chunk)
         except OSError as exc:
             raise DocumentRejected("The uploaded file could not be read.") from exc
+        if size == 0:
+            raise DocumentRejected("The file is empty.")
+        if size > limit:
+            raise DocumentRejected(
+                f"The file is larger than {_size_words(limit)}, the most that can be faxed.")
+        return source, head
 
-    async def _convert(self, upload: Path, kind: Kind, job: Path, resolution: Resolution,
+    async def _convert(self, source: Path, kind: Kind, job: Path, resolution: Resolution,
                        paper: Paper) -> FaxDocument:
-        await asyncio.to_thread(job.mkdir, parents=True)
-        source = job / f"source.{kind.value}"
-        # Our own copy under our own name: what we check is what ghostscript reads.
-        await asyncio.to_thread(shutil.copyfile, upload, source)
         tiff = job / "fax.tiff"
         if kind is Kind.PDF:
             pages = await asyncio.to_thread(inspect_pdf, source, self.limits.max_pages)
@@ -170,6 +178,10 @@ class FaxConverter:
     async def discard(document: FaxDocument) -> None:
         """Delete a converted document's files (its folder is ours alone)."""
         await asyncio.to_thread(shutil.rmtree, document.tiff.parent, True)
+
+
+def _size_words(n: int) -> str:
+    return f"{n / 1048576:.0f} MB" if n >= 1048576 else f"{max(1, n // 1024)} KB"
 
 
 async def _read_bounded(stream: asyncio.StreamReader | None) -> bytes:
@@ -238,14 +250,23 @@ def images_to_fax(source: Path, tiff: Path, resolution: Resolution, paper: Paper
                     raise DocumentRejected(
                         f"The image is {im.width}×{im.height} pixels, too large to fax.")
                 pages.append(_fax_page(im, y_dpi, page_rows(paper, resolution)))
+    except Image.DecompressionBombError:
+        raise DocumentRejected("The image has too many pixels to fax.") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         log.info("unreadable image: %s", exc)
         raise DocumentRejected("The image is damaged and cannot be read.") from None
     if not pages:
         raise DocumentRejected("The image has no pages.")
-    pages[0].save(tiff, format="TIFF", compression="group4", save_all=True,
-                  append_images=pages[1:], dpi=(X_DPI, y_dpi))
+    save_g4(tiff, pages, (X_DPI, y_dpi))
     return len(pages)
+
+
+def save_g4(path: Path, pages: list, dpi: tuple[float, float]) -> None:
+    """A multi-page G4 TIFF with one strip per page: img2pdf embeds such pages as they are
+    (Pillow's default of many small strips makes it decode and re-compress every page)."""
+    rows = max(page.height for page in pages)
+    pages[0].save(path, format="TIFF", compression="group4", save_all=True,
+                  append_images=pages[1:], dpi=dpi, tiffinfo={_ROWS_PER_STRIP: rows})
 
 
 def _fax_page(im, y_dpi: int, rows: int):
@@ -253,6 +274,8 @@ def _fax_page(im, y_dpi: int, rows: int):
     from PIL import Image, ImageOps
 
     dpi = im.info.get("dpi")
+    if im.format == "JPEG":
+        im.draft("L", (FAX_WIDTH, rows))  # decode at 1/2, 1/4 or 1/8 scale when that suffices
     if (im.mode == "1" and im.width == FAX_WIDTH and dpi
             and round(float(dpi[0])) == X_DPI and abs(float(dpi[1]) - y_dpi) < 2):
         return im.copy()  # already a fax page at this resolution: keep every pixel
@@ -275,7 +298,9 @@ def _fax_page(im, y_dpi: int, rows: int):
         else:
             w_in, h_in = page_h_in * aspect, page_h_in
     size = (max(1, min(FAX_WIDTH, round(w_in * X_DPI))), max(1, min(rows, round(h_in * y_dpi))))
-    scaled = gray.resize(size, Image.Resampling.LANCZOS)
+    # reducing_gap: a box reduction first, then Lanczos on the small image (10x faster on a
+    # 300 dpi scan, no visible difference after dithering to 1 bit)
+    scaled = gray.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
     canvas = Image.new("L", (FAX_WIDTH, rows), 255)
     canvas.paste(scaled, ((FAX_WIDTH - size[0]) // 2, 0))
     return canvas.convert("1")  # Floyd–Steinberg dithering
@@ -326,10 +351,8 @@ def tiff_to_pdf(tiff: Path, pdf: Path, max_pages: int) -> int:
                     im.seek(i)
                     frames.append((im.convert("1") if im.mode != "1" else im.copy(),
                                    im.info.get("dpi") or (X_DPI, 196)))
-                first, dpi = frames[0]
                 # Pillow writes one dpi for all pages; faxes do not mix resolutions mid-call.
-                first.save(source, format="TIFF", compression="group4", save_all=True,
-                           append_images=[f for f, _ in frames[1:]], dpi=dpi)
+                save_g4(source, [f for f, _ in frames], frames[0][1])
         tmp = pdf.with_suffix(".pdf.tmp")
         try:
             with tmp.open("wb") as out:
@@ -340,7 +363,7 @@ def tiff_to_pdf(tiff: Path, pdf: Path, max_pages: int) -> int:
             if source != tiff:
                 source.unlink(missing_ok=True)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
-            img2pdf.ImageOpenError) as exc:
+            img2pdf.ImageOpenError, Image.DecompressionBombError) as exc:
         log.info("unreadable received TIFF %s: %s", tiff, exc)
         raise DocumentRejected("The received fax could not be read.") from None
     return count

@@ -107,3 +107,21 @@ def make_slow_pdf(path: Path, depth: int = 8) -> Path:
     page.obj.Contents = pdf.make_stream(b"/X Do")
     pdf.save(path)
     return path
+
+
+def make_text_pdf(path: Path, pages: int, *, lines: int = 60) -> Path:
+    """Pages full of 10 pt text, like a typed letter or an invoice: the benchmark's document."""
+    pdf = pikepdf.new()
+    font = pdf.make_indirect(pikepdf.Dictionary(
+        Type=pikepdf.Name.Font, Subtype=pikepdf.Name.Type1, BaseFont=pikepdf.Name("/Times-Roman")))
+    words = ("Payment of invoice 2026-0417 is due within thirty days of the date of this "
+             "letter; please quote the reference on every transfer")
+    for i in range(1, pages + 1):
+        page = pdf.add_blank_page(page_size=A4_POINTS)
+        page.obj.Resources = pikepdf.Dictionary(Font=pikepdf.Dictionary(F1=font))
+        body = [f"BT /F1 16 Tf 60 790 Td (Page {i} of {pages}) Tj ET"]
+        for n in range(lines):
+            body.append(f"BT /F1 10 Tf 60 {760 - n * 12} Td ({n + 1:02d} {words}) Tj ET")
+        page.obj.Contents = pdf.make_stream(" ".join(body).encode())
+    pdf.save(path)
+    return path

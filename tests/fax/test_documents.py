@@ -27,6 +27,7 @@ from tests.fax.documents_fixtures import (
 
 TIFF_WIDTH, TIFF_LENGTH, TIFF_COMPRESSION, TIFF_XRES, TIFF_YRES, TIFF_UNIT = (
     256, 257, 259, 282, 283, 296)
+TIFF_ROWS_PER_STRIP = 278
 CCITT_G4 = 4
 
 
@@ -64,6 +65,7 @@ def assert_fax_tiff(path: Path, pages: int, y_dpi: int, rows: int) -> None:
         assert float(tags[TIFF_XRES]) == 204
         assert float(tags[TIFF_YRES]) == y_dpi
         assert tags[TIFF_UNIT] == 2  # inches
+        assert tags[TIFF_ROWS_PER_STRIP] >= rows  # one strip: img2pdf can embed it as it is
 
 
 @pytest.fixture
@@ -218,7 +220,7 @@ async def test_zero_byte_file_is_rejected(converter: FaxConverter, tmp_path: Pat
 
 async def test_oversized_file_is_rejected(tmp_path: Path) -> None:
     converter = FaxConverter(tmp_path / "work", ConvertLimits(max_bytes=1000))
-    with pytest.raises(DocumentRejected, match="at most 0 MB"):
+    with pytest.raises(DocumentRejected, match="larger than 1 KB, the most"):
         await converter.to_fax(make_pdf(tmp_path / "a.pdf", 5))
 
 
@@ -245,6 +247,33 @@ async def test_a_damaged_image_is_refused(converter: FaxConverter, tmp_path: Pat
     png.write_bytes(png.read_bytes()[:200])
     with pytest.raises(DocumentRejected, match=r"The image is damaged and cannot be read\."):
         await converter.to_fax(png)
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+async def test_an_image_with_too_many_pixels_is_refused(converter: FaxConverter,
+                                                        tmp_path: Path) -> None:
+    huge = tmp_path / "poster.png"
+    Image.new("1", (12000, 12000), 1).save(huge)  # 144 Mpx, a few KB on disk
+    with pytest.raises(DocumentRejected, match=r"12000×12000 pixels, too large to fax"):
+        await converter.to_fax(huge)
+
+
+async def test_a_truncated_pdf_is_refused(converter: FaxConverter, tmp_path: Path) -> None:
+    whole = make_pdf(tmp_path / "whole.pdf", 6).read_bytes()
+    cut = tmp_path / "cut.pdf"
+    cut.write_bytes(whole[: len(whole) // 3])
+    with pytest.raises(DocumentRejected) as exc:
+        await converter.to_fax(cut)
+    assert "damaged" in exc.value.reason
+
+
+async def test_the_upload_is_copied_before_it_is_checked(converter: FaxConverter,
+                                                         tmp_path: Path) -> None:
+    src = make_pdf(tmp_path / "a.pdf", 2)
+    doc = await converter.to_fax(src)
+    src.unlink()  # the job no longer needs the upload: its TIFF is ours
+    assert doc.tiff.parent.parent == tmp_path / "work"
+    assert sorted(p.name for p in doc.tiff.parent.iterdir()) == ["fax.tiff", "page1.png"]
 
 
 def test_sniffing_reads_bytes_not_names() -> None:
