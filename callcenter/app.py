@@ -110,7 +110,15 @@ async def fax_handling(services: Services, demo: bool) -> AsyncIterator[None]:
                          managers_see_all=config.console.managers_see_all_clients)
     line_configs = [line for line in config.fax if line.enabled]
     if demo and not line_configs:
-        line_configs = [FaxLineConfig(name="demo-fax", kind="loopback",
+        # A real T.30 exchange with itself (libspandsp) when the library is there.
+        from fax import spandsp_lib
+
+        try:
+            spandsp_lib.load()
+            kind = "spandsp"
+        except spandsp_lib.SpandspMissing:
+            kind = "loopback"
+        line_configs = [FaxLineConfig(name="demo-fax", kind=kind,
                                       local_station_id="+7 495 111-00-00", page_seconds=1.5)]
     async with contextlib.AsyncExitStack() as stack:
         for cfg in line_configs:
@@ -134,9 +142,39 @@ def _fax_line(cfg: FaxLineConfig, sink: Callable[..., object], folder: Path) -> 
         from fax.hylafax import HylaFaxLine
 
         return HylaFaxLine(cfg, sink, folder)
+    if cfg.kind == "spandsp":
+        from fax.spandsp import Transport
+        from fax.spandsp_line import SpandspLoopbackLine
+
+        return SpandspLoopbackLine(
+            cfg.name, _removing_received(sink), folder, transport=Transport(cfg.transport),
+            speed=cfg.speed or None, own_number=cfg.caller_id,
+            station_id=cfg.local_station_id or "CALLCENTER")
     from fax.loopback import LoopbackFaxLine
 
     return LoopbackFaxLine(cfg, sink, folder)
+
+
+def _removing_received(sink: Callable[..., object]) -> Callable[..., object]:
+    """For a line that leaves received TIFFs in its spool (spandsp): the file goes once the
+    core has stored the fax."""
+    import inspect
+
+    from callcenter.faxes.ports import FaxReceived
+
+    def wrapped(event: object) -> object:
+        stored = sink(event)
+        if not isinstance(event, FaxReceived) or not inspect.isawaitable(stored):
+            return stored
+
+        async def then_remove() -> object:
+            result = await stored
+            event.tiff.unlink(missing_ok=True)
+            return result
+
+        return then_remove()
+
+    return wrapped
 
 
 # How long the lines have to re-adopt the calls still up before the calls the last run left

@@ -185,9 +185,13 @@ class FaxLineConfig:
     # loopback (demo, tests): a fax "sent" to itself, one page every page_seconds, then
     # received back from the number it was sent to.
     page_seconds: float = 2.0
+    # spandsp (demo, tests): a real T.30 exchange with a second libspandsp terminal in this
+    # process, over "t38" or "g711" audio; speed: multiple of real time (0 = as fast as it goes).
+    transport: str = "t38"
+    speed: float = 10.0
 
 
-FAX_KINDS = ("asterisk", "hylafax", "loopback")
+FAX_KINDS = ("asterisk", "hylafax", "loopback", "spandsp")
 
 
 @dataclass
@@ -438,6 +442,8 @@ def _validate(config: Config) -> None:
              " in the header"),
             (fax.poll_seconds > 0, f"fax[{i}].poll_seconds must be positive"),
             (fax.page_seconds >= 0, f"fax[{i}].page_seconds must not be negative"),
+            (fax.transport in ("t38", "g711"), f"fax[{i}].transport must be t38 or g711"),
+            (fax.speed >= 0, f"fax[{i}].speed must not be negative"),
         ]
     for ok, message in checks:
         if not ok:

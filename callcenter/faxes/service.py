@@ -183,6 +183,12 @@ class FaxService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        # A backend waiting for a received fax to be stored must not wait for ever: it keeps
+        # its copy (the fax is handed over again at the next start).
+        while not self._events.empty():
+            _, _, future = self._events.get_nowait()
+            if future is not None and not future.done():
+                future.cancel()
 
     async def recover(self) -> list[dict[str, Any]]:
         """Jobs a previous run left dialing or sending: interrupted (see jobs.on_interrupted)."""
@@ -358,6 +364,10 @@ class FaxService:
             line, event, future = await self._events.get()
             try:
                 result = await self.handle(line, event)
+            except asyncio.CancelledError:
+                if future is not None and not future.done():
+                    future.cancel()
+                raise
             except Exception as exc:
                 log.exception("fax event of line %s not handled", line)
                 if future is not None and not future.done():

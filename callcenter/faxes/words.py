@@ -66,6 +66,8 @@ _T30: dict[int, dict[str, str]] = {
     12: {"en": "the far end cannot receive this paper size",
          "ru": "удалённый аппарат не поддерживает этот размер бумаги"},
     13: {"en": "unexpected message from the far end", "ru": "неожиданное сообщение от аппарата"},
+    26: {"en": "no carrier from the far end", "ru": "нет несущей от удалённого аппарата"},
+    49: {"en": "the call was dropped", "ru": "соединение оборвалось"},
 }
 
 
