@@ -144,3 +144,26 @@ def test_originate_failure_reasons() -> None:
                                  "Response": "Failure", "Reason": reason,
                                  "Uniqueid": "<unknown>"})
         assert result.outcome.value == outcome
+
+
+async def test_check_logs_in_and_reads_the_version() -> None:
+    from callcenter.faxes.ports import FaxEvent
+    from pbx.ami.emulator import response
+
+    def settings(message: Any) -> list[bytes]:
+        return [response(message.action_id, ("Response", "Success"),
+                         ("AMIversion", "11.0.0"), ("AsteriskVersion", "22.10.1"))]
+
+    emulator = AmiEmulator([], auth_failure_delay=0, responders={"CoreSettings": settings})
+    await emulator.start()
+    sink: list[FaxEvent] = []
+    try:
+        good = AsteriskFaxLine(FaxLineConfig(port=emulator.port, secret="crm-secret"),
+                               sink.append)
+        result = await good.check()
+        assert result.ok and result.facts == {"Asterisk": "22.10.1", "AMI": "11.0.0"}
+        bad = AsteriskFaxLine(FaxLineConfig(port=emulator.port, secret="wrong"), sink.append)
+        refused = await bad.check()
+        assert not refused.ok and "secret" in refused.error
+    finally:
+        await emulator.close()
