@@ -122,6 +122,17 @@ class AsteriskFaxLine:
 
     async def _connected(self) -> None:
         self._set(LineState.UP, f"AMI {self.config.host}:{self.config.port}")
+        conn = self._conn
+        if conn is None:
+            return
+        for ref, channel in self.tracker.unfinished():
+            try:
+                answer = await conn.action("Status", [("Channel", channel)], check=False)
+            except AmiError:
+                continue
+            if answer.response == "Error":  # "No such channel": it ended while we were away
+                for event in self.tracker.lost(ref):
+                    self._emit(event)
 
     def _disconnected(self, reason: str) -> None:
         self._last_error = reason

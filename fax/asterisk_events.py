@@ -114,6 +114,29 @@ class AsteriskFaxTracker:
                 out.append((send.ref, channel.name))
         return out
 
+    def unfinished(self) -> list[tuple[str, str]]:
+        """(ref, channel name) of our sends with no end seen: after a reconnect, each is asked
+        about (its end may have come while the connection was down)."""
+        out = []
+        for send in self._sends.values():
+            channel = self._channels.get(send.uniqueid or "")
+            if not send.done and channel is not None and channel.name:
+                out.append((send.ref, channel.name))
+        return out
+
+    def lost(self, ref: str) -> list[FaxResult]:
+        """The channel of a send is gone and its end was never seen (the AMI connection was
+        down meanwhile): the result is unknown, so never "sent" — and not retried, since the
+        far end may have every page."""
+        send = self._sends.get(ref)
+        if send is None or send.done:
+            return []
+        send.done = True
+        confirmed = max(0, send.last_page)
+        return [FaxResult(ref, time.time(), FaxOutcome.FAILED, confirmed, send.pages,
+                          detail="the call ended while the AMI connection was down: "
+                                 "result unknown")]
+
     def channel_uniqueid(self, name: str) -> str | None:
         for uniqueid, channel in self._channels.items():
             if channel.name == name:

@@ -167,3 +167,61 @@ async def test_check_logs_in_and_reads_the_version() -> None:
         assert not refused.ok and "secret" in refused.error
     finally:
         await emulator.close()
+
+
+def test_a_send_whose_end_was_missed_is_failed_not_sent() -> None:
+    tracker = AsteriskFaxTracker([])
+    tracker.expect("r1", "u1", 3)
+    base = {"Channel": "PJSIP/faxtrunk-7", "Uniqueid": "u1", "Context": "from-trunk"}
+    tracker.feed({"Event": "Newchannel", "ChannelState": "6", **base})
+    tracker.feed({"Event": "FAXStatus", "Operation": "send",
+                  "Status": "FAX Transmission In Progress", **base})
+    assert tracker.unfinished() == [("r1", "PJSIP/faxtrunk-7")]
+    [result] = tracker.lost("r1")
+    assert result.outcome.value == "failed" and "unknown" in result.detail
+    assert tracker.lost("r1") == [] and tracker.unfinished() == []
+
+
+async def test_after_a_reconnect_a_send_that_ended_meanwhile_is_settled(tmp_path: Path
+                                                                         ) -> None:
+    """The recording up to the send's "FAX Transmission In Progress", then the connection
+    drops and the rest (SendFAX, Hangup) is lost. After the new login the line asks Status
+    for the channel, hears "No such channel" and ends the job failed, result unknown: never
+    "sent", never retried (the far end may have every page), never left "sending"."""
+    from pbx.ami.emulator import response
+    from pbx.ami.trace import Block, BlockKind, Trace
+
+    full = load_trace(FIXTURES / "09_fax_send.log")
+    index = next(i for i, b in enumerate(full.blocks)
+                 if b.data.startswith(b"Event: FAXStatus") and b"crm-fax-5001" in b.data
+                 and b"In Progress" in b.data)
+    cut = Trace(full.scenario, full.description, full.meta,
+                [*full.blocks[:index + 1], Block(BlockKind.RECONNECT, full.blocks[index].t)])
+
+    def no_channel(message: Any) -> list[bytes]:
+        return [response(message.action_id, ("Response", "Error"),
+                         ("Message", "No such channel"))]
+
+    emulator = AmiEmulator(cut, action_wait=0.2, auth_failure_delay=0,
+                           responders={"Status": no_channel})
+    await emulator.start()
+    async with fax_core(tmp_path, RetryPolicy(max_attempts=3), start=False) as core:
+        config = FaxLineConfig(name="fax", port=emulator.port, secret="crm-secret",
+                               channel="PJSIP/{number}@faxtrunk", poll_seconds=30,
+                               outgoing_mount_path=str(tmp_path))
+        line = AsteriskFaxLine(config, core.service.sink("fax"))
+        core.service.backends.clear()
+        core.service.add_line("fax", line, RetryPolicy(max_attempts=3))
+        await line.start()
+        await emulator.wait_for_client()
+        await core.service.start()
+        try:
+            job = await core.send(pages=2)
+            await core.until_state(job["id"], "sending")
+            await emulator.drop_client()
+            done = await core.until_state(job["id"], "sent", "failed", "retry_scheduled")
+            assert done["state"] == "failed" and "unknown" in done["detail"], done
+            assert done["attempts"] == 1 and emulator.actions_named("Status")
+        finally:
+            await line.stop()
+            await emulator.close()
