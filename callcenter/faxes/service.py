@@ -443,7 +443,8 @@ class FaxService:
                 f"fax received, {pages} page(s)", client_id=row["client_id"],
                 contact_id=row["contact_id"], ref=f"fax-in-{row['id']}",
                 data={"direction": "in", "fax_id": row["id"], "pages": pages,
-                      "ok": bool(row["ok"]), "remote_station": station})
+                      "ok": bool(row["ok"]), "remote_station": station,
+                      "number": row["caller_raw"]})
         self.bus.publish("fax.received", {"fax": received_json(row)})
         self.changed.set()
         return row
@@ -480,8 +481,11 @@ class FaxService:
             f"fax to {job['number']}: {words}", client_id=job["client_id"],
             user_id=job["user_id"], ref=f"fax-out-{job['id']}",
             data={"direction": "out", "job_id": job["id"], "state": job["state"],
-                  "pages": job["pages"], "pages_confirmed": job["pages_confirmed"],
-                  "remote_station": job["remote_station"]})
+                  "number": job["number"], "pages": job["pages"],
+                  "pages_confirmed": job["pages_confirmed"],
+                  "remote_station": job["remote_station"],
+                  "words": {lang: (result_words(job, lang) if job["state"] in FINAL
+                                   else state_words(job, lang)) for lang in LANGUAGES}})
 
     async def wait_for(self, condition: Callable[[], Any], timeout: float = 10.0) -> Any:
         """Wait until ``condition()`` (an awaitable or a value) is truthy, re-checked after
