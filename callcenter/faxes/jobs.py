@@ -2,7 +2,9 @@
 store out.
 
     queued → dialing → sending (page k of n) → sent | failed | retry-scheduled | cancelled
-    (converting: a document still being made into a fax TIFF)
+    (converting: the state for a document still being made into a fax TIFF; the console
+    converts before the job exists — POST /api/fax-documents shows the page count and the
+    thumbnail first — so its jobs start queued, and a rejected document never becomes one)
 
 A job is **sent** only when the far end confirmed as many pages as the document has; anything
 less is failed "pages 1–k of n sent", whatever the backend called it. Busy, no answer and line
