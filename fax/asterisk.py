@@ -180,7 +180,9 @@ class AsteriskFaxLine:
 
     async def cancel(self, job_ref: str) -> None:
         conn = self._conn
-        channel = next((name for ref, name in self.tracker.active() if ref == job_ref), None)
+        # Ringing or faxing: hang up the channel either way (the result follows as usual).
+        channel = next((name for ref, name in self.tracker.unfinished() if ref == job_ref),
+                       None)
         if conn is None or channel is None:
             return
         with contextlib.suppress(AmiError):

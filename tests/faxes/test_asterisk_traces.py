@@ -225,3 +225,32 @@ async def test_after_a_reconnect_a_send_that_ended_meanwhile_is_settled(tmp_path
         finally:
             await line.stop()
             await emulator.close()
+
+
+async def test_cancel_hangs_up_the_fax_channel(tmp_path: Path) -> None:
+    emulator = AmiEmulator(load_trace(FIXTURES / "09_fax_send.log"), action_wait=2.0,
+                           auth_failure_delay=0)
+    await emulator.start()
+    async with fax_core(tmp_path, RetryPolicy(max_attempts=1), start=False) as core:
+        config = FaxLineConfig(name="fax", port=emulator.port, secret="crm-secret",
+                               channel="PJSIP/{number}@faxtrunk", poll_seconds=60,
+                               outgoing_mount_path=str(tmp_path))
+        line = AsteriskFaxLine(config, core.service.sink("fax"))
+        core.service.backends.clear()
+        core.service.add_line("fax", line, RetryPolicy(max_attempts=1))
+        await line.start()
+        await emulator.wait_for_client()
+        await core.service.start()
+        try:
+            job = await core.send(pages=2)
+            await core.until_state(job["id"], "sending")
+            admin = (await core.store.user_by_login("admin"))[0]  # type: ignore[index]
+            await core.service.cancel(admin, job["id"])
+            hangup = await emulator.wait_for_action("Hangup")
+            assert hangup.get("Channel") == "PJSIP/faxtrunk-00000066"
+            # The recording goes on to the end: every page got through, so it is sent.
+            done = await core.until_state(job["id"], "sent", "failed", "cancelled")
+            assert done["state"] == "sent" and done["cancel_requested"] == 1
+        finally:
+            await line.stop()
+            await emulator.close()
