@@ -32,8 +32,8 @@ from PIL import Image
 
 from fax import spandsp_lib
 from fax.documents import FAX_WIDTH, FaxConverter, page_rows
+from fax.samples import make_image, make_text_pdf
 from fax.spandsp import BackToBack, Transport
-from tests.fax.documents_fixtures import make_image, make_text_pdf
 
 TARGET_MS = 50.0
 

@@ -7,51 +7,51 @@ with pikepdf to count its pages and to see whether it is encrypted, and the page
 cap hold for every kind. Ghostscript (``tiffg4``) renders PDFs; Pillow scales and dithers images;
 img2pdf wraps received G4 pages into a PDF without decoding them.
 
-Nothing blocks the event loop: ghostscript is an asyncio subprocess that is killed when it runs
-past the time limit, and the Python-side work runs in ``asyncio.to_thread``. Ghostscript never
-sees a name chosen by the user: the upload is copied into a folder of ours under a fixed name, and
-ghostscript runs inside that folder on relative names (``-sOutputFile`` would expand a ``%`` in a
-path of ours too).
+Nothing blocks the event loop, and nothing outlives the time limit: ghostscript and the
+Python-side work on the stranger's file (pikepdf, Pillow, img2pdf, in ``fax.documents_worker``)
+are child processes with fixed argv, a minimal environment and memory/CPU limits, killed on
+timeout or cancel before the job folder is removed. Ghostscript never sees a name chosen by the
+user, nor the upload itself: it reads pikepdf's rewrite of the PDF, under a fixed name, inside
+the job folder, on relative names (``-sOutputFile`` would expand a ``%`` in a path of ours too).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
-import os
+import math
 import shutil
+import sys
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from callcenter.faxes.ports import DocumentRejected, FaxDocument, Paper, Resolution
+from fax.documents_work import (  # noqa: F401 (the pipeline's public names, re-exported)
+    FAX_WIDTH,
+    PAGE_MM,
+    THUMBNAIL_WIDTH,
+    X_DPI,
+    Y_DPI,
+    ConvertLimits,
+    finish_rendered,
+    images_to_fax,
+    inspect_pdf,
+    page_rows,
+    thumbnail,
+    tiff_pages,
+    tiff_to_pdf,
+    to_pdf_temporaries,
+)
 from fax.sniff import HEAD_BYTES, Kind, check_upload
 
 log = logging.getLogger(__name__)
 
-FAX_WIDTH = 1728  # pixels per row of an ITU-T T.4 A4/Letter page, at 204 dpi
-X_DPI = 204
-Y_DPI = {Resolution.FINE: 196, Resolution.NORMAL: 98}
-PAGE_MM = {Paper.A4: (210.0, 297.0), Paper.LETTER: (215.9, 279.4)}
-THUMBNAIL_WIDTH = 240
-_ROWS_PER_STRIP = 278  # TIFF tag
 _STDERR_KEPT = 4096  # ghostscript's complaints, kept for the log; the rest is read and dropped
-
-
-def page_rows(paper: Paper, resolution: Resolution) -> int:
-    """Rows of a full page: 2292 for A4 fine, 1146 for A4 normal, 2156/1078 for Letter."""
-    return round(PAGE_MM[paper][1] / 25.4 * Y_DPI[resolution])
-
-
-@dataclass(frozen=True, slots=True)
-class ConvertLimits:
-    max_pages: int = 100  # an upload with more pages is refused
-    max_bytes: int = 25 * 1024 * 1024  # upload size
-    timeout: float = 120.0  # seconds for one conversion, ghostscript included
-    max_pixels: int = 80_000_000  # one image (or TIFF page) larger than this is refused
-    max_received_pages: int = 1000  # a received TIFF longer than this is not converted
 
 
 class FaxConverter:
@@ -66,8 +66,10 @@ class FaxConverter:
         self.workdir = Path(workdir)
         self.limits = limits or ConvertLimits()
         self.gs = gs
-        # Tests watch ghostscript's process through this hook (the kill on timeout).
+        # Tests watch ghostscript's process through this hook (the kill on timeout)...
         self.on_spawn: Callable[[asyncio.subprocess.Process], None] | None = None
+        # ... and the Python worker's (pikepdf, Pillow, img2pdf) through this one.
+        self.on_worker: Callable[[asyncio.subprocess.Process], None] | None = None
 
     # -- uploads --------------------------------------------------------------------------
 
@@ -81,7 +83,7 @@ class FaxConverter:
             async with asyncio.timeout(self.limits.timeout):
                 # Our own copy under our own name, taken first: what we check is what
                 # ghostscript reads, whatever happens to the upload meanwhile.
-                source, head = await asyncio.to_thread(self._take, Path(upload), job)
+                source, head = await _finished_thread(self._take, Path(upload), job)
                 kind = check_upload(head, name or Path(upload).name)
                 return await self._convert(source, kind, job, resolution, paper)
         except TimeoutError:
@@ -94,21 +96,21 @@ class FaxConverter:
             raise
 
     def _take(self, upload: Path, job: Path) -> tuple[Path, bytes]:
-        """Copy the upload into ``job`` (at most max_bytes) and return the copy and its head."""
-        job.mkdir(parents=True)
+        """Copy the upload into ``job`` (at most max_bytes) and return the copy and its head.
+        The upload is a file of ours (the web layer's spool): failing to read it or to write
+        the copy is our error (OSError), not the user's."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        job.mkdir(mode=0o700)
         source = job / "upload"
         limit = self.limits.max_bytes
         size = 0
-        try:
-            with upload.open("rb") as src, source.open("wb") as dst:
-                head = src.read(HEAD_BYTES)
-                dst.write(head)
-                size = len(head)
-                while size <= limit and (chunk := src.read(1 << 20)):
-                    dst.write(chunk)
-                    size += len(chunk)
-        except OSError as exc:
-            raise DocumentRejected("The uploaded file could not be read.") from exc
+        with upload.open("rb") as src, source.open("wb") as dst:
+            head = src.read(HEAD_BYTES)
+            dst.write(head)
+            size = len(head)
+            while size <= limit and (chunk := src.read(1 << 20)):
+                dst.write(chunk)
+                size += len(chunk)
         if size == 0:
             raise DocumentRejected("The file is empty.")
         if size > limit:
@@ -118,27 +120,37 @@ class FaxConverter:
 
     async def _convert(self, source: Path, kind: Kind, job: Path, resolution: Resolution,
                        paper: Paper) -> FaxDocument:
-        tiff = job / "fax.tiff"
+        tiff, thumb = job / "fax.tiff", job / "page1.png"
         if kind is Kind.PDF:
-            pages = await asyncio.to_thread(inspect_pdf, source, self.limits.max_pages)
-            await self._ghostscript(job, source.name, tiff.name, resolution, paper)
-            rendered = await asyncio.to_thread(tiff_pages, tiff)
+            # Ghostscript reads only pikepdf's rewrite of the PDF: whatever else the upload
+            # holds (PostScript before the header, junk after %%EOF) never reaches it.
+            clean = job / "clean.pdf"
+            pages = await self._work(job, "pdf", source=str(source), clean=str(clean),
+                                     max_pages=self.limits.max_pages)
+            source.unlink()
+            await self._ghostscript(job, clean.name, "gs.tiff", resolution, paper)
+            clean.unlink()
+            # Ghostscript's own output, G4 strips copied as they are: bounded work, done here
+            # (a thread the time limit waits for) rather than in a second worker process.
+            rendered = await _finished_thread(finish_rendered, job / "gs.tiff", tiff)
+            await _finished_thread(thumbnail, tiff, thumb)
             if rendered != pages:
                 raise DocumentRejected(
                     f"Only {rendered} of the PDF's {pages} pages could be read; "
                     "the file looks damaged.")
         else:
-            pages = await asyncio.to_thread(images_to_fax, source, tiff, resolution, paper,
-                                            self.limits)
-        source.unlink()
-        thumb = job / "page1.png"
-        await asyncio.to_thread(thumbnail, tiff, thumb)
+            pages = await self._work(job, "images", source=str(source), tiff=str(tiff),
+                                     thumb=str(thumb), resolution=resolution.value,
+                                     paper=paper.value,
+                                     limits=dataclasses.asdict(self.limits))
+            source.unlink()
         return FaxDocument(tiff=tiff, pages=pages, resolution=resolution, paper=paper,
                            thumbnail_png=thumb)
 
     async def _ghostscript(self, job: Path, source: str, out: str, resolution: Resolution,
                            paper: Paper) -> None:
         argv = [
+            *self._rlimit_prefix(),
             self.gs, "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-dNOPROMPT",
             "-dPDFSTOPONERROR",  # a broken page fails the conversion instead of going blank
             f"-dLastPage={self.limits.max_pages}",
@@ -146,8 +158,10 @@ class FaxConverter:
             f"-g{FAX_WIDTH}x{page_rows(paper, resolution)}", "-dFIXEDMEDIA", "-dPDFFitPage",
             f"-sOutputFile={out}", "-f", source,
         ]
+        # No GS_OPTIONS, GS_LIB or fonts path of the caller's environment: only what we say.
+        env = {"PATH": _SAFE_PATH, "LC_ALL": "C", "HOME": str(job), "TMPDIR": str(job)}
         proc = await asyncio.create_subprocess_exec(
-            *argv, cwd=job, stdin=asyncio.subprocess.DEVNULL,
+            *argv, cwd=job, env=env, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
         if self.on_spawn is not None:
             self.on_spawn(proc)
@@ -155,24 +169,86 @@ class FaxConverter:
             err = await _read_bounded(proc.stderr)
             rc = await proc.wait()
         finally:
-            if proc.returncode is None:  # timed out or cancelled: never leave gs running
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
+            await _reap(proc)
         if rc != 0:
             log.info("ghostscript failed (%s): %s", rc, err.decode("utf-8", "replace")[:500])
             raise DocumentRejected("The PDF could not be rendered; the file looks damaged.")
+
+    def _rlimit_prefix(self) -> list[str]:
+        """prlimit (util-linux) sets the limits and execs the command: the pid we kill is
+        ghostscript's own."""
+        prlimit = shutil.which("prlimit", path=_SAFE_PATH)
+        if prlimit is None:
+            log.warning("prlimit not found: ghostscript runs without memory and CPU limits")
+            return []
+        return [prlimit, f"--as={self.limits.max_memory}", f"--cpu={self._cpu_seconds()}",
+                "--"]
+
+    def _cpu_seconds(self) -> int:
+        return max(1, math.ceil(self.limits.timeout)) + 1
+
+    async def _work(self, cwd: Path, op: str, **args: Any) -> Any:
+        """Run one blocking step in ``python -P -m fax.documents_worker`` (a fixed argv; the
+        request goes on stdin; -P: the working folder is not on sys.path): a timeout or a
+        cancel kills it like ghostscript, so no pikepdf or Pillow work outlives the conversion
+        or races the removal of its folder."""
+        request = json.dumps({"op": op, "args": args, "memory": self.limits.max_memory,
+                              "cpu": self._cpu_seconds()}).encode()
+        env = {"PATH": _SAFE_PATH, "LC_ALL": "C.UTF-8", "PYTHONPATH": _PROJECT_ROOT,
+               "TMPDIR": str(cwd)}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-P", "-m", "fax.documents_worker", cwd=cwd, env=env,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        if self.on_worker is not None:
+            self.on_worker(proc)
+        try:
+            assert proc.stdin is not None
+            proc.stdin.write(request)
+            await proc.stdin.drain()
+            proc.stdin.close()
+            out, err = await asyncio.gather(_read_bounded(proc.stdout, 65536),
+                                            _read_bounded(proc.stderr))
+            rc = await proc.wait()
+        finally:
+            await _reap(proc)
+        try:
+            reply = json.loads(out) if rc == 0 else {}
+        except ValueError:
+            reply = {}
+        if "rejected" in reply:
+            raise DocumentRejected(str(reply["rejected"]))
+        if "result" in reply:
+            return reply["result"]
+        log.info("document worker %s failed (%s): %s", op, rc,
+                 err.decode("utf-8", "replace")[-1000:])
+        raise DocumentRejected("The document could not be converted; the file looks damaged "
+                               "or is too complex.")
 
     # -- received faxes --------------------------------------------------------------------
 
     async def to_pdf(self, tiff: Path, pdf: Path) -> int:
         """A received fax TIFF as PDF (G4 pages embedded as they are); returns the page count.
-        Raises DocumentRejected when the TIFF cannot be read."""
-        return await asyncio.to_thread(tiff_to_pdf, Path(tiff), Path(pdf),
-                                       self.limits.max_received_pages)
+        Raises DocumentRejected when the TIFF cannot be read or takes longer than the limit."""
+        tiff, pdf = Path(tiff).absolute(), Path(pdf).absolute()
+        pdf.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            async with asyncio.timeout(self.limits.timeout):
+                return await self._work(pdf.parent, "to_pdf", tiff=str(tiff), pdf=str(pdf),
+                                        max_pages=self.limits.max_received_pages,
+                                        max_pixels=self.limits.max_pixels)
+        except TimeoutError:
+            raise DocumentRejected(
+                f"Converting the received fax took longer than {self.limits.timeout:g} "
+                "seconds.") from None
+        finally:
+            for leftover in to_pdf_temporaries(pdf):
+                leftover.unlink(missing_ok=True)
 
     async def thumbnail(self, tiff: Path, png: Path) -> None:
-        await asyncio.to_thread(thumbnail, Path(tiff), Path(png))
+        tiff, png = Path(tiff).absolute(), Path(png).absolute()
+        async with asyncio.timeout(self.limits.timeout):
+            await self._work(png.parent, "thumbnail", tiff=str(tiff), png=str(png))
 
     @staticmethod
     async def discard(document: FaxDocument) -> None:
@@ -180,190 +256,40 @@ class FaxConverter:
         await asyncio.to_thread(shutil.rmtree, document.tiff.parent, True)
 
 
+_SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+_PROJECT_ROOT = str(Path(__file__).resolve().parents[1])
+
+
+async def _reap(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:  # timed out or cancelled: never leave it running
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+
+
+async def _finished_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn`` in a worker thread; a cancel (or the time limit) waits for the thread to finish
+    before it goes through, so the caller's clean-up never races it. Only for bounded work
+    (the size-capped copy of the upload)."""
+    future = asyncio.get_running_loop().run_in_executor(None, fn, *args)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        while not future.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(future)
+        raise
+
+
 def _size_words(n: int) -> str:
     return f"{n / 1048576:.0f} MB" if n >= 1048576 else f"{max(1, n // 1024)} KB"
 
 
-async def _read_bounded(stream: asyncio.StreamReader | None) -> bytes:
+async def _read_bounded(stream: asyncio.StreamReader | None, keep: int = _STDERR_KEPT) -> bytes:
     kept = bytearray()
     if stream is None:
         return b""
     while chunk := await stream.read(65536):
-        if len(kept) < _STDERR_KEPT:
-            kept += chunk[: _STDERR_KEPT - len(kept)]
+        if len(kept) < keep:
+            kept += chunk[: keep - len(kept)]
     return bytes(kept)
-
-
-# -- blocking helpers (run in a worker thread) ---------------------------------------------
-
-
-def inspect_pdf(path: Path, max_pages: int) -> int:
-    """The page count of a PDF that can be faxed; DocumentRejected otherwise."""
-    import pikepdf
-
-    try:
-        with pikepdf.open(path) as pdf:
-            if pdf.is_encrypted and not pdf.allow.print_highres:
-                raise DocumentRejected(
-                    "The PDF is protected against printing; remove the protection and "
-                    "upload it again.")
-            pages = len(pdf.pages)
-    except pikepdf.PasswordError:
-        raise DocumentRejected(
-            "The PDF is encrypted with a password; save it without a password and upload "
-            "it again.") from None
-    except pikepdf.PdfError as exc:
-        log.info("unreadable PDF: %s", exc)
-        raise DocumentRejected("The PDF is damaged and cannot be read.") from None
-    if pages == 0:
-        raise DocumentRejected("The PDF has no pages.")
-    if pages > max_pages:
-        raise DocumentRejected(
-            f"The document has {pages} pages; at most {max_pages} pages can be faxed.")
-    return pages
-
-
-def tiff_pages(path: Path) -> int:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return getattr(im, "n_frames", 1)
-
-
-def images_to_fax(source: Path, tiff: Path, resolution: Resolution, paper: Paper,
-                  limits: ConvertLimits) -> int:
-    """PNG, JPEG or (multi-page) TIFF → G4 fax TIFF; returns the page count."""
-    from PIL import Image, UnidentifiedImageError
-
-    y_dpi = Y_DPI[resolution]
-    try:
-        with Image.open(source) as im:
-            count = getattr(im, "n_frames", 1)
-            if count > limits.max_pages:
-                raise DocumentRejected(
-                    f"The document has {count} pages; at most {limits.max_pages} pages can "
-                    "be faxed.")
-            pages = []
-            for i in range(count):
-                im.seek(i)
-                if im.width * im.height > limits.max_pixels:
-                    raise DocumentRejected(
-                        f"The image is {im.width}×{im.height} pixels, too large to fax.")
-                pages.append(_fax_page(im, y_dpi, page_rows(paper, resolution)))
-    except Image.DecompressionBombError:
-        raise DocumentRejected("The image has too many pixels to fax.") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        log.info("unreadable image: %s", exc)
-        raise DocumentRejected("The image is damaged and cannot be read.") from None
-    if not pages:
-        raise DocumentRejected("The image has no pages.")
-    save_g4(tiff, pages, (X_DPI, y_dpi))
-    return len(pages)
-
-
-def save_g4(path: Path, pages: list, dpi: tuple[float, float]) -> None:
-    """A multi-page G4 TIFF with one strip per page: img2pdf embeds such pages as they are
-    (Pillow's default of many small strips makes it decode and re-compress every page)."""
-    rows = max(page.height for page in pages)
-    pages[0].save(path, format="TIFF", compression="group4", save_all=True,
-                  append_images=pages[1:], dpi=dpi, tiffinfo={_ROWS_PER_STRIP: rows})
-
-
-def _fax_page(im, y_dpi: int, rows: int):
-    """One page as a 1-bit image 1728 px wide at 204×y_dpi, fitted into the paper."""
-    from PIL import Image, ImageOps
-
-    dpi = im.info.get("dpi")
-    if im.format == "JPEG":
-        im.draft("L", (FAX_WIDTH, rows))  # decode at 1/2, 1/4 or 1/8 scale when that suffices
-    if (im.mode == "1" and im.width == FAX_WIDTH and dpi
-            and round(float(dpi[0])) == X_DPI and abs(float(dpi[1]) - y_dpi) < 2):
-        return im.copy()  # already a fax page at this resolution: keep every pixel
-    if im.format == "JPEG" or im.info.get("exif"):
-        im = ImageOps.exif_transpose(im)
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        rgba = im.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        im = Image.alpha_composite(white, rgba)
-    gray = im.convert("L")
-    # Physical size: the image's own dpi when it has a believable one, else fit to the page.
-    src_x, src_y = (float(dpi[0]), float(dpi[1])) if dpi and min(dpi) >= 50 else (0.0, 0.0)
-    page_w_in, page_h_in = FAX_WIDTH / X_DPI, rows / y_dpi
-    if src_x and gray.width / src_x <= page_w_in and gray.height / src_y <= page_h_in:
-        w_in, h_in = gray.width / src_x, gray.height / src_y
-    else:
-        aspect = (gray.width / (src_x or 1)) / (gray.height / (src_y or 1))
-        if aspect >= page_w_in / page_h_in:
-            w_in, h_in = page_w_in, page_w_in / aspect
-        else:
-            w_in, h_in = page_h_in * aspect, page_h_in
-    size = (max(1, min(FAX_WIDTH, round(w_in * X_DPI))), max(1, min(rows, round(h_in * y_dpi))))
-    # reducing_gap: a box reduction first, then Lanczos on the small image (10x faster on a
-    # 300 dpi scan, no visible difference after dithering to 1 bit)
-    scaled = gray.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
-    canvas = Image.new("L", (FAX_WIDTH, rows), 255)
-    canvas.paste(scaled, ((FAX_WIDTH - size[0]) // 2, 0))
-    return canvas.convert("1")  # Floyd–Steinberg dithering
-
-
-def thumbnail(tiff: Path, png: Path, width: int = THUMBNAIL_WIDTH) -> None:
-    """Page 1, grey, ``width`` px wide, with the page's true proportions (fax pixels at normal
-    resolution are twice as tall as wide)."""
-    from PIL import Image
-
-    with Image.open(tiff) as im:
-        im.seek(0)
-        dpi = im.info.get("dpi") or (X_DPI, Y_DPI[Resolution.FINE])
-        stretch = float(dpi[0]) / float(dpi[1] or dpi[0])
-        height = max(1, round(im.height * stretch * width / im.width))
-        small = im.convert("L").resize((width, height), Image.Resampling.BOX)
-    tmp = png.with_suffix(".tmp")
-    small.save(tmp, format="PNG", optimize=True)
-    os.replace(tmp, png)
-
-
-def tiff_to_pdf(tiff: Path, pdf: Path, max_pages: int) -> int:
-    """Received TIFF → PDF. G4 pages go in as they are; other bilevel codings (G3 from some
-    senders) are re-encoded to G4 first, still lossless, so img2pdf can embed them too."""
-    import img2pdf
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with tiff.open("rb") as f:
-            head = f.read(4)
-        if head not in (b"II*\x00", b"MM\x00*"):
-            raise DocumentRejected("The received fax is not a TIFF file.")
-        with Image.open(tiff) as im:
-            count = getattr(im, "n_frames", 1)
-            if count > max_pages:
-                raise DocumentRejected(
-                    f"The received fax has {count} pages, more than {max_pages}.")
-            needs_g4 = False
-            for i in range(count):
-                im.seek(i)
-                if im.mode != "1" or im.info.get("compression") != "group4":
-                    needs_g4 = True
-            source = tiff
-            if needs_g4:
-                source = pdf.with_suffix(".g4.tiff")
-                frames = []
-                for i in range(count):
-                    im.seek(i)
-                    frames.append((im.convert("1") if im.mode != "1" else im.copy(),
-                                   im.info.get("dpi") or (X_DPI, 196)))
-                # Pillow writes one dpi for all pages; faxes do not mix resolutions mid-call.
-                save_g4(source, [f for f, _ in frames], frames[0][1])
-        tmp = pdf.with_suffix(".pdf.tmp")
-        try:
-            with tmp.open("wb") as out:
-                img2pdf.convert(str(source), outputstream=out)
-            os.replace(tmp, pdf)
-        finally:
-            tmp.unlink(missing_ok=True)
-            if source != tiff:
-                source.unlink(missing_ok=True)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
-            img2pdf.ImageOpenError, Image.DecompressionBombError) as exc:
-        log.info("unreadable received TIFF %s: %s", tiff, exc)
-        raise DocumentRejected("The received fax could not be read.") from None
-    return count

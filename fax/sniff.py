@@ -7,11 +7,18 @@ Pure functions (no I/O): the converter reads the head of the file and asks here,
 from __future__ import annotations
 
 import enum
+import unicodedata
 from pathlib import PurePath
 
 from callcenter.faxes.ports import DocumentRejected
 
-HEAD_BYTES = 1024  # Acrobat accepts "%PDF-" anywhere in the first 1024 bytes; so do we
+HEAD_BYTES = 1024  # what the converter reads first and hands to kind_of
+# The PDF header must open the file. Acrobat looks for "%PDF-" anywhere in the first 1024 bytes,
+# and that tolerance is what PostScript/PDF polyglots use ("%!PS ... %PDF-"): ghostscript would
+# run the PostScript. Only a UTF-8 BOM and blank space (which some mail gateways put in front,
+# and which hold no code) may come before it; anything else is refused.
+_PDF_LEAD = b"\xef\xbb\xbf"
+_BLANK = b" \t\r\n\f"
 
 
 class Kind(enum.StrEnum):
@@ -48,7 +55,8 @@ def kind_of(head: bytes) -> Kind | None:
         return Kind.JPEG
     if head.startswith((b"II*\x00", b"MM\x00*")):
         return Kind.TIFF
-    if b"%PDF-" in head[:HEAD_BYTES]:
+    lead = head.removeprefix(_PDF_LEAD).lstrip(_BLANK)
+    if lead.startswith(b"%PDF-"):
         return Kind.PDF
     return None
 
@@ -62,10 +70,21 @@ def _describe_other(head: bytes) -> str:
     return "not a document we can read"
 
 
+def _shown_name(name: str) -> str:
+    """The file name as it may appear in a sentence: its last part, without control, format
+    (bidi overrides like U+202E that make "cod.exe" read "exe.doc") or line characters, at
+    most 80 characters. The UI escapes it again where it shows it."""
+    if not name:
+        return ""
+    kept = "".join(c for c in name.replace("\\", "/")
+                   if unicodedata.category(c) not in ("Cc", "Cf", "Zl", "Zp"))
+    return PurePath(kept).name[:80]
+
+
 def check_upload(head: bytes, name: str) -> Kind:
     """The upload's real kind; DocumentRejected with a sentence when it is not one we fax or
     when its name says something else. ``name`` is only looked at, never used as a path."""
-    shown = PurePath(name).name[:80] if name else ""
+    shown = _shown_name(name)
     suffix = PurePath(shown).suffix.lower() if shown else ""
     kind = kind_of(head)
     if kind is None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import enum
+import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -103,6 +104,20 @@ class _Terminal:
         self.outbox: deque[bytes] = deque()  # T.38 packets waiting for the other side
         self._seq = 0
         calling = 1 if side is Side.SEND else 0
+        self._file = _path_bytes(tiff)  # checked before any state exists: nothing to free
+        self._ident = _ident_bytes(ident)  # spandsp copies it, but keep it for good measure
+        self._pages_reported = 0
+        self.state = None
+        self.t30 = None
+        try:
+            self._setup(transport, calling, side, ecm=ecm, paced=paced)
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self, transport: Transport, calling: int, side: Side, *, ecm: bool,
+               paced: bool) -> None:
+        lib = self.lib
         if transport is Transport.AUDIO:
             self.state = lib.fax_init(None, calling)
             if not self.state:
@@ -120,13 +135,11 @@ class _Terminal:
             config = 0 if paced else sp.T38_TERMINAL_OPTION_NO_PACING
             lib.t38_terminal_set_config(self.state, config)
             self.t30 = lib.t38_terminal_get_t30_state(self.state)
-        self._ident = _ident_bytes(ident)  # spandsp copies it, but keep it for good measure
         lib.t30_set_tx_ident(self.t30, self._ident)
         lib.t30_set_ecm_capability(self.t30, 1 if ecm else 0)
         lib.t30_set_supported_compressions(
             self.t30, sp.COMPRESSION_T4_1D | sp.COMPRESSION_T4_2D | sp.COMPRESSION_T6)
         lib.t30_set_supported_modems(self.t30, sp.MODEMS_ALL)
-        self._file = _path_bytes(tiff)
         if side is Side.SEND:
             lib.t30_set_tx_file(self.t30, self._file, -1, -1)
         else:
@@ -138,11 +151,12 @@ class _Terminal:
         lib.t30_set_phase_b_handler(self.t30, self._on_b, None)
         lib.t30_set_phase_d_handler(self.t30, self._on_d, None)
         lib.t30_set_phase_e_handler(self.t30, self._on_e, None)
-        self._pages_reported = 0
 
     # -- what the library tells us (called from inside fax_rx/fax_tx/send_timeout) --------
 
     def stats(self) -> sp.Stats:
+        if self.t30 is None:  # freed: the pointer would be a use after free
+            raise RuntimeError("the fax terminal is closed")
         stats = sp.Stats()
         self.lib.t30_get_transfer_statistics(self.t30, ctypes.byref(stats))
         return stats
@@ -157,6 +171,8 @@ class _Terminal:
         return stats.pages_in_file
 
     def remote_station(self) -> str:
+        if self.t30 is None:
+            raise RuntimeError("the fax terminal is closed")
         raw = self.lib.t30_get_rx_ident(self.t30)  # may be NULL before phase B
         if not raw:
             return ""
@@ -206,6 +222,10 @@ class _Terminal:
         exchange had already finished cleanly."""
         if self.completion is None:
             self.lib.t30_terminate(self.t30)
+        if self.completion is None:
+            # spandsp fires phase E from t30_terminate in every state we know; should it not,
+            # the call is still over: end it here rather than step a dead line forever
+            self._phase_e(None, None, sp.T30_ERR.CALLDROPPED)
 
     def report(self) -> SideReport:
         stats = self.stats()
@@ -221,6 +241,7 @@ class _Terminal:
             else:
                 self.lib.t38_terminal_free(self.state)
             self.state = None
+        self.t30 = None
 
 
 class BackToBack:
@@ -229,12 +250,14 @@ class BackToBack:
     ``hang_up_after`` cuts the line as soon as the sender has that many pages confirmed (the
     call drops: both ends see T.30 CALLDROPPED). ``hang_up()`` does the same from outside, at
     the next step (cancel). ``fax_answers=False``: a person (or nothing) answered, the sender
-    hears silence until its T.30 timer gives up (T0_EXPIRED)."""
+    hears silence until its T.30 timer gives up (T0_EXPIRED). ``loss``: the share of 20 ms
+    audio packets lost on the way (as over RTP); the receiving modem is told with
+    ``fax_rx_fillin`` instead of hearing silence, which no modem survives."""
 
     def __init__(self, transport: Transport, send_tiff: Path, receive_tiff: Path, *,
                  sender_ident: str = "+1 555 0100", receiver_ident: str = "+1 555 0199",
                  ecm: bool = True, paced: bool = False, hang_up_after: int | None = None,
-                 fax_answers: bool = True,
+                 fax_answers: bool = True, loss: float = 0.0, seed: int = 1,
                  on_event: Callable[[EngineEvent], None] | None = None) -> None:
         self.lib = sp.load()
         self.transport = Transport(transport)
@@ -245,7 +268,10 @@ class BackToBack:
         self._hang_up = False
         self.hung_up = False
         self.fax_answers = fax_answers
-        self._g711 = None
+        self.loss = loss
+        self.lost_packets = 0
+        self._random = random.Random(seed)
+        self._g711: tuple[int, int] | None = None
         self.sender = _Terminal(self.lib, self.transport, Side.SEND, sender_ident,
                                 Path(send_tiff), self._emit, self._clock, ecm=ecm,
                                 paced=paced)
@@ -258,8 +284,16 @@ class BackToBack:
             raise
         if self.transport is Transport.AUDIO:
             n = sp.SAMPLES_PER_20MS
-            self._g711 = (self.lib.g711_init(None, sp.G711_ALAW),
-                          self.lib.g711_init(None, sp.G711_ALAW))
+            codecs = (self.lib.g711_init(None, sp.G711_ALAW),
+                      self.lib.g711_init(None, sp.G711_ALAW))
+            if not all(codecs):
+                for codec in codecs:
+                    if codec:
+                        self.lib.g711_free(codec)
+                self.sender.close()
+                self.receiver.close()
+                raise MemoryError("g711_init failed")
+            self._g711 = codecs
             self._amp = ((ctypes.c_int16 * n)(), (ctypes.c_int16 * n)())
             self._alaw = (ctypes.c_uint8 * n)()
 
@@ -284,7 +318,10 @@ class BackToBack:
         self._hang_up = True
 
     def step(self, samples: int = sp.SAMPLES_PER_20MS) -> bool:
-        """Advance the line by ``samples`` (at most 160, 20 ms); True once both ends are done."""
+        """Advance the line by ``samples`` (1 to 160, 20 ms); True once both ends are done."""
+        # the sample buffers hold 160: more would be written past their end by libspandsp
+        if not 1 <= samples <= sp.SAMPLES_PER_20MS:
+            raise ValueError(f"step() takes 1 to {sp.SAMPLES_PER_20MS} samples, not {samples}")
         if self.finished:
             return True
         if self._hang_up:
@@ -309,6 +346,10 @@ class BackToBack:
             n = lib.fax_tx(src.state, amp, samples)
             # through the codec of the line: what a real G.711 channel would let through
             lib.g711_encode(codec, self._alaw, amp, n)
+            if self.loss and self._random.random() < self.loss:
+                self.lost_packets += 1
+                lib.fax_rx_fillin(dst.state, n)
+                continue
             lib.g711_decode(codec, amp, self._alaw, n)
             lib.fax_rx(dst.state, amp, n)
 

@@ -11,20 +11,23 @@ against a call on a fresh state.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import enum
 import functools
 from ctypes import POINTER, c_char_p, c_int, c_int16, c_uint8, c_uint16, c_void_p
 
+SONAME = "libspandsp.so.2"  # 0.0.6, Debian libspandsp2
 SAMPLE_RATE = 8000
 SAMPLES_PER_20MS = 160
 
 
 class Stats(ctypes.Structure):
-    _fields_ = [(name, c_int) for name in (
+    _fields_ = [*((name, c_int) for name in (
         "bit_rate", "error_correcting_mode", "pages_tx", "pages_rx", "pages_in_file",
         "x_resolution", "y_resolution", "width", "length", "image_size", "encoding",
-        "bad_rows", "longest_bad_row_run", "error_correcting_mode_retries", "current_status")]
+        "bad_rows", "longest_bad_row_run", "error_correcting_mode_retries", "current_status")),
+        # room to spare: should a build's struct be longer, the library writes into this, not
+        # past the end of ours
+        ("_spare", c_int * 32)]
 
 
 # T.30 callbacks (t30.h). Phase B and D return an int (T30_ERR_OK to go on).
@@ -42,16 +45,8 @@ COMPRESSION_T6 = 0x08
 MODEMS_ALL = 0x01 | 0x02 | 0x04  # V.27ter, V.29, V.17
 T4_COMPRESSION_ITU_T6 = 3  # t4_rx.h: the coding of the TIFF a receiver writes
 
-# t30_fcf.h: the post-page responses seen by the phase D handler
-T30_MCF = 0x8C
-T30_RTP = 0xCC
-T30_RTN = 0x4C
-T30_PPR = 0xBC
-T30_DCN = 0xFA
-
 T38_TERMINAL_OPTION_NO_PACING = 0x01
 G711_ALAW = 0
-G711_ULAW = 1
 
 # t30.h phase E completion codes, in the header's order (the enum starts at 0).
 T30_ERR_NAMES = (
@@ -83,6 +78,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "fax_get_t30_state": (c_void_p, [c_void_p]),
         "fax_rx": (c_int, [c_void_p, POINTER(c_int16), c_int]),
         "fax_tx": (c_int, [c_void_p, POINTER(c_int16), c_int]),
+        "fax_rx_fillin": (c_int, [c_void_p, c_int]),
         "fax_set_transmit_on_idle": (None, [c_void_p, c_int]),
         "fax_free": (c_int, [c_void_p]),
         # t38_terminal.h / t38_core.h
@@ -93,7 +89,6 @@ def _declare(lib: ctypes.CDLL) -> None:
         "t38_terminal_set_config": (None, [c_void_p, c_int]),
         "t38_terminal_free": (c_int, [c_void_p]),
         "t38_core_rx_ifp_packet": (c_int, [c_void_p, POINTER(c_uint8), c_int, c_uint16]),
-        "t38_set_t38_version": (None, [c_void_p, c_int]),
         # t30_api.h / t30.h
         "t30_set_tx_ident": (c_int, [c_void_p, c_char_p]),
         "t30_get_rx_ident": (c_char_p, [c_void_p]),
@@ -137,9 +132,10 @@ def _check_stats_layout(lib: ctypes.CDLL) -> None:
 @functools.cache
 def load() -> ctypes.CDLL:
     """The library, declared and checked; SpandspMissing when it is not installed."""
-    path = ctypes.util.find_library("spandsp") or "libspandsp.so.2"
+    # By soname, never find_library("spandsp"): that may pick a libspandsp.so.3, whose
+    # t30_stats_t and phase handlers differ from the declarations here.
     try:
-        lib = ctypes.CDLL(path)
+        lib = ctypes.CDLL(SONAME)
     except OSError as exc:
         raise SpandspMissing(
             "libspandsp is not installed (Debian package libspandsp2)") from exc

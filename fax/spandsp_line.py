@@ -49,12 +49,17 @@ _LINE_ERROR = {sp.T30_ERR.HDLC_CARRIER, sp.T30_ERR.CANNOT_TRAIN, sp.T30_ERR.TX_P
                sp.T30_ERR.TX_BADDCS, sp.T30_ERR.RX_NOCARRIER}
 
 
-def outcome_of(report: SideReport, pages: int, *, cancelled: bool = False) -> FaxOutcome:
-    """SENT only when T.30 ended cleanly *and* the far end confirmed every page."""
+def outcome_of(report: SideReport, pages: int, *, cancelled: bool = False,
+               interrupted: bool = False) -> FaxOutcome:
+    """SENT only when T.30 ended cleanly *and* the far end confirmed every page. ``cancelled``:
+    the user cancelled the job; ``interrupted``: the line was stopped under it (shutdown, a
+    restart of the line), a line error the job may retry."""
     if report.code == sp.T30_ERR.OK and report.pages == pages and pages > 0:
         return FaxOutcome.SENT
     if cancelled:
         return FaxOutcome.CANCELLED
+    if interrupted:
+        return FaxOutcome.LINE_ERROR
     if report.pages == 0 and report.code in _NO_ANSWER:
         return FaxOutcome.NO_ANSWER
     if report.pages == 0 and report.code in _LINE_ERROR:
@@ -81,8 +86,9 @@ class CallPlan:
 class _Call:
     ref: str
     engine: BackToBack | None = None
-    cancelled: bool = False
-    task: asyncio.Task[None] | None = None
+    cancelled: bool = False  # by the user: the job ends cancelled
+    interrupted: bool = False  # by stop(): the job ends with a line error, retryable
+    task: asyncio.Task[object] | None = None
 
 
 class SpandspLoopbackLine:
@@ -133,13 +139,18 @@ class SpandspLoopbackLine:
             self._set(LineState.DOWN, result.error)
 
     async def stop(self) -> None:
+        """Hang up every call in progress (sends and receives) and wait until each has
+        reported its end: a send stopped here ends as a line error, not as the user's cancel."""
+        self._set(LineState.STOPPED, "")  # no new calls from here on
         calls = list(self._calls.values())
         for call in calls:
-            await self.cancel(call.ref)
-        tasks = [c.task for c in calls if c.task is not None]
+            call.interrupted = True
+            if call.engine is not None:
+                call.engine.hang_up()
+        me = asyncio.current_task()
+        tasks = [c.task for c in calls if c.task is not None and c.task is not me]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        self._set(LineState.STOPPED, "")
 
     def status(self) -> LineStatus:
         return LineStatus(self.name, self.kind, self._state, self._detail, self._last_error,
@@ -178,9 +189,14 @@ class SpandspLoopbackLine:
         line's receive path (the demo's incoming fax)."""
         if not self.status().connected:
             raise LineUnavailable(f"fax line {self.name} is not running")
-        await self._exchange(_Call(f"rx-{uuid.uuid4().hex[:8]}"), tiff,
-                             sender_ident=station_id, receiver_ident=self.station_id,
-                             caller_num=caller_num, pages=None, sending=False)
+        call = _Call(f"rx-{uuid.uuid4().hex[:8]}", task=asyncio.current_task())
+        self._calls[call.ref] = call  # stop() hangs it up and waits for it too
+        try:
+            await self._exchange(call, tiff, sender_ident=station_id,
+                                 receiver_ident=self.station_id, caller_num=caller_num,
+                                 pages=None, sending=False)
+        finally:
+            self._calls.pop(call.ref, None)
 
     # -- the call -------------------------------------------------------------------------
 
@@ -226,17 +242,19 @@ class SpandspLoopbackLine:
             tx_tiff.unlink(missing_ok=True)
             raise
         call.engine = engine
-        if call.cancelled:
+        if call.cancelled or call.interrupted:
             engine.hang_up()
         seen = 0
         started = time.monotonic()
+        keep_rx = False
         try:
             while True:
                 done = await _uncancellable_slice(engine)
                 new, seen = engine.events[seen:], len(engine.events)
                 for event in new:
-                    await self._report(call, event, engine, pages, caller_num, rx_tiff,
-                                       sending=sending)
+                    if await self._report(call, event, engine, pages, caller_num, rx_tiff,
+                                          sending=sending) is False:
+                        keep_rx = True
                 if done:
                     break
                 if self.speed:
@@ -245,21 +263,24 @@ class SpandspLoopbackLine:
         finally:
             engine.close()
             tx_tiff.unlink(missing_ok=True)
-            if not any(e.side is Side.RECEIVE and e.kind is EventKind.DONE and e.pages
-                       for e in engine.events):
-                rx_tiff.unlink(missing_ok=True)  # nothing was received: nothing to keep
+            # Kept only when the sink failed to store a received fax: it stays in the spool
+            # (logged) rather than being lost. Stored, or nothing received: removed.
+            if not keep_rx:
+                rx_tiff.unlink(missing_ok=True)
 
-
-    async def _report(self, call: _Call, event: EngineEvent, engine: BackToBack, pages: int | None,
-                caller_num: str, rx_tiff: Path, *, sending: bool) -> None:
+    async def _report(self, call: _Call, event: EngineEvent, engine: BackToBack,
+                      pages: int | None, caller_num: str, rx_tiff: Path, *,
+                      sending: bool) -> bool | None:
+        """Hand one engine event on; for a received fax, whether the sink stored it."""
         now = self._clock()
         if event.side is Side.SEND:
             if not sending:
-                return
+                return None
             if event.kind is EventKind.DONE:
                 report = engine.sender.report()
                 total = pages if pages is not None else (report.pages_in_file or 0)
-                outcome = outcome_of(report, total, cancelled=call.cancelled)
+                outcome = outcome_of(report, total, cancelled=call.cancelled,
+                                     interrupted=call.interrupted)
                 await self._emit(FaxResult(call.ref, now, outcome, report.pages, pages,
                                            report.remote_station, report.code,
                                            f"{report.code_name}: {report.words}"))
@@ -269,21 +290,26 @@ class SpandspLoopbackLine:
         elif event.kind is EventKind.DONE:
             report = engine.receiver.report()
             if report.pages == 0:  # nothing arrived: no inbox entry
-                return
-            # The file stays in the spool: the core stores it (copy or move) from here.
-            await self._emit(FaxReceived(self.name, now, rx_tiff, report.pages, caller_num,
-                                         report.remote_station, report.code == sp.T30_ERR.OK,
-                                         f"{report.code_name}: {report.words}"))
+                return None
+            # The sink (the core) stores the file from the spool before its future resolves;
+            # only then is the spool's copy removed.
+            return await self._emit(FaxReceived(
+                self.name, now, rx_tiff, report.pages, caller_num, report.remote_station,
+                report.code == sp.T30_ERR.OK, f"{report.code_name}: {report.words}"))
+        return None
 
-    async def _emit(self, event: FaxEvent) -> None:
-        """Hand an event to the sink; an async sink is awaited before the next event, so
-        events arrive in order and a received fax is stored before the call is over."""
+    async def _emit(self, event: FaxEvent) -> bool:
+        """Hand an event to the sink; True when it took it. An async sink (or the future it
+        returns) is awaited before the next event, so events arrive in order and a received
+        fax is stored before the call is over."""
         try:
             result = self._sink(event)
             if inspect.isawaitable(result):
                 await result
         except Exception:
             log.exception("fax event sink failed on %r", event)
+            return False
+        return True
 
 
 def _slice(engine: BackToBack) -> bool:
@@ -296,8 +322,10 @@ def _slice(engine: BackToBack) -> bool:
 
 async def _uncancellable_slice(engine: BackToBack) -> bool:
     """One slice in the worker thread. If our task is cancelled meanwhile, the thread still
-    holds the engine: hang up, let the slice finish, and only then let the cancel through, so
-    the engine is never freed under a running thread."""
+    holds the engine: ask it to hang up (the slice's next step terminates the call, so the
+    slice ends early), wait for the thread, and only then let the cancel through, so the
+    engine is never freed under a running thread. The call's end is then not reported: a
+    cancelled task is the loop going away, stop() and cancel() hang up without cancelling."""
     future = asyncio.get_running_loop().run_in_executor(None, _slice, engine)
     try:
         return await asyncio.shield(future)

@@ -272,6 +272,8 @@ def rewrite_sheet_xml(path: Path, replacements: dict[str, str]) -> None:
         parts = {name: source.read(name) for name in source.namelist()}
     xml = parts["xl/worksheets/sheet1.xml"].decode()
     for old, new in replacements.items():
+        if old not in xml:  # openpyxl writes "<x/>" instead of "<x />" when lxml is installed
+            old = old.replace(" />", "/>")
         assert old in xml
         xml = xml.replace(old, new)
     parts["xl/worksheets/sheet1.xml"] = xml.encode()

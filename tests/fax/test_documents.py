@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import signal
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from tests.fax.documents_fixtures import (
 TIFF_WIDTH, TIFF_LENGTH, TIFF_COMPRESSION, TIFF_XRES, TIFF_YRES, TIFF_UNIT = (
     256, 257, 259, 282, 283, 296)
 TIFF_ROWS_PER_STRIP = 278
+TIFF_NEW_SUBFILE_TYPE, TIFF_PHOTOMETRIC, TIFF_FILL_ORDER, TIFF_PAGE_NUMBER = 254, 262, 266, 297
 CCITT_G4 = 4
 
 
@@ -55,10 +57,27 @@ def pdf_images(page: pikepdf.Page) -> list[tuple[list[str], dict[str, object], p
     return out
 
 
+def tiff_strips(path: Path) -> list[bytes]:
+    """Every page's one strip, as stored in the file."""
+    data = path.read_bytes()
+    out = []
+    with Image.open(path) as im:
+        for i in range(im.n_frames):
+            im.seek(i)
+            (offset,), (count,) = im.tag_v2[273], im.tag_v2[279]
+            out.append(data[offset:offset + count])
+    return out
+
+
 def assert_fax_tiff(path: Path, pages: int, y_dpi: int, rows: int) -> None:
     frames = tiff_frames(path)
     assert len(frames) == pages
-    for tags in frames:
+    for i, tags in enumerate(frames):
+        # TIFF Class F: WhiteIsZero, MSB first, a page of a multi-page document, page i of n
+        assert tags[TIFF_PHOTOMETRIC] == 0
+        assert tags[TIFF_FILL_ORDER] == 1
+        assert tags[TIFF_NEW_SUBFILE_TYPE] == 2
+        assert tags[TIFF_PAGE_NUMBER] == (i, pages)
         assert tags[TIFF_WIDTH] == 1728
         assert tags[TIFF_LENGTH] == rows
         assert tags[TIFF_COMPRESSION] == CCITT_G4
@@ -73,9 +92,14 @@ def converter(tmp_path: Path) -> FaxConverter:
     return FaxConverter(tmp_path / "work", ConvertLimits(max_pages=100))
 
 
-def test_converter_is_the_port(converter: FaxConverter) -> None:
-    port: DocumentConverter = converter
-    assert port is converter
+def test_converter_is_the_port() -> None:
+    for method in ("to_fax", "to_pdf"):
+        ours = inspect.signature(getattr(FaxConverter, method))
+        port = inspect.signature(getattr(DocumentConverter, method))
+        assert ours.parameters.keys() == port.parameters.keys()
+        for name, param in port.parameters.items():
+            assert (ours.parameters[name].kind, ours.parameters[name].default) == (
+                param.kind, param.default)
 
 
 @pytest.mark.parametrize(("paper", "points"), [(Paper.A4, (595, 842)),
@@ -113,20 +137,16 @@ async def test_received_tiff_becomes_pdf_without_reencoding(converter: FaxConver
     doc = await converter.to_fax(make_pdf(tmp_path / "a.pdf", 4))
     pdf_path = tmp_path / "received.pdf"
     assert await converter.to_pdf(doc.tiff, pdf_path) == 4
-    with Image.open(doc.tiff) as im:
-        raw_sizes = []
-        for i in range(im.n_frames):
-            im.seek(i)
-            raw_sizes.append(im.tag_v2[279][0])  # StripByteCounts: the G4 data of the page
+    strips = tiff_strips(doc.tiff)
     with pikepdf.open(pdf_path) as pdf:
         assert len(pdf.pages) == 4
-        for page, raw_size in zip(pdf.pages, raw_sizes, strict=True):
+        for page, strip in zip(pdf.pages, strips, strict=True):
             ((filters, parms, image),) = pdf_images(page)
             assert filters == ["/CCITTFaxDecode"]
             assert int(parms["/K"]) == -1  # G4
             assert int(parms["/Columns"]) == 1728
             # the very bytes of the TIFF strip: embedded, not decoded and re-compressed
-            assert len(image.read_raw_bytes()) == raw_size
+            assert image.read_raw_bytes() == strip
 
 
 async def test_g3_received_tiff_is_embedded_as_g4(converter: FaxConverter,
@@ -171,15 +191,24 @@ async def test_fax_tiff_at_the_same_resolution_keeps_every_pixel(converter: FaxC
 
 
 async def test_upload_name_is_never_given_to_ghostscript(converter: FaxConverter,
-                                                         tmp_path: Path) -> None:
+                                                         tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     evil = tmp_path / "-sOutputFile=%pipe%touch pwned;.pdf"
     make_pdf(evil, 1)
-    spawned: list[asyncio.subprocess.Process] = []
-    converter.on_spawn = spawned.append
-    doc = await converter.to_fax(evil)
+    argvs: list[tuple[str, ...]] = []
+    real_exec = asyncio.create_subprocess_exec
+
+    async def watch(*argv, **kw):
+        argvs.append(tuple(str(a) for a in argv))
+        return await real_exec(*argv, **kw)
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", watch)
+    doc = await converter.to_fax(evil, name=evil.name)
     assert doc.pages == 1
     assert not list(tmp_path.rglob("pwned*"))
-    assert len(spawned) == 1
+    assert any("-sDEVICE=tiffg4" in argv for argv in argvs)  # ghostscript did run
+    for argv in argvs:
+        assert not any("pwned" in a or "-sOutputFile=%" in a for a in argv), argv
 
 
 @pytest.mark.parametrize(("make", "name", "words"), [
@@ -270,7 +299,19 @@ async def test_a_truncated_pdf_is_refused(converter: FaxConverter, tmp_path: Pat
 async def test_the_upload_is_copied_before_it_is_checked(converter: FaxConverter,
                                                          tmp_path: Path) -> None:
     src = make_pdf(tmp_path / "a.pdf", 2)
+    workers: list[asyncio.subprocess.Process] = []
+
+    def swap(proc: asyncio.subprocess.Process) -> None:
+        # The first worker checks the PDF: the upload changes under it (another request, a
+        # race on a shared folder); what is checked and rendered must still be the original.
+        if not workers:
+            make_pdf(src, 7)
+        workers.append(proc)
+
+    converter.on_worker = swap
     doc = await converter.to_fax(src)
+    assert doc.pages == 2
+    assert_fax_tiff(doc.tiff, 2, 196, 2292)
     src.unlink()  # the job no longer needs the upload: its TIFF is ours
     assert doc.tiff.parent.parent == tmp_path / "work"
     assert sorted(p.name for p in doc.tiff.parent.iterdir()) == ["fax.tiff", "page1.png"]
@@ -288,12 +329,36 @@ def test_sniffing_reads_bytes_not_names() -> None:
 async def test_timeout_kills_ghostscript(tmp_path: Path) -> None:
     # One page of 10**8 nested strokes keeps ghostscript busy for most of an hour; the page
     # count is read in milliseconds, so the limit fires while gs runs and must kill it.
-    converter = FaxConverter(tmp_path / "work", ConvertLimits(timeout=1.0))
+    # 8 s: the copy, the worker's start and pikepdf fit in it on a loaded machine too.
+    converter = FaxConverter(tmp_path / "work", ConvertLimits(timeout=8.0))
     src = make_slow_pdf(tmp_path / "slow.pdf")
     spawned: list[asyncio.subprocess.Process] = []
     converter.on_spawn = spawned.append
-    with pytest.raises(DocumentRejected, match=r"took longer than 1 seconds"):
+    with pytest.raises(DocumentRejected, match=r"took longer than 8 seconds"):
         await converter.to_fax(src)
     assert len(spawned) == 1
+    assert spawned[0].returncode == -signal.SIGKILL
+    assert not list((tmp_path / "work").glob("*"))
+
+
+async def test_a_cancelled_conversion_kills_ghostscript(converter: FaxConverter,
+                                                        tmp_path: Path) -> None:
+    # The loop stays free while ghostscript renders (this test runs meanwhile), and a cancel
+    # (the user closed the dialog, the app stops) leaves no ghostscript and no files behind.
+    src = make_slow_pdf(tmp_path / "slow.pdf")
+    spawned: list[asyncio.subprocess.Process] = []
+    started = asyncio.Event()
+
+    def spawn(proc: asyncio.subprocess.Process) -> None:
+        spawned.append(proc)
+        started.set()
+
+    converter.on_spawn = spawn
+    task = asyncio.create_task(converter.to_fax(src))
+    await started.wait()
+    assert spawned[0].returncode is None  # still rendering, and we are running
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
     assert spawned[0].returncode == -signal.SIGKILL
     assert not list((tmp_path / "work").glob("*"))
