@@ -147,34 +147,13 @@ def _fax_line(cfg: FaxLineConfig, sink: Callable[..., object], folder: Path) -> 
         from fax.spandsp_line import SpandspLoopbackLine
 
         return SpandspLoopbackLine(
-            cfg.name, _removing_received(sink), folder, transport=Transport(cfg.transport),
+            cfg.name, sink, folder, transport=Transport(cfg.transport),
             speed=cfg.speed or None, own_number=cfg.caller_id,
             station_id=cfg.local_station_id or "CALLCENTER")
     from fax.loopback import LoopbackFaxLine
 
     return LoopbackFaxLine(cfg, sink, folder)
 
-
-def _removing_received(sink: Callable[..., object]) -> Callable[..., object]:
-    """For a line that leaves received TIFFs in its spool (spandsp): the file goes once the
-    core has stored the fax."""
-    import inspect
-
-    from callcenter.faxes.ports import FaxReceived
-
-    def wrapped(event: object) -> object:
-        stored = sink(event)
-        if not isinstance(event, FaxReceived) or not inspect.isawaitable(stored):
-            return stored
-
-        async def then_remove() -> object:
-            result = await stored
-            event.tiff.unlink(missing_ok=True)
-            return result
-
-        return then_remove()
-
-    return wrapped
 
 
 # How long the lines have to re-adopt the calls still up before the calls the last run left
