@@ -155,7 +155,6 @@ def _fax_line(cfg: FaxLineConfig, sink: Callable[..., object], folder: Path) -> 
     return LoopbackFaxLine(cfg, sink, folder)
 
 
-
 # How long the lines have to re-adopt the calls still up before the calls the last run left
 # open are taken as over (a PBX that is down must not hold their callback tasks for ever).
 LEFT_OPEN_GRACE = 60.0
