@@ -174,6 +174,10 @@ class FaxLineConfig:
     incoming_pbx_path: str = "/var/spool/asterisk/fax/incoming"
     incoming_mount_path: str = "/var/spool/asterisk/fax/incoming"
     receive_contexts: list[str] = field(default_factory=lambda: ["from-trunk"])
+    # SendFAX options: f = fall back to G.711 audio when the far end offers no T.38,
+    # F = audio only (no T.38), s = FAXStatus events (needed), z = offer T.38 ourselves.
+    sendfax_options: str = "fs"
+    ecm: bool = True  # FAXOPT(ecm): error correction mode
     poll_seconds: float = 3.0  # FAXSession polls for the page being sent
     # hylafax: the hfaxd client protocol (port 4559) and its spool (recvq is read there).
     password: str = ""
@@ -441,6 +445,8 @@ def _validate(config: Config) -> None:
              f"fax[{i}].local_station_id must be up to 20 characters; no commas in it or"
              " in the header"),
             (fax.poll_seconds > 0, f"fax[{i}].poll_seconds must be positive"),
+            (re.fullmatch(r"[fFdz]{0,4}s[fFdz]{0,4}", fax.sendfax_options) is not None,
+             f"fax[{i}].sendfax_options must be SendFAX option letters (f, F, d, z) with s"),
             (fax.page_seconds >= 0, f"fax[{i}].page_seconds must not be negative"),
             (fax.transport in ("t38", "g711"), f"fax[{i}].transport must be t38 or g711"),
             (fax.speed >= 0, f"fax[{i}].speed must not be negative"),

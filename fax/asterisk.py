@@ -154,11 +154,12 @@ class AsteriskFaxLine:
         headers = [
             ("Channel", cfg.channel.replace("{number}", number)),
             ("Application", "SendFAX"),
-            # f: audio fallback when T.38 is not offered; s: FAXStatus events.
-            ("Data", f"{pbx_file},fs"),
+            # f: audio fallback when T.38 is not offered; s: FAXStatus events (the default).
+            ("Data", f"{pbx_file},{cfg.sendfax_options}"),
             ("Timeout", "45000"),
             ("ChannelId", ref),
             ("Variable", f"CRM_FAX_JOB={int(job_id)}"),
+            ("Variable", f"FAXOPT(ecm)={'yes' if cfg.ecm else 'no'}"),
         ]
         if cfg.caller_id:
             headers.append(("CallerID", cfg.caller_id))

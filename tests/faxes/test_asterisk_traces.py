@@ -69,6 +69,7 @@ async def test_recorded_send_ends_sent_with_both_pages(tmp_path: Path) -> None:
         assert data.startswith("/var/spool/asterisk/fax/outgoing/crm-fax-") and data.endswith(
             ".tif,fs")
         assert "FAXOPT(localstationid)=+7 495 111-00-00" in originate.get_all("Variable")
+        assert "FAXOPT(ecm)=yes" in originate.get_all("Variable")
         done = await core.until_state(job["id"], "sent", "failed")
         assert done["state"] == "sent", done
         assert (done["pages_confirmed"], done["pages"]) == (2, 2)

@@ -31,6 +31,9 @@ def test_fax_tables_in_the_config(tmp_path: Path) -> None:
     path.write_text('[[fax]]\nname = "x"\nkind = "modem"\n')
     with pytest.raises(ConfigError, match=r"fax\[0\]\.kind"):
         load_config(path, env={})
+    path.write_text('[[fax]]\nname = "x"\nsendfax_options = "f"\n')  # no status events
+    with pytest.raises(ConfigError, match="sendfax_options"):
+        load_config(path, env={})
     path.write_text('[[fax]]\nname = "x"\nchannel = "PJSIP/trunk"\n')
     with pytest.raises(ConfigError, match="channel"):
         load_config(path, env={})
