@@ -280,12 +280,6 @@ def _op_pdf(source: str, clean: str, max_pages: int) -> int:
     return inspect_pdf(Path(source), max_pages, clean=Path(clean))
 
 
-def _op_finish(rendered: str, tiff: str, thumb: str) -> int:
-    pages = finish_rendered(Path(rendered), Path(tiff))
-    thumbnail(Path(tiff), Path(thumb))
-    return pages
-
-
 def _op_images(source: str, tiff: str, thumb: str, resolution: str, paper: str,
                limits: dict[str, Any]) -> int:
     pages = images_to_fax(Path(source), Path(tiff), Resolution(resolution), Paper(paper),
@@ -306,6 +300,6 @@ def _op_thumbnail(tiff: str, png: str) -> None:
 
 
 WORKER_OPS: dict[str, Callable[..., Any]] = {
-    "pdf": _op_pdf, "finish": _op_finish, "images": _op_images, "to_pdf": _op_to_pdf,
+    "pdf": _op_pdf, "images": _op_images, "to_pdf": _op_to_pdf,
     "thumbnail": _op_thumbnail,
 }
