@@ -261,11 +261,16 @@ class AsteriskFaxTracker:
                 outcome = FaxOutcome.FAILED if pages else FaxOutcome.LINE_ERROR
             return [FaxResult(send.ref, time.time(), outcome, pages, send.pages, station,
                               detail=detail or "SendFAX finished")]
-        # Hung up before SendFAX ended: never a success.
+        # Hung up before SendFAX ended: never a success. Once the fax started, pages may have
+        # reached the far end: failed with what was seen, never a line error to retry.
         cause = channel.hangup_cause or ""
-        outcome = (FaxOutcome.LINE_ERROR if channel.answered
-                   else _HANGUP_CAUSES.get(cause, FaxOutcome.LINE_ERROR))
-        return [FaxResult(send.ref, time.time(), outcome, 0, send.pages,
+        if send.started:
+            outcome = FaxOutcome.FAILED
+        elif channel.answered:
+            outcome = FaxOutcome.LINE_ERROR
+        else:
+            outcome = _HANGUP_CAUSES.get(cause, FaxOutcome.LINE_ERROR)
+        return [FaxResult(send.ref, time.time(), outcome, max(0, send.last_page), send.pages,
                           detail=f"hung up (cause {cause}) {detail}".strip())]
 
     def _reception(self, channel: _Channel, h: dict[str, str], files: tuple[str, ...]

@@ -98,7 +98,9 @@ def on_result(job: dict[str, Any], result: FaxResult, policy: RetryPolicy, now: 
         return changes | done | {"state": JobState.SENT.value, "result": "sent"}
     if job.get("cancel_requested") or result.outcome is FaxOutcome.CANCELLED:
         return changes | done | {"state": JobState.CANCELLED.value, "result": "cancelled"}
-    if result.outcome in RETRIED:
+    # A call that got pages through is never repeated on its own: the far end would get
+    # those pages twice (resending is the user's decision), whatever the backend called it.
+    if result.outcome in RETRIED and confirmed == 0:
         key = result.outcome.value
         if job["attempts"] < policy.max_attempts:
             at = datetime.fromtimestamp(now, UTC) + timedelta(

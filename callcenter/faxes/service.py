@@ -334,7 +334,8 @@ class FaxService:
         # job, never one that is silently called a second time.
         dialing = await self.store.update_fax_job(
             job["id"], only_states=WAITING, state=JobState.DIALING.value,
-            attempts=job["attempts"] + 1, page=0, next_try_at=None, backend_ref=None)
+            attempts=job["attempts"] + 1, page=0, pages_confirmed=0, next_try_at=None,
+            backend_ref=None)
         if dialing is None:
             return
         await self._publish_job(dialing)

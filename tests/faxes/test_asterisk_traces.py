@@ -133,7 +133,23 @@ def test_a_hangup_before_sendfax_is_never_a_success() -> None:
     tracker.feed({"Event": "FAXStatus", "Operation": "send",
                   "Status": "FAX Transmission In Progress", **base})
     [result] = tracker.feed({"Event": "Hangup", "Cause": "16", **base})
-    assert result.outcome.value == "line_error" and result.pages_confirmed == 0
+    # The fax had started: pages may have reached the far end, so never a line error to retry.
+    assert result.outcome.value == "failed" and result.pages_confirmed == 0
+
+
+def test_a_hangup_mid_fax_keeps_the_pages_the_session_counted() -> None:
+    tracker = AsteriskFaxTracker(["from-trunk"])
+    tracker.expect("r1", "u1", 4)
+    base = {"Channel": "PJSIP/faxtrunk-1", "Uniqueid": "u1", "Context": "from-trunk"}
+    tracker.feed({"Event": "Newchannel", "ChannelState": "6", **base})
+    tracker.feed({"Event": "FAXStatus", "Operation": "send",
+                  "Status": "FAX Transmission In Progress", **base})
+    tracker.sessions["7"] = "u1"
+    [progress] = tracker.feed({"Event": "FAXSession", "SessionNumber": "7",
+                               "Operation": "send", "PagesTransmitted": "2"})
+    assert (progress.state, progress.page, progress.pages) == ("sending", 2, 4)
+    [result] = tracker.feed({"Event": "Hangup", "Cause": "16", **base})
+    assert (result.outcome.value, result.pages_confirmed) == ("failed", 2)
 
 
 def test_originate_failure_reasons() -> None:

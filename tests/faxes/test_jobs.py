@@ -65,6 +65,36 @@ async def test_broken_off_after_page_2_of_4_is_failed_2_of_4(tmp_path: Path) -> 
 
 @pytest.mark.parametrize("outcome", [FaxOutcome.BUSY, FaxOutcome.NO_ANSWER,
                                      FaxOutcome.LINE_ERROR])
+async def test_a_line_error_after_pages_got_through_is_failed_never_retried(
+        tmp_path: Path, outcome: FaxOutcome) -> None:
+    """A retry would call again from page 1: the far end would get pages 1-2 twice."""
+    async with fax_core(tmp_path, RetryPolicy(max_attempts=3, retry_seconds=0.0)) as core:
+        job = await core.send(pages=4)
+        ref = await core.until_submits(1)
+        core.backend.progress(ref, 2, 4)
+        core.backend.result(ref, outcome, 2, 4)
+        done = await core.until_state(job["id"], "failed", "retry_scheduled")
+        assert (done["state"], done["pages_confirmed"]) == ("failed", 2)
+        assert result_words(done) == "failed: pages 1–2 of 4 sent"
+        assert len(core.backend.submits) == 1
+
+
+async def test_a_new_attempt_starts_with_no_page_confirmed(tmp_path: Path) -> None:
+    async with fax_core(tmp_path, RetryPolicy(max_attempts=2, retry_seconds=0.0,
+                                              retry_interrupted=True), start=False) as core:
+        job = await core.send(pages=4)
+        # The last run saw 3 pages of an attempt that was then cut by a restart.
+        await core.store.update_fax_job(job["id"], state="retry_scheduled", pages_confirmed=3,
+                                        attempts=1, next_try_at="2000-01-01T00:00:00.000+00:00")
+        await core.service.start()
+        ref = await core.until_submits(1)
+        core.backend.progress(ref, 1, 4)
+        sending = await core.service.wait_for(lambda: _confirmed(core, job["id"], 1))
+        assert sending["pages_confirmed"] == 1
+
+
+@pytest.mark.parametrize("outcome", [FaxOutcome.BUSY, FaxOutcome.NO_ANSWER,
+                                     FaxOutcome.LINE_ERROR])
 async def test_busy_no_answer_and_line_errors_are_retried_then_given_up(
         tmp_path: Path, outcome: FaxOutcome) -> None:
     async with fax_core(tmp_path, RetryPolicy(max_attempts=3, retry_seconds=0.0)) as core:
