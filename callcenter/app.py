@@ -124,7 +124,8 @@ async def fax_handling(services: Services, demo: bool) -> AsyncIterator[None]:
         for cfg in line_configs:
             line = _fax_line(cfg, service.sink(cfg.name), folder / "lines" / cfg.name)
             service.add_line(cfg.name, line, RetryPolicy(
-                cfg.max_attempts, cfg.retry_seconds, cfg.retry_backoff, cfg.retry_interrupted))
+                cfg.max_attempts, cfg.retry_seconds, cfg.retry_backoff, cfg.retry_interrupted,
+                dial_timeout=cfg.dial_timeout, page_timeout=cfg.page_timeout))
             await line.start()
             stack.push_async_callback(line.stop)
         await service.start()

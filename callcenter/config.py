@@ -159,6 +159,10 @@ class FaxLineConfig:
     # A job that was mid-call when callcenter stopped is "interrupted"; true: call again from
     # page 1 (the far end may then get the first pages twice).
     retry_interrupted: bool = False
+    # A call that reports no result after dial_timeout + pages x page_timeout seconds is
+    # ended "failed, result unknown" (the line is free again).
+    dial_timeout: float = 180.0
+    page_timeout: float = 300.0
     local_station_id: str = ""  # our fax number as the far end sees it (20 characters)
     header: str = ""  # the page header line
     # asterisk: the AMI connection (as [[pbx]]), the channel a fax is dialled on ({number}),
@@ -445,6 +449,8 @@ def _validate(config: Config) -> None:
              f"fax[{i}].local_station_id must be up to 20 characters; no commas in it or"
              " in the header"),
             (fax.poll_seconds > 0, f"fax[{i}].poll_seconds must be positive"),
+            (0 < fax.dial_timeout <= 3600 and 0 < fax.page_timeout <= 3600,
+             f"fax[{i}].dial_timeout and page_timeout must be between 0 and 3600 seconds"),
             (re.fullmatch(r"[fFdz]{0,4}s[fFdz]{0,4}", fax.sendfax_options) is not None,
              f"fax[{i}].sendfax_options must be SendFAX option letters (f, F, d, z) with s"),
             (fax.page_seconds >= 0, f"fax[{i}].page_seconds must not be negative"),

@@ -21,11 +21,18 @@ from pathlib import Path, PurePosixPath
 
 from callcenter.config import FaxLineConfig
 from callcenter.errors import LineUnavailable
-from callcenter.faxes.ports import FaxDocument, FaxEvent, FaxProgress, FaxReceived, FaxResult
+from callcenter.faxes.ports import (
+    FaxDocument,
+    FaxEvent,
+    FaxProgress,
+    FaxReceived,
+    FaxResult,
+    ResultUnknown,
+)
 from callcenter.lines.lifecycle import CheckResult, LineState, LineStatus
 from fax.asterisk_events import AsteriskFaxTracker, Reception
-from pbx.ami.connection import AmiConnection
-from pbx.ami.errors import AmiAuthError, AmiError
+from pbx.ami.connection import AmiConnection, OriginateCall
+from pbx.ami.errors import AmiActionError, AmiAuthError, AmiError
 from pbx.ami.message import Message
 
 log = logging.getLogger(__name__)
@@ -171,13 +178,31 @@ class AsteriskFaxLine:
         self.tracker.expect(ref, ref, document.pages)
         try:
             call = await conn.originate(headers, result_timeout=90.0)
-        except AmiError as exc:
+        except AmiActionError as exc:  # the PBX answered "Error": no call was made
             self._drop(ref)
             raise LineUnavailable(f"fax line {self.name}: the PBX refused the call: {exc}"
                                   ) from None
+        except AmiError as exc:
+            # Written, then the connection went (or no answer): the call may be under way.
+            self._drop(ref)
+            raise ResultUnknown(f"fax line {self.name}: the Originate may have reached the"
+                                f" PBX ({exc})") from None
         for event in self.tracker.bind_action(ref, call.action_id):
             self._emit(event)
+        self._keep(asyncio.create_task(self._await_originate(ref, call),
+                                       name=f"fax-originate-{ref}"))
         return ref
+
+    async def _await_originate(self, ref: str, call: OriginateCall) -> None:
+        """The OriginateResponse normally comes as an event too; when it never comes (timed
+        out, connection lost before the channel showed), nothing else would end the send."""
+        try:
+            await call.result
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            for event in self.tracker.unknown(ref, f"no answer to the Originate ({exc})"):
+                self._emit(event)
 
     async def cancel(self, job_ref: str) -> None:
         conn = self._conn

@@ -133,9 +133,19 @@ class AsteriskFaxTracker:
             return []
         send.done = True
         confirmed = max(0, send.last_page)
-        return [FaxResult(ref, time.time(), FaxOutcome.FAILED, confirmed, send.pages,
+        return [FaxResult(ref, time.time(), FaxOutcome.UNKNOWN, confirmed, send.pages,
                           detail="the call ended while the AMI connection was down: "
                                  "result unknown")]
+
+    def unknown(self, ref: str, detail: str) -> list[FaxResult]:
+        """The Originate's answer never came (timed out, connection lost before any event of
+        its channel): a send whose channel is not known either has nothing left to end it."""
+        send = self._sends.get(ref)
+        if send is None or send.done or send.started or send.uniqueid in self._channels:
+            return []
+        send.done = True
+        return [FaxResult(ref, time.time(), FaxOutcome.UNKNOWN, max(0, send.last_page),
+                          send.pages, detail=f"{detail}: result unknown"[:300])]
 
     def channel_uniqueid(self, name: str) -> str | None:
         for uniqueid, channel in self._channels.items():

@@ -150,10 +150,21 @@ class HylaFaxLine:
             except HylaFaxError as exc:
                 self._last_error = str(exc)[:300]
                 self._set(LineState.DOWN, self._last_error)
+            except Exception as exc:  # a bug here must not end the polling for good
+                log.exception("fax line %s: poll failed", self.name)
+                self._last_error = str(exc)[:300]
             await asyncio.sleep(self.config.poll_seconds)
 
     async def poll_once(self) -> None:
         rows = await asyncio.to_thread(self.client.jobs) if self._jobs else []
+        listed = {row.job_id for row in rows}
+        for hyla_id in [j for j in self._jobs if j not in listed] if self._jobs else []:
+            # Neither in sendq nor in doneq (removed by hand, doneq expired): its end is not
+            # known, and nothing else would ever report it.
+            ours = self._jobs.pop(hyla_id)
+            self._sink(FaxResult(self.ref(hyla_id), time.time(), FaxOutcome.UNKNOWN,
+                                 max(0, ours["page"]), ours["pages"],
+                                 detail="the job is no longer in HylaFAX's queues"))
         for row in rows:
             ours = self._jobs.get(row.job_id)
             if ours is None:

@@ -48,6 +48,13 @@ class RetryPolicy:
     retry_seconds: float = 120.0  # before the second call
     backoff: float = 2.0  # each further wait is this many times the previous one
     retry_interrupted: bool = False  # a job cut by a restart is called again from page 1
+    # A call with no result after dial_timeout + pages x page_timeout seconds is ended
+    # "failed, result unknown" (a line that never reports must not block it for ever).
+    dial_timeout: float = 180.0
+    page_timeout: float = 300.0
+
+    def call_deadline(self, pages: int) -> float:
+        return self.dial_timeout + max(1, pages) * self.page_timeout
 
     def delay(self, attempts: int) -> float:
         return self.retry_seconds * self.backoff ** max(0, attempts - 1)
@@ -96,6 +103,8 @@ def on_result(job: dict[str, Any], result: FaxResult, policy: RetryPolicy, now: 
     done = {"finished_at": _ts(now)}
     if result.outcome is FaxOutcome.SENT and confirmed == pages:
         return changes | done | {"state": JobState.SENT.value, "result": "sent"}
+    if result.outcome is FaxOutcome.UNKNOWN:
+        return changes | done | {"state": JobState.FAILED.value, "result": "unknown"}
     if job.get("cancel_requested") or result.outcome is FaxOutcome.CANCELLED:
         return changes | done | {"state": JobState.CANCELLED.value, "result": "cancelled"}
     # A call that got pages through is never repeated on its own: the far end would get

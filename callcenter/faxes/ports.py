@@ -61,6 +61,14 @@ class FaxOutcome(enum.StrEnum):
     NO_ANSWER = "no_answer"
     LINE_ERROR = "line_error"  # congestion, no carrier, training failed
     CANCELLED = "cancelled"
+    # The call may have happened, its end was not seen (connection lost after the request,
+    # no answer from the line in time): never "sent", never called again on its own.
+    UNKNOWN = "unknown"
+
+
+class ResultUnknown(Exception):
+    """Raised by submit() when the request may have reached the line (the job may be sent)
+    but its fate is unknown: the job ends "failed, result unknown" and is not retried."""
 
 
 @dataclass(frozen=True, slots=True)

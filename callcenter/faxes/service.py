@@ -41,11 +41,13 @@ from callcenter.faxes.ports import (
     FaxBackend,
     FaxDocument,
     FaxEvent,
+    FaxOutcome,
     FaxProgress,
     FaxReceived,
     FaxResult,
     Paper,
     Resolution,
+    ResultUnknown,
 )
 from callcenter.faxes.visibility import can_see_fax
 from callcenter.faxes.words import LANGUAGES, result_words, state_words
@@ -136,6 +138,7 @@ class FaxService:
         self._idle: dict[str, asyncio.Event] = {}  # no job of the line is in a call
         self._submitting: dict[str, asyncio.Lock] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._watchdogs: dict[str, asyncio.Task[None]] = {}  # line -> the deadline of its call
         self.changed = asyncio.Event()  # set after every stored change (tests wait on it)
 
     # -- wiring ----------------------------------------------------------------------------
@@ -177,12 +180,16 @@ class FaxService:
                                                    name=f"fax-dispatch-{name}"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        for task in [*self._tasks, *self._watchdogs.values()]:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for task in self._watchdogs.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         self._tasks.clear()
+        self._watchdogs.clear()
         # A backend waiting for a received fax to be stored must not wait for ever: it keeps
         # its copy (the fax is handed over again at the next start).
         while not self._events.empty():
@@ -340,6 +347,7 @@ class FaxService:
             return
         await self._publish_job(dialing)
         self._idle[line].clear()
+        self._watch(line, dialing)
         document = FaxDocument(Path(dialing["document"]), dialing["pages"], Resolution.FINE,
                                Paper.A4, Path(dialing["thumbnail"]))
         async with self._submitting[line]:
@@ -347,16 +355,64 @@ class FaxService:
                 ref = await backend.submit(dialing["number"], document, job_id=dialing["id"])
             except Exception as exc:
                 log.warning("fax line %s could not take job %d: %s", line, job["id"], exc)
-                changes = machine.on_submit_failed(dialing, self.policy(line), self.clock(),
-                                                   str(exc)[:300])
-                updated = await self.store.update_fax_job(dialing["id"], only_states=ACTIVE,
-                                                          **changes)
-                self._idle[line].set()
-                if updated is not None:
-                    await self._after_change(updated)
+                try:
+                    if isinstance(exc, ResultUnknown):
+                        result = FaxResult("", self.clock(), FaxOutcome.UNKNOWN, 0,
+                                           dialing["pages"], detail=str(exc)[:300])
+                        changes = machine.on_result(dialing, result, self.policy(line),
+                                                    self.clock())
+                    else:
+                        changes = machine.on_submit_failed(dialing, self.policy(line),
+                                                           self.clock(), str(exc)[:300])
+                    updated = await self.store.update_fax_job(dialing["id"], only_states=ACTIVE,
+                                                              **changes)
+                    if updated is not None:
+                        await self._after_change(updated)
+                finally:
+                    self._call_over(line)
                 return
             await self.store.update_fax_job(dialing["id"], backend_ref=ref)
             self.changed.set()
+
+    def _watch(self, line: str, job: dict[str, Any]) -> None:
+        seconds = self.policy(line).call_deadline(job["pages"])
+        self._watchdogs[line] = asyncio.create_task(
+            self._deadline(line, job["id"], job["attempts"], seconds),
+            name=f"fax-deadline-{line}")
+
+    def _call_over(self, line: str) -> None:
+        """The line's call ended (result, failure or deadline): its next job may start."""
+        watchdog = self._watchdogs.pop(line, None)
+        if watchdog is not None and watchdog is not asyncio.current_task():
+            watchdog.cancel()
+        if line in self._idle:
+            self._idle[line].set()
+
+    async def _deadline(self, line: str, job_id: int, attempt: int, seconds: float) -> None:
+        """No result in time (no answer to the Originate, connection lost before the channel
+        was known, a job that vanished from the queue): failed, result unknown. Not retried:
+        the far end may have pages."""
+        await asyncio.sleep(seconds)
+        try:
+            job = await self.store.get_fax_job(job_id)
+            if job["state"] not in ACTIVE or job["attempts"] != attempt:
+                return
+            log.error("fax line %s: no result for job %d within %.0f s", line, job_id, seconds)
+            result = FaxResult(job["backend_ref"] or "", self.clock(), FaxOutcome.UNKNOWN,
+                               job["pages_confirmed"], job["pages"],
+                               detail=f"no result from the line within {seconds:.0f} s")
+            changes = machine.on_result(job, result, self.policy(line), self.clock())
+            updated = await self.store.update_fax_job(job_id, only_states=ACTIVE, **changes)
+            backend = self.backends.get(line)
+            if backend is not None and job["backend_ref"]:
+                try:
+                    await backend.cancel(job["backend_ref"])
+                except Exception:
+                    log.exception("fax line %s: cancel after the deadline failed", line)
+            if updated is not None:
+                await self._after_change(updated)
+        finally:
+            self._call_over(line)
 
     # -- backend events --------------------------------------------------------------------
 
@@ -398,9 +454,10 @@ class FaxService:
         changes = machine.on_result(job, event, self.policy(line), self.clock())
         if not changes:
             return None
+        # Should this raise, the call's deadline still ends the job and frees the line.
         updated = await self.store.update_fax_job(job["id"], only_states=ACTIVE, **changes)
-        if line in self._idle:
-            self._idle[line].set()
+        if job["state"] in ACTIVE:
+            self._call_over(line)
         if updated is not None:
             await self._after_change(updated)
         return updated

@@ -29,6 +29,9 @@ _RESULTS: dict[str, dict[str, str]] = {
     "interrupted": {"en": "interrupted, pages {confirmed} of {pages} confirmed",
                     "ru": "прерван, подтверждено страниц: {confirmed} из {pages}"},
     "cancelled": {"en": "cancelled", "ru": "отменён"},
+    "unknown": {"en": "failed, result unknown: pages {confirmed} of {pages} confirmed",
+                "ru": "ошибка, результат неизвестен: подтверждено страниц {confirmed} из"
+                      " {pages}"},
     "rejected": {"en": "the document cannot be faxed", "ru": "документ нельзя отправить факсом"},
     "no_line": {"en": "the fax line is not connected", "ru": "факсовая линия не подключена"},
 }

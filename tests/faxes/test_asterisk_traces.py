@@ -8,7 +8,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from callcenter.config import FaxLineConfig
+from callcenter.errors import LineUnavailable
 from callcenter.faxes.jobs import RetryPolicy
 from callcenter.models import ClientKind
 from callcenter.phones import normalize
@@ -17,6 +20,7 @@ from callcenter.store.sqlite_faxes import FaxFilter
 from fax.asterisk import AsteriskFaxLine
 from fax.asterisk_events import AsteriskFaxTracker
 from pbx.ami.emulator import AmiEmulator
+from pbx.ami.message import Message
 from pbx.ami.trace import load_trace, trace_messages
 from tests.conftest import FIXTURES
 from tests.faxes.fakes import Core, fax_core
@@ -195,7 +199,7 @@ def test_a_send_whose_end_was_missed_is_failed_not_sent() -> None:
                   "Status": "FAX Transmission In Progress", **base})
     assert tracker.unfinished() == [("r1", "PJSIP/faxtrunk-7")]
     [result] = tracker.lost("r1")
-    assert result.outcome.value == "failed" and "unknown" in result.detail
+    assert result.outcome.value == "unknown" and "unknown" in result.detail
     assert tracker.lost("r1") == [] and tracker.unfinished() == []
 
 
@@ -271,3 +275,80 @@ async def test_cancel_hangs_up_the_fax_channel(tmp_path: Path) -> None:
         finally:
             await line.stop()
             await emulator.close()
+
+
+class _Conn:
+    """Just enough of AmiConnection for submit(): an Originate that fails in a chosen way."""
+
+    connected = True
+
+    def __init__(self, *args: Any, originate_error: Exception | None = None,
+                 result_error: Exception | None = None, **kwargs: Any) -> None:
+        self.originate_error = originate_error
+        self.result_error = result_error
+
+    async def originate(self, headers: Any, result_timeout: float | None = None) -> Any:
+        from pbx.ami.connection import OriginateCall
+
+        if self.originate_error is not None:
+            raise self.originate_error
+        result: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self.result_error is not None:
+            result.set_exception(self.result_error)
+        return OriginateCall("a-1", Message({"Response": "Success"}), result)
+
+    async def close(self) -> None:
+        self.connected = False
+
+
+class _Events(list[Any]):
+    def __init__(self) -> None:
+        super().__init__()
+        self.came = asyncio.Event()
+
+    def __call__(self, event: Any) -> None:
+        self.append(event)
+        self.came.set()
+
+
+async def _line_with(tmp_path: Path, conn: _Conn) -> tuple[AsteriskFaxLine, _Events]:
+    events = _Events()
+    config = FaxLineConfig(name="fax", outgoing_mount_path=str(tmp_path))
+    line = AsteriskFaxLine(config, events)
+    line._conn = conn  # type: ignore[assignment]
+    return line, events
+
+
+async def test_an_originate_lost_after_it_was_written_is_result_unknown(tmp_path: Path
+                                                                         ) -> None:
+    from callcenter.faxes.ports import ResultUnknown
+    from pbx.ami.errors import AmiActionError, AmiConnectionLost
+
+    doc = _document(tmp_path)
+    line, _ = await _line_with(tmp_path, _Conn(originate_error=AmiConnectionLost("gone")))
+    with pytest.raises(ResultUnknown):
+        await line.submit("+74957654321", doc, job_id=1)
+    refused = AmiActionError(Message({"Response": "Error", "Message": "no channel"}))
+    line, _ = await _line_with(tmp_path, _Conn(originate_error=refused))
+    with pytest.raises(LineUnavailable):
+        await line.submit("+74957654321", doc, job_id=2)
+
+
+async def test_no_originate_response_ends_the_send_result_unknown(tmp_path: Path) -> None:
+    from pbx.ami.errors import AmiTimeout
+
+    line, events = await _line_with(tmp_path, _Conn(result_error=AmiTimeout("no answer")))
+    ref = await line.submit("+74957654321", _document(tmp_path), job_id=3)
+    async with asyncio.timeout(5):
+        await events.came.wait()
+    [result] = events
+    assert (result.job_ref, result.outcome.value, result.pages_confirmed) == (ref, "unknown", 0)
+    await line.stop()
+
+
+def _document(tmp_path: Path) -> Any:
+    from callcenter.faxes.ports import FaxDocument, Paper, Resolution
+
+    tiff = tmp_path / "doc.tif"
+    tiff.write_bytes(b"II*\x00")
+    return FaxDocument(tiff, 2, Resolution.FINE, Paper.A4, tmp_path / "thumb.png")

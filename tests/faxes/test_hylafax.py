@@ -131,3 +131,23 @@ def test_job_and_receive_rows_parse_and_map() -> None:
     assert got is not None and (got.station, got.caller, got.pages) == ("ACME | x",
                                                                          "+74957654321", 2)
     assert parse_received("../etc/passwd|1| |||") is None
+
+
+async def test_a_job_gone_from_every_queue_is_reported_result_unknown(tmp_path: Path) -> None:
+    class Gone:
+        def jobs(self) -> list[JobRow]:
+            return [JobRow("7", "W", 0, 1, 0, "crm", "")]  # another of ours, still waiting
+
+        def received(self) -> list[Any]:
+            return []
+
+    events: list[Any] = []
+    line = HylaFaxLine(FaxLineConfig(name="fax", kind="hylafax"), events.append,
+                       tmp_path / "in")
+    line.client = Gone()  # type: ignore[assignment]
+    line._jobs = {"5": {"pages": 3, "page": 1}, "7": {"pages": 1, "page": -1}}
+    await line.poll_once()
+    [result] = events
+    assert (result.job_ref, result.outcome, result.pages_confirmed) == (
+        "hylafax-5", FaxOutcome.UNKNOWN, 1)
+    assert list(line._jobs) == ["7"]

@@ -198,3 +198,51 @@ async def test_bad_numbers_are_refused(tmp_path: Path) -> None:
                 await core.service.send(None, document=doc.token, number=number)
         job = await core.service.send(None, document=doc.token, number="+7 (495) 765-43-21")
         assert job["number"] == "+74957654321"
+
+
+async def test_a_line_that_never_reports_is_failed_result_unknown_and_freed(tmp_path: Path
+                                                                            ) -> None:
+    policy = RetryPolicy(max_attempts=3, retry_seconds=0.0, dial_timeout=0.2, page_timeout=0.1)
+    async with fax_core(tmp_path, policy) as core:
+        first = await core.send(pages=2)
+        second = await core.send(pages=1)
+        ref = await core.until_submits(1)
+        core.backend.progress(ref, 1, 2)
+        await core.service.wait_for(lambda: _confirmed(core, first["id"], 1))
+        # No result ever comes for the first call: the deadline ends it, the line goes on.
+        done = await core.until_state(first["id"], "failed", "sent", "retry_scheduled")
+        assert (done["state"], done["result"], done["pages_confirmed"]) == ("failed",
+                                                                            "unknown", 1)
+        assert result_words(done) == "failed, result unknown: pages 1 of 2 confirmed"
+        assert core.backend.cancels == [ref]
+        ref2 = await core.until_submits(2)
+        assert core.backend.submits[1][1] == second["id"]
+        core.backend.result(ref2, FaxOutcome.SENT, 1, 1)
+        assert (await core.until_state(second["id"], "sent"))["state"] == "sent"
+        assert len(core.backend.submits) == 2  # the unknown one was not called again
+
+
+async def test_a_result_the_core_cannot_store_still_frees_the_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from callcenter.faxes import jobs
+
+    policy = RetryPolicy(max_attempts=1, retry_seconds=0.0, dial_timeout=0.2, page_timeout=0.1)
+    async with fax_core(tmp_path, policy) as core:
+        first = await core.send(pages=1)
+        second = await core.send(pages=1)
+        ref = await core.until_submits(1)
+        real = jobs.on_result
+        calls = []
+
+        def broken(job, result, policy, now):  # type: ignore[no-untyped-def]
+            calls.append(result.outcome)
+            if len(calls) == 1:
+                raise RuntimeError("store broke")
+            return real(job, result, policy, now)
+
+        monkeypatch.setattr(jobs, "on_result", broken)
+        core.backend.result(ref, FaxOutcome.SENT, 1, 1)
+        done = await core.until_state(first["id"], "failed")
+        assert done["result"] == "unknown"
+        await core.until_submits(2)
+        assert core.backend.submits[1][1] == second["id"]
