@@ -30,9 +30,16 @@ from callcenter.faxes.ports import (
     FaxReceived,
     FaxResult,
     Resolution,
+    ResultUnknown,
 )
 from callcenter.lines.lifecycle import CheckResult, LineState, LineStatus
-from fax.hylafax_protocol import HylaFaxClient, HylaFaxError, JobParameters, JobRow
+from fax.hylafax_protocol import (
+    HylaFaxClient,
+    HylaFaxError,
+    HylaFaxSubmitUnknown,
+    JobParameters,
+    JobRow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +62,10 @@ def outcome_of(row: JobRow) -> FaxOutcome:
         if pattern.search(row.status):
             return outcome
     return FaxOutcome.FAILED
+
+
+def job_tag(job_id: int, attempt: int) -> str:
+    return f"crm-{int(job_id)}-{int(attempt)}"
 
 
 class HylaFaxLine:
@@ -126,14 +137,27 @@ class HylaFaxLine:
         params = JobParameters(
             number=number.lstrip("+") if number.startswith("+") else number,
             owner=self.config.username,
-            vres=98 if document.resolution is Resolution.NORMAL else 196)
+            vres=98 if document.resolution is Resolution.NORMAL else 196,
+            tag=job_tag(job_id, document.attempt))
         try:
             hyla_id = await asyncio.to_thread(self.client.submit, document.tiff, params)
+        except HylaFaxSubmitUnknown as exc:
+            raise ResultUnknown(f"fax line {self.name}: {exc}") from None
         except HylaFaxError as exc:
             raise LineUnavailable(f"fax line {self.name}: HylaFAX refused the job: {exc}"
                                   ) from None
         self._jobs[hyla_id] = {"pages": document.pages, "page": -1}
         return self.ref(hyla_id)
+
+    async def adopt(self, job_id: int, attempt: int) -> str | None:
+        """The HylaFAX job of this call of ours, found by its tag in sendq/doneq (after a
+        restart, or a crash between JSUBM and storing its id): tracked as if just submitted."""
+        tag = job_tag(job_id, attempt)
+        for row in await asyncio.to_thread(self.client.jobs):
+            if row.tag == tag:
+                self._jobs.setdefault(row.job_id, {"pages": row.pages_total, "page": -1})
+                return self.ref(row.job_id)
+        return None
 
     async def cancel(self, job_ref: str) -> None:
         hyla_id = job_ref.removeprefix("hylafax-")

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Columns of LIST sendq/doneq: job id, state letter, "sent:total" pages, "dials:max",
-# then the status text last (it may hold anything, our separator included).
-JOB_FORMAT = "%j|%a|%P|%D|%o|%s"
+# our job tag (JPARM JOBINFO crm-<job>-<attempt>, %J: found again after a restart), then the status text last
+# (it may hold anything, our separator included).
+JOB_FORMAT = "%j|%a|%P|%D|%o|%J|%s"
 # Columns of LIST recvq: file, pages, "*" while receiving, caller number, error, and the
 # sender's TSI last (free text of a stranger: it may hold our separator).
 RECEIVE_FORMAT = "%f|%p|%z|%j|%e|%s"
@@ -30,6 +31,10 @@ class HylaFaxError(Exception):
     pass
 
 
+class HylaFaxSubmitUnknown(HylaFaxError):
+    """JSUBM was sent and its answer never came: the job may be queued (find it by its tag)."""
+
+
 @dataclass(frozen=True, slots=True)
 class JobRow:
     job_id: str
@@ -40,6 +45,7 @@ class JobRow:
     dials: int
     owner: str
     status: str  # HylaFAX's reason, in its words
+    tag: str = ""  # the job tag (JOBINFO), as we set it
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +67,13 @@ def _pair(text: str) -> tuple[int, int]:
 
 
 def parse_job(line: str) -> JobRow | None:
-    parts = line.split("|", 5)
-    if len(parts) != 6 or not parts[0].strip().isdigit():
+    parts = line.split("|", 6)
+    if len(parts) != 7 or not parts[0].strip().isdigit():
         return None
     sent, total = _pair(parts[2])
     dials, _ = _pair(parts[3])
     return JobRow(parts[0].strip(), parts[1].strip() or "?", sent, total, dials,
-                  parts[4].strip(), parts[5].strip())
+                  parts[4].strip(), parts[6].strip(), parts[5].strip())
 
 
 def parse_received(line: str) -> ReceivedRow | None:
@@ -90,6 +96,7 @@ class JobParameters:
     page_width_mm: int = 209
     page_length_mm: int = 296
     use_ecm: bool = True
+    tag: str = "-"  # JOBINFO, listed as %J: which job and call of ours this is (no spaces)
 
 
 class HylaFaxClient:
@@ -173,7 +180,7 @@ class HylaFaxClient:
                 ("PAGEWIDTH", str(params.page_width_mm)),
                 ("PAGELENGTH", str(params.page_length_mm)), ("PAGECHOP", "none"),
                 ("CHOPTHRESHOLD", "3"), ("USEECM", "yes" if params.use_ecm else "no"),
-                ("DOCUMENT", found.group(1)),
+                ("JOBINFO", params.tag or "-"), ("DOCUMENT", found.group(1)),
             ):
                 try:
                     ftp.sendcmd(f"JPARM {name} {value}")
@@ -182,7 +189,13 @@ class HylaFaxClient:
                     with contextlib.suppress(ftplib.Error):
                         ftp.sendcmd(f"JDELE {made.group(1)}")
                     raise
-            ftp.sendcmd("JSUBM")
+            try:
+                ftp.sendcmd("JSUBM")
+            except ftplib.error_perm:
+                raise  # refused: no job was queued
+            except (ftplib.Error, OSError, EOFError) as exc:
+                self._drop()
+                raise HylaFaxSubmitUnknown(f"no answer to JSUBM: {exc}") from None
             return made.group(1)
 
         return self._run(work)

@@ -31,6 +31,9 @@ class FaxDocument:
     resolution: Resolution
     paper: Paper
     thumbnail_png: Path  # page 1, small, for the console
+    # Which call of its job this is (the first is 1): a backend that can tag its own job with
+    # it finds that job again after a restart (see FaxBackend.adopt).
+    attempt: int = 1
 
 
 class DocumentRejected(Exception):
@@ -120,6 +123,12 @@ class FaxBackend(Protocol):
         ...
 
     async def cancel(self, job_ref: str) -> None: ...
+
+    # Optional: ``async def adopt(self, job_id: int, attempt: int) -> str | None``. At start
+    # the core asks it about each job a previous run left in a call: the backend's reference
+    # when that call is still known to the backend (it then reports its end as usual), None
+    # when it is not (the job is "interrupted"). A backend without it cannot tell: every such
+    # job is interrupted.
 
 
 FaxSink = Callable[[FaxEvent], object]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import re
@@ -201,7 +202,22 @@ class FaxService:
         """Jobs a previous run left dialing or sending: interrupted (see jobs.on_interrupted)."""
         changed = []
         for job in await self.store.fax_jobs_in(ACTIVE):
-            changes = machine.on_interrupted(job, self.policy(job["line"]), self.clock())
+            policy = self.policy(job["line"])
+            adopt = getattr(self.backends.get(job["line"]), "adopt", None)
+            if adopt is not None:
+                try:
+                    ref = await adopt(job["id"], job["attempts"])
+                except Exception as exc:
+                    # The backend cannot say whether the call is still there: it may be,
+                    # so it is never called a second time on its own.
+                    log.warning("fax line %s: job %d not found again: %s", job["line"],
+                                job["id"], exc)
+                    policy = dataclasses.replace(policy, retry_interrupted=False)
+                else:
+                    if ref is not None:
+                        await self._adopted(job, ref)
+                        continue
+            changes = machine.on_interrupted(job, policy, self.clock())
             updated = await self.store.update_fax_job(job["id"], only_states=ACTIVE, **changes)
             if updated is not None:
                 log.warning("fax job %d was mid-call at the last stop: %s", job["id"],
@@ -209,6 +225,16 @@ class FaxService:
                 await self._publish_job(updated)
                 changed.append(updated)
         return changed
+
+    async def _adopted(self, job: dict[str, Any], ref: str) -> None:
+        """A call of the last run the backend still knows: followed to its end as usual."""
+        log.warning("fax job %d was in a call at the last stop; the line still has it (%s)",
+                    job["id"], ref[:60])
+        updated = await self.store.update_fax_job(job["id"], only_states=ACTIVE,
+                                                  backend_ref=ref)
+        if updated is not None and job["line"] in self._idle:
+            self._idle[job["line"]].clear()
+            self._watch(job["line"], updated)
 
     # -- documents and jobs ----------------------------------------------------------------
 
@@ -349,7 +375,7 @@ class FaxService:
         self._idle[line].clear()
         self._watch(line, dialing)
         document = FaxDocument(Path(dialing["document"]), dialing["pages"], Resolution.FINE,
-                               Paper.A4, Path(dialing["thumbnail"]))
+                               Paper.A4, Path(dialing["thumbnail"]), dialing["attempts"])
         async with self._submitting[line]:
             try:
                 ref = await backend.submit(dialing["number"], document, job_id=dialing["id"])

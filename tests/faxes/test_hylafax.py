@@ -118,14 +118,14 @@ async def test_received_fax_is_taken_from_recvq_after_it_is_stored(
 
 
 def test_job_and_receive_rows_parse_and_map() -> None:
-    row = parse_job("12|F| 1:3 | 1:1 |crm|Busy signal detected")
-    assert row == JobRow("12", "F", 1, 3, 1, "crm", "Busy signal detected")
+    row = parse_job("12|F| 1:3 | 1:1 |crm|crm-4-2|Busy | signal detected")
+    assert row == JobRow("12", "F", 1, 3, 1, "crm", "Busy | signal detected", "crm-4-2")
     assert outcome_of(row) is FaxOutcome.BUSY
-    assert outcome_of(parse_job("3|F| 0:1 | 1:1 |crm|No answer from remote")
+    assert outcome_of(parse_job("3|F| 0:1 | 1:1 |crm|-|No answer from remote")
                       ) is FaxOutcome.NO_ANSWER  # type: ignore[arg-type]
-    assert outcome_of(parse_job("3|F| 0:1 | 1:1 |crm|Job aborted by request")
+    assert outcome_of(parse_job("3|F| 0:1 | 1:1 |crm|-|Job aborted by request")
                       ) is FaxOutcome.CANCELLED  # type: ignore[arg-type]
-    assert outcome_of(parse_job("3|D| 2:2 | 1:1 |crm|")) is FaxOutcome.SENT  # type: ignore[arg-type]
+    assert outcome_of(parse_job("3|D| 2:2 | 1:1 |crm|-|")) is FaxOutcome.SENT  # type: ignore[arg-type]
     assert parse_job("garbage") is None
     got = parse_received("fax00001.tif|2| |+74957654321||ACME | x")
     assert got is not None and (got.station, got.caller, got.pages) == ("ACME | x",
@@ -151,3 +151,66 @@ async def test_a_job_gone_from_every_queue_is_reported_result_unknown(tmp_path: 
     assert (result.job_ref, result.outcome, result.pages_confirmed) == (
         "hylafax-5", FaxOutcome.UNKNOWN, 1)
     assert list(line._jobs) == ["7"]
+
+
+async def test_a_restart_finds_its_hylafax_job_again_and_never_submits_twice(
+        tmp_path: Path, hylafax: HylaFaxServer) -> None:
+    """The process dies with a job queued in HylaFAX, even before it stored the job id: the
+    next start finds the job by its tag (crm-<job>-<attempt>) and follows it; with
+    retry_interrupted a second HylaFAX job would send the fax twice."""
+    converter = FaxConverter(tmp_path / "work")
+    config = FaxLineConfig(name="fax", kind="hylafax", port=hylafax.port, username="crm",
+                           poll_seconds=0.05)
+    policy = RetryPolicy(max_attempts=3, retry_interrupted=True)
+    db = tmp_path / "fax.db"
+    async with fax_core(tmp_path, policy, start=False, converter=converter, db=db) as core:
+        line = HylaFaxLine(config, core.service.sink("fax"), tmp_path / "hylafax-in")
+        core.service.backends.clear()
+        core.service.add_line("fax", line, policy)
+        await line.start()
+        await core.service.start()
+        try:
+            doc = await core.service.prepare(make_pdf(tmp_path / "one.pdf", 1), "one.pdf")
+            job = await core.service.send(None, document=doc.token, number="+74957654321")
+            ref = await core.service.wait_for(lambda: _ref(core, job["id"]))
+        finally:
+            await line.stop()
+        # As if the crash came between JSUBM and storing the id.
+        await core.store.update_fax_job(job["id"], backend_ref=None)
+    async with fax_core(tmp_path, policy, start=False, converter=converter, db=db) as core:
+        line = HylaFaxLine(config, core.service.sink("fax"), tmp_path / "hylafax-in")
+        core.service.backends.clear()
+        core.service.add_line("fax", line, policy)
+        await line.start()
+        await core.service.start()
+        client = HylaFaxClient("127.0.0.1", hylafax.port, "crm")
+        try:
+            again = await core.job(job["id"])
+            assert (again["state"], again["backend_ref"], again["attempts"]) == (
+                "dialing", ref, 1)
+            assert [r.tag for r in client.jobs()] == [f"crm-{job['id']}-1"]
+            # Followed as before: its end (here a kill) settles the job.
+            client.kill(ref.removeprefix("hylafax-"))
+            done = await core.until_state(job["id"], "cancelled", "failed", "sent",
+                                          "retry_scheduled")
+            assert done["state"] == "cancelled" and done["attempts"] == 1
+            assert len(client.jobs()) == 1
+        finally:
+            client.close()
+            await line.stop()
+
+
+async def test_a_job_hylafax_no_longer_has_is_interrupted_at_start(tmp_path: Path,
+                                                                   hylafax: HylaFaxServer
+                                                                   ) -> None:
+    config = FaxLineConfig(name="fax", kind="hylafax", port=hylafax.port, username="crm")
+    async with fax_core(tmp_path, RetryPolicy(), start=False) as core:
+        job = await core.send(pages=1)
+        await core.store.update_fax_job(job["id"], state="dialing", attempts=1)
+        line = HylaFaxLine(config, core.service.sink("fax"), tmp_path / "hylafax-in")
+        core.service.backends.clear()
+        core.service.add_line("fax", line, RetryPolicy())
+        await core.service.start()
+        done = await core.job(job["id"])
+        assert (done["state"], done["result"], done["interrupted"]) == ("failed",
+                                                                        "interrupted", 1)

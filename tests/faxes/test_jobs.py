@@ -246,3 +246,21 @@ async def test_a_result_the_core_cannot_store_still_frees_the_line(
         assert done["result"] == "unknown"
         await core.until_submits(2)
         assert core.backend.submits[1][1] == second["id"]
+
+
+async def test_a_submit_whose_fate_is_unknown_is_failed_never_retried(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from callcenter.faxes.ports import ResultUnknown
+
+    async with fax_core(tmp_path, RetryPolicy(max_attempts=3, retry_seconds=0.0)) as core:
+        calls = []
+
+        async def lost(number, document, *, job_id):  # type: ignore[no-untyped-def]
+            calls.append(job_id)
+            raise ResultUnknown("no answer to JSUBM")
+
+        monkeypatch.setattr(core.backend, "submit", lost)
+        job = await core.send(pages=2)
+        done = await core.until_state(job["id"], "failed", "retry_scheduled")
+        assert (done["state"], done["result"]) == ("failed", "unknown")
+        assert calls == [job["id"]]
