@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Columns of LIST sendq/doneq: job id, state letter, "sent:total" pages, "dials:max",
-# our job tag (JPARM JOBINFO crm-<job>-<attempt>, %J: found again after a restart), then the status text last
-# (it may hold anything, our separator included).
+# our job tag (JPARM JOBINFO crm-<job>-<attempt>, %J: found again after a restart), then
+# the status text last (it may hold anything, our separator included).
 JOB_FORMAT = "%j|%a|%P|%D|%o|%J|%s"
 # Columns of LIST recvq: file, pages, "*" while receiving, caller number, error, and the
 # sender's TSI last (free text of a stranger: it may hold our separator).
