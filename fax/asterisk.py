@@ -38,6 +38,11 @@ from pbx.ami.message import Message
 log = logging.getLogger(__name__)
 
 FILE_WAIT = 10.0  # a shared folder (NFS) may show a new file late
+# The incoming folder is scanned at start and then this often: a fax whose events were missed
+# (crash, AMI down) or whose storing failed is picked up from its file. A file changed less
+# than SETTLE_SECONDS ago may still be being received.
+SCAN_SECONDS = 60.0
+SETTLE_SECONDS = 120.0
 
 
 class AsteriskFaxLine:
@@ -58,6 +63,7 @@ class AsteriskFaxLine:
         self._tasks: set[asyncio.Task[None]] = set()
         self._files: dict[str, Path] = {}  # ref -> the TIFF copied for the PBX
         self._poller: asyncio.Task[None] | None = None
+        self._receiving: set[Path] = set()  # files being handed to the core right now
         # Received files removed from the shared folder (after the core stored them).
         self.removed: list[str] = []
         self.picked_up = asyncio.Event()
@@ -92,6 +98,7 @@ class AsteriskFaxLine:
         task = asyncio.create_task(self._connect(), name=f"fax-ami-{self.name}")
         self._keep(task)
         self._poller = asyncio.create_task(self._poll(), name=f"fax-poll-{self.name}")
+        self._keep(asyncio.create_task(self._scan(), name=f"fax-scan-{self.name}"))
 
     async def _connect(self) -> None:
         assert self._conn is not None
@@ -270,24 +277,67 @@ class AsteriskFaxLine:
                 log.error("fax line %s: received file %r is outside incoming_pbx_path",
                           self.name, pbx_file[:200])
                 continue
+            ok, detail = reception.ok, reception.detail
             if not await _appears(local, FILE_WAIT):
+                # Still a fax that came: the inbox says so ("file missing"); should the file
+                # show up later, the folder scan stores it.
                 log.error("fax line %s: received fax %s did not appear in %s", self.name,
                           local.name, local.parent)
-                continue
-            event = FaxReceived(self.name, reception.at, local, reception.pages,
-                                reception.caller_num, reception.remote_station, reception.ok,
-                                reception.detail)
+                ok, detail = False, f"{local.name} did not appear in the incoming folder"
+            await self._hand_over(FaxReceived(
+                self.name, reception.at, local, reception.pages, reception.caller_num,
+                reception.remote_station, ok, detail))
+
+    async def _hand_over(self, event: FaxReceived) -> bool:
+        """The core stores the fax; only then is its file removed (else it stays for the
+        next scan)."""
+        local = event.tiff
+        self._receiving.add(local)
+        try:
             stored = self._sink(event)
-            try:
-                if inspect.isawaitable(stored):
-                    await stored
-            except Exception:  # not stored: the file stays where it is
-                log.exception("fax line %s: received fax %s not stored; left in place",
-                              self.name, local.name)
-                continue
+            if inspect.isawaitable(stored):
+                await stored
+        except Exception:
+            log.exception("fax line %s: received fax %s not stored; left in place",
+                          self.name, local.name)
+            return False
+        finally:
+            self._receiving.discard(local)
+        if local.is_file():
             local.unlink(missing_ok=True)
             self.removed.append(local.name)
-            self.picked_up.set()
+        self.picked_up.set()
+        return True
+
+    async def _scan(self) -> None:
+        while True:
+            try:
+                await self.scan_incoming()
+            except Exception:
+                log.exception("fax line %s: incoming folder scan failed", self.name)
+            await asyncio.sleep(SCAN_SECONDS)
+
+    async def scan_incoming(self, settle: float = SETTLE_SECONDS) -> int:
+        """Hand over every fax file left in the incoming folder (storing is idempotent)."""
+        folder = Path(self.config.incoming_mount_path)
+        if not folder.is_dir():
+            return 0
+        count = 0
+        now = time.time()
+        for path in sorted(folder.iterdir()):
+            if path.suffix.lower() not in (".tif", ".tiff") or path in self._receiving:
+                continue
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            if not path.is_file() or now - stat.st_mtime < settle:
+                continue
+            log.warning("fax line %s: %s found in the incoming folder", self.name, path.name)
+            event = FaxReceived(self.name, stat.st_mtime, path, 0, "", "", False,
+                                "found in the incoming folder (its fax events were missed)")
+            count += await self._hand_over(event)
+        return count
 
     def _local(self, pbx_file: str) -> Path | None:
         pure = PurePosixPath(pbx_file)

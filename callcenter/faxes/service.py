@@ -19,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
+import os
 import re
 import secrets
 import shutil
@@ -496,17 +498,29 @@ class FaxService:
     # -- inbox -----------------------------------------------------------------------------
 
     async def receive(self, line: str, event: FaxReceived) -> dict[str, Any]:
-        """Store a received fax (PDF, match, history); idempotent by the backend's file."""
-        source_key = str(event.tiff)
-        pdf = self.folder / "inbox" / f"{uuid.uuid4().hex}.pdf"
+        """Store a received fax (PDF, match, history); idempotent by the backend's file and
+        its content (a file name the backend uses again is another fax)."""
+        source_key = await asyncio.to_thread(_source_key, event.tiff)
+        pdf: Path | None = self.folder / "inbox" / f"{uuid.uuid4().hex}.pdf"
         pages = event.pages
-        try:
-            pages = await self.converter.to_pdf(event.tiff, pdf) or event.pages
-        except DocumentRejected as exc:
-            # A fax that cannot be made into a PDF is still a fax: keep its TIFF.
-            log.warning("received fax %s kept as TIFF: %s", event.tiff.name, exc.reason)
-            pdf = pdf.with_suffix(".tif")
-            shutil.copyfile(event.tiff, pdf)
+        ok = event.ok
+        detail = event.detail
+        if source_key.endswith("|missing"):
+            # Its events came, its file never did: the inbox still shows that a fax came.
+            log.error("received fax %s: the file is missing", event.tiff.name)
+            pdf, ok = None, False
+            detail = f"file missing: {detail}" if detail else "file missing"
+        else:
+            assert pdf is not None
+            try:
+                pages = await self.converter.to_pdf(event.tiff, pdf) or event.pages
+            except DocumentRejected as exc:
+                # A fax that cannot be made into a PDF is still a fax: keep its TIFF.
+                log.warning("received fax %s kept as TIFF: %s", event.tiff.name, exc.reason)
+                pdf = pdf.with_suffix(".tif")
+                shutil.copyfile(event.tiff, pdf)
+            # On disk for good before the row says so and the backend deletes its copy.
+            await asyncio.to_thread(_fsync, pdf)
         station = machine.clean_station(event.remote_station)
         client_id, contact_id, how = self.match(event.caller_num, station)
         number = self.matcher.normalize(event.caller_num) if event.caller_num else None
@@ -514,12 +528,13 @@ class FaxService:
             "line": line, "source_key": source_key, "received_at": _now_ts(event.at),
             "caller_raw": (event.caller_num or "")[:64],
             "caller_e164": number.e164 if number else None, "remote_station": station,
-            "pages": pages, "ok": 1 if event.ok else 0, "detail": event.detail[:500],
-            "pdf": str(pdf), "client_id": client_id, "contact_id": contact_id,
-            "matched_by": how,
+            "pages": pages, "ok": 1 if ok else 0, "detail": detail[:500],
+            "pdf": str(pdf) if pdf is not None else "", "client_id": client_id,
+            "contact_id": contact_id,            "matched_by": how,
         })
         if not created:
-            pdf.unlink(missing_ok=True)
+            if pdf is not None:
+                pdf.unlink(missing_ok=True)
             return row
         if row["client_id"] is not None:
             await self.store.add_interaction(
@@ -587,6 +602,30 @@ class FaxService:
 
 def _now_ts(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
+
+
+def _source_key(tiff: Path) -> str:
+    """A received fax's identity: the backend's file, its size and its content."""
+    digest = hashlib.sha256()
+    try:
+        with tiff.open("rb") as fh:
+            size = 0
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+    except FileNotFoundError:
+        return f"{tiff}|missing"
+    return f"{tiff}|{size}|{digest.hexdigest()}"
+
+
+def _fsync(path: Path) -> None:
+    with path.open("rb") as fh:
+        os.fsync(fh.fileno())
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def _display_name(name: str) -> str:

@@ -352,3 +352,52 @@ def _document(tmp_path: Path) -> Any:
     tiff = tmp_path / "doc.tif"
     tiff.write_bytes(b"II*\x00")
     return FaxDocument(tiff, 2, Resolution.FINE, Paper.A4, tmp_path / "thumb.png")
+
+
+async def test_faxes_left_in_the_incoming_folder_are_stored_by_the_scan(tmp_path: Path
+                                                                         ) -> None:
+    """A crash between ReceiveFAX and storing, or a store that failed: the file is still in
+    the incoming folder, and the scan (at start, then periodically) stores it once."""
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    (incoming / "in-1.tif").write_bytes(b"II*\x00first")
+    (incoming / "in-2.tif").write_bytes(b"II*\x00second")
+    (incoming / "notes.txt").write_text("not a fax")
+    async with fax_core(tmp_path) as core:
+        sink = core.service.sink("fax")
+        failures = [RuntimeError("disk full")]
+
+        def flaky(event: Any) -> object:
+            if failures:
+                raise failures.pop()
+            return sink(event)
+
+        config = FaxLineConfig(name="fax", incoming_mount_path=str(incoming))
+        line = AsteriskFaxLine(config, flaky)
+        assert await line.scan_incoming(settle=0) == 1  # the first store failed: kept
+        assert sorted(p.name for p in incoming.iterdir()) == ["in-1.tif", "notes.txt"]
+        assert await line.scan_incoming(settle=0) == 1
+        assert sorted(p.name for p in incoming.iterdir()) == ["notes.txt"]
+        rows = await core.store.list_received_faxes(FaxFilter())
+        assert len(rows) == 2 and {r["ok"] for r in rows} == {0}
+        assert all("missed" in r["detail"] for r in rows)
+        # A file still being written (changed just now) is left for later.
+        (incoming / "in-3.tif").write_bytes(b"II*\x00third")
+        assert await line.scan_incoming() == 0 and (incoming / "in-3.tif").exists()
+
+
+async def test_a_received_fax_whose_file_never_appears_is_in_the_inbox(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fax.asterisk
+    from fax.asterisk_events import Reception
+
+    monkeypatch.setattr(fax.asterisk, "FILE_WAIT", 0.0)
+    async with fax_core(tmp_path) as core:
+        config = FaxLineConfig(name="fax", incoming_pbx_path="/var/spool/asterisk/fax/in",
+                               incoming_mount_path=str(tmp_path / "in"))
+        line = AsteriskFaxLine(config, core.service.sink("fax"))
+        await line._pick_up(Reception(("/var/spool/asterisk/fax/in/x.tif",), 2,
+                                      "+79161234567", "ACME", True, "", 0.0))
+        [row] = await core.store.list_received_faxes(FaxFilter())
+        assert (row["ok"], row["pages"]) == (0, 2) and "did not appear" in row["detail"]
+        assert row["detail"].startswith("file missing")

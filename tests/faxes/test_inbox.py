@@ -50,3 +50,25 @@ async def test_station_id_is_bounded_text(tmp_path: Path) -> None:
     async with fax_core(tmp_path) as core:
         row = await core.service.receive("fax", _fax(tmp_path, "x.tif", "", hostile))
         assert row["remote_station"] == cleaned  # stored as text; the console shows text
+
+
+async def test_a_reused_file_name_with_another_fax_in_it_is_a_new_fax(tmp_path: Path) -> None:
+    """ReceiveFAX named by caller ID, a HylaFAX sequence reset: the same name, another fax."""
+    async with fax_core(tmp_path) as core:
+        first = await core.service.receive("fax", _fax(tmp_path, "in-1.tif", "", ""))
+        (tmp_path / "in-1.tif").write_bytes(b"II*\x00second fax")
+        second = await core.service.receive(
+            "fax", FaxReceived("fax", time.time(), tmp_path / "in-1.tif", 1, "", "", True))
+        assert second["id"] != first["id"]
+        assert [e.topic for e in core.events].count("fax.received") == 2
+
+
+async def test_a_fax_whose_file_never_came_is_in_the_inbox_as_file_missing(tmp_path: Path
+                                                                            ) -> None:
+    async with fax_core(tmp_path) as core:
+        event = FaxReceived("fax", time.time(), tmp_path / "gone.tif", 3, "+79161234567",
+                            "", True, "SUCCESS")
+        row = await core.service.receive("fax", event)
+        assert (row["ok"], row["pages"], row["pdf"]) == (0, 3, "")
+        assert row["detail"].startswith("file missing")
+        assert row["client_name"] == "ООО «Ромашка»"
