@@ -439,9 +439,19 @@ def _validate(config: Config) -> None:
         checks += [
             (fax.kind in FAX_KINDS, f"fax[{i}].kind must be one of {', '.join(FAX_KINDS)}"),
             (bool(fax.name.strip()), f"fax[{i}].name must not be empty"),
+            # It names a folder and the environment variables of the line's secrets.
+            (re.fullmatch(r"[A-Za-z0-9_-]{1,40}", fax.name) is not None,
+             f"fax[{i}].name may hold only letters, digits, _ and - (up to 40)"),
+            (bool(_CHANNEL_TEMPLATE.match(fax.channel)),
+             f"fax[{i}].channel must be a channel such as PJSIP/{{number}}@trunk"),
+            (not any(ch in value for ch in "\r\n\x00"
+                     for value in (fax.caller_id, fax.header, fax.local_station_id)),
+             f"fax[{i}].caller_id, header and local_station_id must be one line each"),
             (1 <= fax.max_attempts <= 20, f"fax[{i}].max_attempts must be between 1 and 20"),
             (fax.retry_seconds >= 0 and fax.retry_backoff >= 1,
              f"fax[{i}].retry_seconds must not be negative and retry_backoff at least 1"),
+            (fax.retry_seconds <= 86400 and fax.retry_backoff <= 10,
+             f"fax[{i}].retry_seconds must be at most 86400 and retry_backoff at most 10"),
             (1 <= fax.port <= 65535, f"fax[{i}].port must be between 1 and 65535"),
             (fax.channel.count("{number}") == 1,
              f"fax[{i}].channel must contain {{number}} once, such as PJSIP/{{number}}@trunk"),

@@ -109,6 +109,10 @@ class HylaFaxLine:
             await asyncio.to_thread(probe.close)
 
     async def start(self) -> None:
+        if not self.config.admin_password:
+            # hfaxd then lists only recvq files of mode 0644 and never lets us delete one.
+            log.warning("fax line %s: no admin_password: received faxes cannot be removed from"
+                        " HylaFAX's recvq (and may not be seen at all)", self.name)
         self.incoming.mkdir(parents=True, exist_ok=True)
         self._set(LineState.STARTING)
         self._task = asyncio.create_task(self._poll(), name=f"hylafax-{self.name}")

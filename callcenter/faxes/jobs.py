@@ -39,6 +39,7 @@ ACTIVE = (JobState.DIALING.value, JobState.SENDING.value)
 FINAL = (JobState.SENT.value, JobState.FAILED.value, JobState.CANCELLED.value)
 WAITING = (JobState.QUEUED.value, JobState.RETRY_SCHEDULED.value)
 RETRIED = (FaxOutcome.BUSY, FaxOutcome.NO_ANSWER, FaxOutcome.LINE_ERROR)
+MAX_RETRY_SECONDS = 86400.0  # the longest wait between two calls of a job
 MAX_STATION_CHARS = 64  # T.30 allows 20; backends have been seen to pass more, or garbage
 
 
@@ -57,7 +58,12 @@ class RetryPolicy:
         return self.dial_timeout + max(1, pages) * self.page_timeout
 
     def delay(self, attempts: int) -> float:
-        return self.retry_seconds * self.backoff ** max(0, attempts - 1)
+        # Capped (a float power overflows at a few hundred attempts; a day is long enough).
+        try:
+            wait = self.retry_seconds * self.backoff ** max(0, attempts - 1)
+        except OverflowError:
+            wait = MAX_RETRY_SECONDS
+        return min(wait, MAX_RETRY_SECONDS)
 
 
 def clean_station(text: str) -> str:

@@ -84,10 +84,12 @@ class PreparedDocument:
 def dial_number(raw: str) -> str:
     """The number as handed to a backend: ``+`` and digits only; ValidationError otherwise."""
     text = (raw or "").strip()
-    if not _NUMBER.match(text):
+    digits = re.sub(r"\D", "", text)
+    # The pattern allows separators; the count is of the digits left ("1--" is no number).
+    if not _NUMBER.match(text) or not 3 <= len(digits) <= 30:
         raise ValidationError("a fax number has 3 to 30 digits (a leading + is allowed)",
                               field="number")
-    return ("+" if text.startswith("+") else "") + re.sub(r"\D", "", text)
+    return ("+" if text.startswith("+") else "") + digits
 
 
 def job_json(job: dict[str, Any]) -> dict[str, Any]:
@@ -399,7 +401,14 @@ class FaxService:
                 finally:
                     self._call_over(line)
                 return
-            await self.store.update_fax_job(dialing["id"], backend_ref=ref)
+            stored = await self.store.update_fax_job(dialing["id"], backend_ref=ref)
+            self.changed.set()
+        # A cancel that came while the backend was being asked found no reference to stop.
+        if stored is not None and stored["cancel_requested"] and stored["state"] in ACTIVE:
+            try:
+                await backend.cancel(ref)
+            except Exception:
+                log.exception("fax line %s: cancel of job %d failed", line, dialing["id"])
             self.changed.set()
 
     def _watch(self, line: str, job: dict[str, Any]) -> None:

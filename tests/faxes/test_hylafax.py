@@ -214,3 +214,12 @@ async def test_a_job_hylafax_no_longer_has_is_interrupted_at_start(tmp_path: Pat
         done = await core.job(job["id"])
         assert (done["state"], done["result"], done["interrupted"]) == ("failed",
                                                                         "interrupted", 1)
+
+
+async def test_a_line_without_admin_password_warns_at_start(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    line = HylaFaxLine(FaxLineConfig(name="fax", kind="hylafax", port=1, poll_seconds=60),
+                       lambda event: None, tmp_path / "in")
+    await line.start()
+    await line.stop()
+    assert any("admin_password" in r.getMessage() for r in caplog.records)

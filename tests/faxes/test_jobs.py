@@ -193,7 +193,8 @@ async def test_bad_numbers_are_refused(tmp_path: Path) -> None:
 
     async with fax_core(tmp_path) as core:
         doc = await core.service.prepare(upload(tmp_path, 1), "a.pdf")
-        for number in ("", "12", "+7 495; rm -rf", "PJSIP/100", "1" * 40):
+        for number in ("", "12", "+7 495; rm -rf", "PJSIP/100", "1" * 40, "1--", "+1 ( )-",
+                       "1" + "-" * 30):
             with pytest.raises(ValidationError):
                 await core.service.send(None, document=doc.token, number=number)
         job = await core.service.send(None, document=doc.token, number="+7 (495) 765-43-21")
@@ -264,3 +265,39 @@ async def test_a_submit_whose_fate_is_unknown_is_failed_never_retried(
         done = await core.until_state(job["id"], "failed", "retry_scheduled")
         assert (done["state"], done["result"]) == ("failed", "unknown")
         assert calls == [job["id"]]
+
+
+def test_retry_waits_are_capped_at_a_day() -> None:
+    from callcenter.faxes.jobs import MAX_RETRY_SECONDS
+
+    policy = RetryPolicy(max_attempts=20, retry_seconds=120.0, backoff=10.0)
+    assert policy.delay(1) == 120.0
+    assert policy.delay(19) == MAX_RETRY_SECONDS
+    assert RetryPolicy(retry_seconds=1.0, backoff=1e10).delay(400) == MAX_RETRY_SECONDS
+
+
+async def test_a_cancel_while_the_backend_is_being_asked_reaches_the_backend(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    async with fax_core(tmp_path) as core:
+        entered, release = asyncio.Event(), asyncio.Event()
+        real = core.backend.submit
+
+        async def slow(number, document, *, job_id):  # type: ignore[no-untyped-def]
+            entered.set()
+            await release.wait()
+            return await real(number, document, job_id=job_id)
+
+        monkeypatch.setattr(core.backend, "submit", slow)
+        job = await core.send(pages=1)
+        await entered.wait()
+        admin = (await core.store.user_by_login("admin"))[0]
+        await core.service.cancel(admin, job["id"])
+        assert core.backend.cancels == []  # no reference yet
+        release.set()
+        ref = await core.until_submits(1)
+        await core.service.wait_for(lambda: core.backend.cancels)
+        assert core.backend.cancels == [ref]
+        core.backend.result(ref, FaxOutcome.CANCELLED, 0, 1)
+        assert (await core.until_state(job["id"], "cancelled"))["state"] == "cancelled"

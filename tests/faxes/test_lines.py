@@ -37,3 +37,12 @@ def test_fax_tables_in_the_config(tmp_path: Path) -> None:
     path.write_text('[[fax]]\nname = "x"\nchannel = "PJSIP/trunk"\n')
     with pytest.raises(ConfigError, match="channel"):
         load_config(path, env={})
+    for bad, match in (('name = "../x"', "name"), ('name = "a b"', "name"),
+                       ('name = "x"\nchannel = "PJSIP/{number}@t;rm"', "channel"),
+                       ('name = "x"\nchannel = "PJSIP/{number}@t\\nAction: Hangup"',
+                        "channel"),
+                       ('name = "x"\ncaller_id = "Office\\r\\nAction: Hangup"', "caller_id"),
+                       ('name = "x"\nheader = "A\\nB"', "header")):
+        path.write_text(f"[[fax]]\n{bad}\n")
+        with pytest.raises(ConfigError, match=match):
+            load_config(path, env={})
