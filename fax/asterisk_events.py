@@ -18,6 +18,7 @@ What the recorded traffic (tests/fixtures/ami 09_fax_send, 10_fax_receive) taugh
 
 from __future__ import annotations
 
+import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -31,6 +32,10 @@ _ORIGINATE_REASONS = {"5": FaxOutcome.BUSY, "3": FaxOutcome.NO_ANSWER, "1": FaxO
 # Hangup causes (Q.850) of a call that never reached the fax.
 _HANGUP_CAUSES = {"17": FaxOutcome.BUSY, "18": FaxOutcome.NO_ANSWER, "19": FaxOutcome.NO_ANSWER,
                   "21": FaxOutcome.FAILED}
+# FAXERROR values that no second call would cure: the far end cannot take this fax, or the
+# file is bad. The rest (HANGUP, RETRAIN, TIMEOUT, PROTOCOL...) are line errors.
+_REFUSED = re.compile(r"NEGOTIAT|INCOMPATIBLE|UNSUPPORTED|FILE|CAPABILIT|NOT_FAX|REJECT",
+                      re.I)
 _KEEP_RESPONSES = 64  # OriginateResponses kept for a job bound after they came
 _FAX_VARIABLES = frozenset({"FAXSTATUS", "FAXERROR", "FAXSTATUSSTRING", "FAXPAGES", "FAXMODE",
                             "REMOTESTATIONID"})
@@ -267,8 +272,12 @@ class AsteriskFaxTracker:
             station = final.get("RemoteStationID") or ""
             if v.get("FAXSTATUS") == "SUCCESS":
                 outcome = FaxOutcome.SENT
+            elif pages or _REFUSED.search(v.get("FAXERROR", "")):
+                # Pages went through, or the far end / our file is the problem (another call
+                # would end the same way): failed, not retried.
+                outcome = FaxOutcome.FAILED
             else:
-                outcome = FaxOutcome.FAILED if pages else FaxOutcome.LINE_ERROR
+                outcome = FaxOutcome.LINE_ERROR
             return [FaxResult(send.ref, time.time(), outcome, pages, send.pages, station,
                               detail=detail or "SendFAX finished")]
         # Hung up before SendFAX ended: never a success. Once the fax started, pages may have

@@ -401,3 +401,19 @@ async def test_a_received_fax_whose_file_never_appears_is_in_the_inbox(
         [row] = await core.store.list_received_faxes(FaxFilter())
         assert (row["ok"], row["pages"]) == (0, 2) and "did not appear" in row["detail"]
         assert row["detail"].startswith("file missing")
+
+
+@pytest.mark.parametrize(("error", "outcome"), [
+    ("HANGUP", "line_error"), ("RETRAIN", "line_error"), ("TIMEOUT", "line_error"),
+    ("NEGOTIATE", "failed"), ("INCOMPATIBLE", "failed"), ("FILE_ERROR", "failed")])
+def test_a_sendfax_with_no_page_is_retried_only_for_line_errors(error: str, outcome: str
+                                                               ) -> None:
+    tracker = AsteriskFaxTracker([])
+    tracker.expect("r1", "u1", 2)
+    base = {"Channel": "PJSIP/faxtrunk-1", "Uniqueid": "u1", "Context": "x"}
+    tracker.feed({"Event": "Newchannel", "ChannelState": "6", **base})
+    tracker.feed({"Event": "VarSet", "Variable": "FAXSTATUS", "Value": "FAILED", **base})
+    tracker.feed({"Event": "VarSet", "Variable": "FAXERROR", "Value": error, **base})
+    [result] = tracker.feed({"Event": "SendFAX", "PagesTransferred": "0", **base})
+    assert (result.outcome.value, result.pages_confirmed) == (outcome, 0)
+    assert error in result.detail
