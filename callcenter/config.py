@@ -188,8 +188,7 @@ class FaxLineConfig:
     # hfaxd's ADMIN password (hosts.hfaxd, 4th field): needed to remove received faxes
     # from recvq once stored.
     admin_password: str = ""
-    spool: str = "/var/spool/hylafax"
-    modem: str = "any"
+    modem: str = "any"  # JPARM MODEM: a modem (ttyS0) or modem class of the HylaFAX host
     # loopback (demo, tests): a fax "sent" to itself, one page every page_seconds, then
     # received back from the number it was sent to.
     page_seconds: float = 2.0

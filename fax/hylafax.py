@@ -29,6 +29,7 @@ from callcenter.faxes.ports import (
     FaxProgress,
     FaxReceived,
     FaxResult,
+    Paper,
     Resolution,
     ResultUnknown,
 )
@@ -138,9 +139,12 @@ class HylaFaxLine:
     # -- FaxBackend ----------------------------------------------------------------------------
 
     async def submit(self, number: str, document: FaxDocument, *, job_id: int) -> str:
+        letter = document.paper is Paper.LETTER
         params = JobParameters(
-            number=number.lstrip("+") if number.startswith("+") else number,
-            owner=self.config.username,
+            # As dialled: HylaFAX's dial rules (etc/dialrules) turn "+" into its prefix.
+            number=number,
+            owner=self.config.username, modem=self.config.modem or "any",
+            page_width_mm=216 if letter else 209, page_length_mm=279 if letter else 296,
             vres=98 if document.resolution is Resolution.NORMAL else 196,
             tag=job_tag(job_id, document.attempt))
         try:

@@ -96,6 +96,7 @@ class JobParameters:
     page_width_mm: int = 209
     page_length_mm: int = 296
     use_ecm: bool = True
+    modem: str = "any"  # a modem or class of hfaxd's config ("any": the first free one)
     tag: str = "-"  # JOBINFO, listed as %J: which job and call of ours this is (no spaces)
 
 
@@ -176,7 +177,10 @@ class HylaFaxClient:
                 ("LASTTIME", "000259"), ("SENDTIME", "NOW"),
                 # One call per job: retries are the core's (its policy, its counter).
                 ("MAXDIALS", "1"), ("MAXTRIES", "1"), ("SCHEDPRI", "127"),
-                ("DIALSTRING", params.number), ("VRES", str(params.vres)),
+                # EXTERNAL (the number shown) is inherited too, unlike what its name says.
+                ("DIALSTRING", params.number), ("EXTERNAL", params.number),
+                ("MODEM", params.modem),
+                ("VRES", str(params.vres)),
                 ("PAGEWIDTH", str(params.page_width_mm)),
                 ("PAGELENGTH", str(params.page_length_mm)), ("PAGECHOP", "none"),
                 ("CHOPTHRESHOLD", "3"), ("USEECM", "yes" if params.use_ecm else "no"),

@@ -299,6 +299,8 @@ class FaxService:
             "user_id": user.id if user else None, "state": JobState.QUEUED.value,
             "document": str(folder / "fax.tif"), "thumbnail": str(folder / "thumbnail.png"),
             "file_name": meta["name"], "pages": int(meta["pages"]), "result": "queued",
+            "resolution": Resolution(meta.get("resolution") or "fine").value,
+            "paper": Paper(meta.get("paper") or "a4").value,
         })
         await self._publish_job(job)
         self._wake[line].set()
@@ -378,8 +380,9 @@ class FaxService:
         await self._publish_job(dialing)
         self._idle[line].clear()
         self._watch(line, dialing)
-        document = FaxDocument(Path(dialing["document"]), dialing["pages"], Resolution.FINE,
-                               Paper.A4, Path(dialing["thumbnail"]), dialing["attempts"])
+        document = FaxDocument(Path(dialing["document"]), dialing["pages"],
+                               Resolution(dialing["resolution"]), Paper(dialing["paper"]),
+                               Path(dialing["thumbnail"]), dialing["attempts"])
         async with self._submitting[line]:
             try:
                 ref = await backend.submit(dialing["number"], document, job_id=dialing["id"])

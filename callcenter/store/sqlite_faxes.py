@@ -13,7 +13,7 @@ _JOB_COLUMNS = (
     "line", "number", "client_id", "user_id", "state", "document", "thumbnail", "file_name",
     "pages", "pages_confirmed", "page", "attempts", "next_try_at", "backend_ref",
     "remote_station", "result", "t30_code", "detail", "cancel_requested", "interrupted",
-    "finished_at",
+    "finished_at", "resolution", "paper",
 )
 _JOB_KEYS = ("id", *_JOB_COLUMNS, "created_at", "updated_at", "client_name", "manager_id")
 _JOB_SELECT = (

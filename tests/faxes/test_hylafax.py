@@ -13,7 +13,7 @@ import pytest
 
 from callcenter.config import FaxLineConfig
 from callcenter.faxes.jobs import RetryPolicy
-from callcenter.faxes.ports import FaxOutcome
+from callcenter.faxes.ports import FaxOutcome, Paper, Resolution
 from callcenter.store.sqlite_faxes import FaxFilter
 from fax.documents import FaxConverter, tiff_pages
 from fax.hylafax import HylaFaxLine, outcome_of
@@ -68,10 +68,23 @@ async def test_submit_status_and_kill_on_real_hfaxd(tmp_path: Path, hylafax: Hyl
                 assert done["state"] == "cancelled", done
                 [killed] = [r for r in client.jobs() if r.job_id == hyla_id]
                 assert killed.state == "F" and "abort" in killed.status.lower()
-                # Every parameter is set again on a second job of the same session.
                 qfile = (hylafax.spool / "doneq" / f"q{hyla_id}").read_text()
-                assert "number:74957654321" in qfile and "maxdials:1" in qfile
-                assert "maxtries:1" in qfile
+                assert "number:+74957654321" in qfile and "maxdials:1" in qfile
+                assert "maxtries:1" in qfile and "resolution:196" in qfile
+                assert f"jobtag:crm-{job['id']}-1" in qfile and "modem:any" in qfile
+                # A second job in the same session (JNEW inherits the last job's values):
+                # every parameter is its own.
+                letter = await converter.to_fax(make_pdf(tmp_path / "l.pdf", 1),
+                                                resolution=Resolution.NORMAL,
+                                                paper=Paper.LETTER, name="l.pdf")
+                ref2 = await line.submit("84951234567", letter, job_id=99)
+                second = (hylafax.spool / "sendq" / f"q{ref2.removeprefix('hylafax-')}"
+                          ).read_text()
+                for field in ("number:84951234567", "external:84951234567",
+                              "resolution:98", "pagewidth:216", "pagelength:279",
+                              "jobtag:crm-99-1", "maxdials:1"):
+                    assert field in second.splitlines(), field
+                assert "number:+74957654321" in qfile.splitlines()
             finally:
                 client.close()
         finally:

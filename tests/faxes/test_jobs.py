@@ -301,3 +301,24 @@ async def test_a_cancel_while_the_backend_is_being_asked_reaches_the_backend(
         assert core.backend.cancels == [ref]
         core.backend.result(ref, FaxOutcome.CANCELLED, 0, 1)
         assert (await core.until_state(job["id"], "cancelled"))["state"] == "cancelled"
+
+
+async def test_the_documents_resolution_and_paper_reach_the_backend(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from callcenter.faxes.ports import Paper, Resolution
+
+    async with fax_core(tmp_path) as core:
+        seen = []
+        real = core.backend.submit
+
+        async def keep(number, document, *, job_id):  # type: ignore[no-untyped-def]
+            seen.append((document.resolution, document.paper, document.attempt))
+            return await real(number, document, job_id=job_id)
+
+        monkeypatch.setattr(core.backend, "submit", keep)
+        doc = await core.service.prepare(upload(tmp_path, 1), "a.pdf",
+                                         resolution=Resolution.NORMAL, paper=Paper.LETTER)
+        job = await core.service.send(None, document=doc.token, number="+74957654321")
+        assert (job["resolution"], job["paper"]) == ("normal", "letter")
+        await core.until_submits(1)
+        assert seen == [(Resolution.NORMAL, Paper.LETTER, 1)]

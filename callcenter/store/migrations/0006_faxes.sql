@@ -25,7 +25,10 @@ CREATE TABLE fax_jobs (
     interrupted INTEGER NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
-    finished_at TEXT
+    finished_at TEXT,
+    -- as the document was made: what the backend tells the far end (HylaFAX VRES, page size)
+    resolution TEXT NOT NULL DEFAULT 'fine' CHECK (resolution IN ('fine', 'normal')),
+    paper TEXT NOT NULL DEFAULT 'a4' CHECK (paper IN ('a4', 'letter'))
 );
 CREATE INDEX fax_jobs_due ON fax_jobs(state, next_try_at);
 CREATE INDEX fax_jobs_client ON fax_jobs(client_id, created_at);
