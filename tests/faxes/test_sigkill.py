@@ -3,6 +3,7 @@ the job "interrupted, pages k of n confirmed" and does not send it again on its 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -67,12 +68,15 @@ async def test_sigkill_mid_send_leaves_an_interrupted_job(tmp_path: Path) -> Non
     seen: list[str] = []
     try:
         assert proc.stdout is not None
-        for line in proc.stdout:  # the sender's own reports, in order
-            seen.append(line.strip())
-            if line.startswith("sending 1"):
-                break
+        # The sender's own reports, in order; a sender that hangs fails the test, not CI.
+        async with asyncio.timeout(60):
+            while not seen or not seen[-1].startswith("sending 1"):
+                line = await asyncio.to_thread(proc.stdout.readline)
+                assert line, f"the sender ended early: {seen}"
+                seen.append(line.strip())
         proc.send_signal(signal.SIGKILL)
     finally:
+        proc.kill()
         proc.wait(10)
     assert proc.returncode == -signal.SIGKILL
     assert seen[:2] == ["queued 0", "dialing 0"] and seen[-1] == "sending 1", seen
