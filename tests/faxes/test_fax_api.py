@@ -151,6 +151,9 @@ def test_managers_see_only_their_clients_faxes(clients: Any, tmp_path: Path) -> 
     assert dmitry.get("/api/fax-inbox").json() == []
     assert dmitry.get(f"/api/faxes/{job['id']}").status_code == 403
     assert dmitry.get(fax["pdf_url"]).status_code == 403
+    assert dmitry.get(job["thumbnail_url"]).status_code == 403
+    assert dmitry.post(f"/api/faxes/{job['id']}/cancel").status_code == 403
+    assert maria.get(job["thumbnail_url"]).status_code == 200
     # nor can he fax on behalf of maria's client
     doc2 = _upload(dmitry, make_pdf(tmp_path / "b.pdf", 1)).json()
     r = dmitry.post("/api/faxes", json={"document": doc2["document"], "number": "+79161234567",

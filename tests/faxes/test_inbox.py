@@ -72,3 +72,10 @@ async def test_a_fax_whose_file_never_came_is_in_the_inbox_as_file_missing(tmp_p
         assert (row["ok"], row["pages"], row["pdf"]) == (0, 3, "")
         assert row["detail"].startswith("file missing")
         assert row["client_name"] == "ООО «Ромашка»"
+
+
+async def test_caller_id_beats_a_station_id_of_another_client(tmp_path: Path) -> None:
+    async with fax_core(tmp_path) as core:
+        row = await core.service.receive(
+            "fax", _fax(tmp_path, "both.tif", "89161234567", "+7 903 555-66-77"))
+        assert (row["client_name"], row["matched_by"]) == ("ООО «Ромашка»", "caller_id")
