@@ -24,7 +24,7 @@ JOB_FORMAT = "%j|%a|%P|%D|%o|%J|%s"
 RECEIVE_FORMAT = "%f|%p|%z|%j|%e|%s"
 _JOB_ID = re.compile(r"jobid:\s*(\d+)")
 _TEMP_FILE = re.compile(r"\(FILE: (\S+?)\)")
-_RECVQ_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_RECVQ_NAME = re.compile(r"^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")  # never "..", no /
 
 
 class HylaFaxError(Exception):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import secrets
 import shutil
 import time
 from collections.abc import Callable
@@ -36,6 +37,7 @@ class LoopbackFaxLine:
         self._sink = sink
         self.incoming = incoming
         self._calls: dict[str, asyncio.Task[None]] = {}
+        self._running: set[asyncio.Task[None]] = set()
         self._count = 0
         self._state = LineState.STOPPED
         self._since = time.time()
@@ -61,8 +63,13 @@ class LoopbackFaxLine:
 
     async def submit(self, number: str, document: FaxDocument, *, job_id: int) -> str:
         self._count += 1
-        ref = f"loop-{int(job_id)}-{self._count}"
-        self._calls[ref] = asyncio.create_task(self._call(ref, number, document))
+        # Random too: a restarted process counts from 1 again, and the name names a file.
+        ref = f"loop-{int(job_id)}-{self._count}-{secrets.token_hex(3)}"
+        task = asyncio.create_task(self._call(ref, number, document))
+        self._calls[ref] = task
+        # Kept until done: after the result the task still hands the received fax over.
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
         return ref
 
     async def cancel(self, job_ref: str) -> None:

@@ -73,7 +73,7 @@ def clean_station(text: str) -> str:
     return kept.strip()[:MAX_STATION_CHARS]
 
 
-def _ts(at: float) -> str:
+def ts(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
 
 
@@ -106,7 +106,7 @@ def on_result(job: dict[str, Any], result: FaxResult, policy: RetryPolicy, now: 
     station = clean_station(result.remote_station)
     if station:
         changes["remote_station"] = station
-    done = {"finished_at": _ts(now)}
+    done = {"finished_at": ts(now)}
     if result.outcome is FaxOutcome.SENT and confirmed == pages:
         return changes | done | {"state": JobState.SENT.value, "result": "sent"}
     if result.outcome is FaxOutcome.UNKNOWN:
@@ -126,7 +126,7 @@ def on_result(job: dict[str, Any], result: FaxResult, policy: RetryPolicy, now: 
     # Refused, cut, or "sent" with pages missing: never called a success, never retried.
     key = "partial" if 0 < confirmed < pages else "none_sent"
     if confirmed > pages:  # the backend sent something other than this document
-        key = "partial"
+        key = "page_mismatch"
     return changes | done | {"state": JobState.FAILED.value, "result": key}
 
 
@@ -136,9 +136,9 @@ def on_interrupted(job: dict[str, Any], policy: RetryPolicy, now: float) -> dict
     are left."""
     changes: dict[str, Any] = {"interrupted": 1, "result": "interrupted", "page": 0}
     if policy.retry_interrupted and job["attempts"] < policy.max_attempts:
-        return changes | {"state": JobState.RETRY_SCHEDULED.value, "next_try_at": _ts(now),
+        return changes | {"state": JobState.RETRY_SCHEDULED.value, "next_try_at": ts(now),
                           "backend_ref": None}
-    return changes | {"state": JobState.FAILED.value, "finished_at": _ts(now)}
+    return changes | {"state": JobState.FAILED.value, "finished_at": ts(now)}
 
 
 def on_submit_failed(job: dict[str, Any], policy: RetryPolicy, now: float, detail: str

@@ -312,7 +312,7 @@ class FaxService:
             raise ValidationError(f"the fax is already {job['state']}")
         done = await self.store.update_fax_job(
             job_id, only_states=WAITING, state=JobState.CANCELLED.value, result="cancelled",
-            next_try_at=None, finished_at=_now_ts(self.clock()))
+            next_try_at=None, finished_at=machine.ts(self.clock()))
         if done is not None:
             await self._publish_job(done)
             return done
@@ -537,7 +537,7 @@ class FaxService:
         client_id, contact_id, how = self.match(event.caller_num, station)
         number = self.matcher.normalize(event.caller_num) if event.caller_num else None
         row, created = await self.store.add_received_fax({
-            "line": line, "source_key": source_key, "received_at": _now_ts(event.at),
+            "line": line, "source_key": source_key, "received_at": machine.ts(event.at),
             "caller_raw": (event.caller_num or "")[:64],
             "caller_e164": number.e164 if number else None, "remote_station": station,
             "pages": pages, "ok": 1 if ok else 0, "detail": detail[:500],
@@ -610,10 +610,6 @@ class FaxService:
                 if value:
                     return value
                 await self.changed.wait()
-
-
-def _now_ts(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
 
 
 def _source_key(tiff: Path) -> str:

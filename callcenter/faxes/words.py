@@ -32,7 +32,9 @@ _RESULTS: dict[str, dict[str, str]] = {
     "unknown": {"en": "failed, result unknown: pages {confirmed} of {pages} confirmed",
                 "ru": "ошибка, результат неизвестен: подтверждено страниц {confirmed} из"
                       " {pages}"},
-    "rejected": {"en": "the document cannot be faxed", "ru": "документ нельзя отправить факсом"},
+    "page_mismatch": {"en": "failed: the far end confirmed more pages than the {pages} of"
+                            " this document", "ru": "ошибка: получатель подтвердил больше"
+                            " страниц, чем {pages} в документе"},
     "no_line": {"en": "the fax line is not connected", "ru": "факсовая линия не подключена"},
 }
 

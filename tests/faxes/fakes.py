@@ -1,5 +1,6 @@
-"""Fakes behind the fax ports: a converter that reads the page count from the upload (until
-the real one, fax/documents.py, is merged) and a backend driven by the test."""
+"""Fakes behind the fax ports for tests of the core: a converter that reads the page count
+from the upload (fast; the real one, fax/documents.py, is tested in tests/fax) and a backend
+driven by the test."""
 
 from __future__ import annotations
 

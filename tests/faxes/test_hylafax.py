@@ -144,6 +144,8 @@ def test_job_and_receive_rows_parse_and_map() -> None:
     assert got is not None and (got.station, got.caller, got.pages) == ("ACME | x",
                                                                          "+74957654321", 2)
     assert parse_received("../etc/passwd|1| |||") is None
+    for name in ("..", "a..b", ".hidden", "x/y"):
+        assert parse_received(f"{name}|1| |||") is None, name
 
 
 async def test_a_job_gone_from_every_queue_is_reported_result_unknown(tmp_path: Path) -> None:

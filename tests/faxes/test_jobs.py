@@ -322,3 +322,13 @@ async def test_the_documents_resolution_and_paper_reach_the_backend(
         assert (job["resolution"], job["paper"]) == ("normal", "letter")
         await core.until_submits(1)
         assert seen == [(Resolution.NORMAL, Paper.LETTER, 1)]
+
+
+async def test_more_pages_confirmed_than_the_document_has_is_named_so(tmp_path: Path) -> None:
+    async with fax_core(tmp_path) as core:
+        job = await core.send(pages=2)
+        ref = await core.until_submits(1)
+        core.backend.result(ref, FaxOutcome.FAILED, 5, 2)
+        done = await core.until_state(job["id"], "failed")
+        assert result_words(done) == ("failed: the far end confirmed more pages than the 2 of"
+                                      " this document")
