@@ -36,7 +36,8 @@ _HANGUP_CAUSES = {"17": FaxOutcome.BUSY, "18": FaxOutcome.NO_ANSWER, "19": FaxOu
 # file is bad. The rest (HANGUP, RETRAIN, TIMEOUT, PROTOCOL...) are line errors.
 _REFUSED = re.compile(r"NEGOTIAT|INCOMPATIBLE|UNSUPPORTED|FILE|CAPABILIT|NOT_FAX|REJECT",
                       re.I)
-_KEEP_RESPONSES = 64  # OriginateResponses kept for a job bound after they came
+_KEEP_RESPONSES = 64
+_KEEP_CHANNELS = 2000  # OriginateResponses kept for a job bound after they came
 _FAX_VARIABLES = frozenset({"FAXSTATUS", "FAXERROR", "FAXSTATUSSTRING", "FAXPAGES", "FAXMODE",
                             "REMOTESTATIONID"})
 
@@ -79,7 +80,9 @@ class _Send:
 class AsteriskFaxTracker:
     def __init__(self, receive_contexts: list[str]) -> None:
         self.receive_contexts = set(receive_contexts)
-        self._channels: dict[str, _Channel] = {}
+        # Channels of the whole PBX, by Uniqueid; one whose Hangup was missed (AMI down) would
+        # stay for ever, so the oldest go beyond _KEEP_CHANNELS.
+        self._channels: OrderedDict[str, _Channel] = OrderedDict()
         self._sends: dict[str, _Send] = {}  # ref -> send
         self._by_uniqueid: dict[str, _Send] = {}
         self._by_action: dict[str, _Send] = {}
@@ -176,6 +179,8 @@ class AsteriskFaxTracker:
             if event not in ("Newchannel", "VarSet", "FAXStatus", "Newstate"):
                 return []
             channel = self._channels[uniqueid] = _Channel()
+            while len(self._channels) > _KEEP_CHANNELS:
+                self._channels.popitem(last=False)
         channel.name = h.get("Channel") or channel.name
         channel.context = h.get("Context") or channel.context
         if h.get("ChannelState") == "6":
@@ -201,6 +206,8 @@ class AsteriskFaxTracker:
         if event == "Hangup":
             channel.hangup_cause = h.get("Cause") or ""
             self._channels.pop(uniqueid, None)
+            for number in [n for n, u in self.sessions.items() if u == uniqueid]:
+                del self.sessions[number]
             if send is not None and not send.done:
                 return self._finish(send, channel)
         return []

@@ -417,3 +417,16 @@ def test_a_sendfax_with_no_page_is_retried_only_for_line_errors(error: str, outc
     [result] = tracker.feed({"Event": "SendFAX", "PagesTransferred": "0", **base})
     assert (result.outcome.value, result.pages_confirmed) == (outcome, 0)
     assert error in result.detail
+
+
+def test_the_tracker_forgets_channels_and_sessions() -> None:
+    import fax.asterisk_events as events
+
+    tracker = AsteriskFaxTracker([])
+    for n in range(events._KEEP_CHANNELS + 50):  # channels whose Hangup never came
+        tracker.feed({"Event": "Newchannel", "Uniqueid": f"u{n}", "Channel": f"PJSIP/x-{n}"})
+    assert len(tracker._channels) == events._KEEP_CHANNELS
+    assert "u0" not in tracker._channels and f"u{events._KEEP_CHANNELS + 49}" in tracker._channels
+    tracker.sessions["3"] = "u2049"
+    tracker.feed({"Event": "Hangup", "Uniqueid": "u2049", "Channel": "PJSIP/x-2049"})
+    assert tracker.sessions == {} and "u2049" not in tracker._channels
