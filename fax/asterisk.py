@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import secrets
 import shutil
@@ -31,6 +30,7 @@ from callcenter.faxes.ports import (
 )
 from callcenter.lines.lifecycle import CheckResult, LineState, LineStatus
 from fax.asterisk_events import AsteriskFaxTracker, Reception
+from fax.handover import hand_over
 from pbx.ami.connection import AmiConnection, OriginateCall
 from pbx.ami.errors import AmiActionError, AmiAuthError, AmiError
 from pbx.ami.message import Message
@@ -294,13 +294,8 @@ class AsteriskFaxLine:
         local = event.tiff
         self._receiving.add(local)
         try:
-            stored = self._sink(event)
-            if inspect.isawaitable(stored):
-                await stored
-        except Exception:
-            log.exception("fax line %s: received fax %s not stored; left in place",
-                          self.name, local.name)
-            return False
+            if not await hand_over(self._sink, event):
+                return False
         finally:
             self._receiving.discard(local)
         if local.is_file():

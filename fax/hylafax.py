@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import re
 import time
@@ -34,6 +33,7 @@ from callcenter.faxes.ports import (
     ResultUnknown,
 )
 from callcenter.lines.lifecycle import CheckResult, LineState, LineStatus
+from fax.handover import hand_over
 from fax.hylafax_protocol import (
     HylaFaxClient,
     HylaFaxError,
@@ -221,13 +221,8 @@ class HylaFaxLine:
                 await asyncio.to_thread(self.client.fetch, row.name, local)
             event = FaxReceived(self.name, time.time(), local, row.pages, row.caller,
                                 row.station, not row.error, row.error[:300])
-            stored = self._sink(event)
-            try:
-                if inspect.isawaitable(stored):
-                    await stored
-            except Exception:  # not stored: stays in recvq, tried again next poll
-                log.exception("fax line %s: received fax %s not stored", self.name, row.name)
-                continue
+            if not await hand_over(self._sink, event):
+                continue  # not stored: stays in recvq, tried again next poll
             await asyncio.to_thread(self.client.delete, row.name)
             local.unlink(missing_ok=True)
             self.removed.append(row.name)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import secrets
 import shutil
 import time
@@ -25,6 +24,7 @@ from callcenter.faxes.ports import (
     FaxResult,
 )
 from callcenter.lines.lifecycle import CheckResult, LineState, LineStatus
+from fax.handover import hand_over
 
 
 class LoopbackFaxLine:
@@ -98,8 +98,6 @@ class LoopbackFaxLine:
         self._calls.pop(ref, None)
         copy = self.incoming / f"{ref}.tif"
         await asyncio.to_thread(shutil.copyfile, document.tiff, copy)
-        stored = self._sink(FaxReceived(self.name, time.time(), copy, document.pages, number,
-                                        station, True, "loopback"))
-        if inspect.isawaitable(stored):
-            await stored
-        copy.unlink(missing_ok=True)
+        if await hand_over(self._sink, FaxReceived(self.name, time.time(), copy, document.pages,
+                                                   number, station, True, "loopback")):
+            copy.unlink(missing_ok=True)
