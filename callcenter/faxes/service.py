@@ -64,6 +64,8 @@ log = logging.getLogger(__name__)
 _NUMBER = re.compile(r"^\+?[0-9][0-9 ()\-.]{2,30}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{8,40}$")
 MIN_STATION_DIGITS = 7  # fewer digits in a station ID are no phone number
+UPLOAD_KEEP_SECONDS = 24 * 3600  # an upload no job was made of is removed after this
+PRUNE_SECONDS = 3600.0
 
 
 class FaxRejected(CallcenterError):
@@ -180,6 +182,7 @@ class FaxService:
             (self.folder / folder).mkdir(parents=True, exist_ok=True)
         await self.recover()
         self._tasks.append(asyncio.create_task(self._consume(), name="fax-events"))
+        self._tasks.append(asyncio.create_task(self._prune(), name="fax-prune"))
         for name in self.backends:
             self._tasks.append(asyncio.create_task(self._dispatch(name),
                                                    name=f"fax-dispatch-{name}"))
@@ -239,6 +242,28 @@ class FaxService:
         if updated is not None and job["line"] in self._idle:
             self._idle[job["line"]].clear()
             self._watch(job["line"], updated)
+
+    async def _prune(self) -> None:
+        while True:
+            try:
+                await self.prune_documents()
+            except Exception:
+                log.exception("fax uploads not pruned")
+            await asyncio.sleep(PRUNE_SECONDS)
+
+    async def prune_documents(self, keep_seconds: float = UPLOAD_KEEP_SECONDS) -> int:
+        """Remove uploads that never became a job (the user converted and left)."""
+        used = {str(Path(p).parent) for p in await self.store.fax_job_documents()}
+        removed = 0
+        now = self.clock()
+        for folder in (self.folder / "documents").iterdir():
+            if not folder.is_dir() or str(folder) in used or not _TOKEN.match(folder.name):
+                continue
+            if now - folder.stat().st_mtime < keep_seconds:
+                continue
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+            removed += 1
+        return removed
 
     # -- documents and jobs ----------------------------------------------------------------
 

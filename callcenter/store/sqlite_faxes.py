@@ -130,6 +130,11 @@ class FaxStoreMixin:
             (line, ts(now_utc()), limit))
         return [_job(r) for r in rows]
 
+    async def fax_job_documents(self) -> set[str]:
+        """Every document path a job refers to (kept for its thumbnail and history)."""
+        rows = await self._db.rows("SELECT DISTINCT document FROM fax_jobs", ())
+        return {r[0] for r in rows}
+
     async def next_fax_retry_at(self, line: str) -> str | None:
         rows = await self._db.rows(
             "SELECT MIN(next_try_at) FROM fax_jobs WHERE line = ? AND state = 'retry_scheduled'",

@@ -332,3 +332,19 @@ async def test_more_pages_confirmed_than_the_document_has_is_named_so(tmp_path: 
         done = await core.until_state(job["id"], "failed")
         assert result_words(done) == ("failed: the far end confirmed more pages than the 2 of"
                                       " this document")
+
+
+async def test_uploads_that_never_became_a_job_are_removed_after_a_day(tmp_path: Path) -> None:
+    import os
+
+    async with fax_core(tmp_path) as core:
+        job = await core.send(pages=1)
+        left = await core.service.prepare(upload(tmp_path, 1), "left.pdf")
+        fresh = await core.service.prepare(upload(tmp_path, 1), "fresh.pdf")
+        documents = tmp_path / "data" / "faxes" / "documents"
+        old = core.service.clock() - 2 * 86400
+        for token in (left.token, Path(job["document"]).parent.name):
+            os.utime(documents / token, (old, old))
+        assert await core.service.prune_documents() == 1
+        assert sorted(p.name for p in documents.iterdir()) == sorted(
+            [fresh.token, Path(job["document"]).parent.name])
