@@ -193,7 +193,7 @@ class FaxService:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for task in self._watchdogs.values():
+        for task in list(self._watchdogs.values()):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
@@ -457,7 +457,7 @@ class FaxService:
         """No result in time (no answer to the Originate, connection lost before the channel
         was known, a job that vanished from the queue): failed, result unknown. Not retried:
         the far end may have pages."""
-        await asyncio.sleep(seconds)
+        await asyncio.sleep(seconds)  # cancelled when the call ends in time
         try:
             job = await self.store.get_fax_job(job_id)
             if job["state"] not in ACTIVE or job["attempts"] != attempt:
@@ -477,7 +477,8 @@ class FaxService:
             if updated is not None:
                 await self._after_change(updated)
         finally:
-            self._call_over(line)
+            if self._watchdogs.get(line) is asyncio.current_task():
+                self._call_over(line)
 
     # -- backend events --------------------------------------------------------------------
 
