@@ -383,7 +383,12 @@ class FaxService:
             wake.clear()
             due = await self.store.due_fax_jobs(line, limit=1)
             if due:
-                await self._start_call(line, due[0])
+                try:
+                    await self._start_call(line, due[0])
+                except Exception:
+                    # The call's deadline still ends that job; the line goes on.
+                    log.exception("fax line %s: job %d not started cleanly", line,
+                                  due[0]["id"])
                 continue
             timeout = None
             nxt = await self.store.next_fax_retry_at(line)
@@ -394,8 +399,8 @@ class FaxService:
 
     async def _start_call(self, line: str, job: dict[str, Any]) -> None:
         backend = self.backends[line]
-        # Stored before the backend is asked: a crash from here on leaves an "interrupted"
-        # job, never one that is silently called a second time.
+        # Stored before the backend is asked: after a crash from here on the job is looked
+        # for on its line (adopt) or "interrupted", never silently called a second time.
         dialing = await self.store.update_fax_job(
             job["id"], only_states=WAITING, state=JobState.DIALING.value,
             attempts=job["attempts"] + 1, page=0, pages_confirmed=0, next_try_at=None,

@@ -348,3 +348,27 @@ async def test_uploads_that_never_became_a_job_are_removed_after_a_day(tmp_path:
         assert await core.service.prune_documents() == 1
         assert sorted(p.name for p in documents.iterdir()) == sorted(
             [fresh.token, Path(job["document"]).parent.name])
+
+
+async def test_a_store_error_after_submit_does_not_stop_the_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    policy = RetryPolicy(max_attempts=1, retry_seconds=0.0, dial_timeout=0.2, page_timeout=0.1)
+    async with fax_core(tmp_path, policy) as core:
+        real = core.store.update_fax_job
+        broken = []
+
+        async def update(job_id, **changes):  # type: ignore[no-untyped-def]
+            if "backend_ref" in changes and changes["backend_ref"] and not broken:
+                broken.append(job_id)
+                raise OSError("disk I/O error")
+            return await real(job_id, **changes)
+
+        monkeypatch.setattr(core.store, "update_fax_job", update)
+        first = await core.send(pages=1)
+        second = await core.send(pages=1)
+        done = await core.until_state(first["id"], "failed")
+        assert done["result"] == "unknown"
+        ref = await core.until_submits(2)
+        assert core.backend.submits[1][1] == second["id"]
+        core.backend.result(ref, FaxOutcome.SENT, 1, 1)
+        await core.until_state(second["id"], "sent")
