@@ -9,6 +9,8 @@ DEBIAN_TEST := chromium fonts-dejavu-core
 # Fax: ghostscript renders PDFs into fax pages; libspandsp2 is the fax engine (T.30, T.38).
 DEBIAN_RUN += ghostscript libspandsp2
 DEBIAN_TEST += ghostscript libspandsp2
+# Fax: HylaFAX's hfaxd/faxq, started by the HylaFAX line's tests on a private spool.
+DEBIAN_TEST += hylafax-server
 
 .PHONY: run test bench clean deps-run deps-test
 

@@ -13,13 +13,13 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.applications import Starlette
 
 from callcenter.bus import BusEvent
 from callcenter.calls.registry import CallRegistry
-from callcenter.config import Config, PbxLineConfig
+from callcenter.config import Config, FaxLineConfig, PbxLineConfig
 from callcenter.demo import DEMO_PASSWORD, seed_demo
 from callcenter.passwords import shutdown_pool
 from callcenter.services import Services
@@ -96,6 +96,68 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
         sweeper = asyncio.create_task(_sweep(registry), name="call-sweeper")
         stack.push_async_callback(_cancel, sweeper)
         yield
+
+
+@contextlib.asynccontextmanager
+async def fax_handling(services: Services, demo: bool) -> AsyncIterator[None]:
+    """The fax service and its lines ([[fax]]; in demo mode with none configured, a line that
+    sends to itself): lines started first, the service (and its dispatchers) stopped first,
+    so a fax cut by the stop is found "interrupted" at the next start."""
+    from callcenter.faxes.jobs import RetryPolicy
+    from callcenter.faxes.service import FaxService
+    from fax.documents import FaxConverter
+
+    config = services.config
+    folder = config.data_dir / "faxes"
+    service = FaxService(services.store, services.bus, FaxConverter(folder / "work"),
+                         services.matcher, config.data_dir,
+                         managers_see_all=config.console.managers_see_all_clients)
+    line_configs = [line for line in config.fax if line.enabled]
+    if demo and not line_configs:
+        # A real T.30 exchange with itself (libspandsp) when the library is there.
+        from fax import spandsp_lib
+
+        try:
+            spandsp_lib.load()
+            kind = "spandsp"
+        except spandsp_lib.SpandspMissing:
+            kind = "loopback"
+        line_configs = [FaxLineConfig(name="demo-fax", kind=kind,
+                                      local_station_id="+7 495 111-00-00", page_seconds=1.5)]
+    async with contextlib.AsyncExitStack() as stack:
+        for cfg in line_configs:
+            line = _fax_line(cfg, service.sink(cfg.name), folder / "lines" / cfg.name)
+            service.add_line(cfg.name, line, RetryPolicy(
+                cfg.max_attempts, cfg.retry_seconds, cfg.retry_backoff, cfg.retry_interrupted,
+                dial_timeout=cfg.dial_timeout, page_timeout=cfg.page_timeout))
+            await line.start()
+            stack.push_async_callback(line.stop)
+        await service.start()
+        stack.push_async_callback(service.stop)
+        services.extra["faxes"] = service
+        yield
+
+
+def _fax_line(cfg: FaxLineConfig, sink: Callable[..., object], folder: Path) -> Any:
+    if cfg.kind == "asterisk":
+        from fax.asterisk import AsteriskFaxLine
+
+        return AsteriskFaxLine(cfg, sink)
+    if cfg.kind == "hylafax":
+        from fax.hylafax import HylaFaxLine
+
+        return HylaFaxLine(cfg, sink, folder)
+    if cfg.kind == "spandsp":
+        from fax.spandsp import Transport
+        from fax.spandsp_line import SpandspLoopbackLine
+
+        return SpandspLoopbackLine(
+            cfg.name, sink, folder, transport=Transport(cfg.transport),
+            speed=cfg.speed or None, own_number=cfg.caller_id,
+            station_id=cfg.local_station_id or "CALLCENTER")
+    from fax.loopback import LoopbackFaxLine
+
+    return LoopbackFaxLine(cfg, sink, folder)
 
 
 # How long the lines have to re-adopt the calls still up before the calls the last run left
@@ -232,6 +294,7 @@ def create_app(config: Config, *, demo: bool | None = None, demo_calls: bool = T
                              DEMO_PASSWORD)
             async with contextlib.AsyncExitStack() as stack:
                 await stack.enter_async_context(call_handling(services, demo, demo_calls))
+                await stack.enter_async_context(fax_handling(services, demo))
                 for component in app.state.components:
                     await stack.enter_async_context(component(services, demo))
                 yield

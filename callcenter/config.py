@@ -145,6 +145,63 @@ _CHANNEL_TEMPLATE = re.compile(r"^[A-Za-z0-9_]+/[A-Za-z0-9_@.{}/-]{1,80}$")
 
 
 @dataclass
+class FaxLineConfig:
+    """One fax line (``[[fax]]``): which backend sends and receives, and the job policy."""
+
+    name: str = "fax"
+    kind: str = "asterisk"  # see FAX_KINDS
+    enabled: bool = True
+    # Retries on busy, no answer and line errors: calls per job (the first included), the
+    # wait before the second, and the factor each further wait grows by.
+    max_attempts: int = 3
+    retry_seconds: float = 120.0
+    retry_backoff: float = 2.0
+    # A job that was mid-call when callcenter stopped is "interrupted"; true: call again from
+    # page 1 (the far end may then get the first pages twice).
+    retry_interrupted: bool = False
+    # A call that reports no result after dial_timeout + pages x page_timeout seconds is
+    # ended "failed, result unknown" (the line is free again).
+    dial_timeout: float = 180.0
+    page_timeout: float = 300.0
+    local_station_id: str = ""  # our fax number as the far end sees it (20 characters)
+    header: str = ""  # the page header line
+    # asterisk: the AMI connection (as [[pbx]]), the channel a fax is dialled on ({number}),
+    # the folders the TIFFs pass through (as Asterisk names them, and as mounted here).
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "crm"
+    secret: str = ""
+    channel: str = "PJSIP/{number}@trunk"
+    caller_id: str = ""
+    outgoing_pbx_path: str = "/var/spool/asterisk/fax/outgoing"
+    outgoing_mount_path: str = "/var/spool/asterisk/fax/outgoing"
+    incoming_pbx_path: str = "/var/spool/asterisk/fax/incoming"
+    incoming_mount_path: str = "/var/spool/asterisk/fax/incoming"
+    receive_contexts: list[str] = field(default_factory=lambda: ["from-trunk"])
+    # SendFAX options: f = fall back to G.711 audio when the far end offers no T.38,
+    # F = audio only (no T.38), s = FAXStatus events (needed), z = offer T.38 ourselves.
+    sendfax_options: str = "fs"
+    ecm: bool = True  # FAXOPT(ecm): error correction mode
+    poll_seconds: float = 3.0  # FAXSession polls for the page being sent
+    # hylafax: the hfaxd client protocol (port 4559) and its spool (recvq is read there).
+    password: str = ""
+    # hfaxd's ADMIN password (hosts.hfaxd, 4th field): needed to remove received faxes
+    # from recvq once stored.
+    admin_password: str = ""
+    modem: str = "any"  # JPARM MODEM: a modem (ttyS0) or modem class of the HylaFAX host
+    # loopback (demo, tests): a fax "sent" to itself, one page every page_seconds, then
+    # received back from the number it was sent to.
+    page_seconds: float = 2.0
+    # spandsp (demo, tests): a real T.30 exchange with a second libspandsp terminal in this
+    # process, over "t38" or "g711" audio; speed: multiple of real time (0 = as fast as it goes).
+    transport: str = "t38"
+    speed: float = 10.0
+
+
+FAX_KINDS = ("asterisk", "hylafax", "loopback", "spandsp")
+
+
+@dataclass
 class DemoConfig:
     enabled: bool = False
     # Seconds between two demo calls.
@@ -160,6 +217,7 @@ class Config:
     recordings: RecordingsConfig = field(default_factory=RecordingsConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
     pbx: list[PbxLineConfig] = field(default_factory=list)
+    fax: list[FaxLineConfig] = field(default_factory=list)
     # Where the values came from: the file, or "<defaults>".
     source: str = "<defaults>"
     base_dir: Path = field(default_factory=Path.cwd)
@@ -205,6 +263,12 @@ def load_config(path: str | Path | None = None, env: typing.Mapping[str, str] | 
                 raise ConfigError(f"{source}: [pbx] must be a list of tables: write [[pbx]]")
             config.pbx = [
                 _build(PbxLineConfig, item, f"pbx[{i}]", source) for i, item in enumerate(value)
+            ]
+        elif key == "fax":
+            if not isinstance(value, list):
+                raise ConfigError(f"{source}: [fax] must be a list of tables: write [[fax]]")
+            config.fax = [
+                _build(FaxLineConfig, item, f"fax[{i}]", source) for i, item in enumerate(value)
             ]
         else:
             section_type = type(getattr(config, key))
@@ -270,11 +334,15 @@ def _env_name(text: str) -> str:
 def _apply_env(config: Config, env: typing.Mapping[str, str]) -> None:
     targets: list[tuple[str, typing.Any, str]] = [
         (f"CALLCENTER_{_env_name(name)}_", getattr(config, name), name)
-        for name in sorted(_SECTIONS - {"pbx"})
+        for name in sorted(_SECTIONS - {"pbx", "fax"})
     ]
     targets += [
         (f"CALLCENTER_PBX_{_env_name(line.name)}_", line, f"pbx[{line.name}]")
         for line in config.pbx
+    ]
+    targets += [
+        (f"CALLCENTER_FAX_{_env_name(line.name)}_", line, f"fax[{line.name}]")
+        for line in config.fax
     ]
     for prefix, section, where in targets:
         hints = typing.get_type_hints(type(section))
@@ -363,6 +431,40 @@ def _validate(config: Config) -> None:
                 and bool(_CHANNEL_TEMPLATE.match(line.originate_channel))),
              f"pbx[{i}].originate_channel must be a channel with one {{ext}}, such as "
              "PJSIP/{ext} or Local/{ext}@from-internal"),
+        ]
+    fax_names = [line.name for line in config.fax]
+    checks.append((len(fax_names) == len(set(fax_names)), "fax line names must be unique"))
+    for i, fax in enumerate(config.fax):
+        checks += [
+            (fax.kind in FAX_KINDS, f"fax[{i}].kind must be one of {', '.join(FAX_KINDS)}"),
+            (bool(fax.name.strip()), f"fax[{i}].name must not be empty"),
+            # It names a folder and the environment variables of the line's secrets.
+            (re.fullmatch(r"[A-Za-z0-9_-]{1,40}", fax.name) is not None,
+             f"fax[{i}].name may hold only letters, digits, _ and - (up to 40)"),
+            (bool(_CHANNEL_TEMPLATE.match(fax.channel)),
+             f"fax[{i}].channel must be a channel such as PJSIP/{{number}}@trunk"),
+            (not any(ch in value for ch in "\r\n\x00"
+                     for value in (fax.caller_id, fax.header, fax.local_station_id)),
+             f"fax[{i}].caller_id, header and local_station_id must be one line each"),
+            (1 <= fax.max_attempts <= 20, f"fax[{i}].max_attempts must be between 1 and 20"),
+            (fax.retry_seconds >= 0 and fax.retry_backoff >= 1,
+             f"fax[{i}].retry_seconds must not be negative and retry_backoff at least 1"),
+            (fax.retry_seconds <= 86400 and fax.retry_backoff <= 10,
+             f"fax[{i}].retry_seconds must be at most 86400 and retry_backoff at most 10"),
+            (1 <= fax.port <= 65535, f"fax[{i}].port must be between 1 and 65535"),
+            (fax.channel.count("{number}") == 1,
+             f"fax[{i}].channel must contain {{number}} once, such as PJSIP/{{number}}@trunk"),
+            (len(fax.local_station_id) <= 20 and "," not in fax.local_station_id + fax.header,
+             f"fax[{i}].local_station_id must be up to 20 characters; no commas in it or"
+             " in the header"),
+            (fax.poll_seconds > 0, f"fax[{i}].poll_seconds must be positive"),
+            (0 < fax.dial_timeout <= 3600 and 0 < fax.page_timeout <= 3600,
+             f"fax[{i}].dial_timeout and page_timeout must be between 0 and 3600 seconds"),
+            (re.fullmatch(r"[fFdz]{0,4}s[fFdz]{0,4}", fax.sendfax_options) is not None,
+             f"fax[{i}].sendfax_options must be SendFAX option letters (f, F, d, z) with s"),
+            (fax.page_seconds >= 0, f"fax[{i}].page_seconds must not be negative"),
+            (fax.transport in ("t38", "g711"), f"fax[{i}].transport must be t38 or g711"),
+            (fax.speed >= 0, f"fax[{i}].speed must not be negative"),
         ]
     for ok, message in checks:
         if not ok:

@@ -1,0 +1,1 @@
+"""Fax line adapters: Asterisk over AMI, HylaFAX, the spandsp engine, the document pipeline."""

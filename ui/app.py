@@ -18,6 +18,7 @@ from callcenter.errors import CallcenterError, ValidationError
 from callcenter.models import Role
 from callcenter.store.base import Conflict, NotFound
 from ui.api.common import current_user, handle_error
+from ui.api.faxes import MAX_UPLOAD, UPLOAD_PATH
 from ui.hub import Hub
 from ui.openapi import build_openapi
 from ui.pages import SecurityHeadersMiddleware, page_routes
@@ -79,7 +80,8 @@ def build_web_app(
     middleware = [
         Middleware(SecurityHeadersMiddleware),
         # Before anything reads the body; inside the headers, so a 413 carries them too.
-        Middleware(BodyLimitMiddleware, limit=MAX_BODY, timeout=body_timeout),
+        Middleware(BodyLimitMiddleware, limit=MAX_BODY, timeout=body_timeout,
+                   larger={UPLOAD_PATH: MAX_UPLOAD}),
         Middleware(
             SessionMiddleware,
             secret_key=secret_key,

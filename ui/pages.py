@@ -79,6 +79,7 @@ def page_routes() -> list[BaseRoute]:
         Route("/", console_page, methods=["GET"]),
         Route("/calls", console_page, methods=["GET"]),
         Route("/tasks", console_page, methods=["GET"]),
+        Route("/faxes", console_page, methods=["GET"]),
         Route("/clients/{id:int}", console_page, methods=["GET"]),
         Route("/admin/users", console_page, methods=["GET"]),
         Route("/admin/routing", console_page, methods=["GET"]),

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ui.api import admin_models as am
-from ui.api import audit, calls, clients, routing, session, tasks, users
+from ui.api import audit, calls, clients, faxes, routing, session, tasks, users
 from ui.api import models as m
 
 
@@ -145,4 +145,24 @@ ROUTES: list[ApiRoute] = [
     ApiRoute("POST", "/api/routing/extensions", routing.assign_extensions,
              "Map extensions to users, e.g. as imported from the endpoint list (admin)",
              "routing", am.ExtensionsIn, "[User]", admin=True),
+    ApiRoute("POST", faxes.UPLOAD_PATH, faxes.upload_document,
+             "Upload a document to fax (multipart 'file'): its page count and thumbnail",
+             "faxes", status=201),
+    ApiRoute("GET", "/api/fax-documents/{token}/thumbnail", faxes.document_thumbnail,
+             "Page 1 of an uploaded document (image/png)", "faxes"),
+    ApiRoute("POST", "/api/faxes", faxes.send_fax, "Send an uploaded document as a fax",
+             "faxes", faxes.FaxSendIn, status=201),
+    ApiRoute("GET", "/api/faxes", faxes.list_faxes, "Outgoing faxes, newest first", "faxes",
+             None, None, faxes.FaxesQuery),
+    ApiRoute("GET", "/api/faxes/{id}", faxes.get_fax, "One outgoing fax", "faxes"),
+    ApiRoute("POST", "/api/faxes/{id}/cancel", faxes.cancel_fax, "Cancel an outgoing fax",
+             "faxes"),
+    ApiRoute("GET", "/api/faxes/{id}/thumbnail", faxes.fax_thumbnail,
+             "Page 1 of an outgoing fax (image/png)", "faxes"),
+    ApiRoute("GET", "/api/fax-inbox", faxes.inbox, "Received faxes, newest first", "faxes",
+             None, None, faxes.InboxQuery),
+    ApiRoute("GET", "/api/fax-inbox/{id}/pdf", faxes.received_pdf,
+             "A received fax as PDF, shown inline", "faxes"),
+    ApiRoute("GET", "/api/fax-lines", faxes.fax_lines, "Fax line status (admin)", "faxes",
+             admin=True),
 ]

@@ -65,19 +65,22 @@ class BodyLimitMiddleware:
     ever."""
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY,
-                 timeout: float = BODY_TIMEOUT) -> None:
+                 timeout: float = BODY_TIMEOUT, larger: dict[str, int] | None = None) -> None:
         self.app = app
         self.limit = limit
         self.timeout = timeout
+        # Exact paths allowed a larger body than ``limit`` (document uploads).
+        self.larger = dict(larger or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = f"request body is larger than {self.limit} bytes"
+        limit = self.larger.get(scope.get("path", ""), self.limit)
+        too_large = f"request body is larger than {limit} bytes"
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.limit):
+        if length is not None and (not length.isdigit() or int(length) > limit):
             await _refuse(send, 413, BodyTooLarge.error_id,
                           too_large if length.isdigit() else "bad Content-Length")
             return
@@ -104,7 +107,7 @@ class BodyLimitMiddleware:
                                   f"{self.timeout:g} s") from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
+                if received > limit:
                     # Once a response is under way (a static file listening for the
                     # client going away) an exception would only be a logged traceback.
                     if started:

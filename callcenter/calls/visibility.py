@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from callcenter.faxes.visibility import can_see_fax
 from callcenter.models import Role, User
 
 
@@ -31,6 +32,9 @@ def can_see_event(user: User, data: dict[str, Any], managers_see_all: bool) -> b
     call when the office lets managers see all clients)."""
     if user.role is not Role.MANAGER or managers_see_all:
         return True
+    fax = data.get("fax")
+    if fax is not None:  # fax.status / fax.received: the fax's client decides
+        return can_see_fax(user, fax, managers_see_all)
     call = data.get("call")
     if call is None:
         return True  # not a call event: nothing client-specific in it

@@ -31,6 +31,9 @@ class FaxDocument:
     resolution: Resolution
     paper: Paper
     thumbnail_png: Path  # page 1, small, for the console
+    # Which call of its job this is (the first is 1): a backend that can tag its own job with
+    # it finds that job again after a restart (see FaxBackend.adopt).
+    attempt: int = 1
 
 
 class DocumentRejected(Exception):
@@ -61,6 +64,14 @@ class FaxOutcome(enum.StrEnum):
     NO_ANSWER = "no_answer"
     LINE_ERROR = "line_error"  # congestion, no carrier, training failed
     CANCELLED = "cancelled"
+    # The call may have happened, its end was not seen (connection lost after the request,
+    # no answer from the line in time): never "sent", never called again on its own.
+    UNKNOWN = "unknown"
+
+
+class ResultUnknown(Exception):
+    """Raised by submit() when the request may have reached the line (the job may be sent)
+    but its fate is unknown: the job ends "failed, result unknown" and is not retried."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +123,12 @@ class FaxBackend(Protocol):
         ...
 
     async def cancel(self, job_ref: str) -> None: ...
+
+    # Optional: ``async def adopt(self, job_id: int, attempt: int) -> str | None``. At start
+    # the core asks it about each job a previous run left in a call: the backend's reference
+    # when that call is still known to the backend (it then reports its end as usual), None
+    # when it is not (the job is "interrupted"). A backend without it cannot tell: every such
+    # job is interrupted.
 
 
 FaxSink = Callable[[FaxEvent], object]

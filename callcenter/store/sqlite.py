@@ -36,6 +36,7 @@ from callcenter.store.base import (
 from callcenter.store.sqlite_audit import AuditMixin
 from callcenter.store.sqlite_calls import CallLogMixin, now_utc, ts
 from callcenter.store.sqlite_db import DEFAULT_BUSY_TIMEOUT_MS, SqliteDb
+from callcenter.store.sqlite_faxes import FaxStoreMixin
 from callcenter.store.sqlite_routing import RoutingMixin
 from callcenter.store.sqlite_users import UserAdminMixin
 
@@ -149,7 +150,7 @@ def _user(row: Sequence[Any]) -> User:
                 bool(row[7]))
 
 
-class SqliteStore(CallLogMixin, AuditMixin, UserAdminMixin, RoutingMixin):
+class SqliteStore(CallLogMixin, AuditMixin, UserAdminMixin, RoutingMixin, FaxStoreMixin):
     """The product's store on one SQLite file in WAL mode.
 
     Writes are serialised through one writer (see :mod:`callcenter.store.sqlite_db`); reads

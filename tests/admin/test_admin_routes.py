@@ -62,6 +62,11 @@ NON_ADMIN = {
     ("POST", "/api/calls/{call_id}/transfer"), ("POST", "/api/calls/{call_id}/hangup"),
     ("POST", "/api/calls/{call_id}/recording"), ("POST", "/api/originate"),
     ("GET", "/api/presence"), ("GET", "/api/recordings/{id}"),
+    # faxes: every user sends and receives; visibility is per client (tests/faxes)
+    ("POST", "/api/fax-documents"), ("GET", "/api/fax-documents/{token}/thumbnail"),
+    ("POST", "/api/faxes"), ("GET", "/api/faxes"), ("GET", "/api/faxes/{id}"),
+    ("POST", "/api/faxes/{id}/cancel"), ("GET", "/api/faxes/{id}/thumbnail"),
+    ("GET", "/api/fax-inbox"), ("GET", "/api/fax-inbox/{id}/pdf"),
 }
 
 

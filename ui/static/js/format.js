@@ -43,6 +43,7 @@ export function callerNumber(caller) {
 // the English fallback for integrators and older rows).
 export function interactionText(item) {
   const d = item && item.data;
+  if (item && item.kind === 'fax' && d && d.direction) return faxText(d) || item.summary || '';
   if (!item || item.kind !== 'call' || !d || !d.direction || !d.state) return (item && item.summary) || '';
   const by = d.answered_by ? (d.answered_by.user_name || d.answered_by.extension || t('calls.outside')) : '';
   const params = {
@@ -60,4 +61,13 @@ export function interactionText(item) {
   }
   if (d.voicemail) text += ` · ${t('calls.voicemail')}`;
   return text;
+}
+
+// A fax in the client's history, in the user's language (the words come with the event).
+function faxText(d) {
+  if (d.direction === 'in') {
+    return t(d.ok ? 'history.fax.in' : 'history.fax.in_bad', { number: d.number || t('caller.unknown'), pages: d.pages });
+  }
+  const words = d.words ? (d.words[language()] || d.words.en) : '';
+  return words ? t('history.fax.out', { number: d.number || '', words }) : '';
 }

@@ -11,6 +11,7 @@ const ROUTES = [
   { pattern: /^\/$/, nav: 'home', load: () => import('./pages/home.js') },
   { pattern: /^\/calls$/, nav: 'calls', load: () => import('./pages/calls.js') },
   { pattern: /^\/tasks$/, nav: 'tasks', load: () => import('./pages/tasks.js') },
+  { pattern: /^\/faxes$/, nav: 'faxes', load: () => import('./pages/faxes.js') },
   { pattern: /^\/clients\/(?<id>\d+)$/, nav: null, load: () => import('./pages/client.js') },
   { pattern: /^\/admin\/users$/, nav: 'users', load: () => import('./pages/users.js') },
   { pattern: /^\/admin\/audit$/, nav: 'audit', load: () => import('./pages/audit.js') },
@@ -115,7 +116,11 @@ async function boot() {
   startTimers();
   setInterval(() => ctx.store.prune(), 60000);
   ctx.socket = new LiveSocket({
-    onEvent: (event) => ctx.store.apply(event),
+    onEvent: (event) => {
+      ctx.store.apply(event);
+      // Pages other than the call views (faxes) listen here.
+      window.dispatchEvent(new CustomEvent('callcenter:event', { detail: event }));
+    },
     onReset: () => ctx.store.reload(),
     onStatus: connectionStatus,
     onUnauthorized: goToLogin,

@@ -6,6 +6,7 @@ import { h, replace } from '../dom.js';
 import { dateTime, interactionText } from '../format.js';
 import { t } from '../i18n.js';
 import { errorText, phoneLink, toast } from '../widgets.js';
+import { faxSection } from './faxsend.js';
 import { CALL_HEAD, callRow, isoFromInput, label, section, table, TASK_HEAD, taskRow } from './shared.js';
 
 function customValue(value) {
@@ -114,6 +115,7 @@ export async function render(main, { id }) {
       section('client.details', details),
       section('client.contacts', contacts)),
     section('client.calls', callsBox),
+    faxSection(client),
     h('div', { class: 'columns' },
       section('client.history', noteForm, historyBox),
       section('client.tasks', taskForm, tasksBox)));
