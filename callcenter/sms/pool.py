@@ -231,7 +231,8 @@ class ModemPool:
         svc = self.service
         try:
             now = self.clock()
-            await self.store.sms_mark_sending(part["id"], message["id"], name, now)
+            if not await self.store.sms_mark_sending(part["id"], message["id"], name, now):
+                return  # no longer queued (a campaign took it back): never sent
             slot.recent.append(now)
             slot.sent_today += 1
             await svc.publish_status(message["id"])

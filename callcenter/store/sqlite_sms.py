@@ -182,17 +182,21 @@ class SmsStoreMixin:
         return rows[0][0] if rows and rows[0][0] is not None else None
 
     async def sms_mark_sending(self, part_id: int, message_id: int, modem: str,
-                               now: float) -> None:
+                               now: float) -> bool:
         """Durably: this part is being handed to ``modem`` (a crash from here on makes it
-        "unknown", never re-sent), and the whole message is bound to that modem."""
+        "unknown", never re-sent), and the whole message is bound to that modem. False when
+        the part was no longer queued (taken back by a campaign meanwhile): do not send."""
         async with self._db.transaction():
-            await self._db.execute(
+            cursor = await self._db.execute(
                 "UPDATE sms_parts SET state = 'sending', modem = ?, sending_at = ?,"
                 " attempts = attempts + 1 WHERE id = ? AND state = 'queued'",
                 (modem, now, part_id))
+            if not cursor.rowcount:
+                return False
             await self._db.execute(
                 "UPDATE sms_messages SET state = 'sending', modem = ?, updated_at = ?"
                 " WHERE id = ?", (modem, now, message_id))
+        return True
 
     async def sms_sending_to_unknown(self, reason: str) -> list[int]:
         """After a restart: every part still "sending" may have gone out. It becomes
