@@ -16,7 +16,9 @@ def inbound(server: LiveServer, sender: str, text: str) -> None:
     server.call(server.services.extra["sms"].handle, part)
 
 
-def test_write_from_the_client_card_with_a_live_counter(server: LiveServer, console) -> None:
+def test_write_from_the_client_card_with_a_live_counter(live_server, config, console) -> None:
+    config.sms.templates = ["Hello {contact.first_name}, your order for {client.name} is ready"]
+    server = live_server()
     d = demo(server)
     ivan = d.clients["ООО «Ромашка»"]
     tab = console(server, "maria")
@@ -24,6 +26,10 @@ def test_write_from_the_client_card_with_a_live_counter(server: LiveServer, cons
     page.goto(f"{server.url}/clients/{ivan.id}")
     compose = page.locator("[data-role=sms-compose]")
     counter = compose.locator("[data-role=sms-counter]")
+    compose.locator("[data-role=sms-template]").select_option("0")
+    expect(compose.locator("textarea")).to_have_value(
+        "Hello Ivan, your order for ООО «Ромашка» is ready")
+    expect(counter).to_have_attribute("data-encoding", "ucs2")
     compose.locator("textarea").fill("a" * 161)
     expect(counter).to_have_attribute("data-parts", "2")
     expect(counter).to_have_attribute("data-encoding", "gsm7")

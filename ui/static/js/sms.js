@@ -87,7 +87,31 @@ export function counter(textarea) {
   return out;
 }
 
-// The compose box: a number (or a choice of the client's numbers), the text, the counter.
+// A template's placeholders filled from the card: {client.name}, {contact.name},
+// {contact.first_name}; unknown ones stay as typed (the user sees and edits them).
+export function fillTemplate(text, fields) {
+  return String(text).replace(/\{(client\.name|contact\.name|contact\.first_name)\}/g,
+    (whole, key) => (fields[key] ? String(fields[key]) : whole));
+}
+
+function templatePicker(textarea, fieldsFor) {
+  const select = h('select', { name: 'template', 'aria-label': t('sms.template'), dataset: { role: 'sms-template' } },
+    h('option', { value: '' }, t('sms.free_text')));
+  api('GET', '/api/sms/templates').then((list) => {
+    for (const tpl of list) select.append(h('option', { value: String(tpl.id) }, tpl.text.slice(0, 60)));
+    select.hidden = !list.length;
+    select.addEventListener('change', () => {
+      const tpl = list.find((x) => String(x.id) === select.value);
+      if (!tpl) return;
+      textarea.value = fillTemplate(tpl.text, fieldsFor());
+      textarea.dispatchEvent(new Event('input'));
+    });
+  }).catch(() => { select.hidden = true; });
+  return select;
+}
+
+// The compose box: a number (or a choice of the client's numbers), a template or free text,
+// the counter.
 export function composeBox({ numbers = [], clientId = null, onSent = () => {} } = {}) {
   const to = numbers.length
     ? h('select', { name: 'to', 'aria-label': t('sms.to') }, numbers.map((n) => h('option', { value: n.value }, n.label)))
@@ -95,6 +119,10 @@ export function composeBox({ numbers = [], clientId = null, onSent = () => {} } 
   const text = h('textarea', { name: 'text', rows: 3, required: true, maxlength: 1600,
     'aria-label': t('sms.text'), placeholder: t('sms.placeholder') });
   const count = counter(text);
+  const picker = templatePicker(text, () => {
+    const chosen = numbers.find((n) => n.value === to.value) || numbers[0] || {};
+    return chosen.fields || {};
+  });
   const button = h('button', { type: 'submit' }, t('sms.send'));
   async function send(confirm) {
     const body = { to: to.value, text: text.value, confirm_opted_out: confirm };
@@ -121,7 +149,7 @@ export function composeBox({ numbers = [], clientId = null, onSent = () => {} } 
     } finally {
       button.disabled = false;
     }
-  } }, to, text, h('div', { class: 'sms-compose-bar' }, count, button));
+  } }, to, picker, text, h('div', { class: 'sms-compose-bar' }, count, button));
   return form;
 }
 

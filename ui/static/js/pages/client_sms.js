@@ -9,7 +9,10 @@ import { section, table } from './shared.js';
 
 export function clientSmsSection(client) {
   const numbers = client.contacts.flatMap((c) => c.phones.map((p) => ({
-    value: p.e164 || p.raw, label: `${c.name}: ${p.raw}` })));
+    value: p.e164 || p.raw,
+    label: `${c.name}: ${p.raw}`,
+    fields: { 'client.name': client.name, 'contact.name': c.name, 'contact.first_name': c.name.split(/\s+/)[0] },
+  })));
   const listBox = h('div', { class: 'table-wrap', dataset: { role: 'client-sms' } });
   const detail = detailBox();
   const head = SMS_HEAD.filter((k) => k !== 'sms.client');
