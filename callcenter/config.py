@@ -149,6 +149,8 @@ class DemoConfig:
     enabled: bool = False
     # Seconds between two demo calls.
     call_interval: float = 15.0
+    # Seconds between two inbound SMS on the demo's emulated modems.
+    sms_interval: float = 30.0
 
 
 @dataclass
@@ -387,6 +389,7 @@ def _validate(config: Config) -> None:
         (config.recordings.voicemail_pbx_path.startswith("/"),
          "recordings.voicemail_pbx_path must be an absolute path"),
         (config.demo.call_interval > 0, "demo.call_interval must be positive"),
+        (config.demo.sms_interval > 0, "demo.sms_interval must be positive"),
     ]
     names = [line.name for line in config.pbx]
     checks.append((len(names) == len(set(names)), "pbx line names must be unique"))
