@@ -342,14 +342,17 @@ class ModemPool:
             self._roll_day(slot, now)
             while slot.recent and slot.recent[0] <= now - 60:
                 slot.recent.popleft()
-            line_status = getattr(slot.modem, "status", None)
-            state = ""
+            line_status = getattr(slot.modem, "status", None)  # the Line lifecycle, if any
+            state = detail = line_error = ""
             if callable(line_status):
                 with contextlib.suppress(Exception):
-                    state = str(getattr(line_status(), "state", ""))
+                    current = line_status()
+                    state = str(getattr(current, "state", ""))
+                    detail = str(getattr(current, "detail", ""))
+                    line_error = str(getattr(current, "last_error", ""))
             window = slot.limits.window
             out.append({
-                "name": name, "ready": bool(slot.modem.ready), "state": state,
+                "name": name, "ready": bool(slot.modem.ready), "state": state, "detail": detail,
                 "signal_dbm": info.signal_dbm, "operator": info.operator,
                 "registered": info.registered, "roaming": info.roaming, "model": info.model,
                 "balance": slot.balance or info.balance,
@@ -360,7 +363,7 @@ class ModemPool:
                 "window": None if window is None else
                 [window[0].strftime("%H:%M"), window[1].strftime("%H:%M")],
                 "in_window": in_window(window, self._local(now)),
-                "last_error": slot.last_error, "last_error_at": slot.last_error_at,
+                "last_error": slot.last_error or line_error, "last_error_at": slot.last_error_at,
             })
         return out
 

@@ -15,6 +15,7 @@ function poolRow(m) {
   return h('tr', { class: `modem-row ${m.ready ? 'ready' : 'down'}`, dataset: { modem: m.name } },
     h('td', {}, m.name, m.model ? h('div', { class: 'muted' }, m.model) : null),
     h('td', {}, m.ready ? t('sms.modem_ready') : t('sms.modem_down'),
+      m.detail ? h('div', { class: 'muted' }, m.detail) : null,
       m.in_window ? null : h('div', { class: 'muted' }, t('sms.outside_window'))),
     h('td', {}, m.signal_dbm === null || m.signal_dbm === undefined ? '—' : `${m.signal_dbm} dBm`),
     h('td', {}, m.operator || '—', m.roaming ? h('div', { class: 'muted' }, t('sms.roaming')) : null),
