@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 # A modem that raised LineUnavailable (down, not written) is tried again after this long.
 DOWN_RETRY = 5.0
 IDLE_WAKE = 30.0
+BALANCE_POLL = 20.0  # how often modems that became ready are looked at for their balance
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,7 @@ class ModemSlot:
     last_error: str = ""
     last_error_at: float | None = None
     balance: str = ""
+    balance_at: float | None = None
     down_until: float = 0.0
 
 
@@ -324,14 +326,18 @@ class ModemPool:
         return slot.balance
 
     async def _balances(self) -> None:
+        """Each modem's balance soon after it is first ready, then every balance_interval."""
         while True:
+            now = self.clock()
             for name, slot in self.slots.items():
-                if slot.modem.ready:
+                due = slot.balance_at is None or now - slot.balance_at >= self.balance_interval
+                if due and slot.modem.ready:
+                    slot.balance_at = now
                     try:
                         await self.check_balance(name)
                     except Exception as exc:  # a USSD that fails must not stop the others
                         self._error(slot, f"balance request failed: {exc}")
-            await asyncio.sleep(self.balance_interval)
+            await asyncio.sleep(min(BALANCE_POLL, self.balance_interval))
 
     async def status(self) -> list[dict[str, Any]]:
         now = self.clock()
