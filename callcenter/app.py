@@ -215,25 +215,28 @@ async def sms_handling(services: Services, demo_modems: bool) -> AsyncIterator[N
     async with contextlib.AsyncExitStack() as stack:
 
         async def build(sink: Sink) -> list[tuple[object, object]]:
-            return await gsm_modems(services.config, sink, stack, demo_modems)
+            return await gsm_modems(services, sink, stack, demo_modems)
 
         await stack.enter_async_context(sms_running(services, build))  # type: ignore[arg-type]
         yield
 
 
-async def gsm_modems(config: Config, sink: object, stack: contextlib.AsyncExitStack,
+async def gsm_modems(services: Services, sink: object, stack: contextlib.AsyncExitStack,
                      demo: bool) -> list[tuple[object, object]]:
     """The modems of the [[gsm]] tables (in demo mode two emulated ones instead), each
     started, with its SIM's limits. A modem that cannot open its device yet is still
     handed to the pool: it stays down and retries on its own."""
     from callcenter.sms.runtime import limits_of
 
+    config = services.config
     configs = [cfg for cfg in config.gsm if cfg.enabled]
     if demo:
         configs = await stack.enter_async_context(demo_gsm(config))
     modems: list[tuple[object, object]] = []
+    calls = services.extra.get("calls")
+    call_sink = calls.registry.handle if calls is not None else (lambda event: None)
     for cfg in configs:
-        modem = _gsm_modem(cfg, sink, config.phones.default_region)
+        modem = _gsm_modem(cfg, sink, call_sink, config.sms.balance_ussd)
         if modem is None:
             break
         await modem.start()  # stopped by sms_running, before the emulators
@@ -241,13 +244,15 @@ async def gsm_modems(config: Config, sink: object, stack: contextlib.AsyncExitSt
     return modems
 
 
-def _gsm_modem(cfg: GsmModemConfig, sink: object, region: str) -> Any:
+def _gsm_modem(cfg: GsmModemConfig, sink: object, call_sink: object, balance: str) -> Any:
     try:
-        from gsm.modem import Modem
+        from gsm.modem import Modem, ModemConfig
     except ImportError:  # the modem adapter is not there yet (built in parallel)
         log.warning("gsm/modem.py is missing: GSM modem %s not started", cfg.name)
         return None
-    return Modem(cfg, sink, region=region)
+    return Modem(ModemConfig(name=cfg.name, path=cfg.device, baudrate=cfg.baudrate,
+                             pin=cfg.pin, balance_code=balance or "*100#"),
+                 sms_sink=sink, call_sink=call_sink)
 
 
 @contextlib.asynccontextmanager
