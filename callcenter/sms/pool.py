@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 # A modem that raised LineUnavailable (down, not written) is tried again after this long.
 DOWN_RETRY = 5.0
 IDLE_WAKE = 30.0
+NOT_READY_POLL = 1.0
 BALANCE_POLL = 20.0  # how often modems that became ready are looked at for their balance
 
 
@@ -157,6 +158,10 @@ class ModemPool:
         next_try = await self.store.sms_next_try()
         if next_try is not None and next_try > now:
             due.append(next_try - now)
+        if next_try is not None and any(not s.modem.ready for s in self.slots.values()):
+            # work waits and a modem is down: look again soon (a modem coming back up
+            # tells nobody)
+            due.append(NOT_READY_POLL)
         for slot in self.slots.values():
             if slot.recent and len(slot.recent) >= slot.limits.per_minute:
                 due.append(slot.recent[0] + 60 - now)
