@@ -185,6 +185,8 @@ def _demo_recordings(config: Config, registry: CallRegistry) -> Callable[[BusEve
     paths: dict[str, list[str]] = {}
 
     def write(event: BusEvent) -> None:
+        if "call" not in event.data:
+            return  # an SMS or fax event
         call_id = event.data["call"]["id"]
         if event.topic not in ("call.ended", "call.missed"):
             live = registry.get(call_id)
@@ -282,7 +284,8 @@ async def demo_gsm(config: Config) -> AsyncIterator[list[GsmModemConfig]]:
 
         async def texts() -> None:
             rng = random.Random()
-            await asyncio.sleep(8.0)  # the first one within seconds of start-up
+            # the first one within seconds of start-up
+            await asyncio.sleep(min(8.0, config.demo.sms_interval))
             for i in itertools.count():
                 sender, text = DEMO_SMS[i % len(DEMO_SMS)]
                 rng.choice(emulators).deliver_sms(sender, text)
