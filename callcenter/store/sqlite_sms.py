@@ -103,9 +103,12 @@ class SmsStoreMixin:
         return message_id
 
     async def sms_get(self, message_id: int) -> dict[str, Any]:
-        row = await self._db.one(f"SELECT {_M} FROM sms_messages WHERE id = ?", (message_id,),
-                                 "SMS", message_id)
-        message = _message(row)
+        row = await self._db.one(
+            f"SELECT {', '.join('m.' + c for c in MESSAGE_COLUMNS)}, cl.name FROM sms_messages m"
+            " LEFT JOIN clients cl ON cl.id = m.client_id WHERE m.id = ?", (message_id,),
+            "SMS", message_id)
+        message = _message(row[:-1])
+        message["client_name"] = row[-1]
         message["parts"] = await self.sms_parts(message_id)
         return message
 
@@ -201,6 +204,8 @@ class SmsStoreMixin:
     async def sms_sending_to_unknown(self, reason: str) -> list[int]:
         """After a restart: every part still "sending" may have gone out. It becomes
         "unknown" (a later report may resolve it) and is never sent again by itself."""
+        if not await self._db.rows("SELECT 1 FROM sms_parts WHERE state = 'sending' LIMIT 1"):
+            return []  # the usual start-up: no write transaction
         async with self._db.transaction():
             rows = await self._db.rows(
                 "SELECT DISTINCT message_id FROM sms_parts WHERE state = 'sending'")

@@ -35,6 +35,7 @@ def test_send_list_and_detail_with_parts(api: Api) -> None:
                               "remaining": 4, "chars": 130}
     assert [p["state"] for p in sms["parts"]] == ["queued", "queued"]
     assert sms["number"] == "+79161234567" and sms["client_id"] == ivan
+    assert sms["client_name"] == "ООО «Ромашка»"
     listed = api.get("/api/sms").json()
     assert [m["id"] for m in listed] == [sms["id"]]
     assert api.get(f"/api/clients/{ivan}/sms").json()[0]["id"] == sms["id"]
@@ -101,3 +102,10 @@ def test_opt_out_list_and_confirmation(api: Api) -> None:
     assert r.json()["changed"] is True
     assert api.get("/api/sms/optout").json() == []
     assert api.get("/api/sms/pool").json() == {"modems": [], "waiting": 1}
+
+
+def test_templates_are_offered(api: Api) -> None:
+    api.client.app.state.config.sms.templates = ["Hello {contact.first_name}!"]
+    api.login("maria")
+    assert api.get("/api/sms/templates").json() == [
+        {"id": 0, "text": "Hello {contact.first_name}!"}]
