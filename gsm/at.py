@@ -2,12 +2,10 @@
 
 Two pieces, fed by the caller (``gsm/port.py``, tests, the emulator's tests):
 
-* :class:`AtFramer` cuts the modem's byte stream into lines. It splits raw bytes on ``\\r`` or
-  ``\\n`` and decodes one whole line at a time (a UTF-8 character cut by a read survives; bytes
-  that are not UTF-8 are replaced and counted, never raised). It reports the ``> `` prompt of
-  ``+CMGS``, which has no line ending, only while a prompt is expected. It keeps a ``+CUSD:``
-  line whose quoted text spans several lines as one line, and it caps the length of a line so
-  a broken modem cannot make it buffer forever.
+* :class:`~gsm.at_framer.AtFramer` cuts the modem's byte stream into lines, the ``> `` prompt
+  of ``+CMGS`` (no line end, reported only while expected) and dropped garbage; a ``+CUSD:``
+  text spanning several lines stays one line; bytes that are not UTF-8 are replaced and counted,
+  never raised; a line is capped so a broken modem cannot make it buffer forever.
 * :class:`AtEngine` runs one command at a time, in order, and sorts every line into the reply of
   the command in flight or an unsolicited result code (URC). A URC that arrives in the middle of
   a reply, or between the ``> `` prompt and the answer, is routed as a URC and never taken for
@@ -28,165 +26,26 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 
-MAX_LINE = 4096  # a +CMGL line of a 140-octet PDU is ~400 chars; a UCS2 +CUSD ~800
-CTRL_Z = b"\x1a"
-ESC = b"\x1b"
-# C0 controls other than the line ends: a NUL at boot, a Ctrl-Z echoed after the PDU.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+from gsm.at_framer import (
+    CTRL_Z,
+    ESC,
+    MAX_LINE,
+    AtFramer,
+    FramerItem,
+    Garbage,
+    GarbageKind,
+    LineReceived,
+    PromptReceived,
+)
 
+__all__ = [
+    "CTRL_Z", "ESC", "MAX_LINE", "AtCommand", "AtEngine", "AtFramer", "AtResponse",
+    "CommandDone", "CommandFailed", "EngineEvent", "FailReason", "Final", "FramerItem",
+    "Garbage", "GarbageKind", "LineReceived", "PromptReceived", "Urc", "command_name",
+    "line_prefix", "parse_final", "split_args", "split_values",
+]  # fmt: skip
 
-# --- framing -----------------------------------------------------------------------------------
-
-
-class GarbageKind(enum.StrEnum):
-    OVERSIZED = "oversized"  # a line above max_line, dropped up to its end
-    UNDECODABLE = "undecodable"  # a line that is not UTF-8 and not any code we know
-    STRAY = "stray"  # a final code with no command in flight (a late OK after a timeout)
-
-
-@dataclass(frozen=True, slots=True)
-class LineReceived:
-    text: str  # stripped of the line end, surrounding blanks and control characters
-    bad_bytes: int = 0  # bytes that were not UTF-8 (replaced by U+FFFD)
-
-
-@dataclass(frozen=True, slots=True)
-class PromptReceived:
-    """The ``> `` of ``AT+CMGS``: the modem waits for the PDU and Ctrl-Z."""
-
-
-@dataclass(frozen=True, slots=True)
-class Garbage:
-    """Something dropped. Carries the size only: the content may be a customer's text."""
-
-    kind: GarbageKind
-    size: int
-
-
-FramerItem = LineReceived | PromptReceived | Garbage
-
-
-class AtFramer:
-    def __init__(self, max_line: int = MAX_LINE) -> None:
-        self.max_line = max_line
-        self.expect_prompt = False  # set by the engine while an AT+CMGS waits for "> "
-        self._buf = bytearray()
-        self._skipping = 0  # >0: inside an oversized line, bytes dropped so far
-        self._cusd: bytearray | None = None  # a +CUSD line whose quoted text is still open
-        self._eat_space = False  # the " " after a ">" that came in an earlier read
-        self.bad_bytes = 0  # totals, for the port's status
-        self.garbage = 0
-
-    def reset(self) -> None:
-        self._buf.clear()
-        self._skipping = 0
-        self._cusd = None
-        self._eat_space = False
-        self.expect_prompt = False
-
-    def feed(self, data: bytes) -> list[FramerItem]:
-        items: list[FramerItem] = []
-        i, n = 0, len(data)
-        while i < n:
-            if self._eat_space:
-                self._eat_space = False
-                if data[i] == 0x20:
-                    i += 1
-                    continue
-            j = _next_eol(data, i)
-            chunk = data[i:n] if j < 0 else data[i:j]
-            if self._skipping:
-                self._skipping += len(chunk)
-                if j >= 0:
-                    items.append(self._garbage(GarbageKind.OVERSIZED, self._skipping))
-                    self._skipping = 0
-                    i = j + 1
-                else:
-                    i = n
-                continue
-            self._buf += chunk
-            if len(self._buf) + (len(self._cusd) if self._cusd is not None else 0) > self.max_line:
-                self._skipping = len(self._buf) + (len(self._cusd or b""))
-                self._buf.clear()
-                self._cusd = None
-                if j < 0:
-                    break
-                items.append(self._garbage(GarbageKind.OVERSIZED, self._skipping))
-                self._skipping = 0
-                i = j + 1
-                continue
-            if j < 0:
-                i = n
-                if self.expect_prompt and self._cusd is None and self._buf[:1] == b">":
-                    # "> " has no line end: it is the whole point of the prompt.
-                    items.append(PromptReceived())
-                    rest = bytes(self._buf[1:])
-                    self._buf.clear()
-                    self.expect_prompt = False
-                    if rest[:1] == b" ":
-                        rest = rest[1:]
-                    elif not rest:
-                        self._eat_space = True
-                    if rest:
-                        items.extend(self.feed(rest))
-                break
-            i = j + 1
-            self._end_line(data[j : j + 1], items)
-        return items
-
-    def _end_line(self, eol: bytes, items: list[FramerItem]) -> None:
-        raw = bytes(self._buf)
-        self._buf.clear()
-        if self._cusd is not None:
-            # inside the quoted text of a +CUSD: keep the line break, blank lines too
-            if eol == b"\n" and not raw:
-                return  # the \n of a \r\n pair
-            self._cusd += b"\n" + raw
-            if self._cusd.count(b'"') % 2 == 0:
-                raw, self._cusd = bytes(self._cusd), None
-                items.append(self._decode(raw))
-            return
-        if not raw.strip():
-            return
-        if self.expect_prompt and raw.lstrip()[:1] == b">":
-            # the prompt with a line end after it, or a URC cut into it ("\r\n>\r\n+CMTI…")
-            items.append(PromptReceived())
-            self.expect_prompt = False
-            raw = raw.lstrip()[1:].strip()
-            if not raw:
-                return
-        if raw.lstrip().startswith(b"+CUSD:") and raw.count(b'"') % 2 == 1:
-            self._cusd = bytearray(raw)
-            return
-        item = self._decode(raw)
-        if isinstance(item, LineReceived) and not item.text:
-            return
-        items.append(item)
-
-    def _decode(self, raw: bytes) -> FramerItem:
-        text = raw.decode("utf-8", errors="replace")
-        bad = 0
-        if "\ufffd" in text:
-            # count how many bytes were dropped: the replaced characters, roughly
-            bad = max(1, len(raw) - len(text.replace("\ufffd", "").encode("utf-8")))
-            self.bad_bytes += bad
-        text = _CONTROL.sub("", text).strip()
-        return LineReceived(text, bad)
-
-    def _garbage(self, kind: GarbageKind, size: int) -> Garbage:
-        self.garbage += 1
-        return Garbage(kind, size)
-
-
-def _next_eol(data: bytes, start: int) -> int:
-    r = data.find(b"\r", start)
-    n = data.find(b"\n", start)
-    if r < 0:
-        return n
-    if n < 0:
-        return r
-    return min(r, n)
-
+_HEX = re.compile(r"[0-9A-Fa-f]+")
 
 # --- result codes and URCs ---------------------------------------------------------------------
 
@@ -215,10 +74,15 @@ URC_PREFIXES = frozenset(
         *("+CMTI", "+CMT", "+CDS", "+CDSI", "+CBM", "+CRING", "+CIEV", "+CCWA", "+CSSU"),
         *("^RSSI", "^HCSQ", "^MODE", "^BOOT", "^ORIG", "^CONF", "^CONN", "^CEND", "^SRVST"),
         *("^SIMST", "^DSFLOWRPT", "^STIN", "^SYSSTART", "^SMOND", "^SCKS", "+WIND", "+QIND"),
-        *("+QUSIM", "+PBREADY", "+CGEV", "+CTZV", "+CTZE", "+CUSATP"),
+        *("+QUSIM", "+PBREADY", "+CGEV", "+CTZV", "+CTZE", "+CUSATP", "VOICE CALL"),
     }
 )
-URC_LINES = frozenset({"RING", "Call Ready", "SMS Ready", "RDY", "NORMAL POWER DOWN", "^SYSSTART"})
+URC_LINES = frozenset(
+    {
+        *("RING", "Call Ready", "SMS Ready", "RDY", "NORMAL POWER DOWN", "^SYSSTART"),
+        *("^SHUTDOWN", "SMS DONE", "PB DONE", "MO RING", "MO CONNECTED"),
+    }
+)
 # Prefixes that are a reply to their own query and a URC otherwise.
 DUAL_PREFIXES = frozenset({"+CREG", "+CGREG", "+CEREG", "+CUSD", "+CLIP", "+CPIN", "+CFUN"})
 # URCs followed by one more line: the PDU (+CMT: [<alpha>],<len> / +CDS: <len>).
@@ -229,18 +93,21 @@ def line_prefix(text: str) -> str:
     """``"+CMTI"`` for ``'+CMTI: "SM",3'``, ``"^RSSI"`` for ``"^RSSI:17"``, ``"RING"``."""
     if text[:1] in "+^" and ":" in text:
         return text.split(":", 1)[0].strip()
+    if text.startswith("VOICE CALL:"):  # SIM7600: "VOICE CALL: BEGIN", "VOICE CALL: END: 0010"
+        return "VOICE CALL"
     return text
 
 
-def split_args(text: str) -> list[str]:
-    """The comma-separated values after ``PREFIX:``; quotes removed, commas inside kept."""
-    body = text.split(":", 1)[1] if ":" in text else text
+def _split(body: str, keep_quotes: bool) -> list[str]:
+    # one pass: a regex with a quote-balancing lookahead is quadratic on a hostile 4 KB line
     out: list[str] = []
     cur: list[str] = []
     quoted = False
     for ch in body.strip():
         if ch == '"':
             quoted = not quoted
+            if keep_quotes:
+                cur.append(ch)
         elif ch == "," and not quoted:
             out.append("".join(cur).strip())
             cur = []
@@ -250,9 +117,18 @@ def split_args(text: str) -> list[str]:
     return out
 
 
+def split_values(body: str) -> list[str]:
+    """``1,"a,b",15`` → ``["1", "a,b", "15"]`` (no prefix to skip)."""
+    return _split(body, keep_quotes=False)
+
+
+def split_args(text: str) -> list[str]:
+    """The comma-separated values after ``PREFIX:``; quotes removed, commas inside kept."""
+    return _split(text.split(":", 1)[1] if ":" in text else text, keep_quotes=False)
+
+
 def _raw_args(text: str) -> list[str]:
-    body = text.split(":", 1)[1] if ":" in text else ""
-    return [a.strip() for a in re.split(r',(?=(?:[^"]*"[^"]*")*[^"]*$)', body.strip())]
+    return _split(text.split(":", 1)[1], keep_quotes=True) if ":" in text else [""]
 
 
 def _is_reply_shape(prefix: str, text: str) -> bool:
@@ -431,6 +307,12 @@ class AtEngine:
                 return True
         return False
 
+    def drop_queue(self) -> list[int]:
+        """Forget every command not written yet (the port stopped or gave up); their tokens."""
+        tokens = [t for t, _ in self._queue]
+        self._queue.clear()
+        return tokens
+
     def receive_data(self, data: bytes) -> None:
         for item in self.framer.feed(data):
             if isinstance(item, PromptReceived):
@@ -514,8 +396,11 @@ class AtEngine:
         text = item.text
         if self._pending_pdu_urc is not None:
             urc, self._pending_pdu_urc = self._pending_pdu_urc, None
-            self._emit_urc(Urc(urc.name, urc.line, pdu=text))
-            return
+            if _HEX.fullmatch(text):
+                self._emit_urc(Urc(urc.name, urc.line, pdu=text))
+                return
+            # the PDU line never came (a reset, a cut line): keep the header, read this line
+            self._emit_urc(urc)
         cur = self._cur
         prefix = line_prefix(text)
         if cur is not None and self._phase in (_Phase.PROMPT, _Phase.REPLY):

@@ -21,31 +21,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import itertools
 import json
 import logging
 import os
 import re
 import time
-import tty
 from collections import deque
 from dataclasses import dataclass
 
 from gsm import emulator_pdu as P
 from gsm.emulator_commands import handle
 from gsm.emulator_families import FAMILIES, ModemConfig
+from gsm.emulator_pty import PtyLink
 
 log = logging.getLogger(__name__)
 
-MAX_OUT = 256 * 1024  # bytes kept while the DTE does not read; beyond, output is dropped
 MAX_INPUT_LINE = 4096
+
+
+_FAULTS = frozenset(
+    {"no_answer", "error", "urc_in_reply", "urc_in_prompt", "lost_answer", "report_failed",
+     "no_report"}
+)  # fmt: skip
 
 
 @dataclass(slots=True)
 class Fault:
     # "no_answer", "error" (text instead of the answer; for AT+CMGS after the PDU, nothing
-    # sent), "urc_in_reply", "urc_in_prompt", "lost_answer" (AT+CMGS sent, answer never comes)
+    # sent), "urc_in_reply", "urc_in_prompt", "lost_answer" (AT+CMGS sent, answer never comes),
+    # "report_failed" (the next sent part's report says TP-ST 0x41), "no_report" (it never comes)
     kind: str
     command: str | None = None  # "AT+CMGS": only that command; None: the next command
     text: str = ""  # the error or the URC
@@ -94,6 +99,7 @@ class _Volatile:
     creg_n: int = 0
     cscs: str = "GSM"
     curc: bool = True  # Huawei periodic URCs on
+    csms: int = 0  # 1: +CMT and +CDS must be acknowledged with AT+CNMA
 
 
 class ModemEmulator:
@@ -119,9 +125,7 @@ class ModemEmulator:
         self.state = _Volatile(pin_ok=self.config.pin is None)
         self.plugged = False
         self.changed = asyncio.Event()  # set on every command answered / SMS sent (tests wait)
-        self._master: int | None = None
-        self._slave: int | None = None
-        self._out = bytearray()
+        self._link = PtyLink(path, self._data)
         self._inbuf = bytearray()
         self._text: asyncio.Future[bytes | None] | None = None
         self._lines: asyncio.Queue[str] = asyncio.Queue()
@@ -131,7 +135,10 @@ class ModemEmulator:
         self._ref = itertools.count(1)
         self._call: _Call | None = None
         self._pending_reports: deque[str] = deque()  # reports the link could not take yet
+        self._pending_sms: deque[str] = deque()  # +CMT not acknowledged: the SMSC retries
+        self._unacked: deque[tuple[str, str, asyncio.TimerHandle]] = deque()
         self.stored_at_start: list[int] = []
+        self._boot_pending = False
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def __aenter__(self) -> ModemEmulator:
@@ -146,7 +153,7 @@ class ModemEmulator:
             self._log_fd = os.open(
                 self.send_log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
             )
-        self.plug(boot=False)
+        self.plug()
         if self.config.periodic_interval and self.fam.periodic_urc:
             self._spawn(self._periodic())
 
@@ -165,50 +172,30 @@ class ModemEmulator:
         """Power up behind ``path``: a new pty, the symlink pointed at it, boot URCs."""
         if self.plugged:
             return
-        master, slave = os.openpty()
-        tty.setraw(slave)  # no echo or CR/LF translation by the tty itself: the modem does it
-        os.set_blocking(master, False)
-        self._master, self._slave = master, slave
-        tmp = f"{self.path}.{os.getpid()}.tmp"
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        os.symlink(os.ttyname(slave), tmp)
-        os.replace(tmp, self.path)
         self.state = _Volatile(pin_ok=self.config.pin is None)
         self._inbuf.clear()
-        self._out.clear()
         self._lines = asyncio.Queue()
-        loop = asyncio.get_running_loop()
-        loop.add_reader(master, self._readable)
+        self._link.open()
         self.plugged = True
         self._worker = self._spawn(self._work())
-        if boot:
-            for urc in self.fam.boot_urcs:
-                self.urc(urc)
-        while self._pending_reports and self.plugged:
-            self._report_to_dte(self._pending_reports.popleft())
+        # Boot lines written now would sit in a pty nobody has opened, and opening flushes it;
+        # a real USB modem's port also appears before its firmware talks. So they come with
+        # the DTE's first command, ahead of the answer (a stress for URC routing in a probe).
+        self._boot_pending = boot
 
     def unplug(self) -> None:
         """Pull the stick: the pty closes under the reader and the path disappears."""
         if not self.plugged:
             return
         self.plugged = False
-        loop = asyncio.get_running_loop()
         if self._worker is not None:
             self._worker.cancel()
             self._worker = None
         if self._text is not None and not self._text.done():
             self._text.cancel()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
-        if self._master is not None:
-            loop.remove_reader(self._master)
-            loop.remove_writer(self._master)
-            os.close(self._master)
-        if self._slave is not None:
-            os.close(self._slave)
-        self._master = self._slave = None
-        self._out.clear()
+        self._link.close()
+        while self._unacked:
+            self._requeue(self._unacked.popleft())
 
     async def replug(self, after: float) -> None:
         self.unplug()
@@ -229,7 +216,7 @@ class ModemEmulator:
     ) -> None:
         if kind == "not_supported":
             kind, text = "error", text or "COMMAND NOT SUPPORT"
-        if kind not in ("no_answer", "error", "urc_in_reply", "urc_in_prompt", "lost_answer"):
+        if kind not in _FAULTS:
             raise ValueError(f"unknown fault {kind!r}")
         if kind == "error" and not text:
             text = "+CMS ERROR: 500"
@@ -274,6 +261,15 @@ class ModemEmulator:
         self.stored_at_start += slots
         return slots
 
+    def store_pdu(self, pdu: str, *, stat: int = 0, slot: int | None = None) -> int:
+        """Put a raw PDU (even a broken one) into the SIM without announcing it."""
+        if slot is None:
+            slot = self._free_slot()
+            if slot is None:
+                raise RuntimeError("SIM full")
+        self.sim[slot] = _Slot(stat, pdu)
+        return slot
+
     def ring(self, number: str, *, rings: int = 3) -> None:
         """An incoming call: RING (+CLIP when enabled) every ring_interval, ``rings`` times; if
         nobody answers, the caller gives up."""
@@ -290,43 +286,20 @@ class ModemEmulator:
         self._end_call(call)
 
     # -- pty I/O ------------------------------------------------------------------------------
-    def _readable(self) -> None:
-        assert self._master is not None
-        try:
-            data = os.read(self._master, 4096)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            if exc.errno == errno.EIO:  # no DTE has it open: nothing to read
-                return
-            raise
+    def _data(self, data: bytes) -> None:
         self._feed(data)
+        self.changed.set()
 
     def _write(self, data: bytes) -> None:
-        if not self.plugged or self._master is None:
-            return
-        if self._out:
-            self._out += data[: max(0, MAX_OUT - len(self._out))]
-            return
-        try:
-            n = os.write(self._master, data)
-        except BlockingIOError:
-            n = 0
-        except OSError:
-            return
-        if n < len(data):
-            self._out += data[n : n + MAX_OUT]
-            asyncio.get_running_loop().add_writer(self._master, self._flush)
+        if self.plugged:
+            self._link.write(data)
 
-    def _flush(self) -> None:
-        assert self._master is not None
-        try:
-            n = os.write(self._master, self._out)
-        except BlockingIOError:
-            return
-        del self._out[:n]
-        if not self._out:
-            asyncio.get_running_loop().remove_writer(self._master)
+    def _boot_lines(self) -> None:
+        self._boot_pending = False
+        for urc in self.fam.boot_urcs:
+            if urc == "+CPIN: READY" and not self.state.pin_ok:
+                urc = "+CPIN: SIM PIN"
+            self.urc(urc)
 
     def _feed(self, data: bytes) -> None:
         i = 0
@@ -349,6 +322,10 @@ class ModemEmulator:
             chunk = data[i:] if j < 0 else data[i : j + 1]
             if self.state.echo:
                 self._write(chunk)
+            if b"\x1b" in chunk:
+                # ESC in command mode abandons the line typed so far
+                self._inbuf.clear()
+                chunk = chunk[chunk.rindex(b"\x1b") + 1 :]
             self._inbuf += chunk.replace(b"\n", b"")
             if j < 0:
                 if len(self._inbuf) > MAX_INPUT_LINE:
@@ -357,6 +334,8 @@ class ModemEmulator:
             line = bytes(self._inbuf[:-1]).decode("ascii", errors="replace").strip()
             self._inbuf.clear()
             if line:
+                if self._boot_pending:
+                    self._boot_lines()
                 self._lines.put_nowait(line)
             i = j + 1
 
@@ -434,6 +413,8 @@ class ModemEmulator:
         if notify and st.cnmi_mt == 2 and self.plugged:
             self.urc(f"+CMT: ,{P.tpdu_length(pdu)}")
             self._write(pdu.encode() + b"\r\n")
+            if st.csms == 1:
+                self._expect_ack("sms", pdu)
             return None
         slot = self._free_slot()
         if slot is None:
@@ -462,22 +443,23 @@ class ModemEmulator:
             )  # one write of one line: O_APPEND keeps lines whole
             os.write(self._log_fd, line.encode() + b"\n")
         self.sent.append(rec)
-        if sub.status_report:
-            self._spawn(self._report_later(rec))
+        self.changed.set()
+        if sub.status_report and not self._take_fault("AT+CMGS", "no_report"):
+            failed = self._take_fault("AT+CMGS", "report_failed") is not None
+            self._spawn(self._report_later(rec, failed))
         return mr
 
-    async def _report_later(self, rec: SentSms) -> None:
+    async def _report_later(self, rec: SentSms, failed: bool) -> None:
         await asyncio.sleep(self.config.delay(self.config.report_delay))
-        status = (
-            0x41
-            if rec.destination in self.config.failed_destinations
-            else (self.config.report_status)
-        )
+        cfg = self.config
+        failed = failed or rec.destination in cfg.failed_destinations or rec.seq in cfg.failed_seqs
+        status = 0x41 if failed else cfg.report_status
         pdu = P.encode_status_report(rec.mr, rec.destination, smsc=self.config.smsc,
                                      submitted=rec.t, done=time.time(), status=status)  # fmt: skip
         self._report_to_dte(pdu)
 
     def _report_to_dte(self, pdu: str) -> None:
+        self.changed.set()
         ds = self.state.cnmi_ds
         if not self.plugged or ds == 0:
             self._pending_reports.append(pdu)  # the SMSC tries again later
@@ -492,11 +474,51 @@ class ModemEmulator:
         else:
             self.urc(f"+CDS: {P.tpdu_length(pdu)}")
             self._write(pdu.encode() + b"\r\n")
+            if self.state.csms == 1:
+                self._expect_ack("report", pdu)
 
     def flush_reports(self) -> None:
-        """Deliver the reports held while CNMI had ds=0 (after the DTE set CNMI)."""
-        while self._pending_reports and self.plugged and self.state.cnmi_ds:
+        """Deliver what the "SMSC" held while CNMI did not route it (after the DTE set CNMI)."""
+        for _ in range(len(self._pending_reports)):
+            if not (self.plugged and self.state.cnmi_ds):
+                break
             self._report_to_dte(self._pending_reports.popleft())
+        for _ in range(len(self._pending_sms)):
+            if not (self.plugged and self.state.cnmi_mt):
+                break
+            self._incoming(self._pending_sms.popleft(), notify=True)
+
+    # AT+CSMS=1: a +CMT/+CDS not acknowledged with AT+CNMA in time goes back to the network,
+    # which delivers it again later, and (3GPP TS 27.005 §3.4.1) the modem sets CNMI <mt> and
+    # <ds> to 0, so nothing more is routed until the DTE sets CNMI again (a restarted product).
+    def _expect_ack(self, kind: str, pdu: str) -> None:
+        loop = asyncio.get_running_loop()
+        entry: list[tuple[str, str, asyncio.TimerHandle]] = []
+        handle = loop.call_later(
+            self.config.delay(self.config.cnma_timeout), lambda: self._ack_timeout(entry[0])
+        )
+        entry.append((kind, pdu, handle))
+        self._unacked.append(entry[0])
+
+    def _ack_timeout(self, entry: tuple[str, str, asyncio.TimerHandle]) -> None:
+        if entry in self._unacked:
+            self._unacked.remove(entry)
+            self._requeue(entry)
+            self.state.cnmi_mt = self.state.cnmi_ds = 0
+            log.info("emulator %s: %s not acknowledged, CNMI routing off", self.name, entry[0])
+            self.changed.set()
+
+    def _requeue(self, entry: tuple[str, str, asyncio.TimerHandle]) -> None:
+        kind, pdu, handle = entry
+        handle.cancel()
+        (self._pending_reports if kind == "report" else self._pending_sms).append(pdu)
+
+    def acknowledge(self) -> bool:
+        """AT+CNMA: the oldest unacknowledged +CMT/+CDS was taken. False: none expected."""
+        if not self._unacked:
+            return False
+        self._unacked.popleft()[2].cancel()
+        return True
 
     async def _ringing(self, call: _Call, rings: int) -> None:
         for _ in range(rings):

@@ -23,10 +23,8 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from callcenter.errors import LineUnavailable
 from callcenter.line_events import LineEvent
@@ -44,7 +42,9 @@ from . import modem_parse as mp
 from . import pdu as pducodec
 from .at import Final, Urc
 from .modem_calls import CallSettings, CallTracker
+from .modem_check import check_cold, check_running
 from .modem_inbound import InboundSms, SmsSink
+from .modem_settings import ModemPort, ModemSettings
 from .port import AtCommandError, AtPort, AtPortError, PortDown, PortState
 from .ussd import UssdMode, decode_reply, encode_request, parse_balance
 
@@ -53,37 +53,12 @@ log = logging.getLogger(__name__)
 _CALL_ENDS = ("NO CARRIER", "BUSY", "NO ANSWER", "^CEND")
 
 
-@dataclass(slots=True)
-class ModemConfig:
-    name: str
-    path: str
-    baudrate: int = 115200
-    pin: str = field(default="", repr=False)  # write-only secret: never logged, never shown
-    storage: str = "SM"  # where new messages are stored and read (AT+CPMS)
-    status_reports: str = "auto"  # "cdsi" (stored, +CDSI), "cds" (direct, +CDS), "auto"
-    ussd_mode: UssdMode = UssdMode.AUTO  # AUTO: send packed, read whatever comes
-    balance_code: str = "*100#"
-    own_number: str = ""  # the SIM's number: the "called" number of its incoming calls
-    ring_extensions: tuple[str, ...] = ()
-    poll_interval: float = 30.0
-    command_timeout: float = 10.0
-    send_timeout: float = 60.0  # AT+CMGS waits for the network's RP-ACK
-    ussd_timeout: float = 30.0
-    clip_wait: float = 1.5
-    ring_gap: float = 8.0
-    weak_signal_dbm: int = -105
-    backoff_initial: float = 0.5
-    backoff_max: float = 30.0
-    sim_ready_tries: int = 10  # after the PIN, AT+CPIN? until READY, a second apart
-    check_timeout: float = 8.0
-
-
 class Modem:
     kind = "gsm"
 
     def __init__(
         self,
-        config: ModemConfig,
+        config: ModemSettings,
         *,
         sms_sink: SmsSink,
         call_sink: Callable[[LineEvent], None],
@@ -118,6 +93,7 @@ class Modem:
         self._started_at = self._clock()
         self._last_error = ""
         self._sms_ready = False
+        self._changed = asyncio.Event()  # set after the init and every poll: wait_ready()
 
     # -- SmsModem -----------------------------------------------------------------------------
     def info(self) -> ModemInfo:
@@ -126,6 +102,44 @@ class Modem:
     @property
     def ready(self) -> bool:
         return self._port is not None and self._port.is_up and self._why_not_ready() == ""
+
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        """Until the modem may be given a part (up, SIM ready, registered)."""
+        async with asyncio.timeout(timeout):
+            while not self.ready:
+                self._changed.clear()
+                port = self._port
+                if port is not None and not port.is_up:
+                    await port.wait_up()
+                    continue
+                await self._changed.wait()
+
+    async def wait_down(self, timeout: float | None = None) -> None:
+        """Until the port is down (unplugged, timed out, refused): for tests and the pool."""
+        async with asyncio.timeout(timeout):
+            while self._port is not None and self._port.state is not PortState.DOWN:
+                self._changed.clear()
+                await self._changed.wait()
+
+    def _on_port_state(self, state: PortState) -> None:
+        if state is PortState.DOWN:
+            self._sms_ready = False
+            with contextlib.suppress(RuntimeError):  # no loop: stopping
+                self._emit(self._calls.line_lost(self._clock()))
+        self._changed.set()
+
+    async def wait_up(self, timeout: float | None = None) -> None:
+        """Until the port is open and the init ran (ready or not: see status())."""
+        async with asyncio.timeout(timeout):
+            while self._port is None or not self._port.is_up:
+                if self._port is None:
+                    raise LineUnavailable(f"modem {self.name} is not started")
+                await self._port.wait_up()
+
+    async def wait_inbound_idle(self) -> None:
+        """Until every notice received so far was read, handed to the sink and deleted."""
+        if self._inbound is not None:
+            await self._inbound.idle.wait()
 
     def _why_not_ready(self) -> str:
         if not self._info.sim_ready:
@@ -141,11 +155,12 @@ class Modem:
         if self._port is not None:
             return
         c = self.config
-        port = AtPort(
+        port = ModemPort(
             c.path,
             name=c.name,
             baudrate=c.baudrate,
             on_up=self._on_up,
+            on_state=self._on_port_state,
             backoff_initial=c.backoff_initial,
             backoff_max=c.backoff_max,
         )
@@ -249,62 +264,10 @@ class Modem:
     async def check(self) -> CheckResult:
         """AT, model, IMEI, SIM state. On a running modem through its own queue (a command
         among the others, nothing reset); otherwise on a port opened for the test only."""
-        port = self._port
-        if port is not None:
-            if not port.is_up:
-                st = port.status()
-                return CheckResult(False, "modem not answering", {"state": st.state.value},
-                                   error=st.reason or "down", hint="is it plugged in?")  # fmt: skip
-            return await self._check_on(port)
         c = self.config
-        if not os.path.exists(c.path):
-            return CheckResult(False, "device not found", error=f"{c.path} does not exist",
-                               hint="plug the modem in, or check the device path")  # fmt: skip
-        temp = AtPort(c.path, name=f"{c.name} (check)", baudrate=c.baudrate,
-                      backoff_initial=c.backoff_initial, backoff_max=c.backoff_max)  # fmt: skip
-        await temp.start()
-        try:
-            try:
-                await asyncio.wait_for(temp.wait_up(), c.check_timeout)
-            except TimeoutError:
-                st = temp.status()
-                return CheckResult(False, "modem not answering", error=st.reason or "no answer",
-                                   hint="check the port path and baud rate")  # fmt: skip
-            return await self._check_on(temp)
-        finally:
-            await temp.stop()
-
-    async def _check_on(self, port: AtPort) -> CheckResult:
-        facts: dict[str, str] = {}
-        t = self.config.command_timeout
-
-        async def ask(cmd: str, key: str) -> AtCommandError | None:
-            try:
-                resp = await port.command(cmd, timeout=t, may_fail=True)
-            except AtCommandError as exc:
-                return exc
-            value = next((ln for ln in resp.lines if ln), "")
-            facts[key] = value.split(":", 1)[-1].strip()[:64] if value.startswith("+") else value
-            return None
-
-        try:
-            await ask("AT+CGMI", "manufacturer")
-            await ask("AT+CGMM", "model")
-            await ask("AT+CGSN", "IMEI")
-            sim_err = await ask("AT+CPIN?", "SIM")
-        except AtPortError as exc:
-            return CheckResult(False, "modem stopped answering", facts, error=str(exc))
-        if sim_err is not None:
-            facts["SIM"] = sim_err.response.final_text
-            return CheckResult(False, "modem answers, SIM not usable", facts,
-                               error=sim_err.response.final_text,
-                               hint="insert the SIM card, or check it in a phone")  # fmt: skip
-        if facts.get("SIM") != "READY":
-            return CheckResult(False, "modem answers, SIM locked", facts,
-                               error=f"SIM says {facts.get('SIM')!r}",
-                               hint="set the SIM PIN in the modem's settings")  # fmt: skip
-        summary = " ".join(v for v in (facts.get("manufacturer"), facts.get("model")) if v)
-        return CheckResult(True, summary or "modem answers", facts)
+        if self._port is not None:
+            return await check_running(self._port, c.command_timeout)
+        return await check_cold(c)
 
     # -- init ---------------------------------------------------------------------------------
     async def _on_up(self, port: AtPort) -> None:
@@ -319,6 +282,7 @@ class Modem:
         await self._init_sim(port, urgent=True)
         await self._poll_once(port, urgent=True)
         self._ever_up = True
+        self._changed.set()
         if self._inbound is not None and self._sms_ready:
             self._inbound.sweep()  # messages stored while we were away
 
@@ -447,10 +411,11 @@ class Modem:
                 if not self._info.sim_ready or not self._sms_ready:
                     await self._init_sim(port, urgent=False)
                 await self._poll_once(port)
+                self._changed.set()
                 inbound = self._inbound
-                if inbound is not None and self._sms_ready and (
-                    inbound.sink_failed or inbound.pending == 0
-                ):
+                # The sweep is the safety net for a notice lost while the port was reopening
+                # and the retry of a sink that failed; one at a time.
+                if inbound is not None and self._sms_ready and inbound.pending == 0:
                     inbound.sweep()
             except AtPortError as exc:
                 log.info("modem %s: poll failed: %s", self.name, exc)
@@ -480,6 +445,7 @@ class Modem:
             resp = await port.command(
                 f"AT+CMGS={enc.tpdu_length}", pdu=enc.hex, timeout=self.config.send_timeout,
                 prompt_timeout=self.config.command_timeout, expect=("+CMGS",), wait=False,
+                may_fail=True,  # a refused number is an answer: no reason to reset the modem
             )  # fmt: skip
         except AtCommandError as exc:
             r = exc.response
@@ -493,7 +459,9 @@ class Modem:
             raise SmsSendError(f"modem refused AT+CMGS ({r.final_text})", code=r.code) from None
         except PortDown as exc:
             if exc.pdu_written:
-                raise SmsSendUnknown(f"no answer after the PDU was written ({exc.reason})") from None
+                raise SmsSendUnknown(
+                    f"no answer after the PDU was written ({exc.reason})"
+                ) from None
             raise LineUnavailable(f"modem {self.name}: {exc.reason}") from None
         args = resp.first("+CMGS")
         if not args or not args[0].isdigit():
@@ -513,10 +481,12 @@ class Modem:
             self._ussd_waiter = fut
             try:
                 await port.command(f'AT+CUSD=1,"{request}",{dcs}', expect=("+CUSD",),
-                                   timeout=self.config.command_timeout, wait=False)  # fmt: skip
+                                   timeout=self.config.command_timeout, wait=False,
+                                   may_fail=True)  # fmt: skip
                 reply = await asyncio.wait_for(fut, timeout)
             except AtCommandError as exc:
-                raise UssdError(f"the modem refused the USSD request ({exc.response.final_text})")
+                reason = exc.response.final_text
+                raise UssdError(f"the modem refused the USSD request ({reason})") from None
             except PortDown as exc:
                 raise LineUnavailable(f"modem {self.name}: {exc.reason}") from None
             except TimeoutError:
@@ -608,6 +578,7 @@ class Modem:
             self._info = dataclasses.replace(
                 self._info, registered=reg.registered, roaming=reg.roaming
             )
+            self._changed.set()
 
     def _on_rssi(self, urc: Urc) -> None:
         dbm = mp.csq_dbm(urc.args)

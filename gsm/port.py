@@ -15,6 +15,7 @@ What it guarantees:
   with exponential backoff and jitter, waiting for the path to come back; once open it sends the
   probe (``AT``), runs ``on_up`` (the modem's init: echo off, PDU mode, CNMI…; its commands must
   be ``urgent=True`` so they run before the queued work), and only then drains the queue.
+  ``on_up`` raising :class:`PortGaveUp` (a wrong PIN) stops the retries instead.
 * A command in flight when the link is lost fails with :class:`PortDown` and says whether it
   (and, for ``AT+CMGS``, the PDU) had been written: it is **never re-sent** by the port, because
   the modem may have executed it (an SMS sent twice, a number dialled twice).
@@ -33,9 +34,11 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import serial
 import serial_asyncio_fast
 
 from gsm.at import (
+    ESC,
     MAX_LINE,
     AtCommand,
     AtEngine,
@@ -79,6 +82,11 @@ class PortDown(AtPortError):
 
 class AtTimeout(PortDown):
     """No final code in time. The port is marked down and reopened."""
+
+
+class PortGaveUp(AtPortError):
+    """Raised by ``on_up`` when retrying would do harm (a wrong SIM PIN: three tries lock the
+    SIM). The port stays down with this reason and stops reopening until ``start()`` again."""
 
 
 class AtCommandError(AtPortError):
@@ -141,6 +149,8 @@ class AtPort:
         garbage_limit: int = 3,
         error_limit: int = 3,
         max_line: int = MAX_LINE,
+        settle: float = 0.1,
+        settle_max: float = 2.0,
     ) -> None:
         self.path = path
         self.name = name or path
@@ -152,6 +162,10 @@ class AtPort:
         self.backoff_max = backoff_max
         self.garbage_limit = garbage_limit
         self.error_limit = error_limit
+        self.settle = settle
+        self.settle_max = settle_max
+        self._settling: asyncio.Event | None = None
+        self._dropped_on_open = 0
         self._engine = AtEngine(max_line)
         self._futures: dict[int, asyncio.Future[AtResponse]] = {}
         self._checks: dict[int, tuple[bool, bool]] = {}  # token -> (raise on error, counts)
@@ -168,6 +182,7 @@ class AtPort:
         self._timer: asyncio.TimerHandle | None = None
         self._garbage_run = 0
         self._error_run = 0
+        self._gave_up = False
         self.reopens = 0
 
     # -- public -------------------------------------------------------------------------------
@@ -195,6 +210,7 @@ class AtPort:
         """Returns at once: opening (and reopening) is the port's background job."""
         if self._task is not None:
             return
+        self._gave_up = False
         self._set_state(PortState.DOWN, "opening")
         self._task = asyncio.create_task(self._run(), name=f"at-port {self.name}")
 
@@ -208,11 +224,14 @@ class AtPort:
         self._engine.reset(FailReason.CONNECTION_LOST, "port stopped")
         self._set_state(PortState.STOPPED, "stopped")
         self._dispatch()
-        for fut in self._futures.values():
-            if not fut.done():
-                fut.set_exception(PortDown("port stopped"))
-        self._futures.clear()
-        self._checks.clear()
+        self._fail_queued("port stopped")
+
+    def _fail_queued(self, reason: str) -> None:
+        for token in self._engine.drop_queue():
+            fut = self._futures.pop(token, None)
+            self._checks.pop(token, None)
+            if fut is not None and not fut.done():
+                fut.set_exception(PortDown(reason))
 
     async def wait_up(self) -> None:
         await self._up.wait()
@@ -243,6 +262,8 @@ class AtPort:
         instead of queueing while the port is down. ``urgent``: for ``on_up`` (runs first)."""
         if self._state is PortState.STOPPED:
             raise PortDown("port stopped")
+        if self._gave_up:
+            raise PortDown(self._reason)
         if not wait and not self.is_up and not urgent:
             raise PortDown(self._reason)
         cmd = AtCommand(text, timeout, pdu, prompt_timeout, expect, urgent)
@@ -283,6 +304,18 @@ class AtPort:
                 await self._open(loop)
             except asyncio.CancelledError:
                 raise
+            except PortGaveUp as exc:
+                reason = f"gave up: {exc}"
+                self._last_error = reason
+                self._gave_up = True
+                self._set_state(PortState.DOWN, reason)
+                self._close()
+                self._engine.reset(FailReason.CONNECTION_LOST, reason)
+                self._dispatch()
+                self._fail_queued(reason)  # nothing would ever run them
+                self._task = None
+                log.error("modem %s: %s", self.name, reason)
+                return
             except Exception as exc:
                 reason = self._reason if isinstance(exc, PortDown) else _describe(exc, self.path)
                 if self._state is not PortState.DOWN:
@@ -315,7 +348,14 @@ class AtPort:
         self._set_state(PortState.OPENING, "probing")
         self._garbage_run = 0
         self._error_run = 0
-        await self.command(self.probe, timeout=self.probe_timeout, urgent=True)
+        for _ in range(3):
+            await self._settle(proto)
+            r = await self.command(self.probe, timeout=self.probe_timeout, urgent=True)
+            if not r.lines:
+                break
+            # "AT" has no information lines: these belong to a command of our previous life
+            # still running in the modem (a +CMGS answer seconds later): settle once more
+            log.warning("modem %s: stale answer after open dropped", self.name)
         if self.on_up is not None:
             await self.on_up(self)
         if self._proto is not proto:
@@ -324,9 +364,37 @@ class AtPort:
         log.info("modem %s up (%s)", self.name, self.path)
         self._pump()
 
+    async def _settle(self, proto: _Protocol) -> None:
+        """A modem left waiting for a PDU (we died between ``> `` and Ctrl-Z) would take our
+        probe as text: ESC cancels it, and nothing is sent. Then whatever the modem still says
+        (the answer to a command of our previous life, a reply to the ESC) is let pass and
+        dropped until it has been quiet for ``settle`` seconds (at most ``settle_max``), so no
+        stale final code is taken for the answer to the probe."""
+        if isinstance(proto.transport, asyncio.WriteTransport):
+            proto.transport.write(ESC)
+        self._settling = asyncio.Event()
+        try:
+            async with asyncio.timeout(self.settle_max):
+                while True:
+                    self._settling.clear()
+                    try:
+                        async with asyncio.timeout(self.settle):
+                            await self._settling.wait()
+                    except TimeoutError:
+                        return
+        except TimeoutError:
+            log.warning("modem %s keeps talking after open; probing anyway", self.name)
+        finally:
+            self._settling = None
+            self._engine.reset(FailReason.CONNECTION_LOST, "reopened")
+
     # -- pumping ------------------------------------------------------------------------------
     def _data(self, proto: _Protocol, data: bytes) -> None:
         if proto is not self._proto:
+            return
+        if self._settling is not None:
+            self._settling.set()
+            self._dropped_on_open += len(data)
             return
         self._engine.receive_data(data)
         self._pump()
@@ -439,4 +507,7 @@ def _describe(exc: BaseException, path: str) -> str:
         return f"device {path} not present (unplugged?)"
     if isinstance(exc, AtCommandError):
         return f"init failed: {exc}"
-    return f"cannot open {path}: {exc}"
+    if isinstance(exc, OSError | serial.SerialException):
+        return f"cannot open {path}: {exc}"
+    log.error("modem %s: init failed", path, exc_info=exc)  # a bug in on_up: show it
+    return f"init failed: {type(exc).__name__}: {exc}"

@@ -363,3 +363,24 @@ def test_a_command_that_would_inject_another_is_refused(cmd: AtCommand) -> None:
     with pytest.raises(ValueError, match="AT\\+C"):
         eng.submit(cmd)
     assert eng.queued == 0
+
+
+def test_cds_header_without_its_pdu_does_not_eat_the_final() -> None:
+    _, ev = run([AtCommand("AT+CSQ")], b"\r\n+CDS: 25\r\n\r\nOK\r\n")
+    assert kinds(ev) == [("urc", "+CDS", "+CDS: 25", None), ("done", "AT+CSQ", Final.OK, ())]
+
+
+def test_simcom_7600_and_cinterion_lines_are_urcs() -> None:
+    wire = (
+        b"\r\nSMS DONE\r\n\r\nPB DONE\r\n\r\nVOICE CALL: BEGIN\r\n\r\nVOICE CALL: END: 000012\r\n"
+    )
+    _, ev = run([AtCommand("AT")], wire + b"\r\n^SHUTDOWN\r\n\r\nOK\r\n")
+    assert [e.name for e in ev if isinstance(e, Urc)] == [
+        "SMS DONE", "PB DONE", "VOICE CALL", "VOICE CALL", "^SHUTDOWN",
+    ]  # fmt: skip
+    assert all(e.known for e in ev if isinstance(e, Urc))
+
+
+def test_split_args_quotes_and_colons() -> None:
+    assert split_args('+COPS: 0,0,"MTS, RUS: 1",7') == ["0", "0", "MTS, RUS: 1", "7"]
+    assert split_args("+CMGL: 1,0,,23") == ["1", "0", "", "23"]

@@ -6,10 +6,11 @@ import asyncio
 import os
 
 import pytest
+import serial_asyncio_fast
 
 from gsm.at import Final, Urc
 from gsm.emulator import ModemEmulator
-from gsm.port import AtCommandError, AtPort, AtTimeout, PortDown, PortState
+from gsm.port import AtCommandError, AtPort, AtTimeout, PortDown, PortGaveUp, PortState
 from tests.gsm.conftest import submit_pdu
 
 
@@ -26,8 +27,11 @@ class Urcs:
         self._ev.set()
 
     async def wait(self, n: int, timeout: float = 5.0) -> list[Urc]:
+        return await self.until(lambda items: len(items) >= n, timeout)
+
+    async def until(self, pred, timeout: float = 5.0) -> list[Urc]:
         async with asyncio.timeout(timeout):
-            while len(self.items) < n:
+            while not pred(self.items):
                 self._ev.clear()
                 await self._ev.wait()
         return self.items
@@ -226,3 +230,88 @@ async def test_missing_device_path_reason(tmp_path) -> None:
             await port.command("AT", wait=False)
     finally:
         await port.stop()
+
+
+async def test_on_up_gives_up_without_retrying(emu: ModemEmulator) -> None:
+    tries = 0
+
+    async def init(p: AtPort) -> None:
+        nonlocal tries
+        tries += 1
+        r = await p.command('AT+CPIN="0000"', urgent=True, check=False)
+        if not r.ok:
+            raise PortGaveUp("SIM PIN refused: check the PIN (the SIM locks after 3 tries)")
+
+    emu.state.pin_ok = False
+    emu.config.pin = "1234"
+    port = AtPort(emu.path, on_up=init, backoff_initial=0.01, backoff_max=0.02)
+    await port.start()
+    try:
+        await port.wait_state(PortState.DOWN)
+        while "gave up" not in port.status().reason:
+            await port.wait_state(PortState.OPENING)
+            await port.wait_state(PortState.DOWN)
+        assert tries == 1 and "SIM PIN refused" in port.status().last_error
+        with pytest.raises(PortDown, match="SIM PIN refused"):
+            await port.command("AT")  # not queued for ever: nothing would run it
+    finally:
+        await port.stop()
+
+
+async def test_reopen_after_dying_at_the_prompt_sends_nothing(emu: ModemEmulator) -> None:
+    # a previous life of the product wrote AT+CMGS and died before the PDU
+    reader, writer = await serial_asyncio_fast.open_serial_connection(url=emu.path)
+    writer.write(b"ATE0\r")
+    async with asyncio.timeout(5):
+        await reader.readuntil(b"OK\r\n")
+    writer.write(b"AT+CMGS=20\r")
+    async with asyncio.timeout(5):
+        await reader.readuntil(b"> ")
+    writer.write(b"0011000B91")  # half a PDU
+    writer.close()
+    await emu.wait_for(lambda: emu._inbuf == bytearray(b"0011000B91"))
+    port = AtPort(emu.path, backoff_initial=0.02, settle=0.02)
+    await port.start()
+    try:
+        await port.wait_up()
+        assert (await port.command("AT+CSQ")).ok
+        assert emu.sent == [] and emu.received_pdus == []  # ESC cancelled it
+    finally:
+        await port.stop()
+
+
+@pytest.mark.parametrize("send_ms", [50.0, 400.0])  # within the settle time, and after it
+async def test_a_stale_answer_after_reopen_is_not_taken_for_the_probe(
+    emu: ModemEmulator, send_ms: float
+) -> None:
+    emu.config.send_time = send_ms
+    pdu, n = submit_pdu("+79161234567", "sent by the dead")
+    reader, writer = await serial_asyncio_fast.open_serial_connection(url=emu.path)
+    writer.write(f"ATE0\rAT+CMGS={n}\r".encode())
+    async with asyncio.timeout(5):
+        await reader.readuntil(b"> ")
+    writer.write(pdu.encode() + b"\x1a")
+    await emu.wait_for(lambda: emu.received_pdus == [pdu])
+    writer.close()  # died while the modem sends; its +CMGS answer comes to the next opener
+    port = AtPort(emu.path, backoff_initial=0.02, settle=0.1)
+    await port.start()
+    try:
+        await port.wait_up()
+        r = await port.command("AT+CSQ")
+        assert r.lines == ("+CSQ: 20,99",)
+        r = await port.command("AT+CGSN")
+        assert r.lines == ("867123456789012",)
+        assert [s.text for s in emu.sent] == ["sent by the dead"]
+    finally:
+        await port.stop()
+
+
+async def test_stop_fails_queued_commands(emu: ModemEmulator, port: AtPort) -> None:
+    emu.unplug()
+    await port.wait_state(PortState.DOWN)
+    queued = asyncio.create_task(port.command("AT+CSQ"))
+    await asyncio.sleep(0)
+    await port.stop()
+    with pytest.raises(PortDown, match="stopped"):
+        await queued
+    assert port.status().queued == 0
