@@ -239,21 +239,17 @@ async def gsm_modems(services: Services, sink: object, stack: contextlib.AsyncEx
     call_sink = calls.registry.handle if calls is not None else (lambda event: None)
     for cfg in configs:
         modem = _gsm_modem(cfg, sink, call_sink, config.sms.balance_ussd)
-        if modem is None:
-            break
         await modem.start()  # stopped by sms_running, before the emulators
         modems.append((modem, limits_of(cfg)))
     return modems
 
 
 def _gsm_modem(cfg: GsmModemConfig, sink: object, call_sink: object, balance: str) -> Any:
-    try:
-        from gsm.modem import Modem, ModemConfig
-    except ImportError:  # the modem adapter is not there yet (built in parallel)
-        log.warning("gsm/modem.py is missing: GSM modem %s not started", cfg.name)
-        return None
-    return Modem(ModemConfig(name=cfg.name, path=cfg.device, baudrate=cfg.baudrate,
-                             pin=cfg.pin, balance_code=balance or "*100#"),
+    from gsm.modem import Modem
+    from gsm.modem_settings import ModemSettings
+
+    return Modem(ModemSettings(name=cfg.name, path=cfg.device, baudrate=cfg.baudrate,
+                               pin=cfg.pin, balance_code=balance or "*100#"),
                  sms_sink=sink, call_sink=call_sink)
 
 

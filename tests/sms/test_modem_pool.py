@@ -22,7 +22,8 @@ from callcenter.sms.service import SmsService
 from callcenter.store.base import ClientInput, ContactInput, PhoneInput
 from gsm.emulator import ModemEmulator
 from gsm.emulator_families import ModemConfig as EmulatorConfig
-from gsm.modem import Modem, ModemConfig
+from gsm.modem import Modem
+from gsm.modem_settings import ModemSettings
 
 WAIT = 30.0  # seconds a test waits for an event before it fails (never a sleep)
 
@@ -92,8 +93,8 @@ async def rig(tmp_path: Path, store) -> AsyncIterator[Rig]:
                             name=name, send_log=str(tmp_path / f"{name}.jsonl"))
         await emu.start()
         emulators[name] = emu
-        modem = Modem(ModemConfig(name=name, path=emu.path, backoff_initial=0.02,
-                                  backoff_max=0.2, poll_interval=0.2),
+        modem = Modem(ModemSettings(name=name, path=emu.path, backoff_initial=0.02,
+                                    backoff_max=0.2, poll_interval=0.2),
                       sms_sink=service.handle, call_sink=lambda event: None)
         await modem.start()
         modems[name] = modem
