@@ -51,8 +51,9 @@ class Inbox:
         svc = self.service
         now = svc.clock()
         concat = part.concat if part.concat is not None and part.concat.total > 1 else None
+        key = dedup_key(part)
         part_id = await svc.store.sms_store_inbound_part({
-            "dedup_key": dedup_key(part), "line": part.line, "sender": part.sender.value,
+            "dedup_key": key, "line": part.line, "sender": part.sender.value,
             "sender_kind": part.sender.kind.value, "text": part.text[:MAX_INBOUND_TEXT],
             "encoding": part.encoding.value, "smsc_time": part.smsc_time,
             "concat_ref": concat.ref if concat else None,
@@ -60,9 +61,13 @@ class Inbox:
             "concat_seq": concat.seq if concat else None, "pdu": part.pdu[:2000],
             "received_at": now})
         if part_id is None:
-            log.info("duplicate SMS part from %s on %s stored once", part.sender.value,
-                     part.line)
-            return None
+            known = await svc.store.sms_inbound_part_by_key(key)
+            if known is None or known[1] is not None or concat is not None:
+                log.info("duplicate SMS part from %s on %s stored once", part.sender.value,
+                         part.line)
+                return None
+            # stored, but the last try failed before its message was made: make it now
+            part_id = known[0]
         if concat is None:
             return await self._make(part.line, part.sender.value, part.sender.kind, part.text,
                                     part.encoding.value, 1, None, [part_id], complete=True)

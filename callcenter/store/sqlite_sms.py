@@ -286,6 +286,11 @@ class SmsStoreMixin:
             [row[c] for c in columns])
         return int(cursor.lastrowid) if cursor.rowcount else None
 
+    async def sms_inbound_part_by_key(self, key: str) -> tuple[int, int | None] | None:
+        rows = await self._db.rows(
+            "SELECT id, message_id FROM sms_inbound_parts WHERE dedup_key = ?", (key,))
+        return (rows[0][0], rows[0][1]) if rows else None
+
     async def sms_inbound_group(self, line: str, sender: str, ref: int, total: int
                                 ) -> list[dict[str, Any]]:
         """The parts of one long inbound message not yet joined to a message (or joined to
