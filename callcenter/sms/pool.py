@@ -175,9 +175,9 @@ class ModemPool:
         now = self.clock()
         started: list[asyncio.Task[None]] = []
         waiting = await self.store.sms_waiting(now)
-        # started messages first: their modem is theirs, and their parts should not wait
-        # behind new messages
-        waiting.sort(key=lambda m: (m["modem"] is None, m["id"]))
+        # started messages first (their modem is theirs, and their parts should not wait
+        # behind new messages), then a person's messages before a campaign's
+        waiting.sort(key=lambda m: (m["modem"] is None, m["kind"] == "campaign", m["id"]))
         for message in waiting:
             if message["id"] in self._inflight:
                 continue

@@ -169,13 +169,14 @@ class SmsStoreMixin:
     # -- the send path -----------------------------------------------------------------------
 
     async def sms_waiting(self, now: float, limit: int = 200) -> list[dict[str, Any]]:
-        """Outbound messages with a part still to send whose retry time has come, oldest first
-        (started ones - a modem already chosen - included; the pool keeps them on it)."""
+        """Outbound messages with a part still to send whose retry time has come: a person's
+        messages before campaign ones, then oldest first (started ones - a modem already
+        chosen - included; the pool keeps them on it)."""
         rows = await self._db.rows(
             f"SELECT {_M} FROM sms_messages WHERE direction = 'out'"
             " AND state IN ('queued', 'sending') AND next_try_at <= ?"
             " AND EXISTS (SELECT 1 FROM sms_parts p WHERE p.message_id = sms_messages.id"
-            " AND p.state = 'queued') ORDER BY id LIMIT ?", (now, limit))
+            " AND p.state = 'queued') ORDER BY kind = 'campaign', id LIMIT ?", (now, limit))
         return [_message(r) for r in rows]
 
     async def sms_next_try(self) -> float | None:

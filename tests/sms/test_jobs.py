@@ -306,3 +306,16 @@ def test_send_windows_across_midnight():
     assert not in_window(night, at(6, 0)) and not in_window(night, at(12, 0))
     assert in_window(day, at(8, 0)) and not in_window(day, at(21, 0))
     assert in_window(None, at(3, 0))
+
+
+async def test_a_managers_message_does_not_wait_behind_a_campaign(store):
+    modem = FakeModem("a")
+    core = await sms_core(store, (modem, SimLimits(per_minute=1, per_day=100)))
+    for i in range(5):
+        await core.service.enqueue(f"+7916000000{i}", f"promo {i}", campaign_id=7)
+    await core.service.enqueue(TO, "reply to the client")
+    await core.drain()
+    assert [p.text for p in modem.sent] == ["reply to the client"]
+    core.clock.advance(61)
+    await core.drain()
+    assert [p.text for p in modem.sent] == ["reply to the client", "promo 0"]
