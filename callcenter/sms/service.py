@@ -295,7 +295,7 @@ def can_see_sms(user: User, sms: dict[str, Any]) -> bool:
     return user.id in (sms.get("manager_id"), sms.get("user_id"))
 
 
-def _iso(value: float | None) -> str | None:
+def iso_time(value: float | None) -> str | None:
     if value is None:
         return None
     return datetime.fromtimestamp(value, UTC).isoformat(timespec="milliseconds")
@@ -317,11 +317,11 @@ def sms_json(message: dict[str, Any], region: str = "RU") -> dict[str, Any]:
         "kind": message["kind"], "text": message["text"], "encoding": message["encoding"],
         "parts_total": message["parts_total"], "state": message["state"],
         "error": message["error"], "modem": message["modem"],
-        "created_at": _iso(message["created_at"]), "sent_at": _iso(message["sent_at"]),
-        "delivered_at": _iso(message["delivered_at"]),
+        "created_at": iso_time(message["created_at"]), "sent_at": iso_time(message["sent_at"]),
+        "delivered_at": iso_time(message["delivered_at"]),
         "parts": [{"seq": p["seq"], "total": p["total"], "state": p["state"],
                    "modem": p["modem"], "mr": p["mr"], "error": p["error"],
                    "report_status": p["report_status"], "report_code": p["report_code"],
-                   "sent_at": _iso(p["sent_at"]), "report_at": _iso(p["report_at"])}
+                   "sent_at": iso_time(p["sent_at"]), "report_at": iso_time(p["report_at"])}
                   for p in parts],
     }

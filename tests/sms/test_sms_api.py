@@ -81,7 +81,10 @@ def test_a_manager_sees_only_their_clients_sms_live_and_in_lists(api: Api) -> No
         assert got["type"] == "sms.received" and got["data"]["sms"]["text"] == "Olga writes"
         ws_d.send_json({"type": "ping"})
         assert ws_d.receive_json() == {"type": "pong"}  # Ivan's SMS never reached Dmitry
-    assert [m["text"] for m in Api(maria).get("/api/sms").json()] == ["Ivan writes <script>"]
+    mine = Api(maria).get("/api/sms").json()
+    assert [m["text"] for m in mine] == ["Ivan writes <script>"]
+    detail = Api(maria).get(f"/api/sms/{mine[0]['id']}").json()
+    assert detail["inbound_parts"][0]["smsc_time"].startswith("2026-05-28T")
     api.login("secretary")
     assert len(api.get("/api/sms", params={"direction": "in"}).json()) == 2
 

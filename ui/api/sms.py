@@ -25,11 +25,13 @@ def _sms(svc: Services) -> Any:
 
 
 def _json(svc: Services, message: dict[str, Any]) -> dict[str, Any]:
-    from callcenter.sms.service import sms_json
+    from callcenter.sms.service import iso_time, sms_json
 
     out = sms_json(message, svc.config.phones.default_region)
     if "inbound_parts" in message:
-        out["inbound_parts"] = message["inbound_parts"]
+        out["inbound_parts"] = [
+            p | {"smsc_time": iso_time(p["smsc_time"]), "received_at": iso_time(p["received_at"])}
+            for p in message["inbound_parts"]]
     return out
 
 
@@ -101,8 +103,11 @@ async def templates(request: Request) -> JSONResponse:
 
 
 async def optout_list(request: Request) -> JSONResponse:
+    from callcenter.sms.service import iso_time
+
     await current_user(request, Role.ADMIN)
-    return ok(await _sms(services(request)).opt_out_list())
+    rows = await _sms(services(request)).opt_out_list()
+    return ok([row | {"at": iso_time(row["at"])} for row in rows])
 
 
 async def optout_change(request: Request) -> JSONResponse:
