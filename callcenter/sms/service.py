@@ -142,6 +142,11 @@ class SmsService:
                           None)
         if contact_id is None and contact is not None and contact.client_id == client_id:
             contact_id = contact.contact_id
+        if client_id is not None and manager_id is None:
+            # written from a card whose numbers the recipient's does not match: the client's
+            # manager still sees it
+            client = await self.store.get_client(client_id)  # type: ignore[attr-defined]
+            manager_id = client.manager_id
         now = self.clock()
         valid = valid_for if valid_for is not None else self.config.validity_hours * 3600
         message_id = await self.store.sms_create(NewMessage(

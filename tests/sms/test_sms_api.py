@@ -112,3 +112,13 @@ def test_templates_are_offered(api: Api) -> None:
     api.login("maria")
     assert api.get("/api/sms/templates").json() == [
         {"id": 0, "text": "Hello {contact.first_name}!"}]
+
+
+def test_an_sms_to_a_number_not_on_the_card_is_still_the_clients(api: Api) -> None:
+    api.login("secretary")
+    ivan = clients(api)["ООО «Ромашка»"]
+    r = api.post("/api/sms", json={"to": "+79990001122", "text": "hi", "client_id": ivan})
+    assert r.status_code == 201 and r.json()["client_id"] == ivan
+    maria = api.login("maria")  # Ivan's manager: live events go to her too
+    assert r.json()["manager_id"] == maria["id"]
+    assert [m["id"] for m in api.get("/api/sms").json()] == [r.json()["id"]]
