@@ -381,7 +381,9 @@ class Modem:
     # -- poll ---------------------------------------------------------------------------------
     async def _poll_once(self, port: AtPort, *, urgent: bool = False) -> None:
         t = self.config.command_timeout
-        kw = {"timeout": t, "urgent": urgent, "check": False, "may_fail": True, "wait": urgent}
+        # Standard commands every modem has: errors count towards the port's error limit, so a
+        # modem that answers +CME ERROR to everything is reset (not during the init: urgent).
+        kw = {"timeout": t, "urgent": urgent, "check": False, "wait": urgent}
         csq = await port.command("AT+CSQ", expect=("+CSQ",), **kw)
         creg = await port.command("AT+CREG?", expect=("+CREG",), **kw)
         cops = await port.command("AT+COPS?", expect=("+COPS",), **kw)

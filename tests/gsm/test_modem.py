@@ -261,8 +261,9 @@ async def test_no_answer_after_the_pdu_is_unknown_and_the_modem_comes_back(
     try:
         await up(m)
         emu.fault("lost_answer", command="AT+CMGS")
-        with pytest.raises(SmsSendUnknown):
+        with pytest.raises(SmsSendUnknown, match="no answer after the PDU") as exc:
             await m.send_part(outbound_parts(TO, "once", concat_ref=1)[0])
+        assert "no answer" in str(exc.value), str(exc.value)
         assert len(emu.sent) == 1  # it did go out: the pool must not send it again
         await up(m)  # marked down on the timeout, reopened, init again
         assert await m.send_part(outbound_parts(TO, "next", concat_ref=1)[0]) >= 0
@@ -545,3 +546,22 @@ async def test_refused_numbers_in_a_row_do_not_reset_the_modem(modem: Modem, emu
             await modem.send_part(outbound_parts(TO, "x", concat_ref=1)[0])
     assert modem.status().state is LineState.UP
     assert emu.commands.count("AT+CMGF") == reopens  # no re-init: the port was never reset
+
+
+async def test_cme_errors_in_a_row_reset_the_modem_and_it_recovers(
+    emu: ModemEmulator, sinks: Sinks
+):
+    m = Modem(
+        settings(emu.path, poll_interval=0.02), sms_sink=sinks.sms_sink, call_sink=sinks.call_sink
+    )
+    await m.start()
+    try:
+        await up(m)
+        inits = emu.commands.count("AT+CMGF")
+        emu.fault("error", text="+CME ERROR: 100", count=4)  # whatever the next 4 commands are
+        await emu.wait_for(lambda: emu.commands.count("AT+CMGF") > inits)  # re-initialised
+        await up(m)
+        assert "+CME ERROR: 100" in m.status().last_error
+        await m.send_part(outbound_parts(TO, "after the reset", concat_ref=1)[0])
+    finally:
+        await m.stop()
