@@ -272,6 +272,7 @@ class AtEngine:
 
     def __init__(self, max_line: int = MAX_LINE) -> None:
         self.framer = AtFramer(max_line)
+        self.framer.ends_text = _ends_text
         self._queue: deque[tuple[int, AtCommand]] = deque()
         self._tokens = itertools.count(1)
         self._out = bytearray()
@@ -311,6 +312,12 @@ class AtEngine:
         """Forget every command not written yet (the port stopped or gave up); their tokens."""
         tokens = [t for t, _ in self._queue]
         self._queue.clear()
+        return tokens
+
+    def drop_urgent(self) -> list[int]:
+        """Forget the urgent commands not written yet (the init of a link just lost)."""
+        tokens = [t for t, c in self._queue if c.urgent]
+        self._queue = deque((t, c) for t, c in self._queue if not c.urgent)
         return tokens
 
     def receive_data(self, data: bytes) -> None:
@@ -479,6 +486,17 @@ class AtEngine:
         )
         self._cur = None
         self.framer.expect_prompt = False
+
+
+def _ends_text(text: str) -> bool:
+    # a line no +CUSD text continues into: a final code, a URC, the start of another +CUSD
+    prefix = line_prefix(text)
+    return (
+        parse_final(text) is not None
+        or text in URC_LINES
+        or prefix in URC_PREFIXES
+        or prefix in DUAL_PREFIXES
+    )
 
 
 def _name(cmd: AtCommand) -> str:

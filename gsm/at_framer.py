@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 MAX_LINE = 4096  # a +CMGL line of a 140-octet PDU is ~400 chars; a UCS2 +CUSD ~800
@@ -17,6 +18,15 @@ CTRL_Z = b"\x1a"
 ESC = b"\x1b"
 # C0 controls other than the line ends: a NUL at boot, a Ctrl-Z echoed after the PDU.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# A +CUSD text ends with its closing quote and <dcs>: '…",15'. A quote inside the text ('Tariff
+# "Smart"' sent unescaped) leaves the count odd, so this, not the count, says the text is over.
+_CUSD_END = re.compile(rb'",\s*\d+\s*$')
+CUSD_MAX_LINES = 24  # a USSD text is at most 182 characters; a menu is a dozen lines
+_FINALS = re.compile(r"OK|ERROR|\+CM[ES] ERROR:.*|COMMAND NOT SUPPORT|NO CARRIER|BUSY|NO ANSWER")
+
+
+def _is_final(text: str) -> bool:
+    return _FINALS.fullmatch(text) is not None
 
 
 # --- framing -----------------------------------------------------------------------------------
@@ -57,6 +67,10 @@ class AtFramer:
         self._buf = bytearray()
         self._skipping = 0  # >0: inside an oversized line, bytes dropped so far
         self._cusd: bytearray | None = None  # a +CUSD line whose quoted text is still open
+        self._cusd_lines = 0
+        # a line that cannot be part of a +CUSD text (a final code, a known URC): it ends an
+        # unclosed one; the engine sets its own, which knows the URCs
+        self.ends_text: Callable[[str], bool] = _is_final
         self._eat_space = False  # the " " after a ">" that came in an earlier read
         self.bad_bytes = 0  # totals, for the port's status
         self.garbage = 0
@@ -125,11 +139,22 @@ class AtFramer:
             # inside the quoted text of a +CUSD: keep the line break, blank lines too
             if eol == b"\n" and not raw:
                 return  # the \n of a \r\n pair
-            self._cusd += b"\n" + raw
-            if self._cusd.count(b'"') % 2 == 0:
-                raw, self._cusd = bytes(self._cusd), None
-                items.append(self._decode(raw))
-            return
+            line = raw.decode("utf-8", errors="replace")
+            if self.ends_text(_CONTROL.sub("", line).strip()):
+                # the text was never closed: emit it as it is, then read this line
+                items.append(self._decode(bytes(self._cusd).rstrip(b"\n")))
+                self._cusd = None
+            else:
+                self._cusd += b"\n" + raw
+                self._cusd_lines += 1
+                if (
+                    self._cusd.count(b'"') % 2 == 0
+                    or _CUSD_END.search(raw)
+                    or self._cusd_lines >= CUSD_MAX_LINES
+                ):
+                    raw, self._cusd = bytes(self._cusd), None
+                    items.append(self._decode(raw))
+                return
         if not raw.strip():
             return
         if self.expect_prompt and raw.lstrip()[:1] == b">":
@@ -139,8 +164,13 @@ class AtFramer:
             raw = raw.lstrip()[1:].strip()
             if not raw:
                 return
-        if raw.lstrip().startswith(b"+CUSD:") and raw.count(b'"') % 2 == 1:
+        if (
+            raw.lstrip().startswith(b"+CUSD:")
+            and raw.count(b'"') % 2 == 1
+            and not _CUSD_END.search(raw)
+        ):
             self._cusd = bytearray(raw)
+            self._cusd_lines = 0
             return
         item = self._decode(raw)
         if isinstance(item, LineReceived) and not item.text:

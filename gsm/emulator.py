@@ -42,7 +42,7 @@ MAX_INPUT_LINE = 4096
 
 _FAULTS = frozenset(
     {"no_answer", "error", "urc_in_reply", "urc_in_prompt", "lost_answer", "report_failed",
-     "no_report"}
+     "no_report", "late"}
 )  # fmt: skip
 
 
@@ -50,11 +50,13 @@ _FAULTS = frozenset(
 class Fault:
     # "no_answer", "error" (text instead of the answer; for AT+CMGS after the PDU, nothing
     # sent), "urc_in_reply", "urc_in_prompt", "lost_answer" (AT+CMGS sent, answer never comes),
-    # "report_failed" (the next sent part's report says TP-ST 0x41), "no_report" (it never comes)
+    # "report_failed" (the next sent part's report says TP-ST 0x41), "no_report" (it never comes),
+    # "late" (the answer comes ``after`` seconds, real time; the commands behind it wait)
     kind: str
     command: str | None = None  # "AT+CMGS": only that command; None: the next command
     text: str = ""  # the error or the URC
     count: int = 1
+    after: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +141,7 @@ class ModemEmulator:
         self._unacked: deque[tuple[str, str, asyncio.TimerHandle]] = deque()
         self.stored_at_start: list[int] = []
         self._boot_pending = False
+        self._on_input: list[str] = []  # URCs written as soon as the DTE sends anything
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def __aenter__(self) -> ModemEmulator:
@@ -206,13 +209,25 @@ class ModemEmulator:
     def urc(self, text: str) -> None:
         self._write(b"\r\n" + text.encode() + b"\r\n")
 
+    def urc_on_next_input(self, *texts: str) -> None:
+        """Write ``texts`` as URCs when the DTE next sends a byte, before reading it: after a
+        reopen that is the product's ESC, while it settles (a +CDS the network held, "SMS
+        Ready"). Lines written before the DTE opens the pty would be flushed by its open."""
+        self._on_input += texts
+
     def garbage(self, data: bytes | None = None) -> None:
         self._write(
             data if data is not None else b"\r\n\xff\xfe\x80\x81\r\n\xc3\x28\xa0\r\n\xf0\x9f\r\n"
         )
 
     def fault(
-        self, kind: str, *, command: str | None = None, text: str = "", count: int = 1
+        self,
+        kind: str,
+        *,
+        command: str | None = None,
+        text: str = "",
+        count: int = 1,
+        after: float = 0.0,
     ) -> None:
         if kind == "not_supported":
             kind, text = "error", text or "COMMAND NOT SUPPORT"
@@ -222,7 +237,7 @@ class ModemEmulator:
             text = "+CMS ERROR: 500"
         if kind in ("urc_in_reply", "urc_in_prompt") and not text:
             text = '+CMTI: "SM",1'
-        self.faults.append(Fault(kind, command.upper() if command else None, text, count))
+        self.faults.append(Fault(kind, command.upper() if command else None, text, count, after))
 
     def deliver_sms(
         self,
@@ -287,6 +302,11 @@ class ModemEmulator:
 
     # -- pty I/O ------------------------------------------------------------------------------
     def _data(self, data: bytes) -> None:
+        if self._boot_pending and self.config.boot_on_input:
+            self._boot_lines()
+        texts, self._on_input = self._on_input, []
+        for text in texts:
+            self.urc(text)
         self._feed(data)
         self.changed.set()
 
@@ -348,7 +368,7 @@ class ModemEmulator:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("emulator %s: %s failed", self.name, line[:20])
+                log.exception("emulator %s: a command failed", self.name)
                 self._final("ERROR")
             self.changed.set()
 
@@ -379,11 +399,14 @@ class ModemEmulator:
                 self._final(err.text)
                 return
         inject = self._take_fault(name, "urc_in_reply")
+        late = self._take_fault(name, "late")
         rest = line[len(name) :] if name != "ATD" else line[3:]
         reply = await self._dispatch(name, rest, upper)
         if reply is None:
             return
         lines, final = reply
+        if late is not None:
+            await asyncio.sleep(late.after)  # a busy modem: what the DTE sends next waits
         if inject is not None:
             at = len(lines) // 2
             lines = [*lines[:at], "\x00URC" + inject.text, *lines[at:]]
@@ -395,6 +418,10 @@ class ModemEmulator:
                 out += b"\r\n" + ln.encode() + b"\r\n"
         out += b"\r\n" + final.encode() + b"\r\n"
         self._write(bytes(out))
+        if late is not None:
+            # the command the DTE sent meanwhile starts a moment later, as on a modem, so its
+            # answer is a read of its own and not glued to the late one
+            await asyncio.sleep(0.002)
 
     def _final(self, text: str) -> None:
         self._write(b"\r\n" + text.encode() + b"\r\n")
@@ -521,6 +548,8 @@ class ModemEmulator:
         return True
 
     async def _ringing(self, call: _Call, rings: int) -> None:
+        if self.fam.call_created:
+            self.urc(self.fam.call_created)
         for _ in range(rings):
             if call.answered or call.ended:
                 return
@@ -536,6 +565,8 @@ class ModemEmulator:
     def _end_call(self, call: _Call) -> None:
         call.ended = True
         self.urc(self.fam.caller_gone)
+        if self.fam.call_released:
+            self.urc(self.fam.call_released)
 
     async def _periodic(self) -> None:
         assert self.config.periodic_interval is not None

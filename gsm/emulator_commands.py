@@ -307,6 +307,8 @@ async def _ata(m: ModemEmulator, rest: str) -> Reply:
     call.answered = True
     if m.fam.huawei_calls:
         asyncio.get_running_loop().call_soon(m.urc, "^CONN:1,0")
+    if m.fam.call_answered:
+        asyncio.get_running_loop().call_soon(m.urc, m.fam.call_answered)
     return [], "OK"
 
 
@@ -317,6 +319,8 @@ async def _hangup(m: ModemEmulator, rest: str) -> Reply:
         call.ended = True
         if m.fam.huawei_calls:
             asyncio.get_running_loop().call_soon(m.urc, "^CEND:1,0,104,16")
+        if m.fam.call_released:
+            asyncio.get_running_loop().call_soon(m.urc, m.fam.call_released)
     return [], "OK"
 
 

@@ -91,7 +91,7 @@ async def handle_request(emus: dict[str, ModemEmulator], req: dict[str, Any]) ->
         return {}
     if op == "fault":
         m.fault(str(req["kind"]), command=req.get("command"), text=str(req.get("text", "")),
-                count=int(req.get("count", 1)))  # fmt: skip
+                count=int(req.get("count", 1)), after=float(req.get("after", 0.0)))  # fmt: skip
         return {}
     if op == "garbage":
         m.garbage(bytes.fromhex(req["hex"]) if req.get("hex") else None)

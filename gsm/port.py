@@ -165,7 +165,6 @@ class AtPort:
         self.settle = settle
         self.settle_max = settle_max
         self._settling: asyncio.Event | None = None
-        self._dropped_on_open = 0
         self._engine = AtEngine(max_line)
         self._futures: dict[int, asyncio.Future[AtResponse]] = {}
         self._checks: dict[int, tuple[bool, bool]] = {}  # token -> (raise on error, counts)
@@ -233,6 +232,14 @@ class AtPort:
             if fut is not None and not fut.done():
                 fut.set_exception(PortDown(reason))
 
+    def _fail_urgent(self, reason: str) -> None:
+        # queued urgent commands are the init of the link just lost: the next open runs its own
+        for token in self._engine.drop_urgent():
+            fut = self._futures.pop(token, None)
+            self._checks.pop(token, None)
+            if fut is not None and not fut.done():
+                fut.set_exception(PortDown(reason))
+
     async def wait_up(self) -> None:
         await self._up.wait()
 
@@ -266,6 +273,9 @@ class AtPort:
             raise PortDown(self._reason)
         if not wait and not self.is_up and not urgent:
             raise PortDown(self._reason)
+        if urgent and self._state is not PortState.OPENING:
+            # urgent is the init of one open device; once it is lost nothing would run it
+            raise PortDown(self._reason)
         cmd = AtCommand(text, timeout, pdu, prompt_timeout, expect, urgent)
         token = self._engine.submit(cmd)
         fut: asyncio.Future[AtResponse] = asyncio.get_running_loop().create_future()
@@ -292,6 +302,7 @@ class AtPort:
         self._close()
         self._engine.reset(FailReason.CONNECTION_LOST, reason)
         self._dispatch()
+        self._fail_urgent(reason)
         self._down.set()
 
     # -- the reopen loop ----------------------------------------------------------------------
@@ -350,12 +361,24 @@ class AtPort:
         self._error_run = 0
         for _ in range(3):
             await self._settle(proto)
+            if self._proto is not proto:
+                raise PortDown(self._reason)  # unplugged while settling: no probe to a dead link
             r = await self.command(self.probe, timeout=self.probe_timeout, urgent=True)
-            if not r.lines:
+            if r.lines:
+                # "AT" has no information lines: these belong to a command of our previous life
+                # still running in the modem (a +CMGS answer seconds later): settle once more
+                log.warning("modem %s: stale answer after open dropped", self.name)
+                continue
+            # A bare OK of that earlier command, late, looks just like the probe's; then the
+            # probe's own OK still follows, and taken for the next command's answer it would
+            # put every answer one behind. Quiet again with no final code: in step.
+            stray = self._engine.stray
+            await self._settle(proto, esc=False)
+            if self._proto is not proto:
+                raise PortDown(self._reason)
+            if self._engine.stray == stray:
                 break
-            # "AT" has no information lines: these belong to a command of our previous life
-            # still running in the modem (a +CMGS answer seconds later): settle once more
-            log.warning("modem %s: stale answer after open dropped", self.name)
+            log.warning("modem %s: a late final code after open; probing again", self.name)
         if self.on_up is not None:
             await self.on_up(self)
         if self._proto is not proto:
@@ -364,13 +387,13 @@ class AtPort:
         log.info("modem %s up (%s)", self.name, self.path)
         self._pump()
 
-    async def _settle(self, proto: _Protocol) -> None:
+    async def _settle(self, proto: _Protocol, *, esc: bool = True) -> None:
         """A modem left waiting for a PDU (we died between ``> `` and Ctrl-Z) would take our
-        probe as text: ESC cancels it, and nothing is sent. Then whatever the modem still says
-        (the answer to a command of our previous life, a reply to the ESC) is let pass and
-        dropped until it has been quiet for ``settle`` seconds (at most ``settle_max``), so no
-        stale final code is taken for the answer to the probe."""
-        if isinstance(proto.transport, asyncio.WriteTransport):
+        probe as text: ESC cancels it, and nothing is sent. Then the probe waits until the
+        modem has been quiet for ``settle`` seconds (at most ``settle_max``): the answer to a
+        command of our previous life, or a reply to the ESC, comes with nothing in flight (a
+        stray final code, dropped), while URCs are routed as usual."""
+        if esc and isinstance(proto.transport, asyncio.WriteTransport):
             proto.transport.write(ESC)
         self._settling = asyncio.Event()
         try:
@@ -386,16 +409,15 @@ class AtPort:
             log.warning("modem %s keeps talking after open; probing anyway", self.name)
         finally:
             self._settling = None
-            self._engine.reset(FailReason.CONNECTION_LOST, "reopened")
 
     # -- pumping ------------------------------------------------------------------------------
     def _data(self, proto: _Protocol, data: bytes) -> None:
         if proto is not self._proto:
             return
         if self._settling is not None:
+            # only the probe waits for quiet: with nothing in flight a stale final code is a
+            # stray, and a +CDS, +CMTI, RING or "SMS Ready" said meanwhile reaches its handler
             self._settling.set()
-            self._dropped_on_open += len(data)
-            return
         self._engine.receive_data(data)
         self._pump()
 
@@ -444,7 +466,8 @@ class AtPort:
 
     def _deliver(self, urc: Urc) -> None:
         if not urc.known:
-            log.info("modem %s: unknown unsolicited line %s", self.name, urc.name[:20])
+            # its size only: an unknown line may carry a customer's text
+            log.info("modem %s: unknown unsolicited line (%d chars)", self.name, len(urc.line))
         for cb in (*self._subs.get(urc.name, ()), *self._subs.get("*", ())):
             try:
                 cb(urc)

@@ -153,6 +153,31 @@ def test_cusd_multiline_text_is_one_urc() -> None:
         assert split_args(u.line) == ["0", "Balance: 12.50 r.\nTariff: Smart\n\nBye", "15"]
 
 
+def test_cusd_with_an_odd_quote_does_not_swallow_the_stream() -> None:
+    wire = b'\r\n+CUSD: 0,"Tariff "Smart",15\r\n\r\nOK\r\n\r\n+CMTI: "SM",3\r\n'
+    for _, ev in every_split([AtCommand('AT+CUSD=1,"*100#",15')], wire):
+        assert kinds(ev) == [
+            ("urc", "+CUSD", '+CUSD: 0,"Tariff "Smart",15', None),
+            ("done", 'AT+CUSD=1,"*100#",15', Final.OK, ()),
+            ("urc", "+CMTI", '+CMTI: "SM",3', None),
+        ]
+
+
+def test_an_unclosed_cusd_text_ends_at_a_final_code_a_urc_or_a_line_cap() -> None:
+    _, ev = run([AtCommand("AT+CSQ")], b'\r\n+CUSD: 0,"cut\r\nshort\r\n\r\nOK\r\n')
+    assert kinds(ev) == [
+        ("urc", "+CUSD", '+CUSD: 0,"cut\nshort', None),
+        ("done", "AT+CSQ", Final.OK, ()),
+    ]
+    _, ev = run([], b'\r\n+CUSD: 0,"cut\r\nRING\r\n+CMTI: "SM",3\r\n')
+    assert [(u.name, u.line) for u in ev] == [
+        ("+CUSD", '+CUSD: 0,"cut'), ("RING", "RING"), ("+CMTI", '+CMTI: "SM",3'),
+    ]  # fmt: skip
+    _, ev = run([], b'\r\n+CUSD: 0,"open' + b"\r\nline" * 30 + b"\r\nOK\r\n")
+    assert ev[0].name == "+CUSD" and ev[0].line.count("line") == 24
+    assert [type(e).__name__ for e in ev[1:]] == ["Urc"] * 6 + ["Garbage"]
+
+
 def test_cusd_reply_vs_urc() -> None:
     # AT+CUSD? answers +CUSD: 1 (reply); the network's answer during it is a URC
     _, ev = run([AtCommand("AT+CUSD?")], b'\r\n+CUSD: 0,"Hi",15\r\n+CUSD: 1\r\n\r\nOK\r\n')
@@ -259,7 +284,7 @@ def test_line_length_cap() -> None:
     assert out == [Garbage(GarbageKind.OVERSIZED, 200), LineReceived("OK")]
     # an unterminated +CUSD text cannot grow without bound either
     f = AtFramer(max_line=64)
-    out = f.feed(b'\r\n+CUSD: 0,"' + b"x\r\n" * 40 + b'",15\r\nOK\r\n')
+    out = f.feed(b'\r\n+CUSD: 0,"' + b"x" * 20 + b"\r\n" + b"y" * 50 + b'",15\r\nOK\r\n')
     assert out[-1] == LineReceived("OK")
     assert any(isinstance(o, Garbage) for o in out)
 

@@ -206,6 +206,7 @@ class TestAcknowledgement:
     async def test_acknowledged_report_is_not_repeated(
         self, emu: ModemEmulator, port: AtPort
     ) -> None:
+        emu.config.cnma_timeout = 60_000.0  # a slow machine must not make the ack late
         await port.command("AT+CSMS=1")
         await port.command("AT+CNMI=2,1,0,1,0")
         urcs = Urcs(port, "+CDS")
@@ -465,3 +466,31 @@ async def test_store_pdu_as_is(emu: ModemEmulator, port: AtPort) -> None:
     slot = emu.store_pdu("0791448720003023240DD0E4")  # cut short: stored all the same
     r = await port.command(f"AT+CMGR={slot}")
     assert r.lines[1] == "0791448720003023240DD0E4"
+
+
+@pytest.mark.parametrize(
+    ("family", "want"),
+    [
+        ("sim7600", ["RING", "VOICE CALL", "NO CARRIER", "VOICE CALL"]),
+        ("wavecom", ["+WIND", "RING", "NO CARRIER", "+WIND"]),
+    ],
+)
+async def test_family_call_urcs(tmp_path, family: str, want: list[str]) -> None:
+    cfg = ModemConfig(family=family, time_scale=0.001)
+    async with ModemEmulator(str(tmp_path / "m"), cfg) as e:
+        p = AtPort(e.path, settle=0.02)
+        await p.start()
+        try:
+            await p.wait_up()
+            urcs = Urcs(p)
+            e.ring("+79161234567", rings=1000)
+            await urcs.until(lambda items: any(u.name == "RING" for u in items))
+            await p.command("ATA")
+            e.caller_hangs_up()
+            got = await urcs.until(lambda items: len(items) >= 2 and items[-1].name == want[-1]
+                                   and items[-2].name == "NO CARRIER")  # fmt: skip
+            names = [u.name for u in got]
+            dedup = [n for i, n in enumerate(names) if n != "RING" or "RING" not in names[:i]]
+            assert dedup == want
+        finally:
+            await p.stop()

@@ -10,6 +10,7 @@ import serial_asyncio_fast
 
 from gsm.at import Final, Urc
 from gsm.emulator import ModemEmulator
+from gsm.emulator_families import ModemConfig
 from gsm.port import AtCommandError, AtPort, AtTimeout, PortDown, PortGaveUp, PortState
 from tests.gsm.conftest import submit_pdu
 
@@ -315,3 +316,95 @@ async def test_stop_fails_queued_commands(emu: ModemEmulator, port: AtPort) -> N
     with pytest.raises(PortDown, match="stopped"):
         await queued
     assert port.status().queued == 0
+
+
+async def test_unplug_while_settling_does_not_leave_the_port_down(emu: ModemEmulator) -> None:
+    port = AtPort(emu.path, backoff_initial=0.02, backoff_max=0.1, settle=0.3, settle_max=1.0)
+    await port.start()
+    try:
+        await port.wait_state(PortState.OPENING)  # the device is open, the port settles
+        emu.unplug()
+        await port.wait_state(PortState.DOWN)
+        emu.plug()
+        async with asyncio.timeout(10):
+            await port.wait_up()
+        assert (await port.command("AT+CSQ")).ok
+    finally:
+        await port.stop()
+
+
+async def test_unplug_between_two_init_commands_does_not_leave_the_port_down(
+    emu: ModemEmulator,
+) -> None:
+    lives = 0
+    unplugged = asyncio.Event()
+
+    async def init(p: AtPort) -> None:
+        nonlocal lives
+        lives += 1
+        await p.command("ATE0", urgent=True)
+        if lives == 1:
+            emu.unplug()
+            await p.wait_state(PortState.DOWN)
+            unplugged.set()
+        await p.command("AT+CNMI=2,1,0,1,0", urgent=True)
+
+    port = AtPort(emu.path, on_up=init, backoff_initial=0.02, backoff_max=0.1, settle=0.02)
+    await port.start()
+    try:
+        await unplugged.wait()
+        emu.plug()
+        async with asyncio.timeout(10):
+            await port.wait_up()
+        assert lives == 2 and (await port.command("AT+CSQ")).ok
+    finally:
+        await port.stop()
+
+
+async def test_urcs_said_while_the_port_settles_after_a_reopen_are_routed(
+    emu: ModemEmulator,
+) -> None:
+    port = AtPort(emu.path, backoff_initial=0.02, probe_timeout=1.0, settle=0.3)
+    urcs = Urcs(port)
+    await port.start()
+    try:
+        await port.wait_up()
+        emu.fault("no_answer", command="AT+CSQ")
+        with pytest.raises(AtTimeout):
+            await port.command("AT+CSQ", timeout=0.2)
+        # the modem was not rebooted: what it says as the port reopens is for the new port
+        emu.urc_on_next_input("+CDS: 6", "0006", '+CMTI: "SM",3', "RING")
+        got = await urcs.until(lambda items: len(items) >= 3)
+        assert [(u.name, u.pdu) for u in got] == [("+CDS", "0006"), ("+CMTI", None), ("RING", None)]
+        assert port.state is PortState.OPENING  # they came while it settled
+        await port.wait_up()
+    finally:
+        await port.stop()
+
+
+async def test_boot_urcs_before_the_first_command_are_routed(tmp_path) -> None:
+    config = ModemConfig(family="simcom", time_scale=0.001, boot_on_input=True)
+    async with ModemEmulator(str(tmp_path / "modem0"), config) as emu:
+        port = AtPort(emu.path, backoff_initial=0.02, probe_timeout=1.0, settle=0.3)
+        urcs = Urcs(port)
+        await port.start()
+        try:
+            got = await urcs.until(lambda items: any(u.name == "SMS Ready" for u in items))
+            assert [u.name for u in got] == ["RDY", "+CFUN", "+CPIN", "Call Ready", "SMS Ready"]
+            assert port.state is PortState.OPENING
+            await port.wait_up()
+        finally:
+            await port.stop()
+
+
+async def test_a_late_bare_ok_after_a_timeout_is_not_taken_for_the_probe(
+    emu: ModemEmulator, port: AtPort
+) -> None:
+    # the modem is busy with AT+CMEE for 0.5 s: its OK comes after the port reopened and
+    # wrote its probe, whose own OK follows it
+    emu.fault("late", command="AT+CMEE", after=0.5)
+    with pytest.raises(AtTimeout):
+        await port.command("AT+CMEE=1", timeout=0.2)
+    assert (await port.command("AT+CSQ")).lines == ("+CSQ: 20,99",)
+    assert (await port.command("AT+CGSN")).lines == ("867123456789012",)
+    assert (await port.command("AT+CMEE=1")).lines == ()
