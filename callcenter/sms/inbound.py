@@ -3,6 +3,7 @@ like a caller, the message stored as an interaction and pushed live; "STOP" opts
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from datetime import UTC, datetime
@@ -44,10 +45,23 @@ def joined(parts: list[dict[str, Any]], total: int) -> tuple[str, bool]:
 class Inbox:
     def __init__(self, service: SmsService) -> None:
         self.service = service
+        # Parts of one message read from two modems (or in one +CMTI burst) must not both
+        # find the group whole and make it twice: one part, or one sweep, at a time.
+        self._lock = asyncio.Lock()
 
     async def receive(self, part: SmsPartReceived) -> int | None:
         """Store the part (once), then make or complete its message. Returns the message id
         when a message was made or completed."""
+        async with self._lock:
+            return await self._receive(part)
+
+    async def sweep(self) -> list[int]:
+        """Long messages whose missing parts did not come within the reassembly timeout are
+        shown as incomplete messages (what arrived stays visible)."""
+        async with self._lock:
+            return await self._sweep()
+
+    async def _receive(self, part: SmsPartReceived) -> int | None:
         svc = self.service
         now = svc.clock()
         concat = part.concat if part.concat is not None and part.concat.total > 1 else None
@@ -90,9 +104,7 @@ class Inbox:
                                 group[0]["encoding"], concat.total, concat.ref,
                                 [p["id"] for p in group], complete=True)
 
-    async def sweep(self) -> list[int]:
-        """Long messages whose missing parts did not come within the reassembly timeout are
-        shown as incomplete messages (what arrived stays visible)."""
+    async def _sweep(self) -> list[int]:
         svc = self.service
         made = []
         before = svc.clock() - svc.config.reassembly_timeout

@@ -139,3 +139,12 @@ async def test_a_part_whose_message_failed_to_be_made_is_made_on_redelivery(stor
     await core.service.handle(same)
     await core.service.handle(same)
     assert [m["text"] for m in await inbound(store)] == ["hello again"]
+
+
+async def test_parts_handed_over_at_the_same_time_make_one_message(store):
+    import asyncio
+
+    core = await sms_core(store)
+    await asyncio.gather(*(core.service.handle(part(t, Concat(77, 3, i)))
+                           for i, t in enumerate(("a", "b", "c"), start=1)))
+    assert [m["text"] for m in await inbound(store)] == ["abc"]
