@@ -8,6 +8,7 @@ parts are handled by :class:`callcenter.sms.inbound.Inbox`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -66,6 +67,9 @@ class SmsService:
         self.managers_see_all = managers_see_all
         self.clock = clock
         self._opted_out: set[str] = set()
+        # A report racing the commit of its part's MR must be either matched or kept for
+        # that commit to take, never fall between the two.
+        self._reports = asyncio.Lock()
         # Called after a message was queued (the pool wakes up) and after a USSD reply.
         self.on_queued: Callable[[], None] = lambda: None
         self.on_ussd: Callable[[UssdReply], None] = lambda reply: None
@@ -207,6 +211,10 @@ class SmsService:
     async def on_report(self, report: SmsStatusReport) -> int | None:
         """Match a status report to the most recent outstanding part with the same modem,
         TP-MR and recipient; returns the message id, or None when it was kept unmatched."""
+        async with self._reports:
+            return await self._on_report(report)
+
+    async def _on_report(self, report: SmsStatusReport) -> int | None:
         tail = recipient_tail(report.recipient.value)
         part = await self.store.sms_match_report(report.line, report.message_ref, tail)
         if part is None:
@@ -249,6 +257,10 @@ class SmsService:
     async def part_sent(self, part: dict[str, Any], modem: str, mr: int, to: str) -> None:
         """The modem answered +CMGS for this part: store the MR, then take a report that
         arrived before this commit."""
+        async with self._reports:
+            await self._part_sent(part, modem, mr, to)
+
+    async def _part_sent(self, part: dict[str, Any], modem: str, mr: int, to: str) -> None:
         now = self.clock()
         await self.store.sms_update_part(part["id"], state=PartState.SENT.value, mr=mr,
                                          recipient=to, sent_at=now, error="")

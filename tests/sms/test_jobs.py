@@ -319,3 +319,28 @@ async def test_a_managers_message_does_not_wait_behind_a_campaign(store):
     core.clock.advance(61)
     await core.drain()
     assert [p.text for p in modem.sent] == ["reply to the client", "promo 0"]
+
+
+async def test_a_report_racing_the_commit_of_its_mr_is_not_lost(store):
+    core = await sms_core(store)
+    message_id = await core.service.enqueue(TO, "race")
+    (part,) = (await core.message(message_id))["parts"]
+    await store.sms_mark_sending(part["id"], message_id, "a", core.clock())
+    keeping, gate = asyncio.Event(), asyncio.Event()
+    keep = store.sms_keep_report
+
+    async def slow_keep(*args):
+        keeping.set()  # the report found no part with that MR yet...
+        await gate.wait()  # ...and the MR's commit would run now
+        await keep(*args)
+
+    store.sms_keep_report = slow_keep
+    report = asyncio.create_task(core.report("a", 9, TO))
+    await keeping.wait()
+    # the MR's commit waits for the report to be kept (it then takes it), never runs between
+    assert core.service._reports.locked()
+    sent = asyncio.create_task(core.service.part_sent(
+        dict(part, sending_at=core.clock()), "a", 9, TO))
+    gate.set()
+    await asyncio.gather(report, sent)
+    assert (await core.message(message_id))["state"] == "delivered"
