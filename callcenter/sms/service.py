@@ -196,6 +196,18 @@ class SmsService:
         message = message or await self.refresh(message_id)
         self.bus.publish("sms.status", {"sms": sms_json(message, self.region)})
 
+    async def resend(self, user: User, message_id: int, *, text: str | None = None,
+                     confirm_opted_out: bool = False) -> int:
+        """A person's decision to send a failed, expired or unknown message again: a new job
+        with the same text (the old one keeps its history)."""
+        old = await self.get(user, message_id)
+        if old["direction"] != "out" or old["state"] not in (
+                MessageState.FAILED, MessageState.EXPIRED, MessageState.UNKNOWN):
+            raise ValidationError("only a failed, expired or unknown SMS can be sent again")
+        return await self.enqueue(old["number"], text or old["text"], client_id=old["client_id"],
+                                  contact_id=old["contact_id"], user_id=user.id,
+                                  kind="manual", confirm_opted_out=confirm_opted_out)
+
     # -- reports and other line events -------------------------------------------------------
 
     async def handle(self, event: SmsLineEvent) -> None:

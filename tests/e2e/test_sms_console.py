@@ -54,6 +54,22 @@ def test_write_from_the_client_card_with_a_live_counter(live_server, config, con
     assert page.locator("main img").count() == 0
     assert page.evaluate("window.__xss") in (False, None)
 
+    # a failed SMS is sent again only when the manager asks
+    expect(page.locator("[data-action=sms-resend]")).to_have_count(0)
+    services = server.services
+    sent_id = int(page.locator("[data-role=client-sms] .sms-row.dir-out").first
+                  .get_attribute("data-sms-id"))
+
+    async def fail_it() -> None:
+        for p in (await services.store.sms_get(sent_id))["parts"]:
+            await services.store.sms_update_part(p["id"], state="failed", error="barred")
+        await services.extra["sms"].publish_status(sent_id)
+
+    server.call(fail_it)
+    page.locator(f'.sms-row[data-sms-id="{sent_id}"] [data-action=sms-detail]').click()
+    page.locator("[data-action=sms-resend]").click()
+    expect(rows).to_have_count(3)
+
 
 def test_sms_page_lists_only_a_managers_own_sms(server: LiveServer, console) -> None:
     inbound(server, "+79035556677", "Olga (Dmitry's client)")

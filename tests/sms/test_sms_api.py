@@ -122,3 +122,27 @@ def test_an_sms_to_a_number_not_on_the_card_is_still_the_clients(api: Api) -> No
     maria = api.login("maria")  # Ivan's manager: live events go to her too
     assert r.json()["manager_id"] == maria["id"]
     assert [m["id"] for m in api.get("/api/sms").json()] == [r.json()["id"]]
+
+
+def test_a_failed_sms_is_sent_again_only_when_a_person_asks(api: Api) -> None:
+    maria = api.login("maria")
+    first = api.post("/api/sms", json={"to": IVAN, "text": "try 1"}).json()
+    r = api.post(f"/api/sms/{first['id']}/resend", json={})
+    assert r.status_code == 400 and "only a failed" in r.json()["message"]
+    services = api.client.app.state.services
+    store, service = services.store, services.extra["sms"]
+
+    async def fail_it() -> None:
+        (part,) = (await store.sms_get(first["id"]))["parts"]
+        await store.sms_update_part(part["id"], state="failed", error="barred")
+        await service.refresh(first["id"])
+
+    api.client.portal.call(fail_it)
+    assert api.get(f"/api/sms/{first['id']}").json()["error"] == "failed: barred"
+    r = api.post(f"/api/sms/{first['id']}/resend", json={"text": "try 2"})
+    assert r.status_code == 201, r.text
+    again = r.json()
+    assert again["id"] != first["id"] and again["text"] == "try 2"
+    assert again["state"] == "queued" and again["user_id"] == maria["id"]
+    api.login("dmitry")
+    assert api.post(f"/api/sms/{first['id']}/resend", json={}).status_code == 403

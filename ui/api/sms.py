@@ -14,7 +14,7 @@ from callcenter.services import Services
 from callcenter.store.sqlite_sms import SmsFilter
 from ui.api.clients import visible_client
 from ui.api.common import body_of, current_user, ok, path_id, query_of, services
-from ui.api.sms_models import OptOutIn, SmsCountIn, SmsQuery, SmsSendIn
+from ui.api.sms_models import OptOutIn, SmsCountIn, SmsQuery, SmsResendIn, SmsSendIn
 
 
 def _sms(svc: Services) -> Any:
@@ -53,6 +53,16 @@ async def send(request: Request) -> JSONResponse:
                                        confirm_opted_out=data.confirm_opted_out)
     message = await service.get(user, message_id)
     return ok(_json(svc, message) | {"counter": _counter(service, data.text)}, 201)
+
+
+async def resend(request: Request) -> JSONResponse:
+    user = await current_user(request)
+    svc = services(request)
+    data = await body_of(request, SmsResendIn)
+    service = _sms(svc)
+    message_id = await service.resend(user, path_id(request), text=data.text,
+                                      confirm_opted_out=data.confirm_opted_out)
+    return ok(_json(svc, await service.get(user, message_id)), 201)
 
 
 async def count(request: Request) -> JSONResponse:
