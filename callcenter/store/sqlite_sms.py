@@ -179,6 +179,13 @@ class SmsStoreMixin:
             " AND p.state = 'queued') ORDER BY kind = 'campaign', id LIMIT ?", (now, limit))
         return [_message(r) for r in rows]
 
+    async def sms_queue_counts(self) -> dict[str | None, int]:
+        """Outbound messages not yet through, by the modem they are bound to (None: any)."""
+        rows = await self._db.rows(
+            "SELECT modem, COUNT(*) FROM sms_messages WHERE direction = 'out'"
+            " AND state IN ('queued', 'sending') GROUP BY modem")
+        return {r[0]: int(r[1]) for r in rows}
+
     async def sms_next_try(self) -> float | None:
         rows = await self._db.rows(
             "SELECT MIN(next_try_at) FROM sms_messages WHERE direction = 'out'"

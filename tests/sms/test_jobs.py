@@ -344,3 +344,14 @@ async def test_a_report_racing_the_commit_of_its_mr_is_not_lost(store):
     gate.set()
     await asyncio.gather(report, sent)
     assert (await core.message(message_id))["state"] == "delivered"
+
+
+async def test_the_status_counts_each_modems_queue(store):
+    a = FakeModem("a")
+    core = await sms_core(store, a)
+    started = await core.service.enqueue(TO, LONG)
+    await core.service.enqueue("+79162222222", "later")
+    await asyncio.gather(*await core.pool.run_once())  # part 1 of 3 out: bound to "a"
+    (row,) = await core.pool.status()
+    assert row["queue"] == 1 and await core.pool.waiting_unassigned() == 1
+    assert (await core.message(started))["modem"] == "a"
