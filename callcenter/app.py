@@ -24,6 +24,7 @@ from callcenter.config import Config, GsmModemConfig, PbxLineConfig
 from callcenter.demo import DEMO_PASSWORD, seed_demo
 from callcenter.passwords import shutdown_pool
 from callcenter.services import Services
+from callcenter.sms.runtime import Sink, limits_of, sms_running
 from callcenter.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:
@@ -212,8 +213,6 @@ def _demo_recordings(config: Config, registry: CallRegistry) -> Callable[[BusEve
 async def sms_handling(services: Services, demo_modems: bool) -> AsyncIterator[None]:
     """The SMS core and the modem pool over the configured GSM modems (and, in demo mode,
     two emulated modems on pseudo-terminals)."""
-    from callcenter.sms.runtime import Sink, sms_running
-
     async with contextlib.AsyncExitStack() as stack:
 
         async def build(sink: Sink) -> list[tuple[object, object]]:
@@ -228,8 +227,6 @@ async def gsm_modems(services: Services, sink: object, stack: contextlib.AsyncEx
     """The modems of the [[gsm]] tables (in demo mode two emulated ones instead), each
     started, with its SIM's limits. A modem that cannot open its device yet is still
     handed to the pool: it stays down and retries on its own."""
-    from callcenter.sms.runtime import limits_of
-
     config = services.config
     configs = [cfg for cfg in config.gsm if cfg.enabled]
     if demo:
