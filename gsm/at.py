@@ -39,7 +39,8 @@ from gsm.at_framer import (
 )
 
 __all__ = [
-    "CTRL_Z", "ESC", "MAX_LINE", "AtCommand", "AtEngine", "AtFramer", "AtResponse",
+    "CTRL_Z", "ESC", "ESC_QUIET", "MAX_LINE", "Abandon", "AtCommand", "AtEngine", "AtFramer",
+    "AtResponse",
     "CommandDone", "CommandFailed", "EngineEvent", "FailReason", "Final", "FramerItem",
     "Garbage", "GarbageKind", "LineReceived", "PromptReceived", "Urc", "command_name",
     "line_prefix", "parse_final", "split_args", "split_values",
@@ -131,18 +132,20 @@ def _raw_args(text: str) -> list[str]:
     return _split(text.split(":", 1)[1], keep_quotes=True) if ":" in text else [""]
 
 
-def _is_reply_shape(prefix: str, text: str) -> bool:
+def _is_reply_shape(prefix: str, text: str, command: str = "") -> bool:
     """Tell the reply to a query from the URC of the same prefix."""
     args = _raw_args(text)
     if prefix in ("+CREG", "+CGREG", "+CEREG"):
-        # reply: <n>,<stat>[,...]; URC: <stat>[,"lac","ci"[,act]]
-        return len(args) >= 2 and args[1].isdigit()
+        # reply: <n>,<stat>[,...]; URC: <stat>[,<lac>,<ci>[,act]], <lac> quoted or not
+        # ("+CREG: 1,00A1,1B2C" on some firmware), never one digit like <stat>
+        return len(args) >= 2 and len(args[1]) == 1 and args[1].isdigit()
     if prefix == "+CLIP":
         # reply: <n>,<m>; URC: "<number>",<type>,...
         return bool(args) and not args[0].startswith('"')
     if prefix == "+CUSD":
-        # reply to AT+CUSD?: <n> (0 or 1) alone; a URC carries <m>[,"text",dcs]
-        return len(args) == 1 and args[0] in ("0", "1")
+        # only AT+CUSD? has a reply, <n> (0 or 1) alone; during AT+CUSD=1,"*100#" a textless
+        # "+CUSD: 0" is the network's answer
+        return command.rstrip().endswith("?") and len(args) == 1 and args[0] in ("0", "1")
     return True
 
 
@@ -210,6 +213,23 @@ class AtResponse:
 class FailReason(enum.StrEnum):
     TIMEOUT = "timeout"
     CONNECTION_LOST = "connection lost"
+    ABANDONED = "abandoned"  # its caller gave up; the modem was told (ESC) or had answered
+
+
+class Abandon(enum.StrEnum):
+    """What :meth:`AtEngine.abandon` did."""
+
+    DROPPED = "dropped"  # not written yet: as if never asked
+    CANCELLED = "cancelled"  # AT+CMGS before its "> ": ESC written, the PDU never will be
+    IN_DOUBT = "in doubt"  # the PDU was written: the SMS may go out, its answer is dropped
+    ANSWER_DROPPED = "answer dropped"  # written (no PDU): it runs, its answer is dropped
+    UNKNOWN = "unknown"  # no such command (already answered)
+
+
+# After ESC cancels the text entry of an abandoned AT+CMGS, some modems answer (OK, ERROR) and
+# some say nothing: wait this long for it before the next command, so that answer is not
+# taken for the next command's.
+ESC_QUIET = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +280,8 @@ class _InFlight:
     lines: list[str] = field(default_factory=list)
     pdu_written: bool = False
     rearm: bool = False  # the prompt came: the reply deadline starts at the next advance()
+    abandoned: bool = False  # its caller gave up: never write the PDU
+    escaped: bool = False  # abandoned at the prompt: ESC written instead of the PDU
 
 
 class AtEngine:
@@ -308,6 +330,24 @@ class AtEngine:
                 return True
         return False
 
+    def abandon(self, token: int) -> Abandon:
+        """The caller of ``token`` gave up (its own timeout, a cancelled task). Queued: dropped.
+        AT+CMGS waiting for its ``> ``: ESC now and again in place of the PDU, so the SMS is
+        never sent. Written otherwise: it keeps its slot until its answer (dropped) so the next
+        command is not answered by it; for a PDU already written the outcome is unknown."""
+        if self.cancel(token):
+            return Abandon.DROPPED
+        cur = self._cur
+        if cur is None or cur.token != token:
+            return Abandon.UNKNOWN
+        cur.abandoned = True
+        if cur.pdu_written:
+            return Abandon.IN_DOUBT
+        if cur.cmd.pdu is not None:
+            self._out += ESC
+            return Abandon.CANCELLED
+        return Abandon.ANSWER_DROPPED
+
     def drop_queue(self) -> list[int]:
         """Forget every command not written yet (the port stopped or gave up); their tokens."""
         tokens = [t for t, _ in self._queue]
@@ -334,14 +374,19 @@ class AtEngine:
         if cur is not None:
             if cur.rearm:
                 cur.rearm = False
-                cur.deadline = now + cur.cmd.timeout
+                cur.deadline = now + (ESC_QUIET if cur.escaped else cur.cmd.timeout)
+            elif now >= cur.deadline and cur.escaped:
+                # the modem said nothing to the ESC: the stream is in step, go on
+                self._fail(FailReason.ABANDONED, f"{_name(cur.cmd)} cancelled before the PDU")
+                self._phase = _Phase.IDLE
             elif now >= cur.deadline and self._phase in (_Phase.PROMPT, _Phase.REPLY):
                 if self._phase is _Phase.PROMPT:
                     self._out += ESC  # leave the text-entry mode if it is in it
                 detail = f"no answer to {_name(cur.cmd)} ({self._phase.value})"
                 self._fail(FailReason.TIMEOUT, detail)
                 self._phase = _Phase.BLOCKED
-            return
+            if self._cur is not None:
+                return
         if self._phase is _Phase.BLOCKED or not self._queue:
             return
         if urgent_only and not self._queue[0][1].urgent:
@@ -360,7 +405,10 @@ class AtEngine:
         if self._cur is not None:
             self._fail(reason, detail or reason.value)
         self._phase = _Phase.IDLE
-        self._pending_pdu_urc = None
+        if self._pending_pdu_urc is not None:
+            # the header came, its PDU line did not: the handler still learns of the report
+            self._emit_urc(self._pending_pdu_urc)
+            self._pending_pdu_urc = None
         self.framer.reset()
         self._out.clear()
 
@@ -394,8 +442,12 @@ class AtEngine:
         cur = self._cur
         if cur is None or self._phase is not _Phase.PROMPT or cur.cmd.pdu is None:
             return
-        self._out += cur.cmd.pdu.encode("ascii") + CTRL_Z
-        cur.pdu_written = True
+        if cur.abandoned:
+            self._out += ESC  # its caller is gone: nobody would learn whether it was sent
+            cur.escaped = True
+        else:
+            self._out += cur.cmd.pdu.encode("ascii") + CTRL_Z
+            cur.pdu_written = True
         cur.rearm = True
         self._phase = _Phase.REPLY
 
@@ -403,7 +455,7 @@ class AtEngine:
         text = item.text
         if self._pending_pdu_urc is not None:
             urc, self._pending_pdu_urc = self._pending_pdu_urc, None
-            if _HEX.fullmatch(text):
+            if _is_pdu_of(urc.line, text):
                 self._emit_urc(Urc(urc.name, urc.line, pdu=text))
                 return
             # the PDU line never came (a reset, a cut line): keep the header, read this line
@@ -420,7 +472,13 @@ class AtEngine:
             if final is not None:
                 self._emit_urc(Urc(text, text))  # NO CARRIER during AT+CSQ: a call ended
                 return
-            if self._route_urc(text, prefix, expected=cur.cmd.prefixes()):
+            expected = cur.cmd.prefixes()
+            if self._route_urc(text, prefix, expected=expected, command=cur.cmd.text):
+                return
+            if expected and prefix != text and prefix not in expected:
+                # a "+X:"/"^X:" line the command does not answer with: a URC we do not know
+                # (^HCSQ2 of newer firmware), or a late answer of another command (+CMGS: 5)
+                self._emit_urc(Urc(prefix, text, known=False))
                 return
             if item.bad_bytes and not _known_prefix(prefix, cur.cmd.prefixes()):
                 self._events.append(self._garbage(item))
@@ -443,7 +501,9 @@ class AtEngine:
             return  # the echo of a command that already timed out
         self._emit_urc(Urc(prefix, text, known=False))
 
-    def _route_urc(self, text: str, prefix: str, expected: tuple[str, ...]) -> bool:
+    def _route_urc(
+        self, text: str, prefix: str, expected: tuple[str, ...], command: str = ""
+    ) -> bool:
         if text in URC_LINES:
             self._emit_urc(Urc(text, text))
             return True
@@ -454,7 +514,7 @@ class AtEngine:
                 self._emit_urc(Urc(prefix, text))
             return True
         if prefix in DUAL_PREFIXES:
-            if prefix in expected and _is_reply_shape(prefix, text):
+            if prefix in expected and _is_reply_shape(prefix, text, command):
                 return False
             self._emit_urc(Urc(prefix, text))
             return True
@@ -497,6 +557,19 @@ def _ends_text(text: str) -> bool:
         or prefix in URC_PREFIXES
         or prefix in DUAL_PREFIXES
     )
+
+
+def _is_pdu_of(header: str, text: str) -> bool:
+    """``text`` is the PDU a ``+CDS: <length>`` / ``+CMT: [<alpha>],<length>`` announces:
+    hex of <length> TPDU octets, after the SMSC part (its first octet is its length) or,
+    as some modems send it, without one."""
+    if not _HEX.fullmatch(text) or len(text) % 2:
+        return False
+    length = _raw_args(header)[-1].strip()
+    if not length.isdigit():
+        return True  # a header we cannot read: the hex shape is all there is
+    octets, tpdu = len(text) // 2, int(length)
+    return octets == tpdu or octets == 1 + int(text[:2], 16) + tpdu
 
 
 def _name(cmd: AtCommand) -> str:

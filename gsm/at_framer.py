@@ -18,6 +18,7 @@ CTRL_Z = b"\x1a"
 ESC = b"\x1b"
 # C0 controls other than the line ends: a NUL at boot, a Ctrl-Z echoed after the PDU.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F, 0x20])
 # A +CUSD text ends with its closing quote and <dcs>: '…",15'. A quote inside the text ('Tariff
 # "Smart"' sent unescaped) leaves the count odd, so this, not the count, says the text is over.
 _CUSD_END = re.compile(rb'",\s*\d+\s*$')
@@ -115,10 +116,11 @@ class AtFramer:
                 continue
             if j < 0:
                 i = n
-                if self.expect_prompt and self._cusd is None and self._buf[:1] == b">":
+                head = self._buf.lstrip(_CONTROL_BYTES)  # a NUL a modem puts before it
+                if self.expect_prompt and self._cusd is None and head[:1] == b">":
                     # "> " has no line end: it is the whole point of the prompt.
                     items.append(PromptReceived())
-                    rest = bytes(self._buf[1:])
+                    rest = bytes(head[1:])
                     self._buf.clear()
                     self.expect_prompt = False
                     if rest[:1] == b" ":
@@ -157,11 +159,11 @@ class AtFramer:
                 return
         if not raw.strip():
             return
-        if self.expect_prompt and raw.lstrip()[:1] == b">":
+        if self.expect_prompt and raw.lstrip(_CONTROL_BYTES)[:1] == b">":
             # the prompt with a line end after it, or a URC cut into it ("\r\n>\r\n+CMTI…")
             items.append(PromptReceived())
             self.expect_prompt = False
-            raw = raw.lstrip()[1:].strip()
+            raw = raw.lstrip(_CONTROL_BYTES)[1:].strip()
             if not raw:
                 return
         if (

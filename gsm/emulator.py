@@ -28,6 +28,7 @@ import os
 import re
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gsm import emulator_pdu as P
@@ -51,7 +52,8 @@ class Fault:
     # "no_answer", "error" (text instead of the answer; for AT+CMGS after the PDU, nothing
     # sent), "urc_in_reply", "urc_in_prompt", "lost_answer" (AT+CMGS sent, answer never comes),
     # "report_failed" (the next sent part's report says TP-ST 0x41), "no_report" (it never comes),
-    # "late" (the answer comes ``after`` seconds, real time; the commands behind it wait)
+    # "late" (the answer comes ``after`` seconds, real time; the commands behind it wait; for
+    # AT+CMGS the "> " is late)
     kind: str
     command: str | None = None  # "AT+CMGS": only that command; None: the next command
     text: str = ""  # the error or the URC
@@ -95,8 +97,11 @@ class _Volatile:
     cmee: int = 0
     pin_ok: bool = False
     cmgf: int = 0
+    cnmi_mode: int = 2
     cnmi_mt: int = 0
+    cnmi_bm: int = 0
     cnmi_ds: int = 0
+    cnmi_bfr: int = 0
     clip: bool = False
     creg_n: int = 0
     cscs: str = "GSM"
@@ -300,6 +305,16 @@ class ModemEmulator:
             return
         self._end_call(call)
 
+    @property
+    def input_pending(self) -> bytes:
+        """What the DTE typed that no line end or Ctrl-Z has finished yet (tests)."""
+        return bytes(self._inbuf)
+
+    @property
+    def held_reports(self) -> tuple[str, ...]:
+        """Status-report PDUs the "SMSC" holds until CNMI routes them (tests)."""
+        return tuple(self._pending_reports)
+
     # -- pty I/O ------------------------------------------------------------------------------
     def _data(self, data: bytes) -> None:
         if self._boot_pending and self.config.boot_on_input:
@@ -399,7 +414,7 @@ class ModemEmulator:
                 self._final(err.text)
                 return
         inject = self._take_fault(name, "urc_in_reply")
-        late = self._take_fault(name, "late")
+        late = None if name == "AT+CMGS" else self._take_fault(name, "late")  # its "> " is late
         rest = line[len(name) :] if name != "ATD" else line[3:]
         reply = await self._dispatch(name, rest, upper)
         if reply is None:
@@ -408,14 +423,12 @@ class ModemEmulator:
         if late is not None:
             await asyncio.sleep(late.after)  # a busy modem: what the DTE sends next waits
         if inject is not None:
+            # a URC and an information line look alike on the wire: "\r\n<text>\r\n"
             at = len(lines) // 2
-            lines = [*lines[:at], "\x00URC" + inject.text, *lines[at:]]
+            lines = [*lines[:at], inject.text, *lines[at:]]
         out = bytearray()
         for ln in lines:
-            if ln.startswith("\x00URC"):
-                out += b"\r\n" + ln[4:].encode() + b"\r\n"
-            else:
-                out += b"\r\n" + ln.encode() + b"\r\n"
+            out += b"\r\n" + ln.encode() + b"\r\n"
         out += b"\r\n" + final.encode() + b"\r\n"
         self._write(bytes(out))
         if late is not None:
@@ -468,6 +481,8 @@ class ModemEmulator:
             line = json.dumps(
                 {k: getattr(rec, k) for k in rec.__slots__}, ensure_ascii=False
             )  # one write of one line: O_APPEND keeps lines whole
+            # No fsync: the crash tests kill the product, not the emulator, whose write is in
+            # the kernel's page cache before "+CMGS:" is written; only a power cut could lose it.
             os.write(self._log_fd, line.encode() + b"\n")
         self.sent.append(rec)
         self.changed.set()
@@ -589,7 +604,7 @@ class ModemEmulator:
         finally:
             self._text = None
 
-    async def wait_for(self, predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         """Wait (on events, not sleeps) until ``predicate()`` holds."""
         async with asyncio.timeout(timeout):
             while not predicate():

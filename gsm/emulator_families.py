@@ -28,6 +28,7 @@ class Family:
     call_created: str = ""  # sent with the first RING (Wavecom "+WIND: 5,1")
     call_answered: str = ""  # after ATA's OK (SIM7600 "VOICE CALL: BEGIN")
     call_released: str = ""  # after the call ended, either side (Wavecom "+WIND: 6,1")
+    cpin_ready_urc: bool = False  # "+CPIN: READY" as a URC once the PIN is taken (SIMCom, Quectel)
 
 
 FAMILIES: dict[str, Family] = {
@@ -52,17 +53,20 @@ FAMILIES: dict[str, Family] = {
         Family(
             "simcom", "SIMCOM_Ltd", "SIMCOM_SIM800L", "Revision:1418B05SIM800L24",
             boot_urcs=("RDY", "+CFUN: 1", "+CPIN: READY", "Call Ready", "SMS Ready"),
+            cpin_ready_urc=True,
         ),
         Family(
             "sim7600", "SIMCOM INCORPORATED", "SIMCOM_SIM7600E-H", "LE20B04SIM7600M22",
             boot_urcs=("RDY", "+CPIN: READY", "SMS DONE", "PB DONE"), ussd_encoding="ucs2",
             call_answered="VOICE CALL: BEGIN", call_released="VOICE CALL: END: 000010",
+            cpin_ready_urc=True,
         ),
         Family(
             "quectel", "Quectel", "EC25", "EC25EFAR06A06M4G",
             boot_urcs=("RDY", "+CFUN: 1", "+CPIN: READY", "+QUSIM: 1", "+QIND: SMS DONE",
                        "+QIND: PB DONE"),
             ussd_encoding="ucs2", vendor=frozenset({"AT+QURCCFG", "AT+QCFG"}),
+            cpin_ready_urc=True,
         ),
         Family(
             "wavecom", "WAVECOM MODEM", "MULTIBAND  900E  1800", "641b09gg.Q2403A",

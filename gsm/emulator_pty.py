@@ -35,12 +35,17 @@ class PtyLink:
         master, slave = os.openpty()
         tty.setraw(slave)  # no echo or CR/LF translation by the tty itself: the modem does it
         os.set_blocking(master, False)
-        self._master, self._slave = master, slave
         tmp = f"{self.path}.{os.getpid()}.tmp"
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        os.symlink(os.ttyname(slave), tmp)
-        os.replace(tmp, self.path)  # the path never points at nothing while it exists
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            os.symlink(os.ttyname(slave), tmp)
+            os.replace(tmp, self.path)  # the path never points at nothing while it exists
+        except OSError:
+            os.close(master)
+            os.close(slave)
+            raise
+        self._master, self._slave = master, slave
         self._out.clear()
         asyncio.get_running_loop().add_reader(master, self._readable)
 
@@ -92,7 +97,9 @@ class PtyLink:
         except BlockingIOError:
             return
         except OSError as exc:
-            if exc.errno == errno.EIO:  # no DTE has it open: nothing to read
+            if exc.errno == errno.EIO:
+                # every slave fd closed (ours too): it would be "readable" with EIO for ever
+                asyncio.get_running_loop().remove_reader(self._master)
                 return
             raise
         self._on_data(data)

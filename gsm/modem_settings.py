@@ -19,6 +19,12 @@ class ModemPort(AtPort):
         super().__init__(*args, **kw)
         self._on_state = on_state
 
+    def pdu_written_for(self, pdu: str) -> bool:
+        """Whether the AT+CMGS in flight carries ``pdu`` and has written it (so withdrawing it
+        no longer stops the SMS). Reads the engine's in-flight slot: AtPort has no accessor."""
+        cur = getattr(self._engine, "_cur", None)
+        return cur is not None and cur.cmd.pdu == pdu and bool(cur.pdu_written)
+
     def _set_state(self, state: PortState, reason: str) -> None:
         before = self.state
         super()._set_state(state, reason)
@@ -47,5 +53,14 @@ class ModemSettings:
     weak_signal_dbm: int = -105
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
-    sim_ready_tries: int = 10  # after the PIN, AT+CPIN? until READY, a second apart
+    sim_ready_tries: int = 10  # after the PIN, AT+CPIN? until READY
+    sim_ready_wait: float = 1.0  # between those queries, cut short by a +CPIN: READY URC
     check_timeout: float = 8.0
+
+    def __post_init__(self) -> None:
+        # the storage goes into AT+CPMS="<mem>": a quote or ";" there would be another command
+        if not (self.storage.isascii() and self.storage.isalnum() and len(self.storage) <= 4):
+            raise ValueError(
+                f"SMS storage must be a memory name like SM or ME: {self.storage!r:.20}"
+            )
+        self.storage = self.storage.upper()

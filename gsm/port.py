@@ -19,6 +19,9 @@ What it guarantees:
 * A command in flight when the link is lost fails with :class:`PortDown` and says whether it
   (and, for ``AT+CMGS``, the PDU) had been written: it is **never re-sent** by the port, because
   the modem may have executed it (an SMS sent twice, a number dialled twice).
+* A caller that gives up (its task cancelled) never makes the port write a PDU it will not
+  hear about: an ``AT+CMGS`` still waiting for ``> `` gets ESC instead; one whose PDU was
+  written is counted in ``PortStatus.in_doubt`` (the SMS may have gone: treat it as unknown).
 * Arguments are never logged (a PIN, a phone number): commands appear by name only.
 """
 
@@ -40,6 +43,7 @@ import serial_asyncio_fast
 from gsm.at import (
     ESC,
     MAX_LINE,
+    Abandon,
     AtCommand,
     AtEngine,
     AtResponse,
@@ -117,6 +121,8 @@ class PortStatus:
     garbage: int
     bad_bytes: int
     reopens: int
+    backoff: float = 0.0  # the next reopen waits about this long
+    in_doubt: int = 0  # AT+CMGS abandoned by its caller after the PDU was written
 
 
 class _Protocol(asyncio.Protocol):
@@ -151,6 +157,7 @@ class AtPort:
         max_line: int = MAX_LINE,
         settle: float = 0.1,
         settle_max: float = 2.0,
+        stable_after: float = 30.0,
     ) -> None:
         self.path = path
         self.name = name or path
@@ -164,6 +171,10 @@ class AtPort:
         self.error_limit = error_limit
         self.settle = settle
         self.settle_max = settle_max
+        # up this long before going down again: the backoff starts over; a modem that answers
+        # the probe and then times out every time is reopened ever more slowly, not twice a second
+        self.stable_after = stable_after
+        self._backoff = backoff_initial
         self._settling: asyncio.Event | None = None
         self._engine = AtEngine(max_line)
         self._futures: dict[int, asyncio.Future[AtResponse]] = {}
@@ -183,6 +194,7 @@ class AtPort:
         self._error_run = 0
         self._gave_up = False
         self.reopens = 0
+        self.in_doubt = 0  # AT+CMGS whose caller gave up after the PDU was written
 
     # -- public -------------------------------------------------------------------------------
     @property
@@ -198,6 +210,7 @@ class AtPort:
             self.path, self._state, "" if self.is_up else self._reason, self._last_error,
             self._since, self._engine.queued + int(self._engine.busy), self._engine.urcs,
             self._engine.framer.garbage, self._engine.framer.bad_bytes, self.reopens,
+            self._backoff, self.in_doubt,
         )  # fmt: skip
 
     def subscribe(self, prefix: str, callback: UrcCallback) -> Callable[[], None]:
@@ -250,6 +263,13 @@ class AtPort:
             await self._changed.wait()
         return self._state
 
+    async def wait_until(self, predicate: Callable[[PortStatus], bool]) -> PortStatus:
+        """Wait until ``predicate(status())`` holds, woken on every state or reason change."""
+        while not predicate(st := self.status()):
+            self._changed.clear()
+            await self._changed.wait()
+        return st
+
     async def command(
         self,
         text: str,
@@ -281,14 +301,20 @@ class AtPort:
         fut: asyncio.Future[AtResponse] = asyncio.get_running_loop().create_future()
         self._futures[token] = fut
         self._checks[token] = (check, not (may_fail or urgent))
+        self._changed.set()  # the queue grew: wait_until(queued == n) sees it
         self._pump()
         try:
             return await fut
         except asyncio.CancelledError:
-            # a caller that gave up before the command was written takes it out of the queue
-            self._engine.cancel(token)
+            # the caller gave up: queued, it is dropped; an AT+CMGS still waiting for "> " is
+            # cancelled with ESC (its PDU never goes); written, its answer will be dropped
             self._futures.pop(token, None)
             self._checks.pop(token, None)
+            if self._engine.abandon(token) is Abandon.IN_DOUBT:
+                self.in_doubt += 1
+                log.warning("modem %s: %s abandoned after its PDU was written: the SMS may "
+                            "have been sent", self.name, command_name(text))  # fmt: skip
+            self._pump()  # the ESC
             raise
 
     def mark_down(self, reason: str) -> None:
@@ -298,16 +324,20 @@ class AtPort:
             return
         log.warning("modem %s down: %s", self.name, reason)
         self._last_error = reason
+        self._go_down(reason)
+        self._fail_urgent(reason)
+        self._down.set()
+
+    def _go_down(self, reason: str) -> None:
+        """DOWN with ``reason``; the device closed; what was in flight failed and reported."""
         self._set_state(PortState.DOWN, reason)
         self._close()
         self._engine.reset(FailReason.CONNECTION_LOST, reason)
         self._dispatch()
-        self._fail_urgent(reason)
-        self._down.set()
 
     # -- the reopen loop ----------------------------------------------------------------------
     async def _run(self) -> None:
-        backoff = self.backoff_initial
+        self._backoff = self.backoff_initial
         loop = asyncio.get_running_loop()
         while True:
             self._down.clear()
@@ -319,10 +349,7 @@ class AtPort:
                 reason = f"gave up: {exc}"
                 self._last_error = reason
                 self._gave_up = True
-                self._set_state(PortState.DOWN, reason)
-                self._close()
-                self._engine.reset(FailReason.CONNECTION_LOST, reason)
-                self._dispatch()
+                self._go_down(reason)
                 self._fail_queued(reason)  # nothing would ever run them
                 self._task = None
                 log.error("modem %s: %s", self.name, reason)
@@ -331,19 +358,21 @@ class AtPort:
                 reason = self._reason if isinstance(exc, PortDown) else _describe(exc, self.path)
                 if self._state is not PortState.DOWN:
                     self._last_error = reason
-                    self._set_state(PortState.DOWN, reason)
-                    self._close()
-                    self._engine.reset(FailReason.CONNECTION_LOST, reason)
-                    self._dispatch()
+                    self._go_down(reason)
                 elif not isinstance(exc, PortDown):
-                    self._reason = reason
-                delay = backoff * random.uniform(0.8, 1.2)
-                backoff = min(backoff * 2, self.backoff_max)
-                await asyncio.sleep(delay)
+                    self._set_state(PortState.DOWN, reason)  # a new reason wakes the waiters
+                await asyncio.sleep(self._next_delay())
                 continue
-            backoff = self.backoff_initial
+            up_at = loop.time()
             await self._down.wait()
-            await asyncio.sleep(self.backoff_initial * random.uniform(0.8, 1.2))
+            if loop.time() - up_at >= self.stable_after:
+                self._backoff = self.backoff_initial
+            await asyncio.sleep(self._next_delay())
+
+    def _next_delay(self) -> float:
+        delay = self._backoff * random.uniform(0.8, 1.2)
+        self._backoff = min(self._backoff * 2, self.backoff_max)
+        return delay
 
     async def _open(self, loop: asyncio.AbstractEventLoop) -> None:
         if not os.path.exists(self.path):
@@ -476,7 +505,7 @@ class AtPort:
 
     def _finish(self, ev: CommandDone) -> None:
         fut = self._futures.pop(ev.token, None)
-        check, counts = self._checks.pop(ev.token, (True, True))
+        check, counts = self._checks.pop(ev.token, (True, False))  # none: its caller left
         resp = ev.response
         if resp.final in _ERROR_FINALS:
             if counts:

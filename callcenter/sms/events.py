@@ -50,6 +50,7 @@ class SmsPartReceived:
     concat: Concat | None
     pdu: str  # the raw PDU in hex, kept for the record and for de-duplication
     storage_index: int | None = None  # the SIM/ME slot it was read from
+    truncated: bool = False  # shorter than its header said: the text shown is incomplete
 
 
 class ReportStatus(enum.StrEnum):
@@ -69,6 +70,9 @@ class SmsStatusReport:
     status_code: int  # TP-ST, for the log and for the failure text
     discharge_time: float | None  # TP-DT as unix time
     pdu: str
+    # TP-SCTS: when the SMSC took the part. TP-MR wraps at 256, so the core matches a report
+    # on line + MR + recipient + this time near the part's send time.
+    submitted_time: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import sys
-from collections import deque
 
 import pytest
 import serial_asyncio_fast
@@ -14,9 +13,10 @@ import serial_asyncio_fast
 from gsm.at import split_args
 from gsm.emulator import ModemEmulator
 from gsm.emulator_commands import encode_ussd
-from gsm.emulator_control import EmulatorClient, control
+from gsm.emulator_control import ControlError, EmulatorClient, control
 from gsm.emulator_families import ModemConfig
 from gsm.emulator_pdu import gsm7_septets, septets_text, unpack7
+from gsm.emulator_pty import PtyLink
 from gsm.port import AtPort, AtTimeout, PortState
 from tests.gsm.conftest import submit_pdu
 from tests.gsm.test_port import Urcs
@@ -163,7 +163,7 @@ class TestSms:
 
     async def test_no_report_until_cnmi_set(self, emu: ModemEmulator, port: AtPort) -> None:
         await self.send(port, "+79161234567", "early")
-        await emu.wait_for(lambda: len(emu._pending_reports) == 1)
+        await emu.wait_for(lambda: len(emu.held_reports) == 1)
         urcs = Urcs(port, "+CDS")
         await port.command("AT+CNMI=2,1,0,1,0")
         assert len(await urcs.wait(1)) == 1
@@ -215,7 +215,7 @@ class TestAcknowledgement:
         await port.command("AT+CNMA")
         r = await port.command("AT+CNMA", check=False, may_fail=True)
         assert r.final_text == "+CMS ERROR: 340"  # nothing left to acknowledge
-        assert emu._pending_reports == deque() and emu.state.cnmi_ds == 1
+        assert emu.held_reports == () and emu.state.cnmi_ds == 1
 
     async def test_report_to_a_dead_product_comes_back_after_restart(
         self, emu: ModemEmulator, port: AtPort
@@ -252,7 +252,7 @@ class TestAcknowledgement:
 
     async def test_pending_reports_survive_a_replug(self, emu: ModemEmulator, port: AtPort) -> None:
         await TestSms().send(port, "+79161234567", "no cnmi yet")
-        await emu.wait_for(lambda: len(emu._pending_reports) == 1)
+        await emu.wait_for(lambda: len(emu.held_reports) == 1)
         emu.unplug()
         emu.plug()
         await port.wait_state(PortState.DOWN, PortState.OPENING)
@@ -296,7 +296,8 @@ class TestCalls:
                 await urcs.wait(1)
                 await p.command("ATA")
                 e.caller_hangs_up()
-                got = await urcs.wait(2)
+                # RINGs 1 ms apart may still be on the way when ATA answers
+                got = await urcs.until(lambda items: items[-1].name != "RING")
                 assert got[-1].name == "NO CARRIER"
                 assert (await p.command("ATA", check=False)).final_text == "NO CARRIER"
             finally:
@@ -445,7 +446,7 @@ async def test_emulator_as_its_own_process(tmp_path) -> None:
             assert not os.path.lexists(ready["modems"]["modem1"])
             await client.request("plug", modem="modem1")
             await p.wait_up()
-            with pytest.raises(Exception, match="no modem"):
+            with pytest.raises(ControlError, match="no modem"):
                 await client.request("sms", modem="nope", **{"from": "1"}, text="x")
             p2 = AtPort(ready["modems"]["sim800"], settle=0.02)
             await p2.start()
@@ -494,3 +495,36 @@ async def test_family_call_urcs(tmp_path, family: str, want: list[str]) -> None:
             assert dedup == want
         finally:
             await p.stop()
+
+
+async def test_v250_settings_and_bare_ate(emu: ModemEmulator, port: AtPort) -> None:
+    for cmd in ("ATV1", "ATQ0", "ATX4", "ATX"):
+        assert (await port.command(cmd)).ok
+    for cmd in ("ATV0", "ATQ1"):  # numeric or no result codes: not what it emulates
+        assert not (await port.command(cmd, check=False, may_fail=True)).ok
+    assert emu.state.echo
+    await port.command("ATE")  # V.250: no value is 0
+    assert not emu.state.echo
+
+
+async def test_cnmi_keeps_every_value_and_answers_them(emu: ModemEmulator, port: AtPort) -> None:
+    await port.command("AT+CNMI=1,2,0,1,0")
+    assert (await port.command("AT+CNMI?")).first("+CNMI") == ["1", "2", "0", "1", "0"]
+    await port.command("AT+CNMI=2,1")  # omitted values keep their setting
+    assert (await port.command("AT+CNMI?")).first("+CNMI") == ["2", "1", "0", "1", "0"]
+
+
+async def test_cmgl_without_stat_lists_the_unread(emu: ModemEmulator, port: AtPort) -> None:
+    emu.store_sms("+79161234567", "old")
+    emu.store_sms("+79161234568", "new")
+    await port.command("AT+CMGR=1")  # the first is read now
+    r = await port.command("AT+CMGL")
+    assert [v[0] for v in r.values("+CMGL")] == ["2"]
+
+
+async def test_pty_fds_are_closed_when_the_symlink_cannot_be_made(tmp_path) -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    link = PtyLink(str(tmp_path / "no such dir" / "modem0"), lambda data: None)
+    with pytest.raises(FileNotFoundError):
+        link.open()
+    assert len(os.listdir("/proc/self/fd")) == before and not link.is_open

@@ -4,13 +4,11 @@ USSD, faults. Every wait is on an event (the emulator's ``changed``, the sinks' 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
 from callcenter.errors import LineUnavailable
-from callcenter.line_events import CallEnded, CallStarted, EndState, MissReason, RingingChanged
 from callcenter.lines.lifecycle import LineState
 from callcenter.sms.events import (
     Address,
@@ -19,102 +17,13 @@ from callcenter.sms.events import (
     SmsEncoding,
     SmsPartReceived,
     SmsStatusReport,
-    UssdReply,
 )
 from callcenter.sms.ports import SmsSendError, SmsSendUnknown
 from callcenter.sms.segments import outbound_parts
 from gsm.emulator import ModemEmulator
 from gsm.emulator_families import ModemConfig
-from gsm.modem import Modem, ModemSettings
-
-TO = Address(AddressKind.INTERNATIONAL, "+79161234567")
-
-
-class Sinks:
-    def __init__(self) -> None:
-        self.sms: list[Any] = []
-        self.calls: list[Any] = []
-        self.fail_sms = 0  # refuse this many sink calls
-        self.seen_in_sim: list[bool] = []  # was the part still on the SIM when the sink ran?
-        self.emu: ModemEmulator | None = None
-        self._cond = asyncio.Condition()
-
-    async def sms_sink(self, ev: Any) -> None:
-        if self.emu is not None and isinstance(ev, SmsPartReceived):
-            self.seen_in_sim.append(ev.storage_index in self.emu.sim)
-        if self.fail_sms:
-            self.fail_sms -= 1
-            raise RuntimeError("database is locked")
-        self.sms.append(ev)
-        async with self._cond:
-            self._cond.notify_all()
-
-    def call_sink(self, ev: Any) -> None:
-        self.calls.append(ev)
-        asyncio.get_running_loop().create_task(self._wake())
-
-    async def _wake(self) -> None:
-        async with self._cond:
-            self._cond.notify_all()
-
-    async def wait(self, pred: Callable[[], bool], timeout: float = 10.0) -> None:
-        async with asyncio.timeout(timeout):
-            async with self._cond:
-                await self._cond.wait_for(pred)
-
-    def of(self, kind: type) -> list[Any]:
-        return [e for e in self.sms if isinstance(e, kind)]
-
-
-def settings(path: str, **kw: Any) -> ModemSettings:
-    base = dict(
-        name="gsm1",
-        path=path,
-        poll_interval=3600.0,
-        backoff_initial=0.02,
-        backoff_max=0.2,
-        command_timeout=2.0,
-        send_timeout=3.0,
-        clip_wait=0.2,
-        ring_gap=0.3,
-        ring_extensions=("101",),
-    )
-    base.update(kw)
-    return ModemSettings(**base)  # type: ignore[arg-type]
-
-
-async def up(modem: Modem) -> None:
-    await modem.wait_ready(10)
-
-
-@pytest.fixture
-def emu_config() -> ModemConfig:
-    return ModemConfig(time_scale=0.001)
-
-
-@pytest.fixture
-async def emu(tmp_path, emu_config: ModemConfig) -> AsyncIterator[ModemEmulator]:
-    async with ModemEmulator(
-        str(tmp_path / "modem0"), emu_config, send_log=str(tmp_path / "sent.jsonl")
-    ) as e:
-        yield e
-
-
-@pytest.fixture
-def sinks(emu: ModemEmulator) -> Sinks:
-    s = Sinks()
-    s.emu = emu
-    return s
-
-
-@pytest.fixture
-async def modem(emu: ModemEmulator, sinks: Sinks) -> AsyncIterator[Modem]:
-    m = Modem(settings(emu.path), sms_sink=sinks.sms_sink, call_sink=sinks.call_sink)
-    await m.start()
-    await up(m)
-    yield m
-    await m.stop()
-
+from gsm.modem import Modem
+from tests.gsm.modem_harness import TO, PinEntries, Sinks, settings, up
 
 # --- init ------------------------------------------------------------------------------------
 
@@ -136,7 +45,7 @@ async def test_init_learns_the_modem_and_becomes_ready(modem: Modem, emu: ModemE
     assert emu.state.cmgf == 0 and emu.state.cnmi_mt == 1 and emu.state.cnmi_ds == 2
 
 
-@pytest.mark.parametrize("emu_config", [ModemConfig(time_scale=0.001, pin="1234")])
+@pytest.mark.parametrize("config", [ModemConfig(time_scale=0.001, pin="1234")])
 async def test_sim_pin_from_the_settings(emu: ModemEmulator, sinks: Sinks):
     m = Modem(settings(emu.path, pin="1234"), sms_sink=sinks.sms_sink, call_sink=sinks.call_sink)
     assert "1234" not in repr(m.config)  # a secret is not shown
@@ -148,22 +57,53 @@ async def test_sim_pin_from_the_settings(emu: ModemEmulator, sinks: Sinks):
         await m.stop()
 
 
-@pytest.mark.parametrize("emu_config", [ModemConfig(time_scale=0.001, pin="1234")])
+@pytest.mark.parametrize("config", [ModemConfig(time_scale=0.001, pin="1234")])
 async def test_a_wrong_pin_is_never_tried_twice(emu: ModemEmulator, sinks: Sinks):
-    m = Modem(settings(emu.path, pin="9999"), sms_sink=sinks.sms_sink, call_sink=sinks.call_sink)
+    pins = PinEntries(emu)
+    m = Modem(
+        settings(emu.path, pin="9999", poll_interval=0.02),
+        sms_sink=sinks.sms_sink,
+        call_sink=sinks.call_sink,
+    )
     await m.start()
     try:
-        await emu.wait_for(lambda: emu.commands.count("AT+CPIN") >= 2)  # query, then the PIN
         await m.wait_up(10)
+        # the polls re-run the SIM part of the init while the SIM is not ready
+        await emu.wait_for(lambda: emu.commands.count("AT+CPIN") >= 6)
         assert m.status().state is LineState.DEGRADED
         assert "PIN rejected" in m.status().detail and not m.ready
         emu.unplug()
         emu.plug()  # a reboot asks for the PIN again
-        await emu.wait_for(lambda: emu.commands.count("AT+CMEE") >= 2)
-        await m.wait_up(10)
-        assert emu.commands.count("AT+CPIN") == 3  # one more query, no second PIN
+        queries = emu.commands.count("AT+CPIN")
+        await emu.wait_for(lambda: emu.commands.count("AT+CPIN") >= queries + 4)
+        assert pins.lines == ['AT+CPIN="9999"']
         with pytest.raises(LineUnavailable, match="PIN rejected"):
             await m.send_part(outbound_parts(TO, "x", concat_ref=1)[0])
+    finally:
+        await m.stop()
+
+
+@pytest.mark.parametrize("config", [ModemConfig(time_scale=0.001, pin="1234")])
+@pytest.mark.parametrize("answer", ["silent", "ok"])
+async def test_a_pin_without_a_clear_answer_is_sent_once(
+    emu: ModemEmulator, sinks: Sinks, answer: str
+):
+    # silent: the entry times out, the port is reopened and the init runs again; ok: the modem
+    # says OK yet AT+CPIN? keeps saying SIM PIN. Either way a second entry could lock the SIM.
+    pins = PinEntries(emu, answer)
+    m = Modem(
+        settings(emu.path, pin="1234", poll_interval=0.02, command_timeout=0.3,
+                 sim_ready_tries=2, sim_ready_wait=0.01),
+        sms_sink=sinks.sms_sink,
+        call_sink=sinks.call_sink,
+    )  # fmt: skip
+    await m.start()
+    try:
+        await emu.wait_for(lambda: len(pins.lines) == 1)
+        queries = emu.commands.count("AT+CPIN")
+        await emu.wait_for(lambda: emu.commands.count("AT+CPIN") >= queries + 6)
+        assert pins.lines == ['AT+CPIN="1234"']
+        assert "not tried again" in m.status().detail and not m.ready
     finally:
         await m.stop()
 
@@ -239,16 +179,31 @@ async def test_direct_cds_reports_when_configured(emu: ModemEmulator, sinks: Sin
 
 async def test_cms_errors_say_permanent_or_not(modem: Modem, emu: ModemEmulator):
     part = outbound_parts(TO, "hello", concat_ref=1)[0]
-    emu.fault("error", command="AT+CMGS", text="+CMS ERROR: 500")
+    emu.fault("error", command="AT+CMGS", text="+CMS ERROR: 42")
     with pytest.raises(SmsSendError) as exc:
         await modem.send_part(part)
-    assert (exc.value.code, exc.value.permanent) == (500, False)
+    assert (exc.value.code, exc.value.permanent) == (42, False)
     emu.fault("error", command="AT+CMGS", text="+CMS ERROR: 1")
     with pytest.raises(SmsSendError) as exc:
         await modem.send_part(part)
     assert exc.value.permanent and "unassigned" in exc.value.reason
     assert emu.sent == []
     assert isinstance(await modem.send_part(part), int)  # still up after two refusals
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["+CMS ERROR: 500", "+CMS ERROR: 513", "+CMS ERROR: Network timeout", "+CMS ERROR: odd"],
+)
+async def test_an_unclear_error_after_the_pdu_is_unknown(
+    modem: Modem, emu: ModemEmulator, answer: str
+):
+    # the emulator answers these after the PDU: the network may have the part, a re-send
+    # through another modem could deliver it twice
+    emu.fault("error", command="AT+CMGS", text=answer)
+    with pytest.raises(SmsSendUnknown, match="may have reached the SMSC"):
+        await modem.send_part(outbound_parts(TO, "maybe", concat_ref=1)[0])
+    assert "AT+CMGS" in emu.commands
 
 
 async def test_no_answer_after_the_pdu_is_unknown_and_the_modem_comes_back(
@@ -292,6 +247,7 @@ async def test_inbound_is_stored_before_it_is_deleted(
     modem: Modem, emu: ModemEmulator, sinks: Sinks
 ):
     (slot,) = emu.deliver_sms("+79160001111", "Привет!")
+    stored = emu.sim[slot].pdu  # read before the modem can take it (no await in between)
     await sinks.wait(lambda: len(sinks.of(SmsPartReceived)) == 1)
     (p,) = sinks.of(SmsPartReceived)
     assert (p.sender, p.text, p.encoding, p.concat, p.storage_index) == (
@@ -301,7 +257,8 @@ async def test_inbound_is_stored_before_it_is_deleted(
         None,
         slot,
     )
-    assert p.line == "gsm1" and p.pdu == emu.received_pdus[0] if emu.received_pdus else True
+    assert p.line == "gsm1"
+    assert p.pdu == stored
     assert sinks.seen_in_sim == [True]  # the sink ran while the SIM still held it
     await modem.wait_inbound_idle()
     assert slot not in emu.sim
@@ -385,84 +342,6 @@ async def test_an_undecodable_pdu_is_kept_on_the_sim(
     await sinks.wait(lambda: len(sinks.of(SmsPartReceived)) == 1)
 
 
-# --- calls -----------------------------------------------------------------------------------
-
-
-async def test_incoming_call_nobody_answers_is_missed(
-    modem: Modem, emu: ModemEmulator, sinks: Sinks
-):
-    emu.ring("+79161112233", rings=2)
-    await sinks.wait(lambda: any(isinstance(e, CallEnded) for e in sinks.calls))
-    started, ringing = sinks.calls[0], sinks.calls[1]
-    assert isinstance(started, CallStarted)
-    assert (started.line, started.caller_num, started.direction.value) == (
-        "gsm1",
-        "+79161112233",
-        "inbound",
-    )
-    assert ringing == RingingChanged(started.call_key, ringing.at, ("101",))
-    end = sinks.calls[-1]
-    assert (end.call_key, end.state, end.reason) == (
-        started.call_key,
-        EndState.MISSED,
-        MissReason.ABANDONED,
-    )
-    assert sum(isinstance(e, CallStarted) for e in sinks.calls) == 1
-
-
-async def test_rings_that_just_stop_end_the_call(modem: Modem, emu: ModemEmulator, sinks: Sinks):
-    emu.urc("RING")
-    emu.urc('+CLIP: "89161234567",129,,,,0')
-    await sinks.wait(lambda: any(isinstance(e, CallEnded) for e in sinks.calls))
-    assert sinks.calls[0].caller_num == "89161234567"  # national: no "+" added
-    assert sinks.calls[-1].cause == "ringing stopped"
-
-
-@pytest.mark.parametrize("emu_config", [ModemConfig(time_scale=0.001, family="huawei")])
-async def test_answered_with_ata_then_huawei_cend(modem: Modem, emu: ModemEmulator, sinks: Sinks):
-    emu.ring("+79161112233", rings=10_000)
-    await sinks.wait(lambda: any(isinstance(e, CallStarted) for e in sinks.calls))
-    await modem.answer()
-    emu.caller_hangs_up()
-    await sinks.wait(lambda: any(isinstance(e, CallEnded) for e in sinks.calls))
-    kinds = [type(e).__name__ for e in sinks.calls]
-    assert kinds.count("Answered") == 1  # ATA and ^CONN are one answer
-    assert sinks.calls[-1].state is EndState.ANSWERED
-    assert sinks.calls[-1].cause.startswith("^CEND")
-
-
-# --- USSD ------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "emu_config",
-    [
-        ModemConfig(time_scale=0.001, family="huawei"),  # GSM 7-bit packed hex, DCS 15
-        ModemConfig(time_scale=0.001, family="sim7600"),  # UCS2 hex, DCS 72
-        ModemConfig(time_scale=0.001, family="generic"),  # plain text, several lines
-        ModemConfig(
-            time_scale=0.001, family="huawei", ussd_replies={"*100#": "Баланс: 55,20 р."}
-        ),  # packed impossible: UCS2
-    ],
-    ids=["huawei-packed", "sim7600-ucs2", "generic-text", "huawei-cyrillic"],
-)
-async def test_ussd_balance_in_each_encoding(modem: Modem, emu_config: ModemConfig, sinks: Sinks):
-    expected = emu_config.ussd_replies["*100#"]
-    assert await modem.ussd("*100#") == expected
-    assert modem.info().balance == expected
-    await sinks.wait(lambda: len(sinks.of(UssdReply)) == 1)
-    assert sinks.of(UssdReply)[0].text == expected
-
-
-async def test_ussd_unknown_code(modem: Modem):
-    from callcenter.sms.ports import UssdError
-
-    with pytest.raises(UssdError, match="does not support"):
-        await modem.ussd("*999#")
-    with pytest.raises(UssdError):
-        await modem.ussd('*100#",ATD112;')
-
-
 # --- faults ----------------------------------------------------------------------------------
 
 
@@ -479,14 +358,15 @@ async def test_garbage_and_a_silent_command_are_survived(modem: Modem, emu: Mode
     for _ in range(4):
         emu.garbage()
     emu.fault("no_answer", command="AT+CMGS")
-    with pytest.raises((LineUnavailable, SmsSendUnknown, SmsSendError)):
+    # no "> " came, so the PDU was never written: not tried, not unknown
+    with pytest.raises(LineUnavailable):
         await modem.send_part(outbound_parts(TO, "lost", concat_ref=1)[0])
     await up(modem)
     await modem.send_part(outbound_parts(TO, "after", concat_ref=1)[0])
     assert [s.text for s in emu.sent] == ["after"]
 
 
-@pytest.mark.parametrize("emu_config", [ModemConfig(time_scale=0.001, family="nosupport")])
+@pytest.mark.parametrize("config", [ModemConfig(time_scale=0.001, family="nosupport")])
 async def test_command_not_support_modem_still_sends(modem: Modem, emu: ModemEmulator):
     await modem.send_part(outbound_parts(TO, "works", concat_ref=1)[0])
     assert [s.text for s in emu.sent] == ["works"]
@@ -565,3 +445,103 @@ async def test_cme_errors_in_a_row_reset_the_modem_and_it_recovers(
         await m.send_part(outbound_parts(TO, "after the reset", concat_ref=1)[0])
     finally:
         await m.stop()
+
+
+async def test_an_unexpected_error_in_the_poll_does_not_stop_it(
+    emu: ModemEmulator, sinks: Sinks, monkeypatch: pytest.MonkeyPatch
+):
+    m = Modem(
+        settings(emu.path, poll_interval=0.02), sms_sink=sinks.sms_sink, call_sink=sinks.call_sink
+    )
+    await m.start()
+    try:
+        await up(m)
+        real = m._poll_once
+        calls = 0
+
+        async def poll_once(port: Any, *, urgent: bool = False) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise ValueError("an answer nobody foresaw")
+            await real(port, urgent=urgent)
+
+        monkeypatch.setattr(m, "_poll_once", poll_once)
+        csq = emu.commands.count("AT+CSQ")
+        await emu.wait_for(lambda: emu.commands.count("AT+CSQ") >= csq + 2)
+        assert calls >= 3 and "poll failed" in m.status().last_error
+    finally:
+        await m.stop()
+
+
+@pytest.mark.parametrize("config", [ModemConfig(time_scale=0.1)])  # 0.5 s from PDU to +CMGS
+async def test_a_send_cancelled_after_its_pdu_hands_the_late_mr_over(
+    emu: ModemEmulator, sinks: Sinks
+):
+    late: asyncio.Future[tuple[Any, int | None]] = asyncio.get_running_loop().create_future()
+    m = Modem(
+        settings(emu.path),
+        sms_sink=sinks.sms_sink,
+        call_sink=sinks.call_sink,
+        on_late_result=lambda part, mr: late.set_result((part, mr)),
+    )
+    await m.start()
+    try:
+        await up(m)
+        part = outbound_parts(TO, "cancelled too late", concat_ref=1)[0]
+        task = asyncio.create_task(m.send_part(part))
+        await emu.wait_for(lambda: len(emu.received_pdus) == 1)  # the PDU is with the modem
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        got_part, mr = await asyncio.wait_for(late, 10)
+        assert got_part is part and mr == emu.sent[0].mr
+        assert m.late_results == 1
+    finally:
+        await m.stop()
+
+
+@pytest.mark.parametrize("config", [ModemConfig(time_scale=0.1)])
+async def test_a_send_cancelled_before_its_prompt_is_withdrawn(emu: ModemEmulator, sinks: Sinks):
+    results: list[Any] = []
+    m = Modem(
+        settings(emu.path),
+        sms_sink=sinks.sms_sink,
+        call_sink=sinks.call_sink,
+        on_late_result=lambda part, mr: results.append(mr),
+    )
+    await m.start()
+    try:
+        await up(m)
+        emu.fault("late", command="AT+CMGS", after=0.3)  # the "> " comes late
+        task = asyncio.create_task(m.send_part(outbound_parts(TO, "never", concat_ref=1)[0]))
+        await emu.wait_for(lambda: "AT+CMGS" in emu.commands)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await m.send_part(outbound_parts(TO, "next", concat_ref=1)[0])  # after the ESC
+        assert [s.text for s in emu.sent] == ["next"] and results == [] and m.late_results == 0
+    finally:
+        await m.stop()
+
+
+async def test_inbound_losses_and_kept_direct_pdus_show_in_the_status(modem: Modem):
+    inbound = modem._inbound
+    assert inbound is not None and modem.status().state is LineState.UP
+    inbound.retry_dropped = 2
+    inbound.kept_direct.append("0006")
+    st = modem.status()
+    assert st.state is LineState.DEGRADED
+    assert "2 acknowledged inbound message(s) lost" in st.detail
+    assert "1 undecodable direct SMS/report(s)" in st.detail
+
+
+async def test_cdsi_mode_sweeps_the_report_storage_too(modem: Modem, emu: ModemEmulator):
+    # The emulator keeps reports with the SMS ("SM") and takes AT+CPMS="SR" as the same
+    # storage: what is proven here is the switch and the switch back around the sweep.
+    await modem.wait_inbound_idle()  # the sweep of the start-up
+    before = len(emu.commands)
+    modem._inbound.sweep()
+    await emu.wait_for(lambda: emu.commands[before:].count("AT+CPMS") == 2)
+    await modem.wait_inbound_idle()
+    assert emu.commands[before:] == ["AT+CMGL", "AT+CPMS", "AT+CMGL", "AT+CPMS"]

@@ -83,3 +83,55 @@ def test_tp_st_classes():
         ReportStatus.FAILED,
         ReportStatus.FAILED,
     ]
+
+
+async def test_a_full_retry_list_counts_and_names_each_drop(monkeypatch):
+    monkeypatch.setattr("gsm.modem_inbound.MAX_RETRY_EVENTS", 2)
+
+    async def sink(ev: Any) -> None:
+        raise RuntimeError("store down")
+
+    inbound = InboundSms("gsm1", RecordingPort(), sink)  # type: ignore[arg-type]
+    inbound.start()
+    for _ in range(3):
+        inbound.direct(REPORT, 24, ack=False)
+    await asyncio.wait_for(inbound.idle.wait(), 5)
+    await inbound.stop()
+    assert inbound.retry_dropped == 1 and len(inbound._retry) == 2
+    assert "1 acknowledged inbound message(s) lost" in inbound.last_error
+
+
+async def test_an_undecodable_direct_pdu_the_modem_acknowledged_is_kept():
+    async def sink(ev: Any) -> None:
+        raise AssertionError("nothing decodable was handed over")
+
+    port = RecordingPort()
+    inbound = InboundSms("gsm1", port, sink)  # type: ignore[arg-type]
+    inbound.start()
+    inbound.direct(REPORT[:20], 24, ack=False)
+    await asyncio.wait_for(inbound.idle.wait(), 5)
+    await inbound.stop()
+    assert inbound.kept_direct == [REPORT[:20]] and port.commands == []
+
+
+async def test_a_report_carries_its_smsc_time_for_matching_past_the_mr_wrap():
+    _, got, _ = await run(ack=True, fail=0)
+    # TP-SCTS of REPORT: 2011-01-11 17:59:15 +01:00 ([pgm] example)
+    assert got[0].submitted_time == 1294765155.0
+
+
+async def test_a_cdsi_in_a_storage_of_its_own_is_swept_there_and_mem1_put_back():
+    port = RecordingPort()
+
+    async def sink(ev: Any) -> None:
+        pass
+
+    inbound = InboundSms("gsm1", port, sink)  # type: ignore[arg-type]
+    inbound.start()
+    inbound.notice("SR", 1, report=True)
+    await asyncio.wait_for(inbound.idle.wait(), 5)
+    port.commands.clear()
+    inbound.sweep()
+    await asyncio.wait_for(inbound.idle.wait(), 5)
+    await inbound.stop()
+    assert port.commands == ["AT+CMGL=4", 'AT+CPMS="SR"', "AT+CMGL=4", 'AT+CPMS="SM"']

@@ -8,7 +8,7 @@ import os
 import pytest
 import serial_asyncio_fast
 
-from gsm.at import Final, Urc
+from gsm.at import Final, Urc, split_args
 from gsm.emulator import ModemEmulator
 from gsm.emulator_families import ModemConfig
 from gsm.port import AtCommandError, AtPort, AtTimeout, PortDown, PortGaveUp, PortState
@@ -85,23 +85,27 @@ async def test_urcs_during_a_slow_send_are_routed(emu: ModemEmulator, port: AtPo
     emu.config.send_time = 200.0  # 0.2 s at this scale
     await port.command("AT+CNMI=2,1,0,1,0")
     urcs = Urcs(port, "+CMTI")
+    sending: list[bool] = []  # per +CMTI: was the AT+CMGS still waiting for its answer?
+    port.subscribe("+CMTI", lambda u: sending.append(port.status().queued == 1))
     pdu, n = submit_pdu("+79161234567", "slow")
     send = asyncio.create_task(port.command(f"AT+CMGS={n}", pdu=pdu, timeout=5))
-    await emu.wait_for(lambda: "AT+CMGS" in emu.commands)
+    await emu.wait_for(lambda: emu.received_pdus == [pdu])
     emu.deliver_sms("+79161234999", "during")
     r = await send
     assert r.first("+CMGS") is not None
     assert len(await urcs.wait(1)) == 1
+    assert sending == [True]  # routed when it came, not held until the reply
 
 
 async def test_non_utf8_bytes_survived(emu: ModemEmulator, port: AtPort) -> None:
     emu.garbage(b"\r\n\xff\xfe\x80\r\n")
     assert (await port.command("AT")).ok
-    emu.urc(
-        '+CUSD: 0,"\xd0\x91\xd0\xb0\xd0\xbb\xd0\xb0\xd0\xbd\xd1\x81",72'.encode("latin-1").decode()
-    )
-    assert port.is_up
-    assert port.status().bad_bytes >= 3
+    urcs = Urcs(port, "+CUSD")
+    emu.garbage(b'\r\n+CUSD: 0,"\xc3\x28",15\r\n')  # \xc3 starts a character \x28 cannot end
+    (u,) = await urcs.wait(1)
+    assert "\ufffd" in u.line and split_args(u.line)[2] == "15"
+    assert port.is_up and (await port.command("AT")).ok
+    assert port.status().bad_bytes >= 4
 
 
 async def test_line_cap(emu: ModemEmulator, port: AtPort) -> None:
@@ -173,8 +177,8 @@ async def test_unplugged_modem_comes_back_and_queue_drains(
     assert "disconnected" in port.status().reason
     assert not os.path.lexists(emu.path)
     queued = [asyncio.create_task(port.command(c)) for c in ("AT+CSQ", "AT+CGSN", "AT+COPS?")]
-    await asyncio.sleep(0)  # let them queue
-    assert port.status().queued == 3
+    async with asyncio.timeout(5):
+        await port.wait_until(lambda st: st.queued == 3)
     with pytest.raises(PortDown):
         await port.command("AT", wait=False)
     emu.plug()
@@ -224,9 +228,8 @@ async def test_missing_device_path_reason(tmp_path) -> None:
     await port.start()
     try:
         async with asyncio.timeout(5):
-            while "not present" not in port.status().reason:
-                await port.wait_state(PortState.DOWN)
-                await asyncio.sleep(0.01)
+            st = await port.wait_until(lambda st: "not present" in st.reason)
+        assert st.state is PortState.DOWN
         with pytest.raises(PortDown):
             await port.command("AT", wait=False)
     finally:
@@ -270,7 +273,7 @@ async def test_reopen_after_dying_at_the_prompt_sends_nothing(emu: ModemEmulator
         await reader.readuntil(b"> ")
     writer.write(b"0011000B91")  # half a PDU
     writer.close()
-    await emu.wait_for(lambda: emu._inbuf == bytearray(b"0011000B91"))
+    await emu.wait_for(lambda: emu.input_pending == b"0011000B91")
     port = AtPort(emu.path, backoff_initial=0.02, settle=0.02)
     await port.start()
     try:
@@ -311,7 +314,7 @@ async def test_stop_fails_queued_commands(emu: ModemEmulator, port: AtPort) -> N
     emu.unplug()
     await port.wait_state(PortState.DOWN)
     queued = asyncio.create_task(port.command("AT+CSQ"))
-    await asyncio.sleep(0)
+    await port.wait_until(lambda st: st.queued == 1)
     await port.stop()
     with pytest.raises(PortDown, match="stopped"):
         await queued
@@ -373,7 +376,7 @@ async def test_urcs_said_while_the_port_settles_after_a_reopen_are_routed(
         with pytest.raises(AtTimeout):
             await port.command("AT+CSQ", timeout=0.2)
         # the modem was not rebooted: what it says as the port reopens is for the new port
-        emu.urc_on_next_input("+CDS: 6", "0006", '+CMTI: "SM",3', "RING")
+        emu.urc_on_next_input("+CDS: 1", "0006", '+CMTI: "SM",3', "RING")
         got = await urcs.until(lambda items: len(items) >= 3)
         assert [(u.name, u.pdu) for u in got] == [("+CDS", "0006"), ("+CMTI", None), ("RING", None)]
         assert port.state is PortState.OPENING  # they came while it settled
@@ -408,3 +411,67 @@ async def test_a_late_bare_ok_after_a_timeout_is_not_taken_for_the_probe(
     assert (await port.command("AT+CSQ")).lines == ("+CSQ: 20,99",)
     assert (await port.command("AT+CGSN")).lines == ("867123456789012",)
     assert (await port.command("AT+CMEE=1")).lines == ()
+
+
+async def test_a_send_cancelled_after_its_pdu_is_counted_in_doubt(
+    emu: ModemEmulator, port: AtPort
+) -> None:
+    emu.config.send_time = 300.0  # 0.3 s at this scale
+    pdu, n = submit_pdu("+79161234567", "given up")
+    send = asyncio.create_task(port.command(f"AT+CMGS={n}", pdu=pdu, timeout=5))
+    await emu.wait_for(lambda: emu.received_pdus == [pdu])
+    send.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await send
+    assert port.status().in_doubt == 1
+    assert (await port.command("AT+CSQ")).lines == ("+CSQ: 20,99",)  # not the +CMGS answer
+    assert [s.text for s in emu.sent] == ["given up"] and port.is_up
+
+
+async def test_a_modem_that_times_out_after_every_open_is_reopened_ever_more_slowly(
+    emu: ModemEmulator,
+) -> None:
+    port = AtPort(emu.path, backoff_initial=0.01, backoff_max=1.0, settle=0.01)
+    await port.start()
+    try:
+        await port.wait_up()
+        backoffs = []
+        for _ in range(3):
+            emu.fault("no_answer", command="AT+CSQ")
+            with pytest.raises(AtTimeout):
+                await port.command("AT+CSQ", timeout=0.05)
+            await port.wait_up()
+            backoffs.append(port.status().backoff)
+        assert backoffs == [0.02, 0.04, 0.08]  # not back to 0.01 after each open
+    finally:
+        await port.stop()
+
+
+async def test_the_backoff_starts_over_after_a_stable_period_up(emu: ModemEmulator) -> None:
+    port = AtPort(emu.path, backoff_initial=0.01, backoff_max=1.0, settle=0.01, stable_after=0)
+    await port.start()
+    try:
+        await port.wait_up()
+        for _ in range(2):
+            emu.fault("no_answer", command="AT+CSQ")
+            with pytest.raises(AtTimeout):
+                await port.command("AT+CSQ", timeout=0.05)
+            await port.wait_up()
+            assert port.status().backoff == 0.02
+    finally:
+        await port.stop()
+
+
+async def test_a_send_cancelled_before_its_prompt_never_writes_the_pdu(
+    emu: ModemEmulator, port: AtPort
+) -> None:
+    emu.fault("late", command="AT+CMGS", after=0.3)  # the "> " comes 0.3 s after the command
+    pdu, n = submit_pdu("+79161234567", "given up early")
+    send = asyncio.create_task(port.command(f"AT+CMGS={n}", pdu=pdu, timeout=5))
+    await emu.wait_for(lambda: "AT+CMGS" in emu.commands)
+    send.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await send
+    assert (await port.command("AT+CSQ")).lines == ("+CSQ: 20,99",)
+    assert emu.received_pdus == [] and emu.sent == [] and port.status().in_doubt == 0
+    assert port.is_up
