@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 
 MAX_TEXT = 1600  # ten concatenated GSM parts; longer is a letter, not an SMS
 RECIPIENT_TAIL = 10
+# A report's TP-SCTS is the SMSC's clock: it may run this much behind ours...
+CLOCK_SKEW = 300.0
+# ... and the SMSC takes a part at most this long after the modem was handed it.
+REPORT_MAX_DELAY = 3600.0
 
 
 class OptedOut(CallcenterError):
@@ -226,14 +230,23 @@ class SmsService:
         async with self._reports:
             return await self._on_report(report)
 
+    def report_window(self, report: SmsStatusReport) -> tuple[float, float]:
+        """When the part a report is about may have been handed to the modem: shortly
+        before the SMSC's time stamp when the report carries one, else within the validity
+        period (the SMSC gives up after it)."""
+        if report.submitted_time is not None:
+            return (report.submitted_time - REPORT_MAX_DELAY,
+                    report.submitted_time + CLOCK_SKEW)
+        now = self.clock()
+        return now - self.config.validity_hours * 3600 - CLOCK_SKEW, now + CLOCK_SKEW
+
     async def _on_report(self, report: SmsStatusReport) -> int | None:
         tail = recipient_tail(report.recipient.value)
-        part = await self.store.sms_match_report(report.line, report.message_ref, tail)
+        since, until = self.report_window(report)
+        part = await self.store.sms_match_report(report.line, report.message_ref, tail,
+                                                 since, until)
         if part is None:
-            # A part whose MR was never stored (the process stopped between +CMGS and the
-            # commit) is resolved by the next report from its modem to its recipient.
-            unknown = await self.store.sms_unknown_by_modem(report.line, tail)
-            part = unknown[0] if unknown else None
+            part = await self._unknown_part_for(report, tail, since, until)
         if part is None:
             await self.store.sms_keep_report(
                 report.line, report.message_ref, report.recipient.value, report.status.value,
@@ -244,6 +257,21 @@ class SmsService:
         await self._apply_report(part, report.status.value, report.status_code,
                                  report.message_ref)
         return int(part["message_id"])
+
+    async def _unknown_part_for(self, report: SmsStatusReport, tail: str, since: float,
+                                until: float) -> dict[str, Any] | None:
+        """A part whose MR was never stored (the process stopped between +CMGS and the
+        commit, or the answer was lost) may be what a report with an MR no part has is
+        about. An MR a part of that modem already has is a repeated report, never that.
+        Of the candidates, the one the modem's MR sequence points at comes first."""
+        if await self.store.sms_mr_seen(report.line, report.message_ref, since):
+            return None
+        unknown = await self.store.sms_unknown_by_modem(report.line, tail, since, until)
+        if not unknown:
+            return None
+        expected = [p for p in unknown if p["prev_mr"] is not None
+                    and (p["prev_mr"] + 1) % 256 == report.message_ref]
+        return (expected or unknown)[0]
 
     async def _apply_report(self, part: dict[str, Any], status: str, code: int,
                             mr: int | None = None) -> None:

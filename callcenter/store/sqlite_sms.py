@@ -236,29 +236,48 @@ class SmsStoreMixin:
             " AND modem IS NOT NULL ORDER BY sending_at", (since,))
         return [(r[0], float(r[1])) for r in rows]
 
-    async def sms_match_report(self, modem: str, mr: int, recipient_tail: str
-                               ) -> dict[str, Any] | None:
+    async def sms_match_report(self, modem: str, mr: int, recipient_tail: str, since: float,
+                               until: float) -> dict[str, Any] | None:
         """The most recent outstanding part sent by ``modem`` with this TP-MR to this
-        recipient (TP-MR wraps at 256: an older part with the same MR lost its claim)."""
+        recipient, handed to the modem between ``since`` and ``until`` (TP-MR wraps at 256:
+        an older part with the same MR lost its claim). An empty recipient matches nothing."""
+        if not recipient_tail:
+            return None
         rows = await self._db.rows(
             f"SELECT {', '.join('p.' + c for c in PART_COLUMNS)} FROM sms_parts p"
             " JOIN sms_messages m ON m.id = p.message_id"
             " WHERE p.modem = ? AND p.mr = ? AND p.state IN ('sent', 'unknown')"
-            " AND (p.recipient LIKE ? OR m.number LIKE ? OR ? = '')"
+            " AND p.sending_at BETWEEN ? AND ? AND (p.recipient LIKE ? OR m.number LIKE ?)"
             " ORDER BY p.sending_at DESC, p.id DESC LIMIT 1",
-            (modem, mr, f"%{recipient_tail}", f"%{recipient_tail}", recipient_tail))
+            (modem, mr, since, until, f"%{recipient_tail}", f"%{recipient_tail}"))
         return _part(rows[0]) if rows else None
 
-    async def sms_unknown_by_modem(self, modem: str, recipient_tail: str
-                                   ) -> list[dict[str, Any]]:
-        """Unknown parts (no MR was stored) sent by ``modem`` to this recipient, newest
-        first: a report for them carries an MR the store never learned."""
+    async def sms_mr_seen(self, modem: str, mr: int, since: float) -> bool:
+        """Whether a part handed to ``modem`` since ``since`` has this TP-MR, in any state (a
+        repeated report for it must not be taken for an unknown part's)."""
         rows = await self._db.rows(
-            f"SELECT {', '.join('p.' + c for c in PART_COLUMNS)} FROM sms_parts p"
-            " JOIN sms_messages m ON m.id = p.message_id"
+            "SELECT 1 FROM sms_parts WHERE modem = ? AND mr = ? AND sending_at >= ? LIMIT 1",
+            (modem, mr, since))
+        return bool(rows)
+
+    async def sms_unknown_by_modem(self, modem: str, recipient_tail: str, since: float = 0.0,
+                                   until: float = float("inf")) -> list[dict[str, Any]]:
+        """Unknown parts (no MR was stored) sent by ``modem`` to this recipient between
+        ``since`` and ``until``, newest first, each with ``prev_mr``: the MR of the part the
+        modem sent just before it (the modem's next MR is most likely that + 1)."""
+        if not recipient_tail:
+            return []
+        rows = await self._db.rows(
+            f"SELECT {', '.join('p.' + c for c in PART_COLUMNS)},"
+            " (SELECT q.mr FROM sms_parts q WHERE q.modem = p.modem AND q.mr IS NOT NULL"
+            "  AND q.sending_at <= p.sending_at AND q.id != p.id"
+            "  ORDER BY q.sending_at DESC, q.id DESC LIMIT 1)"
+            " FROM sms_parts p JOIN sms_messages m ON m.id = p.message_id"
             " WHERE p.modem = ? AND p.mr IS NULL AND p.state = 'unknown' AND m.number LIKE ?"
-            " ORDER BY p.sending_at DESC, p.id DESC", (modem, f"%{recipient_tail}"))
-        return [_part(r) for r in rows]
+            " AND p.sending_at BETWEEN ? AND ?"
+            " ORDER BY p.sending_at DESC, p.id DESC",
+            (modem, f"%{recipient_tail}", since, until))
+        return [_part(r[:-1]) | {"prev_mr": r[-1]} for r in rows]
 
     async def sms_keep_report(self, modem: str, mr: int, recipient: str, status: str,
                               code: int, at: float, pdu: str) -> None:
