@@ -320,6 +320,10 @@ class SmsService:
         self._opted_out.add(key)
         return added
 
+    def opted_out_added(self, key: str) -> None:
+        """A do-not-send entry another transaction committed (an inbound STOP)."""
+        self._opted_out.add(key)
+
     async def opt_in(self, number: str) -> bool:
         key = self.number_key(number)
         self._opted_out.discard(key)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+from callcenter.models import InteractionKind
 from callcenter.store.base import NotFound
 from callcenter.store.sqlite_db import SqliteDb
 
@@ -58,6 +60,16 @@ class NewMessage:
     valid_until: float | None = None
     error: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class InboundOptOut:
+    """The do-not-send entry an inbound "STOP" makes (``number``: the list's key)."""
+
+    number: str
+    raw: str
+    at: float
+    keyword: str
 
 
 def _message(row: Sequence[Any]) -> dict[str, Any]:
@@ -336,6 +348,54 @@ class SmsStoreMixin:
         await self._db.execute(
             f"UPDATE sms_inbound_parts SET message_id = ? WHERE id IN ({marks})",
             (message_id, *part_ids))
+
+    async def sms_make_inbound(self, m: NewMessage, part_ids: Sequence[int],
+                               optout: InboundOptOut | None = None) -> tuple[int, bool]:
+        """An inbound message, its parts linked to it, its interaction on the client's card
+        and the opt-out it asks for, in one transaction: a crash leaves either all of it
+        or none (the SIM keeps the SMS and delivers it again). Returns the message id and
+        whether the number was newly put on the do-not-send list."""
+        async with self._db.transaction():
+            message_id = await self.sms_create(m)
+            await self.sms_link_inbound(message_id, part_ids)
+            await self._sms_inbound_interaction(message_id, m.client_id, m.contact_id,
+                                                m.number, m.text, m.created_at)
+            added = await self._sms_inbound_optout(message_id, optout)
+        return message_id, added
+
+    async def sms_complete_inbound(self, message_id: int, part_ids: Sequence[int], text: str,
+                                   state: str, now: float,
+                                   optout: InboundOptOut | None = None) -> bool:
+        """A late part joins the message shown incomplete: linked, the text (and its
+        interaction's) updated and the opt-out it completes, in one transaction."""
+        async with self._db.transaction():
+            await self.sms_link_inbound(message_id, part_ids)
+            await self.sms_update(message_id, text=text, state=state, updated_at=now)
+            rows = await self._db.rows(
+                "SELECT client_id, contact_id, number, created_at FROM sms_messages"
+                " WHERE id = ?", (message_id,))
+            client_id, contact_id, number, created_at = rows[0]
+            await self._sms_inbound_interaction(message_id, client_id, contact_id, number,
+                                                text, created_at)
+            return await self._sms_inbound_optout(message_id, optout)
+
+    async def _sms_inbound_interaction(self, message_id: int, client_id: int | None,
+                                       contact_id: int | None, number: str, text: str,
+                                       at: float) -> None:
+        if client_id is None:
+            return
+        # idempotent by its ref: a completed message updates the row it made
+        await self.add_interaction(  # type: ignore[attr-defined]
+            InteractionKind.SMS, datetime.fromtimestamp(at, UTC), text[:200],
+            client_id=client_id, contact_id=contact_id, ref=f"sms:{message_id}",
+            data={"direction": "in", "sms_id": message_id, "number": number})
+
+    async def _sms_inbound_optout(self, message_id: int, optout: InboundOptOut | None
+                                  ) -> bool:
+        if optout is None:
+            return False
+        return await self.sms_optout_add(optout.number, optout.raw, optout.at,
+                                         f"sms:{message_id}", optout.keyword)
 
     async def sms_stale_groups(self, before: float) -> list[tuple[str, str, int, int]]:
         """(line, sender, ref, total) of long inbound messages still missing parts whose first
