@@ -37,6 +37,7 @@ from callcenter.sms.model import (
     message_state,
 )
 from callcenter.sms.split import TextSplit, split_text
+from callcenter.store.base import Conflict
 from callcenter.store.sqlite_sms import NewMessage, SmsFilter, SmsStoreMixin
 
 log = logging.getLogger(__name__)
@@ -124,10 +125,12 @@ class SmsService:
     async def enqueue(self, to: str, text: str, *, client_id: int | None = None,
                       contact_id: int | None = None, user_id: int | None = None,
                       campaign_id: int | None = None, kind: str | None = None,
-                      valid_for: float | None = None, confirm_opted_out: bool = False) -> int:
+                      valid_for: float | None = None, confirm_opted_out: bool = False,
+                      resend_of: int | None = None) -> int:
         """Store an outbound SMS as a durable job (message + parts, state queued) and return
         its id. Campaign messages to an opted-out number are refused (OptedOut); a manual one
-        needs ``confirm_opted_out``."""
+        needs ``confirm_opted_out``. ``resend_of``: the message this one sends again (a
+        second resend of it raises Conflict and stores nothing)."""
         text = (text or "").replace("\r\n", "\n")
         if not text.strip():
             raise ValidationError("the message is empty", field="text")
@@ -163,7 +166,7 @@ class SmsService:
             text=text, encoding=split.encoding.value, parts=split.parts,
             state=MessageState.QUEUED.value, created_at=now, client_id=client_id,
             contact_id=contact_id, manager_id=manager_id, user_id=user_id,
-            campaign_id=campaign_id, kind=kind, valid_until=now + valid,
+            campaign_id=campaign_id, kind=kind, valid_until=now + valid, resend_of=resend_of,
         ), part_state=PartState.QUEUED.value)
         if client_id is not None and kind != "campaign":
             await self.store.add_interaction(  # type: ignore[attr-defined]
@@ -201,16 +204,23 @@ class SmsService:
         self.bus.publish("sms.status", {"sms": sms_json(message, self.region)})
 
     async def resend(self, user: User, message_id: int, *, text: str | None = None,
-                     confirm_opted_out: bool = False) -> int:
+                     confirm_opted_out: bool = False, confirm_unknown: bool = False) -> int:
         """A person's decision to send a failed, expired or unknown message again: a new job
-        with the same text (the old one keeps its history)."""
+        with the same text (the old one keeps its history). Once per message (Conflict the
+        second time); an "unknown" one may have arrived, so it needs ``confirm_unknown``."""
         old = await self.get(user, message_id)
         if old["direction"] != "out" or old["state"] not in (
                 MessageState.FAILED, MessageState.EXPIRED, MessageState.UNKNOWN):
             raise ValidationError("only a failed, expired or unknown SMS can be sent again")
+        if old["resent_as"] is not None:
+            raise Conflict(f"this SMS was already sent again (SMS {old['resent_as']})")
+        if old["state"] == MessageState.UNKNOWN and not confirm_unknown:
+            raise ValidationError("this SMS may have reached the recipient (its delivery is"
+                                  " unknown): confirm to send it again", field="confirm_unknown")
         return await self.enqueue(old["number"], text or old["text"], client_id=old["client_id"],
                                   contact_id=old["contact_id"], user_id=user.id,
-                                  kind="manual", confirm_opted_out=confirm_opted_out)
+                                  kind="manual", confirm_opted_out=confirm_opted_out,
+                                  resend_of=message_id)
 
     # -- reports and other line events -------------------------------------------------------
 
@@ -380,6 +390,7 @@ def sms_json(message: dict[str, Any], region: str = "RU") -> dict[str, Any]:
         "error": message["error"], "modem": message["modem"],
         "created_at": iso_time(message["created_at"]), "sent_at": iso_time(message["sent_at"]),
         "delivered_at": iso_time(message["delivered_at"]),
+        "resent_as": message.get("resent_as"),
         "parts": [{"seq": p["seq"], "total": p["total"], "state": p["state"],
                    "modem": p["modem"], "mr": p["mr"], "error": p["error"],
                    "report_status": p["report_status"], "report_code": p["report_code"],

@@ -8,19 +8,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from callcenter.models import InteractionKind
-from callcenter.store.base import NotFound
+from callcenter.store.base import Conflict, NotFound
 from callcenter.store.sqlite_db import SqliteDb
 
 MESSAGE_COLUMNS = (
     "id", "direction", "number", "e164", "client_id", "contact_id", "manager_id", "user_id",
     "campaign_id", "kind", "text", "encoding", "parts_total", "state", "modem", "concat_ref",
     "error", "created_at", "updated_at", "valid_until", "sent_at", "delivered_at", "next_try_at",
+    "resent_as",
 )
 PART_COLUMNS = (
     "id", "message_id", "seq", "total", "text", "state", "modem", "mr", "recipient", "attempts",
     "error", "report_status", "report_code", "sending_at", "sent_at", "report_at",
 )
-_MESSAGE_CHANGES = set(MESSAGE_COLUMNS) - {"id", "direction", "created_at"}
+_MESSAGE_CHANGES = set(MESSAGE_COLUMNS) - {"id", "direction", "created_at", "resent_as"}
 _PART_CHANGES = set(PART_COLUMNS) - {"id", "message_id", "seq", "total"}
 
 
@@ -60,6 +61,7 @@ class NewMessage:
     valid_until: float | None = None
     error: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    resend_of: int | None = None  # a person's "send again" of this message: once only
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,14 @@ class SmsStoreMixin:
                  m.user_id, m.campaign_id, m.kind, m.text, m.encoding, len(m.parts), m.state,
                  m.modem, m.concat_ref, m.error, m.created_at, m.created_at, m.valid_until))
             message_id = int(cursor.lastrowid or 0)
+            if m.resend_of is not None:
+                # the check and the new job in one transaction: a second click, or a second
+                # tab, finds the old one taken and makes nothing
+                taken = await self._db.execute(
+                    "UPDATE sms_messages SET resent_as = ? WHERE id = ? AND resent_as IS NULL",
+                    (message_id, m.resend_of))
+                if not taken.rowcount:
+                    raise Conflict(f"SMS {m.resend_of} was already sent again")
             if part_state is not None:
                 for seq, text in enumerate(m.parts, start=1):
                     await self._db.execute(
