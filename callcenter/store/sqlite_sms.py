@@ -74,6 +74,10 @@ class InboundOptOut:
     keyword: str
 
 
+class _OtherModem(Exception):
+    """Rolls back a part's start: its message is bound to another modem."""
+
+
 def _message(row: Sequence[Any]) -> dict[str, Any]:
     return dict(zip(MESSAGE_COLUMNS, row, strict=True))
 
@@ -218,17 +222,26 @@ class SmsStoreMixin:
                                now: float) -> bool:
         """Durably: this part is being handed to ``modem`` (a crash from here on makes it
         "unknown", never re-sent), and the whole message is bound to that modem. False when
-        the part was no longer queued (taken back by a campaign meanwhile): do not send."""
-        async with self._db.transaction():
-            cursor = await self._db.execute(
-                "UPDATE sms_parts SET state = 'sending', modem = ?, sending_at = ?,"
-                " attempts = attempts + 1 WHERE id = ? AND state = 'queued'",
-                (modem, now, part_id))
-            if not cursor.rowcount:
-                return False
-            await self._db.execute(
-                "UPDATE sms_messages SET state = 'sending', modem = ?, updated_at = ?"
-                " WHERE id = ?", (modem, now, message_id))
+        the part was no longer queued (taken back by a campaign meanwhile) or the message is
+        bound to another modem: do not send."""
+        try:
+            async with self._db.transaction():
+                cursor = await self._db.execute(
+                    "UPDATE sms_parts SET state = 'sending', modem = ?, sending_at = ?,"
+                    " attempts = attempts + 1 WHERE id = ? AND state = 'queued'",
+                    (modem, now, part_id))
+                if not cursor.rowcount:
+                    return False
+                # every part through the same modem (the phone joins them by its SMSC):
+                # a message another modem has begun is not this one's
+                bound = await self._db.execute(
+                    "UPDATE sms_messages SET state = 'sending', modem = ?, updated_at = ?"
+                    " WHERE id = ? AND (modem IS NULL OR modem = ?)",
+                    (modem, now, message_id, modem))
+                if not bound.rowcount:
+                    raise _OtherModem
+        except _OtherModem:
+            return False  # rolled back: the part stays queued
         return True
 
     async def sms_sending_to_unknown(self, reason: str) -> list[int]:
