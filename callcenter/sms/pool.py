@@ -175,6 +175,9 @@ class ModemPool:
         Returns the sends started (tests await them)."""
         now = self.clock()
         started: list[asyncio.Task[None]] = []
+        for message in await self.store.sms_expired(now):
+            if message["id"] not in self._inflight:
+                await self._expire(message)
         waiting = await self.store.sms_waiting(now)
         # started messages first (their modem is theirs, and their parts should not wait
         # behind new messages), then a person's messages before a campaign's

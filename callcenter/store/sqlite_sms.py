@@ -205,6 +205,16 @@ class SmsStoreMixin:
             " AND p.state = 'queued') ORDER BY kind = 'campaign', id LIMIT ?", (now, limit))
         return [_message(r) for r in rows]
 
+    async def sms_expired(self, now: float, limit: int = 200) -> list[dict[str, Any]]:
+        """Outbound messages with a part still to send whose validity ran out, whatever their
+        retry time (a long backoff must not keep one "queued" past it)."""
+        rows = await self._db.rows(
+            f"SELECT {_M} FROM sms_messages WHERE direction = 'out'"
+            " AND state IN ('queued', 'sending') AND valid_until < ?"
+            " AND EXISTS (SELECT 1 FROM sms_parts p WHERE p.message_id = sms_messages.id"
+            " AND p.state = 'queued') ORDER BY id LIMIT ?", (now, limit))
+        return [_message(r) for r in rows]
+
     async def sms_queue_counts(self) -> dict[str | None, int]:
         """Outbound messages not yet through, by the modem they are bound to (None: any)."""
         rows = await self._db.rows(

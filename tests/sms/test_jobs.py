@@ -385,3 +385,15 @@ async def test_a_part_is_not_started_on_another_modem_than_its_message(store):
     assert message["parts"][1]["state"] == "queued" and message["parts"][1]["modem"] is None
     assert message["parts"][1]["attempts"] == 0
     assert await store.sms_mark_sending(second["id"], message_id, "a", now)
+
+
+async def test_expiry_does_not_wait_for_the_backoff(store):
+    modem = FakeModem("a", fail=[SmsSendError("congestion", code=42)])
+    core = await sms_core(store, modem, sms=SmsConfig(retry_seconds=3600))
+    message_id = await core.service.enqueue(TO, "soon stale", valid_for=60)
+    await core.drain()
+    assert (await core.message(message_id))["state"] == "queued"  # backing off for an hour
+    core.clock.advance(61)
+    await core.drain()
+    message = await core.message(message_id)
+    assert message["state"] == "expired" and modem.sent == []
