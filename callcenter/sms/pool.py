@@ -39,7 +39,9 @@ log = logging.getLogger(__name__)
 
 # A modem that raised LineUnavailable (down, not written) is tried again after this long.
 DOWN_RETRY = 5.0
-OPTED_OUT = "opted out"  # a campaign part's reason when its number opted out meanwhile
+OPTED_OUT = "opted out"
+COMMIT_TRIES = 5  # storing a +CMGS answer: tries, COMMIT_RETRY s * n apart
+COMMIT_RETRY = 0.1  # a campaign part's reason when its number opted out meanwhile
 IDLE_WAKE = 30.0
 NOT_READY_POLL = 1.0
 BALANCE_POLL = 20.0  # how often modems that became ready are looked at for their balance
@@ -97,6 +99,9 @@ class ModemPool:
         self.balance_interval = balance_interval
         self._wake = asyncio.Event()
         self._inflight: dict[int, asyncio.Task[None]] = {}  # message id -> its send
+        # sends cancelled while the modem had the PDU: id(OutboundPart) -> (part, to)
+        self._late: dict[int, tuple[dict[str, Any], str]] = {}
+        self._late_tasks: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._balance_task: asyncio.Task[None] | None = None
         service.on_queued = self.wake
@@ -258,6 +263,9 @@ class ModemPool:
                 concat_ref=(message["id"] % 256) if part["total"] > 1 else None)
             try:
                 mr = await slot.modem.send_part(outbound)
+            except asyncio.CancelledError:
+                self._late[id(outbound)] = (dict(part, sending_at=now), to.value)
+                raise
             except SmsSendUnknown as exc:
                 self._error(slot, f"no answer to a send: {exc}")
                 await self.store.sms_update_part(
@@ -279,12 +287,44 @@ class ModemPool:
                     part["id"], state=PartState.UNKNOWN.value,
                     error="the modem failed while sending: check delivery")
             else:
-                await svc.part_sent(dict(part, sending_at=now), name, mr, to.value)
+                # shielded: the pool stopping now must not lose the MR the modem just gave
+                await asyncio.shield(self._store_sent(dict(part, sending_at=now), name, mr,
+                                                      to.value))
             await svc.publish_status(message["id"])
         finally:
             slot.busy = False
             self._inflight.pop(message["id"], None)
             self.wake()
+
+    async def _store_sent(self, part: dict[str, Any], modem: str, mr: int, to: str) -> None:
+        """The +CMGS answer is the only record that the part went out: a failed commit (the
+        database busy) is retried, and if it never succeeds the part is left "sending",
+        which a restart turns into "unknown" - never sent again."""
+        for attempt in range(COMMIT_TRIES):
+            try:
+                await self.service.part_sent(part, modem, mr, to)
+                return
+            except Exception:
+                if attempt == COMMIT_TRIES - 1:
+                    log.exception("SMS %d part %d went out on %s as MR %d, but storing that"
+                                  " failed", part["message_id"], part["seq"], modem, mr)
+                    return
+                log.warning("storing MR %d of SMS %d failed; trying again", mr,
+                            part["message_id"], exc_info=True)
+                await asyncio.sleep(COMMIT_RETRY * (attempt + 1))
+
+    def late_result(self, modem: str, outbound: OutboundPart, mr: int | None) -> None:
+        """A send the pool gave up waiting for (cancelled) was answered after all: a modem's
+        ``on_late_result``. With an MR the part is "sent" and its report can be matched;
+        without, it stays as it is (a restart makes it "unknown")."""
+        entry = self._late.pop(id(outbound), None)
+        if entry is None or mr is None:
+            return
+        part, to = entry
+        task = asyncio.create_task(self._store_sent(part, modem, mr, to),
+                                   name=f"sms-late-{part['message_id']}")
+        self._late_tasks.add(task)
+        task.add_done_callback(self._late_tasks.discard)
 
     async def _refused(self, message: dict[str, Any], part: dict[str, Any],
                        exc: SmsSendError) -> None:

@@ -38,6 +38,8 @@ class FakeModem:
     sent: list[OutboundPart] = field(default_factory=list)
     fail: list[BaseException] = field(default_factory=list)  # raised by the next sends
     hold: asyncio.Event | None = None  # when set, a send waits for it
+    offered: list[OutboundPart] = field(default_factory=list)  # every part handed over
+    reached: asyncio.Event = field(default_factory=asyncio.Event)  # a send has begun
     ussd_reply: str = "Balance: 100.00 RUB"
 
     def info(self) -> ModemInfo:
@@ -47,6 +49,8 @@ class FakeModem:
     async def send_part(self, part: OutboundPart) -> int:
         if not self.ready:
             raise LineUnavailable(f"{self.name} is down")
+        self.offered.append(part)
+        self.reached.set()
         if self.hold is not None:
             await self.hold.wait()
         if self.fail:

@@ -107,9 +107,8 @@ async def test_a_part_being_sent_at_a_crash_becomes_unknown_and_is_never_resent(
     waiting = await core.service.enqueue("+79162222222", "still queued")
     tasks = await core.pool.run_once()
     assert len(tasks) == 1
-    await asyncio.sleep(0)  # let the send reach the modem
-    while (await core.message(caught))["parts"][0]["state"] != "sending":
-        await asyncio.sleep(0)
+    await modem.reached.wait()  # marked "sending" before the modem is asked
+    assert (await core.message(caught))["parts"][0]["state"] == "sending"
     tasks[0].cancel()  # the process is gone while +CMGS is unanswered
     await asyncio.gather(*tasks, return_exceptions=True)
     assert (await core.message(caught))["parts"][0]["state"] == "sending"
@@ -397,3 +396,41 @@ async def test_expiry_does_not_wait_for_the_backoff(store):
     await core.drain()
     message = await core.message(message_id)
     assert message["state"] == "expired" and modem.sent == []
+
+
+async def test_a_failed_commit_of_the_mr_is_retried(store, monkeypatch):
+    import sqlite3
+
+    from callcenter.sms import pool as pool_module
+
+    monkeypatch.setattr(pool_module, "COMMIT_RETRY", 0.0)
+    core = await sms_core(store, FakeModem("a", mr=17))
+    message_id = await core.service.enqueue(TO, "went out")
+    real = store.sms_update_part
+    busy = [sqlite3.OperationalError("database is locked")]
+
+    async def flaky(part_id, **changes):
+        if changes.get("state") == "sent" and busy:
+            raise busy.pop()
+        return await real(part_id, **changes)
+
+    monkeypatch.setattr(store, "sms_update_part", flaky)
+    await core.drain()
+    message = await core.message(message_id)
+    assert message["state"] == "sent" and message["parts"][0]["mr"] == 17 and not busy
+
+
+async def test_a_late_answer_to_a_cancelled_send_stores_its_mr(store):
+    modem = FakeModem("a", hold=asyncio.Event())
+    core = await sms_core(store, modem)
+    message_id = await core.service.enqueue(TO, "answered late")
+    (task,) = await core.pool.run_once()
+    await modem.reached.wait()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    # the modem's on_late_result: the PDU had gone out, the MR came after the cancel
+    core.pool.late_result("a", modem.offered[0], 42)
+    await asyncio.gather(*core.pool._late_tasks)
+    part = (await core.message(message_id))["parts"][0]
+    assert part["state"] == "sent" and part["mr"] == 42
+    assert await core.report("a", 42, TO) == message_id
