@@ -87,6 +87,10 @@ def _part(row: Sequence[Any]) -> dict[str, Any]:
 
 
 _M = ", ".join(MESSAGE_COLUMNS)
+# A client's SMS are seen by the client's manager now, not by the one at the time it was
+# stored: the list, the details and the live events all read the manager through this.
+_MANAGER_NOW = "CASE WHEN m.client_id IS NULL THEN m.manager_id ELSE cl.manager_id END"
+_M_NOW = ", ".join(_MANAGER_NOW if c == "manager_id" else "m." + c for c in MESSAGE_COLUMNS)
 _P = ", ".join(PART_COLUMNS)
 
 
@@ -130,7 +134,7 @@ class SmsStoreMixin:
 
     async def sms_get(self, message_id: int) -> dict[str, Any]:
         row = await self._db.one(
-            f"SELECT {', '.join('m.' + c for c in MESSAGE_COLUMNS)}, cl.name FROM sms_messages m"
+            f"SELECT {_M_NOW}, cl.name FROM sms_messages m"
             " LEFT JOIN clients cl ON cl.id = m.client_id WHERE m.id = ?", (message_id,),
             "SMS", message_id)
         message = _message(row[:-1])
@@ -177,11 +181,10 @@ class SmsStoreMixin:
             where.append("m.created_at >= ?")
             params.append(f.since)
         if f.visible_to is not None:
-            where.append("(m.manager_id = ? OR m.user_id = ? OR m.client_id IN"
-                         " (SELECT id FROM clients WHERE manager_id = ?))")
-            params += [f.visible_to] * 3
+            where.append(f"(m.user_id = ? OR {_MANAGER_NOW} = ?)")
+            params += [f.visible_to] * 2
         rows = await self._db.rows(
-            f"SELECT {', '.join('m.' + c for c in MESSAGE_COLUMNS)}, cl.name FROM sms_messages m"
+            f"SELECT {_M_NOW}, cl.name FROM sms_messages m"
             f" LEFT JOIN clients cl ON cl.id = m.client_id WHERE {' AND '.join(where)}"
             " ORDER BY m.created_at DESC, m.id DESC LIMIT ? OFFSET ?",
             (*params, f.limit, f.offset))

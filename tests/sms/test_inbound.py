@@ -210,3 +210,25 @@ async def test_a_crash_while_completing_a_long_sms_loses_no_stop(store):
     (message,) = await inbound(store)
     assert message["state"] == "received" and message["text"] == "STOP"
     assert core.service.is_opted_out(SENDER)
+
+
+async def test_after_a_client_is_reassigned_only_the_new_manager_sees_its_sms(store):
+    from callcenter.calls.visibility import can_see_event
+    from callcenter.errors import PermissionDenied
+
+    maria = await store.create_user("maria", "Maria", "manager")
+    dmitry = await store.create_user("dmitry", "Dmitry", "manager")
+    client_id = await client_with(store, "Ivan", "8 916 123-45-67", maria.id)
+    core = await sms_core(store)
+    message_id = await core.service.inbox.receive(part("hello"))
+    assert [m["id"] for m in await core.service.list(maria, SmsFilter())] == [message_id]
+    await store.update_client(client_id, manager_id=dmitry.id)
+    assert await core.service.list(maria, SmsFilter()) == []
+    assert [m["id"] for m in await core.service.list(dmitry, SmsFilter())] == [message_id]
+    with pytest.raises(PermissionDenied):
+        await core.service.get(maria, message_id)
+    assert (await core.service.get(dmitry, message_id))["manager_id"] == dmitry.id
+    await core.service.publish_status(message_id)
+    event = core.events[-1].data
+    assert event["sms"]["manager_id"] == dmitry.id
+    assert can_see_event(dmitry, event, False) and not can_see_event(maria, event, False)

@@ -9,7 +9,8 @@ CREATE TABLE sms_messages (
     e164 TEXT,
     client_id INTEGER REFERENCES clients(id) ON DELETE SET NULL,
     contact_id INTEGER REFERENCES contacts(id) ON DELETE SET NULL,
-    -- the client's manager when the message was stored: visibility for managers
+    -- the client's manager when it was stored; read back as the client's manager now
+    -- (visibility follows a reassigned client), kept for messages with no client
     manager_id INTEGER REFERENCES users(id) ON DELETE SET NULL,
     user_id INTEGER REFERENCES users(id) ON DELETE SET NULL,
     campaign_id INTEGER,
