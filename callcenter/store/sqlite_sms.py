@@ -86,6 +86,17 @@ def _part(row: Sequence[Any]) -> dict[str, Any]:
     return dict(zip(PART_COLUMNS, row, strict=True))
 
 
+# parts of one long inbound SMS: their SMSC times within this of each other (the one-octet
+# reference comes round again)
+REASSEMBLY_SPAN = 86400.0
+INBOUND_GROUP_SQL = (
+    "SELECT p.id, p.concat_seq, p.text, p.encoding, p.smsc_time, p.received_at,"
+    " p.message_id FROM sms_inbound_parts p LEFT JOIN sms_messages m"
+    " ON m.id = p.message_id WHERE p.line = ? AND p.sender = ? AND p.concat_ref = ?"
+    " AND p.concat_total = ? AND p.smsc_time BETWEEN ? AND ?"
+    " AND (p.message_id IS NULL OR m.state = 'incomplete')"
+    " ORDER BY p.concat_seq, p.id")
+
 _M = ", ".join(MESSAGE_COLUMNS)
 # A client's SMS are seen by the client's manager now, not by the one at the time it was
 # stored: the list, the details and the live events all read the manager through this.
@@ -366,16 +377,14 @@ class SmsStoreMixin:
             "SELECT id, message_id FROM sms_inbound_parts WHERE dedup_key = ?", (key,))
         return (rows[0][0], rows[0][1]) if rows else None
 
-    async def sms_inbound_group(self, line: str, sender: str, ref: int, total: int
-                                ) -> list[dict[str, Any]]:
+    async def sms_inbound_group(self, line: str, sender: str, ref: int, total: int,
+                                near: float) -> list[dict[str, Any]]:
         """The parts of one long inbound message not yet joined to a message (or joined to
-        an incomplete one), by sequence."""
+        an incomplete one), by sequence. The reference is one octet: only parts whose SMSC
+        time is within a day of ``near`` are the same message."""
         rows = await self._db.rows(
-            "SELECT p.id, p.concat_seq, p.text, p.encoding, p.smsc_time, p.received_at,"
-            " p.message_id FROM sms_inbound_parts p LEFT JOIN sms_messages m"
-            " ON m.id = p.message_id WHERE p.line = ? AND p.sender = ? AND p.concat_ref = ?"
-            " AND p.concat_total = ? AND (p.message_id IS NULL OR m.state = 'incomplete')"
-            " ORDER BY p.concat_seq, p.id", (line, sender, ref, total))
+            INBOUND_GROUP_SQL,
+            (line, sender, ref, total, near - REASSEMBLY_SPAN, near + REASSEMBLY_SPAN))
         keys = ("id", "seq", "text", "encoding", "smsc_time", "received_at", "message_id")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
@@ -433,15 +442,16 @@ class SmsStoreMixin:
         return await self.sms_optout_add(optout.number, optout.raw, optout.at,
                                          f"sms:{message_id}", optout.keyword)
 
-    async def sms_stale_groups(self, before: float) -> list[tuple[str, str, int, int]]:
-        """(line, sender, ref, total) of long inbound messages still missing parts whose first
-        part arrived before ``before``."""
+    async def sms_stale_groups(self, before: float
+                               ) -> list[tuple[str, str, int, int, float]]:
+        """(line, sender, ref, total, the first part's SMSC time) of long inbound messages
+        still missing parts whose first part arrived before ``before``."""
         rows = await self._db.rows(
-            "SELECT line, sender, concat_ref, concat_total FROM sms_inbound_parts"
-            " WHERE message_id IS NULL AND concat_ref IS NOT NULL"
+            "SELECT line, sender, concat_ref, concat_total, MIN(smsc_time)"
+            " FROM sms_inbound_parts WHERE message_id IS NULL AND concat_ref IS NOT NULL"
             " GROUP BY line, sender, concat_ref, concat_total HAVING MIN(received_at) < ?",
             (before,))
-        return [(r[0], r[1], r[2], r[3]) for r in rows]
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
     async def sms_inbound_parts_of(self, message_id: int) -> list[dict[str, Any]]:
         rows = await self._db.rows(

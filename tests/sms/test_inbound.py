@@ -232,3 +232,28 @@ async def test_after_a_client_is_reassigned_only_the_new_manager_sees_its_sms(st
     event = core.events[-1].data
     assert event["sms"]["manager_id"] == dmitry.id
     assert can_see_event(dmitry, event, False) and not can_see_event(maria, event, False)
+
+
+async def test_parts_with_the_same_reference_days_apart_are_not_joined(store):
+    core = await sms_core(store, sms=SmsConfig(reassembly_timeout=60))
+    day = 86400.0
+    await core.service.handle(part("Monday ", Concat(42, 2, 1), scts=1_780_000_000.0))
+    # two days later the one-octet reference comes round again for another message
+    later = 1_780_000_000.0 + 2 * day
+    await core.service.handle(part("Wednesday", Concat(42, 2, 2), scts=later))
+    assert await inbound(store) == []
+    await core.service.handle(part("Hello ", Concat(42, 2, 1), scts=later - 5))
+    assert [m["text"] for m in await inbound(store)] == ["Hello Wednesday"]
+    core.clock.advance(61)
+    await core.service.inbox.sweep()
+    texts = sorted(m["text"] for m in await inbound(store))
+    assert texts == ["Hello Wednesday", "Monday […]"]
+
+
+async def test_reassembly_looks_parts_up_by_index(store):
+    from callcenter.store.sqlite_sms import INBOUND_GROUP_SQL
+
+    plan = await store._db.rows("EXPLAIN QUERY PLAN " + INBOUND_GROUP_SQL,
+                                ("a", SENDER, 1, 2, 0.0, 1.0))
+    details = " ".join(str(r[-1]) for r in plan)
+    assert "USING INDEX sms_inbound_parts_group" in details, details

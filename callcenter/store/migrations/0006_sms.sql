@@ -96,8 +96,10 @@ CREATE TABLE sms_inbound_parts (
     received_at REAL NOT NULL,
     message_id INTEGER REFERENCES sms_messages(id) ON DELETE SET NULL
 );
-CREATE INDEX sms_inbound_parts_group ON sms_inbound_parts(line, sender, concat_ref)
-    WHERE message_id IS NULL;
+-- reassembly looks up one long message's parts (joined to an incomplete message or not)
+CREATE INDEX sms_inbound_parts_group
+    ON sms_inbound_parts(line, sender, concat_ref, concat_total)
+    WHERE concat_ref IS NOT NULL;
 
 CREATE TABLE sms_optout (
     number TEXT PRIMARY KEY,  -- E.164 when it has one, else the digits
