@@ -39,9 +39,9 @@ log = logging.getLogger(__name__)
 
 # A modem that raised LineUnavailable (down, not written) is tried again after this long.
 DOWN_RETRY = 5.0
-OPTED_OUT = "opted out"
+OPTED_OUT = "opted out"  # a campaign part's reason when its number opted out meanwhile
 COMMIT_TRIES = 5  # storing a +CMGS answer: tries, COMMIT_RETRY s * n apart
-COMMIT_RETRY = 0.1  # a campaign part's reason when its number opted out meanwhile
+COMMIT_RETRY = 0.1
 IDLE_WAKE = 30.0
 NOT_READY_POLL = 1.0
 BALANCE_POLL = 20.0  # how often modems that became ready are looked at for their balance
@@ -273,12 +273,14 @@ class ModemPool:
                     error=f"the modem did not answer ({exc}): check delivery")
             except SmsSendError as exc:
                 self._error(slot, exc.reason)
-                await self._refused(message, part, exc)
+                if await self._refused(message, part, exc):
+                    self._uncount(slot, now)
             except LineUnavailable as exc:
                 # refused before anything was written: not sent, free to go elsewhere
                 self._error(slot, str(exc))
                 slot.down_until = self.clock() + DOWN_RETRY
                 await self._not_sent(message, part, self.clock() + DOWN_RETRY)
+                self._uncount(slot, now)
             except Exception as exc:  # a bug or a fault we cannot classify: maybe sent
                 log.exception("sending part %d of SMS %d on %s failed", part["seq"],
                               message["id"], name)
@@ -326,8 +328,17 @@ class ModemPool:
         self._late_tasks.add(task)
         task.add_done_callback(self._late_tasks.discard)
 
+    def _uncount(self, slot: ModemSlot, at: float) -> None:
+        """A part put back in the queue did not go out: the counters forget it as the part
+        row does (its sending_at is cleared, and a restart counts from the rows)."""
+        with contextlib.suppress(ValueError):
+            slot.recent.remove(at)
+        if self._local(at).date().isoformat() == slot.day:
+            slot.sent_today = max(0, slot.sent_today - 1)
+
     async def _refused(self, message: dict[str, Any], part: dict[str, Any],
-                       exc: SmsSendError) -> None:
+                       exc: SmsSendError) -> bool:
+        """True when the part went back to the queue for a later try."""
         attempts = part["attempts"] + 1
         if exc.permanent or attempts >= self.service.config.max_attempts:
             await self.store.sms_update_part(part["id"], state=PartState.FAILED.value,
@@ -339,9 +350,10 @@ class ModemPool:
                     await self.store.sms_update_part(
                         other["id"], state=PartState.FAILED.value,
                         error=f"not sent: part {part['seq']} failed")
-            return
+            return False
         delay = backoff(attempts, base=self.service.config.retry_seconds)
         await self._not_sent(message, part, self.clock() + delay, error=exc.reason)
+        return True
 
     async def _opted_out(self, message: dict[str, Any]) -> None:
         for other in await self.store.sms_parts(message["id"]):

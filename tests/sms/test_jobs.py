@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from callcenter.config import SmsConfig
+from callcenter.errors import LineUnavailable
 from callcenter.sms.events import ReportStatus
 from callcenter.sms.pool import ModemPool, SimLimits
 from callcenter.sms.ports import SmsSendError, SmsSendUnknown
@@ -434,3 +435,52 @@ async def test_a_late_answer_to_a_cancelled_send_stores_its_mr(store):
     part = (await core.message(message_id))["parts"][0]
     assert part["state"] == "sent" and part["mr"] == 42
     assert await core.report("a", 42, TO) == message_id
+
+
+async def test_a_part_that_did_not_go_out_is_not_counted_against_the_sim(store):
+    modem = FakeModem("a", fail=[LineUnavailable("port closed"),
+                                 SmsSendError("congestion", code=42)])
+    limits = SimLimits(per_minute=1, per_day=1)
+    core = await sms_core(store, (modem, limits), sms=SmsConfig(retry_seconds=5))
+    message_id = await core.service.enqueue(TO, "once")
+    for _ in range(3):  # down, then refused, then sent: the one send the SIM allows
+        await core.drain()
+        core.clock.advance(30)
+    assert len(modem.sent) == 1 and (await core.message(message_id))["state"] == "sent"
+    slot = core.pool.slots["a"]
+    assert slot.sent_today == 1 and len(slot.recent) == 1
+    # and the store agrees after a restart
+    again = await sms_core(store, (modem, limits), clock=core.clock)
+    assert again.pool.slots["a"].sent_today == 1
+
+
+async def test_day_rollover_and_window_across_the_berlin_dst_change(store):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    berlin = ZoneInfo("Europe/Berlin")
+    # 2026-03-28 23:30 CET; at 02:00 on the 29th the clocks go to 03:00 CEST
+    clock = Clock(datetime(2026, 3, 28, 23, 30, tzinfo=berlin).timestamp())
+    modem = FakeModem("a")
+    limits = SimLimits.parse(100, 2, "08:00", "21:00")
+    core = await sms_core(store, (modem, limits), timezone="Europe/Berlin", clock=clock)
+    core.pool.slots["a"].limits = SimLimits.parse(100, 2, "", "")
+    for i in range(3):
+        await core.service.enqueue(f"+7916000000{i}", "late")
+    await core.drain()
+    assert len(modem.sent) == 2  # the day's limit
+    clock.now = datetime(2026, 3, 29, 0, 30, tzinfo=berlin).timestamp()  # a new day
+    await core.drain()
+    assert len(modem.sent) == 3
+    # the window in local time: 07:30 CEST (05:30 UTC) is outside 08:00-21:00, 08:30 inside
+    core.pool.slots["a"].limits = limits
+    await core.service.enqueue("+79169999999", "morning")
+    clock.now = datetime(2026, 3, 29, 7, 30, tzinfo=berlin).timestamp()
+    await core.drain()
+    assert len(modem.sent) == 3
+    clock.now = datetime(2026, 3, 29, 8, 30, tzinfo=berlin).timestamp()
+    await core.drain()
+    assert len(modem.sent) == 4
+    # a restart on the short day counts that day's sends from its local midnight
+    again = await sms_core(store, (modem, limits), timezone="Europe/Berlin", clock=clock)
+    assert again.pool.slots["a"].sent_today == 2
