@@ -33,7 +33,7 @@ from callcenter.errors import LineUnavailable
 from callcenter.sms.events import Address, AddressKind, SmsEncoding, UssdReply
 from callcenter.sms.model import PartState, backoff
 from callcenter.sms.ports import OutboundPart, SmsModem, SmsSendError, SmsSendUnknown
-from callcenter.sms.service import SmsService
+from callcenter.sms.service import SmsService, iso_time
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ class ModemPool:
             self._wake.clear()
             try:
                 await self.run_once()
-                await self.service.inbox.sweep()
+                await self.housekeeping()
                 expire_in = await self.next_wake()
             except asyncio.CancelledError:
                 raise
@@ -155,6 +155,13 @@ class ModemPool:
                 expire_in = DOWN_RETRY
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), expire_in)
+
+    async def housekeeping(self) -> None:
+        """Incomplete long inbound SMS shown after their timeout; reports no part claimed
+        within the validity period dropped (the SMSC has given up on those parts too)."""
+        await self.service.inbox.sweep()
+        await self.store.sms_purge_reports(
+            self.clock() - self.service.config.validity_hours * 3600)
 
     async def next_wake(self) -> float:
         """Seconds until something may change without an event: a back-off ends, a minute's
@@ -441,7 +448,8 @@ class ModemPool:
                 "window": None if window is None else
                 [window[0].strftime("%H:%M"), window[1].strftime("%H:%M")],
                 "in_window": in_window(window, self._local(now)),
-                "last_error": slot.last_error or line_error, "last_error_at": slot.last_error_at,
+                "last_error": slot.last_error or line_error,
+                "last_error_at": iso_time(slot.last_error_at),
             })
         return out
 

@@ -344,6 +344,11 @@ class SmsStoreMixin:
             "INSERT INTO sms_reports_unmatched (modem, mr, recipient, status, code, at, pdu)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)", (modem, mr, recipient, status, code, at, pdu))
 
+    async def sms_purge_reports(self, before: float) -> int:
+        cursor = await self._db.execute(
+            "DELETE FROM sms_reports_unmatched WHERE at < ?", (before,))
+        return int(cursor.rowcount or 0)
+
     async def sms_take_report(self, modem: str, mr: int, recipient_tail: str, after: float
                               ) -> dict[str, Any] | None:
         """An unmatched report for a part whose MR was only just stored; removed when taken."""

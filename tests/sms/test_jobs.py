@@ -259,11 +259,13 @@ async def test_a_modem_refusing_because_it_is_down_hands_the_message_on(store):
     core = await sms_core(store, a)
     message_id = await core.service.enqueue(TO, "hello")
     a.ready = True
-    a.fail = [__import__("callcenter.errors").errors.LineUnavailable("unplugged")]
+    a.fail = [LineUnavailable("unplugged")]
     await core.drain()
     message = await core.message(message_id)
     assert message["state"] == "queued" and message["modem"] is None
     assert core.pool.slots["a"].last_error == "unplugged"
+    row = next(r for r in await core.pool.status() if r["name"] == "a")
+    assert row["last_error_at"] == "2026-05-28T20:26:40.000+00:00"  # the clock, in ISO
 
 
 async def test_opted_out_numbers(store):
