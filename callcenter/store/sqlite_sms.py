@@ -448,15 +448,15 @@ class SmsStoreMixin:
                                          f"sms:{message_id}", optout.keyword)
 
     async def sms_stale_groups(self, before: float
-                               ) -> list[tuple[str, str, int, int, float]]:
-        """(line, sender, ref, total, the first part's SMSC time) of long inbound messages
-        still missing parts whose first part arrived before ``before``."""
+                               ) -> list[tuple[str, str, int, int, float, str]]:
+        """(line, sender, ref, total, the first part's SMSC time, the sender's kind) of long
+        inbound messages still missing parts whose first part arrived before ``before``."""
         rows = await self._db.rows(
-            "SELECT line, sender, concat_ref, concat_total, MIN(smsc_time)"
+            "SELECT line, sender, concat_ref, concat_total, MIN(smsc_time), MIN(sender_kind)"
             " FROM sms_inbound_parts WHERE message_id IS NULL AND concat_ref IS NOT NULL"
             " GROUP BY line, sender, concat_ref, concat_total HAVING MIN(received_at) < ?",
             (before,))
-        return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+        return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
     async def sms_inbound_parts_of(self, message_id: int) -> list[dict[str, Any]]:
         rows = await self._db.rows(

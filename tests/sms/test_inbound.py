@@ -257,3 +257,26 @@ async def test_reassembly_looks_parts_up_by_index(store):
                                 ("a", SENDER, 1, 2, 0.0, 1.0))
     details = " ".join(str(r[-1]) for r in plan)
     assert "USING INDEX sms_inbound_parts_group" in details, details
+
+
+
+async def test_the_sweep_keeps_the_senders_kind(store):
+    core = await sms_core(store, sms=SmsConfig(reassembly_timeout=60))
+    real = store.sms_make_inbound
+
+    async def crash(*args, **kw):
+        raise RuntimeError("killed here")
+
+    bank = Address(AddressKind.ALPHANUMERIC, "Bank24")  # letters and digits: still a name
+    store.sms_make_inbound = crash  # both parts stored, the message never made
+    await core.service.handle(SmsPartReceived("a", bank, "ST", SmsEncoding.UCS2,
+                                              1_780_000_000.0, Concat(4, 2, 1), "07BB"))
+    with pytest.raises(RuntimeError):
+        await core.service.handle(SmsPartReceived("a", bank, "OP", SmsEncoding.UCS2,
+                                                  1_780_000_000.0, Concat(4, 2, 2), "07BC"))
+    store.sms_make_inbound = real
+    core.clock.advance(61)
+    await core.service.inbox.sweep()  # made by the sweep: a sender name opts nothing out
+    (message,) = await inbound(store)
+    assert message["text"] == "STOP" and message["e164"] is None
+    assert await store.sms_optout_list() == []
