@@ -36,21 +36,21 @@ class FakeModem:
     ready: bool = True
     mr: int = 0
     sent: list[OutboundPart] = field(default_factory=list)
+    offered: list[OutboundPart] = field(default_factory=list)  # every part handed over
     fail: list[BaseException] = field(default_factory=list)  # raised by the next sends
     hold: asyncio.Event | None = None  # when set, a send waits for it
-    offered: list[OutboundPart] = field(default_factory=list)  # every part handed over
-    reached: asyncio.Event = field(default_factory=asyncio.Event)  # a send has begun
     ussd_reply: str = "Balance: 100.00 RUB"
+    entered: asyncio.Event = field(default_factory=asyncio.Event)  # a send_part has begun
 
     def info(self) -> ModemInfo:
         return ModemInfo(model="fake", operator="TestNet", signal_dbm=-71,
                          registered=self.ready, sim_ready=True)
 
     async def send_part(self, part: OutboundPart) -> int:
+        self.offered.append(part)
         if not self.ready:
             raise LineUnavailable(f"{self.name} is down")
-        self.offered.append(part)
-        self.reached.set()
+        self.entered.set()
         if self.hold is not None:
             await self.hold.wait()
         if self.fail:

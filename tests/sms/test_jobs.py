@@ -108,7 +108,7 @@ async def test_a_part_being_sent_at_a_crash_becomes_unknown_and_is_never_resent(
     waiting = await core.service.enqueue("+79162222222", "still queued")
     tasks = await core.pool.run_once()
     assert len(tasks) == 1
-    await modem.reached.wait()  # marked "sending" before the modem is asked
+    await modem.entered.wait()  # marked "sending" before the modem is asked
     assert (await core.message(caught))["parts"][0]["state"] == "sending"
     tasks[0].cancel()  # the process is gone while +CMGS is unanswered
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -428,7 +428,7 @@ async def test_a_late_answer_to_a_cancelled_send_stores_its_mr(store):
     core = await sms_core(store, modem)
     message_id = await core.service.enqueue(TO, "answered late")
     (task,) = await core.pool.run_once()
-    await modem.reached.wait()
+    await modem.entered.wait()
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     # the modem's on_late_result: the PDU had gone out, the MR came after the cancel
