@@ -9,8 +9,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from ui.api import admin_models as am
-from ui.api import audit, calls, clients, faxes, routing, session, tasks, users
+from ui.api import audit, calls, clients, faxes, routing, session, sms, tasks, users
 from ui.api import models as m
+from ui.api import sms_models as sm
 
 
 @dataclass(frozen=True)
@@ -165,4 +166,30 @@ ROUTES: list[ApiRoute] = [
              "A received fax as PDF, shown inline", "faxes"),
     ApiRoute("GET", "/api/fax-lines", faxes.fax_lines, "Fax line status (admin)", "faxes",
              admin=True),
+]
+
+ROUTES += [
+    ApiRoute("POST", "/api/sms", sms.send,
+             "Send an SMS (queued as a durable job; answers the part counter too)", "sms",
+             sm.SmsSendIn, status=201),
+    ApiRoute("POST", "/api/sms/count", sms.count,
+             "Count characters and parts of a text (GSM 7-bit or UCS2)", "sms", sm.SmsCountIn),
+    ApiRoute("GET", "/api/sms", sms.list_sms, "SMS in and out, newest first", "sms", None,
+             None, sm.SmsQuery),
+    ApiRoute("GET", "/api/sms/templates", sms.templates,
+             "Ready-made SMS texts (with {client.name}, {contact.name} placeholders)", "sms"),
+    ApiRoute("GET", "/api/sms/pool", sms.pool_status,
+             "The modem pool: signal, operator, balance, queue, sent today, last error", "sms"),
+    ApiRoute("GET", "/api/sms/optout", sms.optout_list, "The do-not-send list (admin)", "sms",
+             admin=True),
+    ApiRoute("POST", "/api/sms/optout", sms.optout_change,
+             "Put a number on the do-not-send list or take it off (admin)", "sms",
+             sm.OptOutIn, admin=True),
+    ApiRoute("POST", "/api/sms/{id}/resend", sms.resend,
+             "Send a failed, expired or unknown SMS again, as a new job (a person decides)",
+             "sms", sm.SmsResendIn, status=201),
+    ApiRoute("GET", "/api/sms/{id}", sms.get_sms, "One SMS with the state of every part",
+             "sms"),
+    ApiRoute("GET", "/api/clients/{id}/sms", sms.client_sms, "A client's SMS, newest first",
+             "sms"),
 ]

@@ -35,6 +35,9 @@ def can_see_event(user: User, data: dict[str, Any], managers_see_all: bool) -> b
     fax = data.get("fax")
     if fax is not None:  # fax.status / fax.received: the fax's client decides
         return can_see_fax(user, fax, managers_see_all)
+    sms = data.get("sms")
+    if sms is not None:  # an SMS event: the client's manager, or the user who wrote it
+        return user.id in (sms.get("manager_id"), sms.get("user_id"))
     call = data.get("call")
     if call is None:
         return True  # not a call event: nothing client-specific in it

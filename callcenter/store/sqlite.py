@@ -38,6 +38,7 @@ from callcenter.store.sqlite_calls import CallLogMixin, now_utc, ts
 from callcenter.store.sqlite_db import DEFAULT_BUSY_TIMEOUT_MS, SqliteDb
 from callcenter.store.sqlite_faxes import FaxStoreMixin
 from callcenter.store.sqlite_routing import RoutingMixin
+from callcenter.store.sqlite_sms import SmsStoreMixin
 from callcenter.store.sqlite_users import UserAdminMixin
 
 
@@ -150,7 +151,8 @@ def _user(row: Sequence[Any]) -> User:
                 bool(row[7]))
 
 
-class SqliteStore(CallLogMixin, AuditMixin, UserAdminMixin, RoutingMixin, FaxStoreMixin):
+class SqliteStore(CallLogMixin, AuditMixin, UserAdminMixin, RoutingMixin, FaxStoreMixin,
+                  SmsStoreMixin):
     """The product's store on one SQLite file in WAL mode.
 
     Writes are serialised through one writer (see :mod:`callcenter.store.sqlite_db`); reads

@@ -67,6 +67,10 @@ NON_ADMIN = {
     ("POST", "/api/faxes"), ("GET", "/api/faxes"), ("GET", "/api/faxes/{id}"),
     ("POST", "/api/faxes/{id}/cancel"), ("GET", "/api/faxes/{id}/thumbnail"),
     ("GET", "/api/fax-inbox"), ("GET", "/api/fax-inbox/{id}/pdf"),
+    # SMS: every user writes and reads; visibility is per client (tests/sms)
+    ("POST", "/api/sms"), ("POST", "/api/sms/count"), ("GET", "/api/sms"),
+    ("GET", "/api/sms/templates"), ("GET", "/api/sms/pool"), ("POST", "/api/sms/{id}/resend"),
+    ("GET", "/api/sms/{id}"), ("GET", "/api/clients/{id}/sms"),
 }
 
 

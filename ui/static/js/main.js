@@ -5,6 +5,7 @@ import { ctx, loadUsers } from './ctx.js';
 import { $ } from './dom.js';
 import { loadLanguage, t, translateTree } from './i18n.js';
 import { LiveSocket } from './live.js';
+import { smsEvent } from './sms.js';
 import { errorText, toast } from './widgets.js';
 
 const ROUTES = [
@@ -12,6 +13,7 @@ const ROUTES = [
   { pattern: /^\/calls$/, nav: 'calls', load: () => import('./pages/calls.js') },
   { pattern: /^\/tasks$/, nav: 'tasks', load: () => import('./pages/tasks.js') },
   { pattern: /^\/faxes$/, nav: 'faxes', load: () => import('./pages/faxes.js') },
+  { pattern: /^\/sms$/, nav: 'sms', load: () => import('./pages/sms.js') },
   { pattern: /^\/clients\/(?<id>\d+)$/, nav: null, load: () => import('./pages/client.js') },
   { pattern: /^\/admin\/users$/, nav: 'users', load: () => import('./pages/users.js') },
   { pattern: /^\/admin\/audit$/, nav: 'audit', load: () => import('./pages/audit.js') },
@@ -120,6 +122,7 @@ async function boot() {
       ctx.store.apply(event);
       // Pages other than the call views (faxes) listen here.
       window.dispatchEvent(new CustomEvent('callcenter:event', { detail: event }));
+      smsEvent(event);
     },
     onReset: () => ctx.store.reload(),
     onStatus: connectionStatus,

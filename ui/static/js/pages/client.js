@@ -8,6 +8,7 @@ import { t } from '../i18n.js';
 import { errorText, phoneLink, toast } from '../widgets.js';
 import { faxSection } from './faxsend.js';
 import { CALL_HEAD, callRow, isoFromInput, label, section, table, TASK_HEAD, taskRow } from './shared.js';
+import { clientSmsSection } from './client_sms.js';
 
 function customValue(value) {
   if (value === true) return t('common.yes');
@@ -116,6 +117,7 @@ export async function render(main, { id }) {
       section('client.contacts', contacts)),
     section('client.calls', callsBox),
     faxSection(client),
+    clientSmsSection(client),
     h('div', { class: 'columns' },
       section('client.history', noteForm, historyBox),
       section('client.tasks', taskForm, tasksBox)));
