@@ -8,8 +8,12 @@ seconds. Actions without a recorded counterpart get Asterisk-like synthetic answ
 Logoff, Login outside the recording) or go to ``responders``. At a ``# reconnect`` marker the
 client socket is closed and the stream resumes once a client has logged in again.
 
-One client receives the stream (the first that logs in); other connections only get synthetic
-answers. While no client is connected the stream pauses.
+One client receives the stream (the first that logs in with events on: a session that logged in
+with ``Events: off``, such as a line's connection check, gets none, as from Asterisk); other
+connections only get synthetic answers. While no client is connected the stream pauses.
+``CoreSettings`` is answered synthetically with the values of the recorded Asterisk 22.10.1.
+``match_on`` (action -> header) makes a recorded answer wait for the same action *with the same
+value of that header* (``{"command": "Command"}``: "module reload" is not "pjsip reload").
 
 ``Getvar`` is answered as Asterisk would: a value the test set (``variables``, by channel or for
 any channel), else the last ``VarSet`` of that channel streamed so far, else for a channel the
@@ -44,6 +48,13 @@ _ACTION_ID_LINE = b"\r\nActionID: "
 _MAX_ACTION_SIZE = 1 << 20
 # Getvar of a live channel whose variable nobody set: what Asterisk answers.
 _CHANNEL_DEFAULTS = {"CALLERID(pres)": "allowed_not_screened"}
+# CoreSettings as the recorded Asterisk 22.10.1 answered it (00_basics).
+_CORE_SETTINGS = (("Response", "Success"), ("AMIversion", "11.0.0"),
+                  ("AsteriskVersion", "22.10.1"), ("SystemName", ""), ("CoreMaxCalls", "0"),
+                  ("CoreMaxLoadAvg", "0.000000"), ("CoreRunUser", ""), ("CoreRunGroup", ""),
+                  ("CoreMaxFilehandles", "0"), ("CoreRealTimeEnabled", "No"),
+                  ("CoreCDRenabled", "Yes"), ("CoreHTTPenabled", "No"),
+                  ("SoundsSearchCustomDir", "No"))
 
 ResponderResult = list[bytes] | Awaitable[list[bytes]]
 Responder = Callable[[Message], ResponderResult]
@@ -110,6 +121,7 @@ class _Send:
     index: int
     name: str  # lower case: AMI action names are case-insensitive
     recorded_id: str
+    message: Message | None = None
 
 
 @dataclass(slots=True)
@@ -132,7 +144,7 @@ class _SegmentState:
                 recorded_id = message.action_id
                 if recorded_id is not None:
                     name = (message.get("Action") or "").lower()
-                    sends.append(_Send(index, name, recorded_id))
+                    sends.append(_Send(index, name, recorded_id, message))
         ids = {send.recorded_id for send in sends}
         reply_ids: list[str | None] = []
         for block in segment.blocks:
@@ -231,6 +243,7 @@ class AmiEmulator:
         responders: Mapping[str, Responder] | None = None,
         variables: Mapping[tuple[str | None, str], str] | None = None,
         held_answers: Iterable[str] = (),
+        match_on: Mapping[str, str] | None = None,
     ) -> None:
         if isinstance(source, Trace):
             self._source: Iterable[Segment] = segments_from_trace(source)
@@ -249,6 +262,7 @@ class AmiEmulator:
         self.received_actions: list[Message] = []
         self.connections = 0  # TCP connections accepted
         self.logins = 0  # successful logins
+        self.login_usernames: list[str] = []  # of each successful login, in order
         self.blocks_sent = 0
         self.finished = asyncio.Event()  # every recorded block has been streamed
         self._server: asyncio.Server | None = None
@@ -271,6 +285,7 @@ class AmiEmulator:
         self._channel_vars: dict[str, dict[str, str]] = {}
         # answers to these actions wait for release_answers() (a PBX that is slow to answer)
         self._held_answers = {name.lower(): asyncio.Event() for name in held_answers}
+        self._match_on = {name.lower(): header for name, header in (match_on or {}).items()}
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -348,6 +363,11 @@ class AmiEmulator:
                 await self._action_seen.wait()
         return self.actions_named(name)[count - 1]
 
+    @property
+    def open_connections(self) -> int:
+        """Client sockets open now (a line's old connection is gone once closed)."""
+        return len(self._clients)
+
     async def wait_for_client(self, timeout: float = 5.0) -> None:
         """Until a client is logged in and receiving the stream."""
         async with asyncio.timeout(timeout):
@@ -416,7 +436,8 @@ class AmiEmulator:
             denied = ("Message", "Permission denied")
             client.send(response(action_id, ("Response", "Error"), denied))
             return
-        if client is self._active and action_id is not None and self._match(key, action_id):
+        if client is self._active and action_id is not None and self._match(key, action_id,
+                                                                            message):
             return
         responder = self.responders.get(key)
         if responder is not None:
@@ -428,6 +449,8 @@ class AmiEmulator:
             task = asyncio.create_task(self._getvar(client, message))
             self._handlers.add(task)
             task.add_done_callback(self._handlers.discard)
+        elif key == "coresettings":
+            client.send(response(action_id, *_CORE_SETTINGS))
         elif key == "ping":
             client.send(
                 response(
@@ -499,7 +522,9 @@ class AmiEmulator:
             return
         client.logged_in = True
         self.logins += 1
-        if self._active is None:
+        self.login_usernames.append(message.get("Username") or "")
+        wants_events = (message.get("Events") or "on").strip().lower() != "off"
+        if self._active is None and wants_events:
             self._set_active(client)
             if action_id is not None and self._match("login", action_id):
                 return  # the recorded answer (and FullyBooted) comes from the stream
@@ -527,12 +552,17 @@ class AmiEmulator:
                 self._matched.set()
                 return
 
-    def _match(self, key: str, action_id: str) -> bool:
+    def _match(self, key: str, action_id: str, message: Message | None = None) -> bool:
         state = self._segment
         if state is None:
             return False
+        header = self._match_on.get(key)
         for send in state.sends:
             if send.name != key or send.recorded_id in state.matched:
+                continue
+            if header is not None and message is not None and send.message is not None and (
+                    (send.message.get(header) or "").lower()
+                    != (message.get(header) or "").lower()):
                 continue
             if send.recorded_id in state.expired:
                 continue

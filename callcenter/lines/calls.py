@@ -1,0 +1,82 @@
+"""Calls of a line that an admin replaced or removed: kept in the log, re-adopted or closed.
+
+A replaced line starts with a fresh view of the PBX: its first resync re-adopts the calls
+still up (the registry keeps them live, same ids). Once that resync is done, the old line's
+calls it did not see again ended during the switch and are closed; a line removed or
+disabled closes its calls at once. Either way each call stays in the log with its cause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from callcenter.calls.registry import CallRegistry
+from callcenter.line_events import CallEnded, EndState, LineEvent
+from callcenter.lines.lifecycle import Line
+
+log = logging.getLogger(__name__)
+
+# How long a new line has for its first resync before the old line's calls are closed.
+READOPT_GRACE = 60.0
+
+
+class LineCalls:
+    def __init__(self, registry: CallRegistry, grace: float = READOPT_GRACE) -> None:
+        self.registry = registry
+        self._grace = grace
+        self._seen: dict[int, set[str]] = {}  # id(line) -> call keys it reported
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def sink(self) -> tuple[Callable[[LineEvent], None], set[str]]:
+        """A sink for one new line: passes events on and remembers which calls it saw."""
+        seen: set[str] = set()
+
+        def handle(event: LineEvent) -> None:
+            seen.add(event.call_key)
+            self.registry.handle(event)
+
+        return handle, seen
+
+    def adopt(self, line: Line, seen: set[str]) -> None:
+        self._seen[id(line)] = seen
+
+    async def changed(self, name: str, old: Line | None, new: Line | None) -> None:
+        if old is not None:
+            self._seen.pop(id(old), None)
+        if old is None:
+            return
+        if new is None:
+            self.close_calls(name, set(), f"line {name} was stopped by an admin")
+            return
+        task = asyncio.create_task(self._after_resync(name, new), name=f"readopt-{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _after_resync(self, name: str, new: Line) -> None:
+        synced = getattr(new, "synced", None)
+        if isinstance(synced, asyncio.Event):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(synced.wait(), self._grace)
+        self.close_calls(name, self._seen.get(id(new), set()),
+                         f"line {name} was changed by an admin; the call was not up any more")
+
+    def close_calls(self, name: str, keep: set[str], cause: str) -> list[str]:
+        closed = []
+        now = time.time()
+        for call in self.registry.live():
+            if call.line != name or call.id in keep:
+                continue
+            state = EndState.ANSWERED if call.answered_at else EndState.FAILED
+            log.info("call %s of line %s: closed (%s)", call.id, name, cause)
+            self.registry.handle(CallEnded(call.id, now, state, cause=cause))
+            closed.append(call.id)
+        return closed
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
