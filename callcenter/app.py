@@ -53,7 +53,10 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
     mode a built-in PBX emulator): started in order, stopped in reverse."""
     from callcenter.calls.log import CallLog
     from callcenter.calls.service import CallService
+    from callcenter.lines.calls import LineCalls
+    from callcenter.lines.manager import LineManager
     from callcenter.recordings import RecordingFetcher
+    from pbx.asterisk_kind import asterisk_kind, record_of
     from pbx.asterisk_line import AsteriskLine
 
     config = services.config
@@ -65,25 +68,48 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
     registry = CallRegistry(services.matcher, store.caller_index, services.bus, call_log,
                             region=config.phones.default_region)
     async with contextlib.AsyncExitStack() as stack:
-        line_configs = [line for line in config.pbx if line.enabled]
-        if demo and demo_calls:
-            line_configs = [await stack.enter_async_context(
-                demo_pbx(config.demo.call_interval))]
-            stack.callback(services.bus.subscribe(_demo_recordings(config, registry)))
-        lines = {cfg.name: AsteriskLine(cfg, registry.handle,
-                                        recordings_dir=config.recordings.pbx_path,
-                                        region=config.phones.default_region)
-                 for cfg in line_configs}
+        line_calls = LineCalls(registry)
+        stack.push_async_callback(line_calls.close)
+        manager = LineManager(store)
+
+        def build_asterisk(cfg: PbxLineConfig) -> AsteriskLine:
+            sink, seen = line_calls.sink()
+            line = AsteriskLine(cfg, sink, recordings_dir=config.recordings.pbx_path,
+                                region=config.phones.default_region)
+            line_calls.adopt(line, seen)
+            return line
+
+        manager.register(asterisk_kind(build_asterisk))
+        # Other line kinds (GSM, fax, SIP) register theirs here: a LineKind each.
+        for kind in services.extra.get("line_kinds", ()):
+            manager.register(kind)
+
+        async def follow(name: str, old: object, new: object) -> None:
+            record = manager.records.get(name)
+            call_log.set_callback_on(name, record.settings.get("callback_on")
+                                     if new is not None and record is not None else None)
+            await line_calls.changed(name, old, new)  # type: ignore[arg-type]
+
+        manager.listeners.append(follow)
+        services.extra["lines"] = manager
         services.extra["calls"] = CallService(
-            registry, dict(lines), config.console.managers_see_all_clients)
+            registry, manager.view("originate"), config.console.managers_see_all_clients)
         services.extra["call_log"] = call_log
         await call_log.start()
         stack.push_async_callback(call_log.stop)
-        for line in lines.values():
-            await line.start()
-            stack.push_async_callback(line.stop)
-        left_open = asyncio.create_task(finish_left_open(call_log, list(lines.values())),
-                                        name="left-open-calls")
+        if demo and demo_calls:
+            demo_line = await stack.enter_async_context(demo_pbx(config.demo.call_interval))
+            stack.callback(services.bus.subscribe(_demo_recordings(config, registry)))
+            await manager.run_only([record_of(demo_line)])
+        else:
+            # The [[pbx]] tables seed the database on the first start; it wins afterwards.
+            await manager.load([record_of(cfg) for cfg in config.pbx], source=config.source)
+        stack.push_async_callback(manager.close)
+        left_open = asyncio.create_task(
+            finish_left_open(call_log, lambda: [line for line in manager.running.values()
+                                                if hasattr(line, "synced")],
+                             changed=manager.changed),
+            name="left-open-calls")
         stack.push_async_callback(_cancel, left_open)
         fetcher = RecordingFetcher(store, config.recordings, config.data_dir / "recordings")
         await fetcher.start()
@@ -103,12 +129,38 @@ class _Synced(Protocol):
     synced: asyncio.Event
 
 
-async def finish_left_open(call_log: CallLog, lines: list[_Synced],
-                           grace: float = LEFT_OPEN_GRACE) -> int:
+async def finish_left_open(call_log: CallLog,
+                           lines: list[_Synced] | Callable[[], list[_Synced]],
+                           grace: float = LEFT_OPEN_GRACE,
+                           changed: asyncio.Event | None = None) -> int:
     """Once every line's first resync is done (or after ``grace``), the calls the previous run
-    left open that no line re-adopted get their finish step; returns how many."""
+    left open that no line re-adopted get their finish step; returns how many. ``lines`` may
+    be a function giving the lines running now (the line manager's): a line added, replaced
+    or removed meanwhile (``changed`` is set then) is waited for in its place."""
+    current = lines if callable(lines) else (lambda: lines)  # type: ignore[assignment]
+
+    async def all_synced() -> None:
+        while True:
+            waits = [asyncio.ensure_future(line.synced.wait()) for line in current()]
+            change = asyncio.ensure_future(changed.wait()) if changed is not None else None
+            try:
+                if not waits:
+                    return
+                pending = {*waits, *([change] if change else [])}
+                while not all(w.done() for w in waits):
+                    done, pending = await asyncio.wait(pending,
+                                                       return_when=asyncio.FIRST_COMPLETED)
+                    if change is not None and change in done:
+                        break
+                else:
+                    return
+            finally:
+                for task in (*waits, change):
+                    if task is not None:
+                        task.cancel()
+
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.gather(*(line.synced.wait() for line in lines)), grace)
+        await asyncio.wait_for(all_synced(), grace)
     return call_log.finish_left_open()
 
 
