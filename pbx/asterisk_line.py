@@ -53,6 +53,7 @@ def _extension(ext: str) -> str:
 
 class AsteriskLine:
     kind = "asterisk"
+    trunk_spec = TrunkSpec  # what save_trunk() takes (the API builds it without importing us)
 
     def __init__(self, config: PbxLineConfig, sink: Callable[[LineEvent], None], *,
                  connect_retry_max: float = 30.0,

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ui.api import calls, clients, session, tasks, users
+from ui.api import calls, clients, lines, session, tasks, users
 from ui.api import models as m
 
 
@@ -106,4 +106,29 @@ ROUTES: list[ApiRoute] = [
              extra={"responses": {"200": {"description": "audio", "content": {
                  "audio/wav": {}}}, "206": {"description": "partial audio"},
                  "default": {"description": "error"}}}),
+    # -- lines and trunks (admin only: every handler asks for Role.ADMIN first) -------------
+    ApiRoute("GET", "/api/admin/line-kinds", lines.kinds,
+             "Line kinds and their settings (admin)", "lines"),
+    ApiRoute("GET", "/api/admin/lines", lines.list_lines,
+             "Lines with their status; secrets never (admin)", "lines"),
+    ApiRoute("POST", "/api/admin/lines", lines.add_line,
+             "Add a line: checked first, saved disabled only on request (admin)", "lines",
+             m.LineIn, status=201),
+    ApiRoute("POST", "/api/admin/lines/check", lines.check_line,
+             "Test connection of an unsaved line (admin)", "lines", m.LineCheckIn),
+    ApiRoute("GET", "/api/admin/lines/{name}", lines.get_line, "One line (admin)", "lines"),
+    ApiRoute("PATCH", "/api/admin/lines/{name}", lines.update_line,
+             "Edit, enable or disable a line; applied without a restart (admin)", "lines",
+             m.LineUpdate),
+    ApiRoute("DELETE", "/api/admin/lines/{name}", lines.delete_line,
+             "Delete a line (its connection is closed) (admin)", "lines", None, "Deleted"),
+    ApiRoute("GET", "/api/admin/lines/{name}/trunks", lines.trunks,
+             "SIP trunks, registrations and contacts of an Asterisk line (admin)", "lines"),
+    ApiRoute("GET", "/api/admin/lines/{name}/trunks/live", lines.trunks_live,
+             "Trunk states from the latest Registry/ContactStatus events (admin)", "lines"),
+    ApiRoute("PUT", "/api/admin/lines/{name}/trunks/{trunk}", lines.save_trunk,
+             "Add or edit a SIP trunk and its registration in pjsip.conf (admin)", "lines",
+             m.TrunkIn),
+    ApiRoute("GET", "/api/admin/lines/{name}/endpoints", lines.endpoints,
+             "The PBX's PJSIP endpoints (admin)", "lines"),
 ]
