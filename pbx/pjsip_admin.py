@@ -336,9 +336,12 @@ class TrunkAdmin:
         try:
             _, items = await self._session().list_action("PJSIPShowContacts")
         except AmiActionError as exc:
-            if "no contacts" in (exc.response.get("Message") or "").lower():
-                return []  # only static AOR contacts: Asterisk says "No Contacts found"
-            raise
+            # Only static AOR contacts: Asterisk says "No Contacts found". Contacts are extra
+            # detail; a PBX refusing the list must not hide the endpoints and registrations.
+            message = exc.response.get("Message") or ""
+            if "no contacts" not in message.lower():
+                log.warning("PJSIPShowContacts refused: %s", message)
+            return []
         out = []
         for item in items:
             uri = item.get("Uri") or item.get("URI") or ""
@@ -349,9 +352,9 @@ class TrunkAdmin:
         return out
 
     async def overview(self) -> dict[str, Any]:
-        endpoints = await self.endpoints()
-        registrations = await self.registrations()
-        contacts = await self.contacts()
+        # Asked at once: three list answers, in whatever order the PBX sends them.
+        endpoints, registrations, contacts = await asyncio.gather(
+            self.endpoints(), self.registrations(), self.contacts())
         registered_endpoints = {r["endpoint"]: r for r in registrations if r["endpoint"]}
         for endpoint in endpoints:
             reg = registered_endpoints.get(endpoint["name"])
@@ -415,7 +418,7 @@ class TrunkAdmin:
                                         restored=False)
             reload = await session.action("Command", [("Command", RELOAD_COMMAND)],
                                           check=False)
-            if not reload.ok:
+            if (reload.response or "").lower() != "success":
                 output = " ".join(reload.get_all("Output")) or reload.get("Message") or ""
                 raise TrunkChangeFailed(f"Asterisk could not reload res_pjsip: {output}",
                                         restored=False)

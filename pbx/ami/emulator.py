@@ -12,8 +12,6 @@ One client receives the stream (the first that logs in with events on: a session
 with ``Events: off``, such as a line's connection check, gets none, as from Asterisk); other
 connections only get synthetic answers. While no client is connected the stream pauses.
 ``CoreSettings`` is answered synthetically with the values of the recorded Asterisk 22.10.1.
-``match_on`` (action -> header) makes a recorded answer wait for the same action *with the same
-value of that header* (``{"command": "Command"}``: "module reload" is not "pjsip reload").
 
 ``Getvar`` is answered as Asterisk would: a value the test set (``variables``, by channel or for
 any channel), else the last ``VarSet`` of that channel streamed so far, else for a channel the
@@ -121,7 +119,6 @@ class _Send:
     index: int
     name: str  # lower case: AMI action names are case-insensitive
     recorded_id: str
-    message: Message | None = None
 
 
 @dataclass(slots=True)
@@ -144,7 +141,7 @@ class _SegmentState:
                 recorded_id = message.action_id
                 if recorded_id is not None:
                     name = (message.get("Action") or "").lower()
-                    sends.append(_Send(index, name, recorded_id, message))
+                    sends.append(_Send(index, name, recorded_id))
         ids = {send.recorded_id for send in sends}
         reply_ids: list[str | None] = []
         for block in segment.blocks:
@@ -243,7 +240,6 @@ class AmiEmulator:
         responders: Mapping[str, Responder] | None = None,
         variables: Mapping[tuple[str | None, str], str] | None = None,
         held_answers: Iterable[str] = (),
-        match_on: Mapping[str, str] | None = None,
     ) -> None:
         if isinstance(source, Trace):
             self._source: Iterable[Segment] = segments_from_trace(source)
@@ -285,7 +281,6 @@ class AmiEmulator:
         self._channel_vars: dict[str, dict[str, str]] = {}
         # answers to these actions wait for release_answers() (a PBX that is slow to answer)
         self._held_answers = {name.lower(): asyncio.Event() for name in held_answers}
-        self._match_on = {name.lower(): header for name, header in (match_on or {}).items()}
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -436,8 +431,7 @@ class AmiEmulator:
             denied = ("Message", "Permission denied")
             client.send(response(action_id, ("Response", "Error"), denied))
             return
-        if client is self._active and action_id is not None and self._match(key, action_id,
-                                                                            message):
+        if client is self._active and action_id is not None and self._match(key, action_id):
             return
         responder = self.responders.get(key)
         if responder is not None:
@@ -552,17 +546,12 @@ class AmiEmulator:
                 self._matched.set()
                 return
 
-    def _match(self, key: str, action_id: str, message: Message | None = None) -> bool:
+    def _match(self, key: str, action_id: str) -> bool:
         state = self._segment
         if state is None:
             return False
-        header = self._match_on.get(key)
         for send in state.sends:
             if send.name != key or send.recorded_id in state.matched:
-                continue
-            if header is not None and message is not None and send.message is not None and (
-                    (send.message.get(header) or "").lower()
-                    != (message.get(header) or "").lower()):
                 continue
             if send.recorded_id in state.expired:
                 continue

@@ -1,0 +1,169 @@
+"""The line manager with fake lines: stored, seeded once, checked before saving, replaced and
+removed at run time; the calls of a replaced line re-adopted or closed."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from callcenter.errors import ValidationError
+from callcenter.lines.audit import CLI_ACTOR
+from callcenter.lines.lifecycle import CheckResult, Line, LineState, LineStatus
+from callcenter.lines.manager import LineCheckFailed, LineManager
+from callcenter.lines.records import FieldSpec, LineKind, LineRecord
+from callcenter.store.sqlite import SqliteStore
+
+
+class FakeLine:
+    kind = "fake"
+
+    def __init__(self, record: LineRecord, log: list[tuple[str, str, int]]) -> None:
+        self.name = record.name
+        self.record = record
+        self.log = log
+        self.state = LineState.STOPPED
+        self.synced = asyncio.Event()
+
+    async def check(self) -> CheckResult:
+        if self.record.secrets.get("token") == "good":
+            return CheckResult(True, "fake 1.0", {"version": "1.0"})
+        return CheckResult(False, "refused", error="wrong token")
+
+    async def start(self) -> None:
+        self.state = LineState.UP
+        self.log.append(("start", self.name, self.record.settings["port"]))
+
+    async def stop(self) -> None:
+        if self.state is not LineState.STOPPED:
+            self.log.append(("stop", self.name, self.record.settings["port"]))
+        self.state = LineState.STOPPED
+
+    def status(self) -> LineStatus:
+        return LineStatus(self.name, self.kind, self.state, f"port {self.record.settings['port']}")
+
+
+def fake_kind(log: list[tuple[str, str, int]]) -> LineKind:
+    def validate(settings: dict[str, Any], secrets: dict[str, str]) -> None:
+        if settings["port"] == 13:
+            raise ValidationError("port 13 is unlucky", field="port")
+
+    return LineKind("fake", "Fake line", (
+        FieldSpec("port", "int", 1, minimum=1, maximum=65535),
+        FieldSpec("token", secret=True)), lambda r: FakeLine(r, log), validate)
+
+
+def rec(name: str = "a", port: int = 1, token: str = "good", enabled: bool = True
+        ) -> LineRecord:
+    return LineRecord(name, "fake", enabled, {"port": port}, {"token": token})
+
+
+@pytest.fixture
+async def setup(store: SqliteStore) -> Any:
+    log: list[tuple[str, str, int]] = []
+    manager = LineManager(store)
+    manager.register(fake_kind(log))
+    changes: list[tuple[str, Line | None, Line | None]] = []
+    manager.listeners.append(lambda name, old, new: changes.append((name, old, new)))
+    yield manager, log, changes, store
+    await manager.close()
+
+
+async def test_seeded_once_then_the_database_wins(setup: Any) -> None:
+    manager, log, _, store = setup
+    await manager.load([rec("a", 1)], source="test.toml")
+    assert log == [("start", "a", 1)]
+    await manager.delete("a", CLI_ACTOR)
+    again = LineManager(store)
+    again.register(fake_kind(log))
+    await again.load([rec("a", 1)], source="test.toml")  # the file still has it
+    assert again.records == {} and again.running == {}
+
+
+async def test_add_checks_first_and_refuses_a_failing_line(setup: Any) -> None:
+    manager, log, _, store = setup
+    await manager.load([])
+    with pytest.raises(LineCheckFailed) as failed:
+        await manager.add(rec("a", token="bad"), CLI_ACTOR)
+    assert "wrong token" in failed.value.message and "nothing was saved" in failed.value.message
+    assert await store.list_lines() == [] and log == []
+    record, result = await manager.add(rec("a", token="bad"), CLI_ACTOR, save_disabled=True)
+    assert not record.enabled and result is not None and not result.ok
+    assert log == [] and manager.status("a").state is LineState.DISABLED
+    assert [r.enabled for r in await store.list_lines()] == [False]
+
+
+async def test_schema_and_kind_checks_name_the_field(setup: Any) -> None:
+    manager, _, _, _ = setup
+    for bad, field in ((rec(port=0), "port"), (rec(port=13), "port"),
+                       (LineRecord("a", "fake", True, {"port": "1"}), "port"),
+                       (LineRecord("a", "fake", True, {"nope": 1}), "nope"),
+                       (LineRecord("a b", "fake", True, {}), "name"),
+                       (LineRecord("a", "gsm", True, {}), "kind")):
+        with pytest.raises(ValidationError) as err:
+            await manager.add(bad, CLI_ACTOR)
+        assert err.value.field == field, (bad, err.value.message)
+
+
+async def test_edit_replaces_the_running_line_without_a_restart(setup: Any) -> None:
+    manager, log, changes, store = setup
+    await manager.load([rec("a", 1)])
+    first = manager.running["a"]
+    changes.clear()
+    record = manager.merged("a", settings={"port": 2}, secrets={"token": ""})
+    assert record.secrets == {"token": "good"}  # an empty secret keeps the stored one
+    await manager.update("a", record, CLI_ACTOR)
+    assert log == [("start", "a", 1), ("stop", "a", 1), ("start", "a", 2)]
+    second = manager.running["a"]
+    assert second is not first
+    assert changes == [("a", first, second)]  # one replace, so its calls can be re-adopted
+    stored = await store.get_line("a", with_secrets=True)
+    assert stored.settings == {"port": 2} and stored.secrets == {"token": "good"}
+
+
+async def test_a_failing_edit_changes_nothing(setup: Any) -> None:
+    manager, log, _, store = setup
+    await manager.load([rec("a", 1)])
+    with pytest.raises(LineCheckFailed):
+        await manager.update("a", manager.merged("a", settings={"port": 2},
+                                                 secrets={"token": "bad"}), CLI_ACTOR)
+    assert log == [("start", "a", 1)] and manager.running["a"].record.settings["port"] == 1
+    assert (await store.get_line("a", with_secrets=True)).secrets == {"token": "good"}
+
+
+async def test_disable_enable_rename_delete(setup: Any) -> None:
+    manager, log, changes, store = setup
+    await manager.load([rec("a", 1)])
+    await manager.set_enabled("a", False, CLI_ACTOR)
+    assert "a" not in manager.running and manager.status("a").state is LineState.DISABLED
+    await manager.set_enabled("a", True, CLI_ACTOR)
+    assert manager.status("a").state is LineState.UP
+    await manager.update("a", manager.merged("a", new_name="b"), CLI_ACTOR)
+    assert list(manager.running) == ["b"] and [r.name for r in await store.list_lines()] == [
+        "b"]
+    changes.clear()
+    old = manager.running["b"]
+    await manager.delete("b", CLI_ACTOR)
+    assert manager.running == {} and manager.records == {} and await store.list_lines() == []
+    assert changes == [("b", old, None)]
+    assert log[-1] == ("stop", "b", 1)
+
+
+async def test_secrets_are_never_public(setup: Any) -> None:
+    manager, _, _, store = setup
+    await manager.load([])
+    await manager.add(rec("a", token="good"), CLI_ACTOR)
+    shown = manager.record("a").public()
+    assert "good" not in repr(shown) and shown["secrets_set"] == ["token"]
+    assert "good" not in repr(manager.record("a"))
+    assert all("good" not in repr(r) and r.secrets == {} for r in await store.list_lines())
+
+
+async def test_the_view_follows_the_manager(setup: Any) -> None:
+    manager, _, _, _ = setup
+    view = manager.view("check")
+    await manager.load([rec("a", 1)])
+    assert list(view) == ["a"]
+    await manager.add(rec("b", 2), CLI_ACTOR)
+    assert sorted(view) == ["a", "b"] and len(manager.view("originate")) == 0

@@ -1,0 +1,145 @@
+"""Trunk administration against the AMI emulator replaying 14_pjsip_trunk_admin: the list,
+a trunk added and registered, a 403 reported in words with the previous configuration
+restored, and a change Asterisk refuses."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from callcenter.config import PbxLineConfig
+from pbx.ami.emulator import AmiEmulator
+from pbx.asterisk_line import AsteriskLine
+from pbx.pjsip_admin import (
+    TrunkChangeFailed,
+    TrunkSpec,
+    build_sections,
+    parse_getconfig,
+    update_headers,
+)
+from pbx.ami.message import Message
+from tests.lines.trunk_trace import trunk_admin_segments
+
+PASSWORD = "prov1der-S3cret"
+
+
+async def _line(emulator: AmiEmulator) -> AsteriskLine:
+    line = AsteriskLine(PbxLineConfig(name="office", port=emulator.port, secret="crm-secret",
+                                      withheld_getvar=False), lambda _: None)
+    await line.start()
+    await emulator.wait_for_client()
+    await line.synced.wait()
+    return line
+
+
+@pytest.fixture
+async def replay(request: pytest.FixtureRequest) -> AsyncIterator[tuple[AmiEmulator,
+                                                                         AsteriskLine]]:
+    kwargs = getattr(request, "param", {})
+    async with AmiEmulator(trunk_admin_segments(**kwargs), speed=0, action_wait=10) as emu:
+        line = await _line(emu)
+        try:
+            yield emu, line
+        finally:
+            await line.stop()
+
+
+def _updates(emulator: AmiEmulator) -> list[list[tuple[str, str]]]:
+    out = []
+    for action in emulator.actions_named("UpdateConfig"):
+        out.append([(k, v) for k, v in action.headers.items()
+                    if k.startswith(("Action-", "Cat-", "Var-", "Value-", "Options-", "Reload"))])
+    return out
+
+
+async def test_list_shows_endpoints_registrations_and_no_contacts(replay) -> None:
+    _, line = replay
+    overview = await line.trunks()
+    names = [e["name"] for e in overview["endpoints"]]
+    assert names == ["101", "102", "103", "faxpeer", "faxtrunk", "trunk"]
+    trunk = overview["endpoints"][-1]
+    assert trunk["trunk"] and trunk["contacts"] == ["sip:127.0.0.1:5191"]
+    assert trunk["state"] == "Not in use"
+    assert not overview["endpoints"][0]["trunk"]
+    assert overview["registrations"] == [] and overview["contacts"] == []  # "No Contacts found"
+
+
+@pytest.mark.parametrize("replay", [{"cut_after": "14-12"}], indirect=True)
+async def test_a_trunk_is_added_and_its_registration_shown(replay) -> None:
+    emulator, line = replay
+    await line.trunks()
+    result = await line.save_trunk(TrunkSpec("crm-trunk2", "127.0.0.1", 5195, "74951110077",
+                                             PASSWORD))
+    assert result["ok"] and result["registration"] == "Registered"
+    assert "sip:74951110077@127.0.0.1:5195 registered" in result["message"]
+    (update,) = _updates(emulator)
+    assert ("Reload", "no") in update
+    cats = [v for k, v in update if k.startswith("Action-")]
+    assert cats.count("NewCat") == 5 and "DelCat" not in cats  # nothing existed before
+    assert [a["Command"] for a in emulator.actions_named("Command")] == [
+        "module reload res_pjsip.so"]
+    # the live state followed the Registry events (the 403 of the other one too)
+    live = line.trunks_live.to_json()
+    assert live["registrations"]["sip:74951110077@127.0.0.1:5195"]["status"] == "Registered"
+    assert live["registrations"]["sip:74951110078@127.0.0.1:5196"]["status"] == "Rejected"
+    assert live["peers"]["crm-trunk2"]["status"] == "Reachable"
+
+
+async def test_a_403_is_reported_and_the_previous_configuration_restored(replay) -> None:
+    emulator, line = replay
+    await line.trunks()
+    with pytest.raises(TrunkChangeFailed) as failed:
+        await line.save_trunk(TrunkSpec("crm-trunk3", "127.0.0.1", 5196, "74951110078",
+                                        PASSWORD))
+    text = failed.value.message
+    assert failed.value.restored
+    assert "rejected the registration of sip:74951110078@127.0.0.1:5196" in text
+    assert "403" in text and "the previous configuration was restored" in text
+    change, restore = _updates(emulator)
+    written = [v for k, v in change if k.startswith("Cat-")]
+    assert ("Reload", "res_pjsip.so") in restore
+    # the backup (the first GetConfig) had none of the sections: all are deleted again
+    assert [v for k, v in restore if k.startswith("Action-")] == ["DelCat"] * 5
+    assert {v for k, v in restore if k.startswith("Cat-")} == set(written)
+    assert not any(PASSWORD in v for k, v in restore)
+    # and the PBX says so afterwards: no registration left
+    overview = await line.trunks()
+    assert overview["registrations"] == []
+
+
+@pytest.mark.parametrize("replay", [{"replace": {"14-8": (
+    b"Response: Error\r\nActionID: 14-8\r\n"
+    b"Message: Update did not complete successfully\r\n\r\n")}}], indirect=True)
+async def test_a_change_asterisk_refuses_is_reported_and_nothing_else_sent(replay) -> None:
+    emulator, line = replay
+    await line.trunks()
+    with pytest.raises(TrunkChangeFailed) as failed:
+        await line.save_trunk(TrunkSpec("crm-trunk2", "127.0.0.1", 5195, "74951110077"))
+    assert "Asterisk refused the change of pjsip.conf: Update did not complete" in (
+        failed.value.message)
+    assert "nothing was changed" in failed.value.message
+    assert len(_updates(emulator)) == 1 and emulator.actions_named("Command") == []
+
+
+def test_getconfig_keeps_sections_of_the_same_name() -> None:
+    msg = Message.from_pairs([
+        ("Response", "Success"), ("Category-000000", "trunk"), ("Templates-000000", "ep-common"),
+        ("Line-000000-000000", "type=endpoint"), ("Line-000000-000001", "context=from-trunk"),
+        ("Category-000001", "trunk"), ("Line-000001-000000", "type=aor"),
+        ("Line-000001-000001", "contact=sip:127.0.0.1:5191")])
+    endpoint, aor = parse_getconfig(msg)
+    assert (endpoint.name, endpoint.type, endpoint.templates) == ("trunk", "endpoint",
+                                                                  ("ep-common",))
+    assert (aor.name, aor.type, aor.get("contact")) == ("trunk", "aor", "sip:127.0.0.1:5191")
+
+
+def test_an_edit_rewrites_the_trunk_sections_and_keeps_the_stored_password() -> None:
+    spec = TrunkSpec("t2", "sip.example.net", 5060, "777", template="ep-common")
+    sections = build_sections(spec, keep_password="old-pass")
+    auth = next(s for s in sections if s.name == "t2-auth")
+    assert auth.get("password") == "old-pass"
+    headers = update_headers(["t2", "t2-reg"], sections[:1])
+    assert headers[:4] == [("Action-000000", "DelCat"), ("Cat-000000", "t2"),
+                           ("Action-000001", "DelCat"), ("Cat-000001", "t2-reg")]
+    assert ("Options-000002", "inherit=ep-common") in headers
