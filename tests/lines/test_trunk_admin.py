@@ -10,6 +10,7 @@ import pytest
 
 from callcenter.config import PbxLineConfig
 from pbx.ami.emulator import AmiEmulator
+from pbx.ami.message import Message
 from pbx.asterisk_line import AsteriskLine
 from pbx.pjsip_admin import (
     TrunkChangeFailed,
@@ -18,7 +19,6 @@ from pbx.pjsip_admin import (
     parse_getconfig,
     update_headers,
 )
-from pbx.ami.message import Message
 from tests.lines.trunk_trace import trunk_admin_segments
 
 PASSWORD = "prov1der-S3cret"
