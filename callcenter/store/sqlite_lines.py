@@ -7,6 +7,7 @@ manager calls (to build a line); every listing reads the ``lines`` table alone.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from callcenter.lines.records import LineRecord
@@ -15,6 +16,10 @@ from callcenter.store.sqlite_calls import now_utc, ts
 from callcenter.store.sqlite_db import SqliteDb
 
 _COLUMNS = "id, name, kind, enabled, settings"
+
+# aiosqlite logs every statement *with its parameters* at DEBUG: a line's secret (and a user's
+# password hash) would reach the log of anyone debugging. Its records stop at INFO.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 
 def _record(row: Any, secrets: dict[str, str] | None = None) -> LineRecord:
