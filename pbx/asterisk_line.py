@@ -110,6 +110,10 @@ class AsteriskLine:
         is not touched."""
         return await check_asterisk(self.config)
 
+    def live_call_keys(self) -> list[str]:
+        """Calls this line tracks now (also those it holds back for their presentation)."""
+        return self.correlator.live_calls()
+
     async def endpoints(self) -> list[dict[str, Any]]:
         """The PBX's PJSIP endpoints: ``{"name", "state", "reachable", "contacts",
         "active_channels"}`` each (PJSIPShowEndpoints on the running connection)."""

@@ -61,7 +61,13 @@ class LineCalls:
         if isinstance(synced, asyncio.Event):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(synced.wait(), self._grace)
-        self.close_calls(name, self._seen.get(id(new), set()),
+        # What the line reported, and what it tracks but holds back still (an Asterisk line
+        # waits for a caller's presentation before it reports the call).
+        keep = set(self._seen.get(id(new), set()))
+        live = getattr(new, "live_call_keys", None)
+        if callable(live):
+            keep |= set(live())
+        self.close_calls(name, keep,
                          f"line {name} was changed by an admin; the call was not up any more")
 
     def close_calls(self, name: str, keep: set[str], cause: str) -> list[str]:

@@ -27,3 +27,9 @@ def replaying(recorded_id: str, blocks: list[bytes]):
         return [rewrite_action_id(b, recorded_id, message.action_id or "") for b in blocks]
 
     return respond
+
+
+def answer_of(trace: Trace, action_id: str) -> list[bytes]:
+    """The recorded answer blocks (response and list events) of one recorded action."""
+    return [b.data for b in trace.blocks
+            if b.kind is BlockKind.RECV and action_id_of(b.data) == action_id]

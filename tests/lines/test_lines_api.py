@@ -127,7 +127,9 @@ async def test_an_edit_applies_at_once_and_the_call_in_progress_stays(config: Co
         async with app_with(config, emu) as (app, mk):
             admin = mk()
             await admin.login("admin")
-            r = await admin.c.post("/api/admin/lines", json=line_body(emu.port),
+            # withheld_getvar: the new line holds the re-adopted call back for its Getvar
+            r = await admin.c.post("/api/admin/lines",
+                                   json=line_body(emu.port, withheld_getvar=True),
                                    headers={"X-CSRF-Token": admin.csrf})
             assert r.status_code == 201, r.text
             async with asyncio.timeout(10):

@@ -12,6 +12,7 @@ const ROUTES = [
   { pattern: /^\/calls$/, nav: 'calls', load: () => import('./pages/calls.js') },
   { pattern: /^\/tasks$/, nav: 'tasks', load: () => import('./pages/tasks.js') },
   { pattern: /^\/clients\/(?<id>\d+)$/, nav: null, load: () => import('./pages/client.js') },
+  { pattern: /^\/lines$/, nav: 'lines', load: () => import('./pages/lines.js') },
 ];
 
 async function route() {
@@ -57,6 +58,7 @@ function interceptLinks() {
 
 function header() {
   const me = ctx.me;
+  for (const el of document.querySelectorAll('[data-admin-only]')) el.hidden = me.role !== 'admin';
   const role = t(`role.${me.role}`);
   $('#me').textContent = me.extension ? t('header.me_ext', { name: me.name, role, ext: me.extension })
     : t('header.me', { name: me.name, role });
