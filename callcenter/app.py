@@ -10,8 +10,9 @@ import contextlib
 import logging
 import os
 import secrets
+import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Protocol
 
@@ -27,6 +28,8 @@ from callcenter.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:
     from callcenter.calls.log import CallLog
+    from callcenter.lines.manager import LineManager
+    from callcenter.lines.records import LineKind
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +108,7 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
             # The [[pbx]] tables seed the database on the first start; it wins afterwards.
             await manager.load([record_of(cfg) for cfg in config.pbx], source=config.source)
         stack.push_async_callback(manager.close)
+        stack.enter_context(_reload_on_sighup(manager))
         left_open = asyncio.create_task(
             finish_left_open(call_log, lambda: [line for line in manager.running.values()
                                                 if hasattr(line, "synced")],
@@ -118,6 +122,41 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
         sweeper = asyncio.create_task(_sweep(registry), name="call-sweeper")
         stack.push_async_callback(_cancel, sweeper)
         yield
+
+
+def line_kinds(config: Config) -> list[LineKind]:
+    """The kinds the command line registers: their lines are built only to be checked."""
+    from pbx.asterisk_kind import asterisk_kind
+    from pbx.asterisk_line import AsteriskLine
+
+    return [asterisk_kind(lambda cfg: AsteriskLine(cfg, lambda _event: None))]
+
+
+@contextlib.contextmanager
+def _reload_on_sighup(manager: LineManager) -> Iterator[None]:
+    """``callcenter line ...`` edits the database; SIGHUP makes the running server apply it.
+    (Only in the main thread: a server run inside a test's thread has no signals.)"""
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[list[str]]] = set()
+
+    def reload() -> None:
+        task = loop.create_task(manager.reload(), name="lines-reload")
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        task.add_done_callback(lambda t: t.cancelled() or t.exception() or log.info(
+            "lines reloaded on SIGHUP: %s", ", ".join(t.result()) or "no change"))
+
+    try:
+        loop.add_signal_handler(signal.SIGHUP, reload)
+    except (ValueError, RuntimeError, NotImplementedError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)
+        for task in tasks:
+            task.cancel()
 
 
 # How long the lines have to re-adopt the calls still up before the calls the last run left

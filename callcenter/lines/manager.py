@@ -90,7 +90,7 @@ class LineView(Mapping[str, Any]):
 
 class LineManager:
     def __init__(self, store: LineStore, *, check_timeout: float = CHECK_TIMEOUT,
-                 audit_store: Any = None) -> None:
+                 audit_store: Any = None, run_lines: bool = True) -> None:
         self.store = store
         self.kinds: dict[str, LineKind] = {}
         self.records: dict[str, LineRecord] = {}
@@ -101,6 +101,8 @@ class LineManager:
         self._lock = asyncio.Lock()
         self._errors: dict[str, tuple[str, float]] = {}  # name -> (why not running, since)
         self._audit_store = audit_store if audit_store is not None else store
+        # False for the command line: it stores and checks lines, the server runs them.
+        self._run_lines = run_lines
 
     # -- kinds -----------------------------------------------------------------------------
 
@@ -122,7 +124,8 @@ class LineManager:
     # -- start and stop --------------------------------------------------------------------
 
     async def load(self, seed: list[LineRecord] | None = None, source: str = "config") -> None:
-        """Seed the table on the first start, then start every enabled stored line."""
+        """Seed the table on the first start, then start every enabled stored line (or only
+        read them, without ``run_lines``)."""
         if seed is not None:
             cleaned = [self._cleaned(r) for r in seed]
             if await self.store.seed_lines(cleaned, source):
@@ -133,6 +136,28 @@ class LineManager:
                 self.records[record.name] = record
                 if record.enabled:
                     await self._start(record)
+
+    async def reload(self) -> list[str]:
+        """Apply what changed in the database meanwhile (the command line edits it): lines
+        added, changed or removed there are started, replaced or stopped; returns their
+        names."""
+        changed = []
+        async with self._lock:
+            stored = {r.name: r for r in await self.store.list_lines(with_secrets=True)}
+            for name in [n for n in self.records if n not in stored]:
+                await self._stop(name)
+                self.records.pop(name, None)
+                changed.append(name)
+            for name, record in stored.items():
+                if self.records.get(name) == record:
+                    continue
+                stopped = await self._stop(name, notify=False)
+                self.records[name] = record
+                started = await self._start(record, notify=False) if record.enabled else None
+                if stopped is not None or started is not None:
+                    await self._notify(name, stopped, started)
+                changed.append(name)
+        return changed
 
     async def run_only(self, records: list[LineRecord]) -> None:
         """Run these lines without storing them (the demo's built-in PBX)."""
@@ -147,6 +172,8 @@ class LineManager:
                 await self._stop(name)
 
     async def _start(self, record: LineRecord, *, notify: bool = True) -> Line | None:
+        if not self._run_lines:
+            return None
         try:
             line = self.kind(record.kind).build(record)
             await line.start()
