@@ -26,26 +26,26 @@ def emulator_port() -> Iterator[int]:
     """The emulator on a loop of its own: the CLI runs asyncio.run() in the test's thread."""
     loop = asyncio.new_event_loop()
     started = threading.Event()
-    holder: dict[str, AmiEmulator] = {}
+    holder: dict[str, object] = {}
 
     async def serve() -> None:
+        stop = asyncio.Event()
+        holder["stop"] = stop
         async with AmiEmulator(load_trace(FIXTURES / "00_basics.log"), speed=0,
                                action_wait=0.1, auth_failure_delay=0) as emu:
-            holder["emu"] = emu
+            holder["port"] = emu.port
             started.set()
-            await asyncio.Event().wait()
+            await stop.wait()
 
-    task_holder: list[asyncio.Task] = []
-    loop.call_soon(lambda: task_holder.append(asyncio.ensure_future(serve(), loop=loop)))
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread = threading.Thread(target=lambda: loop.run_until_complete(serve()), daemon=True)
     thread.start()
     assert started.wait(10)
     try:
-        yield holder["emu"].port
+        yield int(holder["port"])  # type: ignore[call-overload]
     finally:
-        loop.call_soon_threadsafe(task_holder[0].cancel)
-        loop.call_soon_threadsafe(loop.stop)
+        loop.call_soon_threadsafe(holder["stop"].set)  # type: ignore[attr-defined]
         thread.join(10)
+        loop.close()
 
 
 @pytest.fixture
