@@ -59,6 +59,7 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
     from callcenter.lines.calls import LineCalls
     from callcenter.lines.manager import LineManager
     from callcenter.recordings import RecordingFetcher
+    from callcenter.routing.endpoints import EndpointSource
     from pbx.asterisk_kind import asterisk_kind, record_of
     from pbx.asterisk_line import AsteriskLine
 
@@ -67,7 +68,8 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
     # What the call log could not write before the last stop is replayed by start(), below,
     # before any line connects.
     call_log = CallLog(store, journal=config.data_dir / "call-log.journal",
-                       callback_on={line.name: line.callback_on for line in config.pbx})
+                       callback_on={line.name: line.callback_on for line in config.pbx},
+                       callback_due=services.routing.callback_due)
     registry = CallRegistry(services.matcher, store.caller_index, services.bus, call_log,
                             region=config.phones.default_region)
     async with contextlib.AsyncExitStack() as stack:
@@ -98,6 +100,8 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
         services.extra["calls"] = CallService(
             registry, manager.view("originate"), config.console.managers_see_all_clients)
         services.extra["call_log"] = call_log
+        services.routing.sources = lambda: {n: line for n, line in manager.running.items()
+                                            if isinstance(line, EndpointSource)}
         await call_log.start()
         stack.push_async_callback(call_log.stop)
         if demo and demo_calls:
@@ -309,6 +313,7 @@ def create_app(config: Config, *, demo: bool | None = None, demo_calls: bool = T
         store = await SqliteStore.open(config.database_path)
         services = Services.build(config, store)
         app.state.services = services
+        await services.routing.load()  # before the lines start: the stored region applies
         try:
             if demo:
                 from callcenter.passwords import hash_password

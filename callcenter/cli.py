@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import logging
 import os
 import sys
@@ -72,27 +71,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     return asyncio.run(run_import(config, args))
 
 
-def cmd_user_add(args: argparse.Namespace) -> int:
-    from callcenter.models import Role
-    from callcenter.passwords import hash_password
-    from callcenter.store.sqlite import SqliteStore
+def cmd_user(args: argparse.Namespace) -> int:
+    from callcenter.users.cli import run
 
-    config = _config(args)
-    password = os.environ.get("CALLCENTER_NEW_PASSWORD") or getpass.getpass(
-        f"password for {args.login}: ")
-
-    async def run() -> int:
-        store = await SqliteStore.open(config.database_path)
-        try:
-            user = await store.create_user(args.login, args.name or args.login, Role(args.role),
-                                           args.extension, hash_password(password),
-                                           args.language or config.console.default_language)
-        finally:
-            await store.close()
-        print(f"user {user.login} ({user.role}) created with id {user.id}")
-        return 0
-
-    return asyncio.run(run())
+    return run(_config(args), args)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -164,15 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     user = sub.add_parser("user", help="manage users")
     user_sub = user.add_subparsers(dest="what", metavar="ACTION", required=True)
-    add = with_config(user_sub.add_parser(
-        "add", help="create a user (password from $CALLCENTER_NEW_PASSWORD or a prompt)"))
-    add.add_argument("login")
-    add.add_argument("--name")
-    add.add_argument("--role", choices=["secretary", "manager", "admin"], default="secretary")
-    add.add_argument("--extension")
-    add.add_argument("--language", choices=["en", "ru"],
-                     help="default: console.default_language")
-    add.set_defaults(func=cmd_user_add)
+    from callcenter.users.cli import add_parsers
+
+    add_parsers(user_sub, with_config, cmd_user)
 
     from callcenter.lines.cli import add_parser as add_line_parser
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
+from callcenter.audit.service import AuditService
 from callcenter.bus import EventBus
 from callcenter.clients import ClientService
 from callcenter.config import Config
 from callcenter.matching import CallerMatcher
+from callcenter.routing.service import RoutingService
 from callcenter.store.base import Store
+from callcenter.users.service import UserService
 
 
 @dataclass
@@ -32,3 +36,17 @@ class Services:
             clients=ClientService(store, config.phones),
             matcher=CallerMatcher(store.caller_index, config.phones),
         )
+
+    @cached_property
+    def audit(self) -> AuditService:
+        """Every change through the API or the command line is recorded here."""
+        return AuditService(self.store)
+
+    @cached_property
+    def users(self) -> UserService:
+        return UserService(self.store, self.audit)
+
+    @cached_property
+    def routing(self) -> RoutingService:
+        """Who gets which screen-pops, office hours, the default region (loaded at start)."""
+        return RoutingService(self.store, self.audit, self.config.phones)

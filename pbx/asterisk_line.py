@@ -114,10 +114,15 @@ class AsteriskLine:
         """Calls this line tracks now (also those it holds back for their presentation)."""
         return self.correlator.live_calls()
 
-    async def endpoints(self) -> list[dict[str, Any]]:
+    async def pjsip_endpoints(self) -> list[dict[str, Any]]:
         """The PBX's PJSIP endpoints: ``{"name", "state", "reachable", "contacts",
         "active_channels"}`` each (PJSIPShowEndpoints on the running connection)."""
         return await self.trunk_admin.endpoints()
+
+    async def endpoints(self) -> list[tuple[str, str]]:
+        """(name, device state) of each endpoint: callcenter.routing's EndpointSource (the
+        "import extensions from the PBX" of the routing page)."""
+        return [(e["name"], e["state"]) for e in await self.trunk_admin.endpoints()]
 
     async def trunks(self) -> dict[str, Any]:
         return await self.trunk_admin.overview()

@@ -433,6 +433,9 @@ class TrunkAdmin:
                         "; restoring the previous configuration FAILED: check pjsip.conf"),
                 restored=restored) from exc
         log.info("trunk %s saved in pjsip.conf: %s", spec.name, result["message"])
+        # For the audit entry: the sections as they were, passwords masked.
+        result["previous"] = {s.name: {k: ("••••" if k == "password" else v) for k, v in s.lines}
+                              for s in sections_named(before, touched)}
         return result
 
     async def _registration(self, spec: TrunkSpec, waiter: asyncio.Future[str] | None

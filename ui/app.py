@@ -15,8 +15,9 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from callcenter import __version__
 from callcenter.errors import CallcenterError, ValidationError
+from callcenter.models import Role
 from callcenter.store.base import Conflict, NotFound
-from ui.api.common import handle_error
+from ui.api.common import current_user, handle_error
 from ui.hub import Hub
 from ui.openapi import build_openapi
 from ui.pages import SecurityHeadersMiddleware, page_routes
@@ -103,6 +104,8 @@ def _bound(route: ApiRoute) -> Any:
 
     async def bound(request: Request) -> Any:
         request.scope["api_route"] = route
+        if route.admin:
+            await current_user(request, Role.ADMIN)
         if route.query is None and request.query_params:
             # As the query models do (extra="forbid"): a misspelt filter must not be ignored.
             name = next(iter(request.query_params)).replace("\x00", "")[:40]

@@ -122,6 +122,9 @@ class Hub:
 
     def start(self, services: Services) -> None:
         self.services = services
+        if self.visible is can_see_event:
+            # The routing's rule: can_see_event plus the secretary groups, precomputed.
+            self.visible = services.routing.can_see_event
         self._unsubscribe = services.bus.subscribe(self._on_event)
         self._watchdog = asyncio.get_running_loop().create_task(self._watch(), name="ws-watchdog")
 

@@ -79,8 +79,11 @@ def page_routes() -> list[BaseRoute]:
         Route("/", console_page, methods=["GET"]),
         Route("/calls", console_page, methods=["GET"]),
         Route("/tasks", console_page, methods=["GET"]),
-        Route("/lines", console_page, methods=["GET"]),
         Route("/clients/{id:int}", console_page, methods=["GET"]),
+        Route("/admin/users", console_page, methods=["GET"]),
+        Route("/admin/routing", console_page, methods=["GET"]),
+        Route("/admin/audit", console_page, methods=["GET"]),
+        Route("/admin/lines", console_page, methods=["GET"]),
         Route("/login", login_page, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]

@@ -211,14 +211,19 @@ class CallLog:
     ``permanent_attempts`` other failures the write goes to ``call-log.dead`` beside the
     journal); ``start`` waits up to ``start_wait_seconds`` for the journal's replay and
     ``stop`` waits ``drain_seconds`` for the queue to empty first.
-    ``callback_on`` maps a line name to its callback policy (config ``callback_on``)."""
+    ``callback_on`` maps a line name to its callback policy (config ``callback_on``);
+    ``callback_due`` gives the due time of a callback for a call at a time (a call outside
+    the office's hours: its next opening)."""
 
     def __init__(self, store: Store, *, journal: Path | None = None,
                  retry_seconds: float = 2.0, max_retry_seconds: float = 30.0,
                  drain_seconds: float = 10.0, permanent_attempts: int = PERMANENT_ATTEMPTS,
                  start_wait_seconds: float = 5.0,
-                 callback_on: Mapping[str, str] | None = None) -> None:
+                 callback_on: Mapping[str, str] | None = None,
+                 callback_due: Callable[[datetime], datetime] | None = None) -> None:
         self._store = store
+        # When a callback for a call at a time is due (the office's hours); None: at once.
+        self._callback_due = callback_due
         self._callback_on = dict(callback_on or {})  # line name -> policy
         self._journal = Journal(journal) if journal is not None else None
         self._queue: deque[Write] = deque()  # a deque: spooling reads it whole
@@ -544,8 +549,14 @@ class CallLog:
         who = call.caller_name or call.caller_display or call.caller_raw
         client = (call.match_json.get("client") or {}).get("name")
         title = f"Call back {who}" + (f" ({client})" if client and client != who else "")
+        now = datetime.now(UTC)
+        due = now
+        if self._callback_due is not None:
+            # By when the caller rang: a call at 23:00 is due at opening even if the log
+            # writes it after midnight.
+            due = max(now, self._callback_due(datetime.fromtimestamp(call.started_at, UTC)))
         await self._store.create_task(
-            TaskKind.CALLBACK, title, due_at=datetime.now(UTC), assignee_id=manager_id,
+            TaskKind.CALLBACK, title, due_at=due, assignee_id=manager_id,
             assignee_role=None if manager_id else Role.SECRETARY, client_id=call.client_id,
             phone=phone, ref=call.id, voicemail=bool(call.voicemails),
         )

@@ -1,30 +1,22 @@
-"""The one place the line manager and the trunk admin record who changed what.
-
-Kept to one function so that wiring it to the audit log (callcenter/audit/, the admin
-helper's work) is a one-line change; until then each change is logged (never a secret: the
-before/after given here are already masked by :func:`masked`)."""
+"""The one place the line manager, the trunk admin and the ``callcenter line`` commands record
+who changed what: an entry of the audit log (callcenter/audit/), and a log line. Secrets are
+masked twice: :func:`masked` never passes a secret's value on, and the audit core masks every
+secret-named key again before anything is stored."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
+
+from callcenter.audit import Actor, AuditService
 
 log = logging.getLogger("callcenter.audit.lines")
 
 MASK = "••••••"
 
 
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who asks for a change, and from where ("cli" for the command line)."""
-
-    user_id: int | None
-    login: str
-    address: str = ""
-
-
-CLI_ACTOR = Actor(None, "cli", "cli")
+CLI_ACTOR = Actor(None, "cli", "local")
+__all__ = ["CLI_ACTOR", "MASK", "Actor", "masked", "record"]
 
 
 def masked(public: dict[str, Any] | None, secrets_changed: set[str] = frozenset()
@@ -39,5 +31,10 @@ def masked(public: dict[str, Any] | None, secrets_changed: set[str] = frozenset(
 
 
 async def record(store: Any, actor: Actor, action: str, target: str,
-                 before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
-    log.info("audit: %s (%s) %s %s", actor.login, actor.address or "-", action, target)
+                 before: dict[str, Any] | None, after: dict[str, Any] | None,
+                 kind: str = "line") -> None:
+    """``action`` as the audit log names them ("create", "update", "enable", "disable",
+    "delete"); ``target`` the line's name, or "line/trunk" for a trunk."""
+    log.info("audit: %s (%s) %s %s %s", actor.label, actor.address or "-", action, kind,
+             target)
+    await AuditService(store).record_by(actor, action, kind, target, before, after)

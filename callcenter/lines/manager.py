@@ -285,7 +285,7 @@ class LineManager:
             self.records[record.name] = record
             if record.enabled:
                 await self._start(record)
-        await audit.record(self._audit_store, actor, "line.add", record.name, None,
+        await audit.record(self._audit_store, actor, "create", record.name, None,
                            audit.masked(record.public()))
         return record, result
 
@@ -316,7 +316,10 @@ class LineManager:
             elif stopped is not None or started is not None:
                 await self._notify(name, stopped, started)
         changed = {k for k in record.secrets if record.secrets.get(k) != old.secrets.get(k)}
-        await audit.record(self._audit_store, actor, "line.edit", name,
+        action = "update"
+        if replace(old, enabled=record.enabled) == record and old.enabled != record.enabled:
+            action = "enable" if record.enabled else "disable"
+        await audit.record(self._audit_store, actor, action, name,
                            audit.masked(old.public()), audit.masked(record.public(), changed))
         return record, result
 
@@ -333,7 +336,7 @@ class LineManager:
             await self._stop(name)
             self.records.pop(name, None)
             self._errors.pop(name, None)
-        await audit.record(self._audit_store, actor, "line.delete", name,
+        await audit.record(self._audit_store, actor, "delete", name,
                            audit.masked(old.public()), None)
 
     async def _checked(self, record: LineRecord, save_disabled: bool

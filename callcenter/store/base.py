@@ -7,11 +7,12 @@ a screen-pop lookup must cost microseconds on the event loop, not a thread hand-
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from callcenter.audit.model import AuditEntry, AuditFilter
 from callcenter.models import (
     Client,
     ClientKind,
@@ -27,6 +28,10 @@ from callcenter.models import (
     User,
 )
 from callcenter.phones import Number
+
+if TYPE_CHECKING:
+    from callcenter.routing.table import Group
+    from callcenter.users.model import Handover
 
 
 class StoreError(Exception):
@@ -174,3 +179,25 @@ class Store(Protocol):
     async def due_recordings(self, limit: int = 20) -> list[dict[str, Any]]: ...
     async def update_recording(self, recording_id: int, **changes: Any) -> None: ...
     async def get_recording(self, recording_id: int) -> dict[str, Any]: ...
+
+    # audit log (callcenter.audit)
+    async def add_audit(self, at: datetime, actor_id: int | None, actor_label: str,
+                        address: str, action: str, target_kind: str, target_id: str | None,
+                        before: dict[str, Any] | None, after: dict[str, Any] | None
+                        ) -> AuditEntry: ...
+    async def list_audit(self, f: AuditFilter) -> list[AuditEntry]: ...
+
+    # user administration (callcenter.store.sqlite_users)
+    async def enabled_admins(self) -> int: ...
+    async def update_user_keeping_admin(self, user_id: int, **changes: Any) -> None: ...
+    async def hand_over(self, from_user: int, to_user: int,
+                        audit: Callable[[Handover], Awaitable[Any]] | None = None
+                        ) -> Handover: ...
+
+    # settings and secretary groups (callcenter.store.sqlite_routing)
+    async def get_settings(self) -> dict[str, Any]: ...
+    async def set_setting(self, key: str, value: Any) -> None: ...
+    async def list_groups(self) -> list[Group]: ...
+    async def save_group(self, group_id: int | None, name: str, members: list[int],
+                         dids: list[str], queues: list[str], lines: list[str]) -> int: ...
+    async def delete_group(self, group_id: int) -> None: ...

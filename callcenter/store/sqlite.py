@@ -32,9 +32,12 @@ from callcenter.store.base import (
     PhoneInput,
     PhoneMatch,
 )
+from callcenter.store.sqlite_audit import AuditMixin
 from callcenter.store.sqlite_calls import CallLogMixin, now_utc, ts
 from callcenter.store.sqlite_db import DEFAULT_BUSY_TIMEOUT_MS, SqliteDb
 from callcenter.store.sqlite_lines import LinesMixin
+from callcenter.store.sqlite_routing import RoutingMixin
+from callcenter.store.sqlite_users import UserAdminMixin
 
 
 def parse_ts(value: str | None) -> datetime | None:
@@ -145,7 +148,7 @@ def _user(row: Sequence[Any]) -> User:
     return User(row[0], row[1], row[2], Role(row[3]), row[4], row[5], bool(row[6]))
 
 
-class SqliteStore(CallLogMixin, LinesMixin):
+class SqliteStore(CallLogMixin, AuditMixin, UserAdminMixin, RoutingMixin, LinesMixin):
     """The product's store on one SQLite file in WAL mode.
 
     Writes are serialised through one writer (see :mod:`callcenter.store.sqlite_db`); reads

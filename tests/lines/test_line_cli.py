@@ -112,10 +112,29 @@ def test_line_commands_check_store_and_never_show_secrets(
     assert "there is no line 'office'" in capsys.readouterr().err
 
     texts = [f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records]
-    assert any("audit: cli:" in t and "line.add office" in t for t in texts)
-    assert any("line.delete office" in t for t in texts)
+    assert any("audit: cli:" in t and "create line office" in t for t in texts)
+    assert any("delete line office" in t for t in texts)
     for text in texts:
         assert SECRET not in text and WRONG not in text, text
+    entries = asyncio.run(_audit(conf))
+    assert [e.action for e in reversed(entries)] == [
+        "create", "update", "update", "enable", "disable", "delete"]
+    assert all(e.actor_label.startswith("cli:") and e.address == "local" for e in entries)
+    changed = list(reversed(entries))[2]  # the new secret, with ping_interval
+    assert changed.after["secrets"]["secret"] == "(changed)"
+    assert SECRET not in repr(entries) and WRONG not in repr(entries)
+
+
+async def _audit(conf: str) -> list:
+    from callcenter.audit import AuditFilter, AuditService
+    from callcenter.config import load_config
+    from callcenter.store.sqlite import SqliteStore
+
+    store = await SqliteStore.open(load_config(conf).database_path)
+    try:
+        return await AuditService(store).list(AuditFilter(target_kind="line"))
+    finally:
+        await store.close()
 
 
 def test_without_a_terminal_the_secret_must_come_from_the_environment(

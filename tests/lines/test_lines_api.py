@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from callcenter.app import create_app
+from callcenter.audit import AuditFilter
 from callcenter.config import Config
 from pbx.ami.emulator import AmiEmulator
 from pbx.ami.trace import load_trace
@@ -112,10 +113,25 @@ async def test_secrets_never_appear_in_answers_or_logs(config: Config,
             assert r.status_code == 403, (method, url, r.text)
         r = await call("DELETE", "/api/admin/lines/office")
         assert r.status_code == 200 and (await call("GET", "/api/admin/lines")).json() == []
+        audit_entries = asyncio.ensure_future(app.state.services.audit.list(
+            AuditFilter(target_kind="line")))
+        await audit_entries
     no_secret_in(answers, SECRET, WRONG, NEW)
     logged = [f"{rec.getMessage()} {rec.exc_text or ''}" for rec in caplog.records]
-    assert any("audit: admin (192.0.2.7) line.add office" in t for t in logged)
+    assert any("audit: admin (192.0.2.7) create line office" in t for t in logged)
     no_secret_in(logged, SECRET, WRONG, NEW)
+    entries = await audit_entries
+    assert [(e.action, e.actor_label, e.address) for e in reversed(entries)] == [
+        ("create", "admin", "192.0.2.7"), ("update", "admin", "192.0.2.7"),
+        ("delete", "admin", "192.0.2.7")]
+    create, update, delete = reversed(entries)
+    assert create.before is None and create.after["settings"]["port"] == emu.port
+    assert create.after["secrets"]["secret"] == "••••"
+    assert update.before["settings"]["ping_interval"] == 20.0
+    assert update.after["settings"]["ping_interval"] == 15.0
+    assert update.after["secrets"]["secret"] == "••••"  # kept, not changed
+    assert delete.after is None
+    no_secret_in([repr(e) for e in entries], SECRET, WRONG, NEW)
 
 
 async def test_an_edit_applies_at_once_and_the_call_in_progress_stays(config: Config) -> None:

@@ -11,7 +11,6 @@ from starlette.responses import FileResponse, JSONResponse
 
 from callcenter.calls.visibility import (
     call_for_user,
-    can_see_event,
     event_for_user,
 )
 from callcenter.errors import CallcenterError, PermissionDenied, ValidationError
@@ -72,7 +71,8 @@ async def live_calls(request: Request) -> JSONResponse:
     registry = _calls(svc).registry
     see_all = svc.config.console.managers_see_all_clients
     out = [event_for_user(user, snap, see_all) for snap in
-           (registry.snapshot(c) for c in registry.live()) if can_see_event(user, snap, see_all)]
+           (registry.snapshot(c) for c in registry.live())
+           if svc.routing.can_see_event(user, snap, see_all)]
     return ok(out)
 
 

@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from callcenter.audit import snapshots as snap
 from callcenter.errors import PermissionDenied
-from callcenter.models import Client, InteractionKind, Role, User
+from callcenter.models import Client, Contact, InteractionKind, Role, User
 from callcenter.services import Services
+from ui.api.audit import record
 from ui.api.common import body_of, current_user, ok, path_id, query_of, services
 from ui.api.models import (
     ClientCreate,
@@ -56,7 +58,9 @@ async def create_client(request: Request) -> JSONResponse:
         data.setdefault("manager_id", user.id)
         if data["manager_id"] != user.id:
             raise PermissionDenied("a manager can only create clients of their own")
-    return ok(await svc.clients.create_client(data), 201)
+    client = await svc.clients.create_client(data)
+    await record(request, user, "create", "client", client.id, None, snap.client_created(client))
+    return ok(client, 201)
 
 
 async def get_client(request: Request) -> JSONResponse:
@@ -68,17 +72,23 @@ async def update_client(request: Request) -> JSONResponse:
     user = await current_user(request)
     svc = services(request)
     data = (await body_of(request, ClientUpdate)).model_dump(exclude_unset=True)
-    await visible_client(svc, user, path_id(request))
+    before = await visible_client(svc, user, path_id(request))
     if managers_restricted(svc, user) and data.get(
         "manager_id", user.id
     ) != user.id:
         raise PermissionDenied("a manager cannot hand a client to someone else")
-    return ok(await svc.clients.update_client(path_id(request), data))
+    client = await svc.clients.update_client(path_id(request), data)
+    await record(request, user, "update", "client", client.id, snap.client(before),
+                 snap.client(client))
+    return ok(client)
 
 
 async def delete_client(request: Request) -> JSONResponse:
-    await current_user(request, Role.ADMIN)
-    await services(request).store.delete_client(path_id(request))
+    user = await current_user(request, Role.ADMIN)
+    store = services(request).store
+    before = await store.get_client(path_id(request))
+    await store.delete_client(before.id)
+    await record(request, user, "delete", "client", before.id, snap.client_created(before), None)
     return ok({"deleted": path_id(request)})
 
 
@@ -87,27 +97,34 @@ async def add_contact(request: Request) -> JSONResponse:
     svc = services(request)
     data = (await body_of(request, ContactIn)).model_dump(exclude_unset=True)
     await visible_client(svc, user, path_id(request))
-    return ok(await svc.clients.add_contact(path_id(request), data), 201)
+    contact = await svc.clients.add_contact(path_id(request), data)
+    await record(request, user, "create", "contact", contact.id, None, snap.contact(contact))
+    return ok(contact, 201)
 
 
-async def _contact_owner_check(svc: Services, user: User, contact_id: int) -> None:
+async def _contact_owner_check(svc: Services, user: User, contact_id: int) -> Contact:
     contact = await svc.store.get_contact(contact_id)
     await visible_client(svc, user, contact.client_id)
+    return contact
 
 
 async def update_contact(request: Request) -> JSONResponse:
     user = await current_user(request)
     svc = services(request)
     data = (await body_of(request, ContactUpdate)).model_dump(exclude_unset=True)
-    await _contact_owner_check(svc, user, path_id(request))
-    return ok(await svc.clients.update_contact(path_id(request), data))
+    before = await _contact_owner_check(svc, user, path_id(request))
+    contact = await svc.clients.update_contact(path_id(request), data)
+    await record(request, user, "update", "contact", contact.id, snap.contact(before),
+                 snap.contact(contact))
+    return ok(contact)
 
 
 async def delete_contact(request: Request) -> JSONResponse:
     user = await current_user(request)
     svc = services(request)
-    await _contact_owner_check(svc, user, path_id(request))
+    before = await _contact_owner_check(svc, user, path_id(request))
     await svc.store.delete_contact(path_id(request))
+    await record(request, user, "delete", "contact", before.id, snap.contact(before), None)
     return ok({"deleted": path_id(request)})
 
 
@@ -116,7 +133,9 @@ async def add_phone(request: Request) -> JSONResponse:
     svc = services(request)
     data = (await body_of(request, PhoneIn)).model_dump(exclude_unset=True)
     await _contact_owner_check(svc, user, path_id(request))
-    return ok(await svc.clients.add_phone(path_id(request), data), 201)
+    phone = await svc.clients.add_phone(path_id(request), data)
+    await record(request, user, "create", "phone", phone.id, None, snap.phone(phone))
+    return ok(phone, 201)
 
 
 async def delete_phone(request: Request) -> JSONResponse:
@@ -125,6 +144,7 @@ async def delete_phone(request: Request) -> JSONResponse:
     phone = await svc.store.get_phone(path_id(request))
     await _contact_owner_check(svc, user, phone.contact_id)
     await svc.store.delete_phone(phone.id)
+    await record(request, user, "delete", "phone", phone.id, snap.phone(phone), None)
     return ok({"deleted": phone.id})
 
 
@@ -134,14 +154,21 @@ async def list_custom_fields(request: Request) -> JSONResponse:
 
 
 async def create_custom_field(request: Request) -> JSONResponse:
-    await current_user(request, Role.ADMIN)
+    user = await current_user(request, Role.ADMIN)
     data = (await body_of(request, CustomFieldIn)).model_dump(exclude_unset=True)
-    return ok(await services(request).clients.create_custom_field(data), 201)
+    created = await services(request).clients.create_custom_field(data)
+    await record(request, user, "create", "custom_field", created.id, None,
+                 snap.custom_field(created))
+    return ok(created, 201)
 
 
 async def delete_custom_field(request: Request) -> JSONResponse:
-    await current_user(request, Role.ADMIN)
-    await services(request).store.delete_custom_field(path_id(request))
+    user = await current_user(request, Role.ADMIN)
+    store = services(request).store
+    found = [f for f in await store.list_custom_fields() if f.id == path_id(request)]
+    await store.delete_custom_field(path_id(request))
+    await record(request, user, "delete", "custom_field", path_id(request),
+                 snap.custom_field(found[0]) if found else None, None)
     return ok({"deleted": path_id(request)})
 
 

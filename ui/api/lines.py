@@ -19,6 +19,7 @@ from callcenter.lines.audit import Actor
 from callcenter.lines.manager import LineManager
 from callcenter.lines.records import LineRecord
 from callcenter.models import Role, User
+from ui.api.audit import actor as audit_actor
 from ui.api.common import body_of, current_user, ok, services
 from ui.api.models import LineCheckIn, LineIn, LineUpdate, TrunkIn
 
@@ -31,12 +32,7 @@ def _manager(request: Request) -> LineManager:
 
 
 def actor(request: Request, user: User) -> Actor:
-    client = request.client
-    forwarded = request.headers.get("x-forwarded-for", "")
-    address = client.host if client else ""
-    if forwarded and address in ("127.0.0.1", "::1"):
-        address = forwarded.split(",")[0].strip()[:64]
-    return Actor(user.id, user.login, address)
+    return audit_actor(request, user)
 
 
 def status_json(manager: LineManager, name: str) -> dict[str, Any]:
@@ -138,7 +134,7 @@ async def trunks_live(request: Request) -> JSONResponse:
 
 async def endpoints(request: Request) -> JSONResponse:
     await current_user(request, Role.ADMIN)
-    return ok(await _line_with(request, "endpoints").endpoints())
+    return ok(await _line_with(request, "pjsip_endpoints").pjsip_endpoints())
 
 
 async def save_trunk(request: Request) -> JSONResponse:
@@ -151,15 +147,16 @@ async def save_trunk(request: Request) -> JSONResponse:
     spec = _trunk_spec(line, trunk, data)
     after = {k: v for k, v in data.model_dump().items() if k != "password"}
     after["password"] = audit.MASK if data.password else ""
+    target = f"{_name(request)}/{trunk}"
     try:
         result = await line.save_trunk(spec)
-    except Exception:
-        await audit.record(services(request).store, actor(request, user), "trunk.save.failed",
-                           f"{_name(request)}/{trunk}", None, after)
+    except Exception as exc:
+        await audit.record(services(request).store, actor(request, user), "update-failed",
+                           target, None, {**after, "error": str(exc)[:500]}, kind="trunk")
         raise
-    await audit.record(services(request).store, actor(request, user), "trunk.save",
-                       f"{_name(request)}/{trunk}", None, after)
-    return ok(result)
+    await audit.record(services(request).store, actor(request, user), "update", target,
+                       result.get("previous"), after, kind="trunk")
+    return ok({k: v for k, v in result.items() if k != "previous"})
 
 
 def _trunk_spec(line: Any, trunk: str, data: TrunkIn) -> Any:

@@ -7,9 +7,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from callcenter.audit import snapshots as snap
 from callcenter.errors import PermissionDenied
 from callcenter.models import Role, Task, User
 from callcenter.services import Services
+from ui.api.audit import record
 from ui.api.clients import managers_restricted, visible_client
 from ui.api.common import body_of, current_user, ok, path_id, query_of, services
 from ui.api.models import TaskCreate, TasksQuery, TaskUpdate
@@ -54,6 +56,7 @@ async def create_task(request: Request) -> JSONResponse:
         data.kind, data.title, due_at=data.due_at,
         assignee_id=assignee, client_id=data.client_id, phone=data.phone or None,
     )
+    await record(request, user, "create", "task", task.id, None, snap.task(task))
     return ok(task, 201)
 
 
@@ -73,4 +76,6 @@ async def update_task(request: Request) -> JSONResponse:
             raise PermissionDenied("a manager cannot reassign tasks")
         if changes["assignee_id"] is not None:
             await svc.store.get_user(changes["assignee_id"])
-    return ok(await svc.store.update_task(task.id, **changes))
+    updated = await svc.store.update_task(task.id, **changes)
+    await record(request, user, "update", "task", task.id, snap.task(task), snap.task(updated))
+    return ok(updated)

@@ -9,7 +9,8 @@ from starlette.responses import JSONResponse
 
 from callcenter.errors import PermissionDenied, ValidationError
 from callcenter.models import Role
-from callcenter.passwords import hash_password_async
+from ui.api.admin_models import HandoverIn, PasswordReset
+from ui.api.audit import actor
 from ui.api.common import body_of, current_user, ok, path_id, services
 from ui.api.models import UserCreate, UserUpdate
 from ui.api.session import check_password
@@ -23,14 +24,12 @@ async def list_users(request: Request) -> JSONResponse:
 
 
 async def create_user(request: Request) -> JSONResponse:
-    await current_user(request, Role.ADMIN)
+    me = await current_user(request, Role.ADMIN)
     data = await body_of(request, UserCreate)
     svc = services(request)
-    user = await svc.store.create_user(
-        data.login, data.name, data.role, data.extension,
-        await hash_password_async(data.password),
-        data.language or svc.config.console.default_language,
-    )
+    user = await svc.users.create(
+        actor(request, me), data.login, data.name, data.role, data.extension, data.password,
+        data.language or svc.config.console.default_language)
     return ok(user, 201)
 
 
@@ -61,21 +60,45 @@ async def update_user(request: Request) -> JSONResponse:
         stored = found[1] if found else None
         if not await check_password(request, me.login, stored, sent["current_password"]):
             raise ValidationError("the current password is wrong", field="current_password")
+    svc = services(request)
+    store = svc.store
+    who = actor(request, me)
     changes: dict[str, Any] = {k: v for k, v in sent.items()
                                if k not in {"password", "current_password"}}
+    user = (await svc.users.update(who, target, changes) if changes
+            else await store.get_user(target))
     if "password" in sent:
-        changes["password_hash"] = await hash_password_async(sent["password"])
-    if "active" in changes:
-        changes["active"] = int(changes["active"])
-    store = services(request).store
-    user = await store.update_user(target, **changes)
-    if changes.keys() & {"active", "password_hash"}:
-        await store.end_sessions(target)
-        if target == me.id and "password_hash" in changes:
+        await svc.users.set_password(who, target, sent["password"], reset=target != me.id)
+        if target == me.id:
             # Only the cookie of this request carries the new epoch: copies elsewhere end.
             request.session["ep"] = await store.session_epoch(target)
-    if changes.keys() & {"role", "extension", "active", "password_hash"}:
-        hub = getattr(request.app.state, "hub", None)
-        if hub is not None:
-            hub.disconnect_user(target)  # live consoles must not keep the old rights
+    if changes.keys() & {"role", "extension", "active"} or "password" in sent:
+        _disconnect(request, target)  # live consoles must not keep the old rights
     return ok(user)
+
+
+def _disconnect(request: Request, user_id: int) -> None:
+    hub = getattr(request.app.state, "hub", None)
+    if hub is not None:
+        hub.disconnect_user(user_id)
+
+
+async def reset_password(request: Request) -> JSONResponse:
+    """An admin sets a new password for a user: every session of that user ends."""
+    me = await current_user(request, Role.ADMIN)
+    data = await body_of(request, PasswordReset)
+    user = await services(request).users.set_password(actor(request, me), path_id(request),
+                                                      data.password)
+    _disconnect(request, user.id)
+    return ok({"ok": True, "message": f"the password of {user.login} was reset; their "
+               "sessions have ended"})
+
+
+async def handover(request: Request) -> JSONResponse:
+    """A user's open tasks and clients go to another user in one step."""
+    me = await current_user(request, Role.ADMIN)
+    data = await body_of(request, HandoverIn)
+    done = await services(request).users.hand_over(actor(request, me), path_id(request),
+                                                   data.to_user)
+    return ok({"from_user": done.from_user, "to_user": done.to_user,
+               "tasks": done.task_ids, "clients": done.client_ids})

@@ -12,7 +12,10 @@ const ROUTES = [
   { pattern: /^\/calls$/, nav: 'calls', load: () => import('./pages/calls.js') },
   { pattern: /^\/tasks$/, nav: 'tasks', load: () => import('./pages/tasks.js') },
   { pattern: /^\/clients\/(?<id>\d+)$/, nav: null, load: () => import('./pages/client.js') },
-  { pattern: /^\/lines$/, nav: 'lines', load: () => import('./pages/lines.js') },
+  { pattern: /^\/admin\/users$/, nav: 'users', load: () => import('./pages/users.js') },
+  { pattern: /^\/admin\/audit$/, nav: 'audit', load: () => import('./pages/audit.js') },
+  { pattern: /^\/admin\/routing$/, nav: 'routing', load: () => import('./pages/routing.js') },
+  { pattern: /^\/admin\/lines$/, nav: 'lines', load: () => import('./pages/lines.js') },
 ];
 
 async function route() {
@@ -58,10 +61,10 @@ function interceptLinks() {
 
 function header() {
   const me = ctx.me;
-  for (const el of document.querySelectorAll('[data-admin-only]')) el.hidden = me.role !== 'admin';
   const role = t(`role.${me.role}`);
   $('#me').textContent = me.extension ? t('header.me_ext', { name: me.name, role, ext: me.extension })
     : t('header.me', { name: me.name, role });
+  for (const link of document.querySelectorAll('[data-admin]')) link.hidden = me.role !== 'admin';
   const lang = $('#lang');
   lang.value = me.language;
   lang.addEventListener('change', async () => {

@@ -1,0 +1,1 @@
+"""User administration: the rules the API and the command line share."""

@@ -1,0 +1,148 @@
+"""Adding, changing, disabling users, password resets and hand-overs, each audited.
+
+The REST API and the ``callcenter user`` commands both come here, so they share one
+validation (an enabled admin always remains) and write the same audit entries.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from callcenter.audit import Actor, AuditService, changed_only
+from callcenter.errors import ValidationError
+from callcenter.models import Role, User
+from callcenter.passwords import hash_password_async
+from callcenter.store.base import Store
+from callcenter.users.model import Handover
+
+EXTENSION = re.compile(r"[0-9]{2,6}")
+LOGIN = re.compile(r"\S{1,64}")
+FIELDS = {"name", "role", "extension", "language", "active"}
+
+
+def snapshot(user: User) -> dict[str, Any]:
+    """What the audit log keeps of a user (never a password hash)."""
+    return {"login": user.login, "name": user.name, "role": user.role.value,
+            "extension": user.extension, "language": user.language, "active": user.active}
+
+
+def _check(changes: dict[str, Any]) -> dict[str, Any]:
+    out = dict(changes)
+    if "role" in out:
+        try:
+            out["role"] = Role(out["role"])
+        except ValueError:
+            raise ValidationError("role must be secretary, manager or admin",
+                                  field="role") from None
+    if "extension" in out:
+        ext = out["extension"] or None
+        if ext is not None and not EXTENSION.fullmatch(ext):
+            raise ValidationError('extension must be 2 to 6 digits, such as "101"',
+                                  field="extension")
+        out["extension"] = ext
+    if "language" in out and out["language"] not in ("en", "ru"):
+        raise ValidationError("language must be en or ru", field="language")
+    if "name" in out and not str(out["name"]).strip():
+        raise ValidationError("name must not be empty", field="name")
+    if "active" in out:
+        out["active"] = int(bool(out["active"]))
+    return out
+
+
+class UserService:
+    def __init__(self, store: Store, audit: AuditService) -> None:
+        self._store = store
+        self._audit = audit
+
+    async def create(self, who: Actor, login: str, name: str, role: Role | str,
+                     extension: str | None, password: str, language: str) -> User:
+        if not LOGIN.fullmatch(login):
+            raise ValidationError("login must be at most 64 characters without spaces",
+                                  field="login")
+        checked = _check({"role": role, "extension": extension, "language": language,
+                          "name": name})
+        user = await self._store.create_user(
+            login, checked["name"], checked["role"], checked["extension"],
+            await hash_password_async(password), checked["language"])
+        await self._audit.record_by(who, "create", "user", user.id, None,
+                                    {**snapshot(user), "password": "set"})
+        return user
+
+    async def update(self, who: Actor, user_id: int, changes: dict[str, Any]) -> User:
+        """Name, role, extension, language, active. Demoting or disabling the last enabled
+        admin is refused (``LastAdmin``); disabling ends the user's sessions."""
+        unknown = set(changes) - FIELDS
+        if unknown:
+            raise ValidationError(f"cannot change {', '.join(sorted(unknown))} here")
+        checked = _check(changes)
+        before = await self._store.get_user(user_id)
+        await self._store.update_user_keeping_admin(user_id, **checked)
+        after = await self._store.get_user(user_id)
+        if "active" in checked and before.active != after.active:
+            await self._store.end_sessions(user_id)
+        b, a = changed_only(snapshot(before), snapshot(after))
+        if a:
+            action = "update"
+            if set(a) == {"active"}:
+                action = "enable" if after.active else "disable"
+            await self._audit.record_by(who, action, "user", user_id,
+                                        {"login": before.login, **b}, a)
+        return after
+
+    async def set_password(self, who: Actor, user_id: int, password: str, *,
+                           reset: bool = True) -> User:
+        """A new password; every session of the user ends."""
+        user = await self._store.get_user(user_id)
+        await self._store.update_user(user_id, password_hash=await hash_password_async(password))
+        await self._store.end_sessions(user_id)
+        await self._audit.record_by(who, "reset-password" if reset else "change-password",
+                                    "user", user_id, {"login": user.login, "password": "old"},
+                                    {"login": user.login, "password": "new"})
+        return user
+
+    async def hand_over(self, who: Actor, from_user: int, to_user: int) -> Handover:
+        """The open tasks and the clients of one user to another, in one transaction with
+        its audit entry."""
+        if from_user == to_user:
+            raise ValidationError("hand over to another user", field="to_user")
+        target = await self._store.get_user(to_user)
+        if not target.active:
+            raise ValidationError(f"{target.login} is disabled: enable them first or choose"
+                                  " someone else", field="to_user")
+        source = await self._store.get_user(from_user)
+
+        async def audit(done: Handover) -> None:
+            await self._audit.record_by(
+                who, "handover", "user", from_user,
+                {"login": source.login, "tasks": done.task_ids, "clients": done.client_ids},
+                {"to_user": to_user, "to_login": target.login, "tasks": done.task_ids,
+                 "clients": done.client_ids})
+
+        return await self._store.hand_over(from_user, to_user, audit)
+
+    async def assign_extensions(self, who: Actor, mapping: dict[str, int | None]) -> list[User]:
+        """Extensions to users (None: to nobody), as imported from the PBX's endpoint list.
+        An extension another user held is taken from them first; each change is audited."""
+        for ext in mapping:
+            if not EXTENSION.fullmatch(ext):
+                raise ValidationError(f'extension {ext[:10]!r} must be 2 to 6 digits',
+                                      field="extensions")
+        users = await self._store.list_users()
+        known = {u.id for u in users}
+        for uid in mapping.values():
+            if uid is not None and uid not in known:
+                raise ValidationError(f"user {uid} does not exist", field="extensions")
+        holder = {u.extension: u.id for u in users if u.extension}
+        wanted = {uid: ext for ext, uid in mapping.items() if uid is not None}
+        changed: list[User] = []
+        # First free what moves (a swap of 101 and 102 must not collide), then assign.
+        for ext, uid in mapping.items():
+            old = holder.get(ext)
+            if old is not None and old != uid:
+                changed.append(await self.update(who, old, {"extension": None}))
+        for uid, ext in wanted.items():
+            current = next(u for u in await self._store.list_users() if u.id == uid)
+            if current.extension != ext:
+                changed.append(await self.update(who, uid, {"extension": ext}))
+        return changed

@@ -1,0 +1,69 @@
+"""``callcenter user ...``: the same rules and audit entries as the API, actor "cli"."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from callcenter.audit import AuditFilter
+from callcenter.cli import main
+from callcenter.store.sqlite import SqliteStore
+
+PASSWORD = "Cli-Pa55word-123"
+
+
+@pytest.fixture
+def cfg(tmp_path: Path, monkeypatch) -> Path:
+    path = tmp_path / "cc.toml"
+    path.write_text('[store]\ndata_dir = "var"\n')
+    monkeypatch.setenv("CALLCENTER_NEW_PASSWORD", PASSWORD)
+    return path
+
+
+def run(cfg: Path, *args: str) -> int:
+    return main(["user", args[0], "--config", str(cfg), *args[1:]])
+
+
+def audit(cfg: Path) -> list:
+    async def read() -> list:
+        store = await SqliteStore.open(cfg.parent / "var" / "callcenter.db")
+        try:
+            return await store.list_audit(AuditFilter())
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
+def test_user_commands_validate_and_audit(cfg: Path, capsys, caplog) -> None:
+    assert run(cfg, "add", "boss", "--role", "admin") == 0
+    assert run(cfg, "add", "olga", "--role", "manager", "--extension", "105") == 0
+    assert run(cfg, "add", "ivan", "--extension", "1") == 1
+    assert "extension must be 2 to 6 digits" in capsys.readouterr().err
+    assert run(cfg, "add", "olga") == 1
+    assert "login is already taken" in capsys.readouterr().err
+    # the last enabled admin can be neither demoted nor disabled
+    assert run(cfg, "edit", "boss", "--role", "manager") == 1
+    assert "last enabled admin" in capsys.readouterr().err
+    assert run(cfg, "disable", "boss") == 1
+    assert "last enabled admin" in capsys.readouterr().err
+    assert run(cfg, "edit", "olga", "--name", "Olga P.", "--extension", "106") == 0
+    assert run(cfg, "disable", "olga") == 0
+    assert run(cfg, "enable", "olga") == 0
+    assert run(cfg, "reset-password", "olga") == 0
+    assert run(cfg, "handover", "olga", "--to", "boss") == 0
+    assert "0 open task(s) and 0 client(s) of olga handed to boss" in capsys.readouterr().out
+    assert run(cfg, "handover", "olga", "--to", "nobody") == 1
+    assert run(cfg, "list") == 0
+    out = capsys.readouterr().out
+    assert "olga" in out and "106" in out and "Olga P." in out and PASSWORD not in out
+
+    entries = audit(cfg)
+    assert all(e.actor_label == "cli" and e.actor_id is None for e in entries)
+    assert [e.action for e in reversed(entries)] == [
+        "create", "create", "update", "disable", "enable", "reset-password", "handover"]
+    update = next(e for e in entries if e.action == "update")
+    assert update.after == {"name": "Olga P.", "extension": "106"}
+    assert PASSWORD not in str(entries) and PASSWORD not in caplog.text
