@@ -20,8 +20,8 @@ CHECK_LOGIN_TIMEOUT = 5.0
 
 # What the product's AMI user needs (read: call events, the resync, CoreSettings; write:
 # click-to-call, transfers, recording, trunk admin through GetConfig/UpdateConfig/Command).
-MANAGER_CONF_PERMISSIONS = ("read = system,call,reporting,agent,dtmf\n"
-                            "write = system,call,originate,reporting,config,command")
+MANAGER_CONF_PERMISSIONS = ("read = call,dialplan,agent,system\n"
+                            "write = call,originate,reporting,system,config,command")
 
 
 def tls_context(config: PbxLineConfig) -> ssl.SSLContext | None:
