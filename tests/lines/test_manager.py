@@ -167,3 +167,23 @@ async def test_the_view_follows_the_manager(setup: Any) -> None:
     assert list(view) == ["a"]
     await manager.add(rec("b", 2), CLI_ACTOR)
     assert sorted(view) == ["a", "b"] and len(manager.view("originate")) == 0
+
+
+async def test_reload_applies_what_the_command_line_changed(setup: Any) -> None:
+    manager, log, changes, store = setup
+    await manager.load([rec("a", 1), rec("b", 2)])
+    first_a = manager.running["a"]
+    # another process (callcenter line ...) edits the database
+    cli = LineManager(store, run_lines=False)
+    cli.register(fake_kind([]))
+    await cli.load()
+    await cli.update("a", cli.merged("a", settings={"port": 3}), CLI_ACTOR)
+    await cli.delete("b", CLI_ACTOR)
+    await cli.add(rec("c", 4), CLI_ACTOR)
+    changes.clear()
+    assert sorted(await manager.reload()) == ["a", "b", "c"]
+    assert sorted(manager.running) == ["a", "c"]
+    assert manager.running["a"].record.settings["port"] == 3
+    assert ("a", first_a, manager.running["a"]) in changes  # one replace: calls re-adopted
+    assert ("stop", "b", 2) in log and ("start", "c", 4) in log
+    assert await manager.reload() == []  # nothing changed since

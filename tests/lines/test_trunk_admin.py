@@ -143,3 +143,31 @@ def test_an_edit_rewrites_the_trunk_sections_and_keeps_the_stored_password() -> 
     assert headers[:4] == [("Action-000000", "DelCat"), ("Cat-000000", "t2"),
                            ("Action-000001", "DelCat"), ("Cat-000001", "t2-reg")]
     assert ("Options-000002", "inherit=ep-common") in headers
+
+
+async def test_a_registration_nobody_answers_is_a_timeout_and_restored() -> None:
+    from pbx.ami.trace import load_trace
+    from tests.conftest import FIXTURES
+    from tests.lines.recorded import answer_of, replaying
+
+    trace = load_trace(FIXTURES / "14_pjsip_trunk_admin.log")
+    # The recording up to the reload's answer, without the Registry events that followed;
+    # later questions get the PBX's recorded answers (no registration yet; the restore).
+    segments = trunk_admin_segments(cut_after="14-11")
+    again = {"pjsipshowregistrationsoutbound": replaying("14-3", answer_of(trace, "14-3")),
+             "updateconfig": replaying("14-17", answer_of(trace, "14-17"))}
+    async with AmiEmulator(segments, speed=0, action_wait=10, responders=again) as emulator:
+        line = await _line(emulator)
+        line.trunk_admin.registration_wait = 0.3
+        try:
+            await line.trunks()
+            with pytest.raises(TrunkChangeFailed) as failed:
+                await line.save_trunk(TrunkSpec("crm-trunk2", "127.0.0.1", 5195,
+                                                "74951110077"))
+        finally:
+            await line.stop()
+    assert "no answer to the registration of sip:74951110077@127.0.0.1:5195" in (
+        failed.value.message)
+    assert "within 0.3 s" in failed.value.message and failed.value.restored
+    change, restore = _updates(emulator)
+    assert [v for k, v in restore if k.startswith("Action-")] == ["DelCat"] * 4
