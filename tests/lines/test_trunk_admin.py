@@ -169,5 +169,5 @@ async def test_a_registration_nobody_answers_is_a_timeout_and_restored() -> None
     assert "no answer to the registration of sip:74951110077@127.0.0.1:5195" in (
         failed.value.message)
     assert "within 0.3 s" in failed.value.message and failed.value.restored
-    change, restore = _updates(emulator)
+    _change, restore = _updates(emulator)
     assert [v for k, v in restore if k.startswith("Action-")] == ["DelCat"] * 4
