@@ -87,12 +87,11 @@ class AsteriskLine:
         self._state = LineState.STOPPED
         self._since = time.time()
         self._last_error = ""
-        # SIP trunks: live state from Registry/ContactStatus/PeerStatus events, and the admin
-        # of pjsip.conf over this line's connection. ``on_trunk_event`` is told of each change.
+        # SIP trunks: live state from Registry/ContactStatus/PeerStatus events (its version
+        # moves with each), and the admin of pjsip.conf over this line's connection.
         self.trunks_live = LiveState()
         self.trunk_admin = TrunkAdmin(self._conn, self.trunks_live,
                                       trunk_endpoints=frozenset(config.trunk_endpoints))
-        self.on_trunk_event: Callable[[str], None] | None = None
 
     def _set_state(self, state: LineState, detail: str, *, error: bool = False) -> None:
         if state is not self._state:
@@ -198,9 +197,8 @@ class AsteriskLine:
             self._asked[msg["Channel"]] = True
         for event in self.correlator.feed(msg):
             self._pass(event)
-        if msg.event in ("Registry", "ContactStatus", "PeerStatus") and self.trunks_live.feed(
-                msg) and self.on_trunk_event is not None:
-            self.on_trunk_event(self.name)
+        if msg.event in ("Registry", "ContactStatus", "PeerStatus"):
+            self.trunks_live.feed(msg)
 
     def _pass(self, event: LineEvent) -> None:
         """Emit, unless the call waits for its caller-ID presentation (pbx/ami/withheld.py)."""

@@ -272,6 +272,11 @@ export async function render(main) {
     }, POLL_MS);
   }
 
+  // The states change on their own (a line connects, drops, reconnects): re-read them.
+  const statusPoll = setInterval(() => {
+    if (!document.body.contains(listBox)) clearInterval(statusPoll);
+    else load();
+  }, POLL_MS);
   replace(main, h('h1', {}, t('nav.lines')),
     section('lines.list', h('div', { class: 'buttons' },
       h('button', { type: 'button', dataset: { action: 'add' }, onclick: () => openForm(null) }, t('lines.add'))), listBox),
