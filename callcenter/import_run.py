@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from callcenter.audit import CLI, AuditService
 from callcenter.config import Config
 from callcenter.importing import (
     ClientDraft,
@@ -234,6 +235,12 @@ async def run_import(config: Config, args: argparse.Namespace, out: TextIO | Non
                 progress.close()
             if result.failed is not None or result.interrupted or unexpected is not None:
                 plan.drafts = [d for b in result.landed for d in b.drafts]
+            landed = sum(len(b.drafts) for b in result.landed)
+            if landed:
+                await AuditService(store).record_by(
+                    CLI, "import", "client", None, None,
+                    {"file": Path(args.file).name, "clients": landed,
+                     "batches": len(result.landed)})
         write_report(plan, out, dry_run=args.dry_run)
         if result is not None:
             write_batch_report(result, out)

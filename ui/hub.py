@@ -273,7 +273,8 @@ class Hub:
             return None
         if session_epoch(websocket) != epoch:
             return None  # logged out (or the password changed) since this cookie was made
-        return user if user.active else None
+        # A one-time password opens nothing but the page that replaces it.
+        return user if user.active and not user.must_change_password else None
 
     async def _close(self, websocket: WebSocket, code: int) -> None:
         # A client that stopped reading may never take the close frame: do not wait for it.

@@ -141,11 +141,12 @@ class SqliteCallerIndex:
         self._db.close()
 
 
-_USER_COLUMNS = "id, login, name, role, extension, language, active"
+_USER_COLUMNS = "id, login, name, role, extension, language, active, must_change_password"
 
 
 def _user(row: Sequence[Any]) -> User:
-    return User(row[0], row[1], row[2], Role(row[3]), row[4], row[5], bool(row[6]))
+    return User(row[0], row[1], row[2], Role(row[3]), row[4], row[5], bool(row[6]),
+                bool(row[7]))
 
 
 class SqliteStore(CallLogMixin, AuditMixin, UserAdminMixin, RoutingMixin, LinesMixin):
@@ -214,7 +215,7 @@ class SqliteStore(CallLogMixin, AuditMixin, UserAdminMixin, RoutingMixin, LinesM
         rows = await self._rows(
             f"SELECT {_USER_COLUMNS}, password_hash FROM users WHERE login = ?", (login,)
         )
-        return (_user(rows[0]), rows[0][7]) if rows else None
+        return (_user(rows[0]), rows[0][8]) if rows else None
 
     async def session_epoch(self, user_id: int) -> int:
         row = await self._one("SELECT session_epoch FROM users WHERE id = ?", (user_id,),
@@ -230,7 +231,8 @@ class SqliteStore(CallLogMixin, AuditMixin, UserAdminMixin, RoutingMixin, LinesM
         return [_user(r) for r in rows]
 
     async def update_user(self, user_id: int, **changes: Any) -> User:
-        allowed = {"name", "role", "extension", "password_hash", "language", "active"}
+        allowed = {"name", "role", "extension", "password_hash", "language", "active",
+                   "must_change_password"}
         await self._update("users", user_id, "user", allowed, changes)
         return await self.get_user(user_id)
 

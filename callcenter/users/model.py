@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from callcenter.errors import CallcenterError
+from callcenter.errors import CallcenterError, PermissionDenied
 
 
 class LastAdmin(CallcenterError):
@@ -19,3 +19,9 @@ class Handover:
     to_user: int
     task_ids: list[int]
     client_ids: list[int]
+
+
+class PasswordChangeRequired(PermissionDenied):
+    """The user logged in with a one-time password: nothing but choosing a new one."""
+
+    error_id = "password-change-required"

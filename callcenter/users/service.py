@@ -91,15 +91,21 @@ class UserService:
         return after
 
     async def set_password(self, who: Actor, user_id: int, password: str, *,
-                           reset: bool = True) -> User:
-        """A new password; every session of the user ends."""
+                           reset: bool = True, one_time: bool = False) -> User:
+        """A new password; every session of the user ends. ``reset``: an admin sets it;
+        ``one_time``: the user must choose their own at the next login. A user's own new
+        password ends that duty."""
         user = await self._store.get_user(user_id)
-        await self._store.update_user(user_id, password_hash=await hash_password_async(password))
+        await self._store.update_user(user_id, password_hash=await hash_password_async(password),
+                                      must_change_password=int(reset and one_time))
         await self._store.end_sessions(user_id)
+        after: dict[str, Any] = {"login": user.login, "password": "new"}
+        if reset:
+            after["one_time"] = one_time
         await self._audit.record_by(who, "reset-password" if reset else "change-password",
                                     "user", user_id, {"login": user.login, "password": "old"},
-                                    {"login": user.login, "password": "new"})
-        return user
+                                    after)
+        return await self._store.get_user(user_id)
 
     async def hand_over(self, who: Actor, from_user: int, to_user: int) -> Handover:
         """The open tasks and the clients of one user to another, in one transaction with

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 STATIC = Path(__file__).resolve().parents[2] / "ui" / "static"
-PAGES = ("users", "audit", "routing")
+PAGES = ("users", "audit", "routing", "password")
 
 
 def test_every_key_of_the_admin_pages_is_in_english_and_russian() -> None:
@@ -21,8 +21,9 @@ def test_every_key_of_the_admin_pages_is_in_english_and_russian() -> None:
                                            "reset-password", "handover")}
     used |= {f"day.{d}" for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
     used |= {"nav.users", "nav.routing", "nav.audit", "error.last-admin",
-             "routing.source_config", "routing.source_database"}
+             "routing.source_config", "routing.source_database", "error.password-change-required"}
     assert len(used) > 60
     assert used - set(en) == set() and used - set(ru) == set()
-    admin_keys = {k for k in en if k.split(".")[0] in ("users", "audit", "routing")}
-    assert admin_keys == {k for k in ru if k.split(".")[0] in ("users", "audit", "routing")}
+    prefixes = ("users", "audit", "routing", "password")
+    admin_keys = {k for k in en if k.split(".")[0] in prefixes}
+    assert admin_keys == {k for k in ru if k.split(".")[0] in prefixes}

@@ -67,3 +67,14 @@ def test_user_commands_validate_and_audit(cfg: Path, capsys, caplog) -> None:
     update = next(e for e in entries if e.action == "update")
     assert update.after == {"name": "Olga P.", "extension": "106"}
     assert PASSWORD not in str(entries) and PASSWORD not in caplog.text
+
+
+def test_client_import_from_the_command_line_is_audited(cfg: Path, tmp_path: Path) -> None:
+    src = tmp_path / "clients.csv"
+    src.write_text("name,phone\nAcme,+79161234567\nBeta,89035556677\n", encoding="utf-8")
+    assert main(["import", "clients", str(src), "--config", str(cfg), "--dry-run"]) == 0
+    assert audit(cfg) == []  # a dry run changes nothing
+    assert main(["import", "clients", str(src), "--config", str(cfg)]) == 0
+    [entry] = audit(cfg)
+    assert (entry.actor_label, entry.action, entry.target_kind) == ("cli", "import", "client")
+    assert entry.after == {"file": "clients.csv", "clients": 2, "batches": 1}

@@ -149,3 +149,25 @@ def test_handover_moves_open_tasks_and_clients(api: Api) -> None:
     assert entry["after"]["clients"] == moved["clients"]
     assert api.post(f"/api/users/{maria}/handover", json={"to_user": maria}).status_code == 400
     assert api.post(f"/api/users/{maria}/handover", json={"to_user": 999}).status_code == 404
+
+
+def test_a_one_time_password_opens_only_the_password_change(api_factory) -> None:
+    admin, user = api_factory(), api_factory()
+    admin.login("admin")
+    dmitry = next(u for u in admin.get("/api/users").json() if u["login"] == "dmitry")
+    r = admin.post(f"/api/users/{dmitry['id']}/password",
+                   json={"password": RESET_PASSWORD, "one_time": True})
+    assert r.status_code == 200, r.text
+    me = user.login("dmitry", RESET_PASSWORD)
+    assert me["must_change_password"] is True
+    assert user.get("/api/session").json()["user"]["must_change_password"] is True
+    r = user.get("/api/clients")
+    assert r.status_code == 403 and r.json()["error"] == "password-change-required"
+    r = user.patch(f"/api/users/{dmitry['id']}", json={"password": NEW_PASSWORD,
+                                                      "current_password": RESET_PASSWORD})
+    assert r.status_code == 200, r.text
+    assert r.json()["must_change_password"] is False
+    assert user.get("/api/clients").status_code == 200  # this session goes on, now free
+    entries = admin.get("/api/audit", params={"target_id": dmitry["id"]}).json()
+    assert [(e["action"], e["after"].get("one_time")) for e in entries[:2]] == [
+        ("change-password", None), ("reset-password", True)]

@@ -110,3 +110,91 @@ def test_admin_pages_are_not_offered_to_others(server: LiveServer, console) -> N
     page.goto(server.url + "/admin/audit")
     page.wait_for_selector("body[data-ready=true]")
     expect(page.locator(".error, .toast-error").first).to_contain_text("not allowed")
+
+
+def test_one_time_password_leads_to_choosing_ones_own(server: LiveServer, console,
+                                                      browser) -> None:
+    tab: Console = console(server, "admin")
+    page = tab.page
+    page.locator("a[data-nav=users]").click()
+    row = page.locator('.user-row[data-login="dmitry"]')
+    row.locator("[data-action=reset]").click()
+    reset = row.locator("form[data-role=reset-form]")
+    expect(reset.locator("input[name=one_time]")).to_be_checked()
+    reset.locator("[data-action=generate]").click()
+    once = reset.locator("input[name=password]").input_value()
+    reset.locator("button[type=submit]").click()
+    expect(page.locator(".toast").last).to_contain_text("Password of dmitry reset")
+
+    context = browser.new_context(locale="en-US")
+    try:
+        other = context.new_page()
+        other.goto(server.url + "/login")
+        other.fill("#login", "dmitry")
+        other.fill("#password", once)
+        other.click("#login-form button[type=submit]")
+        other.wait_for_selector("body[data-ready=true]")
+        form = other.locator("form[data-role=password-change]")
+        expect(form).to_be_visible()
+        expect(other.locator(".dock .card")).to_have_count(0)
+        form.locator("input[name=current]").fill(once)
+        form.locator("input[name=new]").fill("Dmitry-own-pass-1")
+        form.locator("input[name=repeat]").fill("Dmitry-own-pass-2")
+        form.locator("button[type=submit]").click()
+        expect(other.locator("[data-role=password-error]")).to_have_text(
+            "Новые пароли не совпадают")  # Dmitry reads Russian
+        form.locator("input[name=repeat]").fill("Dmitry-own-pass-1")
+        form.locator("button[type=submit]").click()
+        other.wait_for_selector("#conn[data-state=online]", timeout=10_000)
+        expect(other.locator("form[data-role=password-change]")).to_have_count(0)
+    finally:
+        context.close()
+
+
+class _Endpoints:
+    async def endpoints(self) -> list[tuple[str, str]]:
+        return [("101", "Not in use"), ("150", "Unavailable"), ("trunk", "Not in use")]
+
+
+def test_routing_page(server: LiveServer, console) -> None:
+    routing = server.services.routing
+    server.call(lambda: setattr(routing, "sources", lambda: {"office": _Endpoints()}))
+    tab: Console = console(server, "admin")
+    page = tab.page
+    page.locator("a[data-nav=routing]").click()
+    expect(page.locator("h1")).to_have_text("Routing")
+    new = page.locator('form.group-form[data-group="new"]')
+    new.locator("input[name=name]").fill("Front desk")
+    new.locator("input[name=dids]").fill("+7 495 111-00-00, 74952220000")
+    new.locator("label", has_text="Svetlana Orlova").locator("input").check()
+    new.locator("button[type=submit]").click()
+    expect(page.locator(".toast", has_text="Group Front desk saved")).to_have_count(1)
+    saved = page.locator('form.group-form:not([data-group="new"])')
+    expect(saved).to_have_count(1)
+    expect(saved.locator("input[name=name]")).to_have_value("Front desk")
+    expect(saved.locator("input[name=dids]")).to_have_value("+7 495 111-00-00, 74952220000")
+    # office hours and the region
+    settings = page.locator("form[data-role=routing-settings]")
+    settings.locator("input[name=timezone]").fill("Europe/Moscow")
+    settings.locator("input[name=mon]").fill("09:00-13:00, 14:00-18:00")
+    settings.locator("input[name=holidays]").fill("2026-12-31")
+    settings.locator("button[type=submit]").click()
+    expect(page.locator(".toast", has_text="Region and office hours saved")).to_have_count(1)
+    assert routing.hours is not None and routing.hours.timezone == "Europe/Moscow"
+    assert routing.settings()["default_region_source"] == "config"  # not pinned by the save
+    settings = page.locator("form[data-role=routing-settings]")
+    settings.locator("input[name=timezone]").fill("Mars/Base")
+    settings.locator("button[type=submit]").click()
+    expect(page.locator(".toast-error")).to_contain_text("unknown time zone")
+    # extensions from the PBX: 150 goes to Maria
+    page.locator("[data-action=import]").click()
+    endpoints = page.locator("[data-role=endpoints] select[name=user]")
+    expect(endpoints).to_have_count(2)  # the trunk is no extension
+    page.locator('select[data-extension="150"]').select_option(label="Maria Ivanova")
+    page.locator("[data-action=apply]").click()
+    expect(page.locator(".toast", has_text="Extensions applied, users changed: 1")
+           ).to_have_count(1)
+    users = {u.login: u for u in server.call(server.services.store.list_users)}
+    assert users["maria"].extension == "150"
+    groups = server.call(server.services.store.list_groups)
+    assert [(g.name, g.members) for g in groups] == [("Front desk", [users["secretary"].id])]

@@ -27,8 +27,11 @@ class AuditQuery(Query):
 
 
 class PasswordReset(Body):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"password": "new-password-1"}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"password": "new-password-1", "one_time": True}]})
     password: Password
+    one_time: Annotated[bool, Field(description="the user must choose their own password at"
+                                                " the next login")] = False
 
 
 class HandoverIn(Body):

@@ -189,6 +189,8 @@ async def add_note(request: Request) -> JSONResponse:
         InteractionKind.NOTE, datetime.now(UTC), text, client_id=path_id(request),
         user_id=user.id,
     )
+    await record(request, user, "create", "note", note.id, None,
+                 {"client_id": note.client_id, "text": note.summary})
     return ok(note, 201)
 
 

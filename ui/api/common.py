@@ -26,6 +26,7 @@ from callcenter.models import Role, User
 from callcenter.passwords import PasswordChecksBusy
 from callcenter.services import Services
 from callcenter.store.base import Conflict, NotFound
+from callcenter.users.model import PasswordChangeRequired
 from ui.api.models import MAX_ID
 from ui.security import (
     BodyTimeout,
@@ -66,9 +67,23 @@ async def current_user(conn: HTTPConnection, *roles: Role) -> User:
         raise NotAuthenticated("your session has ended; log in again")
     if isinstance(conn, Request):
         check_csrf(conn, conn.method)
+        if user.must_change_password and not _choosing_a_password(conn, user):
+            raise PasswordChangeRequired("choose a new password first: the one you logged in"
+                                         " with was for one login only")
     if roles and user.role not in roles:
         raise PermissionDenied(f"this needs the role {' or '.join(r.value for r in roles)}")
     return user
+
+
+def _choosing_a_password(request: Request, user: User) -> bool:
+    """What a user with a one-time password may do: see and end their session, and set
+    their own password (PATCH /api/users/<own id>)."""
+    route = request.scope.get("api_route")
+    path = getattr(route, "path", "")
+    if path == "/api/session":
+        return True
+    return (path == "/api/users/{id}" and request.method == "PATCH"
+            and request.path_params.get("id") == user.id)
 
 
 async def json_bytes(request: Request) -> bytes:

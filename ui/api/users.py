@@ -68,7 +68,8 @@ async def update_user(request: Request) -> JSONResponse:
     user = (await svc.users.update(who, target, changes) if changes
             else await store.get_user(target))
     if "password" in sent:
-        await svc.users.set_password(who, target, sent["password"], reset=target != me.id)
+        user = await svc.users.set_password(who, target, sent["password"],
+                                            reset=target != me.id)
         if target == me.id:
             # Only the cookie of this request carries the new epoch: copies elsewhere end.
             request.session["ep"] = await store.session_epoch(target)
@@ -88,7 +89,7 @@ async def reset_password(request: Request) -> JSONResponse:
     me = await current_user(request, Role.ADMIN)
     data = await body_of(request, PasswordReset)
     user = await services(request).users.set_password(actor(request, me), path_id(request),
-                                                      data.password)
+                                                      data.password, one_time=data.one_time)
     _disconnect(request, user.id)
     return ok({"ok": True, "message": f"the password of {user.login} was reset; their "
                "sessions have ended"})

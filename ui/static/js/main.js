@@ -102,6 +102,14 @@ async function boot() {
   ctx.me = session.user;
   await loadLanguage(ctx.me.language);
   translateTree(document);
+  if (ctx.me.must_change_password) {
+    // An admin's one-time password: the only page is the one that replaces it.
+    header();
+    document.body.classList.remove('booting');
+    await (await import('./pages/password.js')).render($('#main'));
+    document.body.dataset.ready = 'true';
+    return;
+  }
   await loadUsers();
   header();
   new Dock($('#cards'));

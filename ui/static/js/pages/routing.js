@@ -44,9 +44,9 @@ function groupForm(group, reload) {
         lines: list(lines.value),
         members: [...form.querySelectorAll('input[name=member]:checked')].map((i) => Number(i.value)) };
       act(save, () => (group ? api('PATCH', `/api/routing/groups/${Number(group.id)}`, body)
-        : api('POST', '/api/routing/groups', body)), async () => {
-        toast(t('routing.saved'));
+        : api('POST', '/api/routing/groups', body)), async (saved) => {
         await reload();
+        toast(t('routing.group_saved', { name: saved.name }));
       });
     } },
   h('label', {}, t('routing.group'), name), h('label', {}, t('routing.dids'), dids),
@@ -88,8 +88,8 @@ function settingsForm(settings, reload) {
       body.default_region = region.value.trim() || null;
     }
     act(save, () => api('PATCH', '/api/routing/settings', body), async () => {
-      toast(t('routing.saved'));
       await reload();
+      toast(t('routing.settings_saved'));
     });
   } },
   h('label', {}, `${t('routing.region')} (${t(`routing.source_${settings.default_region_source}`)})`, region),
@@ -118,9 +118,9 @@ function extensions() {
     const apply = h('button', { type: 'button', dataset: { action: 'apply' }, onclick: () => act(apply,
       () => api('POST', '/api/routing/extensions', { extensions: [...box.querySelectorAll('select[name=user]')]
         .map((s) => ({ extension: s.dataset.extension, user_id: s.value ? Number(s.value) : null })) }),
-      async () => {
-        toast(t('routing.saved'));
+      async (changed) => {
         await loadUsers();
+        toast(t('routing.extensions_saved', { n: changed.length }));
       }) }, t('routing.apply'));
     replace(box, errors, table(['routing.line', 'routing.endpoint', 'routing.state', 'routing.user'], rows,
       'routing.no_endpoints'), rows.length ? apply : null);

@@ -51,8 +51,8 @@ function userRow(user, reload) {
   const save = h('button', { type: 'button', class: 'btn-small', dataset: { action: 'save' },
     onclick: () => act(save, () => api('PATCH', `/api/users/${Number(user.id)}`,
       { name: name.value, role: role.value, extension: ext.value }), async () => {
-      toast(t('users.saved', { login: user.login }));
       await reload();
+      toast(t('users.saved', { login: user.login }));
     }) }, t('users.save'));
   const toggle = h('button', { type: 'button', class: 'btn-small',
     dataset: { action: user.active ? 'disable' : 'enable' },
@@ -61,16 +61,18 @@ function userRow(user, reload) {
   const reset = h('button', { type: 'button', class: 'btn-small', dataset: { action: 'reset' },
     onclick: () => {
       const { input, field } = passwordField();
+      const once = h('input', { type: 'checkbox', name: 'one_time', checked: true });
       const go = h('button', { type: 'submit', class: 'btn-small' }, t('users.set_password'));
       const form = h('form', { class: 'inline-form', dataset: { role: 'reset-form' },
         onsubmit: (ev) => {
           ev.preventDefault();
           act(go, () => api('POST', `/api/users/${Number(user.id)}/password`,
-            { password: input.value }), () => {
+            { password: input.value, one_time: once.checked }), () => {
             toast(t('users.password_reset', { login: user.login }));
             replace(extra);
           });
-        } }, t('users.new_password'), ' ', field, ' ', go);
+        } }, t('users.new_password'), ' ', field, ' ',
+        h('label', { class: 'check' }, once, t('users.one_time')), ' ', go);
       replace(extra, form);
       input.focus();
     } }, t('users.reset_password'));
@@ -111,9 +113,9 @@ function addForm(reload) {
       ev.preventDefault();
       act(go, () => api('POST', '/api/users', { login: login.value.trim(), name: name.value,
         role: role.value, extension: ext.value, password: password.value }), async (user) => {
-        toast(t('users.created', { login: user.login }));
         form.reset();
         await reload();
+        toast(t('users.created', { login: user.login }));
       });
     } },
   h('label', {}, t('users.login'), login), h('label', {}, t('users.name'), name),
