@@ -154,6 +154,13 @@ def test_a_trunk_is_added_and_its_registration_shown(
         expect(page.locator("tr[data-registration=crm-trunk2-reg] "
                             "[data-role=registration-status]")).to_have_text("Registered")
         assert page.input_value("[name=t-password]") == ""
+        # an edit starts from what the PBX has (the password is never shown)
+        page.locator("tr[data-registration=crm-trunk2-reg] [data-action=edit-trunk]").click()
+        assert page.input_value("[name=t-name]") == "crm-trunk2"
+        assert page.input_value("[name=t-username]") == "74951110077"
+        assert (page.input_value("[name=t-host]"), page.input_value("[name=t-port]")) == (
+            "127.0.0.1", "5195")
+        assert "prov1der-secret" not in page.content()
         assert [a["Command"] for a in emulator.actions_named("Command")] == [
             "module reload res_pjsip.so"]
     finally:

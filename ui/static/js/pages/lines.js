@@ -205,10 +205,12 @@ export async function render(main) {
               h('td', {}, e.name), h('td', {}, e.reachable || e.state), h('td', {}, e.contacts.join(', ')),
               h('td', {}, e.registration))), 'lines.no_trunks'),
           h('h3', {}, t('lines.registrations')),
-          table(['lines.name', 'lines.server', 'lines.client', 'lines.registration'],
+          table(['lines.name', 'lines.server', 'lines.client', 'lines.registration', ''],
             data.registrations.map((r) => h('tr', { dataset: { registration: r.name } },
               h('td', {}, r.name), h('td', {}, r.server_uri), h('td', {}, r.client_uri),
-              h('td', { dataset: { role: 'registration-status' } }, r.status))), 'lines.no_registrations'),
+              h('td', { dataset: { role: 'registration-status' } }, r.status),
+              h('td', {}, r.name.endsWith('-reg') ? h('button', { type: 'button', dataset: { action: 'edit-trunk' },
+                onclick: () => prefill(r) }, t('lines.edit')) : null))), 'lines.no_registrations'),
           h('p', { class: 'muted' }, t('lines.other_endpoints', { count: data.endpoints.filter((e) => !e.trunk).length })));
       } catch (err) {
         replace(tables, h('p', { class: 'error' }, errorText(err)));
@@ -223,6 +225,19 @@ export async function render(main) {
       context: h('input', { type: 'text', name: 't-context', value: 'from-trunk' }),
       registration: h('input', { type: 'checkbox', name: 't-registration', checked: true }),
     };
+    // An edit starts from what the PBX has: sip:<user>@<host>:<port> of the registration.
+    function prefill(reg) {
+      const m = /^sip:(?:([^@]*)@)?([^:;]+)(?::(\d+))?/.exec(reg.client_uri || reg.server_uri || '');
+      fields.trunk.value = reg.name.replace(/-reg$/, '');
+      if (m) {
+        fields.username.value = m[1] || '';
+        fields.host.value = m[2];
+        fields.port.value = m[3] || '5060';
+      }
+      fields.password.value = '';
+      fields.registration.checked = true;
+      fields.trunk.focus();
+    }
     async function saveTrunk(ev) {
       ev.preventDefault();
       result.textContent = t('lines.trunk_saving');
