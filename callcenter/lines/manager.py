@@ -103,6 +103,7 @@ class LineManager:
         self._audit_store = audit_store if audit_store is not None else store
         # False for the command line: it stores and checks lines, the server runs them.
         self._run_lines = run_lines
+        self._built_in: set[str] = set()  # run_only() lines: not stored, not editable
 
     # -- kinds -----------------------------------------------------------------------------
 
@@ -164,6 +165,7 @@ class LineManager:
         async with self._lock:
             for record in records:
                 self.records[record.name] = record
+                self._built_in.add(record.name)
                 await self._start(record)
 
     async def close(self) -> None:
@@ -259,6 +261,13 @@ class LineManager:
             with contextlib.suppress(Exception):
                 await line.stop()
 
+    def _editable(self, name: str) -> LineRecord:
+        record = self.record(name)
+        if name in self._built_in:
+            raise ValidationError(f"line {name} is built in (the demo's PBX) and cannot be "
+                                  "changed", field="name")
+        return record
+
     def merged(self, name: str, *, new_name: str | None = None, enabled: bool | None = None,
                settings: Mapping[str, Any] | None = None,
                secrets: Mapping[str, str] | None = None) -> LineRecord:
@@ -294,7 +303,7 @@ class LineManager:
         """Replace line ``name`` with ``record`` (build it with :meth:`merged`)."""
         record = self._cleaned(record)
         async with self._lock:
-            old = self.record(name)
+            old = self._editable(name)
             if record.kind != old.kind:
                 raise ValidationError("the kind of a line cannot change: add a new line",
                                       field="kind")
@@ -330,8 +339,8 @@ class LineManager:
 
     async def delete(self, name: str, actor: Actor) -> None:
         async with self._lock:
-            old = self.record(name)
-            with contextlib.suppress(NotFound):  # a demo line, never stored
+            old = self._editable(name)
+            with contextlib.suppress(NotFound):  # changed by another process meanwhile
                 await self.store.delete_line(name)
             await self._stop(name)
             self.records.pop(name, None)

@@ -187,3 +187,15 @@ async def test_reload_applies_what_the_command_line_changed(setup: Any) -> None:
     assert ("a", first_a, manager.running["a"]) in changes  # one replace: calls re-adopted
     assert ("stop", "b", 2) in log and ("start", "c", 4) in log
     assert await manager.reload() == []  # nothing changed since
+
+
+async def test_a_built_in_line_is_run_but_not_stored_or_edited(setup: Any) -> None:
+    manager, log, _, store = setup
+    await manager.run_only([rec("demo", 9)])
+    assert log == [("start", "demo", 9)] and await store.list_lines() == []
+    for change in (manager.delete("demo", CLI_ACTOR),
+                   manager.update("demo", manager.merged("demo", settings={"port": 8}),
+                                  CLI_ACTOR)):
+        with pytest.raises(ValidationError) as err:
+            await change
+        assert "built in" in err.value.message
