@@ -169,9 +169,11 @@ class LineManager:
                 await self._start(record)
 
     async def close(self) -> None:
+        """Stop every line at shutdown. Listeners are not told: the calls still up stay open
+        in the log, for the next start to re-adopt (or finish) them."""
         async with self._lock:
             for name in list(self.running):
-                await self._stop(name)
+                await self._stop(name, notify=False)
 
     async def _start(self, record: LineRecord, *, notify: bool = True) -> Line | None:
         if not self._run_lines:

@@ -205,3 +205,31 @@ async def test_a_deleted_line_closes_its_calls_in_the_log(config: Config) -> Non
             async with asyncio.timeout(10):
                 while emu.open_connections:  # its connection is closed
                     await asyncio.sleep(0.02)
+
+
+async def test_a_call_up_at_shutdown_stays_open_for_the_next_start(config: Config) -> None:
+    trace = load_trace(FIXTURES / "01_inbound_answered.log")
+    _, _, last = list_answer(trace, "CoreShowChannels")
+    async with AmiEmulator(trace, speed=0, action_wait=5, auth_failure_delay=0) as emu:
+        emu.pause_after_block(last)
+        async with app_with(config, emu) as (app, mk):
+            admin = mk()
+            await admin.login("admin")
+            await admin.c.post("/api/admin/lines", json=line_body(emu.port),
+                               headers={"X-CSRF-Token": admin.csrf})
+            async with asyncio.timeout(10):
+                await emu.paused.wait()
+                while not (await admin.get("/api/calls/live")).json():
+                    await asyncio.sleep(0.02)
+            store = app.state.services.store
+        # the app stopped during the call: its row is still open (not "stopped by an admin")
+        from callcenter.store.sqlite import SqliteStore
+
+        reopened = await SqliteStore.open(config.database_path)
+        try:
+            rows = await reopened.close_dangling_calls("test")
+        finally:
+            await reopened.close()
+        # exactly the one call, still open when the app stopped, answered
+        assert len(rows) == 1 and rows[0]["answered_at"], rows
+        assert store is not None

@@ -199,3 +199,13 @@ async def test_a_built_in_line_is_run_but_not_stored_or_edited(setup: Any) -> No
         with pytest.raises(ValidationError) as err:
             await change
         assert "built in" in err.value.message
+
+
+async def test_shutdown_stops_the_lines_without_telling_the_listeners(setup: Any) -> None:
+    # A call still up at shutdown stays open in the log for the next start to re-adopt:
+    # nothing may close it as if an admin had stopped its line.
+    manager, log, changes, _ = setup
+    await manager.load([rec("a", 1)])
+    changes.clear()
+    await manager.close()
+    assert log[-1] == ("stop", "a", 1) and manager.running == {} and changes == []
