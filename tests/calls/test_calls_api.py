@@ -40,11 +40,12 @@ class Session:
 
 
 @contextlib.asynccontextmanager
-async def running(config: Config, scenario: str | None) -> AsyncIterator[tuple]:
+async def running(config: Config, scenario: str | None, action_wait: float = 0.3
+                  ) -> AsyncIterator[tuple]:
     emulator = None
     if scenario:
         emulator = AmiEmulator(load_trace(FIXTURES / f"{scenario}.log"), speed=0,
-                               action_wait=0.3)
+                               action_wait=action_wait)
         await emulator.start()
         config.pbx = [PbxLineConfig(name="office", port=emulator.port, username="crm",
                                     secret="crm-secret")]
@@ -178,7 +179,10 @@ async def test_actions_without_a_line_and_bad_input(config: Config) -> None:
 
 
 async def test_click_to_call_and_transfer_through_the_api(config: Config) -> None:
-    async with running(config, "03_blind_transfer") as (_app, emulator, session):
+    # The recording waits for the test's BlindTransfer (its login alone, argon2 on a busy
+    # machine, can take longer than 0.3 s).
+    async with running(config, "03_blind_transfer", action_wait=10) as (_app, emulator,
+                                                                         session):
         s = session()
         await s.login("secretary")
         for _ in range(500):
