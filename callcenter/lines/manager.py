@@ -145,7 +145,9 @@ class LineManager:
         changed = []
         async with self._lock:
             stored = {r.name: r for r in await self.store.list_lines(with_secrets=True)}
-            for name in [n for n in self.records if n not in stored]:
+            # The built-in lines (the demo's PBX) are never stored: not "deleted" either.
+            for name in [n for n in self.records
+                         if n not in stored and n not in self._built_in]:
                 await self._stop(name)
                 self.records.pop(name, None)
                 changed.append(name)

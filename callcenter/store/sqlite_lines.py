@@ -1,4 +1,4 @@
-"""Lines in SQLite (tables of migration 0006): settings as JSON, secrets in a table apart.
+"""Lines in SQLite (tables of migration 0009): settings as JSON, secrets in a table apart.
 
 Nothing here returns a secret except :meth:`LinesMixin.line_secrets`, which only the line
 manager calls (to build a line); every listing reads the ``lines`` table alone.
@@ -28,7 +28,7 @@ def _record(row: Any, secrets: dict[str, str] | None = None) -> LineRecord:
 
 
 class LinesMixin:
-    """Stored lines (migration 0006)."""
+    """Stored lines (migration 0009)."""
 
     _db: SqliteDb
 
@@ -90,15 +90,19 @@ class LinesMixin:
 
     async def seed_lines(self, records: list[LineRecord], source: str) -> bool:
         """Store ``records`` unless lines were seeded before (then nothing changes): the
-        configuration file seeds the table once, the database wins afterwards."""
+        configuration file seeds the table once, the database wins afterwards. Lines stored
+        before the first start (``callcenter line add`` in a scripted install) win too: the
+        table is marked seeded and the file is not read into it."""
 
         async def work() -> bool:
             if await self._db.rows("SELECT 1 FROM lines_seeded"):
                 return False
-            for record in records:
+            filled = bool(await self._db.rows("SELECT 1 FROM lines LIMIT 1"))
+            for record in [] if filled else records:
                 await self.save_line(record)
             await self._db.execute("INSERT INTO lines_seeded (id, at, source) VALUES (1, ?, ?)",
-                                   (ts(now_utc()), source))
-            return True
+                                   (ts(now_utc()), "lines stored before" if filled
+                                    else source))
+            return not filled
 
         return bool(await self._db.in_transaction(work))

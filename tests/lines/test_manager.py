@@ -81,6 +81,20 @@ async def test_seeded_once_then_the_database_wins(setup: Any) -> None:
     assert again.records == {} and again.running == {}
 
 
+async def test_lines_added_before_the_first_start_win_over_the_seed(setup: Any) -> None:
+    # A scripted install: `callcenter line add office` runs before the first serve, whose
+    # TOML also has [[pbx]] name="office": the first start must not fail on UNIQUE(name).
+    manager, log, _, store = setup
+    cli = LineManager(store, run_lines=False)
+    cli.register(fake_kind(log))
+    await cli.load()
+    await cli.add(rec("office", 5), CLI_ACTOR)
+    await manager.load([rec("office", 1), rec("other", 2)], source="test.toml")
+    assert sorted(manager.records) == ["office"]
+    assert manager.records["office"].settings["port"] == 5
+    assert await store.lines_seeded()
+
+
 async def test_add_checks_first_and_refuses_a_failing_line(setup: Any) -> None:
     manager, log, _, store = setup
     await manager.load([])
@@ -199,6 +213,14 @@ async def test_a_built_in_line_is_run_but_not_stored_or_edited(setup: Any) -> No
         with pytest.raises(ValidationError) as err:
             await change
         assert "built in" in err.value.message
+
+
+async def test_reload_keeps_a_built_in_line_running(setup: Any) -> None:
+    # SIGHUP in demo mode: the demo's line is not in the database, and not "deleted" there.
+    manager, log, _, _ = setup
+    await manager.run_only([rec("demo", 9)])
+    assert await manager.reload() == []
+    assert "demo" in manager.running and ("stop", "demo", 9) not in log
 
 
 async def test_shutdown_stops_the_lines_without_telling_the_listeners(setup: Any) -> None:
