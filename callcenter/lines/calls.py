@@ -30,6 +30,10 @@ class LineCalls:
         self._grace = grace
         self._seen: dict[int, set[str]] = {}  # id(line) -> call keys it reported
         self._tasks: set[asyncio.Task[None]] = set()
+        # One pending re-adopt per line name: a second edit within the grace cancels the
+        # first one's, whose line is gone (it would close the calls the newest line re-adopted).
+        self._pending: dict[str, asyncio.Task[None]] = {}
+        self._current: dict[str, Line] = {}
 
     def sink(self) -> tuple[Callable[[LineEvent], None], set[str]]:
         """A sink for one new line: passes events on and remembers which calls it saw."""
@@ -47,6 +51,15 @@ class LineCalls:
     async def changed(self, name: str, old: Line | None, new: Line | None) -> None:
         if old is not None:
             self._seen.pop(id(old), None)
+        pending = self._pending.pop(name, None)
+        if pending is not None:
+            # Its line was replaced before its resync: the newest line's resync decides
+            # (what it sees again is kept, as the replaced one's would have been).
+            pending.cancel()
+        if new is None:
+            self._current.pop(name, None)
+        else:
+            self._current[name] = new
         if old is None:
             return
         if new is None:
@@ -54,13 +67,18 @@ class LineCalls:
             return
         task = asyncio.create_task(self._after_resync(name, new), name=f"readopt-{name}")
         self._tasks.add(task)
+        self._pending[name] = task
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda t: self._pending.get(name) is t
+                               and self._pending.pop(name, None))
 
     async def _after_resync(self, name: str, new: Line) -> None:
         synced = getattr(new, "synced", None)
         if isinstance(synced, asyncio.Event):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(synced.wait(), self._grace)
+        if self._current.get(name) is not new:
+            return  # replaced or stopped meanwhile: whoever did that decides
         # What the line reported, and what it tracks but holds back still (an Asterisk line
         # waits for a caller's presentation before it reports the call).
         keep = set(self._seen.get(id(new), set()))

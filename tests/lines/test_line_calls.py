@@ -1,0 +1,72 @@
+"""The calls of a replaced line (callcenter/lines/calls.py): re-adopted by the newest line's
+resync, closed when it did not see them again; never closed by a replaced line's late task."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from callcenter.line_events import CallEnded, LineEvent
+from callcenter.lines.calls import LineCalls
+
+
+@dataclass
+class Call:
+    id: str
+    line: str
+    answered_at: float | None = 1.0
+
+
+class Registry:
+    def __init__(self, *calls: Call) -> None:
+        self.calls = {c.id: c for c in calls}
+        self.ended: list[str] = []
+
+    def live(self) -> list[Call]:
+        return list(self.calls.values())
+
+    def handle(self, event: LineEvent) -> None:
+        if isinstance(event, CallEnded):
+            self.calls.pop(event.call_key, None)
+            self.ended.append(event.call_key)
+
+
+class Line:
+    def __init__(self) -> None:
+        self.synced = asyncio.Event()
+
+
+def line_of(calls: LineCalls, *reports: str) -> Any:
+    line = Line()
+    _, seen = calls.sink()
+    calls.adopt(line, seen)  # type: ignore[arg-type]
+    seen.update(reports)
+    return line
+
+
+async def test_two_edits_within_the_grace_keep_what_the_newest_line_readopted() -> None:
+    registry = Registry(Call("c1", "a"), Call("c2", "a"))
+    calls = LineCalls(registry, grace=0.05)  # type: ignore[arg-type]
+    first, second, third = line_of(calls), line_of(calls), line_of(calls, "c1")
+    await calls.changed("a", None, first)
+    await calls.changed("a", first, second)  # never syncs: its wait runs out
+    await calls.changed("a", second, third)
+    third.synced.set()
+    await asyncio.gather(*calls._tasks, return_exceptions=True)
+    assert registry.ended == ["c2"] and list(registry.calls) == ["c1"]
+    await calls.close()
+
+
+async def test_a_stop_during_the_wait_closes_once_and_the_late_task_does_nothing() -> None:
+    registry = Registry(Call("c1", "a"))
+    calls = LineCalls(registry, grace=0.05)  # type: ignore[arg-type]
+    first, second = line_of(calls), line_of(calls)
+    await calls.changed("a", None, first)
+    await calls.changed("a", first, second)
+    await calls.changed("a", second, None)
+    assert registry.ended == ["c1"]
+    registry.calls["c3"] = Call("c3", "a")  # the line added again meanwhile, a new call
+    await asyncio.gather(*calls._tasks, return_exceptions=True)
+    assert registry.ended == ["c1"]
+    await calls.close()
