@@ -83,4 +83,5 @@ def asterisk_kind(build: Callable[[PbxLineConfig], Line]) -> LineKind:
     """The kind, with ``build`` making the adapter (the composition root gives it the call
     registry's sink, the recordings folder and the region)."""
     return LineKind(KIND, "Asterisk PBX (AMI)", FIELDS,
-                    lambda record: build(line_config(record)), _validate)
+                    lambda record: build(line_config(record)), _validate,
+                    secret_bound=("host", "port", "username", "tls", "tls_verify"))

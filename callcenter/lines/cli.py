@@ -25,6 +25,7 @@ from callcenter.errors import ValidationError
 from callcenter.lines.audit import Actor
 from callcenter.lines.manager import LineCheckFailed, LineManager
 from callcenter.lines.records import LineKind, LineRecord
+from callcenter.store.base import Conflict
 
 
 def _actor() -> Actor:
@@ -129,6 +130,9 @@ async def run_line_command(config: Config, args: argparse.Namespace) -> int:
     except ValidationError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
+    except Conflict as exc:  # the server (or another command) changed it meanwhile
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     finally:
         await manager.close()
         await store.close()
@@ -155,10 +159,9 @@ async def _dispatch(manager: LineManager, args: argparse.Namespace) -> int:
     kind = manager.kind(old.kind)
     if action == "edit":
         secrets = read_secrets(kind, args.name) if args.change_secrets else {}
-        record = manager.merged(args.name, new_name=args.rename,
-                                settings=parse_settings(kind, args.set), secrets=secrets)
-        saved, result = await manager.update(args.name, record, _actor(),
-                                             save_disabled=args.save_disabled)
+        saved, result = await manager.edit(
+            args.name, _actor(), new_name=args.rename, settings=parse_settings(kind, args.set),
+            secrets=secrets, save_disabled=args.save_disabled)
         _report(saved, result)
         return 0
     if action in ("enable", "disable"):

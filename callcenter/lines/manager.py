@@ -24,7 +24,7 @@ from callcenter.lines import audit
 from callcenter.lines.audit import Actor
 from callcenter.lines.lifecycle import CheckResult, Line, LineState, LineStatus
 from callcenter.lines.records import LineKind, LineRecord, check_name
-from callcenter.store.base import NotFound
+from callcenter.store.base import Conflict, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -275,25 +275,35 @@ class LineManager:
     def merged(self, name: str, *, new_name: str | None = None, enabled: bool | None = None,
                settings: Mapping[str, Any] | None = None,
                secrets: Mapping[str, str] | None = None) -> LineRecord:
-        """The stored line with these changes: settings sent replace stored ones, a secret
-        sent empty (or not sent) keeps the stored one."""
+        """The stored line with these changes, cleaned: settings sent replace stored ones, a
+        secret sent empty (or not sent) keeps the stored one -- unless a setting the secret
+        is bound to (the host it is sent to: ``LineKind.secret_bound``) changed, then the
+        secret must be sent again (a stored secret never goes to another host)."""
         old = self.record(name)
-        kept = dict(old.secrets)
-        kept.update({k: v for k, v in (secrets or {}).items() if v})
-        return LineRecord(new_name or old.name, old.kind,
-                          old.enabled if enabled is None else enabled,
-                          {**old.settings, **(settings or {})}, kept)
+        sent = {k: v for k, v in (secrets or {}).items() if v}
+        record = self._cleaned(LineRecord(
+            new_name or old.name, old.kind, old.enabled if enabled is None else enabled,
+            {**old.settings, **(settings or {})}, {**old.secrets, **sent}))
+        kind = self.kind(old.kind)
+        moved = [k for k in kind.secret_bound if record.settings.get(k) != old.settings.get(k)]
+        kept = [k for k in kind.secret_fields if old.secrets.get(k) and k not in sent]
+        if moved and kept:
+            raise ValidationError(
+                f"{kept[0]} must be entered again: {', '.join(moved)} changed, and a stored "
+                f"{kept[0]} is only ever sent where it was saved for", field=kept[0])
+        return record
 
     # -- changes ---------------------------------------------------------------------------
 
     async def add(self, record: LineRecord, actor: Actor, *, save_disabled: bool = False
                   ) -> tuple[LineRecord, CheckResult | None]:
         record = self._cleaned(record)
+        self._free(record.name)
+        # The check runs outside the lock (it may take its timeout): other edits and a
+        # SIGHUP reload are not held up by it.
+        record, result = await self._checked(record, save_disabled)
         async with self._lock:
-            if record.name in self.records:
-                raise ValidationError(f"a line named {record.name!r} exists already",
-                                      field="name")
-            record, result = await self._checked(record, save_disabled)
+            self._free(record.name)
             await self.store.save_line(record)
             self.records[record.name] = record
             if record.enabled:
@@ -302,19 +312,44 @@ class LineManager:
                            audit.masked(record.public()))
         return record, result
 
+    def _free(self, name: str) -> None:
+        if name in self.records:
+            raise ValidationError(f"a line named {name!r} exists already", field="name")
+
+    async def edit(self, name: str, actor: Actor, *, new_name: str | None = None,
+                   enabled: bool | None = None, settings: Mapping[str, Any] | None = None,
+                   secrets: Mapping[str, str] | None = None, save_disabled: bool = False
+                   ) -> tuple[LineRecord, CheckResult | None]:
+        """Change line ``name``: the changes are merged onto the line as it is when the
+        change applies (:meth:`merged`), so two edits at once never lose one another."""
+        return await self._replace(
+            name, lambda: self.merged(name, new_name=new_name, enabled=enabled,
+                                      settings=settings, secrets=secrets),
+            actor, save_disabled)
+
     async def update(self, name: str, record: LineRecord, actor: Actor, *,
                      save_disabled: bool = False) -> tuple[LineRecord, CheckResult | None]:
-        """Replace line ``name`` with ``record`` (build it with :meth:`merged`)."""
-        record = self._cleaned(record)
+        """Replace line ``name`` with the whole of ``record`` (changes: :meth:`edit`)."""
+        return await self._replace(name, lambda: self._cleaned(record), actor, save_disabled)
+
+    async def _replace(self, name: str, build: Callable[[], LineRecord], actor: Actor,
+                       save_disabled: bool) -> tuple[LineRecord, CheckResult | None]:
         async with self._lock:
             old = self._editable(name)
+            record = build()
             if record.kind != old.kind:
                 raise ValidationError("the kind of a line cannot change: add a new line",
                                       field="kind")
-            if record.name != name and record.name in self.records:
-                raise ValidationError(f"a line named {record.name!r} exists already",
-                                      field="name")
-            record, result = await self._checked(record, save_disabled)
+            if record.name != name:
+                self._free(record.name)
+        record, result = await self._checked(record, save_disabled)
+        async with self._lock:
+            if self.records.get(name) is not old:
+                # Changed (or removed) by someone else while this one was being checked.
+                raise Conflict(f"line {name} was changed by someone else meanwhile; nothing "
+                               "was saved: reload it and make the change again")
+            if record.name != name:
+                self._free(record.name)
             await self.store.save_line(record, previous_name=name)
             stopped = await self._stop(name, notify=False)
             del self.records[name]
@@ -338,8 +373,7 @@ class LineManager:
 
     async def set_enabled(self, name: str, enabled: bool, actor: Actor, *,
                           save_disabled: bool = False) -> tuple[LineRecord, CheckResult | None]:
-        return await self.update(name, self.merged(name, enabled=enabled), actor,
-                                 save_disabled=save_disabled)
+        return await self.edit(name, actor, enabled=enabled, save_disabled=save_disabled)
 
     async def delete(self, name: str, actor: Actor) -> None:
         async with self._lock:

@@ -70,6 +70,9 @@ class LineKind:
     fields: tuple[FieldSpec, ...]
     build: Callable[[LineRecord], Line]
     validate: Callable[[dict[str, Any], dict[str, str]], None] | None = None
+    # Settings that say where the secrets go (host, port, user, TLS): when one changes, a
+    # stored secret is not reused, the admin enters it again.
+    secret_bound: tuple[str, ...] = ()
 
     @property
     def secret_fields(self) -> tuple[str, ...]:

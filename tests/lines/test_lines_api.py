@@ -91,6 +91,16 @@ async def test_secrets_never_appear_in_answers_or_logs(config: Config,
                        {"kind": "asterisk", "settings": line_body(emu.port)["settings"],
                         "secrets": {"secret": ""}, "stored": "office"})
         assert r.json()["ok"], r.text
+        # ... but never goes to another host, port, user or TLS setting: asked for again
+        moved = {**line_body(emu.port)["settings"], "host": "localhost"}
+        r = await call("POST", "/api/admin/lines/check",
+                       {"kind": "asterisk", "settings": moved, "secrets": {"secret": ""},
+                        "stored": "office"})
+        assert r.status_code == 400 and r.json()["field"] == "secret", r.text
+        assert "host changed" in r.json()["message"]
+        r = await call("PATCH", "/api/admin/lines/office",
+                       {"settings": {"port": emu.port + 1}, "secrets": {"secret": ""}})
+        assert r.status_code == 400 and r.json()["field"] == "secret", r.text
         r = await call("PATCH", "/api/admin/lines/office",
                        {"settings": {"ping_interval": 15.0}, "secrets": {"secret": ""}})
         assert r.status_code == 200 and r.json()["line"]["settings"]["ping_interval"] == 15.0

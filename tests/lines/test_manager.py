@@ -4,6 +4,7 @@ removed at run time; the calls of a replaced line re-adopted or closed."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -231,3 +232,48 @@ async def test_shutdown_stops_the_lines_without_telling_the_listeners(setup: Any
     changes.clear()
     await manager.close()
     assert log[-1] == ("stop", "a", 1) and manager.running == {} and changes == []
+
+
+async def test_an_edit_racing_a_disable_is_refused_not_lost(setup: Any,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    # PATCH port 2 while another admin disables the line: the check runs outside the lock
+    # (the disable is not held up by it), and the edit, checked against a line that changed
+    # meanwhile, is refused (409) instead of silently undoing the disable.
+    from callcenter.store.base import Conflict
+
+    manager, _, _, store = setup
+    await manager.load([rec("a", 1)])
+    entered, gate = asyncio.Event(), asyncio.Event()
+    checked = FakeLine.check
+
+    async def slow_check(self: FakeLine) -> CheckResult:
+        entered.set()
+        await gate.wait()
+        return await checked(self)
+
+    monkeypatch.setattr(FakeLine, "check", slow_check)
+    edit = asyncio.create_task(manager.edit("a", CLI_ACTOR, settings={"port": 2}))
+    await entered.wait()
+    await asyncio.wait_for(manager.set_enabled("a", False, CLI_ACTOR), 5)
+    gate.set()
+    with pytest.raises(Conflict):
+        await edit
+    stored = await store.get_line("a", with_secrets=True)
+    assert (stored.enabled, stored.settings["port"]) == (False, 1)
+    assert manager.records["a"] == stored
+
+
+async def test_a_stored_secret_is_not_sent_to_another_host(setup: Any) -> None:
+    manager, log, _, _ = setup
+    kind = fake_kind(log)
+    manager.kinds["fake"] = replace(kind, secret_bound=("port",))
+    await manager.load([rec("a", 1)])
+    with pytest.raises(ValidationError) as err:
+        manager.merged("a", settings={"port": 2}, secrets={"token": ""})
+    assert err.value.field == "token" and "port changed" in err.value.message
+    with pytest.raises(ValidationError):
+        await manager.edit("a", CLI_ACTOR, settings={"port": 2})
+    assert manager.merged("a", settings={"port": 2}, secrets={"token": "good"}
+                          ).secrets == {"token": "good"}
+    assert manager.merged("a", settings={"port": 1}).secrets == {"token": "good"}

@@ -74,11 +74,14 @@ async def check_line(request: Request) -> JSONResponse:
     await current_user(request, Role.ADMIN)
     data = await body_of(request, LineCheckIn)
     manager = _manager(request)
-    secrets = dict(data.secrets)
     if data.stored:
-        stored = manager.record(data.stored)
-        secrets = {**stored.secrets, **{k: v for k, v in secrets.items() if v}}
-    result = await manager.check(LineRecord(data.name, data.kind, True, data.settings, secrets))
+        # The stored secrets fill the empty ones only while they still go where they were
+        # saved for (merged() asks for them again otherwise).
+        record = manager.merged(data.stored, enabled=True, settings=data.settings,
+                                secrets=data.secrets)
+    else:
+        record = LineRecord(data.name, data.kind, True, data.settings, dict(data.secrets))
+    result = await manager.check(record)
     return ok(check_json(result))
 
 
@@ -98,10 +101,10 @@ async def update_line(request: Request) -> JSONResponse:
     sent = data.model_dump(exclude_unset=True)
     manager = _manager(request)
     name = _name(request)
-    record = manager.merged(name, new_name=sent.get("name"), enabled=sent.get("enabled"),
-                            settings=sent.get("settings"), secrets=sent.get("secrets"))
-    record, result = await manager.update(name, record, actor(request, user),
-                                          save_disabled=data.save_disabled)
+    record, result = await manager.edit(
+        name, actor(request, user), new_name=sent.get("name"), enabled=sent.get("enabled"),
+        settings=sent.get("settings"), secrets=sent.get("secrets"),
+        save_disabled=data.save_disabled)
     return ok({"line": line_json(manager, record), "check": check_json(result)})
 
 
