@@ -67,8 +67,13 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
     store = services.store
     # What the call log could not write before the last stop is replayed by start(), below,
     # before any line connects.
+    # The policies of the lines as stored (the TOML only until it seeded them): the journal
+    # replayed by start() closes calls of these lines.
+    callback_on = ({r.name: r.settings.get("callback_on", "waited_or_voicemail")
+                    for r in await store.list_lines()} if await store.lines_seeded()
+                   else {line.name: line.callback_on for line in config.pbx})
     call_log = CallLog(store, journal=config.data_dir / "call-log.journal",
-                       callback_on={line.name: line.callback_on for line in config.pbx},
+                       callback_on=callback_on,
                        callback_due=services.routing.callback_due)
     registry = CallRegistry(services.matcher, store.caller_index, services.bus, call_log,
                             region=config.phones.default_region)
@@ -89,13 +94,8 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
         for kind in services.extra.get("line_kinds", ()):
             manager.register(kind)
 
-        async def follow(name: str, old: object, new: object) -> None:
-            record = manager.records.get(name)
-            call_log.set_callback_on(name, record.settings.get("callback_on")
-                                     if new is not None and record is not None else None)
-            await line_calls.changed(name, old, new)  # type: ignore[arg-type]
-
-        manager.listeners.append(follow)
+        manager.listeners.append(line_calls.follower(manager.records,
+                                                     call_log.set_callback_on))
         services.extra["lines"] = manager
         services.extra["calls"] = CallService(
             registry, manager.view("originate"), config.console.managers_see_all_clients)

@@ -12,11 +12,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from callcenter.calls.registry import CallRegistry
 from callcenter.line_events import CallEnded, EndState, LineEvent
 from callcenter.lines.lifecycle import Line
+from callcenter.lines.records import LineRecord
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,11 @@ class LineCalls:
     def adopt(self, line: Line, seen: set[str]) -> None:
         self._seen[id(line)] = seen
 
-    async def changed(self, name: str, old: Line | None, new: Line | None) -> None:
+    async def changed(self, name: str, old: Line | None, new: Line | None, *,
+                      restarting: bool = False) -> None:
+        """``old`` replaced by ``new`` (None: none). ``restarting``: the line is still
+        wanted but its new start failed -- its calls wait the grace like a replacement's
+        (a retry that starts re-adopts them), then are closed."""
         if old is not None:
             self._seen.pop(id(old), None)
         pending = self._pending.pop(name, None)
@@ -60,12 +65,13 @@ class LineCalls:
             self._current.pop(name, None)
         else:
             self._current[name] = new
-        if old is None:
+        if old is None and pending is None:
             return
-        if new is None:
+        if new is None and not restarting:
             self.close_calls(name, set(), f"line {name} was stopped by an admin")
             return
-        task = asyncio.create_task(self._after_resync(name, new), name=f"readopt-{name}")
+        job = self._after_resync(name, new) if new is not None else self._after_grace(name)
+        task = asyncio.create_task(job, name=f"readopt-{name}")
         self._tasks.add(task)
         self._pending[name] = task
         task.add_done_callback(self._tasks.discard)
@@ -88,6 +94,12 @@ class LineCalls:
         self.close_calls(name, keep,
                          f"line {name} was changed by an admin; the call was not up any more")
 
+    async def _after_grace(self, name: str) -> None:
+        await asyncio.sleep(self._grace)
+        if name not in self._current:
+            self.close_calls(name, set(), f"line {name} could not be started again after an "
+                             "admin's change")
+
     def close_calls(self, name: str, keep: set[str], cause: str) -> list[str]:
         closed = []
         now = time.time()
@@ -99,6 +111,23 @@ class LineCalls:
             self.registry.handle(CallEnded(call.id, now, state, cause=cause))
             closed.append(call.id)
         return closed
+
+    def follower(self, records: Mapping[str, LineRecord],
+                 set_callback_on: Callable[[str, str | None], None]
+                 ) -> Callable[[str, Line | None, Line | None], Awaitable[None]]:
+        """The line manager's listener: the call log's policy follows the line, its calls are
+        re-adopted or closed."""
+
+        async def follow(name: str, old: Line | None, new: Line | None) -> None:
+            record = records.get(name)
+            if new is not None and record is not None:
+                set_callback_on(name, record.settings.get("callback_on"))
+            # A line removed keeps its policy: the calls closed now are written (and their
+            # callback task decided) by the call log later, under the policy they had.
+            await self.changed(name, old, new, restarting=new is None and record is not None
+                               and record.enabled)
+
+        return follow
 
     async def close(self) -> None:
         for task in list(self._tasks):

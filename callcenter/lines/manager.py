@@ -148,8 +148,8 @@ class LineManager:
             # The built-in lines (the demo's PBX) are never stored: not "deleted" either.
             for name in [n for n in self.records
                          if n not in stored and n not in self._built_in]:
+                self.records.pop(name, None)  # first: listeners see it gone, not failing
                 await self._stop(name)
-                self.records.pop(name, None)
                 changed.append(name)
             for name, record in stored.items():
                 if self.records.get(name) == record:
@@ -237,6 +237,13 @@ class LineManager:
             if status.name == name:
                 return status
         raise UnknownLine(f"there is no line {name!r}", field="name")
+
+    def start_error(self, name: str) -> str | None:
+        """Why an enabled line is not running (its start failed), or None."""
+        record = self.records.get(name)
+        if record is None or not record.enabled or name in self.running:
+            return None
+        return self._errors.get(name, ("not running", 0.0))[0]
 
     def record(self, name: str) -> LineRecord:
         record = self.records.get(name)
@@ -380,8 +387,8 @@ class LineManager:
             old = self._editable(name)
             with contextlib.suppress(NotFound):  # changed by another process meanwhile
                 await self.store.delete_line(name)
+            self.records.pop(name, None)  # first: listeners see it gone, not failing
             await self._stop(name)
-            self.records.pop(name, None)
             self._errors.pop(name, None)
         await audit.record(self._audit_store, actor, "delete", name,
                            audit.masked(old.public()), None)

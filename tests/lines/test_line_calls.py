@@ -70,3 +70,47 @@ async def test_a_stop_during_the_wait_closes_once_and_the_late_task_does_nothing
     await asyncio.gather(*calls._tasks, return_exceptions=True)
     assert registry.ended == ["c1"]
     await calls.close()
+
+
+async def test_a_failed_restart_keeps_the_calls_for_the_grace_then_closes_them() -> None:
+    registry = Registry(Call("c1", "a"))
+    calls = LineCalls(registry, grace=0.05)  # type: ignore[arg-type]
+    first = line_of(calls)
+    await calls.changed("a", None, first)
+    await calls.changed("a", first, None, restarting=True)  # the edited line did not start
+    assert registry.ended == []  # not "stopped by an admin" at once
+    await asyncio.gather(*calls._tasks, return_exceptions=True)
+    assert registry.ended == ["c1"]
+    await calls.close()
+
+
+async def test_a_retry_that_starts_readopts_the_calls_of_a_failed_restart() -> None:
+    registry = Registry(Call("c1", "a"), Call("c2", "a"))
+    calls = LineCalls(registry, grace=0.05)  # type: ignore[arg-type]
+    first, retry = line_of(calls), line_of(calls, "c1")
+    await calls.changed("a", None, first)
+    await calls.changed("a", first, None, restarting=True)
+    await calls.changed("a", None, retry)
+    retry.synced.set()
+    await asyncio.gather(*calls._tasks, return_exceptions=True)
+    assert registry.ended == ["c2"]
+    await calls.close()
+
+
+async def test_the_follower_keeps_a_removed_lines_policy_for_its_closed_calls() -> None:
+    # The call log writes a closed call (and decides its callback task) later: the policy
+    # of the line must still be there, not the default.
+    from callcenter.lines.records import LineRecord
+
+    registry = Registry(Call("c1", "a"))
+    calls = LineCalls(registry, grace=0.05)  # type: ignore[arg-type]
+    policies: dict[str, str | None] = {}
+    records = {"a": LineRecord("a", "fake", True, {"callback_on": "never"})}
+    follow = calls.follower(records, policies.__setitem__)
+    line = line_of(calls)
+    await follow("a", None, line)
+    assert policies == {"a": "never"}
+    del records["a"]
+    await follow("a", line, None)
+    assert registry.ended == ["c1"] and policies == {"a": "never"}
+    await calls.close()

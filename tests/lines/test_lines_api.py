@@ -243,3 +243,19 @@ async def test_a_call_up_at_shutdown_stays_open_for_the_next_start(config: Confi
         # exactly the one call, still open when the app stopped, answered
         assert len(rows) == 1 and rows[0]["answered_at"], rows
         assert store is not None
+
+
+async def test_the_call_logs_policies_come_from_the_database(config: Config) -> None:
+    # A disabled line is never started, so only the start-up policies count for it (the
+    # journal replayed at start closes calls under them): the stored ones, not the TOML's.
+    async with AmiEmulator(load_trace(FIXTURES / "00_basics.log"), speed=0,
+                           auth_failure_delay=0) as emu:
+        async with app_with(config, emu) as (_app, mk):
+            admin = mk()
+            await admin.login("admin")
+            body = line_body(emu.port, callback_on="never")
+            r = await admin.c.post("/api/admin/lines", json={**body, "enabled": False},
+                                   headers={"X-CSRF-Token": admin.csrf})
+            assert r.status_code == 201, r.text
+        async with app_with(config, emu) as (app, _mk):
+            assert app.state.services.extra["call_log"]._callback_on.get("office") == "never"

@@ -277,3 +277,24 @@ async def test_a_stored_secret_is_not_sent_to_another_host(setup: Any) -> None:
     assert manager.merged("a", settings={"port": 2}, secrets={"token": "good"}
                           ).secrets == {"token": "good"}
     assert manager.merged("a", settings={"port": 1}).secrets == {"token": "good"}
+
+
+async def test_a_start_failing_after_a_saved_edit_is_reported(setup: Any,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    manager, _, changes, _ = setup
+    await manager.load([rec("a", 1)])
+    first = manager.running["a"]
+    started = FakeLine.start
+
+    async def start(self: FakeLine) -> None:
+        if self.record.settings["port"] == 66:
+            raise OSError("no route to port 66")
+        await started(self)
+
+    monkeypatch.setattr(FakeLine, "start", start)
+    record, _ = await manager.edit("a", CLI_ACTOR, settings={"port": 66})
+    assert record.enabled and "no route to port 66" in (manager.start_error("a") or "")
+    assert changes[-1] == ("a", first, None) and manager.records["a"].enabled
+    await manager.edit("a", CLI_ACTOR, settings={"port": 2})
+    assert manager.start_error("a") is None

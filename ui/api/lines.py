@@ -49,6 +49,12 @@ def check_json(result: Any) -> dict[str, Any] | None:
     return None if result is None else asdict(result)
 
 
+def saved_json(manager: LineManager, record: LineRecord, result: Any) -> dict[str, Any]:
+    # start_error: saved, but its start failed (the page says so instead of "started").
+    return {"line": line_json(manager, record), "check": check_json(result),
+            "start_error": manager.start_error(record.name)}
+
+
 def _name(request: Request) -> str:
     return str(request.path_params["name"])
 
@@ -92,7 +98,7 @@ async def add_line(request: Request) -> JSONResponse:
     record, result = await manager.add(
         LineRecord(data.name, data.kind, data.enabled, data.settings, dict(data.secrets)),
         actor(request, user), save_disabled=data.save_disabled)
-    return ok({"line": line_json(manager, record), "check": check_json(result)}, 201)
+    return ok(saved_json(manager, record, result), 201)
 
 
 async def update_line(request: Request) -> JSONResponse:
@@ -105,7 +111,7 @@ async def update_line(request: Request) -> JSONResponse:
         name, actor(request, user), new_name=sent.get("name"), enabled=sent.get("enabled"),
         settings=sent.get("settings"), secrets=sent.get("secrets"),
         save_disabled=data.save_disabled)
-    return ok({"line": line_json(manager, record), "check": check_json(result)})
+    return ok(saved_json(manager, record, result))
 
 
 async def delete_line(request: Request) -> JSONResponse:

@@ -168,8 +168,12 @@ export async function render(main) {
             settings, secrets, save_disabled: saveDisabled.checked });
         }
         const checked = res.check ? checkText(res.check) : '';
-        show(t(res.line.enabled ? 'lines.saved' : 'lines.saved_disabled', { name: res.line.name, check: checked }),
-          res.line.enabled);
+        if (res.start_error) {
+          show(t('lines.saved_not_started', { name: res.line.name, error: res.start_error }), false);
+        } else {
+          show(t(res.line.enabled ? 'lines.saved' : 'lines.saved_disabled', { name: res.line.name, check: checked }),
+            res.line.enabled);
+        }
         await load();
       } catch (err) {
         show(errorText(err), false);
