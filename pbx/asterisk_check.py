@@ -12,6 +12,7 @@ import ssl
 
 from callcenter.config import PbxLineConfig
 from callcenter.lines.lifecycle import CheckResult
+from pbx.ami.codec import ActionEncodingError
 from pbx.ami.connection import AmiConnection
 from pbx.ami.errors import AmiActionError, AmiAuthError, AmiError, AmiTimeout, AmiUnreachable
 
@@ -77,6 +78,11 @@ async def check_asterisk(config: PbxLineConfig) -> CheckResult:
     except AmiError as exc:
         return CheckResult(False, "failed", error=f"the AMI session at {_where(config)} "
                                                   f"failed: {exc}")
+    except ActionEncodingError:
+        # Not the exception's text: it may quote the secret.
+        return CheckResult(False, "bad setting",
+                           error="the AMI user or secret has a line break, which AMI cannot "
+                                 "carry")
     finally:
         await conn.close()
     version = settings.get("AsteriskVersion") or "?"

@@ -18,6 +18,7 @@ from callcenter.lines.lifecycle import Line
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 MAX_SETTING = 1000  # characters of one text setting
+_BREAKS = "\r\n\x00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +99,12 @@ class LineKind:
                     raise ValidationError(f"{spec.name} is a secret: send it as a secret",
                                           field=spec.name)
                 value = secrets.get(spec.name, "")
-                if not isinstance(value, str) or len(value) > MAX_SETTING:
-                    raise ValidationError(f"{spec.name} must be text of up to {MAX_SETTING} "
-                                          "characters", field=spec.name)
+                # A line break would end the AMI header it is sent in (and a NUL the C
+                # string of most peers): refused in words, never a failure later.
+                if not isinstance(value, str) or len(value) > MAX_SETTING or any(
+                        c in value for c in _BREAKS):
+                    raise ValidationError(f"{spec.name} must be one line of up to "
+                                          f"{MAX_SETTING} characters", field=spec.name)
                 hidden[spec.name] = value
                 continue
             out[spec.name] = _typed(spec, settings.get(spec.name, spec.default))
@@ -129,13 +133,14 @@ def _typed(spec: FieldSpec, value: Any) -> Any:
         if isinstance(value, str):
             value = [part.strip() for part in value.split(",") if part.strip()]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or len(
-                value) > 50 or any(len(v) > 200 for v in value):
+                value) > 50 or any(len(v) > 200 or any(c in v for c in _BREAKS)
+                                   for v in value):
             raise ValidationError(f"{name} must be a list of up to 50 names", field=name)
         return [v.strip() for v in value if v.strip()]
     if not isinstance(value, str):
         raise ValidationError(f"{name} must be text", field=name)
     value = value.strip()
-    if len(value) > MAX_SETTING or any(c in value for c in "\r\n\x00"):
+    if len(value) > MAX_SETTING or any(c in value for c in _BREAKS):
         raise ValidationError(f"{name} must be one line of up to {MAX_SETTING} characters",
                               field=name)
     if spec.choices and value not in spec.choices:

@@ -101,3 +101,9 @@ async def test_tls_to_a_plain_port_fails_in_words(emulator) -> None:
     # the emulator's banner is plain text, not a TLS ServerHello
     assert not result.ok and result.summary == "TLS failed", result
     assert "TLS handshake" in result.error and "tlsenable = yes" in result.hint
+
+
+async def test_a_secret_with_a_line_break_is_a_failed_check_not_a_crash(emulator) -> None:
+    result = await _line(emulator.port, secret="crm-secret\r\nAction: Originate").check()
+    assert not result.ok and result.summary == "bad setting"
+    assert "Originate" not in result.error

@@ -298,3 +298,16 @@ async def test_a_start_failing_after_a_saved_edit_is_reported(setup: Any,
     assert changes[-1] == ("a", first, None) and manager.records["a"].enabled
     await manager.edit("a", CLI_ACTOR, settings={"port": 2})
     assert manager.start_error("a") is None
+
+
+async def test_line_breaks_in_secrets_and_list_items_are_refused(setup: Any) -> None:
+    manager, _, _, _ = setup
+    for token in ("a\r\nAction: Originate", "a\nb", "a\x00b"):
+        with pytest.raises(ValidationError) as err:
+            await manager.add(LineRecord("a", "fake", True, {"port": 1}, {"token": token}),
+                              CLI_ACTOR)
+        assert err.value.field == "token"
+    kind = LineKind("listy", "Listy", (FieldSpec("names", "list", []),), lambda r: None)
+    with pytest.raises(ValidationError) as err:
+        kind.clean({"names": ["trunk", "x\r\nAction: Hangup"]}, {})
+    assert err.value.field == "names"
