@@ -147,8 +147,7 @@ def _reload_on_sighup(manager: LineManager) -> Iterator[None]:
         task = loop.create_task(manager.reload(), name="lines-reload")
         tasks.add(task)
         task.add_done_callback(tasks.discard)
-        task.add_done_callback(lambda t: t.cancelled() or t.exception() or log.info(
-            "lines reloaded on SIGHUP: %s", ", ".join(t.result()) or "no change"))
+        task.add_done_callback(_reloaded)
 
     try:
         loop.add_signal_handler(signal.SIGHUP, reload)
@@ -161,6 +160,16 @@ def _reload_on_sighup(manager: LineManager) -> Iterator[None]:
         loop.remove_signal_handler(signal.SIGHUP)
         for task in tasks:
             task.cancel()
+
+
+def _reloaded(task: asyncio.Task[list[str]]) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:  # the admin sent SIGHUP and must find out why nothing changed
+        log.error("lines: the reload on SIGHUP failed", exc_info=exc)
+        return
+    log.info("lines reloaded on SIGHUP: %s", ", ".join(task.result()) or "no change")
 
 
 # How long the lines have to re-adopt the calls still up before the calls the last run left

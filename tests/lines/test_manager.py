@@ -311,3 +311,17 @@ async def test_line_breaks_in_secrets_and_list_items_are_refused(setup: Any) -> 
     with pytest.raises(ValidationError) as err:
         kind.clean({"names": ["trunk", "x\r\nAction: Hangup"]}, {})
     assert err.value.field == "names"
+
+
+async def test_a_failed_sighup_reload_is_logged_as_an_error(caplog: pytest.LogCaptureFixture
+                                                            ) -> None:
+    from callcenter.app import _reloaded
+
+    async def reload() -> list[str]:
+        raise RuntimeError("database is locked")
+
+    task = asyncio.create_task(reload())
+    await asyncio.gather(task, return_exceptions=True)
+    _reloaded(task)
+    (record,) = [r for r in caplog.records if "SIGHUP" in r.getMessage()]
+    assert record.levelname == "ERROR" and "database is locked" in caplog.text
