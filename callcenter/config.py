@@ -102,7 +102,7 @@ class PbxLineConfig:
     host: str = "127.0.0.1"
     port: int = 5038
     username: str = "crm"
-    secret: str = ""
+    secret: str = field(default="", repr=False)  # never in a log line or a traceback
     trunk_endpoints: list[str] = field(default_factory=lambda: ["trunk"])
     trunk_contexts: list[str] = field(default_factory=lambda: ["from-trunk"])
     # Context where click-to-call dials the outside number after the user's phone answers.

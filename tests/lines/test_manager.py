@@ -325,3 +325,19 @@ async def test_a_failed_sighup_reload_is_logged_as_an_error(caplog: pytest.LogCa
     _reloaded(task)
     (record,) = [r for r in caplog.records if "SIGHUP" in r.getMessage()]
     assert record.levelname == "ERROR" and "database is locked" in caplog.text
+
+
+def test_secrets_are_left_out_of_reprs() -> None:
+    from callcenter.config import PbxLineConfig
+    from ui.api.models import LineCheckIn, LineIn, LineUpdate, TrunkIn
+
+    secret = "S3cret-in-a-traceback"
+    texts = [repr(PbxLineConfig(secret=secret)),
+             repr(TrunkIn(host="sip.example", password=secret)),
+             repr(LineIn(name="a", kind="asterisk", secrets={"secret": secret})),
+             repr(LineUpdate(secrets={"secret": secret})),
+             repr(LineCheckIn(kind="asterisk", secrets={"secret": secret}))]
+    for text in texts:
+        assert secret not in text, text
+    assert LineUpdate(secrets={"secret": secret}).model_dump(exclude_unset=True) == {
+        "secrets": {"secret": secret}}

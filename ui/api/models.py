@@ -365,7 +365,7 @@ class LineIn(Body):
     kind: LineKindName
     enabled: bool = True
     settings: dict[str, Any] = Field(default_factory=dict)
-    secrets: dict[str, SecretValue] = Field(default_factory=dict)
+    secrets: dict[str, SecretValue] = Field(default_factory=dict, repr=False)
     save_disabled: bool = False
 
 
@@ -379,7 +379,8 @@ class LineUpdate(Body):
     name: LineName = ABSENT
     enabled: bool = ABSENT
     settings: dict[str, Any] = ABSENT
-    secrets: dict[str, SecretValue] = ABSENT
+    secrets: dict[str, SecretValue] = Field(default=None, json_schema_extra=_no_default,
+                                            repr=False)
     save_disabled: bool = False
 
 
@@ -393,7 +394,7 @@ class LineCheckIn(Body):
     name: LineName = "check"
     kind: LineKindName
     settings: dict[str, Any] = Field(default_factory=dict)
-    secrets: dict[str, SecretValue] = Field(default_factory=dict)
+    secrets: dict[str, SecretValue] = Field(default_factory=dict, repr=False)
     stored: LineName | None = None
 
 
@@ -407,7 +408,7 @@ class TrunkIn(Body):
                                            max_length=253)]
     port: Annotated[int, Field(ge=1, le=65535)] = 5060
     username: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] = ""
-    password: SecretValue = ""
+    password: SecretValue = Field("", repr=False)
     context: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
                                               max_length=79)] = "from-trunk"
     transport: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
