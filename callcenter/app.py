@@ -14,7 +14,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.applications import Starlette
 
@@ -22,6 +22,7 @@ from callcenter.bus import BusEvent
 from callcenter.calls.registry import CallRegistry
 from callcenter.config import Config, PbxLineConfig
 from callcenter.demo import DEMO_PASSWORD, seed_demo
+from callcenter.lines.kinds import KindContext, build_kinds, register_kind
 from callcenter.passwords import shutdown_pool
 from callcenter.services import Services
 from callcenter.store.sqlite import SqliteStore
@@ -60,8 +61,7 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
     from callcenter.lines.manager import LineManager
     from callcenter.recordings import RecordingFetcher
     from callcenter.routing.endpoints import EndpointSource
-    from pbx.asterisk_kind import asterisk_kind, record_of
-    from pbx.asterisk_line import AsteriskLine
+    from pbx.asterisk_kind import record_of
 
     config = services.config
     store = services.store
@@ -82,15 +82,13 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
         stack.push_async_callback(line_calls.close)
         manager = LineManager(store)
 
-        def build_asterisk(cfg: PbxLineConfig) -> AsteriskLine:
+        def attach() -> tuple[Any, Callable[[Any], None]]:
             sink, seen = line_calls.sink()
-            line = AsteriskLine(cfg, sink, recordings_dir=config.recordings.pbx_path,
-                                region=config.phones.default_region)
-            line_calls.adopt(line, seen)
-            return line
+            return sink, lambda line: line_calls.adopt(line, seen)
 
-        manager.register(asterisk_kind(build_asterisk))
-        # Other line kinds (GSM, fax, SIP) register theirs here: a LineKind each.
+        for kind in line_kinds(config, attach):
+            manager.register(kind)
+        # Kinds a test (or an embedding) adds for this process only.
         for kind in services.extra.get("line_kinds", ()):
             manager.register(kind)
 
@@ -128,12 +126,31 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
         yield
 
 
-def line_kinds(config: Config) -> list[LineKind]:
-    """The kinds the command line registers: their lines are built only to be checked."""
+def _asterisk(context: KindContext) -> LineKind:
     from pbx.asterisk_kind import asterisk_kind
     from pbx.asterisk_line import AsteriskLine
 
-    return [asterisk_kind(lambda cfg: AsteriskLine(cfg, lambda _event: None))]
+    config = context.config
+
+    def build(cfg: PbxLineConfig) -> AsteriskLine:
+        sink, adopt = context.sink()
+        line = AsteriskLine(cfg, sink, recordings_dir=config.recordings.pbx_path,
+                            region=config.phones.default_region)
+        adopt(line)
+        return line
+
+    return asterisk_kind(build)
+
+
+# Every kind of line, for the server and the command line alike: GSM, fax and SIP lines
+# register theirs here too (register_kind), with a factory taking the KindContext.
+register_kind("asterisk", _asterisk)
+
+
+def line_kinds(config: Config, attach: Any = None) -> list[LineKind]:
+    """The registered kinds. ``attach`` hands a built line's events to the calls (the
+    server); without it (the command line) lines are built only to be checked."""
+    return build_kinds(KindContext(config, attach))
 
 
 @contextlib.contextmanager

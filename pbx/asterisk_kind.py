@@ -84,4 +84,5 @@ def asterisk_kind(build: Callable[[PbxLineConfig], Line]) -> LineKind:
     registry's sink, the recordings folder and the region)."""
     return LineKind(KIND, "Asterisk PBX (AMI)", FIELDS,
                     lambda record: build(line_config(record)), _validate,
-                    secret_bound=("host", "port", "username", "tls", "tls_verify"))
+                    secret_bound=("host", "port", "username", "tls", "tls_verify"),
+                    capabilities=("trunks",))

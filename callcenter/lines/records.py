@@ -74,6 +74,8 @@ class LineKind:
     # Settings that say where the secrets go (host, port, user, TLS): when one changes, a
     # stored secret is not reused, the admin enters it again.
     secret_bound: tuple[str, ...] = ()
+    # What else a line of this kind offers the lines page ("trunks": SIP trunks on the PBX).
+    capabilities: tuple[str, ...] = ()
 
     @property
     def secret_fields(self) -> tuple[str, ...]:
@@ -81,7 +83,8 @@ class LineKind:
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.name, "label": self.label,
-                "fields": [f.describe() for f in self.fields]}
+                "fields": [f.describe() for f in self.fields],
+                "capabilities": list(self.capabilities)}
 
     def clean(self, settings: Mapping[str, Any], secrets: Mapping[str, str]
               ) -> tuple[dict[str, Any], dict[str, str]]:

@@ -142,3 +142,28 @@ def test_without_a_terminal_the_secret_must_come_from_the_environment(
     monkeypatch.delenv("CALLCENTER_LINE_SECRET", raising=False)
     assert run(conf, "add", "office", "--set", "port=5038") == 2
     assert "set $CALLCENTER_LINE_SECRET" in capsys.readouterr().err
+
+
+def test_the_command_line_knows_every_registered_kind(
+        conf: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # A GSM or fax kind registered with the shared registry is editable from the command
+    # line too, not only on the lines page.
+    from callcenter.lines import kinds
+    from tests.lines.test_manager import fake_kind
+
+    monkeypatch.setitem(kinds._FACTORIES, "fake", lambda _context: fake_kind([]))
+    monkeypatch.setenv("CALLCENTER_LINE_TOKEN", "good")
+    assert run(conf, "add", "modem1", "--kind", "fake", "--set", "port=7") == 0
+    capsys.readouterr()
+    assert run(conf, "list", "--json") == 0
+    (line,) = json.loads(capsys.readouterr().out)
+    assert (line["kind"], line["settings"], line["secrets_set"]) == (
+        "fake", {"port": 7}, ["token"])
+
+
+def test_kinds_describe_their_capabilities(conf: str) -> None:
+    from callcenter.app import line_kinds
+    from callcenter.config import load_config
+
+    described = {k.name: k.describe() for k in line_kinds(load_config(conf))}
+    assert described["asterisk"]["capabilities"] == ["trunks"]

@@ -83,7 +83,8 @@ export async function render(main) {
         onclick: () => setEnabled(line, !line.enabled) }, t(line.enabled ? 'lines.disable' : 'lines.enable')),
       h('button', { type: 'button', dataset: { action: 'delete' }, onclick: () => remove(line) }, t('lines.delete')),
     ];
-    if (line.kind === 'asterisk' && line.status.connected) {
+    const kind = kinds.find((k) => k.kind === line.kind);
+    if (kind && (kind.capabilities || []).includes('trunks') && line.status.connected) {
       buttons.push(h('button', { type: 'button', dataset: { action: 'trunks' }, onclick: () => openTrunks(line) }, t('lines.trunks')));
     }
     const detail = [line.status.detail];
