@@ -20,9 +20,10 @@ CHECK_CONNECT_TIMEOUT = 5.0
 CHECK_LOGIN_TIMEOUT = 5.0
 
 # What the product's AMI user needs (read: call events, the resync, CoreSettings; write:
-# click-to-call, transfers, recording, trunk admin through GetConfig/UpdateConfig/Command).
+# click-to-call, transfers, recording, trunk admin through GetConfig/UpdateConfig and the
+# ModuleLoad reload, which is of class system).
 MANAGER_CONF_PERMISSIONS = ("read = call,dialplan,agent,system\n"
-                            "write = call,originate,reporting,system,config,command")
+                            "write = call,originate,reporting,system,config")
 
 
 def tls_context(config: PbxLineConfig) -> ssl.SSLContext | None:

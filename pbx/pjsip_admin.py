@@ -9,7 +9,8 @@ back as the backup had them (another ``UpdateConfig`` with ``Reload: res_pjsip.s
 Recorded quirks this follows (tests/fixtures/ami/README.md, 14_pjsip_trunk_admin): GetConfig
 lists two sections of the same name ([trunk] endpoint and [trunk] aor), so sections are a list,
 never a dict (GetConfigJSON's object has duplicate keys and is not used); there is no
-``pjsip reload`` command; the first REGISTER goes out after a random delay of up to 10 s.
+``pjsip reload`` command (the product reloads with the ModuleLoad action, which answers an error
+when the reload fails); the first REGISTER goes out after a random delay of up to 10 s.
 
 Parsing and building are pure functions; :class:`TrunkAdmin` is the thin part that talks AMI.
 """
@@ -31,7 +32,7 @@ from pbx.ami.message import Message
 log = logging.getLogger(__name__)
 
 PJSIP_CONF = "pjsip.conf"
-RELOAD_COMMAND = "module reload res_pjsip.so"
+RELOAD_MODULE = "res_pjsip.so"
 REGISTRATION_WAIT = 20.0  # max_random_initial_delay is 10 s by default, plus the answer
 FINAL = {"Registered", "Rejected"}
 
@@ -416,12 +417,14 @@ class TrunkAdmin:
             if not written:
                 raise TrunkChangeFailed("pjsip.conf did not keep the new sections",
                                         restored=False)
-            reload = await session.action("Command", [("Command", RELOAD_COMMAND)],
+            # ModuleLoad, not Command 'module reload': a Command answers Success whatever
+            # its output says; ModuleLoad answers Error when the reload fails (manager.c).
+            reload = await session.action("ModuleLoad", [("LoadType", "reload"),
+                                                         ("Module", RELOAD_MODULE)],
                                           check=False)
             if (reload.response or "").lower() != "success":
-                output = " ".join(reload.get_all("Output")) or reload.get("Message") or ""
-                raise TrunkChangeFailed(f"Asterisk could not reload res_pjsip: {output}",
-                                        restored=False)
+                raise TrunkChangeFailed("Asterisk could not reload res_pjsip: "
+                                        + (reload.get("Message") or "error"), restored=False)
             result = await self._registration(spec, waiter)
         except (TrunkChangeFailed, AmiError) as exc:
             if waiter is not None:

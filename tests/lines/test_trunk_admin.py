@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from callcenter.config import PbxLineConfig
-from pbx.ami.emulator import AmiEmulator
+from pbx.ami.emulator import AmiEmulator, response
 from pbx.ami.message import Message
 from pbx.asterisk_line import AsteriskLine
 from pbx.pjsip_admin import (
@@ -77,8 +77,9 @@ async def test_a_trunk_is_added_and_its_registration_shown(replay) -> None:
     assert ("Reload", "no") in update
     cats = [v for k, v in update if k.startswith("Action-")]
     assert cats.count("NewCat") == 5 and "DelCat" not in cats  # nothing existed before
-    assert [a["Command"] for a in emulator.actions_named("Command")] == [
-        "module reload res_pjsip.so"]
+    (reload,) = emulator.actions_named("ModuleLoad")
+    assert (reload["LoadType"], reload["Module"]) == ("reload", "res_pjsip.so")
+    assert emulator.actions_named("Command") == []
     # the live state followed the Registry events (the 403 of the other one too)
     live = line.trunks_live.to_json()
     assert live["registrations"]["sip:74951110077@127.0.0.1:5195"]["status"] == "Registered"
@@ -119,7 +120,30 @@ async def test_a_change_asterisk_refuses_is_reported_and_nothing_else_sent(repla
     assert "Asterisk refused the change of pjsip.conf: Update did not complete" in (
         failed.value.message)
     assert "nothing was changed" in failed.value.message
-    assert len(_updates(emulator)) == 1 and emulator.actions_named("Command") == []
+    assert len(_updates(emulator)) == 1 and emulator.actions_named("ModuleLoad") == []
+
+
+async def test_a_failed_reload_is_reported_and_the_previous_configuration_restored() -> None:
+    # manager.c answers a reload that failed with Error (a Command would say Success). The
+    # recording ends there: the restoring UpdateConfig is answered as Asterisk acks one.
+    failed_reload = (b"Response: Error\r\nActionID: 14-11\r\n"
+                     b"Message: An unknown error occurred\r\n\r\n")
+    segments = trunk_admin_segments(cut_after="14-11", replace={"14-11": failed_reload})
+    acked = {"updateconfig": lambda m: [response(m.action_id, ("Response", "Success"))]}
+    async with AmiEmulator(segments, speed=0, action_wait=10, responders=acked) as emulator:
+        line = await _line(emulator)
+        try:
+            await line.trunks()
+            with pytest.raises(TrunkChangeFailed) as failed:
+                await line.save_trunk(TrunkSpec("crm-trunk2", "127.0.0.1", 5195,
+                                                "74951110077", PASSWORD))
+        finally:
+            await line.stop()
+    text = failed.value.message
+    assert "could not reload res_pjsip: An unknown error occurred" in text
+    assert failed.value.restored and "the previous configuration was restored" in text
+    _, restore = _updates(emulator)
+    assert [v for k, v in restore if k.startswith("Action-")] == ["DelCat"] * 5
 
 
 def test_getconfig_keeps_sections_of_the_same_name() -> None:

@@ -14,6 +14,15 @@ from tests.conftest import FIXTURES
 _DROPPED = (("14-6", "14-8"), ("14-10", "14-11"), ("14-13", "14-17"))
 
 
+# The product reloads res_pjsip with ModuleLoad (it answers Error when the reload fails), the
+# recording with Command 'module reload res_pjsip.so': that exchange is rewritten as the
+# ModuleLoad action and the answer manager.c's action_loadmodule sends (astman_send_ack).
+_RELOAD_ID = "14-11"
+_MODULE_LOAD = (b"Action: ModuleLoad\r\nActionID: 14-11\r\nLoadType: reload\r\n"
+                b"Module: res_pjsip.so\r\n\r\n")
+MODULE_RELOADED = b"Response: Success\r\nActionID: 14-11\r\nMessage: Module reloaded.\r\n\r\n"
+
+
 def _send_index(blocks: list[Block], action_id: str) -> int:
     for i, block in enumerate(blocks):
         if block.kind is BlockKind.SEND and parse_message(block.data).action_id == action_id:
@@ -35,6 +44,10 @@ def trunk_admin_segments(*, cut_after: str | None = None,
                                for p in drop_events if block.kind is BlockKind.RECV):
             continue
         action_id = action_id_of(block.data) if block.kind is BlockKind.RECV else None
+        if block.kind is BlockKind.SEND and parse_message(block.data).action_id == _RELOAD_ID:
+            block = Block(block.kind, block.t, _MODULE_LOAD)
+        elif action_id == _RELOAD_ID and not block.data.startswith(b"Event:"):
+            block = Block(block.kind, block.t, MODULE_RELOADED)
         if action_id and replace and action_id in replace and not block.data.startswith(
                 b"Event:"):
             block = Block(block.kind, block.t, replace[action_id])
