@@ -26,6 +26,30 @@ MANAGER_CONF_PERMISSIONS = ("read = call,dialplan,agent,system\n"
                             "write = call,originate,reporting,system,config")
 
 
+# The actions the product sends, with the write classes Asterisk (22) registers each under:
+# ListCommands lists an action only when the user's write= shares one of its classes.
+CALL_ACTIONS = {
+    "Originate": "originate", "Redirect": "call", "BlindTransfer": "call", "Atxfer": "call",
+    "Hangup": "system,call", "MixMonitor": "system,call", "StopMixMonitor": "system,call",
+    "Getvar": "call,reporting", "Status": "system,call,reporting",
+    "CoreShowChannels": "system,reporting", "CoreSettings": "system,reporting",
+}
+TRUNK_ACTIONS = {
+    "GetConfig": "system,config", "UpdateConfig": "config", "ModuleLoad": "system",
+    "PJSIPShowEndpoints": "system", "PJSIPShowRegistrationsOutbound": "system",
+    "PJSIPShowContacts": "system",
+}
+
+
+def missing_actions(listed: set[str], needed: dict[str, str]) -> list[str]:
+    known = {name.lower() for name in listed}
+    return [name for name in needed if name.lower() not in known]
+
+
+def _needs(missing: list[str], needed: dict[str, str]) -> str:
+    return "; ".join(f"{name} needs one of write = {needed[name]}" for name in missing)
+
+
 def tls_context(config: PbxLineConfig) -> ssl.SSLContext | None:
     if not config.tls:
         return None
@@ -49,6 +73,8 @@ async def check_asterisk(config: PbxLineConfig) -> CheckResult:
     try:
         await conn.start()
         settings = await conn.action("CoreSettings")
+        # ListCommands (open to every user) names the actions this user may send.
+        commands = await conn.action("ListCommands", check=False)
     except AmiUnreachable as exc:
         return _unreachable(config, exc)
     except AmiAuthError:
@@ -88,9 +114,27 @@ async def check_asterisk(config: PbxLineConfig) -> CheckResult:
         await conn.close()
     version = settings.get("AsteriskVersion") or "?"
     ami = settings.get("AMIversion") or "?"
-    return CheckResult(True, f"Asterisk {version}, AMI {ami}",
-                       facts={"Asterisk": version, "AMI": ami,
-                              "system": settings.get("SystemName") or ""})
+    facts = {"Asterisk": version, "AMI": ami, "system": settings.get("SystemName") or ""}
+    summary = f"Asterisk {version}, AMI {ami}"
+    if (commands.response or "").lower() != "success":
+        return CheckResult(True, summary, facts)
+    listed = set(commands.headers)
+    fix = (f"in manager.conf, section [{config.username}], put: "
+           + MANAGER_CONF_PERMISSIONS.replace("\n", "; ") + "; then run 'manager reload' "
+           "(the read= classes, the events, cannot be checked this way)")
+    missing = missing_actions(listed, CALL_ACTIONS)
+    if missing:
+        return CheckResult(
+            False, "missing AMI permission", facts,
+            error=f"AMI user {config.username!r} may not send {', '.join(missing)}: "
+                  + _needs(missing, CALL_ACTIONS), hint=fix)
+    missing = missing_actions(listed, TRUNK_ACTIONS)
+    if missing:  # calls work; only the trunks on the lines page do not
+        facts["trunks"] = "unavailable: " + _needs(missing, TRUNK_ACTIONS)
+        return CheckResult(True, summary + f"; no trunk administration (AMI user "
+                           f"{config.username!r} may not send {', '.join(missing)})", facts,
+                           hint=fix)
+    return CheckResult(True, summary, facts)
 
 
 def _unreachable(config: PbxLineConfig, exc: AmiUnreachable) -> CheckResult:

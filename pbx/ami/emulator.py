@@ -54,6 +54,42 @@ _CORE_SETTINGS = (("Response", "Success"), ("AMIversion", "11.0.0"),
                   ("CoreCDRenabled", "Yes"), ("CoreHTTPenabled", "No"),
                   ("SoundsSearchCustomDir", "No"))
 
+# ListCommands, synthetic (no recording has one): "<Action>: <synopsis> (Priv: <classes>)" for
+# each action whose classes share one with the user's write= (manager.c action_listcommands);
+# the actions the product sends and a few others, with the classes Asterisk 22 gives them.
+_ACTIONS = (
+    ("Ping", "Keepalive command.", ""), ("ListCommands", "List available manager commands.", ""),
+    ("Originate", "Originate a call.", "originate"), ("Redirect", "Redirect (transfer) a call.",
+                                                     "call"),
+    ("BlindTransfer", "Blind transfer channel(s) to the given destination", "call"),
+    ("Atxfer", "Attended transfer.", "call"), ("Hangup", "Hangup channel.", "system,call"),
+    ("MixMonitor", "Record a call and mix the audio during the recording.", "system,call"),
+    ("StopMixMonitor", "Stop recording a call through MixMonitor, and free the recording's "
+                       "file handle.", "system,call"),
+    ("Getvar", "Gets a channel variable or function value.", "call,reporting"),
+    ("Status", "List channel status.", "system,call,reporting"),
+    ("CoreShowChannels", "List currently active channels.", "system,reporting"),
+    ("CoreSettings", "Show PBX core settings (version etc).", "system,reporting"),
+    ("GetConfig", "Retrieve configuration.", "system,config"),
+    ("UpdateConfig", "Update basic configuration.", "config"),
+    ("ModuleLoad", "Module management.", "system"),
+    ("PJSIPShowEndpoints", "Lists PJSIP endpoints.", "system"),
+    ("PJSIPShowRegistrationsOutbound", "Lists PJSIP outbound registrations.", "system"),
+    ("PJSIPShowContacts", "Lists PJSIP Contacts.", "system"),
+    ("PJSIPRegister", "Register an outbound registration.", "system"),
+)
+ALL_WRITE = frozenset({"system", "call", "originate", "reporting", "config", "command"})
+
+
+def list_commands(action_id: str | None, write: frozenset[str] = ALL_WRITE) -> bytes:
+    pairs = [("Response", "Success")]
+    for name, synopsis, priv in _ACTIONS:
+        classes = set(priv.split(",")) if priv else set()
+        if not classes or classes & write:
+            pairs.append((name, f"{synopsis}  (Priv: {priv or '<none>'})"))
+    return response(action_id, *pairs)
+
+
 ResponderResult = list[bytes] | Awaitable[list[bytes]]
 Responder = Callable[[Message], ResponderResult]
 
@@ -254,6 +290,8 @@ class AmiEmulator:
         self.action_wait = action_wait
         self.auth_failure_delay = auth_failure_delay
         self.responders = {name.lower(): fn for name, fn in (responders or {}).items()}
+        # the write= classes of the emulated AMI user (what ListCommands offers)
+        self.write_classes: frozenset[str] = ALL_WRITE
         self._clock = _Clock(speed, max_gap)
         self.received_actions: list[Message] = []
         self.connections = 0  # TCP connections accepted
@@ -445,6 +483,8 @@ class AmiEmulator:
             task.add_done_callback(self._handlers.discard)
         elif key == "coresettings":
             client.send(response(action_id, *_CORE_SETTINGS))
+        elif key == "listcommands":
+            client.send(list_commands(action_id, self.write_classes))
         elif key == "ping":
             client.send(
                 response(

@@ -107,3 +107,20 @@ async def test_a_secret_with_a_line_break_is_a_failed_check_not_a_crash(emulator
     result = await _line(emulator.port, secret="crm-secret\r\nAction: Originate").check()
     assert not result.ok and result.summary == "bad setting"
     assert "Originate" not in result.error
+
+
+async def test_a_missing_write_class_is_named_with_its_manager_conf_line(emulator) -> None:
+    # ListCommands lists only what the user's write= allows: no originate, no click-to-call.
+    emulator.write_classes = frozenset({"system", "call", "reporting", "config"})
+    result = await _line(emulator.port).check()
+    assert not result.ok and result.summary == "missing AMI permission"
+    assert "may not send Originate: Originate needs one of write = originate" in result.error
+    assert "write = call,originate,reporting,system,config;" in result.hint
+    assert "read= classes, the events, cannot be checked" in result.hint
+
+
+async def test_without_config_the_calls_work_but_trunks_are_said_unavailable(emulator) -> None:
+    emulator.write_classes = frozenset({"call", "originate", "reporting"})
+    result = await _line(emulator.port).check()
+    assert result.ok and "no trunk administration" in result.summary
+    assert "UpdateConfig" in result.summary and "config" in result.facts["trunks"]
