@@ -148,6 +148,10 @@ class AsteriskLine:
             log.error("PBX line %s: connect task failed", self.name, exc_info=task.exception())
 
     async def stop(self) -> None:
+        async with self.trunk_admin.busy:
+            await self._stop()
+
+    async def _stop(self) -> None:
         tasks = [t for t in (self._runner, *self._tasks) if t is not None]
         for task in tasks:
             task.cancel()

@@ -302,6 +302,12 @@ class TrunkAdmin:
         self.registration_wait = registration_wait
         self._lock = asyncio.Lock()
 
+    @property
+    def busy(self) -> asyncio.Lock:
+        """Held while a trunk is changed (and restored): the line stops only once it is free,
+        so a change is never cut between pjsip.conf written and restored."""
+        return self._lock
+
     async def endpoints(self) -> list[dict[str, Any]]:
         """The PBX's PJSIP endpoints: name, device state, contacts (the admin's "import
         extensions from the PBX" reads this)."""
@@ -470,7 +476,17 @@ class TrunkAdmin:
                        present: set[str] | None) -> bool:
         """Put the touched sections back as ``before`` had them; ``present`` are the touched
         names that exist now (None: unknown, asked with GetConfig). DelCat of a missing
-        section would fail the whole UpdateConfig, so only those present are deleted."""
+        section would fail the whole UpdateConfig, so only those present are deleted.
+        Whatever goes wrong (the line stopped meanwhile too) is a False: the caller must say
+        "restoring FAILED", never lose that for another exception."""
+        try:
+            return await self._restore_sections(before, touched, present)
+        except Exception:
+            log.exception("could not restore pjsip.conf (sections %s)", ", ".join(touched))
+            return False
+
+    async def _restore_sections(self, before: list[Section], touched: list[str],
+                                present: set[str] | None) -> bool:
         session = self._session()
         delete, write = restore_plan(before, touched)
         if present is None:

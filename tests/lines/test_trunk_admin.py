@@ -4,7 +4,9 @@ restored, and a change Asterisk refuses."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -195,3 +197,32 @@ async def test_a_registration_nobody_answers_is_a_timeout_and_restored() -> None
     assert "within 0.3 s" in failed.value.message and failed.value.restored
     _change, restore = _updates(emulator)
     assert [v for k, v in restore if k.startswith("Action-")] == ["DelCat"] * 4
+
+
+async def test_a_restore_on_a_line_gone_meanwhile_is_a_failed_restore_not_a_crash() -> None:
+    from callcenter.errors import LineUnavailable
+    from pbx.pjsip_admin import LiveState, TrunkAdmin
+
+    def gone() -> Any:
+        raise LineUnavailable("PBX line office is not connected: stopped")
+
+    admin = TrunkAdmin(gone, LiveState())
+    assert await admin._restore([], ["crm-trunk2"], None) is False
+
+
+async def test_a_line_stops_only_once_its_trunk_change_is_over() -> None:
+    line = AsteriskLine(PbxLineConfig(name="office"), lambda _: None)
+    order: list[str] = []
+
+    class Connection:
+        async def close(self) -> None:
+            order.append("closed")
+
+    line._connection = Connection()  # type: ignore[assignment]
+    async with line.trunk_admin.busy:
+        stopping = asyncio.create_task(line.stop())
+        for _ in range(5):  # let the stop run as far as it can
+            await asyncio.sleep(0)
+        order.append("trunk change over")
+    await stopping
+    assert order == ["trunk change over", "closed"]
