@@ -22,7 +22,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from callcenter.errors import CallcenterError, ValidationError
@@ -146,6 +146,9 @@ def validate_spec(spec: TrunkSpec) -> None:
          and spec.password == spec.password.strip(), "password",
          "the password may not hold ';' (pjsip.conf reads it as a comment), line breaks or "
          "spaces at its ends"),
+        # UpdateConfig takes a value's leading '>' as the "=>" object mark and drops it.
+        (not spec.password.startswith(">"), "password",
+         "the password may not start with '>' (Asterisk's UpdateConfig drops it)"),
     ]
     for ok, name, text in checks:
         if not ok:
@@ -217,8 +220,11 @@ def restore_plan(before: list[Section], touched: list[str]) -> tuple[list[str], 
     """What puts the touched sections back as the backup had them: delete every touched name
     that exists now, then write the backup's sections of those names. (GetConfig shows a
     section with its templates' lines expanded; written back with the same ``inherit`` the
-    values are the same, the template lines merely repeated.)"""
-    return list(touched), sections_named(before, touched)
+    values are the same, the template lines merely repeated.) GetConfig gives a ``\\;`` of the
+    file as a bare ``;``: written back escaped again, or the rest would become a comment."""
+    return list(touched), [replace(s, lines=tuple((k, v.replace(";", "\\;"))
+                                                  for k, v in s.lines))
+                           for s in sections_named(before, touched)]
 
 
 # -- the live part ----------------------------------------------------------------------------

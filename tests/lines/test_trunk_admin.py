@@ -226,3 +226,22 @@ async def test_a_line_stops_only_once_its_trunk_change_is_over() -> None:
         order.append("trunk change over")
     await stopping
     assert order == ["trunk change over", "closed"]
+
+
+def test_a_password_with_a_leading_gt_is_refused() -> None:
+    from callcenter.errors import ValidationError
+    from pbx.pjsip_admin import validate_spec
+
+    with pytest.raises(ValidationError) as err:
+        validate_spec(TrunkSpec("t", "sip.example", username="u", password=">secret"))
+    assert err.value.field == "password" and "'>'" in err.value.message
+
+
+def test_a_restore_escapes_semicolons_again() -> None:
+    # pjsip.conf had password=a\;b; GetConfig shows a;b; written back as is, ";b" would be a
+    # comment and the password "a".
+    from pbx.pjsip_admin import Section, restore_plan
+
+    before = [Section("t-auth", (("type", "auth"), ("password", "a;b")))]
+    _, (section,) = restore_plan(before, ["t-auth"])
+    assert section.get("password") == "a\\;b" and section.get("type") == "auth"
