@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 
 from callcenter.calls.registry import CallRegistry
@@ -29,7 +30,9 @@ class LineCalls:
     def __init__(self, registry: CallRegistry, grace: float = READOPT_GRACE) -> None:
         self.registry = registry
         self._grace = grace
-        self._seen: dict[int, set[str]] = {}  # id(line) -> call keys it reported
+        # line -> call keys it reported. Weak: the throwaway lines every check builds are
+        # adopted too and never replaced (an id() could be reused by a later line).
+        self._seen: weakref.WeakKeyDictionary[Line, set[str]] = weakref.WeakKeyDictionary()
         self._tasks: set[asyncio.Task[None]] = set()
         # One pending re-adopt per line name: a second edit within the grace cancels the
         # first one's, whose line is gone (it would close the calls the newest line re-adopted).
@@ -47,7 +50,7 @@ class LineCalls:
         return handle, seen
 
     def adopt(self, line: Line, seen: set[str]) -> None:
-        self._seen[id(line)] = seen
+        self._seen[line] = seen
 
     async def changed(self, name: str, old: Line | None, new: Line | None, *,
                       restarting: bool = False) -> None:
@@ -55,7 +58,7 @@ class LineCalls:
         wanted but its new start failed -- its calls wait the grace like a replacement's
         (a retry that starts re-adopts them), then are closed."""
         if old is not None:
-            self._seen.pop(id(old), None)
+            self._seen.pop(old, None)
         pending = self._pending.pop(name, None)
         if pending is not None:
             # Its line was replaced before its resync: the newest line's resync decides
@@ -87,7 +90,7 @@ class LineCalls:
             return  # replaced or stopped meanwhile: whoever did that decides
         # What the line reported, and what it tracks but holds back still (an Asterisk line
         # waits for a caller's presentation before it reports the call).
-        keep = set(self._seen.get(id(new), set()))
+        keep = set(self._seen.get(new, set()))
         live = getattr(new, "live_call_keys", None)
         if callable(live):
             keep |= set(live())

@@ -114,3 +114,15 @@ async def test_the_follower_keeps_a_removed_lines_policy_for_its_closed_calls() 
     await follow("a", line, None)
     assert registry.ended == ["c1"] and policies == {"a": "never"}
     await calls.close()
+
+
+async def test_a_checks_throwaway_line_is_not_kept() -> None:
+    import gc
+    import weakref
+
+    calls = LineCalls(Registry(), grace=0.05)  # type: ignore[arg-type]
+    line = line_of(calls)  # built for a check: adopted, never started, dropped
+    gone = weakref.ref(line)
+    del line
+    gc.collect()
+    assert gone() is None and len(calls._seen) == 0
