@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import ssl as ssl_module
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -276,7 +277,9 @@ class AmiEmulator:
         responders: Mapping[str, Responder] | None = None,
         variables: Mapping[tuple[str | None, str], str] | None = None,
         held_answers: Iterable[str] = (),
+        ssl: ssl_module.SSLContext | None = None,
     ) -> None:
+        self._ssl = ssl  # AMI over TLS (manager.conf tlsenable), for the TLS tests
         if isinstance(source, Trace):
             self._source: Iterable[Segment] = segments_from_trace(source)
             self._banner = next((b.data for b in source.blocks if is_banner(b)), DEFAULT_BANNER)
@@ -323,7 +326,8 @@ class AmiEmulator:
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> AmiEmulator:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        self._server = await asyncio.start_server(self._handle, self.host, self.port,
+                                                  ssl=self._ssl)
         self.port = self._server.sockets[0].getsockname()[1]
         self._streamer = asyncio.create_task(self._stream(), name="ami-emulator-stream")
         return self

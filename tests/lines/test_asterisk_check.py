@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 
 import pytest
+import trustme
 
 from callcenter.config import PbxLineConfig
 from pbx import asterisk_check
@@ -124,3 +126,35 @@ async def test_without_config_the_calls_work_but_trunks_are_said_unavailable(emu
     result = await _line(emulator.port).check()
     assert result.ok and "no trunk administration" in result.summary
     assert "UpdateConfig" in result.summary and "config" in result.facts["trunks"]
+
+
+@pytest.fixture
+def tls_ca() -> trustme.CA:
+    return trustme.CA()
+
+
+async def _tls_check(ca: trustme.CA, identity: str, **kw) -> tuple[bool, str]:
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(identity).configure_cert(server)
+    async with AmiEmulator(load_trace(FIXTURES / "00_basics.log"), speed=0,
+                           auth_failure_delay=0, ssl=server) as emu:
+        result = await _line(emu.port, tls=True, **kw).check()
+    return result.ok, result.error
+
+
+async def test_tls_an_untrusted_certificate_is_refused_unless_verify_is_off(tls_ca) -> None:
+    ok, error = await _tls_check(tls_ca, "127.0.0.1")
+    assert not ok and "certificate" in error
+    ok, _ = await _tls_check(tls_ca, "127.0.0.1", tls_verify=False)
+    assert ok
+
+
+async def test_tls_a_trusted_certificate_passes_for_its_host_only(
+        tls_ca, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bundle = tmp_path / "ca.pem"
+    tls_ca.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))  # the system's trust store, for the test
+    ok, error = await _tls_check(tls_ca, "127.0.0.1")
+    assert ok, error
+    ok, error = await _tls_check(tls_ca, "pbx.example.net")  # not the host connected to
+    assert not ok and "certificate" in error
