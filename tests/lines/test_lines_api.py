@@ -123,14 +123,11 @@ async def test_secrets_never_appear_in_answers_or_logs(config: Config,
             assert r.status_code == 403, (method, url, r.text)
         r = await call("DELETE", "/api/admin/lines/office")
         assert r.status_code == 200 and (await call("GET", "/api/admin/lines")).json() == []
-        audit_entries = asyncio.ensure_future(app.state.services.audit.list(
-            AuditFilter(target_kind="line")))
-        await audit_entries
+        entries = await app.state.services.audit.list(AuditFilter(target_kind="line"))
     no_secret_in(answers, SECRET, WRONG, NEW)
     logged = [f"{rec.getMessage()} {rec.exc_text or ''}" for rec in caplog.records]
     assert any("audit: admin (192.0.2.7) create line office" in t for t in logged)
     no_secret_in(logged, SECRET, WRONG, NEW)
-    entries = await audit_entries
     assert [(e.action, e.actor_label, e.address) for e in reversed(entries)] == [
         ("create", "admin", "192.0.2.7"), ("update", "admin", "192.0.2.7"),
         ("delete", "admin", "192.0.2.7")]
@@ -222,7 +219,7 @@ async def test_a_call_up_at_shutdown_stays_open_for_the_next_start(config: Confi
     _, _, last = list_answer(trace, "CoreShowChannels")
     async with AmiEmulator(trace, speed=0, action_wait=5, auth_failure_delay=0) as emu:
         emu.pause_after_block(last)
-        async with app_with(config, emu) as (app, mk):
+        async with app_with(config, emu) as (_app, mk):
             admin = mk()
             await admin.login("admin")
             await admin.c.post("/api/admin/lines", json=line_body(emu.port),
@@ -231,7 +228,6 @@ async def test_a_call_up_at_shutdown_stays_open_for_the_next_start(config: Confi
                 await emu.paused.wait()
                 while not (await admin.get("/api/calls/live")).json():
                     await asyncio.sleep(0.02)
-            store = app.state.services.store
         # the app stopped during the call: its row is still open (not "stopped by an admin")
         from callcenter.store.sqlite import SqliteStore
 
@@ -242,7 +238,6 @@ async def test_a_call_up_at_shutdown_stays_open_for_the_next_start(config: Confi
             await reopened.close()
         # exactly the one call, still open when the app stopped, answered
         assert len(rows) == 1 and rows[0]["answered_at"], rows
-        assert store is not None
 
 
 async def test_the_call_logs_policies_come_from_the_database(config: Config) -> None:
