@@ -285,7 +285,15 @@ class LiveState:
     def wait_for(self, client_uri: str) -> asyncio.Future[str]:
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.waiters.setdefault(client_uri, []).append(future)
+        future.add_done_callback(lambda f: self._forget(client_uri, f))  # timed out too
         return future
+
+    def _forget(self, client_uri: str, future: asyncio.Future[str]) -> None:
+        waiting = self.waiters.get(client_uri)
+        if waiting is not None and future in waiting:
+            waiting.remove(future)
+            if not waiting:
+                del self.waiters[client_uri]
 
 
 def _contacts(text: str) -> list[str]:

@@ -245,3 +245,13 @@ def test_a_restore_escapes_semicolons_again() -> None:
     before = [Section("t-auth", (("type", "auth"), ("password", "a;b")))]
     _, (section,) = restore_plan(before, ["t-auth"])
     assert section.get("password") == "a\\;b" and section.get("type") == "auth"
+
+
+async def test_a_registration_wait_that_timed_out_is_forgotten() -> None:
+    from pbx.pjsip_admin import LiveState
+
+    live = LiveState()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(live.wait_for("sip:a@b:5060"), 0.01)
+    await asyncio.sleep(0)  # the done callbacks run on the next turn of the loop
+    assert live.waiters == {}
