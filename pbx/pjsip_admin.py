@@ -409,6 +409,14 @@ class TrunkAdmin:
         if foreign:
             raise ValidationError(f"pjsip.conf already has a [{spec.name}] section of type "
                                   f"{foreign[0].type}: choose another trunk name", field="name")
+        # An endpoint that is neither a trunk of this line nor one this page wrote (with its
+        # [<name>-identify]) is a phone's: never overwritten by a trunk of the same name.
+        if (spec.name in names and spec.name not in self.trunk_endpoints
+                and f"{spec.name}-identify" not in names):
+            raise ValidationError(
+                f"pjsip.conf has an endpoint [{spec.name}] that is not a trunk of this line (a "
+                "phone?): choose another trunk name, or list it in the line's trunk endpoints",
+                field="name")
         old_password = next((s.get("password") or "" for s in sections_named(
             before, [f"{spec.name}-auth"])), "")
         write = build_sections(spec, keep_password=old_password)

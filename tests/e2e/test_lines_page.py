@@ -161,7 +161,6 @@ def test_a_trunk_is_added_and_its_registration_shown(
         assert (page.input_value("[name=t-host]"), page.input_value("[name=t-port]")) == (
             "127.0.0.1", "5195")
         assert "prov1der-secret" not in page.content()
-        assert [a["Command"] for a in emulator.actions_named("Command")] == [
-            "module reload res_pjsip.so"]
+        assert [a["Module"] for a in emulator.actions_named("ModuleLoad")] == ["res_pjsip.so"]
     finally:
         stop_emulator(server)

@@ -255,3 +255,26 @@ async def test_a_registration_wait_that_timed_out_is_forgotten() -> None:
         await asyncio.wait_for(live.wait_for("sip:a@b:5060"), 0.01)
     await asyncio.sleep(0)  # the done callbacks run on the next turn of the loop
     assert live.waiters == {}
+
+
+async def test_a_trunk_never_overwrites_a_phone_endpoint() -> None:
+    from callcenter.errors import ValidationError
+    from pbx.pjsip_admin import LiveState, TrunkAdmin
+
+    class Session:
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+
+        async def action(self, name: str, headers: Any = (), timeout: Any = None, *,
+                         check: bool = True) -> Message:
+            self.sent.append(name)
+            return Message.from_pairs([
+                ("Response", "Success"), ("Category-000000", "101"),
+                ("Line-000000-000000", "type=endpoint"), ("Line-000000-000001", "aors=101")])
+
+    session = Session()
+    admin = TrunkAdmin(lambda: session, LiveState(), trunk_endpoints=frozenset({"trunk"}))
+    with pytest.raises(ValidationError) as err:
+        await admin.save(TrunkSpec("101", "sip.example", username="u", password="p"))
+    assert err.value.field == "name" and "not a trunk" in err.value.message
+    assert session.sent == ["GetConfig"]  # nothing written
