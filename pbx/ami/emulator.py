@@ -306,6 +306,7 @@ class AmiEmulator:
         self._streamer: asyncio.Task[None] | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self._clients: list[_Client] = []
+        self._clients_changed = asyncio.Event()  # a client socket opened or closed
         self._active: _Client | None = None
         self._active_changed = asyncio.Event()
         self._matched = asyncio.Event()
@@ -405,6 +406,12 @@ class AmiEmulator:
         """Client sockets open now (a line's old connection is gone once closed)."""
         return len(self._clients)
 
+    async def wait_open_connections(self, count: int) -> None:
+        """Until exactly ``count`` client sockets are open (bound it with asyncio.timeout)."""
+        while len(self._clients) != count:
+            self._clients_changed.clear()
+            await self._clients_changed.wait()
+
     async def wait_for_client(self, timeout: float = 5.0) -> None:
         """Until a client is logged in and receiving the stream."""
         async with asyncio.timeout(timeout):
@@ -421,6 +428,7 @@ class AmiEmulator:
         self.connections += 1
         client = _Client(self.connections, reader, writer)
         self._clients.append(client)
+        self._clients_changed.set()
         buffer = b""
         try:
             client.send(self._banner)
@@ -445,6 +453,7 @@ class AmiEmulator:
             pass
         finally:
             self._clients.remove(client)
+            self._clients_changed.set()
             if self._active is client:
                 self._set_active(next((c for c in self._clients if c.logged_in), None))
             client.close()  # graceful: a Goodbye or an auth error still in the buffer is sent

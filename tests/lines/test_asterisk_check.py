@@ -45,8 +45,7 @@ async def test_check_gives_the_versions_and_leaves_the_running_line_alone(emulat
         assert logins[-1]["Events"] == "off"  # the check's session gets no events
         assert running.connected and emulator.logins == 2
         async with asyncio.timeout(5):
-            while emulator.open_connections != 1:  # the check's socket is closed again
-                await asyncio.sleep(0.01)
+            await emulator.wait_open_connections(1)  # the check's socket is closed again
         assert running.status().state.value == "up"
     finally:
         await running.stop()

@@ -171,8 +171,7 @@ async def test_an_edit_applies_at_once_and_the_call_in_progress_stays(config: Co
                 await new_line.synced.wait()
                 assert emu.logins == logins + 2  # the check's session, then the new line's
                 assert emu.login_usernames[-2:] == ["crm", "crm"]
-                while emu.open_connections != 1:  # the old line's socket is closed
-                    await asyncio.sleep(0.02)
+                await emu.wait_open_connections(1)  # the old line's socket is closed
             assert new_line.config.ping_interval == 15.0 and new_line.connected
             # re-adopted by the new line's resync, not closed
             assert [c["call"]["id"] for c in (await admin.get("/api/calls/live")).json()] == [
@@ -210,8 +209,7 @@ async def test_a_deleted_line_closes_its_calls_in_the_log(config: Config) -> Non
             (row,) = (await admin.get("/api/calls")).json()
             assert row["state"] == "answered" and "office was stopped by an admin" in row["cause"]
             async with asyncio.timeout(10):
-                while emu.open_connections:  # its connection is closed
-                    await asyncio.sleep(0.02)
+                await emu.wait_open_connections(0)  # its connection is closed
 
 
 async def test_a_call_up_at_shutdown_stays_open_for_the_next_start(config: Config) -> None:
