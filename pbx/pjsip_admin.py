@@ -282,8 +282,14 @@ class LiveState:
             return True
         return False
 
-    def wait_for(self, client_uri: str) -> asyncio.Future[str]:
+    def wait_for(self, client_uri: str, since: float | None = None) -> asyncio.Future[str]:
+        """The next final status of ``client_uri``; with ``since``, one already reported at
+        or after that time counts too (it came before the caller could wait)."""
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        status, at = self.registrations.get(client_uri, ("", 0.0))
+        if since is not None and status in FINAL and at >= since:
+            future.set_result(status)
+            return future
         self.waiters.setdefault(client_uri, []).append(future)
         future.add_done_callback(lambda f: self._forget(client_uri, f))  # timed out too
         return future
@@ -438,7 +444,7 @@ class TrunkAdmin:
                     "the previous configuration was restored" if restored else
                     "restoring the previous configuration FAILED: check pjsip.conf"),
                 restored=restored) from exc
-        waiter = self.live.wait_for(spec.client_uri) if spec.register else None
+        waiter: asyncio.Future[str] | None = None
         try:
             written = parse_getconfig(await session.action(
                 "GetConfig", [("Filename", PJSIP_CONF), ("Category", write[-1].name)]))
@@ -447,12 +453,17 @@ class TrunkAdmin:
                                         restored=False)
             # ModuleLoad, not Command 'module reload': a Command answers Success whatever
             # its output says; ModuleLoad answers Error when the reload fails (manager.c).
+            reloading = time.time()
             reload = await session.action("ModuleLoad", [("LoadType", "reload"),
                                                          ("Module", RELOAD_MODULE)],
                                           check=False)
             if (reload.response or "").lower() != "success":
                 raise TrunkChangeFailed("Asterisk could not reload res_pjsip: "
                                         + (reload.get("Message") or "error"), restored=False)
+            # Only what is said about the registration after the reload counts (a Registry
+            # event of the old one, still retrying, is not this change's result).
+            waiter = self.live.wait_for(spec.client_uri, since=reloading) if (
+                spec.register) else None
             result = await self._registration(spec, waiter)
         except (TrunkChangeFailed, AmiError) as exc:
             if waiter is not None:

@@ -278,3 +278,30 @@ async def test_a_trunk_never_overwrites_a_phone_endpoint() -> None:
         await admin.save(TrunkSpec("101", "sip.example", username="u", password="p"))
     assert err.value.field == "name" and "not a trunk" in err.value.message
     assert session.sent == ["GetConfig"]  # nothing written
+
+
+def _recorded_answer(action_id: str) -> bytes:
+    from pbx.ami.codec import parse_message
+    from pbx.ami.trace import BlockKind, load_trace
+    from tests.conftest import FIXTURES
+
+    trace = load_trace(FIXTURES / "14_pjsip_trunk_admin.log")
+    return next(b.data for b in trace.blocks if b.kind is BlockKind.RECV
+                and parse_message(b.data).action_id == action_id)
+
+
+_STALE = (b"Event: Registry\r\nPrivilege: system,all\r\nChannelType: PJSIP\r\n"
+          b"Username: sip:74951110077@127.0.0.1:5195\r\nDomain: sip:127.0.0.1:5195\r\n"
+          b"Status: Rejected\r\n\r\n")
+
+
+@pytest.mark.parametrize("replay", [{"cut_after": "14-12", "replace": {
+    "14-9": _STALE + _recorded_answer("14-9")}}], indirect=True)
+async def test_a_registry_event_before_the_reload_is_not_the_result(replay) -> None:
+    # The old registration, still retrying, is rejected once more between the write and
+    # the reload: that is not what the new settings got.
+    _, line = replay
+    await line.trunks()
+    result = await line.save_trunk(TrunkSpec("crm-trunk2", "127.0.0.1", 5195, "74951110077",
+                                             PASSWORD))
+    assert result["ok"] and result["registration"] == "Registered"
