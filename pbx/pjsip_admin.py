@@ -415,6 +415,18 @@ class TrunkAdmin:
         if foreign:
             raise ValidationError(f"pjsip.conf already has a [{spec.name}] section of type "
                                   f"{foreign[0].type}: choose another trunk name", field="name")
+        # UpdateConfig's Options are comma-separated: "inherit=a,b" would keep only a, and
+        # the restore could not give such a section back as it was.
+        many = next((s for s in sections_named(before, touched) if len(s.templates) > 1), None)
+        if many is not None:
+            raise ValidationError(
+                f"pjsip.conf's [{many.name}] inherits {len(many.templates)} templates "
+                f"({', '.join(many.templates)}), which AMI cannot write back: edit that trunk "
+                "in pjsip.conf itself; nothing was changed", field="name")
+        kept = next((s.templates[0] for s in sections_named(before, [spec.name])
+                     if s.templates), "")
+        if kept and not spec.template:  # the page has no template field: keep the file's
+            spec = replace(spec, template=kept)
         # An endpoint that is neither a trunk of this line nor one this page wrote (with its
         # [<name>-identify]) is a phone's: never overwritten by a trunk of the same name.
         if (spec.name in names and spec.name not in self.trunk_endpoints

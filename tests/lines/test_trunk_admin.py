@@ -305,3 +305,40 @@ async def test_a_registry_event_before_the_reload_is_not_the_result(replay) -> N
     result = await line.save_trunk(TrunkSpec("crm-trunk2", "127.0.0.1", 5195, "74951110077",
                                              PASSWORD))
     assert result["ok"] and result["registration"] == "Registered"
+
+
+class _Pbx:
+    """A pjsip.conf of one [trunk] endpoint for TrunkAdmin, answering as Asterisk does."""
+
+    def __init__(self, templates: str) -> None:
+        self.templates = templates
+        self.sent: list[tuple[str, Any]] = []
+
+    async def action(self, name: str, headers: Any = (), timeout: Any = None, *,
+                     check: bool = True) -> Message:
+        self.sent.append((name, list(headers)))
+        if name == "GetConfig":
+            return Message.from_pairs([
+                ("Response", "Success"), ("Category-000000", "trunk"),
+                ("Templates-000000", self.templates),
+                ("Line-000000-000000", "type=endpoint"),
+                ("Line-000000-000001", "context=from-trunk")])
+        return Message.from_pairs([("Response", "Success")])
+
+
+async def test_a_trunk_edit_keeps_its_template_and_refuses_two() -> None:
+    from callcenter.errors import ValidationError
+    from pbx.pjsip_admin import LiveState, TrunkAdmin
+
+    pbx = _Pbx("ep-common")
+    admin = TrunkAdmin(lambda: pbx, LiveState(), trunk_endpoints=frozenset({"trunk"}))
+    await admin.save(TrunkSpec("trunk", "sip.example", register=False))
+    (_, update), = [(n, h) for n, h in pbx.sent if n == "UpdateConfig"]
+    assert ("Options-000001", "inherit=ep-common") in update  # DelCat trunk, NewCat trunk
+    assert ("Value-000002", "endpoint") not in update  # type= comes from the template
+
+    pbx = _Pbx("ep-common,ep-codecs")
+    admin = TrunkAdmin(lambda: pbx, LiveState(), trunk_endpoints=frozenset({"trunk"}))
+    with pytest.raises(ValidationError) as err:
+        await admin.save(TrunkSpec("trunk", "sip.example", register=False))
+    assert "2 templates" in err.value.message and [n for n, _ in pbx.sent] == ["GetConfig"]
