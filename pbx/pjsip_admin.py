@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from callcenter.errors import CallcenterError, ValidationError
+from callcenter.lines.records import NAME
 from pbx.ami.errors import AmiActionError, AmiError
 from pbx.ami.message import Message
 
@@ -36,7 +37,7 @@ RELOAD_MODULE = "res_pjsip.so"
 REGISTRATION_WAIT = 20.0  # max_random_initial_delay is 10 s by default, plus the answer
 FINAL = {"Registered", "Rejected"}
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
+_NAME = NAME  # a trunk is named like a line
 _HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")
 _USER = re.compile(r"^[A-Za-z0-9_.+*#-]{1,64}$")
 _CONTEXT = re.compile(r"^[A-Za-z0-9_.-]{1,79}$")

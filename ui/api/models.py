@@ -34,6 +34,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from callcenter.clients import MAX_TEXT
+from callcenter.lines.records import NAME as LINE_NAME
 from callcenter.models import ClientKind, FieldType, Role, TaskKind
 from callcenter.passwords import MIN_LENGTH
 
@@ -342,7 +343,7 @@ class OriginateIn(Body):
 # -- lines (admin) --------------------------------------------------------------------------
 
 LineName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40,
-                                            pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"),
+                                            pattern=LINE_NAME.pattern),
                      Field(description="1 to 40 letters, digits, '.', '_' or '-'")]
 LineKindName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
                                                 max_length=32)]
