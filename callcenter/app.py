@@ -76,7 +76,7 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
                        callback_on=callback_on,
                        callback_due=services.routing.callback_due)
     registry = CallRegistry(services.matcher, store.caller_index, services.bus, call_log,
-                            region=config.phones.default_region)
+                            region=lambda: config.phones.default_region)
     async with contextlib.AsyncExitStack() as stack:
         line_calls = LineCalls(registry)
         stack.push_async_callback(line_calls.close)
@@ -135,7 +135,7 @@ def _asterisk(context: KindContext) -> LineKind:
     def build(cfg: PbxLineConfig) -> AsteriskLine:
         sink, adopt = context.sink()
         line = AsteriskLine(cfg, sink, recordings_dir=config.recordings.pbx_path,
-                            region=config.phones.default_region)
+                            region=lambda: config.phones.default_region)
         adopt(line)
         return line
 

@@ -166,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # aiosqlite's debug lines hold every statement with its parameters: password hashes,
+    # secrets, callers' numbers. --verbose is for our own debug lines.
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

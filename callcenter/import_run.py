@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from callcenter.audit import CLI, AuditService
+from callcenter.audit import AuditService
+from callcenter.audit.model import cli_actor
 from callcenter.config import Config
 from callcenter.importing import (
     ClientDraft,
@@ -32,6 +33,7 @@ from callcenter.importing import (
 )
 from callcenter.models import Role
 from callcenter.phones import Number, NumberKind
+from callcenter.routing.service import effective_region
 from callcenter.store.base import ClientInput, ContactInput, PhoneInput, Store, StoreError
 from callcenter.store.sqlite import SqliteStore
 
@@ -210,7 +212,8 @@ async def run_import(config: Config, args: argparse.Namespace, out: TextIO | Non
     try:
         try:
             plan = await plan_import(
-                store, args.file, region=config.phones.default_region, specs=args.map,
+                store, args.file, region=await effective_region(store, config.phones),
+                specs=args.map,
                 delimiter=args.delimiter, encoding=args.encoding, sheet=args.sheet,
             )
         except ImportingError as exc:
@@ -238,7 +241,7 @@ async def run_import(config: Config, args: argparse.Namespace, out: TextIO | Non
             landed = sum(len(b.drafts) for b in result.landed)
             if landed:
                 await AuditService(store).record_by(
-                    CLI, "import", "client", None, None,
+                    cli_actor(), "import", "client", None, None,
                     {"file": Path(args.file).name, "clients": landed,
                      "batches": len(result.landed)})
         write_report(plan, out, dry_run=args.dry_run)

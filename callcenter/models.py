@@ -46,7 +46,7 @@ class User:
     extension: str | None = None
     language: str = "en"
     active: bool = True
-    must_change_password: bool = False  # an admin's one-time password: choose your own
+    one_time_login: bool = False  # logged in with an admin's one-time password: choose your own
 
 
 @dataclass(slots=True)

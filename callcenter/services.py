@@ -44,7 +44,9 @@ class Services:
 
     @cached_property
     def users(self) -> UserService:
-        return UserService(self.store, self.audit)
+        users = UserService(self.store, self.audit)
+        users.on_change = self.routing.rebuild  # groups count enabled secretaries only
+        return users
 
     @cached_property
     def routing(self) -> RoutingService:

@@ -59,7 +59,7 @@ class AsteriskLine:
                  connect_retry_max: float = 30.0,
                  channel_ids: Callable[[], str | None] | None = None,
                  recordings_dir: str = "/var/spool/asterisk/monitor",
-                 region: str = "RU") -> None:
+                 region: str | Callable[[], str] = "RU") -> None:
         self.config = config
         self.name = config.name
         self._sink = sink
@@ -83,7 +83,8 @@ class AsteriskLine:
         self._gate = PresentationGate()
         # Trunk channels asked about (Getvar pending) -> whether they hung up meanwhile.
         self._asked: dict[str, bool] = {}
-        self._region = region  # the office's country, for the national dial format
+        # The office's country, read per call: an admin may change it while running.
+        self._region: Callable[[], str] = region if callable(region) else (lambda: region)
         self._state = LineState.STOPPED
         self._since = time.time()
         self._last_error = ""
@@ -400,7 +401,7 @@ class AsteriskLine:
         the dialplan dials ``number`` in the line's ``dial_format``."""
         cfg = self.config
         ext, typed = _extension(extension), dialable(number)
-        dial = dial_string(typed, cfg.dial_format, self._region, prefix=cfg.dial_prefix,
+        dial = dial_string(typed, cfg.dial_format, self._region(), prefix=cfg.dial_prefix,
                            international_prefix=cfg.international_prefix)
         conn = self._conn()
         channel_id = self._channel_ids()

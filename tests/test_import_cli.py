@@ -342,3 +342,17 @@ async def test_a_call_arriving_during_a_batch_is_stored_before_the_next_batch_en
         await product.close()
     for n in range(1, 9):
         assert events.index(("call stored", n)) < events.index(("batch end", n + 1)), events
+
+
+def test_import_reads_numbers_in_the_region_an_admin_stored(tmp_path: Path, cfg: Path,
+                                                            capsys) -> None:
+    async def store_region() -> None:
+        store = await SqliteStore.open(tmp_path / "data" / "callcenter.db")
+        await store.set_setting("phones.default_region", "DE")  # the file says RU
+        await store.close()
+
+    asyncio.run(store_region())
+    src = tmp_path / "de.csv"
+    src.write_text("name,phone\nBerlin GmbH,030 1234567\n", encoding="utf-8")
+    assert main(["import", "clients", str(src), "--config", str(cfg)]) == 0, capsys.readouterr()
+    assert clients(tmp_path) == [("Berlin GmbH", ["+49301234567"])]

@@ -35,8 +35,13 @@ async def test_fresh_database_is_at_the_newest_version(tmp_path: Path) -> None:
 async def test_upgrade_from_the_first_schema_keeps_the_data(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     old = await SqliteStore.open(path, target_version=1)
-    manager = await old.create_user("m", "Manager", Role.MANAGER, "102")
-    created = await old.create_client(client("Acme", "+79161234567", manager=manager.id))
+    # The user as a version-1 callcenter wrote it: today's create_user reads back columns
+    # that later migrations added.
+    cursor = await old._db.execute(
+        "INSERT INTO users (login, name, role, extension, created_at) VALUES"
+        " ('m', 'Manager', 'manager', '102', '2026-01-01T00:00:00+00:00')")
+    manager_id = int(cursor.lastrowid or 0)
+    created = await old.create_client(client("Acme", "+79161234567", manager=manager_id))
     await old.close()
     async with aiosqlite.connect(path) as db:
         assert await schema_version(db) == 1
@@ -47,7 +52,8 @@ async def test_upgrade_from_the_first_schema_keeps_the_data(tmp_path: Path) -> N
     store = await SqliteStore.open(path)
     try:
         again = await store.get_client(created.id)
-        assert again.name == "Acme" and again.manager_id == manager.id
+        assert again.name == "Acme" and again.manager_id == manager_id
+        assert (await store.get_user(manager_id)).login == "m"
         assert again.contacts[0].phones[0].e164 == "+79161234567"
         # the new tables exist and work
         await store._db.execute(

@@ -71,7 +71,8 @@ def build_web_app(
                 await stack.enter_async_context(lifespan(app))
             services = getattr(app.state, "services", None)
             if services is not None:
-                hub.start(services)
+                # The routing's rule: can_see_event plus the secretary groups, precomputed.
+                hub.start(services, services.routing.can_see_event)
                 stack.push_async_callback(hub.stop)
             yield
 
@@ -105,7 +106,8 @@ def _bound(route: ApiRoute) -> Any:
     async def bound(request: Request) -> Any:
         request.scope["api_route"] = route
         if route.admin:
-            await current_user(request, Role.ADMIN)
+            # Checked once here; handlers take it from request.state (ui.api.common.admin).
+            request.state.user = await current_user(request, Role.ADMIN)
         if route.query is None and request.query_params:
             # As the query models do (extra="forbid"): a misspelt filter must not be ignored.
             name = next(iter(request.query_params)).replace("\x00", "")[:40]

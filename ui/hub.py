@@ -66,6 +66,7 @@ class Connection:
     websocket: WebSocket
     user: User
     queue: asyncio.Queue[tuple[int, str] | None]
+    epoch: int = 0  # the session epoch the console was authorised with
     backlog: list[tuple[int, str]] = field(default_factory=list)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     last_sent: int = 0
@@ -103,30 +104,40 @@ class Hub:
         max_replay: int = 2000,  # events behind (visible or not) beyond which resume resets
         start_grace: float = 5.0,
         close_timeout: float = 1.0,
-        visible: Visibility = can_see_event,
+        visible: Visibility | None = None,
+        access_interval: float = 20.0,
     ) -> None:
         self.queue_size = queue_size
         self.send_timeout = send_timeout
         self.max_replay = max_replay
         self.start_grace = start_grace
         self.close_timeout = close_timeout
-        self.visible = visible
+        # Who sees an event: given here (tests, benchmarks), else by start()'s caller.
+        self.visible: Visibility = visible or can_see_event
+        self._own_rule = visible is not None
+        # How often the users of open consoles are read again: a change made by another
+        # process (``callcenter user disable`` ...) reaches no disconnect_user() here.
+        self.access_interval = access_interval
         self.boot = secrets.token_hex(6)
         self.services: Services | None = None
         self.connections: set[Connection] = set()
         self.dropped = 0  # connections closed for overflow or slowness (for tests/benchmarks)
         self._unsubscribe: Callable[[], None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
+        self._access: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    def start(self, services: Services) -> None:
+    def start(self, services: Services, visible: Visibility | None = None) -> None:
+        """``visible``: the product's rule (the routing's), unless one was given to the
+        constructor."""
         self.services = services
-        if self.visible is can_see_event:
-            # The routing's rule: can_see_event plus the secretary groups, precomputed.
-            self.visible = services.routing.can_see_event
+        if visible is not None and not self._own_rule:
+            self.visible = visible
         self._unsubscribe = services.bus.subscribe(self._on_event)
-        self._watchdog = asyncio.get_running_loop().create_task(self._watch(), name="ws-watchdog")
+        loop = asyncio.get_running_loop()
+        self._watchdog = loop.create_task(self._watch(), name="ws-watchdog")
+        self._access = loop.create_task(self._watch_access(), name="ws-access")
 
     async def stop(self) -> None:
         """Unsubscribe, then cancel and await every connection's tasks."""
@@ -139,6 +150,10 @@ class Hub:
             self._watchdog.cancel()
             tasks.append(self._watchdog)
             self._watchdog = None
+        if self._access is not None:
+            self._access.cancel()
+            tasks.append(self._access)
+            self._access = None
         for conn in conns:
             conn.drop(CLOSE_GOING_AWAY)
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -219,6 +234,35 @@ class Hub:
                                 conn.user.login, self.send_timeout)
                     conn.drop(CLOSE_TRY_AGAIN)
 
+    async def _watch_access(self) -> None:
+        while True:
+            await asyncio.sleep(self.access_interval)
+            try:
+                await self.check_access()
+            except Exception:  # a locked or closing database: try again next round
+                log.exception("checking the users of open consoles failed")
+
+    async def check_access(self) -> int:
+        """One query over the users of the open consoles; closes those whose user was
+        disabled, logged out, given a new password, a one-time login or another role since
+        the console connected. Returns how many were closed."""
+        if self.services is None or not self.connections:
+            return 0
+        conns = [c for c in tuple(self.connections) if c.close_code is None]
+        access = await self.services.store.user_access({c.user.id for c in conns})
+        dropped = 0
+        for conn in conns:
+            now = access.get(conn.user.id)
+            if (now is None or not now.active or now.one_time_login
+                    or now.session_epoch != conn.epoch):
+                conn.drop(CLOSE_UNAUTHENTICATED)
+            elif now.role != conn.user.role.value:
+                conn.drop(CLOSE_TRY_AGAIN)  # reconnect: the new rights apply from then on
+            else:
+                continue
+            dropped += 1
+        return dropped
+
     # -- one connection -----------------------------------------------------------------------
 
     async def endpoint(self, websocket: WebSocket) -> None:
@@ -226,11 +270,12 @@ class Hub:
         if not self._origin_ok(websocket):
             await self._close(websocket, CLOSE_FORBIDDEN_ORIGIN)
             return
-        user = await self._user(websocket)
-        if user is None or self.services is None:
+        found = await self._user(websocket)
+        if found is None or self.services is None:
             await self._close(websocket, CLOSE_UNAUTHENTICATED)
             return
-        conn = Connection(websocket, user, asyncio.Queue(self.queue_size))
+        user, epoch = found
+        conn = Connection(websocket, user, asyncio.Queue(self.queue_size), epoch)
         hello = {"type": "hello", "seq": self.services.bus.last_seq, "boot": self.boot,
                  "user": {"id": user.id, "name": user.name, "role": user.role.value,
                           "extension": user.extension, "language": user.language}}
@@ -262,7 +307,7 @@ class Hub:
         hosts = {websocket.headers.get("host", ""), websocket.headers.get("x-forwarded-host", "")}
         return urlsplit(origin).netloc in hosts - {""}
 
-    async def _user(self, websocket: WebSocket) -> User | None:
+    async def _user(self, websocket: WebSocket) -> tuple[User, int] | None:
         uid = session_user_id(websocket)
         if uid is None or self.services is None:
             return None
@@ -274,7 +319,7 @@ class Hub:
         if session_epoch(websocket) != epoch:
             return None  # logged out (or the password changed) since this cookie was made
         # A one-time password opens nothing but the page that replaces it.
-        return user if user.active and not user.must_change_password else None
+        return (user, epoch) if user.active and not user.one_time_login else None
 
     async def _close(self, websocket: WebSocket, code: int) -> None:
         # A client that stopped reading may never take the close frame: do not wait for it.

@@ -79,13 +79,14 @@ class CallSink(Protocol):
 
 class CallRegistry:
     def __init__(self, matcher: CallerMatcher, index: ScreenPopIndex, bus: EventBus,
-                 sink: CallSink | None = None, *, region: str = "RU",
+                 sink: CallSink | None = None, *, region: str | Callable[[], str] = "RU",
                  clock: Callable[[], float] | None = None) -> None:
         self._matcher = matcher
         self._index = index
         self._bus = bus
         self._sink = sink
-        self._region = region
+        # The office's country, read per call: an admin may change it while running.
+        self._region: Callable[[], str] = region if callable(region) else (lambda: region)
         self._calls: dict[str, LiveCall] = {}
         self._ended: dict[str, None] = {}  # recently ended ids, so a replayed end is ignored
         # Re-adopted calls answered before the restart -> whether the line has since said who
@@ -185,7 +186,7 @@ class CallRegistry:
             caller_name="" if withheld else e.caller_name,
             withheld=withheld, called=e.called_num, started_at=e.at, match=match,
             caller_e164=None if withheld else caller_number.e164,
-            caller_display="" if withheld else display(caller_number, self._region),
+            caller_display="" if withheld else display(caller_number, self._region()),
             withheld_raw=e.caller_num if withheld else "",
             originated=e.originated, originated_by=originated_by, placed_by=placed_by,
         )
@@ -286,7 +287,7 @@ class CallRegistry:
         if e.caller_num is not None and not call.withheld and call.direction is Direction.INBOUND:
             number = self._matcher.normalize(e.caller_num)
             call.caller_raw, call.caller_e164 = e.caller_num, number.e164
-            call.caller_display = display(number, self._region)
+            call.caller_display = display(number, self._region())
             call.client_phone = number.e164 or e.caller_num or None
             # A caller ID that became known late must still find the client's card.
             call.match = self._matcher.match(e.caller_num)

@@ -6,10 +6,9 @@ A line that can list its endpoints implements :class:`EndpointSource` (the Aster
 
 from __future__ import annotations
 
-import re
 from typing import Protocol, runtime_checkable
 
-EXTENSION = re.compile(r"[0-9]{2,6}")
+from callcenter.users.service import EXTENSION
 
 
 @runtime_checkable

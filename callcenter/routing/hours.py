@@ -105,7 +105,11 @@ class OfficeHours:
             a = datetime.combine(day, start, tzinfo=zone)
             b = (datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
                  if end == time.max else datetime.combine(day, end, tzinfo=zone))
-            # Through UTC: a local time in a spring-forward gap becomes a real instant.
+            # Through UTC: a local time in a spring-forward gap becomes a real instant. The
+            # rule: it is read with the offset in force before the change (fold=0), so an
+            # opening at 02:30 on a night the clock jumps 02:00 -> 03:00 opens at 03:30, as
+            # long after the jump as 02:30 would have been after 02:00 (never before the
+            # clock has shown the time). A time repeated in autumn is its first occurrence.
             out.append((a.astimezone(UTC), b.astimezone(UTC)))
         return tuple(out)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -46,6 +47,20 @@ def valid_region(region: str) -> str:
         raise ValidationError(f"{region[:10]!r} is not a country code such as RU or DE",
                               field="default_region")
     return region
+
+
+async def effective_region(store: Store, phones: PhonesConfig) -> str:
+    """The default region in force: the one an admin stored, else the file's. For commands
+    that run without the routing service (``callcenter import``)."""
+    stored = (await store.get_settings()).get(REGION)
+    return str(stored) if stored else phones.default_region
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingSettings:
+    default_region: str
+    default_region_source: str  # "database" (stored by an admin) or "config" (the file's)
+    hours: dict[str, Any] | None  # OfficeHours.to_json(), None: no office hours
 
 
 class RoutingService:
@@ -92,8 +107,18 @@ class RoutingService:
 
     async def _rebuild(self) -> list[Group]:
         groups = await self._store.list_groups()
-        self.table = RoutingTable.build(groups)
+        self.table = await self._build(groups)
         return groups
+
+    async def _build(self, groups: list[Group]) -> RoutingTable:
+        secretaries = {u.id for u in await self._store.list_users()
+                       if u.active and u.role is Role.SECRETARY}
+        return RoutingTable.build(groups, secretaries)
+
+    async def rebuild(self) -> None:
+        """After a user's role or access changed: a group left without an enabled secretary
+        no longer claims its calls."""
+        await self._rebuild()
 
     # -- groups ----------------------------------------------------------------------------
 
@@ -117,47 +142,78 @@ class RoutingService:
             if user.role is not Role.SECRETARY:
                 raise ValidationError(f"{user.login} is a {user.role.value}: only secretaries"
                                       " belong to secretary groups", field="members")
-        before = next((g for g in await self._store.list_groups() if g.id == group_id), None)
-        gid = await self._store.save_group(group_id, name, members, dids, queues, lines)
-        groups = await self._rebuild()
-        after = next(g for g in groups if g.id == gid)
-        await self._audit.record_by(who, "create" if before is None else "update", "group", gid,
-                                    None if before is None else group_json(before),
-                                    group_json(after))
+        async with self._store.atomic():
+            before = next((g for g in await self._store.list_groups() if g.id == group_id),
+                          None)
+            gid = await self._store.save_group(group_id, name, members, dids, queues, lines)
+            groups = await self._store.list_groups()
+            after = next(g for g in groups if g.id == gid)
+            await self._audit.record_by(who, "create" if before is None else "update", "group",
+                                        gid, None if before is None else group_json(before),
+                                        group_json(after))
+            table = await self._build(groups)
+        self.table = table  # swapped once committed
         return after
 
     async def delete_group(self, who: Actor, group_id: int) -> None:
-        before = next((g for g in await self._store.list_groups() if g.id == group_id), None)
-        await self._store.delete_group(group_id)
-        await self._rebuild()
-        await self._audit.record_by(who, "delete", "group", group_id,
-                                    group_json(before) if before else None, None)
+        async with self._store.atomic():
+            before = next((g for g in await self._store.list_groups() if g.id == group_id),
+                          None)
+            await self._store.delete_group(group_id)
+            await self._audit.record_by(who, "delete", "group", group_id,
+                                        group_json(before) if before else None, None)
+            table = await self._build(await self._store.list_groups())
+        self.table = table
 
     # -- settings --------------------------------------------------------------------------
 
-    def settings(self) -> dict[str, Any]:
-        region = self._phones.default_region
-        return {"default_region": region,
-                "default_region_source": "database" if self._region_set else "config",
-                "hours": self.hours.to_json() if self.hours else None}
+    def settings(self) -> RoutingSettings:
+        return RoutingSettings(self._phones.default_region,
+                               "database" if self._region_set else "config",
+                               self.hours.to_json() if self.hours else None)
+
+    async def update_settings(self, who: Actor, changes: Mapping[str, Any]) -> None:
+        """``default_region`` and/or ``hours``: every value is validated before anything is
+        written; then all are stored with their audit entries in one transaction, and take
+        effect once it committed."""
+        unknown = set(changes) - {"default_region", "hours"}
+        if unknown:
+            raise ValidationError(f"cannot change {', '.join(sorted(unknown))} here")
+        region_sent, hours_sent = "default_region" in changes, "hours" in changes
+        region = changes.get("default_region")
+        value = valid_region(region) if region else None
+        data = changes.get("hours")
+        hours = OfficeHours.from_json(data) if data is not None else None
+        new_region = value or self._toml_region
+        # Stored or not is a change too (a stored region survives a new file's region).
+        region_changed = region_sent and (new_region != self._phones.default_region
+                                          or (value is not None) != self._region_set)
+        async with self._store.atomic():
+            if region_changed:
+                await self._store.set_setting(REGION, value)
+                await self._audit.record_by(who, "update", "setting", REGION,
+                                            {"value": self._phones.default_region},
+                                            {"value": new_region})
+            if hours_sent:
+                before = self.hours.to_json() if self.hours else None
+                after = hours.to_json() if hours else None
+                if before != after:
+                    await self._store.set_setting(HOURS, after)
+                    await self._audit.record_by(who, "update", "setting", HOURS,
+                                                {"value": before}, {"value": after})
+        if region_sent:
+            self._phones.default_region = new_region
+            self._region_set = value is not None
+        if hours_sent:
+            self.hours = hours
 
     async def set_region(self, who: Actor, region: str | None) -> None:
-        """A region stored here wins over the file's; None goes back to the file's."""
-        value = valid_region(region) if region else None
-        before = self._phones.default_region
-        await self._store.set_setting(REGION, value)
-        self._phones.default_region = value or self._toml_region
-        self._region_set = value is not None
-        await self._audit.record_by(who, "update", "setting", REGION,
-                                    {"value": before}, {"value": self._phones.default_region})
+        """A region stored here wins over the file's; None goes back to the file's. An
+        unchanged region writes nothing."""
+        await self.update_settings(who, {"default_region": region})
 
     async def set_hours(self, who: Actor, data: Mapping[str, Any] | None) -> None:
-        hours = OfficeHours.from_json(data) if data is not None else None
-        before = self.hours.to_json() if self.hours else None
-        await self._store.set_setting(HOURS, hours.to_json() if hours else None)
-        self.hours = hours
-        await self._audit.record_by(who, "update", "setting", HOURS, {"value": before},
-                                    {"value": hours.to_json() if hours else None})
+        await self.update_settings(who, {"hours": data})
 
     # -- extensions ------------------------------------------------------------------------
 

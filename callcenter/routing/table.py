@@ -9,7 +9,7 @@ as before routing existed. Admins and managers are not affected (managers keep t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,13 +48,18 @@ class RoutingTable:
         return cls({}, {}, {}, {}, {})
 
     @classmethod
-    def build(cls, groups: Iterable[Group]) -> RoutingTable:
+    def build(cls, groups: Iterable[Group], secretaries: Collection[int] | None = None
+              ) -> RoutingTable:
+        """``secretaries``: the enabled secretaries; a group with none of them claims no
+        call (nobody would see it). None: every member counts."""
         did: dict[str, set[int]] = {}
         tail: dict[str, set[int]] = {}
         queue: dict[str, set[int]] = {}
         line: dict[str, set[int]] = {}
         user: dict[int, set[int]] = {}
         for g in groups:
+            if secretaries is not None and not any(m in secretaries for m in g.members):
+                continue
             for d in g.dids:
                 d = digits(d)
                 if d:

@@ -7,7 +7,8 @@ a screen-pop lookup must cost microseconds on the event loop, not a thread hand-
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import contextlib
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -31,7 +32,7 @@ from callcenter.phones import Number
 
 if TYPE_CHECKING:
     from callcenter.routing.table import Group
-    from callcenter.users.model import Handover
+    from callcenter.users.model import Access, Handover
 
 
 class StoreError(Exception):
@@ -119,6 +120,7 @@ class Store(Protocol):
     caller_index: CallerIndex
 
     async def close(self) -> None: ...
+    def atomic(self) -> contextlib.AbstractAsyncContextManager[None]: ...
 
     # users
     async def create_user(self, login: str, name: str, role: Role, extension: str | None = None,
@@ -190,6 +192,7 @@ class Store(Protocol):
     # user administration (callcenter.store.sqlite_users)
     async def enabled_admins(self) -> int: ...
     async def update_user_keeping_admin(self, user_id: int, **changes: Any) -> None: ...
+    async def user_access(self, user_ids: Collection[int]) -> dict[int, Access]: ...
     async def hand_over(self, from_user: int, to_user: int,
                         audit: Callable[[Handover], Awaitable[Any]] | None = None
                         ) -> Handover: ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -193,6 +194,11 @@ class SqliteStore(CallLogMixin, AuditMixin, UserAdminMixin, RoutingMixin, LinesM
 
     async def _transaction(self, work: Any) -> Any:
         return await self._db.in_transaction(work)
+
+    def atomic(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """One transaction for a block of store calls (a change and its audit entry); blocks
+        nest within one task."""
+        return self._db.transaction()
 
     # -- users -----------------------------------------------------------------------------
 

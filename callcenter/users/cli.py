@@ -11,12 +11,13 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from callcenter.audit import CLI, AuditService
+from callcenter.audit import AuditService
+from callcenter.audit.model import cli_actor
 from callcenter.config import Config
 from callcenter.errors import CallcenterError
-from callcenter.models import User
+from callcenter.models import Role, User
 from callcenter.store.base import Conflict, NotFound, Store
-from callcenter.users.service import UserService
+from callcenter.users.service import LANGUAGES, UserService
 
 PASSWORD_ENV = "CALLCENTER_NEW_PASSWORD"
 
@@ -43,7 +44,7 @@ async def _list(svc: UserService, store: Store, args: argparse.Namespace) -> str
 
 
 async def _add(svc: UserService, store: Store, args: argparse.Namespace) -> str:
-    user = await svc.create(CLI, args.login, args.name or args.login, args.role,
+    user = await svc.create(cli_actor(), args.login, args.name or args.login, args.role,
                             args.extension, _password(args.login),
                             args.language or args.default_language)
     return f"user {user.login} ({user.role}) created with id {user.id}"
@@ -57,13 +58,13 @@ async def _edit(svc: UserService, store: Store, args: argparse.Namespace) -> str
     if not changes:
         raise CallcenterError("nothing to change: give --name, --role, --extension or"
                               " --language")
-    user = await svc.update(CLI, user.id, changes)
+    user = await svc.update(cli_actor(), user.id, changes)
     return _row(user)
 
 
 def _active(value: bool) -> Callable[..., Awaitable[str]]:
     async def run(svc: UserService, store: Store, args: argparse.Namespace) -> str:
-        user = await svc.update(CLI, (await _user(store, args.login)).id, {"active": value})
+        user = await svc.update(cli_actor(), (await _user(store, args.login)).id, {"active": value})
         return f"user {user.login} {'enabled' if value else 'disabled'}"
 
     return run
@@ -71,13 +72,14 @@ def _active(value: bool) -> Callable[..., Awaitable[str]]:
 
 async def _reset(svc: UserService, store: Store, args: argparse.Namespace) -> str:
     user = await _user(store, args.login)
-    await svc.set_password(CLI, user.id, _password(user.login))
+    await svc.set_password(cli_actor(), user.id, _password(user.login),
+                           one_time=args.one_time)
     return f"password of {user.login} reset; their sessions have ended"
 
 
 async def _handover(svc: UserService, store: Store, args: argparse.Namespace) -> str:
     source, target = await _user(store, args.login), await _user(store, args.to)
-    done = await svc.hand_over(CLI, source.id, target.id)
+    done = await svc.hand_over(cli_actor(), source.id, target.id)
     return (f"{len(done.task_ids)} open task(s) and {len(done.client_ids)} client(s) of"
             f" {source.login} handed to {target.login}")
 
@@ -119,7 +121,7 @@ def add_parsers(user_sub: Any, with_config: Callable[[argparse.ArgumentParser],
                                                       argparse.ArgumentParser],
                 func: Callable[[argparse.Namespace], int]) -> None:
     """The subcommands of ``callcenter user``."""
-    roles = ["secretary", "manager", "admin"]
+    roles = [r.value for r in Role]
     with_config(user_sub.add_parser("list", help="list users")).set_defaults(func=func)
     add = with_config(user_sub.add_parser(
         "add", help=f"create a user (password from ${PASSWORD_ENV} or a prompt)"))
@@ -127,7 +129,7 @@ def add_parsers(user_sub: Any, with_config: Callable[[argparse.ArgumentParser],
     add.add_argument("--name")
     add.add_argument("--role", choices=roles, default="secretary")
     add.add_argument("--extension")
-    add.add_argument("--language", choices=["en", "ru"],
+    add.add_argument("--language", choices=LANGUAGES,
                      help="default: console.default_language")
     add.set_defaults(func=func)
     edit = with_config(user_sub.add_parser("edit", help="change a user's name, role, "
@@ -136,7 +138,7 @@ def add_parsers(user_sub: Any, with_config: Callable[[argparse.ArgumentParser],
     edit.add_argument("--name")
     edit.add_argument("--role", choices=roles)
     edit.add_argument("--extension", help='digits, or "" to remove it')
-    edit.add_argument("--language", choices=["en", "ru"])
+    edit.add_argument("--language", choices=LANGUAGES)
     edit.set_defaults(func=func)
     for name, text in (("disable", "disable a user (their sessions end)"),
                        ("enable", "enable a disabled user")):
@@ -147,6 +149,8 @@ def add_parsers(user_sub: Any, with_config: Callable[[argparse.ArgumentParser],
         "reset-password", help=f"set a new password (from ${PASSWORD_ENV} or a prompt);"
                                " the user's sessions end"))
     reset.add_argument("login")
+    reset.add_argument("--one-time", action="store_true",
+                       help="the user must choose their own password at the next login")
     reset.set_defaults(func=func)
     hand = with_config(user_sub.add_parser(
         "handover", help="give a user's open tasks and clients to another user"))

@@ -14,11 +14,21 @@ class LastAdmin(CallcenterError):
 
 
 @dataclass(frozen=True, slots=True)
+class Access:
+    """A user's state that an open console depends on."""
+
+    active: bool
+    session_epoch: int
+    role: str
+    one_time_login: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Handover:
     from_user: int
     to_user: int
-    task_ids: list[int]
-    client_ids: list[int]
+    task_ids: tuple[int, ...]
+    client_ids: tuple[int, ...]
 
 
 class PasswordChangeRequired(PermissionDenied):

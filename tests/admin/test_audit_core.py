@@ -74,3 +74,26 @@ async def test_csv_export_escapes_formulas(store) -> None:
     for cell in rows[1]:
         assert not cell.startswith(("=", "+", "-", "@"))
     assert safe_cell("\tx") == "'\tx" and safe_cell(None) == "" and safe_cell("a=b") == "a=b"
+
+
+def test_mask_reaches_into_lists_and_tuples() -> None:
+    before, after = mask({"trunks": [{"name": "t1", "secret": "hunter1"}]},
+                         {"trunks": [{"name": "t1", "secret": "hunter2"},
+                                     {"name": "t2", "auth": {"password": "hunter3"}}],
+                          "pairs": ({"pin": "1234"}, "plain")})
+    text = repr((before, after))
+    for value in ("hunter1", "hunter2", "hunter3", "1234"):
+        assert value not in text
+    assert before == {"trunks": [{"name": "t1", "secret": HIDDEN}]}
+    assert after == {"trunks": [{"name": "t1", "secret": CHANGED},
+                                {"name": "t2", "auth": {"password": HIDDEN}}],
+                     "pairs": [{"pin": HIDDEN}, "plain"]}
+    assert mask(None, {"trunks": [{"secret": "hunter2"}]}) == (
+        None, {"trunks": [{"secret": HIDDEN}]})
+
+
+def test_more_secret_words() -> None:
+    for key in ("authkey", "auth_key", "pass", "md5_cred", "cred", "outbound_auth_pass"):
+        assert is_secret(key), key
+    for key in ("passthrough", "bypass", "credit", "compass"):
+        assert not is_secret(key), key

@@ -82,3 +82,30 @@ async def test_missed_call_after_hours_gets_a_task_due_at_opening(store) -> None
     # a call in opening hours (long ago here): due at once, i.e. when it was logged
     assert due["+79031234567"] is not None
     assert utc(2026, 1, 1) < due["+79031234567"] <= datetime.now(UTC)
+
+
+def test_a_holiday_on_a_clock_change_day() -> None:
+    every_day = {d: [["09:00", "18:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat",
+                                                   "sun")}
+    hours = OfficeHours.from_json({"timezone": "Europe/Berlin", "week": every_day,
+                                   "holidays": ["2026-10-25", "2026-03-29"]})
+    # Saturday evening before the autumn change; Sunday (the change) is a holiday: Monday
+    # 09:00 CET = 08:00 UTC
+    assert hours.callback_due(utc(2026, 10, 24, 17, 0)) == utc(2026, 10, 26, 8, 0)
+    # during the holiday itself, after the clocks went back
+    assert hours.callback_due(utc(2026, 10, 25, 10, 0)) == utc(2026, 10, 26, 8, 0)
+    assert not hours.is_open(utc(2026, 10, 25, 10, 0))
+    # the spring change on a holiday: Monday 09:00 CEST = 07:00 UTC
+    assert hours.callback_due(utc(2026, 3, 28, 17, 0)) == utc(2026, 3, 30, 7, 0)
+
+
+def test_an_opening_inside_the_spring_forward_gap() -> None:
+    # 29 March 2026, Berlin: 02:00 CET jumps to 03:00 CEST. The rule (callcenter.routing.hours):
+    # 02:30 is read with the offset before the jump, i.e. 03:30 CEST = 01:30 UTC.
+    hours = OfficeHours.from_json({"timezone": "Europe/Berlin",
+                                   "week": {"sun": [["02:30", "05:00"]]}})
+    assert hours.callback_due(utc(2026, 3, 28, 23, 0)) == utc(2026, 3, 29, 1, 30)
+    assert not hours.is_open(utc(2026, 3, 29, 1, 0))  # 03:00 CEST: not yet
+    assert hours.is_open(utc(2026, 3, 29, 1, 30))
+    # a week later the same opening is 02:30 CEST = 00:30 UTC
+    assert hours.callback_due(utc(2026, 4, 4, 23, 0)) == utc(2026, 4, 5, 0, 30)

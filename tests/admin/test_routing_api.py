@@ -7,6 +7,7 @@ from starlette.testclient import TestClient
 
 from callcenter.app import create_app
 from callcenter.config import Config
+from callcenter.line_events import CallStarted, Direction
 from tests.conftest import Api
 
 
@@ -40,6 +41,11 @@ def test_default_region_is_stored_and_wins_over_the_file(config: Config) -> None
         client = api.post("/api/clients", json={"name": "Berlin GmbH", "contacts": [
             {"name": "Uwe", "phones": ["030 1234567"]}]}).json()
         assert client["contacts"][0]["phones"][0]["e164"] == "+49301234567"
+        # and the running call registry shows callers in it (a national German number)
+        registry = c.app.state.services.extra["calls"].registry
+        c.portal.call(registry.handle, CallStarted(
+            "office", "office:de", 1.0, Direction.INBOUND, "+49301234567", "", "100"))
+        assert registry.get("office:de").caller_display == "030 1234567"
     config.phones.default_region = "RU"  # the file says RU again at the next start
     with TestClient(create_app(config, demo=True, demo_calls=False)) as c:
         api = Api(c)
@@ -64,6 +70,21 @@ def test_office_hours_through_the_api(api: Api) -> None:
     r = api.patch("/api/routing/settings", json={"hours": {"timezone": "Nowhere/City"}})
     assert r.status_code == 400 and "time zone" in r.json()["message"]
     assert api.get("/api/routing").json()["settings"]["hours"]["timezone"] == "Europe/Moscow"
+
+
+def test_a_settings_change_with_one_bad_value_saves_nothing(api: Api) -> None:
+    api.login("admin")
+    hours = {"timezone": "Europe/Moscow", "week": {"mon": [["09:00", "18:00"]]}}
+    r = api.patch("/api/routing/settings", json={"hours": hours, "default_region": "XX"})
+    assert r.status_code == 400 and "country code" in r.json()["message"]
+    assert api.get("/api/routing").json()["settings"]["hours"] is None
+    assert api.get("/api/audit", params={"target_kind": "setting"}).json() == []
+    # both valid: both saved, two entries; the same again: nothing new
+    for _ in range(2):
+        r = api.patch("/api/routing/settings", json={"hours": hours, "default_region": "DE"})
+        assert r.status_code == 200, r.text
+    entries = api.get("/api/audit", params={"target_kind": "setting"}).json()
+    assert sorted(e["target_id"] for e in entries) == ["office.hours", "phones.default_region"]
 
 
 def test_endpoints_import_maps_extensions_to_users(api: Api) -> None:

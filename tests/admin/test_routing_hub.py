@@ -87,6 +87,35 @@ def test_live_calls_follow_the_groups(client: TestClient) -> None:  # noqa: F811
     data["call"]["line"] = "elsewhere"
     assert table.can_see_event(sec, data, False)
     data["call"]["line"] = "office"
-    admin.post("/api/routing/groups", json={"name": "Office", "lines": ["office"]})
+    other = admin.post("/api/users", json={"login": "sec2", "name": "Second", "role": "secretary",
+                                           "password": "Second-Pa55word-1"}).json()
+    admin.post("/api/routing/groups", json={"name": "Office", "members": [other["id"]],
+                                            "lines": ["office"]})
     table = client.app.state.services.routing.table
     assert not table.can_see_event(sec, data, False)
+
+
+def test_a_group_without_an_enabled_secretary_claims_no_calls(client: TestClient) -> None:  # noqa: F811
+    admin = admin_api(client)
+    u = users(client)
+    other = admin.post("/api/users", json={"login": "sec2", "name": "Second", "role": "secretary",
+                                           "password": "Second-Pa55word-1"}).json()
+    admin.post("/api/routing/groups", json={"name": "Mine", "members": [u["secretary"]["id"]],
+                                            "lines": ["elsewhere"]})
+    admin.post("/api/routing/groups", json={"name": "Nobody", "lines": ["office"]})
+    routing = client.app.state.services.routing
+    sec = client.portal.call(client.app.state.services.store.get_user, u["secretary"]["id"])
+    _, data = call(u, "office:1", SALES_DID).ringing("199")
+    # a group with no members would hide the call from every secretary: it claims nothing
+    assert routing.table.can_see_event(sec, data, False)
+    r = admin.post("/api/routing/groups", json={"name": "Office", "members": [other["id"]],
+                                                "lines": ["office"]})
+    assert r.status_code == 201, r.text
+    assert not routing.table.can_see_event(sec, data, False)
+    # its only secretary disabled (or made a manager): the call reaches the others again
+    assert admin.patch(f"/api/users/{other['id']}", json={"active": False}).status_code == 200
+    assert routing.table.can_see_event(sec, data, False)
+    assert admin.patch(f"/api/users/{other['id']}", json={"active": True}).status_code == 200
+    assert not routing.table.can_see_event(sec, data, False)
+    assert admin.patch(f"/api/users/{other['id']}", json={"role": "manager"}).status_code == 200
+    assert routing.table.can_see_event(sec, data, False)

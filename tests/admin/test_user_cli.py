@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,43 @@ def test_client_import_from_the_command_line_is_audited(cfg: Path, tmp_path: Pat
     [entry] = audit(cfg)
     assert (entry.actor_label, entry.action, entry.target_kind) == ("cli", "import", "client")
     assert entry.after == {"file": "clients.csv", "clients": 2, "batches": 1}
+
+
+def test_verbose_logging_shows_no_password_hash(cfg: Path, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    assert main(["-v", "user", "add", "vera", "--config", str(cfg)]) == 0
+    assert main(["-v", "user", "reset-password", "vera", "--config", str(cfg)]) == 0
+    assert "argon2" not in caplog.text and PASSWORD not in caplog.text
+
+
+def test_users_can_be_edited_while_no_admin_exists(cfg: Path, capsys) -> None:
+    # a fresh database: no admin yet, and editing a user is no demotion of anyone
+    assert run(cfg, "add", "olga") == 0
+    assert run(cfg, "edit", "olga", "--name", "Olga P.") == 0, capsys.readouterr().err
+    assert run(cfg, "disable", "olga") == 0
+    assert run(cfg, "enable", "olga") == 0
+    assert run(cfg, "edit", "olga", "--role", "admin") == 0
+    assert run(cfg, "edit", "olga", "--role", "manager") == 1
+    assert "last enabled admin" in capsys.readouterr().err
+
+
+def test_cli_entries_name_the_account_and_host_and_one_time_resets(cfg: Path) -> None:
+    import getpass
+    import socket
+
+    assert run(cfg, "add", "olga") == 0
+    assert run(cfg, "reset-password", "olga", "--one-time") == 0
+    entries = audit(cfg)
+    assert {e.address for e in entries} == {f"{getpass.getuser()}@{socket.gethostname()}"}
+    assert entries[0].action == "reset-password" and entries[0].after["one_time"] is True
+
+    async def flag() -> bool:
+        store = await SqliteStore.open(cfg.parent / "var" / "callcenter.db")
+        try:
+            found = await store.user_by_login("olga")
+            assert found is not None
+            return found[0].one_time_login
+        finally:
+            await store.close()
+
+    assert asyncio.run(flag()) is True

@@ -159,14 +159,29 @@ def test_a_one_time_password_opens_only_the_password_change(api_factory) -> None
                    json={"password": RESET_PASSWORD, "one_time": True})
     assert r.status_code == 200, r.text
     me = user.login("dmitry", RESET_PASSWORD)
-    assert me["must_change_password"] is True
-    assert user.get("/api/session").json()["user"]["must_change_password"] is True
+    assert me["one_time_login"] is True
+    # other non-admins do not learn who logged in with a one-time password
+    other = api_factory()
+    other.login("maria")
+    shown = {u["login"]: u for u in other.get("/api/users").json()}
+    assert "one_time_login" not in shown["dmitry"] and "one_time_login" in shown["maria"]
+    assert "one_time_login" not in other.get(f"/api/users/{dmitry['id']}").json()
+    assert "one_time_login" in admin.get(f"/api/users/{dmitry['id']}").json()
+    assert user.get("/api/session").json()["user"]["one_time_login"] is True
     r = user.get("/api/clients")
     assert r.status_code == 403 and r.json()["error"] == "password-change-required"
+    # nothing but the password: not the name, nor with the password the role
+    for body in ({"name": "Dima"}, {"language": "en"},
+                 {"password": NEW_PASSWORD, "current_password": RESET_PASSWORD,
+                  "name": "Dima"}):
+        r = user.patch(f"/api/users/{dmitry['id']}", json=body)
+        assert r.status_code == 403 and r.json()["error"] == "password-change-required", body
+    assert next(u for u in admin.get("/api/users").json()
+                if u["login"] == "dmitry")["name"] == dmitry["name"]
     r = user.patch(f"/api/users/{dmitry['id']}", json={"password": NEW_PASSWORD,
                                                       "current_password": RESET_PASSWORD})
     assert r.status_code == 200, r.text
-    assert r.json()["must_change_password"] is False
+    assert r.json()["one_time_login"] is False
     assert user.get("/api/clients").status_code == 200  # this session goes on, now free
     entries = admin.get("/api/audit", params={"target_id": dmitry["id"]}).json()
     assert [(e["action"], e["after"].get("one_time")) for e in entries[:2]] == [

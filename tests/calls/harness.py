@@ -115,6 +115,7 @@ async def replay(
     trace: Trace | None = None,
     line: dict[str, Any] | None = None,
     emulator_options: dict[str, Any] | None = None,
+    region: str | Callable[[], str] = "RU",
 ) -> AsyncIterator[Replay]:
     """``trace`` replaces the recording named ``scenario``; ``line``: PbxLineConfig values;
     ``emulator_options``: AmiEmulator keywords (``variables``, ``held_answers``)."""
@@ -136,7 +137,7 @@ async def replay(
                            **(emulator_options or {}))
     await emulator.start()
     config = PbxLineConfig(**{**options, "port": emulator.port})
-    line = AsteriskLine(config, registry.handle, channel_ids=channel_ids)
+    line = AsteriskLine(config, registry.handle, channel_ids=channel_ids, region=region)
     service = CallService(registry, {"office": line})
     result = Replay(store, bus, registry, call_log, line, emulator, service)
     bus.subscribe(result.events.append)

@@ -66,3 +66,15 @@ async def test_e164_dial_format(tmp_path: Path) -> None:
         await r.finish()
         [action] = r.emulator.actions_named("Originate")
         assert action.get("Exten") == "+79031234567"
+
+
+async def test_the_dial_format_follows_a_region_changed_while_running(tmp_path: Path) -> None:
+    region = ["RU"]
+    async with replay(tmp_path, CLICK, line={"dial_format": "e164"},
+                      channel_ids=lambda: "crm-c2c-0001", region=lambda: region[0]) as r:
+        await r.connected()
+        region[0] = "DE"  # an admin stored another default region after the line started
+        await r.service.originate(await r.user("maria"), "030 1234567")
+        await r.finish()
+        [action] = r.emulator.actions_named("Originate")
+        assert action.get("Exten") == "+49301234567"

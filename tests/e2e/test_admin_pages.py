@@ -180,8 +180,10 @@ def test_routing_page(server: LiveServer, console) -> None:
     settings.locator("input[name=holidays]").fill("2026-12-31")
     settings.locator("button[type=submit]").click()
     expect(page.locator(".toast", has_text="Region and office hours saved")).to_have_count(1)
-    assert routing.hours is not None and routing.hours.timezone == "Europe/Moscow"
-    assert routing.settings()["default_region_source"] == "config"  # not pinned by the save
+    # read on the server's loop, where the routing state changes
+    hours, shown = server.call(lambda: (routing.hours, routing.settings()))
+    assert hours is not None and hours.timezone == "Europe/Moscow"
+    assert shown.default_region_source == "config"  # not pinned by the save
     settings = page.locator("form[data-role=routing-settings]")
     settings.locator("input[name=timezone]").fill("Mars/Base")
     settings.locator("button[type=submit]").click()

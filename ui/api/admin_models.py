@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field, StringConstraints
 
+from callcenter.users.service import EXTENSION
 from ui.api.models import ABSENT, Body, Id, Password, Query, When
 
 Label = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
@@ -75,7 +76,7 @@ class RoutingSettingsIn(Body):
 
 
 class ExtensionIn(Body):
-    extension: Annotated[str, StringConstraints(pattern=r"^[0-9]{2,6}$"),
+    extension: Annotated[str, StringConstraints(pattern=rf"^{EXTENSION.pattern}$"),
                          Field(description="2 to 6 digits")]
     user_id: Id | None
 

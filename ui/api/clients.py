@@ -58,8 +58,10 @@ async def create_client(request: Request) -> JSONResponse:
         data.setdefault("manager_id", user.id)
         if data["manager_id"] != user.id:
             raise PermissionDenied("a manager can only create clients of their own")
-    client = await svc.clients.create_client(data)
-    await record(request, user, "create", "client", client.id, None, snap.client_created(client))
+    async with svc.store.atomic():
+        client = await svc.clients.create_client(data)
+        await record(request, user, "create", "client", client.id, None,
+                     snap.client_created(client))
     return ok(client, 201)
 
 
@@ -72,23 +74,26 @@ async def update_client(request: Request) -> JSONResponse:
     user = await current_user(request)
     svc = services(request)
     data = (await body_of(request, ClientUpdate)).model_dump(exclude_unset=True)
-    before = await visible_client(svc, user, path_id(request))
     if managers_restricted(svc, user) and data.get(
         "manager_id", user.id
     ) != user.id:
         raise PermissionDenied("a manager cannot hand a client to someone else")
-    client = await svc.clients.update_client(path_id(request), data)
-    await record(request, user, "update", "client", client.id, snap.client(before),
-                 snap.client(client))
+    async with svc.store.atomic():  # the before, the change and its entry: one transaction
+        before = await visible_client(svc, user, path_id(request))
+        client = await svc.clients.update_client(path_id(request), data)
+        await record(request, user, "update", "client", client.id, snap.client(before),
+                     snap.client(client))
     return ok(client)
 
 
 async def delete_client(request: Request) -> JSONResponse:
     user = await current_user(request, Role.ADMIN)
     store = services(request).store
-    before = await store.get_client(path_id(request))
-    await store.delete_client(before.id)
-    await record(request, user, "delete", "client", before.id, snap.client_created(before), None)
+    async with store.atomic():
+        before = await store.get_client(path_id(request))
+        await store.delete_client(before.id)
+        await record(request, user, "delete", "client", before.id,
+                     snap.client_created(before), None)
     return ok({"deleted": path_id(request)})
 
 
@@ -97,8 +102,9 @@ async def add_contact(request: Request) -> JSONResponse:
     svc = services(request)
     data = (await body_of(request, ContactIn)).model_dump(exclude_unset=True)
     await visible_client(svc, user, path_id(request))
-    contact = await svc.clients.add_contact(path_id(request), data)
-    await record(request, user, "create", "contact", contact.id, None, snap.contact(contact))
+    async with svc.store.atomic():
+        contact = await svc.clients.add_contact(path_id(request), data)
+        await record(request, user, "create", "contact", contact.id, None, snap.contact(contact))
     return ok(contact, 201)
 
 
@@ -112,19 +118,21 @@ async def update_contact(request: Request) -> JSONResponse:
     user = await current_user(request)
     svc = services(request)
     data = (await body_of(request, ContactUpdate)).model_dump(exclude_unset=True)
-    before = await _contact_owner_check(svc, user, path_id(request))
-    contact = await svc.clients.update_contact(path_id(request), data)
-    await record(request, user, "update", "contact", contact.id, snap.contact(before),
-                 snap.contact(contact))
+    async with svc.store.atomic():
+        before = await _contact_owner_check(svc, user, path_id(request))
+        contact = await svc.clients.update_contact(path_id(request), data)
+        await record(request, user, "update", "contact", contact.id, snap.contact(before),
+                     snap.contact(contact))
     return ok(contact)
 
 
 async def delete_contact(request: Request) -> JSONResponse:
     user = await current_user(request)
     svc = services(request)
-    before = await _contact_owner_check(svc, user, path_id(request))
-    await svc.store.delete_contact(path_id(request))
-    await record(request, user, "delete", "contact", before.id, snap.contact(before), None)
+    async with svc.store.atomic():
+        before = await _contact_owner_check(svc, user, path_id(request))
+        await svc.store.delete_contact(path_id(request))
+        await record(request, user, "delete", "contact", before.id, snap.contact(before), None)
     return ok({"deleted": path_id(request)})
 
 
@@ -133,8 +141,9 @@ async def add_phone(request: Request) -> JSONResponse:
     svc = services(request)
     data = (await body_of(request, PhoneIn)).model_dump(exclude_unset=True)
     await _contact_owner_check(svc, user, path_id(request))
-    phone = await svc.clients.add_phone(path_id(request), data)
-    await record(request, user, "create", "phone", phone.id, None, snap.phone(phone))
+    async with svc.store.atomic():
+        phone = await svc.clients.add_phone(path_id(request), data)
+        await record(request, user, "create", "phone", phone.id, None, snap.phone(phone))
     return ok(phone, 201)
 
 
@@ -143,8 +152,9 @@ async def delete_phone(request: Request) -> JSONResponse:
     svc = services(request)
     phone = await svc.store.get_phone(path_id(request))
     await _contact_owner_check(svc, user, phone.contact_id)
-    await svc.store.delete_phone(phone.id)
-    await record(request, user, "delete", "phone", phone.id, snap.phone(phone), None)
+    async with svc.store.atomic():
+        await svc.store.delete_phone(phone.id)
+        await record(request, user, "delete", "phone", phone.id, snap.phone(phone), None)
     return ok({"deleted": phone.id})
 
 
@@ -156,19 +166,22 @@ async def list_custom_fields(request: Request) -> JSONResponse:
 async def create_custom_field(request: Request) -> JSONResponse:
     user = await current_user(request, Role.ADMIN)
     data = (await body_of(request, CustomFieldIn)).model_dump(exclude_unset=True)
-    created = await services(request).clients.create_custom_field(data)
-    await record(request, user, "create", "custom_field", created.id, None,
-                 snap.custom_field(created))
+    svc = services(request)
+    async with svc.store.atomic():
+        created = await svc.clients.create_custom_field(data)
+        await record(request, user, "create", "custom_field", created.id, None,
+                     snap.custom_field(created))
     return ok(created, 201)
 
 
 async def delete_custom_field(request: Request) -> JSONResponse:
     user = await current_user(request, Role.ADMIN)
     store = services(request).store
-    found = [f for f in await store.list_custom_fields() if f.id == path_id(request)]
-    await store.delete_custom_field(path_id(request))
-    await record(request, user, "delete", "custom_field", path_id(request),
-                 snap.custom_field(found[0]) if found else None, None)
+    async with store.atomic():
+        found = [f for f in await store.list_custom_fields() if f.id == path_id(request)]
+        await store.delete_custom_field(path_id(request))
+        await record(request, user, "delete", "custom_field", path_id(request),
+                     snap.custom_field(found[0]) if found else None, None)
     return ok({"deleted": path_id(request)})
 
 
@@ -185,12 +198,13 @@ async def add_note(request: Request) -> JSONResponse:
     svc = services(request)
     text = (await body_of(request, NoteIn)).text
     await visible_client(svc, user, path_id(request))
-    note = await svc.store.add_interaction(
-        InteractionKind.NOTE, datetime.now(UTC), text, client_id=path_id(request),
-        user_id=user.id,
-    )
-    await record(request, user, "create", "note", note.id, None,
-                 {"client_id": note.client_id, "text": note.summary})
+    async with svc.store.atomic():
+        note = await svc.store.add_interaction(
+            InteractionKind.NOTE, datetime.now(UTC), text, client_id=path_id(request),
+            user_id=user.id,
+        )
+        await record(request, user, "create", "note", note.id, None,
+                     {"client_id": note.client_id, "text": note.summary})
     return ok(note, 201)
 
 

@@ -37,6 +37,7 @@ from callcenter.clients import MAX_TEXT
 from callcenter.lines.records import NAME as LINE_NAME
 from callcenter.models import ClientKind, FieldType, Role, TaskKind
 from callcenter.passwords import MIN_LENGTH
+from callcenter.users.service import EXTENSION
 
 MAX_ID = 2**63 - 1  # SQLite's INTEGER: a larger id is a 400, not an OverflowError
 MAX_PASSWORD = 1024  # argon2 hashes any length; this bounds the work a request can ask for
@@ -128,7 +129,7 @@ def _extension(value: str | None) -> str | None:
     return value
 
 
-_EXTENSION = r"[0-9]{2,6}"
+_EXTENSION = EXTENSION.pattern  # one rule for the API, the CLI and the PBX import
 Extension = Annotated[
     str | None,
     BeforeValidator(_none_if_empty),

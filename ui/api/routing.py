@@ -8,7 +8,7 @@ from starlette.responses import JSONResponse
 from callcenter.routing.service import group_json
 from ui.api.admin_models import ExtensionsIn, GroupIn, RoutingSettingsIn
 from ui.api.audit import actor
-from ui.api.common import body_of, current_user, ok, path_id, services
+from ui.api.common import admin, body_of, ok, path_id, services
 
 
 async def get_routing(request: Request) -> JSONResponse:
@@ -18,7 +18,7 @@ async def get_routing(request: Request) -> JSONResponse:
 
 
 async def create_group(request: Request) -> JSONResponse:
-    me = await current_user(request)
+    me = await admin(request)
     data = await body_of(request, GroupIn)
     group = await services(request).routing.save_group(
         actor(request, me), None, data.name, data.members, data.dids, data.queues, data.lines)
@@ -26,7 +26,7 @@ async def create_group(request: Request) -> JSONResponse:
 
 
 async def update_group(request: Request) -> JSONResponse:
-    me = await current_user(request)
+    me = await admin(request)
     data = await body_of(request, GroupIn)
     group = await services(request).routing.save_group(
         actor(request, me), path_id(request), data.name, data.members, data.dids, data.queues,
@@ -35,21 +35,17 @@ async def update_group(request: Request) -> JSONResponse:
 
 
 async def delete_group(request: Request) -> JSONResponse:
-    me = await current_user(request)
+    me = await admin(request)
     await services(request).routing.delete_group(actor(request, me), path_id(request))
     return ok({"deleted": path_id(request)})
 
 
 async def update_settings(request: Request) -> JSONResponse:
-    me = await current_user(request)
+    me = await admin(request)
     data = await body_of(request, RoutingSettingsIn)
     sent = data.model_dump(exclude_unset=True)
     routing = services(request).routing
-    who = actor(request, me)
-    if "hours" in sent:
-        await routing.set_hours(who, sent["hours"])
-    if "default_region" in sent:
-        await routing.set_region(who, sent["default_region"])
+    await routing.update_settings(actor(request, me), sent)
     return ok(routing.settings())
 
 
@@ -59,7 +55,7 @@ async def endpoints(request: Request) -> JSONResponse:
 
 
 async def assign_extensions(request: Request) -> JSONResponse:
-    me = await current_user(request)
+    me = await admin(request)
     data = await body_of(request, ExtensionsIn)
     changed = await services(request).users.assign_extensions(
         actor(request, me), {e.extension: e.user_id for e in data.extensions})

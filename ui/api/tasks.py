@@ -52,11 +52,12 @@ async def create_task(request: Request) -> JSONResponse:
             raise PermissionDenied("a manager can only create tasks for themselves")
     if data.client_id is not None:
         await visible_client(svc, user, data.client_id)
-    task = await svc.store.create_task(
-        data.kind, data.title, due_at=data.due_at,
-        assignee_id=assignee, client_id=data.client_id, phone=data.phone or None,
-    )
-    await record(request, user, "create", "task", task.id, None, snap.task(task))
+    async with svc.store.atomic():
+        task = await svc.store.create_task(
+            data.kind, data.title, due_at=data.due_at,
+            assignee_id=assignee, client_id=data.client_id, phone=data.phone or None,
+        )
+        await record(request, user, "create", "task", task.id, None, snap.task(task))
     return ok(task, 201)
 
 
@@ -76,6 +77,7 @@ async def update_task(request: Request) -> JSONResponse:
             raise PermissionDenied("a manager cannot reassign tasks")
         if changes["assignee_id"] is not None:
             await svc.store.get_user(changes["assignee_id"])
-    updated = await svc.store.update_task(task.id, **changes)
-    await record(request, user, "update", "task", task.id, snap.task(task), snap.task(updated))
+    async with svc.store.atomic():
+        updated = await svc.store.update_task(task.id, **changes)
+        await record(request, user, "update", "task", task.id, snap.task(task), snap.task(updated))
     return ok(updated)

@@ -8,19 +8,29 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from callcenter.errors import PermissionDenied, ValidationError
-from callcenter.models import Role
+from callcenter.models import Role, User
+from callcenter.users.model import PasswordChangeRequired
 from ui.api.admin_models import HandoverIn, PasswordReset
 from ui.api.audit import actor
-from ui.api.common import body_of, current_user, ok, path_id, services
+from ui.api.common import body_of, current_user, ok, path_id, services, to_jsonable
 from ui.api.models import UserCreate, UserUpdate
 from ui.api.session import check_password
 
 OWN_FIELDS = {"name", "password", "current_password", "language"}
 
 
+def _shown(user: User, me: User) -> dict[str, Any]:
+    """A user as ``me`` may see them: whether someone logged in with a one-time password is
+    for admins (and the user themself) only."""
+    out: dict[str, Any] = to_jsonable(user)
+    if me.role is not Role.ADMIN and user.id != me.id:
+        out.pop("one_time_login", None)
+    return out
+
+
 async def list_users(request: Request) -> JSONResponse:
-    await current_user(request)
-    return ok(await services(request).store.list_users())
+    me = await current_user(request)
+    return ok([_shown(u, me) for u in await services(request).store.list_users()])
 
 
 async def create_user(request: Request) -> JSONResponse:
@@ -34,8 +44,8 @@ async def create_user(request: Request) -> JSONResponse:
 
 
 async def get_user(request: Request) -> JSONResponse:
-    await current_user(request)
-    return ok(await services(request).store.get_user(path_id(request)))
+    me = await current_user(request)
+    return ok(_shown(await services(request).store.get_user(path_id(request)), me))
 
 
 async def update_user(request: Request) -> JSONResponse:
@@ -46,6 +56,11 @@ async def update_user(request: Request) -> JSONResponse:
     target = path_id(request)
     body = await body_of(request, UserUpdate)
     sent = body.model_dump(exclude_unset=True)
+    if me.one_time_login and (target != me.id or "password" not in sent
+                              or set(sent) - {"password", "current_password"}):
+        # The one-time login opened this route for one purpose: a new password of their own.
+        raise PasswordChangeRequired("choose a new password first: the one you logged in"
+                                     " with was for one login only")
     if me.role is not Role.ADMIN and (target != me.id or set(sent) - OWN_FIELDS):
         raise PermissionDenied("only an admin can change other users, roles and extensions")
     own_password = target == me.id and "password" in sent

@@ -102,7 +102,7 @@ async function boot() {
   ctx.me = session.user;
   await loadLanguage(ctx.me.language);
   translateTree(document);
-  if (ctx.me.must_change_password) {
+  if (ctx.me.one_time_login) {
     // An admin's one-time password: the only page is the one that replaces it.
     header();
     document.body.classList.remove('booting');
