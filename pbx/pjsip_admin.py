@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from callcenter.audit.model import HIDDEN
 from callcenter.errors import CallcenterError, ValidationError
 from callcenter.lines.records import NAME
 from pbx.ami.errors import AmiActionError, AmiError
@@ -489,7 +490,7 @@ class TrunkAdmin:
                 restored=restored) from exc
         log.info("trunk %s saved in pjsip.conf: %s", spec.name, result["message"])
         # For the audit entry: the sections as they were, passwords masked.
-        result["previous"] = {s.name: {k: ("••••" if k == "password" else v) for k, v in s.lines}
+        result["previous"] = {s.name: {k: (HIDDEN if k == "password" else v) for k, v in s.lines}
                               for s in sections_named(before, touched)}
         return result
 

@@ -9,10 +9,11 @@ import logging
 from typing import Any
 
 from callcenter.audit import Actor, AuditService
+from callcenter.audit.model import HIDDEN
 
 log = logging.getLogger("callcenter.audit.lines")
 
-MASK = "••••••"
+MASK = HIDDEN  # one mask string for every secret shown masked
 
 
 CLI_ACTOR = Actor(None, "cli", "local")
