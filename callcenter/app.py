@@ -210,6 +210,8 @@ async def finish_left_open(call_log: CallLog,
 
     async def all_synced() -> None:
         while True:
+            if changed is not None:
+                changed.clear()  # before reading the lines: a change after it is seen
             waits = [asyncio.ensure_future(line.synced.wait()) for line in current()]
             change = asyncio.ensure_future(changed.wait()) if changed is not None else None
             try:

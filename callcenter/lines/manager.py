@@ -96,7 +96,10 @@ class LineManager:
         self.records: dict[str, LineRecord] = {}
         self.running: dict[str, Line] = {}  # mutated in place: views and services follow it
         self.listeners: list[Listener] = []
-        self.changed = asyncio.Event()  # set (and cleared again) on each add/replace/remove
+        # Set on each add/replace/remove, and left set: a waiter clears it, then reads the
+        # lines, so a change landing in between is not missed. ``version`` counts them.
+        self.changed = asyncio.Event()
+        self.version = 0
         self._check_timeout = check_timeout
         self._lock = asyncio.Lock()
         self._errors: dict[str, tuple[str, float]] = {}  # name -> (why not running, since)
@@ -213,8 +216,8 @@ class LineManager:
                     await result
             except Exception:
                 log.exception("line listener failed for %s", name)
-        self.changed.set()
-        self.changed.clear()
+        self.version += 1
+        self.changed.set()  # stays set: its one waiter clears it before it reads the lines
 
     # -- reading ---------------------------------------------------------------------------
 

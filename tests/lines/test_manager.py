@@ -341,3 +341,14 @@ def test_secrets_are_left_out_of_reprs() -> None:
         assert secret not in text, text
     assert LineUpdate(secrets={"secret": secret}).model_dump(exclude_unset=True) == {
         "secrets": {"secret": secret}}
+
+
+async def test_a_change_stays_signalled_until_its_waiter_clears_it(setup: Any) -> None:
+    # finish_left_open reads the running lines, then waits on `changed`: a replace landing
+    # between the two must still wake it (set-and-clear at once was lost then).
+    manager, _, _, _ = setup
+    await manager.load([rec("a", 1)])
+    assert manager.changed.is_set() and manager.version == 1
+    manager.changed.clear()
+    await manager.edit("a", CLI_ACTOR, settings={"port": 2})
+    assert manager.changed.is_set() and manager.version == 2
