@@ -159,9 +159,16 @@ async def _dispatch(manager: LineManager, args: argparse.Namespace) -> int:
     kind = manager.kind(old.kind)
     if action == "edit":
         secrets = read_secrets(kind, args.name) if args.change_secrets else {}
-        saved, result = await manager.edit(
-            args.name, _actor(), new_name=args.rename, settings=parse_settings(kind, args.set),
-            secrets=secrets, save_disabled=args.save_disabled)
+        try:
+            saved, result = await manager.edit(
+                args.name, _actor(), new_name=args.rename,
+                settings=parse_settings(kind, args.set), secrets=secrets,
+                save_disabled=args.save_disabled)
+        except ValidationError as exc:
+            if exc.field in kind.secret_fields and not args.change_secrets:
+                raise ValidationError(f"{exc.message} (add --change-secrets)",
+                                      field=exc.field) from exc
+            raise
         _report(saved, result)
         return 0
     if action in ("enable", "disable"):

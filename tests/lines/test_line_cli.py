@@ -90,6 +90,9 @@ def test_line_commands_check_store_and_never_show_secrets(
     assert "dial_format must be one of" in capsys.readouterr().err
     assert run(conf, "edit", "office", "--set", f"secret={WRONG}") == 2
     assert "never on the command line" in capsys.readouterr().err
+    # the stored secret never goes to another host: asked for again
+    assert run(conf, "edit", "office", "--set", "host=localhost") == 2
+    assert "--change-secrets" in capsys.readouterr().err
     # a new wrong secret fails its check: refused, the old one stays; --save-disabled keeps it off
     monkeypatch.setenv("CALLCENTER_LINE_SECRET", WRONG)
     assert run(conf, "edit", "office", "--change-secrets") == 1
