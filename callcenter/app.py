@@ -11,8 +11,9 @@ import itertools
 import logging
 import os
 import secrets
+import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -22,6 +23,7 @@ from callcenter.bus import BusEvent
 from callcenter.calls.registry import CallRegistry
 from callcenter.config import Config, FaxLineConfig, GsmModemConfig, PbxLineConfig
 from callcenter.demo import DEMO_PASSWORD, seed_demo
+from callcenter.lines.kinds import KindContext, build_kinds, register_kind
 from callcenter.passwords import shutdown_pool
 from callcenter.services import Services
 from callcenter.sms.runtime import Sink, limits_of, sms_running
@@ -29,6 +31,8 @@ from callcenter.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:
     from callcenter.calls.log import CallLog
+    from callcenter.lines.manager import LineManager
+    from callcenter.lines.records import LineKind
 
 log = logging.getLogger(__name__)
 
@@ -55,41 +59,65 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
     mode a built-in PBX emulator): started in order, stopped in reverse."""
     from callcenter.calls.log import CallLog
     from callcenter.calls.service import CallService
+    from callcenter.lines.calls import LineCalls
+    from callcenter.lines.manager import LineManager
     from callcenter.recordings import RecordingFetcher
     from callcenter.routing.endpoints import EndpointSource
-    from pbx.asterisk_line import AsteriskLine
+    from pbx.asterisk_kind import record_of
 
     config = services.config
     store = services.store
     # What the call log could not write before the last stop is replayed by start(), below,
     # before any line connects.
+    # The policies of the lines as stored (the TOML only until it seeded them): the journal
+    # replayed by start() closes calls of these lines.
+    callback_on = ({r.name: r.settings.get("callback_on", "waited_or_voicemail")
+                    for r in await store.list_lines()} if await store.lines_seeded()
+                   else {line.name: line.callback_on for line in config.pbx})
     call_log = CallLog(store, journal=config.data_dir / "call-log.journal",
-                       callback_on={line.name: line.callback_on for line in config.pbx},
+                       callback_on=callback_on,
                        callback_due=services.routing.callback_due)
     registry = CallRegistry(services.matcher, store.caller_index, services.bus, call_log,
                             region=lambda: config.phones.default_region)
     async with contextlib.AsyncExitStack() as stack:
-        line_configs = [line for line in config.pbx if line.enabled]
-        if demo and demo_calls:
-            line_configs = [await stack.enter_async_context(
-                demo_pbx(config.demo.call_interval))]
-            stack.callback(services.bus.subscribe(_demo_recordings(config, registry)))
-        lines = {cfg.name: AsteriskLine(cfg, registry.handle,
-                                        recordings_dir=config.recordings.pbx_path,
-                                        region=lambda: config.phones.default_region)
-                 for cfg in line_configs}
+        line_calls = LineCalls(registry)
+        stack.push_async_callback(line_calls.close)
+        manager = LineManager(store)
+
+        def attach() -> tuple[Any, Callable[[Any], None]]:
+            sink, seen = line_calls.sink()
+            return sink, lambda line: line_calls.adopt(line, seen)
+
+        for kind in line_kinds(config, attach):
+            manager.register(kind)
+        # Kinds a test (or an embedding) adds for this process only.
+        for kind in services.extra.get("line_kinds", ()):
+            manager.register(kind)
+
+        manager.listeners.append(line_calls.follower(manager.records,
+                                                     call_log.set_callback_on))
+        services.extra["lines"] = manager
         services.extra["calls"] = CallService(
-            registry, dict(lines), config.console.managers_see_all_clients)
+            registry, manager.view("originate"), config.console.managers_see_all_clients)
         services.extra["call_log"] = call_log
-        services.routing.sources = lambda: {n: line for n, line in lines.items()
+        services.routing.sources = lambda: {n: line for n, line in manager.running.items()
                                             if isinstance(line, EndpointSource)}
         await call_log.start()
         stack.push_async_callback(call_log.stop)
-        for line in lines.values():
-            await line.start()
-            stack.push_async_callback(line.stop)
-        left_open = asyncio.create_task(finish_left_open(call_log, list(lines.values())),
-                                        name="left-open-calls")
+        if demo and demo_calls:
+            demo_line = await stack.enter_async_context(demo_pbx(config.demo.call_interval))
+            stack.callback(services.bus.subscribe(_demo_recordings(config, registry)))
+            await manager.run_only([record_of(demo_line)])
+        else:
+            # The [[pbx]] tables seed the database on the first start; it wins afterwards.
+            await manager.load([record_of(cfg) for cfg in config.pbx], source=config.source)
+        stack.push_async_callback(manager.close)
+        stack.enter_context(_reload_on_sighup(manager))
+        left_open = asyncio.create_task(
+            finish_left_open(call_log, lambda: [line for line in manager.running.values()
+                                                if hasattr(line, "synced")],
+                             changed=manager.changed),
+            name="left-open-calls")
         stack.push_async_callback(_cancel, left_open)
         fetcher = RecordingFetcher(store, config.recordings, config.data_dir / "recordings")
         await fetcher.start()
@@ -160,6 +188,67 @@ def _fax_line(cfg: FaxLineConfig, sink: Callable[..., object], folder: Path) -> 
     from fax.loopback import LoopbackFaxLine
 
     return LoopbackFaxLine(cfg, sink, folder)
+def _asterisk(context: KindContext) -> LineKind:
+    from pbx.asterisk_kind import asterisk_kind
+    from pbx.asterisk_line import AsteriskLine
+
+    config = context.config
+
+    def build(cfg: PbxLineConfig) -> AsteriskLine:
+        sink, adopt = context.sink()
+        line = AsteriskLine(cfg, sink, recordings_dir=config.recordings.pbx_path,
+                            region=lambda: config.phones.default_region)
+        adopt(line)
+        return line
+
+    return asterisk_kind(build)
+
+
+# Every kind of line, for the server and the command line alike: GSM, fax and SIP lines
+# register theirs here too (register_kind), with a factory taking the KindContext.
+register_kind("asterisk", _asterisk)
+
+
+def line_kinds(config: Config, attach: Any = None) -> list[LineKind]:
+    """The registered kinds. ``attach`` hands a built line's events to the calls (the
+    server); without it (the command line) lines are built only to be checked."""
+    return build_kinds(KindContext(config, attach))
+
+
+@contextlib.contextmanager
+def _reload_on_sighup(manager: LineManager) -> Iterator[None]:
+    """``callcenter line ...`` edits the database; SIGHUP makes the running server apply it.
+    (Only in the main thread: a server run inside a test's thread has no signals.)"""
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[list[str]]] = set()
+
+    def reload() -> None:
+        task = loop.create_task(manager.reload(), name="lines-reload")
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        task.add_done_callback(_reloaded)
+
+    try:
+        loop.add_signal_handler(signal.SIGHUP, reload)
+    except (ValueError, RuntimeError, NotImplementedError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)
+        for task in tasks:
+            task.cancel()
+
+
+def _reloaded(task: asyncio.Task[list[str]]) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:  # the admin sent SIGHUP and must find out why nothing changed
+        log.error("lines: the reload on SIGHUP failed", exc_info=exc)
+        return
+    log.info("lines reloaded on SIGHUP: %s", ", ".join(task.result()) or "no change")
 
 
 # How long the lines have to re-adopt the calls still up before the calls the last run left
@@ -171,12 +260,40 @@ class _Synced(Protocol):
     synced: asyncio.Event
 
 
-async def finish_left_open(call_log: CallLog, lines: list[_Synced],
-                           grace: float = LEFT_OPEN_GRACE) -> int:
+async def finish_left_open(call_log: CallLog,
+                           lines: list[_Synced] | Callable[[], list[_Synced]],
+                           grace: float = LEFT_OPEN_GRACE,
+                           changed: asyncio.Event | None = None) -> int:
     """Once every line's first resync is done (or after ``grace``), the calls the previous run
-    left open that no line re-adopted get their finish step; returns how many."""
+    left open that no line re-adopted get their finish step; returns how many. ``lines`` may
+    be a function giving the lines running now (the line manager's): a line added, replaced
+    or removed meanwhile (``changed`` is set then) is waited for in its place."""
+    current = lines if callable(lines) else (lambda: lines)  # type: ignore[assignment]
+
+    async def all_synced() -> None:
+        while True:
+            if changed is not None:
+                changed.clear()  # before reading the lines: a change after it is seen
+            waits = [asyncio.ensure_future(line.synced.wait()) for line in current()]
+            change = asyncio.ensure_future(changed.wait()) if changed is not None else None
+            try:
+                if not waits:
+                    return
+                pending = {*waits, *([change] if change else [])}
+                while not all(w.done() for w in waits):
+                    done, pending = await asyncio.wait(pending,
+                                                       return_when=asyncio.FIRST_COMPLETED)
+                    if change is not None and change in done:
+                        break
+                else:
+                    return
+            finally:
+                for task in (*waits, change):
+                    if task is not None:
+                        task.cancel()
+
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.gather(*(line.synced.wait() for line in lines)), grace)
+        await asyncio.wait_for(all_synced(), grace)
     return call_log.finish_left_open()
 
 

@@ -98,6 +98,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_line(args: argparse.Namespace) -> int:
+    from callcenter.lines.cli import run_line_command
+
+    return asyncio.run(run_line_command(_config(args), args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="callcenter",
@@ -143,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     from callcenter.users.cli import add_parsers
 
     add_parsers(user_sub, with_config, cmd_user)
+
+    from callcenter.lines.cli import add_parser as add_line_parser
+
+    add_line_parser(sub, with_config, cmd_line)
 
     with_config(sub.add_parser("migrate", help="create or upgrade the database schema")
                 ).set_defaults(func=cmd_migrate)

@@ -102,7 +102,7 @@ class PbxLineConfig:
     host: str = "127.0.0.1"
     port: int = 5038
     username: str = "crm"
-    secret: str = ""
+    secret: str = field(default="", repr=False)  # never in a log line or a traceback
     trunk_endpoints: list[str] = field(default_factory=lambda: ["trunk"])
     trunk_contexts: list[str] = field(default_factory=lambda: ["from-trunk"])
     # Context where click-to-call dials the outside number after the user's phone answers.
@@ -130,6 +130,10 @@ class PbxLineConfig:
     ping_interval: float = 20.0
     action_timeout: float = 10.0
     enabled: bool = True
+    # AMI over TLS (manager.conf: tlsenable = yes, tlsbindaddr = 0.0.0.0:5039), and whether the
+    # PBX's certificate is verified against the system's CAs (off for a self-signed one).
+    tls: bool = False
+    tls_verify: bool = True
 
 
 # callback_on: "waited_or_voicemail" - the caller waited for a person (extensions rang, a queue
@@ -462,30 +466,7 @@ def _validate(config: Config) -> None:
     names = [line.name for line in config.pbx]
     checks.append((len(names) == len(set(names)), "pbx line names must be unique"))
     for i, line in enumerate(config.pbx):
-        checks += [
-            (line.kind == "asterisk", f"pbx[{i}].kind must be 'asterisk' (the only kind so far)"),
-            (1 <= line.port <= 65535, f"pbx[{i}].port must be between 1 and 65535"),
-            (bool(line.name.strip()), f"pbx[{i}].name must not be empty"),
-            (line.ping_interval > 0, f"pbx[{i}].ping_interval must be positive"),
-            (line.action_timeout > 0, f"pbx[{i}].action_timeout must be positive"),
-            (line.callback_on in CALLBACK_POLICIES,
-             f"pbx[{i}].callback_on must be one of {', '.join(CALLBACK_POLICIES)}"),
-            (0 < line.withheld_timeout <= 5,
-             f"pbx[{i}].withheld_timeout must be between 0 and 5 seconds"),
-            (line.dial_format in DIAL_FORMATS,
-             f"pbx[{i}].dial_format must be one of {', '.join(DIAL_FORMATS)}"),
-            (bool(_DIAL_PREFIX.match(line.dial_prefix)),
-             f"pbx[{i}].dial_prefix must be up to 8 digits, * or #"),
-            (not (line.dial_prefix and line.dial_format == "e164"),
-             f"pbx[{i}].dial_prefix cannot go before an E.164 number (dial_format = \"e164\")"),
-            (bool(_DIAL_PREFIX.match(line.international_prefix)),
-             f"pbx[{i}].international_prefix must be up to 8 digits, * or #"),
-            (not line.originate_channel or (
-                line.originate_channel.count("{ext}") == 1
-                and bool(_CHANNEL_TEMPLATE.match(line.originate_channel))),
-             f"pbx[{i}].originate_channel must be a channel with one {{ext}}, such as "
-             "PJSIP/{ext} or Local/{ext}@from-internal"),
-        ]
+        checks += [(False, f"pbx[{i}].{key} {text}") for key, text in pbx_line_problems(line)]
     fax_names = [line.name for line in config.fax]
     checks.append((len(fax_names) == len(set(fax_names)), "fax line names must be unique"))
     for i, fax in enumerate(config.fax):
@@ -568,3 +549,30 @@ def _sms_checks(config: Config) -> list[tuple[bool, str]]:
              f"gsm[{i}].window_start and window_end must be times such as 08:00"),
         ]
     return checks
+def pbx_line_problems(line: PbxLineConfig) -> list[tuple[str, str]]:
+    """What is wrong with one PBX line's values, as (key, what it must be): shared by the
+    configuration file and the lines page (callcenter/lines/)."""
+    checks: list[tuple[bool, str, str]] = [
+        (line.kind == "asterisk", "kind", "must be 'asterisk' (the only kind so far)"),
+        (1 <= line.port <= 65535, "port", "must be between 1 and 65535"),
+        (bool(line.name.strip()), "name", "must not be empty"),
+        (line.ping_interval > 0, "ping_interval", "must be positive"),
+        (line.action_timeout > 0, "action_timeout", "must be positive"),
+        (line.callback_on in CALLBACK_POLICIES, "callback_on",
+         f"must be one of {', '.join(CALLBACK_POLICIES)}"),
+        (0 < line.withheld_timeout <= 5, "withheld_timeout", "must be between 0 and 5 seconds"),
+        (line.dial_format in DIAL_FORMATS, "dial_format",
+         f"must be one of {', '.join(DIAL_FORMATS)}"),
+        (bool(_DIAL_PREFIX.match(line.dial_prefix)), "dial_prefix",
+         "must be up to 8 digits, * or #"),
+        (not (line.dial_prefix and line.dial_format == "e164"), "dial_prefix",
+         "cannot go before an E.164 number (dial_format = \"e164\")"),
+        (bool(_DIAL_PREFIX.match(line.international_prefix)), "international_prefix",
+         "must be up to 8 digits, * or #"),
+        (not line.originate_channel or (
+            line.originate_channel.count("{ext}") == 1
+            and bool(_CHANNEL_TEMPLATE.match(line.originate_channel))),
+         "originate_channel", "must be a channel with one {ext}, such as "
+         "PJSIP/{ext} or Local/{ext}@from-internal"),
+    ]
+    return [(key, text) for ok, key, text in checks if not ok]

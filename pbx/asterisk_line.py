@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +25,7 @@ from callcenter.line_events import (
     Direction,
     LineEvent,
 )
+from callcenter.lines.lifecycle import CheckResult, LineState, LineStatus
 from pbx.ami.codec import ActionEncodingError
 from pbx.ami.connection import AmiConnection
 from pbx.ami.correlator import WITHHELD_NUMBERS, AmiCallCorrelator, CorrelatorConfig
@@ -36,7 +38,9 @@ from pbx.ami.errors import (
 )
 from pbx.ami.message import Message
 from pbx.ami.withheld import PRESENTATION_VARIABLE, PresentationGate, presentation_withheld
+from pbx.asterisk_check import check_asterisk, tls_context
 from pbx.dialing import dial_string, dialable, ring_first_channel
+from pbx.pjsip_admin import LiveState, TrunkAdmin, TrunkSpec
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,7 @@ def _extension(ext: str) -> str:
 
 class AsteriskLine:
     kind = "asterisk"
+    trunk_spec = TrunkSpec  # what save_trunk() takes (the API builds it without importing us)
 
     def __init__(self, config: PbxLineConfig, sink: Callable[[LineEvent], None], *,
                  connect_retry_max: float = 30.0,
@@ -80,6 +85,50 @@ class AsteriskLine:
         self._asked: dict[str, bool] = {}
         # The office's country, read per call: an admin may change it while running.
         self._region: Callable[[], str] = region if callable(region) else (lambda: region)
+        self._state = LineState.STOPPED
+        self._since = time.time()
+        self._last_error = ""
+        # SIP trunks: live state from Registry/ContactStatus/PeerStatus events (its version
+        # moves with each), and the admin of pjsip.conf over this line's connection.
+        self.trunks_live = LiveState()
+        self.trunk_admin = TrunkAdmin(self._conn, self.trunks_live,
+                                      trunk_endpoints=frozenset(config.trunk_endpoints))
+
+    def _set_state(self, state: LineState, detail: str, *, error: bool = False) -> None:
+        if state is not self._state:
+            self._state, self._since = state, time.time()
+        self.detail = detail
+        if error:
+            self._last_error = detail
+
+    def status(self) -> LineStatus:
+        return LineStatus(self.name, self.kind, self._state, self.detail, self._last_error,
+                          self._since)
+
+    async def check(self) -> CheckResult:
+        """A login of its own + CoreSettings (pbx/asterisk_check.py): the running connection
+        is not touched."""
+        return await check_asterisk(self.config)
+
+    def live_call_keys(self) -> list[str]:
+        """Calls this line tracks now (also those it holds back for their presentation)."""
+        return self.correlator.live_calls()
+
+    async def pjsip_endpoints(self) -> list[dict[str, Any]]:
+        """The PBX's PJSIP endpoints: ``{"name", "state", "reachable", "contacts",
+        "active_channels"}`` each (PJSIPShowEndpoints on the running connection)."""
+        return await self.trunk_admin.endpoints()
+
+    async def endpoints(self) -> list[tuple[str, str]]:
+        """(name, device state) of each endpoint: callcenter.routing's EndpointSource (the
+        "import extensions from the PBX" of the routing page)."""
+        return [(e["name"], e["state"]) for e in await self.trunk_admin.endpoints()]
+
+    async def trunks(self) -> dict[str, Any]:
+        return await self.trunk_admin.overview()
+
+    async def save_trunk(self, spec: TrunkSpec) -> dict[str, Any]:
+        return await self.trunk_admin.save(spec)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -88,15 +137,22 @@ class AsteriskLine:
         return self._connection is not None and self._connection.connected
 
     async def start(self) -> None:
+        self._set_state(LineState.STARTING, f"connecting to {self.config.host}:"
+                                            f"{self.config.port}")
         self._runner = asyncio.create_task(self._connect_loop(), name=f"ami-line-{self.name}")
         self._runner.add_done_callback(self._runner_done)
 
     def _runner_done(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
-            self.detail = f"stopped by an error: {task.exception()}"
+            self._set_state(LineState.DOWN, f"stopped by an error: {task.exception()}",
+                            error=True)
             log.error("PBX line %s: connect task failed", self.name, exc_info=task.exception())
 
     async def stop(self) -> None:
+        async with self.trunk_admin.busy:
+            await self._stop()
+
+    async def _stop(self) -> None:
         tasks = [t for t in (self._runner, *self._tasks) if t is not None]
         for task in tasks:
             task.cancel()
@@ -104,7 +160,7 @@ class AsteriskLine:
         if self._connection is not None:
             await self._connection.close()
             self._connection = None
-        self.detail = "stopped"
+        self._set_state(LineState.STOPPED, "stopped")
 
     async def _connect_loop(self) -> None:
         """The first login. Later reconnects are the connection's own job; until the first
@@ -115,18 +171,20 @@ class AsteriskLine:
                 self.config.host, self.config.port, self.config.username, self.config.secret,
                 on_event=self._on_event, on_connected=self._on_connected,
                 on_disconnected=self._on_disconnected, ping_interval=self.config.ping_interval,
-                action_timeout=self.config.action_timeout,
+                action_timeout=self.config.action_timeout, ssl=tls_context(self.config),
             )
             try:
                 await conn.start()
             except AmiAuthError:
-                self.detail = (f"login refused for AMI user {self.config.username!r} at "
-                               f"{self.config.host}:{self.config.port}: check username and "
-                               "secret (manager.conf)")
+                self._set_state(LineState.DOWN,
+                                f"login refused for AMI user {self.config.username!r} at "
+                                f"{self.config.host}:{self.config.port}: check username and "
+                                "secret (manager.conf)", error=True)
                 log.error("PBX line %s: %s", self.name, self.detail)
                 delay = max(delay, 30.0)  # do not hammer a PBX that refuses us
             except (AmiError, OSError) as exc:  # unreachable, timed out, dropped at login
-                self.detail = f"cannot reach {self.config.host}:{self.config.port}: {exc}"
+                self._set_state(LineState.DOWN, f"cannot reach {self.config.host}:"
+                                                f"{self.config.port}: {exc}", error=True)
                 log.warning("PBX line %s: %s; retrying in %.0f s", self.name, self.detail, delay)
             else:
                 self._connection = conn
@@ -144,6 +202,8 @@ class AsteriskLine:
             self._asked[msg["Channel"]] = True
         for event in self.correlator.feed(msg):
             self._pass(event)
+        if msg.event in ("Registry", "ContactStatus", "PeerStatus"):
+            self.trunks_live.feed(msg)
 
     def _pass(self, event: LineEvent) -> None:
         """Emit, unless the call waits for its caller-ID presentation (pbx/ami/withheld.py)."""
@@ -259,7 +319,7 @@ class AsteriskLine:
             self._mixmonitor_ids.pop(event.call_key, None)  # the recording ended with the call
 
     async def _on_connected(self) -> None:
-        self.detail = "connected"
+        self._set_state(LineState.UP, f"connected to {self.config.host}:{self.config.port}")
         log.info("PBX line %s: logged in to %s:%d", self.name, self.config.host,
                  self.config.port)
         conn = self._connection
@@ -297,7 +357,7 @@ class AsteriskLine:
             self._pass(event)
 
     def _on_disconnected(self, reason: str) -> None:
-        self.detail = f"reconnecting ({reason})"
+        self._set_state(LineState.DOWN, f"reconnecting ({reason})", error=True)
         log.warning("PBX line %s: connection lost (%s); reconnecting", self.name, reason)
 
     def _spawn(self, coro: Any) -> None:

@@ -100,6 +100,10 @@ def build_openapi(routes: list[ApiRoute], extra_schemas: dict[str, Any] | None =
         if "{call_id}" in route.path:
             params.append({"name": "call_id", "in": "path", "required": True,
                            "schema": {"type": "string"}})
+        for text in ("name", "trunk"):
+            if "{" + text + "}" in route.path:
+                params.append({"name": text, "in": "path", "required": True,
+                               "schema": {"type": "string"}})
         if route.query is not None:
             params += query_parameters(route.query, components)
         if params:

@@ -85,6 +85,7 @@ def page_routes() -> list[BaseRoute]:
         Route("/admin/users", console_page, methods=["GET"]),
         Route("/admin/routing", console_page, methods=["GET"]),
         Route("/admin/audit", console_page, methods=["GET"]),
+        Route("/admin/lines", console_page, methods=["GET"]),
         Route("/login", login_page, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ui.api import admin_models as am
-from ui.api import audit, calls, clients, faxes, routing, session, sms, tasks, users
+from ui.api import audit, calls, clients, faxes, lines, routing, session, sms, tasks, users
 from ui.api import models as m
 from ui.api import sms_models as sm
 
@@ -192,4 +192,34 @@ ROUTES += [
              "sms"),
     ApiRoute("GET", "/api/clients/{id}/sms", sms.client_sms, "A client's SMS, newest first",
              "sms"),
+    # -- lines and trunks (admin only) --------------------------------------------------------
+    ApiRoute("GET", "/api/admin/line-kinds", lines.kinds,
+             "Line kinds and their settings (admin)", "lines", admin=True),
+    ApiRoute("GET", "/api/admin/lines", lines.list_lines,
+             "Lines with their status; secrets never (admin)", "lines", admin=True),
+    ApiRoute("POST", "/api/admin/lines", lines.add_line,
+             "Add a line: checked first, saved disabled only on request (admin)", "lines",
+             m.LineIn, status=201, admin=True),
+    ApiRoute("POST", "/api/admin/lines/check", lines.check_line,
+             "Test connection of an unsaved line (admin)", "lines", m.LineCheckIn,
+             admin=True),
+    ApiRoute("GET", "/api/admin/lines/{name}", lines.get_line, "One line (admin)", "lines",
+             admin=True),
+    ApiRoute("PATCH", "/api/admin/lines/{name}", lines.update_line,
+             "Edit, enable or disable a line; applied without a restart (admin)", "lines",
+             m.LineUpdate, admin=True),
+    ApiRoute("DELETE", "/api/admin/lines/{name}", lines.delete_line,
+             "Delete a line (its connection is closed) (admin)", "lines", None, "Deleted",
+             admin=True),
+    ApiRoute("GET", "/api/admin/lines/{name}/trunks", lines.trunks,
+             "SIP trunks, registrations and contacts of an Asterisk line (admin)", "lines",
+             admin=True),
+    ApiRoute("GET", "/api/admin/lines/{name}/trunks/live", lines.trunks_live,
+             "Trunk states from the latest Registry/ContactStatus events (admin)", "lines",
+             admin=True),
+    ApiRoute("PUT", "/api/admin/lines/{name}/trunks/{trunk}", lines.save_trunk,
+             "Add or edit a SIP trunk and its registration in pjsip.conf (admin)", "lines",
+             m.TrunkIn, admin=True),
+    ApiRoute("GET", "/api/admin/lines/{name}/endpoints", lines.endpoints,
+             "The PBX's PJSIP endpoints with their contacts (admin)", "lines", admin=True),
 ]

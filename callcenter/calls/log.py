@@ -242,6 +242,13 @@ class CallLog:
         self._idle.set()
         self._left_open: dict[str, Resumed] = {}
 
+    def set_callback_on(self, line: str, policy: str | None) -> None:
+        """A line added, edited or removed at run time (None: removed)."""
+        if policy is None:
+            self._callback_on.pop(line, None)
+        else:
+            self._callback_on[line] = policy
+
     # -- the registry's sink ---------------------------------------------------------------
 
     def resumed(self, call_key: str) -> Resumed | None:

@@ -9,6 +9,7 @@ line events of their own features. Actions go the other way through small protoc
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import time
 from dataclasses import dataclass, field
@@ -72,3 +73,18 @@ class Line(Protocol):
     async def stop(self) -> None: ...
 
     def status(self) -> LineStatus: ...
+
+
+@runtime_checkable
+class Readopting(Protocol):
+    """Optional members of a line whose calls outlive a replacement (the calls of a replaced
+    line, callcenter/lines/calls.py, and the calls the last run left open, ``finish_left_open``
+    in callcenter/app.py, use them when a line has them).
+
+    ``synced`` is set once the line's first resync reported every call still up;
+    ``live_call_keys()`` names the calls it tracks but holds back still (an Asterisk line
+    waits for a caller's presentation before it reports the call)."""
+
+    synced: asyncio.Event
+
+    def live_call_keys(self) -> set[str]: ...

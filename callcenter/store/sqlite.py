@@ -37,6 +37,7 @@ from callcenter.store.sqlite_audit import AuditMixin
 from callcenter.store.sqlite_calls import CallLogMixin, now_utc, ts
 from callcenter.store.sqlite_db import DEFAULT_BUSY_TIMEOUT_MS, SqliteDb
 from callcenter.store.sqlite_faxes import FaxStoreMixin
+from callcenter.store.sqlite_lines import LinesMixin
 from callcenter.store.sqlite_routing import RoutingMixin
 from callcenter.store.sqlite_sms import SmsStoreMixin
 from callcenter.store.sqlite_users import UserAdminMixin
@@ -152,7 +153,7 @@ def _user(row: Sequence[Any]) -> User:
 
 
 class SqliteStore(CallLogMixin, AuditMixin, UserAdminMixin, RoutingMixin, FaxStoreMixin,
-                  SmsStoreMixin):
+                  SmsStoreMixin, LinesMixin):
     """The product's store on one SQLite file in WAL mode.
 
     Writes are serialised through one writer (see :mod:`callcenter.store.sqlite_db`); reads

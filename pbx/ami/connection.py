@@ -29,6 +29,7 @@ import itertools
 import logging
 import random
 import secrets
+import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -140,6 +141,7 @@ class AmiConnection:
         reconnect_max: float = 30.0,
         originate_result_timeout: float = 120.0,
         max_message_size: int = MAX_MESSAGE_SIZE,
+        ssl: ssl_module.SSLContext | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -158,6 +160,7 @@ class AmiConnection:
         self.reconnect_max = reconnect_max
         self.originate_result_timeout = originate_result_timeout
         self.max_message_size = max_message_size
+        self.ssl = ssl  # AMI over TLS (manager.conf tlsenable, port 5039) when set
         self.banner: Banner | None = None
         self.logins = 0
         self._tracker = ActionTracker()
@@ -368,7 +371,8 @@ class AmiConnection:
         """Connect, wait for the banner, log in. Cleans up after itself on failure."""
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port), self.connect_timeout
+                asyncio.open_connection(self.host, self.port, ssl=self.ssl),
+                self.connect_timeout
             )
         except (OSError, TimeoutError) as exc:
             raise AmiUnreachable(self.host, self.port, str(exc) or type(exc).__name__) from exc

@@ -8,8 +8,10 @@ seconds. Actions without a recorded counterpart get Asterisk-like synthetic answ
 Logoff, Login outside the recording) or go to ``responders``. At a ``# reconnect`` marker the
 client socket is closed and the stream resumes once a client has logged in again.
 
-One client receives the stream (the first that logs in); other connections only get synthetic
-answers. While no client is connected the stream pauses.
+One client receives the stream (the first that logs in with events on: a session that logged in
+with ``Events: off``, such as a line's connection check, gets none, as from Asterisk); other
+connections only get synthetic answers. While no client is connected the stream pauses.
+``CoreSettings`` is answered synthetically with the values of the recorded Asterisk 22.10.1.
 
 ``Getvar`` is answered as Asterisk would: a value the test set (``variables``, by channel or for
 any channel), else the last ``VarSet`` of that channel streamed so far, else for a channel the
@@ -27,6 +29,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import ssl as ssl_module
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -44,6 +47,49 @@ _ACTION_ID_LINE = b"\r\nActionID: "
 _MAX_ACTION_SIZE = 1 << 20
 # Getvar of a live channel whose variable nobody set: what Asterisk answers.
 _CHANNEL_DEFAULTS = {"CALLERID(pres)": "allowed_not_screened"}
+# CoreSettings as the recorded Asterisk 22.10.1 answered it (00_basics).
+_CORE_SETTINGS = (("Response", "Success"), ("AMIversion", "11.0.0"),
+                  ("AsteriskVersion", "22.10.1"), ("SystemName", ""), ("CoreMaxCalls", "0"),
+                  ("CoreMaxLoadAvg", "0.000000"), ("CoreRunUser", ""), ("CoreRunGroup", ""),
+                  ("CoreMaxFilehandles", "0"), ("CoreRealTimeEnabled", "No"),
+                  ("CoreCDRenabled", "Yes"), ("CoreHTTPenabled", "No"),
+                  ("SoundsSearchCustomDir", "No"))
+
+# ListCommands, synthetic (no recording has one): "<Action>: <synopsis> (Priv: <classes>)" for
+# each action whose classes share one with the user's write= (manager.c action_listcommands);
+# the actions the product sends and a few others, with the classes Asterisk 22 gives them.
+_ACTIONS = (
+    ("Ping", "Keepalive command.", ""), ("ListCommands", "List available manager commands.", ""),
+    ("Originate", "Originate a call.", "originate"), ("Redirect", "Redirect (transfer) a call.",
+                                                     "call"),
+    ("BlindTransfer", "Blind transfer channel(s) to the given destination", "call"),
+    ("Atxfer", "Attended transfer.", "call"), ("Hangup", "Hangup channel.", "system,call"),
+    ("MixMonitor", "Record a call and mix the audio during the recording.", "system,call"),
+    ("StopMixMonitor", "Stop recording a call through MixMonitor, and free the recording's "
+                       "file handle.", "system,call"),
+    ("Getvar", "Gets a channel variable or function value.", "call,reporting"),
+    ("Status", "List channel status.", "system,call,reporting"),
+    ("CoreShowChannels", "List currently active channels.", "system,reporting"),
+    ("CoreSettings", "Show PBX core settings (version etc).", "system,reporting"),
+    ("GetConfig", "Retrieve configuration.", "system,config"),
+    ("UpdateConfig", "Update basic configuration.", "config"),
+    ("ModuleLoad", "Module management.", "system"),
+    ("PJSIPShowEndpoints", "Lists PJSIP endpoints.", "system"),
+    ("PJSIPShowRegistrationsOutbound", "Lists PJSIP outbound registrations.", "system"),
+    ("PJSIPShowContacts", "Lists PJSIP Contacts.", "system"),
+    ("PJSIPRegister", "Register an outbound registration.", "system"),
+)
+ALL_WRITE = frozenset({"system", "call", "originate", "reporting", "config", "command"})
+
+
+def list_commands(action_id: str | None, write: frozenset[str] = ALL_WRITE) -> bytes:
+    pairs = [("Response", "Success")]
+    for name, synopsis, priv in _ACTIONS:
+        classes = set(priv.split(",")) if priv else set()
+        if not classes or classes & write:
+            pairs.append((name, f"{synopsis}  (Priv: {priv or '<none>'})"))
+    return response(action_id, *pairs)
+
 
 ResponderResult = list[bytes] | Awaitable[list[bytes]]
 Responder = Callable[[Message], ResponderResult]
@@ -231,7 +277,9 @@ class AmiEmulator:
         responders: Mapping[str, Responder] | None = None,
         variables: Mapping[tuple[str | None, str], str] | None = None,
         held_answers: Iterable[str] = (),
+        ssl: ssl_module.SSLContext | None = None,
     ) -> None:
+        self._ssl = ssl  # AMI over TLS (manager.conf tlsenable), for the TLS tests
         if isinstance(source, Trace):
             self._source: Iterable[Segment] = segments_from_trace(source)
             self._banner = next((b.data for b in source.blocks if is_banner(b)), DEFAULT_BANNER)
@@ -245,16 +293,20 @@ class AmiEmulator:
         self.action_wait = action_wait
         self.auth_failure_delay = auth_failure_delay
         self.responders = {name.lower(): fn for name, fn in (responders or {}).items()}
+        # the write= classes of the emulated AMI user (what ListCommands offers)
+        self.write_classes: frozenset[str] = ALL_WRITE
         self._clock = _Clock(speed, max_gap)
         self.received_actions: list[Message] = []
         self.connections = 0  # TCP connections accepted
         self.logins = 0  # successful logins
+        self.login_usernames: list[str] = []  # of each successful login, in order
         self.blocks_sent = 0
         self.finished = asyncio.Event()  # every recorded block has been streamed
         self._server: asyncio.Server | None = None
         self._streamer: asyncio.Task[None] | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self._clients: list[_Client] = []
+        self._clients_changed = asyncio.Event()  # a client socket opened or closed
         self._active: _Client | None = None
         self._active_changed = asyncio.Event()
         self._matched = asyncio.Event()
@@ -275,7 +327,8 @@ class AmiEmulator:
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> AmiEmulator:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        self._server = await asyncio.start_server(self._handle, self.host, self.port,
+                                                  ssl=self._ssl)
         self.port = self._server.sockets[0].getsockname()[1]
         self._streamer = asyncio.create_task(self._stream(), name="ami-emulator-stream")
         return self
@@ -348,6 +401,17 @@ class AmiEmulator:
                 await self._action_seen.wait()
         return self.actions_named(name)[count - 1]
 
+    @property
+    def open_connections(self) -> int:
+        """Client sockets open now (a line's old connection is gone once closed)."""
+        return len(self._clients)
+
+    async def wait_open_connections(self, count: int) -> None:
+        """Until exactly ``count`` client sockets are open (bound it with asyncio.timeout)."""
+        while len(self._clients) != count:
+            self._clients_changed.clear()
+            await self._clients_changed.wait()
+
     async def wait_for_client(self, timeout: float = 5.0) -> None:
         """Until a client is logged in and receiving the stream."""
         async with asyncio.timeout(timeout):
@@ -364,6 +428,7 @@ class AmiEmulator:
         self.connections += 1
         client = _Client(self.connections, reader, writer)
         self._clients.append(client)
+        self._clients_changed.set()
         buffer = b""
         try:
             client.send(self._banner)
@@ -388,6 +453,7 @@ class AmiEmulator:
             pass
         finally:
             self._clients.remove(client)
+            self._clients_changed.set()
             if self._active is client:
                 self._set_active(next((c for c in self._clients if c.logged_in), None))
             client.close()  # graceful: a Goodbye or an auth error still in the buffer is sent
@@ -428,6 +494,10 @@ class AmiEmulator:
             task = asyncio.create_task(self._getvar(client, message))
             self._handlers.add(task)
             task.add_done_callback(self._handlers.discard)
+        elif key == "coresettings":
+            client.send(response(action_id, *_CORE_SETTINGS))
+        elif key == "listcommands":
+            client.send(list_commands(action_id, self.write_classes))
         elif key == "ping":
             client.send(
                 response(
@@ -499,7 +569,9 @@ class AmiEmulator:
             return
         client.logged_in = True
         self.logins += 1
-        if self._active is None:
+        self.login_usernames.append(message.get("Username") or "")
+        wants_events = (message.get("Events") or "on").strip().lower() != "off"
+        if self._active is None and wants_events:
             self._set_active(client)
             if action_id is not None and self._match("login", action_id):
                 return  # the recorded answer (and FullyBooted) comes from the stream

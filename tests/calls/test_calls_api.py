@@ -40,10 +40,8 @@ class Session:
 
 
 @contextlib.asynccontextmanager
-async def running(config: Config, scenario: str | None, *, action_wait: float = 0.3
+async def running(config: Config, scenario: str | None, action_wait: float = 0.3
                   ) -> AsyncIterator[tuple]:
-    """``action_wait``: how long the replay waits for a recorded action the test itself
-    sends (long enough for a loaded machine where logging in and polling take a while)."""
     emulator = None
     if scenario:
         emulator = AmiEmulator(load_trace(FIXTURES / f"{scenario}.log"), speed=0,
@@ -181,8 +179,10 @@ async def test_actions_without_a_line_and_bad_input(config: Config) -> None:
 
 
 async def test_click_to_call_and_transfer_through_the_api(config: Config) -> None:
-    async with running(config, "03_blind_transfer", action_wait=10.0) as (_app, emulator,
-                                                                          session):
+    # The recording waits for the test's BlindTransfer (its login alone, argon2 on a busy
+    # machine, can take longer than 0.3 s).
+    async with running(config, "03_blind_transfer", action_wait=10) as (_app, emulator,
+                                                                         session):
         s = session()
         await s.login("secretary")
         for _ in range(500):

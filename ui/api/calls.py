@@ -161,7 +161,13 @@ async def presence(request: Request) -> JSONResponse:
 
 async def lines(request: Request) -> JSONResponse:
     await current_user(request, Role.ADMIN)
-    return ok(_calls(services(request)).statuses())
+    manager = services(request).extra.get("lines")
+    if manager is None:
+        return ok(_calls(services(request)).statuses())
+    # From the line manager: every line of every kind, disabled ones too.
+    return ok([{"name": s.name, "kind": s.kind, "connected": s.connected, "detail": s.detail,
+                "state": s.state.value, "last_error": s.last_error, "since": s.since}
+               for s in manager.statuses()])
 
 
 async def get_recording(request: Request) -> FileResponse | JSONResponse:

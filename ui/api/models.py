@@ -34,6 +34,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from callcenter.clients import MAX_TEXT
+from callcenter.lines.records import NAME as LINE_NAME
 from callcenter.models import ClientKind, FieldType, Role, TaskKind
 from callcenter.passwords import MIN_LENGTH
 from callcenter.users.service import EXTENSION
@@ -338,3 +339,82 @@ class RecordingIn(Body):
 class OriginateIn(Body):
     model_config = ConfigDict(json_schema_extra={"examples": [{"number": "89031234567"}]})
     number: Annotated[str, StringConstraints(max_length=64)]
+
+
+# -- lines (admin) --------------------------------------------------------------------------
+
+LineName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40,
+                                            pattern=LINE_NAME.pattern),
+                     Field(description="1 to 40 letters, digits, '.', '_' or '-'")]
+LineKindName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                                max_length=32)]
+# Write-only: never sent back, never logged. Empty on an edit keeps the stored value.
+SecretValue = Annotated[str, StringConstraints(max_length=1000),
+                        Field(json_schema_extra={"format": "password", "writeOnly": True})]
+_ASTERISK_EXAMPLE = {"host": "127.0.0.1", "port": 5038, "username": "crm",
+                     "originate_context": "from-internal", "record_calls": False}
+
+
+class LineIn(Body):
+    """A new line. Its check runs first: a failing one is not saved unless
+    ``save_disabled`` (then it is saved switched off)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"name": "office", "kind": "asterisk", "enabled": True,
+         "settings": _ASTERISK_EXAMPLE, "secrets": {"secret": "crm-secret"},
+         "save_disabled": False}]})
+    name: LineName
+    kind: LineKindName
+    enabled: bool = True
+    settings: dict[str, Any] = Field(default_factory=dict)
+    secrets: dict[str, SecretValue] = Field(default_factory=dict, repr=False)
+    save_disabled: bool = False
+
+
+class LineUpdate(Body):
+    """Changes of a stored line; settings sent replace the stored ones, a secret sent empty
+    (or not sent) keeps the stored one. An enabled result is checked before it is saved."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"name": "office", "enabled": True, "settings": {"port": 5038},
+         "secrets": {"secret": ""}, "save_disabled": False}]})
+    name: LineName = ABSENT
+    enabled: bool = ABSENT
+    settings: dict[str, Any] = ABSENT
+    secrets: dict[str, SecretValue] = Field(default=None, json_schema_extra=_no_default,
+                                            repr=False)
+    save_disabled: bool = False
+
+
+class LineCheckIn(Body):
+    """"Test connection" on a form not saved yet. ``stored``: a line whose stored secrets fill
+    the secrets left empty (an edit form never has them)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"name": "office", "kind": "asterisk", "settings": _ASTERISK_EXAMPLE,
+         "secrets": {"secret": "crm-secret"}, "stored": "office"}]})
+    name: LineName = "check"
+    kind: LineKindName
+    settings: dict[str, Any] = Field(default_factory=dict)
+    secrets: dict[str, SecretValue] = Field(default_factory=dict, repr=False)
+    stored: LineName | None = None
+
+
+class TrunkIn(Body):
+    """A SIP trunk with an outbound registration, written to pjsip.conf through AMI."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"host": "sip.example.net", "port": 5060, "username": "74951110077",
+         "password": "provider-secret", "context": "from-trunk", "registration": True}]})
+    host: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                           max_length=253)]
+    port: Annotated[int, Field(ge=1, le=65535)] = 5060
+    username: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] = ""
+    password: SecretValue = Field("", repr=False)
+    context: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                              max_length=79)] = "from-trunk"
+    transport: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                                max_length=79)] = "transport-udp"
+    registration: bool = Field(default=True, description="send an outbound REGISTER")
+    expiration: Annotated[int, Field(ge=60, le=86400)] = 120
+    template: Annotated[str, StringConstraints(strip_whitespace=True, max_length=79)] = ""

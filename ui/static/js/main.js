@@ -18,6 +18,7 @@ const ROUTES = [
   { pattern: /^\/admin\/users$/, nav: 'users', load: () => import('./pages/users.js') },
   { pattern: /^\/admin\/audit$/, nav: 'audit', load: () => import('./pages/audit.js') },
   { pattern: /^\/admin\/routing$/, nav: 'routing', load: () => import('./pages/routing.js') },
+  { pattern: /^\/admin\/lines$/, nav: 'lines', load: () => import('./pages/lines.js') },
 ];
 
 async function route() {
