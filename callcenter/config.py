@@ -152,6 +152,20 @@ class DemoConfig:
 
 
 @dataclass
+class CampaignsConfig:
+    # The office's time zone: send windows are its wall-clock time (zoneinfo names).
+    time_zone: str = "Europe/Moscow"
+    # The default send window of a new campaign (office time; no messages at night).
+    window_start: str = "09:00"
+    window_end: str = "21:00"
+    # Default messages per minute of a new campaign, on top of each SIM's own limits (0: none).
+    per_minute: int = 30
+    # How many of one campaign's messages may wait in the SMS queue at once: the rest wait as
+    # campaign recipients, so a STOP, a pause or a closing window holds them back.
+    max_queued: int = 16
+
+
+@dataclass
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -159,6 +173,7 @@ class Config:
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     recordings: RecordingsConfig = field(default_factory=RecordingsConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
+    campaigns: CampaignsConfig = field(default_factory=CampaignsConfig)
     pbx: list[PbxLineConfig] = field(default_factory=list)
     # Where the values came from: the file, or "<defaults>".
     source: str = "<defaults>"
@@ -336,6 +351,14 @@ def _validate(config: Config) -> None:
         (config.recordings.voicemail_pbx_path.startswith("/"),
          "recordings.voicemail_pbx_path must be an absolute path"),
         (config.demo.call_interval > 0, "demo.call_interval must be positive"),
+        (_valid_zone(config.campaigns.time_zone),
+         "campaigns.time_zone must be a time zone name such as Europe/Moscow"),
+        (_valid_window(config.campaigns.window_start, config.campaigns.window_end),
+         "campaigns.window_start and window_end must be times like 09:00, start before end"),
+        (0 <= config.campaigns.per_minute <= 6000,
+         "campaigns.per_minute must be between 0 (no limit) and 6000"),
+        (1 <= config.campaigns.max_queued <= 1000,
+         "campaigns.max_queued must be between 1 and 1000"),
     ]
     names = [line.name for line in config.pbx]
     checks.append((len(names) == len(set(names)), "pbx line names must be unique"))
@@ -367,3 +390,18 @@ def _validate(config: Config) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(f"{src}: {message}")
+
+
+def _valid_zone(name: str) -> bool:
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _valid_window(start: str, end: str) -> bool:
+    clock = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
+    return bool(clock.fullmatch(start) and clock.fullmatch(end)) and start < end

@@ -1,0 +1,145 @@
+"""A fake SMS side for campaign tests, a clock to move by hand, and a small client base."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from callcenter.config import CampaignsConfig
+from callcenter.models import ClientKind, FieldType, Role, User
+from callcenter.phones import normalize
+from callcenter.sms.campaign_report import JobView, PartView
+from callcenter.sms.campaigns import CampaignService
+from callcenter.store.base import ClientInput, ContactInput, PhoneInput
+from callcenter.store.sqlite import SqliteStore
+
+
+@dataclass
+class FakeJob:
+    id: int
+    number: str
+    text: str
+    key: str
+    state: str = "queued"
+    parts: list[str] = field(default_factory=lambda: ["queued"])
+
+
+class FakeSms:
+    """Jobs in memory, idempotent by key like the real queue; tests move their states."""
+
+    def __init__(self) -> None:
+        self.jobs_: dict[int, FakeJob] = {}
+        self.by_key: dict[str, int] = {}
+        self.opted: set[str] = set()
+        self.inbound: list[tuple[str, str]] = []  # (number, ISO time)
+
+    async def enqueue(self, *, number: str, text: str, key: str, client_id: int | None,
+                      contact_id: int | None, campaign_id: int) -> int:
+        if key in self.by_key:
+            return self.by_key[key]
+        job = FakeJob(len(self.jobs_) + 1, number, text, key)
+        self.jobs_[job.id] = job
+        self.by_key[key] = job.id
+        return job.id
+
+    async def cancel_queued(self, job_id: int) -> bool:
+        job = self.jobs_[job_id]
+        if job.state != "queued":
+            return False
+        job.state = "cancelled"
+        return True
+
+    async def is_opted_out(self, number: str) -> bool:
+        return number in self.opted
+
+    async def jobs(self, job_ids: Sequence[int]) -> dict[int, JobView]:
+        return {i: JobView(i, self.jobs_[i].state,
+                           tuple(PartView(n, s) for n, s in enumerate(self.jobs_[i].parts, 1)))
+                for i in job_ids if i in self.jobs_}
+
+    async def replies(self, numbers: Sequence[str], since: str) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for number, at in self.inbound:
+            if number in numbers and at > since:
+                out[number] = out.get(number, 0) + 1
+        return out
+
+    def queued(self) -> list[FakeJob]:
+        return [j for j in self.jobs_.values() if j.state == "queued"]
+
+    def finish(self, state: str = "delivered", jobs: list[FakeJob] | None = None) -> None:
+        """What the pool would do: the jobs go out and end in ``state``."""
+        for job in self.queued() if jobs is None else jobs:
+            job.state = state
+            job.parts = [state]
+
+    def sent_numbers(self) -> list[str]:
+        return [j.number for j in self.jobs_.values() if j.state != "cancelled"]
+
+
+class Clock:
+    def __init__(self, start: datetime) -> None:
+        self.wall = start
+        self.mono = 1000.0
+
+    def now(self) -> datetime:
+        return self.wall
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def advance(self, seconds: float) -> None:
+        self.wall += timedelta(seconds=seconds)
+        self.mono += seconds
+
+
+# 12:00 in Moscow on a weekday: inside the default 09:00-21:00 window.
+NOON_MSK = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+
+@dataclass
+class Base:
+    admin: User
+    maria: User
+    dmitry: User
+    secretary: User
+    clients: dict[str, int]
+
+
+async def seed(store: SqliteStore) -> Base:
+    admin = await store.create_user("admin", "Admin", Role.ADMIN)
+    maria = await store.create_user("maria", "Maria Ivanova", Role.MANAGER, "102")
+    dmitry = await store.create_user("dmitry", "Dmitry Volkov", Role.MANAGER, "103")
+    secretary = await store.create_user("sveta", "Svetlana", Role.SECRETARY, "101")
+    await store.create_custom_field("segment", "Segment", FieldType.TEXT)
+
+    def phones(*raws: str) -> list[PhoneInput]:
+        return [PhoneInput(raw, normalize(raw)) for raw in raws]
+
+    drafts = [
+        # name, manager, segment, contacts [(name, phones)]
+        ("Alfa", maria, "vip", [("Ivan Petrov", phones("+7 916 123-45-67"))]),
+        # a landline only: skipped
+        ("Beta", maria, "vip", [("Olga Sokolova", phones("+7 495 123-45-67"))]),
+        # a landline first, then a mobile: the mobile is used, once
+        ("Gamma", dmitry, "vip", [("Anna Smirnova", phones("+7 499 111-22-33",
+                                                           "8 916 111-11-11", "+79162222222"))]),
+        # the same mobile as Alfa's Ivan: reached once
+        ("Delta", dmitry, "basic", [("Boris Kozlov", phones("89161234567"))]),
+        ("Epsilon", maria, "basic", [("Сергей Кузнецов", phones("+79167778899")),
+                                     ("Pavel\n\x1b[31mSidorov", phones("+79165554433"))]),
+    ]
+    ids = {}
+    for name, manager, segment, contacts in drafts:
+        client = await store.create_client(ClientInput(
+            name, ClientKind.COMPANY, manager.id, custom={"segment": segment},
+            contacts=[ContactInput(c, phones=p) for c, p in contacts]))
+        ids[name] = client.id
+    return Base(admin, maria, dmitry, secretary, ids)
+
+
+def service(store: SqliteStore, sms: FakeSms, clock: Clock, **config: Any) -> CampaignService:
+    return CampaignService(store, sms, CampaignsConfig(**config), now=clock.now,
+                           monotonic=clock.monotonic)
