@@ -1,4 +1,4 @@
-"""SMS campaigns and their recipients in SQLite (tables of migration 0006_campaigns)."""
+"""SMS campaigns and their recipients in SQLite (tables of migration 0007_campaigns)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def _campaign(row: Sequence[Any]) -> dict[str, Any]:
 
 
 class CampaignsMixin:
-    """Campaigns (migration 0006_campaigns)."""
+    """Campaigns (migration 0007_campaigns)."""
 
     _db: SqliteDb
 
