@@ -153,9 +153,8 @@ class DemoConfig:
 
 @dataclass
 class CampaignsConfig:
-    # The office's time zone: send windows are its wall-clock time (zoneinfo names).
-    time_zone: str = "Europe/Moscow"
-    # The default send window of a new campaign (office time; no messages at night).
+    # The default send window of a new campaign, in the office's time zone (sms.timezone):
+    # no messages at night.
     window_start: str = "09:00"
     window_end: str = "21:00"
     # Default messages per minute of a new campaign, on top of each SIM's own limits (0: none).
@@ -163,6 +162,41 @@ class CampaignsConfig:
     # How many of one campaign's messages may wait in the SMS queue at once: the rest wait as
     # campaign recipients, so a STOP, a pause or a closing window holds them back.
     max_queued: int = 16
+
+
+@dataclass
+class SmsConfig:
+    # The office's time zone: SIM send windows and "sent today" counters follow its clock.
+    timezone: str = "UTC"
+    # Hours an outbound SMS may wait for a modem before it expires.
+    validity_hours: float = 24.0
+    # Tries of a part the network refused with a temporary error, and the first back-off.
+    max_attempts: int = 5
+    retry_seconds: float = 30.0
+    # Seconds to wait for the missing parts of a long inbound SMS before it is shown
+    # incomplete (a late part still joins it).
+    reassembly_timeout: float = 600.0
+    # Sent to a number that opted out ("STOP"); empty: none.
+    optout_confirmation: str = ""
+    # Balance request sent to each modem every balance_interval seconds (0: never).
+    balance_ussd: str = "*100#"
+    balance_interval: float = 21600.0
+
+
+@dataclass
+class GsmModemConfig:
+    name: str = "gsm1"
+    # The serial device, preferably a stable /dev/serial/by-id/... path.
+    device: str = ""
+    pin: str = ""  # the SIM's PIN: write-only, never logged
+    baudrate: int = 115200
+    # The SIM's limits: parts per minute and per day, and the hours it may send
+    # ("08:00"-"21:00" in sms.timezone; both empty: any time).
+    per_minute: int = 6
+    per_day: int = 500
+    window_start: str = ""
+    window_end: str = ""
+    enabled: bool = True
 
 
 @dataclass
@@ -175,6 +209,8 @@ class Config:
     demo: DemoConfig = field(default_factory=DemoConfig)
     campaigns: CampaignsConfig = field(default_factory=CampaignsConfig)
     pbx: list[PbxLineConfig] = field(default_factory=list)
+    sms: SmsConfig = field(default_factory=SmsConfig)
+    gsm: list[GsmModemConfig] = field(default_factory=list)
     # Where the values came from: the file, or "<defaults>".
     source: str = "<defaults>"
     base_dir: Path = field(default_factory=Path.cwd)
@@ -220,6 +256,12 @@ def load_config(path: str | Path | None = None, env: typing.Mapping[str, str] | 
                 raise ConfigError(f"{source}: [pbx] must be a list of tables: write [[pbx]]")
             config.pbx = [
                 _build(PbxLineConfig, item, f"pbx[{i}]", source) for i, item in enumerate(value)
+            ]
+        elif key == "gsm":
+            if not isinstance(value, list):
+                raise ConfigError(f"{source}: [gsm] must be a list of tables: write [[gsm]]")
+            config.gsm = [
+                _build(GsmModemConfig, item, f"gsm[{i}]", source) for i, item in enumerate(value)
             ]
         else:
             section_type = type(getattr(config, key))
@@ -269,7 +311,8 @@ def _check(value: typing.Any, hint: typing.Any, key: str, source: str) -> typing
 
 
 def _is_secret(key: str) -> bool:
-    return any(word in key.lower() for word in ("secret", "password", "key"))
+    return any(word in key.lower() for word in ("secret", "password", "key")) or \
+        key.lower().rsplit(".", 1)[-1] == "pin"
 
 
 def _type_name(hint: typing.Any) -> str:
@@ -285,11 +328,15 @@ def _env_name(text: str) -> str:
 def _apply_env(config: Config, env: typing.Mapping[str, str]) -> None:
     targets: list[tuple[str, typing.Any, str]] = [
         (f"CALLCENTER_{_env_name(name)}_", getattr(config, name), name)
-        for name in sorted(_SECTIONS - {"pbx"})
+        for name in sorted(_SECTIONS - {"pbx", "gsm"})
     ]
     targets += [
         (f"CALLCENTER_PBX_{_env_name(line.name)}_", line, f"pbx[{line.name}]")
         for line in config.pbx
+    ]
+    targets += [
+        (f"CALLCENTER_GSM_{_env_name(modem.name)}_", modem, f"gsm[{modem.name}]")
+        for modem in config.gsm
     ]
     for prefix, section, where in targets:
         hints = typing.get_type_hints(type(section))
@@ -351,8 +398,6 @@ def _validate(config: Config) -> None:
         (config.recordings.voicemail_pbx_path.startswith("/"),
          "recordings.voicemail_pbx_path must be an absolute path"),
         (config.demo.call_interval > 0, "demo.call_interval must be positive"),
-        (_valid_zone(config.campaigns.time_zone),
-         "campaigns.time_zone must be a time zone name such as Europe/Moscow"),
         (_valid_window(config.campaigns.window_start, config.campaigns.window_end),
          "campaigns.window_start and window_end must be times like 09:00, start before end"),
         (0 <= config.campaigns.per_minute <= 6000,
@@ -387,21 +432,54 @@ def _validate(config: Config) -> None:
              f"pbx[{i}].originate_channel must be a channel with one {{ext}}, such as "
              "PJSIP/{ext} or Local/{ext}@from-internal"),
         ]
+    checks += _sms_checks(config)
     for ok, message in checks:
         if not ok:
             raise ConfigError(f"{src}: {message}")
 
 
-def _valid_zone(name: str) -> bool:
-    import zoneinfo
-
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
-
-
 def _valid_window(start: str, end: str) -> bool:
     clock = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
     return bool(clock.fullmatch(start) and clock.fullmatch(end)) and start < end
+
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def _sms_checks(config: Config) -> list[tuple[bool, str]]:
+    import zoneinfo
+
+    sms = config.sms
+    try:
+        zoneinfo.ZoneInfo(sms.timezone)
+        zone_ok = True
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        zone_ok = False
+    checks = [
+        (zone_ok, f"sms.timezone {sms.timezone!r} is not a time zone such as Europe/Moscow"),
+        (sms.validity_hours > 0, "sms.validity_hours must be positive"),
+        (sms.max_attempts >= 1, "sms.max_attempts must be at least 1"),
+        (sms.retry_seconds > 0, "sms.retry_seconds must be positive"),
+        (sms.reassembly_timeout > 0, "sms.reassembly_timeout must be positive"),
+        (len(sms.optout_confirmation) <= 160, "sms.optout_confirmation must fit one SMS"),
+        (sms.balance_interval >= 0, "sms.balance_interval must not be negative"),
+        (re.fullmatch(r"[0-9*#]{0,20}", sms.balance_ussd) is not None,
+         "sms.balance_ussd must be a USSD code such as *100#"),
+    ]
+    names = [modem.name for modem in config.gsm]
+    checks.append((len(names) == len(set(names)), "gsm modem names must be unique"))
+    for i, modem in enumerate(config.gsm):
+        checks += [
+            (bool(modem.name.strip()), f"gsm[{i}].name must not be empty"),
+            (bool(modem.device.strip()), f"gsm[{i}].device must be a serial device path"),
+            (modem.per_minute >= 1, f"gsm[{i}].per_minute must be at least 1"),
+            (modem.per_day >= 1, f"gsm[{i}].per_day must be at least 1"),
+            (modem.baudrate > 0, f"gsm[{i}].baudrate must be positive"),
+            (re.fullmatch(r"\d{4,8}", modem.pin) is not None or not modem.pin,
+             f"gsm[{i}].pin must be 4 to 8 digits"),
+            ((modem.window_start == "") == (modem.window_end == ""),
+             f"gsm[{i}]: give both window_start and window_end, or neither"),
+            (all(not v or _HHMM.match(v) for v in (modem.window_start, modem.window_end)),
+             f"gsm[{i}].window_start and window_end must be times such as 08:00"),
+        ]
+    return checks

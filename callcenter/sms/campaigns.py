@@ -10,8 +10,8 @@ The life of a campaign:
 * **running** — the runner hands recipients to the durable SMS queue one at a time, inside the
   send window and at the campaign's rate, keeping at most ``max_queued`` of them waiting there
   (the rest wait as recipients, where a STOP, a pause or the window closing still holds them
-  back). Each hand-over carries an idempotency key ``campaign:<id>:<recipient>:<n>``: repeated
-  after a crash it finds the job it made, so nothing is queued twice. The do-not-send list is
+  back). A hand-over is idempotent (one live job per campaign and number): repeated after a
+  crash it finds the job it made, so nothing is queued twice. The do-not-send list is
   checked at each hand-over, and a STOP that arrives later takes back the job still waiting in
   the SMS queue (a job a modem already has is left to finish).
 * **paused / cancelled** — the jobs still waiting in the SMS queue are taken back (pending again,
@@ -37,7 +37,7 @@ from typing import Any, Protocol
 
 from callcenter.bus import BusEvent, EventBus
 from callcenter.config import CampaignsConfig
-from callcenter.errors import PermissionDenied, ValidationError
+from callcenter.errors import CallcenterError, PermissionDenied, ValidationError
 from callcenter.models import Role, User
 from callcenter.sms import segments
 from callcenter.sms.campaign_audience import AudienceFilter, Recipient, choose, is_mobile
@@ -65,10 +65,12 @@ POLL = 1.0  # seconds between looks at the SMS queue when no status event woke t
 class CampaignSms(Protocol):
     """What a campaign needs from the SMS side (``callcenter/sms``)."""
 
-    async def enqueue(self, *, number: str, text: str, key: str, client_id: int | None,
-                      contact_id: int | None, campaign_id: int) -> int:
-        """Write a durable outbound job and return its id. Idempotent by ``key``: asked again
-        with the same key it returns the job made the first time."""
+    async def enqueue(self, *, campaign_id: int, number: str, text: str,
+                      client_id: int | None, contact_id: int | None) -> int:
+        """Write a durable outbound job and return its id. Idempotent: while this campaign
+        has a job to this number that was not taken back, that job's id is returned (a
+        hand-over repeated after a crash finds it). Raises OptedOut for a number on the
+        do-not-send list."""
         ...
 
     async def cancel_queued(self, job_id: int) -> bool:
@@ -112,22 +114,25 @@ class CampaignStore(Protocol):
     async def list_custom_fields(self) -> list[Any]: ...
 
 
+class OptedOut(CallcenterError):
+    """The number is on the do-not-send list (the SMS side's own OptedOut is one of these)."""
+
+    error_id = "sms-opted-out"
+
+
 def may_run_campaigns(user: User) -> bool:
     return user.role in (Role.ADMIN, Role.MANAGER)
 
 
-def job_key(campaign_id: int, recipient: Mapping[str, Any]) -> str:
-    return f"campaign:{campaign_id}:{recipient['id']}:{recipient['handoffs']}"
-
-
 class CampaignService:
     def __init__(self, store: CampaignStore, sms: CampaignSms, config: CampaignsConfig, *,
-                 bus: EventBus | None = None,
+                 time_zone: str = "UTC", bus: EventBus | None = None,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC),
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.sms = sms
         self.config = config
+        self.time_zone = time_zone  # the office's (sms.timezone): a new campaign's default
         self.bus = bus
         self._now = now
         self._monotonic = monotonic
@@ -137,6 +142,7 @@ class CampaignService:
         # per running campaign: job id → recipient id of the jobs not settled yet
         self._unsettled: dict[int, dict[int, int]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._opt_outs: set[str] = set()  # numbers that sent STOP since the last step
         self._unsubscribe: Callable[[], None] | None = None
 
     # -- access ----------------------------------------------------------------------------
@@ -184,7 +190,7 @@ class CampaignService:
         out = {
             "name": name.strip(), "template": merged["template"],
             "audience": audience.to_json(), "per_minute": per_minute,
-            "time_zone": merged.get("time_zone") or self.config.time_zone,
+            "time_zone": merged.get("time_zone") or self.time_zone,
             "window_start": merged.get("window_start") or self.config.window_start,
             "window_end": merged.get("window_end") or self.config.window_end,
         }
@@ -383,6 +389,16 @@ class CampaignService:
         # A job changed state: room may have opened in the SMS queue.
         if event.topic == "sms.status":
             self._wake.set()
+        finder = getattr(self.sms, "opted_out_number", None)
+        number = finder(event) if finder is not None else None
+        if number:
+            self.note_opt_out(number)
+
+    def note_opt_out(self, number: str) -> None:
+        """A STOP arrived (called from a bus subscriber: no waiting here); the runner takes
+        back that number's queued messages at its next step."""
+        self._opt_outs.add(number)
+        self._wake.set()
 
     def _publish(self, campaign_id: int, state: str) -> None:
         if self.bus is not None:
@@ -419,6 +435,8 @@ class CampaignService:
         """Advance every running campaign once; returns the seconds until there is something
         to do (a wake-up comes earlier when a campaign starts or a job changes state)."""
         delay = IDLE
+        while self._opt_outs:
+            await self.opted_out(self._opt_outs.pop())
         async with self._lock:
             running = await self.store.list_campaigns(states=["running"], limit=1000)
             for gone in set(self._unsettled) - {c["id"] for c in running}:
@@ -441,10 +459,14 @@ class CampaignService:
                 r["job_id"]: r["id"] for r in await self.store.queued_recipients(campaign_id=cid)}
         if unsettled:
             jobs = await self.sms.jobs(list(unsettled))
-            for job_id in list(unsettled):
+            for job_id, recipient_id in list(unsettled.items()):
                 job = jobs.get(job_id)
                 if job is not None and job.state not in IN_FLIGHT:
                     del unsettled[job_id]
+                    if job.state == "cancelled":
+                        # taken back, and the process stopped before the recipient was told:
+                        # it goes again (its number's opt-out is checked then)
+                        await self.store.recall_recipient(recipient_id, job_id, "pending")
         now = self._now()
         if not window.is_open(now):
             # Night: whatever still waits in the SMS queue comes back and goes in the morning.
@@ -467,10 +489,13 @@ class CampaignService:
             if await self.sms.is_opted_out(recipient["number"]):
                 await self.store.mark_recipient(recipient["id"], "opted_out")
                 continue
-            job_id = await self.sms.enqueue(
-                number=recipient["number"], text=recipient["text"],
-                key=job_key(cid, recipient), client_id=recipient["client_id"],
-                contact_id=recipient["contact_id"], campaign_id=cid)
+            try:
+                job_id = await self.sms.enqueue(
+                    campaign_id=cid, number=recipient["number"], text=recipient["text"],
+                    client_id=recipient["client_id"], contact_id=recipient["contact_id"])
+            except OptedOut:
+                await self.store.mark_recipient(recipient["id"], "opted_out")
+                continue
             await self.store.mark_recipient(recipient["id"], "queued", job_id=job_id)
             unsettled[job_id] = recipient["id"]
             throttle.take(self._monotonic())

@@ -35,6 +35,7 @@ from callcenter.store.base import (
 from callcenter.store.sqlite_calls import CallLogMixin, now_utc, ts
 from callcenter.store.sqlite_campaigns import CampaignsMixin
 from callcenter.store.sqlite_db import DEFAULT_BUSY_TIMEOUT_MS, SqliteDb
+from callcenter.store.sqlite_sms import SmsStoreMixin
 
 
 def parse_ts(value: str | None) -> datetime | None:
@@ -145,7 +146,7 @@ def _user(row: Sequence[Any]) -> User:
     return User(row[0], row[1], row[2], Role(row[3]), row[4], row[5], bool(row[6]))
 
 
-class SqliteStore(CallLogMixin, CampaignsMixin):
+class SqliteStore(CallLogMixin, SmsStoreMixin, CampaignsMixin):
     """The product's store on one SQLite file in WAL mode.
 
     Writes are serialised through one writer (see :mod:`callcenter.store.sqlite_db`); reads

@@ -17,7 +17,7 @@ _CAMPAIGN_COLUMNS = ("id", "name", "template", "audience", "owner_id", "state", 
 _EDITABLE = {"name", "template", "audience", "per_minute", "time_zone", "window_start",
              "window_end"}
 _RECIPIENT_COLUMNS = ("id", "campaign_id", "client_id", "contact_id", "number", "text", "state",
-                      "job_id", "handoffs", "updated_at")
+                      "job_id", "updated_at")
 
 
 def _like_escape(text: str) -> str:
@@ -137,12 +137,11 @@ class CampaignsMixin:
     async def recall_recipient(self, recipient_id: int, job_id: int, to_state: str = "pending"
                                ) -> bool:
         """The recipient's job was taken back from the SMS queue before any modem had it: it is
-        pending again (with a new hand-over number, so its next job is a new one) or
-        ``to_state`` (cancelled, opted_out)."""
+        pending again (its next hand-over makes a new job) or ``to_state`` (cancelled,
+        opted_out; the job stays linked for the record)."""
         cursor = await self._db.execute(
             "UPDATE campaign_recipients SET state = ?, job_id = CASE WHEN ? = 'pending' THEN NULL"
-            " ELSE job_id END, handoffs = handoffs + 1, updated_at = ? WHERE id = ?"
-            " AND state = 'queued' AND job_id = ?",
+            " ELSE job_id END, updated_at = ? WHERE id = ? AND state = 'queued' AND job_id = ?",
             (to_state, to_state, ts(now_utc()), recipient_id, job_id))
         return cursor.rowcount > 0
 
@@ -240,3 +239,58 @@ class CampaignsMixin:
         rows = await self._db.rows("SELECT 1 FROM campaigns WHERE id = ?", (campaign_id,))
         if not rows:
             raise NotFound("campaign", campaign_id)
+
+    # -- the SMS jobs of campaigns (tables of migration 0006_sms) ----------------------------
+
+    async def campaign_live_job(self, campaign_id: int, number: str, cancelled_mark: str
+                                ) -> int | None:
+        """This campaign's job to ``number`` that was not taken back, if any."""
+        rows = await self._db.rows(
+            "SELECT m.id FROM sms_messages m WHERE m.campaign_id = ? AND m.number = ?"
+            " AND m.direction = 'out' AND NOT EXISTS (SELECT 1 FROM sms_parts p"
+            " WHERE p.message_id = m.id AND p.error = ?) ORDER BY m.id DESC LIMIT 1",
+            (campaign_id, number, cancelled_mark))
+        return int(rows[0][0]) if rows else None
+
+    async def campaign_take_back_job(self, job_id: int, cancelled_mark: str, now: float
+                                     ) -> bool:
+        """In one transaction: if every part of the job is still queued (no modem has any),
+        all become expired with ``cancelled_mark`` as their error; the pool's claim of a part
+        (queued → sending) then fails and it is never sent."""
+        async with self._db.transaction():
+            states = [r[0] for r in await self._db.rows(
+                "SELECT state FROM sms_parts WHERE message_id = ?", (job_id,))]
+            if not states or any(s != "queued" for s in states):
+                return False
+            await self._db.execute(
+                "UPDATE sms_parts SET state = 'expired', error = ? WHERE message_id = ?"
+                " AND state = 'queued'", (cancelled_mark, job_id))
+            await self._db.execute(
+                "UPDATE sms_messages SET state = 'expired', error = ?, updated_at = ?"
+                " WHERE id = ?", (cancelled_mark, now, job_id))
+        return True
+
+    async def campaign_jobs(self, job_ids: Sequence[int]) -> list[tuple[Any, ...]]:
+        """(job id, state, error, sent_at, part seq, part state, part error) per part."""
+        out: list[tuple[Any, ...]] = []
+        ids = list(job_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            out += [tuple(r) for r in await self._db.rows(
+                "SELECT m.id, m.state, m.error, m.sent_at, p.seq, p.state, p.error"
+                " FROM sms_messages m LEFT JOIN sms_parts p ON p.message_id = m.id"
+                f" WHERE m.id IN ({','.join('?' * len(chunk))}) ORDER BY m.id, p.seq", chunk)]
+        return out
+
+    async def campaign_replies(self, numbers: Sequence[str], since: float) -> dict[str, int]:
+        """Inbound SMS per number (E.164) received after ``since`` (unix time)."""
+        out: dict[str, int] = {}
+        wanted = sorted(set(numbers))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            for number, n in await self._db.rows(
+                "SELECT COALESCE(e164, number), COUNT(*) FROM sms_messages"
+                " WHERE direction = 'in' AND created_at > ? AND COALESCE(e164, number) IN"
+                f" ({','.join('?' * len(chunk))}) GROUP BY 1", (since, *chunk)):
+                out[number] = int(n)
+        return out

@@ -11,7 +11,7 @@ from callcenter.config import CampaignsConfig
 from callcenter.models import ClientKind, FieldType, Role, User
 from callcenter.phones import normalize
 from callcenter.sms.campaign_report import JobView, PartView
-from callcenter.sms.campaigns import CampaignService
+from callcenter.sms.campaigns import CampaignService, OptedOut
 from callcenter.store.base import ClientInput, ContactInput, PhoneInput
 from callcenter.store.sqlite import SqliteStore
 
@@ -21,7 +21,7 @@ class FakeJob:
     id: int
     number: str
     text: str
-    key: str
+    campaign_id: int
     state: str = "queued"
     parts: list[str] = field(default_factory=lambda: ["queued"])
 
@@ -31,17 +31,19 @@ class FakeSms:
 
     def __init__(self) -> None:
         self.jobs_: dict[int, FakeJob] = {}
-        self.by_key: dict[str, int] = {}
         self.opted: set[str] = set()
         self.inbound: list[tuple[str, str]] = []  # (number, ISO time)
 
-    async def enqueue(self, *, number: str, text: str, key: str, client_id: int | None,
-                      contact_id: int | None, campaign_id: int) -> int:
-        if key in self.by_key:
-            return self.by_key[key]
-        job = FakeJob(len(self.jobs_) + 1, number, text, key)
+    async def enqueue(self, *, campaign_id: int, number: str, text: str,
+                      client_id: int | None, contact_id: int | None) -> int:
+        for job in self.jobs_.values():
+            if job.campaign_id == campaign_id and job.number == number and (
+                    job.state != "cancelled"):
+                return job.id
+        if number in self.opted:
+            raise OptedOut("opted out")
+        job = FakeJob(len(self.jobs_) + 1, number, text, campaign_id)
         self.jobs_[job.id] = job
-        self.by_key[key] = job.id
         return job.id
 
     async def cancel_queued(self, job_id: int) -> bool:
@@ -141,5 +143,6 @@ async def seed(store: SqliteStore) -> Base:
 
 
 def service(store: SqliteStore, sms: FakeSms, clock: Clock, **config: Any) -> CampaignService:
-    return CampaignService(store, sms, CampaignsConfig(**config), now=clock.now,
+    return CampaignService(store, sms, CampaignsConfig(**config), time_zone="Europe/Moscow",
+                           now=clock.now,
                            monotonic=clock.monotonic)

@@ -31,10 +31,6 @@ CREATE TABLE campaign_recipients (
     state TEXT NOT NULL DEFAULT 'pending'
         CHECK (state IN ('pending', 'queued', 'opted_out', 'cancelled')),
     job_id INTEGER,
-    -- How many times it was handed to the SMS queue: the job's idempotency key carries it, so
-    -- a hand-over repeated after a crash finds its job, and one recalled from the queue (pause,
-    -- cancel, window closed) gets a new job when it goes again.
-    handoffs INTEGER NOT NULL DEFAULT 0,
     updated_at TEXT,
     UNIQUE (campaign_id, number)
 );

@@ -1,0 +1,86 @@
+"""The campaigns' view of the SMS core: :class:`~callcenter.sms.campaigns.CampaignSms` over
+:class:`~callcenter.sms.service.SmsService` and the SMS tables.
+
+A job taken back from the queue (pause, cancel, a STOP, the window closing) has every part
+"expired" with :data:`CANCELLED` as its error, in one transaction that first checks no part left
+the queue; the pool's claim of a part (queued → sending) then fails, so it is never sent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from callcenter.bus import BusEvent
+from callcenter.sms.campaign_report import JobView, PartView
+from callcenter.sms.campaigns import OptedOut
+from callcenter.sms.model import opt_out_keyword
+from callcenter.sms.service import OptedOut as SmsOptedOut
+from callcenter.sms.service import SmsService
+
+CANCELLED = "cancelled: taken back by the campaign before any modem had it"
+
+
+class CoreCampaignSms:
+    def __init__(self, service: SmsService, store: Any,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.service = service
+        self.store = store  # a SqliteStore (SmsStoreMixin + CampaignsMixin)
+        self.clock = clock
+
+    async def enqueue(self, *, campaign_id: int, number: str, text: str,
+                      client_id: int | None, contact_id: int | None) -> int:
+        live = await self.store.campaign_live_job(campaign_id, number, CANCELLED)
+        if live is not None:
+            return live
+        try:
+            return await self.service.enqueue(number, text, client_id=client_id,
+                                              contact_id=contact_id, campaign_id=campaign_id,
+                                              kind="campaign")
+        except SmsOptedOut as exc:
+            raise OptedOut(exc.message) from None
+
+    async def cancel_queued(self, job_id: int) -> bool:
+        taken = await self.store.campaign_take_back_job(job_id, CANCELLED, self.clock())
+        if taken:
+            await self.service.publish_status(job_id)
+        return taken
+
+    async def is_opted_out(self, number: str) -> bool:
+        return self.service.is_opted_out(number)
+
+    async def jobs(self, job_ids: Sequence[int]) -> dict[int, JobView]:
+        rows: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
+        for row in await self.store.campaign_jobs(job_ids):
+            rows[row[0]].append(row)
+        out = {}
+        for job_id, parts in rows.items():
+            _id, state, error, sent_at, *_ = parts[0]
+            views = tuple(PartView(seq, pstate, perror) for *_x, seq, pstate, perror in parts
+                          if seq is not None)
+            if views and all(p.error == CANCELLED for p in views):
+                state, error = "cancelled", CANCELLED
+            out[job_id] = JobView(job_id, state, views, error,
+                                  datetime.fromtimestamp(sent_at, UTC).isoformat(
+                                      timespec="seconds") if sent_at else None)
+        return out
+
+    async def replies(self, numbers: Sequence[str], since: str) -> dict[str, int]:
+        return await self.store.campaign_replies(
+            numbers, datetime.fromisoformat(since).timestamp())
+
+    def opted_out_number(self, event: BusEvent) -> str | None:
+        """The sender of an inbound SMS that is an opt-out ("STOP"), if this event is one. The
+        inbox announces the message before it adds the number to the list: the keyword is
+        read here, by the same rule."""
+        if event.topic != "sms.received":
+            return None
+        sms = event.data.get("sms") or {}
+        number, text = sms.get("number"), sms.get("text")
+        if (sms.get("direction") == "in" and isinstance(number, str) and isinstance(text, str)
+                and any(ch.isdigit() for ch in number) and opt_out_keyword(text)):
+            return self.service.number_key(number)
+        return None

@@ -1,0 +1,142 @@
+"""Campaigns over the real SMS core: jobs in the SMS tables, the pool scheduler, fake modems,
+inbound STOP through the inbox, and jobs taken back from the queue never sent."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from callcenter.config import CampaignsConfig
+from callcenter.sms.campaign_sms import CoreCampaignSms
+from callcenter.sms.campaigns import CampaignService
+from callcenter.sms.events import Address, AddressKind, SmsEncoding, SmsPartReceived
+from callcenter.store.sqlite import SqliteStore
+from tests.sms.campaign_fakes import NOON_MSK, Base, seed
+from tests.sms.harness import Clock, Core, FakeModem, sms_core
+
+ALL_DAY = {"window_start": "00:00", "window_end": "23:59", "per_minute": 0}
+
+
+@pytest.fixture
+async def base(store: SqliteStore) -> Base:
+    return await seed(store)
+
+
+@pytest.fixture
+async def core(store: SqliteStore, base: Base) -> Core:
+    # the SMS clock is the real one: the campaign's start time is stamped by the store
+    return await sms_core(store, FakeModem("gsm1"), FakeModem("gsm2"), clock=Clock(time.time()))
+
+
+def campaigns(store: SqliteStore, core: Core, max_queued: int = 100) -> CampaignService:
+    svc = CampaignService(store, CoreCampaignSms(core.service, store, clock=core.clock),
+                          CampaignsConfig(max_queued=max_queued), time_zone="UTC",
+                          bus=core.bus, now=lambda: NOON_MSK,
+                          monotonic=core.clock)
+    svc._unsubscribe = core.bus.subscribe(svc._on_event)  # what start_runner does
+    return svc
+
+
+def sent_to(core: Core) -> list[str]:
+    return sorted(p.to.value for m in core.modems.values() for p in m.sent)
+
+
+async def run(svc: CampaignService, core: Core, rounds: int = 20) -> None:
+    for _ in range(rounds):
+        await svc.step()
+        if not await core.drain() and not await svc.store.list_campaigns(states=["running"]):
+            return
+
+
+async def test_every_recipient_once_then_delivered(store, core, base) -> None:
+    svc = campaigns(store, core)
+    c = await svc.create(base.admin, {"name": "x", "template": "Hi {contact.first_name}",
+                                      **ALL_DAY})
+    await svc.start(base.admin, c["id"])
+    await run(svc, core)
+    assert sent_to(core) == ["+79161111111", "+79161234567", "+79165554433", "+79167778899"]
+    for modem in core.modems.values():
+        for mr, part in enumerate(modem.sent):
+            await core.report(modem.name, mr, part.to.value)
+    report = await svc.report(base.admin, c["id"])
+    assert (report.sent, report.delivered, report.failed) == (4, 4, 0)
+    progress = await svc.progress(base.admin, c["id"])
+    assert all(r.parts and r.parts[0].state == "delivered" for r in progress["recipients"])
+    assert (await store.get_campaign(c["id"]))["state"] == "finished"
+
+
+async def test_a_stop_received_mid_campaign_takes_back_its_queued_job(store, core, base
+                                                                      ) -> None:
+    svc = campaigns(store, core)
+    c = await svc.create(base.admin, {"name": "x", "template": "Hi", **ALL_DAY})
+    await svc.start(base.admin, c["id"])
+    await svc.step()  # all four jobs are in the SMS queue, no modem has any yet
+    core.clock.now = time.time() + 1
+    await core.service.handle(SmsPartReceived(
+        "gsm1", Address(AddressKind.INTERNATIONAL, "+79167778899"), " СТОП! ",
+        SmsEncoding.UCS2, core.clock(), None, "00"))
+    await run(svc, core)
+    assert "+79167778899" not in sent_to(core)
+    assert len(sent_to(core)) == 3
+    report = await svc.report(base.admin, c["id"])
+    assert (report.opted_out, report.sent, report.replies) == (1, 3, 1)
+
+
+async def test_a_campaign_started_after_the_stop_skips_the_number(store, core, base) -> None:
+    await core.service.opt_out("+79161234567", source="test")
+    svc = campaigns(store, core)
+    c = await svc.create(base.admin, {"name": "x", "template": "Hi", **ALL_DAY})
+    await svc.start(base.admin, c["id"])
+    await run(svc, core)
+    assert "+79161234567" not in sent_to(core)
+    assert (await svc.report(base.admin, c["id"])).opted_out == 1
+
+
+async def test_a_job_taken_back_while_the_pool_picks_it_is_never_sent(store, core, base
+                                                                      ) -> None:
+    svc = campaigns(store, core, max_queued=1)
+    c = await svc.create(base.admin, {"name": "x", "template": "Hi", **ALL_DAY})
+    await svc.start(base.admin, c["id"])
+    await svc.step()
+    # The pool has read the job and started its send task; the pause lands before the
+    # task claims the part.
+    paused = asyncio.Event()
+    claim = store.sms_mark_sending
+
+    async def late_claim(*args, **kw):
+        await paused.wait()
+        return await claim(*args, **kw)
+
+    store.sms_mark_sending = late_claim  # type: ignore[method-assign]
+    tasks = await core.pool.run_once()
+    assert len(tasks) == 1
+    await svc.pause(base.admin, c["id"])
+    paused.set()
+    await asyncio.gather(*tasks)
+    store.sms_mark_sending = claim  # type: ignore[method-assign]
+    assert sent_to(core) == []
+    assert (await store.recipient_counts(c["id"])) == {"pending": 4}
+    await svc.resume(base.admin, c["id"])
+    await run(svc, core)
+    assert len(sent_to(core)) == 4 and len(set(sent_to(core))) == 4
+
+
+async def test_cancel_leaves_what_a_modem_has_to_finish(store, core, base) -> None:
+    svc = campaigns(store, core, max_queued=100)
+    c = await svc.create(base.admin, {"name": "x", "template": "Hi", **ALL_DAY})
+    await svc.start(base.admin, c["id"])
+    await svc.step()
+    hold = asyncio.Event()
+    for modem in core.modems.values():
+        modem.hold = hold
+    tasks = await core.pool.run_once()  # two sends in flight, two jobs still queued
+    await asyncio.sleep(0)
+    await svc.cancel(base.admin, c["id"])
+    hold.set()
+    await asyncio.gather(*tasks)
+    await core.drain()
+    assert len(sent_to(core)) == 2
+    report = await svc.report(base.admin, c["id"])
+    assert (report.sent, report.cancelled, report.waiting) == (2, 2, 0)
