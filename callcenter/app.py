@@ -205,6 +205,27 @@ def _demo_recordings(config: Config, registry: CallRegistry) -> Callable[[BusEve
     return write
 
 
+@contextlib.asynccontextmanager
+async def sms_handling(services: Services, demo_modems: bool) -> AsyncIterator[None]:
+    """The SMS core and the modem pool over the configured GSM modems (and, in demo mode,
+    two emulated modems on pseudo-terminals)."""
+    from callcenter.sms.runtime import Sink, sms_running
+
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def build(sink: Sink) -> list[tuple[object, object]]:
+            return await gsm_modems(services.config, sink, stack, demo_modems)
+
+        await stack.enter_async_context(sms_running(services, build))  # type: ignore[arg-type]
+        yield
+
+
+async def gsm_modems(config: Config, sink: object, stack: contextlib.AsyncExitStack,
+                     demo: bool) -> list[tuple[object, object]]:
+    """The modem objects of the [[gsm]] tables, started; none until gsm/modem.py exists."""
+    return []
+
+
 def create_app(config: Config, *, demo: bool | None = None, demo_calls: bool = True
                ) -> Starlette:
     """The product. ``demo`` seeds the demo base on an empty database and, unless
@@ -227,6 +248,7 @@ def create_app(config: Config, *, demo: bool | None = None, demo_calls: bool = T
                              DEMO_PASSWORD)
             async with contextlib.AsyncExitStack() as stack:
                 await stack.enter_async_context(call_handling(services, demo, demo_calls))
+                await stack.enter_async_context(sms_handling(services, demo and demo_calls))
                 for component in app.state.components:
                     await stack.enter_async_context(component(services, demo))
                 yield

@@ -8,8 +8,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ui.api import calls, clients, session, tasks, users
+from ui.api import calls, clients, session, sms, tasks, users
 from ui.api import models as m
+from ui.api import sms_models as sm
 
 
 @dataclass(frozen=True)
@@ -106,4 +107,24 @@ ROUTES: list[ApiRoute] = [
              extra={"responses": {"200": {"description": "audio", "content": {
                  "audio/wav": {}}}, "206": {"description": "partial audio"},
                  "default": {"description": "error"}}}),
+]
+
+ROUTES += [
+    ApiRoute("POST", "/api/sms", sms.send,
+             "Send an SMS (queued as a durable job; answers the part counter too)", "sms",
+             sm.SmsSendIn, status=201),
+    ApiRoute("POST", "/api/sms/count", sms.count,
+             "Count characters and parts of a text (GSM 7-bit or UCS2)", "sms", sm.SmsCountIn),
+    ApiRoute("GET", "/api/sms", sms.list_sms, "SMS in and out, newest first", "sms", None,
+             None, sm.SmsQuery),
+    ApiRoute("GET", "/api/sms/pool", sms.pool_status,
+             "The modem pool: signal, operator, balance, queue, sent today, last error", "sms"),
+    ApiRoute("GET", "/api/sms/optout", sms.optout_list, "The do-not-send list (admin)", "sms"),
+    ApiRoute("POST", "/api/sms/optout", sms.optout_change,
+             "Put a number on the do-not-send list or take it off (admin)", "sms",
+             sm.OptOutIn),
+    ApiRoute("GET", "/api/sms/{id}", sms.get_sms, "One SMS with the state of every part",
+             "sms"),
+    ApiRoute("GET", "/api/clients/{id}/sms", sms.client_sms, "A client's SMS, newest first",
+             "sms"),
 ]

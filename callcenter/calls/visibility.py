@@ -31,6 +31,9 @@ def can_see_event(user: User, data: dict[str, Any], managers_see_all: bool) -> b
     call when the office lets managers see all clients)."""
     if user.role is not Role.MANAGER or managers_see_all:
         return True
+    sms = data.get("sms")
+    if sms is not None:  # an SMS event: the client's manager, or the user who wrote it
+        return user.id in (sms.get("manager_id"), sms.get("user_id"))
     call = data.get("call")
     if call is None:
         return True  # not a call event: nothing client-specific in it

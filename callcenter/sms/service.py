@@ -50,10 +50,6 @@ class OptedOut(CallcenterError):
     error_id = "sms-opted-out"
 
 
-class SmsNotFound(CallcenterError):
-    error_id = "sms-not-found"
-
-
 def recipient_tail(value: str) -> str:
     return digits_of(value)[-RECIPIENT_TAIL:]
 
@@ -286,12 +282,7 @@ class SmsService:
         return await self.store.sms_list(f)
 
     async def get(self, user: User, message_id: int) -> dict[str, Any]:
-        from callcenter.store.base import NotFound
-
-        try:
-            message = await self.store.sms_get(message_id)
-        except NotFound:
-            raise SmsNotFound(f"SMS {message_id} not found") from None
+        message = await self.store.sms_get(message_id)  # NotFound: a 404
         if self.restricted(user) and not can_see_sms(user, message):
             raise PermissionDenied("this SMS is not with one of your clients")
         if message["direction"] == "in":

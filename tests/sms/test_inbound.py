@@ -1,0 +1,121 @@
+"""Inbound SMS: stored once, reassembled, matched to the client, pushed live; STOP opts out."""
+
+from __future__ import annotations
+
+from callcenter.config import SmsConfig
+from callcenter.models import ClientKind
+from callcenter.phones import normalize
+from callcenter.sms.events import Address, AddressKind, Concat, SmsEncoding, SmsPartReceived
+from callcenter.sms.model import opt_out_keyword
+from callcenter.store.base import ClientInput, ContactInput, PhoneInput
+from callcenter.store.sqlite_sms import SmsFilter
+from tests.sms.harness import FakeModem, sms_core
+
+SENDER = "+79161234567"
+
+
+def part(text: str, concat: Concat | None = None, *, sender: str = SENDER, line: str = "a",
+         scts: float = 1_780_000_000.0, pdu: str | None = None) -> SmsPartReceived:
+    kind = AddressKind.ALPHANUMERIC if sender.isalpha() else AddressKind.INTERNATIONAL
+    return SmsPartReceived(line, Address(kind, sender), text, SmsEncoding.UCS2, scts, concat,
+                           pdu or f"07{abs(hash((text, concat))):x}")
+
+
+async def client_with(store, name: str, phone: str, manager_id: int | None = None) -> int:
+    client = await store.create_client(ClientInput(
+        name, ClientKind.PERSON, manager_id,
+        contacts=[ContactInput(name, phones=[PhoneInput(phone, normalize(phone))])]))
+    return client.id
+
+
+async def inbound(store) -> list[dict]:
+    return await store.sms_list(SmsFilter(direction="in"))
+
+
+async def test_a_single_sms_lands_on_the_client_and_is_pushed(store):
+    manager = await store.create_user("maria", "Maria", "manager")
+    client_id = await client_with(store, "Ivan", "8 916 123-45-67", manager.id)
+    core = await sms_core(store, FakeModem("a"))
+    message_id = await core.service.handle(part("Привет! <b>call me</b>")) or (
+        await inbound(store))[0]["id"]
+    (message,) = await inbound(store)
+    assert message["id"] == message_id
+    assert message["client_id"] == client_id and message["manager_id"] == manager.id
+    assert message["text"] == "Привет! <b>call me</b>" and message["state"] == "received"
+    (interaction,) = await store.list_interactions(client_id)
+    assert interaction.kind == "sms" and interaction.data["direction"] == "in"
+    (event,) = [e for e in core.events if e.topic == "sms.received"]
+    assert event.data["sms"]["client_id"] == client_id
+    assert event.data["sms"]["text"] == "Привет! <b>call me</b>"
+
+
+async def test_a_duplicate_delivery_is_stored_once(store):
+    core = await sms_core(store)
+    same = part("hello", pdu="0791AABBCC")
+    await core.service.handle(same)
+    await core.service.handle(same)
+    long_part = part("one", Concat(5, 2, 1))
+    await core.service.handle(long_part)
+    await core.service.handle(long_part)
+    await core.service.handle(part("two", Concat(5, 2, 2)))
+    messages = await inbound(store)
+    assert sorted(m["text"] for m in messages) == ["hello", "onetwo"]
+    assert len([e for e in core.events if e.topic == "sms.received"]) == 2
+
+
+async def test_multipart_out_of_order_is_joined_in_order(store):
+    core = await sms_core(store)
+    await core.service.handle(part("C", Concat(200, 3, 3)))
+    await core.service.handle(part("A", Concat(200, 3, 1)))
+    assert await inbound(store) == []
+    # the same reference from another sender is another message
+    await core.service.handle(part("X", Concat(200, 3, 2), sender="+79160000000"))
+    await core.service.handle(part("B", Concat(200, 3, 2)))
+    (message,) = await inbound(store)
+    assert message["text"] == "ABC" and message["parts_total"] == 3
+
+
+async def test_incomplete_after_the_timeout_then_completed_by_a_late_part(store):
+    core = await sms_core(store, sms=SmsConfig(reassembly_timeout=60))
+    await core.service.handle(part("Hello, ", Concat(9, 3, 1)))
+    await core.service.handle(part("!", Concat(9, 3, 3)))
+    assert await core.service.inbox.sweep() == []
+    core.clock.advance(61)
+    (made,) = await core.service.inbox.sweep()
+    (message,) = await inbound(store)
+    assert message["state"] == "incomplete" and message["text"] == "Hello, […]!"
+    assert await core.service.inbox.sweep() == []
+    await core.service.handle(part("world", Concat(9, 3, 2)))
+    (message,) = await inbound(store)
+    assert message["id"] == made
+    assert message["state"] == "received" and message["text"] == "Hello, world!"
+
+
+def test_opt_out_keywords():
+    for text in ("STOP", "stop", " Stop. ", "СТОП", "стоп!", "ОТПИСКА", "Stopp", "«STOP»"):
+        assert opt_out_keyword(text), text
+    for text in ("stop sending me offers", "stopper", "не стоп", "", "STOP" * 20):
+        assert opt_out_keyword(text) is None, text
+
+
+async def test_stop_puts_the_number_on_the_do_not_send_list_and_confirms(store):
+    core = await sms_core(store, FakeModem("a"),
+                          sms=SmsConfig(optout_confirmation="You will get no more SMS."))
+    await core.service.handle(part("Стоп."))
+    assert core.service.is_opted_out("89161234567")
+    (row,) = await core.service.opt_out_list()
+    assert row["number"] == SENDER and row["keyword"] == "стоп"
+    await core.drain()
+    (sent,) = core.modems["a"].sent
+    assert sent.text == "You will get no more SMS." and sent.to.value == SENDER
+    # a second STOP changes nothing and sends nothing
+    await core.service.handle(part("STOP", scts=1_780_000_100.0))
+    await core.drain()
+    assert len(core.modems["a"].sent) == 1
+
+
+async def test_an_alphanumeric_sender_is_stored_unmatched(store):
+    core = await sms_core(store)
+    await core.service.handle(part("Your balance is 5 RUB", sender="MTS"))
+    (message,) = await inbound(store)
+    assert message["number"] == "MTS" and message["client_id"] is None

@@ -1,0 +1,103 @@
+"""The SMS API and live events, with the demo base (no modems: messages stay queued)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from callcenter.sms.events import Address, AddressKind, SmsEncoding, SmsPartReceived
+from tests.conftest import Api
+from tests.test_hub import connect, session, start
+
+IVAN = "+7 916 123-45-67"  # Maria's client
+OLGA = "+79035556677"  # Dmitry's client
+
+
+def inbound(api: Api, sender: str, text: str) -> None:
+    service = api.client.app.state.services.extra["sms"]
+    part = SmsPartReceived("gsm1", Address(AddressKind.INTERNATIONAL, sender), text,
+                           SmsEncoding.UCS2, 1_780_000_000.0, None, f"00{abs(hash(text)):x}")
+    api.client.portal.call(service.handle, part)
+
+
+def clients(api: Api) -> dict[str, int]:
+    return {c["name"]: c["id"] for c in api.get("/api/clients", params={"limit": 50}).json()}
+
+
+def test_send_list_and_detail_with_parts(api: Api) -> None:
+    api.login("maria")
+    ivan = clients(api)["ООО «Ромашка»"]
+    r = api.post("/api/sms", json={"to": IVAN, "text": "Добрый день! " * 10,
+                                   "client_id": ivan})
+    assert r.status_code == 201, r.text
+    sms = r.json()
+    assert sms["state"] == "queued" and sms["encoding"] == "ucs2"
+    assert sms["counter"] == {"encoding": "ucs2", "parts": 2, "units": 130, "per_part": 67,
+                              "remaining": 4, "chars": 130}
+    assert [p["state"] for p in sms["parts"]] == ["queued", "queued"]
+    assert sms["number"] == "+79161234567" and sms["client_id"] == ivan
+    listed = api.get("/api/sms").json()
+    assert [m["id"] for m in listed] == [sms["id"]]
+    assert api.get(f"/api/clients/{ivan}/sms").json()[0]["id"] == sms["id"]
+    detail = api.get(f"/api/sms/{sms['id']}").json()
+    assert detail["parts"][1]["seq"] == 2 and detail["parts"][1]["total"] == 2
+    assert api.get("/api/sms/999999").status_code == 404
+
+    api.login("dmitry")  # another manager: not his client
+    assert api.get("/api/sms").json() == []
+    assert api.get(f"/api/sms/{sms['id']}").status_code == 403
+    assert api.get(f"/api/clients/{ivan}/sms").status_code == 403
+
+
+def test_the_counter_knows_gsm_and_ucs2(api: Api) -> None:
+    api.login("secretary")
+
+    def count(text: str) -> dict[str, Any]:
+        r = api.post("/api/sms/count", json={"text": text})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    assert (count("a" * 160)["parts"], count("a" * 161)["parts"]) == (1, 2)
+    assert count("a" * 161)["encoding"] == "gsm7"
+    assert count("{" * 80) == {"encoding": "gsm7", "parts": 1, "units": 160, "per_part": 160,
+                               "remaining": 0, "chars": 80}
+    cyrillic = count("ж" * 200)
+    assert (cyrillic["encoding"], cyrillic["parts"]) == ("ucs2", 3)
+    assert count("😀" * 35)["parts"] == 1 and count("😀" * 36)["parts"] == 2
+
+
+def test_a_manager_sees_only_their_clients_sms_live_and_in_lists(api: Api) -> None:
+    client = api.client
+    maria, dmitry = session(client, "maria"), session(client, "dmitry")
+    with connect(maria) as ws_m, connect(dmitry) as ws_d:
+        start(ws_m)
+        start(ws_d)
+        inbound(api, OLGA, "Olga writes")
+        inbound(api, "+79161234567", "Ivan writes <script>")
+        got = ws_m.receive_json()
+        assert got["type"] == "sms.received" and got["data"]["sms"]["text"] == \
+            "Ivan writes <script>"
+        got = ws_d.receive_json()
+        assert got["type"] == "sms.received" and got["data"]["sms"]["text"] == "Olga writes"
+        ws_d.send_json({"type": "ping"})
+        assert ws_d.receive_json() == {"type": "pong"}  # Ivan's SMS never reached Dmitry
+    assert [m["text"] for m in Api(maria).get("/api/sms").json()] == ["Ivan writes <script>"]
+    api.login("secretary")
+    assert len(api.get("/api/sms", params={"direction": "in"}).json()) == 2
+
+
+def test_opt_out_list_and_confirmation(api: Api) -> None:
+    api.login("maria")
+    inbound(api, "+79161234567", "STOP")
+    r = api.post("/api/sms", json={"to": IVAN, "text": "hello"})
+    assert r.status_code == 400 and r.json()["error"] == "sms-opted-out", r.text
+    assert "confirm" in r.json()["message"]
+    r = api.post("/api/sms", json={"to": IVAN, "text": "hello", "confirm_opted_out": True})
+    assert r.status_code == 201
+    assert api.get("/api/sms/optout").status_code == 403
+    api.login("admin")
+    (row,) = api.get("/api/sms/optout").json()
+    assert row["number"] == "+79161234567" and row["keyword"] == "stop"
+    r = api.post("/api/sms/optout", json={"number": IVAN, "opted_out": False})
+    assert r.json()["changed"] is True
+    assert api.get("/api/sms/optout").json() == []
+    assert api.get("/api/sms/pool").json() == {"modems": [], "waiting": 1}
