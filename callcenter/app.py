@@ -217,6 +217,9 @@ async def sms_handling(services: Services, demo_modems: bool) -> AsyncIterator[N
             return await gsm_modems(services.config, sink, stack, demo_modems)
 
         await stack.enter_async_context(sms_running(services, build))  # type: ignore[arg-type]
+        from callcenter.sms.campaign_runtime import campaigns_running
+
+        await stack.enter_async_context(campaigns_running(services, demo_modems))
         yield
 
 
