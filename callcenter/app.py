@@ -7,19 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.applications import Starlette
 
 from callcenter.bus import BusEvent
 from callcenter.calls.registry import CallRegistry
-from callcenter.config import Config, PbxLineConfig
+from callcenter.config import Config, GsmModemConfig, PbxLineConfig
 from callcenter.demo import DEMO_PASSWORD, seed_demo
 from callcenter.passwords import shutdown_pool
 from callcenter.services import Services
@@ -184,6 +185,8 @@ def _demo_recordings(config: Config, registry: CallRegistry) -> Callable[[BusEve
     paths: dict[str, list[str]] = {}
 
     def write(event: BusEvent) -> None:
+        if "call" not in event.data:
+            return  # an SMS or fax event
         call_id = event.data["call"]["id"]
         if event.topic not in ("call.ended", "call.missed"):
             live = registry.get(call_id)
@@ -214,7 +217,7 @@ async def sms_handling(services: Services, demo_modems: bool) -> AsyncIterator[N
     async with contextlib.AsyncExitStack() as stack:
 
         async def build(sink: Sink) -> list[tuple[object, object]]:
-            return await gsm_modems(services.config, sink, stack, demo_modems)
+            return await gsm_modems(services, sink, stack, demo_modems)
 
         await stack.enter_async_context(sms_running(services, build))  # type: ignore[arg-type]
         from callcenter.sms.campaign_runtime import campaigns_running
@@ -223,10 +226,80 @@ async def sms_handling(services: Services, demo_modems: bool) -> AsyncIterator[N
         yield
 
 
-async def gsm_modems(config: Config, sink: object, stack: contextlib.AsyncExitStack,
+async def gsm_modems(services: Services, sink: object, stack: contextlib.AsyncExitStack,
                      demo: bool) -> list[tuple[object, object]]:
-    """The modem objects of the [[gsm]] tables, started; none until gsm/modem.py exists."""
-    return []
+    """The modems of the [[gsm]] tables (in demo mode two emulated ones instead), each
+    started, with its SIM's limits. A modem that cannot open its device yet is still
+    handed to the pool: it stays down and retries on its own."""
+    from callcenter.sms.runtime import limits_of
+
+    config = services.config
+    configs = [cfg for cfg in config.gsm if cfg.enabled]
+    if demo:
+        configs = await stack.enter_async_context(demo_gsm(config))
+    modems: list[tuple[object, object]] = []
+    calls = services.extra.get("calls")
+    call_sink = calls.registry.handle if calls is not None else (lambda event: None)
+    for cfg in configs:
+        modem = _gsm_modem(cfg, sink, call_sink, config.sms.balance_ussd)
+        if modem is None:
+            break
+        await modem.start()  # stopped by sms_running, before the emulators
+        modems.append((modem, limits_of(cfg)))
+    return modems
+
+
+def _gsm_modem(cfg: GsmModemConfig, sink: object, call_sink: object, balance: str) -> Any:
+    try:
+        from gsm.modem import Modem, ModemConfig
+    except ImportError:  # the modem adapter is not there yet (built in parallel)
+        log.warning("gsm/modem.py is missing: GSM modem %s not started", cfg.name)
+        return None
+    return Modem(ModemConfig(name=cfg.name, path=cfg.device, baudrate=cfg.baudrate,
+                             pin=cfg.pin, balance_code=balance or "*100#"),
+                 sms_sink=sink, call_sink=call_sink)
+
+
+@contextlib.asynccontextmanager
+async def demo_gsm(config: Config) -> AsyncIterator[list[GsmModemConfig]]:
+    """Two emulated modems on pseudo-terminals (a Huawei and a SIMCom) and, now and then,
+    an SMS from a demo client to one of them."""
+    import random
+
+    from callcenter.demo import DEMO_SMS
+    from gsm.emulator import ModemEmulator
+    from gsm.emulator_families import ModemConfig
+
+    folder = config.data_dir / "demo-gsm"
+    folder.mkdir(parents=True, exist_ok=True)
+    emulators = [
+        ModemEmulator(str(folder / "modem1"), ModemConfig(
+            family="huawei", operator="MTS RUS", own_number="+79160000001", send_time=1.5,
+            report_delay=3.0), name="demo-gsm1", send_log=str(folder / "sent-gsm1.jsonl")),
+        ModemEmulator(str(folder / "modem2"), ModemConfig(
+            family="simcom", operator="Beeline", own_number="+79030000002", send_time=2.0,
+            report_delay=4.0, imei="867123456789013"), name="demo-gsm2",
+            send_log=str(folder / "sent-gsm2.jsonl")),
+    ]
+    async with contextlib.AsyncExitStack() as stack:
+        for emulator in emulators:
+            await stack.enter_async_context(emulator)
+
+        async def texts() -> None:
+            rng = random.Random()
+            # the first one within seconds of start-up
+            await asyncio.sleep(min(8.0, config.demo.sms_interval))
+            for i in itertools.count():
+                sender, text = DEMO_SMS[i % len(DEMO_SMS)]
+                rng.choice(emulators).deliver_sms(sender, text)
+                interval = config.demo.sms_interval
+                await asyncio.sleep(rng.uniform(interval * 0.7, interval * 1.3))
+
+        task = asyncio.create_task(texts(), name="demo-sms")
+        stack.push_async_callback(_cancel, task)
+        log.info("demo GSM modems on %s", folder)
+        yield [GsmModemConfig(name=e.name, device=e.path, per_minute=20, per_day=1000)
+               for e in emulators]
 
 
 def create_app(config: Config, *, demo: bool | None = None, demo_calls: bool = True

@@ -149,6 +149,8 @@ class DemoConfig:
     enabled: bool = False
     # Seconds between two demo calls.
     call_interval: float = 15.0
+    # Seconds between two inbound SMS on the demo's emulated modems.
+    sms_interval: float = 30.0
 
 
 @dataclass
@@ -181,6 +183,9 @@ class SmsConfig:
     # Balance request sent to each modem every balance_interval seconds (0: never).
     balance_ussd: str = "*100#"
     balance_interval: float = 21600.0
+    # Ready-made texts offered in the compose box; {client.name}, {contact.name} and
+    # {contact.first_name} are filled in from the client card.
+    templates: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -404,6 +409,7 @@ def _validate(config: Config) -> None:
          "campaigns.per_minute must be between 0 (no limit) and 6000"),
         (1 <= config.campaigns.max_queued <= 1000,
          "campaigns.max_queued must be between 1 and 1000"),
+        (config.demo.sms_interval > 0, "demo.sms_interval must be positive"),
     ]
     names = [line.name for line in config.pbx]
     checks.append((len(names) == len(set(names)), "pbx line names must be unique"))
@@ -463,6 +469,8 @@ def _sms_checks(config: Config) -> list[tuple[bool, str]]:
         (sms.reassembly_timeout > 0, "sms.reassembly_timeout must be positive"),
         (len(sms.optout_confirmation) <= 160, "sms.optout_confirmation must fit one SMS"),
         (sms.balance_interval >= 0, "sms.balance_interval must not be negative"),
+        (all(0 < len(text) <= 1600 for text in sms.templates),
+         "sms.templates must be texts of 1 to 1600 characters"),
         (re.fullmatch(r"[0-9*#]{0,20}", sms.balance_ussd) is not None,
          "sms.balance_ussd must be a USSD code such as *100#"),
     ]

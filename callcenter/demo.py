@@ -68,3 +68,17 @@ async def seed_demo(store: Store, password_hash: str) -> bool:
     await store.import_clients(drafts)
     log.info("demo client base created: %d users, %d clients", len(users), len(drafts))
     return True
+
+
+# Inbound SMS the demo's emulated modems receive now and then, from the demo clients' numbers
+# (and a stranger): short, long (several parts), Cyrillic, an emoji, and a name full of HTML.
+DEMO_SMS = [
+    ("+79161234567", "Добрый день! Подтверждаю встречу завтра в 11:00."),
+    ("89035556677", "Hi, could you call me back about the invoice? Thanks 🙂"),
+    ("+79161111111", "Здравствуйте! Пришлите, пожалуйста, обновлённый прайс-лист и условия "
+                     "доставки в Казань. Нам нужно около двухсот коробок к концу месяца, "
+                     "и хотелось бы понять сроки и стоимость."),
+    ("+79167778899", "Order #4411 received, the truck leaves at 18:00."),
+    ("+79165554433", "Перезвоните мне, пожалуйста"),
+    ("+74997770000", "<b>WIN</b> a prize & call now"),
+]

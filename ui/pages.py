@@ -79,6 +79,7 @@ def page_routes() -> list[BaseRoute]:
         Route("/", console_page, methods=["GET"]),
         Route("/calls", console_page, methods=["GET"]),
         Route("/tasks", console_page, methods=["GET"]),
+        Route("/sms", console_page, methods=["GET"]),
         Route("/clients/{id:int}", console_page, methods=["GET"]),
         Route("/login", login_page, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),

@@ -118,6 +118,8 @@ ROUTES += [
              "Count characters and parts of a text (GSM 7-bit or UCS2)", "sms", sm.SmsCountIn),
     ApiRoute("GET", "/api/sms", sms.list_sms, "SMS in and out, newest first", "sms", None,
              None, sm.SmsQuery),
+    ApiRoute("GET", "/api/sms/templates", sms.templates,
+             "Ready-made SMS texts (with {client.name}, {contact.name} placeholders)", "sms"),
     ApiRoute("GET", "/api/sms/pool", sms.pool_status,
              "The modem pool: signal, operator, balance, queue, sent today, last error", "sms"),
     ApiRoute("GET", "/api/sms/optout", sms.optout_list, "The do-not-send list (admin)", "sms"),

@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 # A modem that raised LineUnavailable (down, not written) is tried again after this long.
 DOWN_RETRY = 5.0
 IDLE_WAKE = 30.0
+NOT_READY_POLL = 1.0
+BALANCE_POLL = 20.0  # how often modems that became ready are looked at for their balance
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,7 @@ class ModemSlot:
     last_error: str = ""
     last_error_at: float | None = None
     balance: str = ""
+    balance_at: float | None = None
     down_until: float = 0.0
 
 
@@ -155,6 +158,10 @@ class ModemPool:
         next_try = await self.store.sms_next_try()
         if next_try is not None and next_try > now:
             due.append(next_try - now)
+        if next_try is not None and any(not s.modem.ready for s in self.slots.values()):
+            # work waits and a modem is down: look again soon (a modem coming back up
+            # tells nobody)
+            due.append(NOT_READY_POLL)
         for slot in self.slots.values():
             if slot.recent and len(slot.recent) >= slot.limits.per_minute:
                 due.append(slot.recent[0] + 60 - now)
@@ -324,14 +331,18 @@ class ModemPool:
         return slot.balance
 
     async def _balances(self) -> None:
+        """Each modem's balance soon after it is first ready, then every balance_interval."""
         while True:
+            now = self.clock()
             for name, slot in self.slots.items():
-                if slot.modem.ready:
+                due = slot.balance_at is None or now - slot.balance_at >= self.balance_interval
+                if due and slot.modem.ready:
+                    slot.balance_at = now
                     try:
                         await self.check_balance(name)
                     except Exception as exc:  # a USSD that fails must not stop the others
                         self._error(slot, f"balance request failed: {exc}")
-            await asyncio.sleep(self.balance_interval)
+            await asyncio.sleep(min(BALANCE_POLL, self.balance_interval))
 
     async def status(self) -> list[dict[str, Any]]:
         now = self.clock()
@@ -342,14 +353,17 @@ class ModemPool:
             self._roll_day(slot, now)
             while slot.recent and slot.recent[0] <= now - 60:
                 slot.recent.popleft()
-            line_status = getattr(slot.modem, "status", None)
-            state = ""
+            line_status = getattr(slot.modem, "status", None)  # the Line lifecycle, if any
+            state = detail = line_error = ""
             if callable(line_status):
                 with contextlib.suppress(Exception):
-                    state = str(getattr(line_status(), "state", ""))
+                    current = line_status()
+                    state = str(getattr(current, "state", ""))
+                    detail = str(getattr(current, "detail", ""))
+                    line_error = str(getattr(current, "last_error", ""))
             window = slot.limits.window
             out.append({
-                "name": name, "ready": bool(slot.modem.ready), "state": state,
+                "name": name, "ready": bool(slot.modem.ready), "state": state, "detail": detail,
                 "signal_dbm": info.signal_dbm, "operator": info.operator,
                 "registered": info.registered, "roaming": info.roaming, "model": info.model,
                 "balance": slot.balance or info.balance,
@@ -360,7 +374,7 @@ class ModemPool:
                 "window": None if window is None else
                 [window[0].strftime("%H:%M"), window[1].strftime("%H:%M")],
                 "in_window": in_window(window, self._local(now)),
-                "last_error": slot.last_error, "last_error_at": slot.last_error_at,
+                "last_error": slot.last_error or line_error, "last_error_at": slot.last_error_at,
             })
         return out
 

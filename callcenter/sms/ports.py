@@ -47,6 +47,10 @@ class SmsSendUnknown(Exception):
     a matching reference resolves it."""
 
 
+class UssdError(Exception):
+    """A USSD request got no usable answer (refused, unsupported, timed out); in words."""
+
+
 @dataclass(frozen=True, slots=True)
 class ModemInfo:
     """What a modem says about itself, for the pool's status view."""

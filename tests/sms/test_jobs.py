@@ -292,3 +292,17 @@ async def test_pool_status(store):
     assert row["sent_today"] == 1 and row["per_day"] == 50 and row["operator"] == "TestNet"
     assert row["balance"] == "Balance: 100.00 RUB" and row["signal_dbm"] == -71
     assert isinstance(core.pool, ModemPool)
+
+
+def test_send_windows_across_midnight():
+    from datetime import datetime
+
+    from callcenter.sms.pool import in_window
+
+    night = SimLimits.parse(1, 1, "22:00", "06:00").window
+    day = SimLimits.parse(1, 1, "08:00", "21:00").window
+    at = lambda hh, mm: datetime(2026, 5, 28, hh, mm)  # noqa: E731
+    assert in_window(night, at(23, 0)) and in_window(night, at(5, 59))
+    assert not in_window(night, at(6, 0)) and not in_window(night, at(12, 0))
+    assert in_window(day, at(8, 0)) and not in_window(day, at(21, 0))
+    assert in_window(None, at(3, 0))

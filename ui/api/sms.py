@@ -94,6 +94,12 @@ async def pool_status(request: Request) -> JSONResponse:
     return ok({"modems": await pool.status(), "waiting": await pool.waiting_unassigned()})
 
 
+async def templates(request: Request) -> JSONResponse:
+    await current_user(request)
+    svc = services(request)
+    return ok([{"id": i, "text": text} for i, text in enumerate(svc.config.sms.templates)])
+
+
 async def optout_list(request: Request) -> JSONResponse:
     await current_user(request, Role.ADMIN)
     return ok(await _sms(services(request)).opt_out_list())

@@ -5,12 +5,14 @@ import { ctx, loadUsers } from './ctx.js';
 import { $ } from './dom.js';
 import { loadLanguage, t, translateTree } from './i18n.js';
 import { LiveSocket } from './live.js';
+import { smsEvent } from './sms.js';
 import { errorText, toast } from './widgets.js';
 
 const ROUTES = [
   { pattern: /^\/$/, nav: 'home', load: () => import('./pages/home.js') },
   { pattern: /^\/calls$/, nav: 'calls', load: () => import('./pages/calls.js') },
   { pattern: /^\/tasks$/, nav: 'tasks', load: () => import('./pages/tasks.js') },
+  { pattern: /^\/sms$/, nav: 'sms', load: () => import('./pages/sms.js') },
   { pattern: /^\/clients\/(?<id>\d+)$/, nav: null, load: () => import('./pages/client.js') },
 ];
 
@@ -103,7 +105,10 @@ async function boot() {
   startTimers();
   setInterval(() => ctx.store.prune(), 60000);
   ctx.socket = new LiveSocket({
-    onEvent: (event) => ctx.store.apply(event),
+    onEvent: (event) => {
+      ctx.store.apply(event);
+      smsEvent(event);
+    },
     onReset: () => ctx.store.reload(),
     onStatus: connectionStatus,
     onUnauthorized: goToLogin,

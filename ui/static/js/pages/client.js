@@ -7,6 +7,7 @@ import { dateTime, interactionText } from '../format.js';
 import { t } from '../i18n.js';
 import { errorText, phoneLink, toast } from '../widgets.js';
 import { CALL_HEAD, callRow, isoFromInput, label, section, table, TASK_HEAD, taskRow } from './shared.js';
+import { clientSmsSection } from './client_sms.js';
 
 function customValue(value) {
   if (value === true) return t('common.yes');
@@ -114,6 +115,7 @@ export async function render(main, { id }) {
       section('client.details', details),
       section('client.contacts', contacts)),
     section('client.calls', callsBox),
+    clientSmsSection(client),
     h('div', { class: 'columns' },
       section('client.history', noteForm, historyBox),
       section('client.tasks', taskForm, tasksBox)));

@@ -1,0 +1,228 @@
+"""The asyncio AT port against the emulated modem on a real pseudo-terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from gsm.at import Final, Urc
+from gsm.emulator import ModemEmulator
+from gsm.port import AtCommandError, AtPort, AtTimeout, PortDown, PortState
+from tests.gsm.conftest import submit_pdu
+
+
+class Urcs:
+    """Collects URCs and lets a test wait for a count, on events."""
+
+    def __init__(self, port: AtPort, prefix: str = "*") -> None:
+        self.items: list[Urc] = []
+        self._ev = asyncio.Event()
+        port.subscribe(prefix, self._add)
+
+    def _add(self, u: Urc) -> None:
+        self.items.append(u)
+        self._ev.set()
+
+    async def wait(self, n: int, timeout: float = 5.0) -> list[Urc]:
+        async with asyncio.timeout(timeout):
+            while len(self.items) < n:
+                self._ev.clear()
+                await self._ev.wait()
+        return self.items
+
+
+async def test_commands_and_echo(port: AtPort) -> None:
+    r = await port.command("ATI")
+    assert r.ok and r.lines == ("Generic", "GSM MODEM", "1.0")
+    assert (await port.command("AT+CSQ")).first("+CSQ") == ["20", "99"]
+    await port.command("ATE0")
+    assert (await port.command("AT+CGSN")).lines == ("867123456789012",)
+
+
+async def test_urc_inside_a_reply_is_routed_not_lost(emu: ModemEmulator, port: AtPort) -> None:
+    urcs = Urcs(port, "+CMTI")
+    emu.store_sms("+79161234567", "first")
+    emu.store_sms("+79161234568", "second")
+    emu.fault("urc_in_reply", command="AT+CMGL", text='+CMTI: "SM",9')
+    r = await port.command("AT+CMGL=4")
+    assert len(r.values("+CMGL")) == 2 and len(r.lines) == 4
+    assert all("+CMTI" not in ln for ln in r.lines)
+    assert [u.args for u in await urcs.wait(1)] == [["SM", "9"]]
+
+
+async def test_urc_inside_the_prompt(emu: ModemEmulator, port: AtPort) -> None:
+    urcs = Urcs(port, "+CMTI")
+    emu.fault("urc_in_prompt", text='+CMTI: "SM",4')
+    pdu, n = submit_pdu("+79161234567", "hello")
+    r = await port.command(f"AT+CMGS={n}", pdu=pdu, timeout=5)
+    assert r.first("+CMGS") == ["1"]
+    assert [u.line for u in await urcs.wait(1)] == ['+CMTI: "SM",4']
+    assert [s.text for s in emu.sent] == ["hello"]
+
+
+async def test_three_cmti_1ms_apart_deliver_3_of_3(emu: ModemEmulator, port: AtPort) -> None:
+    await port.command("AT+CNMI=2,1,0,1,0")
+    urcs = Urcs(port, "+CMTI")
+    loop = asyncio.get_running_loop()
+    for i in range(3):
+        loop.call_later(0.001 * i, emu.deliver_sms, "+79161234567", f"message {i}")
+    got = await urcs.wait(3)
+    texts = []
+    for u in got:
+        r = await port.command(f"AT+CMGR={u.args[1]}")
+        texts.append(r.lines[1])
+    assert len(set(texts)) == 3
+
+
+async def test_urcs_during_a_slow_send_are_routed(emu: ModemEmulator, port: AtPort) -> None:
+    emu.config.send_time = 200.0  # 0.2 s at this scale
+    await port.command("AT+CNMI=2,1,0,1,0")
+    urcs = Urcs(port, "+CMTI")
+    pdu, n = submit_pdu("+79161234567", "slow")
+    send = asyncio.create_task(port.command(f"AT+CMGS={n}", pdu=pdu, timeout=5))
+    await emu.wait_for(lambda: "AT+CMGS" in emu.commands)
+    emu.deliver_sms("+79161234999", "during")
+    r = await send
+    assert r.first("+CMGS") is not None
+    assert len(await urcs.wait(1)) == 1
+
+
+async def test_non_utf8_bytes_survived(emu: ModemEmulator, port: AtPort) -> None:
+    emu.garbage(b"\r\n\xff\xfe\x80\r\n")
+    assert (await port.command("AT")).ok
+    emu.urc(
+        '+CUSD: 0,"\xd0\x91\xd0\xb0\xd0\xbb\xd0\xb0\xd0\xbd\xd1\x81",72'.encode("latin-1").decode()
+    )
+    assert port.is_up
+    assert port.status().bad_bytes >= 3
+
+
+async def test_line_cap(emu: ModemEmulator, port: AtPort) -> None:
+    emu.garbage(b"\r\n" + b"A" * 20000 + b"\r\n")
+    assert (await port.command("AT+CSQ")).ok
+    assert port.status().garbage >= 1
+
+
+async def test_timeout_marks_down_with_reason_and_comes_back(
+    emu: ModemEmulator, port: AtPort
+) -> None:
+    emu.fault("no_answer", command="AT+CSQ")
+    with pytest.raises(AtTimeout) as exc:
+        await port.command("AT+CSQ", timeout=0.3)
+    assert exc.value.written
+    st = port.status()
+    assert st.state is PortState.DOWN and "no answer to AT+CSQ" in st.reason
+    await port.wait_up()
+    assert (await port.command("AT+CSQ")).ok
+    assert "no answer to AT+CSQ" in port.status().last_error
+
+
+@pytest.mark.parametrize("text", ["+CMS ERROR: 500", "COMMAND NOT SUPPORT"])
+async def test_errors_in_a_row_mark_down_and_come_back(
+    emu: ModemEmulator, port: AtPort, text: str
+) -> None:
+    emu.fault("error", command="AT+COPS", text=text, count=3)
+    for _ in range(2):
+        with pytest.raises(AtCommandError) as exc:
+            await port.command("AT+COPS?")
+        assert exc.value.response.final_text == text
+    assert port.is_up  # one error is the command's problem
+    with pytest.raises(AtCommandError):
+        await port.command("AT+COPS?")
+    assert port.state is PortState.DOWN and text in port.status().reason
+    await port.wait_up()
+    assert (await port.command("AT+COPS?")).ok
+
+
+async def test_cms_error_500_on_send_is_not_a_send(emu: ModemEmulator, port: AtPort) -> None:
+    emu.fault("error", command="AT+CMGS", text="+CMS ERROR: 500")
+    pdu, n = submit_pdu("+79161234567", "refused")
+    with pytest.raises(AtCommandError) as exc:
+        await port.command(f"AT+CMGS={n}", pdu=pdu)
+    assert exc.value.final is Final.CMS_ERROR and exc.value.code == 500
+    assert emu.sent == []
+
+
+async def test_may_fail_errors_do_not_count(emu: ModemEmulator, port: AtPort) -> None:
+    for _ in range(5):
+        r = await port.command("AT^CURC=0", check=False, may_fail=True)
+        assert r.final is Final.ERROR
+    assert port.is_up
+
+
+async def test_garbage_marks_down_and_comes_back(emu: ModemEmulator, port: AtPort) -> None:
+    emu.garbage(b"\r\n\xff\xff\r\n\xfe\xfe\r\n\x80\x80\r\n")
+    await port.wait_state(PortState.DOWN)
+    assert "garbage" in port.status().reason
+    await port.wait_up()
+    assert (await port.command("AT")).ok
+
+
+async def test_unplugged_modem_comes_back_and_queue_drains(
+    emu: ModemEmulator, port: AtPort
+) -> None:
+    emu.unplug()
+    await port.wait_state(PortState.DOWN)
+    assert "disconnected" in port.status().reason
+    assert not os.path.lexists(emu.path)
+    queued = [asyncio.create_task(port.command(c)) for c in ("AT+CSQ", "AT+CGSN", "AT+COPS?")]
+    await asyncio.sleep(0)  # let them queue
+    assert port.status().queued == 3
+    with pytest.raises(PortDown):
+        await port.command("AT", wait=False)
+    emu.plug()
+    results = await asyncio.gather(*queued)
+    assert [r.ok for r in results] == [True, True, True]
+    assert port.status().reopens >= 2
+
+
+async def test_in_flight_command_on_unplug_says_written(emu: ModemEmulator, port: AtPort) -> None:
+    emu.config.send_time = 10_000.0
+    pdu, n = submit_pdu("+79161234567", "lost")
+    send = asyncio.create_task(port.command(f"AT+CMGS={n}", pdu=pdu, timeout=30))
+    await emu.wait_for(lambda: emu.received_pdus == [pdu])
+    emu.unplug()
+    with pytest.raises(PortDown) as exc:
+        await send
+    assert exc.value.written and exc.value.pdu_written
+    emu.plug()
+    await port.wait_up()
+    assert emu.sent == []  # the emulator never sent it; the port never re-sent it
+    assert emu.commands.count("AT+CMGS") == 1
+
+
+async def test_on_up_init_runs_before_queued_work(emu: ModemEmulator, tmp_path) -> None:
+    async def init(p: AtPort) -> None:
+        await p.command("ATE0", urgent=True)
+        await p.command("AT+CNMI=2,1,0,1,0", urgent=True)
+
+    port = AtPort(emu.path, on_up=init, backoff_initial=0.02, backoff_max=0.2)
+    await port.start()
+    try:
+        first = asyncio.create_task(port.command("AT+CSQ"))
+        assert (await first).ok
+        assert emu.commands[-4:] == ["AT", "ATE", "AT+CNMI", "AT+CSQ"]
+        emu.unplug()
+        await port.wait_state(PortState.DOWN)
+        later = asyncio.create_task(port.command("AT+CGSN"))
+        emu.plug()
+        assert (await later).ok
+        assert emu.commands[-4:] == ["AT", "ATE", "AT+CNMI", "AT+CGSN"]
+    finally:
+        await port.stop()
+
+
+async def test_missing_device_path_reason(tmp_path) -> None:
+    port = AtPort(str(tmp_path / "nothing"), backoff_initial=0.01, backoff_max=0.05)
+    await port.start()
+    try:
+        async with asyncio.timeout(5):
+            while "not present" not in port.status().reason:
+                await port.wait_state(PortState.DOWN)
+                await asyncio.sleep(0.01)
+        with pytest.raises(PortDown):
+            await port.command("AT", wait=False)
+    finally:
+        await port.stop()
