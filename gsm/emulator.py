@@ -94,6 +94,7 @@ class _Volatile:
     creg_n: int = 0
     cscs: str = "GSM"
     curc: bool = True  # Huawei periodic URCs on
+    csms: int = 0  # 1: +CMT and +CDS must be acknowledged with AT+CNMA
 
 
 class ModemEmulator:
@@ -131,7 +132,10 @@ class ModemEmulator:
         self._ref = itertools.count(1)
         self._call: _Call | None = None
         self._pending_reports: deque[str] = deque()  # reports the link could not take yet
+        self._pending_sms: deque[str] = deque()  # +CMT not acknowledged: the SMSC retries
+        self._unacked: deque[tuple[str, str, asyncio.TimerHandle]] = deque()
         self.stored_at_start: list[int] = []
+        self._boot_pending = False
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def __aenter__(self) -> ModemEmulator:
@@ -146,7 +150,7 @@ class ModemEmulator:
             self._log_fd = os.open(
                 self.send_log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
             )
-        self.plug(boot=False)
+        self.plug()
         if self.config.periodic_interval and self.fam.periodic_urc:
             self._spawn(self._periodic())
 
@@ -182,11 +186,10 @@ class ModemEmulator:
         loop.add_reader(master, self._readable)
         self.plugged = True
         self._worker = self._spawn(self._work())
-        if boot:
-            for urc in self.fam.boot_urcs:
-                self.urc(urc)
-        while self._pending_reports and self.plugged:
-            self._report_to_dte(self._pending_reports.popleft())
+        # Boot lines written now would sit in a pty nobody has opened, and opening flushes it;
+        # a real USB modem's port also appears before its firmware talks. So they come when
+        # the DTE first writes, ahead of the answer (a stress for URC routing during a probe).
+        self._boot_pending = boot
 
     def unplug(self) -> None:
         """Pull the stick: the pty closes under the reader and the path disappears."""
@@ -209,6 +212,8 @@ class ModemEmulator:
             os.close(self._slave)
         self._master = self._slave = None
         self._out.clear()
+        while self._unacked:
+            self._requeue(self._unacked.popleft())
 
     async def replug(self, after: float) -> None:
         self.unplug()
@@ -329,6 +334,12 @@ class ModemEmulator:
             asyncio.get_running_loop().remove_writer(self._master)
 
     def _feed(self, data: bytes) -> None:
+        if self._boot_pending:
+            self._boot_pending = False
+            for urc in self.fam.boot_urcs:
+                if urc == "+CPIN: READY" and not self.state.pin_ok:
+                    urc = "+CPIN: SIM PIN"
+                self.urc(urc)
         i = 0
         while i < len(data):
             if self._text is not None and not self._text.done():
@@ -434,6 +445,8 @@ class ModemEmulator:
         if notify and st.cnmi_mt == 2 and self.plugged:
             self.urc(f"+CMT: ,{P.tpdu_length(pdu)}")
             self._write(pdu.encode() + b"\r\n")
+            if st.csms == 1:
+                self._expect_ack("sms", pdu)
             return None
         slot = self._free_slot()
         if slot is None:
@@ -462,6 +475,7 @@ class ModemEmulator:
             )  # one write of one line: O_APPEND keeps lines whole
             os.write(self._log_fd, line.encode() + b"\n")
         self.sent.append(rec)
+        self.changed.set()
         if sub.status_report:
             self._spawn(self._report_later(rec))
         return mr
@@ -478,6 +492,7 @@ class ModemEmulator:
         self._report_to_dte(pdu)
 
     def _report_to_dte(self, pdu: str) -> None:
+        self.changed.set()
         ds = self.state.cnmi_ds
         if not self.plugged or ds == 0:
             self._pending_reports.append(pdu)  # the SMSC tries again later
@@ -492,11 +507,51 @@ class ModemEmulator:
         else:
             self.urc(f"+CDS: {P.tpdu_length(pdu)}")
             self._write(pdu.encode() + b"\r\n")
+            if self.state.csms == 1:
+                self._expect_ack("report", pdu)
 
     def flush_reports(self) -> None:
-        """Deliver the reports held while CNMI had ds=0 (after the DTE set CNMI)."""
-        while self._pending_reports and self.plugged and self.state.cnmi_ds:
+        """Deliver what the "SMSC" held while CNMI did not route it (after the DTE set CNMI)."""
+        for _ in range(len(self._pending_reports)):
+            if not (self.plugged and self.state.cnmi_ds):
+                break
             self._report_to_dte(self._pending_reports.popleft())
+        for _ in range(len(self._pending_sms)):
+            if not (self.plugged and self.state.cnmi_mt):
+                break
+            self._incoming(self._pending_sms.popleft(), notify=True)
+
+    # AT+CSMS=1: a +CMT/+CDS not acknowledged with AT+CNMA in time goes back to the network,
+    # which delivers it again later, and (3GPP TS 27.005 §3.4.1) the modem sets CNMI <mt> and
+    # <ds> to 0, so nothing more is routed until the DTE sets CNMI again (a restarted product).
+    def _expect_ack(self, kind: str, pdu: str) -> None:
+        loop = asyncio.get_running_loop()
+        entry: list[tuple[str, str, asyncio.TimerHandle]] = []
+        handle = loop.call_later(
+            self.config.delay(self.config.cnma_timeout), lambda: self._ack_timeout(entry[0])
+        )
+        entry.append((kind, pdu, handle))
+        self._unacked.append(entry[0])
+
+    def _ack_timeout(self, entry: tuple[str, str, asyncio.TimerHandle]) -> None:
+        if entry in self._unacked:
+            self._unacked.remove(entry)
+            self._requeue(entry)
+            self.state.cnmi_mt = self.state.cnmi_ds = 0
+            log.info("emulator %s: %s not acknowledged, CNMI routing off", self.name, entry[0])
+            self.changed.set()
+
+    def _requeue(self, entry: tuple[str, str, asyncio.TimerHandle]) -> None:
+        kind, pdu, handle = entry
+        handle.cancel()
+        (self._pending_reports if kind == "report" else self._pending_sms).append(pdu)
+
+    def acknowledge(self) -> bool:
+        """AT+CNMA: the oldest unacknowledged +CMT/+CDS was taken. False: none expected."""
+        if not self._unacked:
+            return False
+        self._unacked.popleft()[2].cancel()
+        return True
 
     async def _ringing(self, call: _Call, rings: int) -> None:
         for _ in range(rings):

@@ -57,7 +57,7 @@ def _set_int(rest: str, default: int = 0) -> int:
     return int(a[0]) if a and a[0].isdigit() else default
 
 
-@_on("AT", "ATZ", "ATS", "AT+CNMA", "AT+CMMS")
+@_on("AT", "ATZ", "ATS", "AT+CMMS")
 async def _ok(m: ModemEmulator, rest: str) -> Reply:
     return [], "OK"
 
@@ -183,8 +183,16 @@ async def _cscs(m: ModemEmulator, rest: str) -> Reply:
 @_on("AT+CSMS")
 async def _csms(m: ModemEmulator, rest: str) -> Reply:
     if rest == "?":
-        return ["+CSMS: 0,1,1,1"], "OK"
+        return [f"+CSMS: {m.state.csms},1,1,1"], "OK"
+    m.state.csms = 1 if _set_int(rest) == 1 else 0
     return ["+CSMS: 1,1,1"], "OK"
+
+
+@_on("AT+CNMA")
+async def _cnma(m: ModemEmulator, rest: str) -> Reply:
+    if m.state.csms != 1:
+        return [], "OK"  # phase 2 (CSMS=0): nothing to acknowledge, accepted anyway
+    return [], "OK" if m.acknowledge() else "+CMS ERROR: 340"
 
 
 @_on("AT+CFUN")

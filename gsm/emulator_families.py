@@ -93,6 +93,7 @@ class ModemConfig:
     report_delay: float = 2.0  # seconds from +CMGS to the +CDS status report
     report_status: int = 0x00  # TP-ST of the reports: 0 delivered, 0x40+ failed
     failed_destinations: frozenset[str] = frozenset()  # these get TP-ST 0x41 reports
+    cnma_timeout: float = 15.0  # AT+CSMS=1: seconds for the DTE's AT+CNMA
     ring_interval: float = 1.0
     ussd_delay: float = 0.5
     ussd_replies: dict[str, str] = field(

@@ -15,6 +15,7 @@ What it guarantees:
   with exponential backoff and jitter, waiting for the path to come back; once open it sends the
   probe (``AT``), runs ``on_up`` (the modem's init: echo off, PDU mode, CNMI…; its commands must
   be ``urgent=True`` so they run before the queued work), and only then drains the queue.
+  ``on_up`` raising :class:`PortGaveUp` (a wrong PIN) stops the retries instead.
 * A command in flight when the link is lost fails with :class:`PortDown` and says whether it
   (and, for ``AT+CMGS``, the PDU) had been written: it is **never re-sent** by the port, because
   the modem may have executed it (an SMS sent twice, a number dialled twice).
@@ -79,6 +80,11 @@ class PortDown(AtPortError):
 
 class AtTimeout(PortDown):
     """No final code in time. The port is marked down and reopened."""
+
+
+class PortGaveUp(AtPortError):
+    """Raised by ``on_up`` when retrying would do harm (a wrong SIM PIN: three tries lock the
+    SIM). The port stays down with this reason and stops reopening until ``start()`` again."""
 
 
 class AtCommandError(AtPortError):
@@ -283,6 +289,16 @@ class AtPort:
                 await self._open(loop)
             except asyncio.CancelledError:
                 raise
+            except PortGaveUp as exc:
+                reason = f"gave up: {exc}"
+                self._last_error = reason
+                self._set_state(PortState.DOWN, reason)
+                self._close()
+                self._engine.reset(FailReason.CONNECTION_LOST, reason)
+                self._dispatch()
+                self._task = None
+                log.error("modem %s: %s", self.name, reason)
+                return
             except Exception as exc:
                 reason = self._reason if isinstance(exc, PortDown) else _describe(exc, self.path)
                 if self._state is not PortState.DOWN:

@@ -9,7 +9,7 @@ import pytest
 
 from gsm.at import Final, Urc
 from gsm.emulator import ModemEmulator
-from gsm.port import AtCommandError, AtPort, AtTimeout, PortDown, PortState
+from gsm.port import AtCommandError, AtPort, AtTimeout, PortDown, PortGaveUp, PortState
 from tests.gsm.conftest import submit_pdu
 
 
@@ -222,6 +222,32 @@ async def test_missing_device_path_reason(tmp_path) -> None:
             while "not present" not in port.status().reason:
                 await port.wait_state(PortState.DOWN)
                 await asyncio.sleep(0.01)
+        with pytest.raises(PortDown):
+            await port.command("AT", wait=False)
+    finally:
+        await port.stop()
+
+
+async def test_on_up_gives_up_without_retrying(emu: ModemEmulator) -> None:
+    tries = 0
+
+    async def init(p: AtPort) -> None:
+        nonlocal tries
+        tries += 1
+        r = await p.command('AT+CPIN="0000"', urgent=True, check=False)
+        if not r.ok:
+            raise PortGaveUp("SIM PIN refused: check the PIN (the SIM locks after 3 tries)")
+
+    emu.state.pin_ok = False
+    emu.config.pin = "1234"
+    port = AtPort(emu.path, on_up=init, backoff_initial=0.01, backoff_max=0.02)
+    await port.start()
+    try:
+        await port.wait_state(PortState.DOWN)
+        while "gave up" not in port.status().reason:
+            await port.wait_state(PortState.OPENING)
+            await port.wait_state(PortState.DOWN)
+        assert tries == 1 and "SIM PIN refused" in port.status().last_error
         with pytest.raises(PortDown):
             await port.command("AT", wait=False)
     finally:
