@@ -80,6 +80,7 @@ def page_routes() -> list[BaseRoute]:
         Route("/calls", console_page, methods=["GET"]),
         Route("/tasks", console_page, methods=["GET"]),
         Route("/sms", console_page, methods=["GET"]),
+        Route("/campaigns", console_page, methods=["GET"]),
         Route("/clients/{id:int}", console_page, methods=["GET"]),
         Route("/login", login_page, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),

@@ -13,6 +13,7 @@ const ROUTES = [
   { pattern: /^\/calls$/, nav: 'calls', load: () => import('./pages/calls.js') },
   { pattern: /^\/tasks$/, nav: 'tasks', load: () => import('./pages/tasks.js') },
   { pattern: /^\/sms$/, nav: 'sms', load: () => import('./pages/sms.js') },
+  { pattern: /^\/campaigns$/, nav: 'campaigns', load: () => import('./pages/campaigns.js') },
   { pattern: /^\/clients\/(?<id>\d+)$/, nav: null, load: () => import('./pages/client.js') },
 ];
 
@@ -101,6 +102,8 @@ async function boot() {
   translateTree(document);
   await loadUsers();
   header();
+  // campaigns are for admins and managers (the API says the same)
+  $('[data-nav=campaigns]').hidden = ctx.me.role === 'secretary';
   new Dock($('#cards'));
   startTimers();
   setInterval(() => ctx.store.prune(), 60000);
