@@ -428,8 +428,11 @@ class CampaignService:
                 log.exception("campaign runner step failed; trying again")
                 delay = 5.0
             if delay > 0:
+                # asyncio.timeout, not wait_for: on 3.11 a wait_for whose timeout fires as the
+                # task is cancelled can swallow the cancellation, and stop_runner hung for ever
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
 
     async def step(self) -> float:
         """Advance every running campaign once; returns the seconds until there is something
