@@ -342,3 +342,19 @@ async def test_only_drafts_change_or_go(svc, base) -> None:
         await svc.update(base.admin, c["id"], {"name": "Other"})
     with pytest.raises(ValidationError):
         await svc.delete(base.admin, c["id"])
+
+
+async def test_demo_campaign_once_per_database(store, sms, clock, config) -> None:
+    from callcenter.demo import seed_demo
+    from callcenter.services import Services
+    from callcenter.sms.campaign_runtime import demo_campaign
+
+    await seed_demo(store, "x")
+    svc = service(store, sms, clock, per_minute=0, max_queued=100)
+    services = Services.build(config, store)
+    cid = await demo_campaign(services, svc)
+    assert cid is not None
+    campaign = await store.get_campaign(cid)
+    assert campaign["state"] == "running"
+    assert sum((await store.recipient_counts(cid)).values()) == 7
+    assert await demo_campaign(services, svc) is None  # a restart does not start another
