@@ -331,7 +331,13 @@ class CampaignService:
         """Take back this campaign's jobs no modem has yet."""
         taken = 0
         unsettled = self._unsettled.get(campaign_id, {})
-        for r in await self.store.queued_recipients(campaign_id=campaign_id):
+        handed = await self.store.queued_recipients(campaign_id=campaign_id)
+        # one read for all of them: only jobs still queued are worth a take-back transaction
+        jobs = await self.sms.jobs([r["job_id"] for r in handed]) if handed else {}
+        for r in handed:
+            job = jobs.get(r["job_id"])
+            if job is None or job.state != "queued":
+                continue
             if await self.sms.cancel_queued(r["job_id"]):
                 await self.store.recall_recipient(r["id"], r["job_id"], to_state)
                 unsettled.pop(r["job_id"], None)

@@ -36,3 +36,4 @@ CREATE TABLE campaign_recipients (
 );
 CREATE INDEX campaign_recipients_state ON campaign_recipients (campaign_id, state, id);
 CREATE INDEX campaign_recipients_job ON campaign_recipients (job_id);
+CREATE INDEX campaign_recipients_number ON campaign_recipients (number, state);
