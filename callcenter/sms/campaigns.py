@@ -60,6 +60,7 @@ MAX_PER_MINUTE = 6000
 PREVIEW_SAMPLES = 5
 IDLE = 30.0  # seconds between looks when nothing runs (a start or resume wakes the runner)
 POLL = 1.0  # seconds between looks at the SMS queue when no status event woke the runner
+ROOM_MADE = frozenset({"sent", "failed", "expired", "unknown"})
 
 
 class CampaignSms(Protocol):
@@ -392,9 +393,12 @@ class CampaignService:
         self._wake.set()
 
     def _on_event(self, event: BusEvent) -> None:
-        # A job changed state: room may have opened in the SMS queue.
+        # A campaign job left the queue (sent, or failed, expired, unknown): room opened in the
+        # SMS queue. Other changes (sending, a delivery report) free no room: no step for them.
         if event.topic == "sms.status":
-            self._wake.set()
+            sms = event.data.get("sms") or {}
+            if sms.get("campaign_id") is not None and sms.get("state") in ROOM_MADE:
+                self._wake.set()
         finder = getattr(self.sms, "opted_out_number", None)
         number = finder(event) if finder is not None else None
         if number:

@@ -358,3 +358,22 @@ async def test_demo_campaign_once_per_database(store, sms, clock, config) -> Non
     assert campaign["state"] == "running"
     assert sum((await store.recipient_counts(cid)).values()) == 7
     assert await demo_campaign(services, svc) is None  # a restart does not start another
+
+
+def test_runner_wakes_only_when_a_campaign_job_leaves_the_queue(store, sms, clock) -> None:
+    from callcenter.bus import EventBus
+
+    bus = EventBus()
+    svc = service(store, sms, clock)
+    bus.subscribe(svc._on_event)
+
+    def woke(data: dict) -> bool:
+        svc._wake.clear()
+        bus.publish("sms.status", {"sms": data})
+        return svc._wake.is_set()
+
+    assert woke({"campaign_id": 1, "state": "sent"})
+    assert woke({"campaign_id": 1, "state": "failed"})
+    assert not woke({"campaign_id": 1, "state": "sending"})
+    assert not woke({"campaign_id": 1, "state": "delivered"})  # already counted at "sent"
+    assert not woke({"campaign_id": None, "state": "sent"})  # not a campaign's
