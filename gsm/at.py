@@ -2,12 +2,10 @@
 
 Two pieces, fed by the caller (``gsm/port.py``, tests, the emulator's tests):
 
-* :class:`AtFramer` cuts the modem's byte stream into lines. It splits raw bytes on ``\\r`` or
-  ``\\n`` and decodes one whole line at a time (a UTF-8 character cut by a read survives; bytes
-  that are not UTF-8 are replaced and counted, never raised). It reports the ``> `` prompt of
-  ``+CMGS``, which has no line ending, only while a prompt is expected. It keeps a ``+CUSD:``
-  line whose quoted text spans several lines as one line, and it caps the length of a line so
-  a broken modem cannot make it buffer forever.
+* :class:`~gsm.at_framer.AtFramer` cuts the modem's byte stream into lines, the ``> `` prompt
+  of ``+CMGS`` (no line end, reported only while expected) and dropped garbage; a ``+CUSD:``
+  text spanning several lines stays one line; bytes that are not UTF-8 are replaced and counted,
+  never raised; a line is capped so a broken modem cannot make it buffer forever.
 * :class:`AtEngine` runs one command at a time, in order, and sorts every line into the reply of
   the command in flight or an unsolicited result code (URC). A URC that arrives in the middle of
   a reply, or between the ``> `` prompt and the answer, is routed as a URC and never taken for
@@ -28,165 +26,27 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 
-MAX_LINE = 4096  # a +CMGL line of a 140-octet PDU is ~400 chars; a UCS2 +CUSD ~800
-CTRL_Z = b"\x1a"
-ESC = b"\x1b"
-# C0 controls other than the line ends: a NUL at boot, a Ctrl-Z echoed after the PDU.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+from gsm.at_framer import (
+    CTRL_Z,
+    ESC,
+    MAX_LINE,
+    AtFramer,
+    FramerItem,
+    Garbage,
+    GarbageKind,
+    LineReceived,
+    PromptReceived,
+)
 
+__all__ = [
+    "CTRL_Z", "ESC", "ESC_QUIET", "MAX_LINE", "Abandon", "AtCommand", "AtEngine", "AtFramer",
+    "AtResponse",
+    "CommandDone", "CommandFailed", "EngineEvent", "FailReason", "Final", "FramerItem",
+    "Garbage", "GarbageKind", "LineReceived", "PromptReceived", "Urc", "command_name",
+    "line_prefix", "parse_final", "split_args", "split_values",
+]  # fmt: skip
 
-# --- framing -----------------------------------------------------------------------------------
-
-
-class GarbageKind(enum.StrEnum):
-    OVERSIZED = "oversized"  # a line above max_line, dropped up to its end
-    UNDECODABLE = "undecodable"  # a line that is not UTF-8 and not any code we know
-    STRAY = "stray"  # a final code with no command in flight (a late OK after a timeout)
-
-
-@dataclass(frozen=True, slots=True)
-class LineReceived:
-    text: str  # stripped of the line end, surrounding blanks and control characters
-    bad_bytes: int = 0  # bytes that were not UTF-8 (replaced by U+FFFD)
-
-
-@dataclass(frozen=True, slots=True)
-class PromptReceived:
-    """The ``> `` of ``AT+CMGS``: the modem waits for the PDU and Ctrl-Z."""
-
-
-@dataclass(frozen=True, slots=True)
-class Garbage:
-    """Something dropped. Carries the size only: the content may be a customer's text."""
-
-    kind: GarbageKind
-    size: int
-
-
-FramerItem = LineReceived | PromptReceived | Garbage
-
-
-class AtFramer:
-    def __init__(self, max_line: int = MAX_LINE) -> None:
-        self.max_line = max_line
-        self.expect_prompt = False  # set by the engine while an AT+CMGS waits for "> "
-        self._buf = bytearray()
-        self._skipping = 0  # >0: inside an oversized line, bytes dropped so far
-        self._cusd: bytearray | None = None  # a +CUSD line whose quoted text is still open
-        self._eat_space = False  # the " " after a ">" that came in an earlier read
-        self.bad_bytes = 0  # totals, for the port's status
-        self.garbage = 0
-
-    def reset(self) -> None:
-        self._buf.clear()
-        self._skipping = 0
-        self._cusd = None
-        self._eat_space = False
-        self.expect_prompt = False
-
-    def feed(self, data: bytes) -> list[FramerItem]:
-        items: list[FramerItem] = []
-        i, n = 0, len(data)
-        while i < n:
-            if self._eat_space:
-                self._eat_space = False
-                if data[i] == 0x20:
-                    i += 1
-                    continue
-            j = _next_eol(data, i)
-            chunk = data[i:n] if j < 0 else data[i:j]
-            if self._skipping:
-                self._skipping += len(chunk)
-                if j >= 0:
-                    items.append(self._garbage(GarbageKind.OVERSIZED, self._skipping))
-                    self._skipping = 0
-                    i = j + 1
-                else:
-                    i = n
-                continue
-            self._buf += chunk
-            if len(self._buf) + (len(self._cusd) if self._cusd is not None else 0) > self.max_line:
-                self._skipping = len(self._buf) + (len(self._cusd or b""))
-                self._buf.clear()
-                self._cusd = None
-                if j < 0:
-                    break
-                items.append(self._garbage(GarbageKind.OVERSIZED, self._skipping))
-                self._skipping = 0
-                i = j + 1
-                continue
-            if j < 0:
-                i = n
-                if self.expect_prompt and self._cusd is None and self._buf[:1] == b">":
-                    # "> " has no line end: it is the whole point of the prompt.
-                    items.append(PromptReceived())
-                    rest = bytes(self._buf[1:])
-                    self._buf.clear()
-                    self.expect_prompt = False
-                    if rest[:1] == b" ":
-                        rest = rest[1:]
-                    elif not rest:
-                        self._eat_space = True
-                    if rest:
-                        items.extend(self.feed(rest))
-                break
-            i = j + 1
-            self._end_line(data[j : j + 1], items)
-        return items
-
-    def _end_line(self, eol: bytes, items: list[FramerItem]) -> None:
-        raw = bytes(self._buf)
-        self._buf.clear()
-        if self._cusd is not None:
-            # inside the quoted text of a +CUSD: keep the line break, blank lines too
-            if eol == b"\n" and not raw:
-                return  # the \n of a \r\n pair
-            self._cusd += b"\n" + raw
-            if self._cusd.count(b'"') % 2 == 0:
-                raw, self._cusd = bytes(self._cusd), None
-                items.append(self._decode(raw))
-            return
-        if not raw.strip():
-            return
-        if self.expect_prompt and raw.lstrip()[:1] == b">":
-            # the prompt with a line end after it, or a URC cut into it ("\r\n>\r\n+CMTI…")
-            items.append(PromptReceived())
-            self.expect_prompt = False
-            raw = raw.lstrip()[1:].strip()
-            if not raw:
-                return
-        if raw.lstrip().startswith(b"+CUSD:") and raw.count(b'"') % 2 == 1:
-            self._cusd = bytearray(raw)
-            return
-        item = self._decode(raw)
-        if isinstance(item, LineReceived) and not item.text:
-            return
-        items.append(item)
-
-    def _decode(self, raw: bytes) -> FramerItem:
-        text = raw.decode("utf-8", errors="replace")
-        bad = 0
-        if "\ufffd" in text:
-            # count how many bytes were dropped: the replaced characters, roughly
-            bad = max(1, len(raw) - len(text.replace("\ufffd", "").encode("utf-8")))
-            self.bad_bytes += bad
-        text = _CONTROL.sub("", text).strip()
-        return LineReceived(text, bad)
-
-    def _garbage(self, kind: GarbageKind, size: int) -> Garbage:
-        self.garbage += 1
-        return Garbage(kind, size)
-
-
-def _next_eol(data: bytes, start: int) -> int:
-    r = data.find(b"\r", start)
-    n = data.find(b"\n", start)
-    if r < 0:
-        return n
-    if n < 0:
-        return r
-    return min(r, n)
-
+_HEX = re.compile(r"[0-9A-Fa-f]+")
 
 # --- result codes and URCs ---------------------------------------------------------------------
 
@@ -215,10 +75,15 @@ URC_PREFIXES = frozenset(
         *("+CMTI", "+CMT", "+CDS", "+CDSI", "+CBM", "+CRING", "+CIEV", "+CCWA", "+CSSU"),
         *("^RSSI", "^HCSQ", "^MODE", "^BOOT", "^ORIG", "^CONF", "^CONN", "^CEND", "^SRVST"),
         *("^SIMST", "^DSFLOWRPT", "^STIN", "^SYSSTART", "^SMOND", "^SCKS", "+WIND", "+QIND"),
-        *("+QUSIM", "+PBREADY", "+CGEV", "+CTZV", "+CTZE", "+CUSATP"),
+        *("+QUSIM", "+PBREADY", "+CGEV", "+CTZV", "+CTZE", "+CUSATP", "VOICE CALL"),
     }
 )
-URC_LINES = frozenset({"RING", "Call Ready", "SMS Ready", "RDY", "NORMAL POWER DOWN", "^SYSSTART"})
+URC_LINES = frozenset(
+    {
+        *("RING", "Call Ready", "SMS Ready", "RDY", "NORMAL POWER DOWN", "^SYSSTART"),
+        *("^SHUTDOWN", "SMS DONE", "PB DONE", "MO RING", "MO CONNECTED"),
+    }
+)
 # Prefixes that are a reply to their own query and a URC otherwise.
 DUAL_PREFIXES = frozenset({"+CREG", "+CGREG", "+CEREG", "+CUSD", "+CLIP", "+CPIN", "+CFUN"})
 # URCs followed by one more line: the PDU (+CMT: [<alpha>],<len> / +CDS: <len>).
@@ -229,18 +94,21 @@ def line_prefix(text: str) -> str:
     """``"+CMTI"`` for ``'+CMTI: "SM",3'``, ``"^RSSI"`` for ``"^RSSI:17"``, ``"RING"``."""
     if text[:1] in "+^" and ":" in text:
         return text.split(":", 1)[0].strip()
+    if text.startswith("VOICE CALL:"):  # SIM7600: "VOICE CALL: BEGIN", "VOICE CALL: END: 0010"
+        return "VOICE CALL"
     return text
 
 
-def split_args(text: str) -> list[str]:
-    """The comma-separated values after ``PREFIX:``; quotes removed, commas inside kept."""
-    body = text.split(":", 1)[1] if ":" in text else text
+def _split(body: str, keep_quotes: bool) -> list[str]:
+    # one pass: a regex with a quote-balancing lookahead is quadratic on a hostile 4 KB line
     out: list[str] = []
     cur: list[str] = []
     quoted = False
     for ch in body.strip():
         if ch == '"':
             quoted = not quoted
+            if keep_quotes:
+                cur.append(ch)
         elif ch == "," and not quoted:
             out.append("".join(cur).strip())
             cur = []
@@ -250,23 +118,34 @@ def split_args(text: str) -> list[str]:
     return out
 
 
+def split_values(body: str) -> list[str]:
+    """``1,"a,b",15`` → ``["1", "a,b", "15"]`` (no prefix to skip)."""
+    return _split(body, keep_quotes=False)
+
+
+def split_args(text: str) -> list[str]:
+    """The comma-separated values after ``PREFIX:``; quotes removed, commas inside kept."""
+    return _split(text.split(":", 1)[1] if ":" in text else text, keep_quotes=False)
+
+
 def _raw_args(text: str) -> list[str]:
-    body = text.split(":", 1)[1] if ":" in text else ""
-    return [a.strip() for a in re.split(r',(?=(?:[^"]*"[^"]*")*[^"]*$)', body.strip())]
+    return _split(text.split(":", 1)[1], keep_quotes=True) if ":" in text else [""]
 
 
-def _is_reply_shape(prefix: str, text: str) -> bool:
+def _is_reply_shape(prefix: str, text: str, command: str = "") -> bool:
     """Tell the reply to a query from the URC of the same prefix."""
     args = _raw_args(text)
     if prefix in ("+CREG", "+CGREG", "+CEREG"):
-        # reply: <n>,<stat>[,...]; URC: <stat>[,"lac","ci"[,act]]
-        return len(args) >= 2 and args[1].isdigit()
+        # reply: <n>,<stat>[,...]; URC: <stat>[,<lac>,<ci>[,act]], <lac> quoted or not
+        # ("+CREG: 1,00A1,1B2C" on some firmware), never one digit like <stat>
+        return len(args) >= 2 and len(args[1]) == 1 and args[1].isdigit()
     if prefix == "+CLIP":
         # reply: <n>,<m>; URC: "<number>",<type>,...
         return bool(args) and not args[0].startswith('"')
     if prefix == "+CUSD":
-        # reply to AT+CUSD?: <n> (0 or 1) alone; a URC carries <m>[,"text",dcs]
-        return len(args) == 1 and args[0] in ("0", "1")
+        # only AT+CUSD? has a reply, <n> (0 or 1) alone; during AT+CUSD=1,"*100#" a textless
+        # "+CUSD: 0" is the network's answer
+        return command.rstrip().endswith("?") and len(args) == 1 and args[0] in ("0", "1")
     return True
 
 
@@ -334,6 +213,23 @@ class AtResponse:
 class FailReason(enum.StrEnum):
     TIMEOUT = "timeout"
     CONNECTION_LOST = "connection lost"
+    ABANDONED = "abandoned"  # its caller gave up; the modem was told (ESC) or had answered
+
+
+class Abandon(enum.StrEnum):
+    """What :meth:`AtEngine.abandon` did."""
+
+    DROPPED = "dropped"  # not written yet: as if never asked
+    CANCELLED = "cancelled"  # AT+CMGS before its "> ": ESC written, the PDU never will be
+    IN_DOUBT = "in doubt"  # the PDU was written: the SMS may go out, its answer is dropped
+    ANSWER_DROPPED = "answer dropped"  # written (no PDU): it runs, its answer is dropped
+    UNKNOWN = "unknown"  # no such command (already answered)
+
+
+# After ESC cancels the text entry of an abandoned AT+CMGS, some modems answer (OK, ERROR) and
+# some say nothing: wait this long for it before the next command, so that answer is not
+# taken for the next command's.
+ESC_QUIET = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,6 +280,8 @@ class _InFlight:
     lines: list[str] = field(default_factory=list)
     pdu_written: bool = False
     rearm: bool = False  # the prompt came: the reply deadline starts at the next advance()
+    abandoned: bool = False  # its caller gave up: never write the PDU
+    escaped: bool = False  # abandoned at the prompt: ESC written instead of the PDU
 
 
 class AtEngine:
@@ -396,6 +294,7 @@ class AtEngine:
 
     def __init__(self, max_line: int = MAX_LINE) -> None:
         self.framer = AtFramer(max_line)
+        self.framer.ends_text = _ends_text
         self._queue: deque[tuple[int, AtCommand]] = deque()
         self._tokens = itertools.count(1)
         self._out = bytearray()
@@ -431,6 +330,36 @@ class AtEngine:
                 return True
         return False
 
+    def abandon(self, token: int) -> Abandon:
+        """The caller of ``token`` gave up (its own timeout, a cancelled task). Queued: dropped.
+        AT+CMGS waiting for its ``> ``: ESC now and again in place of the PDU, so the SMS is
+        never sent. Written otherwise: it keeps its slot until its answer (dropped) so the next
+        command is not answered by it; for a PDU already written the outcome is unknown."""
+        if self.cancel(token):
+            return Abandon.DROPPED
+        cur = self._cur
+        if cur is None or cur.token != token:
+            return Abandon.UNKNOWN
+        cur.abandoned = True
+        if cur.pdu_written:
+            return Abandon.IN_DOUBT
+        if cur.cmd.pdu is not None:
+            self._out += ESC
+            return Abandon.CANCELLED
+        return Abandon.ANSWER_DROPPED
+
+    def drop_queue(self) -> list[int]:
+        """Forget every command not written yet (the port stopped or gave up); their tokens."""
+        tokens = [t for t, _ in self._queue]
+        self._queue.clear()
+        return tokens
+
+    def drop_urgent(self) -> list[int]:
+        """Forget the urgent commands not written yet (the init of a link just lost)."""
+        tokens = [t for t, c in self._queue if c.urgent]
+        self._queue = deque((t, c) for t, c in self._queue if not c.urgent)
+        return tokens
+
     def receive_data(self, data: bytes) -> None:
         for item in self.framer.feed(data):
             if isinstance(item, PromptReceived):
@@ -445,14 +374,19 @@ class AtEngine:
         if cur is not None:
             if cur.rearm:
                 cur.rearm = False
-                cur.deadline = now + cur.cmd.timeout
+                cur.deadline = now + (ESC_QUIET if cur.escaped else cur.cmd.timeout)
+            elif now >= cur.deadline and cur.escaped:
+                # the modem said nothing to the ESC: the stream is in step, go on
+                self._fail(FailReason.ABANDONED, f"{_name(cur.cmd)} cancelled before the PDU")
+                self._phase = _Phase.IDLE
             elif now >= cur.deadline and self._phase in (_Phase.PROMPT, _Phase.REPLY):
                 if self._phase is _Phase.PROMPT:
                     self._out += ESC  # leave the text-entry mode if it is in it
                 detail = f"no answer to {_name(cur.cmd)} ({self._phase.value})"
                 self._fail(FailReason.TIMEOUT, detail)
                 self._phase = _Phase.BLOCKED
-            return
+            if self._cur is not None:
+                return
         if self._phase is _Phase.BLOCKED or not self._queue:
             return
         if urgent_only and not self._queue[0][1].urgent:
@@ -471,7 +405,10 @@ class AtEngine:
         if self._cur is not None:
             self._fail(reason, detail or reason.value)
         self._phase = _Phase.IDLE
-        self._pending_pdu_urc = None
+        if self._pending_pdu_urc is not None:
+            # the header came, its PDU line did not: the handler still learns of the report
+            self._emit_urc(self._pending_pdu_urc)
+            self._pending_pdu_urc = None
         self.framer.reset()
         self._out.clear()
 
@@ -505,8 +442,12 @@ class AtEngine:
         cur = self._cur
         if cur is None or self._phase is not _Phase.PROMPT or cur.cmd.pdu is None:
             return
-        self._out += cur.cmd.pdu.encode("ascii") + CTRL_Z
-        cur.pdu_written = True
+        if cur.abandoned:
+            self._out += ESC  # its caller is gone: nobody would learn whether it was sent
+            cur.escaped = True
+        else:
+            self._out += cur.cmd.pdu.encode("ascii") + CTRL_Z
+            cur.pdu_written = True
         cur.rearm = True
         self._phase = _Phase.REPLY
 
@@ -514,8 +455,11 @@ class AtEngine:
         text = item.text
         if self._pending_pdu_urc is not None:
             urc, self._pending_pdu_urc = self._pending_pdu_urc, None
-            self._emit_urc(Urc(urc.name, urc.line, pdu=text))
-            return
+            if _is_pdu_of(urc.line, text):
+                self._emit_urc(Urc(urc.name, urc.line, pdu=text))
+                return
+            # the PDU line never came (a reset, a cut line): keep the header, read this line
+            self._emit_urc(urc)
         cur = self._cur
         prefix = line_prefix(text)
         if cur is not None and self._phase in (_Phase.PROMPT, _Phase.REPLY):
@@ -528,7 +472,13 @@ class AtEngine:
             if final is not None:
                 self._emit_urc(Urc(text, text))  # NO CARRIER during AT+CSQ: a call ended
                 return
-            if self._route_urc(text, prefix, expected=cur.cmd.prefixes()):
+            expected = cur.cmd.prefixes()
+            if self._route_urc(text, prefix, expected=expected, command=cur.cmd.text):
+                return
+            if expected and prefix != text and prefix not in expected:
+                # a "+X:"/"^X:" line the command does not answer with: a URC we do not know
+                # (^HCSQ2 of newer firmware), or a late answer of another command (+CMGS: 5)
+                self._emit_urc(Urc(prefix, text, known=False))
                 return
             if item.bad_bytes and not _known_prefix(prefix, cur.cmd.prefixes()):
                 self._events.append(self._garbage(item))
@@ -551,7 +501,9 @@ class AtEngine:
             return  # the echo of a command that already timed out
         self._emit_urc(Urc(prefix, text, known=False))
 
-    def _route_urc(self, text: str, prefix: str, expected: tuple[str, ...]) -> bool:
+    def _route_urc(
+        self, text: str, prefix: str, expected: tuple[str, ...], command: str = ""
+    ) -> bool:
         if text in URC_LINES:
             self._emit_urc(Urc(text, text))
             return True
@@ -562,7 +514,7 @@ class AtEngine:
                 self._emit_urc(Urc(prefix, text))
             return True
         if prefix in DUAL_PREFIXES:
-            if prefix in expected and _is_reply_shape(prefix, text):
+            if prefix in expected and _is_reply_shape(prefix, text, command):
                 return False
             self._emit_urc(Urc(prefix, text))
             return True
@@ -594,6 +546,30 @@ class AtEngine:
         )
         self._cur = None
         self.framer.expect_prompt = False
+
+
+def _ends_text(text: str) -> bool:
+    # a line no +CUSD text continues into: a final code, a URC, the start of another +CUSD
+    prefix = line_prefix(text)
+    return (
+        parse_final(text) is not None
+        or text in URC_LINES
+        or prefix in URC_PREFIXES
+        or prefix in DUAL_PREFIXES
+    )
+
+
+def _is_pdu_of(header: str, text: str) -> bool:
+    """``text`` is the PDU a ``+CDS: <length>`` / ``+CMT: [<alpha>],<length>`` announces:
+    hex of <length> TPDU octets, after the SMSC part (its first octet is its length) or,
+    as some modems send it, without one."""
+    if not _HEX.fullmatch(text) or len(text) % 2:
+        return False
+    length = _raw_args(header)[-1].strip()
+    if not length.isdigit():
+        return True  # a header we cannot read: the hex shape is all there is
+    octets, tpdu = len(text) // 2, int(length)
+    return octets == tpdu or octets == 1 + int(text[:2], 16) + tpdu
 
 
 def _name(cmd: AtCommand) -> str:

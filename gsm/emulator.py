@@ -21,35 +21,44 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import itertools
 import json
 import logging
 import os
 import re
 import time
-import tty
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gsm import emulator_pdu as P
 from gsm.emulator_commands import handle
 from gsm.emulator_families import FAMILIES, ModemConfig
+from gsm.emulator_pty import PtyLink
 
 log = logging.getLogger(__name__)
 
-MAX_OUT = 256 * 1024  # bytes kept while the DTE does not read; beyond, output is dropped
 MAX_INPUT_LINE = 4096
+
+
+_FAULTS = frozenset(
+    {"no_answer", "error", "urc_in_reply", "urc_in_prompt", "lost_answer", "report_failed",
+     "no_report", "late"}
+)  # fmt: skip
 
 
 @dataclass(slots=True)
 class Fault:
     # "no_answer", "error" (text instead of the answer; for AT+CMGS after the PDU, nothing
-    # sent), "urc_in_reply", "urc_in_prompt", "lost_answer" (AT+CMGS sent, answer never comes)
+    # sent), "urc_in_reply", "urc_in_prompt", "lost_answer" (AT+CMGS sent, answer never comes),
+    # "report_failed" (the next sent part's report says TP-ST 0x41), "no_report" (it never comes),
+    # "late" (the answer comes ``after`` seconds, real time; the commands behind it wait; for
+    # AT+CMGS the "> " is late)
     kind: str
     command: str | None = None  # "AT+CMGS": only that command; None: the next command
     text: str = ""  # the error or the URC
     count: int = 1
+    after: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +97,11 @@ class _Volatile:
     cmee: int = 0
     pin_ok: bool = False
     cmgf: int = 0
+    cnmi_mode: int = 2
     cnmi_mt: int = 0
+    cnmi_bm: int = 0
     cnmi_ds: int = 0
+    cnmi_bfr: int = 0
     clip: bool = False
     creg_n: int = 0
     cscs: str = "GSM"
@@ -120,9 +132,7 @@ class ModemEmulator:
         self.state = _Volatile(pin_ok=self.config.pin is None)
         self.plugged = False
         self.changed = asyncio.Event()  # set on every command answered / SMS sent (tests wait)
-        self._master: int | None = None
-        self._slave: int | None = None
-        self._out = bytearray()
+        self._link = PtyLink(path, self._data)
         self._inbuf = bytearray()
         self._text: asyncio.Future[bytes | None] | None = None
         self._lines: asyncio.Queue[str] = asyncio.Queue()
@@ -136,6 +146,7 @@ class ModemEmulator:
         self._unacked: deque[tuple[str, str, asyncio.TimerHandle]] = deque()
         self.stored_at_start: list[int] = []
         self._boot_pending = False
+        self._on_input: list[str] = []  # URCs written as soon as the DTE sends anything
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def __aenter__(self) -> ModemEmulator:
@@ -169,26 +180,15 @@ class ModemEmulator:
         """Power up behind ``path``: a new pty, the symlink pointed at it, boot URCs."""
         if self.plugged:
             return
-        master, slave = os.openpty()
-        tty.setraw(slave)  # no echo or CR/LF translation by the tty itself: the modem does it
-        os.set_blocking(master, False)
-        self._master, self._slave = master, slave
-        tmp = f"{self.path}.{os.getpid()}.tmp"
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        os.symlink(os.ttyname(slave), tmp)
-        os.replace(tmp, self.path)
         self.state = _Volatile(pin_ok=self.config.pin is None)
         self._inbuf.clear()
-        self._out.clear()
         self._lines = asyncio.Queue()
-        loop = asyncio.get_running_loop()
-        loop.add_reader(master, self._readable)
+        self._link.open()
         self.plugged = True
         self._worker = self._spawn(self._work())
         # Boot lines written now would sit in a pty nobody has opened, and opening flushes it;
-        # a real USB modem's port also appears before its firmware talks. So they come when
-        # the DTE first writes, ahead of the answer (a stress for URC routing during a probe).
+        # a real USB modem's port also appears before its firmware talks. So they come with
+        # the DTE's first command, ahead of the answer (a stress for URC routing in a probe).
         self._boot_pending = boot
 
     def unplug(self) -> None:
@@ -196,22 +196,12 @@ class ModemEmulator:
         if not self.plugged:
             return
         self.plugged = False
-        loop = asyncio.get_running_loop()
         if self._worker is not None:
             self._worker.cancel()
             self._worker = None
         if self._text is not None and not self._text.done():
             self._text.cancel()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
-        if self._master is not None:
-            loop.remove_reader(self._master)
-            loop.remove_writer(self._master)
-            os.close(self._master)
-        if self._slave is not None:
-            os.close(self._slave)
-        self._master = self._slave = None
-        self._out.clear()
+        self._link.close()
         while self._unacked:
             self._requeue(self._unacked.popleft())
 
@@ -224,23 +214,35 @@ class ModemEmulator:
     def urc(self, text: str) -> None:
         self._write(b"\r\n" + text.encode() + b"\r\n")
 
+    def urc_on_next_input(self, *texts: str) -> None:
+        """Write ``texts`` as URCs when the DTE next sends a byte, before reading it: after a
+        reopen that is the product's ESC, while it settles (a +CDS the network held, "SMS
+        Ready"). Lines written before the DTE opens the pty would be flushed by its open."""
+        self._on_input += texts
+
     def garbage(self, data: bytes | None = None) -> None:
         self._write(
             data if data is not None else b"\r\n\xff\xfe\x80\x81\r\n\xc3\x28\xa0\r\n\xf0\x9f\r\n"
         )
 
     def fault(
-        self, kind: str, *, command: str | None = None, text: str = "", count: int = 1
+        self,
+        kind: str,
+        *,
+        command: str | None = None,
+        text: str = "",
+        count: int = 1,
+        after: float = 0.0,
     ) -> None:
         if kind == "not_supported":
             kind, text = "error", text or "COMMAND NOT SUPPORT"
-        if kind not in ("no_answer", "error", "urc_in_reply", "urc_in_prompt", "lost_answer"):
+        if kind not in _FAULTS:
             raise ValueError(f"unknown fault {kind!r}")
         if kind == "error" and not text:
             text = "+CMS ERROR: 500"
         if kind in ("urc_in_reply", "urc_in_prompt") and not text:
             text = '+CMTI: "SM",1'
-        self.faults.append(Fault(kind, command.upper() if command else None, text, count))
+        self.faults.append(Fault(kind, command.upper() if command else None, text, count, after))
 
     def deliver_sms(
         self,
@@ -279,6 +281,15 @@ class ModemEmulator:
         self.stored_at_start += slots
         return slots
 
+    def store_pdu(self, pdu: str, *, stat: int = 0, slot: int | None = None) -> int:
+        """Put a raw PDU (even a broken one) into the SIM without announcing it."""
+        if slot is None:
+            slot = self._free_slot()
+            if slot is None:
+                raise RuntimeError("SIM full")
+        self.sim[slot] = _Slot(stat, pdu)
+        return slot
+
     def ring(self, number: str, *, rings: int = 3) -> None:
         """An incoming call: RING (+CLIP when enabled) every ring_interval, ``rings`` times; if
         nobody answers, the caller gives up."""
@@ -294,52 +305,38 @@ class ModemEmulator:
             return
         self._end_call(call)
 
+    @property
+    def input_pending(self) -> bytes:
+        """What the DTE typed that no line end or Ctrl-Z has finished yet (tests)."""
+        return bytes(self._inbuf)
+
+    @property
+    def held_reports(self) -> tuple[str, ...]:
+        """Status-report PDUs the "SMSC" holds until CNMI routes them (tests)."""
+        return tuple(self._pending_reports)
+
     # -- pty I/O ------------------------------------------------------------------------------
-    def _readable(self) -> None:
-        assert self._master is not None
-        try:
-            data = os.read(self._master, 4096)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            if exc.errno == errno.EIO:  # no DTE has it open: nothing to read
-                return
-            raise
+    def _data(self, data: bytes) -> None:
+        if self._boot_pending and self.config.boot_on_input:
+            self._boot_lines()
+        texts, self._on_input = self._on_input, []
+        for text in texts:
+            self.urc(text)
         self._feed(data)
+        self.changed.set()
 
     def _write(self, data: bytes) -> None:
-        if not self.plugged or self._master is None:
-            return
-        if self._out:
-            self._out += data[: max(0, MAX_OUT - len(self._out))]
-            return
-        try:
-            n = os.write(self._master, data)
-        except BlockingIOError:
-            n = 0
-        except OSError:
-            return
-        if n < len(data):
-            self._out += data[n : n + MAX_OUT]
-            asyncio.get_running_loop().add_writer(self._master, self._flush)
+        if self.plugged:
+            self._link.write(data)
 
-    def _flush(self) -> None:
-        assert self._master is not None
-        try:
-            n = os.write(self._master, self._out)
-        except BlockingIOError:
-            return
-        del self._out[:n]
-        if not self._out:
-            asyncio.get_running_loop().remove_writer(self._master)
+    def _boot_lines(self) -> None:
+        self._boot_pending = False
+        for urc in self.fam.boot_urcs:
+            if urc == "+CPIN: READY" and not self.state.pin_ok:
+                urc = "+CPIN: SIM PIN"
+            self.urc(urc)
 
     def _feed(self, data: bytes) -> None:
-        if self._boot_pending:
-            self._boot_pending = False
-            for urc in self.fam.boot_urcs:
-                if urc == "+CPIN: READY" and not self.state.pin_ok:
-                    urc = "+CPIN: SIM PIN"
-                self.urc(urc)
         i = 0
         while i < len(data):
             if self._text is not None and not self._text.done():
@@ -360,6 +357,10 @@ class ModemEmulator:
             chunk = data[i:] if j < 0 else data[i : j + 1]
             if self.state.echo:
                 self._write(chunk)
+            if b"\x1b" in chunk:
+                # ESC in command mode abandons the line typed so far
+                self._inbuf.clear()
+                chunk = chunk[chunk.rindex(b"\x1b") + 1 :]
             self._inbuf += chunk.replace(b"\n", b"")
             if j < 0:
                 if len(self._inbuf) > MAX_INPUT_LINE:
@@ -368,6 +369,8 @@ class ModemEmulator:
             line = bytes(self._inbuf[:-1]).decode("ascii", errors="replace").strip()
             self._inbuf.clear()
             if line:
+                if self._boot_pending:
+                    self._boot_lines()
                 self._lines.put_nowait(line)
             i = j + 1
 
@@ -380,7 +383,7 @@ class ModemEmulator:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("emulator %s: %s failed", self.name, line[:20])
+                log.exception("emulator %s: a command failed", self.name)
                 self._final("ERROR")
             self.changed.set()
 
@@ -411,22 +414,27 @@ class ModemEmulator:
                 self._final(err.text)
                 return
         inject = self._take_fault(name, "urc_in_reply")
+        late = None if name == "AT+CMGS" else self._take_fault(name, "late")  # its "> " is late
         rest = line[len(name) :] if name != "ATD" else line[3:]
         reply = await self._dispatch(name, rest, upper)
         if reply is None:
             return
         lines, final = reply
+        if late is not None:
+            await asyncio.sleep(late.after)  # a busy modem: what the DTE sends next waits
         if inject is not None:
+            # a URC and an information line look alike on the wire: "\r\n<text>\r\n"
             at = len(lines) // 2
-            lines = [*lines[:at], "\x00URC" + inject.text, *lines[at:]]
+            lines = [*lines[:at], inject.text, *lines[at:]]
         out = bytearray()
         for ln in lines:
-            if ln.startswith("\x00URC"):
-                out += b"\r\n" + ln[4:].encode() + b"\r\n"
-            else:
-                out += b"\r\n" + ln.encode() + b"\r\n"
+            out += b"\r\n" + ln.encode() + b"\r\n"
         out += b"\r\n" + final.encode() + b"\r\n"
         self._write(bytes(out))
+        if late is not None:
+            # the command the DTE sent meanwhile starts a moment later, as on a modem, so its
+            # answer is a read of its own and not glued to the late one
+            await asyncio.sleep(0.002)
 
     def _final(self, text: str) -> None:
         self._write(b"\r\n" + text.encode() + b"\r\n")
@@ -473,20 +481,21 @@ class ModemEmulator:
             line = json.dumps(
                 {k: getattr(rec, k) for k in rec.__slots__}, ensure_ascii=False
             )  # one write of one line: O_APPEND keeps lines whole
+            # No fsync: the crash tests kill the product, not the emulator, whose write is in
+            # the kernel's page cache before "+CMGS:" is written; only a power cut could lose it.
             os.write(self._log_fd, line.encode() + b"\n")
         self.sent.append(rec)
         self.changed.set()
-        if sub.status_report:
-            self._spawn(self._report_later(rec))
+        if sub.status_report and not self._take_fault("AT+CMGS", "no_report"):
+            failed = self._take_fault("AT+CMGS", "report_failed") is not None
+            self._spawn(self._report_later(rec, failed))
         return mr
 
-    async def _report_later(self, rec: SentSms) -> None:
+    async def _report_later(self, rec: SentSms, failed: bool) -> None:
         await asyncio.sleep(self.config.delay(self.config.report_delay))
-        status = (
-            0x41
-            if rec.destination in self.config.failed_destinations
-            else (self.config.report_status)
-        )
+        cfg = self.config
+        failed = failed or rec.destination in cfg.failed_destinations or rec.seq in cfg.failed_seqs
+        status = 0x41 if failed else cfg.report_status
         pdu = P.encode_status_report(rec.mr, rec.destination, smsc=self.config.smsc,
                                      submitted=rec.t, done=time.time(), status=status)  # fmt: skip
         self._report_to_dte(pdu)
@@ -554,6 +563,8 @@ class ModemEmulator:
         return True
 
     async def _ringing(self, call: _Call, rings: int) -> None:
+        if self.fam.call_created:
+            self.urc(self.fam.call_created)
         for _ in range(rings):
             if call.answered or call.ended:
                 return
@@ -569,6 +580,8 @@ class ModemEmulator:
     def _end_call(self, call: _Call) -> None:
         call.ended = True
         self.urc(self.fam.caller_gone)
+        if self.fam.call_released:
+            self.urc(self.fam.call_released)
 
     async def _periodic(self) -> None:
         assert self.config.periodic_interval is not None
@@ -591,7 +604,7 @@ class ModemEmulator:
         finally:
             self._text = None
 
-    async def wait_for(self, predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         """Wait (on events, not sleeps) until ``predicate()`` holds."""
         async with asyncio.timeout(timeout):
             while not predicate():

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from gsm import emulator_pdu as P
+from gsm.at import split_values
 
 if TYPE_CHECKING:
     from gsm.emulator import ModemEmulator
@@ -48,8 +49,7 @@ async def handle(m: ModemEmulator, name: str, rest: str, upper: str) -> Reply:
 
 
 def _args(rest: str) -> list[str]:
-    body = rest[1:] if rest.startswith("=") else rest
-    return [a.strip().strip('"') for a in re.split(r',(?=(?:[^"]*"[^"]*")*[^"]*$)', body)]
+    return split_values(rest[1:] if rest.startswith("=") else rest)
 
 
 def _set_int(rest: str, default: int = 0) -> int:
@@ -64,8 +64,24 @@ async def _ok(m: ModemEmulator, rest: str) -> Reply:
 
 @_on("ATE")
 async def _echo(m: ModemEmulator, rest: str) -> Reply:
-    m.state.echo = not rest.startswith("0")
+    m.state.echo = rest.strip() == "1"  # V.250: a missing value is 0, bare ATE is ATE0
     return [], "OK"
+
+
+# V.250 settings every product sends in its init: only the values the emulator behaves as
+# (verbose, non-quiet result codes) are accepted; ATV0/ATQ1 would change what it writes.
+_V250 = {"ATV": ("1",), "ATQ": ("", "0"), "ATX": ("", "0", "1", "2", "3", "4")}
+
+
+def _v250(values: tuple[str, ...]) -> Handler:
+    async def handler(m: ModemEmulator, rest: str) -> Reply:
+        return [], "OK" if rest.strip() in values else "ERROR"
+
+    return handler
+
+
+for _name, _values in _V250.items():
+    _H[_name] = _v250(_values)
 
 
 @_on("ATI")
@@ -120,7 +136,7 @@ async def _cpin(m: ModemEmulator, rest: str) -> Reply:
     if _args(rest)[0] != m.config.pin:
         return m._cme(16, "incorrect password")
     st.pin_ok = True
-    if m.fam.name in ("simcom", "quectel", "sim7600"):
+    if m.fam.cpin_ready_urc:
         asyncio.get_running_loop().call_soon(m.urc, "+CPIN: READY")
     return [], "OK"
 
@@ -206,9 +222,12 @@ async def _cfun(m: ModemEmulator, rest: str) -> Reply:
 async def _cnmi(m: ModemEmulator, rest: str) -> Reply:
     st = m.state
     if rest == "?":
-        return [f"+CNMI: 2,{st.cnmi_mt},0,{st.cnmi_ds},0"], "OK"
-    a = [int(x) if x.isdigit() else 0 for x in _args(rest)] + [0] * 5
-    st.cnmi_mt, st.cnmi_ds = a[1], a[3]
+        return [f"+CNMI: {st.cnmi_mode},{st.cnmi_mt},{st.cnmi_bm},{st.cnmi_ds},{st.cnmi_bfr}"], "OK"
+    old = [st.cnmi_mode, st.cnmi_mt, st.cnmi_bm, st.cnmi_ds, st.cnmi_bfr]
+    given = _args(rest)[:5]
+    # an omitted value keeps its setting (AT+CNMI=2,1 leaves <ds> alone)
+    a = [int(x) if x.isdigit() else old[i] for i, x in enumerate(given)] + old[len(given) :]
+    st.cnmi_mode, st.cnmi_mt, st.cnmi_bm, st.cnmi_ds, st.cnmi_bfr = a
     asyncio.get_running_loop().call_soon(m.flush_reports)
     return [], "OK"
 
@@ -223,7 +242,7 @@ async def _cpms(m: ModemEmulator, rest: str) -> Reply:
 
 @_on("AT+CMGL")
 async def _cmgl(m: ModemEmulator, rest: str) -> Reply:
-    want = _set_int(rest, 4)
+    want = _set_int(rest, 0)  # 27.005: no <stat> is 0, "received unread", in PDU mode
     lines: list[str] = []
     for i in sorted(m.sim):
         slot = m.sim[i]
@@ -265,6 +284,9 @@ async def _cmgs(m: ModemEmulator, rest: str) -> Reply:
         return [], "+CMS ERROR: 302"  # text mode: not emulated
     length = _set_int(rest, -1)
     inject = m._take_fault("AT+CMGS", "urc_in_prompt")
+    late = m._take_fault("AT+CMGS", "late")
+    if late is not None:
+        await asyncio.sleep(late.after)
     if inject is not None:
         m._write(b"\r\n>\r\n" + inject.text.encode() + b"\r\n ")
     else:
@@ -307,6 +329,8 @@ async def _ata(m: ModemEmulator, rest: str) -> Reply:
     call.answered = True
     if m.fam.huawei_calls:
         asyncio.get_running_loop().call_soon(m.urc, "^CONN:1,0")
+    if m.fam.call_answered:
+        asyncio.get_running_loop().call_soon(m.urc, m.fam.call_answered)
     return [], "OK"
 
 
@@ -317,6 +341,8 @@ async def _hangup(m: ModemEmulator, rest: str) -> Reply:
         call.ended = True
         if m.fam.huawei_calls:
             asyncio.get_running_loop().call_soon(m.urc, "^CEND:1,0,104,16")
+        if m.fam.call_released:
+            asyncio.get_running_loop().call_soon(m.urc, m.fam.call_released)
     return [], "OK"
 
 

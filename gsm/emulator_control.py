@@ -35,7 +35,7 @@ from gsm.emulator_families import FAMILIES, ModemConfig
 MAX_REQUEST = 1 << 20
 _SETTABLE = {"send_time", "report_delay", "report_status", "rssi", "registered", "ring_interval",
              "ussd_delay", "ussd_replies", "ussd_encoding", "time_scale", "operator", "smsc",
-             "failed_destinations", "cnma_timeout"}  # fmt: skip
+             "failed_destinations", "failed_seqs", "cnma_timeout"}  # fmt: skip
 
 
 class ControlError(Exception):
@@ -51,6 +51,14 @@ def _modem(emus: dict[str, ModemEmulator], req: dict[str, Any]) -> ModemEmulator
     if name not in emus:
         raise ControlError(f"no modem {name!r}")
     return emus[name]
+
+
+def _sender(req: dict[str, Any]) -> str:
+    # "from" as in the protocol; "sender" for Python callers, where from is a keyword
+    value = req.get("from", req.get("sender"))
+    if value is None:
+        raise ControlError('say who sends: "from"')
+    return str(value)
 
 
 async def handle_request(emus: dict[str, ModemEmulator], req: dict[str, Any]) -> dict[str, Any]:
@@ -74,16 +82,16 @@ async def handle_request(emus: dict[str, ModemEmulator], req: dict[str, Any]) ->
             kw["duplicate"] = bool(req.get("duplicate", False))
         if req.get("ref") is not None:
             kw["ref"] = int(req["ref"])
-        return {"slots": fn(str(req["from"]), str(req["text"]), **kw)}
+        return {"slots": fn(_sender(req), str(req["text"]), **kw)}
     if op == "call":
-        m.ring(str(req["from"]), rings=int(req.get("rings", 3)))
+        m.ring(_sender(req), rings=int(req.get("rings", 3)))
         return {}
     if op == "hangup":
         m.caller_hangs_up()
         return {}
     if op == "fault":
         m.fault(str(req["kind"]), command=req.get("command"), text=str(req.get("text", "")),
-                count=int(req.get("count", 1)))  # fmt: skip
+                count=int(req.get("count", 1)), after=float(req.get("after", 0.0)))  # fmt: skip
         return {}
     if op == "garbage":
         m.garbage(bytes.fromhex(req["hex"]) if req.get("hex") else None)
@@ -103,7 +111,7 @@ async def handle_request(emus: dict[str, ModemEmulator], req: dict[str, Any]) ->
                 continue
             if k not in _SETTABLE:
                 raise ControlError(f"cannot set {k!r}")
-            setattr(m.config, k, frozenset(v) if k == "failed_destinations" else v)
+            setattr(m.config, k, frozenset(v) if k.startswith("failed_") else v)
         return {}
     raise ControlError(f"unknown op {op!r}")
 
@@ -117,7 +125,7 @@ async def serve_control(emus: dict[str, ModemEmulator], path: str) -> asyncio.Ab
                     if not isinstance(req, dict):
                         raise ControlError("a request is a JSON object")
                     resp = {"ok": True, **await handle_request(emus, req)}
-                except (ControlError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+                except Exception as exc:  # a bad request never stops the emulator
                     resp = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
                 writer.write(json.dumps(resp, ensure_ascii=False).encode() + b"\n")
                 await writer.drain()
@@ -176,7 +184,10 @@ def control(path: str, op: str, **kw: Any) -> dict[str, Any]:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gsm.emulator", description=__doc__.split("\n")[0])
-    p.add_argument("--path", action="append", default=[], help="symlink to create (repeatable)")
+    p.add_argument(
+        "--path", action="append", default=[],
+        help="symlink to create (repeatable); PATH@family overrides --family for that modem",
+    )  # fmt: skip
     p.add_argument("--dir", help="with --modems N: create DIR/modem0 … DIR/modemN-1")
     p.add_argument("--modems", type=int, default=0)
     p.add_argument("--family", default="generic", choices=sorted(FAMILIES))
@@ -200,9 +211,13 @@ async def run(args: argparse.Namespace) -> None:
     if not paths:
         raise SystemExit("give --path (or --dir and --modems)")
     emus: dict[str, ModemEmulator] = {}
-    for i, path in enumerate(paths):
+    for i, spec in enumerate(paths):
+        path, _, family = spec.partition("@")
+        family = family or args.family
+        if family not in FAMILIES:
+            raise SystemExit(f"unknown family {family!r}: " + ", ".join(sorted(FAMILIES)))
         cfg = ModemConfig(
-            family=args.family, send_time=args.send_time, report_delay=args.report_delay,
+            family=family, send_time=args.send_time, report_delay=args.report_delay,
             report_status=args.report_status, time_scale=args.time_scale, pin=args.pin,
             periodic_interval=args.rssi_interval, imei=f"8671234567{i:05d}",
             own_number=f"+7916000{i:04d}",

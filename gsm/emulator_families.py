@@ -25,6 +25,10 @@ class Family:
     vendor: frozenset[str] = frozenset()  # vendor commands it accepts with OK (AT^CURC=0)
     caller_gone: str = "NO CARRIER"  # what an unanswered incoming call ends with
     first_slot: int = 1  # SIM storage index of the first message (Huawei counts from 0)
+    call_created: str = ""  # sent with the first RING (Wavecom "+WIND: 5,1")
+    call_answered: str = ""  # after ATA's OK (SIM7600 "VOICE CALL: BEGIN")
+    call_released: str = ""  # after the call ended, either side (Wavecom "+WIND: 6,1")
+    cpin_ready_urc: bool = False  # "+CPIN: READY" as a URC once the PIN is taken (SIMCom, Quectel)
 
 
 FAMILIES: dict[str, Family] = {
@@ -49,21 +53,25 @@ FAMILIES: dict[str, Family] = {
         Family(
             "simcom", "SIMCOM_Ltd", "SIMCOM_SIM800L", "Revision:1418B05SIM800L24",
             boot_urcs=("RDY", "+CFUN: 1", "+CPIN: READY", "Call Ready", "SMS Ready"),
+            cpin_ready_urc=True,
         ),
         Family(
             "sim7600", "SIMCOM INCORPORATED", "SIMCOM_SIM7600E-H", "LE20B04SIM7600M22",
             boot_urcs=("RDY", "+CPIN: READY", "SMS DONE", "PB DONE"), ussd_encoding="ucs2",
+            call_answered="VOICE CALL: BEGIN", call_released="VOICE CALL: END: 000010",
+            cpin_ready_urc=True,
         ),
         Family(
             "quectel", "Quectel", "EC25", "EC25EFAR06A06M4G",
             boot_urcs=("RDY", "+CFUN: 1", "+CPIN: READY", "+QUSIM: 1", "+QIND: SMS DONE",
                        "+QIND: PB DONE"),
             ussd_encoding="ucs2", vendor=frozenset({"AT+QURCCFG", "AT+QCFG"}),
+            cpin_ready_urc=True,
         ),
         Family(
             "wavecom", "WAVECOM MODEM", "MULTIBAND  900E  1800", "641b09gg.Q2403A",
             boot_urcs=("+WIND: 13", "+WIND: 1", "+WIND: 16", "+WIND: 3", "+WIND: 4"),
-            vendor=frozenset({"AT+WIND"}),
+            vendor=frozenset({"AT+WIND"}), call_created="+WIND: 5,1", call_released="+WIND: 6,1",
         ),
         Family(
             "cinterion", "Cinterion", "BGS2-W", "REVISION 01.301", boot_urcs=("^SYSSTART",),
@@ -93,6 +101,7 @@ class ModemConfig:
     report_delay: float = 2.0  # seconds from +CMGS to the +CDS status report
     report_status: int = 0x00  # TP-ST of the reports: 0 delivered, 0x40+ failed
     failed_destinations: frozenset[str] = frozenset()  # these get TP-ST 0x41 reports
+    failed_seqs: frozenset[int] = frozenset()  # so do these parts of every long message
     cnma_timeout: float = 15.0  # AT+CSMS=1: seconds for the DTE's AT+CNMA
     ring_interval: float = 1.0
     ussd_delay: float = 0.5
@@ -102,6 +111,9 @@ class ModemConfig:
     ussd_encoding: str | None = None  # overrides the family's
     periodic_interval: float | None = None  # ^RSSI every N s (Huawei); None: off
     sim_slots: int = 30
+    # boot lines with the DTE's first bytes (the ESC a product sends on open), not with its
+    # first command line: URCs that arrive while the product is still settling
+    boot_on_input: bool = False
     time_scale: float = 1.0  # multiplies every delay above (0.001 for fast tests)
 
     @property

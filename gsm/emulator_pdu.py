@@ -263,12 +263,16 @@ def encode_deliver(
     text: str,
     *,
     smsc: str,
-    when: float,
-    alphabet: str,
-    concat: tuple[int, int, int] | None = None,  # (ref, seq, total), 8-bit reference
+    when: float | None = None,  # None: now
+    alphabet: str | None = None,  # "gsm7" or "ucs2"; None: GSM 7-bit when the text fits
+    concat: tuple[int, int, int] | None = None,  # (ref, seq, total); ref > 255: 16-bit IE
     tz_quarters: int = 12,
 ) -> str:
     """One SMS-DELIVER as the modem hands it to the DTE (SMSC part first), in hex."""
+    if when is None:
+        when = time.time()
+    if alphabet is None:
+        alphabet = "gsm7" if gsm7_septets(text) is not None else "ucs2"
     udh = b""
     if concat is not None:
         ref, seq, total = concat

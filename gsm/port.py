@@ -19,6 +19,9 @@ What it guarantees:
 * A command in flight when the link is lost fails with :class:`PortDown` and says whether it
   (and, for ``AT+CMGS``, the PDU) had been written: it is **never re-sent** by the port, because
   the modem may have executed it (an SMS sent twice, a number dialled twice).
+* A caller that gives up (its task cancelled) never makes the port write a PDU it will not
+  hear about: an ``AT+CMGS`` still waiting for ``> `` gets ESC instead; one whose PDU was
+  written is counted in ``PortStatus.in_doubt`` (the SMS may have gone: treat it as unknown).
 * Arguments are never logged (a PIN, a phone number): commands appear by name only.
 """
 
@@ -34,10 +37,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import serial
 import serial_asyncio_fast
 
 from gsm.at import (
+    ESC,
     MAX_LINE,
+    Abandon,
     AtCommand,
     AtEngine,
     AtResponse,
@@ -115,6 +121,8 @@ class PortStatus:
     garbage: int
     bad_bytes: int
     reopens: int
+    backoff: float = 0.0  # the next reopen waits about this long
+    in_doubt: int = 0  # AT+CMGS abandoned by its caller after the PDU was written
 
 
 class _Protocol(asyncio.Protocol):
@@ -147,6 +155,9 @@ class AtPort:
         garbage_limit: int = 3,
         error_limit: int = 3,
         max_line: int = MAX_LINE,
+        settle: float = 0.1,
+        settle_max: float = 2.0,
+        stable_after: float = 30.0,
     ) -> None:
         self.path = path
         self.name = name or path
@@ -158,6 +169,13 @@ class AtPort:
         self.backoff_max = backoff_max
         self.garbage_limit = garbage_limit
         self.error_limit = error_limit
+        self.settle = settle
+        self.settle_max = settle_max
+        # up this long before going down again: the backoff starts over; a modem that answers
+        # the probe and then times out every time is reopened ever more slowly, not twice a second
+        self.stable_after = stable_after
+        self._backoff = backoff_initial
+        self._settling: asyncio.Event | None = None
         self._engine = AtEngine(max_line)
         self._futures: dict[int, asyncio.Future[AtResponse]] = {}
         self._checks: dict[int, tuple[bool, bool]] = {}  # token -> (raise on error, counts)
@@ -174,7 +192,9 @@ class AtPort:
         self._timer: asyncio.TimerHandle | None = None
         self._garbage_run = 0
         self._error_run = 0
+        self._gave_up = False
         self.reopens = 0
+        self.in_doubt = 0  # AT+CMGS whose caller gave up after the PDU was written
 
     # -- public -------------------------------------------------------------------------------
     @property
@@ -190,6 +210,7 @@ class AtPort:
             self.path, self._state, "" if self.is_up else self._reason, self._last_error,
             self._since, self._engine.queued + int(self._engine.busy), self._engine.urcs,
             self._engine.framer.garbage, self._engine.framer.bad_bytes, self.reopens,
+            self._backoff, self.in_doubt,
         )  # fmt: skip
 
     def subscribe(self, prefix: str, callback: UrcCallback) -> Callable[[], None]:
@@ -201,6 +222,7 @@ class AtPort:
         """Returns at once: opening (and reopening) is the port's background job."""
         if self._task is not None:
             return
+        self._gave_up = False
         self._set_state(PortState.DOWN, "opening")
         self._task = asyncio.create_task(self._run(), name=f"at-port {self.name}")
 
@@ -214,11 +236,22 @@ class AtPort:
         self._engine.reset(FailReason.CONNECTION_LOST, "port stopped")
         self._set_state(PortState.STOPPED, "stopped")
         self._dispatch()
-        for fut in self._futures.values():
-            if not fut.done():
-                fut.set_exception(PortDown("port stopped"))
-        self._futures.clear()
-        self._checks.clear()
+        self._fail_queued("port stopped")
+
+    def _fail_queued(self, reason: str) -> None:
+        for token in self._engine.drop_queue():
+            fut = self._futures.pop(token, None)
+            self._checks.pop(token, None)
+            if fut is not None and not fut.done():
+                fut.set_exception(PortDown(reason))
+
+    def _fail_urgent(self, reason: str) -> None:
+        # queued urgent commands are the init of the link just lost: the next open runs its own
+        for token in self._engine.drop_urgent():
+            fut = self._futures.pop(token, None)
+            self._checks.pop(token, None)
+            if fut is not None and not fut.done():
+                fut.set_exception(PortDown(reason))
 
     async def wait_up(self) -> None:
         await self._up.wait()
@@ -229,6 +262,13 @@ class AtPort:
             self._changed.clear()
             await self._changed.wait()
         return self._state
+
+    async def wait_until(self, predicate: Callable[[PortStatus], bool]) -> PortStatus:
+        """Wait until ``predicate(status())`` holds, woken on every state or reason change."""
+        while not predicate(st := self.status()):
+            self._changed.clear()
+            await self._changed.wait()
+        return st
 
     async def command(
         self,
@@ -249,21 +289,32 @@ class AtPort:
         instead of queueing while the port is down. ``urgent``: for ``on_up`` (runs first)."""
         if self._state is PortState.STOPPED:
             raise PortDown("port stopped")
+        if self._gave_up:
+            raise PortDown(self._reason)
         if not wait and not self.is_up and not urgent:
+            raise PortDown(self._reason)
+        if urgent and self._state is not PortState.OPENING:
+            # urgent is the init of one open device; once it is lost nothing would run it
             raise PortDown(self._reason)
         cmd = AtCommand(text, timeout, pdu, prompt_timeout, expect, urgent)
         token = self._engine.submit(cmd)
         fut: asyncio.Future[AtResponse] = asyncio.get_running_loop().create_future()
         self._futures[token] = fut
         self._checks[token] = (check, not (may_fail or urgent))
+        self._changed.set()  # the queue grew: wait_until(queued == n) sees it
         self._pump()
         try:
             return await fut
         except asyncio.CancelledError:
-            # a caller that gave up before the command was written takes it out of the queue
-            self._engine.cancel(token)
+            # the caller gave up: queued, it is dropped; an AT+CMGS still waiting for "> " is
+            # cancelled with ESC (its PDU never goes); written, its answer will be dropped
             self._futures.pop(token, None)
             self._checks.pop(token, None)
+            if self._engine.abandon(token) is Abandon.IN_DOUBT:
+                self.in_doubt += 1
+                log.warning("modem %s: %s abandoned after its PDU was written: the SMS may "
+                            "have been sent", self.name, command_name(text))  # fmt: skip
+            self._pump()  # the ESC
             raise
 
     def mark_down(self, reason: str) -> None:
@@ -273,15 +324,20 @@ class AtPort:
             return
         log.warning("modem %s down: %s", self.name, reason)
         self._last_error = reason
+        self._go_down(reason)
+        self._fail_urgent(reason)
+        self._down.set()
+
+    def _go_down(self, reason: str) -> None:
+        """DOWN with ``reason``; the device closed; what was in flight failed and reported."""
         self._set_state(PortState.DOWN, reason)
         self._close()
         self._engine.reset(FailReason.CONNECTION_LOST, reason)
         self._dispatch()
-        self._down.set()
 
     # -- the reopen loop ----------------------------------------------------------------------
     async def _run(self) -> None:
-        backoff = self.backoff_initial
+        self._backoff = self.backoff_initial
         loop = asyncio.get_running_loop()
         while True:
             self._down.clear()
@@ -292,10 +348,9 @@ class AtPort:
             except PortGaveUp as exc:
                 reason = f"gave up: {exc}"
                 self._last_error = reason
-                self._set_state(PortState.DOWN, reason)
-                self._close()
-                self._engine.reset(FailReason.CONNECTION_LOST, reason)
-                self._dispatch()
+                self._gave_up = True
+                self._go_down(reason)
+                self._fail_queued(reason)  # nothing would ever run them
                 self._task = None
                 log.error("modem %s: %s", self.name, reason)
                 return
@@ -303,19 +358,21 @@ class AtPort:
                 reason = self._reason if isinstance(exc, PortDown) else _describe(exc, self.path)
                 if self._state is not PortState.DOWN:
                     self._last_error = reason
-                    self._set_state(PortState.DOWN, reason)
-                    self._close()
-                    self._engine.reset(FailReason.CONNECTION_LOST, reason)
-                    self._dispatch()
+                    self._go_down(reason)
                 elif not isinstance(exc, PortDown):
-                    self._reason = reason
-                delay = backoff * random.uniform(0.8, 1.2)
-                backoff = min(backoff * 2, self.backoff_max)
-                await asyncio.sleep(delay)
+                    self._set_state(PortState.DOWN, reason)  # a new reason wakes the waiters
+                await asyncio.sleep(self._next_delay())
                 continue
-            backoff = self.backoff_initial
+            up_at = loop.time()
             await self._down.wait()
-            await asyncio.sleep(self.backoff_initial * random.uniform(0.8, 1.2))
+            if loop.time() - up_at >= self.stable_after:
+                self._backoff = self.backoff_initial
+            await asyncio.sleep(self._next_delay())
+
+    def _next_delay(self) -> float:
+        delay = self._backoff * random.uniform(0.8, 1.2)
+        self._backoff = min(self._backoff * 2, self.backoff_max)
+        return delay
 
     async def _open(self, loop: asyncio.AbstractEventLoop) -> None:
         if not os.path.exists(self.path):
@@ -331,7 +388,26 @@ class AtPort:
         self._set_state(PortState.OPENING, "probing")
         self._garbage_run = 0
         self._error_run = 0
-        await self.command(self.probe, timeout=self.probe_timeout, urgent=True)
+        for _ in range(3):
+            await self._settle(proto)
+            if self._proto is not proto:
+                raise PortDown(self._reason)  # unplugged while settling: no probe to a dead link
+            r = await self.command(self.probe, timeout=self.probe_timeout, urgent=True)
+            if r.lines:
+                # "AT" has no information lines: these belong to a command of our previous life
+                # still running in the modem (a +CMGS answer seconds later): settle once more
+                log.warning("modem %s: stale answer after open dropped", self.name)
+                continue
+            # A bare OK of that earlier command, late, looks just like the probe's; then the
+            # probe's own OK still follows, and taken for the next command's answer it would
+            # put every answer one behind. Quiet again with no final code: in step.
+            stray = self._engine.stray
+            await self._settle(proto, esc=False)
+            if self._proto is not proto:
+                raise PortDown(self._reason)
+            if self._engine.stray == stray:
+                break
+            log.warning("modem %s: a late final code after open; probing again", self.name)
         if self.on_up is not None:
             await self.on_up(self)
         if self._proto is not proto:
@@ -340,10 +416,37 @@ class AtPort:
         log.info("modem %s up (%s)", self.name, self.path)
         self._pump()
 
+    async def _settle(self, proto: _Protocol, *, esc: bool = True) -> None:
+        """A modem left waiting for a PDU (we died between ``> `` and Ctrl-Z) would take our
+        probe as text: ESC cancels it, and nothing is sent. Then the probe waits until the
+        modem has been quiet for ``settle`` seconds (at most ``settle_max``): the answer to a
+        command of our previous life, or a reply to the ESC, comes with nothing in flight (a
+        stray final code, dropped), while URCs are routed as usual."""
+        if esc and isinstance(proto.transport, asyncio.WriteTransport):
+            proto.transport.write(ESC)
+        self._settling = asyncio.Event()
+        try:
+            async with asyncio.timeout(self.settle_max):
+                while True:
+                    self._settling.clear()
+                    try:
+                        async with asyncio.timeout(self.settle):
+                            await self._settling.wait()
+                    except TimeoutError:
+                        return
+        except TimeoutError:
+            log.warning("modem %s keeps talking after open; probing anyway", self.name)
+        finally:
+            self._settling = None
+
     # -- pumping ------------------------------------------------------------------------------
     def _data(self, proto: _Protocol, data: bytes) -> None:
         if proto is not self._proto:
             return
+        if self._settling is not None:
+            # only the probe waits for quiet: with nothing in flight a stale final code is a
+            # stray, and a +CDS, +CMTI, RING or "SMS Ready" said meanwhile reaches its handler
+            self._settling.set()
         self._engine.receive_data(data)
         self._pump()
 
@@ -392,7 +495,8 @@ class AtPort:
 
     def _deliver(self, urc: Urc) -> None:
         if not urc.known:
-            log.info("modem %s: unknown unsolicited line %s", self.name, urc.name[:20])
+            # its size only: an unknown line may carry a customer's text
+            log.info("modem %s: unknown unsolicited line (%d chars)", self.name, len(urc.line))
         for cb in (*self._subs.get(urc.name, ()), *self._subs.get("*", ())):
             try:
                 cb(urc)
@@ -401,7 +505,7 @@ class AtPort:
 
     def _finish(self, ev: CommandDone) -> None:
         fut = self._futures.pop(ev.token, None)
-        check, counts = self._checks.pop(ev.token, (True, True))
+        check, counts = self._checks.pop(ev.token, (True, False))  # none: its caller left
         resp = ev.response
         if resp.final in _ERROR_FINALS:
             if counts:
@@ -455,4 +559,7 @@ def _describe(exc: BaseException, path: str) -> str:
         return f"device {path} not present (unplugged?)"
     if isinstance(exc, AtCommandError):
         return f"init failed: {exc}"
-    return f"cannot open {path}: {exc}"
+    if isinstance(exc, OSError | serial.SerialException):
+        return f"cannot open {path}: {exc}"
+    log.error("modem %s: init failed", path, exc_info=exc)  # a bug in on_up: show it
+    return f"init failed: {type(exc).__name__}: {exc}"

@@ -43,7 +43,7 @@ async def emu(tmp_path, config: ModemConfig) -> AsyncIterator[ModemEmulator]:
 
 @pytest.fixture
 async def port(emu: ModemEmulator) -> AsyncIterator[AtPort]:
-    p = AtPort(emu.path, backoff_initial=0.02, backoff_max=0.2, probe_timeout=1.0)
+    p = AtPort(emu.path, backoff_initial=0.02, backoff_max=0.2, probe_timeout=1.0, settle=0.02)
     await p.start()
     await p.wait_up()
     yield p

@@ -7,6 +7,9 @@ import itertools
 import pytest
 
 from gsm.at import (
+    ESC,
+    ESC_QUIET,
+    Abandon,
     AtCommand,
     AtEngine,
     AtFramer,
@@ -131,16 +134,16 @@ def test_three_cmti_one_after_another_all_delivered() -> None:
 
 
 def test_cds_header_and_pdu_line_at_every_split() -> None:
-    wire = b"\r\n+CDS: 25\r\n07919761989901F006\r\n"
+    wire = b"\r\n+CDS: 1\r\n07919761989901F006\r\n"
     for _, ev in every_split([], wire):
-        assert kinds(ev) == [("urc", "+CDS", "+CDS: 25", "07919761989901F006")]
+        assert kinds(ev) == [("urc", "+CDS", "+CDS: 1", "07919761989901F006")]
 
 
 def test_cds_pdu_stays_with_its_header_during_a_command() -> None:
-    wire = b"\r\n+CDS: 25\r\n0791AB\r\n+CSQ: 20,99\r\n\r\nOK\r\n"
+    wire = b"\r\n+CDS: 2\r\n0006AB\r\n+CSQ: 20,99\r\n\r\nOK\r\n"
     for _, ev in every_split([AtCommand("AT+CSQ")], wire):
         assert kinds(ev) == [
-            ("urc", "+CDS", "+CDS: 25", "0791AB"),
+            ("urc", "+CDS", "+CDS: 2", "0006AB"),
             ("done", "AT+CSQ", Final.OK, ("+CSQ: 20,99",)),
         ]
 
@@ -151,6 +154,65 @@ def test_cusd_multiline_text_is_one_urc() -> None:
         (u,) = ev
         assert u.name == "+CUSD"
         assert split_args(u.line) == ["0", "Balance: 12.50 r.\nTariff: Smart\n\nBye", "15"]
+
+
+def test_cusd_with_an_odd_quote_does_not_swallow_the_stream() -> None:
+    wire = b'\r\n+CUSD: 0,"Tariff "Smart",15\r\n\r\nOK\r\n\r\n+CMTI: "SM",3\r\n'
+    for _, ev in every_split([AtCommand('AT+CUSD=1,"*100#",15')], wire):
+        assert kinds(ev) == [
+            ("urc", "+CUSD", '+CUSD: 0,"Tariff "Smart",15', None),
+            ("done", 'AT+CUSD=1,"*100#",15', Final.OK, ()),
+            ("urc", "+CMTI", '+CMTI: "SM",3', None),
+        ]
+
+
+def test_an_unclosed_cusd_text_ends_at_a_final_code_a_urc_or_a_line_cap() -> None:
+    _, ev = run([AtCommand("AT+CSQ")], b'\r\n+CUSD: 0,"cut\r\nshort\r\n\r\nOK\r\n')
+    assert kinds(ev) == [
+        ("urc", "+CUSD", '+CUSD: 0,"cut\nshort', None),
+        ("done", "AT+CSQ", Final.OK, ()),
+    ]
+    _, ev = run([], b'\r\n+CUSD: 0,"cut\r\nRING\r\n+CMTI: "SM",3\r\n')
+    assert [(u.name, u.line) for u in ev] == [
+        ("+CUSD", '+CUSD: 0,"cut'), ("RING", "RING"), ("+CMTI", '+CMTI: "SM",3'),
+    ]  # fmt: skip
+    _, ev = run([], b'\r\n+CUSD: 0,"open' + b"\r\nline" * 30 + b"\r\nOK\r\n")
+    assert ev[0].name == "+CUSD" and ev[0].line.count("line") == 24
+    assert [type(e).__name__ for e in ev[1:]] == ["Urc"] * 6 + ["Garbage"]
+
+
+def test_unknown_prefixed_lines_during_a_command_are_urcs_not_its_reply() -> None:
+    wire = b"\r\n^HCSQ2:1\r\n+CSQ: 20,99\r\n+CMGS: 5\r\n\r\nOK\r\n"
+    for _, ev in every_split([AtCommand("AT+CSQ")], wire):
+        assert ev[:2] == [
+            Urc("^HCSQ2", "^HCSQ2:1", known=False),
+            Urc("+CMGS", "+CMGS: 5", known=False),
+        ]
+        assert kinds(ev[2:]) == [("done", "AT+CSQ", Final.OK, ("+CSQ: 20,99",))]
+    # a command with no reply prefix of its own (ATI) keeps them: Huawei's +GCAP
+    _, ev = run([AtCommand("ATI")], b"\r\nModel: E1550\r\n+GCAP: +CGSM\r\n\r\nOK\r\n")
+    assert kinds(ev) == [("done", "ATI", Final.OK, ("Model: E1550", "+GCAP: +CGSM"))]
+
+
+def test_a_pdu_line_must_have_the_length_its_header_says() -> None:
+    # the header's PDU never came; AT+CGSN's 16-digit IMEISV is hex-shaped but not 25 octets
+    wire = b"\r\n+CDS: 25\r\n8671234567890123\r\n\r\nOK\r\n"
+    for _, ev in every_split([AtCommand("AT+CGSN")], wire):
+        assert kinds(ev) == [
+            ("urc", "+CDS", "+CDS: 25", None),
+            ("done", "AT+CGSN", Final.OK, ("8671234567890123",)),
+        ]
+    # +CMT: [<alpha>],<length>; a PDU without the SMSC part is taken too
+    _, ev = run([], b'\r\n+CMT: "",2\r\n0006AB\r\n+CMT: ,2\r\n06AB\r\n')
+    assert [u.pdu for u in ev] == ["0006AB", "06AB"]
+
+
+def test_reset_emits_a_pending_pdu_header_without_its_pdu() -> None:
+    eng = AtEngine()
+    eng.receive_data(b"\r\n+CDS: 25\r\n")
+    assert eng.events() == []
+    eng.reset()
+    assert kinds(eng.events()) == [("urc", "+CDS", "+CDS: 25", None)]
 
 
 def test_cusd_reply_vs_urc() -> None:
@@ -175,6 +237,30 @@ def test_creg_reply_vs_urc() -> None:
     # with no query in flight, the same reply-shaped line is a URC
     _, ev = run([AtCommand("AT+CSQ")], b"\r\n+CREG: 5\r\n+CSQ: 9,99\r\nOK\r\n")
     assert kinds(ev)[0] == ("urc", "+CREG", "+CREG: 5", None)
+
+
+def test_creg_urc_with_an_unquoted_lac_is_not_the_reply() -> None:
+    wire = b"\r\n+CREG: 1,1234,5678\r\n+CREG: 0,1\r\n\r\nOK\r\n"
+    _, ev = run([AtCommand("AT+CREG?")], wire)
+    assert kinds(ev) == [
+        ("urc", "+CREG", "+CREG: 1,1234,5678", None),
+        ("done", "AT+CREG?", Final.OK, ("+CREG: 0,1",)),
+    ]
+
+
+def test_a_textless_cusd_during_a_ussd_request_is_the_networks_answer() -> None:
+    _, ev = run([AtCommand('AT+CUSD=1,"*100#",15')], b"\r\n+CUSD: 0\r\n\r\nOK\r\n")
+    assert kinds(ev) == [
+        ("urc", "+CUSD", "+CUSD: 0", None),
+        ("done", 'AT+CUSD=1,"*100#",15', Final.OK, ()),
+    ]
+
+
+def test_prompt_after_a_nul() -> None:
+    for wire in (b"\r\n\x00> ", b"\r\n\x00>\r\n"):
+        f = AtFramer()
+        f.expect_prompt = True
+        assert f.feed(wire) == [PromptReceived()]
 
 
 def test_clip_reply_vs_urc() -> None:
@@ -259,7 +345,7 @@ def test_line_length_cap() -> None:
     assert out == [Garbage(GarbageKind.OVERSIZED, 200), LineReceived("OK")]
     # an unterminated +CUSD text cannot grow without bound either
     f = AtFramer(max_line=64)
-    out = f.feed(b'\r\n+CUSD: 0,"' + b"x\r\n" * 40 + b'",15\r\nOK\r\n')
+    out = f.feed(b'\r\n+CUSD: 0,"' + b"x" * 20 + b"\r\n" + b"y" * 50 + b'",15\r\nOK\r\n')
     assert out[-1] == LineReceived("OK")
     assert any(isinstance(o, Garbage) for o in out)
 
@@ -363,3 +449,81 @@ def test_a_command_that_would_inject_another_is_refused(cmd: AtCommand) -> None:
     with pytest.raises(ValueError, match="AT\\+C"):
         eng.submit(cmd)
     assert eng.queued == 0
+
+
+def test_cds_header_without_its_pdu_does_not_eat_the_final() -> None:
+    _, ev = run([AtCommand("AT+CSQ")], b"\r\n+CDS: 25\r\n\r\nOK\r\n")
+    assert kinds(ev) == [("urc", "+CDS", "+CDS: 25", None), ("done", "AT+CSQ", Final.OK, ())]
+
+
+def test_simcom_7600_and_cinterion_lines_are_urcs() -> None:
+    wire = (
+        b"\r\nSMS DONE\r\n\r\nPB DONE\r\n\r\nVOICE CALL: BEGIN\r\n\r\nVOICE CALL: END: 000012\r\n"
+    )
+    _, ev = run([AtCommand("AT")], wire + b"\r\n^SHUTDOWN\r\n\r\nOK\r\n")
+    assert [e.name for e in ev if isinstance(e, Urc)] == [
+        "SMS DONE", "PB DONE", "VOICE CALL", "VOICE CALL", "^SHUTDOWN",
+    ]  # fmt: skip
+    assert all(e.known for e in ev if isinstance(e, Urc))
+
+
+def test_split_args_quotes_and_colons() -> None:
+    assert split_args('+COPS: 0,0,"MTS, RUS: 1",7') == ["0", "0", "MTS, RUS: 1", "7"]
+    assert split_args("+CMGL: 1,0,,23") == ["1", "0", "", "23"]
+
+
+def test_abandoned_cmgs_before_the_prompt_writes_esc_never_the_pdu() -> None:
+    eng = AtEngine()
+    token = eng.submit(AtCommand("AT+CMGS=5", pdu="0011AABBCC", prompt_timeout=5))
+    nxt = eng.submit(AtCommand("AT+CSQ"))
+    eng.advance(0.0)
+    assert eng.data_to_send() == b"AT+CMGS=5\r"
+    assert eng.abandon(token) is Abandon.CANCELLED
+    assert eng.data_to_send() == ESC
+    eng.receive_data(b"\r\n> ")
+    eng.advance(1.0)
+    assert eng.data_to_send() == ESC  # in place of the PDU
+    eng.advance(1.0 + ESC_QUIET - 0.01)
+    assert eng.data_to_send() == b"" and eng.busy  # a modem may still answer the ESC
+    eng.advance(1.0 + ESC_QUIET)
+    assert eng.data_to_send() == b"AT+CSQ\r"
+    ev = eng.events()
+    assert [(type(e).__name__, e.token) for e in ev] == [("CommandFailed", token)]
+    assert ev[0].reason is FailReason.ABANDONED and not ev[0].pdu_written
+    eng.receive_data(b"\r\n+CSQ: 20,99\r\n\r\nOK\r\n")
+    (done,) = eng.events()
+    assert done.token == nxt and done.response.lines == ("+CSQ: 20,99",)
+
+
+def test_abandoned_cmgs_whose_esc_is_answered_keeps_the_next_answer_in_step() -> None:
+    eng = AtEngine()
+    token = eng.submit(AtCommand("AT+CMGS=5", pdu="0011AABBCC"))
+    nxt = eng.submit(AtCommand("AT+CSQ"))
+    eng.advance(0.0)
+    eng.data_to_send()
+    eng.abandon(token)
+    eng.receive_data(b"\r\n> ")
+    eng.advance(0.1)
+    eng.receive_data(b"\r\nERROR\r\n")  # this modem answers the ESC
+    eng.advance(0.2)
+    assert eng.data_to_send() == ESC + ESC + b"AT+CSQ\r"
+    assert [e.token for e in eng.events()] == [token]
+    eng.receive_data(b"\r\n+CSQ: 20,99\r\n\r\nOK\r\n")
+    assert [(e.token, e.response.lines) for e in eng.events()] == [(nxt, ("+CSQ: 20,99",))]
+
+
+def test_abandoned_cmgs_after_the_pdu_is_in_doubt_and_its_answer_is_not_the_next() -> None:
+    eng = AtEngine()
+    token = eng.submit(AtCommand("AT+CMGS=5", pdu="0011AABBCC"))
+    nxt = eng.submit(AtCommand("AT+CSQ"))
+    eng.advance(0.0)
+    eng.receive_data(b"\r\n> ")
+    eng.advance(0.1)
+    assert eng.data_to_send() == b"AT+CMGS=5\r0011AABBCC\x1a"
+    assert eng.abandon(token) is Abandon.IN_DOUBT
+    assert eng.abandon(nxt) is Abandon.DROPPED
+    assert eng.abandon(nxt) is Abandon.UNKNOWN
+    eng.receive_data(b"\r\n+CMGS: 7\r\n\r\nOK\r\n")
+    eng.advance(0.2)
+    assert [e.token for e in eng.events()] == [token]
+    assert eng.data_to_send() == b"" and not eng.busy

@@ -25,7 +25,7 @@ URCS = [
     (["^RSSI:17"], ("^RSSI", "^RSSI:17", None)),
     (['+CREG: 1,"00A1","1B2C",7'], ("+CREG", '+CREG: 1,"00A1","1B2C",7', None)),
     (['+CUSD: 0,"Bal', 'ance",15'], ("+CUSD", '+CUSD: 0,"Bal\nance",15', None)),
-    (["+CDS: 25", "0791AABB"], ("+CDS", "+CDS: 25", "0791AABB")),
+    (["+CDS: 3", "0006AABB"], ("+CDS", "+CDS: 3", "0006AABB")),
     (["NO CARRIER"], ("NO CARRIER", "NO CARRIER", None)),
     (["+CUSD: 2"], ("+CUSD", "+CUSD: 2", None)),
 ]

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import sys
-from collections import deque
 
 import pytest
 import serial_asyncio_fast
@@ -14,10 +13,11 @@ import serial_asyncio_fast
 from gsm.at import split_args
 from gsm.emulator import ModemEmulator
 from gsm.emulator_commands import encode_ussd
-from gsm.emulator_control import EmulatorClient, control
+from gsm.emulator_control import ControlError, EmulatorClient, control
 from gsm.emulator_families import ModemConfig
 from gsm.emulator_pdu import gsm7_septets, septets_text, unpack7
-from gsm.port import AtPort, PortState
+from gsm.emulator_pty import PtyLink
+from gsm.port import AtPort, AtTimeout, PortState
 from tests.gsm.conftest import submit_pdu
 from tests.gsm.test_port import Urcs
 
@@ -147,9 +147,23 @@ class TestSms:
         r = await port.command(f"AT+CMGR={u.args[1]}")
         assert bytes.fromhex(r.lines[1])[-1] == 0x41
 
+    async def test_report_faults_per_part(self, emu: ModemEmulator, port: AtPort) -> None:
+        await port.command("AT+CNMI=2,1,0,1,0")
+        urcs = Urcs(port, "+CDS")
+        emu.fault("no_report")
+        emu.fault("report_failed")
+        emu.config.failed_seqs = frozenset({3})
+        mrs = [
+            await self.send(port, "+79161234567", f"part {i}", concat=(9, i, 4))
+            for i in (1, 2, 3, 4)
+        ]
+        got = await urcs.wait(3)
+        status = {b[b[0] + 2]: b[-1] for b in (bytes.fromhex(u.pdu) for u in got)}
+        assert status == {mrs[1]: 0x41, mrs[2]: 0x41, mrs[3]: 0x00}  # part 1: no report
+
     async def test_no_report_until_cnmi_set(self, emu: ModemEmulator, port: AtPort) -> None:
         await self.send(port, "+79161234567", "early")
-        await emu.wait_for(lambda: len(emu._pending_reports) == 1)
+        await emu.wait_for(lambda: len(emu.held_reports) == 1)
         urcs = Urcs(port, "+CDS")
         await port.command("AT+CNMI=2,1,0,1,0")
         assert len(await urcs.wait(1)) == 1
@@ -164,10 +178,22 @@ class TestSms:
 
     async def test_lost_answer_still_logged(self, emu: ModemEmulator, port: AtPort) -> None:
         emu.fault("lost_answer", command="AT+CMGS")
-        with pytest.raises(Exception, match="no answer"):
-            pdu, n = submit_pdu("+79161234567", "gone?")
+        pdu, n = submit_pdu("+79161234567", "gone?")
+        with pytest.raises(AtTimeout, match="no answer") as exc:
             await port.command(f"AT+CMGS={n}", pdu=pdu, timeout=0.3)
+        assert exc.value.pdu_written  # so the caller marks it "unknown", never re-sends
         assert [s.text for s in emu.sent] == ["gone?"]
+
+    async def test_no_prompt_times_out_with_nothing_written(
+        self, emu: ModemEmulator, port: AtPort
+    ) -> None:
+        emu.fault("no_answer", command="AT+CMGS")
+        pdu, n = submit_pdu("+79161234567", "never")
+        with pytest.raises(AtTimeout) as exc:
+            await port.command(f"AT+CMGS={n}", pdu=pdu, prompt_timeout=0.3)
+        assert exc.value.written and not exc.value.pdu_written
+        await port.wait_up()
+        assert emu.sent == [] and emu.received_pdus == []
 
 
 class TestAcknowledgement:
@@ -180,6 +206,7 @@ class TestAcknowledgement:
     async def test_acknowledged_report_is_not_repeated(
         self, emu: ModemEmulator, port: AtPort
     ) -> None:
+        emu.config.cnma_timeout = 60_000.0  # a slow machine must not make the ack late
         await port.command("AT+CSMS=1")
         await port.command("AT+CNMI=2,1,0,1,0")
         urcs = Urcs(port, "+CDS")
@@ -188,7 +215,7 @@ class TestAcknowledgement:
         await port.command("AT+CNMA")
         r = await port.command("AT+CNMA", check=False, may_fail=True)
         assert r.final_text == "+CMS ERROR: 340"  # nothing left to acknowledge
-        assert emu._pending_reports == deque() and emu.state.cnmi_ds == 1
+        assert emu.held_reports == () and emu.state.cnmi_ds == 1
 
     async def test_report_to_a_dead_product_comes_back_after_restart(
         self, emu: ModemEmulator, port: AtPort
@@ -225,7 +252,7 @@ class TestAcknowledgement:
 
     async def test_pending_reports_survive_a_replug(self, emu: ModemEmulator, port: AtPort) -> None:
         await TestSms().send(port, "+79161234567", "no cnmi yet")
-        await emu.wait_for(lambda: len(emu._pending_reports) == 1)
+        await emu.wait_for(lambda: len(emu.held_reports) == 1)
         emu.unplug()
         emu.plug()
         await port.wait_state(PortState.DOWN, PortState.OPENING)
@@ -255,20 +282,22 @@ class TestCalls:
         await urcs.wait(1)
         await port.command("ATA")
         await port.command("AT+CHUP")
-        got = await urcs.wait(3)
-        assert [u.name for u in got][-2:] == ["^CONN", "^CEND"]
+        got = await urcs.until(lambda items: items[-1].name == "^CEND")
+        assert [u.name for u in got if u.name != "RING"] == ["^CONN", "^CEND"]
 
     async def test_generic_caller_hangs_up_no_carrier(self, tmp_path) -> None:
         async with ModemEmulator(str(tmp_path / "m"), ModemConfig(time_scale=0.001)) as e:
             p = AtPort(e.path, backoff_initial=0.02)
             await p.start()
             try:
+                await p.wait_up()
                 urcs = Urcs(p)
                 e.ring("89161234567", rings=1000)
                 await urcs.wait(1)
                 await p.command("ATA")
                 e.caller_hangs_up()
-                got = await urcs.wait(2)
+                # RINGs 1 ms apart may still be on the way when ATA answers
+                got = await urcs.until(lambda items: items[-1].name != "RING")
                 assert got[-1].name == "NO CARRIER"
                 assert (await p.command("ATA", check=False)).final_text == "NO CARRIER"
             finally:
@@ -350,9 +379,9 @@ async def test_family_boot_urcs_at_power_up_and_after_replug(
 
 
 async def test_huawei_quirks(tmp_path) -> None:
-    cfg = ModemConfig(time_scale=0.001, family="huawei", periodic_interval=5.0)
+    cfg = ModemConfig(time_scale=0.001, family="huawei", periodic_interval=50.0)
     async with ModemEmulator(str(tmp_path / "m"), cfg) as e:
-        p = AtPort(e.path, backoff_initial=0.02)
+        p = AtPort(e.path, backoff_initial=0.02, settle=0.02)
         rssi = Urcs(p, "^RSSI")
         await p.start()
         try:
@@ -391,20 +420,21 @@ async def test_emulator_as_its_own_process(tmp_path) -> None:
     log = tmp_path / "sent.jsonl"
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gsm.emulator", "--dir", str(tmp_path), "--modems", "2",
+        "--path", f"{tmp_path}/sim800@simcom",
         "--control", ctl, "--send-log", str(log), "--send-time", "0.01", "--family", "huawei",
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
         async with asyncio.timeout(20):
             ready = json.loads(await proc.stdout.readline())
-        assert ready["ready"] and set(ready["modems"]) == {"modem0", "modem1"}
+        assert ready["ready"] and set(ready["modems"]) == {"modem0", "modem1", "sim800"}
         client = EmulatorClient(ctl)
         p = AtPort(ready["modems"]["modem1"], backoff_initial=0.02)
         await p.start()
         try:
             await p.command("AT+CNMI=2,1,0,1,0")
             urcs = Urcs(p, "+CMTI")
-            await client.request("sms", modem="modem1", **{"from": "+79161234567"}, text="Hi")
+            await client.request("sms", modem="modem1", sender="+79161234567", text="Hi")
             await urcs.wait(1)
             pdu, n = submit_pdu("+79161234567", "out")
             await p.command(f"AT+CMGS={n}", pdu=pdu)
@@ -416,8 +446,12 @@ async def test_emulator_as_its_own_process(tmp_path) -> None:
             assert not os.path.lexists(ready["modems"]["modem1"])
             await client.request("plug", modem="modem1")
             await p.wait_up()
-            with pytest.raises(Exception, match="no modem"):
+            with pytest.raises(ControlError, match="no modem"):
                 await client.request("sms", modem="nope", **{"from": "1"}, text="x")
+            p2 = AtPort(ready["modems"]["sim800"], settle=0.02)
+            await p2.start()
+            assert (await p2.command("AT+CGMM")).lines == ("SIMCOM_SIM800L",)
+            await p2.stop()
             status = await asyncio.to_thread(control, ctl, "status")
             assert status["modem1"]["sent"] == 1 and status["modem0"]["sent"] == 0
         finally:
@@ -427,3 +461,70 @@ async def test_emulator_as_its_own_process(tmp_path) -> None:
         proc.terminate()
         await proc.wait()
     assert not os.path.lexists(tmp_path / "modem0")
+
+
+async def test_store_pdu_as_is(emu: ModemEmulator, port: AtPort) -> None:
+    slot = emu.store_pdu("0791448720003023240DD0E4")  # cut short: stored all the same
+    r = await port.command(f"AT+CMGR={slot}")
+    assert r.lines[1] == "0791448720003023240DD0E4"
+
+
+@pytest.mark.parametrize(
+    ("family", "want"),
+    [
+        ("sim7600", ["RING", "VOICE CALL", "NO CARRIER", "VOICE CALL"]),
+        ("wavecom", ["+WIND", "RING", "NO CARRIER", "+WIND"]),
+    ],
+)
+async def test_family_call_urcs(tmp_path, family: str, want: list[str]) -> None:
+    cfg = ModemConfig(family=family, time_scale=0.001)
+    async with ModemEmulator(str(tmp_path / "m"), cfg) as e:
+        p = AtPort(e.path, settle=0.02)
+        await p.start()
+        try:
+            await p.wait_up()
+            urcs = Urcs(p)
+            e.ring("+79161234567", rings=1000)
+            await urcs.until(lambda items: any(u.name == "RING" for u in items))
+            await p.command("ATA")
+            e.caller_hangs_up()
+            got = await urcs.until(lambda items: len(items) >= 2 and items[-1].name == want[-1]
+                                   and items[-2].name == "NO CARRIER")  # fmt: skip
+            names = [u.name for u in got]
+            dedup = [n for i, n in enumerate(names) if n != "RING" or "RING" not in names[:i]]
+            assert dedup == want
+        finally:
+            await p.stop()
+
+
+async def test_v250_settings_and_bare_ate(emu: ModemEmulator, port: AtPort) -> None:
+    for cmd in ("ATV1", "ATQ0", "ATX4", "ATX"):
+        assert (await port.command(cmd)).ok
+    for cmd in ("ATV0", "ATQ1"):  # numeric or no result codes: not what it emulates
+        assert not (await port.command(cmd, check=False, may_fail=True)).ok
+    assert emu.state.echo
+    await port.command("ATE")  # V.250: no value is 0
+    assert not emu.state.echo
+
+
+async def test_cnmi_keeps_every_value_and_answers_them(emu: ModemEmulator, port: AtPort) -> None:
+    await port.command("AT+CNMI=1,2,0,1,0")
+    assert (await port.command("AT+CNMI?")).first("+CNMI") == ["1", "2", "0", "1", "0"]
+    await port.command("AT+CNMI=2,1")  # omitted values keep their setting
+    assert (await port.command("AT+CNMI?")).first("+CNMI") == ["2", "1", "0", "1", "0"]
+
+
+async def test_cmgl_without_stat_lists_the_unread(emu: ModemEmulator, port: AtPort) -> None:
+    emu.store_sms("+79161234567", "old")
+    emu.store_sms("+79161234568", "new")
+    await port.command("AT+CMGR=1")  # the first is read now
+    r = await port.command("AT+CMGL")
+    assert [v[0] for v in r.values("+CMGL")] == ["2"]
+
+
+async def test_pty_fds_are_closed_when_the_symlink_cannot_be_made(tmp_path) -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    link = PtyLink(str(tmp_path / "no such dir" / "modem0"), lambda data: None)
+    with pytest.raises(FileNotFoundError):
+        link.open()
+    assert len(os.listdir("/proc/self/fd")) == before and not link.is_open
