@@ -23,10 +23,8 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from callcenter.errors import LineUnavailable
 from callcenter.line_events import LineEvent
@@ -35,61 +33,41 @@ from callcenter.sms.events import UssdReply
 from callcenter.sms.ports import (
     ModemInfo,
     OutboundPart,
-    SmsSendError,
     SmsSendUnknown,
-    UssdError,
 )
 
 from . import modem_parse as mp
-from . import pdu as pducodec
 from .at import Final, Urc
+from .modem_call_urcs import CallUrcs
 from .modem_calls import CallSettings, CallTracker
+from .modem_check import check_cold, check_running
 from .modem_inbound import InboundSms, SmsSink
-from .port import AtCommandError, AtPort, AtPortError, PortDown, PortState
-from .ussd import UssdMode, decode_reply, encode_request, parse_balance
+from .modem_send import encode_part, send_encoded
+from .modem_settings import ModemPort, ModemSettings
+from .modem_ussd import UssdClient
+from .port import AtCommandError, AtPort, AtPortError, PortState
 
 log = logging.getLogger(__name__)
 
 _CALL_ENDS = ("NO CARRIER", "BUSY", "NO ANSWER", "^CEND")
 
 
-@dataclass(slots=True)
-class ModemConfig:
-    name: str
-    path: str
-    baudrate: int = 115200
-    pin: str = field(default="", repr=False)  # write-only secret: never logged, never shown
-    storage: str = "SM"  # where new messages are stored and read (AT+CPMS)
-    status_reports: str = "auto"  # "cdsi" (stored, +CDSI), "cds" (direct, +CDS), "auto"
-    ussd_mode: UssdMode = UssdMode.AUTO  # AUTO: send packed, read whatever comes
-    balance_code: str = "*100#"
-    own_number: str = ""  # the SIM's number: the "called" number of its incoming calls
-    ring_extensions: tuple[str, ...] = ()
-    poll_interval: float = 30.0
-    command_timeout: float = 10.0
-    send_timeout: float = 60.0  # AT+CMGS waits for the network's RP-ACK
-    ussd_timeout: float = 30.0
-    clip_wait: float = 1.5
-    ring_gap: float = 8.0
-    weak_signal_dbm: int = -105
-    backoff_initial: float = 0.5
-    backoff_max: float = 30.0
-    sim_ready_tries: int = 10  # after the PIN, AT+CPIN? until READY, a second apart
-    check_timeout: float = 8.0
-
-
-class Modem:
+class Modem(CallUrcs):
     kind = "gsm"
 
     def __init__(
         self,
-        config: ModemConfig,
+        config: ModemSettings,
         *,
         sms_sink: SmsSink,
         call_sink: Callable[[LineEvent], None],
         clock: Callable[[], float] = time.time,
+        on_late_result: Callable[[OutboundPart, int | None], None] | None = None,
     ) -> None:
         self.config = config
+        self._on_late_result = on_late_result  # see send_part()
+        self._late_tasks: set[asyncio.Task[int]] = set()
+        self.late_results = 0  # cancelled sends whose PDU had gone out
         self.name = config.name
         self._sms_sink = sms_sink
         self._call_sink = call_sink
@@ -108,9 +86,12 @@ class Modem:
             )
         )
         self._call_timer: asyncio.TimerHandle | None = None
-        self._ussd_lock = asyncio.Lock()
-        self._ussd_waiter: asyncio.Future[UssdReply] | None = None
+        self._ussd = UssdClient(config.name, mode=config.ussd_mode,
+                                command_timeout=config.command_timeout,
+                                on_reply=self._on_ussd_reply)  # fmt: skip
         self._pin_rejected = False
+        self._pin_sent = False  # AT+CPIN="…" went out and AT+CPIN? has not said READY since
+        self._cpin_ready = asyncio.Event()  # +CPIN: READY said as a URC
         self._sim_problem = "SIM not checked yet"
         self._ack_direct = False  # AT+CSMS service 1: +CDS/+CMT need +CNMA
         self._report_mode = ""
@@ -118,6 +99,7 @@ class Modem:
         self._started_at = self._clock()
         self._last_error = ""
         self._sms_ready = False
+        self._changed = asyncio.Event()  # set after the init and every poll: wait_ready()
 
     # -- SmsModem -----------------------------------------------------------------------------
     def info(self) -> ModemInfo:
@@ -126,6 +108,44 @@ class Modem:
     @property
     def ready(self) -> bool:
         return self._port is not None and self._port.is_up and self._why_not_ready() == ""
+
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        """Until the modem may be given a part (up, SIM ready, registered)."""
+        async with asyncio.timeout(timeout):
+            while not self.ready:
+                self._changed.clear()
+                port = self._port
+                if port is not None and not port.is_up:
+                    await port.wait_up()
+                    continue
+                await self._changed.wait()
+
+    async def wait_down(self, timeout: float | None = None) -> None:
+        """Until the port is down (unplugged, timed out, refused): for tests and the pool."""
+        async with asyncio.timeout(timeout):
+            while self._port is not None and self._port.state is not PortState.DOWN:
+                self._changed.clear()
+                await self._changed.wait()
+
+    def _on_port_state(self, state: PortState) -> None:
+        if state is PortState.DOWN:
+            self._sms_ready = False
+            with contextlib.suppress(RuntimeError):  # no loop: stopping
+                self._emit(self._calls.line_lost(self._clock()))
+        self._changed.set()
+
+    async def wait_up(self, timeout: float | None = None) -> None:
+        """Until the port is open and the init ran (ready or not: see status())."""
+        async with asyncio.timeout(timeout):
+            while self._port is None or not self._port.is_up:
+                if self._port is None:
+                    raise LineUnavailable(f"modem {self.name} is not started")
+                await self._port.wait_up()
+
+    async def wait_inbound_idle(self) -> None:
+        """Until every notice received so far was read, handed to the sink and deleted."""
+        if self._inbound is not None:
+            await self._inbound.idle.wait()
 
     def _why_not_ready(self) -> str:
         if not self._info.sim_ready:
@@ -141,11 +161,12 @@ class Modem:
         if self._port is not None:
             return
         c = self.config
-        port = AtPort(
+        port = ModemPort(
             c.path,
             name=c.name,
             baudrate=c.baudrate,
             on_up=self._on_up,
+            on_state=self._on_port_state,
             backoff_initial=c.backoff_initial,
             backoff_max=c.backoff_max,
         )
@@ -160,14 +181,16 @@ class Modem:
         )
         subs = {
             "+CMTI": self._on_cmti,
-            "+CDSI": self._on_cmti,
+            "+CDSI": self._on_cdsi,
             "+CDS": self._on_direct,
             "+CMT": self._on_direct,
             "RING": self._on_ring,
-            "+CRING": self._on_ring,
+            "+CRING": self._on_cring,
             "+CLIP": self._on_clip,
             "^CONN": self._on_conn,
-            "+CUSD": self._on_cusd,
+            "VOICE CALL": self._on_voice_call,  # SIM7600: BEGIN when answered, END: <time>
+            "+WIND": self._on_wind,  # Wavecom: 6,<id> = call released
+            "+CUSD": self._ussd.on_cusd,
             "+CREG": self._on_creg,
             "^RSSI": self._on_rssi,
             "+CPIN": self._on_cpin_urc,
@@ -244,67 +267,23 @@ class Modem:
                 out.append(f"{len(inbound.kept)} undecodable SMS kept on the SIM")
             if inbound.sink_failed:
                 out.append("an inbound SMS could not be stored yet (kept on the SIM)")
+            if inbound.kept_direct:
+                out.append(f"{len(inbound.kept_direct)} undecodable direct SMS/report(s) "
+                           "kept in the log")  # fmt: skip
+            if inbound.retry_dropped:
+                out.append(f"{inbound.retry_dropped} acknowledged inbound message(s) lost "
+                           "(the store refused them too long)")  # fmt: skip
+        if self.late_results:
+            out.append(f"{self.late_results} cancelled send(s) answered late")
         return out
 
     async def check(self) -> CheckResult:
         """AT, model, IMEI, SIM state. On a running modem through its own queue (a command
         among the others, nothing reset); otherwise on a port opened for the test only."""
-        port = self._port
-        if port is not None:
-            if not port.is_up:
-                st = port.status()
-                return CheckResult(False, "modem not answering", {"state": st.state.value},
-                                   error=st.reason or "down", hint="is it plugged in?")  # fmt: skip
-            return await self._check_on(port)
         c = self.config
-        if not os.path.exists(c.path):
-            return CheckResult(False, "device not found", error=f"{c.path} does not exist",
-                               hint="plug the modem in, or check the device path")  # fmt: skip
-        temp = AtPort(c.path, name=f"{c.name} (check)", baudrate=c.baudrate,
-                      backoff_initial=c.backoff_initial, backoff_max=c.backoff_max)  # fmt: skip
-        await temp.start()
-        try:
-            try:
-                await asyncio.wait_for(temp.wait_up(), c.check_timeout)
-            except TimeoutError:
-                st = temp.status()
-                return CheckResult(False, "modem not answering", error=st.reason or "no answer",
-                                   hint="check the port path and baud rate")  # fmt: skip
-            return await self._check_on(temp)
-        finally:
-            await temp.stop()
-
-    async def _check_on(self, port: AtPort) -> CheckResult:
-        facts: dict[str, str] = {}
-        t = self.config.command_timeout
-
-        async def ask(cmd: str, key: str) -> AtCommandError | None:
-            try:
-                resp = await port.command(cmd, timeout=t, may_fail=True)
-            except AtCommandError as exc:
-                return exc
-            value = next((ln for ln in resp.lines if ln), "")
-            facts[key] = value.split(":", 1)[-1].strip()[:64] if value.startswith("+") else value
-            return None
-
-        try:
-            await ask("AT+CGMI", "manufacturer")
-            await ask("AT+CGMM", "model")
-            await ask("AT+CGSN", "IMEI")
-            sim_err = await ask("AT+CPIN?", "SIM")
-        except AtPortError as exc:
-            return CheckResult(False, "modem stopped answering", facts, error=str(exc))
-        if sim_err is not None:
-            facts["SIM"] = sim_err.response.final_text
-            return CheckResult(False, "modem answers, SIM not usable", facts,
-                               error=sim_err.response.final_text,
-                               hint="insert the SIM card, or check it in a phone")  # fmt: skip
-        if facts.get("SIM") != "READY":
-            return CheckResult(False, "modem answers, SIM locked", facts,
-                               error=f"SIM says {facts.get('SIM')!r}",
-                               hint="set the SIM PIN in the modem's settings")  # fmt: skip
-        summary = " ".join(v for v in (facts.get("manufacturer"), facts.get("model")) if v)
-        return CheckResult(True, summary or "modem answers", facts)
+        if self._port is not None:
+            return await check_running(self._port, c.command_timeout)
+        return await check_cold(c)
 
     # -- init ---------------------------------------------------------------------------------
     async def _on_up(self, port: AtPort) -> None:
@@ -319,6 +298,7 @@ class Modem:
         await self._init_sim(port, urgent=True)
         await self._poll_once(port, urgent=True)
         self._ever_up = True
+        self._changed.set()
         if self._inbound is not None and self._sms_ready:
             self._inbound.sweep()  # messages stored while we were away
 
@@ -334,10 +314,22 @@ class Modem:
         c = self.config
         t = c.command_timeout
         state = await self._sim_state(port, urgent=urgent)
-        if state == "SIM PIN" and c.pin and not self._pin_rejected:
+        if state == "READY":
+            self._pin_sent = False  # taken (or not needed): a reboot may ask for it once more
+        elif state == "SIM PIN" and c.pin and (self._pin_sent or self._pin_rejected):
+            # Sent once and the SIM still asks: whatever the answer was (an error, a timeout and
+            # a reopen, OK without effect) a second try would bring the SIM closer to its PUK.
+            self._pin_rejected = True
+            self._sim_problem = (
+                "SIM PIN rejected: not tried again (check the PIN in the modem's settings)"
+            )
+            self._last_error = self._sim_problem
+        elif state == "SIM PIN" and c.pin:
             if not c.pin.isdigit() or not 4 <= len(c.pin) <= 8:
                 self._sim_problem = "the SIM PIN setting is not 4-8 digits"
                 return
+            self._pin_sent = True  # before the command: a timeout must not lead to a re-send
+            self._cpin_ready.clear()
             try:
                 await port.command(f'AT+CPIN="{c.pin}"', timeout=t, urgent=urgent)
             except AtCommandError:
@@ -349,7 +341,18 @@ class Modem:
                 state = await self._sim_state(port, urgent=urgent)
                 if state != "SIM PIN" and state != "SIM BUSY":
                     break
-                await asyncio.sleep(1.0)  # the SIM takes a moment after the PIN
+                # the SIM takes a moment after the PIN; some modems say +CPIN: READY when done
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._cpin_ready.wait(), c.sim_ready_wait)
+            if state == "READY":
+                self._pin_sent = False
+            elif state == "SIM PIN":
+                self._pin_rejected = True
+                self._sim_problem = (
+                    "SIM PIN not taken (the SIM still asks for it): not tried again "
+                    "(check the PIN in the modem's settings)"
+                )
+                self._last_error = self._sim_problem
         if state != "READY":
             self._info = dataclasses.replace(self._info, sim_ready=False)
             if state == "SIM PUK":
@@ -404,6 +407,9 @@ class Modem:
             await port.command("AT+CNMI=2,1,0,0,0", timeout=t, urgent=urgent)
             self._report_mode = "none"
             self._last_error = "the modem refuses delivery-report indications (AT+CNMI)"
+        if self._inbound is not None:
+            # stored reports may live apart ("SR"); swept there unless the modem refuses it
+            self._inbound.report_mem = "SR" if self._report_mode == "cdsi" else ""
         csca = await port.command("AT+CSCA?", timeout=t, urgent=urgent, check=False,
                                   may_fail=True, expect=("+CSCA",))  # fmt: skip
         smsc_args = csca.first("+CSCA")
@@ -417,7 +423,9 @@ class Modem:
     # -- poll ---------------------------------------------------------------------------------
     async def _poll_once(self, port: AtPort, *, urgent: bool = False) -> None:
         t = self.config.command_timeout
-        kw = {"timeout": t, "urgent": urgent, "check": False, "may_fail": True, "wait": urgent}
+        # Standard commands every modem has: errors count towards the port's error limit, so a
+        # modem that answers +CME ERROR to everything is reset (not during the init: urgent).
+        kw = {"timeout": t, "urgent": urgent, "check": False, "wait": urgent}
         csq = await port.command("AT+CSQ", expect=("+CSQ",), **kw)
         creg = await port.command("AT+CREG?", expect=("+CREG",), **kw)
         cops = await port.command("AT+COPS?", expect=("+COPS",), **kw)
@@ -447,13 +455,19 @@ class Modem:
                 if not self._info.sim_ready or not self._sms_ready:
                     await self._init_sim(port, urgent=False)
                 await self._poll_once(port)
+                self._changed.set()
                 inbound = self._inbound
-                if inbound is not None and self._sms_ready and (
-                    inbound.sink_failed or inbound.pending == 0
-                ):
+                # The sweep is the safety net for a notice lost while the port was reopening
+                # and the retry of a sink that failed; one at a time.
+                if inbound is not None and self._sms_ready and inbound.pending == 0:
                     inbound.sweep()
             except AtPortError as exc:
                 log.info("modem %s: poll failed: %s", self.name, exc)
+            except Exception:
+                # a bug or an answer nobody foresaw: the poll (and the SIM retry and the
+                # inbound sweep it carries) must not stop unseen
+                log.exception("modem %s: poll failed", self.name)
+                self._last_error = "the modem's poll failed unexpectedly (see the log)"
 
     # -- sending ------------------------------------------------------------------------------
     def _require_up(self) -> AtPort:
@@ -465,106 +479,75 @@ class Modem:
         return port
 
     async def send_part(self, part: OutboundPart) -> int:
+        """LineUnavailable when the modem is down or not ready at the call: nothing written.
+        A part queued behind other commands when the modem drops waits in the port's queue
+        for the reopen (never written twice). See :mod:`gsm.modem_send` for the answers.
+
+        Cancelled (the pool stopping, a job cancelled): before its PDU was written the command
+        is withdrawn (nothing is sent). After, the command runs on in the modem's own task and
+        its outcome goes to ``on_late_result(part, mr)`` — ``mr`` None when it stays unknown
+        (refused, or no answer) — so the pool can still match the part's report; without that
+        callback it is logged, and counted in status()."""
         port = self._require_up()
         why = self._why_not_ready()
         if why:
             raise LineUnavailable(f"modem {self.name} cannot send: {why}")
+        enc = encode_part(part)
+        in_doubt = port.in_doubt
+        task = asyncio.create_task(
+            send_encoded(port, enc, self.config, self.name), name=f"modem-send {self.name}"
+        )
         try:
-            enc = pducodec.submit_for_part(
-                part.to, part.text, part.encoding, seq=part.seq, total=part.total,
-                concat_ref=part.concat_ref, status_report=part.status_report,
-            )  # fmt: skip
-        except pducodec.PduError as exc:
-            raise SmsSendError(f"cannot encode the part: {exc}", permanent=True) from None
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            if not port.pdu_written_for(enc.hex):
+                task.cancel()  # queued or at its "> ": withdrawn, ESC instead of the PDU
+            task.add_done_callback(lambda t: self._late_result(part, t, port, in_doubt))
+            self._late_tasks.add(task)
+            task.add_done_callback(self._late_tasks.discard)
+            raise
+
+    def _late_result(
+        self, part: OutboundPart, task: asyncio.Task[int], port: AtPort, in_doubt: int
+    ) -> None:
+        if task.cancelled():
+            if port.in_doubt == in_doubt:
+                return  # withdrawn in time: nothing was sent
+            mr: int | None = None  # the prompt won the race: the PDU went, its answer is lost
+        elif task.exception() is not None:
+            exc = task.exception()
+            if not isinstance(exc, SmsSendUnknown):
+                return  # refused or never written: nothing went out
+            mr = None
+        else:
+            mr = task.result()
+        self.late_results += 1
+        log.warning("modem %s: a cancelled send's outcome came late: %s", self.name,
+                    "unknown" if mr is None else f"message reference {mr}")  # fmt: skip
+        if self._on_late_result is None:
+            return
         try:
-            resp = await port.command(
-                f"AT+CMGS={enc.tpdu_length}", pdu=enc.hex, timeout=self.config.send_timeout,
-                prompt_timeout=self.config.command_timeout, expect=("+CMGS",), wait=False,
-            )  # fmt: skip
-        except AtCommandError as exc:
-            r = exc.response
-            if r.final is Final.CMS_ERROR:
-                if r.code in mp.CMS_UNKNOWN_OUTCOME:
-                    raise SmsSendUnknown(
-                        f"{mp.cms_error(r.code)[0]}: the part may have reached the SMSC"
-                    ) from None
-                reason, permanent = mp.cms_error(r.code, r.final_text)
-                raise SmsSendError(reason, code=r.code, permanent=permanent) from None
-            raise SmsSendError(f"modem refused AT+CMGS ({r.final_text})", code=r.code) from None
-        except PortDown as exc:
-            if exc.pdu_written:
-                raise SmsSendUnknown(f"no answer after the PDU was written ({exc.reason})") from None
-            raise LineUnavailable(f"modem {self.name}: {exc.reason}") from None
-        args = resp.first("+CMGS")
-        if not args or not args[0].isdigit():
-            raise SmsSendUnknown("the modem said OK without a message reference")
-        return int(args[0])
+            self._on_late_result(part, mr)
+        except Exception:
+            log.exception("modem %s: on_late_result failed", self.name)
 
     # -- USSD ---------------------------------------------------------------------------------
-    async def ussd(self, code: str, timeout: float = 30.0) -> str:
+    async def ussd(self, code: str, timeout: float | None = None) -> str:
+        """The reply's text; the balance in :meth:`info` is the reply to ``balance_code``
+        only (a tariff's "300 руб/мес" is not a balance). Default timeout: ``ussd_timeout``."""
         port = self._require_up()
-        mode = self.config.ussd_mode
-        try:
-            request, dcs = encode_request(code, UssdMode.PACKED if mode is UssdMode.AUTO else mode)
-        except ValueError as exc:
-            raise UssdError(str(exc)) from None
-        async with self._ussd_lock:
-            fut: asyncio.Future[UssdReply] = asyncio.get_running_loop().create_future()
-            self._ussd_waiter = fut
-            try:
-                await port.command(f'AT+CUSD=1,"{request}",{dcs}', expect=("+CUSD",),
-                                   timeout=self.config.command_timeout, wait=False)  # fmt: skip
-                reply = await asyncio.wait_for(fut, timeout)
-            except AtCommandError as exc:
-                raise UssdError(f"the modem refused the USSD request ({exc.response.final_text})")
-            except PortDown as exc:
-                raise LineUnavailable(f"modem {self.name}: {exc.reason}") from None
-            except TimeoutError:
-                with contextlib.suppress(AtPortError):
-                    await port.command("AT+CUSD=2", timeout=self.config.command_timeout,
-                                       check=False, may_fail=True, wait=False)  # fmt: skip
-                raise UssdError(f"no USSD reply within {timeout:g} s") from None
-            finally:
-                self._ussd_waiter = None
-        if reply.status == 4:
-            raise UssdError("the network does not support this USSD request")
-        if reply.status == 5 or (reply.status == 2 and not reply.text):
-            raise UssdError("the network ended the USSD session without an answer")
-        if code == self.config.balance_code or parse_balance(reply.text).amount is not None:
+        if timeout is None:
+            timeout = self.config.ussd_timeout
+        reply = await self._ussd.request(port, code, timeout)
+        if code == self.config.balance_code:
             self._info = dataclasses.replace(self._info, balance=reply.text[:160])
         return reply.text
 
-    # -- calls --------------------------------------------------------------------------------
-    async def answer(self) -> None:
-        """ATA: pick up the call that rings on this modem."""
-        port = self._require_up()
-        try:
-            await port.command("ATA", timeout=self.config.command_timeout, wait=False)
-        except AtCommandError as exc:
-            raise LineUnavailable(f"cannot answer: {exc.response.final_text}") from None
-        self._emit(self._calls.answered(self._clock()))
-
-    def _emit(self, events: list[LineEvent]) -> None:
-        for ev in events:
-            try:
-                self._call_sink(ev)
-            except Exception:
-                log.exception("modem %s: call sink failed on %s", self.name, type(ev).__name__)
-        self._arm_call_timer()
-
-    def _arm_call_timer(self) -> None:
-        if self._call_timer is not None:
-            self._call_timer.cancel()
-            self._call_timer = None
-        deadline = self._calls.next_deadline()
-        if deadline is None:
-            return
-        delay = max(0.0, deadline - self._clock())
-        self._call_timer = asyncio.get_running_loop().call_later(delay, self._call_tick)
-
-    def _call_tick(self) -> None:
-        self._call_timer = None
-        self._emit(self._calls.advance(self._clock()))
+    def _on_ussd_reply(self, reply: UssdReply) -> None:
+        if self._inbound is not None:
+            self._inbound.event(reply)
 
     # -- URCs ---------------------------------------------------------------------------------
     def _on_cmti(self, urc: Urc) -> None:
@@ -573,6 +556,12 @@ class Modem:
             return
         self._inbound.notice(args[0], int(args[1]))
 
+    def _on_cdsi(self, urc: Urc) -> None:
+        args = urc.args
+        if self._inbound is None or len(args) < 2 or not args[1].isdigit():
+            return
+        self._inbound.notice(args[0], int(args[1]), report=True)
+
     def _on_direct(self, urc: Urc) -> None:
         if self._inbound is None or not urc.pdu:
             return
@@ -580,34 +569,13 @@ class Modem:
         length = int(args[-1]) if args and args[-1].isdigit() else None
         self._inbound.direct(urc.pdu, length, ack=self._ack_direct)
 
-    def _on_ring(self, urc: Urc) -> None:
-        self._emit(self._calls.ring(self._clock()))
-
-    def _on_clip(self, urc: Urc) -> None:
-        self._emit(self._calls.clip(mp.clip(urc.args), self._clock()))
-
-    def _on_conn(self, urc: Urc) -> None:
-        self._emit(self._calls.answered(self._clock()))
-
-    def _on_call_end(self, urc: Urc) -> None:
-        self._emit(self._calls.ended(self._clock(), urc.line[:60]))
-
-    def _on_cusd(self, urc: Urc) -> None:
-        c = mp.cusd(urc.args)
-        text = decode_reply(c.text, c.dcs, self.config.ussd_mode) if c.text else ""
-        reply = UssdReply(line=self.name, text=text, status=c.status, dcs=c.dcs)
-        waiter = self._ussd_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(reply)
-        if self._inbound is not None:
-            self._inbound.event(reply)
-
     def _on_creg(self, urc: Urc) -> None:
         reg = mp.creg(urc.args, urc=True)
         if reg is not None:
             self._info = dataclasses.replace(
                 self._info, registered=reg.registered, roaming=reg.roaming
             )
+            self._changed.set()
 
     def _on_rssi(self, urc: Urc) -> None:
         dbm = mp.csq_dbm(urc.args)
@@ -616,6 +584,8 @@ class Modem:
 
     def _on_cpin_urc(self, urc: Urc) -> None:
         args = urc.args
+        if args and args[0].upper() == "READY":
+            self._cpin_ready.set()
         if args and args[0].upper() != "READY":
             self._info = dataclasses.replace(self._info, sim_ready=False)
             self._sim_problem = f"SIM reports {args[0][:20]}"

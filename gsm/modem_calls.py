@@ -66,7 +66,8 @@ class CallTracker:
 
     def next_deadline(self) -> float | None:
         if self._state is _State.WAITING_CLIP:
-            return self._last_ring + self.s.clip_wait
+            # from the first RING: RINGs every second would otherwise put the card off forever
+            return self._started + self.s.clip_wait
         if self._state is _State.RINGING:
             return self._last_ring + self.s.ring_gap
         return None

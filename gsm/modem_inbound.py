@@ -73,6 +73,7 @@ def to_event(
             status_code=p.status,
             discharge_time=p.discharge.timestamp() if p.discharge else None,
             pdu=raw.upper(),
+            submitted_time=p.scts.timestamp() if p.scts else None,
         )
     return None
 
@@ -123,7 +124,10 @@ class InboundSms:
         self._jobs: asyncio.Queue[_Job] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.kept: dict[tuple[str, int], str] = {}  # undecodable: (mem, index) -> PDU hex
-        self._retry: deque[SmsLineEvent] = deque(maxlen=MAX_RETRY_EVENTS)
+        self._retry: deque[SmsLineEvent] = deque()
+        self.retry_dropped = 0  # acknowledged reports/SMS lost: the retry list was full
+        self.kept_direct: list[str] = []  # undecodable direct PDUs nobody can resend (hex)
+        self.report_mem = ""  # "SR" in CDSI mode when reports are stored apart: swept too
         self.sink_failed = False  # a sink call failed; the next sweep tries again
         self.last_error = ""
         self.received = 0
@@ -147,9 +151,12 @@ class InboundSms:
         self.idle.clear()
         self._jobs.put_nowait(job)
 
-    def notice(self, mem: str, index: int) -> None:
+    def notice(self, mem: str, index: int, *, report: bool = False) -> None:
         """``+CMTI: "SM",3`` or ``+CDSI: "SR",1``."""
-        self._put(_Read(mem.upper() or self.storage, index))
+        mem = mem.upper() or self.storage
+        if report and mem != self.storage and mem.isalnum() and len(mem) <= 4:
+            self.report_mem = mem  # where this modem keeps its reports: the sweep looks there
+        self._put(_Read(mem, index))
 
     def direct(self, pdu: str, length: int | None, *, ack: bool) -> None:
         """``+CDS: <length>`` / ``+CMT: ,<length>`` followed by the PDU line."""
@@ -216,7 +223,9 @@ class InboundSms:
         """Point mem1 (read/delete) at ``mem``; True when it had to change."""
         if mem == self.storage:
             return False
-        await self.port.command(f'AT+CPMS="{mem}"', timeout=self.timeout, expect=("+CPMS",))
+        await self.port.command(
+            f'AT+CPMS="{mem}"', timeout=self.timeout, expect=("+CPMS",), may_fail=True
+        )
         return True
 
     async def _restore_mem(self) -> None:
@@ -270,6 +279,11 @@ class InboundSms:
             self.last_error = "a status report or SMS could not be decoded"
             if job.ack:  # refuse it: the SMSC keeps it and tries again later
                 await self.port.command("AT+CNMA=2", timeout=self.timeout, may_fail=True)
+            elif len(self.kept_direct) < MAX_RETRY_EVENTS:
+                # the modem took it already: this copy is the only one left, for an admin
+                self.kept_direct.append(job.pdu[:1024])
+                log.warning("modem %s: undecodable direct PDU kept: %s", self.line,
+                            job.pdu[:1024])  # fmt: skip
             return
         ev = to_event(self.line, decoded, job.pdu, None, now)
         if ev is None:
@@ -280,6 +294,16 @@ class InboundSms:
                 "AT+CNMA" if ok else "AT+CNMA=2", timeout=self.timeout, may_fail=True
             )
         elif not ok:
+            if len(self._retry) >= MAX_RETRY_EVENTS:
+                # the modem acknowledged it already: nobody has it but this list
+                dropped = self._retry.popleft()
+                self.retry_dropped += 1
+                self.last_error = (
+                    f"{self.retry_dropped} acknowledged inbound message(s) lost: "
+                    "the store refused them too long"
+                )
+                log.error("modem %s: retry list full, %s dropped (pdu %s)", self.line,
+                          type(dropped).__name__, getattr(dropped, "pdu", "")[:400])  # fmt: skip
             self._retry.append(ev)
 
     async def _sweep(self) -> None:
@@ -296,3 +320,25 @@ class InboundSms:
         for stored in listing(resp.lines, "+CMGL"):
             if stored.index is not None:
                 await self._handle_stored(self.storage, stored.index, stored.pdu, stored.length)
+        mem = self.report_mem
+        if mem and mem != self.storage:
+            await self._sweep_mem(mem)
+
+    async def _sweep_mem(self, mem: str) -> None:
+        """The reports a +CDSI announced in a storage of their own ("SR") and whose notice was
+        lost (sent while the port was reopening): read there, mem1 put back after."""
+        try:
+            switched = await self._use_mem(mem)
+        except AtCommandError:
+            self.report_mem = ""  # no such storage here: reports are where the SMS are
+            return
+        try:
+            resp = await self.port.command(
+                "AT+CMGL=4", timeout=max(self.timeout, 30.0), expect=("+CMGL",), may_fail=True
+            )
+            for stored in listing(resp.lines, "+CMGL"):
+                if stored.index is not None:
+                    await self._handle_stored(mem, stored.index, stored.pdu, stored.length)
+        finally:
+            if switched:
+                await self._restore_mem()

@@ -190,11 +190,55 @@ _TRANSIENT = {
     332: "network timeout",
     500: "unknown error",
 }
+# 27.005 §3.2.5 names of the codes, as a modem ignoring AT+CMEE=1 says them (lower case).
+_WORDS = {
+    "me failure": 300,
+    "sms service of me reserved": 301,
+    "operation not allowed": 302,
+    "operation not supported": 303,
+    "invalid pdu mode parameter": 304,
+    "invalid text mode parameter": 305,
+    "sim not inserted": 310,
+    "sim pin required": 311,
+    "ph-sim pin required": 312,
+    "sim failure": 313,
+    "sim busy": 314,
+    "sim wrong": 315,
+    "sim puk required": 316,
+    "memory failure": 320,
+    "invalid memory index": 321,
+    "memory full": 322,
+    "smsc address unknown": 330,
+    "no network service": 331,
+    "network timeout": 332,
+    "unknown error": 500,
+}
+
+
+def cms_code(code: int | None, text: str) -> int | None:
+    """The code of ``+CMS ERROR: <n>``, or of its words (``+CMS ERROR: Network timeout``)."""
+    if code is not None:
+        return code
+    words = " ".join(text.split(":", 1)[-1].split()).lower()
+    return _WORDS.get(words)
+
+
+def cms_outcome_unknown(code: int | None, *, pdu_written: bool) -> bool:
+    """After this answer to AT+CMGS the part may have reached the SMSC: never re-send it by
+    itself. 332 always; after the PDU was written also 500, the unlisted codes from 500 on
+    (manufacturer-specific: nobody says whether the network had it) and an unrecognised
+    answer (``code`` None)."""
+    if code in CMS_UNKNOWN_OUTCOME:
+        return True
+    if not pdu_written:
+        return False
+    return code is None or code == 500 or (code > 500 and code not in _PERMANENT)
 
 
 def cms_error(code: int | None, text: str = "") -> tuple[str, bool]:
     """(reason in words, permanent) for ``+CMS ERROR: <code>``. Permanent: the message itself
     is refused (number, barring, format), so no modem can send it; else the pool may retry."""
+    code = cms_code(code, text)
     if code is None:
         return (text or "+CMS ERROR", False)
     if code in _PERMANENT:

@@ -17,9 +17,11 @@ below, 2026-12-01):
 * pdusms 1.0 (2021, a port of the Python-2 ``smspdu``): no SMS-STATUS-REPORT; unmaintained.
 * smspdu 1.0 (2011): Python 2 only, does not install.
 
-So the codec is ~400 lines here, tested on those libraries' published vectors (cited in
-``tests/gsm/test_pdu.py``) and on round trips. Not supported (kept as raw PDU, never lost):
-national language shift tables (IE 0x24/0x25), compressed text, EMS.
+So the codec is our own (this module and ``gsm/gsm7.py``), tested on those libraries'
+published vectors (cited in ``tests/gsm/test_pdu.py``), on round trips, and against the
+emulator's separate codec (``gsm/emulator_pdu.py``) in ``tests/gsm/test_modem.py``.
+Not supported (kept as raw PDU, never lost): national language shift tables (IE 0x24/0x25),
+compressed text, EMS.
 """
 
 from __future__ import annotations

@@ -41,7 +41,9 @@ def _alphabet(dcs: int | None) -> str:
     if dcs is None:
         return "gsm7"
     group = dcs >> 4
-    if group in (0x0, 0x2, 0x3) or dcs == 0x10:
+    if dcs == 0x10:
+        return "gsm7-lang"
+    if group in (0x0, 0x2, 0x3):
         return "gsm7"
     if dcs == 0x11:
         return "ucs2-lang"
@@ -87,6 +89,8 @@ def decode_reply(s: str, dcs: int | None, mode: UssdMode = UssdMode.AUTO) -> str
     s = s.strip()
     alphabet = _alphabet(dcs)
     text = _decode(s, alphabet, mode)
+    if alphabet == "gsm7-lang" and len(text) >= 3 and text[:2].isalpha() and text[2] == "\r":
+        text = text[3:]  # 23.038 §5 DCS 0x10: "EN<CR>", the language, precedes the text
     return text.replace("\r\n", "\n").replace("\r", "\n")[:MAX_REPLY]
 
 
@@ -117,7 +121,7 @@ def _decode(s: str, alphabet: str, mode: UssdMode) -> str:
 def encode_request(code: str, mode: UssdMode = UssdMode.PACKED) -> tuple[str, int]:
     """(string, dcs) for ``AT+CUSD=1,"<string>",<dcs>``. Raises ValueError for a code that is
     not a USSD string (only digits, ``*`` and ``#`` are sent: nothing else reaches the modem)."""
-    if not re.fullmatch(r"[0-9*#+]{1,64}", code):
+    if not re.fullmatch(r"[0-9*#]{1,64}", code):
         raise ValueError(f"not a USSD code: {code[:20]!r}")
     if mode is UssdMode.PACKED:
         return gsm7.pack_ussd(code).hex().upper(), DCS_GSM7

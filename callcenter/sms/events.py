@@ -69,6 +69,9 @@ class SmsStatusReport:
     status_code: int  # TP-ST, for the log and for the failure text
     discharge_time: float | None  # TP-DT as unix time
     pdu: str
+    # TP-SCTS: when the SMSC took the part. TP-MR wraps at 256, so the core matches a report
+    # on line + MR + recipient + this time near the part's send time.
+    submitted_time: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

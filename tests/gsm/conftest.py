@@ -9,7 +9,9 @@ import pytest
 from gsm.emulator import ModemEmulator
 from gsm.emulator_families import ModemConfig
 from gsm.emulator_pdu import encode_address, gsm7_septets, pack7
+from gsm.modem import Modem
 from gsm.port import AtPort
+from tests.gsm.modem_harness import Sinks, settings, up
 
 
 def submit_pdu(
@@ -48,3 +50,19 @@ async def port(emu: ModemEmulator) -> AsyncIterator[AtPort]:
     await p.wait_up()
     yield p
     await p.stop()
+
+
+@pytest.fixture
+def sinks(emu: ModemEmulator) -> Sinks:
+    s = Sinks()
+    s.emu = emu
+    return s
+
+
+@pytest.fixture
+async def modem(emu: ModemEmulator, sinks: Sinks) -> AsyncIterator[Modem]:
+    m = Modem(settings(emu.path), sms_sink=sinks.sms_sink, call_sink=sinks.call_sink)
+    await m.start()
+    await up(m)
+    yield m
+    await m.stop()

@@ -14,7 +14,18 @@ from callcenter.line_events import (
 )
 from gsm.at import split_args
 from gsm.modem_calls import CallSettings, CallTracker
-from gsm.modem_parse import Clip, clip, cms_error, cops_operator, creg, csq_dbm, cusd, listing
+from gsm.modem_parse import (
+    Clip,
+    clip,
+    cms_code,
+    cms_error,
+    cms_outcome_unknown,
+    cops_operator,
+    creg,
+    csq_dbm,
+    cusd,
+    listing,
+)
 
 
 def test_signal_registration_operator():
@@ -65,7 +76,21 @@ def test_cms_error_classes():
     assert cms_error(42)[1] is False
     assert cms_error(500) == ("unknown error (+CMS ERROR 500)", False)
     assert cms_error(999) == ("+CMS ERROR 999", False)
-    assert cms_error(None, "+CMS ERROR: Network timeout") == ("+CMS ERROR: Network timeout", False)
+    assert cms_error(None, "+CMS ERROR: Network timeout") == (
+        "network timeout (+CMS ERROR 332)",
+        False,
+    )
+    assert cms_error(None, "+CMS ERROR: who knows") == ("+CMS ERROR: who knows", False)
+
+
+def test_cms_outcome_unknown_after_the_pdu():
+    assert cms_code(None, "+CMS ERROR:  network  TIMEOUT") == 332
+    assert cms_outcome_unknown(cms_code(None, "+CMS ERROR: Network timeout"), pdu_written=False)
+    for code in (500, 510, 0x200, None):
+        assert cms_outcome_unknown(code, pdu_written=True), code
+        assert not cms_outcome_unknown(code, pdu_written=False), code
+    for code in (1, 42, 0xC5, 304):
+        assert not cms_outcome_unknown(code, pdu_written=True), code
 
 
 def _tracker():
@@ -125,3 +150,10 @@ def test_answered_then_ended_and_keys_are_unique():
     assert second.call_key != first.call_key
     assert t.line_lost(201.0)[-1].cause == "modem connection lost"
     assert t.ended(202.0, "NO CARRIER") == []
+
+
+def test_the_clip_wait_counts_from_the_first_ring():
+    t = CallTracker(CallSettings(line="gsm1", clip_wait=1.5))
+    t.ring(100.0)
+    t.ring(101.0)  # RINGs a second apart must not push the card back for ever
+    assert t.next_deadline() == 101.5

@@ -17,7 +17,7 @@ def test_request_star_100_hash_packed_like_huawei():
     assert encode_request("*100#", UssdMode.UCS2) == ("002A0031003000300023", 15)
 
 
-@pytest.mark.parametrize("bad", ['*100#"\r\nATD', "", "*" * 65, "ATH"])
+@pytest.mark.parametrize("bad", ['*100#"\r\nATD', "", "*" * 65, "ATH", "+100#"])
 def test_request_refuses_anything_but_a_code(bad):
     with pytest.raises(ValueError):
         encode_request(bad)
@@ -92,3 +92,9 @@ def test_balance_parsed(text, amount, currency):
 def test_no_balance_in_other_replies():
     b = parse_balance("Услуга подключена. Спасибо!")
     assert b.amount is None and b.text == "Услуга подключена. Спасибо!"
+
+
+def test_gsm7_with_language_indication_dcs_16_drops_the_language():
+    raw = gsm7.pack_ussd("EN\rBalance 5 EUR").hex().upper()
+    assert decode_reply(raw, 0x10, UssdMode.PACKED) == "Balance 5 EUR"
+    assert decode_reply("Balance 5 EUR", 0x10, UssdMode.PLAIN) == "Balance 5 EUR"  # none given
