@@ -24,6 +24,7 @@ from callcenter.config import Config, GsmModemConfig, PbxLineConfig
 from callcenter.demo import DEMO_PASSWORD, seed_demo
 from callcenter.passwords import shutdown_pool
 from callcenter.services import Services
+from callcenter.sms.runtime import Sink, limits_of, sms_running
 from callcenter.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:
@@ -212,8 +213,6 @@ def _demo_recordings(config: Config, registry: CallRegistry) -> Callable[[BusEve
 async def sms_handling(services: Services, demo_modems: bool) -> AsyncIterator[None]:
     """The SMS core and the modem pool over the configured GSM modems (and, in demo mode,
     two emulated modems on pseudo-terminals)."""
-    from callcenter.sms.runtime import Sink, sms_running
-
     async with contextlib.AsyncExitStack() as stack:
 
         async def build(sink: Sink) -> list[tuple[object, object]]:
@@ -231,8 +230,6 @@ async def gsm_modems(services: Services, sink: object, stack: contextlib.AsyncEx
     """The modems of the [[gsm]] tables (in demo mode two emulated ones instead), each
     started, with its SIM's limits. A modem that cannot open its device yet is still
     handed to the pool: it stays down and retries on its own."""
-    from callcenter.sms.runtime import limits_of
-
     config = services.config
     configs = [cfg for cfg in config.gsm if cfg.enabled]
     if demo:
@@ -242,21 +239,17 @@ async def gsm_modems(services: Services, sink: object, stack: contextlib.AsyncEx
     call_sink = calls.registry.handle if calls is not None else (lambda event: None)
     for cfg in configs:
         modem = _gsm_modem(cfg, sink, call_sink, config.sms.balance_ussd)
-        if modem is None:
-            break
         await modem.start()  # stopped by sms_running, before the emulators
         modems.append((modem, limits_of(cfg)))
     return modems
 
 
 def _gsm_modem(cfg: GsmModemConfig, sink: object, call_sink: object, balance: str) -> Any:
-    try:
-        from gsm.modem import Modem, ModemConfig
-    except ImportError:  # the modem adapter is not there yet (built in parallel)
-        log.warning("gsm/modem.py is missing: GSM modem %s not started", cfg.name)
-        return None
-    return Modem(ModemConfig(name=cfg.name, path=cfg.device, baudrate=cfg.baudrate,
-                             pin=cfg.pin, balance_code=balance or "*100#"),
+    from gsm.modem import Modem
+    from gsm.modem_settings import ModemSettings
+
+    return Modem(ModemSettings(name=cfg.name, path=cfg.device, baudrate=cfg.baudrate,
+                               pin=cfg.pin, balance_code=balance or "*100#"),
                  sms_sink=sink, call_sink=call_sink)
 
 

@@ -193,7 +193,7 @@ class GsmModemConfig:
     name: str = "gsm1"
     # The serial device, preferably a stable /dev/serial/by-id/... path.
     device: str = ""
-    pin: str = ""  # the SIM's PIN: write-only, never logged
+    pin: str = field(default="", repr=False)  # the SIM's PIN: write-only, never logged
     baudrate: int = 115200
     # The SIM's limits: parts per minute and per day, and the hours it may send
     # ("08:00"-"21:00" in sms.timezone; both empty: any time).

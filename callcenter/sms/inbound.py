@@ -3,6 +3,7 @@ like a caller, the message stored as an interaction and pushed live; "STOP" opts
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from datetime import UTC, datetime
@@ -44,15 +45,29 @@ def joined(parts: list[dict[str, Any]], total: int) -> tuple[str, bool]:
 class Inbox:
     def __init__(self, service: SmsService) -> None:
         self.service = service
+        # Parts of one message read from two modems (or in one +CMTI burst) must not both
+        # find the group whole and make it twice: one part, or one sweep, at a time.
+        self._lock = asyncio.Lock()
 
     async def receive(self, part: SmsPartReceived) -> int | None:
         """Store the part (once), then make or complete its message. Returns the message id
         when a message was made or completed."""
+        async with self._lock:
+            return await self._receive(part)
+
+    async def sweep(self) -> list[int]:
+        """Long messages whose missing parts did not come within the reassembly timeout are
+        shown as incomplete messages (what arrived stays visible)."""
+        async with self._lock:
+            return await self._sweep()
+
+    async def _receive(self, part: SmsPartReceived) -> int | None:
         svc = self.service
         now = svc.clock()
         concat = part.concat if part.concat is not None and part.concat.total > 1 else None
+        key = dedup_key(part)
         part_id = await svc.store.sms_store_inbound_part({
-            "dedup_key": dedup_key(part), "line": part.line, "sender": part.sender.value,
+            "dedup_key": key, "line": part.line, "sender": part.sender.value,
             "sender_kind": part.sender.kind.value, "text": part.text[:MAX_INBOUND_TEXT],
             "encoding": part.encoding.value, "smsc_time": part.smsc_time,
             "concat_ref": concat.ref if concat else None,
@@ -60,9 +75,13 @@ class Inbox:
             "concat_seq": concat.seq if concat else None, "pdu": part.pdu[:2000],
             "received_at": now})
         if part_id is None:
-            log.info("duplicate SMS part from %s on %s stored once", part.sender.value,
-                     part.line)
-            return None
+            known = await svc.store.sms_inbound_part_by_key(key)
+            if known is None or known[1] is not None or concat is not None:
+                log.info("duplicate SMS part from %s on %s stored once", part.sender.value,
+                         part.line)
+                return None
+            # stored, but the last try failed before its message was made: make it now
+            part_id = known[0]
         if concat is None:
             return await self._make(part.line, part.sender.value, part.sender.kind, part.text,
                                     part.encoding.value, 1, None, [part_id], complete=True)
@@ -85,9 +104,7 @@ class Inbox:
                                 group[0]["encoding"], concat.total, concat.ref,
                                 [p["id"] for p in group], complete=True)
 
-    async def sweep(self) -> list[int]:
-        """Long messages whose missing parts did not come within the reassembly timeout are
-        shown as incomplete messages (what arrived stays visible)."""
+    async def _sweep(self) -> list[int]:
         svc = self.service
         made = []
         before = svc.clock() - svc.config.reassembly_timeout

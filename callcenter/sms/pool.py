@@ -175,9 +175,9 @@ class ModemPool:
         now = self.clock()
         started: list[asyncio.Task[None]] = []
         waiting = await self.store.sms_waiting(now)
-        # started messages first: their modem is theirs, and their parts should not wait
-        # behind new messages
-        waiting.sort(key=lambda m: (m["modem"] is None, m["id"]))
+        # started messages first (their modem is theirs, and their parts should not wait
+        # behind new messages), then a person's messages before a campaign's
+        waiting.sort(key=lambda m: (m["modem"] is None, m["kind"] == "campaign", m["id"]))
         for message in waiting:
             if message["id"] in self._inflight:
                 continue
@@ -346,7 +346,7 @@ class ModemPool:
 
     async def status(self) -> list[dict[str, Any]]:
         now = self.clock()
-        queued = await self.store.sms_waiting(now + 10 * 365 * 86400, limit=100_000)
+        queued = await self.store.sms_queue_counts()
         out = []
         for name, slot in self.slots.items():
             info = slot.modem.info()
@@ -367,7 +367,7 @@ class ModemPool:
                 "signal_dbm": info.signal_dbm, "operator": info.operator,
                 "registered": info.registered, "roaming": info.roaming, "model": info.model,
                 "balance": slot.balance or info.balance,
-                "queue": sum(1 for m in queued if m["modem"] == name),
+                "queue": queued.get(name, 0),
                 "sending": slot.busy,
                 "sent_today": slot.sent_today, "per_day": slot.limits.per_day,
                 "sent_last_minute": len(slot.recent), "per_minute": slot.limits.per_minute,
@@ -379,8 +379,7 @@ class ModemPool:
         return out
 
     async def waiting_unassigned(self) -> int:
-        queued = await self.store.sms_waiting(self.clock() + 10 * 365 * 86400, limit=100_000)
-        return sum(1 for m in queued if m["modem"] is None)
+        return (await self.store.sms_queue_counts()).get(None, 0)
 
 
 def _address(message: dict[str, Any]) -> Address:

@@ -8,6 +8,7 @@ parts are handled by :class:`callcenter.sms.inbound.Inbox`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -66,6 +67,9 @@ class SmsService:
         self.managers_see_all = managers_see_all
         self.clock = clock
         self._opted_out: set[str] = set()
+        # A report racing the commit of its part's MR must be either matched or kept for
+        # that commit to take, never fall between the two.
+        self._reports = asyncio.Lock()
         # Called after a message was queued (the pool wakes up) and after a USSD reply.
         self.on_queued: Callable[[], None] = lambda: None
         self.on_ussd: Callable[[UssdReply], None] = lambda reply: None
@@ -142,6 +146,11 @@ class SmsService:
                           None)
         if contact_id is None and contact is not None and contact.client_id == client_id:
             contact_id = contact.contact_id
+        if client_id is not None and manager_id is None:
+            # written from a card whose numbers the recipient's does not match: the client's
+            # manager still sees it
+            client = await self.store.get_client(client_id)  # type: ignore[attr-defined]
+            manager_id = client.manager_id
         now = self.clock()
         valid = valid_for if valid_for is not None else self.config.validity_hours * 3600
         message_id = await self.store.sms_create(NewMessage(
@@ -187,6 +196,18 @@ class SmsService:
         message = message or await self.refresh(message_id)
         self.bus.publish("sms.status", {"sms": sms_json(message, self.region)})
 
+    async def resend(self, user: User, message_id: int, *, text: str | None = None,
+                     confirm_opted_out: bool = False) -> int:
+        """A person's decision to send a failed, expired or unknown message again: a new job
+        with the same text (the old one keeps its history)."""
+        old = await self.get(user, message_id)
+        if old["direction"] != "out" or old["state"] not in (
+                MessageState.FAILED, MessageState.EXPIRED, MessageState.UNKNOWN):
+            raise ValidationError("only a failed, expired or unknown SMS can be sent again")
+        return await self.enqueue(old["number"], text or old["text"], client_id=old["client_id"],
+                                  contact_id=old["contact_id"], user_id=user.id,
+                                  kind="manual", confirm_opted_out=confirm_opted_out)
+
     # -- reports and other line events -------------------------------------------------------
 
     async def handle(self, event: SmsLineEvent) -> None:
@@ -202,6 +223,10 @@ class SmsService:
     async def on_report(self, report: SmsStatusReport) -> int | None:
         """Match a status report to the most recent outstanding part with the same modem,
         TP-MR and recipient; returns the message id, or None when it was kept unmatched."""
+        async with self._reports:
+            return await self._on_report(report)
+
+    async def _on_report(self, report: SmsStatusReport) -> int | None:
         tail = recipient_tail(report.recipient.value)
         part = await self.store.sms_match_report(report.line, report.message_ref, tail)
         if part is None:
@@ -244,6 +269,10 @@ class SmsService:
     async def part_sent(self, part: dict[str, Any], modem: str, mr: int, to: str) -> None:
         """The modem answered +CMGS for this part: store the MR, then take a report that
         arrived before this commit."""
+        async with self._reports:
+            await self._part_sent(part, modem, mr, to)
+
+    async def _part_sent(self, part: dict[str, Any], modem: str, mr: int, to: str) -> None:
         now = self.clock()
         await self.store.sms_update_part(part["id"], state=PartState.SENT.value, mr=mr,
                                          recipient=to, sent_at=now, error="")
@@ -295,7 +324,7 @@ def can_see_sms(user: User, sms: dict[str, Any]) -> bool:
     return user.id in (sms.get("manager_id"), sms.get("user_id"))
 
 
-def _iso(value: float | None) -> str | None:
+def iso_time(value: float | None) -> str | None:
     if value is None:
         return None
     return datetime.fromtimestamp(value, UTC).isoformat(timespec="milliseconds")
@@ -317,11 +346,11 @@ def sms_json(message: dict[str, Any], region: str = "RU") -> dict[str, Any]:
         "kind": message["kind"], "text": message["text"], "encoding": message["encoding"],
         "parts_total": message["parts_total"], "state": message["state"],
         "error": message["error"], "modem": message["modem"],
-        "created_at": _iso(message["created_at"]), "sent_at": _iso(message["sent_at"]),
-        "delivered_at": _iso(message["delivered_at"]),
+        "created_at": iso_time(message["created_at"]), "sent_at": iso_time(message["sent_at"]),
+        "delivered_at": iso_time(message["delivered_at"]),
         "parts": [{"seq": p["seq"], "total": p["total"], "state": p["state"],
                    "modem": p["modem"], "mr": p["mr"], "error": p["error"],
                    "report_status": p["report_status"], "report_code": p["report_code"],
-                   "sent_at": _iso(p["sent_at"]), "report_at": _iso(p["report_at"])}
+                   "sent_at": iso_time(p["sent_at"]), "report_at": iso_time(p["report_at"])}
                   for p in parts],
     }

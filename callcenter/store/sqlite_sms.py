@@ -103,9 +103,12 @@ class SmsStoreMixin:
         return message_id
 
     async def sms_get(self, message_id: int) -> dict[str, Any]:
-        row = await self._db.one(f"SELECT {_M} FROM sms_messages WHERE id = ?", (message_id,),
-                                 "SMS", message_id)
-        message = _message(row)
+        row = await self._db.one(
+            f"SELECT {', '.join('m.' + c for c in MESSAGE_COLUMNS)}, cl.name FROM sms_messages m"
+            " LEFT JOIN clients cl ON cl.id = m.client_id WHERE m.id = ?", (message_id,),
+            "SMS", message_id)
+        message = _message(row[:-1])
+        message["client_name"] = row[-1]
         message["parts"] = await self.sms_parts(message_id)
         return message
 
@@ -166,14 +169,22 @@ class SmsStoreMixin:
     # -- the send path -----------------------------------------------------------------------
 
     async def sms_waiting(self, now: float, limit: int = 200) -> list[dict[str, Any]]:
-        """Outbound messages with a part still to send whose retry time has come, oldest first
-        (started ones - a modem already chosen - included; the pool keeps them on it)."""
+        """Outbound messages with a part still to send whose retry time has come: a person's
+        messages before campaign ones, then oldest first (started ones - a modem already
+        chosen - included; the pool keeps them on it)."""
         rows = await self._db.rows(
             f"SELECT {_M} FROM sms_messages WHERE direction = 'out'"
             " AND state IN ('queued', 'sending') AND next_try_at <= ?"
             " AND EXISTS (SELECT 1 FROM sms_parts p WHERE p.message_id = sms_messages.id"
-            " AND p.state = 'queued') ORDER BY id LIMIT ?", (now, limit))
+            " AND p.state = 'queued') ORDER BY kind = 'campaign', id LIMIT ?", (now, limit))
         return [_message(r) for r in rows]
+
+    async def sms_queue_counts(self) -> dict[str | None, int]:
+        """Outbound messages not yet through, by the modem they are bound to (None: any)."""
+        rows = await self._db.rows(
+            "SELECT modem, COUNT(*) FROM sms_messages WHERE direction = 'out'"
+            " AND state IN ('queued', 'sending') GROUP BY modem")
+        return {r[0]: int(r[1]) for r in rows}
 
     async def sms_next_try(self) -> float | None:
         rows = await self._db.rows(
@@ -201,6 +212,8 @@ class SmsStoreMixin:
     async def sms_sending_to_unknown(self, reason: str) -> list[int]:
         """After a restart: every part still "sending" may have gone out. It becomes
         "unknown" (a later report may resolve it) and is never sent again by itself."""
+        if not await self._db.rows("SELECT 1 FROM sms_parts WHERE state = 'sending' LIMIT 1"):
+            return []  # the usual start-up: no write transaction
         async with self._db.transaction():
             rows = await self._db.rows(
                 "SELECT DISTINCT message_id FROM sms_parts WHERE state = 'sending'")
@@ -280,6 +293,11 @@ class SmsStoreMixin:
             f" ({', '.join('?' * len(columns))}) ON CONFLICT (dedup_key) DO NOTHING",
             [row[c] for c in columns])
         return int(cursor.lastrowid) if cursor.rowcount else None
+
+    async def sms_inbound_part_by_key(self, key: str) -> tuple[int, int | None] | None:
+        rows = await self._db.rows(
+            "SELECT id, message_id FROM sms_inbound_parts WHERE dedup_key = ?", (key,))
+        return (rows[0][0], rows[0][1]) if rows else None
 
     async def sms_inbound_group(self, line: str, sender: str, ref: int, total: int
                                 ) -> list[dict[str, Any]]:

@@ -54,6 +54,22 @@ def test_write_from_the_client_card_with_a_live_counter(live_server, config, con
     assert page.locator("main img").count() == 0
     assert page.evaluate("window.__xss") in (False, None)
 
+    # a failed SMS is sent again only when the manager asks
+    expect(page.locator("[data-action=sms-resend]")).to_have_count(0)
+    services = server.services
+    sent_id = int(page.locator("[data-role=client-sms] .sms-row.dir-out").first
+                  .get_attribute("data-sms-id"))
+
+    async def fail_it() -> None:
+        for p in (await services.store.sms_get(sent_id))["parts"]:
+            await services.store.sms_update_part(p["id"], state="failed", error="barred")
+        await services.extra["sms"].publish_status(sent_id)
+
+    server.call(fail_it)
+    page.locator(f'.sms-row[data-sms-id="{sent_id}"] [data-action=sms-detail]').click()
+    page.locator("[data-action=sms-resend]").click()
+    expect(rows).to_have_count(3)
+
 
 def test_sms_page_lists_only_a_managers_own_sms(server: LiveServer, console) -> None:
     inbound(server, "+79035556677", "Olga (Dmitry's client)")
@@ -71,3 +87,42 @@ def test_sms_page_lists_only_a_managers_own_sms(server: LiveServer, console) -> 
     admin.goto(f"{server.url}/sms")
     expect(admin.locator("[data-role=sms-list] .sms-row")).to_have_count(3)
     expect(admin.locator("[data-role=sms-optout]")).to_contain_text("Nobody opted out")
+
+
+def test_an_sms_through_an_emulated_modem_turns_delivered_live(live_server, config, tmp_path,
+                                                               console) -> None:
+    from callcenter.config import GsmModemConfig
+    from gsm.emulator import ModemEmulator
+    from gsm.emulator_families import ModemConfig
+
+    path = str(tmp_path / "modem0")
+    config.gsm = [GsmModemConfig(name="gsm1", device=path)]
+    emulators: list[ModemEmulator] = []
+
+    async def plug_in(server: LiveServer) -> None:
+        emu = ModemEmulator(path, ModemConfig(family="huawei", time_scale=0.05), name="gsm1")
+        await emu.start()
+        emulators.append(emu)
+
+    async def unplug(server: LiveServer) -> None:
+        for emu in emulators:
+            await emu.stop()
+
+    server = live_server(before=plug_in, after=unplug)
+    d = demo(server)
+    tab = console(server, "maria")
+    page = tab.page
+    page.goto(f"{server.url}/sms")
+    modem = page.locator("[data-role=sms-pool] .modem-row[data-modem=gsm1]")
+    expect(modem).to_contain_text("MTS RUS")
+    page.goto(f"{server.url}/clients/{d.clients['ООО «Ромашка»'].id}")
+    compose = page.locator("[data-role=sms-compose]")
+    compose.locator("textarea").fill("Ваш заказ готов, забирайте в любое время 🙂 " * 2)
+    expect(compose.locator("[data-role=sms-counter]")).to_have_attribute("data-parts", "2")
+    compose.locator("button[type=submit]").click()
+    row = page.locator("[data-role=client-sms] .sms-row").first
+    expect(row.locator("[data-role=sms-state]")).to_have_text("Delivered", timeout=20_000)
+    row.locator("[data-action=sms-detail]").click()
+    parts = page.locator("[data-role=sms-detail] [data-role=sms-parts] li")
+    expect(parts).to_have_count(2)
+    expect(parts.nth(1)).to_contain_text("Delivered")

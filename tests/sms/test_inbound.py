@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from callcenter.config import SmsConfig
 from callcenter.models import ClientKind
 from callcenter.phones import normalize
@@ -119,3 +121,30 @@ async def test_an_alphanumeric_sender_is_stored_unmatched(store):
     await core.service.handle(part("Your balance is 5 RUB", sender="MTS"))
     (message,) = await inbound(store)
     assert message["number"] == "MTS" and message["client_id"] is None
+
+
+async def test_a_part_whose_message_failed_to_be_made_is_made_on_redelivery(store):
+    core = await sms_core(store)
+    broken = core.service.inbox._make
+
+    async def fail(*args, **kw):
+        raise RuntimeError("disk full")
+
+    core.service.inbox._make = fail  # type: ignore[method-assign]
+    same = part("hello again", pdu="0791FFEE")
+    with pytest.raises(RuntimeError):  # the modem keeps the SMS on the SIM, tries again
+        await core.service.handle(same)
+    assert await inbound(store) == []
+    core.service.inbox._make = broken  # type: ignore[method-assign]
+    await core.service.handle(same)
+    await core.service.handle(same)
+    assert [m["text"] for m in await inbound(store)] == ["hello again"]
+
+
+async def test_parts_handed_over_at_the_same_time_make_one_message(store):
+    import asyncio
+
+    core = await sms_core(store)
+    await asyncio.gather(*(core.service.handle(part(t, Concat(77, 3, i)))
+                           for i, t in enumerate(("a", "b", "c"), start=1)))
+    assert [m["text"] for m in await inbound(store)] == ["abc"]

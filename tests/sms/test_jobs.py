@@ -306,3 +306,52 @@ def test_send_windows_across_midnight():
     assert not in_window(night, at(6, 0)) and not in_window(night, at(12, 0))
     assert in_window(day, at(8, 0)) and not in_window(day, at(21, 0))
     assert in_window(None, at(3, 0))
+
+
+async def test_a_managers_message_does_not_wait_behind_a_campaign(store):
+    modem = FakeModem("a")
+    core = await sms_core(store, (modem, SimLimits(per_minute=1, per_day=100)))
+    for i in range(5):
+        await core.service.enqueue(f"+7916000000{i}", f"promo {i}", campaign_id=7)
+    await core.service.enqueue(TO, "reply to the client")
+    await core.drain()
+    assert [p.text for p in modem.sent] == ["reply to the client"]
+    core.clock.advance(61)
+    await core.drain()
+    assert [p.text for p in modem.sent] == ["reply to the client", "promo 0"]
+
+
+async def test_a_report_racing_the_commit_of_its_mr_is_not_lost(store):
+    core = await sms_core(store)
+    message_id = await core.service.enqueue(TO, "race")
+    (part,) = (await core.message(message_id))["parts"]
+    await store.sms_mark_sending(part["id"], message_id, "a", core.clock())
+    keeping, gate = asyncio.Event(), asyncio.Event()
+    keep = store.sms_keep_report
+
+    async def slow_keep(*args):
+        keeping.set()  # the report found no part with that MR yet...
+        await gate.wait()  # ...and the MR's commit would run now
+        await keep(*args)
+
+    store.sms_keep_report = slow_keep
+    report = asyncio.create_task(core.report("a", 9, TO))
+    await keeping.wait()
+    # the MR's commit waits for the report to be kept (it then takes it), never runs between
+    assert core.service._reports.locked()
+    sent = asyncio.create_task(core.service.part_sent(
+        dict(part, sending_at=core.clock()), "a", 9, TO))
+    gate.set()
+    await asyncio.gather(report, sent)
+    assert (await core.message(message_id))["state"] == "delivered"
+
+
+async def test_the_status_counts_each_modems_queue(store):
+    a = FakeModem("a")
+    core = await sms_core(store, a)
+    started = await core.service.enqueue(TO, LONG)
+    await core.service.enqueue("+79162222222", "later")
+    await asyncio.gather(*await core.pool.run_once())  # part 1 of 3 out: bound to "a"
+    (row,) = await core.pool.status()
+    assert row["queue"] == 1 and await core.pool.waiting_unassigned() == 1
+    assert (await core.message(started))["modem"] == "a"

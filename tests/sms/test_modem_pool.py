@@ -20,9 +20,11 @@ from callcenter.phones import normalize
 from callcenter.sms.pool import ModemPool, SimLimits
 from callcenter.sms.service import SmsService
 from callcenter.store.base import ClientInput, ContactInput, PhoneInput
+from callcenter.store.sqlite_sms import SmsFilter
 from gsm.emulator import ModemEmulator
 from gsm.emulator_families import ModemConfig as EmulatorConfig
-from gsm.modem import Modem, ModemConfig
+from gsm.modem import Modem
+from gsm.modem_settings import ModemSettings
 
 WAIT = 30.0  # seconds a test waits for an event before it fails (never a sleep)
 
@@ -92,8 +94,8 @@ async def rig(tmp_path: Path, store) -> AsyncIterator[Rig]:
                             name=name, send_log=str(tmp_path / f"{name}.jsonl"))
         await emu.start()
         emulators[name] = emu
-        modem = Modem(ModemConfig(name=name, path=emu.path, backoff_initial=0.02,
-                                  backoff_max=0.2, poll_interval=0.2),
+        modem = Modem(ModemSettings(name=name, path=emu.path, backoff_initial=0.02,
+                                    backoff_max=0.2, poll_interval=0.2),
                       sms_sink=service.handle, call_sink=lambda event: None)
         await modem.start()
         modems[name] = modem
@@ -174,3 +176,20 @@ async def test_an_unplugged_modem_comes_back_and_its_queue_drains(rig: Rig):
                                 for i in ids), "the queue to drain")
     assert sorted(entry["text"] for entry in rig.sent_log("gsm1")) == [
         "queued 0", "queued 1", "queued 2"]
+
+
+async def test_a_duplicate_delivery_and_three_sms_at_once_are_stored_once_each(rig: Rig):
+    emu = rig.emulators["gsm1"]
+    emu.deliver_sms("+79035556677", "Длинное сообщение, которое придёт дважды. " * 3,
+                    duplicate=True)
+    for i in range(3):
+        emu.deliver_sms("+79162222222", f"quick {i}")
+    await rig.until(lambda: len([e for e in rig.events if e.topic == "sms.received"]) >= 4,
+                    "four messages")
+    texts = sorted(e.data["sms"]["text"] for e in rig.events if e.topic == "sms.received")
+    assert texts == sorted(["Длинное сообщение, которое придёт дважды. " * 3,
+                            "quick 0", "quick 1", "quick 2"])
+    # the SIM is emptied only after each part was stored (nothing left to read again)
+    await wait_for(lambda: not emu.sim, "the SIM to be emptied")
+    rows = await rig.store.sms_list(SmsFilter(direction="in"))
+    assert len(rows) == 4

@@ -35,6 +35,7 @@ def test_send_list_and_detail_with_parts(api: Api) -> None:
                               "remaining": 4, "chars": 130}
     assert [p["state"] for p in sms["parts"]] == ["queued", "queued"]
     assert sms["number"] == "+79161234567" and sms["client_id"] == ivan
+    assert sms["client_name"] == "ООО «Ромашка»"
     listed = api.get("/api/sms").json()
     assert [m["id"] for m in listed] == [sms["id"]]
     assert api.get(f"/api/clients/{ivan}/sms").json()[0]["id"] == sms["id"]
@@ -80,7 +81,10 @@ def test_a_manager_sees_only_their_clients_sms_live_and_in_lists(api: Api) -> No
         assert got["type"] == "sms.received" and got["data"]["sms"]["text"] == "Olga writes"
         ws_d.send_json({"type": "ping"})
         assert ws_d.receive_json() == {"type": "pong"}  # Ivan's SMS never reached Dmitry
-    assert [m["text"] for m in Api(maria).get("/api/sms").json()] == ["Ivan writes <script>"]
+    mine = Api(maria).get("/api/sms").json()
+    assert [m["text"] for m in mine] == ["Ivan writes <script>"]
+    detail = Api(maria).get(f"/api/sms/{mine[0]['id']}").json()
+    assert detail["inbound_parts"][0]["smsc_time"].startswith("2026-05-28T")
     api.login("secretary")
     assert len(api.get("/api/sms", params={"direction": "in"}).json()) == 2
 
@@ -101,3 +105,44 @@ def test_opt_out_list_and_confirmation(api: Api) -> None:
     assert r.json()["changed"] is True
     assert api.get("/api/sms/optout").json() == []
     assert api.get("/api/sms/pool").json() == {"modems": [], "waiting": 1}
+
+
+def test_templates_are_offered(api: Api) -> None:
+    api.client.app.state.config.sms.templates = ["Hello {contact.first_name}!"]
+    api.login("maria")
+    assert api.get("/api/sms/templates").json() == [
+        {"id": 0, "text": "Hello {contact.first_name}!"}]
+
+
+def test_an_sms_to_a_number_not_on_the_card_is_still_the_clients(api: Api) -> None:
+    api.login("secretary")
+    ivan = clients(api)["ООО «Ромашка»"]
+    r = api.post("/api/sms", json={"to": "+79990001122", "text": "hi", "client_id": ivan})
+    assert r.status_code == 201 and r.json()["client_id"] == ivan
+    maria = api.login("maria")  # Ivan's manager: live events go to her too
+    assert r.json()["manager_id"] == maria["id"]
+    assert [m["id"] for m in api.get("/api/sms").json()] == [r.json()["id"]]
+
+
+def test_a_failed_sms_is_sent_again_only_when_a_person_asks(api: Api) -> None:
+    maria = api.login("maria")
+    first = api.post("/api/sms", json={"to": IVAN, "text": "try 1"}).json()
+    r = api.post(f"/api/sms/{first['id']}/resend", json={})
+    assert r.status_code == 400 and "only a failed" in r.json()["message"]
+    services = api.client.app.state.services
+    store, service = services.store, services.extra["sms"]
+
+    async def fail_it() -> None:
+        (part,) = (await store.sms_get(first["id"]))["parts"]
+        await store.sms_update_part(part["id"], state="failed", error="barred")
+        await service.refresh(first["id"])
+
+    api.client.portal.call(fail_it)
+    assert api.get(f"/api/sms/{first['id']}").json()["error"] == "failed: barred"
+    r = api.post(f"/api/sms/{first['id']}/resend", json={"text": "try 2"})
+    assert r.status_code == 201, r.text
+    again = r.json()
+    assert again["id"] != first["id"] and again["text"] == "try 2"
+    assert again["state"] == "queued" and again["user_id"] == maria["id"]
+    api.login("dmitry")
+    assert api.post(f"/api/sms/{first['id']}/resend", json={}).status_code == 403

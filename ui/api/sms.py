@@ -14,7 +14,7 @@ from callcenter.services import Services
 from callcenter.store.sqlite_sms import SmsFilter
 from ui.api.clients import visible_client
 from ui.api.common import body_of, current_user, ok, path_id, query_of, services
-from ui.api.sms_models import OptOutIn, SmsCountIn, SmsQuery, SmsSendIn
+from ui.api.sms_models import OptOutIn, SmsCountIn, SmsQuery, SmsResendIn, SmsSendIn
 
 
 def _sms(svc: Services) -> Any:
@@ -25,11 +25,13 @@ def _sms(svc: Services) -> Any:
 
 
 def _json(svc: Services, message: dict[str, Any]) -> dict[str, Any]:
-    from callcenter.sms.service import sms_json
+    from callcenter.sms.service import iso_time, sms_json
 
     out = sms_json(message, svc.config.phones.default_region)
     if "inbound_parts" in message:
-        out["inbound_parts"] = message["inbound_parts"]
+        out["inbound_parts"] = [
+            p | {"smsc_time": iso_time(p["smsc_time"]), "received_at": iso_time(p["received_at"])}
+            for p in message["inbound_parts"]]
     return out
 
 
@@ -51,6 +53,16 @@ async def send(request: Request) -> JSONResponse:
                                        confirm_opted_out=data.confirm_opted_out)
     message = await service.get(user, message_id)
     return ok(_json(svc, message) | {"counter": _counter(service, data.text)}, 201)
+
+
+async def resend(request: Request) -> JSONResponse:
+    user = await current_user(request)
+    svc = services(request)
+    data = await body_of(request, SmsResendIn)
+    service = _sms(svc)
+    message_id = await service.resend(user, path_id(request), text=data.text,
+                                      confirm_opted_out=data.confirm_opted_out)
+    return ok(_json(svc, await service.get(user, message_id)), 201)
 
 
 async def count(request: Request) -> JSONResponse:
@@ -101,8 +113,11 @@ async def templates(request: Request) -> JSONResponse:
 
 
 async def optout_list(request: Request) -> JSONResponse:
+    from callcenter.sms.service import iso_time
+
     await current_user(request, Role.ADMIN)
-    return ok(await _sms(services(request)).opt_out_list())
+    rows = await _sms(services(request)).opt_out_list()
+    return ok([row | {"at": iso_time(row["at"])} for row in rows])
 
 
 async def optout_change(request: Request) -> JSONResponse:

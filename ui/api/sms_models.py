@@ -24,6 +24,12 @@ class SmsSendIn(Body):
     confirm_opted_out: bool = False
 
 
+class SmsResendIn(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"confirm_opted_out": False}]})
+    text: SmsText | None = None  # the text, corrected; absent: the same text
+    confirm_opted_out: bool = False
+
+
 class SmsCountIn(Body):
     model_config = ConfigDict(json_schema_extra={"examples": [{"text": "Привет!"}]})
     text: SmsText

@@ -60,6 +60,8 @@ CREATE TABLE sms_parts (
 -- reports look up (modem, mr) among outstanding parts, newest first
 CREATE INDEX sms_parts_mr ON sms_parts(modem, mr, sending_at);
 CREATE INDEX sms_parts_sent ON sms_parts(modem, sending_at);
+-- start-up looks for parts a previous run left "sending"
+CREATE INDEX sms_parts_in_flight ON sms_parts(message_id) WHERE state = 'sending';
 
 -- Status reports no part could be matched to yet (the report beat the +CMGS answer's commit)
 CREATE TABLE sms_reports_unmatched (

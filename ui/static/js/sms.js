@@ -161,7 +161,18 @@ export function detailBox() {
       replace(box, h('h3', {}, t('sms.message', { id: full.id })),
         h('p', { class: 'pre sms-text' }, full.text), stateBadge(full),
         full.modem ? h('span', { class: 'muted' }, ` · ${full.modem}`) : null,
-        full.error ? h('p', { class: 'error' }, full.error) : null, partList(full));
+        full.error ? h('p', { class: 'error' }, full.error) : null, partList(full),
+        ['failed', 'expired', 'unknown'].includes(full.state) && full.direction === 'out'
+          ? h('button', { type: 'button', dataset: { action: 'sms-resend' }, onclick: async () => {
+            if (full.state === 'unknown' && !window.confirm(t('sms.confirm_resend_unknown'))) return;
+            try {
+              const again = await api('POST', `/api/sms/${Number(full.id)}/resend`, {});
+              toast(t('sms.queued'));
+              open(again);
+            } catch (err) {
+              toast(errorText(err), 'error');
+            }
+          } }, t('sms.resend')) : null);
     } catch (err) {
       replace(box, h('p', { class: 'error' }, errorText(err)));
     }

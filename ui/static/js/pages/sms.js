@@ -75,7 +75,7 @@ export async function render(main) {
       try {
         const rows = await api('GET', '/api/sms/optout');
         replace(optBox, table(['sms.number', 'sms.when', 'sms.optout_source', ''], rows.map((r) => h('tr', {},
-          h('td', {}, r.raw), h('td', {}, dateTime(new Date(r.at * 1000).toISOString())),
+          h('td', {}, r.raw), h('td', {}, dateTime(r.at)),
           h('td', {}, r.keyword ? `${r.source} («${r.keyword}»)` : r.source),
           h('td', {}, h('button', { type: 'button', class: 'btn-small', onclick: async () => {
             try {
