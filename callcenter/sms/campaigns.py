@@ -60,6 +60,7 @@ MAX_PER_MINUTE = 6000
 PREVIEW_SAMPLES = 5
 IDLE = 30.0  # seconds between looks when nothing runs (a start or resume wakes the runner)
 POLL = 1.0  # seconds between looks at the SMS queue when no status event woke the runner
+STARTUP_DELAY = 1.0  # seconds before the runner's first step after start-up
 ROOM_MADE = frozenset({"sent", "failed", "expired", "unknown"})
 
 
@@ -393,6 +394,8 @@ class CampaignService:
         self._wake.set()
 
     def _on_event(self, event: BusEvent) -> None:
+        if not event.topic.startswith("sms."):
+            return  # every call event passes here: nothing to do for them
         # A campaign job left the queue (sent, or failed, expired, unknown): room opened in the
         # SMS queue. Other changes (sending, a delivery report) free no room: no step for them.
         if event.topic == "sms.status":
@@ -430,6 +433,11 @@ class CampaignService:
             self._task = None
 
     async def _run(self) -> None:
+        # The first look waits a moment (or a wake-up): start-up belongs to the lines, and
+        # campaigns resumed after a restart lose nothing by starting a second later.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STARTUP_DELAY):
+                await self._wake.wait()
         while True:
             self._wake.clear()
             try:
