@@ -237,10 +237,14 @@ async def gsm_modems(services: Services, sink: object, stack: contextlib.AsyncEx
     modems: list[tuple[object, object]] = []
     calls = services.extra.get("calls")
     call_sink = calls.registry.handle if calls is not None else (lambda event: None)
-    for cfg in configs:
-        modem = _gsm_modem(cfg, sink, call_sink, config.sms.balance_ussd)
-        await modem.start()  # stopped by sms_running, before the emulators
-        modems.append((modem, limits_of(cfg)))
+    async with contextlib.AsyncExitStack() as started:
+        for cfg in configs:
+            modem = _gsm_modem(cfg, sink, call_sink, config.sms.balance_ussd)
+            await modem.start()
+            # a later modem failing to start stops the ones already started
+            started.push_async_callback(modem.stop)
+            modems.append((modem, limits_of(cfg)))
+        started.pop_all()  # all started: sms_running stops them, before the emulators
     return modems
 
 

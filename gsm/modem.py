@@ -307,8 +307,7 @@ class Modem(CallUrcs):
                                   check=False, may_fail=True)  # fmt: skip
         if resp.final is not Final.OK:
             return ""
-        value = next((ln for ln in resp.lines if ln), "")
-        return (value.split(":", 1)[-1].strip() if value.startswith("+") else value)[:64]
+        return mp.first_value(resp.lines)
 
     async def _init_sim(self, port: AtPort, *, urgent: bool) -> None:
         c = self.config

@@ -7,6 +7,7 @@ import os
 
 from callcenter.lines.lifecycle import CheckResult
 
+from .modem_parse import first_value
 from .modem_settings import ModemSettings
 from .port import AtCommandError, AtPort, AtPortError
 
@@ -48,8 +49,7 @@ async def _ask_all(port: AtPort, t: float) -> CheckResult:
             resp = await port.command(cmd, timeout=t, may_fail=True)
         except AtCommandError as exc:
             return exc
-        value = next((ln for ln in resp.lines if ln), "")
-        facts[key] = (value.split(":", 1)[-1].strip() if value.startswith("+") else value)[:64]
+        facts[key] = first_value(resp.lines)
         return None
 
     try:

@@ -63,6 +63,7 @@ def to_event(
             concat=p.concat,
             pdu=raw.upper(),
             storage_index=index,
+            truncated=p.truncated,
         )
     if isinstance(p, pducodec.StatusReportPdu):
         return SmsStatusReport(

@@ -12,6 +12,13 @@ from dataclasses import dataclass
 from gsm.at import split_args
 
 
+def first_value(lines: tuple[str, ...] | list[str]) -> str:
+    """The answer of ``AT+CGMM``, ``AT+CGSN``, ``ATI``…: the first non-empty line, without a
+    ``+CGSN:`` style prefix, bounded."""
+    value = next((ln for ln in lines if ln), "")
+    return (value.split(":", 1)[-1].strip() if value.startswith("+") else value)[:64]
+
+
 def csq_dbm(args: list[str]) -> int | None:
     """``+CSQ: <rssi>,<ber>`` -> dBm (27.007 §8.5: -113 + 2·rssi); None for 99 / unknown."""
     try:

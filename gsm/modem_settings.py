@@ -56,3 +56,11 @@ class ModemSettings:
     sim_ready_tries: int = 10  # after the PIN, AT+CPIN? until READY
     sim_ready_wait: float = 1.0  # between those queries, cut short by a +CPIN: READY URC
     check_timeout: float = 8.0
+
+    def __post_init__(self) -> None:
+        # the storage goes into AT+CPMS="<mem>": a quote or ";" there would be another command
+        if not (self.storage.isascii() and self.storage.isalnum() and len(self.storage) <= 4):
+            raise ValueError(
+                f"SMS storage must be a memory name like SM or ME: {self.storage!r:.20}"
+            )
+        self.storage = self.storage.upper()

@@ -28,15 +28,17 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 
 from callcenter.sms.events import Address, AddressKind, Concat, SmsEncoding
 
 from . import gsm7
-
-
-class PduError(ValueError):
-    """A PDU that cannot be decoded or a message that cannot be encoded, said in words."""
+from .pdu_fields import _BCD, _swap_digits, _unswap_digits
+from .pdu_fields import PduError as PduError
+from .pdu_fields import decode_relative_validity as decode_relative_validity
+from .pdu_fields import decode_timestamp as decode_timestamp
+from .pdu_fields import encode_relative_validity as encode_relative_validity
+from .pdu_fields import encode_timestamp as encode_timestamp
 
 
 class Mti(enum.IntEnum):
@@ -47,7 +49,6 @@ class Mti(enum.IntEnum):
 
 IEI_CONCAT8 = 0x00
 IEI_CONCAT16 = 0x08
-_BCD = "0123456789*#abc"  # 23.040 §9.1.2.3: 0xA '*', 0xB '#', 0xC-0xE a/b/c, 0xF filler
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,7 @@ class DeliverPdu:
     data: bytes = b""
     ies: tuple[InformationElement, ...] = field(default=())
     wide_ref: bool = False
+    truncated: bool = False  # the user data was shorter than TP-UDL said: text incomplete
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,23 +109,6 @@ class EncodedPdu:
 
 
 # --- addresses -------------------------------------------------------------------------------
-
-
-def _swap_digits(digits: str) -> bytes:
-    nibbles = [_BCD.index(d) for d in digits]
-    if len(nibbles) % 2:
-        nibbles.append(0xF)
-    return bytes(lo | (hi << 4) for lo, hi in zip(nibbles[::2], nibbles[1::2], strict=True))
-
-
-def _unswap_digits(data: bytes, count: int | None = None) -> str:
-    out: list[str] = []
-    for b in data:
-        for nib in (b & 0x0F, b >> 4):
-            if nib == 0xF:
-                continue
-            out.append(_BCD[nib])
-    return "".join(out if count is None else out[:count])
 
 
 def _address_parts(addr: Address) -> tuple[int, bytes, int]:
@@ -171,6 +156,10 @@ def _decode_address_value(toa: int, value: bytes, semi_octets: int) -> Address:
     ton = (toa >> 4) & 0x07
     if ton == 5:
         septets = gsm7.unpack(value, semi_octets * 4 // 7)
+        if septets and septets[-1] == 0 and semi_octets == 2 * len(value) and len(value) % 7 == 0:
+            # a sender that gave the length as 2 x octets: the padding of 7 chars in 7 octets
+            # reads as one more septet, "@" ("diafaan@"); an 8th "@" in a name is unlikely
+            septets = septets[:-1]
         return Address(AddressKind.ALPHANUMERIC, gsm7.from_septets(septets))
     digits = _unswap_digits(value, semi_octets)
     if ton == 1 and digits and not digits.startswith("0"):
@@ -213,86 +202,6 @@ def _read_smsc(r: _Reader) -> Address | None:
         return None
     body = r.take(n, "SMSC address")
     return _decode_address_value(body[0], body[1:], 2 * (n - 1))
-
-
-# --- timestamps and validity -----------------------------------------------------------------
-
-
-def encode_timestamp(ts: datetime) -> bytes:
-    if ts.utcoffset() is None:
-        raise PduError("a PDU timestamp needs a time zone")
-    offset = ts.utcoffset() or timedelta()
-    quarters = round(offset.total_seconds() / 900)
-    if abs(quarters) > 79:
-        raise PduError("time zone offset out of range")
-    digits = (
-        f"{ts.year % 100:02d}{ts.month:02d}{ts.day:02d}{ts.hour:02d}{ts.minute:02d}{ts.second:02d}"
-    )
-    out = bytearray(_swap_digits(digits))
-    q = abs(quarters)
-    tz = (q // 10) | ((q % 10) << 4)
-    if quarters < 0:
-        tz |= 0x08  # 23.040 §9.2.3.11: bit 3 of the octet is the sign
-    out.append(tz)
-    return bytes(out)
-
-
-def decode_timestamp(raw: bytes) -> datetime | None:
-    """The 7-octet SCTS / DT, or None when a modem or SMSC sent digits that are no date."""
-    fields = []
-    for b in raw[:6]:
-        lo, hi = b & 0x0F, b >> 4
-        if lo > 9 or hi > 9:
-            return None
-        fields.append(lo * 10 + hi)
-    tzb = raw[6]
-    tens, units = tzb & 0x07, tzb >> 4
-    if units > 9:
-        return None
-    quarters = tens * 10 + units
-    if tzb & 0x08:
-        quarters = -quarters
-    yy, mo, dd, hh, mi, ss = fields
-    try:
-        return datetime(
-            2000 + yy if yy < 90 else 1900 + yy,
-            mo,
-            dd,
-            hh,
-            mi,
-            ss,
-            tzinfo=timezone(timedelta(minutes=15 * quarters)),
-        )
-    except ValueError:
-        return None
-
-
-def encode_relative_validity(minutes: int) -> int:
-    """TP-VP relative (23.040 §9.2.3.12.1), rounded up to the next value it can express."""
-    if minutes <= 0:
-        raise PduError("validity must be positive")
-    if minutes <= 720:
-        return max(0, -(-minutes // 5) - 1)
-    if minutes <= 1440:
-        return 143 + -(-(minutes - 720) // 30)
-    days = -(-minutes // 1440)
-    if days <= 30:
-        return 166 + max(days, 2)
-    weeks = -(-minutes // 10080)
-    if weeks > 63:
-        raise PduError("validity longer than 63 weeks")
-    return 192 + max(weeks, 5)
-
-
-def decode_relative_validity(vp: int) -> int:
-    """Minutes of a relative TP-VP octet."""
-    if vp <= 143:
-        return (vp + 1) * 5
-    if vp <= 167:
-        return 720 + (vp - 143) * 30
-    if vp <= 196:
-        return (vp - 166) * 1440
-    return (vp - 192) * 10080
 
 
 # --- user data -------------------------------------------------------------------------------
@@ -362,6 +271,7 @@ class _UserData:
     ies: tuple[InformationElement, ...]
     concat: Concat | None
     wide_ref: bool
+    truncated: bool = False  # TP-UDL promised more than came, or an odd UCS2 octet
 
 
 def _decode_ud(encoding: SmsEncoding | None, udhi: bool, udl: int, ud: bytes) -> _UserData:
@@ -374,6 +284,8 @@ def _decode_ud(encoding: SmsEncoding | None, udhi: bool, udl: int, ud: bytes) ->
         i = 1
         while i + 1 < header_len:
             iei, n = ud[i], ud[i + 1]
+            if i + 2 + n > header_len:
+                raise PduError("an information element runs past the user-data header")
             ies.append(InformationElement(iei, bytes(ud[i + 2 : i + 2 + n])))
             i += 2 + n
     concat, wide = None, False
@@ -392,16 +304,21 @@ def _decode_ud(encoding: SmsEncoding | None, udhi: bool, udl: int, ud: bytes) ->
         fill = (7 - header_bits % 7) % 7
         skip_septets = (header_bits + fill) // 7
         count = max(0, udl - skip_septets)
+        present = max(0, (len(ud) - header_len) * 8 - fill) // 7
         septets = gsm7.unpack(ud[header_len:], count, fill)
-        return _UserData(gsm7.from_septets(septets), b"", tuple(ies), concat, wide)
+        text = gsm7.from_septets(septets)
+        return _UserData(text, b"", tuple(ies), concat, wide, truncated=count > present)
     # Octet alphabets: UDL counts octets; trust the octets actually present when they differ.
-    body = bytes(ud[header_len : max(header_len, udl)] if udl <= len(ud) else ud[header_len:])
+    short = udl > len(ud)
+    body = bytes(ud[header_len : max(header_len, udl)] if not short else ud[header_len:])
     if encoding is SmsEncoding.UCS2:
-        if len(body) % 2:
+        odd = len(body) % 2 == 1
+        if odd:
             body = body[:-1]
         # A lone surrogate (a sender cut an emoji in two) becomes U+FFFD; the raw PDU keeps it.
-        return _UserData(body.decode("utf-16-be", errors="replace"), b"", tuple(ies), concat, wide)
-    return _UserData("", body, tuple(ies), concat, wide)
+        text = body.decode("utf-16-be", errors="replace")
+        return _UserData(text, b"", tuple(ies), concat, wide, truncated=short or odd)
+    return _UserData("", body, tuple(ies), concat, wide, truncated=short)
 
 
 # --- SMS-SUBMIT ------------------------------------------------------------------------------
@@ -506,6 +423,7 @@ def _decode_deliver(r: _Reader, smsc: Address | None, first: int) -> DeliverPdu:
         data=ud.data,
         ies=ud.ies,
         wide_ref=ud.wide_ref,
+        truncated=ud.truncated,
     )
 
 

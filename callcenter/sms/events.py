@@ -50,6 +50,7 @@ class SmsPartReceived:
     concat: Concat | None
     pdu: str  # the raw PDU in hex, kept for the record and for de-duplication
     storage_index: int | None = None  # the SIM/ME slot it was read from
+    truncated: bool = False  # shorter than its header said: the text shown is incomplete
 
 
 class ReportStatus(enum.StrEnum):

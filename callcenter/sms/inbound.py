@@ -6,13 +6,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from callcenter.models import InteractionKind
 from callcenter.sms.events import AddressKind, SmsPartReceived
 from callcenter.sms.model import MessageState, opt_out_keyword
-from callcenter.store.sqlite_sms import NewMessage, SmsFilter
+from callcenter.store.sqlite_sms import InboundOptOut, NewMessage, SmsFilter
 
 if TYPE_CHECKING:
     from callcenter.sms.service import SmsService
@@ -25,12 +23,13 @@ MISSING = "[…]"  # where a part of an incomplete message would be
 
 def dedup_key(part: SmsPartReceived) -> str:
     """The same SMS delivered twice by the SMSC (a late acknowledgement) has the same line,
-    sender, SMSC time stamp and concatenation header; a message of one part also its PDU."""
+    sender, SMSC time stamp, text and concatenation header. Not the raw PDU: a redelivery
+    may differ in its first octet (TP-MMS, TP-RP) and is still the same SMS."""
+    text = hashlib.sha256(part.text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    tail = f"t{text}"
     if part.concat is not None:
         c = part.concat
-        tail = f"c{c.ref}/{c.total}/{c.seq}"
-    else:
-        tail = "p" + hashlib.sha256(part.pdu.upper().encode()).hexdigest()[:32]
+        tail = f"c{c.ref}/{c.total}/{c.seq}|{tail}"
     return f"{part.line}|{part.sender.value}|{part.smsc_time:.0f}|{tail}"
 
 
@@ -76,7 +75,7 @@ class Inbox:
             "received_at": now})
         if part_id is None:
             known = await svc.store.sms_inbound_part_by_key(key)
-            if known is None or known[1] is not None or concat is not None:
+            if known is None or known[1] is not None:
                 log.info("duplicate SMS part from %s on %s stored once", part.sender.value,
                          part.line)
                 return None
@@ -91,12 +90,12 @@ class Inbox:
         existing = next((p["message_id"] for p in group if p["message_id"]), None)
         if existing is not None:
             # a late part joins the message already shown incomplete
-            await svc.store.sms_link_inbound(existing, [p["id"] for p in group])
             state = MessageState.RECEIVED if whole else MessageState.INCOMPLETE
-            await svc.store.sms_update(existing, text=text, state=state.value, updated_at=now)
-            await self._announce(existing, new=False)
-            if whole:
-                await self._maybe_opt_out(existing, part.sender.value, part.sender.kind, text)
+            optout = self._opt_out_of(part.sender.value, part.sender.kind, text) \
+                if whole else None
+            added = await svc.store.sms_complete_inbound(
+                existing, [p["id"] for p in group], text, state.value, now, optout)
+            await self._after(existing, optout, added, new=False)
             return existing
         if not whole:
             return None  # waits for the rest, or for the reassembly timeout
@@ -135,20 +134,38 @@ class Inbox:
             manager_id = next((c.manager_id for c in match.candidates
                                if c.client_id == client_id), None)
         state = MessageState.RECEIVED if complete else MessageState.INCOMPLETE
-        message_id = await svc.store.sms_create(NewMessage(
+        optout = self._opt_out_of(sender, kind, text) if complete else None
+        message_id, added = await svc.store.sms_make_inbound(NewMessage(
             direction="in", number=sender, e164=e164, text=text, encoding=encoding,
             parts=[""] * total, state=state.value, created_at=now, client_id=client_id,
-            contact_id=contact_id, manager_id=manager_id, modem=line, concat_ref=ref))
-        await svc.store.sms_link_inbound(message_id, part_ids)
-        if client_id is not None:
-            await svc.store.add_interaction(  # type: ignore[attr-defined]
-                InteractionKind.SMS, datetime.fromtimestamp(now, UTC), text[:200],
-                client_id=client_id, contact_id=contact_id, ref=f"sms:{message_id}",
-                data={"direction": "in", "sms_id": message_id, "number": sender})
-        await self._announce(message_id, new=True)
-        if complete:
-            await self._maybe_opt_out(message_id, sender, kind, text)
+            contact_id=contact_id, manager_id=manager_id, modem=line, concat_ref=ref),
+            part_ids, optout)
+        await self._after(message_id, optout, added, new=True)
         return message_id
+
+    def _opt_out_of(self, sender: str, kind: AddressKind, text: str) -> InboundOptOut | None:
+        svc = self.service
+        keyword = opt_out_keyword(text)
+        if keyword is None or kind is AddressKind.ALPHANUMERIC:
+            return None
+        number = svc.number_key(sender)
+        if not number:
+            return None
+        return InboundOptOut(number, sender, svc.clock(), keyword)
+
+    async def _after(self, message_id: int, optout: InboundOptOut | None, added: bool, *,
+                     new: bool) -> None:
+        """Once the message is committed: the live event, the do-not-send list in memory
+        and the optional confirmation."""
+        svc = self.service
+        await self._announce(message_id, new=new)
+        if optout is None:
+            return
+        svc.opted_out_added(optout.number)
+        log.info("%s opted out of SMS (%r)", optout.raw, optout.keyword)
+        if added and svc.config.optout_confirmation:
+            await svc.enqueue(optout.raw, svc.config.optout_confirmation, kind="system",
+                              confirm_opted_out=True)
 
     async def _announce(self, message_id: int, *, new: bool) -> None:
         from callcenter.sms.service import sms_json
@@ -159,16 +176,3 @@ class Inbox:
         message.setdefault("parts", [])
         svc.bus.publish("sms.received" if new else "sms.status",
                         {"sms": sms_json(message, svc.region)})
-
-    async def _maybe_opt_out(self, message_id: int, sender: str, kind: AddressKind,
-                             text: str) -> None:
-        svc = self.service
-        keyword = opt_out_keyword(text)
-        if keyword is None or kind is AddressKind.ALPHANUMERIC:
-            return
-        added = await svc.opt_out(sender, source=f"sms:{message_id}", keyword=keyword)
-        log.info("%s opted out of SMS (%r)", sender, keyword)
-        if added and svc.config.optout_confirmation:
-            await svc.enqueue(sender, svc.config.optout_confirmation, kind="system",
-                              confirm_opted_out=True)
-

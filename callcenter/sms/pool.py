@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 # A modem that raised LineUnavailable (down, not written) is tried again after this long.
 DOWN_RETRY = 5.0
+OPTED_OUT = "opted out"  # a campaign part's reason when its number opted out meanwhile
 IDLE_WAKE = 30.0
 NOT_READY_POLL = 1.0
 BALANCE_POLL = 20.0  # how often modems that became ready are looked at for their balance
@@ -174,6 +175,9 @@ class ModemPool:
         Returns the sends started (tests await them)."""
         now = self.clock()
         started: list[asyncio.Task[None]] = []
+        for message in await self.store.sms_expired(now):
+            if message["id"] not in self._inflight:
+                await self._expire(message)
         waiting = await self.store.sms_waiting(now)
         # started messages first (their modem is theirs, and their parts should not wait
         # behind new messages), then a person's messages before a campaign's
@@ -238,6 +242,10 @@ class ModemPool:
         svc = self.service
         try:
             now = self.clock()
+            if message["kind"] == "campaign" and svc.is_opted_out(message["number"]):
+                # the campaign takes such jobs back itself; this is the last line of defence
+                await self._opted_out(message)
+                return
             if not await self.store.sms_mark_sending(part["id"], message["id"], name, now):
                 return  # no longer queued (a campaign took it back): never sent
             slot.recent.append(now)
@@ -294,6 +302,13 @@ class ModemPool:
             return
         delay = backoff(attempts, base=self.service.config.retry_seconds)
         await self._not_sent(message, part, self.clock() + delay, error=exc.reason)
+
+    async def _opted_out(self, message: dict[str, Any]) -> None:
+        for other in await self.store.sms_parts(message["id"]):
+            if other["state"] == PartState.QUEUED.value:
+                await self.store.sms_update_part(other["id"], state=PartState.FAILED.value,
+                                                 error=OPTED_OUT)
+        await self.service.publish_status(message["id"])
 
     async def _not_sent(self, message: dict[str, Any], part: dict[str, Any], retry_at: float,
                         error: str = "") -> None:

@@ -37,12 +37,17 @@ from callcenter.sms.model import (
     message_state,
 )
 from callcenter.sms.split import TextSplit, split_text
+from callcenter.store.base import Conflict
 from callcenter.store.sqlite_sms import NewMessage, SmsFilter, SmsStoreMixin
 
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 1600  # ten concatenated GSM parts; longer is a letter, not an SMS
 RECIPIENT_TAIL = 10
+# A report's TP-SCTS is the SMSC's clock: it may run this much behind ours...
+CLOCK_SKEW = 300.0
+# ... and the SMSC takes a part at most this long after the modem was handed it.
+REPORT_MAX_DELAY = 3600.0
 
 
 class OptedOut(CallcenterError):
@@ -120,10 +125,12 @@ class SmsService:
     async def enqueue(self, to: str, text: str, *, client_id: int | None = None,
                       contact_id: int | None = None, user_id: int | None = None,
                       campaign_id: int | None = None, kind: str | None = None,
-                      valid_for: float | None = None, confirm_opted_out: bool = False) -> int:
+                      valid_for: float | None = None, confirm_opted_out: bool = False,
+                      resend_of: int | None = None) -> int:
         """Store an outbound SMS as a durable job (message + parts, state queued) and return
         its id. Campaign messages to an opted-out number are refused (OptedOut); a manual one
-        needs ``confirm_opted_out``."""
+        needs ``confirm_opted_out``. ``resend_of``: the message this one sends again (a
+        second resend of it raises Conflict and stores nothing)."""
         text = (text or "").replace("\r\n", "\n")
         if not text.strip():
             raise ValidationError("the message is empty", field="text")
@@ -159,7 +166,7 @@ class SmsService:
             text=text, encoding=split.encoding.value, parts=split.parts,
             state=MessageState.QUEUED.value, created_at=now, client_id=client_id,
             contact_id=contact_id, manager_id=manager_id, user_id=user_id,
-            campaign_id=campaign_id, kind=kind, valid_until=now + valid,
+            campaign_id=campaign_id, kind=kind, valid_until=now + valid, resend_of=resend_of,
         ), part_state=PartState.QUEUED.value)
         if client_id is not None and kind != "campaign":
             await self.store.add_interaction(  # type: ignore[attr-defined]
@@ -197,16 +204,23 @@ class SmsService:
         self.bus.publish("sms.status", {"sms": sms_json(message, self.region)})
 
     async def resend(self, user: User, message_id: int, *, text: str | None = None,
-                     confirm_opted_out: bool = False) -> int:
+                     confirm_opted_out: bool = False, confirm_unknown: bool = False) -> int:
         """A person's decision to send a failed, expired or unknown message again: a new job
-        with the same text (the old one keeps its history)."""
+        with the same text (the old one keeps its history). Once per message (Conflict the
+        second time); an "unknown" one may have arrived, so it needs ``confirm_unknown``."""
         old = await self.get(user, message_id)
         if old["direction"] != "out" or old["state"] not in (
                 MessageState.FAILED, MessageState.EXPIRED, MessageState.UNKNOWN):
             raise ValidationError("only a failed, expired or unknown SMS can be sent again")
+        if old["resent_as"] is not None:
+            raise Conflict(f"this SMS was already sent again (SMS {old['resent_as']})")
+        if old["state"] == MessageState.UNKNOWN and not confirm_unknown:
+            raise ValidationError("this SMS may have reached the recipient (its delivery is"
+                                  " unknown): confirm to send it again", field="confirm_unknown")
         return await self.enqueue(old["number"], text or old["text"], client_id=old["client_id"],
                                   contact_id=old["contact_id"], user_id=user.id,
-                                  kind="manual", confirm_opted_out=confirm_opted_out)
+                                  kind="manual", confirm_opted_out=confirm_opted_out,
+                                  resend_of=message_id)
 
     # -- reports and other line events -------------------------------------------------------
 
@@ -226,14 +240,23 @@ class SmsService:
         async with self._reports:
             return await self._on_report(report)
 
+    def report_window(self, report: SmsStatusReport) -> tuple[float, float]:
+        """When the part a report is about may have been handed to the modem: shortly
+        before the SMSC's time stamp when the report carries one, else within the validity
+        period (the SMSC gives up after it)."""
+        if report.submitted_time is not None:
+            return (report.submitted_time - REPORT_MAX_DELAY,
+                    report.submitted_time + CLOCK_SKEW)
+        now = self.clock()
+        return now - self.config.validity_hours * 3600 - CLOCK_SKEW, now + CLOCK_SKEW
+
     async def _on_report(self, report: SmsStatusReport) -> int | None:
         tail = recipient_tail(report.recipient.value)
-        part = await self.store.sms_match_report(report.line, report.message_ref, tail)
+        since, until = self.report_window(report)
+        part = await self.store.sms_match_report(report.line, report.message_ref, tail,
+                                                 since, until)
         if part is None:
-            # A part whose MR was never stored (the process stopped between +CMGS and the
-            # commit) is resolved by the next report from its modem to its recipient.
-            unknown = await self.store.sms_unknown_by_modem(report.line, tail)
-            part = unknown[0] if unknown else None
+            part = await self._unknown_part_for(report, tail, since, until)
         if part is None:
             await self.store.sms_keep_report(
                 report.line, report.message_ref, report.recipient.value, report.status.value,
@@ -244,6 +267,21 @@ class SmsService:
         await self._apply_report(part, report.status.value, report.status_code,
                                  report.message_ref)
         return int(part["message_id"])
+
+    async def _unknown_part_for(self, report: SmsStatusReport, tail: str, since: float,
+                                until: float) -> dict[str, Any] | None:
+        """A part whose MR was never stored (the process stopped between +CMGS and the
+        commit, or the answer was lost) may be what a report with an MR no part has is
+        about. An MR a part of that modem already has is a repeated report, never that.
+        Of the candidates, the one the modem's MR sequence points at comes first."""
+        if await self.store.sms_mr_seen(report.line, report.message_ref, since):
+            return None
+        unknown = await self.store.sms_unknown_by_modem(report.line, tail, since, until)
+        if not unknown:
+            return None
+        expected = [p for p in unknown if p["prev_mr"] is not None
+                    and (p["prev_mr"] + 1) % 256 == report.message_ref]
+        return (expected or unknown)[0]
 
     async def _apply_report(self, part: dict[str, Any], status: str, code: int,
                             mr: int | None = None) -> None:
@@ -291,6 +329,10 @@ class SmsService:
         added = await self.store.sms_optout_add(key, number, self.clock(), source, keyword)
         self._opted_out.add(key)
         return added
+
+    def opted_out_added(self, key: str) -> None:
+        """A do-not-send entry another transaction committed (an inbound STOP)."""
+        self._opted_out.add(key)
 
     async def opt_in(self, number: str) -> bool:
         key = self.number_key(number)
@@ -348,6 +390,7 @@ def sms_json(message: dict[str, Any], region: str = "RU") -> dict[str, Any]:
         "error": message["error"], "modem": message["modem"],
         "created_at": iso_time(message["created_at"]), "sent_at": iso_time(message["sent_at"]),
         "delivered_at": iso_time(message["delivered_at"]),
+        "resent_as": message.get("resent_as"),
         "parts": [{"seq": p["seq"], "total": p["total"], "state": p["state"],
                    "modem": p["modem"], "mr": p["mr"], "error": p["error"],
                    "report_status": p["report_status"], "report_code": p["report_code"],

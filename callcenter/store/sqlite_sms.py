@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from callcenter.store.base import NotFound
+from callcenter.models import InteractionKind
+from callcenter.store.base import Conflict, NotFound
 from callcenter.store.sqlite_db import SqliteDb
 
 MESSAGE_COLUMNS = (
     "id", "direction", "number", "e164", "client_id", "contact_id", "manager_id", "user_id",
     "campaign_id", "kind", "text", "encoding", "parts_total", "state", "modem", "concat_ref",
     "error", "created_at", "updated_at", "valid_until", "sent_at", "delivered_at", "next_try_at",
+    "resent_as",
 )
 PART_COLUMNS = (
     "id", "message_id", "seq", "total", "text", "state", "modem", "mr", "recipient", "attempts",
     "error", "report_status", "report_code", "sending_at", "sent_at", "report_at",
 )
-_MESSAGE_CHANGES = set(MESSAGE_COLUMNS) - {"id", "direction", "created_at"}
+_MESSAGE_CHANGES = set(MESSAGE_COLUMNS) - {"id", "direction", "created_at", "resent_as"}
 _PART_CHANGES = set(PART_COLUMNS) - {"id", "message_id", "seq", "total"}
 
 
@@ -58,6 +61,21 @@ class NewMessage:
     valid_until: float | None = None
     error: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    resend_of: int | None = None  # a person's "send again" of this message: once only
+
+
+@dataclass(frozen=True, slots=True)
+class InboundOptOut:
+    """The do-not-send entry an inbound "STOP" makes (``number``: the list's key)."""
+
+    number: str
+    raw: str
+    at: float
+    keyword: str
+
+
+class _OtherModem(Exception):
+    """Rolls back a part's start: its message is bound to another modem."""
 
 
 def _message(row: Sequence[Any]) -> dict[str, Any]:
@@ -94,6 +112,14 @@ class SmsStoreMixin:
                  m.user_id, m.campaign_id, m.kind, m.text, m.encoding, len(m.parts), m.state,
                  m.modem, m.concat_ref, m.error, m.created_at, m.created_at, m.valid_until))
             message_id = int(cursor.lastrowid or 0)
+            if m.resend_of is not None:
+                # the check and the new job in one transaction: a second click, or a second
+                # tab, finds the old one taken and makes nothing
+                taken = await self._db.execute(
+                    "UPDATE sms_messages SET resent_as = ? WHERE id = ? AND resent_as IS NULL",
+                    (message_id, m.resend_of))
+                if not taken.rowcount:
+                    raise Conflict(f"SMS {m.resend_of} was already sent again")
             if part_state is not None:
                 for seq, text in enumerate(m.parts, start=1):
                     await self._db.execute(
@@ -179,6 +205,16 @@ class SmsStoreMixin:
             " AND p.state = 'queued') ORDER BY kind = 'campaign', id LIMIT ?", (now, limit))
         return [_message(r) for r in rows]
 
+    async def sms_expired(self, now: float, limit: int = 200) -> list[dict[str, Any]]:
+        """Outbound messages with a part still to send whose validity ran out, whatever their
+        retry time (a long backoff must not keep one "queued" past it)."""
+        rows = await self._db.rows(
+            f"SELECT {_M} FROM sms_messages WHERE direction = 'out'"
+            " AND state IN ('queued', 'sending') AND valid_until < ?"
+            " AND EXISTS (SELECT 1 FROM sms_parts p WHERE p.message_id = sms_messages.id"
+            " AND p.state = 'queued') ORDER BY id LIMIT ?", (now, limit))
+        return [_message(r) for r in rows]
+
     async def sms_queue_counts(self) -> dict[str | None, int]:
         """Outbound messages not yet through, by the modem they are bound to (None: any)."""
         rows = await self._db.rows(
@@ -196,17 +232,26 @@ class SmsStoreMixin:
                                now: float) -> bool:
         """Durably: this part is being handed to ``modem`` (a crash from here on makes it
         "unknown", never re-sent), and the whole message is bound to that modem. False when
-        the part was no longer queued (taken back by a campaign meanwhile): do not send."""
-        async with self._db.transaction():
-            cursor = await self._db.execute(
-                "UPDATE sms_parts SET state = 'sending', modem = ?, sending_at = ?,"
-                " attempts = attempts + 1 WHERE id = ? AND state = 'queued'",
-                (modem, now, part_id))
-            if not cursor.rowcount:
-                return False
-            await self._db.execute(
-                "UPDATE sms_messages SET state = 'sending', modem = ?, updated_at = ?"
-                " WHERE id = ?", (modem, now, message_id))
+        the part was no longer queued (taken back by a campaign meanwhile) or the message is
+        bound to another modem: do not send."""
+        try:
+            async with self._db.transaction():
+                cursor = await self._db.execute(
+                    "UPDATE sms_parts SET state = 'sending', modem = ?, sending_at = ?,"
+                    " attempts = attempts + 1 WHERE id = ? AND state = 'queued'",
+                    (modem, now, part_id))
+                if not cursor.rowcount:
+                    return False
+                # every part through the same modem (the phone joins them by its SMSC):
+                # a message another modem has begun is not this one's
+                bound = await self._db.execute(
+                    "UPDATE sms_messages SET state = 'sending', modem = ?, updated_at = ?"
+                    " WHERE id = ? AND (modem IS NULL OR modem = ?)",
+                    (modem, now, message_id, modem))
+                if not bound.rowcount:
+                    raise _OtherModem
+        except _OtherModem:
+            return False  # rolled back: the part stays queued
         return True
 
     async def sms_sending_to_unknown(self, reason: str) -> list[int]:
@@ -236,29 +281,48 @@ class SmsStoreMixin:
             " AND modem IS NOT NULL ORDER BY sending_at", (since,))
         return [(r[0], float(r[1])) for r in rows]
 
-    async def sms_match_report(self, modem: str, mr: int, recipient_tail: str
-                               ) -> dict[str, Any] | None:
+    async def sms_match_report(self, modem: str, mr: int, recipient_tail: str, since: float,
+                               until: float) -> dict[str, Any] | None:
         """The most recent outstanding part sent by ``modem`` with this TP-MR to this
-        recipient (TP-MR wraps at 256: an older part with the same MR lost its claim)."""
+        recipient, handed to the modem between ``since`` and ``until`` (TP-MR wraps at 256:
+        an older part with the same MR lost its claim). An empty recipient matches nothing."""
+        if not recipient_tail:
+            return None
         rows = await self._db.rows(
             f"SELECT {', '.join('p.' + c for c in PART_COLUMNS)} FROM sms_parts p"
             " JOIN sms_messages m ON m.id = p.message_id"
             " WHERE p.modem = ? AND p.mr = ? AND p.state IN ('sent', 'unknown')"
-            " AND (p.recipient LIKE ? OR m.number LIKE ? OR ? = '')"
+            " AND p.sending_at BETWEEN ? AND ? AND (p.recipient LIKE ? OR m.number LIKE ?)"
             " ORDER BY p.sending_at DESC, p.id DESC LIMIT 1",
-            (modem, mr, f"%{recipient_tail}", f"%{recipient_tail}", recipient_tail))
+            (modem, mr, since, until, f"%{recipient_tail}", f"%{recipient_tail}"))
         return _part(rows[0]) if rows else None
 
-    async def sms_unknown_by_modem(self, modem: str, recipient_tail: str
-                                   ) -> list[dict[str, Any]]:
-        """Unknown parts (no MR was stored) sent by ``modem`` to this recipient, newest
-        first: a report for them carries an MR the store never learned."""
+    async def sms_mr_seen(self, modem: str, mr: int, since: float) -> bool:
+        """Whether a part handed to ``modem`` since ``since`` has this TP-MR, in any state (a
+        repeated report for it must not be taken for an unknown part's)."""
         rows = await self._db.rows(
-            f"SELECT {', '.join('p.' + c for c in PART_COLUMNS)} FROM sms_parts p"
-            " JOIN sms_messages m ON m.id = p.message_id"
+            "SELECT 1 FROM sms_parts WHERE modem = ? AND mr = ? AND sending_at >= ? LIMIT 1",
+            (modem, mr, since))
+        return bool(rows)
+
+    async def sms_unknown_by_modem(self, modem: str, recipient_tail: str, since: float = 0.0,
+                                   until: float = float("inf")) -> list[dict[str, Any]]:
+        """Unknown parts (no MR was stored) sent by ``modem`` to this recipient between
+        ``since`` and ``until``, newest first, each with ``prev_mr``: the MR of the part the
+        modem sent just before it (the modem's next MR is most likely that + 1)."""
+        if not recipient_tail:
+            return []
+        rows = await self._db.rows(
+            f"SELECT {', '.join('p.' + c for c in PART_COLUMNS)},"
+            " (SELECT q.mr FROM sms_parts q WHERE q.modem = p.modem AND q.mr IS NOT NULL"
+            "  AND q.sending_at <= p.sending_at AND q.id != p.id"
+            "  ORDER BY q.sending_at DESC, q.id DESC LIMIT 1)"
+            " FROM sms_parts p JOIN sms_messages m ON m.id = p.message_id"
             " WHERE p.modem = ? AND p.mr IS NULL AND p.state = 'unknown' AND m.number LIKE ?"
-            " ORDER BY p.sending_at DESC, p.id DESC", (modem, f"%{recipient_tail}"))
-        return [_part(r) for r in rows]
+            " AND p.sending_at BETWEEN ? AND ?"
+            " ORDER BY p.sending_at DESC, p.id DESC",
+            (modem, f"%{recipient_tail}", since, until))
+        return [_part(r[:-1]) | {"prev_mr": r[-1]} for r in rows]
 
     async def sms_keep_report(self, modem: str, mr: int, recipient: str, status: str,
                               code: int, at: float, pdu: str) -> None:
@@ -317,6 +381,54 @@ class SmsStoreMixin:
         await self._db.execute(
             f"UPDATE sms_inbound_parts SET message_id = ? WHERE id IN ({marks})",
             (message_id, *part_ids))
+
+    async def sms_make_inbound(self, m: NewMessage, part_ids: Sequence[int],
+                               optout: InboundOptOut | None = None) -> tuple[int, bool]:
+        """An inbound message, its parts linked to it, its interaction on the client's card
+        and the opt-out it asks for, in one transaction: a crash leaves either all of it
+        or none (the SIM keeps the SMS and delivers it again). Returns the message id and
+        whether the number was newly put on the do-not-send list."""
+        async with self._db.transaction():
+            message_id = await self.sms_create(m)
+            await self.sms_link_inbound(message_id, part_ids)
+            await self._sms_inbound_interaction(message_id, m.client_id, m.contact_id,
+                                                m.number, m.text, m.created_at)
+            added = await self._sms_inbound_optout(message_id, optout)
+        return message_id, added
+
+    async def sms_complete_inbound(self, message_id: int, part_ids: Sequence[int], text: str,
+                                   state: str, now: float,
+                                   optout: InboundOptOut | None = None) -> bool:
+        """A late part joins the message shown incomplete: linked, the text (and its
+        interaction's) updated and the opt-out it completes, in one transaction."""
+        async with self._db.transaction():
+            await self.sms_link_inbound(message_id, part_ids)
+            await self.sms_update(message_id, text=text, state=state, updated_at=now)
+            rows = await self._db.rows(
+                "SELECT client_id, contact_id, number, created_at FROM sms_messages"
+                " WHERE id = ?", (message_id,))
+            client_id, contact_id, number, created_at = rows[0]
+            await self._sms_inbound_interaction(message_id, client_id, contact_id, number,
+                                                text, created_at)
+            return await self._sms_inbound_optout(message_id, optout)
+
+    async def _sms_inbound_interaction(self, message_id: int, client_id: int | None,
+                                       contact_id: int | None, number: str, text: str,
+                                       at: float) -> None:
+        if client_id is None:
+            return
+        # idempotent by its ref: a completed message updates the row it made
+        await self.add_interaction(  # type: ignore[attr-defined]
+            InteractionKind.SMS, datetime.fromtimestamp(at, UTC), text[:200],
+            client_id=client_id, contact_id=contact_id, ref=f"sms:{message_id}",
+            data={"direction": "in", "sms_id": message_id, "number": number})
+
+    async def _sms_inbound_optout(self, message_id: int, optout: InboundOptOut | None
+                                  ) -> bool:
+        if optout is None:
+            return False
+        return await self.sms_optout_add(optout.number, optout.raw, optout.at,
+                                         f"sms:{message_id}", optout.keyword)
 
     async def sms_stale_groups(self, before: float) -> list[tuple[str, str, int, int]]:
         """(line, sender, ref, total) of long inbound messages still missing parts whose first

@@ -545,3 +545,34 @@ async def test_cdsi_mode_sweeps_the_report_storage_too(modem: Modem, emu: ModemE
     await emu.wait_for(lambda: emu.commands[before:].count("AT+CPMS") == 2)
     await modem.wait_inbound_idle()
     assert emu.commands[before:] == ["AT+CMGL", "AT+CPMS", "AT+CMGL", "AT+CPMS"]
+
+
+@pytest.mark.parametrize("config", [ModemConfig(time_scale=0.001, pin="1234")])
+async def test_after_the_pin_a_cpin_ready_urc_ends_the_wait(emu: ModemEmulator, sinks: Sinks):
+    inner = emu._command
+
+    async def command(line: str) -> None:
+        if not line.upper().startswith("AT+CPIN="):
+            await inner(line)
+            return
+        emu.commands.append("AT+CPIN")
+        emu._final("OK")  # the SIM takes a moment, then says so (SIMCom, Quectel)
+
+        def ready() -> None:
+            emu.state.pin_ok = True
+            emu.urc("+CPIN: READY")
+
+        asyncio.get_running_loop().call_later(0.05, ready)
+
+    emu._command = command  # type: ignore[method-assign]
+    m = Modem(
+        settings(emu.path, pin="1234", sim_ready_wait=60.0),
+        sms_sink=sinks.sms_sink,
+        call_sink=sinks.call_sink,
+    )
+    await m.start()
+    try:
+        await m.wait_ready(10)  # not a 60 s wait between two AT+CPIN?
+        assert m.info().sim_ready
+    finally:
+        await m.stop()

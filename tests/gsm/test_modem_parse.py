@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from callcenter.line_events import (
     Answered,
     CallEnded,
@@ -24,8 +26,10 @@ from gsm.modem_parse import (
     creg,
     csq_dbm,
     cusd,
+    first_value,
     listing,
 )
+from gsm.modem_settings import ModemSettings
 
 
 def test_signal_registration_operator():
@@ -157,3 +161,16 @@ def test_the_clip_wait_counts_from_the_first_ring():
     t.ring(100.0)
     t.ring(101.0)  # RINGs a second apart must not push the card back for ever
     assert t.next_deadline() == 101.5
+
+
+def test_first_value_of_an_identification_answer():
+    assert first_value(["", "+CGSN: 867123456789012"]) == "867123456789012"
+    assert first_value(["Quectel EC25"]) == "Quectel EC25"
+    assert first_value([]) == "" and len(first_value(["x" * 500])) == 64
+
+
+@pytest.mark.parametrize("bad", ['SM","SM";ATD112;', "", "SMSMS", "С"])
+def test_the_storage_setting_is_a_memory_name(bad):
+    with pytest.raises(ValueError, match="memory name"):
+        ModemSettings(name="gsm1", path="/dev/null", storage=bad)
+    assert ModemSettings(name="gsm1", path="/dev/null", storage="me").storage == "ME"

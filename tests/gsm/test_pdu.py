@@ -29,6 +29,7 @@ from gsm.pdu import (
     encode_status_report,
     encode_submit,
     encode_timestamp,
+    parse_hex,
     submit_for_part,
 )
 
@@ -383,3 +384,31 @@ def test_gsm7_pack_unpack():
         gsm7.from_septets(gsm7.unpack(bytes([225, 13, 111, 227, 219, 160, 54, 169, 77, 25]), 11))
         == "a[]{}€"
     )
+
+
+def test_alphanumeric_length_given_as_two_per_octet_drops_the_padding_septet():
+    e = encode_deliver(DeliverPdu(Address(ALNUM, "diafaan"), "hi", scts=None))
+    assert e.hex[4:6] == "0D"  # 7 septets are 49 bits: 13 semi-octets
+    wrong = e.hex[:4] + "0E" + e.hex[6:]  # 14 semi-octets for 7 octets, as some senders do
+    assert decode(wrong).sender == Address(ALNUM, "diafaan")
+
+
+def test_an_information_element_past_the_header_end_is_refused():
+    e = encode_deliver(
+        DeliverPdu(Address(NAT, "0612345678"), "part", concat=Concat(ref=5, total=2, seq=1))
+    )
+    raw = bytearray(parse_hex(e.hex))
+    i = raw.index(bytes([0x05, 0x00, 0x03, 5, 2, 1]))  # UDHL, IEI, IEDL, ref, total, seq
+    raw[i + 2] = 0x04  # the IE claims one octet more than its header holds
+    with pytest.raises(PduError, match="past the user-data header"):
+        decode(raw.hex())
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding"), [("hello there", SmsEncoding.GSM7), ("привет", SmsEncoding.UCS2)]
+)
+def test_user_data_shorter_than_its_length_is_flagged(text, encoding):
+    e = encode_deliver(DeliverPdu(Address(NAT, "0612345678"), text, encoding, scts=None))
+    assert not decode(e.hex).truncated
+    cut = decode(e.hex[:-2])  # one octet less than TP-UDL says
+    assert cut.truncated and text.startswith(cut.text.rstrip("@"))

@@ -85,9 +85,11 @@ class Core:
         return await self.store.sms_get(message_id)
 
     async def report(self, modem: str, mr: int, to: str,
-                     status: ReportStatus = ReportStatus.DELIVERED, code: int = 0) -> int | None:
+                     status: ReportStatus = ReportStatus.DELIVERED, code: int = 0,
+                     submitted: float | None = None) -> int | None:
         return await self.service.on_report(SmsStatusReport(
-            modem, mr, Address(AddressKind.INTERNATIONAL, to), status, code, None, ""))
+            modem, mr, Address(AddressKind.INTERNATIONAL, to), status, code, None, "",
+            submitted_time=submitted))
 
 
 async def sms_core(store: SqliteStore, *modems: FakeModem | tuple[FakeModem, SimLimits],

@@ -38,8 +38,7 @@ async def test_a_single_sms_lands_on_the_client_and_is_pushed(store):
     manager = await store.create_user("maria", "Maria", "manager")
     client_id = await client_with(store, "Ivan", "8 916 123-45-67", manager.id)
     core = await sms_core(store, FakeModem("a"))
-    message_id = await core.service.handle(part("Привет! <b>call me</b>")) or (
-        await inbound(store))[0]["id"]
+    message_id = await core.service.inbox.receive(part("Привет! <b>call me</b>"))
     (message,) = await inbound(store)
     assert message["id"] == message_id
     assert message["client_id"] == client_id and message["manager_id"] == manager.id
@@ -148,3 +147,66 @@ async def test_parts_handed_over_at_the_same_time_make_one_message(store):
     await asyncio.gather(*(core.service.handle(part(t, Concat(77, 3, i)))
                            for i, t in enumerate(("a", "b", "c"), start=1)))
     assert [m["text"] for m in await inbound(store)] == ["abc"]
+
+
+async def test_a_redelivery_with_another_first_octet_is_the_same_sms(store):
+    core = await sms_core(store)
+    # TP-MMS / TP-RP differ in the first octet of the SMS-DELIVER: same SMS all the same
+    await core.service.handle(part("hello", pdu="0791AABBCC040B91"))
+    await core.service.handle(part("hello", pdu="0791AABBCC440B91"))
+    long_a = part("one", Concat(5, 2, 1), pdu="0791AA40")
+    await core.service.handle(long_a)
+    await core.service.handle(part("one", Concat(5, 2, 1), pdu="0791AA44"))
+    await core.service.handle(part("two", Concat(5, 2, 2)))
+    assert sorted(m["text"] for m in await inbound(store)) == ["hello", "onetwo"]
+    # the same header and time with another text is another SMS
+    await core.service.handle(part("hullo", pdu="0791AABBCC040B91"))
+    assert len(await inbound(store)) == 3
+
+
+@pytest.mark.parametrize("failing", ["add_interaction", "sms_optout_add"])
+async def test_a_crash_while_storing_an_inbound_sms_leaves_nothing_half_done(store, failing):
+    await client_with(store, "Ivan", "8 916 123-45-67")
+    core = await sms_core(store)
+    real = getattr(store, failing)
+
+    async def crash(*args, **kw):
+        raise RuntimeError("killed here")
+
+    setattr(store, failing, crash)
+    stop = part("STOP", pdu="0791ABCD")
+    with pytest.raises(RuntimeError):  # the SMS stays on the SIM: delivered again
+        await core.service.handle(stop)
+    assert await inbound(store) == [] and await store.sms_optout_list() == []
+    assert not core.service.is_opted_out(SENDER)
+    setattr(store, failing, real)
+    await core.service.handle(stop)
+    await core.service.handle(stop)
+    (message,) = await inbound(store)
+    assert message["text"] == "STOP"
+    assert [o["number"] for o in await store.sms_optout_list()] == [SENDER]
+    assert core.service.is_opted_out(SENDER)
+    assert len(await store.list_interactions(message["client_id"])) == 1
+
+
+async def test_a_crash_while_completing_a_long_sms_loses_no_stop(store):
+    core = await sms_core(store, sms=SmsConfig(reassembly_timeout=60))
+    await core.service.handle(part("ST", Concat(9, 2, 1)))
+    core.clock.advance(61)
+    await core.service.inbox.sweep()
+    real = store.sms_optout_add
+
+    async def crash(*args, **kw):
+        raise RuntimeError("killed here")
+
+    store.sms_optout_add = crash
+    late = part("OP", Concat(9, 2, 2))
+    with pytest.raises(RuntimeError):
+        await core.service.handle(late)
+    (message,) = await inbound(store)
+    assert message["state"] == "incomplete"
+    store.sms_optout_add = real
+    await core.service.handle(late)
+    (message,) = await inbound(store)
+    assert message["state"] == "received" and message["text"] == "STOP"
+    assert core.service.is_opted_out(SENDER)

@@ -355,3 +355,45 @@ async def test_the_status_counts_each_modems_queue(store):
     (row,) = await core.pool.status()
     assert row["queue"] == 1 and await core.pool.waiting_unassigned() == 1
     assert (await core.message(started))["modem"] == "a"
+
+
+async def test_a_campaign_part_to_a_number_that_opted_out_meanwhile_is_not_sent(store):
+    modem = FakeModem("a")
+    core = await sms_core(store, modem)
+    campaign = await core.service.enqueue(TO, LONG, campaign_id=1)
+    manual = await core.service.enqueue("+79162222222", "hi")
+    # the STOP arrives after the job was queued, before the pool reaches it
+    await core.service.opt_out(TO, source="sms:1", keyword="STOP")
+    await core.drain()
+    assert [p.to.value for p in modem.sent] == ["+79162222222"]
+    message = await core.message(campaign)
+    assert message["state"] == "failed" and "opted out" in message["error"]
+    assert [p["state"] for p in message["parts"]] == ["failed"] * 3
+    assert all(p["error"] == "opted out" for p in message["parts"])
+    assert (await core.message(manual))["state"] == "sent"
+
+
+async def test_a_part_is_not_started_on_another_modem_than_its_message(store):
+    core = await sms_core(store)
+    message_id = await core.service.enqueue(TO, LONG)
+    first, second, _ = (await core.message(message_id))["parts"]
+    now = core.clock()
+    assert await store.sms_mark_sending(first["id"], message_id, "a", now)
+    assert not await store.sms_mark_sending(second["id"], message_id, "b", now)
+    message = await core.message(message_id)
+    assert message["modem"] == "a"
+    assert message["parts"][1]["state"] == "queued" and message["parts"][1]["modem"] is None
+    assert message["parts"][1]["attempts"] == 0
+    assert await store.sms_mark_sending(second["id"], message_id, "a", now)
+
+
+async def test_expiry_does_not_wait_for_the_backoff(store):
+    modem = FakeModem("a", fail=[SmsSendError("congestion", code=42)])
+    core = await sms_core(store, modem, sms=SmsConfig(retry_seconds=3600))
+    message_id = await core.service.enqueue(TO, "soon stale", valid_for=60)
+    await core.drain()
+    assert (await core.message(message_id))["state"] == "queued"  # backing off for an hour
+    core.clock.advance(61)
+    await core.drain()
+    message = await core.message(message_id)
+    assert message["state"] == "expired" and modem.sent == []

@@ -146,3 +146,28 @@ def test_a_failed_sms_is_sent_again_only_when_a_person_asks(api: Api) -> None:
     assert again["state"] == "queued" and again["user_id"] == maria["id"]
     api.login("dmitry")
     assert api.post(f"/api/sms/{first['id']}/resend", json={}).status_code == 403
+
+
+def test_an_sms_is_sent_again_once_and_an_unknown_one_only_when_confirmed(api: Api) -> None:
+    api.login("maria")
+    first = api.post("/api/sms", json={"to": IVAN, "text": "maybe arrived"}).json()
+    services = api.client.app.state.services
+    store, service = services.store, services.extra["sms"]
+
+    async def unknown() -> None:
+        (part,) = (await store.sms_get(first["id"]))["parts"]
+        await store.sms_update_part(part["id"], state="unknown", error="no answer")
+        await service.refresh(first["id"])
+
+    api.client.portal.call(unknown)
+    r = api.post(f"/api/sms/{first['id']}/resend", json={})
+    assert r.status_code == 400 and r.json()["field"] == "confirm_unknown"
+    r = api.post(f"/api/sms/{first['id']}/resend", json={"confirm_unknown": True})
+    assert r.status_code == 201, r.text
+    again = r.json()["id"]
+    assert api.get(f"/api/sms/{first['id']}").json()["resent_as"] == again
+    r = api.post(f"/api/sms/{first['id']}/resend", json={"confirm_unknown": True})
+    assert r.status_code == 409 and "already sent again" in r.json()["message"]
+    outbound = api.get("/api/sms", params={"direction": "out"}).json()
+    assert sorted(m["id"] for m in outbound) == sorted([first["id"], again])
+

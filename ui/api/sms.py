@@ -61,7 +61,8 @@ async def resend(request: Request) -> JSONResponse:
     data = await body_of(request, SmsResendIn)
     service = _sms(svc)
     message_id = await service.resend(user, path_id(request), text=data.text,
-                                      confirm_opted_out=data.confirm_opted_out)
+                                      confirm_opted_out=data.confirm_opted_out,
+                                      confirm_unknown=data.confirm_unknown)
     return ok(_json(svc, await service.get(user, message_id)), 201)
 
 

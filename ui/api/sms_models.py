@@ -28,6 +28,7 @@ class SmsResendIn(Body):
     model_config = ConfigDict(json_schema_extra={"examples": [{"confirm_opted_out": False}]})
     text: SmsText | None = None  # the text, corrected; absent: the same text
     confirm_opted_out: bool = False
+    confirm_unknown: bool = False  # required for an SMS whose delivery is unknown
 
 
 class SmsCountIn(Body):

@@ -29,7 +29,9 @@ CREATE TABLE sms_messages (
     sent_at REAL,
     delivered_at REAL,
     -- the earliest time the scheduler may look at it again (a backoff after a refusal)
-    next_try_at REAL NOT NULL DEFAULT 0
+    next_try_at REAL NOT NULL DEFAULT 0,
+    -- out: the message a person's "send again" made of this one (once only)
+    resent_as INTEGER REFERENCES sms_messages(id) ON DELETE SET NULL
 );
 CREATE INDEX sms_messages_time ON sms_messages(created_at);
 CREATE INDEX sms_messages_client ON sms_messages(client_id, created_at);

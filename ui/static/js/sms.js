@@ -163,13 +163,19 @@ export function detailBox() {
         full.modem ? h('span', { class: 'muted' }, ` · ${full.modem}`) : null,
         full.error ? h('p', { class: 'error' }, full.error) : null, partList(full),
         ['failed', 'expired', 'unknown'].includes(full.state) && full.direction === 'out'
-          ? h('button', { type: 'button', dataset: { action: 'sms-resend' }, onclick: async () => {
-            if (full.state === 'unknown' && !window.confirm(t('sms.confirm_resend_unknown'))) return;
+          && !full.resent_as ? h('button', { type: 'button', dataset: { action: 'sms-resend' }, onclick: async (ev) => {
+            const button = ev.currentTarget;
+            if (button.disabled) return;
+            const unknown = full.state === 'unknown';
+            if (unknown && !window.confirm(t('sms.confirm_resend_unknown'))) return;
+            button.disabled = true; // a double click must not queue it twice
             try {
-              const again = await api('POST', `/api/sms/${Number(full.id)}/resend`, {});
+              const again = await api('POST', `/api/sms/${Number(full.id)}/resend`,
+                { confirm_unknown: unknown });
               toast(t('sms.queued'));
               open(again);
             } catch (err) {
+              button.disabled = false;
               toast(errorText(err), 'error');
             }
           } }, t('sms.resend')) : null);
