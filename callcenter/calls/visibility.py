@@ -31,6 +31,8 @@ def can_see_event(user: User, data: dict[str, Any], managers_see_all: bool) -> b
     call when the office lets managers see all clients)."""
     if user.role is not Role.MANAGER or managers_see_all:
         return True
+    if "opt_out" in data:  # the do-not-send list is an admin's (and the office's) business
+        return False
     sms = data.get("sms")
     if sms is not None:  # an SMS event: the client's manager, or the user who wrote it
         return user.id in (sms.get("manager_id"), sms.get("user_id"))

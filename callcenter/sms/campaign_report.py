@@ -64,7 +64,8 @@ def statuses(recipients: Iterable[Mapping[str, Any]], jobs: Mapping[int, JobView
         out.append(RecipientStatus(
             r["id"], r["number"], r.get("client_id"), r.get("client_name"),
             r.get("contact_name"), r["text"], status_of(r, jobs),
-            job.parts if job else (), job.error if job else "", job.sent_at if job else None,
+            job.parts if job else (), job.error if job else r.get("error") or "",
+            job.sent_at if job else None,
             replies.get(r["number"], 0)))
     return out
 

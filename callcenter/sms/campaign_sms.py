@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from callcenter.bus import BusEvent
 from callcenter.sms.campaign_report import JobView, PartView
-from callcenter.sms.campaigns import OptedOut
+from callcenter.sms.campaigns import HandOverRefused, OptedOut
 from callcenter.sms.model import opt_out_keyword
 from callcenter.sms.service import OptedOut as SmsOptedOut
 from callcenter.sms.service import SmsService
@@ -32,16 +32,21 @@ class CoreCampaignSms:
         self.clock = clock
 
     async def enqueue(self, *, campaign_id: int, number: str, text: str,
-                      client_id: int | None, contact_id: int | None) -> int:
-        live = await self.store.campaign_live_job(campaign_id, number, CANCELLED)
-        if live is not None:
-            return live
-        try:
-            return await self.service.enqueue(number, text, client_id=client_id,
-                                              contact_id=contact_id, campaign_id=campaign_id,
-                                              kind="campaign")
-        except SmsOptedOut as exc:
-            raise OptedOut(exc.message) from None
+                      client_id: int | None, contact_id: int | None,
+                      recorded: Callable[[int], Awaitable[bool]]) -> int:
+        async with self.store.campaign_transaction():
+            job_id = await self.store.campaign_live_job(campaign_id, number, CANCELLED)
+            if job_id is None:
+                try:
+                    job_id = await self.service.enqueue(
+                        number, text, client_id=client_id, contact_id=contact_id,
+                        campaign_id=campaign_id, kind="campaign")
+                except SmsOptedOut as exc:
+                    raise OptedOut(exc.message) from None
+            if not await recorded(job_id):
+                # the recipient is no longer pending: the job must not outlive the rollback
+                raise HandOverRefused("the recipient changed state during its hand-over")
+        return job_id
 
     async def cancel_queued(self, job_id: int) -> bool:
         taken = await self.store.campaign_take_back_job(job_id, CANCELLED, self.clock())
@@ -50,7 +55,8 @@ class CoreCampaignSms:
         return taken
 
     async def is_opted_out(self, number: str) -> bool:
-        return self.service.is_opted_out(number)
+        return self.service.is_opted_out(number) or await self.store.campaign_number_opted_out(
+            self.service.number_key(number))
 
     async def jobs(self, job_ids: Sequence[int]) -> dict[int, JobView]:
         rows: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
@@ -73,9 +79,12 @@ class CoreCampaignSms:
             numbers, datetime.fromisoformat(since).timestamp())
 
     def opted_out_number(self, event: BusEvent) -> str | None:
-        """The sender of an inbound SMS that is an opt-out ("STOP"), if this event is one. The
-        inbox announces the message before it adds the number to the list: the keyword is
-        read here, by the same rule."""
+        """The number an opt-out event names: ``sms.opt_out`` (the list has it: an admin's
+        entry, an inbound STOP, a long STOP completed late), or an inbound STOP announced as
+        ``sms.received`` a moment before the list in memory learns of it."""
+        if event.topic == "sms.opt_out":
+            number = (event.data.get("opt_out") or {}).get("number")
+            return number if isinstance(number, str) and number else None
         if event.topic != "sms.received":
             return None
         sms = event.data.get("sms") or {}

@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -56,6 +56,8 @@ from callcenter.sms.campaign_template import Template, parse_template
 log = logging.getLogger(__name__)
 
 MAX_NAME = 100
+MAX_TEXT = 1600  # the SMS side's limit (callcenter/sms/service.py MAX_TEXT)
+MAX_PARTS = 10
 MAX_PER_MINUTE = 6000
 PREVIEW_SAMPLES = 5
 IDLE = 30.0  # seconds between looks when nothing runs (a start or resume wakes the runner)
@@ -68,11 +70,13 @@ class CampaignSms(Protocol):
     """What a campaign needs from the SMS side (``callcenter/sms``)."""
 
     async def enqueue(self, *, campaign_id: int, number: str, text: str,
-                      client_id: int | None, contact_id: int | None) -> int:
-        """Write a durable outbound job and return its id. Idempotent: while this campaign
-        has a job to this number that was not taken back, that job's id is returned (a
-        hand-over repeated after a crash finds it). Raises OptedOut for a number on the
-        do-not-send list."""
+                      client_id: int | None, contact_id: int | None,
+                      recorded: Callable[[int], Awaitable[bool]]) -> int:
+        """Write a durable outbound job and return its id; ``recorded(job_id)`` marks the
+        recipient queued in the same transaction (false: it was not pending, nothing is
+        kept). Idempotent: while this campaign has a job to this number that was not taken
+        back, that job's id is returned. Raises OptedOut for a number on the do-not-send
+        list, another CallcenterError for a message the SMS side refuses."""
         ...
 
     async def cancel_queued(self, job_id: int) -> bool:
@@ -86,6 +90,10 @@ class CampaignSms(Protocol):
 
     async def replies(self, numbers: Sequence[str], since: str) -> dict[str, int]:
         """Inbound SMS per number received after ``since`` (ISO time)."""
+        ...
+
+    def opted_out_number(self, event: BusEvent) -> str | None:
+        """The number an event says opted out (a STOP, an admin's entry), else None."""
         ...
 
 
@@ -103,7 +111,8 @@ class CampaignStore(Protocol):
                              ) -> bool: ...
     async def pending_recipients(self, campaign_id: int, limit: int) -> list[dict[str, Any]]: ...
     async def mark_recipient(self, recipient_id: int, state: str, *, job_id: int | None = None,
-                             from_states: Sequence[str] = ("pending",)) -> bool: ...
+                             from_states: Sequence[str] = ("pending",), error: str = ""
+                             ) -> bool: ...
     async def recall_recipient(self, recipient_id: int, job_id: int, to_state: str = "pending"
                                ) -> bool: ...
     async def queued_recipients(self, *, campaign_id: int | None = None,
@@ -120,6 +129,12 @@ class OptedOut(CallcenterError):
     """The number is on the do-not-send list (the SMS side's own OptedOut is one of these)."""
 
     error_id = "sms-opted-out"
+
+
+class HandOverRefused(CallcenterError):
+    """The recipient left "pending" while its job was being made: the job is rolled back."""
+
+    error_id = "campaign-hand-over-refused"
 
 
 def may_run_campaigns(user: User) -> bool:
@@ -288,6 +303,13 @@ class CampaignService:
         if not kept:
             raise ValidationError("the audience has no one with a mobile number",
                                   field="audience")
+        for r, text in kept:
+            parts = segments.count(text).parts
+            if len(text) > MAX_TEXT or parts > MAX_PARTS:
+                raise ValidationError(
+                    f"the message to {r.number} (client {r.client_id}) would be {len(text)}"
+                    f" characters in {parts} parts; at most {MAX_TEXT} characters and"
+                    f" {MAX_PARTS} parts: shorten the template", field="template")
         async with self._lock:
             started = await self.store.start_campaign(
                 campaign_id, [(r.client_id, r.contact_id, r.number, text) for r, text in kept])
@@ -402,8 +424,7 @@ class CampaignService:
             sms = event.data.get("sms") or {}
             if sms.get("campaign_id") is not None and sms.get("state") in ROOM_MADE:
                 self._wake.set()
-        finder = getattr(self.sms, "opted_out_number", None)
-        number = finder(event) if finder is not None else None
+        number = self.sms.opted_out_number(event)
         if number:
             self.note_opt_out(number)
 
@@ -456,15 +477,20 @@ class CampaignService:
         """Advance every running campaign once; returns the seconds until there is something
         to do (a wake-up comes earlier when a campaign starts or a job changes state)."""
         delay = IDLE
-        while self._opt_outs:
-            await self.opted_out(self._opt_outs.pop())
+        for number in sorted(self._opt_outs):
+            await self.opted_out(number)
+            self._opt_outs.discard(number)  # only once handled: a failure tries it again
         async with self._lock:
             running = await self.store.list_campaigns(states=["running"], limit=1000)
             for gone in set(self._unsettled) - {c["id"] for c in running}:
                 self._unsettled.pop(gone, None)
                 self._throttles.pop(gone, None)
             for campaign in running:
-                delay = min(delay, await self._advance(campaign))
+                try:
+                    delay = min(delay, await self._advance(campaign))
+                except Exception:  # one campaign's trouble must not stop the others
+                    log.exception("campaign %s: step failed; trying again", campaign["id"])
+                    delay = min(delay, 5.0)
         return delay
 
     async def _advance(self, campaign: Mapping[str, Any]) -> float:
@@ -507,17 +533,28 @@ class CampaignService:
             wait = throttle.wait(self._monotonic())
             if wait > 0:
                 return wait
-            if await self.sms.is_opted_out(recipient["number"]):
-                await self.store.mark_recipient(recipient["id"], "opted_out")
+            rid = recipient["id"]
+            # a STOP noted since the last step may not be on the SMS side's list yet
+            if recipient["number"] in self._opt_outs or await self.sms.is_opted_out(
+                    recipient["number"]):
+                await self.store.mark_recipient(rid, "opted_out")
                 continue
+
+            async def recorded(job_id: int, rid: int = rid) -> bool:
+                return await self.store.mark_recipient(rid, "queued", job_id=job_id)
+
             try:
                 job_id = await self.sms.enqueue(
                     campaign_id=cid, number=recipient["number"], text=recipient["text"],
-                    client_id=recipient["client_id"], contact_id=recipient["contact_id"])
+                    client_id=recipient["client_id"], contact_id=recipient["contact_id"],
+                    recorded=recorded)
             except OptedOut:
-                await self.store.mark_recipient(recipient["id"], "opted_out")
+                await self.store.mark_recipient(rid, "opted_out")
                 continue
-            await self.store.mark_recipient(recipient["id"], "queued", job_id=job_id)
-            unsettled[job_id] = recipient["id"]
+            except CallcenterError as exc:  # this message is refused; the others go on
+                log.warning("campaign %s: recipient %s refused: %s", cid, rid, exc.message)
+                await self.store.mark_recipient(rid, "failed", error=exc.message)
+                continue
+            unsettled[job_id] = rid
             throttle.take(self._monotonic())
         return throttle.wait(self._monotonic())

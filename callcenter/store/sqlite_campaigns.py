@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from callcenter.sms.campaign_audience import AudienceFilter, AudienceRow
@@ -17,7 +18,7 @@ _CAMPAIGN_COLUMNS = ("id", "name", "template", "audience", "owner_id", "state", 
 _EDITABLE = {"name", "template", "audience", "per_minute", "time_zone", "window_start",
              "window_end"}
 _RECIPIENT_COLUMNS = ("id", "campaign_id", "client_id", "contact_id", "number", "text", "state",
-                      "job_id", "updated_at")
+                      "job_id", "updated_at", "error")
 
 
 def _like_escape(text: str) -> str:
@@ -127,12 +128,25 @@ class CampaignsMixin:
         return [dict(zip(_RECIPIENT_COLUMNS, r, strict=True)) for r in rows]
 
     async def mark_recipient(self, recipient_id: int, state: str, *, job_id: int | None = None,
-                             from_states: Sequence[str] = ("pending",)) -> bool:
+                             from_states: Sequence[str] = ("pending",), error: str = ""
+                             ) -> bool:
         cursor = await self._db.execute(
             "UPDATE campaign_recipients SET state = ?, job_id = COALESCE(?, job_id),"
-            f" updated_at = ? WHERE id = ? AND state IN ({','.join('?' * len(from_states))})",
-            (state, job_id, ts(now_utc()), recipient_id, *from_states))
+            " error = ?, updated_at = ?"
+            f" WHERE id = ? AND state IN ({','.join('?' * len(from_states))})",
+            (state, job_id, error[:500], ts(now_utc()), recipient_id, *from_states))
         return cursor.rowcount > 0
+
+    def campaign_transaction(self) -> AbstractAsyncContextManager[None]:
+        """One transaction for a hand-over: the SMS job and the recipient's mark commit
+        together (nested store writes join it), so no job exists that the recipient does not
+        name."""
+        return self._db.transaction()
+
+    async def campaign_number_opted_out(self, key: str) -> bool:
+        """The do-not-send list as committed (an inbound STOP's row is committed with its
+        message, before the SMS side's list in memory learns of it)."""
+        return bool(await self._db.rows("SELECT 1 FROM sms_optout WHERE number = ?", (key,)))
 
     async def recall_recipient(self, recipient_id: int, job_id: int, to_state: str = "pending"
                                ) -> bool:

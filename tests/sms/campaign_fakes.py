@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from callcenter.bus import BusEvent
 from callcenter.config import CampaignsConfig
 from callcenter.models import ClientKind, FieldType, Role, User
 from callcenter.phones import normalize
@@ -35,15 +36,18 @@ class FakeSms:
         self.inbound: list[tuple[str, str]] = []  # (number, ISO time)
 
     async def enqueue(self, *, campaign_id: int, number: str, text: str,
-                      client_id: int | None, contact_id: int | None) -> int:
+                      client_id: int | None, contact_id: int | None,
+                      recorded: Callable[[int], Awaitable[bool]]) -> int:
         for job in self.jobs_.values():
             if job.campaign_id == campaign_id and job.number == number and (
                     job.state != "cancelled"):
+                await recorded(job.id)
                 return job.id
         if number in self.opted:
             raise OptedOut("opted out")
         job = FakeJob(len(self.jobs_) + 1, number, text, campaign_id)
         self.jobs_[job.id] = job
+        await recorded(job.id)
         return job.id
 
     async def cancel_queued(self, job_id: int) -> bool:
@@ -55,6 +59,9 @@ class FakeSms:
 
     async def is_opted_out(self, number: str) -> bool:
         return number in self.opted
+
+    def opted_out_number(self, event: BusEvent) -> str | None:
+        return None
 
     async def jobs(self, job_ids: Sequence[int]) -> dict[int, JobView]:
         return {i: JobView(i, self.jobs_[i].state,

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from callcenter.config import CampaignsConfig
+from callcenter.errors import ValidationError
 from callcenter.sms.campaign_sms import CoreCampaignSms
 from callcenter.sms.campaigns import CampaignService
 from callcenter.sms.events import Address, AddressKind, SmsEncoding, SmsPartReceived
@@ -140,3 +141,79 @@ async def test_cancel_leaves_what_a_modem_has_to_finish(store, core, base) -> No
     assert len(sent_to(core)) == 2
     report = await svc.report(base.admin, c["id"])
     assert (report.sent, report.cancelled, report.waiting) == (2, 2, 0)
+
+
+async def test_a_crash_mid_hand_over_leaves_no_job_cancel_cannot_see(store, core, base
+                                                                     ) -> None:
+    svc = campaigns(store, core)
+    c = await svc.create(base.admin, {"name": "x", "template": "Hi", **ALL_DAY})
+    await svc.start(base.admin, c["id"])
+    real_mark = store.mark_recipient
+
+    async def killed(recipient_id, state, **kw):
+        if state == "queued":  # the job is written; the process dies before the mark
+            raise RuntimeError("killed")
+        return await real_mark(recipient_id, state, **kw)
+
+    store.mark_recipient = killed  # type: ignore[method-assign]
+    await svc.step()
+    store.mark_recipient = real_mark  # type: ignore[method-assign]
+    # the job and the mark are one transaction: no job was left behind
+    assert await store.campaign_live_job(c["id"], "+79161234567", "-") is None
+    await svc.cancel(base.admin, c["id"])
+    await core.drain()
+    assert sent_to(core) == []
+    assert (await svc.report(base.admin, c["id"])).cancelled == 4
+
+
+async def test_a_message_too_long_for_a_recipient_refuses_the_start(store, core, base
+                                                                    ) -> None:
+    svc = campaigns(store, core)
+    # 60 names: Latin ones fit 6 GSM parts, the Cyrillic one would need 15 UCS2 parts
+    c = await svc.create(base.admin, {"name": "x", "template": "{contact.name} " * 60,
+                                      **ALL_DAY})
+    with pytest.raises(ValidationError, match=r"\+79167778899.*parts"):
+        await svc.start(base.admin, c["id"])
+    assert (await store.get_campaign(c["id"]))["state"] == "draft"
+
+
+async def test_a_recipient_the_sms_side_refuses_fails_alone(store, core, base) -> None:
+    svc = campaigns(store, core)
+    bad = await svc.create(base.admin, {"name": "bad", "template": "Hi", **ALL_DAY})
+    # written past start()'s checks: a number no SMS can go to (an extension)
+    assert await store.start_campaign(bad["id"], [(None, None, "101", "Hi"),
+                                                  (None, None, "+79161234567", "Hi")])
+    good = await svc.create(base.admin, {"name": "good", "template": "Hi", **ALL_DAY})
+    await svc.start(base.admin, good["id"])
+    await run(svc, core)
+    rows = (await svc.progress(base.admin, bad["id"]))["recipients"]
+    assert [(r.number, r.status) for r in rows] == [("101", "failed"),
+                                                    ("+79161234567", "sent")]
+    assert "not a phone number" in rows[0].error
+    assert (await svc.report(base.admin, good["id"])).sent == 4
+    assert (await store.get_campaign(bad["id"]))["state"] == "finished"
+
+
+async def test_an_admins_opt_out_takes_back_the_queued_job(store, core, base) -> None:
+    svc = campaigns(store, core)
+    c = await svc.create(base.admin, {"name": "x", "template": "Hi", **ALL_DAY})
+    await svc.start(base.admin, c["id"])
+    await svc.step()  # four jobs in the SMS queue
+    await core.service.opt_out("+79167778899", source="admin:test")
+    await run(svc, core)
+    assert "+79167778899" not in sent_to(core)
+    report = await svc.report(base.admin, c["id"])
+    assert (report.opted_out, report.failed, report.sent) == (1, 0, 3)
+
+
+async def test_a_stop_committed_before_the_list_in_memory_knows_is_honoured(
+        store, core, base) -> None:
+    # the inbox commits the opt-out with the message, then announces it, then tells the list
+    await store.sms_optout_add("+79161234567", "+79161234567", time.time(), "sms:1", "STOP")
+    svc = campaigns(store, core)
+    c = await svc.create(base.admin, {"name": "x", "template": "Hi", **ALL_DAY})
+    await svc.start(base.admin, c["id"])
+    await run(svc, core)
+    assert "+79161234567" not in sent_to(core)
+    report = await svc.report(base.admin, c["id"])
+    assert (report.opted_out, report.failed, report.sent) == (1, 0, 3)

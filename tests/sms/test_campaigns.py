@@ -140,8 +140,7 @@ async def test_handover_repeated_after_a_crash_finds_its_job(store, sms, clock, 
         return await real_mark(*args, **kw)
 
     store.mark_recipient = crash_after_enqueue  # type: ignore[method-assign]
-    with pytest.raises(RuntimeError):
-        await first.step()
+    await first.step()  # the campaign's step fails (logged); the runner would try again
     store.mark_recipient = real_mark  # type: ignore[method-assign]
     assert len(sms.jobs_) == 3
     # A new process (a new service, nothing in memory) carries on.

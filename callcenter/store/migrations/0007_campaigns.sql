@@ -20,7 +20,8 @@ CREATE TABLE campaigns (
 -- recipient nor add one twice (one row per number). text is rendered then and never again.
 -- state: pending (not handed over yet), queued (an SMS job exists: job_id; its own state says
 -- what happened since), opted_out (on the do-not-send list at its send time: never sent),
--- cancelled (the campaign was cancelled before it was handed over).
+-- cancelled (the campaign was cancelled before it was handed over), failed (the SMS side
+-- refused it at its hand-over: error says why; the other recipients go on).
 CREATE TABLE campaign_recipients (
     id INTEGER PRIMARY KEY,
     campaign_id INTEGER NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
@@ -29,8 +30,9 @@ CREATE TABLE campaign_recipients (
     number TEXT NOT NULL,
     text TEXT NOT NULL,
     state TEXT NOT NULL DEFAULT 'pending'
-        CHECK (state IN ('pending', 'queued', 'opted_out', 'cancelled')),
+        CHECK (state IN ('pending', 'queued', 'opted_out', 'cancelled', 'failed')),
     job_id INTEGER,
+    error TEXT NOT NULL DEFAULT '',
     updated_at TEXT,
     UNIQUE (campaign_id, number)
 );
