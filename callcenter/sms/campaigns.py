@@ -315,32 +315,32 @@ class CampaignService:
                 campaign_id, [(r.client_id, r.contact_id, r.number, text) for r, text in kept])
         if not started:
             raise ValidationError("the campaign has already started", field="state")
-        self._publish(campaign_id, "running")
+        self._publish(campaign, "running")
         self.wake()
         return await self.get(user, campaign_id)
 
     async def pause(self, user: User, campaign_id: int) -> dict[str, Any]:
-        await self._visible(user, campaign_id)
+        campaign = await self._visible(user, campaign_id)
         async with self._lock:
             if not await self.store.set_campaign_state(campaign_id, ["running"], "paused"):
                 raise ValidationError("only a running campaign can be paused", field="state")
             await self._recall(campaign_id, "pending")
-        self._publish(campaign_id, "paused")
+        self._publish(campaign, "paused")
         return await self.get(user, campaign_id)
 
     async def resume(self, user: User, campaign_id: int) -> dict[str, Any]:
-        await self._visible(user, campaign_id)
+        campaign = await self._visible(user, campaign_id)
         async with self._lock:
             if not await self.store.set_campaign_state(campaign_id, ["paused"], "running"):
                 raise ValidationError("only a paused campaign can be resumed", field="state")
-        self._publish(campaign_id, "running")
+        self._publish(campaign, "running")
         self.wake()
         return await self.get(user, campaign_id)
 
     async def cancel(self, user: User, campaign_id: int) -> dict[str, Any]:
         """Pending recipients and jobs still waiting in the SMS queue are cancelled; a message
         a modem already has is left to finish (it may be on the air)."""
-        await self._visible(user, campaign_id)
+        campaign = await self._visible(user, campaign_id)
         async with self._lock:
             if not await self.store.set_campaign_state(campaign_id, ["running", "paused"],
                                                        "cancelled"):
@@ -348,7 +348,7 @@ class CampaignService:
                                       field="state")
             await self.store.cancel_pending_recipients(campaign_id)
             await self._recall(campaign_id, "cancelled")
-        self._publish(campaign_id, "cancelled")
+        self._publish(campaign, "cancelled")
         return await self.get(user, campaign_id)
 
     async def _recall(self, campaign_id: int, to_state: str) -> int:
@@ -434,10 +434,10 @@ class CampaignService:
         self._opt_outs.add(number)
         self._wake.set()
 
-    def _publish(self, campaign_id: int, state: str) -> None:
+    def _publish(self, campaign: Mapping[str, Any], state: str) -> None:
         if self.bus is not None:
-            self.bus.publish("campaign.status", {"campaign": {"id": campaign_id,
-                                                              "state": state}})
+            self.bus.publish("campaign.status", {"campaign": {
+                "id": campaign["id"], "state": state, "owner_id": campaign["owner_id"]}})
 
     async def start_runner(self) -> None:
         if self.bus is not None:
@@ -526,7 +526,7 @@ class CampaignService:
         if not batch:
             if not unsettled:
                 if await self.store.set_campaign_state(cid, ["running"], "finished"):
-                    self._publish(cid, "finished")
+                    self._publish(campaign, "finished")
                 return IDLE
             return POLL
         for recipient in batch:

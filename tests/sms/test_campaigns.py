@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from callcenter.bus import EventBus
+from callcenter.calls.visibility import can_see_event
 from callcenter.errors import PermissionDenied, ValidationError
 from callcenter.sms.campaigns import CampaignService
 from callcenter.store.sqlite import SqliteStore
@@ -376,3 +378,47 @@ def test_runner_wakes_only_when_a_campaign_job_leaves_the_queue(store, sms, cloc
     assert not woke({"campaign_id": 1, "state": "sending"})
     assert not woke({"campaign_id": 1, "state": "delivered"})  # already counted at "sent"
     assert not woke({"campaign_id": None, "state": "sent"})  # not a campaign's
+
+
+async def test_campaign_events_go_to_the_owner_and_the_admins(store, sms, clock, base
+                                                              ) -> None:
+    svc = service(store, sms, clock, per_minute=0)
+    svc.bus = EventBus()
+    seen: list[dict] = []
+    svc.bus.subscribe(lambda e: seen.append(e.data) if e.topic == "campaign.status" else None)
+    c = await draft(svc, base.maria)
+    await svc.start(base.maria, c["id"])
+    assert seen == [{"campaign": {"id": c["id"], "state": "running",
+                                  "owner_id": base.maria.id}}]
+    who = {u.login: can_see_event(u, seen[0], managers_see_all=True)
+           for u in (base.admin, base.maria, base.dmitry, base.secretary)}
+    assert who == {"admin": True, "maria": True, "dmitry": False, "sveta": False}
+    opt_out = {"opt_out": {"number": "+79161234567"}}
+    assert [can_see_event(u, opt_out, managers_see_all=True)
+            for u in (base.admin, base.maria, base.secretary)] == [True, False, False]
+
+
+async def test_a_noted_stop_whose_take_back_fails_is_tried_again(store, sms, clock, base
+                                                                 ) -> None:
+    svc = service(store, sms, clock, per_minute=0, max_queued=100)
+    c = await draft(svc, base.admin)
+    await svc.start(base.admin, c["id"])
+    await svc.step()
+    number = sms.queued()[0].number
+    sms.opted.add(number)
+    svc.note_opt_out(number)
+    real = sms.cancel_queued
+    failing = True
+
+    async def flaky(job_id: int) -> bool:
+        if failing:
+            raise RuntimeError("database is locked")
+        return await real(job_id)
+
+    sms.cancel_queued = flaky  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        await svc.step()
+    failing = False
+    await run_until_idle(svc, sms)
+    assert number not in sms.sent_numbers()
+    assert (await svc.report(base.admin, c["id"])).opted_out == 1

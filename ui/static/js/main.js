@@ -111,6 +111,7 @@ async function boot() {
     onEvent: (event) => {
       ctx.store.apply(event);
       smsEvent(event);
+      document.dispatchEvent(new CustomEvent('callcenter:event', { detail: event }));
     },
     onReset: () => ctx.store.reload(),
     onStatus: connectionStatus,

@@ -155,6 +155,7 @@ async function detailView(id, reloadList) {
   await load();
   // Progress moves with the modems: looked at again while the page is open.
   const timer = setInterval(() => (box.isConnected ? load() : clearInterval(timer)), REFRESH_MS);
+  box.reload = load;
   return box;
 }
 
@@ -188,4 +189,14 @@ export async function render(main) {
     section('camp.new', form),
     section('camp.list', listBox, detailBox));
   await loadList();
+  // campaign.status (main.js passes every live event on): the list and the open campaign
+  const onEvent = (e) => {
+    if (!listBox.isConnected) { document.removeEventListener('callcenter:event', onEvent); return; }
+    if (!e.detail || e.detail.type !== 'campaign.status') return;
+    loadList();
+    const box = detailBox.firstChild;
+    const id = e.detail.data && e.detail.data.campaign && e.detail.data.campaign.id;
+    if (box && box.reload && box.dataset.campaign === String(id)) box.reload();
+  };
+  document.addEventListener('callcenter:event', onEvent);
 }
