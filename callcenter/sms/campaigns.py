@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from contextlib import AbstractAsyncContextManager
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -123,6 +124,7 @@ class CampaignStore(Protocol):
     async def recipient_counts(self, campaign_id: int) -> dict[str, int]: ...
     async def audience_rows(self, f: AudienceFilter, *, limit: int = 100_000) -> list[Any]: ...
     async def list_custom_fields(self) -> list[Any]: ...
+    def campaign_transaction(self) -> AbstractAsyncContextManager[None]: ...
 
 
 class OptedOut(CallcenterError):
@@ -161,6 +163,7 @@ class CampaignService:
         self._task: asyncio.Task[None] | None = None
         self._opt_outs: set[str] = set()  # numbers that sent STOP since the last step
         self._unsubscribe: Callable[[], None] | None = None
+        self._tidied = False  # paused/cancelled campaigns looked at once since start-up
 
     # -- access ----------------------------------------------------------------------------
 
@@ -321,7 +324,9 @@ class CampaignService:
 
     async def pause(self, user: User, campaign_id: int) -> dict[str, Any]:
         campaign = await self._visible(user, campaign_id)
-        async with self._lock:
+        # the state and the take-back commit together: a crash leaves it running, or paused
+        # with nothing of it left in the SMS queue
+        async with self._lock, self.store.campaign_transaction():
             if not await self.store.set_campaign_state(campaign_id, ["running"], "paused"):
                 raise ValidationError("only a running campaign can be paused", field="state")
             await self._recall(campaign_id, "pending")
@@ -341,7 +346,7 @@ class CampaignService:
         """Pending recipients and jobs still waiting in the SMS queue are cancelled; a message
         a modem already has is left to finish (it may be on the air)."""
         campaign = await self._visible(user, campaign_id)
-        async with self._lock:
+        async with self._lock, self.store.campaign_transaction():
             if not await self.store.set_campaign_state(campaign_id, ["running", "paused"],
                                                        "cancelled"):
                 raise ValidationError("only a running or paused campaign can be cancelled",
@@ -481,6 +486,9 @@ class CampaignService:
             await self.opted_out(number)
             self._opt_outs.discard(number)  # only once handled: a failure tries it again
         async with self._lock:
+            if not self._tidied:
+                await self._tidy()
+                self._tidied = True
             running = await self.store.list_campaigns(states=["running"], limit=1000)
             for gone in set(self._unsettled) - {c["id"] for c in running}:
                 self._unsettled.pop(gone, None)
@@ -492,6 +500,21 @@ class CampaignService:
                     log.exception("campaign %s: step failed; trying again", campaign["id"])
                     delay = min(delay, 5.0)
         return delay
+
+    async def _tidy(self) -> None:
+        """A pause or cancel the last run did not finish (older versions, or a take-back
+        that failed): what is still in the SMS queue for a paused or cancelled campaign comes
+        back now (the step only visits running ones)."""
+        for campaign in await self.store.list_campaigns(states=["paused", "cancelled"],
+                                                        limit=1000):
+            if not await self.store.queued_recipients(campaign_id=campaign["id"]):
+                continue
+            if campaign["state"] == "cancelled":
+                await self.store.cancel_pending_recipients(campaign["id"])
+            taken = await self._recall(campaign["id"], "pending" if campaign["state"] == "paused"
+                                       else "cancelled")
+            log.info("campaign %s (%s): %d jobs taken back at start-up", campaign["id"],
+                     campaign["state"], taken)
 
     async def _advance(self, campaign: Mapping[str, Any]) -> float:
         cid = campaign["id"]

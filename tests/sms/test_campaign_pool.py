@@ -217,3 +217,38 @@ async def test_a_stop_committed_before_the_list_in_memory_knows_is_honoured(
     assert "+79161234567" not in sent_to(core)
     report = await svc.report(base.admin, c["id"])
     assert (report.opted_out, report.failed, report.sent) == (1, 0, 3)
+
+
+async def test_a_pause_that_fails_half_way_leaves_the_campaign_running(store, core, base
+                                                                       ) -> None:
+    svc = campaigns(store, core)
+    c = await svc.create(base.admin, {"name": "x", "template": "Hi", **ALL_DAY})
+    await svc.start(base.admin, c["id"])
+    await svc.step()  # four jobs in the SMS queue
+    real = store.recall_recipient
+
+    async def killed(*args, **kw):
+        raise RuntimeError("killed")  # the first job is taken back, its recipient not told
+
+    store.recall_recipient = killed  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        await svc.pause(base.admin, c["id"])
+    store.recall_recipient = real  # type: ignore[method-assign]
+    assert (await store.get_campaign(c["id"]))["state"] == "running"
+    jobs = await svc.sms.jobs([r["job_id"] for r in await store.queued_recipients()])
+    assert sorted(j.state for j in jobs.values()) == ["queued"] * 4  # none taken back
+
+
+async def test_a_pause_the_last_run_did_not_finish_is_tidied_at_start_up(store, core, base
+                                                                         ) -> None:
+    first = campaigns(store, core)
+    c = await first.create(base.admin, {"name": "x", "template": "Hi", **ALL_DAY})
+    await first.start(base.admin, c["id"])
+    await first.step()  # four jobs in the SMS queue
+    # the state changed, the process died before the take-back
+    assert await store.set_campaign_state(c["id"], ["running"], "paused")
+    first._unsubscribe()
+    second = campaigns(store, core)
+    await run(second, core)
+    assert sent_to(core) == []
+    assert await store.recipient_counts(c["id"]) == {"pending": 4}
