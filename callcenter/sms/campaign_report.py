@@ -35,6 +35,15 @@ class JobView:
 
 
 @dataclass(frozen=True, slots=True)
+class Replies:
+    """A recipient's answers to this campaign's message (after its send, before another
+    campaign's next one; opt-out keywords are not replies)."""
+
+    count: int = 0
+    unsubscribed: bool = False  # opted out after this campaign's message reached them
+
+
+@dataclass(frozen=True, slots=True)
 class RecipientStatus:
     id: int
     number: str
@@ -47,6 +56,7 @@ class RecipientStatus:
     error: str = ""
     sent_at: str | None = None
     replies: int = 0
+    unsubscribed: bool = False
 
 
 def status_of(recipient: Mapping[str, Any], jobs: Mapping[int, JobView]) -> str:
@@ -57,16 +67,17 @@ def status_of(recipient: Mapping[str, Any], jobs: Mapping[int, JobView]) -> str:
 
 
 def statuses(recipients: Iterable[Mapping[str, Any]], jobs: Mapping[int, JobView],
-             replies: Mapping[str, int]) -> list[RecipientStatus]:
+             replies: Mapping[str, Replies]) -> list[RecipientStatus]:
     out = []
     for r in recipients:
         job = jobs.get(r["job_id"]) if r["state"] == "queued" else None
+        answer = replies.get(r["number"], Replies())
         out.append(RecipientStatus(
             r["id"], r["number"], r.get("client_id"), r.get("client_name"),
             r.get("contact_name"), r["text"], status_of(r, jobs),
             job.parts if job else (), job.error if job else r.get("error") or "",
             job.sent_at if job else None,
-            replies.get(r["number"], 0)))
+            answer.count, answer.unsubscribed))
     return out
 
 
@@ -80,8 +91,9 @@ class Report:
     opted_out: int  # on the do-not-send list at its send time: never sent
     cancelled: int
     waiting: int  # not handed over yet, or queued/sending
-    replies: int  # inbound SMS from recipients since the campaign started
+    replies: int  # inbound SMS from recipients after their message (not STOP)
     repliers: int  # recipients who replied at least once
+    unsubscribed: int  # recipients who opted out after their message
     by_status: dict[str, int] = field(default_factory=dict)
 
 
@@ -98,6 +110,7 @@ def report_of(rows: Sequence[RecipientStatus]) -> Report:
         waiting=counts["pending"] + sum(counts[s] for s in IN_FLIGHT),
         replies=sum(r.replies for r in rows),
         repliers=sum(1 for r in rows if r.replies),
+        unsubscribed=sum(1 for r in rows if r.unsubscribed),
         by_status=dict(sorted(counts.items())),
     )
 
@@ -125,7 +138,7 @@ def report_csv(campaign: Mapping[str, Any], rows: Sequence[RecipientStatus]) -> 
     report = report_of(rows)
     writer.writerow([safe_cell("campaign"), safe_cell(campaign["name"])])
     for key in ("recipients", "sent", "delivered", "failed", "unknown", "opted_out",
-                "cancelled", "waiting", "replies", "repliers"):
+                "cancelled", "waiting", "replies", "repliers", "unsubscribed"):
         writer.writerow([key, getattr(report, key)])
     writer.writerow([])
     writer.writerow(CSV_COLUMNS)

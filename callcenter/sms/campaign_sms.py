@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from callcenter.bus import BusEvent
-from callcenter.sms.campaign_report import JobView, PartView
+from callcenter.sms.campaign_report import JobView, PartView, Replies
 from callcenter.sms.campaigns import HandOverRefused, OptedOut
 from callcenter.sms.model import opt_out_keyword
 from callcenter.sms.service import OptedOut as SmsOptedOut
@@ -74,9 +74,28 @@ class CoreCampaignSms:
                                       timespec="seconds") if sent_at else None)
         return out
 
-    async def replies(self, numbers: Sequence[str], since: str) -> dict[str, int]:
-        return await self.store.campaign_replies(
-            numbers, datetime.fromisoformat(since).timestamp())
+    async def replies(self, campaign_id: int, sent: Mapping[str, str]) -> dict[str, Replies]:
+        """Per number sent to: the inbound SMS after its send and before another campaign's
+        next send to it, less opt-out keywords; and whether it opted out in that span."""
+        times = {n: datetime.fromisoformat(at).timestamp() for n, at in sent.items()}
+        if not times:
+            return {}
+        inbound, others, optouts = await self.store.campaign_reply_rows(
+            campaign_id, list(times), min(times.values()))
+        nexts: dict[str, float] = {}
+        for number, at in others:
+            if at > times[number]:
+                nexts[number] = min(at, nexts.get(number, float("inf")))
+
+        def ours(number: str, at: float) -> bool:
+            return times[number] < at < nexts.get(number, float("inf"))
+
+        counts: dict[str, int] = {}
+        for number, at, text in inbound:
+            if ours(number, at) and not opt_out_keyword(text):
+                counts[number] = counts.get(number, 0) + 1
+        left = {number for number, at in optouts if number in times and ours(number, at)}
+        return {n: Replies(counts.get(n, 0), n in left) for n in set(counts) | left}
 
     def opted_out_number(self, event: BusEvent) -> str | None:
         """The number an opt-out event names: ``sms.opt_out`` (the list has it: an admin's

@@ -46,6 +46,7 @@ from callcenter.sms.campaign_report import (
     IN_FLIGHT,
     JobView,
     RecipientStatus,
+    Replies,
     Report,
     report_csv,
     report_of,
@@ -89,8 +90,9 @@ class CampaignSms(Protocol):
 
     async def jobs(self, job_ids: Sequence[int]) -> dict[int, JobView]: ...
 
-    async def replies(self, numbers: Sequence[str], since: str) -> dict[str, int]:
-        """Inbound SMS per number received after ``since`` (ISO time)."""
+    async def replies(self, campaign_id: int, sent: Mapping[str, str]) -> dict[str, Replies]:
+        """Per number this campaign's message reached (``sent``: number → its ISO send
+        time): the replies to it and whether the number opted out after it."""
         ...
 
     def opted_out_number(self, event: BusEvent) -> str | None:
@@ -393,9 +395,9 @@ class CampaignService:
                                                       offset=offset)
         job_ids = [r["job_id"] for r in recipients if r["job_id"] is not None]
         jobs = await self.sms.jobs(job_ids) if job_ids else {}
-        replies = (await self.sms.replies([r["number"] for r in recipients],
-                                          campaign["started_at"])
-                   if campaign["started_at"] and recipients else {})
+        sent = {r["number"]: job.sent_at for r in recipients if r["state"] == "queued"
+                and (job := jobs.get(r["job_id"])) is not None and job.sent_at}
+        replies = await self.sms.replies(campaign["id"], sent) if sent else {}
         return statuses(recipients, jobs, replies)
 
     async def progress(self, user: User, campaign_id: int, *, limit: int = 100,

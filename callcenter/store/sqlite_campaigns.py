@@ -296,15 +296,27 @@ class CampaignsMixin:
                 f" WHERE m.id IN ({','.join('?' * len(chunk))}) ORDER BY m.id, p.seq", chunk)]
         return out
 
-    async def campaign_replies(self, numbers: Sequence[str], since: float) -> dict[str, int]:
-        """Inbound SMS per number (E.164) received after ``since`` (unix time)."""
-        out: dict[str, int] = {}
+    async def campaign_reply_rows(self, campaign_id: int, numbers: Sequence[str], since: float
+                                  ) -> tuple[list[tuple[str, float, str]],
+                                             list[tuple[str, float]], list[tuple[str, float]]]:
+        """For the numbers (E.164) since ``since`` (unix time): inbound SMS (number, time,
+        text), other campaigns' sends (number, sent time) and opt-outs (number, time)."""
+        inbound: list[tuple[str, float, str]] = []
+        others: list[tuple[str, float]] = []
+        optouts: list[tuple[str, float]] = []
         wanted = sorted(set(numbers))
         for start in range(0, len(wanted), 500):
             chunk = wanted[start:start + 500]
-            for number, n in await self._db.rows(
-                "SELECT COALESCE(e164, number), COUNT(*) FROM sms_messages"
-                " WHERE direction = 'in' AND created_at > ? AND COALESCE(e164, number) IN"
-                f" ({','.join('?' * len(chunk))}) GROUP BY 1", (since, *chunk)):
-                out[number] = int(n)
-        return out
+            marks = ",".join("?" * len(chunk))
+            inbound += [(r[0], float(r[1]), r[2] or "") for r in await self._db.rows(
+                "SELECT COALESCE(e164, number), created_at, text FROM sms_messages"
+                f" WHERE direction = 'in' AND created_at > ? AND COALESCE(e164, number) IN"
+                f" ({marks})", (since, *chunk))]
+            others += [(r[0], float(r[1])) for r in await self._db.rows(
+                "SELECT COALESCE(e164, number), sent_at FROM sms_messages WHERE direction ="
+                " 'out' AND campaign_id IS NOT NULL AND campaign_id != ? AND sent_at > ? AND"
+                f" COALESCE(e164, number) IN ({marks})", (campaign_id, since, *chunk))]
+            optouts += [(r[0], float(r[1])) for r in await self._db.rows(
+                f"SELECT number, at FROM sms_optout WHERE at > ? AND number IN ({marks})",
+                (since, *chunk))]
+        return inbound, others, optouts

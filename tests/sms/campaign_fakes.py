@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,7 +11,7 @@ from callcenter.bus import BusEvent
 from callcenter.config import CampaignsConfig
 from callcenter.models import ClientKind, FieldType, Role, User
 from callcenter.phones import normalize
-from callcenter.sms.campaign_report import JobView, PartView
+from callcenter.sms.campaign_report import JobView, PartView, Replies
 from callcenter.sms.campaigns import CampaignService, OptedOut
 from callcenter.store.base import ClientInput, ContactInput, PhoneInput
 from callcenter.store.sqlite import SqliteStore
@@ -25,6 +25,7 @@ class FakeJob:
     campaign_id: int
     state: str = "queued"
     parts: list[str] = field(default_factory=lambda: ["queued"])
+    sent_at: str | None = None
 
 
 class FakeSms:
@@ -65,24 +66,28 @@ class FakeSms:
 
     async def jobs(self, job_ids: Sequence[int]) -> dict[int, JobView]:
         return {i: JobView(i, self.jobs_[i].state,
-                           tuple(PartView(n, s) for n, s in enumerate(self.jobs_[i].parts, 1)))
+                           tuple(PartView(n, s) for n, s in enumerate(self.jobs_[i].parts, 1)),
+                           sent_at=self.jobs_[i].sent_at)
                 for i in job_ids if i in self.jobs_}
 
-    async def replies(self, numbers: Sequence[str], since: str) -> dict[str, int]:
-        out: dict[str, int] = {}
+    async def replies(self, campaign_id: int, sent: Mapping[str, str]) -> dict[str, Replies]:
+        out: dict[str, Replies] = {}
         for number, at in self.inbound:
-            if number in numbers and at > since:
-                out[number] = out.get(number, 0) + 1
+            if number in sent and at > sent[number]:
+                out[number] = Replies(out.get(number, Replies()).count + 1)
         return out
 
     def queued(self) -> list[FakeJob]:
         return [j for j in self.jobs_.values() if j.state == "queued"]
 
-    def finish(self, state: str = "delivered", jobs: list[FakeJob] | None = None) -> None:
-        """What the pool would do: the jobs go out and end in ``state``."""
+    def finish(self, state: str = "delivered", jobs: list[FakeJob] | None = None,
+               at: str | None = None) -> None:
+        """What the pool would do: the jobs go out (at ``at``) and end in ``state``."""
         for job in self.queued() if jobs is None else jobs:
             job.state = state
             job.parts = [state]
+            if state in ("sent", "delivered"):
+                job.sent_at = at or NOON_MSK.isoformat()
 
     def sent_numbers(self) -> list[str]:
         return [j.number for j in self.jobs_.values() if j.state != "cancelled"]

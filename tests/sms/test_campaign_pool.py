@@ -82,7 +82,7 @@ async def test_a_stop_received_mid_campaign_takes_back_its_queued_job(store, cor
     assert "+79167778899" not in sent_to(core)
     assert len(sent_to(core)) == 3
     report = await svc.report(base.admin, c["id"])
-    assert (report.opted_out, report.sent, report.replies) == (1, 3, 1)
+    assert (report.opted_out, report.sent, report.replies) == (1, 3, 0)  # STOP: no reply
 
 
 async def test_a_campaign_started_after_the_stop_skips_the_number(store, core, base) -> None:
@@ -252,3 +252,35 @@ async def test_a_pause_the_last_run_did_not_finish_is_tidied_at_start_up(store, 
     await run(second, core)
     assert sent_to(core) == []
     assert await store.recipient_counts(c["id"]) == {"pending": 4}
+
+
+async def test_replies_are_counted_after_each_send_and_for_their_own_campaign(store, core, base
+                                                                            ) -> None:
+    svc = campaigns(store, core)
+    t0 = core.clock.now
+
+    async def inbound(number: str, text: str, at: float) -> None:
+        core.clock.now = at
+        await core.service.handle(SmsPartReceived(
+            "gsm1", Address(AddressKind.INTERNATIONAL, number), text, SmsEncoding.GSM7, at,
+            None, "00"))
+
+    await inbound("+79161234567", "an old message", t0 + 1)  # before any send: not a reply
+    core.clock.now = t0 + 10
+    a = await svc.create(base.admin, {"name": "a", "template": "Hi", **ALL_DAY})
+    await svc.start(base.admin, a["id"])
+    await run(svc, core)
+    await inbound("+79161234567", "Thanks!", t0 + 20)
+    await inbound("+79167778899", "STOP", t0 + 30)  # no reply, but it unsubscribed
+    core.clock.now = t0 + 40
+    b = await svc.create(base.admin, {"name": "b", "template": "Again",
+                                      "audience": {"client_ids": [base.clients["Alfa"]]},
+                                      **ALL_DAY})
+    await svc.start(base.admin, b["id"])
+    await run(svc, core)
+    await inbound("+79161234567", "Yes to the second", t0 + 50)  # campaign b's, not a's
+    ra, rb = await svc.report(base.admin, a["id"]), await svc.report(base.admin, b["id"])
+    assert (ra.replies, ra.repliers, ra.unsubscribed) == (1, 1, 1)
+    assert (rb.recipients, rb.replies, rb.unsubscribed) == (1, 1, 0)
+    rows = {r.number: r for r in (await svc.progress(base.admin, a["id"]))["recipients"]}
+    assert rows["+79167778899"].unsubscribed and not rows["+79161234567"].unsubscribed

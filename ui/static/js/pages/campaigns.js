@@ -13,7 +13,7 @@ const LIST_HEAD = ['camp.name', 'camp.state', 'camp.created', 'camp.window', '']
 const RECIPIENT_HEAD = ['camp.number', 'camp.client', 'camp.status', 'camp.parts', 'camp.replies',
   'camp.error'];
 const REPORT_KEYS = ['recipients', 'sent', 'delivered', 'failed', 'unknown', 'opted_out', 'cancelled',
-  'waiting', 'replies'];
+  'waiting', 'replies', 'unsubscribed'];
 const REFRESH_MS = 5000;
 
 function field(key, input) {
