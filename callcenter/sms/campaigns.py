@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 MAX_NAME = 100
 MAX_TEXT = 1600  # the SMS side's limit (callcenter/sms/service.py MAX_TEXT)
 MAX_PARTS = 10
+MAX_AUDIENCE = 100_000  # phone rows an audience may find; more is refused, never cut silently
 MAX_PER_MINUTE = 6000
 PREVIEW_SAMPLES = 5
 IDLE = 30.0  # seconds between looks when nothing runs (a start or resume wakes the runner)
@@ -263,7 +264,10 @@ class CampaignService:
                           ) -> tuple[Template, list[tuple[Recipient, str]], dict[str, int]]:
         template = await self._template(campaign["template"])
         audience = AudienceFilter.from_json(campaign["audience"])
-        rows = await self.store.audience_rows(audience)
+        rows = await self.store.audience_rows(audience, limit=MAX_AUDIENCE + 1)
+        if len(rows) > MAX_AUDIENCE:
+            raise ValidationError(f"the audience finds more than {MAX_AUDIENCE:,} phone numbers:"
+                                  " narrow the filter or split the campaign", field="audience")
         chosen = choose(rows)
         rendered = [(r, template.render(r.values)) for r in chosen]
         kept = [(r, text) for r, text in rendered if text]

@@ -422,3 +422,12 @@ async def test_a_noted_stop_whose_take_back_fails_is_tried_again(store, sms, clo
     await run_until_idle(svc, sms)
     assert number not in sms.sent_numbers()
     assert (await svc.report(base.admin, c["id"])).opted_out == 1
+
+
+async def test_an_audience_over_the_limit_is_refused_not_cut(svc, base, monkeypatch) -> None:
+    monkeypatch.setattr("callcenter.sms.campaigns.MAX_AUDIENCE", 3)
+    c = await draft(svc, base.admin)
+    with pytest.raises(ValidationError, match="more than 3 phone numbers"):
+        await svc.preview(base.admin, c["id"])
+    with pytest.raises(ValidationError, match="more than 3 phone numbers"):
+        await svc.start(base.admin, c["id"])
