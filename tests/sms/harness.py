@@ -39,6 +39,7 @@ class FakeModem:
     fail: list[BaseException] = field(default_factory=list)  # raised by the next sends
     hold: asyncio.Event | None = None  # when set, a send waits for it
     ussd_reply: str = "Balance: 100.00 RUB"
+    entered: asyncio.Event = field(default_factory=asyncio.Event)  # a send_part has begun
 
     def info(self) -> ModemInfo:
         return ModemInfo(model="fake", operator="TestNet", signal_dbm=-71,
@@ -47,6 +48,7 @@ class FakeModem:
     async def send_part(self, part: OutboundPart) -> int:
         if not self.ready:
             raise LineUnavailable(f"{self.name} is down")
+        self.entered.set()
         if self.hold is not None:
             await self.hold.wait()
         if self.fail:

@@ -133,7 +133,7 @@ async def test_cancel_leaves_what_a_modem_has_to_finish(store, core, base) -> No
     for modem in core.modems.values():
         modem.hold = hold
     tasks = await core.pool.run_once()  # two sends in flight, two jobs still queued
-    await asyncio.sleep(0)
+    await asyncio.gather(*(m.entered.wait() for m in core.modems.values()))
     await svc.cancel(base.admin, c["id"])
     hold.set()
     await asyncio.gather(*tasks)
