@@ -364,31 +364,28 @@ class CampaignService:
 
     async def _recall(self, campaign_id: int, to_state: str) -> int:
         """Take back this campaign's jobs no modem has yet."""
-        taken = 0
-        unsettled = self._unsettled.get(campaign_id, {})
-        handed = await self.store.queued_recipients(campaign_id=campaign_id)
+        return await self._take_back(await self.store.queued_recipients(campaign_id=campaign_id),
+                                     to_state)
+
+    async def opted_out(self, number: str) -> int:
+        """A STOP from ``number`` arrived: its messages still waiting in the SMS queue are
+        taken back and marked opted out (pending ones are checked when their turn comes)."""
+        async with self._lock:
+            return await self._take_back(await self.store.queued_recipients(number=number),
+                                         "opted_out")
+
+    async def _take_back(self, handed: Sequence[Mapping[str, Any]], to_state: str) -> int:
         # one read for all of them: only jobs still queued are worth a take-back transaction
         jobs = await self.sms.jobs([r["job_id"] for r in handed]) if handed else {}
+        taken = 0
         for r in handed:
             job = jobs.get(r["job_id"])
             if job is None or job.state != "queued":
                 continue
             if await self.sms.cancel_queued(r["job_id"]):
                 await self.store.recall_recipient(r["id"], r["job_id"], to_state)
-                unsettled.pop(r["job_id"], None)
+                self._unsettled.get(r["campaign_id"], {}).pop(r["job_id"], None)
                 taken += 1
-        return taken
-
-    async def opted_out(self, number: str) -> int:
-        """A STOP from ``number`` arrived: its messages still waiting in the SMS queue are
-        taken back and marked opted out (pending ones are checked when their turn comes)."""
-        taken = 0
-        async with self._lock:
-            for r in await self.store.queued_recipients(number=number):
-                if await self.sms.cancel_queued(r["job_id"]):
-                    await self.store.recall_recipient(r["id"], r["job_id"], "opted_out")
-                    self._unsettled.get(r["campaign_id"], {}).pop(r["job_id"], None)
-                    taken += 1
         return taken
 
     # -- progress and report ---------------------------------------------------------------
