@@ -40,7 +40,7 @@ CUSTOM_PREFIX = "custom."
 _NAME = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?\Z")
 # Bidi overrides and isolates flip how the rest of the message reads; zero-width joiners stay
 # (emoji sequences need them).
-_BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
+_BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,8 +42,13 @@ def test_bad_templates_are_clear_errors(source: str, fragment: str) -> None:
     assert err.value.field == "template"
 
 
-def test_no_attribute_walking_even_with_objects_as_values() -> None:
-    # Values are used as text, never looked into: an object only ever shows as its str().
+def test_no_attribute_walking_in_fields_or_values() -> None:
+    # a placeholder names a field, never a path into an object
+    for source in ("{contact.__class__}", "{client.name.__class__}", "{client.name[0]}",
+                   "{client.name!r}", "{client.name:>99999}"):
+        with pytest.raises(ValidationError):
+            parse_template(source)
+    # and a value that looks like a placeholder is text, not expanded again
     t = parse_template("{client.name}")
     assert t.render({"client.name": "{contact.__class__}"}) == "{contact.__class__}"
 
@@ -51,6 +56,7 @@ def test_no_attribute_walking_even_with_objects_as_values() -> None:
 def test_values_lose_control_and_bidi_characters_and_are_bounded() -> None:
     assert clean_value("Pavel\n\x1b[31mSidorov\r\n") == "Pavel [31mSidorov"
     assert clean_value("evil\u202eloc.exe") == "evilloc.exe"
+    assert clean_value("a\u061cb") == "ab"  # the Arabic letter mark is bidi too
     assert clean_value("👩\u200d💻 dev") == "👩\u200d💻 dev"  # the ZWJ sequence stays whole
     long = clean_value("a" * 500)
     assert len(long) == MAX_VALUE

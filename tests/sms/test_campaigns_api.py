@@ -14,6 +14,7 @@ DRAFT = {"name": "Winter", "template": "Hi {contact.first_name|there} from {clie
 def test_secretary_may_not_run_campaigns(api: Api) -> None:
     api.login("secretary")
     assert api.get("/api/campaigns").status_code == 403
+    assert api.get("/api/campaigns/fields").status_code == 403
     r = api.post("/api/campaigns", json=DRAFT)
     assert r.status_code == 403
     assert r.json()["message"] == "campaigns need the role admin or manager"

@@ -10,9 +10,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from callcenter.errors import CallcenterError
+from callcenter.errors import CallcenterError, PermissionDenied
 from callcenter.services import Services
 from callcenter.sms.campaign_template import FIELDS
+from callcenter.sms.campaigns import may_run_campaigns
 from ui.api.campaign_models import CampaignIn, CampaignUpdate, ProgressQuery
 from ui.api.common import body_of, current_user, ok, path_id, query_of, services
 
@@ -46,7 +47,8 @@ async def preview_new(request: Request) -> JSONResponse:
 
 
 async def fields(request: Request) -> JSONResponse:
-    await current_user(request)
+    if not may_run_campaigns(await current_user(request)):
+        raise PermissionDenied("campaigns need the role admin or manager")
     custom = await services(request).store.list_custom_fields()
     return ok({"fields": [{"name": k, "description": v} for k, v in FIELDS.items()]
                + [{"name": f"custom.{f.name}", "description": f.label} for f in custom]})
