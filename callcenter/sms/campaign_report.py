@@ -98,9 +98,16 @@ class Report:
 
 
 def report_of(rows: Sequence[RecipientStatus]) -> Report:
-    counts = Counter(r.status for r in rows)
+    return report_from(Counter(r.status for r in rows),
+                       {r.number: Replies(r.replies, r.unsubscribed) for r in rows
+                        if r.replies or r.unsubscribed})
+
+
+def report_from(counts: Mapping[str, int], replies: Mapping[str, Replies]) -> Report:
+    """The totals from the recipients per status and their replies."""
+    counts = Counter(counts)
     return Report(
-        recipients=len(rows),
+        recipients=sum(counts.values()),
         sent=sum(counts[s] for s in SENT),
         delivered=counts["delivered"],
         failed=sum(counts[s] for s in FAILED),
@@ -108,9 +115,9 @@ def report_of(rows: Sequence[RecipientStatus]) -> Report:
         opted_out=counts["opted_out"],
         cancelled=counts["cancelled"],
         waiting=counts["pending"] + sum(counts[s] for s in IN_FLIGHT),
-        replies=sum(r.replies for r in rows),
-        repliers=sum(1 for r in rows if r.replies),
-        unsubscribed=sum(1 for r in rows if r.unsubscribed),
+        replies=sum(r.count for r in replies.values()),
+        repliers=sum(1 for r in replies.values() if r.count),
+        unsubscribed=sum(1 for r in replies.values() if r.unsubscribed),
         by_status=dict(sorted(counts.items())),
     )
 

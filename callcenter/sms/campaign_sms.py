@@ -74,10 +74,21 @@ class CoreCampaignSms:
                                       timespec="seconds") if sent_at else None)
         return out
 
+    async def status_counts(self, campaign_id: int) -> dict[str, int]:
+        return await self.store.campaign_status_counts(campaign_id, CANCELLED)
+
+    async def all_replies(self, campaign_id: int) -> dict[str, Replies]:
+        return await self._replies(campaign_id,
+                                   await self.store.campaign_sent_times(campaign_id))
+
     async def replies(self, campaign_id: int, sent: Mapping[str, str]) -> dict[str, Replies]:
         """Per number sent to: the inbound SMS after its send and before another campaign's
         next send to it, less opt-out keywords; and whether it opted out in that span."""
-        times = {n: datetime.fromisoformat(at).timestamp() for n, at in sent.items()}
+        return await self._replies(
+            campaign_id, {n: datetime.fromisoformat(at).timestamp() for n, at in sent.items()})
+
+    async def _replies(self, campaign_id: int, times: Mapping[str, float]
+                       ) -> dict[str, Replies]:
         if not times:
             return {}
         inbound, others, optouts = await self.store.campaign_reply_rows(

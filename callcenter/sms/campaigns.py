@@ -49,7 +49,7 @@ from callcenter.sms.campaign_report import (
     Replies,
     Report,
     report_csv,
-    report_of,
+    report_from,
     statuses,
 )
 from callcenter.sms.campaign_schedule import SendWindow, Throttle
@@ -94,6 +94,14 @@ class CampaignSms(Protocol):
     async def replies(self, campaign_id: int, sent: Mapping[str, str]) -> dict[str, Replies]:
         """Per number this campaign's message reached (``sent``: number → its ISO send
         time): the replies to it and whether the number opted out after it."""
+        ...
+
+    async def status_counts(self, campaign_id: int) -> dict[str, int]:
+        """Recipients per status (as :func:`status_of` gives it), counted where they are."""
+        ...
+
+    async def all_replies(self, campaign_id: int) -> dict[str, Replies]:
+        """:meth:`replies` for every recipient the campaign's message reached."""
         ...
 
     def opted_out_number(self, event: BusEvent) -> str | None:
@@ -404,13 +412,16 @@ class CampaignService:
     async def progress(self, user: User, campaign_id: int, *, limit: int = 100,
                        offset: int = 0) -> dict[str, Any]:
         campaign = await self._visible(user, campaign_id)
-        rows = await self._statuses(campaign)
-        return {"campaign": campaign, "report": report_of(rows),
-                "recipients": rows[offset:offset + limit]}
+        # the page's recipients only; the report counted in SQL (GROUP BY), not loaded
+        rows = await self._statuses(campaign, limit=limit, offset=offset)
+        report = report_from(await self.sms.status_counts(campaign_id),
+                             await self.sms.all_replies(campaign_id))
+        return {"campaign": campaign, "report": report, "recipients": rows}
 
     async def report(self, user: User, campaign_id: int) -> Report:
-        campaign = await self._visible(user, campaign_id)
-        return report_of(await self._statuses(campaign))
+        await self._visible(user, campaign_id)
+        return report_from(await self.sms.status_counts(campaign_id),
+                           await self.sms.all_replies(campaign_id))
 
     async def export_csv(self, user: User, campaign_id: int) -> tuple[str, str]:
         """(file name, CSV text)."""

@@ -205,6 +205,26 @@ class CampaignsMixin:
             " GROUP BY state", (campaign_id,))
         return {r[0]: int(r[1]) for r in rows}
 
+    async def campaign_status_counts(self, campaign_id: int, cancelled_mark: str
+                                     ) -> dict[str, int]:
+        """Recipients per status: its own state, or its SMS job's once handed over (a job
+        whose parts were all taken back counts "cancelled")."""
+        rows = await self._db.rows(
+            "SELECT CASE WHEN r.state != 'queued' THEN r.state WHEN m.id IS NULL THEN 'queued'"
+            " WHEN NOT EXISTS (SELECT 1 FROM sms_parts p WHERE p.message_id = m.id AND"
+            " (p.error IS NULL OR p.error != ?)) THEN 'cancelled' ELSE m.state END, COUNT(*)"
+            " FROM campaign_recipients r LEFT JOIN sms_messages m ON m.id = r.job_id"
+            " WHERE r.campaign_id = ? GROUP BY 1", (cancelled_mark, campaign_id))
+        return {r[0]: int(r[1]) for r in rows}
+
+    async def campaign_sent_times(self, campaign_id: int) -> dict[str, float]:
+        """Number → send time of the recipients whose message went out."""
+        rows = await self._db.rows(
+            "SELECT r.number, m.sent_at FROM campaign_recipients r JOIN sms_messages m"
+            " ON m.id = r.job_id WHERE r.campaign_id = ? AND r.state = 'queued'"
+            " AND m.sent_at IS NOT NULL", (campaign_id,))
+        return {r[0]: float(r[1]) for r in rows}
+
     async def campaign_of_job(self, job_id: int) -> tuple[int, int] | None:
         rows = await self._db.rows(
             "SELECT campaign_id, id FROM campaign_recipients WHERE job_id = ?", (job_id,))

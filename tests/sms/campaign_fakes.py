@@ -11,7 +11,7 @@ from callcenter.bus import BusEvent
 from callcenter.config import CampaignsConfig
 from callcenter.models import ClientKind, FieldType, Role, User
 from callcenter.phones import normalize
-from callcenter.sms.campaign_report import JobView, PartView, Replies
+from callcenter.sms.campaign_report import JobView, PartView, Replies, status_of
 from callcenter.sms.campaigns import CampaignService, OptedOut
 from callcenter.store.base import ClientInput, ContactInput, PhoneInput
 from callcenter.store.sqlite import SqliteStore
@@ -35,6 +35,7 @@ class FakeSms:
         self.jobs_: dict[int, FakeJob] = {}
         self.opted: set[str] = set()
         self.inbound: list[tuple[str, str]] = []  # (number, ISO time)
+        self.store: SqliteStore | None = None  # set by service(): the recipients' store
 
     async def enqueue(self, *, campaign_id: int, number: str, text: str,
                       client_id: int | None, contact_id: int | None,
@@ -69,6 +70,22 @@ class FakeSms:
                            tuple(PartView(n, s) for n, s in enumerate(self.jobs_[i].parts, 1)),
                            sent_at=self.jobs_[i].sent_at)
                 for i in job_ids if i in self.jobs_}
+
+    async def status_counts(self, campaign_id: int) -> dict[str, int]:
+        assert self.store is not None
+        counts: dict[str, int] = {}
+        jobs = await self.jobs(list(self.jobs_))
+        for r in await self.store.list_recipients(campaign_id):
+            status = status_of(r, jobs)
+            counts[status] = counts.get(status, 0) + 1
+        return counts
+
+    async def all_replies(self, campaign_id: int) -> dict[str, Replies]:
+        assert self.store is not None
+        sent = {r["number"]: str(self.jobs_[r["job_id"]].sent_at)
+                for r in await self.store.list_recipients(campaign_id)
+                if r["state"] == "queued" and self.jobs_[r["job_id"]].sent_at}
+        return await self.replies(campaign_id, sent)
 
     async def replies(self, campaign_id: int, sent: Mapping[str, str]) -> dict[str, Replies]:
         out: dict[str, Replies] = {}
@@ -155,6 +172,7 @@ async def seed(store: SqliteStore) -> Base:
 
 
 def service(store: SqliteStore, sms: FakeSms, clock: Clock, **config: Any) -> CampaignService:
+    sms.store = store
     return CampaignService(store, sms, CampaignsConfig(**config), time_zone="Europe/Moscow",
                            now=clock.now,
                            monotonic=clock.monotonic)

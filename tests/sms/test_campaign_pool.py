@@ -284,3 +284,24 @@ async def test_replies_are_counted_after_each_send_and_for_their_own_campaign(st
     assert (rb.recipients, rb.replies, rb.unsubscribed) == (1, 1, 0)
     rows = {r.number: r for r in (await svc.progress(base.admin, a["id"]))["recipients"]}
     assert rows["+79167778899"].unsubscribed and not rows["+79161234567"].unsubscribed
+
+
+async def test_progress_reads_one_page_and_counts_the_rest_in_sql(store, core, base) -> None:
+    svc = campaigns(store, core)
+    c = await svc.create(base.admin, {"name": "x", "template": "Hi", **ALL_DAY})
+    await svc.start(base.admin, c["id"])
+    await run(svc, core)
+    asked: list[int] = []
+    real = store.list_recipients
+
+    async def spy(campaign_id, **kw):
+        asked.append(kw.get("limit", 100_000))
+        return await real(campaign_id, **kw)
+
+    store.list_recipients = spy  # type: ignore[method-assign]
+    progress = await svc.progress(base.admin, c["id"], limit=2, offset=1)
+    assert asked == [2]
+    assert len(progress["recipients"]) == 2
+    report = progress["report"]
+    assert (report.recipients, report.sent, report.waiting) == (4, 4, 0)
+    assert report == await svc.report(base.admin, c["id"])
