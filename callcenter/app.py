@@ -324,6 +324,8 @@ def create_app(config: Config, *, demo: bool | None = None, demo_calls: bool = T
                 await stack.enter_async_context(sms_handling(services, demo and demo_calls))
                 for component in app.state.components:
                     await stack.enter_async_context(component(services, demo))
+                if "campaigns" in services.extra:  # its runner waits for the start-up's end
+                    services.extra["campaigns"].release()
                 yield
         finally:
             await store.close()

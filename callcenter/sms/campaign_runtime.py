@@ -35,7 +35,7 @@ async def campaigns_running(services: Services, demo: bool = False
     services.extra["campaigns"] = service
     if demo:
         await demo_campaign(services, service)
-    await service.start_runner()
+    await service.start_runner(hold=True)  # released by the app once everything started
     try:
         yield service
     finally:

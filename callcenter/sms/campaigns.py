@@ -65,7 +65,6 @@ MAX_PER_MINUTE = 6000
 PREVIEW_SAMPLES = 5
 IDLE = 30.0  # seconds between looks when nothing runs (a start or resume wakes the runner)
 POLL = 1.0  # seconds between looks at the SMS queue when no status event woke the runner
-STARTUP_DELAY = 1.0  # seconds before the runner's first step after start-up
 ROOM_MADE = frozenset({"sent", "failed", "expired", "unknown"})
 
 
@@ -175,6 +174,7 @@ class CampaignService:
         self._opt_outs: set[str] = set()  # numbers that sent STOP since the last step
         self._unsubscribe: Callable[[], None] | None = None
         self._tidied = False  # paused/cancelled campaigns looked at once since start-up
+        self._go = asyncio.Event()  # set by release(): the product has started
 
     # -- access ----------------------------------------------------------------------------
 
@@ -458,7 +458,15 @@ class CampaignService:
             self.bus.publish("campaign.status", {"campaign": {
                 "id": campaign["id"], "state": state, "owner_id": campaign["owner_id"]}})
 
-    async def start_runner(self) -> None:
+    def release(self) -> None:
+        """The product has started (its lines too): the runner may take its first look."""
+        self._go.set()
+
+    async def start_runner(self, *, hold: bool = False) -> None:
+        """``hold``: the first step waits for :meth:`release` (the app's lifespan calls it
+        once every line has started; a step racing the lines' start-up delayed them)."""
+        if not hold:
+            self._go.set()
         if self.bus is not None:
             self._unsubscribe = self.bus.subscribe(self._on_event)
         self._task = asyncio.create_task(self._run(), name="campaign-runner")
@@ -473,11 +481,7 @@ class CampaignService:
             self._task = None
 
     async def _run(self) -> None:
-        # The first look waits a moment (or a wake-up): start-up belongs to the lines, and
-        # campaigns resumed after a restart lose nothing by starting a second later.
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(STARTUP_DELAY):
-                await self._wake.wait()
+        await self._go.wait()
         while True:
             self._wake.clear()
             try:

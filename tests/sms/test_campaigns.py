@@ -3,6 +3,7 @@ runner's window and throttle, opt-out, pause/resume/cancel, crash safety, report
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from datetime import UTC, datetime, timedelta
@@ -431,3 +432,24 @@ async def test_an_audience_over_the_limit_is_refused_not_cut(svc, base, monkeypa
         await svc.preview(base.admin, c["id"])
     with pytest.raises(ValidationError, match="more than 3 phone numbers"):
         await svc.start(base.admin, c["id"])
+
+
+async def test_a_held_runner_takes_its_first_step_once_released(store, sms, clock) -> None:
+    svc = service(store, sms, clock)
+    stepped = asyncio.Event()
+
+    async def step() -> float:
+        stepped.set()
+        return 60.0
+
+    svc.step = step  # type: ignore[method-assign]
+    await svc.start_runner(hold=True)
+    try:
+        svc.wake()  # a wake-up is not a release
+        assert svc._task is not None and not svc._task.done()
+        assert not stepped.is_set()
+        svc.release()
+        async with asyncio.timeout(10):
+            await stepped.wait()
+    finally:
+        await svc.stop_runner()
