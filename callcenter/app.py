@@ -239,7 +239,8 @@ async def gsm_modems(services: Services, sink: object, stack: contextlib.AsyncEx
     call_sink = calls.registry.handle if calls is not None else (lambda event: None)
     async with contextlib.AsyncExitStack() as started:
         for cfg in configs:
-            modem = _gsm_modem(cfg, sink, call_sink, config.sms.balance_ussd)
+            modem = _gsm_modem(cfg, sink, call_sink, config.sms.balance_ussd,
+                               _late_result(services, cfg.name))
             await modem.start()
             # a later modem failing to start stops the ones already started
             started.push_async_callback(modem.stop)
@@ -248,13 +249,25 @@ async def gsm_modems(services: Services, sink: object, stack: contextlib.AsyncEx
     return modems
 
 
-def _gsm_modem(cfg: GsmModemConfig, sink: object, call_sink: object, balance: str) -> Any:
+def _gsm_modem(cfg: GsmModemConfig, sink: object, call_sink: object, balance: str,
+               on_late_result: Any = None) -> Any:
     from gsm.modem import Modem
     from gsm.modem_settings import ModemSettings
 
     return Modem(ModemSettings(name=cfg.name, path=cfg.device, baudrate=cfg.baudrate,
                                pin=cfg.pin, balance_code=balance or "*100#"),
-                 sms_sink=sink, call_sink=call_sink)
+                 sms_sink=sink, call_sink=call_sink, on_late_result=on_late_result)
+
+
+def _late_result(services: Services, name: str) -> Any:
+    """A cancelled send's late +CMGS answer goes to the pool (made after the modems)."""
+
+    def late(part: object, mr: int | None) -> None:
+        pool = services.extra.get("sms_pool")
+        if pool is not None:
+            pool.late_result(name, part, mr)
+
+    return late
 
 
 @contextlib.asynccontextmanager

@@ -85,7 +85,7 @@ class Inbox:
             return await self._make(part.line, part.sender.value, part.sender.kind, part.text,
                                     part.encoding.value, 1, None, [part_id], complete=True)
         group = await svc.store.sms_inbound_group(part.line, part.sender.value, concat.ref,
-                                                  concat.total)
+                                                  concat.total, part.smsc_time)
         text, whole = joined(group, concat.total)
         existing = next((p["message_id"] for p in group if p["message_id"]), None)
         if existing is not None:
@@ -107,13 +107,13 @@ class Inbox:
         svc = self.service
         made = []
         before = svc.clock() - svc.config.reassembly_timeout
-        for line, sender, ref, total in await svc.store.sms_stale_groups(before):
-            group = await svc.store.sms_inbound_group(line, sender, ref, total)
+        for line, sender, ref, total, first, stored_kind in await svc.store.sms_stale_groups(
+                before):
+            group = await svc.store.sms_inbound_group(line, sender, ref, total, first)
             if not group or any(p["message_id"] for p in group):
                 continue
             text, whole = joined(group, total)
-            kind = AddressKind.ALPHANUMERIC if not any(ch.isdigit() for ch in sender) \
-                else AddressKind.INTERNATIONAL
+            kind = AddressKind(stored_kind)
             made.append(await self._make(line, sender, kind, text, group[0]["encoding"], total,
                                          ref, [p["id"] for p in group], complete=whole))
         return made

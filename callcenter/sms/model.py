@@ -32,10 +32,6 @@ class PartState(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
-OUTSTANDING = (PartState.SENT, PartState.UNKNOWN)  # a status report may still resolve these
-FINAL_MESSAGE = {MessageState.DELIVERED, MessageState.FAILED, MessageState.EXPIRED}
-
-
 @dataclass(frozen=True, slots=True)
 class PartView:
     seq: int

@@ -33,13 +33,15 @@ from callcenter.errors import LineUnavailable
 from callcenter.sms.events import Address, AddressKind, SmsEncoding, UssdReply
 from callcenter.sms.model import PartState, backoff
 from callcenter.sms.ports import OutboundPart, SmsModem, SmsSendError, SmsSendUnknown
-from callcenter.sms.service import SmsService
+from callcenter.sms.service import SmsService, iso_time
 
 log = logging.getLogger(__name__)
 
 # A modem that raised LineUnavailable (down, not written) is tried again after this long.
 DOWN_RETRY = 5.0
 OPTED_OUT = "opted out"  # a campaign part's reason when its number opted out meanwhile
+COMMIT_TRIES = 5  # storing a +CMGS answer: tries, COMMIT_RETRY s * n apart
+COMMIT_RETRY = 0.1
 IDLE_WAKE = 30.0
 NOT_READY_POLL = 1.0
 BALANCE_POLL = 20.0  # how often modems that became ready are looked at for their balance
@@ -97,6 +99,9 @@ class ModemPool:
         self.balance_interval = balance_interval
         self._wake = asyncio.Event()
         self._inflight: dict[int, asyncio.Task[None]] = {}  # message id -> its send
+        # sends cancelled while the modem had the PDU: id(OutboundPart) -> (part, to)
+        self._late: dict[int, tuple[dict[str, Any], str]] = {}
+        self._late_tasks: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._balance_task: asyncio.Task[None] | None = None
         service.on_queued = self.wake
@@ -141,7 +146,7 @@ class ModemPool:
             self._wake.clear()
             try:
                 await self.run_once()
-                await self.service.inbox.sweep()
+                await self.housekeeping()
                 expire_in = await self.next_wake()
             except asyncio.CancelledError:
                 raise
@@ -150,6 +155,13 @@ class ModemPool:
                 expire_in = DOWN_RETRY
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), expire_in)
+
+    async def housekeeping(self) -> None:
+        """Incomplete long inbound SMS shown after their timeout; reports no part claimed
+        within the validity period dropped (the SMSC has given up on those parts too)."""
+        await self.service.inbox.sweep()
+        await self.store.sms_purge_reports(
+            self.clock() - self.service.config.validity_hours * 3600)
 
     async def next_wake(self) -> float:
         """Seconds until something may change without an event: a back-off ends, a minute's
@@ -258,6 +270,9 @@ class ModemPool:
                 concat_ref=(message["id"] % 256) if part["total"] > 1 else None)
             try:
                 mr = await slot.modem.send_part(outbound)
+            except asyncio.CancelledError:
+                self._late[id(outbound)] = (dict(part, sending_at=now), to.value)
+                raise
             except SmsSendUnknown as exc:
                 self._error(slot, f"no answer to a send: {exc}")
                 await self.store.sms_update_part(
@@ -265,12 +280,14 @@ class ModemPool:
                     error=f"the modem did not answer ({exc}): check delivery")
             except SmsSendError as exc:
                 self._error(slot, exc.reason)
-                await self._refused(message, part, exc)
+                if await self._refused(message, part, exc):
+                    self._uncount(slot, now)
             except LineUnavailable as exc:
                 # refused before anything was written: not sent, free to go elsewhere
                 self._error(slot, str(exc))
                 slot.down_until = self.clock() + DOWN_RETRY
                 await self._not_sent(message, part, self.clock() + DOWN_RETRY)
+                self._uncount(slot, now)
             except Exception as exc:  # a bug or a fault we cannot classify: maybe sent
                 log.exception("sending part %d of SMS %d on %s failed", part["seq"],
                               message["id"], name)
@@ -279,15 +296,56 @@ class ModemPool:
                     part["id"], state=PartState.UNKNOWN.value,
                     error="the modem failed while sending: check delivery")
             else:
-                await svc.part_sent(dict(part, sending_at=now), name, mr, to.value)
+                # shielded: the pool stopping now must not lose the MR the modem just gave
+                await asyncio.shield(self._store_sent(dict(part, sending_at=now), name, mr,
+                                                      to.value))
             await svc.publish_status(message["id"])
         finally:
             slot.busy = False
             self._inflight.pop(message["id"], None)
             self.wake()
 
+    async def _store_sent(self, part: dict[str, Any], modem: str, mr: int, to: str) -> None:
+        """The +CMGS answer is the only record that the part went out: a failed commit (the
+        database busy) is retried, and if it never succeeds the part is left "sending",
+        which a restart turns into "unknown" - never sent again."""
+        for attempt in range(COMMIT_TRIES):
+            try:
+                await self.service.part_sent(part, modem, mr, to)
+                return
+            except Exception:
+                if attempt == COMMIT_TRIES - 1:
+                    log.exception("SMS %d part %d went out on %s as MR %d, but storing that"
+                                  " failed", part["message_id"], part["seq"], modem, mr)
+                    return
+                log.warning("storing MR %d of SMS %d failed; trying again", mr,
+                            part["message_id"], exc_info=True)
+                await asyncio.sleep(COMMIT_RETRY * (attempt + 1))
+
+    def late_result(self, modem: str, outbound: OutboundPart, mr: int | None) -> None:
+        """A send the pool gave up waiting for (cancelled) was answered after all: a modem's
+        ``on_late_result``. With an MR the part is "sent" and its report can be matched;
+        without, it stays as it is (a restart makes it "unknown")."""
+        entry = self._late.pop(id(outbound), None)
+        if entry is None or mr is None:
+            return
+        part, to = entry
+        task = asyncio.create_task(self._store_sent(part, modem, mr, to),
+                                   name=f"sms-late-{part['message_id']}")
+        self._late_tasks.add(task)
+        task.add_done_callback(self._late_tasks.discard)
+
+    def _uncount(self, slot: ModemSlot, at: float) -> None:
+        """A part put back in the queue did not go out: the counters forget it as the part
+        row does (its sending_at is cleared, and a restart counts from the rows)."""
+        with contextlib.suppress(ValueError):
+            slot.recent.remove(at)
+        if self._local(at).date().isoformat() == slot.day:
+            slot.sent_today = max(0, slot.sent_today - 1)
+
     async def _refused(self, message: dict[str, Any], part: dict[str, Any],
-                       exc: SmsSendError) -> None:
+                       exc: SmsSendError) -> bool:
+        """True when the part went back to the queue for a later try."""
         attempts = part["attempts"] + 1
         if exc.permanent or attempts >= self.service.config.max_attempts:
             await self.store.sms_update_part(part["id"], state=PartState.FAILED.value,
@@ -299,9 +357,10 @@ class ModemPool:
                     await self.store.sms_update_part(
                         other["id"], state=PartState.FAILED.value,
                         error=f"not sent: part {part['seq']} failed")
-            return
+            return False
         delay = backoff(attempts, base=self.service.config.retry_seconds)
         await self._not_sent(message, part, self.clock() + delay, error=exc.reason)
+        return True
 
     async def _opted_out(self, message: dict[str, Any]) -> None:
         for other in await self.store.sms_parts(message["id"]):
@@ -389,7 +448,8 @@ class ModemPool:
                 "window": None if window is None else
                 [window[0].strftime("%H:%M"), window[1].strftime("%H:%M")],
                 "in_window": in_window(window, self._local(now)),
-                "last_error": slot.last_error or line_error, "last_error_at": slot.last_error_at,
+                "last_error": slot.last_error or line_error,
+                "last_error_at": iso_time(slot.last_error_at),
             })
         return out
 

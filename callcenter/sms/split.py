@@ -23,10 +23,6 @@ class TextSplit:
     remaining: int  # units left in the last part before another part is needed
 
 
-def is_gsm7(text: str) -> bool:
-    return segments.is_gsm7(text)
-
-
 def split_text(text: str) -> TextSplit:
     """Raises ValueError (segments.MessageTooLong) past 255 parts."""
     counted = segments.count(text)

@@ -86,7 +86,22 @@ def _part(row: Sequence[Any]) -> dict[str, Any]:
     return dict(zip(PART_COLUMNS, row, strict=True))
 
 
+# parts of one long inbound SMS: their SMSC times within this of each other (the one-octet
+# reference comes round again)
+REASSEMBLY_SPAN = 86400.0
+INBOUND_GROUP_SQL = (
+    "SELECT p.id, p.concat_seq, p.text, p.encoding, p.smsc_time, p.received_at,"
+    " p.message_id FROM sms_inbound_parts p LEFT JOIN sms_messages m"
+    " ON m.id = p.message_id WHERE p.line = ? AND p.sender = ? AND p.concat_ref = ?"
+    " AND p.concat_total = ? AND p.smsc_time BETWEEN ? AND ?"
+    " AND (p.message_id IS NULL OR m.state = 'incomplete')"
+    " ORDER BY p.concat_seq, p.id")
+
 _M = ", ".join(MESSAGE_COLUMNS)
+# A client's SMS are seen by the client's manager now, not by the one at the time it was
+# stored: the list, the details and the live events all read the manager through this.
+_MANAGER_NOW = "CASE WHEN m.client_id IS NULL THEN m.manager_id ELSE cl.manager_id END"
+_M_NOW = ", ".join(_MANAGER_NOW if c == "manager_id" else "m." + c for c in MESSAGE_COLUMNS)
 _P = ", ".join(PART_COLUMNS)
 
 
@@ -130,7 +145,7 @@ class SmsStoreMixin:
 
     async def sms_get(self, message_id: int) -> dict[str, Any]:
         row = await self._db.one(
-            f"SELECT {', '.join('m.' + c for c in MESSAGE_COLUMNS)}, cl.name FROM sms_messages m"
+            f"SELECT {_M_NOW}, cl.name FROM sms_messages m"
             " LEFT JOIN clients cl ON cl.id = m.client_id WHERE m.id = ?", (message_id,),
             "SMS", message_id)
         message = _message(row[:-1])
@@ -177,11 +192,10 @@ class SmsStoreMixin:
             where.append("m.created_at >= ?")
             params.append(f.since)
         if f.visible_to is not None:
-            where.append("(m.manager_id = ? OR m.user_id = ? OR m.client_id IN"
-                         " (SELECT id FROM clients WHERE manager_id = ?))")
-            params += [f.visible_to] * 3
+            where.append(f"(m.user_id = ? OR {_MANAGER_NOW} = ?)")
+            params += [f.visible_to] * 2
         rows = await self._db.rows(
-            f"SELECT {', '.join('m.' + c for c in MESSAGE_COLUMNS)}, cl.name FROM sms_messages m"
+            f"SELECT {_M_NOW}, cl.name FROM sms_messages m"
             f" LEFT JOIN clients cl ON cl.id = m.client_id WHERE {' AND '.join(where)}"
             " ORDER BY m.created_at DESC, m.id DESC LIMIT ? OFFSET ?",
             (*params, f.limit, f.offset))
@@ -330,6 +344,11 @@ class SmsStoreMixin:
             "INSERT INTO sms_reports_unmatched (modem, mr, recipient, status, code, at, pdu)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)", (modem, mr, recipient, status, code, at, pdu))
 
+    async def sms_purge_reports(self, before: float) -> int:
+        cursor = await self._db.execute(
+            "DELETE FROM sms_reports_unmatched WHERE at < ?", (before,))
+        return int(cursor.rowcount or 0)
+
     async def sms_take_report(self, modem: str, mr: int, recipient_tail: str, after: float
                               ) -> dict[str, Any] | None:
         """An unmatched report for a part whose MR was only just stored; removed when taken."""
@@ -363,16 +382,14 @@ class SmsStoreMixin:
             "SELECT id, message_id FROM sms_inbound_parts WHERE dedup_key = ?", (key,))
         return (rows[0][0], rows[0][1]) if rows else None
 
-    async def sms_inbound_group(self, line: str, sender: str, ref: int, total: int
-                                ) -> list[dict[str, Any]]:
+    async def sms_inbound_group(self, line: str, sender: str, ref: int, total: int,
+                                near: float) -> list[dict[str, Any]]:
         """The parts of one long inbound message not yet joined to a message (or joined to
-        an incomplete one), by sequence."""
+        an incomplete one), by sequence. The reference is one octet: only parts whose SMSC
+        time is within a day of ``near`` are the same message."""
         rows = await self._db.rows(
-            "SELECT p.id, p.concat_seq, p.text, p.encoding, p.smsc_time, p.received_at,"
-            " p.message_id FROM sms_inbound_parts p LEFT JOIN sms_messages m"
-            " ON m.id = p.message_id WHERE p.line = ? AND p.sender = ? AND p.concat_ref = ?"
-            " AND p.concat_total = ? AND (p.message_id IS NULL OR m.state = 'incomplete')"
-            " ORDER BY p.concat_seq, p.id", (line, sender, ref, total))
+            INBOUND_GROUP_SQL,
+            (line, sender, ref, total, near - REASSEMBLY_SPAN, near + REASSEMBLY_SPAN))
         keys = ("id", "seq", "text", "encoding", "smsc_time", "received_at", "message_id")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
@@ -430,15 +447,16 @@ class SmsStoreMixin:
         return await self.sms_optout_add(optout.number, optout.raw, optout.at,
                                          f"sms:{message_id}", optout.keyword)
 
-    async def sms_stale_groups(self, before: float) -> list[tuple[str, str, int, int]]:
-        """(line, sender, ref, total) of long inbound messages still missing parts whose first
-        part arrived before ``before``."""
+    async def sms_stale_groups(self, before: float
+                               ) -> list[tuple[str, str, int, int, float, str]]:
+        """(line, sender, ref, total, the first part's SMSC time, the sender's kind) of long
+        inbound messages still missing parts whose first part arrived before ``before``."""
         rows = await self._db.rows(
-            "SELECT line, sender, concat_ref, concat_total FROM sms_inbound_parts"
-            " WHERE message_id IS NULL AND concat_ref IS NOT NULL"
+            "SELECT line, sender, concat_ref, concat_total, MIN(smsc_time), MIN(sender_kind)"
+            " FROM sms_inbound_parts WHERE message_id IS NULL AND concat_ref IS NOT NULL"
             " GROUP BY line, sender, concat_ref, concat_total HAVING MIN(received_at) < ?",
             (before,))
-        return [(r[0], r[1], r[2], r[3]) for r in rows]
+        return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
     async def sms_inbound_parts_of(self, message_id: int) -> list[dict[str, Any]]:
         rows = await self._db.rows(

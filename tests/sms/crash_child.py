@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 
 from callcenter.sms.ports import OutboundPart
 from callcenter.store.sqlite import SqliteStore
@@ -32,7 +33,7 @@ class LoggingModem(FakeModem):
 async def main(db: str, log_path: str) -> None:
     store = await SqliteStore.open(db)
     core = await sms_core(store, LoggingModem("a", log_path))
-    core.clock.now = __import__("time").time()
+    core.clock.now = time.time()
     await core.drain()
 
 

@@ -36,6 +36,7 @@ class FakeModem:
     ready: bool = True
     mr: int = 0
     sent: list[OutboundPart] = field(default_factory=list)
+    offered: list[OutboundPart] = field(default_factory=list)  # every part handed over
     fail: list[BaseException] = field(default_factory=list)  # raised by the next sends
     hold: asyncio.Event | None = None  # when set, a send waits for it
     ussd_reply: str = "Balance: 100.00 RUB"
@@ -46,6 +47,7 @@ class FakeModem:
                          registered=self.ready, sim_ready=True)
 
     async def send_part(self, part: OutboundPart) -> int:
+        self.offered.append(part)
         if not self.ready:
             raise LineUnavailable(f"{self.name} is down")
         self.entered.set()

@@ -210,3 +210,73 @@ async def test_a_crash_while_completing_a_long_sms_loses_no_stop(store):
     (message,) = await inbound(store)
     assert message["state"] == "received" and message["text"] == "STOP"
     assert core.service.is_opted_out(SENDER)
+
+
+async def test_after_a_client_is_reassigned_only_the_new_manager_sees_its_sms(store):
+    from callcenter.calls.visibility import can_see_event
+    from callcenter.errors import PermissionDenied
+
+    maria = await store.create_user("maria", "Maria", "manager")
+    dmitry = await store.create_user("dmitry", "Dmitry", "manager")
+    client_id = await client_with(store, "Ivan", "8 916 123-45-67", maria.id)
+    core = await sms_core(store)
+    message_id = await core.service.inbox.receive(part("hello"))
+    assert [m["id"] for m in await core.service.list(maria, SmsFilter())] == [message_id]
+    await store.update_client(client_id, manager_id=dmitry.id)
+    assert await core.service.list(maria, SmsFilter()) == []
+    assert [m["id"] for m in await core.service.list(dmitry, SmsFilter())] == [message_id]
+    with pytest.raises(PermissionDenied):
+        await core.service.get(maria, message_id)
+    assert (await core.service.get(dmitry, message_id))["manager_id"] == dmitry.id
+    await core.service.publish_status(message_id)
+    event = core.events[-1].data
+    assert event["sms"]["manager_id"] == dmitry.id
+    assert can_see_event(dmitry, event, False) and not can_see_event(maria, event, False)
+
+
+async def test_parts_with_the_same_reference_days_apart_are_not_joined(store):
+    core = await sms_core(store, sms=SmsConfig(reassembly_timeout=60))
+    day = 86400.0
+    await core.service.handle(part("Monday ", Concat(42, 2, 1), scts=1_780_000_000.0))
+    # two days later the one-octet reference comes round again for another message
+    later = 1_780_000_000.0 + 2 * day
+    await core.service.handle(part("Wednesday", Concat(42, 2, 2), scts=later))
+    assert await inbound(store) == []
+    await core.service.handle(part("Hello ", Concat(42, 2, 1), scts=later - 5))
+    assert [m["text"] for m in await inbound(store)] == ["Hello Wednesday"]
+    core.clock.advance(61)
+    await core.service.inbox.sweep()
+    texts = sorted(m["text"] for m in await inbound(store))
+    assert texts == ["Hello Wednesday", "Monday […]"]
+
+
+async def test_reassembly_looks_parts_up_by_index(store):
+    from callcenter.store.sqlite_sms import INBOUND_GROUP_SQL
+
+    plan = await store._db.rows("EXPLAIN QUERY PLAN " + INBOUND_GROUP_SQL,
+                                ("a", SENDER, 1, 2, 0.0, 1.0))
+    details = " ".join(str(r[-1]) for r in plan)
+    assert "USING INDEX sms_inbound_parts_group" in details, details
+
+
+
+async def test_the_sweep_keeps_the_senders_kind(store):
+    core = await sms_core(store, sms=SmsConfig(reassembly_timeout=60))
+    real = store.sms_make_inbound
+
+    async def crash(*args, **kw):
+        raise RuntimeError("killed here")
+
+    bank = Address(AddressKind.ALPHANUMERIC, "Bank24")  # letters and digits: still a name
+    store.sms_make_inbound = crash  # both parts stored, the message never made
+    await core.service.handle(SmsPartReceived("a", bank, "ST", SmsEncoding.UCS2,
+                                              1_780_000_000.0, Concat(4, 2, 1), "07BB"))
+    with pytest.raises(RuntimeError):
+        await core.service.handle(SmsPartReceived("a", bank, "OP", SmsEncoding.UCS2,
+                                                  1_780_000_000.0, Concat(4, 2, 2), "07BC"))
+    store.sms_make_inbound = real
+    core.clock.advance(61)
+    await core.service.inbox.sweep()  # made by the sweep: a sender name opts nothing out
+    (message,) = await inbound(store)
+    assert message["text"] == "STOP" and message["e164"] is None
+    assert await store.sms_optout_list() == []

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from callcenter.config import SmsConfig
+from callcenter.errors import LineUnavailable
 from callcenter.sms.events import ReportStatus
 from callcenter.sms.pool import ModemPool, SimLimits
 from callcenter.sms.ports import SmsSendError, SmsSendUnknown
@@ -107,9 +108,8 @@ async def test_a_part_being_sent_at_a_crash_becomes_unknown_and_is_never_resent(
     waiting = await core.service.enqueue("+79162222222", "still queued")
     tasks = await core.pool.run_once()
     assert len(tasks) == 1
-    await asyncio.sleep(0)  # let the send reach the modem
-    while (await core.message(caught))["parts"][0]["state"] != "sending":
-        await asyncio.sleep(0)
+    await modem.entered.wait()  # marked "sending" before the modem is asked
+    assert (await core.message(caught))["parts"][0]["state"] == "sending"
     tasks[0].cancel()  # the process is gone while +CMGS is unanswered
     await asyncio.gather(*tasks, return_exceptions=True)
     assert (await core.message(caught))["parts"][0]["state"] == "sending"
@@ -259,11 +259,13 @@ async def test_a_modem_refusing_because_it_is_down_hands_the_message_on(store):
     core = await sms_core(store, a)
     message_id = await core.service.enqueue(TO, "hello")
     a.ready = True
-    a.fail = [__import__("callcenter.errors").errors.LineUnavailable("unplugged")]
+    a.fail = [LineUnavailable("unplugged")]
     await core.drain()
     message = await core.message(message_id)
     assert message["state"] == "queued" and message["modem"] is None
     assert core.pool.slots["a"].last_error == "unplugged"
+    row = next(r for r in await core.pool.status() if r["name"] == "a")
+    assert row["last_error_at"] == "2026-05-28T20:26:40.000+00:00"  # the clock, in ISO
 
 
 async def test_opted_out_numbers(store):
@@ -397,3 +399,90 @@ async def test_expiry_does_not_wait_for_the_backoff(store):
     await core.drain()
     message = await core.message(message_id)
     assert message["state"] == "expired" and modem.sent == []
+
+
+async def test_a_failed_commit_of_the_mr_is_retried(store, monkeypatch):
+    import sqlite3
+
+    from callcenter.sms import pool as pool_module
+
+    monkeypatch.setattr(pool_module, "COMMIT_RETRY", 0.0)
+    core = await sms_core(store, FakeModem("a", mr=17))
+    message_id = await core.service.enqueue(TO, "went out")
+    real = store.sms_update_part
+    busy = [sqlite3.OperationalError("database is locked")]
+
+    async def flaky(part_id, **changes):
+        if changes.get("state") == "sent" and busy:
+            raise busy.pop()
+        return await real(part_id, **changes)
+
+    monkeypatch.setattr(store, "sms_update_part", flaky)
+    await core.drain()
+    message = await core.message(message_id)
+    assert message["state"] == "sent" and message["parts"][0]["mr"] == 17 and not busy
+
+
+async def test_a_late_answer_to_a_cancelled_send_stores_its_mr(store):
+    modem = FakeModem("a", hold=asyncio.Event())
+    core = await sms_core(store, modem)
+    message_id = await core.service.enqueue(TO, "answered late")
+    (task,) = await core.pool.run_once()
+    await modem.entered.wait()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    # the modem's on_late_result: the PDU had gone out, the MR came after the cancel
+    core.pool.late_result("a", modem.offered[0], 42)
+    await asyncio.gather(*core.pool._late_tasks)
+    part = (await core.message(message_id))["parts"][0]
+    assert part["state"] == "sent" and part["mr"] == 42
+    assert await core.report("a", 42, TO) == message_id
+
+
+async def test_a_part_that_did_not_go_out_is_not_counted_against_the_sim(store):
+    modem = FakeModem("a", fail=[LineUnavailable("port closed"),
+                                 SmsSendError("congestion", code=42)])
+    limits = SimLimits(per_minute=1, per_day=1)
+    core = await sms_core(store, (modem, limits), sms=SmsConfig(retry_seconds=5))
+    message_id = await core.service.enqueue(TO, "once")
+    for _ in range(3):  # down, then refused, then sent: the one send the SIM allows
+        await core.drain()
+        core.clock.advance(30)
+    assert len(modem.sent) == 1 and (await core.message(message_id))["state"] == "sent"
+    slot = core.pool.slots["a"]
+    assert slot.sent_today == 1 and len(slot.recent) == 1
+    # and the store agrees after a restart
+    again = await sms_core(store, (modem, limits), clock=core.clock)
+    assert again.pool.slots["a"].sent_today == 1
+
+
+async def test_day_rollover_and_window_across_the_berlin_dst_change(store):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    berlin = ZoneInfo("Europe/Berlin")
+    # 2026-03-28 23:30 CET; at 02:00 on the 29th the clocks go to 03:00 CEST
+    clock = Clock(datetime(2026, 3, 28, 23, 30, tzinfo=berlin).timestamp())
+    modem = FakeModem("a")
+    limits = SimLimits.parse(100, 2, "08:00", "21:00")
+    core = await sms_core(store, (modem, limits), timezone="Europe/Berlin", clock=clock)
+    core.pool.slots["a"].limits = SimLimits.parse(100, 2, "", "")
+    for i in range(3):
+        await core.service.enqueue(f"+7916000000{i}", "late")
+    await core.drain()
+    assert len(modem.sent) == 2  # the day's limit
+    clock.now = datetime(2026, 3, 29, 0, 30, tzinfo=berlin).timestamp()  # a new day
+    await core.drain()
+    assert len(modem.sent) == 3
+    # the window in local time: 07:30 CEST (05:30 UTC) is outside 08:00-21:00, 08:30 inside
+    core.pool.slots["a"].limits = limits
+    await core.service.enqueue("+79169999999", "morning")
+    clock.now = datetime(2026, 3, 29, 7, 30, tzinfo=berlin).timestamp()
+    await core.drain()
+    assert len(modem.sent) == 3
+    clock.now = datetime(2026, 3, 29, 8, 30, tzinfo=berlin).timestamp()
+    await core.drain()
+    assert len(modem.sent) == 4
+    # a restart on the short day counts that day's sends from its local midnight
+    again = await sms_core(store, (modem, limits), timezone="Europe/Berlin", clock=clock)
+    assert again.pool.slots["a"].sent_today == 2

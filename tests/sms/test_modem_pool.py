@@ -78,7 +78,7 @@ async def wait_for(predicate: Callable[[], bool], what: str) -> None:
 
 
 async def wait_ready(modem: Modem) -> None:
-    await wait_for(lambda: modem.ready, f"{modem.name} to be ready")
+    await modem.wait_ready(WAIT)
 
 
 @pytest.fixture
@@ -167,7 +167,7 @@ async def test_an_unplugged_modem_comes_back_and_its_queue_drains(rig: Rig):
     for emu in rig.emulators.values():
         emu.unplug()
     for modem in rig.modems.values():
-        await wait_for(lambda m=modem: not m.ready, f"{modem.name} to be down")
+        await modem.wait_down(WAIT)
     ids = [await rig.service.enqueue(f"+7916123456{i}", f"queued {i}") for i in range(3)]
     await rig.pool.run_once()
     assert all((rig.last_state(i) or {}).get("state") == "queued" for i in ids)

@@ -78,3 +78,13 @@ async def test_an_empty_recipient_matches_no_part(store):
     await core.drain()
     assert await core.report("a", 3, "") is None
     assert (await core.message(message_id))["state"] == "sent"
+
+
+async def test_unmatched_reports_are_dropped_after_the_validity_period(store):
+    core = await sms_core(store, FakeModem("a"))
+    assert await core.report("a", 77, TO) is None
+    await core.pool.housekeeping()
+    assert len(await store._db.rows("SELECT id FROM sms_reports_unmatched")) == 1
+    core.clock.advance(core.service.config.validity_hours * 3600 + 1)
+    await core.pool.housekeeping()
+    assert await store._db.rows("SELECT id FROM sms_reports_unmatched") == []

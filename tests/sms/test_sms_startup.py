@@ -44,3 +44,17 @@ async def test_started_modems_are_left_to_the_caller_to_stop(monkeypatch):
     async with contextlib.AsyncExitStack() as stack:
         modems = await app.gsm_modems(services, lambda event: None, stack, False)
     assert [m.name for m, _ in modems] == ["a"] and log == ["start a"]
+
+
+def test_a_modems_late_send_result_goes_to_the_pool():
+    calls = []
+    pool = SimpleNamespace(late_result=lambda *args: calls.append(args))
+    services = SimpleNamespace(extra={})
+    late = app._late_result(services, "gsm1")
+    late("part", 7)  # before the pool exists: dropped, no error
+    services.extra["sms_pool"] = pool
+    late("part", 8)
+    assert calls == [("gsm1", "part", 8)]
+    modem = app._gsm_modem(GsmModemConfig(name="gsm1", device="/dev/null"), None, None,
+                           "*100#", late)
+    assert modem._on_late_result is late

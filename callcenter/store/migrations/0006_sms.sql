@@ -9,7 +9,8 @@ CREATE TABLE sms_messages (
     e164 TEXT,
     client_id INTEGER REFERENCES clients(id) ON DELETE SET NULL,
     contact_id INTEGER REFERENCES contacts(id) ON DELETE SET NULL,
-    -- the client's manager when the message was stored: visibility for managers
+    -- the client's manager when it was stored; read back as the client's manager now
+    -- (visibility follows a reassigned client), kept for messages with no client
     manager_id INTEGER REFERENCES users(id) ON DELETE SET NULL,
     user_id INTEGER REFERENCES users(id) ON DELETE SET NULL,
     campaign_id INTEGER,
@@ -95,8 +96,10 @@ CREATE TABLE sms_inbound_parts (
     received_at REAL NOT NULL,
     message_id INTEGER REFERENCES sms_messages(id) ON DELETE SET NULL
 );
-CREATE INDEX sms_inbound_parts_group ON sms_inbound_parts(line, sender, concat_ref)
-    WHERE message_id IS NULL;
+-- reassembly looks up one long message's parts (joined to an incomplete message or not)
+CREATE INDEX sms_inbound_parts_group
+    ON sms_inbound_parts(line, sender, concat_ref, concat_total)
+    WHERE concat_ref IS NOT NULL;
 
 CREATE TABLE sms_optout (
     number TEXT PRIMARY KEY,  -- E.164 when it has one, else the digits
