@@ -402,6 +402,9 @@ async def sms_handling(services: Services, demo_modems: bool) -> AsyncIterator[N
             return await gsm_modems(services, sink, stack, demo_modems)
 
         await stack.enter_async_context(sms_running(services, build))  # type: ignore[arg-type]
+        from callcenter.sms.campaign_runtime import campaigns_running
+
+        await stack.enter_async_context(campaigns_running(services, demo_modems))
         yield
 
 
@@ -519,6 +522,8 @@ def create_app(config: Config, *, demo: bool | None = None, demo_calls: bool = T
                 await stack.enter_async_context(sms_handling(services, demo and demo_calls))
                 for component in app.state.components:
                     await stack.enter_async_context(component(services, demo))
+                if "campaigns" in services.extra:  # its runner waits for the start-up's end
+                    services.extra["campaigns"].release()
                 yield
         finally:
             await store.close()

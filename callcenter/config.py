@@ -215,6 +215,19 @@ class DemoConfig:
 
 
 @dataclass
+class CampaignsConfig:
+    # The default send window of a new campaign, in the office's time zone (sms.timezone):
+    # no messages at night.
+    window_start: str = "09:00"
+    window_end: str = "21:00"
+    # Default messages per minute of a new campaign, on top of each SIM's own limits (0: none).
+    per_minute: int = 30
+    # How many of one campaign's messages may wait in the SMS queue at once: the rest wait as
+    # campaign recipients, so a STOP, a pause or a closing window holds them back.
+    max_queued: int = 16
+
+
+@dataclass
 class SmsConfig:
     # The office's time zone: SIM send windows and "sent today" counters follow its clock.
     timezone: str = "UTC"
@@ -260,6 +273,7 @@ class Config:
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     recordings: RecordingsConfig = field(default_factory=RecordingsConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
+    campaigns: CampaignsConfig = field(default_factory=CampaignsConfig)
     pbx: list[PbxLineConfig] = field(default_factory=list)
     fax: list[FaxLineConfig] = field(default_factory=list)
     sms: SmsConfig = field(default_factory=SmsConfig)
@@ -461,6 +475,12 @@ def _validate(config: Config) -> None:
         (config.recordings.voicemail_pbx_path.startswith("/"),
          "recordings.voicemail_pbx_path must be an absolute path"),
         (config.demo.call_interval > 0, "demo.call_interval must be positive"),
+        (_valid_window(config.campaigns.window_start, config.campaigns.window_end),
+         "campaigns.window_start and window_end must be times like 09:00, start before end"),
+        (0 <= config.campaigns.per_minute <= 6000,
+         "campaigns.per_minute must be between 0 (no limit) and 6000"),
+        (1 <= config.campaigns.max_queued <= 1000,
+         "campaigns.max_queued must be between 1 and 1000"),
         (config.demo.sms_interval > 0, "demo.sms_interval must be positive"),
     ]
     names = [line.name for line in config.pbx]
@@ -505,6 +525,11 @@ def _validate(config: Config) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(f"{src}: {message}")
+
+
+def _valid_window(start: str, end: str) -> bool:
+    clock = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
+    return bool(clock.fullmatch(start) and clock.fullmatch(end)) and start < end
 
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")

@@ -81,6 +81,7 @@ def page_routes() -> list[BaseRoute]:
         Route("/tasks", console_page, methods=["GET"]),
         Route("/faxes", console_page, methods=["GET"]),
         Route("/sms", console_page, methods=["GET"]),
+        Route("/campaigns", console_page, methods=["GET"]),
         Route("/clients/{id:int}", console_page, methods=["GET"]),
         Route("/admin/users", console_page, methods=["GET"]),
         Route("/admin/routing", console_page, methods=["GET"]),

@@ -9,7 +9,20 @@ from typing import Any
 from pydantic import BaseModel
 
 from ui.api import admin_models as am
-from ui.api import audit, calls, clients, faxes, lines, routing, session, sms, tasks, users
+from ui.api import (
+    audit,
+    calls,
+    campaigns,
+    clients,
+    faxes,
+    lines,
+    routing,
+    session,
+    sms,
+    tasks,
+    users,
+)
+from ui.api import campaign_models as cm
 from ui.api import models as m
 from ui.api import sms_models as sm
 
@@ -222,4 +235,43 @@ ROUTES += [
              m.TrunkIn, admin=True),
     ApiRoute("GET", "/api/admin/lines/{name}/endpoints", lines.endpoints,
              "The PBX's PJSIP endpoints with their contacts (admin)", "lines", admin=True),
+]
+
+ROUTES += [
+    ApiRoute("GET", "/api/campaigns", campaigns.list_campaigns,
+             "SMS campaigns (admin: all; manager: their own)", "campaigns"),
+    ApiRoute("POST", "/api/campaigns", campaigns.create_campaign,
+             "Create a campaign draft (admin, or a manager for their own clients)", "campaigns",
+             cm.CampaignIn, status=201),
+    ApiRoute("POST", "/api/campaigns/preview", campaigns.preview_new,
+             "Preview an unsaved campaign: recipient count and a few rendered messages",
+             "campaigns", cm.CampaignIn),
+    ApiRoute("GET", "/api/campaigns/fields", campaigns.fields,
+             "The fields a campaign template may use", "campaigns"),
+    ApiRoute("GET", "/api/campaigns/{id}", campaigns.get_campaign,
+             "One campaign with its recipient counts", "campaigns"),
+    ApiRoute("PATCH", "/api/campaigns/{id}", campaigns.update_campaign,
+             "Change a campaign draft", "campaigns", cm.CampaignUpdate),
+    ApiRoute("DELETE", "/api/campaigns/{id}", campaigns.delete_campaign,
+             "Delete a campaign draft", "campaigns", None, "Deleted"),
+    ApiRoute("GET", "/api/campaigns/{id}/preview", campaigns.preview,
+             "Recipient count and a few rendered messages with encoding and parts",
+             "campaigns"),
+    ApiRoute("POST", "/api/campaigns/{id}/start", campaigns.start,
+             "Start: every recipient is written with its message, then sending begins",
+             "campaigns"),
+    ApiRoute("POST", "/api/campaigns/{id}/pause", campaigns.pause,
+             "Pause (messages still waiting in the SMS queue are taken back)", "campaigns"),
+    ApiRoute("POST", "/api/campaigns/{id}/resume", campaigns.resume, "Resume a paused campaign",
+             "campaigns"),
+    ApiRoute("POST", "/api/campaigns/{id}/cancel", campaigns.cancel,
+             "Cancel (queued messages cancelled; those a modem has are left to finish)",
+             "campaigns"),
+    ApiRoute("GET", "/api/campaigns/{id}/progress", campaigns.progress,
+             "Totals and per-recipient status with per-part delivery", "campaigns", None, None,
+             cm.ProgressQuery),
+    ApiRoute("GET", "/api/campaigns/{id}/report.csv", campaigns.report_csv,
+             "The report as CSV (spreadsheet-safe cells)", "campaigns",
+             extra={"responses": {"200": {"description": "CSV", "content": {
+                 "text/csv": {}}}, "default": {"description": "error"}}}),
 ]

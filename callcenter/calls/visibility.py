@@ -29,7 +29,13 @@ def involves(user: User, call: dict[str, Any], match: dict[str, Any] | None) -> 
 
 def can_see_event(user: User, data: dict[str, Any], managers_see_all: bool) -> bool:
     """Secretaries and admins see every call; a manager sees calls that involve them (or every
-    call when the office lets managers see all clients)."""
+    call when the office lets managers see all clients). A campaign's events go to its owner
+    and the admins, do-not-send entries to the admins."""
+    campaign = data.get("campaign")
+    if campaign is not None:  # a campaign event: its owner and the admins
+        return user.role is Role.ADMIN or user.id == campaign.get("owner_id")
+    if "opt_out" in data:  # a number on the do-not-send list: the admins' business
+        return user.role is Role.ADMIN
     if user.role is not Role.MANAGER or managers_see_all:
         return True
     fax = data.get("fax")

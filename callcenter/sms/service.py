@@ -327,12 +327,14 @@ class SmsService:
         if not key:
             raise ValidationError(f"{number!r} is not a phone number", field="number")
         added = await self.store.sms_optout_add(key, number, self.clock(), source, keyword)
-        self._opted_out.add(key)
+        self.opted_out_added(key)
         return added
 
     def opted_out_added(self, key: str) -> None:
-        """A do-not-send entry another transaction committed (an inbound STOP)."""
+        """A do-not-send entry committed (by opt_out, or an inbound STOP's transaction): the
+        list in memory has it, then ``sms.opt_out`` tells the campaigns."""
         self._opted_out.add(key)
+        self.bus.publish("sms.opt_out", {"opt_out": {"number": key}})
 
     async def opt_in(self, number: str) -> bool:
         key = self.number_key(number)

@@ -35,6 +35,7 @@ from callcenter.store.base import (
 )
 from callcenter.store.sqlite_audit import AuditMixin
 from callcenter.store.sqlite_calls import CallLogMixin, now_utc, ts
+from callcenter.store.sqlite_campaigns import CampaignsMixin
 from callcenter.store.sqlite_db import DEFAULT_BUSY_TIMEOUT_MS, SqliteDb
 from callcenter.store.sqlite_faxes import FaxStoreMixin
 from callcenter.store.sqlite_lines import LinesMixin
@@ -153,7 +154,7 @@ def _user(row: Sequence[Any]) -> User:
 
 
 class SqliteStore(CallLogMixin, AuditMixin, UserAdminMixin, RoutingMixin, FaxStoreMixin,
-                  SmsStoreMixin, LinesMixin):
+                  SmsStoreMixin, LinesMixin, CampaignsMixin):
     """The product's store on one SQLite file in WAL mode.
 
     Writes are serialised through one writer (see :mod:`callcenter.store.sqlite_db`); reads

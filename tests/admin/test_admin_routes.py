@@ -71,6 +71,21 @@ NON_ADMIN = {
     ("POST", "/api/sms"), ("POST", "/api/sms/count"), ("GET", "/api/sms"),
     ("GET", "/api/sms/templates"), ("GET", "/api/sms/pool"), ("POST", "/api/sms/{id}/resend"),
     ("GET", "/api/sms/{id}"), ("GET", "/api/clients/{id}/sms"),
+    # campaigns: admins and managers (their own clients); secretaries get 403 (tests/sms)
+    ("GET", "/api/campaigns"),
+    ("POST", "/api/campaigns"),
+    ("POST", "/api/campaigns/preview"),
+    ("GET", "/api/campaigns/fields"),
+    ("GET", "/api/campaigns/{id}"),
+    ("PATCH", "/api/campaigns/{id}"),
+    ("DELETE", "/api/campaigns/{id}"),
+    ("GET", "/api/campaigns/{id}/preview"),
+    ("POST", "/api/campaigns/{id}/start"),
+    ("POST", "/api/campaigns/{id}/pause"),
+    ("POST", "/api/campaigns/{id}/resume"),
+    ("POST", "/api/campaigns/{id}/cancel"),
+    ("GET", "/api/campaigns/{id}/progress"),
+    ("GET", "/api/campaigns/{id}/report.csv"),
 }
 
 

@@ -14,6 +14,7 @@ const ROUTES = [
   { pattern: /^\/tasks$/, nav: 'tasks', load: () => import('./pages/tasks.js') },
   { pattern: /^\/faxes$/, nav: 'faxes', load: () => import('./pages/faxes.js') },
   { pattern: /^\/sms$/, nav: 'sms', load: () => import('./pages/sms.js') },
+  { pattern: /^\/campaigns$/, nav: 'campaigns', load: () => import('./pages/campaigns.js') },
   { pattern: /^\/clients\/(?<id>\d+)$/, nav: null, load: () => import('./pages/client.js') },
   { pattern: /^\/admin\/users$/, nav: 'users', load: () => import('./pages/users.js') },
   { pattern: /^\/admin\/audit$/, nav: 'audit', load: () => import('./pages/audit.js') },
@@ -115,6 +116,8 @@ async function boot() {
   }
   await loadUsers();
   header();
+  // campaigns are for admins and managers (the API says the same)
+  $('[data-nav=campaigns]').hidden = ctx.me.role === 'secretary';
   new Dock($('#cards'));
   startTimers();
   setInterval(() => ctx.store.prune(), 60000);
@@ -124,6 +127,7 @@ async function boot() {
       // Pages other than the call views (faxes) listen here.
       window.dispatchEvent(new CustomEvent('callcenter:event', { detail: event }));
       smsEvent(event);
+      document.dispatchEvent(new CustomEvent('callcenter:event', { detail: event }));
     },
     onReset: () => ctx.store.reload(),
     onStatus: connectionStatus,
