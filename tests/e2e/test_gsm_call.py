@@ -8,29 +8,13 @@ import re
 
 from playwright.sync_api import expect
 
+from tests.e2e.modem import server_with_modem
 from tests.e2e.server import LiveServer
 
 
 def test_an_incoming_gsm_call_pops_the_card_and_ends_missed(live_server, config, tmp_path,
                                                             console) -> None:
-    from callcenter.config import GsmModemConfig
-    from gsm.emulator import ModemEmulator
-    from gsm.emulator_families import ModemConfig
-
-    path = str(tmp_path / "modem0")
-    config.gsm = [GsmModemConfig(name="gsm1", device=path)]
-    emulators: list[ModemEmulator] = []
-
-    async def plug_in(server: LiveServer) -> None:
-        emu = ModemEmulator(path, ModemConfig(family="huawei", time_scale=0.05), name="gsm1")
-        await emu.start()
-        emulators.append(emu)
-
-    async def unplug(server: LiveServer) -> None:
-        for emu in emulators:
-            await emu.stop()
-
-    server = live_server(before=plug_in, after=unplug)
+    server, emulators = server_with_modem(live_server, config, tmp_path)
     tab = console(server, "secretary")  # Russian
     page = tab.page
     page.goto(f"{server.url}/sms")

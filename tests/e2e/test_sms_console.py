@@ -6,6 +6,7 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from callcenter.sms.events import Address, AddressKind, SmsEncoding, SmsPartReceived
+from tests.e2e.modem import server_with_modem
 from tests.e2e.server import LiveServer
 from tests.e2e.test_console import XSS, demo
 
@@ -91,24 +92,7 @@ def test_sms_page_lists_only_a_managers_own_sms(server: LiveServer, console) -> 
 
 def test_an_sms_through_an_emulated_modem_turns_delivered_live(live_server, config, tmp_path,
                                                                console) -> None:
-    from callcenter.config import GsmModemConfig
-    from gsm.emulator import ModemEmulator
-    from gsm.emulator_families import ModemConfig
-
-    path = str(tmp_path / "modem0")
-    config.gsm = [GsmModemConfig(name="gsm1", device=path)]
-    emulators: list[ModemEmulator] = []
-
-    async def plug_in(server: LiveServer) -> None:
-        emu = ModemEmulator(path, ModemConfig(family="huawei", time_scale=0.05), name="gsm1")
-        await emu.start()
-        emulators.append(emu)
-
-    async def unplug(server: LiveServer) -> None:
-        for emu in emulators:
-            await emu.stop()
-
-    server = live_server(before=plug_in, after=unplug)
+    server, _emulators = server_with_modem(live_server, config, tmp_path)
     d = demo(server)
     tab = console(server, "maria")
     page = tab.page
