@@ -60,7 +60,9 @@ class Services:
 
         return ReportService(self.store, timezone=timezone,
                              callback_sla_minutes=settings.callback_sla_minutes,
-                             office_hours=lambda: self.routing.hours)
+                             office_hours=lambda: self.routing.hours,
+                             managers_see_all_clients=(
+                                 self.config.console.managers_see_all_clients))
 
     @cached_property
     def routing(self) -> RoutingService:
