@@ -105,6 +105,8 @@ def _call(rnd: random.Random, n: int, day: date, client_ids: list[int], o: Offic
                          rnd.randint(0, 999) * 1000, tzinfo=TZ)
         start = start.astimezone(UTC).astimezone(TZ)  # a gap time becomes a real instant
     direction = rnd.choices(("inbound", "outbound", "internal"), (70, 25, 5))[0]
+    if exact is not None:
+        direction = "inbound"
     client = rnd.choice([*client_ids, None])
     line = rnd.choice(("office", "gsm1"))
     row: dict[str, Any] = {
