@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -22,8 +23,9 @@ from callcenter.reports.engine import Context, ratio, result
 from callcenter.reports.model import Grouping, Table
 from callcenter.reports.periods import Buckets
 from callcenter.reports.registry import REPORTS
-from callcenter.sms.campaign_report import FAILED, SENT, report_from
-from callcenter.sms.campaign_sms import CANCELLED, CoreCampaignSms
+from callcenter.sms.campaign_report import FAILED, SENT, Replies, report_from
+from callcenter.sms.campaign_sms import CANCELLED
+from callcenter.sms.model import opt_out_keyword
 
 
 def _float_bounds(buckets: Buckets) -> list[float]:
@@ -39,14 +41,39 @@ def _float_index(bounds: list[float], labels: tuple[str, ...], at: float) -> str
 
 # -- SMS ---------------------------------------------------------------------------------------
 
+def campaign_replies(campaign_id: int, times: Mapping[str, float],
+                     since: Mapping[str, list[tuple[Any, ...]]]) -> dict[str, Replies]:
+    """The campaign page's replies (callcenter.sms.campaign_sms.CoreCampaignSms.all_replies)
+    from reads shared by every campaign: per number sent to, the inbound SMS after its send
+    and before another campaign's next send to it, less opt-out keywords; and whether it
+    opted out in that span."""
+    nexts: dict[str, float] = {}
+    for other, number, at in since["sends"]:
+        if other != campaign_id and number in times and at > times[number]:
+            nexts[number] = min(at, nexts.get(number, float("inf")))
+
+    def ours(number: str, at: float) -> bool:
+        return number in times and times[number] < at < nexts.get(number, float("inf"))
+
+    counts: dict[str, int] = {}
+    for number, at, text in since["inbound"]:
+        if ours(number, at) and not opt_out_keyword(text or ""):
+            counts[number] = counts.get(number, 0) + 1
+    left = {number for number, at in since["optouts"] if ours(number, at)}
+    return {n: Replies(counts.get(n, 0), n in left) for n in set(counts) | left}
+
+
 async def sms(ctx: Context) -> Any:
     store = ctx.store
-    reader = CoreCampaignSms(None, store)  # type: ignore[arg-type]  # reads only
     rows = []
-    for campaign_id, name, state in await store.report_campaigns(ctx.period.lo,
-                                                                 ctx.period.hi):
-        r = report_from(await reader.status_counts(campaign_id),
-                        await reader.all_replies(campaign_id))
+    campaigns = await store.report_campaigns(ctx.period.lo, ctx.period.hi)
+    sent = {cid: await store.campaign_sent_times(cid) for cid, _n, _s in campaigns}
+    first = min((t for times in sent.values() for t in times.values()), default=None)
+    since = await store.report_sms_since(first) if first is not None else {}
+    for campaign_id, name, state in campaigns:
+        times = sent[campaign_id]
+        r = report_from(await store.campaign_status_counts(campaign_id, CANCELLED),
+                        campaign_replies(campaign_id, times, since) if times else {})
         rows.append((campaign_id, name, f"report.campaign_state.{state}", r.recipients,
                      r.sent, r.delivered, r.failed, r.unsubscribed, r.opted_out, r.replies,
                      ratio(r.delivered, r.sent)))

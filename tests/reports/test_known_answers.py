@@ -264,3 +264,18 @@ async def test_the_data_set_exercises_every_figure(office) -> None:
     assert all(v > 0 for v in sms[3:10])
     faxes = (await run(store, o, "faxes", *SPRING))["totals"]
     assert all(v > 0 for v in faxes[1:])
+
+
+async def test_sms_campaign_figures_are_the_campaign_pages(office) -> None:
+    """The report reads every campaign's replies at once; the campaign page reads them per
+    campaign: the same figures."""
+    from callcenter.sms.campaign_report import report_from
+    from callcenter.sms.campaign_sms import CoreCampaignSms
+
+    store, o = office
+    page = CoreCampaignSms(None, store)  # type: ignore[arg-type]  # its reads only
+    cid = o.campaign["id"]
+    r = report_from(await page.status_counts(cid), await page.all_replies(cid))
+    row = (await run(store, o, "sms", *SPRING))["rows"][0]
+    assert row[3:10] == [r.recipients, r.sent, r.delivered, r.failed, r.unsubscribed,
+                         r.opted_out, r.replies]
