@@ -85,7 +85,7 @@ async def test_a_managers_missed_calls_are_their_clients(office) -> None:
     doc = (await service(store).run_query(anna, "missed_calls", Q)).to_json()
     mine = [c for c in o.calls if c["direction"] == "inbound"
             and ex.within(c["ringing_at"], FIRST, LAST)
-            and (c["client_id"] and o.clients[c["client_id"]]["manager"] == anna.id
+            and ((c["client_id"] and o.clients[c["client_id"]]["manager"] == anna.id)
                  or anna.id in (c.get("answered_by_user"), c.get("user_id")))]
     assert doc["totals"][1] == len(mine)
     assert doc["totals"][2] == sum(ex.miss(c) is not None for c in mine)
