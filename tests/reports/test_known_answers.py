@@ -279,3 +279,13 @@ async def test_sms_campaign_figures_are_the_campaign_pages(office) -> None:
     row = (await run(store, o, "sms", *SPRING))["rows"][0]
     assert row[3:10] == [r.recipients, r.sent, r.delivered, r.failed, r.unsubscribed,
                          r.opted_out, r.replies]
+
+
+async def test_fax_line_filter(office) -> None:
+    store, o = office
+    doc = await run(store, o, "faxes", *SPRING, line="fax1", group_by="none")
+    assert doc["totals"][1] == sum(1 for j in o.fax_jobs if j["line"] == "fax1"
+                                   and j["state"] == "sent"
+                                   and ex.within(j["created_at"], *SPRING))
+    assert doc["totals"][4] == sum(1 for r in o.fax_received if r["line"] == "fax1"
+                                   and r["ok"] and ex.within(r["received_at"], *SPRING))
