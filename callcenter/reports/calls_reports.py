@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import heapq
 import json
+from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -91,53 +91,50 @@ CBM_FIELDS = ("ringing_at", "direction", "answered_at", "answered_by_user", "use
 
 
 async def calls_by_manager(ctx: Context) -> Any:
-    rows = await ctx.store.report_calls(ctx.call_where(users=()), CBM_FIELDS)
+    rows = await ctx.store.report_calls(ctx.call_where(users=(), only="worked"), CBM_FIELDS)
     by_user = ctx.grouping is Grouping.USER
     buckets = ctx.buckets()
+    bounds, labels, last = buckets.bounds, buckets.labels, len(buckets.labels)
     wanted = set(ctx.user_filter)
-    counts: Callable[[int | None], bool] = (
-        (lambda u: u in wanted) if wanted else (lambda u: by_user is False or u is not None))
     ext_user = ctx.ext_users()
     stats: dict[Any, _Agent] = defaultdict(_Agent)
+    parse = datetime.fromisoformat
     for ringing_at, direction, answered_at, answered_by, placed_by, manager, talk, transfers \
             in rows:
-        key_of: Callable[[int | None], Any]
-        if by_user:
-            def key_of(u: int | None) -> Any:
-                return u
-        else:
-            i = buckets.index(ringing_at)
-            if i < 0:
+        # the row's key: the user a figure belongs to, or the time bucket for every figure
+        label = None
+        if not by_user:
+            i = bisect_right(bounds, ringing_at) - 1
+            if not 0 <= i < last:
                 continue
-            label = buckets.labels[i]
-
-            def key_of(u: int | None, label: str = label) -> Any:
-                return label
-        if direction == "inbound" and answered_at is not None:
-            if counts(answered_by):
-                s = stats[key_of(answered_by)]
+            label = labels[i]
+        if direction == "inbound":
+            if (answered_by is not None or not by_user) and (not wanted
+                                                             or answered_by in wanted):
+                s = stats[answered_by if label is None else label]
                 s.inbound_answered += 1
-                s.waits.append(_wait(ringing_at, answered_at))
+                s.waits.append(max(0.0, (parse(answered_at)
+                                         - parse(ringing_at)).total_seconds()))
                 s.talk += talk or 0.0
-            if manager is not None and counts(manager):
-                s = stats[key_of(manager)]
+            if manager is not None and (not wanted or manager in wanted):
+                s = stats[manager if label is None else label]
                 s.own_calls += 1
                 s.own_answered += answered_by == manager
-        elif direction == "outbound" and counts(placed_by):
-            s = stats[key_of(placed_by)]
+        elif (placed_by is not None or not by_user) and (not wanted or placed_by in wanted):
+            s = stats[placed_by if label is None else label]
             s.outbound += 1
             if answered_at is not None:
                 s.outbound_answered += 1
                 s.talk += talk or 0.0
-        if transfers and transfers != "[]":
+        if transfers != "[]" and transfers:
             for t in json.loads(transfers):
                 if t.get("result") != "success":
                     continue
                 giver, taker = ext_user.get(t.get("from") or ""), ext_user.get(t.get("to") or "")
-                if giver is not None and counts(giver):
-                    stats[key_of(giver)].made += 1
-                if taker is not None and counts(taker):
-                    stats[key_of(taker)].received += 1
+                if giver is not None and (not wanted or giver in wanted):
+                    stats[giver if label is None else label].made += 1
+                if taker is not None and (not wanted or taker in wanted):
+                    stats[taker if label is None else label].received += 1
     total = _Agent()
     out: list[tuple[Any, ...]] = []
     if by_user:
@@ -246,73 +243,73 @@ LOAD_FIELDS = ("ringing_at", "ended_at", "direction", "answered_at", "handled_by
                "state", "reason", "line", "called", "queue", "talk_seconds")
 
 
-@dataclass
-class _Load:
-    calls: int = 0
-    inbound: int = 0
-    outbound: int = 0
-    answered: int = 0
-    missed: int = 0
-    talk: float = 0.0
-    ends: list[str] = field(default_factory=list)  # heap of the ends of calls going on
-    peak: int = 0
-    peak_at: str | None = None
+# A load accumulator: calls, inbound, outbound, answered, missed, talk seconds, the heap of
+# the ends of the calls going on, peak, peak at. Lists, not objects: a year is a million
+# updates of four of them.
+CALLS, INBOUND, OUTBOUND, ANSWERED, MISSED, TALK, ENDS, PEAK, PEAK_AT = range(9)
 
-    def add_call(self, ringing_at: str, ended_at: str | None, direction: str,
-                 answered: bool, missed: bool, talk: float | None) -> None:
-        self.calls += 1
-        self.inbound += direction == "inbound"
-        self.outbound += direction == "outbound"
-        self.answered += answered
-        self.missed += missed
-        self.talk += talk or 0.0
-        if ended_at is None:
-            return  # going on, or its end was never seen: no interval to count
-        ends = self.ends
-        while ends and ends[0] <= ringing_at:
-            heapq.heappop(ends)
-        heapq.heappush(ends, ended_at)
-        if len(ends) > self.peak:
-            self.peak, self.peak_at = len(ends), ringing_at
 
-    def row(self, label: str) -> tuple[Any, ...]:
-        return (label, self.calls, self.inbound, self.outbound, self.answered, self.missed,
-                self.talk, self.peak, self.peak_at)
+def _load() -> list[Any]:
+    return [0, 0, 0, 0, 0, 0.0, [], 0, None]
+
+
+def _load_row(label: str, acc: list[Any]) -> tuple[Any, ...]:
+    return (label, *acc[:ENDS], acc[PEAK], acc[PEAK_AT])
 
 
 async def load(ctx: Context) -> Any:
     hours = ctx.period.buckets(Grouping.HOUR)
+    bounds, last = hours.bounds, len(hours.labels)
     cell_of = [(s.weekday(), s.hour) for s in hours.starts]
     cells: dict[tuple[int, int], list[int]] = {(d, h): [0, 0, 0] for d in range(7)
                                                for h in range(24)}
-    overall = _Load()
-    per: dict[str, dict[str, _Load]] = {"per_line": defaultdict(_Load),
-                                        "per_did": defaultdict(_Load),
-                                        "per_queue": defaultdict(_Load)}
-    lines, dids, queues = per["per_line"], per["per_did"], per["per_queue"]
-    for (ringing_at, ended_at, direction, answered_at, pbx, state, reason, line, called,
+    cell_list = [cells[c] for c in cell_of]
+    overall = _load()
+    lines: dict[str, list[Any]] = defaultdict(_load)
+    dids: dict[str, list[Any]] = defaultdict(_load)
+    queues: dict[str, list[Any]] = defaultdict(_load)
+    opening = ctx.opening()
+    push, pop = heapq.heappush, heapq.heappop
+    for (ringing_at, ended_at, direction, answered_at, pbx, state, _reason, line, called,
          queue, talk) in await ctx.store.report_calls(ctx.call_where(), LOAD_FIELDS):
-        i = hours.index(ringing_at)
-        if i < 0:
+        i = bisect_right(bounds, ringing_at) - 1
+        if not 0 <= i < last:
             continue
+        inbound = direction == "inbound"
         answered = answered_at is not None
-        missed = direction == "inbound" and miss_kind(
-            ctx, ringing_at, answered_at, pbx, state, reason) is not None
-        cell = cells[cell_of[i]]
+        # miss_kind() inline: not answered, ended, and after hours or not the PBX's own
+        missed = inbound and not answered and state != "ringing" and (
+            not pbx or (opening is not None and not bisect_right(opening, ringing_at) & 1))
+        cell = cell_list[i]
         cell[0] += 1
         cell[1] += answered
         cell[2] += missed
-        overall.add_call(ringing_at, ended_at, direction, answered, missed, talk)
-        lines[line].add_call(ringing_at, ended_at, direction, answered, missed, talk)
-        if direction == "inbound" and called:
-            dids[called].add_call(ringing_at, ended_at, direction, answered, missed, talk)
+        accs = [overall, lines[line]]
+        if inbound and called:
+            accs.append(dids[called])
         if queue:
-            queues[queue].add_call(ringing_at, ended_at, direction, answered, missed, talk)
+            accs.append(queues[queue])
+        for acc in accs:
+            acc[CALLS] += 1
+            acc[INBOUND] += inbound
+            acc[OUTBOUND] += direction == "outbound"
+            acc[ANSWERED] += answered
+            acc[MISSED] += missed
+            if talk:
+                acc[TALK] += talk
+            if ended_at is not None:  # going on, or its end never seen: no interval
+                ends = acc[ENDS]
+                while ends and ends[0] <= ringing_at:
+                    pop(ends)
+                push(ends, ended_at)
+                if len(ends) > acc[PEAK]:
+                    acc[PEAK], acc[PEAK_AT] = len(ends), ringing_at
     rows = [(d, f"report.weekday.{WEEKDAYS[d]}", h, *cells[(d, h)]) for d in range(7)
             for h in range(24)]
     totals = (None, None, None, sum(c[0] for c in cells.values()),
               sum(c[1] for c in cells.values()), sum(c[2] for c in cells.values()))
-    sections = {name: Table(LOAD_BY, [s.row(k) for k, s in sorted(group.items())])
-                for name, group in per.items()}
-    sections["peak"] = Table(LOAD_BY, [overall.row("all")])
+    sections = {name: Table(LOAD_BY, [_load_row(k, acc) for k, acc in sorted(group.items())])
+                for name, group in (("per_line", lines), ("per_did", dids),
+                                    ("per_queue", queues))}
+    sections["peak"] = Table(LOAD_BY, [_load_row("all", overall)])
     return result(ctx, rows, totals, sections)

@@ -39,6 +39,15 @@ class CallWhere:
     users: tuple[int, ...] = ()
     client_id: int | None = None
     segment: tuple[str, str] | None = None  # (custom field name, value)
+    only: str | None = None  # a key of ONLY: a report that needs just those calls
+
+
+# Calls a report can leave out in SQL (fewer rows to read into Python).
+ONLY = {
+    # calls by manager: answered inbound calls and every outbound one
+    "worked": "(({a}.direction = 'inbound' AND {a}.answered_at IS NOT NULL)"
+              " OR {a}.direction = 'outbound')",
+}
 
 
 def _in(column: str, values: Sequence[Any], where: list[str], params: list[Any]) -> None:
@@ -70,6 +79,8 @@ def call_where(w: CallWhere, alias: str = "c") -> tuple[str, list[Any]]:
                      " JOIN custom_fields f ON f.id = cv.field_id"
                      " WHERE f.name = ? AND cv.value = ?)")
         params += list(w.segment)
+    if w.only is not None:
+        where.append(ONLY[w.only].format(a=alias))
     return " AND ".join(where), params
 
 
@@ -91,7 +102,7 @@ class ReportsMixin:
     async def report_calls(self, w: CallWhere, fields: Sequence[str]) -> list[tuple[Any, ...]]:
         """The chosen columns of the calls that rang in the period, oldest first."""
         sql, params = self.report_calls_sql(w, fields)
-        return [tuple(r) for r in await self._db.rows(sql, params)]
+        return await self._db.rows(sql, params)  # plain tuples: no row factory
 
     def report_callbacks_sql(self, w: CallWhere, opened_before: str) -> tuple[str, list[Any]]:
         # Driven by the tasks' own index: a callback is opened when its call ends, so it is
