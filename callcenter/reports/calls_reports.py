@@ -19,6 +19,7 @@ Definitions (the known-answer tests compute the same from their own rows):
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import json
 from bisect import bisect_right
@@ -31,6 +32,7 @@ from callcenter.reports.engine import Context, ratio, result
 from callcenter.reports.model import Grouping, Table
 from callcenter.reports.periods import percentile, utc_text
 from callcenter.reports.registry import LOAD_BY, OPEN_CALLBACKS
+from callcenter.store.sqlite_reports import OUTCOME_ANSWERED, OUTCOME_PBX, OUTCOME_UNANSWERED
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MISS_KINDS = ("abandoned", "no_answer", "after_hours", "other_missed")
@@ -194,13 +196,22 @@ async def missed_calls(ctx: Context) -> Any:
         i = buckets.index(ringing_at)
         return buckets.labels[i] if i >= 0 else None
 
-    for ringing_at, answered_at, pbx, state, reason, line in await ctx.store.report_calls(
-            where, MISSED_FIELDS):
+    # every inbound call counts in its bucket; only those no person answered are read
+    hourly = by_line or all(b[13:] == ":00:00.000+00:00" for b in buckets.bounds)
+    if hourly:
+        for hour, line, n in await ctx.store.report_hour_counts(where):
+            k = key(f"{hour}:00:00.000+00:00", line)
+            if k is not None:
+                stats[k].inbound += n
+    rows = await ctx.store.report_calls(
+        where if not hourly else dataclasses.replace(where, only="unanswered"), MISSED_FIELDS)
+    for ringing_at, answered_at, pbx, state, reason, line in rows:
         k = key(ringing_at, line)
         if k is None:
             continue
         s = stats[k]
-        s.inbound += 1
+        if not hourly:
+            s.inbound += 1
         kind = miss_kind(ctx, ringing_at, answered_at, pbx, state, reason)
         if kind is not None:
             s.kinds[kind] += 1
@@ -239,22 +250,19 @@ async def _open_callbacks(ctx: Context) -> Table:
 
 # -- load --------------------------------------------------------------------------------------
 
-LOAD_FIELDS = ("ringing_at", "ended_at", "direction", "answered_at", "handled_by_pbx",
-               "state", "reason", "line", "called", "queue", "talk_seconds")
+LOAD_FIELDS = ("ringing_at", "ended_at", "direction", "outcome", "line", "called", "queue",
+               "talk_seconds")
 
 
-# A load accumulator: calls, inbound, outbound, answered, missed, talk seconds, the heap of
-# the ends of the calls going on, peak, peak at. Lists, not objects: a year is a million
-# updates of four of them.
-CALLS, INBOUND, OUTBOUND, ANSWERED, MISSED, TALK, ENDS, PEAK, PEAK_AT = range(9)
-
-
-def _load() -> list[Any]:
-    return [0, 0, 0, 0, 0, 0.0, [], 0, None]
-
-
-def _load_row(label: str, acc: list[Any]) -> tuple[Any, ...]:
-    return (label, *acc[:ENDS], acc[PEAK], acc[PEAK_AT])
+def _peak(ends: list[str], state: list[Any], ringing_at: str, ended_at: str) -> None:
+    """One more call in a sweep over calls by start: ``ends`` is the heap of the ends of
+    those going on; ``state`` is [peak, peak at]. A call that ends as another starts does
+    not overlap it."""
+    while ends and ends[0] <= ringing_at:
+        heapq.heappop(ends)
+    heapq.heappush(ends, ended_at)
+    if len(ends) > state[0]:
+        state[0], state[1] = len(ends), ringing_at
 
 
 async def load(ctx: Context) -> Any:
@@ -264,52 +272,61 @@ async def load(ctx: Context) -> Any:
     cells: dict[tuple[int, int], list[int]] = {(d, h): [0, 0, 0] for d in range(7)
                                                for h in range(24)}
     cell_list = [cells[c] for c in cell_of]
-    overall = _load()
-    lines: dict[str, list[Any]] = defaultdict(_load)
-    dids: dict[str, list[Any]] = defaultdict(_load)
-    queues: dict[str, list[Any]] = defaultdict(_load)
+    # (line, DID, queue, direction, answered, missed) -> [calls, talk]: one update a call;
+    # the per-line, per-DID and per-queue tables are sums over it
+    kinds: dict[tuple[Any, ...], list[Any]] = {}
+    # concurrent calls: overall and per line (the trunks' capacity)
+    ends: dict[str | None, list[str]] = defaultdict(list)
+    peaks: dict[str | None, list[Any]] = defaultdict(lambda: [0, None])
     opening = ctx.opening()
-    push, pop = heapq.heappush, heapq.heappop
-    for (ringing_at, ended_at, direction, answered_at, pbx, state, _reason, line, called,
-         queue, talk) in await ctx.store.report_calls(ctx.call_where(), LOAD_FIELDS):
+    for ringing_at, ended_at, direction, outcome, line, called, queue, talk in \
+            await ctx.store.report_calls(ctx.call_where(), LOAD_FIELDS):
         i = bisect_right(bounds, ringing_at) - 1
         if not 0 <= i < last:
             continue
         inbound = direction == "inbound"
-        answered = answered_at is not None
-        # miss_kind() inline: not answered, ended, and after hours or not the PBX's own
-        missed = inbound and not answered and state != "ringing" and (
-            not pbx or (opening is not None and not bisect_right(opening, ringing_at) & 1))
+        answered = outcome == OUTCOME_ANSWERED
+        # miss_kind() inline: ended unanswered, and not the PBX's own while open
+        missed = inbound and (outcome == OUTCOME_UNANSWERED or (
+            outcome == OUTCOME_PBX and opening is not None
+            and not bisect_right(opening, ringing_at) & 1))
         cell = cell_list[i]
         cell[0] += 1
         cell[1] += answered
         cell[2] += missed
-        accs = [overall, lines[line]]
-        if inbound and called:
-            accs.append(dids[called])
-        if queue:
-            accs.append(queues[queue])
-        for acc in accs:
-            acc[CALLS] += 1
-            acc[INBOUND] += inbound
-            acc[OUTBOUND] += direction == "outbound"
-            acc[ANSWERED] += answered
-            acc[MISSED] += missed
+        key = (line, called if inbound else None, queue, direction, answered, missed)
+        found = kinds.get(key)
+        if found is None:
+            kinds[key] = [1, talk or 0.0]
+        else:
+            found[0] += 1
             if talk:
-                acc[TALK] += talk
-            if ended_at is not None:  # going on, or its end never seen: no interval
-                ends = acc[ENDS]
-                while ends and ends[0] <= ringing_at:
-                    pop(ends)
-                push(ends, ended_at)
-                if len(ends) > acc[PEAK]:
-                    acc[PEAK], acc[PEAK_AT] = len(ends), ringing_at
+                found[1] += talk
+        if ended_at is not None:  # going on, or its end never seen: no interval
+            _peak(ends[None], peaks[None], ringing_at, ended_at)
+            _peak(ends[line], peaks[line], ringing_at, ended_at)
     rows = [(d, f"report.weekday.{WEEKDAYS[d]}", h, *cells[(d, h)]) for d in range(7)
             for h in range(24)]
     totals = (None, None, None, sum(c[0] for c in cells.values()),
               sum(c[1] for c in cells.values()), sum(c[2] for c in cells.values()))
-    sections = {name: Table(LOAD_BY, [_load_row(k, acc) for k, acc in sorted(group.items())])
-                for name, group in (("per_line", lines), ("per_did", dids),
-                                    ("per_queue", queues))}
-    sections["peak"] = Table(LOAD_BY, [_load_row("all", overall)])
+    sections = {}
+    for name, at, with_peak in (("per_line", 0, True), ("per_did", 1, False),
+                                ("per_queue", 2, False)):
+        sums: dict[str, list[Any]] = {}
+        for key, (n, seconds) in kinds.items():
+            if key[at] is None:
+                continue
+            acc = sums.setdefault(key[at], [0, 0, 0, 0, 0, 0.0])
+            direction, answered, missed = key[3:]
+            acc[0] += n
+            acc[1] += n if direction == "inbound" else 0
+            acc[2] += n if direction == "outbound" else 0
+            acc[3] += n if answered else 0
+            acc[4] += n if missed else 0
+            acc[5] += seconds
+        sections[name] = Table(LOAD_BY, [
+            (k, *acc, *(peaks[k] if with_peak else (None, None)))
+            for k, acc in sorted(sums.items())])
+    everything = [sum(r[i] for r in sections["per_line"].rows) for i in range(1, 7)]
+    sections["peak"] = Table(LOAD_BY, [("all", *everything, *peaks[None])])
     return result(ctx, rows, totals, sections)

@@ -23,7 +23,12 @@ CALL_FIELDS = {
     "user_id": "c.user_id", "client_id": "c.client_id", "manager_id": "cl.manager_id",
     "talk_seconds": "c.talk_seconds", "transfers": "c.transfers", "line": "c.line",
     "called": "c.called", "queue": "c.queue", "caller_e164": "c.caller_e164",
+    # one small number instead of four columns (OUTCOME_*)
+    "outcome": "CASE WHEN c.answered_at IS NOT NULL THEN 1 WHEN c.state = 'ringing' THEN 3"
+               " WHEN c.handled_by_pbx = 1 THEN 2 ELSE 0 END",
 }
+# outcome: not answered (ended), answered by a person, handled by the PBX alone, going on
+OUTCOME_UNANSWERED, OUTCOME_ANSWERED, OUTCOME_PBX, OUTCOME_LIVE = range(4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +52,8 @@ ONLY = {
     # calls by manager: answered inbound calls and every outbound one
     "worked": "(({a}.direction = 'inbound' AND {a}.answered_at IS NOT NULL)"
               " OR {a}.direction = 'outbound')",
+    # missed calls: those no person answered
+    "unanswered": "{a}.answered_at IS NULL",
 }
 
 
@@ -103,6 +110,18 @@ class ReportsMixin:
         """The chosen columns of the calls that rang in the period, oldest first."""
         sql, params = self.report_calls_sql(w, fields)
         return await self._db.rows(sql, params)  # plain tuples: no row factory
+
+    def report_hour_counts_sql(self, w: CallWhere) -> tuple[str, list[Any]]:
+        where, params = call_where(w)
+        return ("SELECT substr(c.ringing_at, 1, 13), c.line, COUNT(*) FROM calls c"
+                f" WHERE {where} GROUP BY substr(c.ringing_at, 1, 13), c.line", params)
+
+    async def report_hour_counts(self, w: CallWhere) -> list[tuple[Any, ...]]:
+        """(UTC hour as "2026-03-29T01", line, calls) of the calls that rang in the period:
+        counted in SQL when every bucket starts on a whole UTC hour (zones whose offset is
+        whole hours), instead of reading every row."""
+        sql, params = self.report_hour_counts_sql(w)
+        return await self._db.rows(sql, params)
 
     def report_callbacks_sql(self, w: CallWhere, opened_before: str) -> tuple[str, list[Any]]:
         # Driven by the tasks' own index: a callback is opened when its call ends, so it is

@@ -61,6 +61,13 @@ async def test_call_reports_search_the_time_index(office, where: str, fields) ->
 
 
 @pytest.mark.parametrize("where", list(WHERES))
+async def test_hour_counts_search_the_time_index(office, where: str) -> None:
+    store, _o = office
+    sql, params = store.report_hour_counts_sql(WHERES[where])
+    assert_indexed(await plan(store, sql, params), CALL_ALIASES)
+
+
+@pytest.mark.parametrize("where", list(WHERES))
 async def test_callbacks_search_the_tasks_index(office, where: str) -> None:
     store, _o = office
     sql, params = store.report_callbacks_sql(WHERES[where], HI)
