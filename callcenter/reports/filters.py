@@ -102,8 +102,10 @@ def parse_filter(query: Mapping[str, Sequence[str]], *, timezone: str, default: 
     client = one("client")
     client_id = None
     if client is not None:
-        ids = _ids([client], "client")
-        client_id = ids[0] if ids else None
+        if not client.isdigit() or len(client) > 12:
+            raise ValidationError(f"client must be one client id, not {client[:20]!r}",
+                                  field="client")
+        client_id = int(client)
     return ReportFilter(
         start=start, end=end, timezone=timezone,
         user_ids=_ids(query.get("user", ()), "user"),

@@ -162,10 +162,12 @@ async def client_summary(ctx: Context) -> Any:
     if client_id is None:
         raise ValidationError("the client summary needs client=<client id>", field="client")
     card = await ctx.store.report_client_card(client_id)
+    # a manager gets one refusal for a missing client and another manager's, so the
+    # summary never tells which client ids exist
+    if ctx.own_clients_only and (card is None or card[2] != ctx.manager_id):
+        raise PermissionDenied(f"client {client_id} is not one of your clients")
     if card is None:
         raise ValidationError(f"no client with id {client_id}", field="client")
-    if ctx.own_clients_only and card[2] != ctx.manager_id:
-        raise PermissionDenied("this client belongs to another manager")
     buckets = ctx.buckets()
     bounds = _float_bounds(buckets)
     activity = await ctx.store.report_client_activity(

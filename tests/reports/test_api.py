@@ -65,6 +65,7 @@ def test_rights_per_role_over_http(api: Api, login: str, allowed: set[str]) -> N
     ({"user": "abc"}, "user must be numeric ids"),
     ({"user": "99999"}, "no user with id 99999"),
     ({"segment": "vip"}, "segment must be field:value"),
+    ({"client": "1,2"}, "client must be one client id"),
     ({"colour": "red"}, "colour"),
 ])
 def test_bad_filters_are_a_clear_400(api: Api, params: dict[str, str], says: str) -> None:

@@ -114,3 +114,18 @@ async def test_a_managers_client_summary_is_for_their_clients(office) -> None:
     doc = (await service(store).run_query(sec, "client_summary",
                                           Q | {"client": [str(other)]})).to_json()
     assert doc["sections"]["summary"]["rows"][0][0] == other
+
+
+async def test_a_manager_cannot_tell_a_missing_client_from_anothers(office) -> None:
+    # the same refusal for a client id that does not exist: the summary is no oracle of
+    # which client ids other managers hold
+    store, o = office
+    anna = user(o, "anna", Role.MANAGER)
+    other = own_client(o, o.users["boris"])
+    missing = max(o.clients) + 1000
+    said = []
+    for cid in (other, missing):
+        with pytest.raises(PermissionDenied) as caught:
+            await service(store).run_query(anna, "client_summary", Q | {"client": [str(cid)]})
+        said.append(str(caught.value).replace(str(cid), "N"))
+    assert said[0] == said[1]
