@@ -18,12 +18,21 @@ PARAMS = ("from", "to", "user", "group", "line", "did", "direction", "segment", 
           "client")
 
 
+# Dates a period may name: beyond these the office's midnights (and unix times) do not fit
+# in datetime, which was a 500 instead of a sentence.
+FIRST_DATE, LAST_DATE = date(1970, 1, 2), date(9998, 12, 31)
+
+
 def _date(text: str, name: str) -> date:
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise ValidationError(f"{name} must be a date such as 2026-03-01, not {text[:20]!r}",
                               field=name) from None
+    if not FIRST_DATE <= day <= LAST_DATE:
+        raise ValidationError(f"{name} must be a date between {FIRST_DATE} and {LAST_DATE}",
+                              field=name)
+    return day
 
 
 def _list(values: Sequence[str]) -> list[str]:

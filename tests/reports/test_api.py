@@ -66,6 +66,9 @@ def test_rights_per_role_over_http(api: Api, login: str, allowed: set[str]) -> N
     ({"user": "99999"}, "no user with id 99999"),
     ({"segment": "vip"}, "segment must be field:value"),
     ({"client": "1,2"}, "client must be one client id"),
+    # dates whose office midnight falls outside what datetime holds were a 500
+    ({"from": "0001-01-01", "to": "2026-03-01"}, "from must be a date between"),
+    ({"from": "9999-12-30", "to": "9999-12-31"}, "to must be a date between"),
     ({"colour": "red"}, "colour"),
 ])
 def test_bad_filters_are_a_clear_400(api: Api, params: dict[str, str], says: str) -> None:
