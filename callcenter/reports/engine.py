@@ -42,6 +42,7 @@ class Context:
         seg = (f.segment.field, f.segment.value) if f.segment else None
         values: dict[str, Any] = {
             "lo": self.period.lo, "hi": self.period.hi, "lines": f.lines, "dids": f.dids,
+            "queues": f.queues,
             "direction": f.direction, "users": self.user_filter, "client_id": f.client_id,
             "segment": seg}
         values.update(overrides)

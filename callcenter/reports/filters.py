@@ -15,7 +15,7 @@ MAX_IDS = 200
 MAX_TEXT = 64
 
 PARAMS = ("from", "to", "user", "group", "line", "did", "direction", "segment", "group_by",
-          "client")
+          "client", "queue")
 
 
 # Dates a period may name: beyond these the office's midnights (and unix times) do not fit
@@ -121,4 +121,5 @@ def parse_filter(query: Mapping[str, Sequence[str]], *, timezone: str, default: 
         group_ids=_ids(query.get("group", ()), "group"),
         lines=_texts(query.get("line", ()), "line"),
         dids=_texts(query.get("did", ()), "did"),
+        queues=_texts(query.get("queue", ()), "queue"),
         direction=direction, segment=segment, client_id=client_id, group_by=grouping)

@@ -128,6 +128,7 @@ class ReportFilter:
     group_ids: tuple[int, ...] = ()  # secretary groups: their members count as user_ids
     lines: tuple[str, ...] = ()
     dids: tuple[str, ...] = ()  # the number called (DID) of an inbound call
+    queues: tuple[str, ...] = ()  # the queue (ACD) a call waited in
     direction: str | None = None  # a callcenter.line_events.Direction value
     segment: Segment | None = None
     client_id: int | None = None  # client_summary (and a filter for the others)
@@ -138,7 +139,8 @@ class ReportFilter:
             "from": self.start.isoformat(), "to": self.end.isoformat(),
             "timezone": self.timezone, "user_ids": list(self.user_ids),
             "group_ids": list(self.group_ids), "lines": list(self.lines),
-            "dids": list(self.dids), "direction": self.direction,
+            "dids": list(self.dids), "queues": list(self.queues),
+            "direction": self.direction,
             "segment": self.segment.to_json() if self.segment else None,
             "client_id": self.client_id, "group_by": self.group_by.value,
         }

@@ -39,6 +39,7 @@ class CallWhere:
     hi: str
     lines: tuple[str, ...] = ()
     dids: tuple[str, ...] = ()
+    queues: tuple[str, ...] = ()
     direction: str | None = None
     # calls answered or placed by these users, or with one of their clients
     users: tuple[int, ...] = ()
@@ -69,6 +70,8 @@ def call_where(w: CallWhere, alias: str = "c") -> tuple[str, list[Any]]:
         _in(f"{alias}.line", w.lines, where, params)
     if w.dids:
         _in(f"{alias}.called", w.dids, where, params)
+    if w.queues:
+        _in(f"{alias}.queue", w.queues, where, params)
     if w.direction:
         where.append(f"{alias}.direction = ?")
         params.append(w.direction)

@@ -90,7 +90,7 @@ def test_openapi_documents_the_report_route(api: Api) -> None:
     doc = api.client.get("/api/openapi.json").json()
     op = doc["paths"]["/api/reports/{name}"]["get"]
     names = {p["name"] for p in op["parameters"]}
-    assert names >= {"name", "from", "to", "user", "group", "line", "did", "direction",
+    assert names >= {"name", "from", "to", "user", "group", "line", "did", "queue", "direction",
                      "segment", "group_by", "client"}
     schema = op["responses"]["200"]["content"]["application/json"]["schema"]
     assert schema["properties"]["name"]["enum"] == ALL

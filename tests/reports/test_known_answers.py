@@ -250,6 +250,18 @@ async def test_line_did_and_direction_filters(office) -> None:
         and c["called"] == "+4930111" and ex.within(c["ringing_at"], *SPRING))
 
 
+async def test_queue_filter(office) -> None:
+    # the "DID/queue" filter: the calls that waited in the queues named
+    store, o = office
+    doc = await run(store, o, "missed_calls", *SPRING, queue="sales,support")
+    assert doc["filter"]["queues"] == ["sales", "support"]
+    assert doc["totals"][1] == sum(
+        1 for c in o.calls if c["queue"] in ("sales", "support")
+        and c["direction"] == "inbound" and ex.within(c["ringing_at"], *SPRING))
+    doc = await run(store, o, "load", *SPRING, queue="sales")
+    assert [r[0] for r in doc["sections"]["per_queue"]["rows"]] == ["sales"]
+
+
 def test_zone_is_berlin() -> None:
     assert str(TZ) == "Europe/Berlin"
 

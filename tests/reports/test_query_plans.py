@@ -16,7 +16,7 @@ BIG = ("calls", "tasks", "sms_messages", "sms_parts", "fax_jobs", "fax_received"
 WHERES = {
     "plain": CallWhere(LO, HI),
     "filtered": CallWhere(LO, HI, lines=("office",), dids=("+4930111",),
-                          direction="inbound", client_id=3),
+                          queues=("sales",), direction="inbound", client_id=3),
     "users and segment": CallWhere(LO, HI, users=(5, 6), segment=("segment", "vip")),
 }
 

@@ -46,6 +46,7 @@ _DESCRIPTIONS = {
     "to": "last day, YYYY-MM-DD (default: today)",
     "user": "user ids, comma-separated", "group": "secretary group ids (their members)",
     "line": "line names", "did": "numbers called (DIDs) of inbound calls",
+    "queue": "queues (ACD) the calls waited in",
     "direction": "inbound, outbound or internal",
     "segment": "a client custom field and its value, field:value",
     "client": "a client id (client_summary needs it)",
