@@ -172,6 +172,7 @@ class SipEndpoint:
         self.stats = EndpointStats()
         self.public_address: Peer | None = None
         self._handlers: dict[str, Handler] = {}
+        self._lost_callbacks: list[Callable[[Peer, str], None]] = []
         self._clients: dict[tuple[str, str], _Client] = {}
         self._servers: dict[tuple[str, str, str], tuple[ServerTransaction, IncomingRequest]] = {}
         self._timers: dict[tuple[int, Timer], asyncio.TimerHandle] = {}
@@ -230,6 +231,14 @@ class SipEndpoint:
 
     def on_request(self, method: str, handler: Handler) -> None:
         self._handlers[method.upper()] = handler
+
+    def on_lost(self, callback: Callable[[Peer, str], None]) -> None:
+        """Called when a peer is found unreachable (stream closed or refused, ICMP error)."""
+        self._lost_callbacks.append(callback)
+
+    def off_lost(self, callback: Callable[[Peer, str], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._lost_callbacks.remove(callback)
 
     # --- building requests -------------------------------------------------------------------
 
@@ -399,7 +408,10 @@ class SipEndpoint:
         rport = via.params.get("rport")
         if received or rport:
             host = received or self.transport.host
-            port = int(rport) if rport and rport.isdigit() else self.transport.port
+            port = self.transport.port
+            # on a stream the source port is the connection's, not where we listen
+            if rport and rport.isdigit() and not self.transport.reliable:
+                port = int(rport)
             self.public_address = (host, port)
 
     def _client_timer(self, client: _Client, name: Timer) -> None:
@@ -443,6 +455,11 @@ class SipEndpoint:
             self._client_actions(client, client.tx.transport_error())
         for tx, incoming in [v for v in self._servers.values() if v[1].peer == peer]:
             self._server_actions(tx, incoming.peer, tx.transport_error())
+        for callback in list(self._lost_callbacks):
+            try:
+                callback(peer, reason)
+            except Exception:
+                log.exception("on_lost callback failed")
 
     def _on_message(self, data: bytes, peer: Peer) -> None:
         try:

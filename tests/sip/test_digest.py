@@ -57,6 +57,24 @@ def test_rfc7616_vectors(algorithm: str, expected: str) -> None:
     assert got == expected
 
 
+def test_kamailio_accepted_vector() -> None:
+    # A REGISTER that kamailio 5.6.3 (auth module, pv_www_authenticate, qop=auth) answered
+    # 200 OK, recorded from tests/sip/kamailio.py: user 100, password secret100.
+    ch = parse_challenge(
+        'Digest realm="127.0.0.1", nonce="aw8hqWsPIH0VW7EP2q3LU1B5OoQ5vREc", qop="auth"'
+    )
+    got = digest_response(
+        ch,
+        "100",
+        "secret100",
+        "REGISTER",
+        "sip:127.0.0.1:41003",
+        cnonce="183330e0b1fe33aa",
+        nc=1,
+    )
+    assert got == "32f41dcb45d894ee50bcef28c25c9b48"
+
+
 def test_md5_sess_and_no_qop() -> None:
     sess = Challenge(realm="r", nonce="n", algorithm="MD5-SESS", qop=("auth",))
     plain = Challenge(realm="r", nonce="n", algorithm="MD5", qop=("auth",))
