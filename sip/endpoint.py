@@ -47,6 +47,7 @@ from sip.transaction import (
     ClientTransaction,
     Deliver,
     ServerTransaction,
+    State,
     Terminated,
     TimedOut,
     Timer,
@@ -96,6 +97,7 @@ class IncomingRequest:
     tx: ServerTransaction | None  # None for an ACK of a 2xx (no transaction)
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     cancel_request: Request | None = None  # the CANCEL (its Reason header tells why)
+    acked: asyncio.Event = field(default_factory=asyncio.Event)  # ACK of our INVITE error
     to_tag: str = field(default_factory=new_tag)  # used by respond() unless given
     _guard: asyncio.TimerHandle | None = field(default=None, repr=False)
 
@@ -524,6 +526,8 @@ class SipEndpoint:
         if known is not None:
             tx, incoming = known
             self._server_actions(tx, incoming.peer, tx.receive_request(req))
+            if req.method == "ACK" and tx.state in (State.CONFIRMED, State.TERMINATED):
+                incoming.acked.set()
             return
         if req.method == "ACK":  # the ACK of a 2xx: end to end, the handler's business
             handler = self._handlers.get("ACK")

@@ -6,10 +6,11 @@ The config is composed from parts so other tests can add to it without copying i
   start: no SQL server, no db files); ``forbidden`` — users answered ``403 Forbidden``;
 * ``challenge`` — ``"www"`` (401, the usual) or ``"proxy"`` (407) for REGISTER;
 * ``modules`` / ``modparams`` — extra ``loadmodule`` names and ``modparam(...)`` lines;
-* ``before_register`` — script lines run for every request before REGISTER handling (return
-  from ``route[EXTRA]``-style code with ``exit`` to take over a request);
+* ``before_register`` — script lines run for every request before REGISTER handling (end
+  with ``exit`` to take a request over, e.g. SUBSCRIBE for the presence modules);
 * ``other_requests`` — the lines that handle everything that is not REGISTER/OPTIONS to us
-  (default: ``404``); ``routes`` — extra ``route[...]``/``event_route[...]`` blocks.
+  (default: ``404``; ``PROXY_TO_REGISTERED`` relays to registered users, record-routing);
+* ``routes`` — extra ``route[...]``/``event_route[...]`` blocks.
 
 ``Kamailio(config, tmp_path)`` is a context manager; ``start()`` returns once kamailio answers
 an OPTIONS on UDP (and accepts TCP), ``stop()`` waits for the process to exit, ``restart()``
@@ -27,6 +28,33 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+# ``other_requests`` for a plain proxy: in-dialog requests follow their Route, CANCEL its
+# INVITE, the rest goes to the registered Contact of the Request-URI's user (or 404).
+PROXY_TO_REGISTERED = """
+    if (is_method("INVITE|SUBSCRIBE|REFER")) {
+        record_route();
+    }
+    if (has_totag()) {
+        if (loose_route() || is_method("ACK")) {
+            t_relay();
+            exit;
+        }
+        sl_send_reply("404", "Not Here");
+        exit;
+    }
+    if (is_method("CANCEL")) {
+        if (t_check_trans()) {
+            t_relay();
+        }
+        exit;
+    }
+    if (!lookup("location")) {
+        sl_send_reply("404", "Not Found");
+        exit;
+    }
+    t_relay();
+"""
 
 KAMAILIO = shutil.which("kamailio") or "/usr/sbin/kamailio"
 MODULES = "/usr/lib/x86_64-linux-gnu/kamailio/modules/"
