@@ -465,6 +465,13 @@ class SipEndpoint:
 
     def _on_message(self, data: bytes, peer: Peer) -> None:
         try:
+            self._dispatch(data, peer)
+        except Exception:  # a stranger's bytes must never take the transport down
+            self.stats.malformed += 1
+            log.exception("SIP message from %s:%s could not be handled", peer[0], peer[1])
+
+    def _dispatch(self, data: bytes, peer: Peer) -> None:
+        try:
             msg = parse_message(data, stream=self.transport.reliable)
         except SipParseError as exc:
             self.stats.malformed += 1
@@ -488,11 +495,14 @@ class SipEndpoint:
             return  # nowhere to send it
         try:
             resp = Response.for_request(req, 400, f"Bad Request ({exc.reason})", to_tag=new_tag())
-            resp.top_via  # noqa: B018 - a Via we cannot read must not be echoed
+            data = resp.to_bytes()
+            # what we could not read (a bad From, CSeq, Via) is not echoed: the peer could
+            # not match such a 400 to its request either
+            parse_message(data)
         except SipParseError:
             return
         self.stats.answered_400 += 1
-        self.transport.send(resp.to_bytes(), peer)
+        self.transport.send(data, peer)
 
     def _on_response(self, resp: Response) -> None:
         client = self._clients.get(client_key(resp))

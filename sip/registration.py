@@ -310,7 +310,19 @@ class Registration:
         self.attempts += 1
         self._digest.forget()
         resp = await self._send(self._build(expires))
-        for _ in range(MAX_CHALLENGES):
+        brief_retried = False
+        for _ in range(MAX_CHALLENGES + 1):
+            if resp.status == 423 and not brief_retried and expires:
+                # Interval Too Brief: ask again, once, for what the registrar wants
+                least = (resp.headers.get("Min-Expires") or "").strip()
+                if not least.isdigit() or int(least) <= expires:
+                    return resp
+                expires = self.expires = min(int(least), 86400)
+                brief_retried = True
+                req = self._build(expires)
+                self._digest.forget()
+                resp = await self._send(req)
+                continue
             if resp.status not in (401, 407) or self._digest.is_rejection(resp):
                 return resp
             req = self._build(expires)

@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 import trustme
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sip.endpoint import IncomingRequest, SipEndpoint, SipTimeout, SipTransportError
 from sip.message import Response, parse_message
@@ -174,3 +176,29 @@ async def test_tls_request() -> None:
         async with untrusting:
             with pytest.raises(SipTransportError, match="cannot connect"):
                 await untrusting.request(options(untrusting, b))
+
+
+_VALID = (
+    b"INVITE sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bKf;rport\r\n"
+    b"From: <sip:c@127.0.0.1>;tag=f1\r\nTo: <sip:100@127.0.0.1>\r\nCall-ID: fz\r\n"
+    b"CSeq: 1 INVITE\r\nContact: <sip:c@127.0.0.1:5099>\r\nContent-Length: 3\r\n\r\nv=0"
+)
+
+
+@given(st.lists(st.tuples(st.integers(0, len(_VALID) - 1), st.binary(max_size=3)), max_size=8))
+def test_fuzz_endpoint_survives_mutated_messages(edits: list[tuple[int, bytes]]) -> None:
+    data = bytearray(_VALID)
+    for pos, new in edits:
+        data[pos : pos + len(new)] = new
+    sent: list[bytes] = []
+
+    async def main() -> None:
+        ep = SipEndpoint("UDP")
+        ep.transport.send = lambda payload, peer: sent.append(payload)  # type: ignore[method-assign]
+        ep._open = True
+        ep._on_message(bytes(data), ("127.0.0.1", 5099))
+        await ep.close()
+
+    asyncio.run(main())  # raised nothing
+    for payload in sent:  # and whatever went out is a response we can read back
+        assert isinstance(parse_message(payload), Response)

@@ -167,3 +167,23 @@ async def test_registration_comes_back_after_kamailio_restarts(
     assert back.expires == 2
     assert len(await bindings(kamailio, endpoint, "100", "secret100")) == 1
     await reg.stop()
+
+
+@pytest.mark.parametrize(
+    "kam_config",
+    [
+        KamailioConfig(
+            users={"100": "secret100"},
+            min_expires=30,
+            modparams=['modparam("registrar", "min_expires_mode", 1)'],
+        )
+    ],
+)
+async def test_interval_too_brief_is_retried_with_min_expires(
+    kamailio: Kamailio, endpoint: SipEndpoint
+) -> None:
+    reg = make(kamailio, endpoint, "100", "secret100", expires=5)
+    status = await reg.register_once()
+    assert status.state is RegState.REGISTERED and status.expires == 30
+    assert reg.expires == 30
+    await reg.stop()
