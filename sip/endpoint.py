@@ -451,9 +451,7 @@ class SipEndpoint:
     def _on_lost(self, peer: Peer, reason: str) -> None:
         for client in [c for c in self._clients.values() if c.peer == peer]:
             if not client.future.done():
-                client.future.set_exception(
-                    SipTransportError(f"{peer[0]}:{peer[1]} unreachable: {reason}")
-                )
+                client.future.set_exception(SipTransportError(f"{peer[0]}:{peer[1]}: {reason}"))
             self._client_actions(client, client.tx.transport_error())
         for tx, incoming in [v for v in self._servers.values() if v[1].peer == peer]:
             self._server_actions(tx, incoming.peer, tx.transport_error())

@@ -62,6 +62,7 @@ class RegProblem(enum.StrEnum):
     FORBIDDEN = "forbidden"
     UNREACHABLE = "unreachable"
     REJECTED = "rejected"  # another final error response
+    UNSUPPORTED_AUTH = "unsupported-auth"  # a challenge we cannot answer (auth-int only…)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,7 @@ class Registration:
         self._wake = asyncio.Event()
         self._peer: Peer | None = None
         self._failures = 0
+        self._unanswerable = False
         self.attempts = 0  # REGISTER attempts made (a refresh counts as one)
 
     # --- status ------------------------------------------------------------------------------
@@ -247,6 +249,15 @@ class Registration:
                 retry_in=delay,
                 at=now,
             ), delay
+        if code in (401, 407) and self._unanswerable:
+            return RegistrationStatus(
+                RegState.REFUSED,
+                "registrar asks for an authentication we do not support",
+                RegProblem.UNSUPPORTED_AUTH,
+                status_code=code,
+                retry_in=self.refused_retry,
+                at=now,
+            ), self.refused_retry
         if code in (401, 407):
             return RegistrationStatus(
                 RegState.REFUSED,
@@ -308,6 +319,7 @@ class Registration:
         """REGISTER, answering up to MAX_CHALLENGES challenges; returns the final response
         (a 401/407 returned means the credentials were refused)."""
         self.attempts += 1
+        self._unanswerable = False
         self._digest.forget()
         resp = await self._send(self._build(expires))
         brief_retried = False
@@ -327,7 +339,8 @@ class Registration:
                 return resp
             req = self._build(expires)
             if not self._digest.authorize(req, resp):
-                return resp  # a challenge we cannot answer: reported as a refusal
+                self._unanswerable = True
+                return resp
             resp = await self._send(req)
         return resp
 

@@ -202,3 +202,14 @@ def test_fuzz_endpoint_survives_mutated_messages(edits: list[tuple[int, bytes]])
     asyncio.run(main())  # raised nothing
     for payload in sent:  # and whatever went out is a response we can read back
         assert isinstance(parse_message(payload), Response)
+
+
+async def test_icmp_port_unreachable_fails_the_request_at_once(pair) -> None:
+    a, _ = pair
+    closed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    req = a.new_request("OPTIONS", f"sip:x@127.0.0.1:{port}", "<sip:a@127.0.0.1>")
+    with pytest.raises(SipTransportError, match="port unreachable"):
+        await a.request(req)
