@@ -213,3 +213,10 @@ async def test_icmp_port_unreachable_fails_the_request_at_once(pair) -> None:
     req = a.new_request("OPTIONS", f"sip:x@127.0.0.1:{port}", "<sip:a@127.0.0.1>")
     with pytest.raises(SipTransportError, match="port unreachable"):
         await a.request(req)
+
+
+async def test_cancel_of_an_unknown_invite_gets_481(pair) -> None:
+    a, b = pair
+    invite = options(a, b, "INVITE")
+    a._add_via(invite)  # an INVITE b never saw: the CANCEL matches nothing there
+    assert (await a.cancel(invite, b.local_address)).status == 481
