@@ -220,3 +220,10 @@ async def test_cancel_of_an_unknown_invite_gets_481(pair) -> None:
     invite = options(a, b, "INVITE")
     a._add_via(invite)  # an INVITE b never saw: the CANCEL matches nothing there
     assert (await a.cancel(invite, b.local_address)).status == 481
+
+
+async def test_an_unresolvable_host_is_a_transport_error(pair) -> None:
+    a, _ = pair
+    req = a.new_request("OPTIONS", "sip:x@no-such-host.invalid", "<sip:a@127.0.0.1>")
+    with pytest.raises(SipTransportError, match="cannot resolve no-such-host.invalid"):
+        await a.request(req)
