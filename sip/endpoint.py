@@ -100,11 +100,14 @@ class SipEndpoint(ServerSide):
         server_ssl: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
         user_agent: str = "callcenter",
+        advertised_host: str | None = None,
         t1: float = T1,
         t2: float = T2,
         t4: float = T4,
     ) -> None:
         name = transport.upper()
+        # what Via and Contact say; bound to 0.0.0.0, the address that routes to the peer
+        self.advertised_host = advertised_host
         if name == "UDP":
             self.transport: Transport = UdpTransport(host, port, self._on_message, self._on_lost)
         elif name in ("TCP", "TLS"):
@@ -176,9 +179,27 @@ class SipEndpoint(ServerSide):
     def local_address(self) -> Peer:
         return self.transport.host, self.transport.port
 
+    @property
+    def sent_by(self) -> Peer:
+        """The host and port our Via and Contact carry."""
+        host, port = self.local_address
+        return self.advertised_host or host, port
+
+    def _route_host(self, peer: Peer) -> None:
+        host = self.transport.host
+        if self.advertised_host or host not in ("0.0.0.0", "::", ""):
+            return
+        family = socket.AF_INET6 if ":" in peer[0] else socket.AF_INET
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as probe:
+                probe.connect(peer)  # UDP connect sends nothing: it only picks the route
+                self.advertised_host = probe.getsockname()[0]
+        except OSError:
+            return
+
     def contact(self, user: str | None = None) -> SipUri:
         """Our Contact URI (the address the registrar saw, once a response told us)."""
-        host, port = self.public_address or self.local_address
+        host, port = self.public_address or self.sent_by
         params: dict[str, str | None] = {}
         if self.transport.name != "UDP":
             params["transport"] = self.transport.name.lower()
@@ -231,8 +252,9 @@ class SipEndpoint(ServerSide):
             h.add(n, v)
         return Request(method, uri, h, body)
 
-    def _add_via(self, request: Request) -> None:
-        host, port = self.local_address
+    def _add_via(self, request: Request, peer: Peer) -> None:
+        self._route_host(peer)
+        host, port = self.sent_by
         request.headers.remove("Via")
         request.headers.prepend(
             "Via", f"SIP/2.0/{self.transport.name} {host}:{port};branch={new_branch()};rport"
@@ -275,7 +297,7 @@ class SipEndpoint(ServerSide):
         if request.method == "ACK":
             raise ValueError("use send_ack() for ACK")
         peer = dest or await self.resolve(request)
-        self._add_via(request)
+        self._add_via(request, peer)
         tx = ClientTransaction(
             request, reliable=self.transport.reliable, t1=self.t1, t2=self.t2, t4=self.t4
         )
@@ -316,7 +338,7 @@ class SipEndpoint(ServerSide):
         """Send the ACK of a 2xx (built by :meth:`sip.dialog.Dialog.ack`); it is sent again
         if the 2xx is retransmitted within 64*T1."""
         peer = dest or await self.resolve(ack)
-        self._add_via(ack)
+        self._add_via(ack, peer)
         data = ack.to_bytes()
         now = time.monotonic()
         self._acks = {k: v for k, v in self._acks.items() if v[2] > now}
@@ -365,7 +387,7 @@ class SipEndpoint(ServerSide):
         received = via.params.get("received")
         rport = via.params.get("rport")
         if received or rport:
-            host = received or self.transport.host
+            host = received or self.sent_by[0]
             port = self.transport.port
             # on a stream the source port is the connection's, not where we listen
             if rport and rport.isdigit() and not self.transport.reliable:

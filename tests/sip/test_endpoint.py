@@ -218,12 +218,20 @@ async def test_icmp_port_unreachable_fails_the_request_at_once(pair) -> None:
 async def test_cancel_of_an_unknown_invite_gets_481(pair) -> None:
     a, b = pair
     invite = options(a, b, "INVITE")
-    a._add_via(invite)  # an INVITE b never saw: the CANCEL matches nothing there
+    a._add_via(invite, b.local_address)  # an INVITE b never saw: the CANCEL matches nothing there
     assert (await a.cancel(invite, b.local_address)).status == 481
 
 
 async def test_an_unresolvable_host_is_a_transport_error(pair) -> None:
     a, _ = pair
     req = a.new_request("OPTIONS", "sip:x@no-such-host.invalid", "<sip:a@127.0.0.1>")
-    with pytest.raises(SipTransportError, match="cannot resolve no-such-host.invalid"):
+    with pytest.raises(SipTransportError, match=r"cannot resolve no-such-host\.invalid"):
         await a.request(req)
+
+
+async def test_bound_to_all_interfaces_it_advertises_the_routed_address() -> None:
+    async with SipEndpoint("UDP", host="0.0.0.0") as a, SipEndpoint("UDP") as b:
+        resp = await a.request(options(a, b), b.local_address)
+        assert resp.status == 200
+        assert resp.top_via.host == "127.0.0.1" and a.advertised_host == "127.0.0.1"
+        assert a.contact("u").host == "127.0.0.1"
