@@ -337,16 +337,23 @@ def _parse_head(head: bytes) -> tuple[Request | Response, int | None]:
     start = raw_lines[0]
     if len(start) > MAX_LINE:
         raise SipParseError("start line too long")
-    lines: list[str] = []
+    # folded continuations (RFC 3261 §7.3.1) are collected as parts and joined once, so a
+    # stranger's thousands of one-byte folds cost linear time
+    folded: list[list[str]] = []
+    size = 0
     for line in raw_lines[1:]:
-        if line[:1] in (" ", "\t") and lines:  # folded continuation (RFC 3261 §7.3.1)
-            lines[-1] += " " + line.strip()
+        if line[:1] in (" ", "\t") and folded:
+            part = line.strip()
+            folded[-1].append(part)
+            size += len(part) + 1
         else:
-            lines.append(line)
-        if len(lines[-1]) > MAX_LINE:
+            if len(folded) >= MAX_HEADERS:
+                raise SipParseError("too many header fields")
+            folded.append([line])
+            size = len(line)
+        if size > MAX_LINE:
             raise SipParseError("header line too long")
-    if len(lines) > MAX_HEADERS:
-        raise SipParseError("too many header fields")
+    lines = [" ".join(parts) for parts in folded]
     msg = _parse_start(start)
     headers = msg.headers
     for line in lines:
