@@ -235,3 +235,33 @@ async def test_bound_to_all_interfaces_it_advertises_the_routed_address() -> Non
         assert resp.status == 200
         assert resp.top_via.host == "127.0.0.1" and a.advertised_host == "127.0.0.1"
         assert a.contact("u").host == "127.0.0.1"
+
+
+async def test_a_request_behind_nat_is_answered_at_its_source_with_received_and_rport(
+    pair,
+) -> None:
+    _, b = pair
+    loop = asyncio.get_running_loop()
+    replies: asyncio.Queue[bytes] = asyncio.Queue()
+
+    class Raw(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: object) -> None:
+            replies.put_nowait(data)
+
+    transport, _ = await loop.create_datagram_endpoint(Raw, local_addr=("127.0.0.1", 0))
+    try:
+        port = transport.get_extra_info("sockname")[1]
+        natted = (
+            b"OPTIONS sip:b@127.0.0.1 SIP/2.0\r\n"
+            b"Via: SIP/2.0/UDP 10.9.9.9:5060;rport;branch=z9hG4bKnat\r\n"
+            b"From: <sip:x@10.9.9.9>;tag=1\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: nat1\r\n"
+            b"CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        )
+        transport.sendto(natted, b.local_address)
+        reply = parse_message(await replies.get())
+        assert isinstance(reply, Response) and reply.status == 200
+        via = reply.top_via
+        assert via.params["received"] == "127.0.0.1" and via.params["rport"] == str(port)
+        assert via.host == "10.9.9.9"
+    finally:
+        transport.close()
