@@ -90,6 +90,7 @@ class KamailioConfig:
     min_expires: int = 1
     max_expires: int = 3600
     nonce_expire: int = 300
+    tcp_lifetime: int = 3605  # seconds an idle TCP connection is kept before kamailio closes it
     modules: list[str] = field(default_factory=list)
     modparams: list[str] = field(default_factory=list)
     before_register: str = ""
@@ -126,7 +127,7 @@ auto_aliases=no
 listen=udp:127.0.0.1:{udp_port}
 listen=tcp:127.0.0.1:{tcp_port}
 alias="127.0.0.1:{udp_port}"
-tcp_connection_lifetime=3605
+tcp_connection_lifetime={self.tcp_lifetime}
 mpath="{MODULES}"
 {loads}
 modparam("htable", "htable", "users=>size=6;")

@@ -54,10 +54,12 @@ def make(k: Kamailio, ep: SipEndpoint, user: str, password: str, **kw: object) -
     )
 
 
-async def until(reg: Registration, state: RegState, after: int = 0) -> RegistrationStatus:
+async def until(
+    reg: Registration, state: RegState, after: int = 0, wait: float = WAIT
+) -> RegistrationStatus:
     """The first status in ``state`` once ``after`` earlier ones of it were seen."""
     seen = 0
-    async with asyncio.timeout(WAIT):
+    async with asyncio.timeout(wait):
         async for status in reg.changes():
             if status.state is state:
                 if seen >= after:
@@ -187,3 +189,19 @@ async def test_interval_too_brief_is_retried_with_min_expires(
     assert status.state is RegState.REGISTERED and status.expires == 30
     assert reg.expires == 30
     await reg.stop()
+
+
+@pytest.mark.parametrize("kam_config", [KamailioConfig(users={"100": "secret100"}, tcp_lifetime=1)])
+async def test_tcp_connection_closed_by_the_registrar_registers_again_at_once(
+    kamailio: Kamailio,
+) -> None:
+    async with SipEndpoint("TCP", t1=0.05) as ep:
+        reg = make(kamailio, ep, "100", "secret100", expires=3600)
+        await reg.start()
+        first = await until(reg, RegState.REGISTERED)
+        assert first.retry_in == 1800  # no refresh due for half an hour
+        # kamailio drops the idle connection ~10 s later (its connection timer is coarse), and
+        # the drop alone makes us register again
+        await until(reg, RegState.REGISTERED, after=1, wait=60)
+        assert reg.attempts >= 2
+        await reg.stop()
