@@ -118,9 +118,9 @@ class ServerSide:
         req = exc.partial
         if not isinstance(req, Request) or req.method == "ACK":
             return
-        if not req.headers.get_list("Via"):
-            return  # nowhere to send it
         try:
+            if not req.headers.get_list("Via"):
+                return  # nowhere to send it
             resp = Response.for_request(req, 400, f"Bad Request ({exc.reason})", to_tag=new_tag())
             data = resp.to_bytes()
             # what we could not read (a bad From, CSeq, Via) is not echoed: the peer could
@@ -195,8 +195,9 @@ class ServerSide:
         if invite is None:
             incoming.respond(481)
             return
-        incoming.respond(200)
         inv_incoming = invite[1]
+        # §9.2: the CANCEL's 200 carries the To tag of the INVITE's responses
+        incoming.respond(200, to_tag=inv_incoming.to_tag)
         inv_incoming.cancel_request = incoming.request
         inv_incoming.cancelled.set()
         handler = self._handlers.get("CANCEL")

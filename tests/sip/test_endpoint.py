@@ -85,6 +85,7 @@ async def test_invite_rings_then_cancel_gives_487_with_the_reason(pair) -> None:
     cancel_resp = await a.cancel(invite_cancel)
     final = await call
     assert cancel_resp.status == 200 and final.status == 487
+    assert cancel_resp.to.tag == final.to.tag  # RFC 3261 §9.2
     assert provisional == [100, 180]
     assert got[0].cancelled.is_set() and got[0].cancel_request is not None
 
@@ -265,3 +266,16 @@ async def test_a_request_behind_nat_is_answered_at_its_source_with_received_and_
         assert via.host == "10.9.9.9"
     finally:
         transport.close()
+
+
+async def test_a_malformed_via_is_counted_once_and_logs_no_traceback(pair, caplog) -> None:
+    _, b = pair
+    bad = (
+        b"OPTIONS sip:b@127.0.0.1 SIP/2.0\r\n"
+        b'Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKq;x="unterminated\r\n'
+        b"From: <sip:x@y>;tag=1\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: m2\r\n"
+        b"CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    )
+    b._on_message(bad, ("127.0.0.1", 9))
+    assert b.stats.malformed == 1 and b.stats.answered_400 == 0
+    assert not [r for r in caplog.records if r.levelname == "ERROR" or r.exc_info]
