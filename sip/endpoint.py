@@ -324,7 +324,9 @@ class SipEndpoint(ServerSide):
         for route in invite.headers.get_all("Route"):
             h.add("Route", route)
         cancel = Request("CANCEL", invite.uri, h)
-        peer = dest or await self.resolve(cancel)
+        # §9.1: the CANCEL goes where the INVITE went, also when request() was given a dest
+        pending = self._clients.get((invite.branch or "", "INVITE"))
+        peer = dest or (pending.peer if pending is not None else await self.resolve(cancel))
         tx = ClientTransaction(
             cancel, reliable=self.transport.reliable, t1=self.t1, t2=self.t2, t4=self.t4
         )

@@ -279,3 +279,17 @@ async def test_a_malformed_via_is_counted_once_and_logs_no_traceback(pair, caplo
     b._on_message(bad, ("127.0.0.1", 9))
     assert b.stats.malformed == 1 and b.stats.answered_400 == 0
     assert not [r for r in caplog.records if r.levelname == "ERROR" or r.exc_info]
+
+
+async def test_cancel_goes_where_the_invite_went(pair) -> None:
+    a, b = pair
+    ringing = asyncio.Event()
+    b.on_request("INVITE", lambda incoming: incoming.respond(180))
+    # a Request-URI that does not resolve: only the dest given to request() reaches b
+    invite = a.new_request("INVITE", "sip:b@no-such-host.invalid", "<sip:a@127.0.0.1>")
+    call = asyncio.create_task(
+        a.request(invite, b.local_address, on_provisional=lambda r: ringing.set())
+    )
+    await ringing.wait()
+    assert (await a.cancel(invite)).status == 200
+    assert (await call).status == 487
