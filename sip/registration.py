@@ -120,6 +120,7 @@ class Registration:
         self._peer: Peer | None = None
         self._failures = 0
         self._unanswerable = False
+        self._sent_contact: SipUri | None = None  # the Contact of our last REGISTER
         self.attempts = 0  # REGISTER attempts made (a refresh counts as one)
 
     # --- status ------------------------------------------------------------------------------
@@ -297,7 +298,8 @@ class Registration:
         self._cseq += 1
         aor = SipUri("sip", self.user, self.domain)
         who = NameAddr(aor, self.display)
-        contact = NameAddr(self.endpoint.contact(self.user), params={"expires": str(expires)})
+        self._sent_contact = self.endpoint.contact(self.user)
+        contact = NameAddr(self._sent_contact, params={"expires": str(expires)})
         req = self.endpoint.new_request(
             "REGISTER",
             self.registrar,
@@ -345,7 +347,9 @@ class Registration:
         return resp
 
     def _granted(self, resp: Response, asked: int) -> int:
-        ours = self.endpoint.contact(self.user)
+        # the Contact we sent, not endpoint.contact(): this very response may have taught the
+        # endpoint a public address (received/rport) that the registered binding lacks
+        ours = self._sent_contact or self.endpoint.contact(self.user)
         try:
             for c in resp.contacts:
                 same = (c.uri.user, c.uri.host, c.uri.port) == (ours.user, ours.host, ours.port)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from sip.endpoint import IncomingRequest, SipEndpoint
+from sip.message import Response
 from sip.registration import Registration, RegProblem, RegState
 
 
@@ -98,3 +99,23 @@ async def test_unanswerable_challenge_is_reported_not_looped() -> None:
         assert status.state is RegState.REFUSED and len(seen) == 1
         assert status.problem is RegProblem.UNSUPPORTED_AUTH
         assert status.reason == "registrar asks for an authentication we do not support"
+
+
+async def test_granted_expires_is_read_for_the_contact_sent_behind_nat() -> None:
+    async with SipEndpoint("UDP") as server, SipEndpoint("UDP") as client:
+
+        def on_register(incoming: IncomingRequest) -> None:
+            req = incoming.request
+            sent = req.headers.get("Contact") or ""
+            resp = Response.for_request(
+                req, 200, to_tag="r", headers=[("Contact", sent.split(";")[0] + ";expires=60")]
+            )
+            # the registrar saw us behind a NAT: the client learns a public address from this
+            via = req.headers.get_list("Via")[0].split(";")[0]
+            resp.headers.set("Via", f"{via};branch={req.branch};received=192.0.2.7;rport=4000")
+            incoming.send_response(resp)
+
+        server.on_request("REGISTER", on_register)
+        status = await registration(client, server.local_address[1]).register_once()
+        assert client.public_address == ("192.0.2.7", 4000)
+        assert status.state is RegState.REGISTERED and status.expires == 60
