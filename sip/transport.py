@@ -12,7 +12,7 @@ Both offer the same small surface to :class:`sip.endpoint.SipEndpoint`:
   Content-Length, oversized) is closed: nothing after it can be trusted.
 
 Bounds: a datagram over ``MAX_MESSAGE`` is dropped unread (counted); a stream connection
-buffers at most one message; at most ``max_connections`` streams are kept.
+buffers at most one message; at most ``max_connections`` streams opened by peers are kept.
 """
 
 from __future__ import annotations
@@ -123,6 +123,7 @@ class _Stream(asyncio.Protocol):
     def __init__(self, owner: TcpTransport, peer: Peer | None) -> None:
         self.owner = owner
         self.peer = peer
+        self.accepted = peer is None  # opened by a peer, not by us
         self.framer = StreamFramer()
         self.transport: asyncio.Transport | None = None
 
@@ -197,7 +198,13 @@ class TcpTransport:
 
     def _attach(self, stream: _Stream) -> None:
         assert stream.peer is not None
-        if len(self._streams) >= self.max_connections and stream.transport is not None:
+        # only the connections strangers open count: a flood of them must not stop us from
+        # reaching the registrar (ours are as many as the peers we send to)
+        if (
+            stream.accepted
+            and stream.transport is not None
+            and sum(s.accepted for s in self._streams.values()) >= self.max_connections
+        ):
             stream.transport.close()
             return
         old = self._streams.get(stream.peer)

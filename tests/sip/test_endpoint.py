@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from sip.endpoint import IncomingRequest, SipEndpoint, SipTimeout, SipTransportError
 from sip.message import Response, parse_message
+from sip.transport import TcpTransport
 
 
 @pytest.fixture
@@ -293,3 +294,19 @@ async def test_cancel_goes_where_the_invite_went(pair) -> None:
     await ringing.wait()
     assert (await a.cancel(invite)).status == 200
     assert (await call).status == 487
+
+
+async def test_inbound_connections_at_the_limit_do_not_block_our_own() -> None:
+    async with SipEndpoint("TCP", t1=0.02) as a, SipEndpoint("TCP") as c:
+        assert isinstance(a.transport, TcpTransport)
+        a.transport.max_connections = 2
+        held = [await asyncio.open_connection(*a.local_address) for _ in range(2)]
+        for reader, writer in held:  # each is accepted: a ping comes back as a pong
+            writer.write(b"\r\n\r\n")
+            assert await reader.readexactly(2) == b"\r\n"
+        reader, writer = await asyncio.open_connection(*a.local_address)
+        assert await reader.read() == b""  # a third stranger is turned away
+        writer.close()
+        assert (await a.request(options(a, c))).status == 200
+        for _, writer in held:
+            writer.close()
