@@ -163,7 +163,7 @@ class ServerSide:
             return
         tx = ServerTransaction(req, reliable=self.transport.reliable, t1=self.t1, t2=self.t2)
         incoming = IncomingRequest(self, req, peer, tx)
-        if len(self._servers) >= MAX_SERVER_TRANSACTIONS:
+        if len(self._servers) >= MAX_SERVER_TRANSACTIONS and not self._evict_answered():
             self.stats.overload_503 += 1
             self._server_actions(tx, peer, tx.respond(Response.for_request(req, 503)))
             return
@@ -184,6 +184,16 @@ class ServerSide:
                 incoming.respond(405, headers=[("Allow", ALLOW)])
             return
         self._run(handler, incoming)
+
+    def _evict_answered(self) -> bool:
+        """Make room by forgetting the oldest answered transaction that only waits to absorb
+        retransmissions (timer J, or I after the ACK): on UDP each stays 64*T1, so a steady
+        few hundred NOTIFYs a second would otherwise fill the table with finished work."""
+        for tx, incoming in self._servers.values():
+            if (not tx.invite and tx.answered) or tx.state is State.CONFIRMED:
+                self._server_actions(tx, incoming.peer, tx.transport_error())
+                return True
+        return False
 
     def _unanswered(self, incoming: IncomingRequest) -> None:
         if not incoming.answered:

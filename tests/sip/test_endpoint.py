@@ -12,6 +12,7 @@ import trustme
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sip import incoming as incoming_module
 from sip.endpoint import IncomingRequest, SipEndpoint, SipTimeout, SipTransportError
 from sip.message import Response, parse_message
 from sip.transport import TcpTransport
@@ -310,3 +311,28 @@ async def test_inbound_connections_at_the_limit_do_not_block_our_own() -> None:
         assert (await a.request(options(a, c))).status == 200
         for _, writer in held:
             writer.close()
+
+
+async def test_answered_transactions_make_room_pending_ones_get_503(pair, monkeypatch) -> None:
+    a, b = pair
+    monkeypatch.setattr(incoming_module, "MAX_SERVER_TRANSACTIONS", 3)
+    # answered OPTIONS wait for timer J (64*T1) in the table: they must not crowd out new work
+    for _ in range(5):
+        assert (await a.request(options(a, b))).status == 200
+    assert b.stats.overload_503 == 0
+    release, held = asyncio.Event(), asyncio.Event()
+    pending: list[IncomingRequest] = []
+
+    async def on_info(incoming: IncomingRequest) -> None:
+        pending.append(incoming)
+        if len(pending) == 3:
+            held.set()
+        await release.wait()
+        incoming.respond(200)
+
+    b.on_request("INFO", on_info)
+    infos = [asyncio.create_task(a.request(options(a, b, "INFO"))) for _ in range(3)]
+    await held.wait()
+    assert (await a.request(options(a, b))).status == 503  # all three still being handled
+    release.set()
+    assert [(await t).status for t in infos] == [200, 200, 200]
