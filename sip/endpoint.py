@@ -25,10 +25,11 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from sip.address import NameAddr, SipParseError, SipUri
+from sip.dialog import Dialog, DialogError
 from sip.incoming import MAX_RING, EndpointStats, Handler, IncomingRequest, ServerSide
 from sip.message import (
     Headers,
@@ -48,6 +49,7 @@ from sip.transaction import (
     ClientTransaction,
     Deliver,
     ServerTransaction,
+    State,
     Terminated,
     TimedOut,
     Timer,
@@ -87,6 +89,8 @@ class _Client:
     peer: Peer
     future: asyncio.Future[Response]
     on_provisional: Callable[[Response], None] | None
+    abandoned: bool = False  # the caller of request() gave this INVITE up
+    cancel_sent: bool = False
 
 
 class SipEndpoint(ServerSide):
@@ -308,8 +312,15 @@ class SipEndpoint(ServerSide):
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
-            # the caller gave up: forget the transaction (a late answer is a stray)
-            self._end_client(client)
+            if tx.invite and tx.final is None and tx.state is not State.TERMINATED:
+                # an INVITE lives on until its final answer is ACKed (or its 2xx hung up),
+                # else the phone keeps ringing and retransmits its 487 to nobody
+                client.abandoned = True
+                future.cancel()
+                if tx.state is State.PROCEEDING:
+                    self._cancel_abandoned(client)
+            else:  # forget the transaction: a late answer is a stray
+                self._end_client(client)
             raise
 
     async def cancel(self, invite: Request, dest: Peer | None = None) -> Response:
@@ -327,6 +338,14 @@ class SipEndpoint(ServerSide):
         # §9.1: the CANCEL goes where the INVITE went, also when request() was given a dest
         pending = self._clients.get((invite.branch or "", "INVITE"))
         peer = dest or (pending.peer if pending is not None else await self.resolve(cancel))
+        if pending is not None:
+            # §9.1: no final answer 64*T1 after the CANCEL ends the INVITE (a phone that
+            # answers the CANCEL but never sends its 487 must not hold request() forever)
+            self._arm(
+                pending.tx,
+                ArmTimer(Timer.B, 64 * self.t1),
+                lambda _name, c=pending: self._cancel_expired(c),
+            )
         tx = ClientTransaction(
             cancel, reliable=self.transport.reliable, t1=self.t1, t2=self.t2, t4=self.t4
         )
@@ -335,6 +354,41 @@ class SipEndpoint(ServerSide):
         self._clients[tx.key] = client
         self._client_actions(client, tx.start())
         return await asyncio.shield(future)
+
+    def _cancel_expired(self, client: _Client) -> None:
+        self._timers.pop((id(client.tx), Timer.B), None)
+        if client.tx.final is None:
+            self._client_actions(client, client.tx.transport_error())
+
+    def _cancel_abandoned(self, client: _Client) -> None:
+        if client.cancel_sent:
+            return
+        client.cancel_sent = True
+        self._spawn(lambda: self.cancel(client.tx.request))
+
+    def _hang_up_abandoned(self, client: _Client, resp: Response) -> None:
+        """A 2xx for an INVITE whose caller gave up: ACK it and BYE at once (§15)."""
+        try:
+            dialog = Dialog.as_uac(client.tx.request, resp)
+        except (DialogError, SipParseError):
+            return
+
+        async def hang_up() -> None:
+            await self.send_ack(dialog.ack(resp), client.peer)
+            await self.request(dialog.new_request("BYE"), client.peer)
+
+        self._spawn(hang_up)
+
+    def _spawn(self, work: Callable[[], Awaitable[object]]) -> None:
+        async def run() -> None:
+            try:
+                await work()
+            except (SipError, SipParseError, DialogError, OSError) as exc:
+                log.info("SIP clean-up of an abandoned INVITE failed: %s", exc)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def send_ack(self, ack: Request, dest: Peer | None = None) -> None:
         """Send the ACK of a 2xx (built by :meth:`sip.dialog.Dialog.ack`); it is sent again
@@ -372,6 +426,12 @@ class SipEndpoint(ServerSide):
                 self.transport.send(sent[0], sent[1])
             return
         self._learn_public_address(resp)
+        if client.abandoned:
+            if resp.status < 200:
+                self._cancel_abandoned(client)
+            elif resp.status < 300:
+                self._hang_up_abandoned(client, resp)
+            return
         if resp.status < 200:
             if client.on_provisional is not None:
                 try:

@@ -336,3 +336,90 @@ async def test_answered_transactions_make_room_pending_ones_get_503(pair, monkey
     assert (await a.request(options(a, b))).status == 503  # all three still being handled
     release.set()
     assert [(await t).status for t in infos] == [200, 200, 200]
+
+
+async def test_an_abandoned_invite_is_cancelled_and_its_487_acked(pair) -> None:
+    a, b = pair
+    ringing = asyncio.Event()
+    got: list[IncomingRequest] = []
+
+    def on_invite(incoming: IncomingRequest) -> None:
+        got.append(incoming)
+        incoming.respond(180)
+
+    b.on_request("INVITE", on_invite)
+    call = asyncio.create_task(
+        a.request(options(a, b, "INVITE"), on_provisional=lambda r: ringing.set())
+    )
+    await ringing.wait()
+    call.cancel()  # the caller of request() gives up while the phone rings
+    async with asyncio.timeout(10):
+        await got[0].cancelled.wait()
+        await got[0].acked.wait()  # the 487 came back to a transaction that ACKed it
+    assert got[0].tx is not None and got[0].tx.last_response is not None
+    assert got[0].tx.last_response.status == 487
+    with pytest.raises(asyncio.CancelledError):
+        await call
+
+
+async def test_a_2xx_for_an_abandoned_invite_is_acked_and_hung_up(pair) -> None:
+    a, b = pair
+    acked, hung_up = asyncio.Event(), asyncio.Event()
+
+    def pick_up(incoming: IncomingRequest) -> None:  # as the CANCEL comes: a race we lose
+        incoming.respond(200, headers=[("Contact", f"<sip:b@127.0.0.1:{b.local_address[1]}>")])
+
+    def on_bye(incoming: IncomingRequest) -> None:
+        incoming.respond(200)
+        hung_up.set()
+
+    b.on_request("INVITE", lambda incoming: incoming.respond(180))
+    b.on_request("CANCEL", pick_up)
+    b.on_request("ACK", lambda incoming: acked.set())
+    b.on_request("BYE", on_bye)
+    ringing = asyncio.Event()
+    call = asyncio.create_task(
+        a.request(options(a, b, "INVITE"), on_provisional=lambda r: ringing.set())
+    )
+    await ringing.wait()
+    call.cancel()
+    async with asyncio.timeout(10):
+        await acked.wait()
+        await hung_up.wait()
+
+
+async def test_a_phone_that_never_sends_487_after_cancel_does_not_hold_the_invite(pair) -> None:
+    a, _ = pair
+    loop = asyncio.get_running_loop()
+    answered: list[bytes] = []
+
+    class Phone(asyncio.DatagramProtocol):
+        """Rings, answers the CANCEL 200, and then never sends the INVITE's 487."""
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            req = parse_message(data)
+            if req.method == "INVITE" and not answered:  # type: ignore[union-attr]
+                answered.append(data)
+                resp = Response.for_request(req, 180, to_tag="p")  # type: ignore[arg-type]
+                self.transport.sendto(resp.to_bytes(), addr)  # type: ignore[attr-defined]
+            elif req.method == "CANCEL":  # type: ignore[union-attr]
+                resp = Response.for_request(req, 200, to_tag="p")  # type: ignore[arg-type]
+                self.transport.sendto(resp.to_bytes(), addr)  # type: ignore[attr-defined]
+
+    transport, _ = await loop.create_datagram_endpoint(Phone, local_addr=("127.0.0.1", 0))
+    try:
+        port = transport.get_extra_info("sockname")[1]
+        invite = a.new_request("INVITE", f"sip:p@127.0.0.1:{port}", "<sip:a@127.0.0.1>")
+        ringing = asyncio.Event()
+        call = asyncio.create_task(a.request(invite, on_provisional=lambda r: ringing.set()))
+        async with asyncio.timeout(10):
+            await ringing.wait()
+            assert (await a.cancel(invite)).status == 200
+            with pytest.raises(SipTimeout):
+                await call
+        assert (invite.branch, "INVITE") not in a._clients
+    finally:
+        transport.close()
