@@ -308,7 +308,11 @@ class SipEndpoint(ServerSide):
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         client = _Client(tx, peer, future, on_provisional)
         self._clients[tx.key] = client
-        self._client_actions(client, tx.start())
+        try:
+            self._client_actions(client, tx.start())
+        except ValueError:  # a header that cannot be printed (a line break in it)
+            self._end_client(client)
+            raise
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:

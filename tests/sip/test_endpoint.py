@@ -423,3 +423,12 @@ async def test_a_phone_that_never_sends_487_after_cancel_does_not_hold_the_invit
         assert (invite.branch, "INVITE") not in a._clients
     finally:
         transport.close()
+
+
+async def test_a_request_that_cannot_be_printed_raises_and_leaves_nothing_behind(pair) -> None:
+    a, b = pair
+    req = options(a, b)
+    req.headers.add("Subject", "hello\r\nContact: <sip:evil@h>")
+    with pytest.raises(ValueError, match="CR, LF or NUL"):
+        await a.request(req)
+    assert not a._clients and not a._timers
