@@ -280,8 +280,13 @@ class SipEndpoint(ServerSide):
         port = uri.port or default
         if host.startswith("["):
             return host[1:-1], port
+        # the family of our socket: a name with an AAAA record first must not pick an address
+        # an IPv4 socket cannot send to (the request would wait for timer B/F in silence)
+        family = socket.AF_INET6 if ":" in self.transport.host else socket.AF_INET
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, family=family, type=socket.SOCK_DGRAM
+            )
         except OSError as exc:
             raise SipTransportError(f"cannot resolve {host} ({exc.strerror or exc})") from exc
         return infos[0][4][0], port

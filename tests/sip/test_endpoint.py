@@ -432,3 +432,22 @@ async def test_a_request_that_cannot_be_printed_raises_and_leaves_nothing_behind
     with pytest.raises(ValueError, match="CR, LF or NUL"):
         await a.request(req)
     assert not a._clients and not a._timers
+
+
+async def test_a_name_with_an_ipv6_address_first_resolves_to_the_family_of_our_socket(
+    pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = pair
+    loop = asyncio.get_running_loop()
+    port = b.local_address[1]
+
+    async def getaddrinfo(host: str, port_: int, *, family: int = 0, **kw: object) -> list:
+        infos = [
+            (socket.AF_INET6, socket.SOCK_DGRAM, 17, "", ("::1", port_, 0, 0)),
+            (socket.AF_INET, socket.SOCK_DGRAM, 17, "", ("127.0.0.1", port_)),
+        ]
+        return [i for i in infos if family in (0, i[0])]
+
+    monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
+    req = a.new_request("OPTIONS", f"sip:b@dual.example:{port}", "<sip:a@127.0.0.1>")
+    assert await a.resolve(req) == ("127.0.0.1", port)
