@@ -416,7 +416,8 @@ class SipEndpoint(ServerSide):
             if isinstance(action, Transmit):
                 self.transport.send(action.message.to_bytes(), client.peer)
             elif isinstance(action, ArmTimer):
-                self._arm(tx, action, lambda name, c=client: self._client_timer(c, name))
+                if tx.state is not State.TERMINATED:  # a send may fail it on the spot
+                    self._arm(tx, action, lambda name, c=client: self._client_timer(c, name))
             elif isinstance(action, Deliver):
                 self._deliver(client, action)
             elif isinstance(action, TimedOut):

@@ -56,6 +56,7 @@ class UdpTransport(asyncio.DatagramProtocol):
         self.stats = TransportStats()
         self._transport: asyncio.DatagramTransport | None = None
         self._last_peer: Peer | None = None
+        self._sending: Peer | None = None  # set while sendto runs: its own error is for it
         self._errqueue: socket.socket | None = None
 
     async def open(self) -> None:
@@ -101,6 +102,9 @@ class UdpTransport(asyncio.DatagramProtocol):
                     peers.append(peer)
         elif self._last_peer is not None:  # no error queue: the peer we wrote to last
             peers.append(self._last_peer)
+        if not peers and self._sending is not None:
+            # sendto itself failed (no route, wrong address family): nothing was queued
+            peers.append(self._sending)
         for peer in peers:
             self.on_lost(peer, f"port unreachable (ICMP, {type(exc).__name__})")
 
@@ -110,7 +114,11 @@ class UdpTransport(asyncio.DatagramProtocol):
             return
         self._last_peer = peer
         self.stats.sent += 1
-        self._transport.sendto(data, peer)
+        self._sending = peer
+        try:
+            self._transport.sendto(data, peer)
+        finally:
+            self._sending = None
 
     async def close(self) -> None:
         if self._transport is not None:

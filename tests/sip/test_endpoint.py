@@ -451,3 +451,13 @@ async def test_a_name_with_an_ipv6_address_first_resolves_to_the_family_of_our_s
     monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
     req = a.new_request("OPTIONS", f"sip:b@dual.example:{port}", "<sip:a@127.0.0.1>")
     assert await a.resolve(req) == ("127.0.0.1", port)
+
+
+async def test_a_send_that_fails_at_once_fails_the_request_at_once(pair) -> None:
+    a, _ = pair
+    req = a.new_request("OPTIONS", "sip:x@127.0.0.1", "<sip:a@127.0.0.1>")
+    # an IPv6 destination for an IPv4 socket: sendto fails locally, no ICMP ever comes
+    with pytest.raises(SipTransportError):
+        async with asyncio.timeout(10):
+            await a.request(req, ("::1", 5060))
+    assert not a._clients and not a._timers
