@@ -86,8 +86,10 @@ class IncomingRequest:
     def send_response(self, response: Response) -> None:
         if self.tx is None:
             raise ValueError("an ACK is not answered")
-        if self.tx.answered:
-            return  # a late answer after CANCEL/500: the transaction is already final
+        if self.tx.answered or self.tx.state is State.TERMINATED:
+            # a late answer after CANCEL/500, or after the peer's connection went away: the
+            # transaction is over and there is no one to send it to
+            return
         self.endpoint._server_actions(self.tx, self.peer, self.tx.respond(response))
 
 

@@ -461,3 +461,36 @@ async def test_a_send_that_fails_at_once_fails_the_request_at_once(pair) -> None
         async with asyncio.timeout(10):
             await a.request(req, ("::1", 5060))
     assert not a._clients and not a._timers
+
+
+async def test_an_answer_after_the_peer_went_away_is_dropped_not_raised() -> None:
+    a = SipEndpoint("TCP")
+    async with SipEndpoint("TCP") as b:
+        seen, release, lost = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        finished = asyncio.Event()
+        outcome: list[object] = []
+
+        async def on_info(incoming: IncomingRequest) -> None:
+            seen.set()
+            await release.wait()
+            try:
+                incoming.respond(180)
+                incoming.respond(200)
+                outcome.append("dropped")
+            except Exception as exc:
+                outcome.append(exc)
+            finished.set()
+
+        b.on_request("INFO", on_info)
+        b.on_lost(lambda peer, reason: lost.set())
+        await a.start()
+        call = asyncio.create_task(a.request(options(a, b, "INFO")))
+        async with asyncio.timeout(10):
+            await seen.wait()
+            await a.close()  # the PBX's connection goes away while we work on its request
+            await lost.wait()
+            release.set()
+            await finished.wait()
+        assert outcome == ["dropped"] and not b._servers
+        with pytest.raises(SipTransportError):
+            await call
