@@ -289,7 +289,10 @@ class SipEndpoint(ServerSide):
             )
         except OSError as exc:
             raise SipTransportError(f"cannot resolve {host} ({exc.strerror or exc})") from exc
-        return infos[0][4][0], port
+        peer = infos[0][4][0], port
+        if isinstance(self.transport, TcpTransport) and peer[0] != host:
+            self.transport.name_peer(peer, host)
+        return peer
 
     # --- client side -------------------------------------------------------------------------
 

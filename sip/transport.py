@@ -195,6 +195,7 @@ class TcpTransport:
         self._server: asyncio.Server | None = None
         self._streams: dict[Peer, _Stream] = {}
         self._connecting: dict[Peer, list[bytes]] = {}
+        self._names: dict[Peer, str] = {}  # the host name a peer's address was resolved from
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def open(self) -> None:
@@ -249,7 +250,11 @@ class TcpTransport:
                     peer[0],
                     peer[1],
                     ssl=self.client_ssl,
-                    server_hostname=(self.server_hostname or peer[0]) if self.client_ssl else None,
+                    server_hostname=(
+                        (self.server_hostname or self._names.get(peer) or peer[0])
+                        if self.client_ssl
+                        else None
+                    ),
                 )
         except (OSError, TimeoutError, ssl.SSLError) as exc:
             self._connecting.pop(peer, None)
@@ -274,6 +279,13 @@ class TcpTransport:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+
+    def name_peer(self, peer: Peer, hostname: str) -> None:
+        """TLS checks the certificate of ``peer`` for ``hostname`` (the name in the URI we
+        resolved), not for its IP address: a PBX's certificate names its host."""
+        if len(self._names) >= 1024:
+            self._names.clear()
+        self._names[peer] = hostname
 
     def drop(self, peer: Peer) -> None:
         """Close the connection with ``peer`` (tests: a registrar that resets)."""

@@ -494,3 +494,26 @@ async def test_an_answer_after_the_peer_went_away_is_dropped_not_raised() -> Non
         assert outcome == ["dropped"] and not b._servers
         with pytest.raises(SipTransportError):
             await call
+
+
+async def test_tls_checks_the_certificate_for_the_host_name_we_resolved(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("pbx.example.test").configure_cert(server_ctx)  # names its host, not an IP
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    loop = asyncio.get_running_loop()
+
+    async def getaddrinfo(host: str, port: int, **kw: object) -> list:
+        assert host == "pbx.example.test"
+        return [(socket.AF_INET, socket.SOCK_DGRAM, 17, "", ("127.0.0.1", port))]
+
+    async with SipEndpoint("TLS", server_ssl=server_ctx) as b, SipEndpoint(
+        "TLS", client_ssl=client_ctx
+    ) as a:
+        monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
+        port = b.local_address[1]
+        req = a.new_request("OPTIONS", f"sip:b@pbx.example.test:{port}", "<sip:a@127.0.0.1>")
+        assert (await a.request(req)).status == 200
