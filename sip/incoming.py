@@ -210,6 +210,8 @@ class ServerSide:
         inv_incoming = invite[1]
         # §9.2: the CANCEL's 200 carries the To tag of the INVITE's responses
         incoming.respond(200, to_tag=inv_incoming.to_tag)
+        if inv_incoming.answered:
+            return  # §9.2: a CANCEL of an INVITE already answered has no effect
         inv_incoming.cancel_request = incoming.request
         inv_incoming.cancelled.set()
         handler = self._handlers.get("CANCEL")

@@ -517,3 +517,20 @@ async def test_tls_checks_the_certificate_for_the_host_name_we_resolved(
         port = b.local_address[1]
         req = a.new_request("OPTIONS", f"sip:b@pbx.example.test:{port}", "<sip:a@127.0.0.1>")
         assert (await a.request(req)).status == 200
+
+
+async def test_a_cancel_after_the_final_answer_has_no_effect(pair) -> None:
+    a, b = pair
+    got: list[IncomingRequest] = []
+    cancels: list[IncomingRequest] = []
+
+    def on_invite(incoming: IncomingRequest) -> None:
+        got.append(incoming)
+        incoming.respond(486)
+
+    b.on_request("INVITE", on_invite)
+    b.on_request("CANCEL", cancels.append)
+    invite = options(a, b, "INVITE")
+    assert (await a.request(invite)).status == 486
+    assert (await a.cancel(invite, b.local_address)).status == 200  # crossed on the wire
+    assert not got[0].cancelled.is_set() and not cancels
