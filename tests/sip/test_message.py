@@ -292,3 +292,9 @@ def test_a_lone_cr_or_nul_in_the_head_is_a_parse_error() -> None:
         data = INVITE.replace(b"Max-Forwards: 70\r\n", b"Max-Forwards: 70\r\n" + bad)
         with pytest.raises(SipParseError, match="CR or NUL"):
             parse_message(data)
+
+
+def test_a_password_in_a_uri_stays_out_of_its_repr() -> None:
+    uri = SipUri.parse("sip:100:s3cret@pbx.example")
+    assert uri.password == "s3cret" and str(uri) == "sip:100:s3cret@pbx.example"
+    assert "s3cret" not in repr(uri) and "s3cret" not in repr(NameAddr(uri))
