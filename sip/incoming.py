@@ -137,10 +137,12 @@ class ServerSide:
         vias = req.headers.get_list("Via")
         via = Via.parse(vias[0])
         changed = False
-        if via.host.strip("[]") != peer[0]:
+        wants_rport = "rport" in via.params and via.params["rport"] is None
+        # RFC 3581 §4: with rport, received is added even when it equals the sent-by host
+        if wants_rport or via.host.strip("[]") != peer[0]:
             via.params["received"] = peer[0]
             changed = True
-        if "rport" in via.params and via.params["rport"] is None:
+        if wants_rport:
             via.params["rport"] = str(peer[1])
             changed = True
         if changed:

@@ -50,6 +50,7 @@ async def test_handler_answers_and_unknown_method_gets_405(pair) -> None:
     resp = await a.request(options(a, b, "NOTIFY"))
     assert resp.status == 200 and resp.headers.get("X-Seen") == "1"
     assert seen[0].request.top_via.params["rport"] == str(a.local_address[1])
+    assert seen[0].request.top_via.params["received"] == "127.0.0.1"  # RFC 3581 §4, always
     assert (await a.request(options(a, b, "MESSAGE"))).status == 405
 
 
