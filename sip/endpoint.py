@@ -392,9 +392,6 @@ class SipEndpoint(ServerSide):
         self._spawn(hang_up)
 
     def _spawn(self, work: Callable[[], Awaitable[object]]) -> None:
-        if not self._open:
-            return  # closing: nothing more goes out
-
         async def run() -> None:
             try:
                 await work()
