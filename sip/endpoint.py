@@ -385,9 +385,9 @@ class SipEndpoint(ServerSide):
         except (DialogError, SipParseError):
             return
 
-        async def hang_up() -> None:
-            await self.send_ack(dialog.ack(resp), client.peer)
-            await self.request(dialog.new_request("BYE"), client.peer)
+        async def hang_up() -> None:  # routed by the dialog: its Route set, else the Contact
+            await self.send_ack(dialog.ack(resp))
+            await self.request(dialog.new_request("BYE"))
 
         self._spawn(hang_up)
 
