@@ -280,6 +280,15 @@ class GsmModemConfig:
 
 
 @dataclass
+class ReportsConfig:
+    # The office's time zone for report periods (days, weeks, DST); empty: the office hours'
+    # zone (routing settings) when set, else sms.timezone.
+    timezone: str = ""
+    # A missed call counts as called back in time within this many minutes.
+    callback_sla_minutes: float = 15.0
+
+
+@dataclass
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -293,6 +302,7 @@ class Config:
     fax: list[FaxLineConfig] = field(default_factory=list)
     sms: SmsConfig = field(default_factory=SmsConfig)
     gsm: list[GsmModemConfig] = field(default_factory=list)
+    reports: ReportsConfig = field(default_factory=ReportsConfig)
     # Where the values came from: the file, or "<defaults>".
     source: str = "<defaults>"
     base_dir: Path = field(default_factory=Path.cwd)
@@ -537,9 +547,26 @@ def _validate(config: Config) -> None:
             (fax.speed >= 0, f"fax[{i}].speed must not be negative"),
         ]
     checks += _sms_checks(config)
+    checks += _reports_checks(config)
     for ok, message in checks:
         if not ok:
             raise ConfigError(f"{src}: {message}")
+
+
+def _reports_checks(config: Config) -> list[tuple[bool, str]]:
+    import zoneinfo
+
+    reports = config.reports
+    zone_ok = True
+    if reports.timezone:
+        try:
+            zoneinfo.ZoneInfo(reports.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            zone_ok = False
+    return [(zone_ok, f"reports.timezone {reports.timezone!r} is not a time zone such as "
+                      "Europe/Moscow"),
+            (0 < reports.callback_sla_minutes <= 10080,
+             "reports.callback_sla_minutes must be between 0 and 10080 (a week)")]
 
 
 def _valid_window(start: str, end: str) -> bool:

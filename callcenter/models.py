@@ -11,6 +11,7 @@ class Role(enum.StrEnum):
     SECRETARY = "secretary"
     MANAGER = "manager"
     ADMIN = "admin"
+    SUPERVISOR = "supervisor"  # sees every report (and otherwise what a secretary sees)
 
 
 class ClientKind(enum.StrEnum):

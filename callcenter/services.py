@@ -11,6 +11,7 @@ from callcenter.bus import EventBus
 from callcenter.clients import ClientService
 from callcenter.config import Config
 from callcenter.matching import CallerMatcher
+from callcenter.reports.service import ReportService
 from callcenter.routing.service import RoutingService
 from callcenter.store.base import Store
 from callcenter.users.service import UserService
@@ -47,6 +48,21 @@ class Services:
         users = UserService(self.store, self.audit)
         users.on_change = self.routing.rebuild  # groups count enabled secretaries only
         return users
+
+    @cached_property
+    def reports(self) -> ReportService:
+        """Reports over the call log, tasks, SMS and faxes; periods in the office's zone."""
+        settings = self.config.reports
+
+        def timezone() -> str:
+            hours = self.routing.hours
+            return settings.timezone or (hours.timezone if hours else self.config.sms.timezone)
+
+        return ReportService(self.store, timezone=timezone,
+                             callback_sla_minutes=settings.callback_sla_minutes,
+                             office_hours=lambda: self.routing.hours,
+                             managers_see_all_clients=(
+                                 self.config.console.managers_see_all_clients))
 
     @cached_property
     def routing(self) -> RoutingService:

@@ -16,6 +16,7 @@ from ui.api import (
     clients,
     faxes,
     lines,
+    reports,
     routing,
     session,
     sms,
@@ -274,4 +275,13 @@ ROUTES += [
              "The report as CSV (spreadsheet-safe cells)", "campaigns",
              extra={"responses": {"200": {"description": "CSV", "content": {
                  "text/csv": {}}}, "default": {"description": "error"}}}),
+]
+
+ROUTES += [
+    ApiRoute("GET", "/api/reports", reports.list_reports,
+             "The reports the user may open, their groupings and the office time zone",
+             "reports"),
+    ApiRoute("GET", "/api/reports/{name}", reports.get_report,
+             "One report: columns, rows, totals, chart and sections, filtered", "reports",
+             None, None, reports.ReportQuery, extra=reports.REPORT_OPENAPI),
 ]

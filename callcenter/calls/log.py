@@ -84,6 +84,7 @@ def call_row(call: LiveCall) -> dict[str, Any]:
         "handled_by_pbx": int(call.handled_by_pbx),
         "ivr_seconds": call.ivr_seconds,
         "answered_by_outside": int(call.answered_by_outside),
+        "queue": call.queue,
     }
 
 

@@ -84,12 +84,14 @@ LOAD = ReportSpec(
 
 SMS = ReportSpec(
     ReportName.SMS,
+    # opted_out: recipients who opted out after this campaign's message; skipped_opted_out:
+    # recipients already on the do-not-send list (never sent)
     (col("campaign_id"), col("campaign", T), col("state", L), col("recipients"), col("sent"),
-     col("delivered"), col("failed"), col("opted_out"), col("replies"),
-     col("delivered_rate", P)),
+     col("delivered"), col("failed"), col("opted_out"), col("skipped_opted_out"),
+     col("replies"), col("delivered_rate", P)),
     ChartSpec(ChartKind.BAR, "campaign", ("sent", "delivered", "failed", "opted_out",
                                           "replies")),
-    (Grouping.NONE,),
+    (Grouping.DAY, Grouping.HOUR, Grouping.WEEK, Grouping.MONTH, Grouping.NONE),  # "volume"
     {"per_modem": (col("modem", T), col("sent"), col("delivered"), col("failed"),
                    col("received"), col("failure_rate", P)),
      "volume": (BUCKET, col("sms_out"), col("sms_in"), col("sms_failed"))},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from callcenter.errors import PermissionDenied, ValidationError
@@ -22,10 +22,8 @@ ALLOWED: dict[Role, frozenset[ReportName]] = {
                                ReportName.CLIENT_SUMMARY}),
     Role.MANAGER: frozenset({ReportName.CALLS_BY_MANAGER, ReportName.MISSED_CALLS,
                              ReportName.CLIENT_SUMMARY}),
+    Role.SUPERVISOR: frozenset(ReportName),
 }
-SUPERVISOR = getattr(Role, "SUPERVISOR", None)
-if SUPERVISOR is not None:
-    ALLOWED[SUPERVISOR] = frozenset(ReportName)
 
 
 def reports_for(user: User) -> list[ReportName]:
@@ -39,6 +37,9 @@ class Scope:
     """What a manager's report is narrowed to: their own figures, their clients' calls."""
 
     manager_id: int | None = None  # None: no narrowing
+    # a manager's client summary only for their own clients (unless the office lets
+    # managers see every client: console.managers_see_all_clients)
+    own_clients_only: bool = False
 
 
 def report_name(text: str) -> ReportName:
@@ -57,12 +58,17 @@ class ReportService:
     def __init__(self, store: Any, *, timezone: Callable[[], str],
                  callback_sla_minutes: float = 15.0,
                  office_hours: Callable[[], Any] = lambda: None,
+                 managers_see_all_clients: bool = False,
                  now: Callable[[], datetime] | None = None) -> None:
-        self._store = store
+        self.store = store
         self._timezone = timezone
         self.callback_sla_minutes = callback_sla_minutes
-        self._hours = office_hours
+        self.office_hours = office_hours
+        self.managers_see_all_clients = managers_see_all_clients
         self._now = now
+
+    def now(self) -> datetime:
+        return self._now() if self._now is not None else datetime.now(UTC)
 
     @property
     def timezone(self) -> str:
@@ -78,7 +84,8 @@ class ReportService:
             raise PermissionDenied(f"the {name.value} report is not available to "
                                    f"{user.role.value}s")
         if user.role is Role.MANAGER:
-            return Scope(manager_id=user.id)
+            return Scope(manager_id=user.id,
+                         own_clients_only=not self.managers_see_all_clients)
         return Scope()
 
     async def run(self, user: User, name: ReportName, f: ReportFilter) -> ReportResult:

@@ -113,6 +113,10 @@ class OfficeHours:
             out.append((a.astimezone(UTC), b.astimezone(UTC)))
         return tuple(out)
 
+    def open_intervals(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
+        """The day's opening intervals as UTC instants (reports bucket by them)."""
+        return self._intervals(day)
+
     def is_open(self, at: datetime) -> bool:
         local = at.astimezone(self.zone)
         return any(a <= at < b for a, b in self._intervals(local.date()))

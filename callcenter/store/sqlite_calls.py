@@ -33,14 +33,15 @@ _CALL_COLUMNS = (
     "client_id", "contact_id", "candidates", "state", "reason", "cause", "answered_by_user",
     "answered_by_ext", "user_id", "rang", "ringing_at", "answered_at", "ended_at",
     "ring_seconds", "talk_seconds", "transfers", "users", "handled_by_pbx", "ivr_seconds",
-    "answered_by_outside", "withheld_raw",
+    "answered_by_outside", "withheld_raw", "queue",
 )
 _CALL_JSON = {"candidates", "rang", "transfers", "users"}
 _NOT_YET = "9999-12-31T00:00:00+00:00"  # a recording whose call is still going on
 # A call re-adopted after a restart is the same call: the first ringing and answer times
 # stored win over the later sightings.
 _FIRST_WINS = {"ringing_at": "calls.ringing_at",
-               "answered_at": "COALESCE(calls.answered_at, excluded.answered_at)"}
+               "answered_at": "COALESCE(calls.answered_at, excluded.answered_at)",
+               "queue": "COALESCE(excluded.queue, calls.queue)"}
 # Once withheld, always withheld: a later sighting (a re-adoption after a restart that did
 # not learn it again) never brings the number, name or client back.
 _WITHHELD_STAYS = {"withheld": "MAX(calls.withheld, excluded.withheld)"} | {

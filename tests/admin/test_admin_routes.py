@@ -86,6 +86,8 @@ NON_ADMIN = {
     ("POST", "/api/campaigns/{id}/cancel"),
     ("GET", "/api/campaigns/{id}/progress"),
     ("GET", "/api/campaigns/{id}/report.csv"),
+    # reports: rights per report and role in the service (tests/reports/test_rights.py)
+    ("GET", "/api/reports"), ("GET", "/api/reports/{name}"),
 }
 
 

@@ -6,7 +6,7 @@ import { t } from '../i18n.js';
 import { errorText, toast } from '../widgets.js';
 import { section, table } from './shared.js';
 
-const ROLES = ['secretary', 'manager', 'admin'];
+const ROLES = ['secretary', 'manager', 'supervisor', 'admin'];
 const HEAD = ['users.login', 'users.name', 'users.role', 'users.extension', 'users.state', ''];
 
 // A password the admin hands on: made in the browser, so the server never sends one back.
