@@ -12,7 +12,7 @@ function yearAgo(end) {
 }
 
 export function clientSummarySection(client) {
-  const box = h('dl', { class: 'details client-summary', dataset: { role: 'client-summary' } });
+  const box = h('dl', { class: 'client-summary', dataset: { role: 'client-summary' } });
   const panel = h('section', { class: 'panel', hidden: true }, h('h2', {}, t('reports.client.title')), box);
   (async () => {
     const list = await reportList();
