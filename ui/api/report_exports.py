@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -45,6 +45,10 @@ async def export_xlsx(request: Request) -> Response:
 
 
 class ScheduleBody(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "name": "Monday digest", "reports": ["missed_calls", "load"],
+        "recipients": ["boss@example.com"], "frequency": "weekly", "time_of_day": "08:00",
+        "weekday": 0, "period": "last_7_days", "language": "en", "enabled": True}]})
     name: Short
     reports: Annotated[list[Annotated[str, StringConstraints(max_length=40)]],
                        Field(max_length=10)]
@@ -60,6 +64,9 @@ class ScheduleBody(Body):
 
 
 class SmtpBody(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "host": "mail.example.com", "port": 587, "user": "reports", "password": "secret",
+        "starttls": True, "from_address": "reports@example.com"}]})
     host: Annotated[str, StringConstraints(strip_whitespace=True, max_length=253)] | None = None
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
     user: Short | None = None
