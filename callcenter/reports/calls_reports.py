@@ -19,10 +19,11 @@ Definitions (the known-answer tests compute the same from their own rows):
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import json
+from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +32,7 @@ from callcenter.reports.engine import Context, ratio, result
 from callcenter.reports.model import Grouping, Table
 from callcenter.reports.periods import percentile, utc_text
 from callcenter.reports.registry import LOAD_BY, OPEN_CALLBACKS
+from callcenter.store.sqlite_reports import OUTCOME_ANSWERED, OUTCOME_PBX, OUTCOME_UNANSWERED
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MISS_KINDS = ("abandoned", "no_answer", "after_hours", "other_missed")
@@ -91,53 +93,50 @@ CBM_FIELDS = ("ringing_at", "direction", "answered_at", "answered_by_user", "use
 
 
 async def calls_by_manager(ctx: Context) -> Any:
-    rows = await ctx.store.report_calls(ctx.call_where(users=()), CBM_FIELDS)
+    rows = await ctx.store.report_calls(ctx.call_where(users=(), only="worked"), CBM_FIELDS)
     by_user = ctx.grouping is Grouping.USER
     buckets = ctx.buckets()
+    bounds, labels, last = buckets.bounds, buckets.labels, len(buckets.labels)
     wanted = set(ctx.user_filter)
-    counts: Callable[[int | None], bool] = (
-        (lambda u: u in wanted) if wanted else (lambda u: by_user is False or u is not None))
     ext_user = ctx.ext_users()
     stats: dict[Any, _Agent] = defaultdict(_Agent)
+    parse = datetime.fromisoformat
     for ringing_at, direction, answered_at, answered_by, placed_by, manager, talk, transfers \
             in rows:
-        key_of: Callable[[int | None], Any]
-        if by_user:
-            def key_of(u: int | None) -> Any:
-                return u
-        else:
-            i = buckets.index(ringing_at)
-            if i < 0:
+        # the row's key: the user a figure belongs to, or the time bucket for every figure
+        label = None
+        if not by_user:
+            i = bisect_right(bounds, ringing_at) - 1
+            if not 0 <= i < last:
                 continue
-            label = buckets.labels[i]
-
-            def key_of(u: int | None, label: str = label) -> Any:
-                return label
-        if direction == "inbound" and answered_at is not None:
-            if counts(answered_by):
-                s = stats[key_of(answered_by)]
+            label = labels[i]
+        if direction == "inbound":
+            if (answered_by is not None or not by_user) and (not wanted
+                                                             or answered_by in wanted):
+                s = stats[answered_by if label is None else label]
                 s.inbound_answered += 1
-                s.waits.append(_wait(ringing_at, answered_at))
+                s.waits.append(max(0.0, (parse(answered_at)
+                                         - parse(ringing_at)).total_seconds()))
                 s.talk += talk or 0.0
-            if manager is not None and counts(manager):
-                s = stats[key_of(manager)]
+            if manager is not None and (not wanted or manager in wanted):
+                s = stats[manager if label is None else label]
                 s.own_calls += 1
                 s.own_answered += answered_by == manager
-        elif direction == "outbound" and counts(placed_by):
-            s = stats[key_of(placed_by)]
+        elif (placed_by is not None or not by_user) and (not wanted or placed_by in wanted):
+            s = stats[placed_by if label is None else label]
             s.outbound += 1
             if answered_at is not None:
                 s.outbound_answered += 1
                 s.talk += talk or 0.0
-        if transfers and transfers != "[]":
+        if transfers != "[]" and transfers:
             for t in json.loads(transfers):
                 if t.get("result") != "success":
                     continue
                 giver, taker = ext_user.get(t.get("from") or ""), ext_user.get(t.get("to") or "")
-                if giver is not None and counts(giver):
-                    stats[key_of(giver)].made += 1
-                if taker is not None and counts(taker):
-                    stats[key_of(taker)].received += 1
+                if giver is not None and (not wanted or giver in wanted):
+                    stats[giver if label is None else label].made += 1
+                if taker is not None and (not wanted or taker in wanted):
+                    stats[taker if label is None else label].received += 1
     total = _Agent()
     out: list[tuple[Any, ...]] = []
     if by_user:
@@ -197,13 +196,22 @@ async def missed_calls(ctx: Context) -> Any:
         i = buckets.index(ringing_at)
         return buckets.labels[i] if i >= 0 else None
 
-    for ringing_at, answered_at, pbx, state, reason, line in await ctx.store.report_calls(
-            where, MISSED_FIELDS):
+    # every inbound call counts in its bucket; only those no person answered are read
+    hourly = by_line or all(b[13:] == ":00:00.000+00:00" for b in buckets.bounds)
+    if hourly:
+        for hour, line, n in await ctx.store.report_hour_counts(where):
+            k = key(f"{hour}:00:00.000+00:00", line)
+            if k is not None:
+                stats[k].inbound += n
+    rows = await ctx.store.report_calls(
+        where if not hourly else dataclasses.replace(where, only="unanswered"), MISSED_FIELDS)
+    for ringing_at, answered_at, pbx, state, reason, line in rows:
         k = key(ringing_at, line)
         if k is None:
             continue
         s = stats[k]
-        s.inbound += 1
+        if not hourly:
+            s.inbound += 1
         kind = miss_kind(ctx, ringing_at, answered_at, pbx, state, reason)
         if kind is not None:
             s.kinds[kind] += 1
@@ -242,77 +250,83 @@ async def _open_callbacks(ctx: Context) -> Table:
 
 # -- load --------------------------------------------------------------------------------------
 
-LOAD_FIELDS = ("ringing_at", "ended_at", "direction", "answered_at", "handled_by_pbx",
-               "state", "reason", "line", "called", "queue", "talk_seconds")
+LOAD_FIELDS = ("ringing_at", "ended_at", "direction", "outcome", "line", "called", "queue",
+               "talk_seconds")
 
 
-@dataclass
-class _Load:
-    calls: int = 0
-    inbound: int = 0
-    outbound: int = 0
-    answered: int = 0
-    missed: int = 0
-    talk: float = 0.0
-    ends: list[str] = field(default_factory=list)  # heap of the ends of calls going on
-    peak: int = 0
-    peak_at: str | None = None
-
-    def add_call(self, ringing_at: str, ended_at: str | None, direction: str,
-                 answered: bool, missed: bool, talk: float | None) -> None:
-        self.calls += 1
-        self.inbound += direction == "inbound"
-        self.outbound += direction == "outbound"
-        self.answered += answered
-        self.missed += missed
-        self.talk += talk or 0.0
-        if ended_at is None:
-            return  # going on, or its end was never seen: no interval to count
-        ends = self.ends
-        while ends and ends[0] <= ringing_at:
-            heapq.heappop(ends)
-        heapq.heappush(ends, ended_at)
-        if len(ends) > self.peak:
-            self.peak, self.peak_at = len(ends), ringing_at
-
-    def row(self, label: str) -> tuple[Any, ...]:
-        return (label, self.calls, self.inbound, self.outbound, self.answered, self.missed,
-                self.talk, self.peak, self.peak_at)
+def _peak(ends: list[str], state: list[Any], ringing_at: str, ended_at: str) -> None:
+    """One more call in a sweep over calls by start: ``ends`` is the heap of the ends of
+    those going on; ``state`` is [peak, peak at]. A call that ends as another starts does
+    not overlap it."""
+    while ends and ends[0] <= ringing_at:
+        heapq.heappop(ends)
+    heapq.heappush(ends, ended_at)
+    if len(ends) > state[0]:
+        state[0], state[1] = len(ends), ringing_at
 
 
 async def load(ctx: Context) -> Any:
     hours = ctx.period.buckets(Grouping.HOUR)
+    bounds, last = hours.bounds, len(hours.labels)
     cell_of = [(s.weekday(), s.hour) for s in hours.starts]
     cells: dict[tuple[int, int], list[int]] = {(d, h): [0, 0, 0] for d in range(7)
                                                for h in range(24)}
-    overall = _Load()
-    per: dict[str, dict[str, _Load]] = {"per_line": defaultdict(_Load),
-                                        "per_did": defaultdict(_Load),
-                                        "per_queue": defaultdict(_Load)}
-    lines, dids, queues = per["per_line"], per["per_did"], per["per_queue"]
-    for (ringing_at, ended_at, direction, answered_at, pbx, state, reason, line, called,
-         queue, talk) in await ctx.store.report_calls(ctx.call_where(), LOAD_FIELDS):
-        i = hours.index(ringing_at)
-        if i < 0:
+    cell_list = [cells[c] for c in cell_of]
+    # (line, DID, queue, direction, answered, missed) -> [calls, talk]: one update a call;
+    # the per-line, per-DID and per-queue tables are sums over it
+    kinds: dict[tuple[Any, ...], list[Any]] = {}
+    # concurrent calls: overall and per line (the trunks' capacity)
+    ends: dict[str | None, list[str]] = defaultdict(list)
+    peaks: dict[str | None, list[Any]] = defaultdict(lambda: [0, None])
+    opening = ctx.opening()
+    for ringing_at, ended_at, direction, outcome, line, called, queue, talk in \
+            await ctx.store.report_calls(ctx.call_where(), LOAD_FIELDS):
+        i = bisect_right(bounds, ringing_at) - 1
+        if not 0 <= i < last:
             continue
-        answered = answered_at is not None
-        missed = direction == "inbound" and miss_kind(
-            ctx, ringing_at, answered_at, pbx, state, reason) is not None
-        cell = cells[cell_of[i]]
+        inbound = direction == "inbound"
+        answered = outcome == OUTCOME_ANSWERED
+        # miss_kind() inline: ended unanswered, and not the PBX's own while open
+        missed = inbound and (outcome == OUTCOME_UNANSWERED or (
+            outcome == OUTCOME_PBX and opening is not None
+            and not bisect_right(opening, ringing_at) & 1))
+        cell = cell_list[i]
         cell[0] += 1
         cell[1] += answered
         cell[2] += missed
-        overall.add_call(ringing_at, ended_at, direction, answered, missed, talk)
-        lines[line].add_call(ringing_at, ended_at, direction, answered, missed, talk)
-        if direction == "inbound" and called:
-            dids[called].add_call(ringing_at, ended_at, direction, answered, missed, talk)
-        if queue:
-            queues[queue].add_call(ringing_at, ended_at, direction, answered, missed, talk)
+        key = (line, called if inbound else None, queue, direction, answered, missed)
+        found = kinds.get(key)
+        if found is None:
+            kinds[key] = [1, talk or 0.0]
+        else:
+            found[0] += 1
+            if talk:
+                found[1] += talk
+        if ended_at is not None:  # going on, or its end never seen: no interval
+            _peak(ends[None], peaks[None], ringing_at, ended_at)
+            _peak(ends[line], peaks[line], ringing_at, ended_at)
     rows = [(d, f"report.weekday.{WEEKDAYS[d]}", h, *cells[(d, h)]) for d in range(7)
             for h in range(24)]
     totals = (None, None, None, sum(c[0] for c in cells.values()),
               sum(c[1] for c in cells.values()), sum(c[2] for c in cells.values()))
-    sections = {name: Table(LOAD_BY, [s.row(k) for k, s in sorted(group.items())])
-                for name, group in per.items()}
-    sections["peak"] = Table(LOAD_BY, [overall.row("all")])
+    sections = {}
+    for name, at, with_peak in (("per_line", 0, True), ("per_did", 1, False),
+                                ("per_queue", 2, False)):
+        sums: dict[str, list[Any]] = {}
+        for key, (n, seconds) in kinds.items():
+            if key[at] is None:
+                continue
+            acc = sums.setdefault(key[at], [0, 0, 0, 0, 0, 0.0])
+            direction, answered, missed = key[3:]
+            acc[0] += n
+            acc[1] += n if direction == "inbound" else 0
+            acc[2] += n if direction == "outbound" else 0
+            acc[3] += n if answered else 0
+            acc[4] += n if missed else 0
+            acc[5] += seconds
+        sections[name] = Table(LOAD_BY, [
+            (k, *acc, *(peaks[k] if with_peak else (None, None)))
+            for k, acc in sorted(sums.items())])
+    everything = [sum(r[i] for r in sections["per_line"].rows) for i in range(1, 7)]
+    sections["peak"] = Table(LOAD_BY, [("all", *everything, *peaks[None])])
     return result(ctx, rows, totals, sections)

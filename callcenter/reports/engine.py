@@ -56,17 +56,24 @@ class Context:
     def ext_users(self) -> dict[str, int]:
         return {ext: uid for uid, (_n, _r, ext, _a) in self.users.items() if ext}
 
-    def is_open(self, stamp: str) -> bool:
-        """Whether the office was open at a stored instant (no hours set: always open)."""
+    def opening(self) -> list[str] | None:
+        """The office's opening intervals over the period as a flat sorted list of UTC
+        texts [open, close, open, close, ...] (an instant is open when a bisect of it is
+        odd); None without office hours."""
         if self.hours is None:
-            return True
+            return None
         if self._open is None:
             flat: list[str] = []
             for day in _days_around(self.period):
                 for a, b in self.hours.open_intervals(day):
                     flat += [utc_text(a), utc_text(b)]
             self._open = sorted(flat)
-        return bisect.bisect_right(self._open, stamp) % 2 == 1
+        return self._open
+
+    def is_open(self, stamp: str) -> bool:
+        """Whether the office was open at a stored instant (no hours set: always open)."""
+        opening = self.opening()
+        return opening is None or bisect.bisect_right(opening, stamp) % 2 == 1
 
 
 def _days_around(period: Period) -> list[Any]:

@@ -49,6 +49,17 @@ hour start), ``day`` → ``"2026-03-29"``, ``week`` → ``"2026-W13"`` (ISO week
 ``chart.kind``: ``bar``, ``line``, ``stacked-bar`` (``x`` + ``series`` column keys) or
 ``heatmap`` (``x``, ``y`` and ``value`` column keys, one row per cell).
 
+i18n keys the console translates: ``report.name.<name>``, ``report.col.<column key>``
+(``report.col.<grouping>`` for the bucket column), ``report.section.<section key>``, and the
+``label`` values: ``report.weekday.<mon..sun>``, ``report.campaign_state.<state>``,
+``report.fax_reason.<result key>`` (callcenter/faxes/words.py keys, ``receive_failed``,
+``unknown``), ``report.fax_direction.<sent|received>``, ``report.kind.<call|sms|fax|note>``.
+
+Rights (callcenter/reports/service.py): admins and supervisors open every report;
+secretaries missed calls, load and a client's summary; managers calls by manager (their own
+row only), missed calls (their clients' calls and the calls they took) and the summary of
+their own clients. A report the role may not open is a PermissionDenied (HTTP 403).
+
 ``sections`` holds secondary tables of the same shape (without their own filter/sections),
 e.g. the still-open callbacks under the missed-call report, the per-modem table under the SMS
 report. Keys are stable identifiers; their label key is ``report.section.<key>``.

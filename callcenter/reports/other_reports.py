@@ -119,8 +119,11 @@ async def faxes(ctx: Context) -> Any:
     buckets = ctx.buckets()
     stats: dict[str, Counter[str]] = defaultdict(Counter)
     reasons: Counter[tuple[str, str]] = Counter()
+    lines = set(ctx.f.lines)
     for at, way, line, state, pages, confirmed, result_key in await ctx.store.report_faxes(
-            ctx.period.lo, ctx.period.hi, ctx.f.lines):
+            ctx.period.lo, ctx.period.hi):
+        if lines and line not in lines:
+            continue
         if by_line:
             key = line
         else:

@@ -23,7 +23,12 @@ CALL_FIELDS = {
     "user_id": "c.user_id", "client_id": "c.client_id", "manager_id": "cl.manager_id",
     "talk_seconds": "c.talk_seconds", "transfers": "c.transfers", "line": "c.line",
     "called": "c.called", "queue": "c.queue", "caller_e164": "c.caller_e164",
+    # one small number instead of four columns (OUTCOME_*)
+    "outcome": "CASE WHEN c.answered_at IS NOT NULL THEN 1 WHEN c.state = 'ringing' THEN 3"
+               " WHEN c.handled_by_pbx = 1 THEN 2 ELSE 0 END",
 }
+# outcome: not answered (ended), answered by a person, handled by the PBX alone, going on
+OUTCOME_UNANSWERED, OUTCOME_ANSWERED, OUTCOME_PBX, OUTCOME_LIVE = range(4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +44,17 @@ class CallWhere:
     users: tuple[int, ...] = ()
     client_id: int | None = None
     segment: tuple[str, str] | None = None  # (custom field name, value)
+    only: str | None = None  # a key of ONLY: a report that needs just those calls
+
+
+# Calls a report can leave out in SQL (fewer rows to read into Python).
+ONLY = {
+    # calls by manager: answered inbound calls and every outbound one
+    "worked": "(({a}.direction = 'inbound' AND {a}.answered_at IS NOT NULL)"
+              " OR {a}.direction = 'outbound')",
+    # missed calls: those no person answered
+    "unanswered": "{a}.answered_at IS NULL",
+}
 
 
 def _in(column: str, values: Sequence[Any], where: list[str], params: list[Any]) -> None:
@@ -70,6 +86,8 @@ def call_where(w: CallWhere, alias: str = "c") -> tuple[str, list[Any]]:
                      " JOIN custom_fields f ON f.id = cv.field_id"
                      " WHERE f.name = ? AND cv.value = ?)")
         params += list(w.segment)
+    if w.only is not None:
+        where.append(ONLY[w.only].format(a=alias))
     return " AND ".join(where), params
 
 
@@ -91,7 +109,19 @@ class ReportsMixin:
     async def report_calls(self, w: CallWhere, fields: Sequence[str]) -> list[tuple[Any, ...]]:
         """The chosen columns of the calls that rang in the period, oldest first."""
         sql, params = self.report_calls_sql(w, fields)
-        return [tuple(r) for r in await self._db.rows(sql, params)]
+        return await self._db.rows(sql, params)  # plain tuples: no row factory
+
+    def report_hour_counts_sql(self, w: CallWhere) -> tuple[str, list[Any]]:
+        where, params = call_where(w)
+        return ("SELECT substr(c.ringing_at, 1, 13), c.line, COUNT(*) FROM calls c"
+                f" WHERE {where} GROUP BY substr(c.ringing_at, 1, 13), c.line", params)
+
+    async def report_hour_counts(self, w: CallWhere) -> list[tuple[Any, ...]]:
+        """(UTC hour as "2026-03-29T01", line, calls) of the calls that rang in the period:
+        counted in SQL when every bucket starts on a whole UTC hour (zones whose offset is
+        whole hours), instead of reading every row."""
+        sql, params = self.report_hour_counts_sql(w)
+        return await self._db.rows(sql, params)
 
     def report_callbacks_sql(self, w: CallWhere, opened_before: str) -> tuple[str, list[Any]]:
         # Driven by the tasks' own index: a callback is opened when its call ends, so it is
@@ -181,25 +211,19 @@ class ReportsMixin:
 
     # -- faxes -----------------------------------------------------------------------------
 
-    def report_fax_sql(self, lo: str, hi: str, lines: Sequence[str]) -> tuple[str, list[Any]]:
-        line_out = line_in = ""
-        params: list[Any] = [lo, hi]
-        if lines:
-            marks = ", ".join("?" * len(lines))
-            line_out = f" AND line IN ({marks})"
-            line_in = f" AND line IN ({marks})"
+    def report_fax_sql(self, lo: str, hi: str) -> tuple[str, list[Any]]:
+        # Lines are filtered by the caller: "line IN (...)" would make the planner prefer
+        # fax_received's (line, source_key) index over its time index.
         return ("SELECT created_at, 'out', line, state, pages, pages_confirmed, result"
-                f" FROM fax_jobs WHERE created_at >= ? AND created_at < ?{line_out}"
+                " FROM fax_jobs WHERE created_at >= ? AND created_at < ?"
                 " UNION ALL SELECT received_at, 'in', line, CASE WHEN ok = 1 THEN 'received'"
                 " ELSE 'failed' END, pages, pages, CASE WHEN ok = 1 THEN '' ELSE"
                 " 'receive_failed' END FROM fax_received WHERE received_at >= ?"
-                f" AND received_at < ?{line_in} ORDER BY 1",
-                [*params, *lines, lo, hi, *lines])
+                " AND received_at < ? ORDER BY 1", [lo, hi, lo, hi])
 
-    async def report_faxes(self, lo: str, hi: str, lines: Sequence[str] = ()
-                           ) -> list[tuple[Any, ...]]:
+    async def report_faxes(self, lo: str, hi: str) -> list[tuple[Any, ...]]:
         """(at, 'out'|'in', line, state, pages, pages confirmed, result key), by time."""
-        sql, params = self.report_fax_sql(lo, hi, lines)
+        sql, params = self.report_fax_sql(lo, hi)
         return [tuple(r) for r in await self._db.rows(sql, params)]
 
     # -- a client's summary ----------------------------------------------------------------

@@ -20,9 +20,9 @@ async def office(tmp_path: Path) -> AsyncIterator[tuple[SqliteStore, dataset.Off
         await store.close()
 
 
-def service(store: SqliteStore, *, hours: bool = True, see_all: bool = False
-            ) -> ReportService:
+def service(store: SqliteStore, *, hours: bool = True, see_all: bool = False,
+            tz: str = "Europe/Berlin") -> ReportService:
     office_hours = OfficeHours.from_json(dataset.HOURS) if hours else None
-    return ReportService(store, timezone=lambda: "Europe/Berlin", callback_sla_minutes=15,
+    return ReportService(store, timezone=lambda: tz, callback_sla_minutes=15,
                          office_hours=lambda: office_hours, managers_see_all_clients=see_all,
                          now=lambda: dataset.NOW)
