@@ -194,7 +194,11 @@ def test_strangers_text_png_and_screenshot(reports_server: LiveServer, console) 
     page.locator("section.report").screenshot(path=str(DOCS / "screenshot-reports.png"))
 
 
-def test_a_secretary_sees_her_reports_only(reports_server: LiveServer, console) -> None:
+def test_a_secretary_sees_her_reports_only_in_her_language(reports_server: LiveServer,
+                                                           console) -> None:
+    store = reports_server.services.store
+    (user, _hash) = reports_server.call(lambda: store.user_by_login("secretary"))
+    reports_server.call(lambda: store.update_user(user.id, language="ru"))
     tab: Console = console(reports_server, "secretary")
     page = tab.page
     page.locator("a[data-nav=reports]").click()
@@ -203,6 +207,11 @@ def test_a_secretary_sees_her_reports_only(reports_server: LiveServer, console) 
     assert names == ["missed_calls", "load"]
     assert page.evaluate("() => location.pathname") == "/reports/missed_calls"
     expect(page.locator("a[data-nav=report_schedules]")).to_be_hidden()
+    expect(page.locator(".report-tabs a.active")).to_have_text("Пропущенные звонки")
+    expect(page.locator('table[data-role=report-table] th[data-key="missed"]')).to_have_text(
+        "Пропущены")
+    labels = [d["label"] for d in page.evaluate(CHART)["datasets"]]
+    assert labels == ["Сброшены", "Без ответа", "В нерабочее время", "Прочие пропущенные"]
 
 
 def test_client_card_summary(reports_server: LiveServer, console) -> None:
