@@ -4,7 +4,8 @@ and table, so a figure is the same everywhere.
 * CSV: UTF-8 with a byte-order mark (Excel opens it as UTF-8 then, Cyrillic included), CRLF
   rows, the column labels in the reader's language. Durations are seconds and percents are
   ×100, plain numbers a spreadsheet can sum (the header says the unit). A text cell starting
-  with = + - @ (or tab, CR, LF) gets a leading apostrophe: a client named "=HYPERLINK(...)"
+  with = + - @ (or tab, CR, LF; also behind blanks, and their fullwidth forms) gets a
+  leading apostrophe: a client named "=HYPERLINK(...)"
   stays text (OWASP "CSV injection").
 * XLSX (openpyxl, already the import's library): real numbers with number formats —
   durations as [h]:mm:ss (a day fraction, as spreadsheets count time), percents as 0.0%,
@@ -19,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
@@ -33,7 +35,7 @@ Translate = Callable[[str], str]
 CSV_TYPE = "text/csv; charset=utf-8"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 BOM = "\ufeff"
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 DURATION_FORMAT = "[h]:mm:ss"
 PERCENT_FORMAT = "0.0%"
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
@@ -46,9 +48,19 @@ def no_translation(key: str) -> str:
 
 def safe_cell(value: Any) -> Any:
     """A string from outside made harmless for a spreadsheet; numbers pass unchanged."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
+    if isinstance(value, str) and (value.startswith(_FORMULA_START)
+                                   or _lead(value).startswith(_FORMULA_START)):
         return "'" + value
     return value
+
+
+def _lead(text: str) -> str:
+    # Spreadsheets skip blanks (a no-break or ideographic space too) and control characters
+    # before they look for a formula sign: " =1+1" is a formula to them.
+    i = 0
+    while i < len(text) and (text[i].isspace() or unicodedata.category(text[i]) == "Cc"):
+        i += 1
+    return text[i:]
 
 
 def filename(report: Mapping[str, Any], extension: str) -> str:
@@ -114,7 +126,7 @@ def _csv_value(kind: str, value: Any, zone: ZoneInfo, translate: Translate) -> A
         return safe_cell(translate(str(value)))
     if kind == "text":
         return safe_cell(str(value))
-    return value
+    return safe_cell(value)  # a number passes; a stranger's string in any column is text
 
 
 def _total_row(table: Mapping[str, Any], translate: Translate) -> list[Any] | None:

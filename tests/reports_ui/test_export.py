@@ -68,3 +68,18 @@ def test_filename_is_sanitised() -> None:
 def test_summary_lines_show_the_totals_as_the_console_does() -> None:
     assert export.summary_lines(sample_report(), translate) == [
         ("Inbound answered", "15"), ("Talk time", "1:02:06"), ("Own clients", "10.0 %")]
+
+
+def test_csv_formula_behind_leading_whitespace_or_in_any_column_stays_text() -> None:
+    # Spreadsheets skip leading blanks before evaluating: " =1+1" and "\u00a0=1+1" are formulas
+    # to LibreOffice and Excel, as are fullwidth signs some IMEs produce.
+    for text in (" =1+1", "  +cmd|' /C calc'!A0", "\u00a0=1+1", "\u3000@SUM(A1)",
+                 "\uff1d1+1", "\x0b=1", "\x00=1"):
+        assert export.safe_cell(text).startswith("'"), repr(text)
+    for text in ("Иван", "1 = 1", "a-b", "", "12"):
+        assert export.safe_cell(text) == text
+    report = sample_report()
+    report["columns"][1]["kind"] = "int"
+    report["rows"][0][1] = "=EVIL()"  # a stranger's string in a column typed as a number
+    rows = list(csv.reader(io.StringIO(export.to_csv(report, translate).decode("utf-8-sig"))))
+    assert rows[1][1] == "'=EVIL()"
