@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from callcenter.audit.model import Actor
@@ -17,6 +17,9 @@ from callcenter.reports.schedule import Schedule, ScheduleIn, valid_email
 from callcenter.reports.scheduler import ReportScheduler
 
 SMTP_SETTING = "smtp"  # key in the settings table: the admin page's values over [smtp]
+# Where the password goes: when one of these changes and no new password is sent, the stored
+# one is not handed to the new server (as a line's ``secret_bound`` settings).
+SECRET_BOUND = ("host", "port", "user")
 
 
 def smtp_defaults(config: SmtpConfig) -> SmtpSettings:
@@ -61,21 +64,31 @@ class ReportSchedules:
         self._changed()
 
     async def smtp(self) -> SmtpSettings:
-        stored = (await self._store.get_settings()).get(SMTP_SETTING)
-        return self._defaults.merged(stored)
+        stored = dict((await self._store.get_settings()).get(SMTP_SETTING) or {})
+        settings = self._defaults.merged(stored)  # a "password" there: an older build's
+        password = await self._store.smtp_password()
+        return settings if password is None else replace(settings, password=password)
 
     async def update_smtp(self, who: Actor, values: dict[str, Any]) -> SmtpSettings:
-        """``values``: the fields sent; a password left out (or empty) keeps the one set."""
+        """``values``: the fields sent; a password left out (or empty) keeps the one set,
+        unless the server it was for changed."""
         before = await self.smtp()
         stored = dict((await self._store.get_settings()).get(SMTP_SETTING) or {})
+        legacy = stored.pop("password", None)  # an older build kept it here
+        password = values.get("password") or None
         for key, value in values.items():
-            if key == "password" and not value:
-                continue
-            stored[key] = value
+            if key != "password":
+                stored[key] = value
         after = self._defaults.merged(stored)
         if after.from_address and not valid_email(after.from_address):
             raise ValidationError("from_address must be an e-mail address such as "
                                   "reports@example.com", field="from_address")
+        if password is None and any(getattr(after, k) != getattr(before, k)
+                                    for k in SECRET_BOUND):
+            password = ""
+        after = replace(after, password=before.password if password is None else password)
+        if password is not None or legacy:
+            await self._store.set_smtp_password(after.password)
         await self._store.set_setting(SMTP_SETTING, stored)
         # the audit masks "password" (a secret key): it shows only that it changed
         await self._audit.record_by(who, "update", "smtp_settings", None,

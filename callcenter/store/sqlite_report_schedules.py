@@ -94,3 +94,13 @@ class ReportSchedulesMixin:
             "UPDATE report_schedules SET sending_period = ?, attempts = ?,"
             " next_attempt_at = ?, last_error = ? WHERE id = ?",
             (period, attempts, ts(retry_at), error[:500], schedule_id))
+
+    async def smtp_password(self) -> str | None:
+        """The admin page's SMTP password (None: never set there). Only the sender reads it."""
+        rows = await self._db.rows("SELECT password FROM report_smtp_secret WHERE id = 1")
+        return rows[0][0] if rows else None
+
+    async def set_smtp_password(self, password: str) -> None:
+        await self._db.execute(
+            "INSERT INTO report_smtp_secret (id, password) VALUES (1, ?)"
+            " ON CONFLICT (id) DO UPDATE SET password = excluded.password", (password,))
