@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -113,6 +114,9 @@ def validate(*, name: str, reports: list[str], recipients: list[str], frequency:
     name = name.strip()
     if not name or len(name) > MAX_NAME:
         raise ValidationError(f"name: 1 to {MAX_NAME} characters", field="name")
+    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in name):
+        # it becomes the mail's Subject: a line break there would be refused at every send
+        raise ValidationError("name: one line, without control characters", field="name")
     chosen: list[ReportName] = []
     for text in reports:
         try:
@@ -238,7 +242,12 @@ class Backoff:
 
     def delay(self, attempts: int) -> float:
         """Seconds to wait after the ``attempts``-th failure (1 = the first)."""
-        return min(self.limit, self.first * self.factor ** max(0, attempts - 1))
+        delay = self.first
+        for _ in range(max(0, attempts - 1)):  # stepwise: a float power would overflow
+            if delay >= self.limit:
+                break
+            delay *= self.factor
+        return min(self.limit, delay)
 
 
 def wake_at(schedules: list[Schedule], now: datetime, zone: ZoneInfo) -> datetime | None:

@@ -120,3 +120,17 @@ def test_validation_names_the_field() -> None:
         with pytest.raises(ValidationError) as info:
             validate(**{**base, **change})
         assert info.value.field == fld, change
+
+
+def test_backoff_stays_bounded_however_many_tries() -> None:
+    # a monthly report retried hourly for weeks: the exponent must not overflow a float
+    assert Backoff(first=60.0, factor=2.0, limit=3600.0).delay(5000) == 3600
+
+
+def test_a_name_with_a_line_break_is_refused_as_it_becomes_the_subject() -> None:
+    base = {"reports": ["load"], "recipients": ["a@b.cd"], "frequency": "daily",
+            "time_of_day": "08:00", "weekday": None, "period": "yesterday"}
+    for name in ("Weekly\r\nBcc: all@x.y", "a\nb", "tab\there", "nul\x00"):
+        with pytest.raises(ValidationError) as info:
+            validate(name=name, **base)
+        assert info.value.field == "name", repr(name)
