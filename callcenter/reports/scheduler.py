@@ -184,12 +184,12 @@ class ReportScheduler:
             self._changed.clear()  # before reading: a change made meanwhile is seen next time
             try:
                 await self.run_due()
-                schedules = await self._store.list_report_schedules()
+                now = self._clock()
+                wake = wake_at(await self._store.list_report_schedules(), now, self.zone())
+                delay = MAX_SLEEP if wake is None else max(0.0, (wake - now).total_seconds())
             except Exception:
+                # whatever it was (a bad row, a store error), the loop must not end silently
                 log.exception("scheduled reports: a pass failed; trying again later")
-                schedules = []
-            now = self._clock()
-            wake = wake_at(schedules, now, self.zone())
-            delay = MAX_SLEEP if wake is None else max(0.0, (wake - now).total_seconds())
+                delay = MAX_SLEEP
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), min(MAX_SLEEP, delay))

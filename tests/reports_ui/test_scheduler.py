@@ -16,7 +16,7 @@ from openpyxl import load_workbook
 from callcenter.reports.mailer import SmtpSettings
 from callcenter.reports.model import ReportFilter, ReportResult
 from callcenter.reports.registry import REPORTS
-from callcenter.reports.schedule import Backoff, validate
+from callcenter.reports.schedule import Backoff, Schedule, validate
 from callcenter.reports.scheduler import ReportScheduler
 from tests.reports_ui.smtp_server import Inbox, start_smtp
 
@@ -167,3 +167,36 @@ async def test_the_loop_sends_when_due_and_wakes_on_a_change(store, smtp) -> Non
     assert len(inbox.mails) == 1
     (schedule,) = await store.list_report_schedules()
     assert schedule.last_period == "2026-03-09..2026-03-09"
+
+
+class BrokenRowStore:
+    """A stored weekly schedule without a weekday (a hand-edited row): no next firing."""
+
+    def __init__(self) -> None:
+        self.listed = 0
+        self.second = asyncio.Event()
+        self.third = asyncio.Event()
+
+    async def list_report_schedules(self):
+        self.listed += 1
+        if self.listed >= 2:
+            self.second.set()
+        if self.listed >= 3:
+            self.third.set()
+        s = validate(name="w", reports=["missed_calls"], recipients=["a@b.cd"],
+                     frequency="weekly", time_of_day="08:00", weekday=0, period="yesterday")
+        return [Schedule(id=1, name=s.name, reports=s.reports, recipients=s.recipients,
+                         frequency=s.frequency, time_of_day=s.time_of_day, weekday=None,
+                         period=s.period, created_at=NOW)]
+
+
+async def test_the_loop_survives_an_unexpected_error_in_its_own_bookkeeping() -> None:
+    store = BrokenRowStore()
+    scheduler = ReportScheduler(store, FakeReports(), smtp=lambda: None,
+                                translate_for=lambda lang: lambda key: key,
+                                timezone=lambda: "Europe/Moscow", clock=lambda: NOW)
+    async with scheduler.running():
+        await store.second.wait()  # the first pass: run_due, then the wake-up time
+        scheduler.changed()
+        # a dead loop never lists again: the wait ends in a TimeoutError
+        await asyncio.wait_for(store.third.wait(), 10)
