@@ -197,8 +197,8 @@ def _xlsx_cell(sheet: Any, kind: str, value: Any, zone: ZoneInfo, translate: Tra
     else:
         text = translate(str(value)) if kind == "label" else str(value)
         cell = WriteOnlyCell(sheet, value=text)
-        # A string cell, never a formula, whatever it starts with.
-        cell.data_type = "s"
+    if isinstance(cell.value, str):
+        cell.data_type = "s"  # a string cell, never a formula, whatever it starts with
     return cell
 
 

@@ -83,3 +83,11 @@ def test_csv_formula_behind_leading_whitespace_or_in_any_column_stays_text() -> 
     report["rows"][0][1] = "=EVIL()"  # a stranger's string in a column typed as a number
     rows = list(csv.reader(io.StringIO(export.to_csv(report, translate).decode("utf-8-sig"))))
     assert rows[1][1] == "'=EVIL()"
+
+
+def test_xlsx_never_writes_a_formula_whatever_the_column_kind() -> None:
+    report = sample_report()
+    report["columns"][1]["kind"] = "int"
+    report["rows"][0][1] = "=EVIL()"
+    sheet = load_workbook(io.BytesIO(export.to_xlsx(report, translate)))["Calls by manager"]
+    assert sheet["B2"].value == "=EVIL()" and sheet["B2"].data_type == "s"
