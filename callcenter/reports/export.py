@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping
@@ -253,7 +254,7 @@ def format_value(kind: str, value: Any, zone: ZoneInfo, translate: Translate) ->
     if value is None:
         return "—"
     if kind == "duration_s":
-        seconds = round(float(value))
+        seconds = max(0, math.floor(float(value) + 0.5))  # half up, as the console's Math.round
         hours, rest = divmod(seconds, 3600)
         minutes, secs = divmod(rest, 60)
         return f"{hours}:{minutes:02}:{secs:02}" if hours else f"{minutes}:{secs:02}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import expect
@@ -15,10 +16,12 @@ from playwright.sync_api import expect
 from callcenter.demo import DEMO_PASSWORD
 from callcenter.models import Role
 from callcenter.passwords import hash_password
+from callcenter.reports.export import format_value
 from tests.e2e.conftest import DOCS, Console
 from tests.e2e.server import LiveServer
 from tests.reports import dataset
 
+UTC_ZONE = ZoneInfo("UTC")
 PERIOD = "from=2026-03-26&to=2026-04-01"
 XSS = '<img src=x onerror="window.__xss=1">Anna'
 
@@ -103,6 +106,15 @@ def _check_agreement(page: Any, server: LiveServer, name: str) -> dict:
     # the table is the API's rows, cell for cell
     assert [[c["value"] for c in row] for row in table["rows"]] == [
         [_value(v) for v in row] for row in report["rows"]]
+    # and the figures it shows are those values (a formatter showing wrong numbers fails)
+    for row, api_row in zip(table["rows"], report["rows"], strict=True):
+        for column, cell, raw in zip(report["columns"], row, api_row, strict=True):
+            if raw is None or column["kind"] not in ("int", "duration_s", "percent"):
+                continue
+            shown = cell["text"].replace(",", "").replace("\u00a0", " ")
+            expected = (str(raw) if column["kind"] == "int" else
+                        format_value(column["kind"], raw, UTC_ZONE, str))
+            assert shown == expected, (column["key"], cell["text"], raw)
     spec = report["chart"]
     if spec["kind"] == "heatmap":
         assert chart["type"] == "matrix"

@@ -91,3 +91,10 @@ def test_xlsx_never_writes_a_formula_whatever_the_column_kind() -> None:
     report["rows"][0][1] = "=EVIL()"
     sheet = load_workbook(io.BytesIO(export.to_xlsx(report, translate)))["Calls by manager"]
     assert sheet["B2"].value == "=EVIL()" and sheet["B2"].data_type == "s"
+
+
+def test_durations_round_half_up_as_the_console_does() -> None:
+    # the console's Math.round: 86.5 s is 1:27 there, so in the mail too (not banker's 1:26)
+    zone = export.ZoneInfo("UTC")
+    assert export.format_value("duration_s", 86.5, zone, str) == "1:27"
+    assert export.format_value("duration_s", 3599.5, zone, str) == "1:00:00"
