@@ -76,6 +76,11 @@ def extract(data: bytes, member: str) -> bytes:
         return fh.read()
 
 
+def _digest(content: bytes) -> str:
+    # the installed file's own hash: an edited or truncated copy is fetched again
+    return "sha256-" + hashlib.sha256(content).hexdigest()
+
+
 def stamp_of(package: Package) -> Path:
     return TARGET / f".{package.output}.integrity"
 
@@ -84,7 +89,8 @@ def fetch(package: Package, timeout: float = 60.0) -> bool:
     """Downloads and installs one package's file; False when it was already there."""
     out = TARGET / package.output
     stamp = stamp_of(package)
-    if out.exists() and stamp.exists() and stamp.read_text().strip() == package.integrity:
+    if (out.exists() and stamp.exists()
+            and stamp.read_text().split() == [package.integrity, _digest(out.read_bytes())]):
         return False
     with urllib.request.urlopen(package.tarball, timeout=timeout) as response:
         data = response.read()
@@ -94,7 +100,7 @@ def fetch(package: Package, timeout: float = 60.0) -> bool:
     tmp = out.with_suffix(out.suffix + ".tmp")
     tmp.write_bytes(content)
     tmp.replace(out)
-    stamp.write_text(package.integrity + "\n")
+    stamp.write_text(f"{package.integrity} {_digest(content)}\n")
     return True
 
 

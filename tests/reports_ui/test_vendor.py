@@ -73,6 +73,9 @@ def test_a_tampered_tarball_is_refused_and_nothing_written(tmp_path, monkeypatch
     assert urls == ["https://registry.npmjs.org/lib/-/lib-1.0.0.tgz"]
     assert fv.fetch(package) is False  # installed and intact: no download
     assert len(urls) == 1
+    (tmp_path / "lib.js").write_bytes(b"edited")  # changed on disk: fetched again
+    assert fv.fetch(package) is True
+    assert (tmp_path / "lib.js").read_bytes() == b"ok" and len(urls) == 2
 
 
 def test_the_pinned_packages_are_sha512_and_chart_js_4() -> None:
