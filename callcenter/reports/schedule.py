@@ -256,7 +256,10 @@ def wake_at(schedules: list[Schedule], now: datetime, zone: ZoneInfo) -> datetim
     for s in schedules:
         if not s.enabled:
             continue
-        times.append(next_firing(s, now, zone))
+        try:
+            times.append(next_firing(s, now, zone))
+        except (ValueError, AssertionError):
+            continue  # an unreadable row (run_due logs it): the others still wake
         if s.next_attempt_at is not None and s.next_attempt_at > now:
             times.append(s.next_attempt_at)
     return min(times) if times else None

@@ -97,7 +97,11 @@ class ReportScheduler:
         zone = self.zone()
         outcomes = []
         for schedule in await self._store.list_report_schedules():
-            period = due_period(schedule, now, zone)
+            try:
+                period = due_period(schedule, now, zone)
+            except Exception:  # a row the code cannot read (edited by hand): skip it
+                log.exception("scheduled report %d: cannot tell when it is due", schedule.id)
+                continue
             if period is None:
                 continue
             outcomes.append(await self.send(schedule, period, now))

@@ -134,3 +134,10 @@ def test_a_name_with_a_line_break_is_refused_as_it_becomes_the_subject() -> None
         with pytest.raises(ValidationError) as info:
             validate(name=name, **base)
         assert info.value.field == "name", repr(name)
+
+
+def test_an_unreadable_row_does_not_hide_the_others_wake_up() -> None:
+    now = datetime(2026, 3, 10, 5, 0, tzinfo=UTC)
+    good = _schedule()
+    bad = _schedule(id=2, frequency=Frequency.WEEKLY, weekday=None)
+    assert wake_at([bad, good], now, BERLIN) == next_firing(good, now, BERLIN)

@@ -200,3 +200,45 @@ async def test_the_loop_survives_an_unexpected_error_in_its_own_bookkeeping() ->
         scheduler.changed()
         # a dead loop never lists again: the wait ends in a TimeoutError
         await asyncio.wait_for(store.third.wait(), 10)
+
+
+class TwoRowStore:
+    """A corrupt row (an unreadable time of day) before a good, due schedule."""
+
+    def __init__(self) -> None:
+        s = validate(name="d", reports=["missed_calls"], recipients=["a@b.cd"],
+                     frequency="daily", time_of_day="08:00", weekday=None, period="yesterday")
+        fields = dict(name=s.name, reports=s.reports, recipients=s.recipients,
+                      frequency=s.frequency, weekday=None, period=s.period,
+                      created_at=NOW - timedelta(days=3))
+        self.rows = [Schedule(id=1, time_of_day="8 o'clock", **fields),
+                     Schedule(id=2, time_of_day="08:00", **fields)]
+        self.sent: list[int] = []
+
+    async def list_report_schedules(self):
+        return self.rows
+
+    async def report_schedule_sending(self, schedule_id, period):
+        pass
+
+    async def report_schedule_sent(self, schedule_id, period, at):
+        self.sent.append(schedule_id)
+
+
+async def test_one_unreadable_schedule_does_not_stop_the_others() -> None:
+    store = TwoRowStore()
+    mails = []
+
+    async def sender(settings, message):
+        mails.append(message)
+
+    async def smtp():
+        return SmtpSettings(host="x", from_address="r@x.example")
+
+    scheduler = ReportScheduler(store, FakeReports(), smtp=smtp,
+                                translate_for=lambda lang: lambda key: key,
+                                timezone=lambda: "Europe/Moscow", clock=lambda: NOW,
+                                sender=sender)
+    outcomes = await scheduler.run_due()
+    assert store.sent == [2] and len(mails) == 1
+    assert [o.schedule_id for o in outcomes if o.sent] == [2]
