@@ -14,7 +14,7 @@ DEBIAN_TEST += hylafax-server
 # SIP: kamailio is the registrar the SIP core's tests start on 127.0.0.1 (tests/sip/kamailio.py).
 DEBIAN_TEST += kamailio
 
-.PHONY: run test bench clean deps-run deps-test
+.PHONY: run test bench clean deps-run deps-test vendor
 
 $(PY):
 	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || ./scripts/debian-deps.sh python3-venv python3-pip
@@ -31,10 +31,14 @@ deps-run:
 deps-test:
 	@./scripts/debian-deps.sh $(DEBIAN_TEST)
 
-run: deps-run $(STAMP)
+# The console's charting library (Chart.js + its matrix plugin), pinned and checked by sha512.
+vendor:
+	@$(PYTHON) scripts/fetch_vendor.py
+
+run: deps-run $(STAMP) vendor
 	$(VENV)/bin/callcenter serve --demo $(ARGS)
 
-test: deps-test $(STAMP)
+test: deps-test $(STAMP) vendor
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q $(ARGS)
 

@@ -392,6 +392,14 @@ def _demo_recordings(config: Config, registry: CallRegistry) -> Callable[[BusEve
     return write
 
 
+def report_scheduling(services: Services) -> contextlib.AbstractAsyncContextManager[Any]:
+    """Scheduled reports by e-mail; their texts from the console's catalogs."""
+    from callcenter.reports.scheduling import report_scheduling as scheduling
+    from ui.i18n_catalog import translator
+
+    return scheduling(services, translator)
+
+
 @contextlib.asynccontextmanager
 async def sms_handling(services: Services, demo_modems: bool) -> AsyncIterator[None]:
     """The SMS core and the modem pool over the configured GSM modems (and, in demo mode,
@@ -520,6 +528,7 @@ def create_app(config: Config, *, demo: bool | None = None, demo_calls: bool = T
                 await stack.enter_async_context(call_handling(services, demo, demo_calls))
                 await stack.enter_async_context(fax_handling(services, demo))
                 await stack.enter_async_context(sms_handling(services, demo and demo_calls))
+                await stack.enter_async_context(report_scheduling(services))
                 for component in app.state.components:
                     await stack.enter_async_context(component(services, demo))
                 if "campaigns" in services.extra:  # its runner waits for the start-up's end

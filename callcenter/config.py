@@ -215,6 +215,20 @@ class DemoConfig:
 
 
 @dataclass
+class SmtpConfig:
+    """The mail server scheduled reports go through (the admin page's values win once set)."""
+
+    host: str = ""  # empty: scheduled reports are not sent (the admin page says so)
+    port: int = 587
+    user: str = ""
+    password: str = field(default="", repr=False)  # write-only; CALLCENTER_SMTP_PASSWORD
+    starttls: bool = True  # upgrade with STARTTLS (port 587); false: plain (a local relay)
+    ssl: bool = False  # TLS from the first byte (port 465)
+    from_address: str = ""  # the From: of the mails ("from" is a Python keyword)
+    timeout: float = 30.0
+
+
+@dataclass
 class CampaignsConfig:
     # The default send window of a new campaign, in the office's time zone (sms.timezone):
     # no messages at night.
@@ -282,6 +296,7 @@ class Config:
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     recordings: RecordingsConfig = field(default_factory=RecordingsConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
     campaigns: CampaignsConfig = field(default_factory=CampaignsConfig)
     pbx: list[PbxLineConfig] = field(default_factory=list)
     fax: list[FaxLineConfig] = field(default_factory=list)

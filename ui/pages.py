@@ -87,6 +87,9 @@ def page_routes() -> list[BaseRoute]:
         Route("/admin/routing", console_page, methods=["GET"]),
         Route("/admin/audit", console_page, methods=["GET"]),
         Route("/admin/lines", console_page, methods=["GET"]),
+        Route("/reports", console_page, methods=["GET"]),
+        Route("/reports/{name}", console_page, methods=["GET"]),
+        Route("/admin/report-schedules", console_page, methods=["GET"]),
         Route("/login", login_page, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]

@@ -16,6 +16,7 @@ from ui.api import (
     clients,
     faxes,
     lines,
+    report_exports,
     reports,
     routing,
     session,
@@ -275,6 +276,33 @@ ROUTES += [
              "The report as CSV (spreadsheet-safe cells)", "campaigns",
              extra={"responses": {"200": {"description": "CSV", "content": {
                  "text/csv": {}}}, "default": {"description": "error"}}}),
+]
+
+# Before /api/reports/{name}, which would take "missed_calls.csv" for a report's name.
+_EXPORT = {"responses": {"200": {"description": "the report as a file", "content": {
+    "text/csv": {}, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}}},
+    "default": {"description": "error"}}}
+ROUTES += [
+    ApiRoute("GET", "/api/reports/{name}.csv", report_exports.export_csv,
+             "One report as CSV (UTF-8 with BOM, the JSON route's filters)", "reports", None,
+             None, reports.ReportQuery, extra=_EXPORT),
+    ApiRoute("GET", "/api/reports/{name}.xlsx", report_exports.export_xlsx,
+             "One report as XLSX (typed numbers, one sheet per section)", "reports", None,
+             None, reports.ReportQuery, extra=_EXPORT),
+    ApiRoute("GET", "/api/admin/report-schedules", report_exports.list_schedules,
+             "Scheduled reports, their last sending, the SMTP settings (admin)", "reports",
+             admin=True),
+    ApiRoute("POST", "/api/admin/report-schedules", report_exports.create_schedule,
+             "Schedule reports by e-mail (admin)", "reports", report_exports.ScheduleBody,
+             status=201, admin=True),
+    ApiRoute("PATCH", "/api/admin/report-schedules/{id}", report_exports.update_schedule,
+             "Replace a scheduled report (admin)", "reports", report_exports.ScheduleBody,
+             admin=True),
+    ApiRoute("DELETE", "/api/admin/report-schedules/{id}", report_exports.delete_schedule,
+             "Delete a scheduled report (admin)", "reports", None, "Deleted", admin=True),
+    ApiRoute("PATCH", "/api/admin/smtp", report_exports.update_smtp,
+             "SMTP settings of scheduled reports; the password is write-only (admin)",
+             "reports", report_exports.SmtpBody, admin=True),
 ]
 
 ROUTES += [

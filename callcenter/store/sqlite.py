@@ -39,6 +39,7 @@ from callcenter.store.sqlite_campaigns import CampaignsMixin
 from callcenter.store.sqlite_db import DEFAULT_BUSY_TIMEOUT_MS, SqliteDb
 from callcenter.store.sqlite_faxes import FaxStoreMixin
 from callcenter.store.sqlite_lines import LinesMixin
+from callcenter.store.sqlite_report_schedules import ReportSchedulesMixin
 from callcenter.store.sqlite_reports import ReportsMixin
 from callcenter.store.sqlite_routing import RoutingMixin
 from callcenter.store.sqlite_sms import SmsStoreMixin
@@ -155,7 +156,8 @@ def _user(row: Sequence[Any]) -> User:
 
 
 class SqliteStore(CallLogMixin, AuditMixin, UserAdminMixin, RoutingMixin, FaxStoreMixin,
-                  SmsStoreMixin, LinesMixin, CampaignsMixin, ReportsMixin):
+                  SmsStoreMixin, LinesMixin, CampaignsMixin, ReportsMixin,
+                  ReportSchedulesMixin):
     """The product's store on one SQLite file in WAL mode.
 
     Writes are serialised through one writer (see :mod:`callcenter.store.sqlite_db`); reads

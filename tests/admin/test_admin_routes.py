@@ -88,6 +88,8 @@ NON_ADMIN = {
     ("GET", "/api/campaigns/{id}/report.csv"),
     # reports: rights per report and role in the service (tests/reports/test_rights.py)
     ("GET", "/api/reports"), ("GET", "/api/reports/{name}"),
+    # exports: the JSON route's rights (tests/reports_ui/test_export_api.py)
+    ("GET", "/api/reports/{name}.csv"), ("GET", "/api/reports/{name}.xlsx"),
 }
 
 

@@ -20,6 +20,8 @@ const ROUTES = [
   { pattern: /^\/admin\/audit$/, nav: 'audit', load: () => import('./pages/audit.js') },
   { pattern: /^\/admin\/routing$/, nav: 'routing', load: () => import('./pages/routing.js') },
   { pattern: /^\/admin\/lines$/, nav: 'lines', load: () => import('./pages/lines.js') },
+  { pattern: /^\/reports(?:\/(?<name>[a-z_]+))?$/, nav: 'reports', load: () => import('./pages/reports.js') },
+  { pattern: /^\/admin\/report-schedules$/, nav: 'report_schedules', load: () => import('./pages/report_schedules.js') },
 ];
 
 async function route() {
@@ -118,6 +120,9 @@ async function boot() {
   header();
   // campaigns are for admins and managers (the API says the same)
   $('[data-nav=campaigns]').hidden = ctx.me.role === 'secretary';
+  // reports: shown when the role may open any (the API decides, per report)
+  await import('./pages/reports.js').then((m) => m.reportList())
+    .then((list) => { $('[data-nav=reports]').hidden = !list.reports.length; }).catch(() => {});
   new Dock($('#cards'));
   startTimers();
   setInterval(() => ctx.store.prune(), 60000);

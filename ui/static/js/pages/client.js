@@ -9,6 +9,7 @@ import { errorText, phoneLink, toast } from '../widgets.js';
 import { faxSection } from './faxsend.js';
 import { CALL_HEAD, callRow, isoFromInput, label, section, table, TASK_HEAD, taskRow } from './shared.js';
 import { clientSmsSection } from './client_sms.js';
+import { clientSummarySection } from './client_summary.js';
 
 function customValue(value) {
   if (value === true) return t('common.yes');
@@ -112,6 +113,7 @@ export async function render(main, { id }) {
 
   replace(main,
     h('h1', { dataset: { role: 'client-name' } }, client.name),
+    clientSummarySection(client),
     h('div', { class: 'columns' },
       section('client.details', details),
       section('client.contacts', contacts)),
