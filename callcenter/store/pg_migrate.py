@@ -86,6 +86,13 @@ async def migrate_pg(conn: asyncpg.Connection, target: int | None = None) -> lis
     migrations = known_migrations()
     newest = migrations[-1].version if migrations else 0
     target = newest if target is None else target
+    current = await schema_version(conn)
+    if current == target == newest:
+        return []  # the usual start: nothing to lock, nothing to do
+    if current > newest:
+        raise SchemaTooNewError(
+            f"database schema version {current} is newer than this callcenter "
+            f"understands ({newest}); upgrade callcenter or restore a backup")
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
         await conn.execute(PRELUDE)
