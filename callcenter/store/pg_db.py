@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ import asyncpg
 from callcenter.store.base import Conflict, NotFound
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 _INT_TYPES = {"int2", "int4", "int8", "oid"}
 _FLOAT_TYPES = {"float4", "float8"}
@@ -257,7 +259,12 @@ class PgDb:
                     self._conn = None
             if touched:
                 for listener in self.listeners:
-                    await listener(touched)
+                    try:
+                        await listener(touched)
+                    except Exception:
+                        # committed all the same: the caller must not retry it
+                        log.exception("store: a change listener failed for %s",
+                                      ", ".join(sorted(touched)))
 
     async def in_transaction(self, work: Callable[[], Awaitable[T]]) -> T:
         async with self.transaction():
