@@ -148,3 +148,40 @@ async def test_the_configured_url_picks_the_store(tmp_path: Path, pg_url: str | 
 
 test_the_configured_url_picks_the_store = pytest.mark.parametrize(
     "backend", ["postgres"], indirect=True)(test_the_configured_url_picks_the_store)
+
+
+async def test_the_screen_pop_context_is_the_same_on_both_stores(store) -> None:
+    from datetime import UTC, datetime
+
+    from callcenter.models import InteractionKind, Role, TaskKind
+    from callcenter.phones import normalize
+    from callcenter.store.base import ClientInput, ContactInput, PhoneInput
+
+    maria = await store.create_user("maria", "Maria", Role.MANAGER, "101")
+    client = await store.create_client(ClientInput("Acme", manager_id=maria.id, contacts=[
+        ContactInput("Ivan", phones=[PhoneInput("+79161234567", normalize("+79161234567"))])]))
+    for day in (1, 3, 2):
+        await store.add_interaction(InteractionKind.NOTE, datetime(2026, 12, day, tzinfo=UTC),
+                                    f"note {day}", client_id=client.id, data={"day": day})
+    await store.create_task(TaskKind.REMINDER, "later", client_id=client.id,
+                            due_at=datetime(2026, 12, 9, tzinfo=UTC))
+    first = await store.create_task(TaskKind.REMINDER, "sooner", client_id=client.id,
+                                    due_at=datetime(2026, 12, 5, tzinfo=UTC))
+    done = await store.create_task(TaskKind.REMINDER, "done", client_id=client.id)
+    await store.update_task(done.id, done=True)
+
+    index = store.caller_index
+    context = index.client_context(client.id, limit=2)
+    assert context["client"] == {"id": client.id, "name": "Acme", "kind": "company",
+                                 "manager_id": maria.id}
+    assert [(i["summary"], i["data"]) for i in context["last_interactions"]] == [
+        ("note 3", {"day": 3}), ("note 2", {"day": 2})]
+    assert [t["title"] for t in context["open_tasks"]] == ["sooner", "later"]
+    assert context["open_tasks"][0]["id"] == first.id
+    assert index.user_by_id(maria.id).name == "Maria"
+    assert index.user_by_extension("101").id == maria.id
+    await store.update_user(maria.id, active=False)
+    assert index.user_by_extension("101") is None  # the index follows the store's writes
+    assert [m.contact_name for m in index.by_tail("1234567")] == ["Ivan"]
+    await store.delete_client(client.id)
+    assert index.by_tail("1234567") == [] and index.client_context(client.id)["client"] is None
