@@ -4,9 +4,8 @@ A lookup must cost microseconds on the event loop (see :class:`callcenter.store.
 CallerIndex`), never a network round trip, so the phones, contacts, clients, active users and
 each client's last interactions and open tasks are held here. :meth:`PgCallerIndex.reload`
 reads them again; the store calls it at open and after each write of its own that touched one
-of :data:`TABLES`, reading again the parts of the snapshot those tables feed (correct, not
-fast for a big base: O(rows) per write); change notifications between instances and
-incremental updates come with the scale-out work.
+of :data:`TABLES`. This first version reloads everything (correct, not fast for a big base);
+change notifications between instances and incremental updates come with the scale-out work.
 """
 
 from __future__ import annotations
@@ -23,10 +22,6 @@ from callcenter.phones import Number, NumberKind
 from callcenter.store.base import PhoneMatch
 
 TABLES = frozenset({"users", "clients", "contacts", "phones", "interactions", "tasks"})
-# the parts of the snapshot, and the part each table's rows are in
-PARTS = frozenset({"phones", "users", "interactions", "tasks"})
-_PART_OF = {"clients": "phones", "contacts": "phones", "phones": "phones", "users": "users",
-            "interactions": "interactions", "tasks": "tasks"}
 _CONTEXT_ROWS = 20  # per client: more than any screen-pop shows
 
 
@@ -49,30 +44,29 @@ class PgCallerIndex:
         self._pool = pool
         self._snap = _Snapshot()
 
-    async def reload(self, parts: frozenset[str] = PARTS) -> None:
-        """Read the ``parts`` of the snapshot again (all by default); the rest is kept."""
-        old = self._snap
-        snap = _Snapshot(old.by_e164, old.revs, old.rev_rows, old.users, old.extensions,
-                         old.clients, old.interactions, old.tasks)
+    async def reload(self) -> None:
+        snap = _Snapshot()
         async with self._pool.acquire() as conn:
-            if "phones" in parts:
-                await self._load_phones(conn, snap)
-            if "users" in parts:
-                await self._load_users(conn, snap)
-            if "interactions" in parts:
-                await self._load_interactions(conn, snap)
-            if "tasks" in parts:
-                await self._load_tasks(conn, snap)
-        self._snap = snap  # one assignment: a lookup sees the old snapshot or the new one
-
-    @staticmethod
-    async def _load_phones(conn: asyncpg.Connection, snap: _Snapshot) -> None:
-        phones = await conn.fetch(
-            "SELECT cl.id, cl.name, c.id, c.name, cl.manager_id, p.raw, p.e164, p.rev"
-            " FROM phones p JOIN contacts c ON c.id = p.contact_id"
-            " JOIN clients cl ON cl.id = c.client_id")
-        clients = await conn.fetch("SELECT id, name, kind, manager_id FROM clients")
-        snap.by_e164, snap.revs, snap.rev_rows, snap.clients = {}, [], [], {}
+            phones = await conn.fetch(
+                "SELECT cl.id, cl.name, c.id, c.name, cl.manager_id, p.raw, p.e164, p.rev"
+                " FROM phones p JOIN contacts c ON c.id = p.contact_id"
+                " JOIN clients cl ON cl.id = c.client_id")
+            users = await conn.fetch(
+                "SELECT id, login, name, role, extension, language, active,"
+                " must_change_password FROM users")
+            clients = await conn.fetch("SELECT id, name, kind, manager_id FROM clients")
+            interactions = await conn.fetch(
+                "SELECT client_id, at, kind, summary, data FROM (SELECT client_id, at, kind,"
+                " summary, data, id, row_number() OVER (PARTITION BY client_id"
+                " ORDER BY at DESC, id DESC) AS n FROM interactions"
+                " WHERE client_id IS NOT NULL) t WHERE n <= $1 ORDER BY client_id, at DESC,"
+                " id DESC", _CONTEXT_ROWS)
+            tasks = await conn.fetch(
+                "SELECT client_id, id, title, due_at FROM (SELECT client_id, id, title, due_at,"
+                " created_at, row_number() OVER (PARTITION BY client_id"
+                " ORDER BY COALESCE(due_at, created_at), id) AS n FROM tasks"
+                " WHERE client_id IS NOT NULL AND done = 0) t WHERE n <= $1"
+                " ORDER BY client_id, COALESCE(due_at, created_at), id", _CONTEXT_ROWS)
         # Sorted here, not by the database's collation: by_tail bisects in Python's order.
         for r in sorted(phones, key=lambda r: (r[7], r[2], r[5])):
             row = (r[0], r[1], r[2], r[3], r[4], r[5])
@@ -82,53 +76,23 @@ class PgCallerIndex:
                 snap.by_e164.setdefault(r[6], []).append((r[2], r[5], row))
         for rows in snap.by_e164.values():
             rows.sort(key=lambda t: (t[0], t[1]))  # as SQLite's (e164, contact_id, raw) index
-        for r in clients:
-            snap.clients[r[0]] = {"id": r[0], "name": r[1], "kind": r[2], "manager_id": r[3]}
-
-    @staticmethod
-    async def _load_users(conn: asyncpg.Connection, snap: _Snapshot) -> None:
-        users = await conn.fetch(
-            "SELECT id, login, name, role, extension, language, active,"
-            " must_change_password FROM users")
-        snap.users, snap.extensions = {}, {}
         for r in users:
             user = User(r[0], r[1], r[2], Role(r[3]), r[4], r[5], bool(r[6]), bool(r[7]))
             snap.users[user.id] = user
             if user.extension and user.active:
                 snap.extensions[user.extension] = user
-
-    @staticmethod
-    async def _load_interactions(conn: asyncpg.Connection, snap: _Snapshot) -> None:
-        rows = await conn.fetch(
-            "SELECT client_id, at, kind, summary, data FROM (SELECT client_id, at, kind,"
-            " summary, data, id, row_number() OVER (PARTITION BY client_id"
-            " ORDER BY at DESC, id DESC) AS n FROM interactions"
-            " WHERE client_id IS NOT NULL) t WHERE n <= $1 ORDER BY client_id, at DESC,"
-            " id DESC", _CONTEXT_ROWS)
-        snap.interactions = {}
-        for r in rows:
+        for r in clients:
+            snap.clients[r[0]] = {"id": r[0], "name": r[1], "kind": r[2], "manager_id": r[3]}
+        for r in interactions:
             snap.interactions.setdefault(r[0], []).append(
                 {"at": r[1], "kind": r[2], "summary": r[3], "data": json.loads(r[4])})
-
-    @staticmethod
-    async def _load_tasks(conn: asyncpg.Connection, snap: _Snapshot) -> None:
-        rows = await conn.fetch(
-            "SELECT client_id, id, title, due_at FROM (SELECT client_id, id, title, due_at,"
-            " created_at, row_number() OVER (PARTITION BY client_id"
-            " ORDER BY COALESCE(due_at, created_at), id) AS n FROM tasks"
-            " WHERE client_id IS NOT NULL AND done = 0) t WHERE n <= $1"
-            " ORDER BY client_id, COALESCE(due_at, created_at), id", _CONTEXT_ROWS)
-        snap.tasks = {}
-        for r in rows:
+        for r in tasks:
             snap.tasks.setdefault(r[0], []).append({"id": r[1], "title": r[2], "due_at": r[3]})
+        self._snap = snap
 
     async def tables_changed(self, tables: frozenset[str]) -> None:
-        if "clients" in tables:  # a deleted client takes its contacts, phones and tasks along
-            parts = PARTS
-        else:
-            parts = frozenset(_PART_OF[t] for t in tables if t in _PART_OF)
-        if parts:
-            await self.reload(parts)
+        if tables & TABLES:
+            await self.reload()
 
     def match(self, number: Number, tail_digits: int) -> list[PhoneMatch]:
         if number.kind is not NumberKind.EXTERNAL:
