@@ -50,8 +50,8 @@ _WRITE = re.compile(r"^\s*(?:INSERT\s+(?:OR\s+IGNORE\s+)?INTO|UPDATE|DELETE\s+FR
                     re.IGNORECASE)
 _INSERT_OR_IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO", re.IGNORECASE)
 _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
-# A LIKE with no ESCAPE clause: SQLite has no escape character there, PostgreSQL takes "\\"
-# (a search for "a\\" would fail: "LIKE pattern must not end with escape character").
+# A LIKE with no ESCAPE clause: SQLite has no escape character there, PostgreSQL takes a
+# backslash (a search ending in one would fail: "LIKE pattern must not end with escape ...").
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|--[^\n]*|\bLIKE\s+\?(?!\s*ESCAPE\b)|\?"
                     r"|\bLIKE\b", re.IGNORECASE)
 
