@@ -7,10 +7,10 @@ is translated once and cached (:func:`translate`): ``?`` becomes ``$n``; ``LIKE`
 ``ILIKE`` (SQLite's LIKE ignores ASCII case, PostgreSQL's does not; ILIKE also folds non-ASCII
 letters, so a search finds at least what SQLite finds), with ``ESCAPE ''`` when it has none;
 ``INSERT OR IGNORE`` becomes ``ON CONFLICT DO NOTHING``; an ``INSERT`` into a table with an
-identity ``id`` gains ``RETURNING id``, which is what ``lastrowid`` reports. asyncpg is strict about parameter types
-where SQLite converts (an int bound to a TEXT column, a float to an integer one), so values are
-converted to the types PostgreSQL inferred for the prepared statement, as SQLite's column
-affinity would.
+identity ``id`` gains ``RETURNING id``, which is what ``lastrowid`` reports. asyncpg is strict
+about parameter types where SQLite converts (an int bound to a TEXT column, a float to an
+integer one), so values are converted to the types PostgreSQL inferred for the prepared
+statement, as SQLite's column affinity would.
 
 Writes keep SQLite's discipline: one writer at a time, within one process behind
 :attr:`PgDb.lock` and across every instance sharing the database behind a transaction-scoped
