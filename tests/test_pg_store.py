@@ -11,11 +11,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from callcenter.calls.log import transient
 from callcenter.config import load_config
 from callcenter.store.base import Conflict
 from callcenter.store.migrate import Migration, SchemaTooNewError, known_migrations
 from callcenter.store.open import open_store, sqlite_path
-from callcenter.store.pg_db import PgDb, translate
+from callcenter.store.pg_db import PgDb, StoreUnavailable, translate
 from callcenter.store.pg_migrate import pg_sql, schema_version, translate_ddl
 from callcenter.store.postgres import PostgresStore, redacted, with_password
 from callcenter.store.sqlite import SqliteStore
@@ -233,4 +234,29 @@ async def test_a_like_pattern_ending_in_a_backslash_matches_as_on_sqlite(
     finally:
         await lite.close()
         await pg.close()
+        await pg_server.release_database(url)
+
+
+async def test_a_lost_connection_is_a_transient_failure_the_call_log_retries(
+        pg_server: PgServer) -> None:
+    # PostgreSQL restarted or failed over mid-write: the call log must keep retrying (a
+    # transient failure), not dead-letter the call after a few "permanent" attempts.
+    url = await pg_server.create_database()
+    db = await PgDb.open(url, max_size=1)
+    admin = await asyncpg.connect(url)
+    try:
+        with pytest.raises(StoreUnavailable) as failed:
+            async with db.transaction():
+                await db.execute("INSERT INTO settings (key, value) VALUES (?, ?)", ("a", "1"))
+                # waits (up to 10 s) until the backend is gone
+                assert await admin.fetchval(
+                    "SELECT bool_and(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+                await db.execute("INSERT INTO settings (key, value) VALUES (?, ?)", ("b", "2"))
+        assert transient(failed.value)
+        await db.execute("INSERT INTO settings (key, value) VALUES (?, ?)", ("c", "3"))
+        assert [r[0] for r in await db.rows("SELECT key FROM settings")] == ["c"]
+    finally:
+        await admin.close()
+        await db.close()
         await pg_server.release_database(url)

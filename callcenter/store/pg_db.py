@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -151,6 +151,37 @@ def _rowcount(status: str | None) -> int:
     return int(last) if last.isdigit() else -1
 
 
+class StoreUnavailable(ConnectionError):
+    """PostgreSQL is unreachable, restarting, shedding load or rolled the transaction back
+    (a lost connection, an admin shutdown, too many connections, a deadlock): waiting may cure
+    it. An OSError, so the call log's retry (``calls.log.transient``) keeps the call instead of
+    dead-lettering it after a few attempts, as it does for SQLite's "database is locked"."""
+
+
+_UNAVAILABLE = (asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError,
+                asyncpg.exceptions.InsufficientResourcesError,
+                asyncpg.exceptions.TransactionRollbackError)
+
+
+def _closed(conn: asyncpg.Connection) -> bool:
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:
+        return True  # the pool took the lost connection back already
+
+
+@contextlib.contextmanager
+def _availability(conn: asyncpg.Connection | None = None) -> Iterator[None]:
+    try:
+        yield
+    except _UNAVAILABLE as exc:
+        raise StoreUnavailable(f"PostgreSQL unavailable: {exc}") from exc
+    except asyncpg.InterfaceError as exc:
+        if conn is None or not _closed(conn):
+            raise
+        raise StoreUnavailable(f"PostgreSQL connection lost: {exc}") from exc
+
+
 ChangeListener = Callable[[frozenset[str]], Awaitable[None]]
 
 
@@ -218,8 +249,10 @@ class PgDb:
         if self._holding():
             assert self._conn is not None
             return (await self._run(self._conn, sql, params))[0]
-        async with self.pool.acquire() as conn:
-            return (await self._run(conn, sql, params))[0]
+        with _availability():
+            async with self.pool.acquire() as conn:
+                with _availability(conn):
+                    return (await self._run(conn, sql, params))[0]
 
     async def one(self, sql: str, params: Sequence[Any], what: str, ident: object) -> Any:
         rows = await self.rows(sql, params)
@@ -260,18 +293,21 @@ class PgDb:
             return
         async with self.lock:
             touched: frozenset[str] = frozenset()
-            async with self.pool.acquire() as conn:
-                self._owner = asyncio.current_task()
-                self._conn = conn
-                self._touched = set()
-                try:
-                    async with conn.transaction():
-                        await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITE_LOCK_KEY)
-                        yield
-                    touched = frozenset(self._touched)
-                finally:
-                    self._owner = None
-                    self._conn = None
+            with _availability():
+                async with self.pool.acquire() as conn:
+                    self._owner = asyncio.current_task()
+                    self._conn = conn
+                    self._touched = set()
+                    try:
+                        with _availability(conn):
+                            async with conn.transaction():
+                                await conn.execute("SELECT pg_advisory_xact_lock($1)",
+                                                   WRITE_LOCK_KEY)
+                                yield
+                        touched = frozenset(self._touched)
+                    finally:
+                        self._owner = None
+                        self._conn = None
             if touched:
                 for listener in self.listeners:
                     try:
