@@ -224,3 +224,32 @@ def test_a_missing_source_or_a_wrong_target_is_a_clear_error(
     assert main(["migrate-store", "--from", f"sqlite:{tmp_path / 'x.db'}",
                  "--to", "mysql://x"]) == 2
     assert "postgresql://" in capsys.readouterr().err
+
+
+async def _waiting_for_a_lock(store: PostgresStore, other: asyncio.Task[Any]) -> None:
+    while not other.done():
+        if await store._db.rows("SELECT 1 FROM pg_locks WHERE NOT granted"):
+            return
+        await asyncio.sleep(0.01)
+
+
+async def test_a_copy_never_wipes_what_an_instance_is_committing(
+        tmp_path: Path, pg_url: str) -> None:
+    # An instance went live on the target while migrate-store was re-run: its write, still
+    # uncommitted when the copy looked, must make the copy refuse, not vanish in the TRUNCATE.
+    from callcenter.store.copy import CopyError, copy_store
+
+    src = tmp_path / "office.db"
+    await populate(src)
+    live = await PostgresStore.open(pg_url)
+    try:
+        async with live._db.transaction():
+            await live.create_user("written-on-pg", "PG", Role.SECRETARY)
+            copying = asyncio.create_task(copy_store(src, pg_url))
+            await asyncio.wait_for(_waiting_for_a_lock(live, copying), 60)
+            assert not copying.done()
+        with pytest.raises(CopyError, match="already holds data"):
+            await copying
+        assert [u.login for u in await live.list_users()] == ["written-on-pg"]
+    finally:
+        await live.close()

@@ -25,7 +25,7 @@ from typing import Any
 
 import asyncpg
 
-from callcenter.store.pg_db import _coerce
+from callcenter.store.pg_db import WRITE_LOCK_KEY, _coerce
 from callcenter.store.postgres import redacted
 from callcenter.store.sqlite import SqliteStore
 
@@ -126,6 +126,9 @@ async def _copy(src: SqliteStore, dst: Any, source_name: str, replace: bool,
     source_counts = {t: int((await src._db.rows(f'SELECT COUNT(*) FROM "{t}"'))[0][0])
                      for t in order}
     async with dst._db.pool.acquire() as conn, conn.transaction():
+        # The store writers' lock first: an instance already writing to the target cannot
+        # commit between the check below and the TRUNCATE (its rows would be wiped unseen).
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITE_LOCK_KEY)
         await conn.execute(_LOG_TABLE)
         # One copy at a time, and no instance writing meanwhile sees half of it.
         await conn.execute("LOCK TABLE store_copies IN EXCLUSIVE MODE")
