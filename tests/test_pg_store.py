@@ -260,3 +260,24 @@ async def test_a_lost_connection_is_a_transient_failure_the_call_log_retries(
         await admin.close()
         await db.close()
         await pg_server.release_database(url)
+
+
+async def test_a_database_not_sorting_by_code_point_is_warned_about(
+        pg_server: PgServer, caplog: pytest.LogCaptureFixture) -> None:
+    good = await pg_server.create_database()
+    db = await PgDb.open(good)
+    await db.close()
+    await pg_server.release_database(good)
+    assert "sorts text by" not in caplog.text
+
+    url = pg_server.url("icu_en")
+    admin = await asyncpg.connect(pg_server.url("postgres"))
+    try:
+        await admin.execute("CREATE DATABASE icu_en TEMPLATE template0 LOCALE_PROVIDER icu"
+                            " ICU_LOCALE 'en' LOCALE 'C.UTF-8'")
+        db = await PgDb.open(url)
+        await db.close()
+    finally:
+        await admin.close()
+        await pg_server.drop_database(url)
+    assert "sorts text by C.UTF-8 (icu)" in caplog.text

@@ -151,6 +151,24 @@ def _rowcount(status: str | None) -> int:
     return int(last) if last.isdigit() else -1
 
 
+_CODE_POINT = {"C", "POSIX", "C.UTF-8", "C.utf8"}
+
+
+async def _warn_about_collation(conn: asyncpg.Connection) -> None:
+    # SQLite compares text by code point; so does PostgreSQL under the C locale. Under a
+    # language's collation ("en_US.UTF-8", Debian's default cluster, or ICU) ORDER BY name puts
+    # "a" before "B" and mixed-format text compares differently, so the two stores disagree.
+    found = await conn.fetchrow(
+        "SELECT datcollate, datlocprovider::text FROM pg_database"
+        " WHERE datname = current_database()")
+    if found is not None and (found[1] != "c" or found[0] not in _CODE_POINT):
+        log.warning(
+            "store: the PostgreSQL database sorts text by %s (%s), not by code point as SQLite"
+            " does: lists ordered by name will differ; create it with TEMPLATE template0"
+            " LOCALE_PROVIDER libc LOCALE 'C.UTF-8'", found[0],
+            "icu" if found[1] == "i" else "libc")
+
+
 class StoreUnavailable(ConnectionError):
     """PostgreSQL is unreachable, restarting, shedding load or rolled the transaction back
     (a lost connection, an admin shutdown, too many connections, a deadlock): waiting may cure
@@ -210,6 +228,7 @@ class PgDb:
             async with pool.acquire() as conn:
                 await migrate_pg(conn, target_version)
                 tables = await identity_tables(conn)
+                await _warn_about_collation(conn)
         except BaseException:
             await pool.close()
             raise
