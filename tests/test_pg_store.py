@@ -281,3 +281,12 @@ async def test_a_database_not_sorting_by_code_point_is_warned_about(
         await admin.close()
         await pg_server.drop_database(url)
     assert "sorts text by C.UTF-8 (icu)" in caplog.text
+
+
+def test_only_ascii_digits_bound_to_an_integer_column_become_an_integer() -> None:
+    from callcenter.store.pg_db import _coerce
+
+    assert _coerce("42", "int8") == 42 and _coerce("-7", "int4") == -7
+    assert _coerce(3.0, "int8") == 3 and _coerce(True, "int8") == 1
+    # SQLite stores these as the text they are; PostgreSQL then refuses them, loudly
+    assert _coerce("٣", "int8") == "٣" and _coerce("²", "int8") == "²"

@@ -105,7 +105,8 @@ def _coerce(value: Any, type_name: str) -> Any:
             return int(value)
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        # ASCII digits only: SQLite keeps "٣" (or "²") as text, int() would make it 3
+        if isinstance(value, str) and value.isascii() and value.strip().lstrip("-").isdigit():
             return int(value)
         return value
     if type_name in _FLOAT_TYPES:
