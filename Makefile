@@ -13,6 +13,8 @@ DEBIAN_TEST += ghostscript libspandsp2
 DEBIAN_TEST += hylafax-server
 # SIP: kamailio is the registrar the SIP core's tests start on 127.0.0.1 (tests/sip/kamailio.py).
 DEBIAN_TEST += kamailio
+# PostgreSQL store: the tests start their own server from Debian's initdb/pg_ctl.
+DEBIAN_TEST += postgresql
 
 .PHONY: run test bench clean deps-run deps-test vendor
 
