@@ -12,6 +12,8 @@ import pytest
 from callcenter.cli import main
 from callcenter.models import InteractionKind, Role, TaskKind
 from callcenter.phones import normalize
+from callcenter.reports.model import ReportName
+from callcenter.reports.schedule import Frequency, Period, ScheduleIn
 from callcenter.store.base import ClientInput, ContactInput, PhoneInput
 from callcenter.store.postgres import PostgresStore
 from callcenter.store.sqlite import SqliteStore
@@ -94,6 +96,10 @@ async def populate(path: Path) -> None:
             "INSERT INTO campaign_recipients (campaign_id, client_id, contact_id, number, text,"
             " state, job_id) VALUES (1, ?, ?, '+79161234567', 'Hi Иван', 'queued', 1)",
             (client.id, contact.id))
+        await s.add_report_schedule(ScheduleIn(
+            "Weekly", (ReportName.MISSED_CALLS,), ("boss@example.com",), Frequency.WEEKLY,
+            "08:00", 0, Period.LAST_7_DAYS, "ru", True), admin.id)
+        await s.set_smtp_password("smtp-secret")
         await s.delete_client(2)
     finally:
         await s.close()
