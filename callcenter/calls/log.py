@@ -318,6 +318,11 @@ class CallLog:
 
     # -- the writer task -------------------------------------------------------------------
 
+    @property
+    def queue_depth(self) -> int:
+        """Writes waiting for the store (for /metrics)."""
+        return len(self._queue) + (self._current is not None)
+
     async def start(self) -> None:
         """Queue what the last run left in the journal, then the closing of the calls it left
         open, ahead of any new write, and wait up to ``start_wait_seconds`` for both: a long
