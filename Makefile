@@ -11,6 +11,8 @@ DEBIAN_RUN += ghostscript libspandsp2
 DEBIAN_TEST += ghostscript libspandsp2
 # Fax: HylaFAX's hfaxd/faxq, started by the HylaFAX line's tests on a private spool.
 DEBIAN_TEST += hylafax-server
+# PostgreSQL store: the tests start their own server from Debian's initdb/pg_ctl.
+DEBIAN_TEST += postgresql
 
 .PHONY: run test bench clean deps-run deps-test
 

@@ -27,7 +27,7 @@ from callcenter.lines.kinds import KindContext, build_kinds, register_kind
 from callcenter.passwords import shutdown_pool
 from callcenter.services import Services
 from callcenter.sms.runtime import Sink, limits_of, sms_running
-from callcenter.store.sqlite import SqliteStore
+from callcenter.store.open import open_store
 
 if TYPE_CHECKING:
     from callcenter.calls.log import CallLog
@@ -505,7 +505,7 @@ def create_app(config: Config, *, demo: bool | None = None, demo_calls: bool = T
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = await SqliteStore.open(config.database_path)
+        store = await open_store(config)
         services = Services.build(config, store)
         app.state.services = services
         await services.routing.load()  # before the lines start: the stored region applies

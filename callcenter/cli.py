@@ -79,14 +79,15 @@ def cmd_user(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     from callcenter.store.migrate import known_migrations
-    from callcenter.store.sqlite import SqliteStore
+    from callcenter.store.open import open_store
 
     config = _config(args)
 
     async def run() -> int:
-        store = await SqliteStore.open(config.database_path)
+        store = await open_store(config)
         await store.close()
-        print(f"{config.database_path}: schema at version {known_migrations()[-1].version}")
+        where = getattr(store, "url", None) or config.database_path
+        print(f"{where}: schema at version {known_migrations()[-1].version}")
         return 0
 
     return asyncio.run(run())

@@ -50,6 +50,10 @@ class StoreConfig:
     # Folder for the database, recordings and generated secrets; relative to the config file.
     data_dir: str = "var"
     database: str = "callcenter.db"
+    # "postgresql://user@host:5432/callcenter" stores everything in PostgreSQL instead of the
+    # SQLite file; the password comes from CALLCENTER_STORE_PASSWORD, not from this file.
+    url: str = ""
+    password: str = field(default="", repr=False)
 
 
 @dataclass

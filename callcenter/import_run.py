@@ -35,7 +35,7 @@ from callcenter.models import Role
 from callcenter.phones import Number, NumberKind
 from callcenter.routing.service import effective_region
 from callcenter.store.base import ClientInput, ContactInput, PhoneInput, Store, StoreError
-from callcenter.store.sqlite import SqliteStore
+from callcenter.store.open import open_store
 
 
 def to_input(draft: ClientDraft) -> ClientInput:
@@ -208,7 +208,7 @@ async def run_import(config: Config, args: argparse.Namespace, out: TextIO | Non
                      err: TextIO | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     batch_size = getattr(args, "batch_size", None) or DEFAULT_BATCH_SIZE
-    store = await SqliteStore.open(config.database_path)
+    store = await open_store(config)
     try:
         try:
             plan = await plan_import(

@@ -10,7 +10,9 @@ from starlette.testclient import TestClient
 from callcenter.app import create_app
 from callcenter.config import Config, load_config
 from callcenter.demo import DEMO_PASSWORD
+from callcenter.store.postgres import PostgresStore
 from callcenter.store.sqlite import SqliteStore
+from tests.pg_server import PgServer
 
 # No per-example deadline: timings are measured in benchmarks/, never asserted in tests, and a
 # busy CI machine must not turn a slow example into a failure.
@@ -21,17 +23,73 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures" / "ami"  # recorded Asterisk 22 traffic, in the repo
 
 
+# Tests of the store and the API run on both databases: those that use one of these fixtures
+# or live in a module named like these. A test that is SQLite's by nature (the file, its
+# locking, WAL, a SIGKILL on it) says so with @pytest.mark.sqlite_only("why").
+_BOTH_FIXTURES = {"store", "api", "api_factory", "demo_app"}
+_BOTH_MODULES = ("test_store", "_api", "test_api")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only(why): runs on SQLite only (the reason is the argument)")
+    config.addinivalue_line("markers", "both_backends: runs on SQLite and PostgreSQL")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.get_closest_marker("sqlite_only"):
+        return
+    module = Path(str(metafunc.definition.fspath)).stem
+    if (metafunc.definition.get_closest_marker("both_backends")
+            or _BOTH_FIXTURES & set(metafunc.fixturenames)
+            or any(part in module for part in _BOTH_MODULES)):
+        metafunc.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    server = PgServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
-def config(tmp_path: Path) -> Config:
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database under the test: "sqlite" unless parametrised (see above)."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def pg_url(request: pytest.FixtureRequest, backend: str) -> Iterator[str | None]:
+    """A freshly migrated PostgreSQL database for this test (None on SQLite)."""
+    if backend != "postgres":
+        yield None
+        return
+    server: PgServer = request.getfixturevalue("pg_server")
+    url = server.create_database_sync()
+    yield url
+    server.drop_database_sync(url)
+
+
+@pytest.fixture
+def config(tmp_path: Path, pg_url: str | None) -> Config:
     cfg = load_config(None, env={})
     cfg.base_dir = tmp_path
     cfg.server.secret_key = "test-secret-key-not-for-production"
+    if pg_url:
+        cfg.store.url = pg_url
     return cfg
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = await SqliteStore.open(tmp_path / "test.db")
+async def store(tmp_path: Path, pg_url: str | None) -> AsyncIterator[SqliteStore]:
+    s = (await PostgresStore.open(pg_url) if pg_url
+         else await SqliteStore.open(tmp_path / "test.db"))
     try:
         yield s
     finally:

@@ -92,9 +92,9 @@ def read_secrets(kind: LineKind, name: str, env: dict[str, str] | None = None,
 
 async def _manager(config: Config) -> tuple[LineManager, Any]:
     from callcenter.app import line_kinds
-    from callcenter.store.sqlite import SqliteStore
+    from callcenter.store.open import open_store
 
-    store = await SqliteStore.open(config.database_path)
+    store = await open_store(config)
     manager = LineManager(store, run_lines=False)
     for kind in line_kinds(config):
         manager.register(kind)

@@ -11,8 +11,10 @@ from callcenter.store.sqlite_db import SqliteDb
 
 # A user took part in a call: answered it, placed it, rang for it or got it transferred.
 _INVOLVES = (
-    "(c.answered_by_user = ? OR c.user_id = ? OR EXISTS (SELECT 1 FROM json_each(c.users) u"
-    " WHERE u.value = ?))"
+    # users is a JSON array of ids ("[3, 12]"): found as ",3," in ",3,12," - plain SQL that
+    # both SQLite and PostgreSQL run (no json_each).
+    "(c.answered_by_user = ? OR c.user_id = ? OR (',' || REPLACE(REPLACE(REPLACE(c.users,"
+    " '[', ''), ']', ''), ' ', '') || ',') LIKE ('%,' || CAST(? AS TEXT) || ',%'))"
 )
 
 
@@ -43,7 +45,8 @@ _FIRST_WINS = {"ringing_at": "calls.ringing_at",
                "answered_at": "COALESCE(calls.answered_at, excluded.answered_at)"}
 # Once withheld, always withheld: a later sighting (a re-adoption after a restart that did
 # not learn it again) never brings the number, name or client back.
-_WITHHELD_STAYS = {"withheld": "MAX(calls.withheld, excluded.withheld)"} | {
+_WITHHELD_STAYS = {
+    "withheld": "CASE WHEN calls.withheld = 1 THEN 1 ELSE excluded.withheld END"} | {
     c: f"CASE WHEN calls.withheld = 1 THEN {blank} ELSE excluded.{c} END"
     for c, blank in (("caller_raw", "''"), ("caller_e164", "NULL"), ("caller_name", "''"),
                      ("client_id", "NULL"), ("contact_id", "NULL"), ("candidates", "'[]'"))} | {
@@ -89,14 +92,19 @@ class CallLogMixin:
         async with self._db.transaction():
             rows = await self._db.rows(
                 "SELECT id, ringing_at, answered_at, answered_by_user, answered_by_ext,"
-                " answered_by_outside, rang, users, transfers, withheld,"
-                " (SELECT json_group_array(pbx_path)"
-                f" FROM recordings r WHERE r.call_id = calls.id) FROM calls WHERE {_OPEN}")
+                " answered_by_outside, rang, users, transfers, withheld"
+                f" FROM calls WHERE {_OPEN}")
+            recordings: dict[str, list[str]] = {}
+            for call_id, pbx_path in await self._db.rows(
+                    "SELECT call_id, pbx_path FROM recordings WHERE call_id IN"
+                    f" (SELECT id FROM calls WHERE {_OPEN}) ORDER BY id"):
+                recordings.setdefault(call_id, []).append(pbx_path)
             for r in rows:
-                row = dict(zip(keys, r, strict=True))
+                row = dict(zip(keys, (*r, None), strict=True))
                 row["answered_by_outside"] = bool(row["answered_by_outside"])
-                for key in ("rang", "users", "transfers", "recordings"):
+                for key in ("rang", "users", "transfers"):
                     row[key] = json.loads(row[key] or "[]")
+                row["recordings"] = recordings.get(row["id"], [])
                 closed.append(row)
             if not closed:
                 return []

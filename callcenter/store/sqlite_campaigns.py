@@ -113,7 +113,7 @@ class CampaignsMixin:
             if not cursor.rowcount:
                 await self.get_campaign(campaign_id)
                 return False
-            await self._db.writer.executemany(
+            await self._db.executemany(
                 "INSERT INTO campaign_recipients (campaign_id, client_id, contact_id, number,"
                 " text, updated_at) VALUES (?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (campaign_id, number) DO NOTHING",

@@ -112,6 +112,14 @@ class SqliteDb:
         async with self.lock:
             return await self._run(sql, params)
 
+    async def executemany(self, sql: str, seq: Sequence[Sequence[Any]]) -> None:
+        """One write statement for many rows, in one transaction."""
+        async with self.transaction():
+            try:
+                await self._writer.executemany(sql, seq)
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(str(exc)) from exc
+
     async def _run(self, sql: str, params: Sequence[Any]) -> aiosqlite.Cursor:
         try:
             return await self._writer.execute(sql, params)

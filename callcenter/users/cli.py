@@ -91,12 +91,12 @@ ACTIONS: dict[str, Callable[..., Awaitable[str]]] = {
 
 
 def run(config: Config, args: argparse.Namespace) -> int:
-    from callcenter.store.sqlite import SqliteStore
+    from callcenter.store.open import open_store
 
     args.default_language = config.console.default_language
 
     async def main() -> int:
-        store = await SqliteStore.open(config.database_path)
+        store = await open_store(config)
         try:
             svc = UserService(store, AuditService(store))
             print(await ACTIONS[args.what](svc, store, args))
