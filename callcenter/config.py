@@ -279,9 +279,9 @@ class ClusterConfig:
 
     # This instance's name in the line leases; empty: the host name and the process id.
     instance_id: str = ""
-    # A line's owner renews its lease every lease_seconds / 3; another instance takes the
-    # line over once the lease is lease_seconds old (takeover within lease_seconds + 1 s).
-    lease_seconds: float = 8.0
+    # A line's owner renews its lease every second; another instance takes the line over
+    # once the lease has run out (takeover within lease_seconds + 1 s, plus connecting).
+    lease_seconds: float = 6.0
     # Cross-instance events are kept this long in the outbox for listeners that reconnect.
     outbox_hours: float = 24.0
 
