@@ -145,7 +145,7 @@ class _Live(Collector):
             for status in manager.statuses():
                 lines.add_metric([status.name, status.kind, str(status.state)], 1)
         yield lines
-        owned = extra.get("line_leases")
+        owned = getattr(extra.get("cluster"), "leases", None)
         if owned is not None:
             leases = GaugeMetricFamily("callcenter_lines_owned",
                                        "Lines whose lease this instance holds")
@@ -176,7 +176,7 @@ def ops_routes(metrics: Metrics) -> list[BaseRoute]:
             states = [s.state for s in manager.statuses()]
             body["lines"] = {"configured": len(states), "running": len(manager.running),
                              "up": sum(1 for s in states if s == "up")}
-        leases = services.extra.get("line_leases")
+        leases = getattr(services.extra.get("cluster"), "leases", None)
         if leases is not None:
             body.setdefault("lines", {})["owned"] = len(leases.owned)
         return JSONResponse(body)
