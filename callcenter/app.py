@@ -528,8 +528,11 @@ async def _join_cluster(config: Config, store: Any, stack: contextlib.AsyncExitS
 
     dsn = with_password(config.store.url, config.store.password)
     try:
-        return await stack.enter_async_context(
+        cluster = await stack.enter_async_context(
             cluster_running(dsn, config.cluster, ClusterBus()))
+        # Clients, phones and users another instance changes reach this one's screen-pops.
+        await store.caller_index.listen(dsn)
+        return cluster
     except BaseException:
         await store.close()
         raise
