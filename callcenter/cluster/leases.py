@@ -124,9 +124,8 @@ class LineLeases:
                 if self._conn is None or self._conn.is_closed():
                     await self._reconnect()
                 await self.renew()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
-                    TimeoutError) as exc:
-                log.warning("line leases: cannot renew (%s)", exc)
+            except Exception as exc:  # the database or the connection: fenced below
+                log.warning("line leases: cannot renew (%r)", exc)
                 with contextlib.suppress(Exception):
                     if self._conn is not None:
                         await self._conn.close(timeout=0.5)

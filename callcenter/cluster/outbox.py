@@ -89,6 +89,7 @@ class OutboxRelay:
         self._queued = asyncio.Event()
         self._wake = asyncio.Event()
         self._apply_lock = asyncio.Lock()
+        self._writer_lock = asyncio.Lock()  # one statement at a time on the writer's conn
         self._writer: asyncpg.Connection | None = None
         self._listener: asyncpg.Connection | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -165,10 +166,10 @@ class OutboxRelay:
                     await self._write_batch()
                 self._queued.clear()
                 failures = 0
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:  # the database or the connection: retried, in order
                 delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
                 failures += 1
-                log.warning("outbox: write failed (%s); retrying in %.1f s", exc, delay)
+                log.warning("outbox: write failed (%r); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
                 await self._reconnect_writer()
 
@@ -177,10 +178,14 @@ class OutboxRelay:
             with contextlib.suppress(Exception):
                 await self._writer.close(timeout=1.0)
         self._writer = None
-        with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        with contextlib.suppress(Exception):  # tried again after the next failure
             self._writer = await self._connect(self.dsn)
 
     async def _write_batch(self) -> None:
+        async with self._writer_lock:
+            await self._write_batch_locked()
+
+    async def _write_batch_locked(self) -> None:
         if self._writer is None:
             raise asyncpg.InterfaceError("the outbox writer is not connected")
         batch = [self._queue[i] for i in range(min(BATCH, len(self._queue)))]
@@ -238,10 +243,10 @@ class OutboxRelay:
                 await self.catch_up()
                 self.connected.set()
                 failures = 0
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:  # the connection (or the database) went: reconnect
                 delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
                 failures += 1
-                log.warning("outbox: listener lost (%s); reconnecting in %.1f s", exc, delay)
+                log.warning("outbox: listener lost (%r); reconnecting in %.1f s", exc, delay)
                 if self._listener is not None:
                     with contextlib.suppress(Exception):
                         await self._listener.close(timeout=1.0)
@@ -283,9 +288,10 @@ class OutboxRelay:
         if self._writer is None:
             raise asyncpg.InterfaceError("the outbox writer is not connected")
         cutoff = time.time() - self.retention
-        result = await self._writer.execute(
-            "DELETE FROM bus_outbox WHERE at < $1 AND id < (SELECT MAX(id) FROM bus_outbox)",
-            cutoff)
+        async with self._writer_lock:
+            result = await self._writer.execute(
+                "DELETE FROM bus_outbox WHERE at < $1 AND id < (SELECT MAX(id) FROM"
+                " bus_outbox)", cutoff)
         return int(result.split()[-1])
 
 

@@ -11,8 +11,9 @@ from callcenter.bus import BusEvent, EventBus
 
 
 @pytest.fixture
-def backend() -> str:
-    return "postgres"
+def backend(request: pytest.FixtureRequest) -> str:
+    """PostgreSQL here unless a test is parametrised over both (both_backends)."""
+    return getattr(request, "param", "postgres")
 
 
 class Seen:
