@@ -28,8 +28,9 @@ def free_port() -> int:
 
 
 class Instance:
-    def __init__(self, tmp: Path, name: str, pg_url: str, ami_port: int | None,
-                 lease_seconds: float = 3.0) -> None:
+    def __init__(self, tmp: Path, name: str, pg_url: str | None, ami_port: int | None,
+                 lease_seconds: float = 3.0, ami_user: str = "crm",
+                 ami_secret: str = "crm-secret") -> None:
         self.name = name
         self.tmp = tmp / name
         self.tmp.mkdir(parents=True, exist_ok=True)
@@ -37,11 +38,12 @@ class Instance:
         self.config = self.tmp / "callcenter.toml"
         pbx = ("" if ami_port is None else
                f'[[pbx]]\nname = "office"\nhost = "127.0.0.1"\nport = {ami_port}\n'
-               'username = "crm"\nsecret = "crm-secret"\n'
+               f'username = "{ami_user}"\nsecret = "{ami_secret}"\n'
                'trunk_endpoints = ["trunk", "faxtrunk"]\n')
         self.config.write_text(
             f'[server]\nport = {self.port}\nsecret_key = "{SECRET_KEY}"\n\n'
-            f'[store]\ndata_dir = "{self.tmp / "var"}"\nurl = "{pg_url}"\n\n'
+            f'[store]\ndata_dir = "{self.tmp / "var"}"\n'
+            + (f'url = "{pg_url}"\n' if pg_url else "") + "\n"
             f'[cluster]\ninstance_id = "{name}"\nlease_seconds = {lease_seconds}\n\n{pbx}')
         self.proc: asyncio.subprocess.Process | None = None
 
