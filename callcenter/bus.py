@@ -71,7 +71,7 @@ class EventBus:
         return event
 
     def apply(self, seq: int, topic: str, at: float, data: dict[str, Any],
-              data_text: str | None = None) -> BusEvent:
+              data_text: str | None = None, *, deliver: bool = True) -> BusEvent:
         """Deliver an event whose sequence number was given elsewhere (the cluster's outbox,
         callcenter/cluster/outbox.py): the same on every instance. It must follow
         ``last_seq``; ``data_text`` is ``data`` as JSON when the caller has it already."""
@@ -86,8 +86,19 @@ class EventBus:
                 f'"data":{data_text}}}')
         event = BusEvent(seq, topic, at, data, text)
         self._history.append((seq, text))
-        self._deliver(event)
+        if deliver:
+            self._deliver(event)
         return event
+
+    def replace_texts(self, texts: dict[int, str]) -> int:
+        """Put these texts in place of the events with those numbers still in the window (a
+        redaction made on another instance); returns how many were replaced."""
+        replaced = 0
+        for i, (number, _text) in enumerate(self._history):
+            if number in texts:
+                self._history[i] = (number, texts[number])
+                replaced += 1
+        return replaced
 
     def _deliver(self, event: BusEvent) -> None:
         for subscriber in tuple(self._subscribers):

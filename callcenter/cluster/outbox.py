@@ -38,6 +38,7 @@ from callcenter.bus import BusEvent, EventBus, _dumps
 log = logging.getLogger(__name__)
 
 CHANNEL = "callcenter_bus"
+REDACT = "bus.redact"  # a redaction to apply to every instance's replay window
 LOCK_KEY = 0x63630001  # pg_advisory_xact_lock key of the outbox writers ("cc" 1)
 BATCH = 500  # rows per insert and per catch-up read
 MAX_QUEUED = 50_000  # events waiting for the database; beyond, the oldest are dropped
@@ -71,6 +72,33 @@ class ClusterBus(EventBus):
         self.relay.send(topic, data, at)
         # Not sequenced yet: no caller uses the returned event (subscribers get the real one).
         return BusEvent(0, topic, at, data)
+
+    def redact(self, needle: str,
+               rewrite: Callable[[dict[str, Any]], dict[str, Any] | None]) -> int:
+        """Redacted here at once, and on every other instance through the outbox: the new
+        texts go as a ``bus.redact`` row that each instance applies to its replay window
+        (never shown live; replayed, it is an event of an unknown type with no data)."""
+        before = dict(self._history_texts(needle))
+        count = super().redact(needle, rewrite)
+        if self.relay is not None and count:
+            after = dict(self._history_numbers(before))
+            texts = [[n, t] for n, t in after.items() if before[n] != t]
+            self.relay.send(REDACT, {"texts": texts}, time.time())
+        return count
+
+    def _history_texts(self, needle: str) -> list[tuple[int, str]]:
+        return [(n, t) for n, t in self._history if needle in t]
+
+    def _history_numbers(self, numbers: dict[int, str]) -> list[tuple[int, str]]:
+        return [(n, t) for n, t in self._history if n in numbers]
+
+    def apply(self, seq: int, topic: str, at: float, data: dict[str, Any],
+              data_text: str | None = None, *, deliver: bool = True) -> BusEvent:
+        if topic != REDACT:
+            return super().apply(seq, topic, at, data, data_text, deliver=deliver)
+        texts = {int(n): str(t) for n, t in data.get("texts", [])}
+        self.replace_texts(texts)
+        return super().apply(seq, topic, at, {}, "{}", deliver=False)
 
 
 class OutboxRelay:
@@ -114,6 +142,11 @@ class OutboxRelay:
             "(SELECT COALESCE(MAX(id), 0) FROM bus_outbox) - $1 ORDER BY id", PRELOAD)
         if rows:
             self.bus.preload([(r[0], _text(r[0], r[1], r[2], r[3])) for r in rows])
+            redactions: dict[int, str] = {}
+            for r in rows:  # applied on the preloaded window as they were at the time
+                if r[1] == REDACT:
+                    redactions.update({int(n): str(t) for n, t in json.loads(r[3])["texts"]})
+            self.bus.replace_texts(redactions)
         else:
             self.bus.skip_to(0)
         self.connected.set()

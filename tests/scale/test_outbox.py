@@ -149,3 +149,38 @@ def test_applied_events_are_framed_as_published_ones_and_a_gap_resets_resume() -
         applied.apply(5, "call.updated", 14.0, {})
     applied.preload([(8, "{}"), (9, "{}")])
     assert applied.last_seq == 9 and applied.oldest_seq == 8
+
+
+async def test_a_redaction_reaches_every_instances_replay_window(pg_url: str) -> None:
+    a, relay_a, _ = await _instance(pg_url, "a")
+    b, relay_b, _ = await _instance(pg_url, "b")
+    seen_a, seen_b = Seen(a), Seen(b)
+    try:
+        a.publish("call.ringing", {"call": {"id": "c1", "caller": "+79161234567"}})
+        a.publish("call.ringing", {"call": {"id": "c2", "caller": "+79035550000"}})
+        await seen_b.count(2)
+
+        def withheld(data: dict) -> dict | None:
+            if data["call"]["id"] != "c1":
+                return None
+            return {**data, "call": {**data["call"], "caller": ""}}
+
+        assert a.redact('"c1"', withheld) == 1
+        b.publish("call.updated", {"call": {"id": "c2"}})  # after the redaction's row
+        await seen_b.count(3)
+        await seen_a.count(3)
+        for bus in (a, b):
+            texts = [e.text for e in bus.since(0)]
+            assert not any("+79161234567" in t for t in texts)
+            assert any("+79035550000" in t for t in texts)
+        # Subscribers (the consoles live) never get the redaction row itself.
+        assert [e.topic for e in seen_b.events] == ["call.ringing"] * 2 + ["call.updated"]
+        # An instance that starts later preloads the window as redacted.
+        c, relay_c, _ = await _instance(pg_url, "c")
+        try:
+            assert not any("+79161234567" in e.text for e in c.since(0))
+        finally:
+            await relay_c.stop()
+    finally:
+        await relay_a.stop()
+        await relay_b.stop()
