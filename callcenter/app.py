@@ -562,6 +562,9 @@ def create_app(config: Config, *, demo: bool | None = None, demo_calls: bool = T
         if cluster is not None:
             services.extra["cluster"] = cluster
             services.extra["cluster_bus"] = cluster.relay
+            from callcenter.cluster.live_calls import RemoteLiveCalls
+
+            services.extra["remote_calls"] = RemoteLiveCalls(services.bus)
             # Sequence numbers are the cluster's: a console resumes on any instance.
             app.state.hub.boot = cluster.boot
             _share_throttle(app, cluster)

@@ -80,6 +80,13 @@ class Instance:
             assert r.status_code == 200, r.text
             return r.cookies["cc_session"]
 
+    async def get(self, path: str, cookie: str) -> Any:
+        async with httpx.AsyncClient(base_url=self.url, timeout=10,
+                                     cookies={"cc_session": cookie}) as client:
+            r = await client.get(path)
+            assert r.status_code == 200, r.text
+            return r.json()
+
     def kill(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)

@@ -78,6 +78,9 @@ async def test_sigkill_of_the_line_owner_mid_call(tmp_path: Path, pg_url: str) -
             for console in (on_a, on_b):
                 await console.until(lambda c=console: c.saw("call.answered", CALL))
             await asyncio.wait_for(pbx.paused.wait(), 20)  # the end of A's connection
+            # B runs no line, yet lists the call up on A's (a console reloading on B).
+            live_on_b = await b.get("/api/calls/live", cookie)
+            assert [c["call"]["id"] for c in live_on_b] == [CALL]
 
             a.kill()  # mid-call: no Logoff, no lease given back, nothing flushed
             killed = time.monotonic()
