@@ -93,6 +93,30 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_migrate_store(args: argparse.Namespace) -> int:
+    from callcenter.store.copy import CopyError, copy_store
+    from callcenter.store.open import sqlite_path
+    from callcenter.store.postgres import is_postgres_url, redacted, with_password
+
+    config = _config(args)
+    source = sqlite_path(args.source) if args.source else config.database_path
+    target = args.target or config.store.url
+    if not is_postgres_url(target):
+        print("error: --to must be a postgresql:// URL (or set [store] url)", file=sys.stderr)
+        return 2
+    target = with_password(target, config.store.password)
+
+    try:
+        result = asyncio.run(copy_store(source, target, replace=args.replace,
+                                        progress=print))
+    except CopyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"copied {len(result.counts)} tables, {sum(result.counts.values())} rows from "
+          f"{source} to {redacted(target)}; every table's count matches")
+    return 0
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = _config(args)
     print(f"{config.source}: OK ({len(config.pbx)} PBX line(s), database {config.database_path})")
@@ -157,6 +181,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     with_config(sub.add_parser("migrate", help="create or upgrade the database schema")
                 ).set_defaults(func=cmd_migrate)
+    copy = with_config(sub.add_parser(
+        "migrate-store", help="copy the whole store from SQLite into PostgreSQL"))
+    copy.add_argument("--from", dest="source", metavar="sqlite:PATH",
+                      help="the SQLite database (default: the configured one)")
+    copy.add_argument("--to", dest="target", metavar="postgresql://USER@HOST/DB",
+                      help="the PostgreSQL database (default: [store] url); the password "
+                           "comes from CALLCENTER_STORE_PASSWORD")
+    copy.add_argument("--replace", action="store_true",
+                      help="overwrite a target that holds data an earlier copy did not write")
+    copy.set_defaults(func=cmd_migrate_store)
     with_config(sub.add_parser("check-config", help="validate the configuration file")
                 ).set_defaults(func=cmd_check_config)
     return parser

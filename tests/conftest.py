@@ -73,7 +73,7 @@ def pg_url(request: pytest.FixtureRequest, backend: str) -> Iterator[str | None]
     server: PgServer = request.getfixturevalue("pg_server")
     url = server.create_database_sync()
     yield url
-    server.drop_database_sync(url)
+    server.release_database_sync(url)
 
 
 @pytest.fixture
@@ -149,6 +149,8 @@ def api_factory(demo_app):
                 first._used = True  # type: ignore[attr-defined]
                 return Api(first)
             c = TestClient(demo_app)
+            # the app's event loop: its store (an asyncpg pool) belongs to that loop
+            c.portal = first.portal
             clients.append(c)
             return Api(c)
 

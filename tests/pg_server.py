@@ -31,6 +31,27 @@ SUPERUSER = "callcenter"
 TEMPLATE = "callcenter_template"
 
 
+# One round trip empties a test database. DELETE beats TRUNCATE on tables this small; replica
+# mode skips the foreign-key triggers, so the order does not matter.
+_RESET = """
+CREATE FUNCTION callcenter_test_reset() RETURNS void LANGUAGE plpgsql AS $$
+DECLARE t record;
+BEGIN
+    SET LOCAL session_replication_role = replica;
+    FOR t IN SELECT c.relname FROM pg_class c WHERE c.relkind = 'r'
+             AND c.relnamespace = current_schema()::regnamespace
+             AND c.relname <> 'schema_version' LOOP
+        EXECUTE format('DELETE FROM %I', t.relname);
+    END LOOP;
+    FOR t IN SELECT c.relname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+             WHERE a.attname = 'id' AND a.attidentity <> ''
+             AND c.relnamespace = current_schema()::regnamespace LOOP
+        PERFORM setval(pg_get_serial_sequence(quote_ident(t.relname), 'id'), 1, false);
+    END LOOP;
+END $$;
+"""
+
+
 def find_bin() -> Path:
     """Debian's versioned folder (/usr/local/bin/pg_ctl may be a wrapper or absent)."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
@@ -72,6 +93,7 @@ class PgServer:
         self.data = self.root / "data"
         self.port = 0
         self._names = itertools.count(1)
+        self._free: list[str] = []
 
     def _cmd(self, *args: str | Path) -> list[str]:
         cmd = [str(a) for a in args]
@@ -116,9 +138,18 @@ class PgServer:
             await conn.close()
         db = await PgDb.open(self.url(TEMPLATE), max_size=1)
         await db.close()
+        conn = await asyncpg.connect(self.url(TEMPLATE))
+        try:
+            await conn.execute(_RESET)
+        finally:
+            await conn.close()
 
     async def create_database(self) -> str:
-        """A new database with the whole schema; returns its URL."""
+        """A database with the whole schema and no rows; returns its URL. One a previous
+        test used is emptied and reused: copying the template costs 0.3-1 s on a busy
+        machine, emptying a few milliseconds."""
+        if self._free:
+            return self._free.pop()
         import asyncpg
 
         name = f"t{os.getpid()}_{next(self._names)}"
@@ -140,6 +171,24 @@ class PgServer:
             await conn.close()
         return self.url(name)
 
+    async def release_database(self, url: str) -> None:
+        """Empty a database a test is done with (rows deleted, identities back at 1) for the
+        next test; dropped instead when something still holds it."""
+        import asyncpg
+
+        conn = await asyncpg.connect(url)
+        try:
+            # the test's app or store may have left a connection behind
+            await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                               " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            await conn.execute("SET lock_timeout = '2s'; SELECT callcenter_test_reset()")
+        except asyncpg.PostgresError:
+            await conn.close()
+            await self.drop_database(url)
+            return
+        await conn.close()
+        self._free.append(url)
+
     async def drop_database(self, url: str) -> None:
         import asyncpg
 
@@ -152,8 +201,8 @@ class PgServer:
     def create_database_sync(self) -> str:
         return _run_sync(self.create_database())
 
-    def drop_database_sync(self, url: str) -> None:
-        _run_sync(self.drop_database(url))
+    def release_database_sync(self, url: str) -> None:
+        _run_sync(self.release_database(url))
 
     def stop(self) -> None:
         if self.port:

@@ -23,6 +23,7 @@ def client(name: str, *phones: str, manager: int | None = None, contact: str = "
         ContactInput(contact or name, phones=[PhoneInput(p, normalize(p)) for p in phones])])
 
 
+@pytest.mark.sqlite_only("the SQLite file's schema version; PostgreSQL's: test_pg_store.py")
 async def test_fresh_database_is_at_the_newest_version(tmp_path: Path) -> None:
     store = await SqliteStore.open(tmp_path / "a.db")
     await store.close()
@@ -32,6 +33,7 @@ async def test_fresh_database_is_at_the_newest_version(tmp_path: Path) -> None:
         assert next(iter(mode))[0] == "wal"
 
 
+@pytest.mark.sqlite_only("the SQLite file's schema version; PostgreSQL's: test_pg_store.py")
 async def test_upgrade_from_the_first_schema_keeps_the_data(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     old = await SqliteStore.open(path, target_version=1)
@@ -63,6 +65,7 @@ async def test_upgrade_from_the_first_schema_keeps_the_data(tmp_path: Path) -> N
         await store.close()
 
 
+@pytest.mark.sqlite_only("the SQLite file's schema version; PostgreSQL's: test_pg_store.py")
 async def test_newer_schema_is_refused_with_a_clear_message(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
     await (await SqliteStore.open(path)).close()
@@ -73,6 +76,7 @@ async def test_newer_schema_is_refused_with_a_clear_message(tmp_path: Path) -> N
         await SqliteStore.open(path)
 
 
+@pytest.mark.sqlite_only("the SQLite file's schema version; PostgreSQL's: test_pg_store.py")
 async def test_failed_migration_leaves_the_previous_version(tmp_path: Path, monkeypatch) -> None:
     from callcenter.store import migrate as mig
 

@@ -163,6 +163,7 @@ async def _cancel_a_waiting_begin(store: SqliteStore) -> asyncio.Task[object]:
     return task
 
 
+@pytest.mark.sqlite_only("another process holding the SQLite file's write lock")
 @pytest.mark.parametrize("begin_gets_the_lock", [True, False])
 async def test_a_cancelled_begin_does_not_leave_a_transaction_open(
         tmp_path: Path, begin_gets_the_lock: bool) -> None:

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import re
 from importlib import resources
+from typing import Any
 
 import asyncpg
 
-from callcenter.store.migrate import Migration, SchemaTooNewError, known_migrations
+from callcenter.store import migrate
+from callcenter.store.migrate import Migration, SchemaTooNewError
 
 # Any constant shared by every callcenter instance: "callcenter" in ASCII, as an int8.
 _LOCK_KEY = 0x63616C6C63656E74
@@ -65,10 +67,10 @@ def translate_ddl(sql: str) -> str:
     return out
 
 
-def pg_sql(migration: Migration) -> str:
+def pg_sql(migration: Migration, folder: Any = None) -> str:
     """The PostgreSQL text of a migration: its ``.pg.sql`` override, else the translation."""
-    override = (resources.files("callcenter.store") / "migrations"
-                / migration.name.replace(".sql", ".pg.sql"))
+    folder = resources.files("callcenter.store") / "migrations" if folder is None else folder
+    override = folder / migration.name.replace(".sql", ".pg.sql")
     if override.is_file():
         return override.read_text("utf-8")
     return translate_ddl(migration.sql)
@@ -83,9 +85,16 @@ async def schema_version(conn: asyncpg.Connection) -> int:
 
 async def migrate_pg(conn: asyncpg.Connection, target: int | None = None) -> list[str]:
     """Bring the schema up to ``target`` (default: the newest); return the names applied."""
-    migrations = known_migrations()
+    migrations = migrate.known_migrations()
     newest = migrations[-1].version if migrations else 0
     target = newest if target is None else target
+    current = await schema_version(conn)
+    if current == target == newest:
+        return []  # the usual start: nothing to lock, nothing to do
+    if current > newest:
+        raise SchemaTooNewError(
+            f"database schema version {current} is newer than this callcenter "
+            f"understands ({newest}); upgrade callcenter or restore a backup")
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
         await conn.execute(PRELUDE)

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from callcenter.calls.visibility import event_for_user, match_for_user
 from callcenter.line_events import CallEnded, CallStarted, Direction, EndState, MissReason
@@ -64,13 +60,6 @@ def test_a_client_match_stays_a_client_match() -> None:
     assert own is not None and own["kind"] == "client" and own["client"] == {"id": 1}
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    store = await SqliteStore.open(tmp_path / "c.db")
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 async def test_the_screen_pop_lists_at_most_max_candidates_and_counts_them_all(

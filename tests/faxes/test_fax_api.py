@@ -33,6 +33,8 @@ def clients(fax_app: Any) -> Iterator[Any]:
         client = TestClient(fax_app)
         if not opened:
             client.__enter__()
+        else:  # the app's event loop: its store (an asyncpg pool) belongs to that loop
+            client.portal = opened[0].portal
         opened.append(client)
         api = Api(client)
         api.login(login)

@@ -227,9 +227,9 @@ async def test_a_call_up_at_shutdown_stays_open_for_the_next_start(config: Confi
                 while not (await admin.get("/api/calls/live")).json():
                     await asyncio.sleep(0.02)
         # the app stopped during the call: its row is still open (not "stopped by an admin")
-        from callcenter.store.sqlite import SqliteStore
+        from callcenter.store.open import open_store
 
-        reopened = await SqliteStore.open(config.database_path)
+        reopened = await open_store(config)
         try:
             rows = await reopened.close_dangling_calls("test")
         finally:

@@ -250,6 +250,7 @@ async def test_parts_with_the_same_reference_days_apart_are_not_joined(store):
     assert texts == ["Hello Wednesday", "Monday […]"]
 
 
+@pytest.mark.sqlite_only("reads SQLite's EXPLAIN QUERY PLAN output")
 async def test_reassembly_looks_parts_up_by_index(store):
     from callcenter.store.sqlite_sms import INBOUND_GROUP_SQL
 
