@@ -74,6 +74,7 @@ class LineLeases:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._changing = asyncio.Lock()
+        self._stopping = False
         self.ticks = 0
 
     async def start(self) -> None:
@@ -85,7 +86,9 @@ class LineLeases:
     async def stop(self) -> None:
         """Stop the lines this instance holds, then give their leases back and tell the
         other instances, so they take them over at once."""
+        self._stopping = True
         if self._task is not None:
+            self._wake.set()
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -116,9 +119,14 @@ class LineLeases:
         self._conn = conn
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.tick)
+            # Python 3.11's wait_for can turn a cancellation that meets its timeout into a
+            # TimeoutError: the flag (and cancelling()) end the loop all the same.
+            task = asyncio.current_task()
+            if self._stopping or (task is not None and task.cancelling()):
+                raise asyncio.CancelledError
             self._wake.clear()
             try:
                 if self._conn is None or self._conn.is_closed():
@@ -178,6 +186,7 @@ class LineLeases:
 
     async def _lose(self, name: str) -> None:
         self.owned.discard(name)
+        log.info("line %s: no longer run by this instance (%s)", name, self.owner)
         try:
             await self.lost(name)
         except Exception:

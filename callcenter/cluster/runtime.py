@@ -100,6 +100,39 @@ class Cluster:
 
 
 _pending: set[asyncio.Task[None]] = set()
+LINES_CHANGED = "lines_changed"
+
+
+class _Announcing:
+    """The line manager's store, telling the other instances when a line was saved or
+    deleted here."""
+
+    def __init__(self, store: Any, announce: Callable[[], None]) -> None:
+        self._store = store
+        self._announce = announce
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def save_line(self, *args: Any, **kwargs: Any) -> None:
+        await self._store.save_line(*args, **kwargs)
+        self._announce()
+
+    async def delete_line(self, name: str) -> None:
+        await self._store.delete_line(name)
+        self._announce()
+
+
+async def _reload(manager: Any, leases: LineLeases) -> None:
+    try:
+        changed = await manager.reload()
+    except Exception:
+        log.exception("lines: reloading after another instance's change failed")
+        return
+    if changed:
+        log.info("lines changed on another instance: %s", ", ".join(changed))
+        manager.changed.set()  # also when no line started or stopped here (standby)
+        leases.wake()
 
 
 @contextlib.asynccontextmanager
@@ -150,6 +183,20 @@ async def leased_lines(cluster: Cluster, manager: Any, call_log: Any,
                         lease_seconds=cluster.config.lease_seconds)
     cluster.leases = leases
     manager.gate = cluster.gate
+    # A line added, edited or deleted here is reloaded by the other instances (its owner
+    # restarts it with the new settings); a new enabled line is leased at the next tick.
+    def announce() -> None:
+        cluster.broadcast(LINES_CHANGED, {})
+        leases.wake()  # a line added or enabled here: tried for at once
+
+    manager.store = _Announcing(manager.store, announce)
+
+    def reload(_body: dict[str, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(_reload(manager, leases))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    cluster.on(LINES_CHANGED, reload)
     await leases.start()
     try:
         yield
