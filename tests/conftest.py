@@ -27,7 +27,7 @@ FIXTURES = REPO / "tests" / "fixtures" / "ami"  # recorded Asterisk 22 traffic, 
 # or live in a module named like these. A test that is SQLite's by nature (the file, its
 # locking, WAL, a SIGKILL on it) says so with @pytest.mark.sqlite_only("why").
 _BOTH_FIXTURES = {"store", "api", "api_factory", "demo_app"}
-_BOTH_MODULES = ("test_store", "_api", "test_api")
+_BOTH_MODULES = ("test_store", "_api", "test_api", "test_hub")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -13,6 +13,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from callcenter.app import create_app
 from callcenter.config import Config
+from callcenter.store.postgres import PostgresStore
 from callcenter.store.sqlite import SqliteStore
 from tests.conftest import Api
 from tests.e2e.server import with_demo_base
@@ -60,10 +61,11 @@ def in_other_process(client: TestClient, change: Callable[[SqliteStore], Awaitab
                      ) -> None:
     """A change through a store of its own (its own connections, its own event loop), as
     ``callcenter user ...`` makes it: nothing in the server hears of it."""
-    path = client.app.state.services.store.path
+    store = client.app.state.services.store
+    url = getattr(store, "dsn", None)
 
     async def run() -> None:
-        other = await SqliteStore.open(path)
+        other = await (PostgresStore.open(url) if url else SqliteStore.open(store.path))
         try:
             await change(other)
         finally:

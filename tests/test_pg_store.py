@@ -4,6 +4,7 @@ backends by the store and API tests.)"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from callcenter.config import load_config
 from callcenter.store.base import Conflict
 from callcenter.store.migrate import Migration, SchemaTooNewError, known_migrations
 from callcenter.store.open import open_store, sqlite_path
-from callcenter.store.pg_db import translate
+from callcenter.store.pg_db import PgDb, translate
 from callcenter.store.pg_migrate import pg_sql, schema_version, translate_ddl
 from callcenter.store.postgres import PostgresStore, redacted, with_password
 from callcenter.store.sqlite import SqliteStore
@@ -24,7 +25,9 @@ from tests.pg_server import PgServer
 def test_placeholders_become_numbered_outside_strings_and_comments() -> None:
     sql = "SELECT '?', \"a?\" FROM t WHERE a = ? AND b LIKE ? -- what?\n AND c IN (?, ?)"
     assert translate(sql) == ("SELECT '?', \"a?\" FROM t WHERE a = $1 AND b ILIKE $2"
-                              " -- what?\n AND c IN ($3, $4)")
+                              " ESCAPE '' -- what?\n AND c IN ($3, $4)")
+    assert translate("a LIKE ? ESCAPE '\\' AND b LIKE ('%' || ?)") == (
+        "a ILIKE $1 ESCAPE '\\' AND b ILIKE ('%' || $2)")
     assert translate("SELECT 'it''s ?' , ?") == "SELECT 'it''s ?' , $1"
 
 
@@ -148,3 +151,86 @@ async def test_the_configured_url_picks_the_store(tmp_path: Path, pg_url: str | 
 
 test_the_configured_url_picks_the_store = pytest.mark.parametrize(
     "backend", ["postgres"], indirect=True)(test_the_configured_url_picks_the_store)
+
+
+async def test_the_screen_pop_context_is_the_same_on_both_stores(store) -> None:
+    from datetime import UTC, datetime
+
+    from callcenter.models import InteractionKind, Role, TaskKind
+    from callcenter.phones import normalize
+    from callcenter.store.base import ClientInput, ContactInput, PhoneInput
+
+    maria = await store.create_user("maria", "Maria", Role.MANAGER, "101")
+    client = await store.create_client(ClientInput("Acme", manager_id=maria.id, contacts=[
+        ContactInput("Ivan", phones=[PhoneInput("+79161234567", normalize("+79161234567"))])]))
+    for day in (1, 3, 2):
+        await store.add_interaction(InteractionKind.NOTE, datetime(2026, 12, day, tzinfo=UTC),
+                                    f"note {day}", client_id=client.id, data={"day": day})
+    await store.create_task(TaskKind.REMINDER, "later", client_id=client.id,
+                            due_at=datetime(2026, 12, 9, tzinfo=UTC))
+    first = await store.create_task(TaskKind.REMINDER, "sooner", client_id=client.id,
+                                    due_at=datetime(2026, 12, 5, tzinfo=UTC))
+    done = await store.create_task(TaskKind.REMINDER, "done", client_id=client.id)
+    await store.update_task(done.id, done=True)
+
+    index = store.caller_index
+    context = index.client_context(client.id, limit=2)
+    assert context["client"] == {"id": client.id, "name": "Acme", "kind": "company",
+                                 "manager_id": maria.id}
+    assert [(i["summary"], i["data"]) for i in context["last_interactions"]] == [
+        ("note 3", {"day": 3}), ("note 2", {"day": 2})]
+    assert [t["title"] for t in context["open_tasks"]] == ["sooner", "later"]
+    assert context["open_tasks"][0]["id"] == first.id
+    assert index.user_by_id(maria.id).name == "Maria"
+    assert index.user_by_extension("101").id == maria.id
+    await store.update_user(maria.id, active=False)
+    assert index.user_by_extension("101") is None  # the index follows the store's writes
+    assert [m.contact_name for m in index.by_tail("1234567")] == ["Ivan"]
+    await store.delete_client(client.id)
+    assert index.by_tail("1234567") == [] and index.client_context(client.id)["client"] is None
+
+
+async def _blocked_on_the_write_lock(db: PgDb, other: asyncio.Task[object]) -> None:
+    # The other instance's backend shows in pg_locks as an advisory lock not granted.
+    while not other.done():
+        if await db.rows("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the second instance wrote while the first held its transaction")
+
+
+async def test_two_instances_write_one_at_a_time(pg_server: PgServer) -> None:
+    # The mixins' read-then-write steps (last admin kept, task once per ref, job claimed
+    # once) are only right if no other instance writes between the read and the write.
+    url = await pg_server.create_database()
+    a, b = await PgDb.open(url), await PgDb.open(url)
+    try:
+        async with a.transaction():
+            await a.execute("INSERT INTO settings (key, value) VALUES (?, ?)", ("a", "1"))
+            other = asyncio.create_task(
+                b.execute("INSERT INTO settings (key, value) VALUES (?, ?)", ("b", "2")))
+            await asyncio.wait_for(_blocked_on_the_write_lock(a, other), 30)
+            assert not other.done()
+        await other
+        assert {r[0] for r in await b.rows("SELECT key FROM settings")} == {"a", "b"}
+    finally:
+        await a.close()
+        await b.close()
+        await pg_server.release_database(url)
+
+
+async def test_a_like_pattern_ending_in_a_backslash_matches_as_on_sqlite(
+        tmp_path: Path, pg_server: PgServer) -> None:
+    # SQLite's LIKE has no escape character unless told; PostgreSQL's is "\\" by default.
+    sql = "SELECT v FROM (SELECT 'C:\\fax\\' AS v) AS t WHERE v LIKE ?"
+    lite = await SqliteStore.open(tmp_path / "t.db")
+    url = await pg_server.create_database()
+    pg = await PgDb.open(url)
+    try:
+        for pattern in ("%\\", "C:\\f%", "%\\fax\\%"):
+            assert [tuple(r) for r in await lite._db.rows(sql, (pattern,))] == [("C:\\fax\\",)]
+            assert [tuple(r) for r in await pg.rows(sql, (pattern,))] == [("C:\\fax\\",)]
+    finally:
+        await lite.close()
+        await pg.close()
+        await pg_server.release_database(url)

@@ -4,16 +4,21 @@ unchanged on either database.
 
 The mixins write SQLite-flavoured, mostly standard SQL with ``?`` placeholders. Each statement
 is translated once and cached (:func:`translate`): ``?`` becomes ``$n``; ``LIKE`` becomes
-``ILIKE`` (SQLite's LIKE ignores ASCII case, PostgreSQL's does not); ``INSERT OR IGNORE``
-becomes ``ON CONFLICT DO NOTHING``; an ``INSERT`` into a table with an identity ``id`` gains
-``RETURNING id``, which is what ``lastrowid`` reports. asyncpg is strict about parameter types
-where SQLite converts (an int bound to a TEXT column, a float to an integer one), so values are
-converted to the types PostgreSQL inferred for the prepared statement, as SQLite's column
-affinity would.
+``ILIKE`` (SQLite's LIKE ignores ASCII case, PostgreSQL's does not; ILIKE also folds non-ASCII
+letters, so a search finds at least what SQLite finds), with ``ESCAPE ''`` when it has none;
+``INSERT OR IGNORE`` becomes ``ON CONFLICT DO NOTHING``; an ``INSERT`` into a table with an
+identity ``id`` gains ``RETURNING id``, which is what ``lastrowid`` reports. asyncpg is strict
+about parameter types where SQLite converts (an int bound to a TEXT column, a float to an
+integer one), so values are converted to the types PostgreSQL inferred for the prepared
+statement, as SQLite's column affinity would.
 
-Writes keep SQLite's discipline within one process: one writer at a time behind
-:attr:`PgDb.lock`, so the mixins' read-then-write steps (a task created once per ref, the last
-admin kept) behave the same; unique constraints guard what another instance writes. The task
+Writes keep SQLite's discipline: one writer at a time, within one process behind
+:attr:`PgDb.lock` and across every instance sharing the database behind a transaction-scoped
+advisory lock (:data:`WRITE_LOCK_KEY`) taken first in each write transaction. So the mixins'
+read-then-write steps (a task created once per ref, the last admin kept, a job claimed once,
+the next number of a sequence read as MAX+1) stay correct with several instances: their reads
+run after the lock is granted and, under READ COMMITTED, see every write committed before.
+A write transaction is a few milliseconds; reads never take the lock. The task
 inside :meth:`PgDb.transaction` reads on its transaction's connection (its own uncommitted rows
 are visible); other reads take any pooled connection and never wait for the writer.
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -32,7 +38,11 @@ import asyncpg
 from callcenter.store.base import Conflict, NotFound
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
+# pg_advisory_xact_lock key of the store's writers: "callwrit" in ASCII (the migration
+# runner's key differs, and h-scale's outbox writer has its own).
+WRITE_LOCK_KEY = 0x63616C6C77726974
 _INT_TYPES = {"int2", "int4", "int8", "oid"}
 _FLOAT_TYPES = {"float4", "float8"}
 _TEXT_TYPES = {"text", "varchar", "bpchar", "name", "unknown"}
@@ -40,7 +50,10 @@ _WRITE = re.compile(r"^\s*(?:INSERT\s+(?:OR\s+IGNORE\s+)?INTO|UPDATE|DELETE\s+FR
                     re.IGNORECASE)
 _INSERT_OR_IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO", re.IGNORECASE)
 _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
-_TOKEN = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|--[^\n]*|\?|\bLIKE\b", re.IGNORECASE)
+# A LIKE with no ESCAPE clause: SQLite has no escape character there, PostgreSQL takes a
+# backslash (a search ending in one would fail: "LIKE pattern must not end with escape ...").
+_TOKEN = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|--[^\n]*|\bLIKE\s+\?(?!\s*ESCAPE\b)|\?"
+                    r"|\bLIKE\b", re.IGNORECASE)
 
 
 def translate(sql: str, identity_tables: frozenset[str] = frozenset()) -> str:
@@ -56,6 +69,9 @@ def translate(sql: str, identity_tables: frozenset[str] = frozenset()) -> str:
             return f"${count}"
         if text.upper() == "LIKE":
             return "ILIKE"
+        if text.upper().startswith("LIKE") and text.endswith("?"):
+            count += 1
+            return f"ILIKE ${count} ESCAPE ''"
         return text
 
     out = _TOKEN.sub(token, sql)
@@ -250,6 +266,7 @@ class PgDb:
                 self._touched = set()
                 try:
                     async with conn.transaction():
+                        await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITE_LOCK_KEY)
                         yield
                     touched = frozenset(self._touched)
                 finally:
@@ -257,7 +274,12 @@ class PgDb:
                     self._conn = None
             if touched:
                 for listener in self.listeners:
-                    await listener(touched)
+                    try:
+                        await listener(touched)
+                    except Exception:
+                        # committed all the same: the caller must not retry it
+                        log.exception("store: a change listener failed for %s",
+                                      ", ".join(sorted(touched)))
 
     async def in_transaction(self, work: Callable[[], Awaitable[T]]) -> T:
         async with self.transaction():

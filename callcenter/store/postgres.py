@@ -51,6 +51,7 @@ class PostgresStore(SqliteStore):
     def __init__(self, url: str, db: PgDb) -> None:
         self.path = None  # type: ignore[assignment]
         self.url = redacted(url)
+        self.dsn = url  # with the password: for a second connection, never for a log line
         self._db = db  # type: ignore[assignment]
         self.caller_index = PgCallerIndex(db.pool)  # type: ignore[assignment]
 
