@@ -114,7 +114,7 @@ class LineLeases:
             with contextlib.suppress(Exception):
                 await self._conn.close(timeout=1.0)
         self._conn = None
-        conn = await self._connect(self.dsn)
+        conn = await asyncio.wait_for(self._connect(self.dsn), self._db_budget())
         await conn.add_listener(CHANNEL, lambda *_args: self._wake.set())
         self._conn = conn
 
@@ -140,6 +140,16 @@ class LineLeases:
                 self._conn = None
                 await self._fence()
 
+    def _db_budget(self) -> float:
+        """How long one database step of a tick may take: never past the moment this instance
+        must assume it lost its lines, so a silent network (packets dropped: a connect or a
+        query that neither succeeds nor fails) cannot hold the fence off while the lease passes
+        to another instance by the database's clock."""
+        budget = self.lease_seconds / 2
+        if self.owned:
+            budget = min(budget, self._valid_until - self.clock())
+        return max(budget, 0.05)
+
     async def _fence(self) -> None:
         """Not renewed: stop every line before its lease can have passed to another."""
         if self.owned and self.clock() >= self._valid_until:
@@ -158,12 +168,12 @@ class LineLeases:
         async with self._changing:
             unwanted = self.owned - set(wanted)
             if unwanted:
-                await self._conn.execute(
+                await asyncio.wait_for(self._conn.execute(
                     "DELETE FROM line_leases WHERE owner = $1 AND line = ANY($2::text[])",
-                    self.owner, sorted(unwanted))
+                    self.owner, sorted(unwanted)), self._db_budget())
             rows = await asyncio.wait_for(
                 self._conn.fetch(_CLAIM, wanted, self.owner, self.lease_seconds),
-                self.lease_seconds / 2)
+                self._db_budget())
             # A margin of one tick under the lease: stopped before anyone may take over.
             self._valid_until = sent + self.lease_seconds - self.tick
             held = {r[0] for r in rows}

@@ -110,3 +110,29 @@ async def test_a_line_no_longer_wanted_is_given_back(pg_url: str) -> None:
         assert set(await a.leases.holders()) == {"office"}
     finally:
         await a.leases.stop()
+
+
+async def test_an_owner_cut_off_by_a_silent_network_stops_its_lines_all_the_same(
+        pg_url: str) -> None:
+    """A partition drops packets: a reconnect neither succeeds nor fails (asyncpg's connect
+    waits 60 s by default). The fence must not wait for it to fail: the lease runs out by the
+    database's clock meanwhile and another instance starts the line."""
+    a = Instance(pg_url, "a", ["office"], lease=1.0)
+    await a.leases.start()
+    admin = await asyncpg.connect(pg_url)
+    never = asyncio.Event()
+
+    async def hangs(*_args, **_kwargs):
+        await never.wait()
+
+    try:
+        assert a.running == {"office"}
+        a.leases._connect = hangs
+        await admin.execute("SELECT pg_terminate_backend($1)", a.leases._conn.get_server_pid())
+        await a.until(lambda: not a.running, timeout=20.0)
+        assert a.history[-1] == ("stop", "office")
+    finally:
+        never.set()
+        await admin.close()
+        a.leases._conn = None
+        await a.leases.stop()
