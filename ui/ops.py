@@ -29,6 +29,7 @@ from callcenter import __version__
 from callcenter.bus import BusEvent
 
 READY_TIMEOUT = 2.0  # a store that has not answered by then is not reachable
+FORWARDING_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -186,7 +187,11 @@ def ops_routes(metrics: Metrics) -> list[BaseRoute]:
         networks = parse_allow(config.server.metrics_allow if config is not None
                                else ["127.0.0.0/8", "::1"])
         peer = request.client.host if request.client else None
-        if not allowed(peer, networks):
+        # A forwarding header: the request came through a proxy, whose peer address (or the
+        # one uvicorn took from the header, which a client may have written) says nothing
+        # about who asks. Prometheus never sends one.
+        forwarded = any(h in request.headers for h in FORWARDING_HEADERS)
+        if forwarded or not allowed(peer, networks):
             return PlainTextResponse("forbidden: add this address to server.metrics_allow\n",
                                      status_code=403)
         if getattr(request.app.state, "services", None) is not None:

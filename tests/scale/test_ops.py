@@ -99,6 +99,20 @@ def test_metrics_carry_no_caller_data(config: Config) -> None:
         assert 'topic="call.ringing"' in text
 
 
+@on_sqlite
+def test_metrics_refuse_a_request_that_came_through_a_proxy(config: Config) -> None:
+    """Prometheus scrapes an instance directly. A request a proxy forwarded must not be let in
+    because of the address uvicorn took from its forwarding header (a client can write
+    ``X-Forwarded-For: 127.0.0.1`` through a proxy that passes the header on) or because the
+    proxy's own address is in the allowed network."""
+    app = create_app(config, demo=True, demo_calls=False)
+    with TestClient(app, client=("127.0.0.1", 4000)) as client:
+        for header in ("X-Forwarded-For", "Forwarded", "X-Real-IP"):
+            refused = client.get("/metrics", headers={header: "127.0.0.1"})
+            assert refused.status_code == 403, header
+        assert client.get("/metrics").status_code == 200
+
+
 def test_allow_list_parsing() -> None:
     networks = parse_allow(["10.0.0.0/8", "::1", "192.0.2.5"])
     assert allowed("10.1.2.3", networks) and allowed("::1", networks)
