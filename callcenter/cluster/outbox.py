@@ -45,6 +45,10 @@ MAX_QUEUED = 50_000  # events waiting for the database; beyond, the oldest are d
 PRELOAD = 2000  # outbox rows loaded into the replay window at start
 PRUNE_SECONDS = 600
 RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
+# The listener reads the outbox this often even without a NOTIFY, each read bounded: a
+# connection that died without a word (half-open TCP) is found and replaced, not trusted.
+POLL_SECONDS = 5.0
+READ_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +268,13 @@ class OutboxRelay:
     async def _listen_loop(self) -> None:
         failures = 0
         while True:
-            await self._wake.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+            # Python 3.11's wait_for can turn a cancellation that meets its timeout into a
+            # TimeoutError: stop() must still end this task.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
             self._wake.clear()
             try:
                 if self._listener is None or self._listener.is_closed():
@@ -293,9 +303,9 @@ class OutboxRelay:
         async with self._apply_lock:
             assert self._listener is not None
             while True:
-                rows = await self._listener.fetch(
+                rows = await asyncio.wait_for(self._listener.fetch(
                     "SELECT id, topic, at, data FROM bus_outbox WHERE id > $1 ORDER BY id"
-                    " LIMIT $2", self.bus.last_seq, BATCH)
+                    " LIMIT $2", self.bus.last_seq, BATCH), READ_TIMEOUT)
                 for r in rows:
                     self.bus.apply(r[0], r[1], r[2], json.loads(r[3]), r[3])
                 applied += len(rows)

@@ -73,6 +73,27 @@ async def test_a_listener_that_reconnects_catches_up_in_order(pg_url: str) -> No
         await relay_b.stop()
 
 
+async def test_a_listener_that_hears_no_notification_still_catches_up(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A listener's connection can die without a word (a half-open TCP connection behind a
+    firewall that dropped its state): no NOTIFY comes and no termination is seen. The
+    listener reads the outbox now and then all the same."""
+    from callcenter.cluster import outbox
+
+    monkeypatch.setattr(outbox, "POLL_SECONDS", 0.2, raising=False)
+    a, relay_a, _ = await _instance(pg_url, "a")
+    b, relay_b, _ = await _instance(pg_url, "b")
+    seen_b = Seen(b)
+    try:
+        await relay_b._listener.remove_listener(outbox.CHANNEL, relay_b._notified)
+        a.publish("sms.status", {"n": 1})
+        await seen_b.count(1, timeout=10.0)
+        assert seen_b.events[0].data == {"n": 1}
+    finally:
+        await relay_a.stop()
+        await relay_b.stop()
+
+
 async def test_an_instance_that_starts_later_holds_the_replay_window(pg_url: str) -> None:
     a, relay_a, boot = await _instance(pg_url, "a")
     seen_a = Seen(a)
