@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import itertools
 import json
 import logging
 import secrets
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 TABLES = frozenset({"users", "clients", "contacts", "phones", "interactions", "tasks"})
 CHANNEL = "callcenter_index"
+RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)  # reconnecting the change listener
 _CONTEXT_ROWS = 20  # per client: more than any screen-pop shows
 NUMBERS, USERS, CONTEXT = "numbers", "users", "context"
 PARTS = {"clients": NUMBERS, "contacts": NUMBERS, "phones": NUMBERS, "users": USERS,
@@ -64,6 +66,7 @@ class PgCallerIndex:
         self._lock = asyncio.Lock()
         self._token = secrets.token_hex(4)  # this index's NOTIFYs, ignored by its listener
         self._listener: asyncpg.Connection | None = None
+        self._dsn: str | None = None  # set while following other instances' writes
         self._background: set[asyncio.Task[None]] = set()
         self.reloads: dict[str, int] = dict.fromkeys((NUMBERS, USERS, CONTEXT), 0)
         self.loaded = asyncio.Event()  # set after each reload (tests wait on it)
@@ -85,12 +88,43 @@ class PgCallerIndex:
                                      f"{self._token}:{','.join(sorted(parts))}")
 
     async def listen(self, dsn: str) -> None:
-        """Follow the other instances' writes (a cluster): their NOTIFYs reload ours."""
-        conn = await asyncpg.connect(dsn)
-        await conn.add_listener(CHANNEL, self._notified)
-        self._listener = conn
+        """Follow the other instances' writes (a cluster): their NOTIFYs reload ours. A lost
+        listener connection (the database restarted, a network blip) is reconnected, and
+        everything is loaded again then: what changed meanwhile was announced to no one."""
+        self._dsn = dsn
+        await self._connect_listener()
         # What changed before the listener was there is loaded once more.
         await self.reload()
+
+    async def _connect_listener(self) -> None:
+        assert self._dsn is not None
+        conn = await asyncpg.connect(self._dsn)
+        await conn.add_listener(CHANNEL, self._notified)
+        conn.add_termination_listener(self._listener_lost)
+        self._listener = conn
+
+    def _listener_lost(self, _conn: Any) -> None:
+        if self._dsn is None:
+            return  # closed on purpose
+        self._listener = None
+        log.warning("caller index: the change listener was lost; reconnecting")
+        task = asyncio.get_running_loop().create_task(self._relisten())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _relisten(self) -> None:
+        for attempt in itertools.count():
+            if self._dsn is None:
+                return
+            try:
+                await self._connect_listener()
+                await self.reload()
+                log.info("caller index: change listener back; reloaded")
+                return
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                delay = RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)]
+                log.warning("caller index: cannot listen (%s); again in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
 
     def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         token, _, names = payload.partition(":")
@@ -194,6 +228,7 @@ class PgCallerIndex:
                 "open_tasks": snap.tasks.get(client_id, [])[:limit]}
 
     def close(self) -> None:
+        self._dsn = None
         self._snap = _Snapshot()
         for task in self._background:
             task.cancel()

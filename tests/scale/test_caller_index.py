@@ -60,3 +60,26 @@ async def test_a_note_reloads_only_the_screen_pop_context(pg_url: str) -> None:
         assert [i["summary"] for i in context["last_interactions"]] == ["called back"]
     finally:
         await store.close()
+
+
+async def test_the_index_follows_other_instances_after_its_listener_was_cut(
+        pg_url: str) -> None:
+    import asyncpg
+
+    a, b = await PostgresStore.open(pg_url), await PostgresStore.open(pg_url)
+    admin = await asyncpg.connect(pg_url)
+    try:
+        await b.caller_index.listen(pg_url)
+        # The database drops B's listener (a restart, a network blip) ...
+        await admin.execute("SELECT pg_terminate_backend($1)",
+                            b.caller_index._listener.get_server_pid())
+        b.caller_index.loaded.clear()
+        await _next_load(b)  # ... B listens again and loads what it may have missed
+        [client_id] = await a.import_clients([_client("Vera", "+79163334455")])
+        await _next_load(b)
+        [match] = b.caller_index.by_e164("+79163334455")
+        assert match.client_id == client_id
+    finally:
+        await admin.close()
+        await a.close()
+        await b.close()
