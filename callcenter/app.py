@@ -131,7 +131,8 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
 
             await stack.enter_async_context(leased_lines(
                 cluster, manager, call_log,
-                lambda: finish_left_open(call_log, synced_lines, changed=manager.changed)))
+                lambda: finish_left_open(call_log, synced_lines, changed=manager.changed),
+                forget=registry.forget_line))
         stack.enter_context(_reload_on_sighup(manager))
         left_open = asyncio.create_task(
             finish_left_open(call_log, lambda: [line for line in manager.running.values()

@@ -159,11 +159,14 @@ async def cluster_running(dsn: str, config: ClusterConfig, bus: ClusterBus
 
 @contextlib.asynccontextmanager
 async def leased_lines(cluster: Cluster, manager: Any, call_log: Any,
-                       after_takeover: Callable[[], Awaitable[Any]]) -> AsyncIterator[None]:
+                       after_takeover: Callable[[], Awaitable[Any]],
+                       forget: Callable[[str], Any] | None = None) -> AsyncIterator[None]:
     """Runs on this instance only the lines whose lease it holds. Taking a line over: the
     calls its previous instance left open are closed and kept for re-adoption, the line
     starts (its connect resyncs the calls still up), and ``after_takeover`` finishes the
-    calls no line re-adopted once the lines have resynced."""
+    calls no line re-adopted once the lines have resynced. Losing one while alive (fenced,
+    or the lease passed on while this process was paused): ``forget(name)`` drops its calls
+    from this instance's live calls, unwritten -- the new owner follows them."""
     tasks: set[asyncio.Task[Any]] = set()
 
     async def gained(name: str) -> None:
@@ -178,6 +181,11 @@ async def leased_lines(cluster: Cluster, manager: Any, call_log: Any,
 
     async def lost(name: str) -> None:
         await manager.release(name)
+        if forget is not None:
+            forgotten = forget(name)
+            if forgotten:
+                log.warning("line %s: %d live calls left to the instance that takes it over",
+                            name, len(forgotten))
 
     leases = LineLeases(cluster.dsn, cluster.owner, manager.enabled_names, gained, lost,
                         lease_seconds=cluster.config.lease_seconds)

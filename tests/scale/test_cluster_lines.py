@@ -17,6 +17,17 @@ from callcenter.store.postgres import PostgresStore
 from tests.lines.test_manager import fake_kind, rec
 
 
+class _Registry:
+    def __init__(self) -> None:
+        self.forgotten: list[str] = []
+        self.forgot = asyncio.Event()
+
+    def forget_line(self, line: str) -> list[str]:
+        self.forgotten.append(line)
+        self.forgot.set()
+        return []
+
+
 class _CallLog:
     def __init__(self) -> None:
         self.taken: list[str] = []
@@ -31,6 +42,7 @@ class Node:
     manager: LineManager
     log: list[tuple[str, str, int]]
     call_log: _CallLog
+    registry: _Registry
 
     async def until(self, check, timeout: float = 15.0) -> None:
         async with asyncio.timeout(timeout):
@@ -51,13 +63,15 @@ async def node(url: str, name: str) -> AsyncIterator[Node]:
             manager.gate = cluster.gate
             await manager.load()
             call_log = _CallLog()
+            registry = _Registry()
 
             async def after() -> None:
                 return None
 
             try:
-                async with leased_lines(cluster, manager, call_log, after):
-                    yield Node(manager, log, call_log)
+                async with leased_lines(cluster, manager, call_log, after,
+                                        forget=registry.forget_line):
+                    yield Node(manager, log, call_log, registry)
             finally:
                 await manager.close()
     finally:
@@ -92,3 +106,23 @@ async def test_a_clean_stop_hands_the_line_to_the_other_instance(pg_url: str) ->
                 return  # B won the race for the new line: nothing to hand over here
         await b.until(lambda: "office" in b.manager.running)
         assert b.call_log.taken == ["office"]
+
+
+async def test_a_line_lost_while_alive_leaves_its_calls_to_the_new_owner(pg_url: str) -> None:
+    """The lease went to another instance while this one was alive (paused, or fenced): the
+    line stops here and its live calls are dropped unwritten, not left up for ever here nor
+    ended here as well as by the new owner."""
+    import asyncpg
+
+    async with node(pg_url, "a") as a:
+        await a.manager.add(rec("office"), CLI_ACTOR)
+        await a.until(lambda: "office" in a.manager.running)
+        admin = await asyncpg.connect(pg_url)
+        try:
+            await admin.execute("UPDATE line_leases SET owner = 'elsewhere', expires_at ="
+                                " expires_at + 3600 WHERE line = 'office'")
+        finally:
+            await admin.close()
+        await asyncio.wait_for(a.registry.forgot.wait(), 15)
+        assert a.registry.forgotten == ["office"]
+        assert "office" not in a.manager.running
