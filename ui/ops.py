@@ -161,7 +161,8 @@ def ops_routes(metrics: Metrics) -> list[BaseRoute]:
         return JSONResponse({"ok": True, "version": __version__})
 
     async def ready(request: Request) -> JSONResponse:
-        """Readiness: started, and the store answers. Lines down are no reason to take an
+        """Readiness: started, the store answers and, in a cluster, the other instances'
+        events arrive (the outbox listener is connected). Lines down are no reason to take an
         instance out of the proxy: it still serves consoles."""
         services = getattr(request.app.state, "services", None)
         if services is None:
@@ -171,6 +172,10 @@ def ops_routes(metrics: Metrics) -> list[BaseRoute]:
         except Exception:
             return JSONResponse({"ready": False, "reason": "the store does not answer"},
                                 status_code=503)
+        relay = services.extra.get("cluster_bus")
+        if relay is not None and not relay.connected.is_set():
+            return JSONResponse({"ready": False, "reason": "live events of the other "
+                                 "instances are not arriving"}, status_code=503)
         body: dict[str, Any] = {"ready": True, "store_ms": round(took * 1000, 2)}
         manager = services.extra.get("lines")
         if manager is not None:

@@ -289,6 +289,7 @@ class OutboxRelay:
             except Exception as exc:  # the connection (or the database) went: reconnect
                 delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
                 failures += 1
+                self.connected.clear()  # /ready says so while it is away
                 log.warning("outbox: listener lost (%r); reconnecting in %.1f s", exc, delay)
                 if self._listener is not None:
                     with contextlib.suppress(Exception):

@@ -50,6 +50,20 @@ def test_ready_is_503_while_the_store_does_not_answer(config: Config) -> None:
         assert client.get("/health").status_code == 200  # liveness is not readiness
 
 
+def test_a_cluster_instance_cut_off_from_the_others_events_is_not_ready(
+        config: Config) -> None:
+    """Its consoles would miss every call on the other instances' lines: the proxy sends
+    them elsewhere until its outbox listener is back."""
+    app = create_app(config, demo=True, demo_calls=False)
+    with TestClient(app) as client:
+        assert client.get("/ready").status_code == 200
+        relay = app.state.services.extra["cluster_bus"]
+        relay.connected.clear()  # what the listener does while it reconnects
+        ready = client.get("/ready")
+        assert ready.status_code == 503
+        assert ready.json()["reason"] == "live events of the other instances are not arriving"
+
+
 @pytest.mark.both_backends
 def test_metrics_only_for_allowed_addresses(config: Config) -> None:
     app = create_app(config, demo=True, demo_calls=False)
