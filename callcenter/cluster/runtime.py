@@ -49,14 +49,44 @@ class Cluster:
     _handlers: dict[str, list[Callable[[dict[str, Any]], None]]] = field(default_factory=dict)
     _broadcast: asyncpg.Connection | None = None
     _pid: int = 0
+    _closing: bool = False
+    listening: asyncio.Event = field(default_factory=asyncio.Event)
 
     # -- broadcast: best effort, for shared state that is not stored -------------------------
 
     async def _open_broadcast(self) -> None:
         conn = await asyncpg.connect(self.dsn)
         await conn.add_listener(BROADCAST, self._received)
+        conn.add_termination_listener(self._broadcast_lost)
         self._broadcast = conn
         self._pid = conn.get_server_pid()
+        self.listening.set()
+
+    def _broadcast_lost(self, _conn: Any) -> None:
+        if self._closing:
+            return
+        # Without it, guesses and line changes of the other instances would go unheard here
+        # until a restart.
+        self.listening.clear()
+        self._broadcast = None
+        log.warning("cluster: the broadcast connection was lost; reconnecting")
+        task = asyncio.get_running_loop().create_task(self._reopen_broadcast())
+        _pending.add(task)
+        task.add_done_callback(_pending.discard)
+
+    async def _reopen_broadcast(self) -> None:
+        delays = (0.2, 0.5, 1.0, 2.0, 5.0)
+        attempt = 0
+        while not self._closing:
+            try:
+                await self._open_broadcast()
+                return
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                delay = delays[min(attempt, len(delays) - 1)]
+                attempt += 1
+                log.warning("cluster: broadcast reconnect failed (%s); again in %.1f s",
+                            exc, delay)
+                await asyncio.sleep(delay)
 
     def _received(self, _conn: Any, pid: int, _channel: str, payload: str) -> None:
         if pid == self._pid:
@@ -150,6 +180,7 @@ async def cluster_running(dsn: str, config: ClusterConfig, bus: ClusterBus
         log.info("cluster: instance %s, events from sequence %d", owner, bus.last_seq)
         yield cluster
     finally:
+        cluster._closing = True
         if cluster._broadcast is not None:
             with contextlib.suppress(Exception):
                 await cluster._broadcast.close(timeout=1.0)

@@ -126,3 +126,29 @@ async def test_a_line_lost_while_alive_leaves_its_calls_to_the_new_owner(pg_url:
         await asyncio.wait_for(a.registry.forgot.wait(), 15)
         assert a.registry.forgotten == ["office"]
         assert "office" not in a.manager.running
+
+
+async def test_the_broadcast_channel_comes_back_after_its_connection_was_cut(
+        pg_url: str) -> None:
+    """Shared login throttling and line changes travel on it: a database restart or a network
+    blip must not leave an instance deaf to them until it restarts."""
+    import asyncpg
+
+    config = ClusterConfig(lease_seconds=2.0)
+    async with cluster_running(pg_url, config, ClusterBus()) as a, \
+            cluster_running(pg_url, config, ClusterBus()) as b:
+        heard = asyncio.Event()
+        a.on("probe", lambda body: heard.set())
+        lost = asyncio.Event()
+        a._broadcast.add_termination_listener(lambda _conn: lost.set())
+        old_pid = a._pid
+        admin = await asyncpg.connect(pg_url)
+        try:
+            await admin.execute("SELECT pg_terminate_backend($1)", a._pid)
+        finally:
+            await admin.close()
+        await asyncio.wait_for(lost.wait(), 15)
+        await asyncio.wait_for(a.listening.wait(), 15)  # listening again
+        assert a._pid != old_pid
+        b.broadcast("probe", {})
+        await asyncio.wait_for(heard.wait(), 15)
