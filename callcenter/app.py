@@ -41,6 +41,13 @@ def session_secret(config: Config) -> str:
     """The configured secret, or one generated on first start and kept beside the database."""
     if config.server.secret_key:
         return config.server.secret_key
+    if config.store.url.strip().startswith(("postgresql:", "postgres:")):
+        from callcenter.config import ConfigError
+
+        # Several instances share the sessions: each must sign the cookies with one key.
+        raise ConfigError(f"{config.source}: server.secret_key must be set (the same on every "
+                          "instance, e.g. in CALLCENTER_SERVER_SECRET_KEY) when the store is "
+                          "PostgreSQL")
     path = config.data_dir / "session-secret"
     if path.exists():
         return path.read_text().strip()
@@ -74,15 +81,19 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
     callback_on = ({r.name: r.settings.get("callback_on", "waited_or_voicemail")
                     for r in await store.list_lines()} if await store.lines_seeded()
                    else {line.name: line.callback_on for line in config.pbx})
+    cluster = services.extra.get("cluster")
     call_log = CallLog(store, journal=config.data_dir / "call-log.journal",
                        callback_on=callback_on,
-                       callback_due=services.routing.callback_due)
+                       callback_due=services.routing.callback_due,
+                       close_dangling=cluster is None)
     registry = CallRegistry(services.matcher, store.caller_index, services.bus, call_log,
                             region=lambda: config.phones.default_region)
     async with contextlib.AsyncExitStack() as stack:
         line_calls = LineCalls(registry)
         stack.push_async_callback(line_calls.close)
         manager = LineManager(store)
+        if cluster is not None:  # only the lines this instance holds the lease of start
+            manager.gate = cluster.gate
 
         def attach() -> tuple[Any, Callable[[Any], None]]:
             sink, seen = line_calls.sink()
@@ -112,6 +123,16 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
             # The [[pbx]] tables seed the database on the first start; it wins afterwards.
             await manager.load([record_of(cfg) for cfg in config.pbx], source=config.source)
         stack.push_async_callback(manager.close)
+        if cluster is not None:
+            from callcenter.cluster.runtime import leased_lines
+
+            def synced_lines() -> list[Any]:
+                return [line for line in manager.running.values() if hasattr(line, "synced")]
+
+            await stack.enter_async_context(leased_lines(
+                cluster, manager, call_log,
+                lambda: finish_left_open(call_log, synced_lines, changed=manager.changed),
+                forget=registry.forget_line))
         stack.enter_context(_reload_on_sighup(manager))
         left_open = asyncio.create_task(
             finish_left_open(call_log, lambda: [line for line in manager.running.values()
@@ -503,6 +524,36 @@ async def demo_gsm(config: Config) -> AsyncIterator[list[GsmModemConfig]]:
                for e in emulators]
 
 
+async def _join_cluster(config: Config, store: Any, stack: contextlib.AsyncExitStack
+                        ) -> Any:
+    """On a PostgreSQL store, this instance joins the cluster (callcenter/cluster/); None on
+    SQLite."""
+    from callcenter.store.postgres import PostgresStore, with_password
+
+    if not isinstance(store, PostgresStore):
+        return None
+    from callcenter.cluster.outbox import ClusterBus
+    from callcenter.cluster.runtime import cluster_running
+
+    dsn = with_password(config.store.url, config.store.password)
+    try:
+        cluster = await stack.enter_async_context(
+            cluster_running(dsn, config.cluster, ClusterBus()))
+        # Clients, phones and users another instance changes reach this one's screen-pops.
+        await store.caller_index.listen(dsn)
+        return cluster
+    except BaseException:
+        await store.close()
+        raise
+
+
+def _share_throttle(app: Starlette, cluster: Any) -> None:
+    """Password guesses counted on one instance count on all (a broadcast per attempt)."""
+    throttle = app.state.login_throttle
+    throttle.on_change = lambda body: cluster.broadcast("login_throttle", body)
+    cluster.on("login_throttle", throttle.apply)
+
+
 def create_app(config: Config, *, demo: bool | None = None, demo_calls: bool = True
                ) -> Starlette:
     """The product. ``demo`` seeds the demo base on an empty database and, unless
@@ -514,7 +565,18 @@ def create_app(config: Config, *, demo: bool | None = None, demo_calls: bool = T
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = await open_store(config)
-        services = Services.build(config, store)
+        clustered = contextlib.AsyncExitStack()
+        cluster = await _join_cluster(config, store, clustered)
+        services = Services.build(config, store, cluster.bus if cluster else None)
+        if cluster is not None:
+            services.extra["cluster"] = cluster
+            services.extra["cluster_bus"] = cluster.relay
+            from callcenter.cluster.live_calls import RemoteLiveCalls
+
+            services.extra["remote_calls"] = RemoteLiveCalls(services.bus)
+            # Sequence numbers are the cluster's: a console resumes on any instance.
+            app.state.hub.boot = cluster.boot
+            _share_throttle(app, cluster)
         app.state.services = services
         await services.routing.load()  # before the lines start: the stored region applies
         try:
@@ -535,6 +597,7 @@ def create_app(config: Config, *, demo: bool | None = None, demo_calls: bool = T
                     services.extra["campaigns"].release()
                 yield
         finally:
+            await clustered.aclose()
             await store.close()
             shutdown_pool()
 

@@ -70,6 +70,62 @@ class EventBus:
                 log.exception("bus subscriber %r failed on %s", subscriber, topic)
         return event
 
+    def apply(self, seq: int, topic: str, at: float, data: dict[str, Any],
+              data_text: str | None = None, *, deliver: bool = True) -> BusEvent:
+        """Deliver an event whose sequence number was given elsewhere (the cluster's outbox,
+        callcenter/cluster/outbox.py): the same on every instance. It must follow
+        ``last_seq``; ``data_text`` is ``data`` as JSON when the caller has it already."""
+        if seq <= self._seq:
+            raise ValueError(f"event {seq} is not after {self._seq}")
+        if seq != self._seq + 1:
+            self.skip_to(seq - 1)
+        self._seq = seq
+        if data_text is None:
+            data_text = _dumps(data)
+        text = (f'{{"seq":{seq},"type":{_dumps(topic)},"at":{_dumps(at)},'
+                f'"data":{data_text}}}')
+        event = BusEvent(seq, topic, at, data, text)
+        self._history.append((seq, text))
+        if deliver:
+            self._deliver(event)
+        return event
+
+    def replace_texts(self, texts: dict[int, str]) -> int:
+        """Put these texts in place of the events with those numbers still in the window (a
+        redaction made on another instance); returns how many were replaced."""
+        replaced = 0
+        for i, (number, _text) in enumerate(self._history):
+            if number in texts:
+                self._history[i] = (number, texts[number])
+                replaced += 1
+        return replaced
+
+    def _deliver(self, event: BusEvent) -> None:
+        for subscriber in tuple(self._subscribers):
+            try:
+                subscriber(event)
+            except Exception:  # one broken subscriber must not starve the others
+                log.exception("bus subscriber %r failed on %s", subscriber, event.topic)
+
+    def skip_to(self, seq: int) -> None:
+        """Continue after ``seq`` with an empty replay window (the events between were
+        lost to this bus): a console resuming from before gets a reset, never a gap."""
+        self._history.clear()
+        self._seq = seq
+
+    def preload(self, events: list[tuple[int, str]]) -> None:
+        """Fill the replay window with events already sequenced (id, JSON text as
+        :meth:`apply` makes it), oldest first, without telling subscribers: an instance that
+        starts can resume the consoles of one that stopped."""
+        if not events:
+            return
+        self.skip_to(events[0][0] - 1)
+        for number, text in events:
+            if number != self._seq + 1:
+                self.skip_to(number - 1)
+            self._history.append((number, text))
+            self._seq = number
+
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         self._subscribers.append(subscriber)
 

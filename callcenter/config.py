@@ -14,6 +14,7 @@ to be rebuilt around pydantic's errors anyway.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -39,6 +40,9 @@ class ServerConfig:
     # A request body must arrive whole within this many seconds (else 408): a client sending
     # one byte a second cannot hold a request open for ever.
     body_timeout: float = 30.0
+    # Who may read /metrics (client addresses or networks, by the direct peer address: a
+    # reverse proxy must not pass /metrics on). /health and /ready are open to all.
+    metrics_allow: list[str] = field(default_factory=lambda: ["127.0.0.0/8", "::1"])
 
 
 @dataclass
@@ -293,6 +297,19 @@ class ReportsConfig:
 
 
 @dataclass
+class ClusterConfig:
+    """Several instances on one PostgreSQL store (callcenter/cluster/): ignored on SQLite."""
+
+    # This instance's name in the line leases; empty: the host name and the process id.
+    instance_id: str = ""
+    # A line's owner renews its lease every second; another instance takes the line over
+    # once the lease has run out (takeover within lease_seconds + 1 s, plus connecting).
+    lease_seconds: float = 6.0
+    # Cross-instance events are kept this long in the outbox for listeners that reconnect.
+    outbox_hours: float = 24.0
+
+
+@dataclass
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -307,6 +324,7 @@ class Config:
     sms: SmsConfig = field(default_factory=SmsConfig)
     gsm: list[GsmModemConfig] = field(default_factory=list)
     reports: ReportsConfig = field(default_factory=ReportsConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     # Where the values came from: the file, or "<defaults>".
     source: str = "<defaults>"
     base_dir: Path = field(default_factory=Path.cwd)
@@ -552,6 +570,7 @@ def _validate(config: Config) -> None:
         ]
     checks += _sms_checks(config)
     checks += _reports_checks(config)
+    checks += _cluster_checks(config)
     for ok, message in checks:
         if not ok:
             raise ConfigError(f"{src}: {message}")
@@ -571,6 +590,27 @@ def _reports_checks(config: Config) -> list[tuple[bool, str]]:
                       "Europe/Moscow"),
             (0 < reports.callback_sla_minutes <= 10080,
              "reports.callback_sla_minutes must be between 0 and 10080 (a week)")]
+
+
+def _cluster_checks(config: Config) -> list[tuple[bool, str]]:
+    def network(entry: str) -> bool:
+        try:
+            ipaddress.ip_network(entry.strip(), strict=False)
+        except ValueError:
+            return False
+        return True
+
+    bad = [e for e in config.server.metrics_allow if not network(e)]
+    cluster = config.cluster
+    return [
+        (not bad, f"server.metrics_allow: {bad[0]!r} is not an address or a network such as "
+                  "10.0.0.0/8" if bad else ""),
+        (2.0 <= cluster.lease_seconds <= 60.0,
+         "cluster.lease_seconds must be between 2 and 60"),
+        (cluster.outbox_hours > 0, "cluster.outbox_hours must be positive"),
+        (len(cluster.instance_id) <= 64 and cluster.instance_id.isprintable(),
+         "cluster.instance_id must be up to 64 printable characters"),
+    ]
 
 
 def _valid_window(start: str, end: str) -> bool:

@@ -21,6 +21,7 @@ from ui.api.common import current_user, handle_error
 from ui.api.faxes import MAX_UPLOAD, UPLOAD_PATH
 from ui.hub import Hub
 from ui.openapi import build_openapi
+from ui.ops import Metrics, ops_routes
 from ui.pages import SecurityHeadersMiddleware, page_routes
 from ui.routes import ROUTES, ApiRoute
 from ui.security import BODY_TIMEOUT, MAX_BODY, BodyLimitMiddleware
@@ -60,6 +61,8 @@ def build_web_app(
         *extra_routes,
     ]
     hub = hub or Hub()
+    metrics = Metrics()
+    routes += ops_routes(metrics)
     routes += [WebSocketRoute("/ws", hub.endpoint), *page_routes()]
 
     @contextlib.asynccontextmanager
@@ -75,6 +78,8 @@ def build_web_app(
                 # The routing's rule: can_see_event plus the secretary groups, precomputed.
                 hub.start(services, services.routing.can_see_event)
                 stack.push_async_callback(hub.stop)
+                metrics.start(app.state)
+                stack.callback(metrics.stop)
             yield
 
     middleware = [
@@ -96,6 +101,7 @@ def build_web_app(
     app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers,
                     lifespan=with_hub)
     app.state.hub = hub
+    app.state.metrics = metrics
     app.state.login_throttle = LoginThrottle()
     return app
 

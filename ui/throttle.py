@@ -128,6 +128,9 @@ class LoginThrottle:
         self.logins = _Counter(per_login, base, max_delay, decay, max_keys)
         self.addresses = _Counter(per_address, base, max_delay, decay, max_keys)
         self._trusted: OrderedDict[tuple[str, str], float] = OrderedDict()
+        # Several instances (a cluster): each attempt is told to the others, which apply()
+        # it, so a guesser gains nothing by spreading guesses over the instances.
+        self.on_change: Callable[[dict[str, object]], None] | None = None
 
     @staticmethod
     def _login_key(login: str) -> str:
@@ -153,10 +156,27 @@ class LoginThrottle:
         held = self.logins.wait(key, now) > 0
         self.logins.fail(key, now)
         self.addresses.fail(address_key(address), now)
+        if self.on_change is not None:
+            self.on_change({"op": "begin", "login": key, "address": address_key(address)})
         return held
 
     def succeeded(self, login: str, address: str, *, held: bool = False) -> None:
         login, address = self._login_key(login), address_key(address)
+        if self.on_change is not None:
+            self.on_change({"op": "ok", "login": login, "address": address, "held": held})
+        self._succeeded(login, address, held)
+
+    def apply(self, body: dict[str, object]) -> None:
+        """An attempt another instance counted (see ``on_change``)."""
+        login, address = str(body.get("login", ""))[:200], str(body.get("address", ""))[:64]
+        if body.get("op") == "begin":
+            now = self.clock()
+            self.logins.fail(login, now)
+            self.addresses.fail(address, now)
+        elif body.get("op") == "ok":
+            self._succeeded(login, address, bool(body.get("held")))
+
+    def _succeeded(self, login: str, address: str, held: bool) -> None:
         if held:  # the lock is someone else's guessing: it stays, less this attempt
             self.logins.undo(login)
         else:

@@ -221,8 +221,12 @@ class CallLog:
                  drain_seconds: float = 10.0, permanent_attempts: int = PERMANENT_ATTEMPTS,
                  start_wait_seconds: float = 5.0,
                  callback_on: Mapping[str, str] | None = None,
-                 callback_due: Callable[[datetime], datetime] | None = None) -> None:
+                 callback_due: Callable[[datetime], datetime] | None = None,
+                 close_dangling: bool = True) -> None:
         self._store = store
+        # False in a cluster: the calls left open belong to the lines' owners; an instance
+        # closes a line's when it takes the line over (take_over).
+        self._close_dangling_at_start = close_dangling
         # When a callback for a call at a time is due (the office's hours); None: at once.
         self._callback_due = callback_due
         self._callback_on = dict(callback_on or {})  # line name -> policy
@@ -279,6 +283,20 @@ class CallLog:
             self._put("left_open", call_id)
         return len(left)
 
+    async def take_over(self, line: str) -> int:
+        """An instance of a cluster takes ``line`` over from one that stopped or died: the
+        calls that one left open on the line are closed as at a start, and their rows kept for
+        the line's resync to re-adopt (resumed()); finish_left_open() once it has resynced
+        finishes the others. Written at once, not queued: this instance has no writes of that
+        line queued. Returns how many were open."""
+        closed = await self._store.close_dangling_calls(
+            "the instance running the line stopped during the call", line=line)
+        if closed:
+            log.warning("line %s: %d calls were live when its previous instance stopped",
+                        line, len(closed))
+        self._left_open.update({row["id"]: _resumed(row) for row in closed})
+        return len(closed)
+
     def _put(self, kind: str, item: Any) -> None:
         self._idle.clear()
         self._queue.append((kind, item))
@@ -319,6 +337,11 @@ class CallLog:
 
     # -- the writer task -------------------------------------------------------------------
 
+    @property
+    def queue_depth(self) -> int:
+        """Writes waiting for the store (for /metrics)."""
+        return len(self._queue) + (self._current is not None)
+
     async def start(self) -> None:
         """Queue what the last run left in the journal, then the closing of the calls it left
         open, ahead of any new write, and wait up to ``start_wait_seconds`` for both: a long
@@ -334,9 +357,13 @@ class CallLog:
             # until the queue is written, and the journal goes then.
             self._spooling = True
             self._queue.extend(writes)
-        self._queue.append((_CLOSE_DANGLING, None))
-        self._idle.clear()
-        self._queued.set()
+        if self._close_dangling_at_start:
+            self._queue.append((_CLOSE_DANGLING, None))
+        else:
+            self._dangling_closed.set()
+        if self._queue:
+            self._idle.clear()
+            self._queued.set()
         self._task = asyncio.create_task(self._run(), name="call-log-writer")
         try:
             await asyncio.wait_for(self._dangling_closed.wait(), self._start_wait)

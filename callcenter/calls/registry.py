@@ -424,6 +424,16 @@ class CallRegistry:
                                        cause="closed by callcenter: no news from the line"))
         return stale
 
+    def forget_line(self, line: str) -> list[str]:
+        """Drop the live calls of ``line`` without ending them: another instance of a cluster
+        took the line over and follows them now (it re-adopts them or closes them in the log;
+        ending them here as well would log them twice). Returns their ids."""
+        gone = [key for key, call in self._calls.items() if call.line == line]
+        for key in gone:
+            del self._calls[key]
+            self._resumed.pop(key, None)
+        return gone
+
     def _ended_call(self, e: CallEnded) -> None:
         call = self._calls.pop(e.call_key, None)
         if call is None:

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 # A check() that has not answered by then is a failed check (the adapter's own timeouts are
 # shorter; this bounds a kind that forgot one).
 CHECK_TIMEOUT = 30.0
+STANDBY = "standby: another instance runs this line"
 
 
 class LineCheckFailed(ValidationError):
@@ -107,6 +108,9 @@ class LineManager:
         # False for the command line: it stores and checks lines, the server runs them.
         self._run_lines = run_lines
         self._built_in: set[str] = set()  # run_only() lines: not stored, not editable
+        # In a cluster (callcenter/cluster/): whether this instance holds the line's lease.
+        # A line it does not hold stays stopped here ("standby") until claim().
+        self.gate: Callable[[str], bool] | None = None
 
     # -- kinds -----------------------------------------------------------------------------
 
@@ -180,8 +184,32 @@ class LineManager:
             for name in list(self.running):
                 await self._stop(name, notify=False)
 
-    async def _start(self, record: LineRecord, *, notify: bool = True) -> Line | None:
+    async def claim(self, name: str) -> Line | None:
+        """This instance won the line's lease (cluster): start it if it is enabled."""
+        async with self._lock:
+            record = self.records.get(name)
+            if record is None or not record.enabled or name in self.running:
+                return self.running.get(name)
+            return await self._start(record, gated=False)
+
+    async def release(self, name: str) -> None:
+        """The lease went (cluster): stop the line without telling the listeners -- its calls
+        stay open in the log for the instance that takes it over to re-adopt."""
+        async with self._lock:
+            await self._stop(name, notify=False)
+            self._errors[name] = (STANDBY, time.time())
+
+    def enabled_names(self) -> list[str]:
+        """The enabled lines, the built-in ones aside (what a cluster instance leases)."""
+        return [n for n, r in self.records.items() if r.enabled and n not in self._built_in]
+
+    async def _start(self, record: LineRecord, *, notify: bool = True,
+                     gated: bool = True) -> Line | None:
         if not self._run_lines:
+            return None
+        if (gated and self.gate is not None and record.name not in self._built_in
+                and not self.gate(record.name)):
+            self._errors[record.name] = (STANDBY, time.time())
             return None
         try:
             line = self.kind(record.kind).build(record)

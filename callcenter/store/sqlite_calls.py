@@ -78,14 +78,17 @@ class CallLogMixin:
             values,
         )
 
-    async def close_dangling_calls(self, cause: str) -> list[dict[str, Any]]:
+    async def close_dangling_calls(self, cause: str, line: str | None = None
+                                   ) -> list[dict[str, Any]]:
         """Calls a previous run left ringing or answered (it stopped during them). Each is
         closed now: answered ones stay answered (talk time unknown), the others become failed,
         so none shows live forever. Their recordings are fetched once the file stops growing
         (the end was not seen: MixMonitor may still be writing). A call the line re-adopts
         afterwards is live again with the same row (see upsert_call). Returns the calls
         closed, with their first times, who answered, rang, users, transfers and recordings,
-        for that re-adoption."""
+        for that re-adoption. ``line``: only that line's (an instance of a cluster taking
+        over a line closes what the instance before it left open there, and nothing else)."""
+        where, args = (_OPEN, ()) if line is None else (f"{_OPEN} AND line = ?", (line,))
         keys = ("id", "ringing_at", "answered_at", "answered_by_user", "answered_by_ext",
                 "answered_by_outside", "rang", "users", "transfers", "withheld", "recordings")
         closed = []
@@ -94,11 +97,11 @@ class CallLogMixin:
             rows = await self._db.rows(
                 "SELECT id, ringing_at, answered_at, answered_by_user, answered_by_ext,"
                 " answered_by_outside, rang, users, transfers, withheld"
-                f" FROM calls WHERE {_OPEN}")
+                f" FROM calls WHERE {where}", args)
             recordings: dict[str, list[str]] = {}
             for call_id, pbx_path in await self._db.rows(
                     "SELECT call_id, pbx_path FROM recordings WHERE call_id IN"
-                    f" (SELECT id FROM calls WHERE {_OPEN}) ORDER BY id"):
+                    f" (SELECT id FROM calls WHERE {where}) ORDER BY id", args):
                 recordings.setdefault(call_id, []).append(pbx_path)
             for r in rows:
                 row = dict(zip(keys, (*r, None), strict=True))
@@ -112,11 +115,12 @@ class CallLogMixin:
             now = ts(now_utc())
             await self._db.execute(
                 "UPDATE recordings SET until_stable = 1, seen_size = NULL, next_try_at = ?"
-                f" WHERE next_try_at = ? AND call_id IN (SELECT id FROM calls WHERE {_OPEN})",
-                (now, _NOT_YET))
+                f" WHERE next_try_at = ? AND call_id IN (SELECT id FROM calls WHERE {where})",
+                (now, _NOT_YET, *args))
             await self._db.execute(
                 "UPDATE calls SET state = CASE WHEN answered_at IS NULL THEN 'failed'"
-                f" ELSE 'answered' END, cause = ?, ended_at = ? WHERE {_OPEN}", (cause, now))
+                f" ELSE 'answered' END, cause = ?, ended_at = ? WHERE {where}",
+                (cause, now, *args))
         return closed
 
     async def list_calls(self, f: CallFilter) -> list[dict[str, Any]]:

@@ -177,3 +177,18 @@ async def test_ring_time_counts_only_the_ringing(core: Core) -> None:
     await core.log.drained()
     [row] = await core.store.list_calls(CallFilter())
     assert row["ring_seconds"] == 15.0
+
+
+
+async def test_forget_line_drops_its_calls_unwritten_and_unpublished(core: Core) -> None:
+    """A cluster instance that lost a line's lease: the new owner follows its calls."""
+    core.feed(inbound("c1", "89035550001"),
+              CallStarted("gsm1", "c2", 100.0, Direction.INBOUND, "89035550002", "", "2"))
+    await core.log.drained()
+    published = len(core.events)
+    assert core.registry.forget_line("office") == ["c1"]
+    assert [c.id for c in core.registry.live()] == ["c2"]
+    assert len(core.events) == published
+    await core.log.drained()
+    [row] = [r for r in await core.store.list_calls(CallFilter()) if r["id"] == "c1"]
+    assert row["ended_at"] is None  # left open for the line's new owner to close or re-adopt

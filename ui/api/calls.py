@@ -70,8 +70,11 @@ async def live_calls(request: Request) -> JSONResponse:
     svc = services(request)
     registry = _calls(svc).registry
     see_all = svc.config.console.managers_see_all_clients
-    out = [event_for_user(user, snap, see_all) for snap in
-           (registry.snapshot(c) for c in registry.live())
+    snaps = [registry.snapshot(c) for c in registry.live()]
+    remote = svc.extra.get("remote_calls")
+    if remote is not None:  # a cluster: the calls on the other instances' lines too
+        snaps += remote.snapshots({c.id for c in registry.live()})
+    out = [event_for_user(user, snap, see_all) for snap in snaps
            if svc.routing.can_see_event(user, snap, see_all)]
     return ok(out)
 
