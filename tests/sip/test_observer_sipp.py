@@ -24,10 +24,10 @@ from tests.sip.sipp import free_udp_port, run_sipp
 ANSWERED_ELSEWHERE = 'Reason: SIP;cause=200;text="Call completed elsewhere"'
 
 
-async def started_line(events: list, **kw) -> SipLine:
+async def started_line(sink, **kw) -> SipLine:
     line = SipLine(SipLineConfig(name="office", listen_host="127.0.0.1",
                                  listen_port=free_udp_port(), ring_extensions=("101", "102"),
-                                 **kw), events.append)
+                                 **kw), sink)
     await line.start()
     assert line.local is not None
     return line
@@ -39,7 +39,7 @@ def keys(reason: str, caller: str = "+79161234567") -> dict[str, str]:
 
 async def test_answered_elsewhere() -> None:
     events: list = []
-    line = await started_line(events)
+    line = await started_line(events.append)
     try:
         run = await run_sipp("carrier_cancel.xml", f"127.0.0.1:{line.local[1]}",
                              keys(ANSWERED_ELSEWHERE))
@@ -60,7 +60,7 @@ async def test_answered_elsewhere() -> None:
 @pytest.mark.parametrize("reason", ["Subject: no reason", 'Reason: Q.850;cause=16;text="x"'])
 async def test_caller_gave_up(reason: str) -> None:
     events: list = []
-    line = await started_line(events)
+    line = await started_line(events.append)
     try:
         run = await run_sipp("carrier_cancel.xml", f"127.0.0.1:{line.local[1]}", keys(reason))
         assert run.rc == 0, run.output
@@ -74,7 +74,7 @@ async def test_caller_gave_up(reason: str) -> None:
 
 async def test_malformed_datagrams_are_survived() -> None:
     events: list = []
-    line = await started_line(events)
+    line = await started_line(events.append)
     loop = asyncio.get_running_loop()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
@@ -104,3 +104,24 @@ async def test_malformed_datagrams_are_survived() -> None:
     assert line.dropped >= 4
     assert [type(e) for e in events] == [CallStarted, RingingChanged, RingingChanged, CallEnded]
     assert any(r.startswith(b"SIP/2.0 400") for r in replies)
+
+
+async def test_cancel_on_cue_waits_for_the_test() -> None:
+    from tests.sip.sipp import cue
+
+    events: list = []
+    seen = asyncio.Event()
+    line = await started_line(lambda e: (events.append(e), seen.set()))
+    port = free_udp_port()
+    try:
+        run = asyncio.create_task(run_sipp(
+            "carrier_cancel_on_cue.xml", f"127.0.0.1:{line.local[1]}", keys("Subject: cue"),
+            port=port, extra=("-cid_str", "cue%u")))
+        await asyncio.wait_for(seen.wait(), 20)
+        assert [type(e) for e in events] == [CallStarted, RingingChanged]
+        cue(port, "cue1")
+        result = await run
+        assert result.rc == 0, result.output
+    finally:
+        await line.stop()
+    assert isinstance(events[-1], CallEnded)
