@@ -102,6 +102,12 @@ class Observer:
         call = self._calls.get(call_id)
         return call.key if call else None
 
+    def ringing_from(self, caller: str) -> str | None:
+        """The key of the one call ringing from ``caller`` (None: none, or several)."""
+        found = [c.key for c in self._calls.values() if c.phase is _Phase.RINGING
+                 and caller_id(c.invite.headers).number == caller]
+        return found[0] if len(found) == 1 else None
+
     def answered_by(self, call_id: str, extension: str) -> None:
         """The dialog watcher saw ``extension`` answer the call with this Call-ID."""
         if len(self._answerers) < 4 * self.config.max_calls:

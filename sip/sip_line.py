@@ -1,11 +1,14 @@
-"""A SIP line: the observer extension (and, with a registrar, its registration) behind core types.
+"""A SIP line behind core types: the observer extension, its registration, the dialog
+watcher and click-to-call, over one :class:`sip.endpoint.SipEndpoint`.
 
-The line listens on UDP, gives every request to the sans-I/O :class:`sip.observer.Observer`
-and sends what it answers; its line events go to the core's sink exactly as the Asterisk
-line's do, so the console, the call log and the lines page need no SIP code.
+Its line events go to the core's sink exactly as the Asterisk line's do, so the console, the
+call log and the lines page need no SIP code. Bad input never stops the line: the endpoint
+answers what it can with 400 and drops the rest; a fault in a handler is logged.
 
-Bad input never stops the line: a datagram that does not parse is counted and dropped (a
-request good enough to answer gets ``400``), a datagram over ``MAX_MESSAGE`` is dropped unread.
+The PBX's health: with a registrar the line registers and re-registers at 80 % of the expiry;
+between registrations it sends OPTIONS every ``keepalive`` seconds. When the PBX stops
+answering the line goes DOWN and retries with backoff; when it answers again the line
+registers and rebuilds every dialog subscription (a restarted PBX lost them all).
 """
 
 from __future__ import annotations
@@ -13,19 +16,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
+import random
+import re
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from callcenter.line_events import LineEvent
+from callcenter.errors import CallActionFailed, LineUnavailable
+from callcenter.line_events import Answered, CallEnded, EndState, LineEvent
 from callcenter.lines.lifecycle import CheckResult, LineState, LineStatus
-from sip.message import MAX_MESSAGE, Request, Response, SipParseError, parse_message
+from sip.click_to_call import CallPlan, ClickToCall, Outcome
+from sip.dialog_calls import DialogCalls
+from sip.dialog_info import DialogChange, Presence
+from sip.digest import DigestClient
+from sip.endpoint import IncomingRequest, SipEndpoint, SipError
+from sip.message import Request, Response, new_call_id, new_tag
 from sip.observer import Observer, ObserverConfig
+from sip.watcher import DialogWatcher
 
 log = logging.getLogger(__name__)
 
-Addr = tuple[str, int]
+_DIALABLE = re.compile(r"^\+?[0-9]{1,32}$")
+_SEPARATORS = re.compile(r"[\s()\-./\u2010-\u2014]")
+MAX_CLICK_CALLS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +50,7 @@ class SipLineConfig:
     registrar: str = ""  # host[:port] of the PBX; "" = not registered (a static extension)
     username: str = "crm"
     secret: str = field(default="", repr=False)
-    domain: str = ""  # the SIP domain of the AOR; "" = the registrar's host
+    domain: str = ""  # the SIP domain of the AOR; "" = the registrar
     transport: str = "udp"
     listen_host: str = "0.0.0.0"
     listen_port: int = 5070
@@ -44,21 +59,15 @@ class SipLineConfig:
     watch_extensions: tuple[str, ...] = ()  # extensions whose dialogs we subscribe to
     register_expires: int = 300
     max_calls: int = 1000
+    keepalive: float = 30.0
+    retry_max: float = 60.0
+    ring_timeout: float = 30.0  # click-to-call: how long the user's phone rings
+    answer_wait: float = 1.0  # how long "answered elsewhere" waits for the watcher's "by whom"
+    subscribe_expires: int = 600
 
 
-class _Udp(asyncio.DatagramProtocol):
-    def __init__(self, line: SipLine) -> None:
-        self.line = line
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def datagram_received(self, data: bytes, addr: Addr) -> None:
-        self.line.datagram(data, addr)
-
-    def error_received(self, exc: Exception) -> None:  # ICMP unreachable: the peer is gone
-        log.debug("SIP line %s: %s", self.line.name, exc)
+class RegistrationRefused(Exception):
+    """The registrar refused us (wrong password, 403): retrying soon will not help."""
 
 
 class SipLine:
@@ -70,16 +79,28 @@ class SipLine:
         self.name = config.name
         self._sink = sink
         self._clock = clock
-        self._udp: _Udp | None = None
+        self.endpoint: SipEndpoint | None = None
         self.observer: Observer | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self.watcher: DialogWatcher | None = None
+        self.dialogs = DialogCalls(config.name, self._observer_call)
+        self.digest = DigestClient(config.username, config.secret)
         self._state = LineState.STOPPED
         self._since = time.time()
         self._last_error = ""
         self.detail = "not started"
-        self.dropped = 0  # datagrams that did not parse
-        self.local: Addr | None = None
-        self._peers: dict[str, Addr] = {}  # Call-ID of a call the observer holds -> its PBX
+        self.local: tuple[str, int] | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._incoming: dict[str, IncomingRequest] = {}  # Call-ID -> ringing INVITE
+        self._timer: asyncio.TimerHandle | None = None
+        self._pending: dict[str, tuple[str, asyncio.TimerHandle]] = {}  # answered elsewhere
+        self._clicks: dict[str, ClickToCall] = {}  # Call-ID -> click-to-call
+        self._reg_call_id = new_call_id()
+        self._reg_tag = new_tag()
+        self._reg_seq = 0
+        self.registered = asyncio.Event()
+        self.presence_changed = asyncio.Event()
+        self.domain = config.domain or config.registrar
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -98,131 +119,425 @@ class SipLine:
     def connected(self) -> bool:
         return self._state in (LineState.UP, LineState.DEGRADED)
 
+    def presence(self) -> dict[str, str]:
+        """Watched extension -> free | ringing | busy | offline."""
+        return self.watcher.presence() if self.watcher else {}
+
     async def check(self) -> CheckResult:
+        """Without a registrar: can we listen? With one: a REGISTER of its own on a free port
+        (Expires 0 afterwards), so the running line is not disturbed."""
         cfg = self.config
-        if self._udp is not None and self.local is not None:
-            return CheckResult(True, f"listening on {self.local[0]}:{self.local[1]}",
-                               {"listening": f"{self.local[0]}:{self.local[1]}"})
+        if not cfg.registrar:
+            if self.local is not None:
+                return CheckResult(True, f"listening on {self.local[0]}:{self.local[1]}",
+                                   {"listening": f"{self.local[0]}:{self.local[1]}"})
+            probe = SipEndpoint("UDP", cfg.listen_host, cfg.listen_port)
+            try:
+                await probe.start()
+            except OSError as exc:
+                return CheckResult(False, "cannot listen", error=(
+                    f"cannot listen on UDP {cfg.listen_host}:{cfg.listen_port}: "
+                    f"{exc.strerror}"), hint="choose another listen port, or stop what uses it")
+            finally:
+                await probe.close()
+            return CheckResult(True, f"UDP {cfg.listen_host}:{cfg.listen_port} is free",
+                               {"listen": f"{cfg.listen_host}:{cfg.listen_port}"})
+        probe = SipEndpoint("UDP", "0.0.0.0" if cfg.listen_host == "0.0.0.0" else
+                            cfg.listen_host, 0)
+        line = SipLine(cfg, lambda _e: None, clock=self._clock)
+        line.endpoint = probe
         try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-                probe.bind((cfg.listen_host, cfg.listen_port))
-        except OSError as exc:
-            return CheckResult(False, "cannot listen", error=(
-                f"cannot listen on UDP {cfg.listen_host}:{cfg.listen_port}: {exc.strerror}"),
-                hint="choose another listen port, or stop what uses it")
-        return CheckResult(True, f"UDP {cfg.listen_host}:{cfg.listen_port} is free",
-                           {"listen": f"{cfg.listen_host}:{cfg.listen_port}"})
+            await probe.start()
+            expires = await line._register(60)
+            facts = {"registrar": cfg.registrar, "user": cfg.username,
+                     "expires": str(expires)}
+            with contextlib.suppress(SipError, OSError, RegistrationRefused):
+                await line._register(0)
+            return CheckResult(True, f"registered as {cfg.username} at {cfg.registrar}", facts)
+        except RegistrationRefused as exc:
+            return CheckResult(False, "registration refused", error=str(exc),
+                               hint="check the user and password on the PBX")
+        except (SipError, OSError) as exc:
+            return CheckResult(False, "no answer from the registrar",
+                               error=f"{cfg.registrar} did not answer the REGISTER: {exc}",
+                               hint="check the address, the port and the transport")
+        finally:
+            await probe.close()
 
     async def start(self) -> None:
         cfg = self.config
-        loop = asyncio.get_running_loop()
         self._set_state(LineState.STARTING, f"opening UDP {cfg.listen_host}:{cfg.listen_port}")
+        endpoint = SipEndpoint("UDP", cfg.listen_host, cfg.listen_port,
+                               user_agent="callcenter")
         try:
-            _, protocol = await loop.create_datagram_endpoint(
-                lambda: _Udp(self), local_addr=(cfg.listen_host, cfg.listen_port))
+            await endpoint.start()
         except OSError as exc:
             self._set_state(LineState.DOWN, f"cannot listen on UDP {cfg.listen_host}:"
                                             f"{cfg.listen_port}: {exc.strerror}", error=True)
             return
-        self._udp = protocol
-        assert protocol.transport is not None
-        self.local = protocol.transport.get_extra_info("sockname")[:2]
+        endpoint.max_ring = 3600.0  # the observer closes calls itself (ObserverConfig)
+        self.endpoint = endpoint
+        self.local = endpoint.local_address
         host = cfg.advertise_host or (self.local[0] if self.local[0] != "0.0.0.0"
                                       else "127.0.0.1")
         self.observer = Observer(ObserverConfig(
             line=cfg.name, contact=f"<sip:{cfg.username}@{host}:{self.local[1]}>",
-            ring_extensions=cfg.ring_extensions, max_calls=cfg.max_calls))
-        self._set_state(LineState.UP, f"observer {cfg.username} listening on UDP "
-                                      f"{self.local[0]}:{self.local[1]}")
+            ring_extensions=cfg.ring_extensions, max_calls=cfg.max_calls,
+            keep_answered=True))
+        endpoint.on_request("INVITE", self._on_invite)
+        endpoint.on_request("CANCEL", self._on_cancel)
+        endpoint.on_request("NOTIFY", self._on_notify)
+        endpoint.on_request("BYE", self._on_bye)
+        if cfg.watch_extensions and cfg.registrar:
+            self.watcher = DialogWatcher(
+                cfg.watch_extensions, new_subscribe=self._new_subscribe, send=self._authed,
+                on_changes=self._dialog_changes, on_presence=self._presence,
+                clock=self._clock, expires=cfg.subscribe_expires, retry_max=cfg.retry_max)
+        if cfg.registrar:
+            self._set_state(LineState.STARTING, f"registering at {cfg.registrar}")
+            self._runner = asyncio.create_task(self._keep_registered(),
+                                               name=f"sip-line-{self.name}")
+        else:
+            self._set_state(LineState.UP, f"observer {cfg.username} listening on UDP "
+                                          f"{self.local[0]}:{self.local[1]}")
 
     async def stop(self) -> None:
+        tasks = [t for t in (self._runner, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._runner = None
+        if self.watcher is not None:
+            await self.watcher.stop()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        for _, handle in self._pending.values():
+            handle.cancel()
         if self.observer is not None:
             for event in self.observer.lost(self._clock()):
                 self._emit(event)
-        if self._udp is not None and self._udp.transport is not None:
-            self._udp.transport.close()
-        self._udp = None
+        if self.endpoint is not None:
+            if self.registered.is_set():
+                with contextlib.suppress(SipError, OSError, RegistrationRefused):
+                    await asyncio.wait_for(self._register(0), 2)
+            await self.endpoint.close()
+        self.endpoint = None
+        self.local = None
         self._set_state(LineState.STOPPED, "stopped")
 
-    # -- datagrams in and out --------------------------------------------------------------
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
-    def datagram(self, data: bytes, addr: Addr) -> None:
-        if len(data) > MAX_MESSAGE:
-            self._bad(addr, "oversized datagram")
-            return
-        if data.strip(b"\r\n") == b"":
-            return  # keep-alive
-        try:
-            msg = parse_message(data)
-        except SipParseError as exc:
-            self._bad(addr, str(exc))
-            partial = getattr(exc, "partial", None)
-            if isinstance(partial, Request) and partial.method != "ACK":
-                with contextlib.suppress(Exception):  # not even a 400 can be built: dropped
-                    self._send(Response.for_request(partial, 400, str(exc)[:100]), addr)
-            return
-        if isinstance(msg, Request):
-            self.request(msg, addr)
+    # -- registration and the PBX's health -------------------------------------------------
 
-    def _bad(self, addr: Addr, why: str) -> None:
-        self.dropped += 1
-        if self.dropped <= 10 or self.dropped % 1000 == 0:
-            log.warning("SIP line %s: dropped a datagram from %s:%d (%s); %d so far",
-                        self.name, addr[0], addr[1], why, self.dropped)
+    def _aor(self, user: str | None = None) -> str:
+        return f"sip:{user or self.config.username}@{self.domain}"
 
-    def request(self, req: Request, addr: Addr) -> None:
+    async def _authed(self, build: Callable[[int], Request]) -> tuple[Request, Response]:
+        """Send; answer one 401/407 challenge (a second one for the same realm: refused)."""
+        assert self.endpoint is not None
+        req = build(1)
+        response = await self.endpoint.request(req)
+        tries = 0
+        while response.status in (401, 407) and tries < 2:
+            if self.digest.is_rejection(response):
+                break
+            retry = build(req.cseq.seq + 1)
+            if not self.digest.authorize(retry, response):
+                break
+            req, response = retry, await self.endpoint.request(retry)
+            tries += 1
+        return req, response
+
+    async def _register(self, expires: int) -> int:
+        assert self.endpoint is not None
+        cfg = self.config
+
+        def build(_cseq: int) -> Request:
+            self._reg_seq += 1
+            return self.endpoint.new_request(  # type: ignore[union-attr]
+                "REGISTER", f"sip:{self.domain}", f"<{self._aor()}>", f"<{self._aor()}>",
+                call_id=self._reg_call_id, cseq=self._reg_seq, from_tag=self._reg_tag,
+                contact_user=cfg.username, headers=[("Expires", str(expires))])
+        _, response = await self._authed(build)
+        if response.status in (401, 407):
+            raise RegistrationRefused(
+                f"the registrar {cfg.registrar} refused user {cfg.username!r}: wrong user or "
+                "password")
+        if response.status == 403:
+            raise RegistrationRefused(
+                f"the registrar {cfg.registrar} forbids user {cfg.username!r} (403): the "
+                "extension may be disabled or not allowed from this address")
+        if response.status >= 300:
+            raise SipError(f"REGISTER answered {response.status} {response.reason}")
+        self.digest.forget()
+        value = response.headers.get("Expires") or ""
+        granted = int(value) if value.strip().isdigit() else expires
+        for contact in response.headers.get_list("Contact"):
+            m = re.search(r";\s*expires=(\d+)", contact)
+            if m and self.endpoint.contact(cfg.username).host in contact:
+                granted = int(m.group(1))
+        return granted
+
+    async def _keep_registered(self) -> None:
+        delay = 1.0
+        was_up = False
+        cfg = self.config
+        while True:
+            try:
+                expires = await self._register(cfg.register_expires)
+            except RegistrationRefused as exc:
+                self._down(str(exc))
+                self.registered.clear()
+                was_up = False
+                await asyncio.sleep(max(30.0, delay) * random.uniform(0.8, 1.2))
+                continue
+            except (SipError, OSError) as exc:
+                self._down(f"no answer from the registrar {cfg.registrar}: {exc}")
+                self.registered.clear()
+                was_up = False
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                delay = min(delay * 2, cfg.retry_max)
+                continue
+            delay = 1.0
+            self._set_state(LineState.UP, f"registered as {cfg.username} at {cfg.registrar}"
+                            + (f", watching {len(cfg.watch_extensions)} extensions"
+                               if self.watcher else ""))
+            self.registered.set()
+            if self.watcher is not None:
+                if not self.watcher.running:
+                    self.watcher.start()
+                elif not was_up:
+                    self.watcher.rebuild()  # the PBX came back: it forgot our subscriptions
+            was_up = True
+            if not await self._healthy_until(self._clock() + max(1.0, expires * 0.8)):
+                self.registered.clear()
+                was_up = False
+                self._down(f"the PBX {cfg.registrar} stopped answering")
+
+    async def _healthy_until(self, deadline: float) -> bool:
+        """OPTIONS every ``keepalive`` seconds until ``deadline``; False when one fails."""
+        assert self.endpoint is not None
+        while True:
+            left = deadline - self._clock()
+            if left <= 0:
+                return True
+            await asyncio.sleep(min(left, self.config.keepalive))
+            if deadline - self._clock() <= 0:
+                return True
+            try:
+                await self.endpoint.request(self.endpoint.new_request(
+                    "OPTIONS", f"sip:{self.domain}", f"<{self._aor()}>", f"<sip:{self.domain}>"))
+            except (SipError, OSError):
+                return False
+
+    def _down(self, why: str) -> None:
+        self._set_state(LineState.DOWN, why, error=True)
+        log.warning("SIP line %s: %s", self.name, why)
+
+    # -- the observer ----------------------------------------------------------------------
+
+    def _on_invite(self, incoming: IncomingRequest) -> None:
         if self.observer is None:
+            incoming.respond(480)
             return
+        req = incoming.request
         result = self.observer.receive(req, self._clock())
-        if self.observer.key_of(req.call_id) is not None:
-            self._peers[req.call_id] = addr  # where re-sent final responses go
         for response in result.send:
-            self._send(response, addr)
+            if response.status != 100:
+                incoming.send_response(response)
+        if self.observer.key_of(req.call_id) is not None and not incoming.answered:
+            self._incoming[req.call_id] = incoming
         for event in result.events:
             self._emit(event)
         self._schedule()
 
-    def _send(self, response: Response, addr: Addr) -> None:
-        if self._udp is not None and self._udp.transport is not None:
-            self._udp.transport.sendto(response.to_bytes(), addr)
+    def _on_cancel(self, incoming: IncomingRequest) -> None:
+        """The endpoint answered the CANCEL and sends 487 after this (the INVITE's
+        ``incoming``, its CANCEL in ``cancel_request``)."""
+        cancel = incoming.cancel_request
+        self._incoming.pop(incoming.request.call_id, None)
+        if self.observer is None or cancel is None:
+            return
+        result = self.observer.receive(cancel, self._clock())
+        for event in result.events:
+            if isinstance(event, Answered):
+                self._answered_elsewhere(event, incoming.request.call_id)
+            else:
+                self._emit(event)
+        self._schedule()
 
-    def _emit(self, event: LineEvent) -> None:
-        try:
-            self._sink(event)
-        except Exception:  # a fault in the core must not stop the line's reader
-            log.exception("SIP line %s: the sink failed on %r", self.name, event)
+    def _answered_elsewhere(self, event: Answered, call_id: str) -> None:
+        ext = self.dialogs.observer_answered(event.call_key, call_id)
+        if ext is not None or self.watcher is None:
+            self._close_answered(event.call_key, call_id, ext, event.at)
+            return
+        # The watcher's NOTIFY of who answered may come just after the CANCEL.
+        loop = asyncio.get_running_loop()
+        handle = loop.call_later(self.config.answer_wait, self._close_answered,
+                                 event.call_key, call_id, None, event.at)
+        self._pending[call_id] = (event.call_key, handle)
+
+    def _close_answered(self, key: str, call_id: str, ext: str | None, at: float) -> None:
+        pending = self._pending.pop(call_id, None)
+        if pending is not None:
+            pending[1].cancel()
+        self._emit(Answered(key, at, ext))
+        if ext is None or not self.dialogs.keeps(key):
+            self._emit(CallEnded(key, self._clock(), EndState.ANSWERED, None,
+                                 "answered elsewhere (the line does not see the end)"))
+
+    def _observer_call(self, call_id: str, caller: str) -> str | None:
+        if self.observer is None:
+            return None
+        key = self.observer.key_of(call_id) if call_id else None
+        if key is not None:
+            return key
+        return self.observer.ringing_from(caller) if caller else None
 
     def _schedule(self) -> None:
         if self.observer is None:
             return
-        deadline = self.observer.next_deadline()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if deadline is None:
-            return
-        loop = asyncio.get_running_loop()
-        delay = max(0.0, deadline - self._clock())
-        self._timer = loop.call_later(delay, self._tick)
+        deadline = self.observer.next_deadline()
+        if deadline is not None:
+            delay = max(0.0, deadline - self._clock())
+            self._timer = asyncio.get_running_loop().call_later(delay, self._tick)
 
     def _tick(self) -> None:
         self._timer = None
         if self.observer is None:
             return
-        result = self.observer.advance(self._clock())
+        result = self.observer.advance(self._clock(), reliable=True)
         for response in result.send:
-            self._resend(response)
+            incoming = self._incoming.pop(response.call_id, None)
+            if incoming is not None:
+                incoming.send_response(response)
         for event in result.events:
             self._emit(event)
         self._schedule()
 
-    def _resend(self, response: Response) -> None:
-        addr = self._peers.get(response.call_id)
-        if addr is not None:
-            self._send(response, addr)
-        if self.observer is not None and len(self._peers) > len(self.observer):
-            for call_id in [c for c in self._peers if self.observer.key_of(c) is None]:
-                del self._peers[call_id]
+    # -- the dialog watcher ----------------------------------------------------------------
+
+    def _new_subscribe(self, extension: str, call_id: str, from_tag: str, cseq: int
+                       ) -> Request:
+        assert self.endpoint is not None
+        return self.endpoint.new_request(
+            "SUBSCRIBE", f"sip:{extension}@{self.domain}", f"<{self._aor()}>",
+            f"<sip:{extension}@{self.domain}>", call_id=call_id, cseq=cseq, from_tag=from_tag,
+            contact_user=self.config.username,
+            headers=[("Event", "dialog"), ("Accept", "application/dialog-info+xml"),
+                     ("Expires", str(self.config.subscribe_expires))])
+
+    def _dialog_changes(self, extension: str, changes: list[DialogChange]) -> None:
+        now = self._clock()
+        for change in changes:
+            for event in self.dialogs.change(extension, change, now):
+                self._emit(event)
+        for call_id, (key, _) in list(self._pending.items()):
+            ext = self.dialogs.observer_answered(key, call_id)
+            if ext is not None:
+                self._close_answered(key, call_id, ext, now)
+
+    def _presence(self, extension: str, state: Presence) -> None:
+        log.info("SIP line %s: extension %s is %s", self.name, extension, state.value)
+        self.presence_changed.set()
+
+    def _on_notify(self, incoming: IncomingRequest) -> None:
+        req = incoming.request
+        click = self._clicks.get(req.call_id)
+        if click is not None:
+            click.notify(incoming)
+            return
+        if self.watcher is not None and self.watcher.notify(incoming):
+            return
+        incoming.respond(481)
+
+    def _on_bye(self, incoming: IncomingRequest) -> None:
+        click = self._clicks.get(incoming.request.call_id)
+        if click is not None:
+            click.bye(incoming)
+            return
+        incoming.respond(481)
+
+    # -- call control (callcenter.calls.control.CallControl) -------------------------------
+
+    async def originate(self, extension: str, number: str, *, user_id: int | None) -> str:
+        """Ring ``extension`` first; when it answers, REFER it to ``number``. Returns the call
+        id at once; the outcome arrives as the call's events."""
+        if not self.connected or self.endpoint is None:
+            raise LineUnavailable(f"SIP line {self.name} is not connected: {self.detail}")
+        if not self.config.registrar:
+            raise CallActionFailed("click-to-call needs a registrar on the SIP line")
+        if not extension.isdigit() or len(extension) > 8:
+            raise CallActionFailed(f"{extension!r} is not an internal extension")
+        dial = _dialable(number)
+        if len(self._clicks) >= MAX_CLICK_CALLS:
+            raise CallActionFailed("too many click-to-calls at once on this line")
+        key = f"sip:{self.name}:c2c:{uuid.uuid4().hex[:16]}"
+        click = ClickToCall(CallPlan(self.name, key, extension, number.strip(), dial,
+                                     self.config.username, self.domain,
+                                     ring_timeout=self.config.ring_timeout),
+                            self.endpoint, self._authed, self._emit, self._clock)
+        task = self._spawn(self._click(click))
+        task.set_name(f"sip-c2c-{key}")
+        self.last_click = click
+        return key
+
+    async def _click(self, click: ClickToCall) -> Outcome:
+        run = asyncio.ensure_future(click.run())
+        # click.call_id is set as the INVITE is built, before anything is sent
+        await asyncio.sleep(0)
+        if click.call_id:
+            self._clicks[click.call_id] = click
+        try:
+            return await run
+        finally:
+            self._clicks.pop(click.call_id, None)
+
+    async def blind_transfer(self, call_id: str, from_ext: str | None, to_ext: str) -> None:
+        raise CallActionFailed("a SIP line cannot transfer a call it does not hold: transfer "
+                               "it on the phone")
+
+    async def attended_transfer(self, call_id: str, from_ext: str, to_ext: str) -> None:
+        raise CallActionFailed("a SIP line cannot transfer a call it does not hold: transfer "
+                               "it on the phone")
+
+    async def redirect(self, call_id: str, from_ext: str | None, to_ext: str) -> None:
+        raise CallActionFailed("a SIP line cannot redirect a ringing call: the PBX's ring "
+                               "group decides who rings")
+
+    async def hangup(self, call_id: str) -> None:
+        raise CallActionFailed("a SIP line cannot hang up a call it does not hold")
+
+    async def start_recording(self, call_id: str) -> str:
+        raise CallActionFailed("recording is not available on a SIP line")
+
+    async def stop_recording(self, call_id: str) -> None:
+        raise CallActionFailed("recording is not available on a SIP line")
+
+    # -- out -------------------------------------------------------------------------------
+
+    def _emit(self, event: LineEvent) -> None:
+        try:
+            self._sink(event)
+        except Exception:  # a fault in the core must not stop the line's handlers
+            log.exception("SIP line %s: the sink failed on %r", self.name, event)
+
+
+def _dialable(number: str) -> str:
+    """Digits and a leading +; anything else refused (nothing a stranger could put into a
+    header: the number goes into the Refer-To URI)."""
+    if len(number) > 64:
+        raise CallActionFailed("a number to dial has at most 64 characters")
+    cleaned = _SEPARATORS.sub("", number)
+    if not _DIALABLE.match(cleaned):
+        raise CallActionFailed(f"{number[:64]!r} is not a number that can be dialled")
+    return cleaned
+
