@@ -72,7 +72,12 @@ class DialogCalls:
             if after.call_id:
                 self._remember(after.call_id, extension)
             if call is None:
-                return []  # an outgoing call or one we never saw ring
+                if after.direction == "initiator":
+                    return []  # the user's own outgoing call
+                # answered before any early state reached us (an auto-answering phone)
+                events = self._ringing_new(extension, ref, change, now)
+                call = self._by_dialog.get(ref)
+                return events + (self._answered(call, extension, now) if call else [])
             return self._answered(call, extension, now)
         # terminated
         if call is None:

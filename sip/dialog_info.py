@@ -4,9 +4,9 @@ A NOTIFY of the ``dialog`` event package carries ``application/dialog-info+xml``
 one entity (an extension's AOR), either all of them (``state="full"``) or only those that
 changed (``state="partial"``), with a ``version`` that rises by one per NOTIFY of the
 subscription. :class:`DialogTracker` keeps one entity's dialogs: a full document replaces
-them, a partial one updates them, a terminated dialog is dropped, and a version that goes back
-(a stale or replayed NOTIFY) is ignored -- unless it is full, which is how a PBX that restarted
-starts again at version 0.
+them, a partial one updates them, a terminated dialog is dropped, and a version that does not
+rise (a NOTIFY overtaken by a later one, or replayed) is ignored. Versions count per
+subscription (RFC 4235 4.1): :meth:`DialogTracker.new_subscription` starts them again.
 
 The XML is a stranger's: the body is bounded (``MAX_BODY``), any DTD is refused before parsing
 (no entity can be declared, so none can expand -- what defusedxml does, without the
@@ -169,8 +169,8 @@ class DialogTracker:
         return Presence.FREE
 
     def apply(self, info: DialogInfo) -> list[DialogChange]:
-        if not info.full and info.version <= self.version:
-            return []  # stale or replayed partial state
+        if info.version <= self.version:
+            return []  # overtaken by a later NOTIFY, or replayed
         # A gap (a lost NOTIFY) is applied all the same: the partial state is still the
         # newest word on the dialogs it names, and the next full state repairs the rest.
         self.version = info.version
@@ -193,6 +193,10 @@ class DialogTracker:
                 del self.dialogs[gone.id]
                 changes.append(DialogChange(gone, _terminated(gone)))
         return changes
+
+    def new_subscription(self) -> None:
+        """A new subscription: its NOTIFYs count versions from the start again."""
+        self.version = -1
 
     def go_offline(self) -> list[DialogChange]:
         """The extension's phone is unregistered or its subscription was refused: its

@@ -89,6 +89,9 @@ class DialogWatcher:
                      for ext in extensions}
         self._by_call_id: dict[str, Subscription] = {}
         self.running = False
+        # Set while every extension has a subscription the PBX accepted (or refused: offline).
+        self.established = asyncio.Event()
+        self._settled: set[str] = set()
 
     def presence(self) -> dict[str, str]:
         return {ext: sub.tracker.presence().value for ext, sub in self.subs.items()}
@@ -107,6 +110,8 @@ class DialogWatcher:
 
     def rebuild(self) -> None:
         """The PBX lost our subscriptions (it restarted, or the line was down): new ones now."""
+        self.established.clear()
+        self._settled.clear()
         for sub in self.subs.values():
             sub.fresh = True
             sub.wake.set()
@@ -136,6 +141,7 @@ class DialogWatcher:
 
             old = sub.call_id
             sub.call_id, sub.from_tag, sub.dialog = new_call_id(), new_tag(), None
+            sub.tracker.new_subscription()
             self._by_call_id.pop(old, None)
             self._by_call_id[sub.call_id] = sub
             sub.fresh = False
@@ -160,13 +166,20 @@ class DialogWatcher:
         if 200 <= response.status < 300:
             granted = _expires(response, sub.expires)
             sub.last_error = ""
+            self._settle(sub)
             return max(1.0, granted * 0.8)
         sub.last_error = f"SUBSCRIBE refused: {response.status} {response.reason}"[:200]
         sub.fresh = True
         if response.status in OFFLINE_STATUSES:
             self._offline(sub)
+            self._settle(sub)
         log.info("SIP watch %s: %s", sub.extension, sub.last_error)
         return min(self.retry_max, 30.0)
+
+    def _settle(self, sub: Subscription) -> None:
+        self._settled.add(sub.extension)
+        if len(self._settled) == len(self.subs):
+            self.established.set()
 
     def _offline(self, sub: Subscription) -> None:
         was = sub.tracker.presence()

@@ -125,6 +125,7 @@ class Baresip:
     user: str
     password: str
     registrar: str
+    answer: str = "auto"  # or "manual": it rings until the caller gives up
     port: int = field(default_factory=free_port)
     ctrl_port: int = field(default_factory=lambda: free_port(socket.SOCK_STREAM))
     proc: asyncio.subprocess.Process | None = None
@@ -143,6 +144,10 @@ sip_listen 127.0.0.1:{self.port}
 sip_trans_def udp
 audio_player aufile,{conf}/heard.wav
 audio_source ausine,440
+ausrc_srate 48000
+auplay_srate 48000
+ausrc_channels 2
+auplay_channels 2
 audio_alert aufile,{conf}/alert.wav
 rtp_ports 20000-40000
 module_path {modules}
@@ -156,7 +161,7 @@ ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}
 """)
         (conf / "accounts").write_text(
             f"<sip:{self.user}@{self.registrar};transport=udp>;auth_pass={self.password};"
-            "answermode=auto;regint=600;audio_codecs=PCMA,PCMU\n")
+            f"answermode={self.answer};regint=600;audio_codecs=PCMA,PCMU\n")
         (conf / "contacts").write_text("")
         self.log = conf / "baresip.log"
         out = self.log.open("ab")

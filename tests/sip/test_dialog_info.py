@@ -47,12 +47,15 @@ def test_full_then_partial_drive_presence() -> None:
     assert t.presence() is Presence.FREE
 
 
-def test_stale_partial_ignored_full_after_restart_accepted() -> None:
+def test_overtaken_notifies_ignored_new_subscription_starts_again() -> None:
     t = DialogTracker()
     t.apply(parse(doc(5, "full", dialog("d1", "confirmed"))))
     assert t.apply(parse(doc(4, "partial", dialog("d1", "terminated")))) == []
+    assert t.apply(parse(doc(3, "full", dialog("d1", "early")))) == []  # overtaken
     assert t.presence() is Presence.ON_CALL
-    # the PBX restarted: version 0, full state without the dialog -> it ended
+    # the PBX restarted, we subscribed again: version 0, full state without the dialog
+    assert t.apply(parse(doc(0, "full"))) == []
+    t.new_subscription()
     changes = t.apply(parse(doc(0, "full")))
     assert [c.after.state for c in changes] == [DialogState.TERMINATED]
     assert t.presence() is Presence.FREE
