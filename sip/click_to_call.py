@@ -35,7 +35,7 @@ from callcenter.line_events import (
 from sip.dialog import Dialog, DialogError
 from sip.dialog_info import parse_sipfrag
 from sip.endpoint import IncomingRequest, SipEndpoint, SipError
-from sip.message import Request, Response
+from sip.message import Request, Response, new_call_id, new_tag
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,8 @@ class ClickToCall:
         self._send = send
         self._emit = emit
         self._clock = clock
-        self.call_id = ""
+        self.call_id = new_call_id()  # known before anything is sent: NOTIFYs find us by it
+        self._tag = new_tag()
         self.dialog: Dialog | None = None
         self.progress: asyncio.Queue[tuple[int, str]] = asyncio.Queue(maxsize=32)
         self.hung_up = asyncio.Event()  # the phone sent BYE
@@ -227,19 +228,9 @@ class ClickToCall:
         req = self._endpoint.new_request(
             "INVITE", f"sip:{p.extension}@{p.domain}",
             f'"{p.number}" <sip:{p.user}@{p.domain}>', f"<sip:{p.extension}@{p.domain}>",
-            call_id=self.call_id or None, cseq=cseq, from_tag=self._from_tag(),
+            call_id=self.call_id, cseq=cseq, from_tag=self._tag,
             headers=headers, body=SDP.format(ip=ip).encode())
-        self.call_id = req.call_id
         return req
-
-    _tag = ""
-
-    def _from_tag(self) -> str:
-        if not self._tag:
-            from sip.message import new_tag
-
-            self._tag = new_tag()
-        return self._tag
 
     def _finish(self, outcome: Outcome, detail: str) -> None:
         self.outcome = outcome

@@ -62,6 +62,7 @@ class SipLineConfig:
     keepalive: float = 30.0
     retry_max: float = 60.0
     ring_timeout: float = 30.0  # click-to-call: how long the user's phone rings
+    transfer_timeout: float = 60.0  # click-to-call: how long the number may take to answer
     answer_wait: float = 1.0  # how long "answered elsewhere" waits for the watcher's "by whom"
     subscribe_expires: int = 600
 
@@ -483,21 +484,18 @@ class SipLine:
         key = f"sip:{self.name}:c2c:{uuid.uuid4().hex[:16]}"
         click = ClickToCall(CallPlan(self.name, key, extension, number.strip(), dial,
                                      self.config.username, self.domain,
-                                     ring_timeout=self.config.ring_timeout),
+                                     ring_timeout=self.config.ring_timeout,
+                                     transfer_timeout=self.config.transfer_timeout),
                             self.endpoint, self._authed, self._emit, self._clock)
+        self._clicks[click.call_id] = click
         task = self._spawn(self._click(click))
         task.set_name(f"sip-c2c-{key}")
         self.last_click = click
         return key
 
     async def _click(self, click: ClickToCall) -> Outcome:
-        run = asyncio.ensure_future(click.run())
-        # click.call_id is set as the INVITE is built, before anything is sent
-        await asyncio.sleep(0)
-        if click.call_id:
-            self._clicks[click.call_id] = click
         try:
-            return await run
+            return await click.run()
         finally:
             self._clicks.pop(click.call_id, None)
 

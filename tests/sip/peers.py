@@ -57,6 +57,7 @@ class Kamailio:
     group: str = "700"
     group_members: tuple[str, ...] = ()
     blocked: tuple[str, ...] = ()  # users whose REGISTER gets 403
+    static: dict[str, str] = field(default_factory=dict)  # extension -> host:port, unregistered
     port: int = field(default_factory=free_port)
     proc: asyncio.subprocess.Process | None = None
     log: Path | None = None
@@ -76,10 +77,13 @@ class Kamailio:
             (db / table).write_text(header)
         users = "\n".join([f'\t$sht(pw=>{u}) = "{p}";' for u, p in self.users.items()]
                           + [f"\t$sht(blocked=>{u}) = 1;" for u in self.blocked])
+        static = "\n".join(f'\tif ($rU == "{u}") {{ $du = "sip:{a}"; t_relay(); exit; }}'
+                           for u, a in self.static.items())
         text = (HERE / "kamailio_presence.cfg").read_text()
         for key, value in (("LISTEN_PORT", str(self.port)), ("CARRIER", self.carrier),
                            ("DBDIR", str(db)), ("GROUP_MEMBERS", ",".join(self.group_members)),
-                           ("GROUP", self.group), ("USERS", users or "\tnull;")):
+                           ("GROUP", self.group), ("USERS", users or "\tnull;"),
+                           ("STATIC", static)):
             text = text.replace(f"@{key}@", value)
         path = self.work / "kamailio.cfg"
         path.write_text(text)

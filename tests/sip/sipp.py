@@ -37,7 +37,7 @@ def sipp_command(scenario: str, target: str, keys: dict[str, str], *, calls: int
         cmd += ["-r", f"{rate:g}", "-l", str(calls)]
     for key, value in keys.items():
         cmd += ["-key", key, value]
-    return [*cmd, target]
+    return [*cmd, target] if target else cmd  # no target: sipp waits as the called party
 
 
 async def run_sipp(scenario: str, target: str, keys: dict[str, str], **kwargs: object
