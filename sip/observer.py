@@ -212,14 +212,13 @@ class Observer:
                 call.resend_at = now + call.interval
         return out
 
-    def lost(self, now: float) -> list[LineEvent]:
+    def lost(self, now: float, why: str = "SIP line stopped while ringing") -> list[LineEvent]:
         """The line stops or lost the PBX: calls still ringing cannot be followed."""
         events: list[LineEvent] = []
         for call in self._calls.values():
             if call.phase is _Phase.RINGING:
                 events += [RingingChanged(call.key, now, ()),
-                           CallEnded(call.key, now, EndState.MISSED, MissReason.FAILED,
-                                     "SIP line stopped while ringing")]
+                           CallEnded(call.key, now, EndState.MISSED, MissReason.FAILED, why)]
         self._calls.clear()
         return events
 

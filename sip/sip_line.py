@@ -60,6 +60,7 @@ class SipLineConfig:
     register_expires: int = 300
     max_calls: int = 1000
     keepalive: float = 30.0
+    keepalive_timeout: float = 5.0  # an OPTIONS unanswered this long: the PBX is gone
     retry_max: float = 60.0
     ring_timeout: float = 30.0  # click-to-call: how long the user's phone rings
     transfer_timeout: float = 60.0  # click-to-call: how long the number may take to answer
@@ -100,6 +101,7 @@ class SipLine:
         self._reg_tag = new_tag()
         self._reg_seq = 0
         self.registered = asyncio.Event()
+        self.state_changed = asyncio.Event()  # set at each change of state (tests wait on it)
         self.presence_changed = asyncio.Event()
         self.domain = config.domain or config.registrar
 
@@ -108,6 +110,7 @@ class SipLine:
     def _set_state(self, state: LineState, detail: str, *, error: bool = False) -> None:
         if state is not self._state:
             self._state, self._since = state, time.time()
+            self.state_changed.set()
         self.detail = detail
         if error:
             self._last_error = detail
@@ -193,7 +196,8 @@ class SipLine:
             self.watcher = DialogWatcher(
                 cfg.watch_extensions, new_subscribe=self._new_subscribe, send=self._authed,
                 on_changes=self._dialog_changes, on_presence=self._presence,
-                clock=self._clock, expires=cfg.subscribe_expires, retry_max=cfg.retry_max)
+                clock=self._clock, contact=lambda: f"<{endpoint.contact(cfg.username)}>",
+                expires=cfg.subscribe_expires, retry_max=cfg.retry_max)
         if cfg.registrar:
             self._set_state(LineState.STARTING, f"registering at {cfg.registrar}")
             self._runner = asyncio.create_task(self._keep_registered(),
@@ -319,6 +323,7 @@ class SipLine:
                 self.registered.clear()
                 was_up = False
                 self._down(f"the PBX {cfg.registrar} stopped answering")
+                self._pbx_lost()
 
     async def _healthy_until(self, deadline: float) -> bool:
         """OPTIONS every ``keepalive`` seconds until ``deadline``; False when one fails."""
@@ -331,10 +336,26 @@ class SipLine:
             if deadline - self._clock() <= 0:
                 return True
             try:
-                await self.endpoint.request(self.endpoint.new_request(
-                    "OPTIONS", f"sip:{self.domain}", f"<{self._aor()}>", f"<sip:{self.domain}>"))
-            except (SipError, OSError):
+                # Not left to timer F (32 s): an ICMP "port unreachable" on UDP names no
+                # transaction, so a PBX that died is only noticed by the missing answer.
+                await asyncio.wait_for(self.endpoint.request(self.endpoint.new_request(
+                    "OPTIONS", f"sip:{self.domain}", f"<{self._aor()}>",
+                    f"<sip:{self.domain}>")), self.config.keepalive_timeout)
+            except (SipError, OSError, TimeoutError):
                 return False
+
+    def _pbx_lost(self) -> None:
+        """Calls still ringing at the observer will never hear their CANCEL: closed now,
+        failed, rather than left ringing on the screens."""
+        if self.observer is None:
+            return
+        for incoming in self._incoming.values():
+            with contextlib.suppress(Exception):
+                incoming.respond(480)
+        self._incoming.clear()
+        now = self._clock()
+        for event in self.observer.lost(now, "the PBX stopped answering while it rang"):
+            self._emit(event)
 
     def _down(self, why: str) -> None:
         self._set_state(LineState.DOWN, why, error=True)

@@ -76,13 +76,15 @@ OnPresence = Callable[[str, Presence], None]
 class DialogWatcher:
     def __init__(self, extensions: tuple[str, ...], *, new_subscribe: Callable[[str, str, str, int],
                  Request], send: Send, on_changes: OnChanges, on_presence: OnPresence,
-                 clock: Callable[[], float], expires: int = 600, retry_max: float = 60.0,
+                 clock: Callable[[], float], contact: Callable[[], str],
+                 expires: int = 600, retry_max: float = 60.0,
                  notify_rate: float = 20.0, notify_burst: float = 50.0) -> None:
         self._new_subscribe = new_subscribe  # (extension, call_id, from_tag, cseq)
         self._send = send
         self._on_changes = on_changes
         self._on_presence = on_presence
         self._clock = clock
+        self._contact = contact  # our Contact header value (a refresh carries it too)
         self.retry_max = retry_max
         self.subs = {ext: Subscription(ext, expires=expires,
                                        bucket=Bucket(notify_rate, notify_burst, notify_burst))
@@ -158,7 +160,7 @@ class DialogWatcher:
             def build(_cseq: int) -> Request:
                 return dialog.new_request("SUBSCRIBE", headers=[
                     ("Event", "dialog"), ("Accept", "application/dialog-info+xml"),
-                    ("Expires", str(sub.expires))])
+                    ("Contact", self._contact()), ("Expires", str(sub.expires))])
             _, response = await self._send(build)
             if response.status == 481:
                 sub.fresh = True
@@ -166,6 +168,9 @@ class DialogWatcher:
         if 200 <= response.status < 300:
             granted = _expires(response, sub.expires)
             sub.last_error = ""
+            if sub.tracker.offline:  # accepted: the phone is back (its dialogs follow)
+                sub.tracker.offline = False
+                self._on_presence(sub.extension, sub.tracker.presence())
             self._settle(sub)
             return max(1.0, granted * 0.8)
         sub.last_error = f"SUBSCRIBE refused: {response.status} {response.reason}"[:200]

@@ -73,6 +73,7 @@ async def sip_line(pbx: Kamailio, recorder: Recorder, **kw: Any) -> AsyncIterato
     settings: dict[str, Any] = {"registrar": pbx.address, "username": "crm",
                                 "secret": PASSWORDS["crm"], "listen_host": "127.0.0.1",
                                 "listen_port": free_port(), "keepalive": 0.5,
+                                "keepalive_timeout": 1.0,
                                 "retry_max": 1.0}
     settings.update(kw)
     line = SipLine(SipLineConfig(name="office", **settings), recorder)

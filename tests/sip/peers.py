@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
+import signal
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,24 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_sip_port() -> int:
+    """A port free for UDP and TCP, with the next one free for TCP (baresip listens on UDP
+    and TCP there, and TLS on the port after)."""
+    while True:
+        with contextlib.ExitStack() as stack:
+            t = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            t.bind(("127.0.0.1", 0))
+            port = t.getsockname()[1]
+            try:
+                stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM)).bind(
+                    ("127.0.0.1", port))
+                stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)).bind(
+                    ("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
 
 
 async def _wait_udp(port: int, proc: asyncio.subprocess.Process, what: str) -> None:
@@ -97,7 +117,7 @@ class Kamailio:
         self.proc = await asyncio.create_subprocess_exec(
             "kamailio", "-f", str(cfg), "-DD", "-E", "-w", str(self.work), "-m", "32", "-M", "8",
             "-P", str(self.work / "kamailio.pid"), "-Y", str(self.work),
-            stdout=out, stderr=out)
+            stdout=out, stderr=out, start_new_session=True)
         out.close()
         try:
             await _wait_udp(self.port, self.proc, "kamailio")
@@ -111,8 +131,15 @@ class Kamailio:
             try:
                 await asyncio.wait_for(self.proc.wait(), 10)
             except TimeoutError:
-                self.proc.kill()
+                os.killpg(self.proc.pid, signal.SIGKILL)
                 await self.proc.wait()
+        self.proc = None
+
+    async def kill(self) -> None:
+        """SIGKILL to kamailio and its children at once: the PBX vanishes mid-call."""
+        if self.proc is not None and self.proc.returncode is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            await self.proc.wait()
         self.proc = None
 
     async def restart(self) -> None:
@@ -130,7 +157,7 @@ class Baresip:
     password: str
     registrar: str
     answer: str = "auto"  # or "manual": it rings until the caller gives up
-    port: int = field(default_factory=free_port)
+    port: int = field(default_factory=free_sip_port)
     ctrl_port: int = field(default_factory=lambda: free_port(socket.SOCK_STREAM))
     proc: asyncio.subprocess.Process | None = None
     events: list[dict] = field(default_factory=list)

@@ -27,7 +27,7 @@ async def test_group_call_answered_elsewhere(tmp_path) -> None:
     publishes no dialog state per branch, by a phone the line cannot name."""
     rec = Recorder()
     async with kamailio(tmp_path, group="700", group_members=("101", "crm")) as pbx, \
-            phone(tmp_path, pbx, "101"), \
+            phone(tmp_path, pbx, "101", answer="manual") as desk, \
             sip_line(pbx, rec, ring_extensions=("101",)):
         sipp_port = free_udp_port()
         run = asyncio.create_task(run_sipp(
@@ -37,6 +37,10 @@ async def test_group_call_answered_elsewhere(tmp_path) -> None:
         start = await rec.wait_for(lambda e: isinstance(e, CallStarted))
         assert (start.caller_num, start.caller_name, start.called_num) == (
             "+79161234567", "Romashka", "700")
+        # 101 picks up once the observer rings too (a phone answering within the first
+        # milliseconds races the proxy's CANCEL of the observer's branch)
+        await desk.wait_for(lambda e: e.get("type") == "CALL_INCOMING")
+        await desk.command("accept")
         end = await rec.wait_for(lambda e: isinstance(e, CallEnded))
         cue(sipp_port, "grp1")
         result = await run
