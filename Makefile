@@ -11,6 +11,8 @@ DEBIAN_RUN += ghostscript libspandsp2
 DEBIAN_TEST += ghostscript libspandsp2
 # Fax: HylaFAX's hfaxd/faxq, started by the HylaFAX line's tests on a private spool.
 DEBIAN_TEST += hylafax-server
+# SIP: kamailio is the registrar the SIP core's tests start on 127.0.0.1 (tests/sip/kamailio.py).
+DEBIAN_TEST += kamailio
 
 .PHONY: run test bench clean deps-run deps-test
 

@@ -31,6 +31,8 @@ _TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 
 def split_top(text: str, sep: str) -> list[str]:
     """Split on ``sep`` outside quotes and ``<...>`` (commas inside a display name or a URI)."""
+    if '"' not in text and "<" not in text:
+        return text.split(sep)
     parts: list[str] = []
     buf: list[str] = []
     quoted = angle = False

@@ -148,6 +148,9 @@ class DigestClient:
     password: str = field(repr=False)  # a secret: never in a repr or a log
     _nc: dict[str, int] = field(default_factory=dict, repr=False)
     _answered: dict[tuple[bool, str], str] = field(default_factory=dict, repr=False)
+    # every challenge answered in this attempt: a proxy's 407 and then the registrar's 401
+    # must both be answered in the next request (RFC 3261 §22.3), not one at a time
+    _pending: dict[tuple[bool, str], Challenge] = field(default_factory=dict, repr=False)
 
     def is_rejection(self, response: Response) -> bool:
         """True if this 401/407 re-challenges a realm we answered with a non-stale nonce:
@@ -166,25 +169,28 @@ class DigestClient:
         if not found:
             return False
         ch = found[0]
-        nc = self._nc.get(ch.nonce, 0) + 1
-        if len(self._nc) > 32:  # a registrar that changes nonce every time: keep it bounded
-            self._nc.clear()
-        self._nc[ch.nonce] = nc
-        name = "Proxy-Authorization" if ch.proxy else "Authorization"
-        value = authorization_value(
-            ch,
-            self.username,
-            self.password,
-            request.method,
-            str(request.uri),
-            cnonce=secrets.token_hex(8),
-            nc=nc,
-        )
-        request.headers.remove(name)
-        request.headers.add(name, value)
+        self._pending[(ch.proxy, ch.realm)] = ch
         self._answered[(ch.proxy, ch.realm)] = ch.nonce
+        request.headers.remove("Authorization")
+        request.headers.remove("Proxy-Authorization")
+        for each in self._pending.values():
+            nc = self._nc.get(each.nonce, 0) + 1
+            if len(self._nc) > 32:  # a registrar that changes nonce every time: bounded
+                self._nc.clear()
+            self._nc[each.nonce] = nc
+            value = authorization_value(
+                each,
+                self.username,
+                self.password,
+                request.method,
+                str(request.uri),
+                cnonce=secrets.token_hex(8),
+                nc=nc,
+            )
+            request.headers.add("Proxy-Authorization" if each.proxy else "Authorization", value)
         return True
 
     def forget(self) -> None:
         """After a success: a later challenge of the same realm is a fresh one, not a refusal."""
         self._answered.clear()
+        self._pending.clear()

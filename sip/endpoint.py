@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from sip.address import NameAddr, SipParseError, SipUri, Via
+from sip.address import NameAddr, SipParseError, SipUri
+from sip.dialog import Dialog, DialogError
+from sip.incoming import MAX_RING, EndpointStats, Handler, IncomingRequest, ServerSide
 from sip.message import (
     Headers,
     Request,
@@ -47,22 +49,26 @@ from sip.transaction import (
     ClientTransaction,
     Deliver,
     ServerTransaction,
+    State,
     Terminated,
     TimedOut,
     Timer,
     Transmit,
     client_key,
-    server_key,
 )
 from sip.transport import Peer, TcpTransport, Transport, UdpTransport
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "EndpointStats",
+    "Handler",
+    "IncomingRequest",
+    "SipEndpoint",
+    "SipError",
+    "SipTimeout",
+    "SipTransportError",
+]
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY, REFER, SUBSCRIBE, INFO"
-MAX_SERVER_TRANSACTIONS = 4096
-# A handler that never answers must not hold a transaction (and its memory) forever: an INVITE
-# ringing this long gets 480, any other request 500 after 64*T1 (when its client gives up).
-MAX_RING = 300.0
+log = logging.getLogger(__name__)
 
 
 class SipError(Exception):
@@ -77,64 +83,17 @@ class SipTransportError(SipError):
     """The peer could not be reached (connection refused/reset, ICMP unreachable)."""
 
 
-Handler = Callable[["IncomingRequest"], Awaitable[None] | None]
-
-
-@dataclass
-class EndpointStats:
-    malformed: int = 0  # messages that did not parse
-    answered_400: int = 0
-    stray_responses: int = 0
-    overload_503: int = 0
-
-
-@dataclass(eq=False)
-class IncomingRequest:
-    endpoint: SipEndpoint
-    request: Request
-    peer: Peer
-    tx: ServerTransaction | None  # None for an ACK of a 2xx (no transaction)
-    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
-    cancel_request: Request | None = None  # the CANCEL (its Reason header tells why)
-    to_tag: str = field(default_factory=new_tag)  # used by respond() unless given
-    _guard: asyncio.TimerHandle | None = field(default=None, repr=False)
-
-    @property
-    def answered(self) -> bool:
-        return self.tx is None or self.tx.answered
-
-    def respond(
-        self,
-        status: int,
-        reason: str | None = None,
-        *,
-        headers: Iterable[tuple[str, str]] = (),
-        body: bytes = b"",
-        to_tag: str | None = None,
-    ) -> Response:
-        resp = Response.for_request(
-            self.request, status, reason, to_tag=to_tag or self.to_tag, headers=headers, body=body
-        )
-        self.send_response(resp)
-        return resp
-
-    def send_response(self, response: Response) -> None:
-        if self.tx is None:
-            raise ValueError("an ACK is not answered")
-        if self.tx.answered:
-            return  # a late answer after CANCEL/500: the transaction is already final
-        self.endpoint._server_actions(self.tx, self.peer, self.tx.respond(response))
-
-
 @dataclass
 class _Client:
     tx: ClientTransaction
     peer: Peer
     future: asyncio.Future[Response]
     on_provisional: Callable[[Response], None] | None
+    abandoned: bool = False  # the caller of request() gave this INVITE up
+    cancel_sent: bool = False
 
 
-class SipEndpoint:
+class SipEndpoint(ServerSide):
     def __init__(
         self,
         transport: str = "UDP",
@@ -145,11 +104,14 @@ class SipEndpoint:
         server_ssl: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
         user_agent: str = "callcenter",
+        advertised_host: str | None = None,
         t1: float = T1,
         t2: float = T2,
         t4: float = T4,
     ) -> None:
         name = transport.upper()
+        # what Via and Contact say; bound to 0.0.0.0, the address that routes to the peer
+        self.advertised_host = advertised_host
         if name == "UDP":
             self.transport: Transport = UdpTransport(host, port, self._on_message, self._on_lost)
         elif name in ("TCP", "TLS"):
@@ -172,6 +134,7 @@ class SipEndpoint:
         self.stats = EndpointStats()
         self.public_address: Peer | None = None
         self._handlers: dict[str, Handler] = {}
+        self._lost_callbacks: list[Callable[[Peer, str], None]] = []
         self._clients: dict[tuple[str, str], _Client] = {}
         self._servers: dict[tuple[str, str, str], tuple[ServerTransaction, IncomingRequest]] = {}
         self._timers: dict[tuple[int, Timer], asyncio.TimerHandle] = {}
@@ -220,9 +183,27 @@ class SipEndpoint:
     def local_address(self) -> Peer:
         return self.transport.host, self.transport.port
 
+    @property
+    def sent_by(self) -> Peer:
+        """The host and port our Via and Contact carry."""
+        host, port = self.local_address
+        return self.advertised_host or host, port
+
+    def _route_host(self, peer: Peer) -> None:
+        host = self.transport.host
+        if self.advertised_host or host not in ("0.0.0.0", "::", ""):
+            return
+        family = socket.AF_INET6 if ":" in peer[0] else socket.AF_INET
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as probe:
+                probe.connect(peer)  # UDP connect sends nothing: it only picks the route
+                self.advertised_host = probe.getsockname()[0]
+        except OSError:
+            return
+
     def contact(self, user: str | None = None) -> SipUri:
         """Our Contact URI (the address the registrar saw, once a response told us)."""
-        host, port = self.public_address or self.local_address
+        host, port = self.public_address or self.sent_by
         params: dict[str, str | None] = {}
         if self.transport.name != "UDP":
             params["transport"] = self.transport.name.lower()
@@ -230,6 +211,14 @@ class SipEndpoint:
 
     def on_request(self, method: str, handler: Handler) -> None:
         self._handlers[method.upper()] = handler
+
+    def on_lost(self, callback: Callable[[Peer, str], None]) -> None:
+        """Called when a peer is found unreachable (stream closed or refused, ICMP error)."""
+        self._lost_callbacks.append(callback)
+
+    def off_lost(self, callback: Callable[[Peer, str], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._lost_callbacks.remove(callback)
 
     # --- building requests -------------------------------------------------------------------
 
@@ -267,8 +256,9 @@ class SipEndpoint:
             h.add(n, v)
         return Request(method, uri, h, body)
 
-    def _add_via(self, request: Request) -> None:
-        host, port = self.local_address
+    def _add_via(self, request: Request, peer: Peer) -> None:
+        self._route_host(peer)
+        host, port = self.sent_by
         request.headers.remove("Via")
         request.headers.prepend(
             "Via", f"SIP/2.0/{self.transport.name} {host}:{port};branch={new_branch()};rport"
@@ -290,7 +280,10 @@ class SipEndpoint:
         port = uri.port or default
         if host.startswith("["):
             return host[1:-1], port
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=2)
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        except OSError as exc:
+            raise SipTransportError(f"cannot resolve {host} ({exc.strerror or exc})") from exc
         return infos[0][4][0], port
 
     # --- client side -------------------------------------------------------------------------
@@ -308,7 +301,7 @@ class SipEndpoint:
         if request.method == "ACK":
             raise ValueError("use send_ack() for ACK")
         peer = dest or await self.resolve(request)
-        self._add_via(request)
+        self._add_via(request, peer)
         tx = ClientTransaction(
             request, reliable=self.transport.reliable, t1=self.t1, t2=self.t2, t4=self.t4
         )
@@ -319,8 +312,15 @@ class SipEndpoint:
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
-            # the caller gave up: forget the transaction (a late answer is a stray)
-            self._end_client(client)
+            if tx.invite and tx.final is None and tx.state is not State.TERMINATED:
+                # an INVITE lives on until its final answer is ACKed (or its 2xx hung up),
+                # else the phone keeps ringing and retransmits its 487 to nobody
+                client.abandoned = True
+                future.cancel()
+                if tx.state is State.PROCEEDING:
+                    self._cancel_abandoned(client)
+            else:  # forget the transaction: a late answer is a stray
+                self._end_client(client)
             raise
 
     async def cancel(self, invite: Request, dest: Peer | None = None) -> Response:
@@ -335,7 +335,17 @@ class SipEndpoint:
         for route in invite.headers.get_all("Route"):
             h.add("Route", route)
         cancel = Request("CANCEL", invite.uri, h)
-        peer = dest or await self.resolve(cancel)
+        # §9.1: the CANCEL goes where the INVITE went, also when request() was given a dest
+        pending = self._clients.get((invite.branch or "", "INVITE"))
+        peer = dest or (pending.peer if pending is not None else await self.resolve(cancel))
+        if pending is not None:
+            # §9.1: no final answer 64*T1 after the CANCEL ends the INVITE (a phone that
+            # answers the CANCEL but never sends its 487 must not hold request() forever)
+            self._arm(
+                pending.tx,
+                ArmTimer(Timer.B, 64 * self.t1),
+                lambda _name, c=pending: self._cancel_expired(c),
+            )
         tx = ClientTransaction(
             cancel, reliable=self.transport.reliable, t1=self.t1, t2=self.t2, t4=self.t4
         )
@@ -345,11 +355,46 @@ class SipEndpoint:
         self._client_actions(client, tx.start())
         return await asyncio.shield(future)
 
+    def _cancel_expired(self, client: _Client) -> None:
+        self._timers.pop((id(client.tx), Timer.B), None)
+        if client.tx.final is None:
+            self._client_actions(client, client.tx.transport_error())
+
+    def _cancel_abandoned(self, client: _Client) -> None:
+        if client.cancel_sent:
+            return
+        client.cancel_sent = True
+        self._spawn(lambda: self.cancel(client.tx.request))
+
+    def _hang_up_abandoned(self, client: _Client, resp: Response) -> None:
+        """A 2xx for an INVITE whose caller gave up: ACK it and BYE at once (§15)."""
+        try:
+            dialog = Dialog.as_uac(client.tx.request, resp)
+        except (DialogError, SipParseError):
+            return
+
+        async def hang_up() -> None:
+            await self.send_ack(dialog.ack(resp), client.peer)
+            await self.request(dialog.new_request("BYE"), client.peer)
+
+        self._spawn(hang_up)
+
+    def _spawn(self, work: Callable[[], Awaitable[object]]) -> None:
+        async def run() -> None:
+            try:
+                await work()
+            except (SipError, SipParseError, DialogError, OSError) as exc:
+                log.info("SIP clean-up of an abandoned INVITE failed: %s", exc)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def send_ack(self, ack: Request, dest: Peer | None = None) -> None:
         """Send the ACK of a 2xx (built by :meth:`sip.dialog.Dialog.ack`); it is sent again
         if the 2xx is retransmitted within 64*T1."""
         peer = dest or await self.resolve(ack)
-        self._add_via(ack)
+        self._add_via(ack, peer)
         data = ack.to_bytes()
         now = time.monotonic()
         self._acks = {k: v for k, v in self._acks.items() if v[2] > now}
@@ -381,6 +426,12 @@ class SipEndpoint:
                 self.transport.send(sent[0], sent[1])
             return
         self._learn_public_address(resp)
+        if client.abandoned:
+            if resp.status < 200:
+                self._cancel_abandoned(client)
+            elif resp.status < 300:
+                self._hang_up_abandoned(client, resp)
+            return
         if resp.status < 200:
             if client.on_provisional is not None:
                 try:
@@ -398,8 +449,11 @@ class SipEndpoint:
         received = via.params.get("received")
         rport = via.params.get("rport")
         if received or rport:
-            host = received or self.transport.host
-            port = int(rport) if rport and rport.isdigit() else self.transport.port
+            host = received or self.sent_by[0]
+            port = self.transport.port
+            # on a stream the source port is the connection's, not where we listen
+            if rport and rport.isdigit() and not self.transport.reliable:
+                port = int(rport)
             self.public_address = (host, port)
 
     def _client_timer(self, client: _Client, name: Timer) -> None:
@@ -437,14 +491,24 @@ class SipEndpoint:
     def _on_lost(self, peer: Peer, reason: str) -> None:
         for client in [c for c in self._clients.values() if c.peer == peer]:
             if not client.future.done():
-                client.future.set_exception(
-                    SipTransportError(f"{peer[0]}:{peer[1]} unreachable: {reason}")
-                )
+                client.future.set_exception(SipTransportError(f"{peer[0]}:{peer[1]}: {reason}"))
             self._client_actions(client, client.tx.transport_error())
         for tx, incoming in [v for v in self._servers.values() if v[1].peer == peer]:
             self._server_actions(tx, incoming.peer, tx.transport_error())
+        for callback in list(self._lost_callbacks):
+            try:
+                callback(peer, reason)
+            except Exception:
+                log.exception("on_lost callback failed")
 
     def _on_message(self, data: bytes, peer: Peer) -> None:
+        try:
+            self._dispatch(data, peer)
+        except Exception:  # a stranger's bytes must never take the transport down
+            self.stats.malformed += 1
+            log.exception("SIP message from %s:%s could not be handled", peer[0], peer[1])
+
+    def _dispatch(self, data: bytes, peer: Peer) -> None:
         try:
             msg = parse_message(data, stream=self.transport.reliable)
         except SipParseError as exc:
@@ -461,20 +525,6 @@ class SipEndpoint:
             self.stats.malformed += 1
             log.info("malformed SIP from %s:%s: %s", peer[0], peer[1], exc.reason)
 
-    def _answer_malformed(self, exc: SipParseError, peer: Peer) -> None:
-        req = exc.partial
-        if not isinstance(req, Request) or req.method == "ACK":
-            return
-        if not req.headers.get_list("Via"):
-            return  # nowhere to send it
-        try:
-            resp = Response.for_request(req, 400, f"Bad Request ({exc.reason})", to_tag=new_tag())
-            resp.top_via  # noqa: B018 - a Via we cannot read must not be echoed
-        except SipParseError:
-            return
-        self.stats.answered_400 += 1
-        self.transport.send(resp.to_bytes(), peer)
-
     def _on_response(self, resp: Response) -> None:
         client = self._clients.get(client_key(resp))
         if client is None:
@@ -484,128 +534,3 @@ class SipEndpoint:
                 self.transport.send(sent[0], sent[1])  # a 2xx retransmitted after timer M
             return
         self._client_actions(client, client.tx.receive(resp))
-
-    def _fix_via(self, req: Request, peer: Peer) -> None:
-        vias = req.headers.get_list("Via")
-        via = Via.parse(vias[0])
-        changed = False
-        if via.host.strip("[]") != peer[0]:
-            via.params["received"] = peer[0]
-            changed = True
-        if "rport" in via.params and via.params["rport"] is None:
-            via.params["rport"] = str(peer[1])
-            changed = True
-        if changed:
-            req.headers.remove("Via")
-            for value in [str(via), *vias[1:]]:
-                req.headers.add("Via", value)
-
-    def _on_request(self, req: Request, peer: Peer) -> None:
-        self._fix_via(req, peer)
-        key = server_key(req)
-        known = self._servers.get(key)
-        if known is not None:
-            tx, incoming = known
-            self._server_actions(tx, incoming.peer, tx.receive_request(req))
-            return
-        if req.method == "ACK":  # the ACK of a 2xx: end to end, the handler's business
-            handler = self._handlers.get("ACK")
-            if handler is not None:
-                self._run(handler, IncomingRequest(self, req, peer, None))
-            return
-        tx = ServerTransaction(req, reliable=self.transport.reliable, t1=self.t1, t2=self.t2)
-        incoming = IncomingRequest(self, req, peer, tx)
-        if len(self._servers) >= MAX_SERVER_TRANSACTIONS:
-            self.stats.overload_503 += 1
-            self._server_actions(tx, peer, tx.respond(Response.for_request(req, 503)))
-            return
-        self._servers[key] = (tx, incoming)
-        incoming._guard = asyncio.get_running_loop().call_later(
-            self.max_ring if req.method == "INVITE" else 64 * self.t1, self._unanswered, incoming
-        )
-        if req.method == "CANCEL":
-            self._on_cancel(incoming, key)
-            return
-        if req.method == "INVITE":
-            self._server_actions(tx, peer, tx.respond(Response.for_request(req, 100)))
-        handler = self._handlers.get(req.method)
-        if handler is None:
-            if req.method == "OPTIONS":
-                incoming.respond(200, headers=[("Allow", ALLOW), ("Accept", "application/sdp")])
-            else:
-                incoming.respond(405, headers=[("Allow", ALLOW)])
-            return
-        self._run(handler, incoming)
-
-    def _unanswered(self, incoming: IncomingRequest) -> None:
-        if not incoming.answered:
-            log.warning("SIP %s left unanswered by its handler", incoming.request.method)
-            incoming.respond(480 if incoming.request.method == "INVITE" else 500)
-
-    def _on_cancel(self, incoming: IncomingRequest, key: tuple[str, str, str]) -> None:
-        invite = self._servers.get((key[0], key[1], "INVITE"))
-        if invite is None:
-            incoming.respond(481)
-            return
-        incoming.respond(200)
-        inv_incoming = invite[1]
-        inv_incoming.cancel_request = incoming.request
-        inv_incoming.cancelled.set()
-        handler = self._handlers.get("CANCEL")
-        if handler is not None:
-            self._run(handler, inv_incoming, then_487=True)
-        elif not inv_incoming.answered:
-            inv_incoming.respond(487)
-
-    def _run(self, handler: Handler, incoming: IncomingRequest, *, then_487: bool = False) -> None:
-        def finish() -> None:
-            if then_487 and not incoming.answered:
-                incoming.respond(487)
-
-        def failed(exc: BaseException) -> None:
-            log.error("SIP %s handler failed", incoming.request.method, exc_info=exc)
-            if not incoming.answered:
-                incoming.respond(487 if then_487 else 500)
-
-        try:
-            result = handler(incoming)
-        except Exception as exc:
-            failed(exc)
-            return
-        if not inspect.isawaitable(result):
-            finish()
-            return
-
-        async def wait() -> None:
-            try:
-                await result
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failed(exc)
-                return
-            finish()
-
-        task = asyncio.get_running_loop().create_task(wait())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _server_actions(self, tx: ServerTransaction, peer: Peer, actions: list[Action]) -> None:
-        for action in actions:
-            if isinstance(action, Transmit):
-                self.transport.send(action.message.to_bytes(), peer)
-            elif isinstance(action, ArmTimer):
-                self._arm(tx, action, lambda name, t=tx, p=peer: self._server_timer(t, p, name))
-            elif isinstance(action, TimedOut):
-                log.info("no ACK for our answer to %s", tx.request.method)
-            elif isinstance(action, Terminated):
-                self._cancel_timers(tx)
-                known = self._servers.get(tx.key)
-                if known is not None and known[0] is tx:
-                    del self._servers[tx.key]
-                    if known[1]._guard is not None:
-                        known[1]._guard.cancel()
-
-    def _server_timer(self, tx: ServerTransaction, peer: Peer, name: Timer) -> None:
-        self._timers.pop((id(tx), name), None)
-        self._server_actions(tx, peer, tx.timer(name))

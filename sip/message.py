@@ -107,19 +107,20 @@ class Headers:
     __slots__ = ("_items",)
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        self._items: list[tuple[str, str]] = [(canonical_name(n), str(v)) for n, v in items]
+        # (printed name, value, lookup key): the key is computed once per line, not per lookup
+        self._items: list[tuple[str, str, str]] = [_entry(n, v) for n, v in items]
 
     def get(self, name: str, default: str | None = None) -> str | None:
         key = header_key(name)
-        for n, v in self._items:
-            if header_key(n) == key:
+        for _, v, k in self._items:
+            if k == key:
                 return v
         return default
 
     def get_all(self, name: str) -> list[str]:
         """The values of every ``name`` line, in order (one entry per line)."""
         key = header_key(name)
-        return [v for n, v in self._items if header_key(n) == key]
+        return [v for _, v, k in self._items if k == key]
 
     def get_list(self, name: str) -> list[str]:
         """Every element of a comma-separated list header (Via, Contact, Route…) across lines."""
@@ -129,30 +130,30 @@ class Headers:
         return out
 
     def add(self, name: str, value: str) -> None:
-        self._items.append((canonical_name(name), str(value)))
+        self._items.append(_entry(name, value))
 
     def prepend(self, name: str, value: str) -> None:
-        self._items.insert(0, (canonical_name(name), str(value)))
+        self._items.insert(0, _entry(name, value))
 
     def set(self, name: str, value: str) -> None:
         """Replace all ``name`` lines by one, kept at the place of the first."""
         key = header_key(name)
-        for i, (n, _) in enumerate(self._items):
-            if header_key(n) == key:
-                self._items[i] = (canonical_name(name), str(value))
-                self._items[i + 1 :] = [x for x in self._items[i + 1 :] if header_key(x[0]) != key]
+        for i, item in enumerate(self._items):
+            if item[2] == key:
+                self._items[i] = _entry(name, value)
+                self._items[i + 1 :] = [x for x in self._items[i + 1 :] if x[2] != key]
                 return
         self.add(name, value)
 
     def remove(self, name: str) -> None:
         key = header_key(name)
-        self._items = [x for x in self._items if header_key(x[0]) != key]
+        self._items = [x for x in self._items if x[2] != key]
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.get(name) is not None
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(list(self._items))
+        return iter([(n, v) for n, v, _ in self._items])
 
     def __len__(self) -> int:
         return len(self._items)
@@ -163,7 +164,12 @@ class Headers:
         return h
 
     def __repr__(self) -> str:
-        return f"Headers({self._items!r})"
+        return f"Headers({[(n, v) for n, v, _ in self._items]!r})"
+
+
+def _entry(name: str, value: str) -> tuple[str, str, str]:
+    key = header_key(name)
+    return _CANONICAL.get(key, name.strip()), str(value), key
 
 
 @dataclass(slots=True, eq=False)
@@ -331,16 +337,23 @@ def _parse_head(head: bytes) -> tuple[Request | Response, int | None]:
     start = raw_lines[0]
     if len(start) > MAX_LINE:
         raise SipParseError("start line too long")
-    lines: list[str] = []
+    # folded continuations (RFC 3261 §7.3.1) are collected as parts and joined once, so a
+    # stranger's thousands of one-byte folds cost linear time
+    folded: list[list[str]] = []
+    size = 0
     for line in raw_lines[1:]:
-        if line[:1] in (" ", "\t") and lines:  # folded continuation (RFC 3261 §7.3.1)
-            lines[-1] += " " + line.strip()
+        if line[:1] in (" ", "\t") and folded:
+            part = line.strip()
+            folded[-1].append(part)
+            size += len(part) + 1
         else:
-            lines.append(line)
-        if len(lines[-1]) > MAX_LINE:
+            if len(folded) >= MAX_HEADERS:
+                raise SipParseError("too many header fields")
+            folded.append([line])
+            size = len(line)
+        if size > MAX_LINE:
             raise SipParseError("header line too long")
-    if len(lines) > MAX_HEADERS:
-        raise SipParseError("too many header fields")
+    lines = [" ".join(parts) for parts in folded]
     msg = _parse_start(start)
     headers = msg.headers
     for line in lines:

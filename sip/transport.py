@@ -12,7 +12,7 @@ Both offer the same small surface to :class:`sip.endpoint.SipEndpoint`:
   Content-Length, oversized) is closed: nothing after it can be trusted.
 
 Bounds: a datagram over ``MAX_MESSAGE`` is dropped unread (counted); a stream connection
-buffers at most one message; at most ``max_connections`` streams are kept.
+buffers at most one message; at most ``max_connections`` streams opened by peers are kept.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,6 +30,8 @@ from sip.address import SipParseError
 from sip.message import MAX_MESSAGE, StreamFramer
 
 log = logging.getLogger(__name__)
+
+_IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
 
 Peer = tuple[str, int]
 OnMessage = Callable[[bytes, Peer], None]
@@ -52,12 +56,23 @@ class UdpTransport(asyncio.DatagramProtocol):
         self.stats = TransportStats()
         self._transport: asyncio.DatagramTransport | None = None
         self._last_peer: Peer | None = None
+        self._errqueue: socket.socket | None = None
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: self, local_addr=(self.host, self.port)
-        )
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.bind((self.host, self.port))
+            if family == socket.AF_INET and sys.platform == "linux":
+                # an ICMP "port unreachable" is only reported on an unconnected socket with
+                # IP_RECVERR; its error queue then names the destination that failed
+                sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
+                self._errqueue = sock
+            transport, _ = await loop.create_datagram_endpoint(lambda: self, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
         self._transport = transport
         self.port = transport.get_extra_info("sockname")[1]
 
@@ -72,10 +87,22 @@ class UdpTransport(asyncio.DatagramProtocol):
         self.on_message(data, peer)
 
     def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable after a sendto: Linux reports it on the socket with no address,
-        # so it belongs to the peer we wrote to last
-        if self._last_peer is not None:
-            self.on_lost(self._last_peer, f"unreachable ({type(exc).__name__})")
+        peers: list[Peer] = []
+        if self._errqueue is not None:
+            for _ in range(64):  # bounded: a flood of ICMP errors is drained a bit at a time
+                try:
+                    _, _, _, addr = self._errqueue.recvmsg(
+                        1, 1024, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT
+                    )
+                except OSError:
+                    break
+                peer = (addr[0], addr[1])
+                if peer not in peers:
+                    peers.append(peer)
+        elif self._last_peer is not None:  # no error queue: the peer we wrote to last
+            peers.append(self._last_peer)
+        for peer in peers:
+            self.on_lost(peer, f"port unreachable (ICMP, {type(exc).__name__})")
 
     def send(self, data: bytes, peer: Peer) -> None:
         if self._transport is None or self._transport.is_closing():
@@ -89,12 +116,14 @@ class UdpTransport(asyncio.DatagramProtocol):
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+        self._errqueue = None
 
 
 class _Stream(asyncio.Protocol):
     def __init__(self, owner: TcpTransport, peer: Peer | None) -> None:
         self.owner = owner
         self.peer = peer
+        self.accepted = peer is None  # opened by a peer, not by us
         self.framer = StreamFramer()
         self.transport: asyncio.Transport | None = None
 
@@ -169,7 +198,13 @@ class TcpTransport:
 
     def _attach(self, stream: _Stream) -> None:
         assert stream.peer is not None
-        if len(self._streams) >= self.max_connections and stream.transport is not None:
+        # only the connections strangers open count: a flood of them must not stop us from
+        # reaching the registrar (ours are as many as the peers we send to)
+        if (
+            stream.accepted
+            and stream.transport is not None
+            and sum(s.accepted for s in self._streams.values()) >= self.max_connections
+        ):
             stream.transport.close()
             return
         old = self._streams.get(stream.peer)

@@ -57,6 +57,24 @@ def test_rfc7616_vectors(algorithm: str, expected: str) -> None:
     assert got == expected
 
 
+def test_kamailio_accepted_vector() -> None:
+    # A REGISTER that kamailio 5.6.3 (auth module, pv_www_authenticate, qop=auth) answered
+    # 200 OK, recorded from tests/sip/kamailio.py: user 100, password secret100.
+    ch = parse_challenge(
+        'Digest realm="127.0.0.1", nonce="aw8hqWsPIH0VW7EP2q3LU1B5OoQ5vREc", qop="auth"'
+    )
+    got = digest_response(
+        ch,
+        "100",
+        "secret100",
+        "REGISTER",
+        "sip:127.0.0.1:41003",
+        cnonce="183330e0b1fe33aa",
+        nc=1,
+    )
+    assert got == "32f41dcb45d894ee50bcef28c25c9b48"
+
+
 def test_md5_sess_and_no_qop() -> None:
     sess = Challenge(realm="r", nonce="n", algorithm="MD5-SESS", qop=("auth",))
     plain = Challenge(realm="r", nonce="n", algorithm="MD5", qop=("auth",))
@@ -106,7 +124,9 @@ def test_client_adds_the_right_header_and_counts_nc() -> None:
     proxy = Response(407, headers=[("Proxy-Authenticate", 'Digest realm="p", nonce="m"')])
     req3 = _register()
     assert client.authorize(req3, proxy)
-    assert "Proxy-Authorization" in req3.headers and "Authorization" not in req3.headers
+    # the registrar's challenge of this attempt is answered again too (RFC 3261 §22.3)
+    assert "Proxy-Authorization" in req3.headers
+    assert "nc=00000003" in (req3.headers.get("Authorization") or "")
     assert "pw" not in repr(client)
     assert not client.authorize(_register(), Response(401))
 
@@ -124,3 +144,19 @@ def test_a_repeated_challenge_is_a_rejection_unless_stale() -> None:
     assert not client.is_rejection(stale)
     client.forget()
     assert not client.is_rejection(again)
+
+
+def test_a_proxy_and_a_registrar_challenge_are_both_answered() -> None:
+    client = DigestClient("100", "pw")
+    first = _register()
+    proxy = Response(407, headers=[("Proxy-Authenticate", 'Digest realm="sbc", nonce="p1"')])
+    assert client.authorize(first, proxy)
+    second = _register()
+    registrar = Response(401, headers=[("WWW-Authenticate", 'Digest realm="pbx", nonce="r1"')])
+    assert not client.is_rejection(registrar)
+    assert client.authorize(second, registrar)
+    assert 'realm="sbc"' in (second.headers.get("Proxy-Authorization") or "")
+    assert 'realm="pbx"' in (second.headers.get("Authorization") or "")
+    client.forget()
+    third = _register()
+    assert client.authorize(third, registrar) and "Proxy-Authorization" not in third.headers

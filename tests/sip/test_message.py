@@ -138,6 +138,9 @@ def test_limits() -> None:
     long = INVITE.replace(b"Max-Forwards: 70", b"X-Long: " + b"a" * 9000)
     with pytest.raises(SipParseError, match="header line too long"):
         parse_message(long)
+    folds = INVITE.replace(b"Max-Forwards: 70", b"Subject: x" + b"\r\n a" * 5000)
+    with pytest.raises(SipParseError, match="header line too long"):
+        parse_message(folds)
 
 
 def test_print_and_parse_round_trip() -> None:
