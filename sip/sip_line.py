@@ -468,7 +468,7 @@ class SipLine:
                 self._close_answered(key, call_id, ext, now)
 
     def _presence(self, extension: str, state: Presence) -> None:
-        log.info("SIP line %s: extension %s is %s", self.name, extension, state.value)
+        log.debug("SIP line %s: extension %s is %s", self.name, extension, state.value)
         self.presence_changed.set()
 
     def _on_notify(self, incoming: IncomingRequest) -> None:

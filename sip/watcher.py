@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 OFFLINE_STATUSES = frozenset({403, 404, 480, 410, 604})
 OFFLINE_REASONS = frozenset({"noresource", "rejected"})
+STORM_CALM = 1.0  # seconds without a skipped NOTIFY before the refresh
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Subscription:
     fresh: bool = True  # start a new subscription (not a refresh)
     bucket: Bucket | None = None
     dropped: int = 0
+    calm_at: float = 0.0  # the storm counts as over at this time
     last_error: str = ""
 
 
@@ -181,6 +183,15 @@ class DialogWatcher:
         log.info("SIP watch %s: %s", sub.extension, sub.last_error)
         return min(self.retry_max, 30.0)
 
+    def _after_storm(self, sub: Subscription) -> None:
+        """Refresh (the notifier then sends its full state) once no NOTIFY was skipped for
+        ``STORM_CALM`` seconds."""
+        left = sub.calm_at - self._clock()
+        if left > 0:
+            asyncio.get_running_loop().call_later(left, self._after_storm, sub)
+            return
+        sub.wake.set()
+
     def _settle(self, sub: Subscription) -> None:
         self._settled.add(sub.extension)
         if len(self._settled) == len(self.subs):
@@ -216,9 +227,10 @@ class DialogWatcher:
         assert sub.bucket is not None
         if not sub.bucket.take(self._clock()):
             sub.dropped += 1
+            sub.calm_at = self._clock() + STORM_CALM
             if not sub.renew:
                 sub.renew = True
-                asyncio.get_running_loop().call_later(1.0, sub.wake.set)
+                asyncio.get_running_loop().call_later(STORM_CALM, self._after_storm, sub)
                 log.warning("SIP watch %s: NOTIFY storm, bodies skipped until a refresh",
                             sub.extension)
             return True
