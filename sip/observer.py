@@ -72,6 +72,9 @@ class ObserverConfig:
     max_calls: int = 1000
     max_ring: float = 600.0  # a call no CANCEL ends (a PBX that vanished) is closed after this
     keep_answered: bool = False  # a dialog watcher reports the end of answered calls
+    # Re-send the final response until its ACK (False: a transaction layer under us does,
+    # sip.endpoint's; the call is only kept until timer H).
+    retransmit: bool = True
 
 
 @dataclass
@@ -193,7 +196,7 @@ class Observer:
         call.give_up_at = now + TIMER_H
         return call.final
 
-    def advance(self, now: float, *, reliable: bool = False) -> Result:
+    def advance(self, now: float) -> Result:
         out = Result()
         for call_id, call in list(self._calls.items()):
             if call.phase is _Phase.RINGING:
@@ -206,7 +209,7 @@ class Observer:
                 continue
             if now >= call.give_up_at:
                 del self._calls[call_id]  # timer H: the ACK never came
-            elif not reliable and now >= call.resend_at and call.final is not None:
+            elif self.config.retransmit and now >= call.resend_at and call.final is not None:
                 out.send.append(call.final)
                 call.interval = min(call.interval * 2, T2)
                 call.resend_at = now + call.interval
@@ -223,6 +226,7 @@ class Observer:
         return events
 
     def next_deadline(self) -> float | None:
-        times = [c.resend_at if c.phase is _Phase.COMPLETED else c.give_up_at
+        resend = self.config.retransmit
+        times = [c.resend_at if resend and c.phase is _Phase.COMPLETED else c.give_up_at
                  for c in self._calls.values()]
         return min(times) if times else None

@@ -187,7 +187,7 @@ class SipLine:
         self.observer = Observer(ObserverConfig(
             line=cfg.name, contact=f"<sip:{cfg.username}@{host}:{self.local[1]}>",
             ring_extensions=cfg.ring_extensions, max_calls=cfg.max_calls,
-            keep_answered=True))
+            keep_answered=True, retransmit=False))
         endpoint.on_request("INVITE", self._on_invite)
         endpoint.on_request("CANCEL", self._on_cancel)
         endpoint.on_request("NOTIFY", self._on_notify)
@@ -436,7 +436,7 @@ class SipLine:
         self._timer = None
         if self.observer is None:
             return
-        result = self.observer.advance(self._clock(), reliable=True)
+        result = self.observer.advance(self._clock())
         for response in result.send:
             incoming = self._incoming.pop(response.call_id, None)
             if incoming is not None:

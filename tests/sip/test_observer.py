@@ -92,3 +92,13 @@ def test_unknown_requests() -> None:
     assert obs.receive(request("BYE", "nope"), 0).send[0].status == 481
     assert obs.receive(request("OPTIONS", "q"), 0).send[0].status == 200
     assert obs.receive(request("MESSAGE", "m"), 0).send[0].status == 405
+
+
+def test_under_a_transaction_layer_nothing_is_resent_and_no_deadline_is_due() -> None:
+    obs = Observer(ObserverConfig(line="office", contact="<sip:crm@127.0.0.1:5070>",
+                                  retransmit=False))
+    obs.receive(invite(), 0.0)
+    obs.receive(request("CANCEL"), 1.0)
+    assert obs.advance(2.0).send == []
+    deadline = obs.next_deadline()
+    assert deadline is not None and deadline >= 1.0 + TIMER_H  # not a busy loop of ticks
