@@ -13,6 +13,8 @@ DEBIAN_TEST += ghostscript libspandsp2
 DEBIAN_TEST += hylafax-server
 # SIP: kamailio is the registrar the SIP core's tests start on 127.0.0.1 (tests/sip/kamailio.py).
 DEBIAN_TEST += kamailio
+# SIP line: kamailio's presence server for BLF, baresip phones and sipp carriers/clients.
+DEBIAN_TEST += kamailio-presence-modules baresip sip-tester
 
 .PHONY: run test bench clean deps-run deps-test
 
