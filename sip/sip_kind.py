@@ -36,9 +36,11 @@ FIELDS = (
     FieldSpec("advertise_host", "str", "", "Address the PBX sees",
               "empty: the listen address (set it behind NAT)"),
     FieldSpec("ring_extensions", "list", [], "Ring group phones",
-              "extensions that ring with the observer, comma-separated (or pasted from a CSV)"),
+              "extensions that ring with the observer, comma-separated (or pasted from a CSV)",
+              multiline=True),
     FieldSpec("watch_extensions", "list", [], "Extensions to watch (BLF)",
-              "dialog subscriptions for presence and per-user screen-pops"),
+              "dialog subscriptions for presence and per-user screen-pops; one per line or "
+              "comma-separated, a CSV's first column (101;Anna) works", multiline=True),
     FieldSpec("register_expires", "int", 300, "Registration expiry (s)", minimum=60,
               maximum=3600),
 )
