@@ -1,6 +1,7 @@
 """A call to a manager's own phone, seen only through the dialog watcher, in Chromium: kamailio
 publishes the ringing dialog of baresip phone 102 (Maria's), the SIP line's NOTIFY pops the
-client's card in Maria's console; the caller gives up and the card ends missed."""
+client's card in Maria's console; the caller gives up and the card ends missed. A watched
+extension with no phone registered shows as offline in the console's presence."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def test_a_dialog_notify_pops_the_card_at_the_manager(live_server, console, tmp_
         manager = server.services.extra["lines"]
         await manager.add(LineRecord("office-sip", "sip", True, {
             "registrar": pbx.address, "username": "crm", "listen_host": "127.0.0.1",
-            "listen_port": free_port(), "watch_extensions": ["102"]},
+            "listen_port": free_port(), "watch_extensions": ["102", "103"]},
             {"secret": PASSWORDS["crm"]}), CLI)
         line = manager.running["office-sip"]
         await asyncio.wait_for(line.registered.wait(), 20)
@@ -57,6 +58,9 @@ def test_a_dialog_notify_pops_the_card_at_the_manager(live_server, console, tmp_
         tab = console(server, "maria")
         tab.wait_online()
         page = tab.page
+        # 103 has no phone registered: offline, not free; 102 is free (not listed)
+        presence = page.evaluate("fetch('/api/presence').then((r) => r.json())")
+        assert presence == {"103": "offline"}
         server.call(ring, server)
         card = page.locator('.card[data-call-id^="sip:office-sip:d:"]')
         expect(card).to_have_attribute("data-state", "ringing", timeout=20_000)
