@@ -163,9 +163,3 @@ class DialogCalls:
         """Whether a watched dialog will tell the end of this answered call."""
         call = self._by_key.get(key)
         return call is not None and call.answered_by is not None and bool(call.dialogs)
-
-    def lost(self, extension: str, changes: list[DialogChange], now: float) -> list[LineEvent]:
-        events: list[LineEvent] = []
-        for change in changes:
-            events += self.change(extension, change, now)
-        return events
