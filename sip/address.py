@@ -116,7 +116,7 @@ class SipUri:
     user: str | None = None
     host: str = ""
     port: int | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # deprecated in URIs; a secret
     params: Params = field(default_factory=dict)
     headers: str = ""  # the raw ``?a=b&c=d`` part, without the '?'
 

@@ -280,11 +280,19 @@ class SipEndpoint(ServerSide):
         port = uri.port or default
         if host.startswith("["):
             return host[1:-1], port
+        # the family of our socket: a name with an AAAA record first must not pick an address
+        # an IPv4 socket cannot send to (the request would wait for timer B/F in silence)
+        family = socket.AF_INET6 if ":" in self.transport.host else socket.AF_INET
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, family=family, type=socket.SOCK_DGRAM
+            )
         except OSError as exc:
             raise SipTransportError(f"cannot resolve {host} ({exc.strerror or exc})") from exc
-        return infos[0][4][0], port
+        peer = infos[0][4][0], port
+        if isinstance(self.transport, TcpTransport) and peer[0] != host:
+            self.transport.name_peer(peer, host)
+        return peer
 
     # --- client side -------------------------------------------------------------------------
 
@@ -308,7 +316,11 @@ class SipEndpoint(ServerSide):
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         client = _Client(tx, peer, future, on_provisional)
         self._clients[tx.key] = client
-        self._client_actions(client, tx.start())
+        try:
+            self._client_actions(client, tx.start())
+        except ValueError:  # a header that cannot be printed (a line break in it)
+            self._end_client(client)
+            raise
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
@@ -373,9 +385,9 @@ class SipEndpoint(ServerSide):
         except (DialogError, SipParseError):
             return
 
-        async def hang_up() -> None:
-            await self.send_ack(dialog.ack(resp), client.peer)
-            await self.request(dialog.new_request("BYE"), client.peer)
+        async def hang_up() -> None:  # routed by the dialog: its Route set, else the Contact
+            await self.send_ack(dialog.ack(resp))
+            await self.request(dialog.new_request("BYE"))
 
         self._spawn(hang_up)
 
@@ -407,7 +419,8 @@ class SipEndpoint(ServerSide):
             if isinstance(action, Transmit):
                 self.transport.send(action.message.to_bytes(), client.peer)
             elif isinstance(action, ArmTimer):
-                self._arm(tx, action, lambda name, c=client: self._client_timer(c, name))
+                if tx.state is not State.TERMINATED:  # a send may fail it on the spot
+                    self._arm(tx, action, lambda name, c=client: self._client_timer(c, name))
             elif isinstance(action, Deliver):
                 self._deliver(client, action)
             elif isinstance(action, TimedOut):

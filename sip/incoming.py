@@ -86,8 +86,10 @@ class IncomingRequest:
     def send_response(self, response: Response) -> None:
         if self.tx is None:
             raise ValueError("an ACK is not answered")
-        if self.tx.answered:
-            return  # a late answer after CANCEL/500: the transaction is already final
+        if self.tx.answered or self.tx.state is State.TERMINATED:
+            # a late answer after CANCEL/500, or after the peer's connection went away: the
+            # transaction is over and there is no one to send it to
+            return
         self.endpoint._server_actions(self.tx, self.peer, self.tx.respond(response))
 
 
@@ -135,10 +137,12 @@ class ServerSide:
         vias = req.headers.get_list("Via")
         via = Via.parse(vias[0])
         changed = False
-        if via.host.strip("[]") != peer[0]:
+        wants_rport = "rport" in via.params and via.params["rport"] is None
+        # RFC 3581 §4: with rport, received is added even when it equals the sent-by host
+        if wants_rport or via.host.strip("[]") != peer[0]:
             via.params["received"] = peer[0]
             changed = True
-        if "rport" in via.params and via.params["rport"] is None:
+        if wants_rport:
             via.params["rport"] = str(peer[1])
             changed = True
         if changed:
@@ -208,6 +212,8 @@ class ServerSide:
         inv_incoming = invite[1]
         # §9.2: the CANCEL's 200 carries the To tag of the INVITE's responses
         incoming.respond(200, to_tag=inv_incoming.to_tag)
+        if inv_incoming.answered:
+            return  # §9.2: a CANCEL of an INVITE already answered has no effect
         inv_incoming.cancel_request = incoming.request
         inv_incoming.cancelled.set()
         handler = self._handlers.get("CANCEL")

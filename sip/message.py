@@ -222,12 +222,16 @@ class Message:
         raise NotImplementedError
 
     def to_bytes(self) -> bytes:
-        """Print the message; Content-Length is always set from the body."""
+        """Print the message; Content-Length is always set from the body. A CR, LF or NUL in
+        the start line or a header (a caller's number, a display name) raises ValueError:
+        it would end the line and let that string write headers of its own."""
         lines = self._head_lines()
         for name, value in self.headers:
             if header_key(name) != "content-length":
                 lines.append(f"{name}: {value}")
         lines.append(f"Content-Length: {len(self.body)}")
+        if any("\r" in line or "\n" in line or "\0" in line for line in lines):
+            raise ValueError("CR, LF or NUL inside a SIP start line or header")
         return ("\r\n".join(lines) + "\r\n\r\n").encode() + self.body
 
 
@@ -330,8 +334,8 @@ def _split_head(data: bytes) -> tuple[bytes, bytes]:
 def _parse_head(head: bytes) -> tuple[Request | Response, int | None]:
     if len(head) > MAX_MESSAGE:
         raise SipParseError("message too large")
-    text = head.decode("utf-8", errors="replace")
-    raw_lines = text.replace("\r\n", "\n").split("\n")
+    text = head.decode("utf-8", errors="replace").replace("\r\n", "\n")
+    raw_lines = text.split("\n")
     if not raw_lines or not raw_lines[0].strip():
         raise SipParseError("empty start line")
     start = raw_lines[0]
@@ -355,6 +359,9 @@ def _parse_head(head: bytes) -> tuple[Request | Response, int | None]:
             raise SipParseError("header line too long")
     lines = [" ".join(parts) for parts in folded]
     msg = _parse_start(start)
+    fields = text[len(start) :]
+    if "\r" in fields or "\0" in fields:  # echoed in a response, a lone CR could end a line
+        raise SipParseError("CR or NUL inside the header section")
     headers = msg.headers
     for line in lines:
         name, colon, value = line.partition(":")

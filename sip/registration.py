@@ -198,7 +198,18 @@ class Registration:
         while True:
             if self._status.state is not RegState.REGISTERED:
                 self._set(RegistrationStatus(RegState.REGISTERING, "registering", at=time.time()))
-            status, delay = await self._try(self.expires)
+            try:
+                status, delay = await self._try(self.expires)
+            except Exception:  # a bug must show as a failure being retried, not a dead task
+                log.exception("registration of %s failed", self.user)
+                delay = self._backoff()
+                status = RegistrationStatus(
+                    RegState.FAILED,
+                    "registration failed (internal error, see the log)",
+                    RegProblem.REJECTED,
+                    retry_in=delay,
+                    at=time.time(),
+                )
             self._set(status)
             if delay is None:
                 return
@@ -237,6 +248,14 @@ class Registration:
                 retry_in=delay,
                 at=now,
             ), delay
+        except ValueError as exc:  # the settings cannot make a REGISTER (a line break in them)
+            return RegistrationStatus(
+                RegState.REFUSED,
+                f"cannot send REGISTER: {exc}",
+                RegProblem.REJECTED,
+                retry_in=self.refused_retry,
+                at=now,
+            ), self.refused_retry
         code = resp.status
         if 200 <= code < 300:
             self._failures = 0

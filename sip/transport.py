@@ -56,6 +56,7 @@ class UdpTransport(asyncio.DatagramProtocol):
         self.stats = TransportStats()
         self._transport: asyncio.DatagramTransport | None = None
         self._last_peer: Peer | None = None
+        self._sending: Peer | None = None  # set while sendto runs: its own error is for it
         self._errqueue: socket.socket | None = None
 
     async def open(self) -> None:
@@ -101,6 +102,9 @@ class UdpTransport(asyncio.DatagramProtocol):
                     peers.append(peer)
         elif self._last_peer is not None:  # no error queue: the peer we wrote to last
             peers.append(self._last_peer)
+        if not peers and self._sending is not None:
+            # sendto itself failed (no route, wrong address family): nothing was queued
+            peers.append(self._sending)
         for peer in peers:
             self.on_lost(peer, f"port unreachable (ICMP, {type(exc).__name__})")
 
@@ -110,7 +114,11 @@ class UdpTransport(asyncio.DatagramProtocol):
             return
         self._last_peer = peer
         self.stats.sent += 1
-        self._transport.sendto(data, peer)
+        self._sending = peer
+        try:
+            self._transport.sendto(data, peer)
+        finally:
+            self._sending = None
 
     async def close(self) -> None:
         if self._transport is not None:
@@ -187,6 +195,7 @@ class TcpTransport:
         self._server: asyncio.Server | None = None
         self._streams: dict[Peer, _Stream] = {}
         self._connecting: dict[Peer, list[bytes]] = {}
+        self._names: dict[Peer, str] = {}  # the host name a peer's address was resolved from
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def open(self) -> None:
@@ -241,7 +250,11 @@ class TcpTransport:
                     peer[0],
                     peer[1],
                     ssl=self.client_ssl,
-                    server_hostname=(self.server_hostname or peer[0]) if self.client_ssl else None,
+                    server_hostname=(
+                        (self.server_hostname or self._names.get(peer) or peer[0])
+                        if self.client_ssl
+                        else None
+                    ),
                 )
         except (OSError, TimeoutError, ssl.SSLError) as exc:
             self._connecting.pop(peer, None)
@@ -266,6 +279,13 @@ class TcpTransport:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+
+    def name_peer(self, peer: Peer, hostname: str) -> None:
+        """TLS checks the certificate of ``peer`` for ``hostname`` (the name in the URI we
+        resolved), not for its IP address: a PBX's certificate names its host."""
+        if len(self._names) >= 1024:
+            self._names.clear()
+        self._names[peer] = hostname
 
     def drop(self, peer: Peer) -> None:
         """Close the connection with ``peer`` (tests: a registrar that resets)."""

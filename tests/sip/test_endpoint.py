@@ -50,6 +50,7 @@ async def test_handler_answers_and_unknown_method_gets_405(pair) -> None:
     resp = await a.request(options(a, b, "NOTIFY"))
     assert resp.status == 200 and resp.headers.get("X-Seen") == "1"
     assert seen[0].request.top_via.params["rport"] == str(a.local_address[1])
+    assert seen[0].request.top_via.params["received"] == "127.0.0.1"  # RFC 3581 §4, always
     assert (await a.request(options(a, b, "MESSAGE"))).status == 405
 
 
@@ -423,3 +424,114 @@ async def test_a_phone_that_never_sends_487_after_cancel_does_not_hold_the_invit
         assert (invite.branch, "INVITE") not in a._clients
     finally:
         transport.close()
+
+
+async def test_a_request_that_cannot_be_printed_raises_and_leaves_nothing_behind(pair) -> None:
+    a, b = pair
+    req = options(a, b)
+    req.headers.add("Subject", "hello\r\nContact: <sip:evil@h>")
+    with pytest.raises(ValueError, match="CR, LF or NUL"):
+        await a.request(req)
+    assert not a._clients and not a._timers
+
+
+async def test_a_name_with_an_ipv6_address_first_resolves_to_the_family_of_our_socket(
+    pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = pair
+    loop = asyncio.get_running_loop()
+    port = b.local_address[1]
+
+    async def getaddrinfo(host: str, port_: int, *, family: int = 0, **kw: object) -> list:
+        infos = [
+            (socket.AF_INET6, socket.SOCK_DGRAM, 17, "", ("::1", port_, 0, 0)),
+            (socket.AF_INET, socket.SOCK_DGRAM, 17, "", ("127.0.0.1", port_)),
+        ]
+        return [i for i in infos if family in (0, i[0])]
+
+    monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
+    req = a.new_request("OPTIONS", f"sip:b@dual.example:{port}", "<sip:a@127.0.0.1>")
+    assert await a.resolve(req) == ("127.0.0.1", port)
+
+
+async def test_a_send_that_fails_at_once_fails_the_request_at_once(pair) -> None:
+    a, _ = pair
+    req = a.new_request("OPTIONS", "sip:x@127.0.0.1", "<sip:a@127.0.0.1>")
+    # an IPv6 destination for an IPv4 socket: sendto fails locally, no ICMP ever comes
+    with pytest.raises(SipTransportError):
+        async with asyncio.timeout(10):
+            await a.request(req, ("::1", 5060))
+    assert not a._clients and not a._timers
+
+
+async def test_an_answer_after_the_peer_went_away_is_dropped_not_raised() -> None:
+    a = SipEndpoint("TCP")
+    async with SipEndpoint("TCP") as b:
+        seen, release, lost = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        finished = asyncio.Event()
+        outcome: list[object] = []
+
+        async def on_info(incoming: IncomingRequest) -> None:
+            seen.set()
+            await release.wait()
+            try:
+                incoming.respond(180)
+                incoming.respond(200)
+                outcome.append("dropped")
+            except Exception as exc:
+                outcome.append(exc)
+            finished.set()
+
+        b.on_request("INFO", on_info)
+        b.on_lost(lambda peer, reason: lost.set())
+        await a.start()
+        call = asyncio.create_task(a.request(options(a, b, "INFO")))
+        async with asyncio.timeout(10):
+            await seen.wait()
+            await a.close()  # the PBX's connection goes away while we work on its request
+            await lost.wait()
+            release.set()
+            await finished.wait()
+        assert outcome == ["dropped"] and not b._servers
+        with pytest.raises(SipTransportError):
+            await call
+
+
+async def test_tls_checks_the_certificate_for_the_host_name_we_resolved(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("pbx.example.test").configure_cert(server_ctx)  # names its host, not an IP
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    loop = asyncio.get_running_loop()
+
+    async def getaddrinfo(host: str, port: int, **kw: object) -> list:
+        assert host == "pbx.example.test"
+        return [(socket.AF_INET, socket.SOCK_DGRAM, 17, "", ("127.0.0.1", port))]
+
+    async with SipEndpoint("TLS", server_ssl=server_ctx) as b, SipEndpoint(
+        "TLS", client_ssl=client_ctx
+    ) as a:
+        monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
+        port = b.local_address[1]
+        req = a.new_request("OPTIONS", f"sip:b@pbx.example.test:{port}", "<sip:a@127.0.0.1>")
+        assert (await a.request(req)).status == 200
+
+
+async def test_a_cancel_after_the_final_answer_has_no_effect(pair) -> None:
+    a, b = pair
+    got: list[IncomingRequest] = []
+    cancels: list[IncomingRequest] = []
+
+    def on_invite(incoming: IncomingRequest) -> None:
+        got.append(incoming)
+        incoming.respond(486)
+
+    b.on_request("INVITE", on_invite)
+    b.on_request("CANCEL", cancels.append)
+    invite = options(a, b, "INVITE")
+    assert (await a.request(invite)).status == 486
+    assert (await a.cancel(invite, b.local_address)).status == 200  # crossed on the wire
+    assert not got[0].cancelled.is_set() and not cancels

@@ -273,3 +273,28 @@ def test_fuzz_stream_framer_is_bounded(data: bytes, step: int) -> None:
     except SipParseError:
         return
     assert framer.buffered <= 256 + step
+
+
+def test_a_line_break_in_a_built_header_or_uri_is_refused_not_printed() -> None:
+    number = "100\r\nContact: <sip:evil@attacker>"  # e.g. a number typed into the CRM
+    ok = [("Via", "SIP/2.0/UDP h;branch=z9hG4bKx"), ("From", "<sip:a@h>;tag=1"),
+          ("To", "<sip:b@h>"), ("Call-ID", "c"), ("CSeq", "1 REFER")]  # fmt: skip
+    with pytest.raises(ValueError, match="CR, LF or NUL"):
+        Request("REFER", "sip:b@h", [*ok, ("Refer-To", f"<sip:{number}@h>")]).to_bytes()
+    with pytest.raises(ValueError, match="CR, LF or NUL"):
+        Request("INVITE", SipUri("sip", number, "h"), ok).to_bytes()
+    with pytest.raises(ValueError, match="CR, LF or NUL"):
+        Response(200, "OK\nX: y", ok).to_bytes()
+
+
+def test_a_lone_cr_or_nul_in_the_head_is_a_parse_error() -> None:
+    for bad in (b"X-Note: a\rContact: <sip:evil@h>\r\n", b"X-Note: a\x00b\r\n"):
+        data = INVITE.replace(b"Max-Forwards: 70\r\n", b"Max-Forwards: 70\r\n" + bad)
+        with pytest.raises(SipParseError, match="CR or NUL"):
+            parse_message(data)
+
+
+def test_a_password_in_a_uri_stays_out_of_its_repr() -> None:
+    uri = SipUri.parse("sip:100:s3cret@pbx.example")
+    assert uri.password == "s3cret" and str(uri) == "sip:100:s3cret@pbx.example"
+    assert "s3cret" not in repr(uri) and "s3cret" not in repr(NameAddr(uri))

@@ -119,3 +119,40 @@ async def test_granted_expires_is_read_for_the_contact_sent_behind_nat() -> None
         status = await registration(client, server.local_address[1]).register_once()
         assert client.public_address == ("192.0.2.7", 4000)
         assert status.state is RegState.REGISTERED and status.expires == 60
+
+
+async def test_settings_that_cannot_be_sent_are_a_status_not_a_dead_task(
+    endpoint: SipEndpoint, silent_port: int
+) -> None:
+    reg = registration(endpoint, silent_port, display="Reception\r\nContact: *")
+    assert (await reg.register_once()).state is RegState.REFUSED
+    await reg.start()
+    async with asyncio.timeout(10):
+        async for status in reg.changes():
+            if status.state is RegState.REFUSED:
+                break
+    assert "CR, LF or NUL" in status.reason and status.problem is RegProblem.REJECTED
+    await reg.stop()
+
+
+async def test_an_unexpected_error_is_a_failure_retried_not_a_dead_task(
+    endpoint: SipEndpoint, silent_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reg = registration(endpoint, silent_port)
+    calls = []
+
+    async def broken(expires: int) -> None:
+        calls.append(expires)
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(reg, "_attempt", broken)
+    await reg.start()
+    failures = []
+    async with asyncio.timeout(10):
+        async for status in reg.changes():
+            if status.state is RegState.FAILED:
+                failures.append(status)
+                if len(failures) == 2:
+                    break
+    assert "internal error" in failures[0].reason and len(calls) >= 2
+    await reg.stop()
