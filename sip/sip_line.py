@@ -5,10 +5,11 @@ Its line events go to the core's sink exactly as the Asterisk line's do, so the 
 call log and the lines page need no SIP code. Bad input never stops the line: the endpoint
 answers what it can with 400 and drops the rest; a fault in a handler is logged.
 
-The PBX's health: with a registrar the line registers and re-registers at 80 % of the expiry;
-between registrations it sends OPTIONS every ``keepalive`` seconds. When the PBX stops
-answering the line goes DOWN and retries with backoff; when it answers again the line
-registers and rebuilds every dialog subscription (a restarted PBX lost them all).
+The PBX's health: with a registrar the line registers through the core's
+:class:`sip.registration.Registration` (challenges, 423, 403, backoff, refresh at half the
+granted expiry); between refreshes it sends OPTIONS every ``keepalive`` seconds. When the PBX
+stops answering the line goes DOWN and registers again with backoff; when it answers again
+the line rebuilds every dialog subscription (a restarted PBX lost them all).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import re
 import time
 import uuid
@@ -32,8 +32,9 @@ from sip.dialog_calls import DialogCalls
 from sip.dialog_info import DialogChange, Presence
 from sip.digest import DigestClient
 from sip.endpoint import IncomingRequest, SipEndpoint, SipError
-from sip.message import Request, Response, new_call_id, new_tag
+from sip.message import Request, Response
 from sip.observer import Observer, ObserverConfig
+from sip.registration import Registration, RegistrationStatus, RegProblem, RegState
 from sip.watcher import DialogWatcher
 
 log = logging.getLogger(__name__)
@@ -68,10 +69,6 @@ class SipLineConfig:
     subscribe_expires: int = 600
 
 
-class RegistrationRefused(Exception):
-    """The registrar refused us (wrong password, 403): retrying soon will not help."""
-
-
 class SipLine:
     kind = "sip"
 
@@ -97,9 +94,8 @@ class SipLine:
         self._timer: asyncio.TimerHandle | None = None
         self._pending: dict[str, tuple[str, asyncio.TimerHandle]] = {}  # answered elsewhere
         self._clicks: dict[str, ClickToCall] = {}  # Call-ID -> click-to-call
-        self._reg_call_id = new_call_id()
-        self._reg_tag = new_tag()
-        self._reg_seq = 0
+        self.registration: Registration | None = None
+        self._lost = ""  # why the PBX was taken for gone, until it registers us again
         self.registered = asyncio.Event()
         self.state_changed = asyncio.Event()  # set at each change of state (tests wait on it)
         self.presence_changed = asyncio.Event()
@@ -135,48 +131,74 @@ class SipLine:
             if self.local is not None:
                 return CheckResult(True, f"listening on {self.local[0]}:{self.local[1]}",
                                    {"listening": f"{self.local[0]}:{self.local[1]}"})
-            probe = SipEndpoint("UDP", cfg.listen_host, cfg.listen_port)
+            probe = SipEndpoint(self._transport, cfg.listen_host, cfg.listen_port)
             try:
                 await probe.start()
             except OSError as exc:
                 return CheckResult(False, "cannot listen", error=(
-                    f"cannot listen on UDP {cfg.listen_host}:{cfg.listen_port}: "
-                    f"{exc.strerror}"), hint="choose another listen port, or stop what uses it")
+                    f"cannot listen on {self._transport} {cfg.listen_host}:"
+                    f"{cfg.listen_port}: {exc.strerror}"),
+                    hint="choose another listen port, or stop what uses it")
             finally:
                 await probe.close()
-            return CheckResult(True, f"UDP {cfg.listen_host}:{cfg.listen_port} is free",
-                               {"listen": f"{cfg.listen_host}:{cfg.listen_port}"})
-        probe = SipEndpoint("UDP", "0.0.0.0" if cfg.listen_host == "0.0.0.0" else
-                            cfg.listen_host, 0)
-        line = SipLine(cfg, lambda _e: None, clock=self._clock)
-        line.endpoint = probe
+            return CheckResult(True, f"{self._transport} {cfg.listen_host}:{cfg.listen_port} "
+                               "is free", {"listen": f"{cfg.listen_host}:{cfg.listen_port}"})
+        probe = SipEndpoint(self._transport, cfg.listen_host, 0)
         try:
             await probe.start()
-            expires = await line._register(60)
-            facts = {"registrar": cfg.registrar, "user": cfg.username,
-                     "expires": str(expires)}
-            with contextlib.suppress(SipError, OSError, RegistrationRefused):
-                await line._register(0)
-            return CheckResult(True, f"registered as {cfg.username} at {cfg.registrar}", facts)
-        except RegistrationRefused as exc:
-            return CheckResult(False, "registration refused", error=str(exc),
-                               hint="check the user and password on the PBX")
-        except (SipError, OSError) as exc:
+            reg = self._new_registration(probe, expires=60)
+            status = await reg.register_once()
+            await reg.stop(unregister=True)
+        except (SipError, OSError, ValueError) as exc:
             return CheckResult(False, "no answer from the registrar",
                                error=f"{cfg.registrar} did not answer the REGISTER: {exc}",
                                hint="check the address, the port and the transport")
         finally:
             await probe.close()
+        if status.ok:
+            return CheckResult(True, f"registered as {cfg.username} at {cfg.registrar}",
+                               {"registrar": cfg.registrar, "user": cfg.username,
+                                "expires": str(status.expires)})
+        if status.state is RegState.REFUSED:
+            return CheckResult(False, "registration refused",
+                               error=self._refusal(status),
+                               hint="check the user and password on the PBX")
+        return CheckResult(False, "no answer from the registrar",
+                           error=f"{cfg.registrar} did not answer the REGISTER: "
+                                 f"{status.reason}",
+                           hint="check the address, the port and the transport")
+
+    def _refusal(self, status: RegistrationStatus) -> str:
+        cfg = self.config
+        if status.problem is RegProblem.WRONG_CREDENTIALS:
+            return (f"the registrar {cfg.registrar} refused user {cfg.username!r}: wrong user "
+                    "or password")
+        if status.problem is RegProblem.FORBIDDEN:
+            return (f"the registrar {cfg.registrar} forbids user {cfg.username!r} (403): the "
+                    "extension may be disabled or not allowed from this address")
+        return f"the registrar {cfg.registrar} refused user {cfg.username!r}: {status.reason}"
+
+    @property
+    def _transport(self) -> str:
+        return "TCP" if self.config.transport.lower() == "tcp" else "UDP"
+
+    def _new_registration(self, endpoint: SipEndpoint, *, expires: int) -> Registration:
+        cfg = self.config
+        uri = f"sip:{cfg.registrar}" + (";transport=tcp" if self._transport == "TCP" else "")
+        return Registration(endpoint, registrar=uri, user=cfg.username, password=cfg.secret,
+                            domain=self.domain, expires=expires, backoff_max=cfg.retry_max,
+                            refused_retry=max(30.0, cfg.retry_max))
 
     async def start(self) -> None:
         cfg = self.config
-        self._set_state(LineState.STARTING, f"opening UDP {cfg.listen_host}:{cfg.listen_port}")
-        endpoint = SipEndpoint("UDP", cfg.listen_host, cfg.listen_port,
-                               user_agent="callcenter")
+        tr = self._transport
+        self._set_state(LineState.STARTING, f"opening {tr} {cfg.listen_host}:{cfg.listen_port}")
+        endpoint = SipEndpoint(tr, cfg.listen_host, cfg.listen_port, user_agent="callcenter",
+                               advertised_host=cfg.advertise_host or None)
         try:
             await endpoint.start()
         except OSError as exc:
-            self._set_state(LineState.DOWN, f"cannot listen on UDP {cfg.listen_host}:"
+            self._set_state(LineState.DOWN, f"cannot listen on {tr} {cfg.listen_host}:"
                                             f"{cfg.listen_port}: {exc.strerror}", error=True)
             return
         endpoint.max_ring = 3600.0  # the observer closes calls itself (ObserverConfig)
@@ -200,10 +222,14 @@ class SipLine:
                 expires=cfg.subscribe_expires, retry_max=cfg.retry_max)
         if cfg.registrar:
             self._set_state(LineState.STARTING, f"registering at {cfg.registrar}")
-            self._runner = asyncio.create_task(self._keep_registered(),
+            self.registration = self._new_registration(endpoint,
+                                                       expires=cfg.register_expires)
+            self.registration.on_change(self._on_registration)
+            await self.registration.start()
+            self._runner = asyncio.create_task(self._keep_alive(),
                                                name=f"sip-line-{self.name}")
         else:
-            self._set_state(LineState.UP, f"observer {cfg.username} listening on UDP "
+            self._set_state(LineState.UP, f"observer {cfg.username} listening on {tr} "
                                           f"{self.local[0]}:{self.local[1]}")
 
     async def stop(self) -> None:
@@ -222,10 +248,11 @@ class SipLine:
         if self.observer is not None:
             for event in self.observer.lost(self._clock()):
                 self._emit(event)
+        if self.registration is not None:
+            await self.registration.stop(unregister=True)
+            self.registration = None
+        self.registered.clear()
         if self.endpoint is not None:
-            if self.registered.is_set():
-                with contextlib.suppress(SipError, OSError, RegistrationRefused):
-                    await asyncio.wait_for(self._register(0), 2)
             await self.endpoint.close()
         self.endpoint = None
         self.local = None
@@ -243,8 +270,11 @@ class SipLine:
         return f"sip:{user or self.config.username}@{self.domain}"
 
     async def _authed(self, build: Callable[[int], Request]) -> tuple[Request, Response]:
-        """Send; answer one 401/407 challenge (a second one for the same realm: refused)."""
+        """Send; answer one 401/407 challenge (a second one for the same realm: refused).
+        Challenges are never carried over from an earlier request: a SUBSCRIBE answered
+        after another one was would otherwise look like a wrong password."""
         assert self.endpoint is not None
+        self.digest.forget()
         req = build(1)
         response = await self.endpoint.request(req)
         tries = 0
@@ -258,91 +288,60 @@ class SipLine:
             tries += 1
         return req, response
 
-    async def _register(self, expires: int) -> int:
-        assert self.endpoint is not None
+    def _on_registration(self, status: RegistrationStatus) -> None:
+        """The registration's state is the line's: registered = UP, else DOWN with why."""
         cfg = self.config
-
-        def build(_cseq: int) -> Request:
-            self._reg_seq += 1
-            return self.endpoint.new_request(  # type: ignore[union-attr]
-                "REGISTER", f"sip:{self.domain}", f"<{self._aor()}>", f"<{self._aor()}>",
-                call_id=self._reg_call_id, cseq=self._reg_seq, from_tag=self._reg_tag,
-                contact_user=cfg.username, headers=[("Expires", str(expires))])
-        _, response = await self._authed(build)
-        if response.status in (401, 407):
-            raise RegistrationRefused(
-                f"the registrar {cfg.registrar} refused user {cfg.username!r}: wrong user or "
-                "password")
-        if response.status == 403:
-            raise RegistrationRefused(
-                f"the registrar {cfg.registrar} forbids user {cfg.username!r} (403): the "
-                "extension may be disabled or not allowed from this address")
-        if response.status >= 300:
-            raise SipError(f"REGISTER answered {response.status} {response.reason}")
-        self.digest.forget()
-        value = response.headers.get("Expires") or ""
-        granted = int(value) if value.strip().isdigit() else expires
-        for contact in response.headers.get_list("Contact"):
-            m = re.search(r";\s*expires=(\d+)", contact)
-            if m and self.endpoint.contact(cfg.username).host in contact:
-                granted = int(m.group(1))
-        return granted
-
-    async def _keep_registered(self) -> None:
-        delay = 1.0
-        was_up = False
-        cfg = self.config
-        while True:
-            try:
-                expires = await self._register(cfg.register_expires)
-            except RegistrationRefused as exc:
-                self._down(str(exc))
-                self.registered.clear()
-                was_up = False
-                await asyncio.sleep(max(30.0, delay) * random.uniform(0.8, 1.2))
-                continue
-            except (SipError, OSError) as exc:
-                self._down(f"no answer from the registrar {cfg.registrar}: {exc}")
-                self.registered.clear()
-                was_up = False
-                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-                delay = min(delay * 2, cfg.retry_max)
-                continue
-            delay = 1.0
+        if status.state is RegState.REGISTERED:
+            self._lost = ""
             self._set_state(LineState.UP, f"registered as {cfg.username} at {cfg.registrar}"
                             + (f", watching {len(cfg.watch_extensions)} extensions"
                                if self.watcher else ""))
+            if self.registered.is_set():
+                return
             self.registered.set()
             if self.watcher is not None:
                 if not self.watcher.running:
                     self.watcher.start()
-                elif not was_up:
+                else:
                     self.watcher.rebuild()  # the PBX came back: it forgot our subscriptions
-            was_up = True
-            if not await self._healthy_until(self._clock() + max(1.0, expires * 0.8)):
-                self.registered.clear()
-                was_up = False
-                self._down(f"the PBX {cfg.registrar} stopped answering")
+        elif status.state in (RegState.FAILED, RegState.REFUSED):
+            was_up = self.registered.is_set()
+            self.registered.clear()
+            if status.state is RegState.REFUSED:
+                why = self._refusal(status)
+            else:
+                why = f"no answer from the registrar {cfg.registrar}: {status.reason}"
+            self._down(f"{self._lost}; {why}" if self._lost else why)
+            if was_up:
                 self._pbx_lost()
 
-    async def _healthy_until(self, deadline: float) -> bool:
-        """OPTIONS every ``keepalive`` seconds until ``deadline``; False when one fails."""
-        assert self.endpoint is not None
+    async def _keep_alive(self) -> None:
+        """OPTIONS every ``keepalive`` seconds while registered: a PBX that died between two
+        refreshes is noticed in seconds (an ICMP "port unreachable" on UDP names no
+        transaction, so only the missing answer tells). Then the registration starts over."""
+        assert self.endpoint is not None and self.registration is not None
+        cfg = self.config
         while True:
-            left = deadline - self._clock()
-            if left <= 0:
-                return True
-            await asyncio.sleep(min(left, self.config.keepalive))
-            if deadline - self._clock() <= 0:
-                return True
+            await self.registered.wait()
+            await asyncio.sleep(cfg.keepalive)
+            if not self.registered.is_set():
+                continue
             try:
-                # Not left to timer F (32 s): an ICMP "port unreachable" on UDP names no
-                # transaction, so a PBX that died is only noticed by the missing answer.
                 await asyncio.wait_for(self.endpoint.request(self.endpoint.new_request(
                     "OPTIONS", f"sip:{self.domain}", f"<{self._aor()}>",
-                    f"<sip:{self.domain}>")), self.config.keepalive_timeout)
+                    f"<sip:{self.domain}>")), cfg.keepalive_timeout)
+                continue
             except (SipError, OSError, TimeoutError):
-                return False
+                pass
+            if not self.registered.is_set():
+                continue
+            self.registered.clear()
+            self._lost = f"the PBX {self.config.registrar} stopped answering"
+            self._down(self._lost)
+            self._pbx_lost()
+            # the callbacks stay; a new run registers at once, then backs off
+            await self.registration.stop(unregister=False)
+            await self.registration.start()
 
     def _pbx_lost(self) -> None:
         """Calls still ringing at the observer will never hear their CANCEL: closed now,
