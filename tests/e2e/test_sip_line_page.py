@@ -11,8 +11,9 @@ from playwright.sync_api import expect
 
 from tests.e2e.server import LiveServer
 from tests.e2e.test_lines_page import open_lines
+from tests.sip.baresip import free_port
 from tests.sip.kamailio_env import PASSWORDS
-from tests.sip.peers import Kamailio, free_port
+from tests.sip.kamailio_pbx import Kamailio
 
 
 def test_admin_adds_a_sip_line_checked_live(live_server, console, tmp_path) -> None:

@@ -13,8 +13,9 @@ from playwright.sync_api import expect
 from callcenter.audit.model import CLI
 from callcenter.lines.records import LineRecord
 from tests.e2e.server import LiveServer
+from tests.sip.baresip import Baresip, free_port
 from tests.sip.kamailio_env import PASSWORDS
-from tests.sip.peers import Baresip, Kamailio, free_port
+from tests.sip.kamailio_pbx import Kamailio
 from tests.sip.sipp import cue, free_udp_port, run_sipp
 
 

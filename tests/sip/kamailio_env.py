@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from sip.sip_line import SipLine, SipLineConfig
-from tests.sip.peers import Baresip, Kamailio, free_port
+from tests.sip.baresip import Baresip, free_port
+from tests.sip.kamailio_pbx import Kamailio
 
 PASSWORDS = {"crm": "crm-secret", "101": "pw-101", "102": "pw-102", "103": "pw-103"}
 

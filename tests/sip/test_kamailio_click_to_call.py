@@ -19,8 +19,8 @@ from callcenter.line_events import (
     RingingChanged,
     Transferred,
 )
+from tests.sip.baresip import free_port
 from tests.sip.kamailio_env import Recorder, kamailio, phone, sip_line
-from tests.sip.peers import free_port
 from tests.sip.sipp import run_sipp
 
 CLIENT = "+74951234567"

@@ -16,8 +16,8 @@ from callcenter.line_events import (
     RingingChanged,
 )
 from sip.sip_line import SipLine, SipLineConfig
+from tests.sip.baresip import free_port
 from tests.sip.kamailio_env import PASSWORDS, Recorder, kamailio, phone, sip_line, wait_until
-from tests.sip.peers import free_port
 from tests.sip.sipp import cue, free_udp_port, run_sipp
 
 

@@ -11,8 +11,8 @@ import time
 from sip.dialog import Dialog
 from sip.endpoint import IncomingRequest, SipEndpoint
 from sip.sip_line import SipLine, SipLineConfig
+from tests.sip.baresip import free_port
 from tests.sip.kamailio_env import Recorder, wait_until
-from tests.sip.peers import free_port
 
 STORM = 300
 

@@ -1,25 +1,14 @@
-"""Real SIP peers for the tests, on 127.0.0.1 and free ports: kamailio (registrar, proxy,
-ring group, presence server for the dialog package) and baresip phones (auto-answer, REFER).
-
-Each peer is started by the test in a temporary directory and stopped (and awaited) by it;
-``Kamailio.restart()`` stops and starts it again on the same port, with all its state lost
-(registrations, subscriptions), as a PBX reboot does."""
+"""baresip phones for the tests, on 127.0.0.1 and free ports (auto-answer or manual, REFER),
+controlled over ctrl_tcp; the PBX they register at is :mod:`tests.sip.kamailio_pbx`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-import os
-import shutil
-import signal
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-
-HERE = Path(__file__).parent
-DBTEXT = Path("/usr/share/kamailio/dbtext/kamailio")
-PRESENCE_TABLES = ("version", "presentity", "active_watchers", "watchers", "xcap", "pua")
 
 
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
@@ -44,107 +33,6 @@ def free_sip_port() -> int:
             except OSError:
                 continue
             return port
-
-
-async def _wait_udp(port: int, proc: asyncio.subprocess.Process, what: str) -> None:
-    """Until something answers an OPTIONS on ``port`` (the peer's SIP stack is up)."""
-    loop = asyncio.get_running_loop()
-    probe = (f"OPTIONS sip:probe@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:"
-             "{p};branch=z9hG4bKprobe{n}\r\nFrom: <sip:probe@127.0.0.1>;tag=p\r\nTo: "
-             f"<sip:probe@127.0.0.1:{port}>\r\nCall-ID: probe{{n}}\r\nCSeq: 1 OPTIONS\r\n"
-             "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.setblocking(False)
-        me = sock.getsockname()[1]
-        for n in range(200):
-            if proc.returncode is not None:
-                raise RuntimeError(f"{what} exited with {proc.returncode}")
-            sock.sendto(probe.format(p=me, n=n).encode(), ("127.0.0.1", port))
-            try:
-                await asyncio.wait_for(loop.sock_recv(sock, 65536), 0.1)
-                return
-            except (TimeoutError, ConnectionRefusedError):
-                continue
-    raise RuntimeError(f"{what} did not answer on UDP {port}")
-
-
-@dataclass
-class Kamailio:
-    work: Path
-    users: dict[str, str]  # extension -> password
-    carrier: str = "127.0.0.1:9"  # where numbers of 7+ digits go
-    group: str = "700"
-    group_members: tuple[str, ...] = ()
-    blocked: tuple[str, ...] = ()  # users whose REGISTER gets 403
-    static: dict[str, str] = field(default_factory=dict)  # extension -> host:port, unregistered
-    port: int = field(default_factory=free_port)
-    proc: asyncio.subprocess.Process | None = None
-    log: Path | None = None
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def _config(self) -> Path:
-        db = self.work / "db"
-        if not db.exists():
-            db.mkdir(parents=True)
-        for table in PRESENCE_TABLES:  # empty tables: a restart loses everything
-            header = (DBTEXT / table).read_text().splitlines()[0] + "\n"
-            if table == "version":
-                header = (DBTEXT / table).read_text()
-            (db / table).write_text(header)
-        users = "\n".join([f'\t$sht(pw=>{u}) = "{p}";' for u, p in self.users.items()]
-                          + [f"\t$sht(blocked=>{u}) = 1;" for u in self.blocked])
-        static = "\n".join(f'\tif ($rU == "{u}") {{ $du = "sip:{a}"; t_relay(); exit; }}'
-                           for u, a in self.static.items())
-        text = (HERE / "kamailio_presence.cfg").read_text()
-        for key, value in (("LISTEN_PORT", str(self.port)), ("CARRIER", self.carrier),
-                           ("DBDIR", str(db)), ("GROUP_MEMBERS", ",".join(self.group_members)),
-                           ("GROUP", self.group), ("USERS", users or "\tnull;"),
-                           ("STATIC", static)):
-            text = text.replace(f"@{key}@", value)
-        path = self.work / "kamailio.cfg"
-        path.write_text(text)
-        return path
-
-    async def start(self) -> Kamailio:
-        self.work.mkdir(parents=True, exist_ok=True)
-        cfg = self._config()
-        self.log = self.work / "kamailio.log"
-        out = self.log.open("ab")
-        self.proc = await asyncio.create_subprocess_exec(
-            "kamailio", "-f", str(cfg), "-DD", "-E", "-w", str(self.work), "-m", "32", "-M", "8",
-            "-P", str(self.work / "kamailio.pid"), "-Y", str(self.work),
-            stdout=out, stderr=out, start_new_session=True)
-        out.close()
-        try:
-            await _wait_udp(self.port, self.proc, "kamailio")
-        except RuntimeError as exc:
-            raise RuntimeError(f"{exc}:\n{self.log.read_text()[-3000:]}") from None
-        return self
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.terminate()
-            try:
-                await asyncio.wait_for(self.proc.wait(), 10)
-            except TimeoutError:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                await self.proc.wait()
-        self.proc = None
-
-    async def kill(self) -> None:
-        """SIGKILL to kamailio and its children at once: the PBX vanishes mid-call."""
-        if self.proc is not None and self.proc.returncode is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            await self.proc.wait()
-        self.proc = None
-
-    async def restart(self) -> None:
-        await self.stop()
-        await self.start()
 
 
 @dataclass
@@ -268,4 +156,4 @@ def copy_log(path: Path | None) -> str:
     return path.read_text()[-3000:] if path and path.exists() else ""
 
 
-__all__ = ["Baresip", "Kamailio", "copy_log", "free_port", "shutil"]
+__all__ = ["Baresip", "copy_log", "free_port"]
