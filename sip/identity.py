@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import unquote
 
+from sip.address import SipParseError, split_top
+
 MAX_VALUE = 256  # characters kept of a name or number
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _WITHHELD_USERS = frozenset({"anonymous", "restricted", "unavailable", "unknown", "private",
@@ -70,23 +72,12 @@ def _clean(text: str) -> str:
 
 
 def split_list(value: str) -> list[str]:
-    """Comma-separated header values, commas inside quotes or <...> kept."""
-    parts, depth, quoted, start, escaped = [], 0, False, 0, False
-    for i, ch in enumerate(value):
-        if escaped:
-            escaped = False
-        elif quoted and ch == "\\":
-            escaped = True
-        elif ch == '"':
-            quoted = not quoted
-        elif not quoted and ch == "<":
-            depth += 1
-        elif not quoted and ch == ">":
-            depth = max(0, depth - 1)
-        elif not quoted and depth == 0 and ch == ",":
-            parts.append(value[start:i])
-            start = i + 1
-    parts.append(value[start:])
+    """Comma-separated header values, commas inside quotes or <...> kept (an unterminated
+    quote from a stranger: plain commas, nothing lost)."""
+    try:
+        parts = split_top(value, ",")
+    except SipParseError:
+        parts = value.split(",")
     return [p.strip() for p in parts if p.strip()]
 
 
