@@ -36,6 +36,7 @@ from sip.dialog import Dialog, DialogError
 from sip.dialog_info import parse_sipfrag
 from sip.endpoint import IncomingRequest, SipEndpoint, SipError
 from sip.message import Request, Response, new_call_id, new_tag
+from sip.watcher import in_dialog
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +108,8 @@ class ClickToCall:
 
     def notify(self, incoming: IncomingRequest) -> None:
         req = incoming.request
-        if self.dialog is not None:
-            with contextlib.suppress(DialogError):
-                self.dialog.receive_request(req)
-        incoming.respond(200)
+        if not in_dialog(incoming, self.dialog, self._tag):
+            return
         event = (req.headers.get("Event") or "").split(";")[0].strip().lower()
         if event != "refer":
             return
@@ -126,7 +125,8 @@ class ClickToCall:
                 self.progress.put_nowait(status)
 
     def bye(self, incoming: IncomingRequest) -> None:
-        incoming.respond(200)
+        if not in_dialog(incoming, self.dialog, self._tag):
+            return
         self.hung_up.set()
 
     # the flow ----------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from typing import Any
 from callcenter.errors import CallActionFailed, LineUnavailable
 from callcenter.line_events import Answered, CallEnded, EndState, LineEvent
 from callcenter.lines.lifecycle import CheckResult, LineState, LineStatus
+from sip.address import SipUri
 from sip.click_to_call import CallPlan, ClickToCall, Outcome
 from sip.dialog_calls import DialogCalls
 from sip.dialog_info import DialogChange, Presence
@@ -96,6 +97,7 @@ class SipLine:
         self._clicks: dict[str, ClickToCall] = {}  # Call-ID -> click-to-call
         self.registration: Registration | None = None
         self._lost = ""  # why the PBX was taken for gone, until it registers us again
+        self._pbx_hosts: set[str] = set()  # the registrar's addresses
         self.registered = asyncio.Event()
         self.state_changed = asyncio.Event()  # set at each change of state (tests wait on it)
         self.presence_changed = asyncio.Event()
@@ -225,6 +227,7 @@ class SipLine:
             self.registration = self._new_registration(endpoint,
                                                        expires=cfg.register_expires)
             self.registration.on_change(self._on_registration)
+            await self._resolve_pbx()
             await self.registration.start()
             self._runner = asyncio.create_task(self._keep_alive(),
                                                name=f"sip-line-{self.name}")
@@ -299,6 +302,7 @@ class SipLine:
             if self.registered.is_set():
                 return
             self.registered.set()
+            self._spawn(self._resolve_pbx())  # its address may have changed while it was gone
             if self.watcher is not None:
                 if not self.watcher.running:
                     self.watcher.start()
@@ -470,8 +474,31 @@ class SipLine:
         log.debug("SIP line %s: extension %s is %s", self.name, extension, state.value)
         self.presence_changed.set()
 
+    def _from_pbx(self, incoming: IncomingRequest) -> bool:
+        """In-dialog requests of our subscriptions and click-to-calls come from the PBX (it
+        relays the phones'); anyone else is refused 403, whatever Call-ID and tags they
+        guessed."""
+        if incoming.peer[0] in self._pbx_hosts:
+            return True
+        log.warning("SIP line %s: %s from %s refused (not the PBX)", self.name,
+                    incoming.request.method, incoming.peer[0])
+        incoming.respond(403, "Not the PBX")
+        return False
+
+    async def _resolve_pbx(self) -> None:
+        host = SipUri.parse(f"sip:{self.config.registrar}").host.strip("[]")
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, None)
+        except OSError as exc:
+            log.warning("SIP line %s: cannot resolve %s: %s", self.name, host, exc)
+            return
+        self._pbx_hosts = {info[4][0] for info in infos}
+
     def _on_notify(self, incoming: IncomingRequest) -> None:
         req = incoming.request
+        if (req.call_id in self._clicks or self.watcher is not None) \
+                and not self._from_pbx(incoming):
+            return
         click = self._clicks.get(req.call_id)
         if click is not None:
             click.notify(incoming)
@@ -483,6 +510,8 @@ class SipLine:
     def _on_bye(self, incoming: IncomingRequest) -> None:
         click = self._clicks.get(incoming.request.call_id)
         if click is not None:
+            if not self._from_pbx(incoming):
+                return
             click.bye(incoming)
             return
         incoming.respond(481)

@@ -22,6 +22,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from sip.address import SipParseError
 from sip.dialog import Dialog, DialogError
 from sip.dialog_info import DialogChange, DialogInfoError, DialogTracker, Presence, parse
 from sip.endpoint import IncomingRequest, SipError
@@ -73,6 +74,30 @@ class Subscription:
 Send = Callable[[Callable[[int], Request]], Awaitable[tuple[Request, Response]]]
 OnChanges = Callable[[str, list[DialogChange]], None]
 OnPresence = Callable[[str, Presence], None]
+
+
+def in_dialog(incoming: IncomingRequest, dialog: Dialog | None, local_tag: str) -> bool:
+    """Is this in-dialog request (NOTIFY, BYE) really of our dialog? A Call-ID alone is no
+    proof: the To tag must be ours and, once the dialog is known, the From tag the peer's
+    (a stranger's guess is answered 481 and dropped). True: answered 200, act on it. A CSeq
+    out of order is still taken: UDP reorders a burst of NOTIFYs, a 500 would end the
+    subscription at the notifier, and dialog-info's version orders the bodies anyway."""
+    req = incoming.request
+    try:
+        to_tag = req.to.tag
+    except SipParseError:
+        to_tag = None
+    if dialog is not None:
+        if not dialog.matches(req):
+            incoming.respond(481)
+            return False
+        with contextlib.suppress(DialogError):
+            dialog.receive_request(req)
+    elif to_tag != local_tag:
+        incoming.respond(481)
+        return False
+    incoming.respond(200)
+    return True
 
 
 class DialogWatcher:
@@ -211,10 +236,8 @@ class DialogWatcher:
         sub = self._by_call_id.get(req.call_id)
         if sub is None:
             return False
-        if sub.dialog is not None:
-            with contextlib.suppress(DialogError):
-                sub.dialog.receive_request(req)
-        incoming.respond(200)
+        if not in_dialog(incoming, sub.dialog, sub.from_tag):
+            return True
         state = (req.headers.get("Subscription-State") or "").lower()
         if state.startswith("terminated"):
             reason = _param(state, "reason")
