@@ -17,7 +17,7 @@ from callcenter.lines.records import FieldSpec, LineKind, LineRecord
 from sip.sip_line import SipLineConfig
 
 KIND = "sip"
-TRANSPORTS = ("udp",)  # TCP/TLS: the core's endpoint (sip/endpoint.py) once the line uses it
+TRANSPORTS = ("udp", "tcp")  # TLS: the endpoint has it; the line needs certificate settings first
 _EXTENSION = re.compile(r"^[0-9A-Za-z*#+._-]{1,32}$")
 _HOST = re.compile(r"^[A-Za-z0-9.\-\[\]:]{1,253}$")
 
@@ -31,7 +31,7 @@ FIELDS = (
     FieldSpec("domain", "str", "", "SIP domain", "empty: the registrar's host"),
     FieldSpec("transport", "str", "udp", "Transport", "", TRANSPORTS),
     FieldSpec("listen_host", "str", "0.0.0.0", "Listen address"),
-    FieldSpec("listen_port", "int", 5070, "Listen port", "UDP port the PBX reaches us on",
+    FieldSpec("listen_port", "int", 5070, "Listen port", "UDP or TCP port the PBX reaches us on",
               minimum=1, maximum=65535),
     FieldSpec("advertise_host", "str", "", "Address the PBX sees",
               "empty: the listen address (set it behind NAT)"),
