@@ -16,6 +16,7 @@ dependency), at most ``MAX_DIALOGS`` dialogs are read, and every text is cut to 
 from __future__ import annotations
 
 import enum
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
@@ -71,8 +72,12 @@ class DialogInfo:
     dialogs: tuple[Dialog, ...]
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _text(value: str | None) -> str:
-    return (value or "").strip()[:MAX_TEXT]
+    # a stranger's display name: no line breaks or terminal escapes into logs and screens
+    return _CONTROL.sub("", (value or "")[:MAX_TEXT * 4]).strip()[:MAX_TEXT]
 
 
 def _local(tag: str) -> str:

@@ -96,3 +96,13 @@ def test_sipfrag() -> None:
     for bad in (b"", b"HTTP/1.1 200 OK", b"SIP/2.0 2000 x", b"\xff\xfe"):
         with pytest.raises(ValueError):
             parse_sipfrag(bad)
+
+
+def test_a_display_name_loses_control_characters_and_is_bounded() -> None:
+    hostile = "Ivan&#13;&#10;Set-Cookie: x&#9;y" + "A" * 2000  # XML 1.0 allows CR, LF, tab
+    body = doc(1, "full", dialog("d1", "early").replace('display="Client"',
+                                                         f'display="{hostile}"'))
+    (got,) = parse(body).dialogs
+    assert not any(c in got.remote_display for c in "\r\n\t")
+    assert got.remote_display.startswith("IvanSet-Cookie: xy")
+    assert len(got.remote_display) <= 256
