@@ -204,13 +204,13 @@ def dialled(headers: Headers, request_uri: str) -> Dialled:
 
 def cancel_outcome(headers: Headers) -> CancelOutcome:
     """RFC 3326: ``Reason: SIP;cause=200;text="Call completed elsewhere"`` is the PBX saying
-    another phone answered. Anything else (no Reason, ``Q.850;cause=16``, ``SIP;cause=487``)
+    another phone answered; so is ``Q.850;cause=26`` ("non-selected user clearing", what
+    ISDN-minded PBXs send). Anything else (no Reason, ``Q.850;cause=16``, ``SIP;cause=487``)
     means the caller stopped waiting."""
     for value in headers.get_all("Reason"):
         for part in split_list(value):
             protocol, _, rest = part.partition(";")
-            if protocol.strip().upper() != "SIP":
-                continue
-            if _params(rest).get("cause") == "200":
+            cause = (_params(rest).get("cause") or "").strip()
+            if (protocol.strip().upper(), cause) in (("SIP", "200"), ("Q.850", "26")):
                 return CancelOutcome.ANSWERED_ELSEWHERE
     return CancelOutcome.CALLER_GAVE_UP

@@ -86,6 +86,9 @@ def test_dialled_number_and_forwarding() -> None:
     ("Q.850;cause=16;text=\"Normal call clearing\"", CancelOutcome.CALLER_GAVE_UP),
     ("SIP;cause=487", CancelOutcome.CALLER_GAVE_UP),
     ('Q.850;cause=16, SIP;cause=200;text="elsewhere"', CancelOutcome.ANSWERED_ELSEWHERE),
+    # Q.850 26 "non-selected user clearing": the ISDN words for answered at another phone
+    ('Q.850;cause=26;text="ANSWERED_ELSEWHERE"', CancelOutcome.ANSWERED_ELSEWHERE),
+    ("q.850 ; cause=26", CancelOutcome.ANSWERED_ELSEWHERE),
 ])
 def test_cancel_reason(reason, outcome) -> None:
     headers = H(("Reason", reason)) if reason else H()
