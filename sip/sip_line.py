@@ -188,8 +188,7 @@ class SipLine:
         cfg = self.config
         uri = f"sip:{cfg.registrar}" + (";transport=tcp" if self._transport == "TCP" else "")
         return Registration(endpoint, registrar=uri, user=cfg.username, password=cfg.secret,
-                            domain=self.domain, expires=expires, backoff_max=cfg.retry_max,
-                            refused_retry=max(30.0, cfg.retry_max))
+                            domain=self.domain, expires=expires, backoff_max=cfg.retry_max)
 
     async def start(self) -> None:
         cfg = self.config
@@ -316,8 +315,8 @@ class SipLine:
             else:
                 why = f"no answer from the registrar {cfg.registrar}: {status.reason}"
             self._down(f"{self._lost}; {why}" if self._lost else why)
-            if was_up:
-                self._pbx_lost()
+            if was_up and status.problem is RegProblem.UNREACHABLE:
+                self._pbx_lost()  # a refresh answered 500 is no reason to drop ringing calls
 
     async def _keep_alive(self) -> None:
         """OPTIONS every ``keepalive`` seconds while registered: a PBX that died between two
