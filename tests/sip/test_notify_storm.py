@@ -9,9 +9,9 @@ import asyncio
 import time
 
 from sip.dialog import Dialog
-from sip.endpoint import IncomingRequest, SipEndpoint
 from sip.sip_line import SipLine, SipLineConfig
 from tests.sip.baresip import free_port
+from tests.sip.fake_pbx import FakePbx, fake_pbx
 from tests.sip.kamailio_env import Recorder, wait_until
 
 STORM = 300
@@ -27,23 +27,12 @@ def body(version: int, state: str) -> bytes:
 
 
 async def test_a_notify_storm_is_bounded() -> None:
-    pbx = SipEndpoint("UDP", "127.0.0.1", 0)
-    await pbx.start()
-    subscribes: list[IncomingRequest] = []
-    got = asyncio.Event()
+    async with fake_pbx() as fake:
+        await storm(fake)
 
-    def register(incoming: IncomingRequest) -> None:
-        incoming.respond(200, headers=[("Expires", "300"),
-                                       ("Contact", incoming.request.headers.get("Contact") or "")])
 
-    def subscribe(incoming: IncomingRequest) -> None:
-        incoming.respond(200, headers=[("Expires", "600"),
-                                       ("Contact", f"<{pbx.contact('101')}>")])
-        subscribes.append(incoming)
-        got.set()
-
-    pbx.on_request("REGISTER", register)
-    pbx.on_request("SUBSCRIBE", subscribe)
+async def storm(fake: FakePbx) -> None:
+    pbx, subscribes, got = fake.endpoint, fake.subscribes, fake.got
     host, port = pbx.local_address
     rec = Recorder()
     line = SipLine(SipLineConfig(name="office", registrar=f"{host}:{port}", username="crm",
@@ -80,4 +69,3 @@ async def test_a_notify_storm_is_bounded() -> None:
         await wait_until(lambda: line.presence() == {"101": "busy"}, line.presence_changed)
     finally:
         await line.stop()
-        await pbx.close()

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 
 from sip.dialog import Dialog
-from sip.endpoint import IncomingRequest, SipEndpoint
+from sip.endpoint import SipEndpoint
 from sip.sip_line import SipLine, SipLineConfig
 from tests.sip.baresip import free_port
+from tests.sip.fake_pbx import fake_pbx
 from tests.sip.kamailio_env import Recorder, wait_until
 
 
@@ -24,50 +25,34 @@ HEADERS = [("Event", "dialog"), ("Subscription-State", "active;expires=600"),
 
 
 async def test_a_notify_from_a_stranger_or_outside_the_dialog_is_refused() -> None:
-    pbx = SipEndpoint("UDP", "127.0.0.1", 0)
     stranger = SipEndpoint("UDP", "127.0.0.2", 0)  # another host (all of 127/8 is loopback)
-    await pbx.start()
     await stranger.start()
-    subscribes: list[IncomingRequest] = []
-    got = asyncio.Event()
-
-    def register(incoming: IncomingRequest) -> None:
-        incoming.respond(200, headers=[("Expires", "300"),
-                                       ("Contact", incoming.request.headers.get("Contact") or "")])
-
-    def subscribe(incoming: IncomingRequest) -> None:
-        incoming.respond(200, headers=[("Expires", "600"),
-                                       ("Contact", f"<{pbx.contact('101')}>")])
-        subscribes.append(incoming)
-        got.set()
-
-    pbx.on_request("REGISTER", register)
-    pbx.on_request("SUBSCRIBE", subscribe)
-    host, port = pbx.local_address
-    line = SipLine(SipLineConfig(name="office", registrar=f"{host}:{port}", username="crm",
-                                 listen_host="127.0.0.1", listen_port=free_port(),
-                                 watch_extensions=("101",), keepalive=30), Recorder())
-    await line.start()
-    try:
-        await asyncio.wait_for(got.wait(), 20)
-        first = subscribes[0]
-        dialog = Dialog.as_uas(first.request, first.to_tag)
-        # the right Call-ID and tags, but not from the PBX
-        forged = dialog.new_request("NOTIFY", headers=HEADERS, body=ringing(1))
-        answer = await stranger.request(forged, line.endpoint.local_address)
-        assert answer.status == 403
-        # from the PBX's address, the right Call-ID, but another dialog's tags
-        other = Dialog.as_uas(first.request, "guessed-tag")
-        answer = await pbx.request(other.new_request("NOTIFY", headers=HEADERS,
-                                                     body=ringing(2)))
-        assert answer.status == 481
-        assert line.presence() == {"101": "free"}
-        # the real one is taken
-        answer = await pbx.request(dialog.new_request("NOTIFY", headers=HEADERS,
-                                                      body=ringing(3)))
-        assert answer.status == 200
-        await wait_until(lambda: line.presence() == {"101": "ringing"}, line.presence_changed)
-    finally:
-        await line.stop()
-        await stranger.close()
-        await pbx.close()
+    async with fake_pbx() as fake:
+        pbx = fake.endpoint
+        line = SipLine(SipLineConfig(name="office", registrar=fake.registrar, username="crm",
+                                     listen_host="127.0.0.1", listen_port=free_port(),
+                                     watch_extensions=("101",), keepalive=30), Recorder())
+        await line.start()
+        try:
+            await asyncio.wait_for(fake.got.wait(), 20)
+            first = fake.subscribes[0]
+            dialog = Dialog.as_uas(first.request, first.to_tag)
+            # the right Call-ID and tags, but not from the PBX
+            forged = dialog.new_request("NOTIFY", headers=HEADERS, body=ringing(1))
+            answer = await stranger.request(forged, line.endpoint.local_address)
+            assert answer.status == 403
+            # from the PBX's address, the right Call-ID, but another dialog's tags
+            other = Dialog.as_uas(first.request, "guessed-tag")
+            answer = await pbx.request(other.new_request("NOTIFY", headers=HEADERS,
+                                                         body=ringing(2)))
+            assert answer.status == 481
+            assert line.presence() == {"101": "free"}
+            # the real one is taken
+            answer = await pbx.request(dialog.new_request("NOTIFY", headers=HEADERS,
+                                                          body=ringing(3)))
+            assert answer.status == 200
+            await wait_until(lambda: line.presence() == {"101": "ringing"},
+                             line.presence_changed)
+        finally:
+            await line.stop()
+            await stranger.close()
