@@ -15,6 +15,8 @@ DEBIAN_TEST += hylafax-server
 DEBIAN_TEST += kamailio
 # PostgreSQL store: the tests start their own server from Debian's initdb/pg_ctl.
 DEBIAN_TEST += postgresql
+# SIP line: kamailio's presence server for BLF, baresip phones and sipp carriers/clients.
+DEBIAN_TEST += kamailio-presence-modules baresip sip-tester
 
 .PHONY: run test bench clean deps-run deps-test vendor
 

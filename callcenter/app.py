@@ -230,6 +230,22 @@ def _asterisk(context: KindContext) -> LineKind:
 register_kind("asterisk", _asterisk)
 
 
+def _sip(context: KindContext) -> LineKind:
+    from sip.sip_kind import sip_kind
+    from sip.sip_line import SipLine, SipLineConfig
+
+    def build(cfg: SipLineConfig) -> SipLine:
+        sink, adopt = context.sink()
+        line = SipLine(cfg, sink)
+        adopt(line)
+        return line
+
+    return sip_kind(build)
+
+
+register_kind("sip", _sip)
+
+
 def line_kinds(config: Config, attach: Any = None) -> list[LineKind]:
     """The registered kinds. ``attach`` hands a built line's events to the calls (the
     server); without it (the command line) lines are built only to be checked."""

@@ -52,12 +52,15 @@ class FieldSpec:
     secret: bool = False
     minimum: float | None = None
     maximum: float | None = None
+    # A "list" the page shows as several lines (a column pasted from a spreadsheet or CSV).
+    multiline: bool = False
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "type": self.type, "label": self.label or self.name,
                 "help": self.help, "choices": list(self.choices), "secret": self.secret,
                 "default": None if self.secret else self.default,
-                "minimum": self.minimum, "maximum": self.maximum}
+                "minimum": self.minimum, "maximum": self.maximum,
+                "multiline": self.multiline}
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from callcenter.calls.visibility import (
     event_for_user,
 )
 from callcenter.errors import CallcenterError, PermissionDenied, ValidationError
+from callcenter.lines.presence import merged_presence
 from callcenter.models import Role, User
 from callcenter.phones import display, normalize
 from callcenter.services import Services
@@ -159,7 +160,10 @@ async def originate(request: Request) -> JSONResponse:
 
 async def presence(request: Request) -> JSONResponse:
     await current_user(request)
-    return ok(_calls(services(request)).registry.presence())
+    svc = services(request)
+    lines = svc.extra.get("lines")
+    running = list(lines.running.values()) if lines is not None else []
+    return ok(merged_presence(_calls(svc).registry.presence(), running))
 
 
 async def lines(request: Request) -> JSONResponse:

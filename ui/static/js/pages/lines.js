@@ -10,7 +10,10 @@ import { section, table } from './shared.js';
 
 const POLL_MS = 3000;
 
-function fieldLabel(spec) {
+function fieldLabel(spec, kind) {
+  // A kind's own words first (a SIP line's "username" is no AMI user).
+  const own = kind ? `lines.field.${kind}.${spec.name}` : '';
+  if (own && has(own)) return t(own);
   const key = `lines.field.${spec.name}`;
   return has(key) ? t(key) : spec.label || spec.name;
 }
@@ -40,6 +43,9 @@ function input(spec, value, editing) {
     return h('input', { type: 'number', name, value: value ?? '', step: spec.type === 'int' ? '1' : 'any',
       min: spec.minimum ?? null, max: spec.maximum ?? null });
   }
+  if (spec.type === 'list' && spec.multiline) {
+    return h('textarea', { name, rows: 4 }, (value || []).join('\n'));
+  }
   if (spec.type === 'list') return h('input', { type: 'text', name, value: (value || []).join(', ') });
   return h('input', { type: 'text', name, value: value ?? '' });
 }
@@ -53,7 +59,7 @@ function readForm(form, kind) {
     else if (spec.type === 'bool') settings[spec.name] = el.checked;
     else if (spec.type === 'int') settings[spec.name] = el.value === '' ? spec.default : parseInt(el.value, 10);
     else if (spec.type === 'float') settings[spec.name] = el.value === '' ? spec.default : parseFloat(el.value);
-    else if (spec.type === 'list') settings[spec.name] = el.value.split(',').map((s) => s.trim()).filter(Boolean);
+    else if (spec.type === 'list') settings[spec.name] = el.value.split(/[,\r\n]+/).map((s) => s.trim()).filter(Boolean);
     else settings[spec.name] = el.value;
   }
   return { settings, secrets };
@@ -133,7 +139,7 @@ export async function render(main) {
         const value = line && spec.name in line.settings ? line.settings[spec.name] : spec.default;
         const el = input(spec, value, editing && (line.secrets_set || []).includes(spec.name));
         return h('label', { class: spec.type === 'bool' ? 'check' : 'field', title: spec.help || '' },
-          spec.type === 'bool' ? [el, fieldLabel(spec)] : [fieldLabel(spec), el]);
+          spec.type === 'bool' ? [el, fieldLabel(spec, kind.kind)] : [fieldLabel(spec, kind.kind), el]);
       }));
     }
     kindSelect.addEventListener('change', drawFields);
