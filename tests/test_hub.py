@@ -10,6 +10,7 @@ import functools
 import json
 import os
 import socket
+import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +23,7 @@ from starlette.websockets import WebSocketDisconnect
 from callcenter import bus as bus_module
 from callcenter.app import create_app
 from callcenter.bus import EventBus
+from callcenter.cluster.outbox import ClusterBus
 from callcenter.config import Config
 from callcenter.demo import DEMO_PASSWORD
 from tests.conftest import Api
@@ -70,9 +72,29 @@ def users(client: TestClient) -> dict[str, dict[str, Any]]:
 
 
 def publish(client: TestClient, event: tuple[str, dict[str, Any]]) -> int:
+    """Publish and return the event's sequence number. On PostgreSQL the app is a cluster
+    member: the number is the outbox id, known once the event comes back from the outbox."""
     bus = client.app.state.services.bus
     topic, data = event
-    return client.portal.call(lambda: bus.publish(topic, data).seq)
+
+    async def sequenced() -> int:
+        if getattr(bus, "relay", None) is None:
+            return bus.publish(topic, data).seq
+        want = json.loads(json.dumps(data))
+        got: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        def on_event(ev: Any) -> None:
+            if ev.topic == topic and ev.data == want and not got.done():
+                got.set_result(ev.seq)
+
+        unsubscribe = bus.subscribe(on_event)
+        try:
+            bus.publish(topic, data)
+            return await asyncio.wait_for(got, 30)
+        finally:
+            unsubscribe()
+
+    return client.portal.call(sequenced)
 
 
 def start(ws, **first: Any) -> dict[str, Any]:
@@ -191,6 +213,8 @@ def test_reset_when_the_server_no_longer_holds_the_events(
     config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("callcenter.services.EventBus", functools.partial(EventBus, history=3))
+    monkeypatch.setattr("callcenter.cluster.outbox.ClusterBus",  # on PostgreSQL
+                        functools.partial(ClusterBus, history=3))
     app = create_app(config, demo=False)
     with_demo_base(app)
     with TestClient(app) as client:
@@ -416,6 +440,8 @@ def test_a_resume_older_than_the_bus_window_is_reset_without_parsing(
     config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("callcenter.services.EventBus", functools.partial(EventBus, history=20))
+    monkeypatch.setattr("callcenter.cluster.outbox.ClusterBus",  # on PostgreSQL
+                        functools.partial(ClusterBus, history=20))
     app = create_app(config, demo=False)
     with_demo_base(app)
     with TestClient(app) as client:
@@ -531,7 +557,7 @@ def test_tie_candidates_are_filtered_per_manager_in_the_live_calls(
     u = users(client)
     registry = client.app.state.services.extra["calls"].registry
     _, data = tie_call(u).ringing("101", "102", "103")
-    monkeypatch.setattr(registry, "live", lambda: ["office:tie"])
+    monkeypatch.setattr(registry, "live", lambda: [types.SimpleNamespace(id="office:tie")])
     monkeypatch.setattr(registry, "snapshot", lambda call: json.loads(json.dumps(data)))
     seen = {}
     for login in ("secretary", "maria", "dmitry"):
