@@ -163,6 +163,10 @@ async def fax_handling(services: Services, demo: bool) -> AsyncIterator[None]:
     service = FaxService(services.store, services.bus, FaxConverter(folder / "work"),
                          services.matcher, config.data_dir,
                          managers_see_all=config.console.managers_see_all_clients)
+    if services.extra.get("cluster") is not None:  # recover() settles only its own jobs
+        from callcenter.cluster.runtime import instance_name
+
+        service.instance = instance_name(services.extra["cluster"].config)
     line_configs = [line for line in config.fax if line.enabled]
     if demo and not line_configs:
         # A real T.30 exchange with itself (libspandsp) when the library is there.

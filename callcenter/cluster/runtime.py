@@ -30,11 +30,16 @@ BROADCAST = "callcenter_broadcast"
 MAX_BROADCAST = 4000  # bytes: NOTIFY takes up to 8000
 
 
+def instance_name(config: ClusterConfig) -> str:
+    """This instance's name across its restarts (its fax jobs and SMS parts are claimed in
+    it, and settled by its next start): give each instance its own instance_id."""
+    return config.instance_id or socket.gethostname()
+
+
 def owner_name(config: ClusterConfig) -> str:
     """This process's name in the leases: unique even when two instances share a name (a
     restarted instance must not inherit the leases of the one that was still running)."""
-    base = config.instance_id or socket.gethostname()
-    return f"{base}/{os.getpid()}/{secrets.token_hex(2)}"
+    return f"{instance_name(config)}/{os.getpid()}/{secrets.token_hex(2)}"
 
 
 @dataclass

@@ -132,6 +132,9 @@ class FaxService:
                  clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.bus = bus
+        # In a cluster: this instance's name, written with each job it claims, so that its
+        # restart settles only its own jobs (recover), not another live instance's.
+        self.instance: str | None = None
         self.converter = converter
         self.matcher = matcher
         self.folder = data_dir / "faxes"
@@ -208,7 +211,7 @@ class FaxService:
     async def recover(self) -> list[dict[str, Any]]:
         """Jobs a previous run left dialing or sending: interrupted (see jobs.on_interrupted)."""
         changed = []
-        for job in await self.store.fax_jobs_in(ACTIVE):
+        for job in await self.store.fax_jobs_in(ACTIVE, claimed_by=self.instance):
             policy = self.policy(job["line"])
             adopt = getattr(self.backends.get(job["line"]), "adopt", None)
             if adopt is not None:
@@ -404,7 +407,7 @@ class FaxService:
         dialing = await self.store.update_fax_job(
             job["id"], only_states=WAITING, state=JobState.DIALING.value,
             attempts=job["attempts"] + 1, page=0, pages_confirmed=0, next_try_at=None,
-            backend_ref=None)
+            backend_ref=None, claimed_by=self.instance)
         if dialing is None:
             return
         await self._publish_job(dialing)

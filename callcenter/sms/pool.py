@@ -258,7 +258,8 @@ class ModemPool:
                 # the campaign takes such jobs back itself; this is the last line of defence
                 await self._opted_out(message)
                 return
-            if not await self.store.sms_mark_sending(part["id"], message["id"], name, now):
+            if not await self.store.sms_mark_sending(part["id"], message["id"], name, now,
+                                                     claimed_by=svc.instance):
                 return  # no longer queued (a campaign took it back): never sent
             slot.recent.append(now)
             slot.sent_today += 1

@@ -27,6 +27,11 @@ def sms_service(services: Services) -> SmsService:
                          config.sms, region=config.phones.default_region,
                          managers_see_all=config.console.managers_see_all_clients)
     services.extra["sms"] = service
+    cluster = services.extra.get("cluster")
+    if cluster is not None:
+        from callcenter.cluster.runtime import instance_name
+
+        service.instance = instance_name(cluster.config)
     return service
 
 

@@ -81,6 +81,9 @@ class SmsService:
         from callcenter.sms.inbound import Inbox
 
         self.inbox = Inbox(self)
+        # In a cluster: this instance's name, written with each part it sends, so that its
+        # restart settles only its own parts (start), not another live instance's.
+        self.instance: str | None = None
 
     # -- start-up ----------------------------------------------------------------------------
 
@@ -89,7 +92,8 @@ class SmsService:
         "sending" becomes "unknown" (it may have gone out) and is never re-sent by itself.
         Returns the messages touched."""
         touched = await self.store.sms_sending_to_unknown(
-            "the process stopped while the modem was sending it: check delivery")
+            "the process stopped while the modem was sending it: check delivery",
+            claimed_by=self.instance)
         for message_id in touched:
             await self.refresh(message_id)
         self._opted_out = {row["number"] for row in await self.store.sms_optout_list()}

@@ -55,6 +55,14 @@ _WITHHELD_STAYS = {
     "withheld_raw": "COALESCE(NULLIF(excluded.withheld_raw, ''), calls.withheld_raw)"}
 _UPDATES = ", ".join(f"{c} = {(_FIRST_WINS | _WITHHELD_STAYS).get(c, f'excluded.{c}')}"
                      for c in _CALL_COLUMNS[1:])
+# An ended call stays ended: a live sighting (no ended_at) is applied only to a live row or to
+# one closed merely because its line's process stopped (dangling_closed: the resync re-adopts
+# it). A flag rather than a version column: the writers of one call (the old owner's late
+# queue or journal, the new owner's resync) share no counter, while "its end was logged" is
+# the one fact every writer agrees on. Plain ON CONFLICT ... DO UPDATE ... WHERE: SQLite and
+# PostgreSQL both run it.
+_STAYS_ENDED = ("calls.ended_at IS NULL OR calls.dangling_closed = 1"
+                " OR excluded.ended_at IS NOT NULL")
 # Live in the log: not ended yet (an answered call that is over is "answered" too).
 _OPEN = "state IN ('ringing', 'answered') AND ended_at IS NULL"
 _CALL_DEFAULTS: dict[str, Any] = {"caller_raw": "", "caller_name": "", "withheld": 0,
@@ -74,7 +82,8 @@ class CallLogMixin:
                   else full.get(c) for c in _CALL_COLUMNS]
         await self._db.execute(
             f"INSERT INTO calls ({', '.join(_CALL_COLUMNS)}) VALUES"
-            f" ({', '.join('?' * len(_CALL_COLUMNS))}) ON CONFLICT (id) DO UPDATE SET {_UPDATES}",
+            f" ({', '.join('?' * len(_CALL_COLUMNS))}) ON CONFLICT (id) DO UPDATE SET {_UPDATES},"
+            f" dangling_closed = 0 WHERE {_STAYS_ENDED}",
             values,
         )
 
@@ -119,7 +128,8 @@ class CallLogMixin:
                 (now, _NOT_YET, *args))
             await self._db.execute(
                 "UPDATE calls SET state = CASE WHEN answered_at IS NULL THEN 'failed'"
-                f" ELSE 'answered' END, cause = ?, ended_at = ? WHERE {where}",
+                f" ELSE 'answered' END, cause = ?, ended_at = ?, dangling_closed = 1"
+                f" WHERE {where}",
                 (cause, now, *args))
         return closed
 

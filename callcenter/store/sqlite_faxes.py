@@ -94,7 +94,8 @@ class FaxStoreMixin:
                              **changes: Any) -> dict[str, Any] | None:
         """Apply ``changes``; with ``only_states`` only while the job is in one of them (None
         when it was not: another path moved it first)."""
-        unknown = set(changes) - set(_JOB_COLUMNS)
+        # claimed_by: written by a claim, never shown (which instance is sending the job)
+        unknown = set(changes) - set(_JOB_COLUMNS) - {"claimed_by"}
         if unknown:
             raise ValueError(f"unknown fax job columns {sorted(unknown)}")
         sets = ", ".join(f"{c} = ?" for c in changes)
@@ -113,10 +114,14 @@ class FaxStoreMixin:
                                    (line, ref))
         return _job(rows[0]) if rows else None
 
-    async def fax_jobs_in(self, states: tuple[str, ...], line: str | None = None
-                          ) -> list[dict[str, Any]]:
+    async def fax_jobs_in(self, states: tuple[str, ...], line: str | None = None,
+                          claimed_by: str | None = None) -> list[dict[str, Any]]:
+        """``claimed_by``: only the jobs that instance claimed (or nobody named)."""
         params: list[Any] = list(states)
         sql = f"{_JOB_SELECT} WHERE j.state IN ({', '.join('?' * len(states))})"
+        if claimed_by is not None:
+            sql += " AND (j.claimed_by = ? OR j.claimed_by IS NULL)"
+            params.append(claimed_by)
         if line is not None:
             sql += " AND j.line = ?"
             params.append(line)

@@ -243,7 +243,7 @@ class SmsStoreMixin:
         return rows[0][0] if rows and rows[0][0] is not None else None
 
     async def sms_mark_sending(self, part_id: int, message_id: int, modem: str,
-                               now: float) -> bool:
+                               now: float, claimed_by: str | None = None) -> bool:
         """Durably: this part is being handed to ``modem`` (a crash from here on makes it
         "unknown", never re-sent), and the whole message is bound to that modem. False when
         the part was no longer queued (taken back by a campaign meanwhile) or the message is
@@ -252,8 +252,8 @@ class SmsStoreMixin:
             async with self._db.transaction():
                 cursor = await self._db.execute(
                     "UPDATE sms_parts SET state = 'sending', modem = ?, sending_at = ?,"
-                    " attempts = attempts + 1 WHERE id = ? AND state = 'queued'",
-                    (modem, now, part_id))
+                    " attempts = attempts + 1, claimed_by = ? WHERE id = ? AND state = 'queued'",
+                    (modem, now, claimed_by, part_id))
                 if not cursor.rowcount:
                     return False
                 # every part through the same modem (the phone joins them by its SMSC):
@@ -268,17 +268,23 @@ class SmsStoreMixin:
             return False  # rolled back: the part stays queued
         return True
 
-    async def sms_sending_to_unknown(self, reason: str) -> list[int]:
+    async def sms_sending_to_unknown(self, reason: str, claimed_by: str | None = None
+                                     ) -> list[int]:
         """After a restart: every part still "sending" may have gone out. It becomes
-        "unknown" (a later report may resolve it) and is never sent again by itself."""
-        if not await self._db.rows("SELECT 1 FROM sms_parts WHERE state = 'sending' LIMIT 1"):
+        "unknown" (a later report may resolve it) and is never sent again by itself.
+        ``claimed_by``: only the parts that instance claimed (or nobody named) -- another live
+        instance's parts are still being sent."""
+        where, args = "state = 'sending'", ()
+        if claimed_by is not None:
+            where, args = f"{where} AND (claimed_by = ? OR claimed_by IS NULL)", (claimed_by,)
+        if not await self._db.rows(f"SELECT 1 FROM sms_parts WHERE {where} LIMIT 1", args):
             return []  # the usual start-up: no write transaction
         async with self._db.transaction():
             rows = await self._db.rows(
-                "SELECT DISTINCT message_id FROM sms_parts WHERE state = 'sending'")
+                f"SELECT DISTINCT message_id FROM sms_parts WHERE {where}", args)
             await self._db.execute(
-                "UPDATE sms_parts SET state = 'unknown', error = ? WHERE state = 'sending'",
-                (reason,))
+                f"UPDATE sms_parts SET state = 'unknown', error = ? WHERE {where}",
+                (reason, *args))
         return [r[0] for r in rows]
 
     async def sms_sent_since(self, since: float) -> dict[str, int]:
