@@ -19,6 +19,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from callcenter.app import create_app
+from callcenter.cli import WS_PROTOCOL
 from callcenter.config import Config
 
 Hook = Callable[["LiveServer"], Awaitable[None] | None]
@@ -120,7 +121,7 @@ class LiveServer:
         if self.configure is not None:
             self.configure(self.app)
         config = uvicorn.Config(self.app, lifespan="on", log_level="warning",
-                                ws="websockets-sansio", timeout_graceful_shutdown=3)
+                                ws=WS_PROTOCOL, timeout_graceful_shutdown=3)
         self.server = _Server(config)
         serving = asyncio.create_task(self.server.serve(sockets=[self._sock]))
         started = asyncio.create_task(self.server.started_event.wait())
