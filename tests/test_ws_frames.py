@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,7 +16,8 @@ from tests.e2e.events import FakeCall, client_match
 from tests.e2e.server import LiveServer, with_demo_base
 from tests.test_hub import _cookie
 from ui import hub as hub_module
-from ui.ws_frames import text_frame
+from ui import ws_frames
+from ui.ws_frames import frame_sink, offer_frames, text_frame
 
 
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65_535, 65_536, 200_000])
@@ -77,3 +79,53 @@ async def test_each_event_is_framed_once_and_filtered_per_user(
     events = [p for p in framed if not p.startswith(b'{"type":"hello"')]
     assert len(framed) - len(events) == len(logins)
     assert len(events) == 2 and len(set(events)) == 2
+
+
+class _Transport:
+    def write(self, data: bytes) -> None: ...
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def _protocol(**changes: Any) -> SimpleNamespace:
+    """What offer_frames reads of uvicorn's websockets-sansio protocol, as uvicorn 0.54 has it."""
+    fields: dict[str, Any] = {
+        "response": SimpleNamespace(status_code=101), "conn": SimpleNamespace(extensions=[]),
+        "scope": {"extensions": {"websocket.http.response": {}}}, "writable": asyncio.Event(),
+        "handshake_complete": False, "close_sent": False, "disconnected": False,
+        "transport": _Transport()}
+    fields.update(changes)
+    return SimpleNamespace(**{k: v for k, v in fields.items() if v is not _GONE})
+
+
+_GONE = object()
+
+
+def test_the_sink_is_offered_on_the_protocol_it_was_written_for() -> None:
+    protocol = _protocol()
+    assert offer_frames(protocol)
+    assert frame_sink(protocol.scope) is protocol
+
+
+@pytest.mark.parametrize("changed", [
+    {"writable": _GONE}, {"writable": True}, {"close_sent": _GONE}, {"disconnected": _GONE},
+    {"handshake_complete": _GONE}, {"transport": SimpleNamespace()}, {"scope": _GONE},
+    {"scope": {}}, {"conn": SimpleNamespace()}])
+def test_a_uvicorn_whose_internals_moved_gets_the_asgi_path(
+        changed: dict[str, Any], caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ws_frames, "_warned", False)
+    protocol = _protocol(**changed)
+    with caplog.at_level("WARNING", logger="ui.ws_frames"):
+        assert not offer_frames(protocol)  # no AttributeError in the server's handshake
+    assert "ASGI way" in caplog.text
+    assert frame_sink(getattr(protocol, "scope", {})) is None  # the hub falls back to send_text
+
+
+@pytest.mark.parametrize("changed", [{"response": SimpleNamespace(status_code=403)},
+                                     {"conn": SimpleNamespace(extensions=["deflate"])}])
+def test_no_sink_for_a_refused_handshake_or_an_extension(changed: dict[str, Any]) -> None:
+    protocol = _protocol(**changed)
+    assert not offer_frames(protocol)
+    assert frame_sink(protocol.scope) is None

@@ -11,12 +11,14 @@ another server) the hub sends text the ASGI way, with the same result on the wir
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 from typing import Any, Protocol
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 FRAMES_EXTENSION = "callcenter.frames"
+log = logging.getLogger(__name__)
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -51,9 +53,7 @@ class FramingProtocol(WebSocketsSansIOProtocol):
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
         # The ASGI task was created above but has not run yet: the scope is still ours to add to.
-        scope = getattr(self, "scope", None)
-        if scope is not None and self.response.status_code == 101 and not self.conn.extensions:
-            scope["extensions"][FRAMES_EXTENSION] = {"sink": self}
+        offer_frames(self)
 
     def write_frame(self, frame: bytes) -> bool:
         # Only between the accept and the close: the close frame must be the last one sent.
@@ -62,6 +62,41 @@ class FramingProtocol(WebSocketsSansIOProtocol):
             return False
         self.transport.write(frame)
         return True
+
+
+# What write_frame and the hub read of uvicorn's protocol, none of it public API.
+_FLAGS = ("handshake_complete", "close_sent", "disconnected")
+_warned = False
+
+
+def offer_frames(protocol: Any) -> bool:
+    """Add the sink to a just-accepted connection's scope when uvicorn's protocol still has
+    everything ``write_frame`` and the hub read; otherwise (a uvicorn whose internals moved)
+    leave it out, say so once, and the hub sends the ASGI way, with the same bytes on the wire.
+    Not offered either for a refused handshake or a negotiated extension (compressed frames)."""
+    global _warned
+    if getattr(getattr(protocol, "response", None), "status_code", 101) != 101:
+        return False  # refused: no scope, no application
+    try:
+        scope = protocol.scope
+        usable = (isinstance(protocol.writable, asyncio.Event)
+                  and all(isinstance(getattr(protocol, flag), bool) for flag in _FLAGS)
+                  and callable(protocol.transport.write)
+                  and callable(protocol.transport.is_closing)
+                  and isinstance(scope["extensions"], dict))
+        extensions = protocol.conn.extensions
+    except (AttributeError, KeyError, TypeError):
+        usable = False
+    if not usable:
+        if not _warned:
+            _warned = True
+            log.warning("uvicorn's websockets-sansio protocol is not the one ui.ws_frames was "
+                        "written for: consoles get events the ASGI way (slower fan-out)")
+        return False
+    if extensions:
+        return False
+    scope["extensions"][FRAMES_EXTENSION] = {"sink": protocol}
+    return True
 
 
 def frame_sink(scope: dict[str, Any]) -> FrameSink | None:
