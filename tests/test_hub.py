@@ -259,7 +259,8 @@ async def test_slow_consumer_is_closed_without_stalling_others(config: Config,
     event, in order (how fast is measured in benchmarks/ws_fanout.py)."""
     # Incompressible padding: permessage-deflate would shrink "xxxx…" to nothing.
     total, payload = 400, base64.b64encode(os.urandom(24_576)).decode()
-    with LiveServer(config, demo=False, configure=_configure_small_hub) as srv:
+    with LiveServer(config, demo=False, configure=_configure_small_hub,
+                    deflate=compression == "deflate") as srv:
         base = srv.url
         cookie = await _cookie(base, "secretary")
         url = base.replace("http", "ws") + "/ws"

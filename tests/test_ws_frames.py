@@ -129,3 +129,19 @@ def test_no_sink_for_a_refused_handshake_or_an_extension(changed: dict[str, Any]
     protocol = _protocol(**changed)
     assert not offer_frames(protocol)
     assert frame_sink(protocol.scope) is None
+
+
+async def test_the_test_server_serves_consoles_as_the_cli_does(config: Config) -> None:
+    """A browser offers permessage-deflate; `callcenter serve` turns it off, so the console
+    gets the pre-framed path. The e2e server must do the same, or the browser tests would
+    only ever exercise the fallback."""
+    with LiveServer(config, demo=False, configure=with_demo_base) as srv:
+        ws = await websockets.connect(  # websockets offers deflate by default, like Chromium
+            srv.url.replace("http", "ws") + "/ws",
+            additional_headers={"Cookie": await _cookie(srv.url, "secretary")})
+        assert json.loads(await ws.recv())["type"] == "hello"
+        assert ws.protocol.extensions == []
+        hub = srv.app.state.hub  # type: ignore[union-attr]
+        sinks = await asyncio.to_thread(srv.call, lambda: [c.sink for c in hub.connections])
+        await ws.close()
+    assert len(sinks) == 1 and sinks[0] is not None
