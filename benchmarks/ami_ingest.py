@@ -12,7 +12,9 @@ cuts it into TCP-sized reads, and feeds the same reads, in the same run, to:
   a small cached store, EventBus publish) reported separately;
 * a minimal hand-written framer (split on CRLFCRLF, decode, split lines into a dict).
 
-Best of N repeats, messages per second. Target: >= 50,000 events/s parsed and tracked.
+Best of N repeats (round-robin), messages per second. Target: parsed and tracked >= 0.7x the
+hand-written framer in the same run (and >= 50,000 events/s). Exits non-zero only when it
+cannot run.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from pbx.ami.correlator import AmiCallCorrelator, CorrelatorConfig
 from pbx.ami.protocol import ActionTracker, AmiProtocol, EventReceived, ResponseReceived
 
 TARGET = 50_000
+TARGET_RATIO = 0.7  # of the hand-written framer on the same bytes, same run
 SMALL_STORE = 10_000  # phones in the registry variant's store
 
 
@@ -127,18 +130,28 @@ def main() -> None:
           f"{len(data) / len(stream):.0f} B/message), fed in {len(chunks):,} reads of "
           f"{args.chunk:,} B; best of {args.repeats}")
 
-    rows: list[tuple[str, float, int]] = []
-    t, n = best_of(args.repeats, lambda: hand_framer(chunks))
-    assert isinstance(n, int)
-    rows.append(("hand-written framer (split, decode, dict)", t, n))
-    t, r = best_of(args.repeats, lambda: product_path(chunks, None, correlate=False))
-    assert isinstance(r, tuple)
-    rows.append(("product framing: AmiProtocol + ActionTracker", t, r[0]))
-    t, r = best_of(args.repeats, lambda: product_path(chunks, None, correlate=True))
-    assert isinstance(r, tuple)
-    rows.append(("product parsed+tracked: + AmiCallCorrelator.feed", t, r[0]))
-    tracked_rate = r[0] / t
-    line_events = r[1]
+    # Round-robin, best of each: on a shared machine a slow second would otherwise land on one
+    # variant only and skew the ratio the target is about.
+    variants: list[tuple[str, Callable[[], object]]] = [
+        ("hand-written framer (split, decode, dict)", lambda: hand_framer(chunks)),
+        ("product framing: AmiProtocol + ActionTracker",
+         lambda: product_path(chunks, None, correlate=False)),
+        ("product parsed+tracked: + AmiCallCorrelator.feed",
+         lambda: product_path(chunks, None, correlate=True)),
+    ]
+    best = [float("inf")] * len(variants)
+    results: list[object] = [None] * len(variants)
+    for _ in range(args.repeats):
+        for i, (_name, work) in enumerate(variants):
+            t, results[i] = best_of(1, work)
+            best[i] = min(best[i], t)
+    n, framed, tracked = results
+    assert isinstance(n, int) and isinstance(framed, tuple) and isinstance(tracked, tuple)
+    rows: list[tuple[str, float, int]] = [
+        (variants[0][0], best[0], n), (variants[1][0], best[1], framed[0]),
+        (variants[2][0], best[2], tracked[0])]
+    tracked_rate = tracked[0] / best[2]
+    line_events = tracked[1]
 
     started = 0
     if not args.no_registry:
@@ -177,10 +190,11 @@ def main() -> None:
               f"{count:,} msgs  x{rate / hand_rate:.2f} of hand")
     calls = f", {started:,} calls started from {args.calls:,} recorded-call copies"
     print(f"correlator: {line_events:,} line events" + (calls if started else ""))
-    print(f"parsed and tracked vs hand-written framer: {tracked_rate / hand_rate:.2f}x "
-          f"({tracked_rate:,.0f} vs {hand_rate:,.0f} msg/s)")
-    ok = tracked_rate >= TARGET
-    print(f"target >= {TARGET:,} events/s parsed and tracked (one core): "
+    ratio = tracked_rate / hand_rate
+    print(f"figure: {tracked_rate:,.0f} msg/s parsed and tracked; in-run baseline (hand-written "
+          f"framer): {hand_rate:,.0f} msg/s; ratio {ratio:.2f} (target >= {TARGET_RATIO})")
+    ok = ratio >= TARGET_RATIO and tracked_rate >= TARGET
+    print(f"target ratio >= {TARGET_RATIO} and >= {TARGET:,} events/s (one core): "
           f"{'met' if ok else 'NOT met'}")
 
 

@@ -5,8 +5,9 @@
 Builds (once, cached in benchmarks/out/) a database through the product's own migrations,
 fills it with a bulk insert (the import path would take minutes and is not what is measured),
 then times CallerMatcher.match() - the exact call the screen-pop makes - on one core for a mix
-of E.164 hits, national-form hits, tail-only hits and misses. Target: p99 <= 0.2 ms and
->= 50,000 lookups/s.
+of E.164 hits, national-form hits, tail-only hits and misses, alternating in blocks with the
+in-run baseline (one indexed sqlite3 point read of the same row). Target: >= 0.7x the
+baseline's rate and p99 <= 0.1 ms. Exits non-zero only when it cannot run.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import sqlite3
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -28,6 +31,8 @@ from callcenter.matching import CallerMatcher
 from callcenter.store.sqlite import SqliteStore
 
 OUT = Path(__file__).resolve().parent / "out"
+TARGET_RATIO = 0.7  # of the baseline's rate
+TARGET_P99_MS = 0.1
 
 # What a trunk sends, roughly: mostly +7 and 8 forms of known clients, some strangers, and a
 # few odd prefixes that only the last-10-digits fallback can match.
@@ -89,44 +94,74 @@ def prepare(phones: int) -> Path:
     return path
 
 
-def run(path: Path, phones: int, lookups: int) -> dict[str, float]:
-    async def open_store() -> SqliteStore:
-        return await SqliteStore.open(path)
+def baseline_reader(path: Path) -> Callable[[str], object]:
+    """The in-run baseline: one indexed sqlite3 point read on the same 1M-row table, nothing
+    else (no normalisation, no join, no objects)."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    db.execute("PRAGMA mmap_size=1073741824")  # as the product's reader
+    sql = "SELECT contact_id FROM phones WHERE e164 = ?"
+    return lambda key: db.execute(sql, (key,)).fetchone()
 
-    store = asyncio.run(open_store())
-    matcher = CallerMatcher(store.caller_index, PhonesConfig())
-    rng = random.Random(7)
-    queries = []
-    for _ in range(lookups):
-        ten = number_for(rng.randint(1, phones))
-        queries.append(rng.choices(
-            [f"+7{ten}", f"8{ten}", ten, f"99{ten}",
-             f"+7{rng.randint(3000000000, 3999999999)}"],
-            weights=MIX.values(),
-        )[0])
-    for q in queries[:2000]:  # warm the page cache
-        matcher.match(q)
-    samples = []
-    hits = 0
-    perf = time.perf_counter_ns
-    start = perf()
-    for q in queries:
-        t0 = perf()
-        result = matcher.match(q)
-        samples.append(perf() - t0)
-        hits += bool(result.candidates)
-    total = (perf() - start) / 1e9
-    samples.sort()
-    asyncio.run(store.close())
+
+def _stats(samples: list[int], total_ns: int) -> dict[str, float]:
+    samples = sorted(samples)
     return {
-        "lookups": lookups,
-        "hit_rate": hits / lookups,
-        "per_second": lookups / total,
+        "per_second": len(samples) / (total_ns / 1e9),
         "p50_ms": samples[len(samples) // 2] / 1e6,
         "p99_ms": samples[int(len(samples) * 0.99)] / 1e6,
         "max_ms": samples[-1] / 1e6,
         "mean_ms": statistics.fmean(samples) / 1e6,
     }
+
+
+def run(path: Path, phones: int, lookups: int, block: int = 1000) -> dict[str, Any]:
+    """The product and the baseline in alternating blocks of ``block`` lookups, so that a
+    noisy neighbour on the machine slows both alike."""
+    async def open_store() -> SqliteStore:
+        return await SqliteStore.open(path)
+
+    store = asyncio.run(open_store())
+    matcher = CallerMatcher(store.caller_index, PhonesConfig())
+    point_read = baseline_reader(path)
+    rng = random.Random(7)
+    queries, keys = [], []
+    for _ in range(lookups):
+        ten = number_for(rng.randint(1, phones))
+        stranger = f"+7{rng.randint(3000000000, 3999999999)}"
+        query = rng.choices([f"+7{ten}", f"8{ten}", ten, f"99{ten}", stranger],
+                            weights=MIX.values())[0]
+        queries.append(query)
+        keys.append(stranger if query == stranger else f"+7{ten}")  # the same row's key
+    for q, k in zip(queries[:2000], keys[:2000], strict=True):  # warm the page cache
+        matcher.match(q)
+        point_read(k)
+    product: list[int] = []
+    base: list[int] = []
+    product_ns = base_ns = 0
+    block_ratios: list[float] = []  # per pair of blocks: robust to a stall in one of them
+    hits = 0
+    perf = time.perf_counter_ns
+    match = matcher.match
+    for at in range(0, lookups, block):
+        start = perf()
+        for q in queries[at:at + block]:
+            t0 = perf()
+            result = match(q)
+            product.append(perf() - t0)
+            hits += bool(result.candidates)
+        spent = perf() - start
+        product_ns += spent
+        start = perf()
+        for k in keys[at:at + block]:
+            t0 = perf()
+            point_read(k)
+            base.append(perf() - t0)
+        base_spent = perf() - start
+        base_ns += base_spent
+        block_ratios.append(base_spent / spent)
+    asyncio.run(store.close())
+    return {"lookups": lookups, "hit_rate": hits / lookups, "product": _stats(product, product_ns),
+            "baseline": _stats(base, base_ns), "ratio": statistics.median(block_ratios)}
 
 
 def main() -> None:
@@ -138,13 +173,18 @@ def main() -> None:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as the target says
     path = prepare(args.phones)
     r = run(path, args.phones, args.lookups)
-    print(f"caller-ID lookups (CallerMatcher.match, one core): {r['per_second']:,.0f}/s; "
-          f"p50 {r['p50_ms']:.3f} ms, p99 {r['p99_ms']:.3f} ms, max {r['max_ms']:.2f} ms; "
+    p, b = r["product"], r["baseline"]
+    ratio = r["ratio"]  # the median over block pairs; the overall rates are printed too
+    print(f"caller-ID lookups (CallerMatcher.match, one core): {p['per_second']:,.0f}/s; "
+          f"p50 {p['p50_ms']:.3f} ms, p99 {p['p99_ms']:.3f} ms, max {p['max_ms']:.2f} ms; "
           f"hit rate {r['hit_rate']:.0%} of {r['lookups']:,}")
+    print(f"in-run baseline (one indexed sqlite3 point read, same table and rows): "
+          f"{b['per_second']:,.0f}/s; p50 {b['p50_ms']:.3f} ms, p99 {b['p99_ms']:.3f} ms")
     print("query mix: " + ", ".join(f"{k} {v}%" for k, v in MIX.items()))
-    ok = r["p99_ms"] <= 0.2 and r["per_second"] >= 50_000
-    print(f"target p99 <= 0.2 ms and >= 50,000/s: {'met' if ok else 'NOT met'}")
-
+    ok = ratio >= TARGET_RATIO and p["p99_ms"] <= TARGET_P99_MS
+    print(f"figure {p['per_second']:,.0f}/s, baseline {b['per_second']:,.0f}/s, ratio {ratio:.2f}; "
+          f"target ratio >= {TARGET_RATIO} and p99 <= {TARGET_P99_MS} ms: "
+          f"{'met' if ok else 'NOT met'}")
 
 if __name__ == "__main__":
     main()

@@ -39,11 +39,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"demo: log in as secretary, maria, dmitry or admin with password "
               f"{DEMO_PASSWORD!r}; demo calls start within a minute", flush=True)
     # websockets-sansio without per-message deflate: the fastest fan-out measured
-    # (shared/LIBRARIES.md; deflate tripled the p99 of benchmarks/ws_fanout.py).
+    # (shared/LIBRARIES.md; deflate tripled the p99 of benchmarks/ws_fanout.py), with the hub
+    # writing each event's frame itself (ui/ws_frames.py).
     uvicorn.run(app, host=config.server.host, port=config.server.port, log_level="info",
-                ws="websockets-sansio", ws_per_message_deflate=False, lifespan="on",
+                ws=WS_PROTOCOL, ws_per_message_deflate=False, lifespan="on",
                 ws_max_size=ws_max_size())
     return 0
+
+
+# uvicorn's websockets-sansio protocol plus the hub's pre-framed writes (named, not imported:
+# the CLI loads the UI only when it serves).
+WS_PROTOCOL = "ui.ws_frames:FramingProtocol"
 
 
 def ws_max_size() -> int:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from callcenter.faxes.ports import FaxOutcome, FaxProgress, FaxResult
@@ -274,7 +275,7 @@ class AsteriskFaxTracker:
         v = channel.variables
         detail = " ".join(x for x in (v.get("FAXERROR", ""), v.get("FAXSTATUSSTRING", "")) if x)
         final = channel.final
-        if isinstance(final, dict):
+        if isinstance(final, Mapping):  # pbx.ami.message.Headers, read lazily
             pages = _int(final.get("PagesTransferred"))
             station = final.get("RemoteStationID") or ""
             if v.get("FAXSTATUS") == "SUCCESS":

@@ -274,13 +274,17 @@ def _configure_small_hub(app) -> None:
     app.state.hub.send_timeout = 1.0
 
 
-async def test_slow_consumer_is_closed_without_stalling_others(config: Config) -> None:
+# None: no extension, the hub writes its own frames (ui/ws_frames.py); deflate: uvicorn frames.
+@pytest.mark.parametrize("compression", ["deflate", None])
+async def test_slow_consumer_is_closed_without_stalling_others(config: Config,
+                                                               compression: str | None) -> None:
     """One console that stops reading must not hold up the others (shared/LIBRARIES.md):
     it is dropped when its queue overflows or a send times out; the healthy ones get every
     event, in order (how fast is measured in benchmarks/ws_fanout.py)."""
     # Incompressible padding: permessage-deflate would shrink "xxxx…" to nothing.
     total, payload = 400, base64.b64encode(os.urandom(24_576)).decode()
-    with LiveServer(config, demo=False, configure=_configure_small_hub) as srv:
+    with LiveServer(config, demo=False, configure=_configure_small_hub,
+                    deflate=compression == "deflate") as srv:
         base = srv.url
         cookie = await _cookie(base, "secretary")
         url = base.replace("http", "ws") + "/ws"
@@ -290,9 +294,10 @@ async def test_slow_consumer_is_closed_without_stalling_others(config: Config) -
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16_384)
         raw.connect(("127.0.0.1", srv.port))
         slow = await websockets.connect(url, sock=raw, additional_headers={"Cookie": cookie},
-                                        max_queue=1, max_size=None)
+                                        max_queue=1, max_size=None, compression=compression)
         healthy = [await websockets.connect(url, additional_headers={"Cookie": cookie},
-                                            max_size=None) for _ in range(2)]
+                                            max_size=None, compression=compression)
+                   for _ in range(2)]
         for ws in [slow, *healthy]:
             assert json.loads(await ws.recv())["type"] == "hello"
             await ws.send(json.dumps({"type": "start"}))
@@ -303,6 +308,7 @@ async def test_slow_consumer_is_closed_without_stalling_others(config: Config) -
         # hub.connections belongs to the server's loop: read it there, never from this thread.
         slow_conn = await asyncio.to_thread(srv.call, lambda: next(
             c for c in hub.connections if c.websocket.client.port == slow_port))
+        assert (slow_conn.sink is None) == (compression == "deflate")
         # The healthy consoles tell the burst how far they got, so it never runs more than
         # a few events ahead of them (a busy office, not one giant burst) — without a clock.
         received = [0] * len(healthy)

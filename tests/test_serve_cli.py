@@ -21,4 +21,4 @@ def test_serve_caps_websocket_messages_at_what_the_hub_accepts(tmp_path: Path,
     assert main(["serve", "--config", str(cfg)]) == 0
     # the hub counts characters; UTF-8 takes up to 4 bytes for one
     assert given["ws_max_size"] == 4 * MAX_CLIENT_MESSAGE < 1 << 20
-    assert given["ws"] == "websockets-sansio"
+    assert given["ws"] == "ui.ws_frames:FramingProtocol"  # websockets-sansio + pre-framed writes

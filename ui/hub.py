@@ -13,9 +13,12 @@ Protocol (see docs/events.md):
   them (or the server restarted); the console then reloads ``GET /api/calls/live``.
 * ``{"type": "ping"}`` is answered with ``{"type": "pong"}`` (the console's liveness check).
 
-Fan-out follows the measured pitfall (shared/LIBRARIES.md): publishing only appends to each
-connection's bounded queue; each connection has its own sender task. A connection whose queue
-overflows, or whose send does not finish within ``send_timeout``, is closed with 1013 — it
+Fan-out follows the measured pitfall (shared/LIBRARIES.md): each event is serialized once per
+distinct text (per-user filtering decides whether a console gets it, and which text), and, where
+the server offers it (``ui.ws_frames``), framed once: publishing writes the same bytes to every
+idle console whose socket takes them, and appends to the bounded queue of the others, which
+their own sender task drains. A connection whose queue overflows, or whose send (or wait for a
+full socket buffer) does not finish within ``send_timeout``, is closed with 1013 — it
 reconnects and resumes, and nobody else waits for it.
 """
 
@@ -40,6 +43,7 @@ from callcenter.models import User
 from callcenter.services import Services
 from callcenter.store.base import NotFound
 from ui.security import session_epoch, session_user_id
+from ui.ws_frames import FrameSink, frame_sink, text_frame
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,8 @@ CLOSE_GOING_AWAY = 1001
 MAX_CLIENT_MESSAGE = 4096
 
 Visibility = Callable[[User, dict[str, Any], bool], bool]
+# What a connection's queue holds: (seq, text), or (seq, frame) where the hub frames itself.
+Outgoing = tuple[int, str | bytes]
 
 
 def _dumps(value: Any) -> str:
@@ -65,9 +71,10 @@ def _with_match(event: BusEvent, match: dict[str, Any]) -> str:
 class Connection:
     websocket: WebSocket
     user: User
-    queue: asyncio.Queue[tuple[int, str] | None]
+    queue: asyncio.Queue[Outgoing | None]
     epoch: int = 0  # the session epoch the console was authorised with
-    backlog: list[tuple[int, str]] = field(default_factory=list)
+    sink: FrameSink | None = None  # the server lets the hub write frames (ui.ws_frames)
+    backlog: list[Outgoing] = field(default_factory=list)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     last_sent: int = 0
     sending_since: float = 0.0  # monotonic start of the send in progress, 0 when idle
@@ -79,7 +86,7 @@ class Connection:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     gone: asyncio.Event = field(default_factory=asyncio.Event)  # left ``Hub.connections``
 
-    def offer(self, seq: int, text: str) -> bool:
+    def offer(self, seq: int, text: str | bytes) -> bool:
         """Queue one message; False when the queue is full (the caller drops the client)."""
         try:
             self.queue.put_nowait((seq, text))
@@ -183,6 +190,7 @@ class Hub:
         # open: user id -> visible, user id -> the text for them.
         visible_to: dict[int, bool] = {}
         texts: dict[int, str] = {}
+        frames: dict[str, bytes] = {}  # text -> its frame, built once for every socket
         see_all = self.managers_see_all
         call_id = (event.data.get("call") or {}).get("id")
         final = event.topic in ("call.ended", "call.missed")
@@ -213,7 +221,18 @@ class Hub:
                         text = event.text or _dumps(event.to_json())
                     out = text
                 texts[user.id] = out
-            if not conn.offer(event.seq, out):
+            sink = conn.sink
+            item: str | bytes = out
+            if sink is not None:
+                item = frames.get(out) or frames.setdefault(out, text_frame(out.encode()))
+                # Idle (nothing queued or being sent) and the socket takes it: write now, in
+                # order, without waking the connection's task.
+                if (conn.streaming and not conn.sending_since and conn.queue.empty()
+                        and sink.writable.is_set()):
+                    if sink.write_frame(item):
+                        conn.last_sent = event.seq
+                    continue  # not written: the connection is closing, its tasks end it
+            if not conn.offer(event.seq, item):
                 self.dropped += 1
                 log.warning("console of %s fell %d events behind; closing it",
                             conn.user.login, self.queue_size)
@@ -275,7 +294,8 @@ class Hub:
             await self._close(websocket, CLOSE_UNAUTHENTICATED)
             return
         user, epoch = found
-        conn = Connection(websocket, user, asyncio.Queue(self.queue_size), epoch)
+        conn = Connection(websocket, user, asyncio.Queue(self.queue_size), epoch,
+                          sink=frame_sink(websocket.scope))
         hello = {"type": "hello", "seq": self.services.bus.last_seq, "boot": self.boot,
                  "user": {"id": user.id, "name": user.name, "role": user.role.value,
                           "extension": user.extension, "language": user.language}}
@@ -402,12 +422,21 @@ class Hub:
         except Exception as exc:  # uvicorn's ClientDisconnected and the like
             log.debug("websocket send to %s failed: %r", ws.client, exc)
 
-    async def _send(self, conn: Connection, item: tuple[int, str]) -> None:
+    async def _send(self, conn: Connection, item: Outgoing) -> None:
         seq, text = item
         if seq and seq <= conn.last_sent:
             return  # already sent in the replay
         conn.sending_since = time.monotonic()  # watched by _watch
-        await conn.websocket.send_text(text)
+        sink = conn.sink
+        if sink is None:
+            assert isinstance(text, str)
+            await conn.websocket.send_text(text)
+        else:
+            if not sink.writable.is_set():
+                await sink.writable.wait()  # the socket's buffer is full: watched by _watch
+            frame = text if isinstance(text, bytes) else text_frame(text.encode())
+            if not sink.write_frame(frame):
+                raise ConnectionResetError("the websocket is closing")
         conn.sending_since = 0.0
         if seq:
             conn.last_sent = seq

@@ -85,16 +85,21 @@ class SqliteCallerIndex:
         tail = number.tail(tail_digits)
         return self.by_tail(tail) if tail else []
 
+    # Whole statements as constants: the sqlite3 statement cache is keyed by the text, and
+    # building it anew on every ring cost a concatenation per lookup.
+    _BY_E164 = _SELECT + "WHERE p.e164 = ?"
+    _BY_TAIL = _SELECT + "WHERE p.rev >= ? AND p.rev < ? LIMIT 50"
+
     def by_e164(self, e164: str) -> list[PhoneMatch]:
-        rows = self._db.execute(self._SELECT + "WHERE p.e164 = ?", (e164,)).fetchall()
+        rows = self._db.execute(self._BY_E164, (e164,)).fetchall()
+        if len(rows) == 1:  # the screen-pop's usual case: one row, nothing to de-duplicate
+            return [PhoneMatch(*rows[0], "e164")]
         return self._matches(rows, "e164")
 
     def by_tail(self, tail: str) -> list[PhoneMatch]:
         prefix = tail[::-1]
         # ':' sorts right after '9': [prefix, prefix + ':') is "starts with prefix".
-        rows = self._db.execute(
-            self._SELECT + "WHERE p.rev >= ? AND p.rev < ? LIMIT 50", (prefix, prefix + ":")
-        ).fetchall()
+        rows = self._db.execute(self._BY_TAIL, (prefix, prefix + ":")).fetchall()
         return self._matches(rows, "tail")
 
     @staticmethod

@@ -16,19 +16,10 @@ def parse_message(block: bytes) -> Message:
 
     Decoding happens only on whole messages, so a UTF-8 character split across TCP reads is
     intact here. Invalid UTF-8 is replaced, never fatal. Lines without a colon are kept under the
-    empty key (old ``Response: Follows`` bodies) rather than dropped.
+    empty key (old ``Response: Follows`` bodies) rather than dropped. Headers are read from the
+    text when asked for (``message.Headers``); the text itself stays with the message.
     """
-    text = block.decode("utf-8", "replace")
-    pairs: list[tuple[str, str]] = []
-    for line in text.split("\r\n"):
-        if not line:
-            continue
-        key, sep, value = line.partition(":")
-        if sep:
-            pairs.append((key.strip(), value[1:] if value.startswith(" ") else value))
-        else:
-            pairs.append(("", line))
-    return Message.from_pairs(pairs)
+    return Message.from_text(block.decode("utf-8", "replace"))
 
 
 def encode_action(name: str, action_id: str, headers: Iterable[tuple[str, str]] = ()) -> bytes:

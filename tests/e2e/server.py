@@ -19,6 +19,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from callcenter.app import create_app
+from callcenter.cli import WS_PROTOCOL
 from callcenter.config import Config
 
 Hook = Callable[["LiveServer"], Awaitable[None] | None]
@@ -39,8 +40,11 @@ class _Server(uvicorn.Server):
 class LiveServer:
     def __init__(self, config: Config, *, demo: bool = True, before: Hook | None = None,
                  configure: Callable[[Starlette], None] | None = None,
-                 after: Hook | None = None) -> None:
+                 after: Hook | None = None, deflate: bool = False) -> None:
         self.config = config
+        # Off, as `callcenter serve` runs it: a browser offers permessage-deflate, and with it
+        # the hub would take the ASGI path instead of its pre-framed writes (ui/ws_frames.py).
+        self.deflate = deflate
         self.demo = demo
         self.before = before  # on the server loop before the app is built (start emulators)
         self.configure = configure  # on the app before it starts (add line components)
@@ -120,7 +124,8 @@ class LiveServer:
         if self.configure is not None:
             self.configure(self.app)
         config = uvicorn.Config(self.app, lifespan="on", log_level="warning",
-                                ws="websockets-sansio", timeout_graceful_shutdown=3)
+                                ws=WS_PROTOCOL, ws_per_message_deflate=self.deflate,
+                                timeout_graceful_shutdown=3)
         self.server = _Server(config)
         serving = asyncio.create_task(self.server.serve(sockets=[self._sock]))
         started = asyncio.create_task(self.server.started_event.wait())
