@@ -33,7 +33,10 @@ def test_send_a_fax_from_the_client_card_and_see_it_in_the_inbox(
     expect(page.locator("[data-action=send-fax]")).to_be_disabled()
 
     page.set_input_files("[data-role=fax-file]", str(make_pdf(tmp_path / "invoice.pdf", 3)))
-    expect(page.locator("[data-role=fax-doc-pages]")).to_contain_text("3 page(s)")
+    # the upload is converted (ghostscript in a worker process) before its pages show; on a
+    # loaded machine that takes longer than the default 5 s wait
+    expect(page.locator("[data-role=fax-doc-pages]")).to_contain_text("3 page(s)",
+                                                                      timeout=30_000)
     expect(page.locator("[data-role=fax-preview] img")).to_have_js_property("naturalWidth", 240)
     page.click("[data-action=send-fax]")
     row = page.locator("[data-role=client-faxes] tr[data-fax-job]").first

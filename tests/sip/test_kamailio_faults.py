@@ -7,7 +7,14 @@ from __future__ import annotations
 
 import asyncio
 
-from callcenter.line_events import CallEnded, CallStarted, EndState, MissReason, RingingChanged
+from callcenter.line_events import (
+    Answered,
+    CallEnded,
+    CallStarted,
+    EndState,
+    MissReason,
+    RingingChanged,
+)
 from callcenter.lines.lifecycle import LineState
 from tests.sip.kamailio_env import Recorder, kamailio, phone, sip_line, wait_until
 from tests.sip.sipp import free_udp_port, run_sipp
@@ -43,6 +50,10 @@ async def test_kamailio_restarted_and_the_subscriptions_come_back(tmp_path) -> N
                                          and e.extensions == ("101",))
             from tests.sip.sipp import cue
 
+            # the cue is the carrier's hang-up, which its scenario takes only once 101 (on
+            # auto-answer) has answered: under load the answer can come after the ringing
+            await rec.wait_for(lambda e: isinstance(e, Answered)
+                               and e.call_key == ringing.call_key)
             cue(sipp_port, "back1")
             result = await run
             assert result.rc == 0, result.output
