@@ -79,6 +79,12 @@ async def build(path: Path, phones: int) -> None:
             "INSERT INTO phones (contact_id, raw, e164, digits, rev) VALUES (?, ?, ?, ?, ?)",
             rows(),
         )
+        # The screen-pop's table (migration 0019), filled as the store's write paths would.
+        conn.execute(
+            "INSERT INTO caller_numbers (rev, contact_id, raw, phone_id, e164, client_id,"
+            " client_name, contact_name, manager_id) SELECT p.rev, p.contact_id, p.raw, p.id,"
+            " p.e164, cl.id, cl.name, c.name, cl.manager_id FROM phones p"
+            " JOIN contacts c ON c.id = p.contact_id JOIN clients cl ON cl.id = c.client_id")
     conn.execute("ANALYZE")
     conn.close()
 

@@ -58,14 +58,14 @@ class CallerMatcher:
         key = None if withheld or not raw else quick_e164(raw.strip(),
                                                            self._config.default_region)
         if key is not None and len(key) > MIN_MATCH_DIGITS:
-            found = self._index.by_e164(key)
-            if found:
-                return CallerMatch(Number(raw or "", NumberKind.EXTERNAL, key, key[1:]),
-                                   tuple(found))
-            digits = key[1:]
-            number = Number(raw or "", NumberKind.EXTERNAL, None, digits)
-            tail = number.tail(self._config.match_digits)
-            return CallerMatch(number, tuple(self._index.by_tail(tail)) if tail else ())
+            # One index call for the exact hit and the tail fallback (the SQLite index does
+            # both in one range read); matched_by tells which one answered.
+            number = Number(raw or "", NumberKind.EXTERNAL, key, key[1:])
+            found = self._index.match(number, self._config.match_digits)
+            if found and found[0].matched_by == "e164":
+                return CallerMatch(number, tuple(found))
+            return CallerMatch(Number(raw or "", NumberKind.EXTERNAL, None, key[1:]),
+                               tuple(found))
         number = self.normalize(raw)
         if withheld and number.kind is not NumberKind.WITHHELD:
             # The line says the caller asked for privacy: show nothing, look nothing up.

@@ -67,6 +67,9 @@ class UserAdminMixin:
                 (to_user, from_user))
             await self._db.execute("UPDATE clients SET manager_id = ? WHERE manager_id = ?",
                                    (to_user, from_user))
+            await self._db.execute(  # the caller_numbers copy (migration 0019), same transaction
+                "UPDATE caller_numbers SET manager_id = ? WHERE manager_id = ?",
+                (to_user, from_user))
             done = Handover(from_user, to_user, tuple(tasks), tuple(clients))
             if audit is not None:
                 await audit(done)

@@ -1,0 +1,32 @@
+"""The caller_numbers table: one row per phone with what a screen-pop shows (migration 0019).
+
+Every write that changes a phone, a contact's name, or a client's name or manager rewrites the
+client's rows inside the same transaction, from the same join the lookup used to run, so the
+table cannot say anything the join would not (property test in tests/test_caller_numbers.py).
+Deletes follow phones through the foreign key (contact and client deletes cascade to phones).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CallerNumbersMixin:
+    _db: Any
+    _callers_table = True  # False only for a store opened at an older schema version
+
+    async def _refresh_callers(self, client_id: int) -> None:
+        if not self._callers_table:
+            return
+        await self._db.execute("DELETE FROM caller_numbers WHERE client_id = ?", (client_id,))
+        await self._db.execute(
+            "INSERT INTO caller_numbers (rev, contact_id, raw, phone_id, e164, client_id,"
+            " client_name, contact_name, manager_id)"
+            " SELECT p.rev, p.contact_id, p.raw, p.id, p.e164, cl.id, cl.name, c.name,"
+            " cl.manager_id FROM phones p JOIN contacts c ON c.id = p.contact_id"
+            " JOIN clients cl ON cl.id = c.client_id WHERE cl.id = ?", (client_id,))
+
+    async def _refresh_callers_of_contact(self, contact_id: int) -> None:
+        rows = await self._db.rows("SELECT client_id FROM contacts WHERE id = ?", (contact_id,))
+        for (client_id,) in rows:
+            await self._refresh_callers(int(client_id))

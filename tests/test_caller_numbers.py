@@ -1,0 +1,118 @@
+"""caller_numbers (migration 0019) stays what the phones/contacts/clients join says after any
+sequence of client, contact and phone edits, deletes, imports and hand-overs, and lookups
+through it answer exactly what the two-step join answers."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from callcenter.models import Role
+from callcenter.phones import NumberKind, normalize
+from callcenter.store.base import ClientInput, ContactInput, PhoneInput
+from callcenter.store.sqlite import SqliteStore
+
+# Few distinct numbers and shared tails, so ties, shared numbers and tail matches happen.
+NUMBERS = ["+79161234567", "89161234567", "+79161234560", "+79031234567", "+74951234567",
+           "991234567", "+79261234567", "+4930123456789", "8 (916) 123-45-67"]
+
+JOIN = ("SELECT p.rev, p.contact_id, p.raw, p.id, p.e164, cl.id, cl.name, c.name, cl.manager_id"
+        " FROM phones p JOIN contacts c ON c.id = p.contact_id"
+        " JOIN clients cl ON cl.id = c.client_id")
+TABLE = ("SELECT rev, contact_id, raw, phone_id, e164, client_id, client_name, contact_name,"
+         " manager_id FROM caller_numbers")
+
+op = st.one_of(
+    st.tuples(st.just("create"), st.lists(st.sampled_from(NUMBERS), max_size=3)),
+    st.tuples(st.just("import"), st.lists(st.sampled_from(NUMBERS), min_size=1, max_size=2)),
+    st.tuples(st.just("add_contact"), st.integers(0, 9), st.sampled_from(NUMBERS)),
+    st.tuples(st.just("add_phone"), st.integers(0, 9), st.sampled_from(NUMBERS)),
+    st.tuples(st.just("rename_client"), st.integers(0, 9), st.text(max_size=5)),
+    st.tuples(st.just("manager"), st.integers(0, 9), st.integers(0, 2)),
+    st.tuples(st.just("rename_contact"), st.integers(0, 9), st.text(max_size=5)),
+    st.tuples(st.just("delete_phone"), st.integers(0, 9)),
+    st.tuples(st.just("delete_contact"), st.integers(0, 9)),
+    st.tuples(st.just("delete_client"), st.integers(0, 9)),
+    st.tuples(st.just("hand_over"), st.integers(0, 2), st.integers(0, 2)),
+)
+
+
+def _client(name: str, numbers: list[str]) -> ClientInput:
+    return ClientInput(name, contacts=[
+        ContactInput(f"{name} c", phones=[PhoneInput(n, normalize(n)) for n in numbers])])
+
+
+async def _ids(store: SqliteStore, sql: str) -> list[int]:
+    return [int(r[0]) for r in await store._db.rows(sql)]
+
+
+def _pick(ids: list[int], i: int) -> int | None:
+    return ids[i % len(ids)] if ids else None
+
+
+async def _apply(store: SqliteStore, users: list[int], step: tuple) -> None:
+    kind, *args = step
+    clients = await _ids(store, "SELECT id FROM clients ORDER BY id")
+    contacts = await _ids(store, "SELECT id FROM contacts ORDER BY id")
+    phones = await _ids(store, "SELECT id FROM phones ORDER BY id")
+    if kind == "create":
+        await store.create_client(_client("Acme", args[0]))
+    elif kind == "import":
+        await store.import_clients([_client("Imp", args[0]), _client("Imp2", args[0][:1])])
+    elif kind == "add_contact" and (c := _pick(clients, args[0])) is not None:
+        await store.add_contact(c, ContactInput("new", phones=[
+            PhoneInput(args[1], normalize(args[1]))]))
+    elif kind == "add_phone" and (c := _pick(contacts, args[0])) is not None:
+        await store.add_phone(c, PhoneInput(args[1], normalize(args[1])))
+    elif kind == "rename_client" and (c := _pick(clients, args[0])) is not None:
+        await store.update_client(c, name=args[1] or "x")
+    elif kind == "manager" and (c := _pick(clients, args[0])) is not None:
+        await store.update_client(c, manager_id=users[args[1]])
+    elif kind == "rename_contact" and (c := _pick(contacts, args[0])) is not None:
+        await store.update_contact(c, name=args[1])
+    elif kind == "delete_phone" and (p := _pick(phones, args[0])) is not None:
+        await store.delete_phone(p)
+    elif kind == "delete_contact" and (c := _pick(contacts, args[0])) is not None:
+        await store.delete_contact(c)
+    elif kind == "delete_client" and (c := _pick(clients, args[0])) is not None:
+        await store.delete_client(c)
+    elif kind == "hand_over" and args[0] != args[1]:
+        await store.hand_over(users[args[0]], users[args[1]])
+
+
+def _two_step(store: SqliteStore, raw: str) -> list:
+    """The lookup as it was before caller_numbers: the exact join, then the tail join."""
+    index = store.caller_index
+    number = normalize(raw)
+    if number.kind is not NumberKind.EXTERNAL:
+        return []
+    if number.e164 and (found := index.by_e164(number.e164)):
+        return found
+    tail = number.tail(10)
+    return index.by_tail(tail) if tail else []
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(op, max_size=12))
+def test_caller_numbers_follow_every_write(tmp_path: Path, steps: list[tuple]) -> None:
+    async def main() -> None:
+        path = tmp_path / f"c{abs(hash(tuple(map(repr, steps))))}.db"
+        store = await SqliteStore.open(path)
+        try:
+            users = [(await store.create_user(f"m{i}", f"M{i}", Role.MANAGER)).id
+                     for i in range(3)]
+            for step in steps:
+                await _apply(store, users, step)
+                table = sorted(map(tuple, await store._db.rows(TABLE)), key=repr)
+                assert table == sorted(map(tuple, await store._db.rows(JOIN)), key=repr), step
+            for raw in [*NUMBERS, "+79999999999", "79161234567"]:
+                assert store.caller_index.match(normalize(raw), 10) == _two_step(store, raw)
+        finally:
+            await store.close()
+            path.unlink()
+
+    asyncio.run(main())
