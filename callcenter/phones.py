@@ -168,8 +168,8 @@ def quick_e164(raw: str, region: str) -> str | None:
 def _international(digits: str) -> str | None:
     """``+<digits>`` when the digits after the country code cannot hold a national prefix that
     phonenumbers would strip (``+49 (0)30 …``, ``0049 030 …``); None leaves those to it."""
-    if not 7 <= len(digits) <= 15 or not digits.isdigit():
-        return None
+    if not 7 <= len(digits) <= 15 or not digits.isdigit() or digits[0] == "0":
+        return None  # no country code begins with 0 ("0000 7 912…": phonenumbers reads +7)
     for size in (1, 2, 3):
         regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(digits[:size]))
         if regions:
@@ -183,6 +183,67 @@ def _international(digits: str) -> str | None:
     if national and digits[size:].startswith(national):
         return None
     return "+" + digits
+
+
+def quick_key(raw: str, region: str) -> tuple[str | None, str] | None:
+    """The caller-ID lookup's key for a plainly written external number, without phonenumbers:
+    ``(e164, digits)`` where :func:`quick_e164` answers, ``(None, digits)`` where phonenumbers
+    provably finds no valid number (so normalize() would give an external number with no E.164
+    form and these digits), None for everything else (normalize() decides). ``digits`` is what
+    the last-digits match uses, as normalize() would give it.
+    """
+    key = quick_e164(raw, region)
+    if key is not None:
+        return (key, key[1:]) if len(key) > MIN_MATCH_DIGITS else None
+    return None if (digits := _no_valid_number(raw, region)) is None else (None, digits)
+
+
+def _no_valid_number(raw: str, region: str) -> str | None:
+    """The digits of ``raw`` when phonenumbers cannot read a valid number in them: national
+    digits (no ``+``, no international, national or country prefix that phonenumbers would
+    strip) that no region of the country could hold. The usual such caller ID is a carrier's
+    own prefix before the number ("99 916 …"); the full parse of it costs ~40 µs."""
+    if raw.isdigit():
+        text = raw
+    elif raw[:1] == "+" or not _PLAIN.match(raw):
+        return None
+    else:
+        text = raw.translate(_SEPARATORS)
+    profile = _invalid_profile(region)
+    if profile is None or len(text) < MIN_MATCH_DIGITS:
+        return None
+    country, national, international, regions = profile
+    if text.startswith(("00", country)) or (national and text.startswith(national)) or (
+            international.match(text)):
+        return None
+    # What is_valid_number() asks first of each region sharing the country code (+7: RU and
+    # KZ): a possible length and the general pattern. Neither anywhere: no valid number.
+    for lengths, pattern in regions:
+        if len(text) in lengths and pattern.fullmatch(text):
+            return None
+    return text
+
+
+@lru_cache(maxsize=32)
+def _invalid_profile(region: str) -> tuple[str, str, re.Pattern[str],
+                                           tuple[tuple[frozenset[int], re.Pattern[str]], ...]
+                                           ] | None:
+    """(country code, national prefix, international prefix pattern, (possible lengths,
+    general pattern) of every region of the country) for ``region``, or None where its
+    prefixes are patterns or a region gives no lengths or pattern."""
+    shape = _region_shape(region)
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(region.upper())
+    if shape is None or meta is None or not meta.international_prefix:
+        return None
+    country, national = shape[0], shape[1]
+    regions = []
+    for other in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(country), ()):
+        desc = getattr(phonenumbers.PhoneMetadata.metadata_for_region(other), "general_desc",
+                       None)
+        if desc is None or not desc.possible_length or not desc.national_number_pattern:
+            return None
+        regions.append((frozenset(desc.possible_length), re.compile(desc.national_number_pattern)))
+    return country, national, re.compile(meta.international_prefix), tuple(regions)
 
 
 def _strip_international_prefix(digits: str) -> str:

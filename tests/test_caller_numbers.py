@@ -10,6 +10,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from callcenter.config import PhonesConfig
+from callcenter.matching import CallerMatcher
 from callcenter.models import Role
 from callcenter.phones import NumberKind, normalize
 from callcenter.store.base import ClientInput, ContactInput, PhoneInput
@@ -109,8 +111,14 @@ def test_caller_numbers_follow_every_write(tmp_path: Path, steps: list[tuple]) -
                 await _apply(store, users, step)
                 table = sorted(map(tuple, await store._db.rows(TABLE)), key=repr)
                 assert table == sorted(map(tuple, await store._db.rows(JOIN)), key=repr), step
+            matcher = CallerMatcher(store.caller_index, PhonesConfig())
             for raw in [*NUMBERS, "+79999999999", "79161234567"]:
                 assert store.caller_index.match(normalize(raw), 10) == _two_step(store, raw)
+                # the screen-pop's path (its own keying, one read) answers the same, also for
+                # a carrier's digits before the number
+                for written in (raw, "99" + raw.lstrip("+"), "0" + raw.lstrip("+")):
+                    assert matcher.match(written).candidates == tuple(
+                        _two_step(store, written)), written
         finally:
             await store.close()
             path.unlink()

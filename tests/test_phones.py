@@ -2,10 +2,17 @@ from __future__ import annotations
 
 import phonenumbers
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callcenter.phones import MIN_MATCH_DIGITS, NumberKind, display, normalize, quick_e164
+from callcenter.phones import (
+    MIN_MATCH_DIGITS,
+    NumberKind,
+    display,
+    normalize,
+    quick_e164,
+    quick_key,
+)
 
 SAME_NUMBER = ["+79161234567", "89161234567", "9161234567", "0079161234567",
                "+7 (916) 123-45-67", "8 916 123 45 67", "+7-916-123-45-67", "79161234567"]
@@ -208,3 +215,52 @@ def test_quick_e164_leaves_a_national_prefix_after_the_country_code_to_phonenumb
         assert quick_e164(text, "DE") is None
         assert normalize(text, "DE").e164 == "+4930123456"
     assert quick_e164("49705565", "DE") is None  # "49": the country code, or national digits?
+
+
+# -- quick_key: the matcher's whole fast path, against normalize() -----------------------------
+
+
+def _key_agrees(text: str, region: str) -> None:
+    keyed = quick_key(text, region)
+    if keyed is None:
+        return
+    key, digits = keyed
+    full = normalize(text, region)
+    if key is not None:
+        assert key == quick_e164(text, region) and digits == key[1:]
+        _agrees(text, region)
+        return
+    # "phonenumbers finds no valid number": normalize() must say exactly that, with these digits
+    assert (full.kind, full.e164, full.digits) == (NumberKind.EXTERNAL, None, digits), (
+        text, region, full)
+
+
+_ODD_OFFICES = [*_OFFICES, "KZ", "IT", "FR", "IN", "BR", "PL", "UA"]
+
+
+@settings(max_examples=1000)
+@given(st.text(alphabet="0123456789 ()-.", min_size=7, max_size=20),
+       st.sampled_from(_ODD_OFFICES))
+def test_quick_key_agrees_with_normalize_on_random_digits(text: str, region: str) -> None:
+    _key_agrees(text, region)
+
+
+@settings(max_examples=500)
+@given(written_numbers(), st.sampled_from(_ODD_OFFICES),
+       st.text(alphabet="0123456789", min_size=1, max_size=4))
+def test_quick_key_agrees_with_normalize_on_prefixed_numbers(text: str, region: str,
+                                                             prefix: str) -> None:
+    # a carrier's or PBX's own digits before a real number: the shape the shortcut is for
+    _key_agrees(prefix + text.lstrip("+"), region)
+    _key_agrees(text, region)
+
+
+def test_quick_key_shapes() -> None:
+    assert quick_key("89161234567", "RU") == ("+79161234567", "79161234567")
+    assert quick_key("99 916 123 45 67", "RU") == (None, "999161234567")
+    assert quick_key("8 10 49 30 1234567", "RU") == ("+49301234567", "49301234567")
+    assert quick_key("810 999 161 234 567", "RU") is None  # a prefix it would strip: parse it
+    assert quick_key("79161234567123", "RU") is None  # country code first: parse it
+    assert quick_key("+999161234567", "RU") is None
+    assert quick_key("Ivan 99916", "RU") is None
+    assert quick_key("123", "RU") is None

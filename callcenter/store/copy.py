@@ -28,6 +28,7 @@ import asyncpg
 from callcenter.store.pg_db import WRITE_LOCK_KEY, _coerce
 from callcenter.store.postgres import redacted
 from callcenter.store.sqlite import SqliteStore
+from callcenter.store.sqlite_callers import FILL as CALLERS_FILL
 
 _BATCH = 5000
 _PG_TYPES = {"bigint": "int8", "integer": "int4", "smallint": "int2", "text": "text",
@@ -141,7 +142,10 @@ async def _copy(src: SqliteStore, dst: Any, source_name: str, replace: bool,
         await conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in order)
                            + " RESTART IDENTITY CASCADE")
         for table in order:
-            await _copy_table(src, conn, table, tables[table], columns[table])
+            if table == "caller_numbers":
+                await conn.execute(CALLERS_FILL)  # derived: rebuilt from the copied rows
+            else:
+                await _copy_table(src, conn, table, tables[table], columns[table])
             progress(f"{table}: {source_counts[table]} rows")
         for table in order:
             if columns[table].get("id") in {"int8", "int4"} and await conn.fetchval(

@@ -204,6 +204,9 @@ class PgCallerIndex:
         tail = number.tail(tail_digits)
         return self.by_tail(tail) if tail else []
 
+    def lookup(self, e164: str | None, tail: str) -> tuple[PhoneMatch, ...]:
+        return tuple((self.by_e164(e164) if e164 else None) or self.by_tail(tail))
+
     def by_e164(self, e164: str) -> list[PhoneMatch]:
         return _matches([t[2] for t in self._snap.by_e164.get(e164, ())], "e164")
 

@@ -82,13 +82,11 @@ class SqliteCallerIndex:
         if number.kind is not NumberKind.EXTERNAL:
             return []
         tail = number.tail(tail_digits)
-        if number.e164 and tail and number.digits == number.e164[1:] and self._callers:
-            return self._exact_or_tail(number.e164, tail)
-        if number.e164:
-            found = self.by_e164(number.e164)
-            if found:
-                return found
-        return self.by_tail(tail) if tail else []
+        if not tail:
+            return []
+        if number.e164 and number.digits != number.e164[1:]:
+            return self.by_e164(number.e164) or self.by_tail(tail)  # never made by normalize()
+        return list(self.lookup(number.e164, tail))
 
     # One range read of caller_numbers answers both steps: a stored number with this E.164
     # form has digits == e164[1:] (normalize() makes them so), so its reversed digits begin
@@ -97,19 +95,27 @@ class SqliteCallerIndex:
     _RANGE = ("SELECT client_id, client_name, contact_id, contact_name, manager_id, raw, e164"
               " FROM caller_numbers WHERE rev >= ? AND rev < ? LIMIT 50")
 
-    def _exact_or_tail(self, e164: str, tail: str) -> list[PhoneMatch]:
+    def lookup(self, e164: str | None, tail: str) -> tuple[PhoneMatch, ...]:
+        """The stored numbers equal to ``e164`` if there are any, else those ending in
+        ``tail`` (the last digits of the caller's): match()'s answer, in one read."""
+        if not self._callers:  # a store opened at an older schema: the two-step join
+            return tuple((self.by_e164(e164) if e164 else None) or self.by_tail(tail))
         prefix = tail[::-1]
         rows = self._db.execute(self._RANGE, (prefix, prefix + ":")).fetchall()
-        if len(rows) == 1:  # the screen-pop's usual case
+        if len(rows) == 1:  # the screen-pop's usual case: one tuple, nothing to sort out
             r = rows[0]
-            return [PhoneMatch(r[0], r[1], r[2], r[3], r[4], r[5],
-                               "e164" if r[6] == e164 else "tail")]
-        if len(rows) >= 50:  # the exact rows may lie past the limit: the two-step path
-            return self.by_e164(e164) or self._matches([r[:6] for r in rows], "tail")
-        exact = [r[:6] for r in rows if r[6] == e164]
-        if exact:
-            return self._matches(exact, "e164")
-        return self._matches([r[:6] for r in rows], "tail")
+            return (PhoneMatch(r[0], r[1], r[2], r[3], r[4], r[5],
+                               "e164" if e164 is not None and r[6] == e164 else "tail"),)
+        if e164 is not None:
+            if len(rows) >= 50:  # the exact rows may lie past the limit: ask for them
+                exact = self.by_e164(e164)
+                if exact:
+                    return tuple(exact)
+            else:
+                exact_rows = [r[:6] for r in rows if r[6] == e164]
+                if exact_rows:
+                    return tuple(self._matches(exact_rows, "e164"))
+        return tuple(self._matches([r[:6] for r in rows], "tail"))
 
     # Whole statements as constants: the sqlite3 statement cache is keyed by the text, and
     # building it anew on every ring cost a concatenation per lookup.

@@ -10,6 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
+# Every caller_numbers row, from the tables it copies (also how migrate-store fills its target:
+# the table is derived, and a WITHOUT ROWID table cannot be paged through by rowid).
+FILL = ("INSERT INTO caller_numbers (rev, contact_id, raw, phone_id, e164, client_id,"
+        " client_name, contact_name, manager_id)"
+        " SELECT p.rev, p.contact_id, p.raw, p.id, p.e164, cl.id, cl.name, c.name,"
+        " cl.manager_id FROM phones p JOIN contacts c ON c.id = p.contact_id"
+        " JOIN clients cl ON cl.id = c.client_id")
+
 
 class CallerNumbersMixin:
     _db: Any
@@ -19,12 +27,7 @@ class CallerNumbersMixin:
         if not self._callers_table:
             return
         await self._db.execute("DELETE FROM caller_numbers WHERE client_id = ?", (client_id,))
-        await self._db.execute(
-            "INSERT INTO caller_numbers (rev, contact_id, raw, phone_id, e164, client_id,"
-            " client_name, contact_name, manager_id)"
-            " SELECT p.rev, p.contact_id, p.raw, p.id, p.e164, cl.id, cl.name, c.name,"
-            " cl.manager_id FROM phones p JOIN contacts c ON c.id = p.contact_id"
-            " JOIN clients cl ON cl.id = c.client_id WHERE cl.id = ?", (client_id,))
+        await self._db.execute(FILL + " WHERE cl.id = ?", (client_id,))
 
     async def _refresh_callers_of_contact(self, contact_id: int) -> None:
         rows = await self._db.rows("SELECT client_id FROM contacts WHERE id = ?", (contact_id,))
