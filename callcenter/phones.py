@@ -133,6 +133,8 @@ def quick_e164(raw: str, region: str) -> str | None:
     the country code, fewer than 7 digits) return None. Property tests over written forms of
     valid numbers and over random strings (RU, DE, US, GB offices) hold it to the library.
     """
+    if not raw.isascii():
+        return None  # other digits ("８９１…", "٨٩١…"): phonenumbers reads them, str methods not
     if raw.isdigit():
         text = raw  # the usual shapes first: no regex, no copy
     elif raw[:1] == "+" and raw[1:].isdigit():
@@ -151,18 +153,37 @@ def quick_e164(raw: str, region: str) -> str | None:
     country, national, international, lengths = shape
     for prefix in {international, "00"}:
         if text.startswith(prefix) and len(text) - len(prefix) >= 8:
+            if _idd_end(region, text) not in (0, len(prefix)):
+                return None  # the region's prefix pattern takes more ("00[14-9]", KH: "008…")
             return _international(text[len(prefix):])
+    if text.startswith("00") or _idd_end(region, text):
+        return None  # normalize() reads an international prefix first (IL "019 71…", NL "00 31…")
     if national and text.startswith(national) and len(text) - len(national) in lengths:
         return "+" + country + text[len(national):]
     if text.startswith(country) and len(text) - len(country) in lengths and len(text) > max(
         lengths, default=0
-    ):
-        return "+" + text
+    ) and not (national and text[len(country):].startswith(national)):
+        return "+" + text  # (phonenumbers strips a national prefix after it: "43 0294…", AT)
     if len(text) in lengths and not (national and text.startswith(national)) and not (
         text.startswith(country)  # "49 705…" in DE: a country code, or national digits?
     ):
         return "+" + country + text
     return None
+
+
+@lru_cache(maxsize=32)
+def _idd_pattern(region: str) -> re.Pattern[str] | None:
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(region.upper())
+    prefix = meta.international_prefix if meta is not None else None
+    return re.compile(prefix) if prefix else None
+
+
+def _idd_end(region: str, text: str) -> int:
+    """How many leading digits of ``text`` phonenumbers takes for the region's international
+    prefix (0: none)."""
+    pattern = _idd_pattern(region)
+    found = pattern.match(text) if pattern is not None else None
+    return found.end() if found else 0
 
 
 def _international(digits: str) -> str | None:
@@ -203,6 +224,8 @@ def _no_valid_number(raw: str, region: str) -> str | None:
     digits (no ``+``, no international, national or country prefix that phonenumbers would
     strip) that no region of the country could hold. The usual such caller ID is a carrier's
     own prefix before the number ("99 916 …"); the full parse of it costs ~40 µs."""
+    if not raw.isascii():
+        return None  # "８９１…" is 8 91… to phonenumbers, and no pattern's digits to re
     if raw.isdigit():
         text = raw
     elif raw[:1] == "+" or not _PLAIN.match(raw):

@@ -264,3 +264,57 @@ def test_quick_key_shapes() -> None:
     assert quick_key("+999161234567", "RU") is None
     assert quick_key("Ivan 99916", "RU") is None
     assert quick_key("123", "RU") is None
+
+
+# Shapes found by fuzzing quick_key against normalize() over every region phonenumbers knows:
+# each answered a key or a "no valid number" verdict that normalize() contradicts.
+_FOUND_BY_FUZZING = [
+    ("٨٩١٦١٢٣٤٥٦٧", "RU"),  # Arabic-Indic digits: str.isdigit() says yes, phonenumbers reads 8916…
+    ("８９１６１２３４５６７", "RU"),  # full-width digits, the same
+    ("+٧٩١٦١٢٣٤٥٦٧", "RU"),
+    ("٩١٦١٢٣٤٥٦٧", "RU"),
+    ("43029476316090", "AT"),  # the country code, then a national prefix phonenumbers strips
+    ("3580412345678", "FI"),
+    ("2430991234567", "CD"),
+    ("008554922375578", "KH"),  # international prefix "00[14-9]": 008, then +55…
+    ("006524261234567", "SG"),  # "0[0-3]\d": 006, then +52…
+    ("00664900123456", "TH"),
+    ("01997123456", "IL"),  # "0(?:0|1[2-9])": 019 is an international prefix, then +971…
+    ("003114020", "NL"),  # too short for quick_e164's "00" branch; normalize() reads +31 14020
+]
+
+
+@pytest.mark.parametrize(("text", "region"), _FOUND_BY_FUZZING)
+def test_quick_key_agrees_with_normalize_where_fuzzing_found_it_did_not(text: str,
+                                                                       region: str) -> None:
+    _key_agrees(text, region)
+    quick = quick_e164(text, region)
+    full = normalize(text, region).e164
+    # a key must be phonenumbers' own E.164, or no valid number where phonenumbers finds none
+    assert quick is None or quick == full or (full is None and not _canonical_valid(quick)), (
+        quick, full)
+
+
+_EVERY_REGION = sorted(phonenumbers.SUPPORTED_REGIONS)
+
+
+@settings(max_examples=1500)
+@given(st.text(alphabet="0123456789", min_size=7, max_size=16), st.sampled_from(_EVERY_REGION))
+def test_quick_key_agrees_with_normalize_in_every_region(text: str, region: str) -> None:
+    _key_agrees(text, region)
+
+
+@settings(max_examples=1500)
+@given(st.sampled_from(_EVERY_REGION), st.text(alphabet="0123456789", max_size=3),
+       st.sampled_from(["", "cc", "00cc"]), st.data())
+def test_quick_key_agrees_with_normalize_on_example_numbers_of_every_region(
+        region: str, prefix: str, lead: str, data: st.DataObject) -> None:
+    examples = [phonenumbers.national_significant_number(n) for t in range(11)
+                if (n := phonenumbers.example_number_for_type(region, t)) is not None]
+    if not examples:
+        return
+    nsn = data.draw(st.sampled_from(examples))
+    cc = str(phonenumbers.country_code_for_region(region))
+    text = lead.replace("cc", cc) + prefix + nsn
+    _key_agrees(text, region)
+    _key_agrees(text[:-1], region)
