@@ -28,8 +28,10 @@ TABLE = ("SELECT rev, contact_id, raw, phone_id, e164, client_id, client_name, c
          " manager_id FROM caller_numbers")
 
 op = st.one_of(
-    st.tuples(st.just("create"), st.lists(st.sampled_from(NUMBERS), max_size=3)),
-    st.tuples(st.just("import"), st.lists(st.sampled_from(NUMBERS), min_size=1, max_size=2)),
+    st.tuples(st.just("create"), st.lists(st.sampled_from(NUMBERS), max_size=3),
+              st.integers(-1, 2)),
+    st.tuples(st.just("import"), st.lists(st.sampled_from(NUMBERS), min_size=1, max_size=2),
+              st.integers(-1, 2)),
     st.tuples(st.just("add_contact"), st.integers(0, 9), st.sampled_from(NUMBERS)),
     st.tuples(st.just("add_phone"), st.integers(0, 9), st.sampled_from(NUMBERS)),
     st.tuples(st.just("rename_client"), st.integers(0, 9), st.text(max_size=5)),
@@ -42,8 +44,8 @@ op = st.one_of(
 )
 
 
-def _client(name: str, numbers: list[str]) -> ClientInput:
-    return ClientInput(name, contacts=[
+def _client(name: str, numbers: list[str], manager_id: int | None = None) -> ClientInput:
+    return ClientInput(name, manager_id=manager_id, contacts=[
         ContactInput(f"{name} c", phones=[PhoneInput(n, normalize(n)) for n in numbers])])
 
 
@@ -61,9 +63,12 @@ async def _apply(store: SqliteStore, users: list[int], step: tuple) -> None:
     contacts = await _ids(store, "SELECT id FROM contacts ORDER BY id")
     phones = await _ids(store, "SELECT id FROM phones ORDER BY id")
     if kind == "create":
-        await store.create_client(_client("Acme", args[0]))
+        await store.create_client(_client("Acme", args[0], users[args[1]] if args[1] >= 0
+                                          else None))
     elif kind == "import":
-        await store.import_clients([_client("Imp", args[0]), _client("Imp2", args[0][:1])])
+        manager = users[args[1]] if args[1] >= 0 else None
+        await store.import_clients([_client("Imp", args[0], manager),
+                                    _client("Imp2", args[0][:1])])
     elif kind == "add_contact" and (c := _pick(clients, args[0])) is not None:
         await store.add_contact(c, ContactInput("new", phones=[
             PhoneInput(args[1], normalize(args[1]))]))
@@ -124,3 +129,52 @@ def test_caller_numbers_follow_every_write(tmp_path: Path, steps: list[tuple]) -
             path.unlink()
 
     asyncio.run(main())
+
+
+async def _table_is_the_join(store: SqliteStore) -> None:
+    table = sorted(map(tuple, await store._db.rows(TABLE)), key=repr)
+    assert table == sorted(map(tuple, await store._db.rows(JOIN)), key=repr)
+
+
+async def test_an_import_batch_of_many_clients_fills_every_row(tmp_path: Path) -> None:
+    # import_clients fills caller_numbers set-wise, 500 clients a statement: past a chunk
+    store = await SqliteStore.open(tmp_path / "i.db")
+    try:
+        manager = (await store.create_user("m", "M", Role.MANAGER)).id
+        await store.create_client(_client("Before", NUMBERS[:2], manager))
+        ids = await store.import_clients(
+            [_client(f"C{i}", [f"+7916{i:07d}", NUMBERS[i % len(NUMBERS)]], manager)
+             for i in range(1203)])
+        assert len(ids) == 1203
+        await _table_is_the_join(store)
+        rows = await store._db.rows("SELECT COUNT(*) FROM caller_numbers")
+        assert rows[0][0] == 2 + 2 * 1203
+        found = store.caller_index.match(normalize("+79160001202"), 10)
+        assert [m.client_id for m in found] == [ids[1202]]
+    finally:
+        await store.close()
+
+
+async def test_a_store_at_an_older_schema_writes_without_caller_numbers(tmp_path: Path) -> None:
+    # upgrade tests open a store before migration 0019: every write path must leave the table
+    # to the migration, which then fills it from the join
+    path = tmp_path / "old.db"
+    old = await SqliteStore.open(path, target_version=18)
+    try:
+        cursor = await old._db.execute(
+            "INSERT INTO users (login, name, role, created_at) VALUES"
+            " ('a', 'A', 'manager', '2026-01-01T00:00:00+00:00'),"
+            " ('b', 'B', 'manager', '2026-01-01T00:00:00+00:00')")
+        b = int(cursor.lastrowid or 0)
+        a = b - 1
+        await old.create_client(_client("Acme", NUMBERS[:2], a))
+        await old.import_clients([_client("Imp", NUMBERS[2:4], a)])
+        assert len((await old.hand_over(a, b)).client_ids) == 2
+    finally:
+        await old.close()
+    store = await SqliteStore.open(path)
+    try:
+        await _table_is_the_join(store)
+        assert {r[0] for r in await store._db.rows("SELECT manager_id FROM caller_numbers")} == {b}
+    finally:
+        await store.close()

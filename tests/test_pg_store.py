@@ -94,6 +94,32 @@ async def test_every_migration_runs_on_postgresql_and_an_upgrade_keeps_the_data(
         await store.close()
 
 
+async def test_a_store_at_a_schema_before_caller_numbers_writes_and_the_upgrade_fills_it(
+        empty_url: str) -> None:
+    from callcenter.phones import normalize
+    from callcenter.store.base import ClientInput, ContactInput, PhoneInput
+
+    def client(name: str, raw: str, manager: int) -> ClientInput:
+        return ClientInput(name, manager_id=manager, contacts=[
+            ContactInput("c", phones=[PhoneInput(raw, normalize(raw))])])
+
+    old = await PostgresStore.open(empty_url, target_version=18)
+    a = (await old.create_user("a", "A", "manager")).id
+    b = (await old.create_user("b", "B", "manager")).id
+    await old.create_client(client("Acme", "+79161234567", a))
+    await old.import_clients([client("Imp", "+79031234567", a)])
+    await old.hand_over(a, b)
+    await old.close()
+    store = await PostgresStore.open(empty_url)
+    try:
+        rows = await store._db.rows(
+            "SELECT client_name, e164, manager_id FROM caller_numbers ORDER BY client_name")
+        assert [tuple(r) for r in rows] == [("Acme", "+79161234567", b),
+                                            ("Imp", "+79031234567", b)]
+    finally:
+        await store.close()
+
+
 async def test_a_newer_schema_is_refused_with_a_clear_message(empty_url: str) -> None:
     await (await PostgresStore.open(empty_url)).close()
     conn = await asyncpg.connect(empty_url)

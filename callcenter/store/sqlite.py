@@ -316,7 +316,7 @@ class SqliteStore(CallLogMixin, AuditMixin, UserAdminMixin, RoutingMixin, FaxSto
         client_id = await self._transaction(work)
         return await self.get_client(client_id)
 
-    async def _insert_client(self, data: ClientInput) -> int:
+    async def _insert_client(self, data: ClientInput, *, callers: bool = True) -> int:
         stamp = ts(now_utc())
         client_id = await self._insert(
             "INSERT INTO clients (name, kind, manager_id, notes, created_at, updated_at)"
@@ -326,7 +326,8 @@ class SqliteStore(CallLogMixin, AuditMixin, UserAdminMixin, RoutingMixin, FaxSto
         await self._set_custom(client_id, data.custom)
         for contact in data.contacts:
             await self._insert_contact(client_id, contact)
-        await self._refresh_callers(client_id)
+        if callers:  # else the caller fills caller_numbers for many clients at once
+            await self._refresh_callers(client_id)
         return client_id
 
     async def _set_custom(self, client_id: int, custom: dict[str, Any]) -> None:
@@ -452,7 +453,9 @@ class SqliteStore(CallLogMixin, AuditMixin, UserAdminMixin, RoutingMixin, FaxSto
         """All or nothing: one transaction, so a failure leaves no half-imported client."""
 
         async def work() -> list[int]:
-            return [await self._insert_client(c) for c in clients]
+            ids = [await self._insert_client(c, callers=False) for c in clients]
+            await self._fill_callers(ids)
+            return ids
 
         return await self._transaction(work)
 

@@ -8,6 +8,7 @@ Deletes follow phones through the foreign key (contact and client deletes cascad
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 # Every caller_numbers row, from the tables it copies (also how migrate-store fills its target:
@@ -28,6 +29,22 @@ class CallerNumbersMixin:
             return
         await self._db.execute("DELETE FROM caller_numbers WHERE client_id = ?", (client_id,))
         await self._db.execute(FILL + " WHERE cl.id = ?", (client_id,))
+
+    async def _fill_callers(self, client_ids: Sequence[int]) -> None:
+        """The rows of clients inserted in this transaction (they have none yet): one
+        INSERT .. SELECT per 500 clients instead of a DELETE and an INSERT per client (an
+        import batch of 1,000 clients took half as long again with the per-client refresh)."""
+        if not self._callers_table:
+            return
+        for start in range(0, len(client_ids), 500):
+            chunk = tuple(client_ids[start:start + 500])
+            await self._db.execute(FILL + f" WHERE cl.id IN ({', '.join('?' * len(chunk))})",
+                                   chunk)
+
+    async def _hand_over_callers(self, from_user: int, to_user: int) -> None:
+        if self._callers_table:
+            await self._db.execute("UPDATE caller_numbers SET manager_id = ? WHERE manager_id = ?",
+                                   (to_user, from_user))
 
     async def _refresh_callers_of_contact(self, contact_id: int) -> None:
         rows = await self._db.rows("SELECT client_id FROM contacts WHERE id = ?", (contact_id,))

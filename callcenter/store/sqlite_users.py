@@ -67,9 +67,8 @@ class UserAdminMixin:
                 (to_user, from_user))
             await self._db.execute("UPDATE clients SET manager_id = ? WHERE manager_id = ?",
                                    (to_user, from_user))
-            await self._db.execute(  # the caller_numbers copy (migration 0019), same transaction
-                "UPDATE caller_numbers SET manager_id = ? WHERE manager_id = ?",
-                (to_user, from_user))
+            # the caller_numbers copy (migration 0019), same transaction
+            await self._hand_over_callers(from_user, to_user)  # type: ignore[attr-defined]
             done = Handover(from_user, to_user, tuple(tasks), tuple(clients))
             if audit is not None:
                 await audit(done)
