@@ -139,7 +139,7 @@ def quick_e164(raw: str, region: str) -> str | None:
         text = raw  # the usual shapes first: no regex, no copy
     elif raw[:1] == "+" and raw[1:].isdigit():
         return _international(raw[1:])
-    elif not _PLAIN.match(raw):
+    elif not _PLAIN.fullmatch(raw):
         return None
     else:
         text = raw.translate(_SEPARATORS)
@@ -228,7 +228,7 @@ def _no_valid_number(raw: str, region: str) -> str | None:
         return None  # "８９１…" is 8 91… to phonenumbers, and no pattern's digits to re
     if raw.isdigit():
         text = raw
-    elif raw[:1] == "+" or not _PLAIN.match(raw):
+    elif raw[:1] == "+" or not _PLAIN.fullmatch(raw):
         return None
     else:
         text = raw.translate(_SEPARATORS)

@@ -281,6 +281,8 @@ _FOUND_BY_FUZZING = [
     ("00664900123456", "TH"),
     ("01997123456", "IL"),  # "0(?:0|1[2-9])": 019 is an international prefix, then +971…
     ("003114020", "NL"),  # too short for quick_e164's "00" branch; normalize() reads +31 14020
+    ("99916123456\n", "RU"),  # "$" matches before a final newline: the key kept it
+    ("916123456\n", "RU"),
 ]
 
 
