@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from callcenter.config import PhonesConfig
 from callcenter.models import User
-from callcenter.phones import Number, NumberKind, normalize, quick_key
+from callcenter.phones import Number, NumberKind, digits_of, normalize, quick_key
 from callcenter.store.base import CallerIndex, PhoneMatch
 
 
@@ -59,10 +59,15 @@ class CallerMatcher:
                                                             self._config.default_region)
         if keyed is not None:
             key, digits = keyed
-            found = self._index.lookup(key, digits[-self._config.match_digits:])
+            tail = digits[-self._config.match_digits:]
+            found = self._index.lookup(key, tail)
             if key is not None and found and found[0].matched_by == "e164":
                 return CallerMatch(Number(raw, NumberKind.EXTERNAL, key, digits), found)
-            return CallerMatch(Number(raw, NumberKind.EXTERNAL, None, digits), found)
+            if key is None or _typed_tail(raw, self._config.match_digits) == tail:
+                return CallerMatch(Number(raw, NumberKind.EXTERNAL, None, digits), found)
+            # A key and no hit: normalize() matches the key's digits if the number is valid,
+            # the digits as written if not, and their last digits differ ("1753047" in DE is
+            # no number, and +49 1753047's tail is another): phonenumbers decides.
         number = self.normalize(raw)
         if withheld and number.kind is not NumberKind.WITHHELD:
             # The line says the caller asked for privacy: show nothing, look nothing up.
@@ -72,3 +77,10 @@ class CallerMatcher:
         if number.kind is not NumberKind.EXTERNAL:
             return CallerMatch(number)
         return CallerMatch(number, tuple(self._index.match(number, self._config.match_digits)))
+
+
+def _typed_tail(raw: str, n: int) -> str:
+    """The last ``n`` digits normalize() matches on when it finds no valid number in ``raw``
+    (a plainly written one: its digits, a leading 00 dropped)."""
+    digits = digits_of(raw)
+    return (digits[2:] if digits.startswith("00") else digits)[-n:]

@@ -178,3 +178,49 @@ async def test_a_store_at_an_older_schema_writes_without_caller_numbers(tmp_path
         assert {r[0] for r in await store._db.rows("SELECT manager_id FROM caller_numbers")} == {b}
     finally:
         await store.close()
+
+
+async def test_a_quick_key_that_misses_matches_the_last_digits_normalize_would(
+        tmp_path: Path) -> None:
+    # "1753047" in a German office: quick_e164 keys it +491753047, phonenumbers finds no valid
+    # number, so normalize() matches the digits as written, which end +49 30 1753047
+    store = await SqliteStore.open(tmp_path / "t.db")
+    try:
+        await store.create_client(ClientInput("Berlin", contacts=[ContactInput("c", phones=[
+            PhoneInput("+49 30 1753047", normalize("+49 30 1753047", "DE"))])]))
+        config = PhonesConfig(default_region="DE")
+        matcher = CallerMatcher(store.caller_index, config)
+        for raw in ("1753047", "+49 30 1753047", "030 1753047", "9991753047", "81753047"):
+            full = store.caller_index.match(normalize(raw, "DE"), config.match_digits)
+            assert matcher.match(raw).candidates == tuple(full), raw
+        assert [m.client_name for m in matcher.match("1753047").candidates] == ["Berlin"]
+    finally:
+        await store.close()
+
+
+async def test_the_screen_pop_path_answers_what_normalize_and_the_join_answer(
+        tmp_path: Path) -> None:
+    # written forms of stored numbers, with digits before, after and changed, in offices of
+    # several countries: the fast path (quick_key, one read) against normalize() + match()
+    import random
+
+    offices = {"RU": ["+79161234567", "+74951753047"], "DE": ["+49301753047", "+4915112345678"],
+               "AT": ["+4319476316"], "IT": ["+390212345678"], "PL": ["+48321753047"],
+               "IN": ["+919876543210"], "US": ["+12125551234"]}
+    store = await SqliteStore.open(tmp_path / "r.db")
+    try:
+        for region, numbers in offices.items():
+            await store.create_client(_client(region, numbers))
+        rnd = random.Random(14)
+        for region in offices:
+            config = PhonesConfig(default_region=region)
+            matcher = CallerMatcher(store.caller_index, config)
+            for _ in range(400):
+                digits = rnd.choice([n for ns in offices.values() for n in ns])[1:]
+                cut = rnd.randint(0, 4)
+                raw = "".join(rnd.choice("0123456789") for _ in range(rnd.randint(0, 3))) + (
+                    digits[cut:] if rnd.random() < 0.7 else digits[:-1])
+                full = store.caller_index.match(normalize(raw, region), config.match_digits)
+                assert matcher.match(raw).candidates == tuple(full), (raw, region)
+    finally:
+        await store.close()
