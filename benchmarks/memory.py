@@ -47,7 +47,8 @@ from callcenter.demo import DEMO_PASSWORD, seed_demo
 from callcenter.line_events import CallStarted, Direction, RingingChanged
 
 TARGET_MB = 200.0
-TIMEOUT = 60.0  # for the consoles' connections, then for their events
+TIMEOUT = 120.0  # for the consoles' connections, the start of delivery, the stop
+STALL = 30.0  # the consoles stop waiting when no event arrived for this long
 EVENT = b'{"seq":'  # how an event's text starts; the hello and control frames do not
 
 
@@ -118,12 +119,15 @@ async def _consoles(port: int, cookie: str, count: int, expected: Any, out: Any,
 
     consoles = await asyncio.gather(*(one() for _ in range(count)))
     out.put(("connected", count))
-    try:
-        async with asyncio.timeout(TIMEOUT):
-            while not expected.value or min(c.events for c in consoles) < expected.value:
-                await asyncio.sleep(0.1)
-    except TimeoutError:
-        pass  # reported below: the server sees who fell short
+    # On a busy machine delivery takes minutes: give up only when nothing arrived for a while.
+    total, progress = -1, loop.time()
+    while not expected.value or min(c.events for c in consoles) < expected.value:
+        now_total = sum(c.events for c in consoles)
+        if now_total != total:
+            total, progress = now_total, loop.time()
+        elif loop.time() - progress > STALL:
+            break  # reported below: the server sees who fell short
+        await asyncio.sleep(0.1)
     out.put(("delivered", [c.events for c in consoles]))
     await asyncio.to_thread(stop.wait, TIMEOUT)
     for c in consoles:
@@ -157,7 +161,7 @@ async def delivered(procs: list[Any], out: Any) -> list[int]:
     """The event count of every console, once each has all of them (or the wait timed out)."""
     counts: list[int] = []
     for _ in procs:
-        kind, value = await asyncio.to_thread(out.get, True, TIMEOUT + 30)
+        kind, value = await asyncio.to_thread(out.get, True, 3600)  # STALL decides
         assert kind == "delivered", kind
         counts += value
     return counts
