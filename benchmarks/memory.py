@@ -11,6 +11,13 @@ receive them. Once every console has every event, and with all of them still con
 process's RSS is read from /proc/self/status: the figure. Memory-mapped database pages touched
 by the lookups count in RSS (RssFile); they are shown apart.
 
+The start-up step's ~287 MB of RssFile is the caller index's mmap (SqliteCallerIndex,
+mmap_size 1 GiB): the kernel maps the 64 KiB around every faulted page already in the page cache
+(fault-around), so 10,000 random lookups (~45 KB each) map nearly all of the 255 MB file. SQLite
+drops the whole mapping at the first read after another connection wrote (the pager unfetches
+on a WAL change): every call writes its log, so a serving app carries only what the lookups
+since the last write touched (the last step's few MB), not the warm-up's spike.
+
 The consoles count the events they receive and report only the counts: ws_fanout's consoles
 send every arrival back to this process for its statistics (2,000,000 tuples here), which
 left ~40 MB of the benchmark's own freed heap in the figure the product would not carry.
