@@ -62,3 +62,28 @@ def test_a_call_is_forgotten_at_its_end_and_at_most_max_tracked_are_remembered(
         end = publish(client, calls[4].ended())
         assert ws.receive_json()["seq"] == end
         assert hub.tracked_calls == 2  # its end dropped it
+
+
+def test_a_call_with_a_recent_event_outlives_older_untracked_ones_at_max_tracked(
+    client: TestClient,
+) -> None:
+    u = users(client)
+    hub = client.app.state.hub
+    hub.max_tracked = 2
+    maria = session(client, "maria")
+    with connect(maria) as ws:
+        start(ws)
+        long_call, stuck = maria_call(u, "office:1"), maria_call(u, "office:2")
+        for seq in (publish(client, long_call.ringing("101")),
+                    publish(client, stuck.ringing("101")),
+                    publish(client, long_call.ringing("102"))):  # the long call goes on
+            assert ws.receive_json()["seq"] == seq
+        newer = publish(client, maria_call(u, "office:3").ringing("101"))
+        assert ws.receive_json()["seq"] == newer
+        # The stuck call, unheard from longest, made room: the long call is still tracked, so
+        # its end after a re-match away from Maria still reaches her console.
+        long_call.match = dmitry_call(u).match
+        end = publish(client, long_call.ended())
+        marker = publish(client, maria_call(u, "office:4").ringing("101"))
+        assert ws.receive_json()["seq"] == end  # not the marker first
+        assert ws.receive_json()["seq"] == marker

@@ -259,11 +259,12 @@ class Hub:
         seen = [uid for uid, visible in visible_to.items() if visible]
         if not seen:
             return
-        users = self._shown.get(call_id)
+        users = self._shown.pop(call_id, None)  # re-inserted last: the order is by last event
         if users is None:
-            if len(self._shown) >= self.max_tracked:  # calls whose end never came: oldest out
+            if len(self._shown) >= self.max_tracked:  # calls unheard from longest go first
                 del self._shown[next(iter(self._shown))]
-            users = self._shown[call_id] = {}
+            users = {}
+        self._shown[call_id] = users
         for uid in seen:
             users[uid] = event.seq
 
