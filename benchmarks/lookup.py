@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from callcenter.config import PhonesConfig
 from callcenter.matching import CallerMatcher
-from callcenter.store.sqlite import SqliteCallerIndex, SqliteStore
+from callcenter.store.sqlite import SqliteStore
+from callcenter.store.sqlite_caller_index import SqliteCallerIndex
 
 OUT = Path(__file__).resolve().parent / "out"
 TARGET_RATIO = 0.7  # of the baseline's rate

@@ -24,16 +24,16 @@ from callcenter.models import (
     TaskKind,
     User,
 )
-from callcenter.phones import Number, NumberKind
+from callcenter.phones import Number
 from callcenter.store.base import (
     ClientInput,
     Conflict,
     ContactInput,
     NotFound,
     PhoneInput,
-    PhoneMatch,
 )
 from callcenter.store.sqlite_audit import AuditMixin
+from callcenter.store.sqlite_caller_index import USER_COLUMNS, SqliteCallerIndex, user_from_row
 from callcenter.store.sqlite_callers import CallerNumbersMixin
 from callcenter.store.sqlite_calls import CallLogMixin, now_utc, ts
 from callcenter.store.sqlite_campaigns import CampaignsMixin
@@ -53,143 +53,6 @@ def parse_ts(value: str | None) -> datetime | None:
 
 def _rev(number: Number) -> str:
     return number.digits[::-1]
-
-
-class SqliteCallerIndex:
-    """Caller-ID lookups on a private read connection used from the event-loop thread.
-
-    An indexed point read costs ~12 µs; handing it to aiosqlite's thread costs ~0.6 ms, so the
-    screen-pop path reads directly (see shared/LIBRARIES.md).
-    """
-
-    def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(
-            f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
-        )
-        self._db.execute("PRAGMA busy_timeout=2000")
-        self._db.execute("PRAGMA query_only=1")
-        # Memory-mapped reads skip a copy per page: ~30% off a random lookup in 1M numbers.
-        self._db.execute("PRAGMA mmap_size=1073741824")
-        self._callers = bool(self._db.execute(  # migration 0019; an older schema joins
-            "SELECT 1 FROM sqlite_master WHERE name = 'caller_numbers'").fetchall())
-
-    _SELECT = (
-        "SELECT cl.id, cl.name, c.id, c.name, cl.manager_id, p.raw FROM phones p "
-        "JOIN contacts c ON c.id = p.contact_id JOIN clients cl ON cl.id = c.client_id "
-    )
-
-    def match(self, number: Number, tail_digits: int) -> list[PhoneMatch]:
-        if number.kind is not NumberKind.EXTERNAL:
-            return []
-        tail = number.tail(tail_digits)
-        if not tail:
-            return []
-        if number.e164 and number.digits != number.e164[1:]:
-            return self.by_e164(number.e164) or self.by_tail(tail)  # never made by normalize()
-        return list(self.lookup(number.e164, tail))
-
-    # One range read of caller_numbers answers both steps: a stored number with this E.164
-    # form has digits == e164[1:] (normalize() makes them so), so its reversed digits begin
-    # with the reversed tail and it lies in the tail's range. The table is in phones_rev's
-    # order, so the rows, their order and the LIMIT are the join's.
-    _RANGE = ("SELECT client_id, client_name, contact_id, contact_name, manager_id, raw, e164"
-              " FROM caller_numbers WHERE rev >= ? AND rev < ? LIMIT 50")
-
-    def lookup(self, e164: str | None, tail: str) -> tuple[PhoneMatch, ...]:
-        """The stored numbers equal to ``e164`` if there are any, else those ending in
-        ``tail`` (the last digits of the caller's): match()'s answer, in one read."""
-        if not self._callers:  # a store opened at an older schema: the two-step join
-            return tuple((self.by_e164(e164) if e164 else None) or self.by_tail(tail))
-        prefix = tail[::-1]
-        rows = self._db.execute(self._RANGE, (prefix, prefix + ":")).fetchall()
-        if len(rows) == 1:  # the screen-pop's usual case: one tuple, nothing to sort out
-            r = rows[0]
-            return (PhoneMatch(r[0], r[1], r[2], r[3], r[4], r[5],
-                               "e164" if e164 is not None and r[6] == e164 else "tail"),)
-        if e164 is not None:
-            if len(rows) >= 50:  # the exact rows may lie past the limit: ask for them
-                exact = self.by_e164(e164)
-                if exact:
-                    return tuple(exact)
-            else:
-                exact_rows = [r[:6] for r in rows if r[6] == e164]
-                if exact_rows:
-                    return tuple(self._matches(exact_rows, "e164"))
-        return tuple(self._matches([r[:6] for r in rows], "tail"))
-
-    # Whole statements as constants: the sqlite3 statement cache is keyed by the text, and
-    # building it anew on every ring cost a concatenation per lookup.
-    _BY_E164 = _SELECT + "WHERE p.e164 = ?"
-    _BY_TAIL = _SELECT + "WHERE p.rev >= ? AND p.rev < ? LIMIT 50"
-
-    def by_e164(self, e164: str) -> list[PhoneMatch]:
-        rows = self._db.execute(self._BY_E164, (e164,)).fetchall()
-        if len(rows) == 1:  # the screen-pop's usual case: one row, nothing to de-duplicate
-            return [PhoneMatch(*rows[0], "e164")]
-        return self._matches(rows, "e164")
-
-    def by_tail(self, tail: str) -> list[PhoneMatch]:
-        prefix = tail[::-1]
-        # ':' sorts right after '9': [prefix, prefix + ':') is "starts with prefix".
-        rows = self._db.execute(self._BY_TAIL, (prefix, prefix + ":")).fetchall()
-        return self._matches(rows, "tail")
-
-    @staticmethod
-    def _matches(rows: list[tuple[Any, ...]], how: str) -> list[PhoneMatch]:
-        seen: set[int] = set()
-        out = []
-        for client_id, client_name, contact_id, contact_name, manager_id, raw in rows:
-            if contact_id in seen:
-                continue
-            seen.add(contact_id)
-            out.append(PhoneMatch(client_id, client_name, contact_id, contact_name, manager_id,
-                                  raw, how))
-        return out
-
-    def user_by_extension(self, extension: str) -> User | None:
-        row = self._db.execute(
-            f"SELECT {_USER_COLUMNS} FROM users WHERE extension = ? AND active = 1", (extension,)
-        ).fetchone()
-        return _user(row) if row else None
-
-    def user_by_id(self, user_id: int) -> User | None:
-        row = self._db.execute(
-            f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", (user_id,)
-        ).fetchone()
-        return _user(row) if row else None
-
-    def client_context(self, client_id: int, limit: int = 5) -> dict[str, Any]:
-        """The client block of a screen-pop: name, manager, last contacts, open tasks."""
-        row = self._db.execute(
-            "SELECT id, name, kind, manager_id FROM clients WHERE id = ?", (client_id,)
-        ).fetchone()
-        client = ({"id": row[0], "name": row[1], "kind": row[2], "manager_id": row[3]}
-                  if row else None)
-        interactions = [
-            # data rides along so the console can tell a call in the user's language
-            {"at": r[0], "kind": r[1], "summary": r[2], "data": json.loads(r[3])}
-            for r in self._db.execute(
-                "SELECT at, kind, summary, data FROM interactions WHERE client_id = ?"
-                " ORDER BY at DESC, id DESC LIMIT ?", (client_id, limit))
-        ]
-        tasks = [
-            {"id": r[0], "title": r[1], "due_at": r[2]}
-            for r in self._db.execute(
-                "SELECT id, title, due_at FROM tasks WHERE client_id = ? AND done = 0"
-                " ORDER BY COALESCE(due_at, created_at) LIMIT ?", (client_id, limit))
-        ]
-        return {"client": client, "last_interactions": interactions, "open_tasks": tasks}
-
-    def close(self) -> None:
-        self._db.close()
-
-
-_USER_COLUMNS = "id, login, name, role, extension, language, active, must_change_password"
-
-
-def _user(row: Sequence[Any]) -> User:
-    return User(row[0], row[1], row[2], Role(row[3]), row[4], row[5], bool(row[6]),
-                bool(row[7]))
 
 
 class SqliteStore(CallLogMixin, AuditMixin, UserAdminMixin, RoutingMixin, FaxStoreMixin,
@@ -261,15 +124,15 @@ class SqliteStore(CallLogMixin, AuditMixin, UserAdminMixin, RoutingMixin, FaxSto
         return await self.get_user(user_id)
 
     async def get_user(self, user_id: int) -> User:
-        row = await self._one(f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", (user_id,),
+        row = await self._one(f"SELECT {USER_COLUMNS} FROM users WHERE id = ?", (user_id,),
                               "user", user_id)
-        return _user(row)
+        return user_from_row(row)
 
     async def user_by_login(self, login: str) -> tuple[User, str | None] | None:
         rows = await self._rows(
-            f"SELECT {_USER_COLUMNS}, password_hash FROM users WHERE login = ?", (login,)
+            f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE login = ?", (login,)
         )
-        return (_user(rows[0]), rows[0][8]) if rows else None
+        return (user_from_row(rows[0]), rows[0][8]) if rows else None
 
     async def session_epoch(self, user_id: int) -> int:
         row = await self._one("SELECT session_epoch FROM users WHERE id = ?", (user_id,),
@@ -281,8 +144,8 @@ class SqliteStore(CallLogMixin, AuditMixin, UserAdminMixin, RoutingMixin, FaxSto
                           (user_id,))
 
     async def list_users(self) -> list[User]:
-        rows = await self._rows(f"SELECT {_USER_COLUMNS} FROM users ORDER BY id")
-        return [_user(r) for r in rows]
+        rows = await self._rows(f"SELECT {USER_COLUMNS} FROM users ORDER BY id")
+        return [user_from_row(r) for r in rows]
 
     async def update_user(self, user_id: int, **changes: Any) -> User:
         allowed = {"name", "role", "extension", "password_hash", "language", "active",
