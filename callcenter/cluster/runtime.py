@@ -1,7 +1,7 @@
 """Wires an instance into its cluster (PostgreSQL store): the outbox bus, the line leases and a
 small broadcast channel for state that is shared but not stored (the login throttle).
 
-Used by the composition root (callcenter/app.py) only when the store is PostgreSQL; on SQLite
+Used by the composition root (callcenter/app/) only when the store is PostgreSQL; on SQLite
 nothing here runs and the product is one process as before.
 """
 

@@ -2,7 +2,7 @@
 
 A kind's factory gets a :class:`KindContext`: the configuration, and ``attach`` -- how a line it
 builds hands its events to the calls (None in the command line, whose lines are only checked:
-they get a sink that drops everything). The composition root (``callcenter/app.py``) registers
+they get a sink that drops everything). The composition root (``callcenter/app/``) registers
 the kinds it wires (Asterisk; GSM, fax and SIP as they land) with :func:`register_kind`, so the
 command line can add, edit and check every kind the lines page can.
 """

@@ -79,7 +79,7 @@ class Line(Protocol):
 class Readopting(Protocol):
     """Optional members of a line whose calls outlive a replacement (the calls of a replaced
     line, callcenter/lines/calls.py, and the calls the last run left open, ``finish_left_open``
-    in callcenter/app.py, use them when a line has them).
+    in callcenter/app/, use them when a line has them).
 
     ``synced`` is set once the line's first resync reported every call still up;
     ``live_call_keys()`` names the calls it tracks but holds back still (an Asterisk line
