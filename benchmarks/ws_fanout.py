@@ -38,8 +38,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from callcenter.app import create_app
-from callcenter.cli import WS_PROTOCOL
+from callcenter.app import WS_PROTOCOL, create_app
 from callcenter.config import load_config
 from callcenter.demo import DEMO_PASSWORD, seed_demo
 

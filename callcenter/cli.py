@@ -22,7 +22,7 @@ def _config(args: argparse.Namespace) -> Config:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from callcenter.app import create_app
+    from callcenter.app import WS_PROTOCOL, create_app, ws_max_size
 
     config = _config(args)
     if args.host:
@@ -45,19 +45,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 ws=WS_PROTOCOL, ws_per_message_deflate=False, lifespan="on",
                 ws_max_size=ws_max_size())
     return 0
-
-
-# uvicorn's websockets-sansio protocol plus the hub's pre-framed writes (named, not imported:
-# the CLI loads the UI only when it serves).
-WS_PROTOCOL = "ui.ws_frames:FramingProtocol"
-
-
-def ws_max_size() -> int:
-    """The largest websocket message the server takes in, in bytes: what the hub accepts
-    (counted in characters, up to 4 bytes each in UTF-8), not uvicorn's 16 MiB."""
-    from ui.hub import MAX_CLIENT_MESSAGE
-
-    return 4 * MAX_CLIENT_MESSAGE
 
 
 def _positive(text: str) -> int:

@@ -505,3 +505,16 @@ def create_app(config: Config, *, demo: bool | None = None, demo_calls: bool = T
     # context managers taking (services, demo); each starts its tasks and stops them on exit.
     app.state.components = []
     return app
+
+
+# uvicorn's websockets-sansio protocol plus the hub's pre-framed writes (named: uvicorn
+# imports it).
+WS_PROTOCOL = "ui.ws_frames:FramingProtocol"
+
+
+def ws_max_size() -> int:
+    """The largest websocket message the server takes in, in bytes: what the hub accepts
+    (counted in characters, up to 4 bytes each in UTF-8), not uvicorn's 16 MiB."""
+    from ui.hub import MAX_CLIENT_MESSAGE
+
+    return 4 * MAX_CLIENT_MESSAGE

@@ -18,8 +18,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
-from callcenter.app import create_app
-from callcenter.cli import WS_PROTOCOL
+from callcenter.app import WS_PROTOCOL, create_app
 from callcenter.config import Config
 
 Hook = Callable[["LiveServer"], Awaitable[None] | None]
