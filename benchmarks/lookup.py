@@ -4,9 +4,10 @@
 
 Builds (once, cached in benchmarks/out/) a database through the product's own migrations,
 fills it with a bulk insert (the import path would take minutes and is not what is measured),
-then times CallerMatcher.match() - the exact call the screen-pop makes - on one core for a mix
-of E.164 hits, national-form hits, tail-only hits and misses, alternating in blocks with the
-in-run baseline (one indexed sqlite3 point read of the same row). Target: >= 0.7x the
+builds the caller index's in-memory snapshot as the server does at start (its build time is
+printed), then times CallerMatcher.match() - the exact call the screen-pop makes - on one core
+for a mix of E.164 hits, national-form hits, tail-only hits and misses, alternating in blocks
+with the in-run baseline (one indexed sqlite3 point read of the same row). Target: >= 0.7x the
 baseline's rate and p99 <= 0.1 ms. Exits non-zero only when it cannot run.
 """
 
@@ -111,9 +112,10 @@ def baseline_reader(path: Path) -> Callable[[str], object]:
 
 
 def row_reader(path: Path) -> Callable[[str], object]:
-    """Not a baseline but the floor under the product: the one statement its lookup runs (the
-    screen-pop's rows from caller_numbers), nothing around it - no keying, no objects. Printed
-    so the run shows how much of the gap to the baseline is the read itself."""
+    """Not a baseline but what is under the figure: the SQLite statement the product falls
+    back to when its snapshot cannot answer (caller_numbers' rows for the range), alone - no
+    keying, no objects. Printed so the run shows what reading the rows through sqlite3 costs
+    by itself (~0.73 of the baseline: the reason for the snapshot)."""
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
     db.execute("PRAGMA mmap_size=1073741824")
     sql = SqliteCallerIndex._RANGE
@@ -142,7 +144,13 @@ def run(path: Path, phones: int, lookups: int, block: int = 1000) -> dict[str, A
         return await SqliteStore.open(path)
 
     store = asyncio.run(open_store())
-    matcher = CallerMatcher(store.caller_index, PhonesConfig())
+    index = store.caller_index
+    t0 = time.perf_counter()
+    index.start_snapshot()  # as the server does at start; measured once it is in use
+    if index.snapshot is None or not index.snapshot.wait(300):
+        sys.exit("the caller index's snapshot was not built (see the log)")
+    print(f"caller index snapshot: {phones:,} numbers in {time.perf_counter() - t0:.1f} s")
+    matcher = CallerMatcher(index, PhonesConfig())
     point_read = baseline_reader(path)
     row_read = row_reader(path)
     rng = random.Random(7)
@@ -215,9 +223,9 @@ def main() -> None:
     print(f"in-run baseline (one indexed sqlite3 point read, same table and rows): "
           f"{b['per_second']:,.0f}/s; p50 {b['p50_ms']:.3f} ms, p99 {b['p99_ms']:.3f} ms")
     f = r["floor"]
-    print(f"the product's read alone (its caller_numbers statement on the same rows, no keying, "
-          f"no objects; the floor under the figure): {f['per_second']:,.0f}/s, "
-          f"ratio {r['floor_ratio']:.2f} of the baseline")
+    print(f"the product's SQLite fallback alone (its caller_numbers statement on the same rows, "
+          f"no keying, no objects; the lookups read the snapshot instead): "
+          f"{f['per_second']:,.0f}/s, ratio {r['floor_ratio']:.2f} of the baseline")
     print("query mix: " + ", ".join(f"{k} {v}%" for k, v in MIX.items()))
     ok = ratio >= TARGET_RATIO and p["p99_ms"] <= TARGET_P99_MS
     print(f"figure {p['per_second']:,.0f}/s, baseline {b['per_second']:,.0f}/s, ratio {ratio:.2f}; "

@@ -115,10 +115,10 @@ async def tables_of(path: Path) -> list[str]:
     s = await SqliteStore.open(path)
     try:
         # The cluster's runtime state (callcenter/cluster/) is not an office's data: empty on
-        # SQLite, it has nothing to copy.
+        # SQLite, it has nothing to copy. Nor is the SQLite caller index's change log.
         return [r[0] for r in await s._db.rows(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
-            if r[0] not in ("bus_outbox", "line_leases", "cluster_meta")]
+            if r[0] not in ("bus_outbox", "line_leases", "cluster_meta", "caller_changes")]
     finally:
         await s.close()
 

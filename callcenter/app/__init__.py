@@ -88,6 +88,11 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
                        close_dangling=cluster is None)
     registry = CallRegistry(services.matcher, store.caller_index, services.bus, call_log,
                             region=lambda: config.phones.default_region)
+    # The SQLite index's in-memory snapshot, built in the background (SQLite answers until
+    # it is ready); the PostgreSQL index is in memory already.
+    start_snapshot = getattr(store.caller_index, "start_snapshot", None)
+    if start_snapshot is not None:
+        start_snapshot()
     async with contextlib.AsyncExitStack() as stack:
         line_calls = LineCalls(registry)
         stack.push_async_callback(line_calls.close)

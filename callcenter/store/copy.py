@@ -123,7 +123,8 @@ async def copy_store(source: Path, target_url: str, *, replace: bool = False,
 async def _copy(src: SqliteStore, dst: Any, source_name: str, replace: bool,
                 progress: Callable[[str], None]) -> CopyResult:
     tables = await _sqlite_tables(src)
-    order = _dependency_order(tables)
+    # caller_changes is the SQLite index's own log (migration 0020): nothing to carry over
+    order = [t for t in _dependency_order(tables) if t != "caller_changes"]
     source_counts = {t: int((await src._db.rows(f'SELECT COUNT(*) FROM "{t}"'))[0][0])
                      for t in order}
     async with dst._db.pool.acquire() as conn, conn.transaction():

@@ -67,7 +67,7 @@ class SqliteStore(CallLogMixin, AuditMixin, UserAdminMixin, RoutingMixin, FaxSto
     def __init__(self, path: Path, db: SqliteDb) -> None:
         self.path = path
         self._db = db
-        self.caller_index = SqliteCallerIndex(path)
+        self.caller_index = SqliteCallerIndex(path, lambda: db.writes)
 
     @classmethod
     async def open(cls, path: str | Path, *, target_version: int | None = None,

@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from callcenter.models import Role, User
 from callcenter.phones import Number, NumberKind
 from callcenter.store.base import PhoneMatch
+from callcenter.store.caller_snapshot_keeper import SnapshotKeeper
 
 
 class SqliteCallerIndex:
     """Caller-ID lookups on a private read connection used from the event-loop thread.
 
     An indexed point read costs ~12 µs; handing it to aiosqlite's thread costs ~0.6 ms, so the
-    screen-pop path reads directly (see shared/LIBRARIES.md).
+    screen-pop path reads directly (see shared/LIBRARIES.md). Once :meth:`start_snapshot` is
+    called (the server does), the range read is answered from an in-process snapshot wherever
+    no number changed since it was taken (caller_snapshot.py).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, writes: Callable[[], int] = lambda: 0) -> None:
         self._db = sqlite3.connect(
             f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
         )
@@ -28,8 +31,16 @@ class SqliteCallerIndex:
         self._db.execute("PRAGMA query_only=1")
         # Memory-mapped reads skip a copy per page: ~30% off a random lookup in 1M numbers.
         self._db.execute("PRAGMA mmap_size=1073741824")
-        self._callers = bool(self._db.execute(  # migration 0019; an older schema joins
-            "SELECT 1 FROM sqlite_master WHERE name = 'caller_numbers'").fetchall())
+        tables = {name for (name,) in self._db.execute(
+            "SELECT name FROM sqlite_master WHERE name IN ('caller_numbers', 'caller_changes')")}
+        self._callers = "caller_numbers" in tables  # migration 0019; an older schema joins
+        # migration 0020: the change log the snapshot follows
+        self.snapshot = (SnapshotKeeper(path, self._db, writes) if "caller_changes" in tables
+                         else None)
+
+    def start_snapshot(self) -> None:
+        if self.snapshot is not None:
+            self.snapshot.start()
 
     _SELECT = (
         "SELECT cl.id, cl.name, c.id, c.name, cl.manager_id, p.raw FROM phones p "
@@ -59,7 +70,10 @@ class SqliteCallerIndex:
         if not self._callers:  # a store opened at an older schema: the two-step join
             return tuple((self.by_e164(e164) if e164 else None) or self.by_tail(tail))
         prefix = tail[::-1]
-        rows = self._db.execute(self._RANGE, (prefix, prefix + ":")).fetchall()
+        snapshot = self.snapshot.current() if self.snapshot is not None else None
+        rows = snapshot.rows(prefix) if snapshot is not None else None
+        if rows is None:
+            rows = self._db.execute(self._RANGE, (prefix, prefix + ":")).fetchall()
         if len(rows) == 1:  # the screen-pop's usual case: one tuple, nothing to sort out
             r = rows[0]
             return (PhoneMatch(r[0], r[1], r[2], r[3], r[4], r[5],
@@ -139,6 +153,8 @@ class SqliteCallerIndex:
         return {"client": client, "last_interactions": interactions, "open_tasks": tasks}
 
     def close(self) -> None:
+        if self.snapshot is not None:
+            self.snapshot.close()
         self._db.close()
 
 

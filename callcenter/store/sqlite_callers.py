@@ -22,11 +22,23 @@ FILL = ("INSERT INTO caller_numbers (rev, contact_id, raw, phone_id, e164, clien
 
 class CallerNumbersMixin:
     _db: Any
+    caller_index: Any
     _callers_table = True  # False only for a store opened at an older schema version
+    _changes_trimmed = 0
+
+    async def _trim_caller_changes(self) -> None:
+        """Drop the change log (migration 0020) this process's caller index snapshot holds
+        already: done with the next write of numbers, so the log stays short."""
+        keeper = getattr(self.caller_index, "snapshot", None)
+        point = keeper.trim_point if keeper is not None else 0
+        if point > self._changes_trimmed:
+            await self._db.execute("DELETE FROM caller_changes WHERE seq <= ?", (point,))
+            self._changes_trimmed = point
 
     async def _refresh_callers(self, client_id: int) -> None:
         if not self._callers_table:
             return
+        await self._trim_caller_changes()
         await self._db.execute("DELETE FROM caller_numbers WHERE client_id = ?", (client_id,))
         await self._db.execute(FILL + " WHERE cl.id = ?", (client_id,))
 
@@ -36,6 +48,7 @@ class CallerNumbersMixin:
         import batch of 1,000 clients took half as long again with the per-client refresh)."""
         if not self._callers_table:
             return
+        await self._trim_caller_changes()
         for start in range(0, len(client_ids), 500):
             chunk = tuple(client_ids[start:start + 500])
             await self._db.execute(FILL + f" WHERE cl.id IN ({', '.join('?' * len(chunk))})",
@@ -43,6 +56,7 @@ class CallerNumbersMixin:
 
     async def _hand_over_callers(self, from_user: int, to_user: int) -> None:
         if self._callers_table:
+            await self._trim_caller_changes()
             await self._db.execute("UPDATE caller_numbers SET manager_id = ? WHERE manager_id = ?",
                                    (to_user, from_user))
 

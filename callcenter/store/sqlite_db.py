@@ -64,6 +64,7 @@ class SqliteDb:
         self._reader = reader
         self.lock = asyncio.Lock()
         self._owner: asyncio.Task[Any] | None = None  # the task inside transaction()
+        self.writes = 0  # commits so far (the caller index's snapshot reads its log after one)
 
     @classmethod
     async def open(cls, path: Path, *, target_version: int | None = None,
@@ -110,7 +111,10 @@ class SqliteDb:
         if self._holding():
             return await self._run(sql, params)
         async with self.lock:
-            return await self._run(sql, params)
+            try:
+                return await self._run(sql, params)
+            finally:
+                self.writes += 1
 
     async def executemany(self, sql: str, seq: Sequence[Sequence[Any]]) -> None:
         """One write statement for many rows, in one transaction."""
@@ -143,6 +147,7 @@ class SqliteDb:
                     await self._writer.execute("BEGIN IMMEDIATE")
                     yield
                     await self._writer.commit()
+                    self.writes += 1
                 except BaseException:
                     await _rollback(self._writer)
                     raise
