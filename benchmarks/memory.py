@@ -254,6 +254,10 @@ def mapped(path: Path) -> int:
     return total
 
 
+def _users(n: int) -> str:
+    return f"{n:,} user" if n == 1 else f"{n:,} users"
+
+
 def mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
@@ -304,7 +308,7 @@ async def run(source: Path, contacts: int, calls: int, consoles: int, processes:
             raise SystemExit(f"the consoles logged in as {distinct} users, not {users}")
         first_seq = services.bus.last_seq  # the consoles get every event after this one
         gc.collect()
-        steps.append((f"+ {consoles:,} consoles of {distinct:,} users connected", status()))
+        steps.append((f"+ {consoles:,} consoles of {_users(distinct)} connected", status()))
 
         registry = services.extra["calls"].registry
         now = time.time()
@@ -374,7 +378,7 @@ def main() -> None:
     print(f"of it, the database's memory-mapped pages (SQLite mmap, clean page cache the kernel "
           f"may drop): {db:.1f} MB; the rest: {rest:.1f} MB ({rest / TARGET_MB:.2f} of the target)")
     print(f"figure: RSS {rss:.1f} MB with {args.contacts:,} contacts, {result['live']:,} live "
-          f"calls, {result['connected']:,} consoles of {result['users']:,} users; target <= "
+          f"calls, {result['connected']:,} consoles of {_users(result['users'])}; target <= "
           f"{TARGET_MB:.0f} MB; ratio "
           f"{rss / TARGET_MB:.2f} of the target: {'met' if rss <= TARGET_MB else 'NOT met'}")
 
