@@ -1,15 +1,24 @@
 """Memory benchmark: the server's RSS with 1,000,000 contacts, 1,000 live calls, 1,000 consoles.
 
     .venv/bin/python -m benchmarks.memory [--contacts 1000000] [--calls 1000] [--consoles 1000]
+                                          [--users 1]
 
 The real app on uvicorn in this process, its database a copy of benchmarks/lookup.py's cached
 1M-contact store (phones, contacts, clients, built through the product's migrations); 10,000
 caller-ID lookups warm the index the screen-pop reads; ``--calls`` inbound calls are started
 and left ringing through the app's own CallRegistry (each matched against the store, each on
 the bus); ``--consoles`` websocket consoles (separate processes, as in ws_fanout.py) connect and
-receive them. Once every console has every event, and with all of them still connected, the
-process's RSS is read from /proc/self/status: the figure. Memory-mapped database pages touched
-by the lookups count in RSS (RssFile); they are shown apart.
+receive them. ``--users N`` spreads the consoles evenly over N distinct active users
+(default 1: all log in as the demo "secretary"); the others are secretaries and supervisors
+in no group, so every console still gets every call's event. The hub remembers "who has shown
+a call" per call and per user (``Hub._shown``), so N is what that memory grows with. Only
+"secretary" logs in through ``POST /api/session``: a password check is an argon2 hash
+(~0.23 s of CPU here), 1,000 of them minutes on a shared machine. The others are made with the
+store's ``create_user`` and get the cookie a login hands out: ``ui.security.start_session``
+under the app's own session middleware and secret key. Once every console has every event,
+and with all of them still connected, the process's RSS is read from /proc/self/status: the
+figure. Memory-mapped database pages touched by the lookups count in RSS (RssFile); they are
+shown apart.
 
 The start-up step's ~287 MB of RssFile is the caller index's mmap (SqliteCallerIndex,
 mmap_size 1 GiB): the kernel maps the 64 KiB around every faulted page already in the page cache
@@ -45,6 +54,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from benchmarks.lookup import number_for, prepare
 from benchmarks.ws_fanout import _Console, start_server
@@ -52,6 +67,9 @@ from callcenter.app import create_app
 from callcenter.config import load_config
 from callcenter.demo import DEMO_PASSWORD, seed_demo
 from callcenter.line_events import CallStarted, Direction, RingingChanged
+from callcenter.models import Role
+from ui.app import SESSION_COOKIE
+from ui.security import start_session
 
 TARGET_MB = 200.0
 TIMEOUT = 120.0  # for the consoles' connections, the start of delivery, the stop
@@ -104,19 +122,19 @@ def _masked(payload: bytes, first: int) -> bytes:
             + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
 
 
-def console_process(port: int, cookie: str, count: int, expected: Any, out: Any,
+def console_process(port: int, cookies: list[str], expected: Any, out: Any,
                     stop: Any) -> None:
-    asyncio.run(_consoles(port, cookie, count, expected, out, stop))
+    asyncio.run(_consoles(port, cookies, expected, out, stop))
 
 
-async def _consoles(port: int, cookie: str, count: int, expected: Any, out: Any,
+async def _consoles(port: int, cookies: list[str], expected: Any, out: Any,
                     stop: Any) -> None:
-    """``count`` consoles: says when they are connected, then when each has ``expected``
+    """One console per cookie: says when they are connected, then when each has ``expected``
     events (a shared value, 0 until the server set it), then stays connected until ``stop``."""
     loop = asyncio.get_running_loop()
     gate = asyncio.Semaphore(50)  # handshakes in flight
 
-    async def one() -> _CountingConsole:
+    async def one(cookie: str) -> _CountingConsole:
         async with gate:
             ready: asyncio.Future[None] = loop.create_future()
             _, console = await loop.create_connection(
@@ -124,8 +142,8 @@ async def _consoles(port: int, cookie: str, count: int, expected: Any, out: Any,
             await asyncio.wait_for(ready, 30)
             return console
 
-    consoles = await asyncio.gather(*(one() for _ in range(count)))
-    out.put(("connected", count))
+    consoles = await asyncio.gather(*(one(cookie) for cookie in cookies))
+    out.put(("connected", len(consoles)))
     # On a busy machine delivery takes minutes: give up only when nothing arrived for a while.
     total, progress = -1, loop.time()
     while not expected.value or min(c.events for c in consoles) < expected.value:
@@ -142,18 +160,21 @@ async def _consoles(port: int, cookie: str, count: int, expected: Any, out: Any,
             c.transport.close()
 
 
-async def connect_consoles(port: int, cookie: str, consoles: int, processes: int
+async def connect_consoles(port: int, cookies: list[str], consoles: int, processes: int
                            ) -> tuple[list[Any], Any, Any, Any]:
-    """``consoles`` counting consoles in ``processes`` processes, connected: (processes, their
-    queue, the shared expected count, the stop event)."""
+    """``consoles`` counting consoles in ``processes`` processes, connected, console i with
+    ``cookies[i % len(cookies)]``: (processes, their queue, the shared expected count, the stop
+    event)."""
     ctx = mp.get_context("spawn")
     out, expected, stop = ctx.Queue(), ctx.Value("q", 0), ctx.Event()
+    each = [cookies[i % len(cookies)] for i in range(consoles)]
     share = [consoles // processes + (1 if i < consoles % processes else 0)
              for i in range(processes)]
-    procs = []
+    procs, start = [], 0
     for n in share:
         p = ctx.Process(target=console_process, daemon=True,
-                        args=(port, cookie, n, expected, out, stop))
+                        args=(port, each[start:start + n], expected, out, stop))
+        start += n
         p.start()
         procs.append(p)
     connected = 0
@@ -172,6 +193,41 @@ async def delivered(procs: list[Any], out: Any) -> list[int]:
         assert kind == "delivered", kind
         counts += value
     return counts
+
+
+async def session_cookies(secret_key: str, sessions: list[tuple[Any, int]]) -> list[str]:
+    """The ``Cookie`` header of a login of each (user, session epoch): the app's session
+    middleware (as ui/app.py sets it up) around ``start_session``, what ``POST /api/session``
+    calls once the password is checked."""
+    async def endpoint(request: Request) -> Response:
+        user, epoch = sessions[int(request.query_params["i"])]
+        start_session(request, user, epoch)
+        return Response()
+
+    app = Starlette(routes=[Route("/", endpoint)], middleware=[
+        Middleware(SessionMiddleware, secret_key=secret_key, session_cookie=SESSION_COOKIE,
+                   same_site="lax")])
+
+    out = []
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://bench") as client:
+        for i in range(len(sessions)):
+            r = await client.get("/", params={"i": i})
+            out.append(f"{SESSION_COOKIE}={r.cookies[SESSION_COOKIE]}")
+            client.cookies.clear()
+    return out
+
+
+async def make_users(services: Any, secret_key: str, count: int) -> list[str]:
+    """``count`` active users who see every call, "bench1", "bench2", ...: secretaries in no
+    group and supervisors, in turn; the cookie of a session of each."""
+    store = services.store
+    made = []
+    for i in range(1, count + 1):
+        role = Role.SECRETARY if i % 2 else Role.SUPERVISOR
+        user = await store.create_user(f"bench{i}", f"Bench User {i}", role)
+        made.append((user, await store.session_epoch(user.id)))
+    return await session_cookies(secret_key, made)
 
 
 def status() -> dict[str, int]:
@@ -198,12 +254,16 @@ def mapped(path: Path) -> int:
     return total
 
 
+def _users(n: int) -> str:
+    return f"{n:,} user" if n == 1 else f"{n:,} users"
+
+
 def mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
-async def run(source: Path, contacts: int, calls: int, consoles: int, processes: int
-              ) -> dict[str, Any]:
+async def run(source: Path, contacts: int, calls: int, consoles: int, processes: int,
+              users: int = 1) -> dict[str, Any]:
     steps: list[tuple[str, dict[str, int]]] = [("python + product imported", status())]
     folder = Path(tempfile.mkdtemp(prefix="memory-"))
     config = load_config(None, env={})
@@ -236,14 +296,19 @@ async def run(source: Path, contacts: int, calls: int, consoles: int, processes:
             r = await http.post("/api/session",
                                 json={"login": "secretary", "password": DEMO_PASSWORD})
             r.raise_for_status()
-            cookie = f"cc_session={r.cookies['cc_session']}"
+            cookies = [f"{SESSION_COOKIE}={r.cookies[SESSION_COOKIE]}"]
+        if users > 1:
+            cookies += await make_users(services, config.server.secret_key, users - 1)
         hub = app.state.hub
-        procs, out, expected, stop = await connect_consoles(port, cookie, consoles, processes)
+        procs, out, expected, stop = await connect_consoles(port, cookies, consoles, processes)
         while len(hub.connections) < consoles:
             await asyncio.sleep(0.05)
+        distinct = len({c.user.id for c in hub.connections})
+        if distinct != min(users, consoles):
+            raise SystemExit(f"the consoles logged in as {distinct} users, not {users}")
         first_seq = services.bus.last_seq  # the consoles get every event after this one
         gc.collect()
-        steps.append((f"+ {consoles:,} consoles connected", status()))
+        steps.append((f"+ {consoles:,} consoles of {_users(distinct)} connected", status()))
 
         registry = services.extra["calls"].registry
         now = time.time()
@@ -281,7 +346,8 @@ async def run(source: Path, contacts: int, calls: int, consoles: int, processes:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(serving, 15)
         shutil.rmtree(folder, ignore_errors=True)
-    return {"steps": steps, "final": final, "live": live, "connected": connected}
+    return {"steps": steps, "final": final, "live": live, "connected": connected,
+            "users": distinct}
 
 
 def main() -> None:
@@ -290,9 +356,13 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--consoles", type=int, default=1000)
     parser.add_argument("--processes", type=int, default=4, help="console client processes")
+    parser.add_argument("--users", type=int, default=1,
+                        help="distinct users the consoles log in as, evenly spread")
     args = parser.parse_args()
+    if args.users < 1:
+        parser.error("--users must be at least 1")
     source = prepare(args.contacts)
-    work = run(source, args.contacts, args.calls, args.consoles, args.processes)
+    work = run(source, args.contacts, args.calls, args.consoles, args.processes, args.users)
     try:
         import uvloop  # what uvicorn runs the product on when installed
     except ImportError:
@@ -308,7 +378,8 @@ def main() -> None:
     print(f"of it, the database's memory-mapped pages (SQLite mmap, clean page cache the kernel "
           f"may drop): {db:.1f} MB; the rest: {rest:.1f} MB ({rest / TARGET_MB:.2f} of the target)")
     print(f"figure: RSS {rss:.1f} MB with {args.contacts:,} contacts, {result['live']:,} live "
-          f"calls, {result['connected']:,} consoles; target <= {TARGET_MB:.0f} MB; ratio "
+          f"calls, {result['connected']:,} consoles of {_users(result['users'])}; target <= "
+          f"{TARGET_MB:.0f} MB; ratio "
           f"{rss / TARGET_MB:.2f} of the target: {'met' if rss <= TARGET_MB else 'NOT met'}")
 
 
