@@ -3,9 +3,9 @@
 The SQLite statement alone costs more than the whole lookup may (benchmarks/lookup.py prints
 it: decoding a 7-column row through sqlite3), so the index keeps the table in two arrays and a
 file: the rows' keys (the reversed digits packed into one integer, in the table's order) and
-offsets in the heap, 16 bytes a number, and each row marshalled into an unlinked temporary
+offsets in the heap, 12 bytes a number, and each row marshalled into an unlinked temporary
 file next to the database, read with one ``pread`` (the page cache holds it, not the heap:
-1,000,000 numbers keep ~16 MB here instead of ~70 MB).
+1,000,000 numbers keep ~12 MB here instead of ~70 MB).
 
 A snapshot never answers for a range in which a number changed since it was taken: those
 revs are *dirty* and the caller reads SQLite instead, so the snapshot only has to be right
@@ -60,7 +60,9 @@ class CallerSnapshot:
     def build(cls, rows: Iterable[tuple[Any, ...]], folder: Path) -> CallerSnapshot:
         """From ``(rev, *Row)`` tuples in caller_numbers' key order. A rev that is not plain
         digits (none are, unless written by hand) stays dirty: SQLite answers for it."""
-        keys, offsets, odd = array("Q"), array("Q", [0]), []
+        # offsets of 4 bytes: a file past 4 GiB raises OverflowError (the keeper logs it and
+        # SQLite answers); at ~70 bytes a row that is ~60 million numbers
+        keys, offsets, odd = array("Q"), array("I", [0]), []
         # the snapshot owns the file and closes it (close())
         file = tempfile.TemporaryFile(dir=folder, prefix=".caller-snapshot-")  # noqa: SIM115
         try:

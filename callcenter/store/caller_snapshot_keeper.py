@@ -152,7 +152,7 @@ class SnapshotKeeper:
                 conn.execute("COMMIT")
             finally:
                 conn.close()
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, OverflowError) as exc:
             log.warning("caller index snapshot not built (%s); SQLite answers", exc)
             return
         log.info("caller index snapshot: %d numbers in %.1f s", len(snapshot),
