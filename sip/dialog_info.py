@@ -6,7 +6,20 @@ changed (``state="partial"``), with a ``version`` that rises by one per NOTIFY o
 subscription. :class:`DialogTracker` keeps one entity's dialogs: a full document replaces
 them, a partial one updates them, a terminated dialog is dropped, and a version that does not
 rise (a NOTIFY overtaken by a later one, or replayed) is ignored. Versions count per
-subscription (RFC 4235 4.1): :meth:`DialogTracker.new_subscription` starts them again.
+subscription (RFC 4235 4.1): :meth:`DialogTracker.new_subscription` starts them again. A
+partial document after a version gap (a NOTIFY lost) is not applied on state we no longer
+know: :attr:`DialogTracker.needs_full` asks the watcher for a refresh, whose NOTIFY carries the
+full state.
+
+A SIP dialog only moves forward (RFC 4235 3.7.1: trying, proceeding, early, confirmed,
+terminated), yet a notifier's documents can say it went back: kamailio's pua_dialoginfo
+PUBLISHes each state from the worker that handled the phone's response, so when a phone
+answers at once its 180 and 200 race and "early" may be published after "confirmed" -- the
+presence server then NOTIFYs, in order and with rising versions, confirmed then early, and
+keeps saying early until the call ends (seen in the kamailio observer test, about 1 run in 8).
+So a dialog that names its SIP dialog (a ``call-id``) never goes back to an earlier state, and
+once said to be terminated never comes back. Asterisk names no call-id and reuses one dialog id (the
+extension) for every call: its states are the extension's, and go any way.
 
 The XML is a stranger's: the body is bounded (``MAX_BODY``), any DTD is refused before parsing
 (no entity can be declared, so none can expand -- what defusedxml does, without the
@@ -25,6 +38,7 @@ from sip.identity import parse_name_addr
 MAX_BODY = 64 * 1024
 MAX_DIALOGS = 64
 MAX_TEXT = 256
+MAX_ENDED = 256  # terminated SIP dialogs remembered per extension (a stale copy stays dead)
 NS = "urn:ietf:params:xml:ns:dialog-info"
 
 
@@ -153,6 +167,11 @@ class DialogChange:
     after: Dialog  # TERMINATED when it ended (or vanished from a full document)
 
 
+# RFC 4235 3.7.1: the order a dialog's states go through
+_RANK = {DialogState.TRYING: 0, DialogState.PROCEEDING: 1, DialogState.EARLY: 2,
+         DialogState.CONFIRMED: 3, DialogState.TERMINATED: 4}
+
+
 @dataclass
 class DialogTracker:
     """One extension's dialogs, fed the NOTIFY bodies of its subscription."""
@@ -160,6 +179,11 @@ class DialogTracker:
     version: int = -1
     dialogs: dict[str, Dialog] = field(default_factory=dict)
     offline: bool = False
+    # A partial document came after a gap: our state is not the notifier's until a full one.
+    needs_full: bool = False
+    stale: int = 0  # dialog states refused as going backwards (a count for diagnosis)
+    # (dialog id, Call-ID) of SIP dialogs said to be terminated, the least recently named first
+    _ended: dict[tuple[str, str], None] = field(default_factory=dict)
 
     def presence(self) -> Presence:
         if self.offline:
@@ -176,16 +200,26 @@ class DialogTracker:
     def apply(self, info: DialogInfo) -> list[DialogChange]:
         if info.version <= self.version:
             return []  # overtaken by a later NOTIFY, or replayed
-        # A gap (a lost NOTIFY) is applied all the same: the partial state is still the
-        # newest word on the dialogs it names, and the next full state repairs the rest.
+        gap = self.version < 0 or info.version != self.version + 1
         self.version = info.version
+        if not info.full and (gap or self.needs_full):
+            # RFC 4235 4.1: a NOTIFY was lost (or we never had the full state): a partial
+            # document is a change to state we do not know. Ask for the full state instead.
+            self.needs_full = True
+            return []
+        if info.full:
+            self.needs_full = False
         self.offline = False
         changes: list[DialogChange] = []
         seen: set[str] = set()
         for dialog in info.dialogs:
             seen.add(dialog.id)
             before = self.dialogs.get(dialog.id)
+            if self._backwards(before, dialog):
+                self.stale += 1
+                continue
             if dialog.state is DialogState.TERMINATED:
+                self._end(dialog)
                 if before is not None:
                     del self.dialogs[dialog.id]
                     changes.append(DialogChange(before, dialog))
@@ -194,14 +228,39 @@ class DialogTracker:
                 changes.append(DialogChange(before, dialog))
             self.dialogs[dialog.id] = dialog
         if info.full:
+            # Left out is not "terminated": the notifier stopped naming it, which says
+            # nothing of its state -- it is dropped, not remembered as over.
             for gone in [d for key, d in self.dialogs.items() if key not in seen]:
                 del self.dialogs[gone.id]
                 changes.append(DialogChange(gone, _terminated(gone)))
         return changes
 
+    def _backwards(self, before: Dialog | None, dialog: Dialog) -> bool:
+        """Would this state take a SIP dialog back (a stale publication, see the module's
+        doc)? Only dialogs with a Call-ID are held to the order: without one, the "dialog" is
+        an extension's state (Asterisk)."""
+        if not dialog.call_id:
+            return False
+        key = (dialog.id, dialog.call_id)
+        if key in self._ended:
+            # named again: keep it remembered as long as the notifier keeps its stale copy
+            del self._ended[key]
+            self._ended[key] = None
+            return dialog.state is not DialogState.TERMINATED
+        return (before is not None and before.call_id == dialog.call_id
+                and _RANK[dialog.state] < _RANK[before.state])
+
+    def _end(self, dialog: Dialog) -> None:
+        if not dialog.call_id:
+            return
+        self._ended[(dialog.id, dialog.call_id)] = None
+        while len(self._ended) > MAX_ENDED:
+            del self._ended[next(iter(self._ended))]
+
     def new_subscription(self) -> None:
         """A new subscription: its NOTIFYs count versions from the start again."""
         self.version = -1
+        self.needs_full = False
 
     def go_offline(self) -> list[DialogChange]:
         """The extension's phone is unregistered or its subscription was refused: its
@@ -210,6 +269,7 @@ class DialogTracker:
         self.dialogs.clear()
         self.offline = True
         self.version = -1
+        self.needs_full = False
         return changes
 
 

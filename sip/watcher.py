@@ -10,7 +10,9 @@ subscription again (the line calls it when the PBX came back: it lost them all).
 NOTIFY bodies are parsed by :mod:`sip.dialog_info`. A storm is bounded per subscription by a
 token bucket: a NOTIFY over the rate is answered 200 (an error would end the subscription at
 some notifiers) but its body is not read; the subscription is refreshed once the storm
-passes, which makes the notifier send the full state again.
+passes, which makes the notifier send the full state again. The same refresh is asked for when
+a partial dialog-info document shows a NOTIFY was lost (RFC 4235 4.1): the tracker does not
+apply changes to state it no longer knows.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 OFFLINE_STATUSES = frozenset({403, 404, 480, 410, 604})
 OFFLINE_REASONS = frozenset({"noresource", "rejected"})
 STORM_CALM = 1.0  # seconds without a skipped NOTIFY before the refresh
+FULL_RETRY = 5.0  # seconds before the full state is asked for again (a notifier that ignores it)
 
 
 @dataclass
@@ -66,6 +69,7 @@ class Subscription:
     bucket: Bucket | None = None
     dropped: int = 0
     calm_at: float = 0.0  # the storm counts as over at this time
+    full_asked_at: float = float("-inf")  # when a refresh last asked for the full state
     last_error: str = ""
 
 
@@ -271,7 +275,20 @@ class DialogWatcher:
         now = sub.tracker.presence()
         if now is not was:
             self._on_presence(sub.extension, now)
+        if sub.tracker.needs_full:
+            self._ask_full(sub)
         return True
+
+    def _ask_full(self, sub: Subscription) -> None:
+        """Refresh the subscription: the notifier answers with a NOTIFY of its full state."""
+        now = self._clock()
+        if sub.renew or now < sub.full_asked_at + FULL_RETRY:
+            return  # a refresh is on its way
+        sub.full_asked_at = now
+        sub.renew = True
+        log.info("SIP watch %s: a dialog-info NOTIFY was lost; refreshing for the full state",
+                 sub.extension)
+        sub.wake.set()
 
 
 def _param(value: str, name: str) -> str:

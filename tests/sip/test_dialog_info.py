@@ -8,6 +8,7 @@ import pytest
 from sip.dialog_info import (
     MAX_BODY,
     MAX_DIALOGS,
+    MAX_ENDED,
     DialogInfoError,
     DialogState,
     DialogTracker,
@@ -106,3 +107,117 @@ def test_a_display_name_loses_control_characters_and_is_bounded() -> None:
     assert not any(c in got.remote_display for c in "\r\n\t")
     assert got.remote_display.startswith("IvanSet-Cookie: xy")
     assert len(got.remote_display) <= 256
+
+
+def kamailio_doc(version: int, state: str) -> bytes:
+    """A NOTIFY body exactly as kamailio 5.6's presence_dialoginfo built it in the failing runs
+    of tests/sip/test_kamailio_observer.py (one dialog of 101, rung directly, Call-ID dir1)."""
+    return (f'<?xml version="1.0"?>\n<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" '
+            f'version="{version}" state="full" entity="sip:101@127.0.0.1">\n'
+            '  <dialog id="padi-6b0f7971-6d8e-1" call-id="dir1" direction="recipient">\n'
+            f"    <state>{state}</state>\n"
+            "    <remote>\n      <identity>sip:89161234567@127.0.0.1:33388</identity>\n"
+            '      <target uri="sip:pbx@127.0.0.1:33388"/>\n    </remote>\n'
+            "    <local>\n      <identity>sip:101@127.0.0.1:42387</identity>\n"
+            '      <target uri="sip:101@127.0.0.1:42387"/>\n    </local>\n'
+            "  </dialog>\n</dialog-info>\n").encode()
+
+
+def test_an_early_published_after_the_answer_does_not_take_the_call_back() -> None:
+    """kamailio's workers raced the phone's 180 and 200: "early" was PUBLISHed after
+    "confirmed", so the presence server NOTIFYed confirmed (v2) then early (v3), versions in
+    order, and said early until the hang-up. A dialog never goes back (RFC 4235 3.7.1)."""
+    t = DialogTracker()
+    changes = t.apply(parse(kamailio_doc(2, "confirmed")))
+    assert [c.after.state for c in changes] == [DialogState.CONFIRMED]
+    assert t.presence() is Presence.ON_CALL
+    assert t.apply(parse(kamailio_doc(3, "early"))) == []
+    assert t.presence() is Presence.ON_CALL and t.stale == 1
+    changes = t.apply(parse(kamailio_doc(4, "terminated")))
+    assert [(c.before.state, c.after.state) for c in changes] == [
+        (DialogState.CONFIRMED, DialogState.TERMINATED)]
+    assert t.presence() is Presence.FREE
+
+
+def test_a_dialog_published_after_its_end_stays_ended() -> None:
+    """The same race at the hang-up: "terminated" overtaken by "confirmed" would leave the
+    phone busy for as long as the notifier keeps the stale copy (kamailio: 12 hours)."""
+    t = DialogTracker()
+    t.apply(parse(kamailio_doc(2, "early")))
+    t.apply(parse(kamailio_doc(3, "confirmed")))
+    t.apply(parse(kamailio_doc(4, "terminated")))
+    assert t.apply(parse(kamailio_doc(5, "confirmed"))) == []
+    assert t.presence() is Presence.FREE
+    # a new subscription's full state still carries the stale copy: still over
+    t.new_subscription()
+    assert t.apply(parse(kamailio_doc(1, "confirmed"))) == []
+    assert t.presence() is Presence.FREE
+    # the next call (another Call-ID) rings as usual, even under the same dialog id
+    changes = t.apply(parse(kamailio_doc(2, "early").replace(b"dir1", b"dir2")))
+    assert [c.after.state for c in changes] == [DialogState.EARLY]
+    assert t.presence() is Presence.RINGING
+
+
+def test_a_dialog_left_out_of_a_full_document_may_be_named_again() -> None:
+    """Only a "terminated" state ends a dialog for good: a full document that leaves it out
+    says nothing of it (the notifier stopped naming it), and it may come back."""
+    t = DialogTracker()
+    t.apply(parse(kamailio_doc(1, "early")))
+    changes = t.apply(parse(doc(2, "full", entity="sip:101@127.0.0.1")))
+    assert [c.after.event for c in changes] == ["vanished"]
+    t.apply(parse(kamailio_doc(3, "confirmed")))
+    assert t.presence() is Presence.ON_CALL
+
+
+def test_stale_copies_remembered_are_bounded_and_kept_while_named() -> None:
+    t = DialogTracker()
+    t.apply(parse(doc(1, "full", dialog("stale", "terminated", call_id="s"))))
+    for i in range(MAX_ENDED + 50):
+        calls = [dialog(f"c{i}", "terminated", call_id=f"x{i}"),
+                 dialog("stale", "confirmed", call_id="s")]  # the notifier keeps naming it
+        t.apply(parse(doc(2 + i, "full", *calls)))
+        assert t.presence() is Presence.FREE
+    assert len(t._ended) == MAX_ENDED
+
+
+def test_asterisk_reuses_one_dialog_id_for_the_extension_and_may_go_back() -> None:
+    """Asterisk's dialog is the extension (id = its number, no call-id): after a call ends
+    the same id rings again, and a call waiting while on the phone is "early"."""
+    t = DialogTracker()
+    for version, state, presence in [(0, "terminated", Presence.FREE),
+                                     (1, "early", Presence.RINGING),
+                                     (2, "confirmed", Presence.ON_CALL),
+                                     (3, "early", Presence.RINGING),
+                                     (4, "terminated", Presence.FREE),
+                                     (5, "early", Presence.RINGING)]:
+        t.apply(parse(doc(version, "full", f'<dialog id="101"><state>{state}</state></dialog>')))
+        assert t.presence() is presence, (version, state)
+
+
+def test_a_partial_document_after_a_lost_notify_asks_for_the_full_state() -> None:
+    """RFC 4235 4.1: a version gap means a NOTIFY was lost; a partial document is a change to
+    state we no longer know -- not applied; the full state (after a refresh) is."""
+    t = DialogTracker()
+    t.apply(parse(doc(0, "full")))
+    t.apply(parse(doc(1, "partial", dialog("d1", "early"))))
+    assert t.presence() is Presence.RINGING and not t.needs_full
+    # version 2 (d1 confirmed) lost; version 3 says a second dialog rings
+    assert t.apply(parse(doc(3, "partial", dialog("d2", "early", call_id="y")))) == []
+    assert t.needs_full and set(t.dialogs) == {"d1"}
+    # further partials still change unknown state
+    assert t.apply(parse(doc(4, "partial", dialog("d2", "terminated", call_id="y")))) == []
+    assert t.needs_full
+    assert t.apply(parse(doc(3, "full"))) == []  # an overtaken full document is still old
+    changes = t.apply(parse(doc(5, "full", dialog("d1", "confirmed"))))
+    assert [c.after.state for c in changes] == [DialogState.CONFIRMED]
+    assert not t.needs_full and t.presence() is Presence.ON_CALL
+    t.apply(parse(doc(6, "partial", dialog("d1", "terminated"))))
+    assert t.presence() is Presence.FREE
+
+
+def test_a_first_document_that_is_partial_asks_for_the_full_state() -> None:
+    t = DialogTracker()
+    assert t.apply(parse(doc(7, "partial", dialog("d1", "early")))) == []
+    assert t.needs_full
+    t.new_subscription()
+    assert not t.needs_full
