@@ -4,11 +4,16 @@ between the keeper's two looks at it."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 
 from callcenter.phones import normalize
+from callcenter.store import caller_snapshot_keeper as keeper_module
+from callcenter.store.caller_snapshot import CallerSnapshot
 from callcenter.store.sqlite import SqliteStore
 from callcenter.store.sqlite_caller_index import SqliteCallerIndex
 from tests.test_caller_numbers import _client
@@ -54,3 +59,67 @@ async def test_a_rev_that_is_not_text_breaks_no_lookup(tmp_path: Path, when: str
         plain.close()
         await store.close()
 
+
+async def test_a_write_whose_commit_was_cancelled_is_seen_by_the_next_lookup(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = await _started(tmp_path / "cancel.db")
+    try:
+        keeper = store.caller_index.snapshot
+        assert keeper is not None
+        keeper._poll_at = float("inf")  # no timed poll: only the write may cause one
+        writer = store._db.writer
+        commit = writer.commit
+
+        async def committed_then_cancelled() -> None:
+            await commit()  # aiosqlite's thread commits whatever happens to the awaiting task
+            raise asyncio.CancelledError
+
+        monkeypatch.setattr(writer, "commit", committed_then_cancelled)
+        with pytest.raises(asyncio.CancelledError):
+            await store.create_client(_client("Committed", ["+79161234567"]))
+        monkeypatch.undo()
+        found = store.caller_index.match(normalize("+79161234567"), 10)
+        assert [m.client_name for m in found] == ["Committed"]
+    finally:
+        await store.close()
+
+
+class _EndedThread(threading.Thread):
+    """A build thread that publishes its snapshot just as the keeper asks whether it is alive:
+    what the real thread does when it ends between the keeper's two looks."""
+
+    def __init__(self, publish: object) -> None:
+        super().__init__()
+        self._publish = publish
+
+    def is_alive(self) -> bool:
+        self._publish()  # type: ignore[operator]
+        return False
+
+
+async def test_a_build_ending_between_the_keepers_two_looks_is_installed_not_redone(
+        tmp_path: Path) -> None:
+    path = tmp_path / "race.db"
+    store = await _started(path)
+    try:
+        await store.create_client(_client("Base", ["+79161234567"]))
+        keeper = store.caller_index.snapshot
+        assert keeper is not None and keeper.builds == 1
+        keeper.current()  # the poll: the snapshot accounts for the write
+        built = CallerSnapshot.build(
+            sqlite3.connect(path).execute(keeper_module._ROWS), tmp_path)
+        top = keeper._seq
+
+        def publish() -> None:
+            keeper._built = (built, top)
+
+        keeper._builder = _EndedThread(publish)
+        keeper._next_allowed = 0.0  # a second build would start at once
+        keeper.current()
+        # installed, and no second build running unseen (close() would not wait for it and
+        # its snapshot's file would stay open)
+        assert keeper.builds == 2 and keeper.installed is built and keeper._builder is None
+        found = store.caller_index.match(normalize("+79161234567"), 10)
+        assert [m.client_name for m in found] == ["Base"]
+    finally:
+        await store.close()

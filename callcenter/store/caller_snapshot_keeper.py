@@ -89,11 +89,16 @@ class SnapshotKeeper:
 
     def current(self) -> CallerSnapshot | None:
         """The snapshot to answer from, brought up to date; None: read SQLite."""
-        if self._built is not None:
-            self._install()
-        elif self._builder is not None and not self._builder.is_alive():
-            self._builder = None  # the build failed (logged): try again later
-            self._want_build()
+        builder = self._builder
+        # Looked at once the thread has ended, never before: it publishes _built just before
+        # it ends, so reading _built first could miss a build that ends in between, take it
+        # for failed and start another (which the install would then lose track of).
+        if builder is not None and not builder.is_alive():
+            if self._built is not None:
+                self._install()
+            else:
+                self._builder = None  # the build failed (logged): try again later
+                self._want_build()
         now = time.monotonic()
         if self._build_at is not None and now >= self._build_at and self._builder is None:
             self._start_build(now)
