@@ -123,3 +123,40 @@ async def test_a_build_ending_between_the_keepers_two_looks_is_installed_not_red
         assert [m.client_name for m in found] == ["Base"]
     finally:
         await store.close()
+
+
+class _Connection(sqlite3.Connection):
+    interrupted = threading.Event()
+
+    def interrupt(self) -> None:
+        super().interrupt()
+        self.interrupted.set()
+
+
+async def test_closing_stops_a_build_under_way_instead_of_waiting_for_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = await SqliteStore.open(tmp_path / "close.db")
+    await store.create_client(_client("Base", ["+79161234567", "+79031234567", "+74951234567"]))
+    connect, build = sqlite3.connect, CallerSnapshot.build
+    monkeypatch.setattr(keeper_module.sqlite3, "connect",
+                        lambda *a, **kw: connect(*a, **kw, factory=_Connection))
+    started, seen = threading.Event(), []
+
+    def first_row_then_the_rest(rows: object, folder: Path) -> CallerSnapshot:
+        it = iter(rows)  # type: ignore[call-overload]
+        next(it)
+        started.set()
+        # a failure guard, not a synchronisation: close() interrupts at once
+        seen.append(_Connection.interrupted.wait(60))
+        try:
+            return build(it, folder)
+        except sqlite3.OperationalError as exc:
+            seen.append(str(exc))
+            raise
+
+    monkeypatch.setattr(CallerSnapshot, "build", first_row_then_the_rest)
+    _Connection.interrupted.clear()
+    store.caller_index.start_snapshot()
+    assert await asyncio.to_thread(started.wait, 60)
+    await store.close()  # the rest of the table is not read
+    assert seen == [True, "interrupted"]
