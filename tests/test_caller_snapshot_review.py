@@ -160,3 +160,20 @@ async def test_closing_stops_a_build_under_way_instead_of_waiting_for_it(
     assert await asyncio.to_thread(started.wait, 60)
     await store.close()  # the rest of the table is not read
     assert seen == [True, "interrupted"]
+
+
+@pytest.mark.parametrize("trigger", ["caller_numbers_added", "caller_numbers_removed",
+                                     "caller_numbers_changed"])
+async def test_without_a_trigger_feeding_the_log_the_index_reads_sqlite_only(
+        tmp_path: Path, trigger: str) -> None:
+    # as a later migration that rebuilds caller_numbers would leave it: the log misses changes
+    store = await SqliteStore.open(tmp_path / "notrigger.db")
+    try:
+        await store._db.execute(f"DROP TRIGGER {trigger}")
+        index = SqliteCallerIndex(store.path)
+        try:
+            assert index.snapshot is None
+        finally:
+            index.close()
+    finally:
+        await store.close()
