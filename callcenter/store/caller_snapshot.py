@@ -69,6 +69,8 @@ class CallerSnapshot:
             at = 0
             write, dumps = file.write, marshal.dumps
             for rev, *row in rows:
+                if type(rev) is not str:
+                    continue  # a BLOB put in by hand: SQLite's text range never holds one
                 if not _plain(rev):
                     odd.append(rev)
                     continue
@@ -92,6 +94,8 @@ class CallerSnapshot:
 
     def mark(self, rev: str) -> None:
         """``rev``'s rows changed after the snapshot: its ranges are read from SQLite."""
+        if type(rev) is not str:
+            return  # a BLOB (see build()): in no range, and unsortable among the texts
         if rev not in self._dirty_set:
             self._dirty_set.add(rev)
             bisect.insort(self._dirty, rev)

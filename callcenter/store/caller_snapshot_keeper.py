@@ -51,6 +51,10 @@ class SnapshotKeeper:
         self._build_at: float | None = None  # a build is wanted from then on
         self._next_allowed = 0.0
         self._closed = False
+        # The build's connection, for close() to interrupt; the lock keeps interrupt() off a
+        # connection the worker is closing (sqlite3_interrupt on a closing one is undefined).
+        self._build_conn: sqlite3.Connection | None = None
+        self._build_lock = threading.Lock()
         self.trim_point = 0  # changes up to here are in the installed snapshot
         self.builds = 0
 
@@ -89,11 +93,16 @@ class SnapshotKeeper:
 
     def current(self) -> CallerSnapshot | None:
         """The snapshot to answer from, brought up to date; None: read SQLite."""
-        if self._built is not None:
-            self._install()
-        elif self._builder is not None and not self._builder.is_alive():
-            self._builder = None  # the build failed (logged): try again later
-            self._want_build()
+        builder = self._builder
+        # Looked at once the thread has ended, never before: it publishes _built just before
+        # it ends, so reading _built first could miss a build that ends in between, take it
+        # for failed and start another (which the install would then lose track of).
+        if builder is not None and not builder.is_alive():
+            if self._built is not None:
+                self._install()
+            else:
+                self._builder = None  # the build failed (logged): try again later
+                self._want_build()
         now = time.monotonic()
         if self._build_at is not None and now >= self._build_at and self._builder is None:
             self._start_build(now)
@@ -146,14 +155,21 @@ class SnapshotKeeper:
         try:
             conn = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, isolation_level=None)
             try:
+                with self._build_lock:
+                    self._build_conn = conn
+                if self._closed:
+                    return
                 conn.execute("BEGIN")  # the rows and the log position of one committed state
                 top = (conn.execute(_TOP).fetchone() or (0,))[0]
                 snapshot = CallerSnapshot.build(conn.execute(_ROWS), self._path.parent)
                 conn.execute("COMMIT")
             finally:
-                conn.close()
+                with self._build_lock:
+                    self._build_conn = None
+                    conn.close()
         except (sqlite3.Error, OSError, OverflowError) as exc:
-            log.warning("caller index snapshot not built (%s); SQLite answers", exc)
+            if not self._closed:
+                log.warning("caller index snapshot not built (%s); SQLite answers", exc)
             return
         log.info("caller index snapshot: %d numbers in %.1f s", len(snapshot),
                  time.monotonic() - started)
@@ -176,6 +192,11 @@ class SnapshotKeeper:
 
     def close(self) -> None:
         self._closed = True
+        # A build reads the whole table (seconds on 1,000,000 numbers): stopped, not waited
+        # for, so that closing the store does not stall the event loop.
+        with self._build_lock:
+            if self._build_conn is not None:
+                self._build_conn.interrupt()
         builder = self._builder
         if builder is not None:
             builder.join()

@@ -13,6 +13,8 @@ from callcenter.phones import Number, NumberKind
 from callcenter.store.base import PhoneMatch
 from callcenter.store.caller_snapshot_keeper import SnapshotKeeper
 
+_CHANGE_TRIGGERS = ("caller_numbers_added", "caller_numbers_removed", "caller_numbers_changed")
+
 
 class SqliteCallerIndex:
     """Caller-ID lookups on a private read connection used from the event-loop thread.
@@ -32,11 +34,14 @@ class SqliteCallerIndex:
         # Memory-mapped reads skip a copy per page: ~30% off a random lookup in 1M numbers.
         self._db.execute("PRAGMA mmap_size=1073741824")
         tables = {name for (name,) in self._db.execute(
-            "SELECT name FROM sqlite_master WHERE name IN ('caller_numbers', 'caller_changes')")}
+            "SELECT name FROM sqlite_master WHERE name IN (?, ?, ?, ?, ?)",
+            ("caller_numbers", "caller_changes", *_CHANGE_TRIGGERS))}
         self._callers = "caller_numbers" in tables  # migration 0019; an older schema joins
-        # migration 0020: the change log the snapshot follows
-        self.snapshot = (SnapshotKeeper(path, self._db, writes) if "caller_changes" in tables
-                         else None)
+        # migration 0020: the change log the snapshot follows, and the triggers that feed it
+        # (a later migration that rebuilds caller_numbers drops them with the table: without
+        # them the snapshot would never hear of a change, so SQLite answers instead)
+        self.snapshot = (SnapshotKeeper(path, self._db, writes)
+                         if tables >= {"caller_changes", *_CHANGE_TRIGGERS} else None)
 
     def start_snapshot(self) -> None:
         if self.snapshot is not None:

@@ -147,12 +147,14 @@ class SqliteDb:
                     await self._writer.execute("BEGIN IMMEDIATE")
                     yield
                     await self._writer.commit()
-                    self.writes += 1
                 except BaseException:
                     await _rollback(self._writer)
                     raise
             finally:
                 self._owner = None
+                # Counted however the block ended: a task cancelled while awaiting COMMIT
+                # has still had it run by aiosqlite's thread (a rollback only over-counts).
+                self.writes += 1
 
     async def in_transaction(self, work: Callable[[], Awaitable[T]]) -> T:
         async with self.transaction():
