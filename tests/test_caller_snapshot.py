@@ -278,3 +278,79 @@ def test_the_key_search_finds_every_position(tmp_path: Path) -> None:
             assert got is not None and [r[5] for r in got] == expected, prefix
     finally:
         snapshot.close()
+
+
+async def test_numbers_only_another_process_writes_are_trimmed_once_seen(tmp_path: Path) -> None:
+    path = tmp_path / "cli.db"
+    server = await _started(path)
+    cli = await SqliteStore.open(path)  # numbers arrive by `callcenter import` only
+    try:
+        count = "SELECT COUNT(*) FROM caller_changes"
+        await cli.import_clients([_client(f"C{i}", [f"+7916123{i:04d}"]) for i in range(4)])
+        await server.trim_caller_changes()  # the server's minute: nothing seen yet, kept
+        assert (await server._db.rows(count))[0][0] == 4
+        keeper = server.caller_index.snapshot
+        assert keeper is not None
+        keeper.poll()
+        await server.trim_caller_changes()
+        assert (await server._db.rows(count))[0][0] == 0
+        _same_as_sqlite(server, SqliteCallerIndex(path))
+    finally:
+        await cli.close()
+        await server.close()
+
+
+async def test_while_a_build_runs_the_log_is_kept_from_where_it_started(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    release = threading.Event()
+    real = CallerSnapshot.build
+
+    def slow_build(rows, folder):  # type: ignore[no-untyped-def]
+        release.wait(30)
+        return real(rows, folder)
+
+    path = tmp_path / "slow.db"
+    server = await _started(path)
+    try:
+        keeper = server.caller_index.snapshot
+        assert keeper is not None
+        await server.import_clients([_client(f"C{i}", [f"+7916123{i:04d}"]) for i in range(3)])
+        server.caller_index.match(normalize("+79161230001"), 10)  # sees the 3 changes
+        assert keeper.trim_point == 3
+        monkeypatch.setattr(CallerSnapshot, "build", staticmethod(slow_build))
+        keeper.rebuild()  # the build waits, holding the log position it reads at its start
+        await server.create_client(_client("During", ["+79031234567"]))
+        keeper.poll()
+        assert keeper.trim_point == 3
+        release.set()
+        assert keeper.wait() and keeper.trim_point >= 4
+        _same_as_sqlite(server, SqliteCallerIndex(path))
+    finally:
+        release.set()
+        await server.close()
+
+
+async def test_a_build_that_keeps_failing_waits_longer_each_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = await _started(tmp_path / "fail.db")
+    try:
+        keeper = store.caller_index.snapshot
+        assert keeper is not None
+
+        def broken(rows, folder):  # type: ignore[no-untyped-def]
+            raise OSError("disk full")
+
+        monkeypatch.setattr(CallerSnapshot, "build", staticmethod(broken))
+        waits = []
+        for _ in range(3):
+            keeper.rebuild()  # due now, whatever the back-off said
+            assert not keeper.wait()
+            waits.append(keeper._next_allowed)
+        assert keeper.installed is None and waits[0] < waits[1] < waits[2]
+        await store.create_client(_client("Still", ["+79161234567"]))  # SQLite answers
+        assert [m.client_name for m in store.caller_index.match(
+            normalize("+79161234567"), 10)] == ["Still"]
+    finally:
+        await store.close()

@@ -13,7 +13,7 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -151,6 +151,10 @@ async def call_handling(services: Services, demo: bool, demo_calls: bool = True
         services.extra["recordings"] = fetcher
         sweeper = asyncio.create_task(_sweep(registry), name="call-sweeper")
         stack.push_async_callback(cancel_task, sweeper)
+        trim = getattr(store, "trim_caller_changes", None)
+        if trim is not None:
+            trimmer = asyncio.create_task(_every_minute(trim), name="caller-changes-trim")
+            stack.push_async_callback(cancel_task, trimmer)
         yield
 
 
@@ -341,6 +345,15 @@ async def finish_left_open(call_log: CallLog,
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(all_synced(), grace)
     return call_log.finish_left_open()
+
+
+async def _every_minute(work: Callable[[], Awaitable[None]]) -> None:
+    while True:
+        await asyncio.sleep(60)
+        try:
+            await work()
+        except Exception:  # a busy database now and then: the next minute tries again
+            log.warning("%s failed", getattr(work, "__name__", work), exc_info=True)
 
 
 async def _sweep(registry: CallRegistry) -> None:

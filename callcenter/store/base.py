@@ -63,6 +63,21 @@ class PhoneMatch:
     matched_by: str  # "e164" or "tail"
 
 
+def phone_matches(rows: Sequence[Sequence[Any]], how: str) -> list[PhoneMatch]:
+    """One match per contact, in the rows' order, from (client_id, client_name, contact_id,
+    contact_name, manager_id, raw) rows: a contact with two rows for the number (home and
+    work) is one candidate, not a tie."""
+    seen: set[int] = set()
+    out = []
+    for client_id, client_name, contact_id, contact_name, manager_id, raw in rows:
+        if contact_id in seen:
+            continue
+        seen.add(contact_id)
+        out.append(PhoneMatch(client_id, client_name, contact_id, contact_name, manager_id,
+                              raw, how))
+    return out
+
+
 @dataclass(slots=True)
 class PhoneInput:
     raw: str

@@ -55,8 +55,16 @@ class SnapshotKeeper:
         # connection the worker is closing (sqlite3_interrupt on a closing one is undefined).
         self._build_conn: sqlite3.Connection | None = None
         self._build_lock = threading.Lock()
-        self.trim_point = 0  # changes up to here are in the installed snapshot
+        self._trim_frozen = 0
+        self._failures = 0  # builds failed in a row: each waits twice as long (up to 64x)
         self.builds = 0
+
+    @property
+    def trim_point(self) -> int:
+        """The change log up to here is needed no more: the snapshot holds it or marked it
+        dirty. While a build runs, where the log was when it started (the build installs
+        from a later position and reads on from there; trimming past it would leave a gap)."""
+        return self._trim_frozen if self._builder is not None else self._seq
 
     @property
     def installed(self) -> CallerSnapshot | None:
@@ -102,6 +110,9 @@ class SnapshotKeeper:
                 self._install()
             else:
                 self._builder = None  # the build failed (logged): try again later
+                self._failures += 1
+                self._next_allowed = time.monotonic() + REBUILD_SECONDS * 2 ** min(
+                    self._failures, 6)
                 self._want_build()
         now = time.monotonic()
         if self._build_at is not None and now >= self._build_at and self._builder is None:
@@ -146,6 +157,7 @@ class SnapshotKeeper:
     def _start_build(self, now: float) -> None:
         self._build_at = None
         self._next_allowed = now + REBUILD_SECONDS
+        self._trim_frozen = self._seq
         self._builder = threading.Thread(target=self._build, name="caller-snapshot",
                                          daemon=True)
         self._builder.start()
@@ -186,7 +198,7 @@ class SnapshotKeeper:
         if self._snapshot is not None:
             self._snapshot.close()
         self._snapshot, self._seq = snapshot, top
-        self.trim_point = top
+        self._failures = 0
         self.builds += 1
         self._poll_at = 0.0  # what changed during the build, at once
 

@@ -31,7 +31,7 @@ import asyncpg
 
 from callcenter.models import Role, User
 from callcenter.phones import Number, NumberKind
-from callcenter.store.base import PhoneMatch
+from callcenter.store.base import PhoneMatch, phone_matches
 
 log = logging.getLogger(__name__)
 
@@ -208,14 +208,14 @@ class PgCallerIndex:
         return tuple((self.by_e164(e164) if e164 else None) or self.by_tail(tail))
 
     def by_e164(self, e164: str) -> list[PhoneMatch]:
-        return _matches([t[2] for t in self._snap.by_e164.get(e164, ())], "e164")
+        return phone_matches([t[2] for t in self._snap.by_e164.get(e164, ())], "e164")
 
     def by_tail(self, tail: str) -> list[PhoneMatch]:
         snap = self._snap
         prefix = tail[::-1]
         start = bisect.bisect_left(snap.revs, prefix)
         end = bisect.bisect_left(snap.revs, prefix + ":")
-        return _matches(snap.rev_rows[start:min(end, start + 50)], "tail")
+        return phone_matches(snap.rev_rows[start:min(end, start + 50)], "tail")
 
     def user_by_extension(self, extension: str) -> User | None:
         return self._snap.extensions.get(extension)
@@ -238,18 +238,6 @@ class PgCallerIndex:
         if self._listener is not None:
             self._listener.terminate()  # sync: close() is called from the store's close
             self._listener = None
-
-
-def _matches(rows: list[tuple[Any, ...]], how: str) -> list[PhoneMatch]:
-    seen: set[int] = set()
-    out = []
-    for client_id, client_name, contact_id, contact_name, manager_id, raw in rows:
-        if contact_id in seen:
-            continue
-        seen.add(contact_id)
-        out.append(PhoneMatch(client_id, client_name, contact_id, contact_name, manager_id,
-                              raw, how))
-    return out
 
 
 def _build(phones: Any, clients: Any, users: Any, interactions: Any, tasks: Any

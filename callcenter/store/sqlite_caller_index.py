@@ -10,7 +10,7 @@ from typing import Any
 
 from callcenter.models import Role, User
 from callcenter.phones import Number, NumberKind
-from callcenter.store.base import PhoneMatch
+from callcenter.store.base import PhoneMatch, phone_matches
 from callcenter.store.caller_snapshot_keeper import SnapshotKeeper
 
 _CHANGE_TRIGGERS = ("caller_numbers_added", "caller_numbers_removed", "caller_numbers_changed")
@@ -91,8 +91,8 @@ class SqliteCallerIndex:
             else:
                 exact_rows = [r[:6] for r in rows if r[6] == e164]
                 if exact_rows:
-                    return tuple(self._matches(exact_rows, "e164"))
-        return tuple(self._matches([r[:6] for r in rows], "tail"))
+                    return tuple(phone_matches(exact_rows, "e164"))
+        return tuple(phone_matches([r[:6] for r in rows], "tail"))
 
     # Whole statements as constants: the sqlite3 statement cache is keyed by the text, and
     # building it anew on every ring cost a concatenation per lookup.
@@ -103,25 +103,13 @@ class SqliteCallerIndex:
         rows = self._db.execute(self._BY_E164, (e164,)).fetchall()
         if len(rows) == 1:  # the screen-pop's usual case: one row, nothing to de-duplicate
             return [PhoneMatch(*rows[0], "e164")]
-        return self._matches(rows, "e164")
+        return phone_matches(rows, "e164")
 
     def by_tail(self, tail: str) -> list[PhoneMatch]:
         prefix = tail[::-1]
         # ':' sorts right after '9': [prefix, prefix + ':') is "starts with prefix".
         rows = self._db.execute(self._BY_TAIL, (prefix, prefix + ":")).fetchall()
-        return self._matches(rows, "tail")
-
-    @staticmethod
-    def _matches(rows: list[tuple[Any, ...]], how: str) -> list[PhoneMatch]:
-        seen: set[int] = set()
-        out = []
-        for client_id, client_name, contact_id, contact_name, manager_id, raw in rows:
-            if contact_id in seen:
-                continue
-            seen.add(contact_id)
-            out.append(PhoneMatch(client_id, client_name, contact_id, contact_name, manager_id,
-                                  raw, how))
-        return out
+        return phone_matches(rows, "tail")
 
     def user_by_extension(self, extension: str) -> User | None:
         row = self._db.execute(

@@ -26,9 +26,10 @@ class CallerNumbersMixin:
     _callers_table = True  # False only for a store opened at an older schema version
     _changes_trimmed = 0
 
-    async def _trim_caller_changes(self) -> None:
-        """Drop the change log (migration 0020) this process's caller index snapshot holds
-        already: done with the next write of numbers, so the log stays short."""
+    async def trim_caller_changes(self) -> None:
+        """Drop the change log (migration 0020) this process's caller index snapshot needs no
+        more: with each write of numbers, and every minute on the server (for numbers that
+        only other processes write, such as `callcenter import`)."""
         keeper = getattr(self.caller_index, "snapshot", None)
         point = keeper.trim_point if keeper is not None else 0
         if point > self._changes_trimmed:
@@ -38,7 +39,7 @@ class CallerNumbersMixin:
     async def _refresh_callers(self, client_id: int) -> None:
         if not self._callers_table:
             return
-        await self._trim_caller_changes()
+        await self.trim_caller_changes()
         await self._db.execute("DELETE FROM caller_numbers WHERE client_id = ?", (client_id,))
         await self._db.execute(FILL + " WHERE cl.id = ?", (client_id,))
 
@@ -48,7 +49,7 @@ class CallerNumbersMixin:
         import batch of 1,000 clients took half as long again with the per-client refresh)."""
         if not self._callers_table:
             return
-        await self._trim_caller_changes()
+        await self.trim_caller_changes()
         for start in range(0, len(client_ids), 500):
             chunk = tuple(client_ids[start:start + 500])
             await self._db.execute(FILL + f" WHERE cl.id IN ({', '.join('?' * len(chunk))})",
@@ -56,7 +57,7 @@ class CallerNumbersMixin:
 
     async def _hand_over_callers(self, from_user: int, to_user: int) -> None:
         if self._callers_table:
-            await self._trim_caller_changes()
+            await self.trim_caller_changes()
             await self._db.execute("UPDATE caller_numbers SET manager_id = ? WHERE manager_id = ?",
                                    (to_user, from_user))
 
