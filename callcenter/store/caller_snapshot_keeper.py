@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from time import monotonic
 
 from callcenter.store.caller_snapshot import CallerSnapshot
 
@@ -101,6 +102,13 @@ class SnapshotKeeper:
 
     def current(self) -> CallerSnapshot | None:
         """The snapshot to answer from, brought up to date; None: read SQLite."""
+        snapshot = self._snapshot
+        if (snapshot is not None and self._builder is None and self._build_at is None
+                and self._writes() == self._seen_writes and monotonic() < self._poll_at):
+            return snapshot  # every screen-pop between two polls: nothing to do
+        return self._refresh()
+
+    def _refresh(self) -> CallerSnapshot | None:
         builder = self._builder
         # Looked at once the thread has ended, never before: it publishes _built just before
         # it ends, so reading _built first could miss a build that ends in between, take it
