@@ -137,6 +137,17 @@ def _stats(samples: list[int], total_ns: int) -> dict[str, float]:
     }
 
 
+def _timed(read: Callable[[str], object], keys: list[str], samples: list[int]) -> int:
+    """Each read's time into ``samples``; the block's time in ns (timed as the product's)."""
+    perf = time.perf_counter_ns
+    start = perf()
+    for k in keys:
+        t0 = perf()
+        read(k)
+        samples.append(perf() - t0)
+    return perf() - start
+
+
 def run(path: Path, phones: int, lookups: int, block: int = 1000) -> dict[str, Any]:
     """The product and the baseline in alternating blocks of ``block`` lookups, so that a
     noisy neighbour on the machine slows both alike."""
@@ -184,20 +195,10 @@ def run(path: Path, phones: int, lookups: int, block: int = 1000) -> dict[str, A
             hits += bool(result.candidates)
         spent = perf() - start
         product_ns += spent
-        start = perf()
-        for k in keys[at:at + block]:
-            t0 = perf()
-            point_read(k)
-            base.append(perf() - t0)
-        base_spent = perf() - start
+        base_spent = _timed(point_read, keys[at:at + block], base)
         base_ns += base_spent
         block_ratios.append(base_spent / spent)
-        start = perf()
-        for k in keys[at:at + block]:
-            t0 = perf()
-            row_read(k)
-            floor.append(perf() - t0)
-        floor_spent = perf() - start
+        floor_spent = _timed(row_read, keys[at:at + block], floor)
         floor_ns += floor_spent
         floor_ratios.append(base_spent / floor_spent)
     asyncio.run(store.close())
