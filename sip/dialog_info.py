@@ -224,6 +224,11 @@ class DialogTracker:
                     del self.dialogs[dialog.id]
                     changes.append(DialogChange(before, dialog))
                 continue
+            if before is None and not info.full and len(self.dialogs) >= MAX_DIALOGS:
+                # partial documents add up (a full one is bounded by itself): past the bound
+                # the notifier's word is not held -- its full state will replace ours
+                self.needs_full = True
+                continue
             if before is None or before.state is not dialog.state:
                 changes.append(DialogChange(before, dialog))
             self.dialogs[dialog.id] = dialog

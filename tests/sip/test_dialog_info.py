@@ -221,3 +221,20 @@ def test_a_first_document_that_is_partial_asks_for_the_full_state() -> None:
     assert t.needs_full
     t.new_subscription()
     assert not t.needs_full
+
+
+def test_partial_documents_cannot_grow_the_dialogs_held_without_bound() -> None:
+    """Each document is bounded (MAX_DIALOGS), but partial ones add up: a buggy or hostile
+    notifier naming new dialogs in every NOTIFY must not grow one extension's memory (and the
+    presence scan of every NOTIFY) for ever. Past the bound we ask for the full state."""
+    t = DialogTracker()
+    t.apply(parse(doc(0, "full")))
+    for version in range(1, 40):
+        calls = [dialog(f"d{version}-{i}", "early", call_id=f"c{version}-{i}")
+                 for i in range(MAX_DIALOGS)]
+        t.apply(parse(doc(version, "partial", *calls)))
+    assert len(t.dialogs) <= MAX_DIALOGS
+    assert t.needs_full
+    # the full state the refresh brings replaces it all
+    t.apply(parse(doc(40, "full", dialog("d1", "confirmed"))))
+    assert set(t.dialogs) == {"d1"} and not t.needs_full and t.presence() is Presence.ON_CALL
