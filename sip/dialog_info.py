@@ -184,6 +184,9 @@ class DialogTracker:
     stale: int = 0  # dialog states refused as going backwards (a count for diagnosis)
     # (dialog id, Call-ID) of SIP dialogs said to be terminated, the least recently named first
     _ended: dict[tuple[str, str], None] = field(default_factory=dict)
+    # A refresh was sent in the subscription's dialog: the full state it brings is taken
+    # whatever its version (a notifier that restarted its count numbers it from 0 again).
+    _refreshed: bool = False
 
     def presence(self) -> Presence:
         if self.offline:
@@ -198,8 +201,14 @@ class DialogTracker:
         return Presence.FREE
 
     def apply(self, info: DialogInfo) -> list[DialogChange]:
-        if info.version <= self.version:
+        if info.version <= self.version and not (info.full and self._refreshed):
+            if info.full:
+                # overtaken, or a notifier that restarted its count in the same subscription
+                # (back with its subscriptions persisted, not their versions): a refresh tells
+                self.needs_full = True
             return []  # overtaken by a later NOTIFY, or replayed
+        if info.full:
+            self._refreshed = False
         gap = self.version < 0 or info.version != self.version + 1
         self.version = info.version
         if not info.full and (gap or self.needs_full):
@@ -262,10 +271,15 @@ class DialogTracker:
         while len(self._ended) > MAX_ENDED:
             del self._ended[next(iter(self._ended))]
 
+    def refreshing(self) -> None:
+        """The subscription is refreshed in its dialog: its NOTIFY carries the full state."""
+        self._refreshed = True
+
     def new_subscription(self) -> None:
         """A new subscription: its NOTIFYs count versions from the start again."""
         self.version = -1
         self.needs_full = False
+        self._refreshed = False
 
     def go_offline(self) -> list[DialogChange]:
         """The extension's phone is unregistered or its subscription was refused: its

@@ -238,3 +238,23 @@ def test_partial_documents_cannot_grow_the_dialogs_held_without_bound() -> None:
     # the full state the refresh brings replaces it all
     t.apply(parse(doc(40, "full", dialog("d1", "confirmed"))))
     assert set(t.dialogs) == {"d1"} and not t.needs_full and t.presence() is Presence.ON_CALL
+
+
+def test_a_notifier_that_restarts_its_count_in_the_same_subscription_is_followed_again() -> None:
+    """A notifier restarted with its subscriptions kept (persisted) but not their versions
+    numbers from 0 again in the same dialog: every document would be "old" until the count
+    passed ours -- the phone shown as it was, for hundreds of calls. An old full document asks
+    for the full state; the NOTIFY a refresh brings is taken whatever its version."""
+    t = DialogTracker()
+    t.apply(parse(doc(40, "full", dialog("d1", "confirmed"))))
+    assert t.presence() is Presence.ON_CALL
+    assert t.apply(parse(doc(0, "full"))) == []  # restarted: 101 hung up meanwhile
+    assert t.needs_full
+    t.refreshing()  # the watcher refreshed the subscription in its dialog
+    changes = t.apply(parse(doc(1, "full")))
+    assert [c.after.event for c in changes] == ["vanished"]
+    assert t.presence() is Presence.FREE and not t.needs_full
+    t.apply(parse(doc(2, "partial", dialog("d2", "early", call_id="y"))))
+    assert t.presence() is Presence.RINGING
+    # once taken, the order holds again: an overtaken document is still ignored
+    assert t.apply(parse(doc(1, "full"))) == [] and t.presence() is Presence.RINGING
