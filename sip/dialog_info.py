@@ -211,6 +211,11 @@ class DialogTracker:
             self._refreshed = False
         gap = self.version < 0 or info.version != self.version + 1
         self.version = info.version
+        if not info.full and self.needs_full and not gap and self._refreshed:
+            # the refresh we sent for the full state was answered with a partial document:
+            # this notifier gives no other, and refusing all would freeze the phone for good.
+            # Its partial state is the newest word on the dialogs it names: taken.
+            self.needs_full = self._refreshed = False
         if not info.full and (gap or self.needs_full):
             # RFC 4235 4.1: a NOTIFY was lost (or we never had the full state): a partial
             # document is a change to state we do not know. Ask for the full state instead.

@@ -258,3 +258,19 @@ def test_a_notifier_that_restarts_its_count_in_the_same_subscription_is_followed
     assert t.presence() is Presence.RINGING
     # once taken, the order holds again: an overtaken document is still ignored
     assert t.apply(parse(doc(1, "full"))) == [] and t.presence() is Presence.RINGING
+
+
+def test_a_notifier_that_answers_a_refresh_with_partial_state_is_followed_again() -> None:
+    """After a gap we refresh for the full state; a notifier that answers with a partial
+    document instead would leave every later one refused, the phone frozen for good. Its
+    answer is the newest word on the dialogs it names: taken (as before the gap rule)."""
+    t = DialogTracker()
+    t.apply(parse(doc(0, "full")))
+    t.apply(parse(doc(1, "partial", dialog("d1", "early"))))
+    assert t.apply(parse(doc(3, "partial", dialog("d1", "confirmed")))) == []  # v2 lost
+    assert t.needs_full
+    t.refreshing()
+    t.apply(parse(doc(4, "partial", dialog("d1", "confirmed"))))  # the refresh's NOTIFY
+    assert t.presence() is Presence.ON_CALL and not t.needs_full
+    t.apply(parse(doc(5, "partial", dialog("d1", "terminated"))))
+    assert t.presence() is Presence.FREE
