@@ -9,7 +9,9 @@ rise (a NOTIFY overtaken by a later one, or replayed) is ignored. Versions count
 subscription (RFC 4235 4.1): :meth:`DialogTracker.new_subscription` starts them again. A
 partial document after a version gap (a NOTIFY lost) is not applied on state we no longer
 know: :attr:`DialogTracker.needs_full` asks the watcher for a refresh, whose NOTIFY carries the
-full state.
+full state. So does a full document with an old version (overtaken, or a notifier that restarted
+its count in the same subscription); the full state a refresh brings is taken whatever its
+version, and a refresh answered with partial state is taken as the newest word.
 
 A SIP dialog only moves forward (RFC 4235 3.7.1: trying, proceeding, early, confirmed,
 terminated), yet a notifier's documents can say it went back: kamailio's pua_dialoginfo
