@@ -9,7 +9,9 @@ rise (a NOTIFY overtaken by a later one, or replayed) is ignored. Versions count
 subscription (RFC 4235 4.1): :meth:`DialogTracker.new_subscription` starts them again. A
 partial document after a version gap (a NOTIFY lost) is not applied on state we no longer
 know: :attr:`DialogTracker.needs_full` asks the watcher for a refresh, whose NOTIFY carries the
-full state.
+full state. So does a full document with an old version (overtaken, or a notifier that restarted
+its count in the same subscription); the full state a refresh brings is taken whatever its
+version, and a refresh answered with partial state is taken as the newest word.
 
 A SIP dialog only moves forward (RFC 4235 3.7.1: trying, proceeding, early, confirmed,
 terminated), yet a notifier's documents can say it went back: kamailio's pua_dialoginfo
@@ -184,6 +186,9 @@ class DialogTracker:
     stale: int = 0  # dialog states refused as going backwards (a count for diagnosis)
     # (dialog id, Call-ID) of SIP dialogs said to be terminated, the least recently named first
     _ended: dict[tuple[str, str], None] = field(default_factory=dict)
+    # A refresh was sent in the subscription's dialog: the full state it brings is taken
+    # whatever its version (a notifier that restarted its count numbers it from 0 again).
+    _refreshed: bool = False
 
     def presence(self) -> Presence:
         if self.offline:
@@ -198,10 +203,21 @@ class DialogTracker:
         return Presence.FREE
 
     def apply(self, info: DialogInfo) -> list[DialogChange]:
-        if info.version <= self.version:
+        if info.version <= self.version and not (info.full and self._refreshed):
+            if info.full:
+                # overtaken, or a notifier that restarted its count in the same subscription
+                # (back with its subscriptions persisted, not their versions): a refresh tells
+                self.needs_full = True
             return []  # overtaken by a later NOTIFY, or replayed
+        if info.full:
+            self._refreshed = False
         gap = self.version < 0 or info.version != self.version + 1
         self.version = info.version
+        if not info.full and self.needs_full and not gap and self._refreshed:
+            # the refresh we sent for the full state was answered with a partial document:
+            # this notifier gives no other, and refusing all would freeze the phone for good.
+            # Its partial state is the newest word on the dialogs it names: taken.
+            self.needs_full = self._refreshed = False
         if not info.full and (gap or self.needs_full):
             # RFC 4235 4.1: a NOTIFY was lost (or we never had the full state): a partial
             # document is a change to state we do not know. Ask for the full state instead.
@@ -223,6 +239,11 @@ class DialogTracker:
                 if before is not None:
                     del self.dialogs[dialog.id]
                     changes.append(DialogChange(before, dialog))
+                continue
+            if before is None and not info.full and len(self.dialogs) >= MAX_DIALOGS:
+                # partial documents add up (a full one is bounded by itself): past the bound
+                # the notifier's word is not held -- its full state will replace ours
+                self.needs_full = True
                 continue
             if before is None or before.state is not dialog.state:
                 changes.append(DialogChange(before, dialog))
@@ -257,10 +278,15 @@ class DialogTracker:
         while len(self._ended) > MAX_ENDED:
             del self._ended[next(iter(self._ended))]
 
+    def refreshing(self) -> None:
+        """The subscription is refreshed in its dialog: its NOTIFY carries the full state."""
+        self._refreshed = True
+
     def new_subscription(self) -> None:
         """A new subscription: its NOTIFYs count versions from the start again."""
         self.version = -1
         self.needs_full = False
+        self._refreshed = False
 
     def go_offline(self) -> list[DialogChange]:
         """The extension's phone is unregistered or its subscription was refused: its

@@ -187,6 +187,7 @@ class DialogWatcher:
                     sub.dialog = Dialog.as_uac(sent, response)
         else:
             dialog = sub.dialog
+            sub.tracker.refreshing()
 
             def build(_cseq: int) -> Request:
                 return dialog.new_request("SUBSCRIBE", headers=[

@@ -221,3 +221,56 @@ def test_a_first_document_that_is_partial_asks_for_the_full_state() -> None:
     assert t.needs_full
     t.new_subscription()
     assert not t.needs_full
+
+
+def test_partial_documents_cannot_grow_the_dialogs_held_without_bound() -> None:
+    """Each document is bounded (MAX_DIALOGS), but partial ones add up: a buggy or hostile
+    notifier naming new dialogs in every NOTIFY must not grow one extension's memory (and the
+    presence scan of every NOTIFY) for ever. Past the bound we ask for the full state."""
+    t = DialogTracker()
+    t.apply(parse(doc(0, "full")))
+    for version in range(1, 40):
+        calls = [dialog(f"d{version}-{i}", "early", call_id=f"c{version}-{i}")
+                 for i in range(MAX_DIALOGS)]
+        t.apply(parse(doc(version, "partial", *calls)))
+    assert len(t.dialogs) <= MAX_DIALOGS
+    assert t.needs_full
+    # the full state the refresh brings replaces it all
+    t.apply(parse(doc(40, "full", dialog("d1", "confirmed"))))
+    assert set(t.dialogs) == {"d1"} and not t.needs_full and t.presence() is Presence.ON_CALL
+
+
+def test_a_notifier_that_restarts_its_count_in_the_same_subscription_is_followed_again() -> None:
+    """A notifier restarted with its subscriptions kept (persisted) but not their versions
+    numbers from 0 again in the same dialog: every document would be "old" until the count
+    passed ours -- the phone shown as it was, for hundreds of calls. An old full document asks
+    for the full state; the NOTIFY a refresh brings is taken whatever its version."""
+    t = DialogTracker()
+    t.apply(parse(doc(40, "full", dialog("d1", "confirmed"))))
+    assert t.presence() is Presence.ON_CALL
+    assert t.apply(parse(doc(0, "full"))) == []  # restarted: 101 hung up meanwhile
+    assert t.needs_full
+    t.refreshing()  # the watcher refreshed the subscription in its dialog
+    changes = t.apply(parse(doc(1, "full")))
+    assert [c.after.event for c in changes] == ["vanished"]
+    assert t.presence() is Presence.FREE and not t.needs_full
+    t.apply(parse(doc(2, "partial", dialog("d2", "early", call_id="y"))))
+    assert t.presence() is Presence.RINGING
+    # once taken, the order holds again: an overtaken document is still ignored
+    assert t.apply(parse(doc(1, "full"))) == [] and t.presence() is Presence.RINGING
+
+
+def test_a_notifier_that_answers_a_refresh_with_partial_state_is_followed_again() -> None:
+    """After a gap we refresh for the full state; a notifier that answers with a partial
+    document instead would leave every later one refused, the phone frozen for good. Its
+    answer is the newest word on the dialogs it names: taken (as before the gap rule)."""
+    t = DialogTracker()
+    t.apply(parse(doc(0, "full")))
+    t.apply(parse(doc(1, "partial", dialog("d1", "early"))))
+    assert t.apply(parse(doc(3, "partial", dialog("d1", "confirmed")))) == []  # v2 lost
+    assert t.needs_full
+    t.refreshing()
+    t.apply(parse(doc(4, "partial", dialog("d1", "confirmed"))))  # the refresh's NOTIFY
+    assert t.presence() is Presence.ON_CALL and not t.needs_full
+    t.apply(parse(doc(5, "partial", dialog("d1", "terminated"))))
+    assert t.presence() is Presence.FREE
